@@ -1,0 +1,139 @@
+"""Store and configuration commands: init, status, config, queue."""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+from queuectl.cli import Session
+
+
+@click.command()
+@click.pass_obj
+def init(session: Session) -> None:
+    """Create or migrate the store, and print where it is."""
+    info = session.queue.store.describe()
+    click.echo(f"{info['target']} ({info['kind']}, schema {info['schema_version']})")
+
+
+@click.command()
+@click.option("--json", "as_json", is_flag=True, help="Print the status as JSON.")
+@click.pass_obj
+def status(session: Session, as_json: bool) -> None:
+    """Counts per state and queue, live runners, and jobs done in the last minute."""
+    from queuectl.cli.render import print_json, print_table
+
+    report = session.queue.status()
+    if as_json:
+        print_json(report)
+        return
+    counts = report["counts"]
+    print_table("jobs", list(counts), [list(counts.values())])
+    if report["queues"]:
+        states = list(counts)
+        rows = [[name, *(per[s] for s in states)] for name, per in report["queues"].items()]
+        print_table("queues", ["QUEUE", *states], rows)
+    if report["runners"]:
+        print_runners(report["runners"])
+    else:
+        click.echo("no runner is up (start one with: queuectl worker start)")
+    click.echo(f"done in the last minute: {report['done_last_minute']}")
+
+
+def print_runners(runners: list[dict]) -> None:
+    from queuectl.cli.render import print_table
+
+    rows = [
+        (
+            r["host"], r["pid"], r["workers"], ",".join(r["queues"] or ["*"]),
+            r["started_at"][:19].replace("T", " "), r["heartbeat_at"][11:23],
+            " ".join(r["running"]) or "-",
+        )
+        for r in runners
+    ]  # fmt: skip
+    print_table("runners", ["HOST", "PID", "WORKERS", "QUEUES", "STARTED", "HEARTBEAT", "RUNNING"], rows)
+
+
+@click.group()
+def config() -> None:
+    """See and change the queue's configuration (shared by every runner)."""
+
+
+@config.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print an object of key to value.")
+@click.pass_obj
+def config_list(session: Session, as_json: bool) -> None:
+    """Every key with its value."""
+    values = session.queue.config()
+    if as_json:
+        click.echo(json.dumps(values, indent=2))
+        return
+    from queuectl.config import KEYS
+    from queuectl.cli.render import print_table
+
+    print_table(None, ["KEY", "VALUE", "DEFAULT", "MEANING"], [
+        (key, values[key], KEYS[key].default, KEYS[key].help) for key in KEYS
+    ])  # fmt: skip
+
+
+@config.command("get")
+@click.argument("key")
+@click.option("--json", "as_json", is_flag=True, help="Print the value as JSON.")
+@click.pass_obj
+def config_get(session: Session, key: str, as_json: bool) -> None:
+    """Print one key's bare value."""
+    value = session.queue.get_config(key)
+    click.echo(json.dumps(value) if as_json else value)
+
+
+@config.command("set")
+@click.argument("key")
+@click.argument("value")
+@click.pass_obj
+def config_set(session: Session, key: str, value: str) -> None:
+    """Validate and store a value; running runners pick it up within seconds."""
+    stored = session.queue.set_config(key, value)
+    click.echo(f"{key.replace('-', '_')} = {stored}", err=True)
+
+
+@click.group()
+def queue() -> None:
+    """Named queues: list them, pause and resume them."""
+
+
+@queue.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print the queues as JSON.")
+@click.pass_obj
+def queue_list(session: Session, as_json: bool) -> None:
+    """Named queues with their counts per state."""
+    from queuectl.cli.render import print_json, print_table
+    from queuectl.models import STATES
+
+    queues = session.queue.queues()
+    if as_json:
+        print_json(queues)
+        return
+    rows = [
+        [name, "paused" if q["paused"] else "active", *(q["counts"][s] for s in STATES)]
+        for name, q in queues.items()
+    ]
+    print_table(None, ["QUEUE", "STATUS", *STATES], rows)
+
+
+@queue.command("pause")
+@click.argument("name")
+@click.pass_obj
+def queue_pause(session: Session, name: str) -> None:
+    """Stop runners from starting new jobs of this queue (running ones finish)."""
+    session.queue.pause(name)
+    click.echo(f"paused {name}", err=True)
+
+
+@queue.command("resume")
+@click.argument("name")
+@click.pass_obj
+def queue_resume(session: Session, name: str) -> None:
+    """Let runners start jobs of this queue again."""
+    session.queue.resume(name)
+    click.echo(f"resumed {name}", err=True)

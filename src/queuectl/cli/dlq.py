@@ -1,0 +1,49 @@
+"""The dead-letter queue: list, retry and purge dead jobs."""
+
+from __future__ import annotations
+
+import click
+
+from queuectl.cli import Session
+
+
+@click.group()
+def dlq() -> None:
+    """The dead-letter queue: jobs that failed every attempt."""
+
+
+@dlq.command("list")
+@click.option("--limit", "-n", type=click.IntRange(min=0), default=0, help="At most this many (0 = all).")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON array of jobs.")
+@click.pass_obj
+def dlq_list(session: Session, limit: int, as_json: bool) -> None:
+    """Dead jobs with their last error."""
+    from queuectl.cli.render import print_jobs
+
+    print_jobs(session.queue.list(state="dead", limit=limit or None), as_json, "dead-letter queue")
+
+
+@dlq.command("retry")
+@click.argument("job_ids", nargs=-1, metavar="ID...")
+@click.option("--all", "every", is_flag=True, help="Retry every dead job.")
+@click.pass_obj
+def dlq_retry(session: Session, job_ids: tuple[str, ...], every: bool) -> None:
+    """Move dead jobs back to pending, with attempts reset."""
+    if bool(job_ids) == every:
+        raise click.UsageError("give the ids of dead jobs, or --all")
+    retried = session.queue.retry(*job_ids, all=every)
+    for job_id in retried:
+        click.echo(job_id)
+    click.echo(f"retried {len(retried)} job{'s' if len(retried) != 1 else ''}", err=True)
+
+
+@dlq.command("purge")
+@click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
+@click.pass_obj
+def dlq_purge(session: Session, yes: bool) -> None:
+    """Delete every dead job."""
+    from queuectl.cli.jobs import confirm
+
+    confirm(yes, "delete every dead job?")
+    count = session.queue.purge("dead")
+    click.echo(f"purged {count} dead job{'s' if count != 1 else ''}", err=True)

@@ -1,0 +1,273 @@
+"""Job commands: enqueue, list, show, logs, wait, cancel, explain, purge."""
+
+from __future__ import annotations
+
+import json
+import shlex
+import sys
+from typing import Any
+
+import click
+
+from queuectl.cli import Session
+from queuectl.errors import InvalidInputError
+from queuectl.models import new_job
+
+
+class EnqueueCommand(click.Command):
+    """Remembers whether `--` was given: after it, the words are the command's argv."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        ctx.meta["dashdash"] = "--" in args
+        return super().parse_args(ctx, args)
+
+
+def parse_jobs_text(text: str) -> list[dict[str, Any]]:
+    """A JSON object, a JSON array of objects, or JSON Lines (one object a line)."""
+    stripped = text.strip()
+    if not stripped:
+        raise InvalidInputError("no job given (the input is empty)")
+    try:
+        whole = json.loads(stripped)
+    except json.JSONDecodeError as exc:
+        if "Extra data" not in exc.msg:
+            if "\n" not in stripped:
+                raise InvalidInputError(f"invalid JSON: {exc.msg} at column {exc.colno}") from None
+        whole = None
+    else:
+        if isinstance(whole, dict):
+            return [whole]
+        if isinstance(whole, list):
+            for n, item in enumerate(whole, 1):
+                if not isinstance(item, dict):
+                    raise InvalidInputError(f"item {n}: a job must be a JSON object")
+            if not whole:
+                raise InvalidInputError("no job given (the array is empty)")
+            return whole
+        raise InvalidInputError("a job must be a JSON object, an array of them, or JSON Lines")
+    jobs = []
+    for n, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            item = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise InvalidInputError(f"line {n}: invalid JSON: {exc.msg}") from None
+        if not isinstance(item, dict):
+            raise InvalidInputError(f"line {n}: a job must be a JSON object")
+        jobs.append(item)
+    return jobs
+
+
+def parse_env(pairs: tuple[str, ...]) -> dict[str, str]:
+    env = {}
+    for pair in pairs:
+        name, equals, value = pair.partition("=")
+        if not equals:
+            raise InvalidInputError(f"--env: expected NAME=VALUE, got {pair!r}")
+        env[name] = value
+    return env
+
+
+def enqueue_options(function: Any) -> Any:
+    """The options shared by `enqueue` and `schedule add`."""
+    for option in reversed(
+        [
+            click.option("--id", "job_id", help="Job id (default: generated)."),
+            click.option("--queue", "-q", help="Named queue (default: default)."),
+            click.option("--priority", "-p", type=int, help="Higher runs first (default 0)."),
+            click.option("--max-retries", type=int, help="Retries after the first attempt."),
+            click.option("--timeout", help="Kill an attempt after this long (30s, 5m...)."),
+            click.option("--delay", help="Start no sooner than this from now (10s, 2h...)."),
+            click.option("--run-at", help="Start no sooner than this ISO-8601 time."),
+            click.option("--after", multiple=True, metavar="ID", help="Run after this job completed (repeatable)."),
+            click.option("--unique-key", help="Return the existing job holding this key instead."),
+            click.option("--cwd", help="Working directory (default: the current one)."),
+            click.option("--env", "env_pairs", multiple=True, metavar="K=V", help="Extra environment variable (repeatable)."),
+            click.option("--no-retry-exit-code", "no_retry", multiple=True, type=int, metavar="N", help="An exit code that goes to the DLQ at once (repeatable)."),
+        ]
+    ):  # fmt: skip
+        function = option(function)
+    return function
+
+
+def options_as_fields(options: dict[str, Any]) -> dict[str, Any]:
+    """The enqueue options given on the command line, as job JSON fields."""
+    fields: dict[str, Any] = {
+        "id": options.get("job_id"),
+        "queue": options.get("queue"),
+        "priority": options.get("priority"),
+        "max_retries": options.get("max_retries"),
+        "timeout": options.get("timeout"),
+        "delay": options.get("delay"),
+        "run_at": options.get("run_at"),
+        "unique_key": options.get("unique_key"),
+        "cwd": options.get("cwd"),
+    }
+    if options.get("after"):
+        fields["depends_on"] = list(options["after"])
+    if options.get("env_pairs"):
+        fields["env"] = parse_env(options["env_pairs"])
+    if options.get("no_retry"):
+        fields["no_retry_exit_codes"] = list(options["no_retry"])
+    return {key: value for key, value in fields.items() if value is not None}
+
+
+def command_from_words(words: tuple[str, ...]) -> str:
+    """One word is a shell command line; several are an argv, quoted so sh runs it as given."""
+    return words[0] if len(words) == 1 else shlex.join(words)
+
+
+@click.command(cls=EnqueueCommand)
+@click.argument("words", nargs=-1, type=click.UNPROCESSED, metavar="[JSON | -- CMD ARGS...]")
+@click.option("--command", "-c", "command", help="The shell command to run.")
+@click.option("--file", "-f", "file", type=click.File("r"), help="Jobs as JSON or JSON Lines; - reads stdin.")
+@enqueue_options
+@click.option("--json", "as_json", is_flag=True, help="Print the new jobs as a JSON array.")
+@click.pass_context
+def enqueue(ctx: click.Context, words: tuple[str, ...], command: str | None, file: Any, as_json: bool, **options: Any) -> None:  # fmt: skip
+    """Enqueue a job: a JSON object, --command CMD, -- CMD ARGS..., or --file PATH (- for stdin).
+
+    Prints the id of each new job, one a line. A batch from --file is all or nothing.
+    """
+    given = sum(
+        [bool(command is not None), bool(file is not None), bool(words and not ctx.meta.get("dashdash")), bool(words and ctx.meta.get("dashdash"))]
+    )  # fmt: skip
+    if given != 1:
+        raise click.UsageError(
+            "give exactly one of: a JSON job, --command CMD, -- CMD ARGS..., or --file PATH"
+        )
+    overrides = options_as_fields(options)
+    if file is not None:
+        items = parse_jobs_text(file.read())
+    elif command is not None:
+        items = [{"command": command}]
+    elif ctx.meta.get("dashdash"):
+        items = [{"command": command_from_words(words)}]
+    else:
+        if len(words) != 1:
+            raise click.UsageError("give the JSON job as one argument (quote it), or use -- CMD ARGS")
+        items = parse_jobs_text(words[0])
+    where = "line" if file is not None and len(items) > 1 else "job"
+    validated = [
+        new_job({**item, **overrides}, f"{where} {n}" if len(items) > 1 else "")
+        for n, item in enumerate(items, 1)
+    ]
+    session: Session = ctx.obj
+    jobs = session.queue.enqueue_many(validated)
+    if as_json:
+        from queuectl.cli.render import print_json
+
+        print_json([job.to_dict() for job in jobs])
+    else:
+        sys.stdout.write("".join(f"{job.id}\n" for job in jobs))
+
+
+@click.command("list")
+@click.option("--state", "-s", help="Only jobs in this state.")
+@click.option("--queue", "-q", help="Only jobs of this queue.")
+@click.option("--limit", "-n", type=click.IntRange(min=0), default=50, show_default=True, help="At most this many (0 = all).")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON array of jobs.")
+@click.pass_obj
+def list_jobs(session: Session, state: str | None, queue: str | None, limit: int, as_json: bool) -> None:  # fmt: skip
+    """List jobs, newest first."""
+    from queuectl.cli.render import print_jobs
+
+    print_jobs(session.queue.list(state=state, queue=queue, limit=limit or None), as_json)
+
+
+@click.command()
+@click.argument("job_id", metavar="ID")
+@click.option("--json", "as_json", is_flag=True, help="Print the job as a JSON object.")
+@click.pass_obj
+def show(session: Session, job_id: str, as_json: bool) -> None:
+    """Show one job, every field."""
+    from queuectl.cli.render import print_job, print_json
+
+    job = session.queue.get(job_id)
+    if as_json:
+        print_json(job.to_dict())
+    else:
+        print_job(job)
+
+
+@click.command()
+@click.argument("job_ids", nargs=-1, required=True, metavar="ID...")
+@click.pass_obj
+def cancel(session: Session, job_ids: tuple[str, ...]) -> None:
+    """Cancel pending, failed or running jobs (a running command is killed)."""
+    for job in session.queue.cancel(*job_ids):
+        click.echo(f"cancelled {job.id} (was {job.state})", err=True)
+
+
+@click.command()
+@click.option("--state", "-s", required=True, help="completed, dead or cancelled.")
+@click.option("--older-than", default="0s", show_default=True, help="Only jobs finished longer ago (7d, 12h...).")
+@click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
+@click.pass_obj
+def purge(session: Session, state: str, older_than: str, yes: bool) -> None:
+    """Delete finished jobs in a state, finished longer ago than --older-than."""
+    from queuectl.durations import parse_duration
+    from queuectl.queue import purgeable_states
+
+    purgeable_states(state)
+    parse_duration(older_than, "older-than")
+    queue = session.queue
+    confirm(yes, f"delete {state} jobs finished more than {older_than} ago?")
+    count = queue.purge(state, older_than)
+    click.echo(f"purged {count} job{'s' if count != 1 else ''}", err=True)
+
+
+def confirm(yes: bool, question: str) -> None:
+    """Ask on a terminal; without one, insist on --yes rather than guess."""
+    if yes:
+        return
+    if not sys.stdin.isatty():
+        raise click.UsageError("refusing to delete without --yes (stdin is not a terminal)")
+    if not click.confirm(question, default=False, err=True):
+        raise click.Abort()
+
+
+@click.command()
+@click.argument("job_id", metavar="ID")
+@click.option("--follow", "-f", is_flag=True, help="Stream the output until the job ends.")
+@click.pass_obj
+def logs(session: Session, job_id: str, follow: bool) -> None:
+    """Print the job's captured output (stdout and stderr, interleaved)."""
+    queue = session.queue
+    out = sys.stdout.buffer
+    if not follow:
+        out.write(queue.output(job_id))
+        out.flush()
+        return
+    from queuectl.cli.follow import follow_output
+
+    follow_output(queue, job_id, out)
+
+
+@click.command()
+@click.argument("job_ids", nargs=-1, metavar="[ID...]")
+@click.option("--timeout", help="Give up after this long (exit 1).")
+@click.pass_obj
+def wait(session: Session, job_ids: tuple[str, ...], timeout: str | None) -> None:
+    """Block until the jobs (default: all) are finished; exit 1 if any ended dead or cancelled."""
+    from queuectl.cli.follow import wait_for
+
+    sys.exit(wait_for(session.queue, list(job_ids), timeout))
+
+
+@click.command()
+@click.argument("job_id", metavar="ID")
+@click.option("--json", "as_json", is_flag=True, help="Print the reason as JSON.")
+@click.pass_obj
+def explain(session: Session, job_id: str, as_json: bool) -> None:
+    """Say why a job is or is not running now."""
+    from queuectl.explain import explain_job
+
+    reason = explain_job(session.queue, job_id)
+    if as_json:
+        from queuectl.cli.render import print_json
+
+        print_json(reason)
+    else:
+        click.echo(reason["message"])

@@ -1,0 +1,63 @@
+"""Durations ("500ms", "30s", "5m", "2h", "7d") and ISO-8601 UTC timestamps, in one place."""
+
+from __future__ import annotations
+
+import math
+import re
+from datetime import datetime, timezone
+
+from queuectl.errors import InvalidInputError
+
+_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+_DURATION = re.compile(r"\s*(\d+(?:\.\d+)?|\.\d+)\s*(ms|s|m|h|d)?\s*")
+
+
+def parse_duration(value: str | float | int, what: str = "duration") -> float:
+    """Seconds from plain seconds or a number with a unit suffix; refuses negatives and junk."""
+    if isinstance(value, bool):
+        raise InvalidInputError(f"{what}: expected a duration, got {value!r}")
+    if isinstance(value, int | float):
+        seconds = float(value)
+    else:
+        match = _DURATION.fullmatch(str(value))
+        if not match:
+            raise InvalidInputError(
+                f"{what}: {value!r} is not a duration (use seconds or 500ms, 30s, 5m, 2h, 7d)"
+            )
+        seconds = float(match.group(1)) * _UNITS[match.group(2) or "s"]
+    if not math.isfinite(seconds) or seconds < 0:
+        raise InvalidInputError(f"{what}: must be a finite number of seconds >= 0, got {value!r}")
+    return seconds
+
+
+def now_ms() -> int:
+    """The current time in epoch milliseconds."""
+    import time
+
+    return time.time_ns() // 1_000_000
+
+
+def ms_to_iso(ms: int | None) -> str | None:
+    """Epoch milliseconds as `2026-11-27T22:33:28.123Z`."""
+    if ms is None:
+        return None
+    moment = datetime.fromtimestamp(ms / 1000, tz=timezone.utc)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ms % 1000:03d}Z"
+
+
+def parse_iso(value: str, what: str = "time") -> int:
+    """Epoch milliseconds from an ISO-8601 time; a time without an offset is taken as UTC."""
+    if not isinstance(value, str):
+        raise InvalidInputError(f"{what}: expected an ISO-8601 time, got {value!r}")
+    text = value.strip()
+    if text.endswith(("Z", "z")):
+        text = text[:-1] + "+00:00"
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise InvalidInputError(
+            f"{what}: {value!r} is not an ISO-8601 time (e.g. 2026-11-27T22:33:28Z)"
+        ) from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    return round(moment.timestamp() * 1000)

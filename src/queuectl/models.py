@@ -1,0 +1,244 @@
+"""The job: its states, its JSON shape, and validated input for a new job."""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+from queuectl.durations import ms_to_iso, parse_duration, parse_iso
+from queuectl.errors import InvalidInputError
+
+PENDING = "pending"
+PROCESSING = "processing"
+COMPLETED = "completed"
+FAILED = "failed"
+DEAD = "dead"
+CANCELLED = "cancelled"
+
+STATES = (PENDING, PROCESSING, COMPLETED, FAILED, DEAD, CANCELLED)
+#: States a job leaves only by a person's action (DLQ retry) or never.
+FINISHED_STATES = frozenset({COMPLETED, DEAD, CANCELLED})
+#: States that may still run; a unique_key is held while a job is in one of them.
+ACTIVE_STATES = frozenset({PENDING, PROCESSING, FAILED})
+CANCELLABLE_STATES = ACTIVE_STATES
+
+ID_PATTERN = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+MAX_COMMAND_BYTES = 64 * 1024
+MAX_PRIORITY = 2**31 - 1
+
+JSON_FIELDS = (
+    "id", "command", "state", "queue", "priority", "attempts", "max_retries", "timeout",
+    "run_at", "depends_on", "no_retry_exit_codes", "unique_key", "cwd", "env",
+    "created_at", "updated_at", "started_at", "finished_at", "exit_code", "last_error",
+    "duration_ms",
+)  # fmt: skip
+
+NEW_JOB_FIELDS = frozenset(
+    {
+        "id", "command", "queue", "priority", "max_retries", "timeout", "run_at", "delay",
+        "depends_on", "no_retry_exit_codes", "unique_key", "cwd", "env",
+    }
+)  # fmt: skip
+
+
+def _dt(ms: int | None) -> datetime | None:
+    return None if ms is None else datetime.fromtimestamp(ms / 1000, tz=timezone.utc)
+
+
+@dataclass
+class Job:
+    """One job as stored. Instants are epoch milliseconds; `to_dict` gives the SPEC's JSON."""
+
+    id: str
+    command: str
+    state: str
+    queue: str
+    priority: int
+    attempts: int
+    max_retries: int
+    timeout: float | None
+    run_at_ms: int
+    depends_on: list[str]
+    no_retry_exit_codes: list[int]
+    unique_key: str | None
+    cwd: str
+    env: dict[str, str]
+    created_at_ms: int
+    updated_at_ms: int
+    started_at_ms: int | None = None
+    finished_at_ms: int | None = None
+    exit_code: int | None = None
+    last_error: str | None = None
+    duration_ms: int | None = None
+    lease_owner: str | None = None
+    lease_expires_at_ms: int | None = None
+
+    @property
+    def run_at(self) -> datetime:
+        return _dt(self.run_at_ms)  # type: ignore[return-value]
+
+    @property
+    def created_at(self) -> datetime:
+        return _dt(self.created_at_ms)  # type: ignore[return-value]
+
+    @property
+    def started_at(self) -> datetime | None:
+        return _dt(self.started_at_ms)
+
+    @property
+    def finished_at(self) -> datetime | None:
+        return _dt(self.finished_at_ms)
+
+    @property
+    def finished(self) -> bool:
+        return self.state in FINISHED_STATES
+
+    def to_dict(self) -> dict[str, Any]:
+        """The SPEC section 2 JSON object, keys in the SPEC's order."""
+        return {
+            "id": self.id,
+            "command": self.command,
+            "state": self.state,
+            "queue": self.queue,
+            "priority": self.priority,
+            "attempts": self.attempts,
+            "max_retries": self.max_retries,
+            "timeout": self.timeout,
+            "run_at": ms_to_iso(self.run_at_ms),
+            "depends_on": list(self.depends_on),
+            "no_retry_exit_codes": list(self.no_retry_exit_codes),
+            "unique_key": self.unique_key,
+            "cwd": self.cwd,
+            "env": dict(self.env),
+            "created_at": ms_to_iso(self.created_at_ms),
+            "updated_at": ms_to_iso(self.updated_at_ms),
+            "started_at": ms_to_iso(self.started_at_ms),
+            "finished_at": ms_to_iso(self.finished_at_ms),
+            "exit_code": self.exit_code,
+            "last_error": self.last_error,
+            "duration_ms": self.duration_ms,
+        }
+
+
+@dataclass
+class NewJob:
+    """A validated job to enqueue. `max_retries` None means the configured default."""
+
+    command: str
+    id: str | None = None
+    queue: str = "default"
+    priority: int = 0
+    max_retries: int | None = None
+    timeout: float | None = None
+    run_at_ms: int | None = None
+    delay_s: float | None = None
+    depends_on: list[str] = field(default_factory=list)
+    no_retry_exit_codes: list[int] = field(default_factory=list)
+    unique_key: str | None = None
+    cwd: str = ""
+    env: dict[str, str] = field(default_factory=dict)
+
+
+def _int(value: object, what: str, low: int, high: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        if isinstance(value, str) and re.fullmatch(r"\s*[-+]?\d+\s*", value):
+            value = int(value)
+        else:
+            raise InvalidInputError(f"{what}: expected an integer, got {value!r}")
+    if not low <= value <= high:
+        raise InvalidInputError(f"{what}: must be between {low} and {high}, got {value}")
+    return value
+
+
+def validate_id(value: object, what: str = "id") -> str:
+    """A job id (or queue name) matching `[A-Za-z0-9._:-]{1,128}`."""
+    if not isinstance(value, str) or not ID_PATTERN.fullmatch(value):
+        raise InvalidInputError(
+            f"{what}: {value!r} is not valid (1 to 128 of A-Z a-z 0-9 . _ : -)"
+        )
+    return value
+
+
+def validate_command(value: object) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise InvalidInputError("command: must be a non-empty string")
+    if "\x00" in value:
+        raise InvalidInputError("command: must not contain a NUL byte")
+    if len(value.encode("utf-8", "surrogatepass")) > MAX_COMMAND_BYTES:
+        raise InvalidInputError(f"command: longer than {MAX_COMMAND_BYTES} bytes")
+    return value
+
+
+def new_job(data: dict[str, Any], where: str = "") -> NewJob:
+    """Validate one job object (JSON from the CLI, the API or Python keywords)."""
+    prefix = f"{where}: " if where else ""
+    try:
+        return _new_job(data)
+    except InvalidInputError as exc:
+        raise InvalidInputError(f"{prefix}{exc}") from None
+
+
+def _new_job(data: dict[str, Any]) -> NewJob:
+    if not isinstance(data, dict):
+        raise InvalidInputError(f"a job must be a JSON object, got {type(data).__name__}")
+    unknown = sorted(set(data) - NEW_JOB_FIELDS)
+    if unknown:
+        raise InvalidInputError(f"unknown field {unknown[0]!r}")
+    if "command" not in data:
+        raise InvalidInputError("command: missing")
+    job = NewJob(command=validate_command(data["command"]))
+    if data.get("id") is not None:
+        job.id = validate_id(data["id"])
+    if data.get("queue") is not None:
+        job.queue = validate_id(data["queue"], "queue")
+    if data.get("priority") is not None:
+        job.priority = _int(data["priority"], "priority", -MAX_PRIORITY, MAX_PRIORITY)
+    if data.get("max_retries") is not None:
+        job.max_retries = _int(data["max_retries"], "max_retries", 0, 100)
+    if data.get("timeout") is not None:
+        timeout = parse_duration(data["timeout"], "timeout")
+        job.timeout = timeout or None
+    if data.get("run_at") is not None and data.get("delay") is not None:
+        raise InvalidInputError("give run_at or delay, not both")
+    if data.get("run_at") is not None:
+        job.run_at_ms = parse_iso(data["run_at"], "run_at")
+    if data.get("delay") is not None:
+        job.delay_s = parse_duration(data["delay"], "delay")
+    if data.get("depends_on") is not None:
+        deps = data["depends_on"]
+        if isinstance(deps, str):
+            deps = [deps]
+        if not isinstance(deps, list):
+            raise InvalidInputError("depends_on: expected a list of job ids")
+        job.depends_on = list(dict.fromkeys(validate_id(d, "depends_on") for d in deps))
+        if job.id is not None and job.id in job.depends_on:
+            raise InvalidInputError("depends_on: a job cannot depend on itself")
+    if data.get("no_retry_exit_codes") is not None:
+        codes = data["no_retry_exit_codes"]
+        if not isinstance(codes, list):
+            raise InvalidInputError("no_retry_exit_codes: expected a list of integers")
+        job.no_retry_exit_codes = sorted({_int(c, "no_retry_exit_codes", 0, 255) for c in codes})
+    if data.get("unique_key") is not None:
+        key = data["unique_key"]
+        if not isinstance(key, str) or not key or len(key) > 1024 or "\x00" in key:
+            raise InvalidInputError("unique_key: must be a non-empty string of at most 1024")
+        job.unique_key = key
+    cwd = data.get("cwd")
+    if cwd is not None and (not isinstance(cwd, str) or not cwd or "\x00" in cwd):
+        raise InvalidInputError("cwd: must be a non-empty path")
+    job.cwd = os.path.abspath(cwd) if cwd else os.getcwd()
+    if data.get("env") is not None:
+        env = data["env"]
+        if not isinstance(env, dict):
+            raise InvalidInputError("env: expected an object of NAME: value")
+        for name, value in env.items():
+            if not isinstance(name, str) or not ENV_NAME.fullmatch(name):
+                raise InvalidInputError(f"env: {name!r} is not a valid variable name")
+            if not isinstance(value, str) or "\x00" in value:
+                raise InvalidInputError(f"env: the value of {name} must be a string")
+        job.env = dict(env)
+    return job

@@ -1,0 +1,200 @@
+"""Queue: the Python API. The CLI and the HTTP API are thin layers over it."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from queuectl import config as config_keys
+from queuectl.clock import Clock
+from queuectl.durations import ms_to_iso, parse_duration
+from queuectl.errors import InvalidInputError, NotFoundError
+from queuectl.models import FINISHED_STATES, STATES, Job, NewJob, new_job, validate_id
+from queuectl.store import Runner, Store, open_store
+
+
+class Queue:
+    """A queue on a store: `Queue("queue.db")`, `Queue("postgresql://...")`, or the default."""
+
+    def __init__(self, target: str | None = None, clock: Clock | None = None) -> None:
+        self.store: Store = open_store(target, clock)
+
+    def close(self) -> None:
+        self.store.close()
+
+    def __enter__(self) -> Queue:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- enqueue
+
+    def enqueue(self, command: str, **options: Any) -> Job:
+        """Enqueue one job; options are the JSON fields of SPEC section 2 (and `delay`)."""
+        return self.enqueue_many([{"command": command, **options}])[0]
+
+    def enqueue_many(self, jobs: Iterable[dict[str, Any] | NewJob]) -> list[Job]:
+        """Enqueue every job in one transaction, or none if one is invalid."""
+        validated = [
+            job if isinstance(job, NewJob) else new_job(job, f"job {n}" if n else "")
+            for n, job in enumerate(jobs)
+        ]
+        return self.store.enqueue_many(validated)
+
+    # -- reading
+
+    def get(self, job_id: str) -> Job:
+        job = self.store.get(job_id)
+        if job is None:
+            raise NotFoundError(f"no job {job_id!r}")
+        return job
+
+    def list(
+        self, state: str | None = None, queue: str | None = None, limit: int | None = None
+    ) -> list[Job]:
+        """Jobs, newest first."""
+        return self.page(state, queue, limit)[0]
+
+    def page(
+        self,
+        state: str | None = None,
+        queue: str | None = None,
+        limit: int | None = None,
+        cursor: str | None = None,
+    ) -> tuple[list[Job], str | None]:
+        """A page of jobs, newest first, and the cursor of the next page (None at the end)."""
+        if state is not None and state not in STATES:
+            raise InvalidInputError(f"state: {state!r} is not one of {', '.join(STATES)}")
+        if limit is not None and limit < 0:
+            raise InvalidInputError(f"limit: must be >= 0, got {limit}")
+        before = None
+        if cursor:
+            if not cursor.isdigit():
+                raise InvalidInputError(f"cursor: {cursor!r} is not a cursor from this API")
+            before = int(cursor)
+        rows = self.store.list_jobs(state, queue, limit, before)
+        more = limit is not None and len(rows) == limit and rows
+        return [job for _, job in rows], str(rows[-1][0]) if more else None
+
+    def output(self, job_id: str) -> bytes:
+        """The captured output of the job's last attempt (b"" if none yet)."""
+        data = self.store.output(job_id)
+        if data is None:
+            self.get(job_id)
+            return b""
+        return data
+
+    def status(self) -> dict[str, Any]:
+        """Counts per state and queue, live runners, and jobs completed in the last minute."""
+        per_queue = self.store.counts()
+        counts = dict.fromkeys(STATES, 0)
+        for states in per_queue.values():
+            for state, count in states.items():
+                counts[state] = counts.get(state, 0) + count
+        queues = {name: {**dict.fromkeys(STATES, 0), **states} for name, states in per_queue.items()}
+        now = self.store.clock.now_ms()
+        return {
+            "counts": counts,
+            "queues": queues,
+            "runners": [runner_dict(r) for r in self.runners()],
+            "done_last_minute": self.store.done_since(now - 60_000),
+        }
+
+    # -- changing jobs
+
+    def cancel(self, *job_ids: str) -> list[Job]:
+        """Cancel pending, failed or running jobs (all or none); a running process is killed."""
+        return self.store.cancel([validate_id(job_id) for job_id in job_ids])
+
+    def retry(self, *job_ids: str, all: bool = False) -> list[str]:
+        """Move dead jobs back to pending with attempts reset (`all=True`: every dead job)."""
+        if all:
+            return self.store.retry_dead(None)
+        if not job_ids:
+            raise InvalidInputError("name the dead jobs to retry, or use all")
+        return self.store.retry_dead([validate_id(job_id) for job_id in job_ids])
+
+    def purge(self, state: str, older_than: str | float = 0) -> int:
+        """Delete finished jobs in `state` that finished more than `older_than` ago."""
+        states = purgeable_states(state)
+        age_s = parse_duration(older_than, "older-than")
+        cutoff = self.store.clock.now_ms() - round(age_s * 1000)
+        return self.store.purge(states, cutoff + (1 if age_s == 0 else 0))
+
+    # -- configuration
+
+    def config(self) -> dict[str, float]:
+        return self.store.config()
+
+    def get_config(self, key: str) -> float:
+        return self.store.config()[config_keys.canonical_key(key)]
+
+    def set_config(self, key: str, value: object) -> float:
+        name, checked = config_keys.validate(key, value)
+        self.store.set_config(name, checked)
+        return checked
+
+    # -- queues and runners
+
+    def queues(self) -> dict[str, dict[str, Any]]:
+        """Every named queue (with jobs, or paused): its counts per state and whether paused."""
+        paused = self.store.queues()
+        counts = self.store.counts()
+        names = sorted(set(paused) | set(counts))
+        return {
+            name: {
+                "paused": paused.get(name, False),
+                "counts": {**dict.fromkeys(STATES, 0), **counts.get(name, {})},
+            }
+            for name in names
+        }
+
+    def pause(self, queue: str) -> None:
+        self.store.set_paused(validate_id(queue, "queue"), True)
+
+    def resume(self, queue: str) -> None:
+        self.store.set_paused(validate_id(queue, "queue"), False)
+
+    def runners(self) -> list[Runner]:
+        """Live runners; runners of this host whose process is gone are reaped first."""
+        from queuectl.runner.liveness import host_name, is_alive
+
+        runners = self.store.runners()
+        dead = [r.id for r in runners if r.host == host_name() and not is_alive(r.pid, r.pid_started)]
+        if dead:
+            self.store.reap(dead)
+            runners = self.store.runners()
+        return runners
+
+    def request_stop(self) -> int:
+        """Ask every runner of this store to stop gracefully; how many were asked."""
+        return self.store.request_stop()
+
+
+def purgeable_states(state: str) -> list[str]:
+    """The states a purge may delete: finished ones only."""
+    if state not in FINISHED_STATES:
+        raise InvalidInputError(
+            f"state: only finished jobs can be purged "
+            f"({', '.join(sorted(FINISHED_STATES))}), got {state!r}"
+        )
+    return [state]
+
+
+def runner_dict(runner: Runner) -> dict[str, Any]:
+    """A runner as SPEC section 5's JSON."""
+    return {
+        "id": runner.id,
+        "host": runner.host,
+        "pid": runner.pid,
+        "workers": runner.workers,
+        "queues": runner.queues,
+        "started_at": ms_to_iso(runner.started_at_ms),
+        "heartbeat_at": ms_to_iso(runner.heartbeat_at_ms),
+        "running": list(runner.running),
+    }
+
+
+def jobs_json(jobs: Sequence[Job]) -> list[dict[str, Any]]:
+    return [job.to_dict() for job in jobs]

@@ -1,0 +1,1 @@
+"""The runner: a supervisor process that executes jobs on N worker slots."""

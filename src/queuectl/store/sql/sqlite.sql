@@ -1,0 +1,160 @@
+-- Named queries of the SQLite store; each name matches a step of a SQLiteStore method.
+-- Instants are epoch milliseconds.
+
+-- name: job_columns
+seq, id, command, state, queue, priority, attempts, max_retries, timeout, run_at, depends_on,
+no_retry_exit_codes, unique_key, cwd, env, created_at, updated_at, started_at, finished_at,
+exit_code, last_error, duration_ms, lease_owner, lease_expires_at
+
+-- name: insert_job
+INSERT INTO jobs (id, command, state, queue, priority, max_retries, timeout, run_at, depends_on,
+                  waiting_on, no_retry_exit_codes, unique_key, cwd, env, created_at, updated_at,
+                  finished_at, last_error)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+
+-- name: insert_dep
+INSERT OR IGNORE INTO job_deps (dep_id, job_id) VALUES (?, ?)
+
+-- name: find_unique
+SELECT id FROM jobs WHERE unique_key = ? AND state IN ('pending', 'processing', 'failed')
+
+-- name: dep_states
+SELECT id, state FROM jobs WHERE id IN (SELECT value FROM json_each(?))
+
+-- name: jobs_by_ids
+SELECT {job_columns} FROM jobs WHERE id IN (SELECT value FROM json_each(?))
+
+-- name: get_job
+SELECT {job_columns} FROM jobs WHERE id = ?
+
+-- name: list_jobs
+SELECT {job_columns} FROM jobs
+WHERE (:state IS NULL OR state = :state) AND (:queue IS NULL OR queue = :queue)
+  AND seq < :before
+ORDER BY seq DESC LIMIT :limit
+
+-- name: claim
+UPDATE jobs
+SET state = 'processing', attempts = attempts + 1, lease_owner = :owner,
+    lease_expires_at = :lease_until, started_at = :now, updated_at = :now
+WHERE seq IN (
+    SELECT seq FROM jobs INDEXED BY jobs_claim
+    WHERE state IN ('pending', 'failed') AND waiting_on = 0 AND run_at <= :now
+      AND queue NOT IN (SELECT name FROM queues WHERE paused = 1)
+      AND (:queues IS NULL OR queue IN (SELECT value FROM json_each(:queues)))
+    ORDER BY priority DESC, run_at, seq
+    LIMIT :want)
+RETURNING id, attempts, command, cwd, env, timeout, queue, priority, run_at, seq
+
+-- name: fenced_job
+SELECT max_retries, no_retry_exit_codes FROM jobs
+WHERE id = ? AND state = 'processing' AND lease_owner = ? AND attempts = ?
+
+-- name: settle_job
+UPDATE jobs
+SET state = :state, run_at = COALESCE(:run_at, run_at), finished_at = :finished_at,
+    exit_code = :exit_code, last_error = :last_error, duration_ms = :duration_ms,
+    updated_at = :now, lease_owner = NULL, lease_expires_at = NULL
+WHERE id = :id AND state = 'processing' AND lease_owner = :owner AND attempts = :attempt
+
+-- name: release_job
+UPDATE jobs
+SET state = 'pending', attempts = attempts - 1, lease_owner = NULL, lease_expires_at = NULL,
+    updated_at = :now
+WHERE id = :id AND state = 'processing' AND lease_owner = :owner AND attempts = :attempt
+
+-- name: save_output
+INSERT INTO job_output (job_id, data) VALUES (?, ?)
+ON CONFLICT (job_id) DO UPDATE SET data = excluded.data
+
+-- name: get_output
+SELECT data FROM job_output WHERE job_id = ?
+
+-- name: unblock_dependants
+UPDATE jobs SET waiting_on = waiting_on - 1
+WHERE id IN (SELECT job_id FROM job_deps WHERE dep_id = ?) AND state = 'pending' AND waiting_on > 0
+
+-- name: cancel_dependants
+WITH RECURSIVE doomed (id) AS (
+    SELECT job_id FROM job_deps WHERE dep_id = :id
+    UNION
+    SELECT job_deps.job_id FROM job_deps JOIN doomed ON job_deps.dep_id = doomed.id
+)
+UPDATE jobs
+SET state = 'cancelled', last_error = :reason, finished_at = :now, updated_at = :now
+WHERE id IN (SELECT id FROM doomed) AND state IN ('pending', 'failed')
+
+-- name: owned_jobs
+SELECT id, attempts FROM jobs WHERE lease_owner = ? AND state = 'processing'
+
+-- name: expired_jobs
+SELECT id, attempts, lease_owner FROM jobs
+WHERE state = 'processing' AND lease_expires_at < ?
+
+-- name: next_due
+SELECT MIN(run_at) FROM jobs WHERE state IN ('pending', 'failed') AND waiting_on = 0 AND run_at > ?
+
+-- name: cancel_job
+UPDATE jobs
+SET state = 'cancelled', last_error = 'cancelled', finished_at = :now, updated_at = :now,
+    lease_owner = NULL, lease_expires_at = NULL
+WHERE id = :id AND state IN ('pending', 'failed', 'processing')
+
+-- name: retry_dead
+UPDATE jobs
+SET state = 'pending', attempts = 0, run_at = :now, updated_at = :now, finished_at = NULL
+WHERE id = :id AND state = 'dead'
+
+-- name: dead_ids
+SELECT id FROM jobs WHERE state = 'dead' ORDER BY seq
+
+-- name: purge
+DELETE FROM jobs
+WHERE state IN (SELECT value FROM json_each(:states)) AND finished_at < :before
+
+-- name: counts
+SELECT queue, state, COUNT(*) FROM jobs GROUP BY queue, state
+
+-- name: done_since
+SELECT COUNT(*) FROM jobs WHERE finished_at >= ? AND state = 'completed'
+
+-- name: config_all
+SELECT key, value FROM config
+
+-- name: config_set
+INSERT INTO config (key, value) VALUES (?, ?)
+ON CONFLICT (key) DO UPDATE SET value = excluded.value
+
+-- name: queues
+SELECT name, paused FROM queues
+
+-- name: set_paused
+INSERT INTO queues (name, paused) VALUES (?, ?)
+ON CONFLICT (name) DO UPDATE SET paused = excluded.paused
+
+-- name: register_runner
+INSERT OR REPLACE INTO runners (id, host, pid, pid_started, workers, queues, started_at,
+                                heartbeat_at, stop_requested)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0)
+
+-- name: beat_runner
+UPDATE runners SET heartbeat_at = ? WHERE id = ? RETURNING stop_requested
+
+-- name: renew_leases
+UPDATE jobs SET lease_expires_at = ? WHERE lease_owner = ? AND state = 'processing'
+
+-- name: unregister_runner
+DELETE FROM runners WHERE id = ?
+
+-- name: runners
+SELECT id, host, pid, pid_started, workers, queues, started_at, heartbeat_at, stop_requested
+FROM runners ORDER BY started_at
+
+-- name: running_jobs
+SELECT lease_owner, id FROM jobs WHERE state = 'processing' ORDER BY lease_owner, started_at
+
+-- name: request_stop
+UPDATE runners SET stop_requested = 1
+
+-- name: jobs_of_owner
+SELECT id, attempts FROM jobs WHERE state = 'processing' AND lease_owner = ?
