@@ -564,8 +564,9 @@ class SQLiteStore:
         """Wake the runners of this store (best effort: they also poll slowly)."""
         self._wakeup.notify()
 
-    def listen(self) -> SocketWakeup:
-        return self._wakeup
+    def listener(self, name: str) -> SocketWakeup | None:
+        """Wakeups for one runner: a socket in the store's private folder."""
+        return self._wakeup if self._wakeup.bind(name) is not None else None
 
 
 def _new_id() -> str:

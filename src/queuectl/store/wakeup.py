@@ -80,6 +80,10 @@ class SocketWakeup:
         self._receiver, self._address = receiver, address
         return receiver
 
+    def fileno(self) -> int:
+        assert self._receiver is not None, "bind() first"
+        return self._receiver.fileno()
+
     def drain(self) -> None:
         """Read every pending wakeup: one wake serves them all."""
         if self._receiver is None:
