@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import math
 import re
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 from queuectl.errors import InvalidInputError
 
+#: Longer is surely a typo, and would overflow the stored instants (run_at, leases).
+MAX_DURATION_S = 100 * 366 * 86400.0
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 _DURATION = re.compile(r"\s*(\d+(?:\.\d+)?|\.\d+)\s*(ms|s|m|h|d)?\s*")
 
@@ -27,6 +30,8 @@ def parse_duration(value: str | float | int, what: str = "duration") -> float:
         seconds = float(match.group(1)) * _UNITS[match.group(2) or "s"]
     if not math.isfinite(seconds) or seconds < 0:
         raise InvalidInputError(f"{what}: must be a finite number of seconds >= 0, got {value!r}")
+    if seconds > MAX_DURATION_S:
+        raise InvalidInputError(f"{what}: must be at most 100 years, got {value!r}")
     return seconds
 
 
@@ -41,8 +46,9 @@ def ms_to_iso(ms: int | None) -> str | None:
     """Epoch milliseconds as `2026-11-27T22:33:28.123Z`."""
     if ms is None:
         return None
-    moment = datetime.fromtimestamp(ms / 1000, tz=timezone.utc)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ms % 1000:03d}Z"
+    # Integer arithmetic: no float rounding, and years before 1000 keep their four digits.
+    moment = _EPOCH + timedelta(milliseconds=ms)
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def parse_iso(value: str, what: str = "time") -> int:
@@ -60,4 +66,8 @@ def parse_iso(value: str, what: str = "time") -> int:
         ) from None
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=timezone.utc)
-    return round(moment.timestamp() * 1000)
+    try:
+        moment = moment.astimezone(timezone.utc)
+    except OverflowError:
+        raise InvalidInputError(f"{what}: {value!r} is out of range in UTC") from None
+    return (moment - _EPOCH) // timedelta(milliseconds=1)
