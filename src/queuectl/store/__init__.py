@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     from collections.abc import Sequence
 
     from queuectl.clock import Clock
-    from queuectl.lifecycle import Outcome
+    from queuectl.lifecycle import Outcome, Settlement
     from queuectl.models import Job, NewJob
 
 
@@ -77,7 +77,7 @@ class Store(Protocol):
     def finish_and_claim(
         self, owner: str, outcomes: Sequence[Outcome], want: int,
         queues: Sequence[str] | None, lease_s: float,
-    ) -> list[Claim]: ...  # fmt: skip
+    ) -> tuple[dict[str, Settlement], list[Claim]]: ...  # fmt: skip
     def release(self, owner: str, job_id: str, attempt: int) -> bool: ...
     def save_output(self, job_id: str, data: bytes) -> None: ...
     def owned_jobs(self, owner: str) -> dict[str, int]: ...
@@ -130,8 +130,12 @@ def default_target() -> str:
     return os.path.join(data_home, "queuectl", "queue.db")
 
 
-def open_store(target: str | None = None, clock: Clock | None = None) -> Store:
-    """The store for a file path, `sqlite:///abs/path` or `postgresql://...` URL, migrated."""
+def open_store(target: str | None = None, clock: Clock | None = None, durable: bool = True) -> Store:
+    """The store for a file path, `sqlite:///abs/path` or `postgresql://...` URL, migrated.
+
+    `durable=False` (the runner's choice) lets SQLite skip the fsync of each commit: a state
+    change lost to a power cut is redone, since delivery is at least once anyway.
+    """
     from queuectl.clock import SystemClock
 
     target = target or default_target()
@@ -153,6 +157,6 @@ def open_store(target: str | None = None, clock: Clock | None = None) -> Store:
             )
         else:
             path = target
-        store = SQLiteStore(os.path.abspath(os.path.expanduser(path)), clock)
+        store = SQLiteStore(os.path.abspath(os.path.expanduser(path)), clock, durable)
     store.migrate()
     return store

@@ -290,13 +290,17 @@ class SQLiteStore:
     def finish_and_claim(
         self, owner: str, outcomes: Sequence[lifecycle.Outcome], want: int,
         queues: Sequence[str] | None, lease_s: float,
-    ) -> list[Claim]:  # fmt: skip
-        """Settle finished attempts, then claim up to `want` due jobs, in one transaction."""
+    ) -> tuple[dict[str, lifecycle.Settlement], list[Claim]]:  # fmt: skip
+        """Settle finished attempts, then claim up to `want` due jobs, in one transaction.
+
+        Returns how each outcome was settled (fenced-out ones are missing) and the claims.
+        """
         now = self.now()
         claims: list[Claim] = []
+        settled: dict[str, lifecycle.Settlement] = {}
         with self._write() as conn:
             if outcomes:
-                self._settle(conn, owner, outcomes, now)
+                settled = self._settle(conn, owner, outcomes, now)
             if want > 0:
                 rows = conn.execute(
                     self.q["claim"],
@@ -310,12 +314,13 @@ class SQLiteStore:
                 claims = [
                     Claim(r[0], r[1], r[2], r[3], json.loads(r[4]), r[5], r[6], r[7]) for r in rows
                 ]
-        return claims
+        return settled, claims
 
     def _settle(
         self, conn: sqlite3.Connection, owner: str, outcomes: Sequence[lifecycle.Outcome], now: int
-    ) -> None:
+    ) -> dict[str, lifecycle.Settlement]:
         config = self._config(conn)
+        settled: dict[str, lifecycle.Settlement] = {}
         for outcome in outcomes:
             row = conn.execute(
                 self.q["fenced_job"], (outcome.job_id, owner, outcome.attempt)
@@ -338,6 +343,8 @@ class SQLiteStore:
             if outcome.output is not None:
                 conn.execute(self.q["save_output"], (outcome.job_id, outcome.output))
             self._after_transition(conn, outcome.job_id, settlement.state, now)
+            settled[outcome.job_id] = settlement
+        return settled
 
     def _after_transition(self, conn: sqlite3.Connection, job_id: str, state: str, now: int) -> None:
         """Dependants learn that a dependency completed, or are cancelled with it."""
@@ -517,8 +524,9 @@ class SQLiteStore:
     def reap(self, dead_owners: Sequence[str]) -> list[str]:
         """Recover the jobs of runners known dead and of expired leases as failed attempts."""
         now = self.now()
-        lost: list[lifecycle.Outcome] = []
         recovered: list[str] = []
+        if not dead_owners and not self.conn.execute(self.q["expired_jobs"], (now,)).fetchone():
+            return recovered
         with self._write() as conn:
             victims: list[tuple[str, int, str]] = [
                 (job_id, attempt, owner)

@@ -1,0 +1,122 @@
+"""Runner commands: worker start, stop and list."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+
+import click
+
+from queuectl.cli import Session
+
+
+@click.group()
+def worker() -> None:
+    """Run, stop and list runners (the processes that execute jobs)."""
+
+
+@worker.command("start")
+@click.option("--count", "-n", type=click.IntRange(1, 1024), default=1, show_default=True, help="Jobs run at once.")
+@click.option("--queue", "-q", "queues", multiple=True, help="Serve only this queue (repeatable; default: every queue).")
+@click.option("--detach", "-d", is_flag=True, help="Run in the background; print its pid.")
+@click.option("--grace", help="On stop, kill jobs still running after this long and return them to pending (default: wait).")
+@click.option("--log-json", is_flag=True, help="Log job events as JSON lines.")
+@click.option("--quiet", is_flag=True, help="Log only runner events, dead and lost jobs.")
+@click.option("--log-file", type=click.Path(dir_okay=False), help="With --detach: where the log goes.")
+@click.pass_obj
+def worker_start(session: Session, count: int, queues: tuple[str, ...], detach: bool, grace: str | None, log_json: bool, quiet: bool, log_file: str | None) -> None:  # fmt: skip
+    """Start a runner with COUNT workers; it runs until SIGINT, SIGTERM or `worker stop`."""
+    from queuectl.durations import parse_duration
+    from queuectl.models import validate_id
+
+    grace_s = None if grace is None else parse_duration(grace, "--grace")
+    for name in queues:
+        validate_id(name, "queue")
+    queue = session.queue  # opens (and migrates) the store now: errors show here, not in a log
+    if detach:
+        _detach(session, queue.store.describe()["target"], log_file)
+        return
+    from queuectl.runner.log import EventLog
+    from queuectl.runner.supervisor import Supervisor
+
+    queue.close()
+    supervisor = Supervisor(
+        session.target, count, list(queues) or None, grace_s, EventLog(log_json, quiet)
+    )
+    sys.exit(supervisor.run())
+
+
+def _detach(session: Session, target: str, log_file: str | None) -> None:
+    """Start this same command without --detach in a new session, logging to a file."""
+    if log_file is None:
+        state_home = os.environ.get("XDG_STATE_HOME") or os.path.expanduser("~/.local/state")
+        folder = os.path.join(state_home, "queuectl")
+        os.makedirs(folder, mode=0o700, exist_ok=True)
+        log_file = os.path.join(folder, f"runner-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.log")
+    args = [a for a in sys.argv[1:] if a not in ("--detach", "-d")]
+    if "--log-file" in args:
+        at = args.index("--log-file")
+        del args[at : at + 2]
+    args = [a for a in args if not a.startswith("--log-file=")]
+    env = {**os.environ}
+    if session.target:
+        env["QUEUECTL_DB"] = session.target
+    log = open(log_file, "ab")  # noqa: SIM115 - handed to the child
+    process = subprocess.Popen(
+        [sys.executable, "-m", "queuectl", *args],
+        stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True, env=env,
+    )  # fmt: skip
+    log.close()
+    deadline = time.monotonic() + 10
+    pids = set()
+    while time.monotonic() < deadline and process.poll() is None:
+        pids = {r.pid for r in session.queue.runners()}
+        if process.pid in pids:
+            break
+        time.sleep(0.05)
+    if process.pid not in pids:
+        raise click.ClickException(f"the runner did not start; see {log_file}")
+    click.echo(process.pid)
+    click.echo(f"runner started in the background; log: {log_file}", err=True)
+
+
+@worker.command("stop")
+@click.option("--timeout", help="Give up waiting after this long (exit 1).")
+@click.pass_obj
+def worker_stop(session: Session, timeout: str | None) -> None:
+    """Ask every runner on this store to stop gracefully, and wait until they have exited."""
+    from queuectl.durations import parse_duration
+
+    limit_s = None if timeout is None else parse_duration(timeout, "--timeout")
+    queue = session.queue
+    asked = queue.request_stop()
+    if not asked:
+        click.echo("no runner is up", err=True)
+        return
+    click.echo(f"asked {asked} runner{'s' if asked != 1 else ''} to stop; waiting", err=True)
+    started = time.monotonic()
+    while runners := queue.runners():
+        if limit_s is not None and time.monotonic() - started > limit_s:
+            raise click.ClickException(f"{len(runners)} runner(s) still running after {timeout}")
+        time.sleep(0.1)
+    click.echo("every runner has stopped", err=True)
+
+
+@worker.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print the runners as a JSON array.")
+@click.pass_obj
+def worker_list(session: Session, as_json: bool) -> None:
+    """Live runners: host, pid, workers, started, last heartbeat, running job ids."""
+    from queuectl.cli.admin import print_runners
+    from queuectl.cli.render import print_json
+    from queuectl.queue import runner_dict
+
+    runners = [runner_dict(r) for r in session.queue.runners()]
+    if as_json:
+        print_json(runners)
+    elif runners:
+        print_runners(runners)
+    else:
+        click.echo("no runner is up", err=True)

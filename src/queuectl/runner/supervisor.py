@@ -1,0 +1,378 @@
+"""The runner process: one event loop that claims jobs, runs them on N slots and keeps leases.
+
+Everything happens on the main thread: a selector waits on the store's wakeup listener and on
+the signal wakeup fd (SIGCHLD, SIGINT, SIGTERM), with a timeout set by the nearest timer (a
+job's timeout, the next delayed job, housekeeping). Finished attempts are settled and new jobs
+claimed in one transaction.
+
+Crash behaviour: a watchdog process holds a pipe to the runner and SIGKILLs the recorded
+process groups when the runner dies; the runner's jobs are then recovered by any other runner,
+at once on this host (the pid is gone) or after the lease elsewhere.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import selectors
+import signal
+import subprocess
+import sys
+import time
+from typing import Any
+
+from queuectl.lifecycle import Outcome, Settlement
+from queuectl.models import COMPLETED, DEAD
+from queuectl.runner import executor
+from queuectl.runner.executor import Attempt
+from queuectl.runner.liveness import host_name, is_alive, process_started
+from queuectl.runner.log import EventLog
+from queuectl.store import Runner, Store, open_store
+
+POLL_S = 2.0  # the fallback claim poll, for a wakeup that was lost
+TICK_S = 1.0  # housekeeping: dead runners, expired leases, cancellations, live output
+CONFIG_S = 2.0  # a config change reaches running runners within this
+CONTROL_MIN_S = 0.2  # at most this often do wakeups trigger a check of stop requests and cancels
+STALE_LEASES = 3  # a runner silent for this many leases is removed from the list
+
+
+class Supervisor:
+    """One runner: `count` worker slots serving `queues` (None: every queue)."""
+
+    def __init__(
+        self,
+        target: str | None,
+        count: int = 1,
+        queues: list[str] | None = None,
+        grace_s: float | None = None,
+        log: EventLog | None = None,
+    ) -> None:
+        self.target = target
+        self.count = count
+        self.queues = queues
+        self.grace_s = grace_s
+        self.log = log or EventLog()
+        self.running: dict[str, Attempt] = {}
+        self.signals: list[int] = []
+        self.stopping = False
+        self.stop_at: float | None = None  # when the jobs still running are killed and released
+        self.may_have_work = True
+        self.next_claim_at = 0.0
+        self.next_tick = 0.0
+        self.next_heartbeat = 0.0
+        self.next_config = 0.0
+        self.last_control = 0.0
+        self.control_due = False
+        self.store: Store
+        self.config: dict[str, float] = {}
+        self.id = f"{host_name()}-{os.getpid()}-{os.urandom(2).hex()}"
+        self.base_env = dict(os.environ)
+
+    # -- life of the runner
+
+    def run(self) -> int:
+        """Serve until stopped; 0 after a graceful stop."""
+        self.store = open_store(self.target, durable=False)
+        self.config = self.store.config()
+        now_ms = self.store.clock.now_ms()
+        self.store.register_runner(
+            Runner(
+                id=self.id, host=host_name(), pid=os.getpid(), workers=self.count,
+                queues=self.queues, started_at_ms=now_ms, heartbeat_at_ms=now_ms,
+                pid_started=process_started(os.getpid()),
+            )
+        )  # fmt: skip
+        listener = self.store.listener(self.id)
+        wake_r, wake_w = os.pipe()
+        os.set_blocking(wake_r, False)
+        os.set_blocking(wake_w, False)
+        previous_fd = signal.set_wakeup_fd(wake_w, warn_on_full_buffer=False)
+        handlers = {
+            signum: signal.signal(signum, self._on_signal)
+            for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGCHLD)
+        }
+        self.watchdog = subprocess.Popen(
+            [sys.executable, "-m", "queuectl.runner.watchdog"],
+            stdin=subprocess.PIPE,
+            start_new_session=True,
+            close_fds=True,
+        )
+        selector = selectors.DefaultSelector()
+        selector.register(wake_r, selectors.EVENT_READ, "signal")
+        if listener is not None:
+            selector.register(listener, selectors.EVENT_READ, "wakeup")
+        where = ", ".join(self.queues) if self.queues else "every queue"
+        self.log(
+            "runner_started",
+            f"runner {self.id} started: {self.count} worker{'s' if self.count != 1 else ''} "
+            f"on {where} ({self.store.describe()['target']})",
+            important=True, runner=self.id, workers=self.count, queues=self.queues,
+        )  # fmt: skip
+        try:
+            self._housekeeping(time.monotonic())
+            self._loop(selector, wake_r, listener)
+        finally:
+            for attempt in list(self.running.values()):
+                executor.signal_group(attempt, signal.SIGKILL)
+            with contextlib.suppress(Exception):
+                self.store.unregister_runner(self.id)
+            if self.watchdog.stdin is not None:
+                self.watchdog.stdin.close()
+            self.watchdog.wait()
+            selector.close()
+            signal.set_wakeup_fd(previous_fd)
+            for signum, handler in handlers.items():
+                signal.signal(signum, handler)
+            os.close(wake_r)
+            os.close(wake_w)
+            if listener is not None:
+                listener.close()
+            self.store.close()
+        self.log("runner_stopped", f"runner {self.id} stopped", important=True, runner=self.id)
+        return 0
+
+    def _on_signal(self, signum: int, frame: Any) -> None:
+        self.signals.append(signum)
+
+    def _loop(self, selector: selectors.BaseSelector, wake_r: int, listener: Any) -> None:
+        while True:
+            now = time.monotonic()
+            self._handle_signals(now)
+            finished = self._collect(now)
+            self._exchange(now, finished)
+            if now >= self.next_tick:
+                self._housekeeping(now)
+            elif self.control_due and now - self.last_control >= CONTROL_MIN_S:
+                self._control(now)
+            if self.stopping and not self.running:
+                return
+            timeout = self._next_timer(time.monotonic())
+            for key, _ in selector.select(timeout):
+                if key.data == "signal":
+                    with contextlib.suppress(BlockingIOError):
+                        while os.read(wake_r, 512):
+                            pass
+                else:
+                    listener.drain()
+                    self.may_have_work = True
+                    self.control_due = True
+
+    def _next_timer(self, now: float) -> float:
+        timers = [self.next_tick]
+        if self.control_due:
+            timers.append(self.last_control + CONTROL_MIN_S)
+        if not self.stopping and len(self.running) < self.count:
+            timers.append(self.next_claim_at)
+        for attempt in self.running.values():
+            if attempt.kill_at is not None:
+                timers.append(attempt.kill_at)
+            elif attempt.deadline is not None:
+                timers.append(attempt.deadline)
+        if self.stop_at is not None:
+            timers.append(self.stop_at)
+        return max(0.0, min(timers) - now)
+
+    # -- signals and stopping
+
+    def _handle_signals(self, now: float) -> None:
+        while self.signals:
+            signum = self.signals.pop(0)
+            if signum == signal.SIGCHLD:
+                continue
+            name = signal.Signals(signum).name
+            if self.stopping and signum == signal.SIGINT:
+                self.log("stop_now", f"{name} again: stopping now", important=True)
+                self.stop_at = now
+            else:
+                self._begin_stop(now, f"{name} received")
+
+    def _begin_stop(self, now: float, why: str) -> None:
+        if self.stopping:
+            return
+        self.stopping = True
+        if self.grace_s is not None:
+            self.stop_at = now + self.grace_s
+        grace = "" if self.grace_s is None else f", for at most {self.grace_s:g}s"
+        self.log(
+            "stopping",
+            f"{why}: stopping; waiting for {len(self.running)} running job(s){grace}",
+            important=True,
+        )
+
+    # -- attempts
+
+    def _collect(self, now: float) -> list[Attempt]:
+        """Attempts whose process ended; kill what must die on the way."""
+        finished = []
+        for attempt in list(self.running.values()):
+            process = attempt.process
+            code = None if process is None else process.poll()
+            if process is None or code is not None:
+                if code is not None:
+                    attempt.exit_code = code if code >= 0 else 128 - code
+                if attempt.kill_at is not None:
+                    executor.signal_group(attempt, signal.SIGKILL)  # what the shell left behind
+                if attempt.pgid is not None:
+                    self._watch(f"-{attempt.pgid}")
+                del self.running[attempt.claim.id]
+                finished.append(attempt)
+                continue
+            if self.stop_at is not None and now >= self.stop_at and not attempt.released:
+                attempt.released = True
+                executor.terminate(attempt, now, None)
+            if attempt.kill_at is not None:
+                if now >= attempt.kill_at:
+                    executor.signal_group(attempt, signal.SIGKILL)
+            elif attempt.deadline is not None and now >= attempt.deadline:
+                executor.terminate(attempt, now, f"timed out after {attempt.timeout_s:g}s")
+                self.log(
+                    "timeout", f"timed out {attempt.claim.id} after {attempt.timeout_s:g}s",
+                    job=attempt.claim.id,
+                )  # fmt: skip
+        return finished
+
+    def _exchange(self, now: float, finished: list[Attempt]) -> None:
+        """Write results and claim new jobs, in one transaction."""
+        limit = int(self.config["output_limit"])
+        outcomes = []
+        for attempt in finished:
+            claim = attempt.claim
+            if attempt.released:
+                self.store.release(self.id, claim.id, claim.attempt)
+                self.log("released", f"released {claim.id}: back to pending", job=claim.id)
+            elif not attempt.abandoned:
+                output = executor.tail(attempt, limit)
+                outcomes.append(
+                    Outcome(
+                        claim.id, claim.attempt, attempt.exit_code, attempt.error,
+                        attempt.started_at_ms, time.time_ns() // 1_000_000,
+                        output if output or claim.attempt > 1 else None,
+                    )
+                )  # fmt: skip
+            executor.close(attempt)
+        free = self.count - len(self.running)
+        wants_work = outcomes or self.may_have_work or now >= self.next_claim_at
+        want = free if free > 0 and not self.stopping and wants_work else 0
+        if not outcomes and not want:
+            return
+        settled, claims = self.store.finish_and_claim(
+            self.id, outcomes, want, self.queues, float(self.config["lease_seconds"])
+        )
+        for outcome in outcomes:
+            self._log_outcome(outcome, settled.get(outcome.job_id))
+        if want:
+            self.may_have_work = len(claims) == want
+            if not self.may_have_work:
+                self.next_claim_at = self._next_claim_time(now)
+        for claim in claims:
+            attempt = executor.start(claim, self.base_env, float(self.config["job_timeout"]))
+            self.running[claim.id] = attempt
+            if attempt.pgid is not None:
+                self._watch(f"+{attempt.pgid}")
+            self.log(
+                "claimed", f"started {claim.id} (attempt {claim.attempt}): {claim.command[:200]}",
+                job=claim.id, attempt=claim.attempt, queue=claim.queue,
+            )  # fmt: skip
+
+    def _next_claim_time(self, now: float) -> float:
+        """When to look again: the next delayed job, or the fallback poll."""
+        due_ms = self.store.next_due_ms()
+        poll_at = now + POLL_S
+        if due_ms is None:
+            return poll_at
+        wait_s = (due_ms - self.store.clock.now_ms()) / 1000
+        return min(poll_at, now + max(0.0, wait_s))
+
+    def _log_outcome(self, outcome: Outcome, settlement: Settlement | None) -> None:
+        took = f"in {outcome.finished_at_ms - outcome.started_at_ms}ms"
+        how = outcome.error or f"exit {outcome.exit_code}"
+        job = outcome.job_id
+        fields = {"job": job, "attempt": outcome.attempt, "exit_code": outcome.exit_code,
+                  "duration_ms": outcome.finished_at_ms - outcome.started_at_ms}  # fmt: skip
+        if settlement is None:
+            self.log("fenced", f"finished {job} ({how}) but it is no longer ours", **fields)
+        elif settlement.state == COMPLETED:
+            self.log("completed", f"completed {job} {took}", **fields)
+        elif settlement.state == DEAD:
+            self.log("dead", f"dead {job} ({settlement.last_error}) {took}", important=True, **fields)
+        else:
+            wait_s = ((settlement.run_at_ms or outcome.finished_at_ms) - outcome.finished_at_ms) / 1000
+            self.log(
+                "failed", f"failed {job} ({how}) {took}; retry in {wait_s:g}s",
+                retry_in_s=wait_s, **fields,
+            )  # fmt: skip
+
+    def _watch(self, line: str) -> None:
+        """Tell the watchdog which process groups to kill if this runner dies."""
+        assert self.watchdog.stdin is not None
+        try:
+            self.watchdog.stdin.write(line.encode() + b"\n")
+            self.watchdog.stdin.flush()
+        except BrokenPipeError:
+            self.log("watchdog_lost", "the watchdog died: jobs may outlive a crash of this runner", important=True)
+
+    # -- housekeeping
+
+    def _housekeeping(self, now: float) -> None:
+        self.next_tick = now + TICK_S
+        if now >= self.next_config:
+            self.config = self.store.config()
+            self.next_config = now + CONFIG_S
+        self._reap()
+        self._control(now)
+        self._sync_output(now)
+
+    def _control(self, now: float) -> None:
+        """Heartbeat when due (or when woken), honour stop requests, kill what is not ours."""
+        self.last_control = now
+        woken, self.control_due = self.control_due, False
+        lease_s = float(self.config["lease_seconds"])
+        if woken or now >= self.next_heartbeat:
+            self.next_heartbeat = now + lease_s / 3  # a missed beat or two is survivable
+            stop = self.store.heartbeat(self.id, lease_s)
+            if stop is None:
+                self.log("reregistered", "this runner was taken for dead; registering again", important=True)
+                now_ms = self.store.clock.now_ms()
+                self.store.register_runner(
+                    Runner(
+                        id=self.id, host=host_name(), pid=os.getpid(), workers=self.count,
+                        queues=self.queues, started_at_ms=now_ms, heartbeat_at_ms=now_ms,
+                        pid_started=process_started(os.getpid()),
+                    )
+                )  # fmt: skip
+            elif stop:
+                self._begin_stop(now, "stop requested")
+        if self.running:
+            owned = self.store.owned_jobs(self.id)
+            for job_id, attempt in self.running.items():
+                if owned.get(job_id) != attempt.claim.attempt and not attempt.abandoned:
+                    attempt.abandoned = True
+                    executor.terminate(attempt, now, None)
+                    self.log("abandoned", f"killing {job_id}: cancelled or no longer ours", job=job_id)
+
+    def _reap(self) -> None:
+        """Recover the jobs of dead runners (at once on this host) and of expired leases."""
+        now_ms = self.store.clock.now_ms()
+        stale_ms = STALE_LEASES * float(self.config["lease_seconds"]) * 1000
+        dead = [
+            r.id
+            for r in self.store.runners()
+            if r.id != self.id
+            and (
+                (r.host == host_name() and not is_alive(r.pid, r.pid_started))
+                or now_ms - r.heartbeat_at_ms > stale_ms
+            )
+        ]
+        for job_id in self.store.reap(dead):
+            self.log("lost", f"recovered {job_id}: its runner was lost", important=True, job=job_id)
+
+    def _sync_output(self, now: float) -> None:
+        """Copy the output of long-running jobs to the store, for `logs --follow` anywhere."""
+        limit = int(self.config["output_limit"])
+        for attempt in self.running.values():
+            if now - attempt.started_mono < TICK_S or attempt.process is None:
+                continue
+            size = executor.output_size(attempt)
+            if size != attempt.synced_size:
+                attempt.synced_size = size
+                self.store.save_output(attempt.claim.id, executor.tail(attempt, limit))
