@@ -1,0 +1,96 @@
+"""`explain`: why a job is or is not running now, in one or two plain sentences."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from queuectl.durations import ms_to_iso
+from queuectl.models import CANCELLED, COMPLETED, DEAD, PROCESSING
+
+
+def _in(ms: int) -> str:
+    seconds = ms / 1000
+    if seconds < 120:
+        return f"{seconds:.1f}s"
+    if seconds < 7200:
+        return f"{seconds / 60:.1f}m"
+    return f"{seconds / 3600:.1f}h"
+
+
+def explain_job(queue: Any, job_id: str) -> dict[str, Any]:
+    """{"id", "state", "reason", "message"}: the reason is a stable code, the message prose."""
+    job = queue.get(job_id)
+    now = queue.store.clock.now_ms()
+
+    def answer(reason: str, message: str) -> dict[str, Any]:
+        return {"id": job.id, "state": job.state, "reason": reason, "message": message}
+
+    if job.state == COMPLETED:
+        return answer("finished", f"{job.id} completed at {ms_to_iso(job.finished_at_ms)}.")
+    if job.state == DEAD:
+        return answer(
+            "finished",
+            f"{job.id} is dead after {job.attempts} run(s) ({job.last_error}); "
+            f"`queuectl dlq retry {job.id}` runs it again.",
+        )
+    if job.state == CANCELLED:
+        return answer("finished", f"{job.id} was cancelled ({job.last_error}).")
+    runners = queue.runners()
+    if job.state == PROCESSING:
+        owner = next((r for r in runners if r.id == job.lease_owner), None)
+        if owner is None:
+            return answer(
+                "lease_owner_gone",
+                f"{job.id} is marked running, but its runner {job.lease_owner} is gone; it is "
+                f"recovered as 'worker lost' when its lease expires at "
+                f"{ms_to_iso(job.lease_expires_at_ms)} (by a live runner).",
+            )
+        return answer(
+            "running",
+            f"{job.id} is running (attempt {job.attempts} of {job.max_retries + 1}) on runner "
+            f"{owner.host} pid {owner.pid} since {ms_to_iso(job.started_at_ms)}.",
+        )
+    unfinished = []
+    for dep in job.depends_on:
+        dep_job = queue.store.get(dep)
+        if dep_job is not None and dep_job.state != COMPLETED:
+            unfinished.append(f"{dep} ({dep_job.state})")
+    if unfinished:
+        return answer(
+            "waiting_for_dependency",
+            f"{job.id} waits for {len(unfinished)} dependenc{'y' if len(unfinished) == 1 else 'ies'} "
+            f"to complete: {', '.join(unfinished)}.",
+        )
+    if job.run_at_ms > now:
+        why = f"a retry after '{job.last_error}'" if job.last_error else "its run_at"
+        return answer(
+            "waiting_for_run_at",
+            f"{job.id} waits for {why}: due in {_in(job.run_at_ms - now)}, at {ms_to_iso(job.run_at_ms)}.",
+        )
+    if queue.store.queues().get(job.queue):
+        return answer(
+            "queue_paused",
+            f"{job.id} is due, but its queue '{job.queue}' is paused; "
+            f"`queuectl queue resume {job.queue}` lets runners take it.",
+        )
+    serving = [r for r in runners if r.queues is None or job.queue in r.queues]
+    if not serving:
+        hint = "" if job.queue == "default" else f" --queue {job.queue}"
+        return answer(
+            "no_runner",
+            f"{job.id} is due, but no runner serving queue '{job.queue}' is up; "
+            f"start one with `queuectl worker start{hint}`.",
+        )
+    workers = sum(r.workers for r in serving)
+    busy = sum(len(r.running) for r in serving)
+    if busy >= workers:
+        return answer(
+            "no_free_worker",
+            f"{job.id} is due and waits for a free worker: all {workers} worker(s) of the "
+            f"{len(serving)} runner(s) serving '{job.queue}' are busy.",
+        )
+    return answer(
+        "due",
+        f"{job.id} is due now and a runner serving '{job.queue}' has a free worker; it should "
+        f"start within moments (jobs of higher priority or older run first).",
+    )
