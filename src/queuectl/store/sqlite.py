@@ -22,6 +22,7 @@ from queuectl import lifecycle
 from queuectl.clock import Clock
 from queuectl.config import DEFAULTS
 from queuectl.errors import (
+    ConflictError,
     DuplicateJobError,
     InvalidInputError,
     QueuectlError,
@@ -215,11 +216,14 @@ class SQLiteStore:
                     existing = self._enqueue_one(conn, job, job_id, now, default_retries)
                     if existing is not None:
                         ids[-1] = existing
+            inserted_before = conn.total_changes
             try:
                 if plain:
                     conn.executemany(self.q["insert_job"], rows)
             except sqlite3.IntegrityError:
-                raise self._duplicate(conn, ids) from None
+                # The rows before the failing one went in (until the rollback): name that one.
+                failed_at = conn.total_changes - inserted_before
+                raise self._duplicate(conn, ids[: failed_at + 1]) from None
             found = {job.id: job for job in self._jobs_by_ids(conn, ids)}
         self.notify()
         return [found[job_id] for job_id in ids]
@@ -273,15 +277,13 @@ class SQLiteStore:
         return None
 
     def _duplicate(self, conn: sqlite3.Connection, ids: list[str]) -> DuplicateJobError:
+        """The error for a batch whose last id failed to insert."""
         seen: set[str] = set()
         for job_id in ids:
             if job_id in seen:
                 return DuplicateJobError(f"job {job_id!r} appears twice in the batch")
             seen.add(job_id)
-        taken = [row[1] for row in conn.execute(self.q["jobs_by_ids"], (json.dumps(ids),))]
-        if taken:
-            return DuplicateJobError(f"job {taken[0]!r} already exists")
-        return DuplicateJobError("a job in the batch already exists")
+        return DuplicateJobError(f"job {ids[-1]!r} already exists")
 
     def _jobs_by_ids(self, conn: sqlite3.Connection, ids: Sequence[str]) -> list[Job]:
         return [self._row_to_job(r) for r in conn.execute(self.q["jobs_by_ids"], (json.dumps(list(ids)),))]
@@ -457,7 +459,12 @@ class SQLiteStore:
 
                         raise WrongStateError(f"job {job_id!r} is {states[job_id]}, not dead")
             for job_id in job_ids:
-                conn.execute(self.q["retry_dead"], {"id": job_id, "now": now})
+                try:
+                    conn.execute(self.q["retry_dead"], {"id": job_id, "now": now})
+                except sqlite3.IntegrityError:
+                    raise ConflictError(
+                        f"job {job_id!r} cannot be retried: an active job holds its unique_key"
+                    ) from None
         if job_ids:
             self.notify()
         return list(job_ids)

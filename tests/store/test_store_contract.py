@@ -1,0 +1,615 @@
+"""The store contract, through the Store methods, on every backend."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import pytest
+
+from queuectl.clock import FakeClock
+from queuectl.errors import ConflictError, DuplicateJobError, InvalidInputError, NotFoundError, WrongStateError
+from queuectl.lifecycle import Outcome, Settlement
+from queuectl.models import Job, new_job
+from queuectl.store import Runner, Store, open_store
+
+LEASE_S = 30.0
+
+
+def add(store: Store, *jobs: dict[str, Any]) -> list[Job]:
+    return store.enqueue_many([new_job({"command": "true", **job}) for job in jobs])
+
+
+def claim(store: Store, want: int = 1, owner: str = "r1", queues: list[str] | None = None) -> list[str]:
+    return [c.id for c in store.finish_and_claim(owner, [], want, queues, LEASE_S)[1]]
+
+
+def finish(
+    store: Store, clock: FakeClock, job_id: str, attempt: int, exit_code: int | None = 0,
+    error: str | None = None, owner: str = "r1", output: bytes | None = None,
+) -> Settlement | None:  # fmt: skip
+    """Report an attempt's end; how it was settled (None when fenced out)."""
+    now = clock.now_ms()
+    result = Outcome(job_id, attempt, exit_code, error, now - 100, now, output)
+    settled, claims = store.finish_and_claim(owner, [result], 0, None, LEASE_S)
+    assert claims == []
+    return settled.get(job_id)
+
+
+def state(store: Store, job_id: str) -> str:
+    job = store.get(job_id)
+    assert job is not None
+    return job.state
+
+
+def get(store: Store, job_id: str) -> Job:
+    job = store.get(job_id)
+    assert job is not None
+    return job
+
+
+# -- enqueue
+
+
+def test_enqueue_returns_the_stored_jobs(store: Store, clock: FakeClock) -> None:
+    [job] = add(store, {"id": "a", "priority": 3, "max_retries": 1, "env": {"A": "1"},
+                        "timeout": "5s", "queue": "q", "no_retry_exit_codes": [9]})  # fmt: skip
+    assert (job.id, job.state, job.priority, job.max_retries, job.attempts) == ("a", "pending", 3, 1, 0)
+    assert (job.env, job.timeout, job.queue, job.no_retry_exit_codes) == ({"A": "1"}, 5.0, "q", [9])
+    assert job.run_at_ms == job.created_at_ms == job.updated_at_ms == clock.now_ms()
+    assert job.cwd == os.getcwd()
+    assert store.get("a") == job
+
+
+def test_enqueue_generates_ids_and_uses_the_configured_retries(store: Store) -> None:
+    store.set_config("max_retries", 7)
+    first, second = add(store, {}, {})
+    assert first.id != second.id
+    assert first.max_retries == second.max_retries == 7
+
+
+def test_enqueue_many_keeps_the_order(store: Store) -> None:
+    jobs = add(store, *({"id": f"j{n}"} for n in range(50)))
+    assert [j.id for j in jobs] == [f"j{n}" for n in range(50)]
+
+
+def test_enqueue_empty_batch(store: Store) -> None:
+    assert store.enqueue_many([]) == []
+
+
+def test_delay_and_run_at(store: Store, clock: FakeClock) -> None:
+    delayed, later = add(store, {"delay": "10s"}, {"run_at": "2030-01-01T00:00:00Z"})
+    assert delayed.run_at_ms == clock.now_ms() + 10_000
+    assert later.run_at_ms == 1_893_456_000_000
+
+
+def test_duplicate_id_is_refused_and_the_batch_changes_nothing(store: Store) -> None:
+    add(store, {"id": "a"})
+    with pytest.raises(DuplicateJobError, match="'a'"):
+        add(store, {"id": "b"}, {"id": "a"})
+    assert store.get("b") is None
+    with pytest.raises(DuplicateJobError, match="twice"):
+        add(store, {"id": "c"}, {"id": "c"})
+    assert store.get("c") is None
+
+
+def test_duplicate_id_error_names_the_existing_job(store: Store) -> None:
+    add(store, {"id": "z"})
+    with pytest.raises(DuplicateJobError, match="'z' already exists"):
+        add(store, {"id": "a-new"}, {"id": "b-new"}, {"id": "z"}, {"id": "c-new"})
+    assert [j.id for _, j in store.list_jobs(None, None, None, None)] == ["z"]
+
+
+def test_duplicate_id_in_a_batch_with_dependencies(store: Store) -> None:
+    add(store, {"id": "a"})
+    with pytest.raises(DuplicateJobError):
+        add(store, {"id": "b", "depends_on": ["a"]}, {"id": "a", "unique_key": "k"})
+    assert store.get("b") is None
+
+
+def test_unique_key_returns_the_job_that_holds_it(store: Store, clock: FakeClock) -> None:
+    [held] = add(store, {"id": "a", "unique_key": "k"})
+    [again] = add(store, {"id": "b", "unique_key": "k", "command": "other"})
+    assert again.id == "a"
+    assert again.command == "true"
+    assert store.get("b") is None
+    # Still held while processing and failed...
+    assert claim(store) == ["a"]
+    assert add(store, {"unique_key": "k"})[0].id == "a"
+    finish(store, clock, "a", 1, exit_code=1)
+    assert state(store, "a") == "failed"
+    assert add(store, {"unique_key": "k"})[0].id == "a"
+    # ...and free once the job is finished.
+    clock.advance(60)
+    assert claim(store) == ["a"]
+    finish(store, clock, "a", 2, exit_code=0)
+    [fresh] = add(store, {"id": "c", "unique_key": "k"})
+    assert fresh.id == "c"
+    assert held.id == "a"
+
+
+def test_unique_key_within_one_batch(store: Store) -> None:
+    jobs = add(store, {"id": "a", "unique_key": "k"}, {"id": "b", "unique_key": "k"})
+    assert [j.id for j in jobs] == ["a", "a"]
+    assert store.get("b") is None
+
+
+def test_depends_on_waits_for_completion(store: Store, clock: FakeClock) -> None:
+    add(store, {"id": "a"}, {"id": "b"})
+    [c] = add(store, {"id": "c", "depends_on": ["a", "b"], "priority": 9})
+    assert c.depends_on == ["a", "b"]
+    assert claim(store, 10) == ["a", "b"]
+    finish(store, clock, "a", 1)
+    assert claim(store, 10) == []
+    finish(store, clock, "b", 1)
+    assert claim(store, 10) == ["c"]
+
+
+def test_depends_on_a_completed_job_is_due_at_once(store: Store, clock: FakeClock) -> None:
+    add(store, {"id": "a"})
+    claim(store)
+    finish(store, clock, "a", 1)
+    add(store, {"id": "b", "depends_on": ["a"]})
+    assert claim(store) == ["b"]
+
+
+def test_depends_on_within_one_batch(store: Store, clock: FakeClock) -> None:
+    add(store, {"id": "a"}, {"id": "b", "depends_on": ["a"]})
+    assert claim(store, 10) == ["a"]
+    finish(store, clock, "a", 1)
+    assert claim(store, 10) == ["b"]
+
+
+def test_depends_on_an_unknown_job_is_refused(store: Store) -> None:
+    with pytest.raises(InvalidInputError, match="nope"):
+        add(store, {"id": "a"}, {"id": "b", "depends_on": ["nope"]})
+    assert store.get("a") is None
+
+
+def test_a_dead_dependency_cancels_the_dependants(store: Store, clock: FakeClock) -> None:
+    add(store, {"id": "a", "max_retries": 0})
+    add(store, {"id": "b", "depends_on": ["a"]}, {"id": "c", "depends_on": ["b"]})
+    claim(store)
+    finish(store, clock, "a", 1, exit_code=1)
+    assert state(store, "a") == "dead"
+    for job_id in ("b", "c"):
+        job = get(store, job_id)
+        assert job.state == "cancelled"
+        assert job.last_error is not None
+    assert "a" in get(store, "b").last_error  # type: ignore[operator]
+    [d] = add(store, {"id": "d", "depends_on": ["a"]})
+    assert d.state == "cancelled"
+    assert "a" in (d.last_error or "")
+
+
+# -- claim
+
+
+def test_claim_order_priority_then_run_at_then_creation(store: Store, clock: FakeClock) -> None:
+    add(store, {"id": "old-low"}, {"id": "high", "priority": 5})
+    clock.advance(1)
+    add(store, {"id": "new-low"}, {"id": "early", "run_at": "2020-01-01T00:00:00Z"})
+    add(store, {"id": "new-high", "priority": 5}, {"id": "neg", "priority": -1})
+    assert claim(store, 10) == ["high", "new-high", "early", "old-low", "new-low", "neg"]
+
+
+def test_claim_one_at_a_time_follows_the_same_order(store: Store) -> None:
+    add(store, {"id": "a"}, {"id": "b", "priority": 1}, {"id": "c"})
+    assert [claim(store)[0] for _ in range(3)] == ["b", "a", "c"]
+    assert claim(store) == []
+
+
+def test_claim_several_at_once(store: Store, clock: FakeClock) -> None:
+    add(store, *({"id": f"j{n:02}"} for n in range(10)))
+    _, claims = store.finish_and_claim("r1", [], 4, None, LEASE_S)
+    assert [c.id for c in claims] == ["j00", "j01", "j02", "j03"]
+    assert all(c.attempt == 1 for c in claims)
+    job = get(store, "j00")
+    assert (job.state, job.attempts, job.lease_owner) == ("processing", 1, "r1")
+    assert job.started_at_ms == clock.now_ms()
+    assert job.lease_expires_at_ms == clock.now_ms() + 30_000
+    assert claim(store, 100, owner="r2") == [f"j{n:02}" for n in range(4, 10)]
+    assert claim(store, 100) == []
+
+
+def test_claim_returns_what_the_runner_needs(store: Store) -> None:
+    add(store, {"id": "a", "command": "echo hi", "cwd": "/tmp", "env": {"X": "1"},
+                "timeout": 7, "queue": "q", "priority": 2})  # fmt: skip
+    _, [c] = store.finish_and_claim("r1", [], 1, None, LEASE_S)
+    assert (c.id, c.attempt, c.command, c.cwd, c.env, c.timeout, c.queue, c.priority) == (
+        "a", 1, "echo hi", "/tmp", {"X": "1"}, 7.0, "q", 2,
+    )  # fmt: skip
+
+
+def test_claim_skips_jobs_not_yet_due(store: Store, clock: FakeClock) -> None:
+    add(store, {"id": "later", "delay": "10s"})
+    assert claim(store) == []
+    assert store.next_due_ms() == clock.now_ms() + 10_000
+    clock.advance(10)
+    assert claim(store) == ["later"]
+    assert store.next_due_ms() is None
+
+
+def test_claim_by_queue(store: Store) -> None:
+    add(store, {"id": "a", "queue": "a"}, {"id": "b", "queue": "b"}, {"id": "c"})
+    assert claim(store, 10, queues=["b", "x"]) == ["b"]
+    assert claim(store, 10, queues=[]) == []
+    assert claim(store, 10) == ["a", "c"]
+
+
+def test_paused_queue_is_not_claimed(store: Store) -> None:
+    store.set_paused("slow", True)
+    assert store.queues() == {"slow": True}
+    add(store, {"id": "a", "queue": "slow"}, {"id": "b"})
+    assert claim(store, 10) == ["b"]
+    assert claim(store, 10, queues=["slow"]) == []
+    store.set_paused("slow", False)
+    assert store.queues() == {"slow": False}
+    assert claim(store, 10) == ["a"]
+
+
+# -- settle (finish), fencing
+
+
+def test_success_completes(store: Store, clock: FakeClock) -> None:
+    add(store, {"id": "a"})
+    claim(store)
+    clock.advance(2)
+    finish(store, clock, "a", 1, output=b"hello\n")
+    job = get(store, "a")
+    assert (job.state, job.exit_code, job.last_error, job.attempts) == ("completed", 0, None, 1)
+    assert job.finished_at_ms == clock.now_ms()
+    assert job.duration_ms == 100
+    assert job.lease_owner is None
+    assert store.output("a") == b"hello\n"
+    assert store.done_since(clock.now_ms() - 60_000) == 1
+    assert store.done_since(clock.now_ms() + 1) == 0
+
+
+def test_failure_backs_off_then_dies(store: Store, clock: FakeClock) -> None:
+    add(store, {"id": "a", "max_retries": 2})
+    for attempt, wait_s in ((1, 2), (2, 4)):
+        assert claim(store) == ["a"]
+        finish(store, clock, "a", attempt, exit_code=3)
+        job = get(store, "a")
+        assert (job.state, job.attempts, job.exit_code, job.last_error) == (
+            "failed", attempt, 3, "exit code 3",
+        )  # fmt: skip
+        assert job.run_at_ms == clock.now_ms() + wait_s * 1000
+        clock.advance(wait_s - 0.001)
+        assert claim(store) == []
+        clock.advance(0.001)
+    assert claim(store) == ["a"]
+    finish(store, clock, "a", 3, exit_code=3)
+    job = get(store, "a")
+    assert (job.state, job.attempts, job.last_error) == ("dead", 3, "exit code 3")
+    assert claim(store) == []
+
+
+def test_no_retry_exit_code_goes_dead_at_once(store: Store, clock: FakeClock) -> None:
+    add(store, {"id": "a", "max_retries": 5, "no_retry_exit_codes": [64]})
+    claim(store)
+    finish(store, clock, "a", 1, exit_code=64)
+    assert state(store, "a") == "dead"
+
+
+def test_settle_uses_the_stored_backoff_config(store: Store, clock: FakeClock) -> None:
+    store.set_config("backoff_base", 3)
+    add(store, {"id": "a"})
+    claim(store)
+    clock.advance(1)
+    clock.advance(1)
+    claim(store)
+    finish(store, clock, "a", 1, exit_code=1)
+    assert get(store, "a").run_at_ms == clock.now_ms() + 3000
+
+
+@pytest.mark.parametrize(("owner", "attempt"), [("r2", 1), ("r1", 2), ("r1", 0)])
+def test_a_late_writer_changes_nothing(store: Store, clock: FakeClock, owner: str, attempt: int) -> None:
+    add(store, {"id": "a"})
+    claim(store)
+    before = get(store, "a")
+    assert finish(store, clock, "a", attempt, exit_code=0, owner=owner, output=b"x") is None
+    assert get(store, "a") == before
+    assert store.output("a") is None
+    assert store.release(owner, "a", attempt) is False
+    assert get(store, "a") == before
+
+
+def test_a_writer_whose_lease_was_reclaimed_is_fenced_out(store: Store, clock: FakeClock) -> None:
+    add(store, {"id": "a"})
+    claim(store, owner="r1")
+    clock.advance(LEASE_S + 1)
+    assert store.reap([]) == ["a"]
+    clock.advance(10)
+    assert claim(store, owner="r2") == ["a"]
+    finish(store, clock, "a", 1, exit_code=0, owner="r1")
+    job = get(store, "a")
+    assert (job.state, job.lease_owner, job.attempts) == ("processing", "r2", 2)
+    finish(store, clock, "a", 2, exit_code=0, owner="r2")
+    assert state(store, "a") == "completed"
+
+
+def test_finishing_a_cancelled_job_changes_nothing(store: Store, clock: FakeClock) -> None:
+    add(store, {"id": "a"})
+    claim(store)
+    store.cancel(["a"])
+    finish(store, clock, "a", 1, exit_code=0)
+    job = get(store, "a")
+    assert (job.state, job.last_error) == ("cancelled", "cancelled")
+
+
+def test_finish_and_claim_in_one_call(store: Store, clock: FakeClock) -> None:
+    add(store, {"id": "a"}, {"id": "b"})
+    claim(store)
+    now = clock.now_ms()
+    settled, claims = store.finish_and_claim(
+        "r1", [Outcome("a", 1, 0, None, now, now)], 1, None, LEASE_S
+    )
+    assert [c.id for c in claims] == ["b"]
+    assert settled["a"].state == "completed"
+    assert state(store, "a") == "completed"
+
+
+# -- release
+
+
+def test_release_gives_the_attempt_back(store: Store) -> None:
+    add(store, {"id": "a"})
+    claim(store)
+    assert store.release("r1", "a", 1) is True
+    job = get(store, "a")
+    assert (job.state, job.attempts, job.lease_owner) == ("pending", 0, None)
+    assert store.release("r1", "a", 1) is False
+    _, [c] = store.finish_and_claim("r2", [], 1, None, LEASE_S)
+    assert (c.id, c.attempt) == ("a", 1)
+
+
+# -- leases and reaping
+
+
+def test_expired_leases_are_reaped_as_worker_lost(store: Store, clock: FakeClock) -> None:
+    add(store, {"id": "a"}, {"id": "b"})
+    claim(store, 2)
+    store.heartbeat("r1", LEASE_S)
+    clock.advance(LEASE_S)
+    assert store.reap([]) == []  # the lease ends at, not before, lease_seconds
+    clock.advance(0.001)
+    assert sorted(store.reap([])) == ["a", "b"]
+    job = get(store, "a")
+    assert (job.state, job.last_error, job.attempts, job.lease_owner) == (
+        "failed", "worker lost", 1, None,
+    )  # fmt: skip
+    assert job.run_at_ms == clock.now_ms() + 2000
+    assert store.reap([]) == []
+
+
+def test_heartbeat_renews_the_leases(store: Store, clock: FakeClock) -> None:
+    add(store, {"id": "a"})
+    claim(store)
+    for _ in range(5):
+        clock.advance(LEASE_S - 1)
+        store.heartbeat("r1", LEASE_S)
+        assert store.reap([]) == []
+    assert get(store, "a").lease_expires_at_ms == clock.now_ms() + 30_000
+    assert store.owned_jobs("r1") == {"a": 1}
+
+
+def test_worker_lost_on_the_last_attempt_is_dead(store: Store, clock: FakeClock) -> None:
+    add(store, {"id": "a", "max_retries": 0})
+    claim(store)
+    clock.advance(LEASE_S + 1)
+    store.reap([])
+    job = get(store, "a")
+    assert (job.state, job.last_error, job.attempts) == ("dead", "worker lost", 1)
+
+
+def test_reap_of_a_dead_runner_does_not_wait_for_the_lease(store: Store, clock: FakeClock) -> None:
+    store.register_runner(runner("r1"))
+    store.register_runner(runner("r2"))
+    add(store, {"id": "a"}, {"id": "b"})
+    claim(store, owner="r1")
+    claim(store, owner="r2")
+    assert store.reap(["r1"]) == ["a"]
+    assert (state(store, "a"), state(store, "b")) == ("failed", "processing")
+    assert [r.id for r in store.runners()] == ["r2"]
+
+
+# -- cancel, retry_dead, purge
+
+
+def test_cancel(store: Store, clock: FakeClock) -> None:
+    add(store, {"id": "p"}, {"id": "run"}, {"id": "f"}, {"id": "done"})
+    assert claim(store, 3) == ["p", "run", "f"]
+    finish(store, clock, "f", 1, exit_code=1)
+    store.release("r1", "p", 1)
+    claim(store, owner="r2")  # "p" again
+    finish(store, clock, "p", 1, exit_code=0, owner="r2")
+    assert claim(store) == ["done"]
+    finish(store, clock, "done", 1)
+    add(store, {"id": "pending"})
+    before = store.cancel(["pending", "run", "f"])
+    assert [(j.id, j.state) for j in before] == [
+        ("pending", "pending"), ("run", "processing"), ("f", "failed"),
+    ]  # fmt: skip
+    for job_id in ("pending", "run", "f"):
+        job = get(store, job_id)
+        assert (job.state, job.last_error, job.lease_owner) == ("cancelled", "cancelled", None)
+        assert job.finished_at_ms == clock.now_ms()
+
+
+def test_cancel_is_all_or_nothing(store: Store, clock: FakeClock) -> None:
+    add(store, {"id": "a"}, {"id": "b"})
+    claim(store)
+    finish(store, clock, "a", 1)
+    with pytest.raises(WrongStateError, match="'a' is completed"):
+        store.cancel(["b", "a"])
+    assert state(store, "b") == "pending"
+    with pytest.raises(NotFoundError, match="nope"):
+        store.cancel(["b", "nope"])
+    assert state(store, "b") == "pending"
+
+
+def test_cancel_cancels_the_dependants(store: Store) -> None:
+    add(store, {"id": "a"}, {"id": "b", "depends_on": ["a"]})
+    store.cancel(["a"])
+    job = get(store, "b")
+    assert job.state == "cancelled"
+    assert "a" in (job.last_error or "")
+
+
+def kill(store: Store, clock: FakeClock, job_id: str) -> None:
+    """Make a job, alone in its queue, dead through its attempts."""
+    job = get(store, job_id)
+    for attempt in range(job.attempts + 1, job.max_retries + 2):
+        clock.advance(3600)
+        assert claim(store, owner="killer", queues=[job.queue]) == [job_id]
+        finish(store, clock, job_id, attempt, exit_code=1, owner="killer")
+    assert state(store, job_id) == "dead"
+
+
+def test_retry_dead_resets_attempts(store: Store, clock: FakeClock) -> None:
+    add(store, {"id": "a", "max_retries": 1, "queue": "qa"}, {"id": "b", "max_retries": 0, "queue": "qb"})
+    kill(store, clock, "a")
+    kill(store, clock, "b")
+    clock.advance(5)
+    assert store.retry_dead(["a"]) == ["a"]
+    job = get(store, "a")
+    assert (job.state, job.attempts, job.finished_at_ms) == ("pending", 0, None)
+    assert job.run_at_ms == clock.now_ms()
+    assert store.retry_dead(None) == ["b"]
+    assert store.retry_dead(None) == []
+    assert claim(store, 10) == ["a", "b"]
+    assert get(store, "a").attempts == 1
+
+
+def test_retry_dead_is_all_or_nothing(store: Store, clock: FakeClock) -> None:
+    add(store, {"id": "a", "max_retries": 0, "queue": "qa"}, {"id": "b"})
+    kill(store, clock, "a")
+    with pytest.raises(WrongStateError, match="'b' is pending"):
+        store.retry_dead(["a", "b"])
+    with pytest.raises(NotFoundError, match="nope"):
+        store.retry_dead(["a", "nope"])
+    assert state(store, "a") == "dead"
+
+
+def test_retry_dead_refuses_when_its_unique_key_is_held(store: Store, clock: FakeClock) -> None:
+    add(store, {"id": "a", "max_retries": 0, "queue": "qa", "unique_key": "k"})
+    kill(store, clock, "a")
+    add(store, {"id": "b", "unique_key": "k"})
+    with pytest.raises(ConflictError, match="'a'.*unique_key"):
+        store.retry_dead(["a"])
+    with pytest.raises(ConflictError):
+        store.retry_dead(None)
+    assert (state(store, "a"), state(store, "b")) == ("dead", "pending")
+
+
+def test_purge_by_state_and_age(store: Store, clock: FakeClock) -> None:
+    add(store, {"id": "old"}, {"id": "new"}, {"id": "dead", "max_retries": 0, "queue": "qd"})
+    add(store, {"id": "p", "delay": "100d"})
+    claim(store)
+    finish(store, clock, "old", 1, output=b"out")
+    clock.advance(3600)
+    claim(store)
+    finish(store, clock, "new", 1)
+    kill(store, clock, "dead")
+    cutoff = get(store, "new").finished_at_ms
+    assert cutoff is not None
+    assert store.purge(["completed"], cutoff) == 1
+    assert store.get("old") is None
+    assert store.output("old") is None
+    assert store.get("new") is not None
+    assert store.purge(["completed", "dead"], clock.now_ms() + 1) == 2
+    assert [j.id for _, j in store.list_jobs(None, None, None, None)] == ["p"]
+
+
+# -- reads
+
+
+def test_list_jobs_newest_first_with_filters_and_pages(store: Store) -> None:
+    add(store, {"id": "a"}, {"id": "b", "queue": "q"}, {"id": "c"}, {"id": "d", "queue": "q"})
+    claim(store)
+    ids = lambda rows: [job.id for _, job in rows]  # noqa: E731
+    assert ids(store.list_jobs(None, None, None, None)) == ["d", "c", "b", "a"]
+    assert ids(store.list_jobs("pending", None, None, None)) == ["d", "c", "b"]
+    assert ids(store.list_jobs(None, "q", None, None)) == ["d", "b"]
+    assert ids(store.list_jobs("pending", "q", 1, None)) == ["d"]
+    first = store.list_jobs(None, None, 2, None)
+    assert ids(first) == ["d", "c"]
+    assert ids(store.list_jobs(None, None, 2, first[-1][0])) == ["b", "a"]
+
+
+def test_counts(store: Store, clock: FakeClock) -> None:
+    add(store, {"id": "a"}, {"id": "b"}, {"id": "c", "queue": "q"})
+    claim(store)
+    assert store.counts() == {"default": {"processing": 1, "pending": 1}, "q": {"pending": 1}}
+
+
+def test_get_and_output_of_unknown_jobs(store: Store) -> None:
+    assert store.get("nope") is None
+    assert store.output("nope") is None
+
+
+def test_save_output_replaces(store: Store) -> None:
+    add(store, {"id": "a"})
+    store.save_output("a", b"one")
+    store.save_output("a", b"two\x00\xff")
+    assert store.output("a") == b"two\x00\xff"
+
+
+# -- config
+
+
+def test_config_defaults_set_and_shared(store: Store, target: str, clock: FakeClock) -> None:
+    assert store.config()["max_retries"] == 3
+    store.set_config("max_retries", 5)
+    store.set_config("backoff_jitter", 0.25)
+    other = open_store(target, clock)
+    try:
+        assert other.config()["max_retries"] == 5
+        assert other.config()["backoff_jitter"] == 0.25
+        assert other.config()["lease_seconds"] == 30
+    finally:
+        other.close()
+
+
+# -- runners
+
+
+def runner(runner_id: str, queues: list[str] | None = None) -> Runner:
+    return Runner(
+        id=runner_id, host="h", pid=os.getpid(), workers=2, queues=queues,
+        started_at_ms=1_800_000_000_000, heartbeat_at_ms=1_800_000_000_000, pid_started="x",
+    )  # fmt: skip
+
+
+def test_runners_register_heartbeat_unregister(store: Store, clock: FakeClock) -> None:
+    store.register_runner(runner("r1", ["a", "b"]))
+    add(store, {"id": "j"})
+    claim(store, owner="r1")
+    [seen] = store.runners()
+    assert (seen.id, seen.host, seen.pid, seen.workers, seen.queues, seen.pid_started) == (
+        "r1", "h", os.getpid(), 2, ["a", "b"], "x",
+    )  # fmt: skip
+    assert seen.running == ["j"]
+    assert seen.stop_requested is False
+    clock.advance(5)
+    assert store.heartbeat("r1", LEASE_S) is False
+    assert store.runners()[0].heartbeat_at_ms == clock.now_ms()
+    assert store.request_stop() == 1
+    assert store.heartbeat("r1", LEASE_S) is True
+    store.unregister_runner("r1")
+    assert store.runners() == []
+    assert store.heartbeat("r1", LEASE_S) is None
+
+
+def test_migrate_is_idempotent(store: Store, target: str, clock: FakeClock) -> None:
+    add(store, {"id": "a"})
+    version = store.migrate()
+    again = open_store(target, clock)
+    try:
+        assert again.migrate() == version
+        assert again.describe()["schema_version"] == version
+        assert again.get("a") is not None
+    finally:
+        again.close()
