@@ -10,7 +10,7 @@ from queuectl.clock import Clock
 from queuectl.durations import ms_to_iso, parse_duration
 from queuectl.errors import InvalidInputError, NotFoundError
 from queuectl.models import FINISHED_STATES, STATES, Job, NewJob, new_job, validate_id
-from queuectl.store import Runner, Store, open_store
+from queuectl.store import Runner, Schedule, Store, open_store
 
 
 class Queue:
@@ -167,6 +167,35 @@ class Queue:
             runners = self.store.runners()
         return runners
 
+    # -- schedules
+
+    def add_schedule(
+        self,
+        name: str,
+        job: dict[str, Any],
+        cron: str | None = None,
+        every: str | float | None = None,
+        tz: str | None = None,
+    ) -> Schedule:
+        """Create (or replace) a schedule: one job per cron slot or per `every` interval."""
+        from queuectl.schedule import next_slot_ms, validate_schedule
+
+        name, cron, every_s, tz, template = validate_schedule(name, cron, every, tz, job)
+        now = self.store.clock.now_ms()
+        schedule = Schedule(
+            name=name, cron=cron, every_s=every_s, tz=tz, job=template, created_at_ms=now,
+            last_at_ms=None, next_at_ms=next_slot_ms(cron, every_s, tz, now, now),
+        )  # fmt: skip
+        self.store.add_schedule(schedule)
+        return schedule
+
+    def remove_schedule(self, name: str) -> None:
+        if not self.store.remove_schedule(name):
+            raise NotFoundError(f"no schedule {name!r}")
+
+    def schedules(self) -> list[Schedule]:
+        return self.store.schedules()
+
     def request_stop(self) -> int:
         """Ask every runner of this store to stop gracefully; how many were asked."""
         return self.store.request_stop()
@@ -193,6 +222,19 @@ def runner_dict(runner: Runner) -> dict[str, Any]:
         "started_at": ms_to_iso(runner.started_at_ms),
         "heartbeat_at": ms_to_iso(runner.heartbeat_at_ms),
         "running": list(runner.running),
+    }
+
+
+def schedule_dict(schedule: Schedule) -> dict[str, Any]:
+    """A schedule as JSON (`schedule list --json`, the HTTP API)."""
+    return {
+        "name": schedule.name,
+        "cron": schedule.cron,
+        "every": schedule.every_s,
+        "tz": schedule.tz,
+        "job": schedule.job,
+        "last_at": ms_to_iso(schedule.last_at_ms),
+        "next_at": ms_to_iso(schedule.next_at_ms),
     }
 
 

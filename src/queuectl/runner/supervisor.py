@@ -61,6 +61,7 @@ class Supervisor:
         self.next_tick = 0.0
         self.next_heartbeat = 0.0
         self.next_config = 0.0
+        self.next_schedule_at: float | None = None
         self.last_control = 0.0
         self.control_due = False
         self.store: Store
@@ -142,6 +143,8 @@ class Supervisor:
             self._exchange(now, finished)
             if now >= self.next_tick:
                 self._housekeeping(now)
+            elif self.next_schedule_at is not None and now >= self.next_schedule_at:
+                self._fire_schedules(now)
             elif self.control_due and now - self.last_control >= CONTROL_MIN_S:
                 self._control(now)
             if self.stopping and not self.running:
@@ -170,6 +173,8 @@ class Supervisor:
                 timers.append(attempt.deadline)
         if self.stop_at is not None:
             timers.append(self.stop_at)
+        if self.next_schedule_at is not None:
+            timers.append(self.next_schedule_at)
         return max(0.0, min(timers) - now)
 
     # -- signals and stopping
@@ -321,6 +326,24 @@ class Supervisor:
         self._reap()
         self._control(now)
         self._sync_output(now)
+        self._fire_schedules(now)
+
+    def _fire_schedules(self, now: float) -> None:
+        """Enqueue the jobs of schedules whose slot has come (the store makes it once per slot)."""
+        if self.stopping:
+            self.next_schedule_at = None
+            return
+        due_ms = self.store.next_schedule_ms()
+        now_ms = self.store.clock.now_ms()
+        if due_ms is not None and due_ms <= now_ms:
+            for name, job_id, error in self.store.fire_schedules():
+                if error:
+                    self.log("schedule_failed", f"schedule {name} could not enqueue: {error}", important=True, schedule=name)
+                else:
+                    self.log("scheduled", f"schedule {name} enqueued {job_id}", schedule=name, job=job_id)
+                self.may_have_work = True
+            due_ms = self.store.next_schedule_ms()
+        self.next_schedule_at = None if due_ms is None else now + max(0.0, (due_ms - now_ms) / 1000)
 
     def _control(self, now: float) -> None:
         """Heartbeat when due (or when woken), honour stop requests, kill what is not ours."""

@@ -28,8 +28,8 @@ from queuectl.errors import (
     QueuectlError,
     StoreError,
 )
-from queuectl.models import CANCELLED, COMPLETED, DEAD, PENDING, Job, NewJob
-from queuectl.store import Claim, Runner
+from queuectl.models import CANCELLED, COMPLETED, DEAD, PENDING, Job, NewJob, new_job
+from queuectl.store import Claim, Runner, Schedule
 from queuectl.store.queries import load_queries, migrations
 from queuectl.store.wakeup import SocketWakeup
 
@@ -573,6 +573,68 @@ class SQLiteStore:
             conn.execute(self.q["set_paused"], (queue, int(paused)))
         self.notify()
 
+    # -- schedules
+
+    @_guarded
+    def add_schedule(self, schedule: Schedule) -> None:
+        """Create or replace a schedule by name."""
+        with self._write() as conn:
+            conn.execute(
+                self.q["upsert_schedule"],
+                {
+                    "name": schedule.name, "cron": schedule.cron, "every_s": schedule.every_s,
+                    "tz": schedule.tz, "job": json.dumps(schedule.job), "now": schedule.created_at_ms,
+                    "next_at": schedule.next_at_ms,
+                },
+            )  # fmt: skip
+        self.notify()
+
+    @_guarded
+    def remove_schedule(self, name: str) -> bool:
+        with self._write() as conn:
+            return conn.execute(self.q["delete_schedule"], (name,)).rowcount == 1
+
+    @_guarded
+    def schedules(self) -> list[Schedule]:
+        return [_schedule(row) for row in self.conn.execute(self.q["schedules"])]
+
+    @_guarded
+    def next_schedule_ms(self) -> int | None:
+        row = self.conn.execute(self.q["next_schedule"]).fetchone()
+        return None if row is None or row[0] is None else int(row[0])
+
+    @_guarded
+    def fire_schedules(self) -> list[tuple[str, str | None, str | None]]:
+        """Enqueue one job for each schedule whose slot has come, and move it to its next slot.
+
+        Returns (schedule, job id or None, error or None) per schedule fired.
+        """
+        from queuectl.schedule import next_slot_ms
+
+        now = self.now()
+        fired: list[tuple[str, str | None, str | None]] = []
+        with self._write() as conn:
+            default_retries = int(self._config(conn)["max_retries"])
+            for schedule in [_schedule(r) for r in conn.execute(self.q["due_schedules"], (now,))]:
+                job_id: str | None = f"{schedule.name}.{schedule.next_at_ms}"
+                error = None
+                try:
+                    job = new_job(schedule.job)
+                    held = self._enqueue_one(conn, job, job_id, now, default_retries)  # type: ignore[arg-type]
+                    job_id = held or job_id
+                except QueuectlError as exc:
+                    job_id, error = None, str(exc)
+                next_at = next_slot_ms(
+                    schedule.cron, schedule.every_s, schedule.tz, schedule.created_at_ms, now
+                )
+                conn.execute(
+                    self.q["advance_schedule"], {"now": now, "next_at": next_at, "name": schedule.name}
+                )
+                fired.append((schedule.name, job_id, error))
+        if fired:
+            self.notify()
+        return fired
+
     # -- wakeups
 
     def notify(self) -> None:
@@ -582,6 +644,13 @@ class SQLiteStore:
     def listener(self, name: str) -> SocketWakeup | None:
         """Wakeups for one runner: a socket in the store's private folder."""
         return self._wakeup if self._wakeup.bind(name) is not None else None
+
+
+def _schedule(row: Sequence[Any]) -> Schedule:
+    return Schedule(
+        name=row[0], cron=row[1], every_s=row[2], tz=row[3], job=json.loads(row[4]),
+        created_at_ms=row[5], last_at_ms=row[6], next_at_ms=row[7],
+    )  # fmt: skip
 
 
 def _new_id() -> str:

@@ -158,3 +158,26 @@ UPDATE runners SET stop_requested = 1
 
 -- name: jobs_of_owner
 SELECT id, attempts FROM jobs WHERE state = 'processing' AND lease_owner = ?
+
+-- name: upsert_schedule
+INSERT INTO schedules (name, cron, every_s, tz, job, created_at, last_at, next_at)
+VALUES (:name, :cron, :every_s, :tz, :job, :now, NULL, :next_at)
+ON CONFLICT (name) DO UPDATE SET cron = excluded.cron, every_s = excluded.every_s,
+    tz = excluded.tz, job = excluded.job, created_at = excluded.created_at,
+    next_at = excluded.next_at
+
+-- name: delete_schedule
+DELETE FROM schedules WHERE name = ?
+
+-- name: schedules
+SELECT name, cron, every_s, tz, job, created_at, last_at, next_at FROM schedules ORDER BY name
+
+-- name: due_schedules
+SELECT name, cron, every_s, tz, job, created_at, last_at, next_at FROM schedules
+WHERE next_at <= ? ORDER BY next_at
+
+-- name: advance_schedule
+UPDATE schedules SET last_at = :now, next_at = :next_at WHERE name = :name
+
+-- name: next_schedule
+SELECT MIN(next_at) FROM schedules

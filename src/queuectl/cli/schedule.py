@@ -1,0 +1,76 @@
+"""Periodic schedules: add, list, remove."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from queuectl.cli import Session
+from queuectl.cli.jobs import enqueue_options, options_as_fields, parse_jobs_text
+
+
+@click.group()
+def schedule() -> None:
+    """Periodic jobs: one job per cron slot or interval, however many runners are up."""
+
+
+@schedule.command("add")
+@click.argument("name")
+@click.argument("job_json", required=False, metavar="[JSON]")
+@click.option("--cron", help='A 5-field cron expression, e.g. "*/5 * * * *" (UTC unless --tz).')
+@click.option("--every", help="An interval: 30s, 5m, 2h...")
+@click.option("--tz", help="Time zone of --cron, e.g. Europe/Paris.")
+@click.option("--command", "-c", "command", help="The shell command to run.")
+@enqueue_options
+@click.pass_obj
+def schedule_add(session: Session, name: str, job_json: str | None, cron: str | None, every: str | None, tz: str | None, command: str | None, **options: Any) -> None:  # fmt: skip
+    """Add (or replace) schedule NAME: (--cron EXPR | --every DURATION) (--command CMD | JSON)."""
+    from queuectl.durations import ms_to_iso
+
+    if (command is None) == (job_json is None):
+        raise click.UsageError("give exactly one of --command CMD or a JSON job")
+    if job_json is not None:
+        items = parse_jobs_text(job_json)
+        if len(items) != 1:
+            raise click.UsageError("a schedule takes one JSON job object")
+        job = items[0]
+    else:
+        job = {"command": command}
+    job = {**job, **options_as_fields(options)}
+    added = session.queue.add_schedule(name, job, cron=cron, every=every, tz=tz)
+    click.echo(f"schedule {added.name}: next at {ms_to_iso(added.next_at_ms)}", err=True)
+
+
+@schedule.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print the schedules as JSON.")
+@click.pass_obj
+def schedule_list(session: Session, as_json: bool) -> None:
+    """The schedules, with their last and next enqueue times."""
+    from queuectl.cli.render import print_json, print_table, short
+    from queuectl.queue import schedule_dict
+
+    schedules = [schedule_dict(s) for s in session.queue.schedules()]
+    if as_json:
+        print_json(schedules)
+        return
+    if not schedules:
+        click.echo("no schedules", err=True)
+        return
+    rows = [
+        (
+            s["name"], s["cron"] or f"every {s['every']:g}s", s["tz"] or "UTC",
+            short(s["job"]["command"], 40), s["last_at"] or "-", s["next_at"],
+        )
+        for s in schedules
+    ]  # fmt: skip
+    print_table(None, ["NAME", "WHEN", "TZ", "COMMAND", "LAST", "NEXT"], rows)
+
+
+@schedule.command("remove")
+@click.argument("name")
+@click.pass_obj
+def schedule_remove(session: Session, name: str) -> None:
+    """Remove a schedule (jobs it already enqueued stay)."""
+    session.queue.remove_schedule(name)
+    click.echo(f"removed schedule {name}", err=True)
