@@ -21,6 +21,7 @@ import sys
 import time
 from typing import Any
 
+from queuectl.errors import StoreError
 from queuectl.lifecycle import Outcome, Settlement
 from queuectl.models import COMPLETED, DEAD
 from queuectl.runner import executor
@@ -34,6 +35,8 @@ TICK_S = 1.0  # housekeeping: dead runners, expired leases, cancellations, live 
 CONFIG_S = 2.0  # a config change reaches running runners within this
 CONTROL_MIN_S = 0.2  # at most this often do wakeups trigger a check of stop requests and cancels
 STALE_LEASES = 3  # a runner silent for this many leases is removed from the list
+STORE_RETRY_S = 1.0  # how often an unreachable store is tried again
+STORE_GIVE_UP_S = 30.0  # after a stop's grace, how long unwritten results may hold the exit
 
 
 class Supervisor:
@@ -62,6 +65,10 @@ class Supervisor:
         self.next_heartbeat = 0.0
         self.next_config = 0.0
         self.next_schedule_at: float | None = None
+        self.unsent: list[Outcome] = []  # results not yet written (the store may be down)
+        self.unreleased: list[tuple[str, int]] = []  # jobs stopped by shutdown, to give back
+        self.store_error: str | None = None
+        self.store_retry_at = 0.0
         self.last_control = 0.0
         self.control_due = False
         self.store: Store
@@ -110,7 +117,6 @@ class Supervisor:
             important=True, runner=self.id, workers=self.count, queues=self.queues,
         )  # fmt: skip
         try:
-            self._housekeeping(time.monotonic())
             self._loop(selector, wake_r, listener)
         finally:
             for attempt in list(self.running.values()):
@@ -139,15 +145,14 @@ class Supervisor:
         while True:
             now = time.monotonic()
             self._handle_signals(now)
-            finished = self._collect(now)
-            self._exchange(now, finished)
-            if now >= self.next_tick:
-                self._housekeeping(now)
-            elif self.next_schedule_at is not None and now >= self.next_schedule_at:
-                self._fire_schedules(now)
-            elif self.control_due and now - self.last_control >= CONTROL_MIN_S:
-                self._control(now)
-            if self.stopping and not self.running:
+            self._collect(now)
+            if self.store_error is None or now >= self.store_retry_at:
+                self._talk_to_store(now)
+            if self.stopping and not self.running and not self.unsent and not self.unreleased:
+                return
+            if self.stopping and self.stop_at is not None and now >= self.stop_at + STORE_GIVE_UP_S:
+                self.log("gave_up", "the store is still unreachable: exiting; its jobs will be "
+                         "recovered as worker lost", important=True)  # fmt: skip
                 return
             timeout = self._next_timer(time.monotonic())
             for key, _ in selector.select(timeout):
@@ -159,6 +164,31 @@ class Supervisor:
                     listener.drain()
                     self.may_have_work = True
                     self.control_due = True
+
+    def _talk_to_store(self, now: float) -> None:
+        """Every store call of one loop turn; an unreachable store pauses claiming, not jobs."""
+        try:
+            self._exchange(now)
+            if now >= self.next_tick:
+                self._housekeeping(now)
+            elif self.next_schedule_at is not None and now >= self.next_schedule_at:
+                self._fire_schedules(now)
+            elif self.control_due and now - self.last_control >= CONTROL_MIN_S:
+                self._control(now)
+        except StoreError as exc:
+            if self.store_error is None:
+                self.log(
+                    "store_unreachable",
+                    f"cannot use the store: {exc}; running jobs go on, their results are kept "
+                    "until it is back, no new job is claimed",
+                    important=True,
+                )
+            self.store_error = str(exc)
+            self.store_retry_at = now + STORE_RETRY_S
+            return
+        if self.store_error is not None:
+            self.log("store_back", "the store is reachable again", important=True)
+            self.store_error = None
 
     def _next_timer(self, now: float) -> float:
         timers = [self.next_tick]
@@ -175,6 +205,8 @@ class Supervisor:
             timers.append(self.stop_at)
         if self.next_schedule_at is not None:
             timers.append(self.next_schedule_at)
+        if self.store_error is not None:
+            timers.append(self.store_retry_at)
         return max(0.0, min(timers) - now)
 
     # -- signals and stopping
@@ -206,9 +238,8 @@ class Supervisor:
 
     # -- attempts
 
-    def _collect(self, now: float) -> list[Attempt]:
-        """Attempts whose process ended; kill what must die on the way."""
-        finished = []
+    def _collect(self, now: float) -> None:
+        """Turn attempts whose process ended into results to write; kill what must die."""
         for attempt in list(self.running.values()):
             process = attempt.process
             code = None if process is None else process.poll()
@@ -220,7 +251,7 @@ class Supervisor:
                 if attempt.pgid is not None:
                     self._watch(f"-{attempt.pgid}")
                 del self.running[attempt.claim.id]
-                finished.append(attempt)
+                self._result(attempt)
                 continue
             if self.stop_at is not None and now >= self.stop_at and not attempt.released:
                 attempt.released = True
@@ -234,27 +265,31 @@ class Supervisor:
                     "timeout", f"timed out {attempt.claim.id} after {attempt.timeout_s:g}s",
                     job=attempt.claim.id,
                 )  # fmt: skip
-        return finished
 
-    def _exchange(self, now: float, finished: list[Attempt]) -> None:
+    def _result(self, attempt: Attempt) -> None:
+        """Queue what must be written about an ended attempt (nothing if it is not ours)."""
+        claim = attempt.claim
+        if attempt.released:
+            self.unreleased.append((claim.id, claim.attempt))
+        elif not attempt.abandoned:
+            output = executor.tail(attempt, int(self.config["output_limit"]))
+            self.unsent.append(
+                Outcome(
+                    claim.id, claim.attempt, attempt.exit_code, attempt.error,
+                    attempt.started_at_ms, time.time_ns() // 1_000_000,
+                    output if output or claim.attempt > 1 else None,
+                )
+            )  # fmt: skip
+        executor.close(attempt)
+
+    def _exchange(self, now: float) -> None:
         """Write results and claim new jobs, in one transaction."""
-        limit = int(self.config["output_limit"])
-        outcomes = []
-        for attempt in finished:
-            claim = attempt.claim
-            if attempt.released:
-                self.store.release(self.id, claim.id, claim.attempt)
-                self.log("released", f"released {claim.id}: back to pending", job=claim.id)
-            elif not attempt.abandoned:
-                output = executor.tail(attempt, limit)
-                outcomes.append(
-                    Outcome(
-                        claim.id, claim.attempt, attempt.exit_code, attempt.error,
-                        attempt.started_at_ms, time.time_ns() // 1_000_000,
-                        output if output or claim.attempt > 1 else None,
-                    )
-                )  # fmt: skip
-            executor.close(attempt)
+        while self.unreleased:
+            job_id, attempt_number = self.unreleased[0]
+            self.store.release(self.id, job_id, attempt_number)
+            self.unreleased.pop(0)
+            self.log("released", f"released {job_id}: back to pending", job=job_id)
+        outcomes = self.unsent
         free = self.count - len(self.running)
         wants_work = outcomes or self.may_have_work or now >= self.next_claim_at
         want = free if free > 0 and not self.stopping and wants_work else 0
@@ -263,6 +298,7 @@ class Supervisor:
         settled, claims = self.store.finish_and_claim(
             self.id, outcomes, want, self.queues, float(self.config["lease_seconds"])
         )
+        self.unsent = []
         for outcome in outcomes:
             self._log_outcome(outcome, settled.get(outcome.job_id))
         if want:
