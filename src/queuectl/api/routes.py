@@ -1,0 +1,259 @@
+"""The routes of SPEC section 7 over the Queue API. Sync functions: FastAPI runs them in its
+threadpool, and the SQLite store gives each thread its own connection."""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import TYPE_CHECKING, Annotated, Any, cast
+
+from fastapi import APIRouter, Body, Depends, Query, Request, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from queuectl.api import schemas, stats
+from queuectl.api.app import get_queue, require_token
+from queuectl.errors import InvalidInputError
+from queuectl.models import DEAD, STATES, new_job
+from queuectl.queue import Queue, jobs_json, schedule_dict
+
+if TYPE_CHECKING:
+    from queuectl.store import Schedule
+
+ERRORS: dict[int | str, dict[str, Any]] = {
+    401: {"model": schemas.ErrorOut, "description": "missing or wrong bearer token"},
+    422: {"model": schemas.ErrorOut, "description": "invalid input"},
+}
+Responses = dict[int | str, dict[str, Any]]
+NOT_FOUND: Responses = {404: {"model": schemas.ErrorOut, "description": "no such job"}}
+CONFLICT: Responses = {
+    409: {"model": schemas.ErrorOut, "description": "duplicate id or wrong state"}
+}
+MAX_PAGE = 1000
+THROUGHPUT_CACHE_S = 5.0
+
+router = APIRouter(prefix="/api", dependencies=[Depends(require_token)], responses=ERRORS)
+metrics_router = APIRouter(dependencies=[Depends(require_token)], responses=ERRORS)
+
+QueueDep = Annotated[Queue, Depends(get_queue)]
+
+
+# -- jobs
+
+
+@router.post(
+    "/jobs",
+    status_code=201,
+    tags=["jobs"],
+    response_model=schemas.JobOut | list[schemas.JobOut],
+    responses=CONFLICT,
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": schemas.JOBS_IN_SCHEMA}},
+        }
+    },
+)
+def enqueue(queue: QueueDep, payload: Annotated[Any, Body()]) -> Any:
+    """Enqueue a job object, or an array of them (all or none); 201 with the job(s)."""
+    if isinstance(payload, list):
+        if not payload:
+            raise InvalidInputError("an empty array enqueues nothing")
+        return jobs_json(queue.enqueue_many(payload))
+    if not isinstance(payload, dict):
+        raise InvalidInputError("the body must be a job object or an array of job objects")
+    return queue.enqueue_many([new_job(payload)])[0].to_dict()
+
+
+@router.get("/jobs", tags=["jobs"], response_model=schemas.JobPage)
+def list_jobs(
+    queue: QueueDep,
+    state: Annotated[str | None, Query(description=f"one of {', '.join(STATES)}")] = None,
+    queue_name: Annotated[str | None, Query(alias="queue")] = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 50,
+    cursor: Annotated[str | None, Query(description="next_cursor of the previous page")] = None,
+) -> dict[str, Any]:
+    """Jobs, newest first, a page at a time."""
+    jobs, next_cursor = queue.page(state or None, queue_name or None, limit, cursor or None)
+    return {"jobs": jobs_json(jobs), "next_cursor": next_cursor}
+
+
+@router.get("/jobs/{job_id}", tags=["jobs"], response_model=schemas.JobOut, responses=NOT_FOUND)
+def show(queue: QueueDep, job_id: str) -> dict[str, Any]:
+    """One job, every field."""
+    return queue.get(job_id).to_dict()
+
+
+@router.get(
+    "/jobs/{job_id}/output",
+    tags=["jobs"],
+    response_class=Response,
+    responses={**NOT_FOUND, 200: {"content": {"text/plain": {}}, "description": "the output"}},
+)
+def output(queue: QueueDep, job_id: str) -> Response:
+    """The captured output (stdout and stderr interleaved) of the job's last attempt."""
+    return Response(queue.output(job_id), media_type="text/plain; charset=utf-8")
+
+
+@router.post(
+    "/jobs/{job_id}/cancel",
+    tags=["jobs"],
+    response_model=schemas.JobOut,
+    responses={**NOT_FOUND, **CONFLICT},
+)
+def cancel(queue: QueueDep, job_id: str) -> dict[str, Any]:
+    """Cancel a pending, failed or running job (a running process is killed); 409 otherwise."""
+    queue.cancel(job_id)
+    return queue.get(job_id).to_dict()
+
+
+@router.post(
+    "/jobs/{job_id}/retry",
+    tags=["jobs"],
+    response_model=schemas.JobOut,
+    responses={**NOT_FOUND, **CONFLICT},
+)
+def retry(queue: QueueDep, job_id: str) -> dict[str, Any]:
+    """Move a dead job back to pending with its attempts reset; 409 if it is not dead."""
+    queue.retry(job_id)
+    return queue.get(job_id).to_dict()
+
+
+# -- dead-letter queue
+
+
+@router.get("/dlq", tags=["dlq"], response_model=list[schemas.JobOut])
+def dlq_list(
+    queue: QueueDep, limit: Annotated[int | None, Query(ge=1, le=MAX_PAGE)] = None
+) -> list[dict[str, Any]]:
+    """Dead jobs, newest first, with their last error."""
+    return jobs_json(queue.list(DEAD, None, limit))
+
+
+@router.post(
+    "/dlq/retry", tags=["dlq"], response_model=schemas.Retried, responses={**NOT_FOUND, **CONFLICT}
+)
+def dlq_retry(queue: QueueDep, body: schemas.DlqRetryIn) -> dict[str, Any]:
+    """Move the named dead jobs (`ids`), or every dead job (`all: true`), back to pending."""
+    if bool(body.ids) == body.all:
+        raise InvalidInputError('give "ids": [dead job ids] or "all": true')
+    return {"retried": queue.retry(*(body.ids or ()), all=body.all)}
+
+
+@router.delete("/dlq", tags=["dlq"], response_model=schemas.Purged)
+def dlq_purge(queue: QueueDep) -> dict[str, Any]:
+    """Delete every dead job."""
+    return {"purged": queue.purge(DEAD)}
+
+
+# -- status, configuration, queues
+
+
+@router.get("/status", tags=["status"], response_model=schemas.StatusOut)
+def status(queue: QueueDep) -> dict[str, Any]:
+    """Counts per state and queue, live runners, jobs completed in the last minute."""
+    return queue.status()
+
+
+@router.get("/stats/throughput", tags=["status"], response_model=schemas.Throughput)
+def throughput(request: Request, queue: QueueDep) -> dict[str, Any]:
+    """Jobs completed, and attempts failed, per minute over the last hour (cached 5 s)."""
+    cache: dict[str, Any] = request.app.state.__dict__.setdefault("throughput", {})
+    lock: threading.Lock = request.app.state.__dict__.setdefault(
+        "throughput_lock", threading.Lock()
+    )
+    with lock:
+        if cache.get("until", 0.0) < time.monotonic():
+            cache["value"] = stats.throughput(queue, queue.store.clock.now_ms())
+            cache["until"] = time.monotonic() + THROUGHPUT_CACHE_S
+        value: dict[str, Any] = cache["value"]
+    return value
+
+
+@router.get("/config", tags=["config"], response_model=dict[str, int | float])
+def config_list(queue: QueueDep) -> dict[str, float]:
+    """Every configuration key with its value."""
+    return queue.config()
+
+
+@router.put("/config/{key}", tags=["config"], response_model=schemas.ConfigValue)
+def config_set(queue: QueueDep, key: str, body: schemas.ConfigValueIn) -> dict[str, Any]:
+    """Validate and store one value; runners pick it up within seconds."""
+    from queuectl.config import canonical_key
+
+    stored = queue.set_config(key, body.value)
+    return {"key": canonical_key(key), "value": stored}
+
+
+@router.get("/queues", tags=["queues"], response_model=dict[str, schemas.QueueOut])
+def queues(queue: QueueDep) -> dict[str, Any]:
+    """Named queues with their counts per state and whether they are paused."""
+    return queue.queues()
+
+
+@router.post("/queues/{name}/pause", tags=["queues"], response_model=schemas.QueueState)
+def pause(queue: QueueDep, name: str) -> dict[str, Any]:
+    """Stop runners from starting new jobs of this queue (running ones finish)."""
+    queue.pause(name)
+    return {"queue": name, "paused": True}
+
+
+@router.post("/queues/{name}/resume", tags=["queues"], response_model=schemas.QueueState)
+def resume(queue: QueueDep, name: str) -> dict[str, Any]:
+    """Let runners start jobs of this queue again."""
+    queue.resume(name)
+    return {"queue": name, "paused": False}
+
+
+# -- schedules
+
+
+@router.get("/schedules", tags=["schedules"], response_model=list[schemas.ScheduleOut])
+def schedules(queue: QueueDep) -> list[dict[str, Any]]:
+    """The schedules, with their last and next enqueue times."""
+    # Queue.list shadows the builtin inside the class, which confuses mypy about Queue's lists.
+    found = cast("list[Schedule]", queue.schedules())
+    return [schedule_dict(s) for s in found]
+
+
+@router.post("/schedules", tags=["schedules"], status_code=201, response_model=schemas.ScheduleOut)
+def add_schedule(queue: QueueDep, body: schemas.ScheduleIn) -> dict[str, Any]:
+    """Add (or replace) a schedule; 201 with it and its next enqueue time."""
+    added = queue.add_schedule(body.name, body.job, cron=body.cron, every=body.every, tz=body.tz)
+    return schedule_dict(added)
+
+
+@router.delete(
+    "/schedules/{name}", tags=["schedules"], response_model=schemas.Removed, responses=NOT_FOUND
+)
+def remove_schedule(queue: QueueDep, name: str) -> dict[str, Any]:
+    """Remove a schedule; the jobs it already enqueued stay."""
+    queue.remove_schedule(name)
+    return {"removed": name}
+
+
+@router.get("/health", tags=["status"], response_model=schemas.Health)
+def health(queue: QueueDep) -> dict[str, Any]:
+    """200 with the store's kind and schema version when the store answers."""
+    import queuectl
+
+    info = queue.store.describe()
+    return {
+        "status": "ok",
+        "kind": info["kind"],
+        "schema_version": info["schema_version"],
+        "version": queuectl.__version__,
+    }
+
+
+# -- Prometheus
+
+
+@metrics_router.get(
+    "/metrics",
+    tags=["status"],
+    response_class=Response,
+    responses={200: {"content": {"text/plain": {}}, "description": "Prometheus text format"}},
+)
+def metrics(request: Request) -> Response:
+    """Jobs by state and queue, attempts, durations, runners, oldest due job: read at scrape time."""
+    return Response(generate_latest(request.app.state.registry), media_type=CONTENT_TYPE_LATEST)

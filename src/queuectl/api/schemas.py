@@ -1,0 +1,181 @@
+"""Pydantic shapes of the HTTP API: they document the routes in /openapi.json.
+
+Input is validated by queuectl.models (one validator for the CLI, the API and Python), so the
+job input schema here is documentation only; responses are checked against these models.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class JobIn(BaseModel):
+    """A job to enqueue (SPEC section 2); only `command` is required."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    command: str = Field(description="run as /bin/sh -c COMMAND; at most 64 KiB")
+    id: str | None = Field(None, description="[A-Za-z0-9._:-]{1,128}; generated if absent")
+    queue: str | None = "default"
+    priority: int | None = 0
+    max_retries: int | None = Field(None, description="default: config max_retries")
+    timeout: float | str | None = Field(None, description="seconds or 30s, 5m...; null = config")
+    run_at: str | None = Field(None, description="ISO-8601 earliest start")
+    delay: float | str | None = Field(None, description="start after this long (not with run_at)")
+    depends_on: list[str] | None = None
+    no_retry_exit_codes: list[int] | None = None
+    unique_key: str | None = None
+    cwd: str | None = Field(None, description="working directory; default: the server's")
+    env: dict[str, str] | None = None
+
+
+#: The request body of POST /api/jobs: one job object or an array of them.
+JOBS_IN_SCHEMA: dict[str, Any] = {
+    "anyOf": [
+        JobIn.model_json_schema(),
+        {"type": "array", "items": JobIn.model_json_schema()},
+    ]
+}
+
+
+class JobOut(BaseModel):
+    """A job as SPEC section 2 shows it."""
+
+    id: str
+    command: str
+    state: str
+    queue: str
+    priority: int
+    attempts: int
+    max_retries: int
+    timeout: float | None
+    run_at: str
+    depends_on: list[str]
+    no_retry_exit_codes: list[int]
+    unique_key: str | None
+    cwd: str
+    env: dict[str, str]
+    created_at: str
+    updated_at: str
+    started_at: str | None
+    finished_at: str | None
+    exit_code: int | None
+    last_error: str | None
+    duration_ms: int | None
+
+
+class JobPage(BaseModel):
+    """A page of jobs, newest first; pass `next_cursor` as `cursor` for the next page."""
+
+    jobs: list[JobOut]
+    next_cursor: str | None
+
+
+class RunnerOut(BaseModel):
+    id: str
+    host: str
+    pid: int
+    workers: int
+    queues: list[str] | None
+    started_at: str
+    heartbeat_at: str
+    running: list[str]
+
+
+class StatusOut(BaseModel):
+    """The same shape as `queuectl status --json`."""
+
+    counts: dict[str, int]
+    queues: dict[str, dict[str, int]]
+    runners: list[RunnerOut]
+    done_last_minute: int
+
+
+class QueueOut(BaseModel):
+    paused: bool
+    counts: dict[str, int]
+
+
+class QueueState(BaseModel):
+    queue: str
+    paused: bool
+
+
+class DlqRetryIn(BaseModel):
+    """Either `ids` or `all: true`."""
+
+    ids: list[str] | None = None
+    all: bool = False
+
+
+class Retried(BaseModel):
+    retried: list[str]
+
+
+class Purged(BaseModel):
+    purged: int
+
+
+class ConfigValueIn(BaseModel):
+    value: Any = Field(description="a number, or a duration such as 30s")
+
+
+class ConfigValue(BaseModel):
+    key: str
+    value: int | float
+
+
+class Health(BaseModel):
+    status: str
+    kind: str
+    schema_version: int
+    version: str
+
+
+class ThroughputBucket(BaseModel):
+    start: str = Field(description="start of the minute, ISO-8601 UTC")
+    completed: int
+    failed: int = Field(description="attempts that ended failed or dead")
+
+
+class Throughput(BaseModel):
+    """Jobs finished per minute over the last `minutes` minutes, oldest minute first."""
+
+    bucket_seconds: int
+    buckets: list[ThroughputBucket]
+    sampled: int = Field(description="finished jobs looked at")
+    capped: bool = Field(description="true if older jobs were not looked at (very large store)")
+
+
+class ScheduleIn(BaseModel):
+    """A periodic job: exactly one of `cron` (5 fields, UTC unless `tz`) or `every`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+    cron: str | None = None
+    every: float | str | None = Field(None, description="seconds or 30s, 5m, 2h...")
+    tz: str | None = None
+    job: dict[str, Any] = Field(description="the job to enqueue at each slot (no id)")
+
+
+class ScheduleOut(BaseModel):
+    """A schedule as `queuectl schedule list --json` shows it."""
+
+    name: str
+    cron: str | None
+    every: float | None
+    tz: str | None
+    job: dict[str, Any]
+    last_at: str | None
+    next_at: str
+
+
+class Removed(BaseModel):
+    removed: str
+
+
+class ErrorOut(BaseModel):
+    error: str

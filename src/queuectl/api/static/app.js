@@ -1,0 +1,314 @@
+// The queuectl dashboard: polls the API every 2 s and redraws. Every value from the API is
+// attacker-controlled (commands, outputs, ids): it reaches the page only as text nodes,
+// attribute values or SVG numbers, never as HTML.
+"use strict";
+
+(() => {
+  const TOKEN_KEY = "queuectl-token";
+  const STATES = ["pending", "processing", "completed", "failed", "dead", "cancelled"];
+  const POLL_MS = 2000;
+  const PAGE = 50;
+
+  const $ = (id) => document.getElementById(id);
+  let jobLimit = PAGE;
+  let selectedId = null;
+  let timer = null;
+  let needToken = false;
+
+  // -- building DOM from data, safely
+
+  function el(tag, props, ...children) {
+    const node = document.createElement(tag);
+    for (const [key, value] of Object.entries(props || {})) {
+      if (key === "class") node.className = value;
+      else if (key.startsWith("on")) node.addEventListener(key.slice(2), value);
+      else node.setAttribute(key, value);
+    }
+    for (const child of children) {
+      node.append(child instanceof Node ? child : document.createTextNode(child == null ? "" : String(child)));
+    }
+    return node;
+  }
+
+  function stateBadge(state) {
+    const known = STATES.includes(state) ? state : "";
+    return el("span", { class: "state " + known }, state);
+  }
+
+  function when(iso) {
+    return iso ? iso.replace("T", " ").replace(/\.\d+Z$/, "") : "";
+  }
+
+  function ago(iso) {
+    if (!iso) return "";
+    const s = Math.max(0, Math.round((Date.now() - Date.parse(iso)) / 1000));
+    return s < 120 ? `${s}s ago` : `${Math.round(s / 60)}m ago`;
+  }
+
+  function replaceRows(table, rows) {
+    const body = table.tBodies[0];
+    body.replaceChildren(...rows);
+  }
+
+  // -- the API
+
+  class ApiError extends Error {}
+
+  async function api(method, path, body) {
+    const headers = {};
+    const token = sessionStorage.getItem(TOKEN_KEY);
+    if (token) headers["Authorization"] = "Bearer " + token;
+    if (body !== undefined) headers["Content-Type"] = "application/json";
+    const response = await fetch(path, {
+      method, headers, body: body === undefined ? undefined : JSON.stringify(body),
+    });
+    if (response.status === 401) {
+      askForToken(token ? "that token was refused" : "");
+      throw new ApiError("a token is needed");
+    }
+    if (!response.ok) {
+      let message = `${response.status} ${response.statusText}`;
+      try { message = (await response.json()).error || message; } catch (_) { /* not JSON */ }
+      throw new ApiError(message);
+    }
+    const type = response.headers.get("content-type") || "";
+    return type.startsWith("application/json") ? response.json() : response.text();
+  }
+
+  const jobPath = (id) => "/api/jobs/" + encodeURIComponent(id);
+
+  // -- token
+
+  function askForToken(message) {
+    needToken = true;
+    $("token-panel").hidden = false;
+    $("token-message").textContent = message || "";
+    $("token-input").focus();
+  }
+
+  $("token-form").addEventListener("submit", (event) => {
+    event.preventDefault();
+    sessionStorage.setItem(TOKEN_KEY, $("token-input").value);
+    $("token-input").value = "";
+    $("token-panel").hidden = true;
+    needToken = false;
+    refresh();
+  });
+  $("token-button").addEventListener("click", () => askForToken(""));
+
+  // -- rendering
+
+  function renderCounts(status) {
+    $("counts").replaceChildren(...STATES.map((state) =>
+      el("div", { class: "card " + state, "data-state": state },
+        el("div", { class: "count" }, status.counts[state] || 0),
+        el("div", { class: "label" }, state))));
+  }
+
+  function setOptions(select, values) {
+    const current = select.value;
+    const wanted = ["", ...values];
+    const have = Array.from(select.options, (o) => o.value);
+    if (wanted.join("\n") === have.join("\n")) return;
+    select.replaceChildren(...wanted.map((v) => el("option", { value: v }, v || "all")));
+    select.value = wanted.includes(current) ? current : "";
+  }
+
+  function renderQueues(queues) {
+    const rows = Object.entries(queues).map(([name, q]) =>
+      el("tr", { "data-queue": name },
+        el("td", {}, name),
+        el("td", {}, q.paused ? "paused" : "active"),
+        ...STATES.map((s) => el("td", {}, q.counts[s] || 0)),
+        el("td", {}, el("button", {
+          type: "button",
+          onclick: () => act(`/api/queues/${encodeURIComponent(name)}/${q.paused ? "resume" : "pause"}`, "dlq-message"),
+        }, q.paused ? "Resume" : "Pause"))));
+    replaceRows($("queues"), rows);
+    setOptions($("filter-queue"), Object.keys(queues));
+  }
+
+  function renderRunners(runners) {
+    replaceRows($("runners"), runners.map((r) =>
+      el("tr", {},
+        el("td", {}, r.host), el("td", {}, r.pid), el("td", {}, r.workers),
+        el("td", {}, (r.queues || ["*"]).join(", ")), el("td", {}, when(r.started_at)),
+        el("td", { title: r.heartbeat_at }, ago(r.heartbeat_at)),
+        el("td", {}, r.running.join(" ") || "-"))));
+    $("no-runner").hidden = runners.length > 0;
+  }
+
+  function renderJobs(page) {
+    const needle = $("search").value.trim();
+    const jobs = needle ? page.jobs.filter((j) => j.id.includes(needle)) : page.jobs;
+    replaceRows($("jobs"), jobs.map((j) =>
+      el("tr", { "data-id": j.id, class: j.id === selectedId ? "selected" : "", onclick: () => select(j.id) },
+        el("td", {}, j.id), el("td", {}, stateBadge(j.state)), el("td", {}, j.queue),
+        el("td", { class: "command", title: j.command }, j.command),
+        el("td", {}, `${j.attempts}/${j.max_retries + 1}`), el("td", {}, when(j.created_at)),
+        el("td", { class: "error", title: j.last_error || "" }, j.last_error || ""))));
+    $("more").hidden = !page.next_cursor;
+  }
+
+  function renderDlq(jobs) {
+    replaceRows($("dlq"), jobs.map((j) =>
+      el("tr", { "data-id": j.id },
+        el("td", {}, j.id), el("td", {}, j.queue),
+        el("td", { class: "command", title: j.command }, j.command),
+        el("td", {}, j.attempts), el("td", {}, when(j.finished_at)),
+        el("td", { class: "error", title: j.last_error || "" }, j.last_error || ""),
+        el("td", {}, el("button", {
+          type: "button", class: "retry",
+          onclick: () => act(jobPath(j.id) + "/retry", "dlq-message"),
+        }, "Retry")))));
+    $("dlq-retry-all").disabled = $("dlq-purge").disabled = jobs.length === 0;
+  }
+
+  const SVG = "http://www.w3.org/2000/svg";
+  function svg(tag, attrs, text) {
+    const node = document.createElementNS(SVG, tag);
+    for (const [key, value] of Object.entries(attrs)) node.setAttribute(key, String(value));
+    if (text !== undefined) node.textContent = String(text);
+    return node;
+  }
+
+  function renderChart(series) {
+    const W = 720, H = 180, left = 36, bottom = 20, top = 8;
+    const buckets = series.buckets;
+    const max = Math.max(1, ...buckets.map((b) => b.completed + b.failed));
+    const scale = (H - bottom - top) / max;
+    const step = (W - left) / buckets.length;
+    const chart = svg("svg", { viewBox: `0 0 ${W} ${H}`, role: "img", "aria-label": "jobs finished per minute" });
+    chart.append(svg("line", { class: "axis", x1: left, y1: H - bottom, x2: W, y2: H - bottom }));
+    chart.append(svg("text", { x: left - 6, y: top + 10, "text-anchor": "end" }, max));
+    chart.append(svg("text", { x: left - 6, y: H - bottom, "text-anchor": "end" }, 0));
+    buckets.forEach((b, i) => {
+      const x = left + i * step + 1, w = Math.max(1, step - 2);
+      const hc = b.completed * scale, hf = b.failed * scale;
+      const group = svg("g", {});
+      group.append(svg("title", {}, `${when(b.start).slice(11, 16)} UTC: ${b.completed} completed, ${b.failed} failed`));
+      if (hc) group.append(svg("rect", { class: "bar-completed", x, y: H - bottom - hc, width: w, height: hc }));
+      if (hf) group.append(svg("rect", { class: "bar-failed", x, y: H - bottom - hc - hf, width: w, height: hf }));
+      group.append(svg("rect", { x, y: top, width: w, height: H - bottom - top, fill: "transparent" }));
+      chart.append(group);
+    });
+    const labels = [[0, "-60m"], [30, "-30m"], [buckets.length - 1, "now"]];
+    for (const [i, label] of labels) {
+      chart.append(svg("text", { x: left + i * step + step / 2, y: H - 5, "text-anchor": "middle" }, label));
+    }
+    $("chart").replaceChildren(chart);
+  }
+
+  async function renderDetail() {
+    if (selectedId === null) return;
+    const id = selectedId;
+    let job, output;
+    try {
+      [job, output] = await Promise.all([api("GET", jobPath(id)), api("GET", jobPath(id) + "/output")]);
+    } catch (error) {
+      if (id === selectedId) $("detail-message").textContent = error.message;
+      return;
+    }
+    if (id !== selectedId) return;
+    $("detail").hidden = false;
+    $("detail-id").textContent = job.id;
+    const fields = [];
+    for (const [key, value] of Object.entries(job)) {
+      const text = value !== null && typeof value === "object" ? JSON.stringify(value) : value;
+      fields.push(el("dt", {}, key), el("dd", { "data-field": key }, text == null ? "" : text));
+    }
+    $("detail-fields").replaceChildren(...fields);
+    $("detail-cancel").hidden = !["pending", "processing", "failed"].includes(job.state);
+    $("detail-retry").hidden = job.state !== "dead";
+    const out = $("detail-output");
+    const atEnd = out.scrollTop + out.clientHeight >= out.scrollHeight - 4;
+    if (out.textContent !== output) {
+      out.textContent = output || "(no output yet)";
+      if (atEnd) out.scrollTop = out.scrollHeight;
+    }
+  }
+
+  function select(id) {
+    selectedId = id;
+    $("detail-message").textContent = "";
+    $("search-message").textContent = "";
+    renderDetail();
+  }
+
+  // -- actions
+
+  async function act(path, messageId, method = "POST", body) {
+    $(messageId).textContent = "";
+    try {
+      await api(method, path, body);
+    } catch (error) {
+      $(messageId).textContent = error.message;
+    }
+    refresh();
+  }
+
+  $("detail-cancel").addEventListener("click", () => act(jobPath(selectedId) + "/cancel", "detail-message"));
+  $("detail-retry").addEventListener("click", () => act(jobPath(selectedId) + "/retry", "detail-message"));
+  $("detail-close").addEventListener("click", () => { selectedId = null; $("detail").hidden = true; refresh(); });
+  $("dlq-retry-all").addEventListener("click", () => act("/api/dlq/retry", "dlq-message", "POST", { all: true }));
+  $("dlq-purge").addEventListener("click", () => {
+    if (confirm("Delete every dead job?")) act("/api/dlq", "dlq-message", "DELETE");
+  });
+  $("more").addEventListener("click", () => { jobLimit = Math.min(1000, jobLimit + PAGE); refresh(); });
+  $("filter-state").append(...STATES.map((s) => el("option", { value: s }, s)));
+  for (const id of ["filter-state", "filter-queue"]) {
+    $(id).addEventListener("change", () => { jobLimit = PAGE; refresh(); });
+  }
+  $("search").addEventListener("input", () => refresh());
+  $("search-form").addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const id = $("search").value.trim();
+    if (!id) return;
+    try {
+      await api("GET", jobPath(id));
+      select(id);
+    } catch (error) {
+      $("search-message").textContent = error.message;
+    }
+  });
+
+  // -- polling
+
+  // One refresh at a time: a refresh asked for while one runs happens right after it.
+  let running = false;
+  let again = false;
+
+  async function refresh() {
+    if (running) { again = true; return; }
+    clearTimeout(timer);
+    if (needToken) return;
+    running = true;
+    const params = new URLSearchParams({ limit: String(jobLimit) });
+    if ($("filter-state").value) params.set("state", $("filter-state").value);
+    if ($("filter-queue").value) params.set("queue", $("filter-queue").value);
+    try {
+      const [status, page, dlq, queues, series] = await Promise.all([
+        api("GET", "/api/status"), api("GET", "/api/jobs?" + params),
+        api("GET", "/api/dlq?limit=100"), api("GET", "/api/queues"),
+        api("GET", "/api/stats/throughput"),
+      ]);
+      renderCounts(status);
+      renderQueues(queues);
+      renderRunners(status.runners);
+      renderJobs(page);
+      renderDlq(dlq);
+      renderChart(series);
+      await renderDetail();
+      $("connection").textContent = "updated " + new Date().toLocaleTimeString();
+      $("connection").className = "muted";
+    } catch (error) {
+      $("connection").textContent = error.message;
+      $("connection").className = "error";
+    }
+    running = false;
+    if (again) { again = false; refresh(); }
+    else if (!needToken) timer = setTimeout(refresh, POLL_MS);
+  }
+
+  refresh();
+})();

@@ -1,0 +1,229 @@
+"""Fixtures of the API tests: a TestClient on a fresh store of each backend, jobs driven into
+any state through the real store, a real `queuectl serve` subprocess, and one Chromium per module.
+
+Browser tests skip with the reason when Playwright or /usr/bin/chromium is missing, unless
+QUEUECTL_REQUIRE_BROWSER=1 makes that a failure.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import time
+import warnings
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from queuectl import Queue
+from queuectl.lifecycle import Outcome
+from queuectl.runner.liveness import host_name, process_started
+from queuectl.store import Runner
+from tests.conftest import QUEUECTL
+
+with warnings.catch_warnings():
+    # Starlette deprecates its httpx-based TestClient in favour of a package we do not ship.
+    warnings.filterwarnings(
+        "ignore",
+        message="Using `httpx` with `starlette.testclient` is deprecated",
+        category=UserWarning,
+    )
+    from fastapi.testclient import TestClient
+
+from queuectl.api.app import create_app
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+OWNER = "api-test-runner"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "browser: needs Playwright and /usr/bin/chromium")
+
+
+# -- the app in process
+
+
+@pytest.fixture
+def make_client(target: str) -> Iterator[Callable[..., TestClient]]:
+    """`make_client(token=None)`: a TestClient on a fresh app over this test's store."""
+    clients: list[TestClient] = []
+
+    def make(token: str | None = None, **kwargs: Any) -> TestClient:
+        client = TestClient(create_app(target, token), base_url="http://127.0.0.1:8765", **kwargs)
+        client.__enter__()
+        clients.append(client)
+        return client
+
+    yield make
+    for client in clients:
+        client.__exit__(None, None, None)
+
+
+@pytest.fixture
+def client(make_client: Callable[..., TestClient]) -> TestClient:
+    return make_client()
+
+
+# -- jobs in any state, through the real store
+
+
+def claim(queue: Queue, want: int = 1, queues: list[str] | None = None) -> list[Any]:
+    """Claim up to `want` due jobs (of `queues`) as a runner would: they become processing."""
+    _, claims = queue.store.finish_and_claim(OWNER, [], want, queues, 30)
+    return claims
+
+
+def finish(queue: Queue, job_id: str, exit_code: int = 1, output: bytes | None = None) -> None:
+    """End the running attempt of `job_id` with `exit_code` (0 completes it)."""
+    attempt = queue.get(job_id).attempts
+    now = queue.store.clock.now_ms()
+    outcome = Outcome(job_id, attempt, exit_code, None, now - 1500, now, output)
+    queue.store.finish_and_claim(OWNER, [outcome], 0, None, 30)
+
+
+def run_once(
+    q: Queue, command: str, exit_code: int, output: bytes | None = None, /, **options: Any
+) -> str:
+    """Enqueue a job, claim it and end its attempt: exit 0 completes it, else (max_retries 0) dead.
+
+    Only the job's queue is claimed from: keep other jobs of that queue out of the way.
+    """
+    options.setdefault("max_retries", 0)
+    job = q.enqueue(command, **options)
+    claimed = claim(q, 1, [job.queue])
+    assert [c.id for c in claimed] == [job.id]
+    finish(q, job.id, exit_code, output)
+    return job.id
+
+
+def register_runner(queue: Queue, workers: int = 2) -> Runner:
+    """Register this test process as a live runner (its pid is alive, so it is not reaped)."""
+    now = queue.store.clock.now_ms()
+    runner = Runner(
+        id=OWNER, host=host_name(), pid=os.getpid(), workers=workers, queues=None,
+        started_at_ms=now, heartbeat_at_ms=now, pid_started=process_started(os.getpid()),
+    )  # fmt: skip
+    queue.store.register_runner(runner)
+    return runner
+
+
+# -- a real server
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+class Server:
+    """A `queuectl serve` subprocess on a free loopback port."""
+
+    def __init__(self, target: str, token: str | None) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.token = token
+        env = {**os.environ, "QUEUECTL_DB": target}
+        env.pop("QUEUECTL_API_TOKEN", None)
+        args = [QUEUECTL, "serve", "--port", str(self.port)]
+        if token:
+            args += ["--token", token]
+        self.process = subprocess.Popen(
+            args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        self.headers = {"Authorization": f"Bearer {token}"} if token else {}
+        deadline = time.monotonic() + 20
+        while True:
+            if self.process.poll() is not None:
+                raise RuntimeError(
+                    f"serve exited {self.process.returncode}: {self.process.stderr.read()}"
+                )  # type: ignore[union-attr]
+            try:
+                if (
+                    httpx.get(f"{self.url}/api/health", headers=self.headers, timeout=1).status_code
+                    == 200
+                ):
+                    return
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError("serve did not answer /api/health within 20 s")
+            time.sleep(0.05)
+
+    def stop(self) -> tuple[str, str]:
+        if self.process.poll() is None:
+            self.process.terminate()
+        try:
+            out, err = self.process.communicate(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            out, err = self.process.communicate()
+        return out, err
+
+
+@pytest.fixture
+def serve(target: str) -> Iterator[Callable[..., Server]]:
+    """`serve(token=None)` starts `queuectl serve` on this test's store; stopped at the end."""
+    servers: list[Server] = []
+
+    def start(token: str | None = None) -> Server:
+        server = Server(target, token)
+        servers.append(server)
+        return server
+
+    yield start
+    for server in servers:
+        server.stop()
+
+
+# -- the browser
+
+
+def _missing_browser() -> str | None:
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        return "playwright is not installed (pip install playwright)"
+    if not os.access(CHROMIUM, os.X_OK):
+        return f"{CHROMIUM} is missing (apt-get install chromium)"
+    return None
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    """One headless Chromium for the module's tests."""
+    reason = _missing_browser()
+    if reason:
+        if os.environ.get("QUEUECTL_REQUIRE_BROWSER") == "1":
+            pytest.fail(reason)
+        pytest.skip(reason)
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def page(browser: Any) -> Iterator[Any]:
+    """A fresh page; `page.errors` collects console errors and uncaught exceptions."""
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    new_page = context.new_page()
+    errors: list[str] = []
+    new_page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
+    new_page.on("pageerror", lambda exc: errors.append(str(exc)))
+    new_page.errors = errors
+    new_page.set_default_timeout(10_000)
+    yield new_page
+    context.close()
+
+
+DOCS = Path(__file__).resolve().parents[2] / "docs"
