@@ -8,7 +8,13 @@ from typing import Any
 import pytest
 
 from queuectl.clock import FakeClock
-from queuectl.errors import ConflictError, DuplicateJobError, InvalidInputError, NotFoundError, WrongStateError
+from queuectl.errors import (
+    ConflictError,
+    DuplicateJobError,
+    InvalidInputError,
+    NotFoundError,
+    WrongStateError,
+)
 from queuectl.lifecycle import Outcome, Settlement
 from queuectl.models import Job, new_job
 from queuectl.store import Runner, Store, open_store

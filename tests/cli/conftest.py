@@ -1,0 +1,57 @@
+"""Helpers of the CLI tests: set up jobs in given states through the store, and dump the store."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from queuectl.lifecycle import Outcome
+from queuectl.models import new_job
+from queuectl.store import Store, open_store
+
+
+@pytest.fixture
+def store(target: str) -> Iterator[Store]:
+    opened = open_store(target)
+    yield opened
+    opened.close()
+
+
+def finish(store: Store, job_id: str, exit_code: int, owner: str = "setup") -> str:
+    """Claim `job_id` (alone in its queue) and end its attempt; its new state."""
+    job = store.get(job_id)
+    assert job is not None
+    _, claims = store.finish_and_claim(owner, [], 1, [job.queue], 30)
+    assert [c.id for c in claims] == [job_id]
+    now = store.clock.now_ms()
+    outcome = Outcome(job_id, claims[0].attempt, exit_code, None, now, now)
+    settled, _ = store.finish_and_claim(owner, [outcome], 0, None, 30)
+    return settled[job_id].state
+
+
+def make(store: Store, job_id: str, state: str, **fields: Any) -> None:
+    """A job `job_id` in `state` (pending, completed, dead, cancelled), by default in a queue of
+    its own (a given queue must hold no other due job)."""
+    fields.setdefault("queue", f"q-{job_id}")
+    if state == "dead":
+        fields["max_retries"] = 0
+    store.enqueue_many([new_job({"id": job_id, "command": "true", **fields})])
+    if state in ("completed", "dead"):
+        assert finish(store, job_id, 0 if state == "completed" else 1) == state
+    elif state == "cancelled":
+        store.cancel([job_id])
+    else:
+        assert state == "pending"
+
+
+def dump(store: Store) -> str:
+    """Everything a command could change: jobs, output, config and queues."""
+    jobs = [job.to_dict() for _, job in store.list_jobs(None, None, None, None)]
+    outputs = {job["id"]: (store.output(job["id"]) or b"").hex() for job in jobs}
+    return json.dumps(
+        {"jobs": jobs, "outputs": outputs, "config": store.config(), "queues": store.queues()},
+        sort_keys=True,
+    )
