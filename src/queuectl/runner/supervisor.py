@@ -36,7 +36,7 @@ CONFIG_S = 2.0  # a config change reaches running runners within this
 CONTROL_MIN_S = 0.2  # at most this often do wakeups trigger a check of stop requests and cancels
 STALE_LEASES = 3  # a runner silent for this many leases is removed from the list
 STORE_RETRY_S = 1.0  # how often an unreachable store is tried again
-STORE_GIVE_UP_S = 30.0  # after a stop's grace, how long unwritten results may hold the exit
+STORE_GIVE_UP_S = 30.0  # how long unwritten results may hold a stopping runner's exit
 
 
 class Supervisor:
@@ -69,6 +69,8 @@ class Supervisor:
         self.unreleased: list[tuple[str, int]] = []  # jobs stopped by shutdown, to give back
         self.store_error: str | None = None
         self.store_retry_at = 0.0
+        self.exit_code = 0
+        self.give_up_at = float("inf")  # when a stopping runner stops waiting for the store
         self.last_control = 0.0
         self.control_due = False
         self.store: Store
@@ -136,7 +138,7 @@ class Supervisor:
                 listener.close()
             self.store.close()
         self.log("runner_stopped", f"runner {self.id} stopped", important=True, runner=self.id)
-        return 0
+        return self.exit_code
 
     def _on_signal(self, signum: int, frame: Any) -> None:
         self.signals.append(signum)
@@ -150,9 +152,10 @@ class Supervisor:
                 self._talk_to_store(now)
             if self.stopping and not self.running and not self.unsent and not self.unreleased:
                 return
-            if self.stopping and self.stop_at is not None and now >= self.stop_at + STORE_GIVE_UP_S:
+            if self.stopping and not self.running and now >= self.give_up_at:
                 self.log("gave_up", "the store is still unreachable: exiting; its jobs will be "
                          "recovered as worker lost", important=True)  # fmt: skip
+                self.exit_code = 1
                 return
             timeout = self._next_timer(time.monotonic())
             for key, _ in selector.select(timeout):
@@ -191,11 +194,7 @@ class Supervisor:
             self.store_error = None
 
     def _next_timer(self, now: float) -> float:
-        timers = [self.next_tick]
-        if self.control_due:
-            timers.append(self.last_control + CONTROL_MIN_S)
-        if not self.stopping and len(self.running) < self.count:
-            timers.append(self.next_claim_at)
+        timers = []
         for attempt in self.running.values():
             if attempt.kill_at is not None:
                 timers.append(attempt.kill_at)
@@ -203,10 +202,18 @@ class Supervisor:
                 timers.append(attempt.deadline)
         if self.stop_at is not None:
             timers.append(self.stop_at)
+        if self.store_error is not None:
+            timers.append(self.store_retry_at)  # nothing else needs the store until it is back
+            if self.stopping and not self.running:
+                timers.append(self.give_up_at)
+            return max(0.0, min(timers) - now)
+        timers.append(self.next_tick)
+        if self.control_due:
+            timers.append(self.last_control + CONTROL_MIN_S)
+        if not self.stopping and len(self.running) < self.count:
+            timers.append(self.next_claim_at)
         if self.next_schedule_at is not None:
             timers.append(self.next_schedule_at)
-        if self.store_error is not None:
-            timers.append(self.store_retry_at)
         return max(0.0, min(timers) - now)
 
     # -- signals and stopping
@@ -220,6 +227,7 @@ class Supervisor:
             if self.stopping and signum == signal.SIGINT:
                 self.log("stop_now", f"{name} again: stopping now", important=True)
                 self.stop_at = now
+                self.give_up_at = now
             else:
                 self._begin_stop(now, f"{name} received")
 
@@ -229,6 +237,7 @@ class Supervisor:
         self.stopping = True
         if self.grace_s is not None:
             self.stop_at = now + self.grace_s
+        self.give_up_at = now + STORE_GIVE_UP_S
         grace = "" if self.grace_s is None else f", for at most {self.grace_s:g}s"
         self.log(
             "stopping",
@@ -321,8 +330,10 @@ class Supervisor:
         poll_at = now + POLL_S
         if due_ms is None:
             return poll_at
-        wait_s = (due_ms - self.store.clock.now_ms()) / 1000
-        return min(poll_at, now + max(0.0, wait_s))
+        # From the instant of this clock reading (not the older `now`), plus a millisecond for
+        # its rounding: a claim a hair early misses the job, and then only the poll finds it.
+        wait_s = (due_ms - self.store.clock.now_ms() + 1) / 1000
+        return min(poll_at, time.monotonic() + max(0.0, wait_s))
 
     def _log_outcome(self, outcome: Outcome, settlement: Settlement | None) -> None:
         took = f"in {outcome.finished_at_ms - outcome.started_at_ms}ms"

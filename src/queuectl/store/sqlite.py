@@ -90,6 +90,7 @@ class SQLiteStore:
         columns = queries["job_columns"]
         self.q = {name: sql.replace("{job_columns}", columns) for name, sql in queries.items()}
         self._local = threading.local()
+        self._identity: tuple[int, int] | None = None
         self._wakeup = SocketWakeup(path)
         self._create_file()
 
@@ -124,7 +125,19 @@ class SQLiteStore:
             except sqlite3.Error as exc:
                 raise _translate(exc, self.path) from None
             self._local.conn = conn
+            if self._identity is None:
+                info = os.stat(self.path)
+                self._identity = (info.st_dev, info.st_ino)
         return conn
+
+    def _check_file(self) -> None:
+        """A long-lived process notices when its database file is deleted or replaced."""
+        try:
+            info = os.stat(self.path)
+        except FileNotFoundError:
+            raise StoreError(f"{self.path}: the database file was deleted") from None
+        if self._identity is not None and (info.st_dev, info.st_ino) != self._identity:
+            raise StoreError(f"{self.path}: the database file was replaced by another file")
 
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
@@ -300,6 +313,7 @@ class SQLiteStore:
         now = self.now()
         claims: list[Claim] = []
         settled: dict[str, lifecycle.Settlement] = {}
+        self._check_file()
         with self._write() as conn:
             if outcomes:
                 settled = self._settle(conn, owner, outcomes, now)
@@ -494,6 +508,7 @@ class SQLiteStore:
     @_guarded
     def heartbeat(self, owner: str, lease_s: float) -> bool | None:
         """Renew the runner and its leases; whether a stop was requested (None: unregistered)."""
+        self._check_file()
         now = self.now()
         with self._write() as conn:
             row = conn.execute(self.q["beat_runner"], (now, owner)).fetchone()
