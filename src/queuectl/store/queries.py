@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
+import os
 import re
 from functools import cache
-from importlib import resources
-from pathlib import Path
 
+HERE = os.path.dirname(os.path.abspath(__file__))
 _NAME = re.compile(r"^--\s*name:\s*([a-z_][a-z0-9_]*)\s*$", re.MULTILINE)
 
 
 @cache
 def load_queries(dialect: str) -> dict[str, str]:
     """The named queries of one dialect, name -> SQL text."""
-    text = resources.files("queuectl.store").joinpath("sql", f"{dialect}.sql").read_text()
+    # A plain read: importlib.resources would cost the CLI's start-up ~10 ms of imports.
+    with open(os.path.join(HERE, "sql", f"{dialect}.sql"), encoding="utf-8") as handle:
+        text = handle.read()
     parts = _NAME.split(text)
     queries: dict[str, str] = {}
     for name, body in zip(parts[1::2], parts[2::2], strict=True):
@@ -25,8 +27,10 @@ def load_queries(dialect: str) -> dict[str, str]:
 
 def migrations(dialect: str) -> list[tuple[int, str, str]]:
     """(version, name, SQL) of every migration of a dialect, in order."""
-    folder = Path(str(resources.files("queuectl.store").joinpath("migrations", dialect)))
+    folder = os.path.join(HERE, "migrations", dialect)
     found = []
-    for path in sorted(folder.glob("[0-9][0-9][0-9][0-9]_*.sql")):
-        found.append((int(path.name[:4]), path.stem, path.read_text()))
+    for name in sorted(os.listdir(folder)):
+        if re.fullmatch(r"\d{4}_\w+\.sql", name):
+            with open(os.path.join(folder, name), encoding="utf-8") as handle:
+                found.append((int(name[:4]), name[:-4], handle.read()))
     return found

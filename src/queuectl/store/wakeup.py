@@ -8,17 +8,20 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import hashlib
 import os
 import socket
 import stat
+import zlib
 
 RUNTIME_ROOT = "/tmp"
 
 
 def wakeup_folder(db_path: str) -> str:
     """The folder of sockets for one database; short enough for a socket path anywhere."""
-    digest = hashlib.sha1(os.path.realpath(db_path).encode()).hexdigest()[:20]
+    # Two checksums, not hashlib: OpenSSL's import costs the CLI's start-up. A collision
+    # would only send a spurious wakeup.
+    path = os.path.realpath(db_path).encode()
+    digest = f"{zlib.crc32(path):08x}{zlib.adler32(path):08x}"
     return os.path.join(RUNTIME_ROOT, f"queuectl-{os.getuid()}", digest)
 
 
