@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import socket
 import subprocess
+import threading
 import time
 import warnings
 from collections.abc import Callable, Iterator
@@ -175,6 +176,49 @@ def serve(target: str) -> Iterator[Callable[..., Server]]:
 
     def start(token: str | None = None) -> Server:
         server = Server(target, token)
+        servers.append(server)
+        return server
+
+    yield start
+    for server in servers:
+        server.stop()
+
+
+class LiveServer:
+    """The app under uvicorn in a thread of this process: real HTTP, without the ~2 s that a
+    `queuectl serve` process spends importing FastAPI (the dashboard tests start many)."""
+
+    def __init__(self, target: str, token: str | None) -> None:
+        import uvicorn
+
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.headers = {"Authorization": f"Bearer {token}"} if token else {}
+        config = uvicorn.Config(
+            create_app(target, token), host="127.0.0.1", port=self.port,
+            log_level="warning", access_log=False, ws="none", lifespan="on",
+        )  # fmt: skip
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, name="uvicorn", daemon=True)
+        self.thread.start()
+        deadline = time.monotonic() + 10
+        while not self.server.started:
+            if not self.thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError("the in-process server did not start")
+            time.sleep(0.01)
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(10)
+
+
+@pytest.fixture
+def live(target: str) -> Iterator[Callable[..., LiveServer]]:
+    """`live(token=None)` serves the app over HTTP in this process, on this test's store."""
+    servers: list[LiveServer] = []
+
+    def start(token: str | None = None) -> LiveServer:
+        server = LiveServer(target, token)
         servers.append(server)
         return server
 
