@@ -1,0 +1,251 @@
+-- Named queries of the PostgreSQL store; each name matches a step of a PostgresStore method
+-- and a block of sqlite.sql. Instants are epoch milliseconds on the database's clock.
+-- Names starting `pg_` exist only in this dialect (migration lock, clock, LISTEN/NOTIFY).
+
+-- name: job_columns
+seq, id, command, state, queue, priority, attempts, max_retries, timeout, run_at, depends_on,
+no_retry_exit_codes, unique_key, cwd, env, created_at, updated_at, started_at, finished_at,
+exit_code, last_error, duration_ms, lease_owner, lease_expires_at
+
+-- name: insert_job
+-- A job whose unique_key an active job holds is not inserted (no row returned): the caller
+-- then looks up the holder. The index predicate makes this the arbiter of the conflict.
+INSERT INTO jobs (id, command, state, queue, priority, max_retries, timeout, run_at, depends_on,
+                  waiting_on, no_retry_exit_codes, unique_key, cwd, env, created_at, updated_at,
+                  finished_at, last_error)
+VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+ON CONFLICT (unique_key)
+    WHERE unique_key IS NOT NULL AND state IN ('pending', 'processing', 'failed')
+    DO NOTHING
+RETURNING seq
+
+-- name: insert_dep
+INSERT INTO job_deps (dep_id, job_id) VALUES (%s, %s) ON CONFLICT DO NOTHING
+
+-- name: find_unique
+SELECT id FROM jobs WHERE unique_key = %s AND state IN ('pending', 'processing', 'failed')
+
+-- name: dep_states
+-- FOR SHARE: a dependency cannot finish between this read and our commit, or its dependants
+-- update would miss the job being inserted and leave it waiting forever.
+SELECT id, state FROM jobs WHERE id = ANY(%s::text[]) FOR SHARE
+
+-- name: jobs_by_ids
+SELECT {job_columns} FROM jobs WHERE id = ANY(%s::text[])
+
+-- name: get_job
+SELECT {job_columns} FROM jobs WHERE id = %s
+
+-- name: list_jobs
+SELECT {job_columns} FROM jobs
+WHERE (%(state)s::text IS NULL OR state = %(state)s::text)
+  AND (%(queue)s::text IS NULL OR queue = %(queue)s::text)
+  AND seq < %(before)s::bigint
+ORDER BY seq DESC LIMIT %(limit)s::bigint
+
+-- name: claim
+-- SKIP LOCKED: concurrent claimers take different rows instead of queueing on the same ones.
+WITH picked AS (
+    SELECT seq FROM jobs
+    WHERE state IN ('pending', 'failed') AND waiting_on = 0 AND run_at <= %(now)s::bigint
+      AND queue NOT IN (SELECT name FROM queues WHERE paused)
+      AND (%(queues)s::text[] IS NULL OR queue = ANY(%(queues)s::text[]))
+    ORDER BY priority DESC, run_at, seq
+    LIMIT %(want)s::bigint
+    FOR UPDATE SKIP LOCKED
+)
+UPDATE jobs
+SET state = 'processing', attempts = attempts + 1, lease_owner = %(owner)s::text,
+    lease_expires_at = %(lease_until)s::bigint, started_at = %(now)s::bigint,
+    updated_at = %(now)s::bigint
+FROM picked
+WHERE jobs.seq = picked.seq
+RETURNING jobs.id, jobs.attempts, jobs.command, jobs.cwd, jobs.env, jobs.timeout, jobs.queue,
+          jobs.priority, jobs.run_at, jobs.seq
+
+-- name: fenced_job
+-- FOR UPDATE: the row stays ours until commit, so a concurrent cancel or reap cannot slip in
+-- between this check and the settlement below.
+SELECT max_retries, no_retry_exit_codes FROM jobs
+WHERE id = %s AND state = 'processing' AND lease_owner = %s AND attempts = %s
+FOR UPDATE
+
+-- name: settle_job
+UPDATE jobs
+SET state = %(state)s::text, run_at = COALESCE(%(run_at)s::bigint, run_at),
+    finished_at = %(finished_at)s::bigint, exit_code = %(exit_code)s::integer,
+    last_error = %(last_error)s::text, duration_ms = %(duration_ms)s::bigint,
+    updated_at = %(now)s::bigint, lease_owner = NULL, lease_expires_at = NULL
+WHERE id = %(id)s AND state = 'processing' AND lease_owner = %(owner)s
+  AND attempts = %(attempt)s::integer
+
+-- name: release_job
+UPDATE jobs
+SET state = 'pending', attempts = attempts - 1, lease_owner = NULL, lease_expires_at = NULL,
+    updated_at = %(now)s::bigint
+WHERE id = %(id)s AND state = 'processing' AND lease_owner = %(owner)s
+  AND attempts = %(attempt)s::integer
+
+-- name: save_output
+INSERT INTO job_output (job_id, data) VALUES (%s, %s)
+ON CONFLICT (job_id) DO UPDATE SET data = excluded.data
+
+-- name: get_output
+SELECT data FROM job_output WHERE job_id = %s
+
+-- name: unblock_dependants
+UPDATE jobs SET waiting_on = waiting_on - 1
+WHERE id IN (SELECT job_id FROM job_deps WHERE dep_id = %s) AND state = 'pending'
+  AND waiting_on > 0
+
+-- name: cancel_dependants
+WITH RECURSIVE doomed (id) AS (
+    SELECT job_id FROM job_deps WHERE dep_id = %(id)s
+    UNION
+    SELECT job_deps.job_id FROM job_deps JOIN doomed ON job_deps.dep_id = doomed.id
+)
+UPDATE jobs
+SET state = 'cancelled', last_error = %(reason)s::text, finished_at = %(now)s::bigint,
+    updated_at = %(now)s::bigint
+WHERE id IN (SELECT id FROM doomed) AND state IN ('pending', 'failed')
+
+-- name: owned_jobs
+SELECT id, attempts FROM jobs WHERE lease_owner = %s AND state = 'processing'
+
+-- name: expired_jobs
+-- SKIP LOCKED: a row locked now is being settled by its owner or reaped by another runner.
+SELECT id, attempts, lease_owner FROM jobs
+WHERE state = 'processing' AND lease_expires_at < %s::bigint
+FOR UPDATE SKIP LOCKED
+
+-- name: next_due
+SELECT MIN(run_at) FROM jobs
+WHERE state IN ('pending', 'failed') AND waiting_on = 0 AND run_at > %s::bigint
+
+-- name: cancel_job
+UPDATE jobs
+SET state = 'cancelled', last_error = 'cancelled', finished_at = %(now)s::bigint,
+    updated_at = %(now)s::bigint, lease_owner = NULL, lease_expires_at = NULL
+WHERE id = %(id)s AND state IN ('pending', 'failed', 'processing')
+
+-- name: retry_dead
+UPDATE jobs
+SET state = 'pending', attempts = 0, run_at = %(now)s::bigint, updated_at = %(now)s::bigint,
+    finished_at = NULL
+WHERE id = %(id)s AND state = 'dead'
+
+-- name: dead_ids
+SELECT id FROM jobs WHERE state = 'dead' ORDER BY seq
+
+-- name: purge
+DELETE FROM jobs WHERE state = ANY(%(states)s::text[]) AND finished_at < %(before)s::bigint
+
+-- name: counts
+SELECT queue, state, COUNT(*) FROM jobs GROUP BY queue, state
+
+-- name: done_since
+SELECT COUNT(*) FROM jobs WHERE finished_at >= %s::bigint AND state = 'completed'
+
+-- name: config_all
+SELECT key, value FROM config
+
+-- name: config_set
+INSERT INTO config (key, value) VALUES (%s, %s)
+ON CONFLICT (key) DO UPDATE SET value = excluded.value
+
+-- name: queues
+SELECT name, paused FROM queues
+
+-- name: set_paused
+INSERT INTO queues (name, paused) VALUES (%s, %s)
+ON CONFLICT (name) DO UPDATE SET paused = excluded.paused
+
+-- name: register_runner
+INSERT INTO runners (id, host, pid, pid_started, workers, queues, started_at, heartbeat_at,
+                     stop_requested)
+VALUES (%s, %s, %s, %s, %s, %s, %s, %s, FALSE)
+ON CONFLICT (id) DO UPDATE
+SET host = excluded.host, pid = excluded.pid, pid_started = excluded.pid_started,
+    workers = excluded.workers, queues = excluded.queues, started_at = excluded.started_at,
+    heartbeat_at = excluded.heartbeat_at, stop_requested = FALSE
+
+-- name: beat_runner
+UPDATE runners SET heartbeat_at = %s::bigint WHERE id = %s RETURNING stop_requested
+
+-- name: renew_leases
+UPDATE jobs SET lease_expires_at = %s::bigint WHERE lease_owner = %s AND state = 'processing'
+
+-- name: unregister_runner
+DELETE FROM runners WHERE id = %s
+
+-- name: runners
+SELECT id, host, pid, pid_started, workers, queues, started_at, heartbeat_at, stop_requested
+FROM runners ORDER BY started_at
+
+-- name: running_jobs
+SELECT lease_owner, id FROM jobs WHERE state = 'processing' ORDER BY lease_owner, started_at
+
+-- name: request_stop
+UPDATE runners SET stop_requested = TRUE
+
+-- name: jobs_of_owner
+SELECT id, attempts FROM jobs WHERE state = 'processing' AND lease_owner = %s
+FOR UPDATE SKIP LOCKED
+
+-- name: pg_now_ms
+-- clock_timestamp(), not now(): the instant of the read, not of the transaction's start.
+SELECT (extract(epoch FROM clock_timestamp()) * 1000)::bigint
+
+-- name: pg_migration_lock
+-- Held until commit; advisory locks are per database, so other databases are not blocked.
+SELECT pg_advisory_xact_lock(hashtextextended('queuectl.migrate', 0))
+
+-- name: pg_schema_exists
+SELECT to_regclass('queuectl_schema') IS NOT NULL
+
+-- name: pg_create_schema_table
+CREATE TABLE IF NOT EXISTS queuectl_schema (
+    version INTEGER PRIMARY KEY,
+    name TEXT NOT NULL,
+    applied_at TIMESTAMPTZ NOT NULL DEFAULT now()
+)
+
+-- name: pg_schema_version
+SELECT COALESCE(MAX(version), 0) FROM queuectl_schema
+
+-- name: pg_record_migration
+INSERT INTO queuectl_schema (version, name) VALUES (%s, %s)
+
+-- name: pg_listen
+LISTEN queuectl_wakeup
+
+-- name: pg_notify
+-- Inside a transaction it is delivered at commit, and not at all on rollback.
+NOTIFY queuectl_wakeup
+
+-- name: upsert_schedule
+INSERT INTO schedules (name, cron, every_s, tz, job, created_at, last_at, next_at)
+VALUES (%(name)s, %(cron)s, %(every_s)s, %(tz)s, %(job)s, %(now)s, NULL, %(next_at)s)
+ON CONFLICT (name) DO UPDATE SET cron = excluded.cron, every_s = excluded.every_s,
+    tz = excluded.tz, job = excluded.job, created_at = excluded.created_at,
+    next_at = excluded.next_at
+
+-- name: delete_schedule
+DELETE FROM schedules WHERE name = %s
+
+-- name: schedules
+SELECT name, cron, every_s, tz, job, created_at, last_at, next_at FROM schedules ORDER BY name
+
+-- name: due_schedules
+-- SKIP LOCKED: a slot another runner is firing right now is its to fire; once it commits,
+-- the schedule's next_at is past this one's `now` and it is not due here any more.
+SELECT name, cron, every_s, tz, job, created_at, last_at, next_at FROM schedules
+WHERE next_at <= %s::bigint ORDER BY next_at
+FOR UPDATE SKIP LOCKED
+
+-- name: advance_schedule
+UPDATE schedules SET last_at = %(now)s::bigint, next_at = %(next_at)s::bigint
+WHERE name = %(name)s
+
+-- name: next_schedule
+SELECT MIN(next_at) FROM schedules
