@@ -1,0 +1,103 @@
+"""Real processes sharing one store: every job claimed exactly once, no lock errors."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections import Counter
+
+from collections.abc import Iterator
+
+import pytest
+
+from queuectl.models import new_job
+from queuectl.store import Store, open_store
+
+CLAIMER = r"""
+import sys
+from queuectl.lifecycle import Outcome
+from queuectl.store import open_store
+
+target, owner = sys.argv[1], sys.argv[2]
+store = open_store(target)
+sys.stdin.readline()  # the start signal: every process starts claiming at once
+outcomes = []
+while True:
+    _, claims = store.finish_and_claim(owner, outcomes, 7, None, 300)
+    if not claims:
+        break
+    now = store.clock.now_ms()
+    outcomes = [Outcome(c.id, c.attempt, 0, None, now, now) for c in claims]
+    print("\n".join(c.id for c in claims), flush=True)
+store.close()
+"""
+
+ENQUEUER = r"""
+import sys
+from queuectl import Queue
+
+target, name = sys.argv[1], sys.argv[2]
+queue = Queue(target)
+sys.stdin.readline()
+for n in range(60):
+    queue.enqueue("true", id=f"{name}-{n}")
+queue.enqueue_many([{"command": "true", "id": f"{name}-batch-{n}"} for n in range(40)])
+queue.close()
+"""
+
+
+@pytest.fixture
+def store(target: str) -> Iterator[Store]:
+    """On the real clock, as the processes are."""
+    opened = open_store(target)
+    yield opened
+    opened.close()
+
+
+def start(script: str, target: str, names: list[str]) -> list[subprocess.Popen[str]]:
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", script, target, name],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        for name in names
+    ]
+    for proc in procs:
+        assert proc.stdin is not None
+        proc.stdin.write("go\n")
+        proc.stdin.flush()
+    return procs
+
+
+def results(procs: list[subprocess.Popen[str]]) -> list[str]:
+    outputs = []
+    for proc in procs:
+        out, err = proc.communicate(timeout=120)
+        assert proc.returncode == 0, err
+        assert "locked" not in err
+        assert err == ""
+        outputs.append(out)
+    return outputs
+
+
+def test_processes_claim_every_job_exactly_once(target: str, store: Store) -> None:
+    ids = [f"job-{n:04}" for n in range(2000)]
+    store.enqueue_many([new_job({"id": job_id, "command": "true"}) for job_id in ids])
+    owners = [f"runner-{n}" for n in range(4)]
+    outputs = results(start(CLAIMER, target, owners))
+    claimed = Counter(line for out in outputs for line in out.split())
+    assert sorted(claimed) == ids
+    assert set(claimed.values()) == {1}
+    assert store.counts() == {"default": {"completed": 2000}}
+    assert all(job.attempts == 1 for _, job in store.list_jobs(None, None, None, None))
+
+
+def test_processes_enqueue_at_once(target: str, store: Store) -> None:
+    names = [f"p{n}" for n in range(8)]
+    results(start(ENQUEUER, target, names))
+    jobs = [job for _, job in store.list_jobs(None, None, None, None)]
+    assert len(jobs) == 8 * 100
+    assert {job.id for job in jobs} == {
+        f"{name}-{kind}{n}" for name in names for kind, count in (("", 60), ("batch-", 40))
+        for n in range(count)
+    }  # fmt: skip
