@@ -1,0 +1,47 @@
+"""A big batch through `queuectl enqueue --file -`: one transaction, all or nothing."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from collections.abc import Callable
+
+from queuectl.store import Store
+
+Cli = Callable[..., subprocess.CompletedProcess[str]]
+COUNT = 20_000
+
+
+def lines(bad_at: int | None = None) -> str:
+    return "".join(
+        '{"command":"true","priority":"high"}\n' if n == bad_at else
+        json.dumps({"id": f"bulk-{n:05}", "command": f"echo {n}"}) + "\n"
+        for n in range(COUNT)
+    )  # fmt: skip
+
+
+def test_twenty_thousand_json_lines_all_land(cli: Cli, store: Store) -> None:
+    result = cli("enqueue", "--file", "-", input=lines())
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == [f"bulk-{n:05}" for n in range(COUNT)]
+    assert store.counts() == {"default": {"pending": COUNT}}
+    job = store.get("bulk-12345")
+    assert job is not None
+    assert job.command == "echo 12345"
+
+
+def test_one_bad_line_lands_none(cli: Cli, store: Store) -> None:
+    result = cli("enqueue", "--file", "-", input=lines(bad_at=COUNT - 3))
+    assert result.returncode == 2
+    assert result.stdout == ""
+    assert result.stderr.startswith(f"error: line {COUNT - 2}: priority")
+    assert len(result.stderr.splitlines()) == 1
+    assert store.counts() == {}
+
+
+def test_one_duplicate_id_lands_none(cli: Cli, store: Store) -> None:
+    text = lines() + '{"id":"bulk-00007","command":"again"}\n'
+    result = cli("enqueue", "--file", "-", input=text)
+    assert result.returncode == 1
+    assert result.stderr == "error: job 'bulk-00007' appears twice in the batch\n"
+    assert store.counts() == {}
