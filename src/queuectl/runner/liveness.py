@@ -46,7 +46,19 @@ def is_alive(pid: int, pid_started: str | None) -> bool:
         return False
     except PermissionError:
         pass  # it exists, owned by someone else
+    if _exited(pid):
+        return False
     if pid_started is None:
         return True
     now_started = process_started(pid)
     return now_started is None or now_started == pid_started
+
+
+def _exited(pid: int) -> bool:
+    """Whether `pid` is a zombie: exited, its status not yet collected by its parent."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as handle:
+            data = handle.read()
+    except OSError:
+        return False
+    return data[data.rindex(b")") + 2 :][:1] in (b"Z", b"X")

@@ -1,0 +1,89 @@
+"""What a command sees, and the runner-facing commands: `worker start --detach`, `list`, `stop`, `wait`."""
+
+from __future__ import annotations
+
+import json
+import shlex
+import socket
+from pathlib import Path
+
+from queuectl import Queue
+from tests.runner.conftest import alive, wait_until
+
+
+def test_the_command_sees_its_ids_env_and_cwd_and_an_empty_stdin(
+    queue: Queue, start_runner, tmp_path: Path
+) -> None:
+    seen = tmp_path / "seen"
+    workdir = tmp_path / "work dir"
+    workdir.mkdir()
+    script = (
+        'printf "%s\\n" "$QUEUECTL_JOB_ID" "$QUEUECTL_ATTEMPT" "$FROM_JOB" "$FROM_RUNNER" '
+        f'"$SHARED" "$(pwd)" > {shlex.quote(str(seen))}; '
+        f"wc -c < /dev/stdin | tr -d ' ' >> {shlex.quote(str(seen))}"
+    )
+    job = queue.enqueue(
+        script, id="env-job", cwd=str(workdir),
+        env={"FROM_JOB": "a b $c", "SHARED": "job", "QUEUECTL_ATTEMPT": "99"},
+    )  # fmt: skip
+    start_runner(env={"FROM_RUNNER": "runner", "SHARED": "runner"})
+
+    wait_until(lambda: queue.get(job.id).state == "completed", 5, "the job to complete")
+
+    assert seen.read_text().splitlines() == [
+        "env-job", "1", "a b $c", "runner", "job", str(workdir), "0",
+    ]  # fmt: skip
+
+
+def test_detached_runner_is_listed_and_stopped(queue: Queue, cli, tmp_path: Path) -> None:
+    log = tmp_path / "runner.log"
+    started = cli("worker", "start", "--detach", "-n", "3", "--log-file", str(log))
+    assert started.returncode == 0, started.stderr
+    pid = int(started.stdout.strip())
+    assert alive(pid)
+
+    listed = cli("worker", "list", "--json")
+    assert listed.returncode == 0, listed.stderr
+    (runner,) = json.loads(listed.stdout)
+    assert {"id", "host", "pid", "workers", "started_at", "heartbeat_at", "running"} <= set(runner)
+    assert (runner["host"], runner["pid"], runner["workers"], runner["running"]) == (
+        socket.gethostname(), pid, 3, [],
+    )  # fmt: skip
+    assert runner["started_at"].endswith("Z")
+    assert runner["heartbeat_at"].endswith("Z")
+
+    stopped = cli("worker", "stop", "--timeout", "20s")
+    assert stopped.returncode == 0, stopped.stderr
+    wait_until(lambda: not alive(pid), 5, "the detached runner to exit")
+    assert json.loads(cli("worker", "list", "--json").stdout) == []
+    assert "started" in log.read_text()
+
+
+def test_wait_exits_0_when_every_job_completed(queue: Queue, start_runner, cli) -> None:
+    jobs = [queue.enqueue("true"), queue.enqueue("sleep 0.3")]
+    start_runner("-n", "2")
+
+    result = cli("wait", timeout=20)
+
+    assert result.returncode == 0, result.stderr
+    assert {queue.get(job.id).state for job in jobs} == {"completed"}
+
+
+def test_wait_exits_1_when_a_job_ended_dead(queue: Queue, start_runner, cli) -> None:
+    good = queue.enqueue("true")
+    bad = queue.enqueue("exit 3", max_retries=0)
+    start_runner()
+
+    result = cli("wait", timeout=20)
+
+    assert result.returncode == 1
+    assert (queue.get(good.id).state, queue.get(bad.id).state) == ("completed", "dead")
+
+
+def test_wait_timeout_exits_1(queue: Queue, cli) -> None:
+    queue.enqueue("true")  # no runner is up: it stays pending
+
+    result = cli("wait", "--timeout", "0.5s", timeout=20)
+
+    assert result.returncode == 1
+    assert result.stderr.startswith("error: ")

@@ -1,0 +1,70 @@
+"""Graceful stop: by `worker stop` or SIGTERM running jobs finish; `--grace` gives them back."""
+
+from __future__ import annotations
+
+import shlex
+import signal
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from queuectl import Queue
+from tests.conftest import QUEUECTL
+from tests.runner.conftest import RunnerProcess, group_members, read_pid, wait_until
+
+
+def stop(
+    how: str, runner: RunnerProcess, cli: Callable[..., subprocess.CompletedProcess[str]]
+) -> None:
+    if how == "worker stop":
+        result = cli("worker", "stop", "--timeout", "20s")
+        assert result.returncode == 0, result.stderr
+    else:
+        runner.send(signal.SIGTERM)
+
+
+@pytest.mark.parametrize("how", ["worker stop", "SIGTERM"])
+def test_stop_lets_the_running_job_finish_and_exits_0(
+    how: str, queue: Queue, start_runner, test_env: dict[str, str], tmp_path: Path
+) -> None:
+    pid_file = tmp_path / "pid"
+    job = queue.enqueue(f"echo $$ > {shlex.quote(str(pid_file))}; sleep 2; echo done")
+    runner = start_runner("-n", "2")
+    read_pid(pid_file)
+
+    with subprocess.Popen(
+        [QUEUECTL, "worker", "stop", "--timeout", "20s"] if how == "worker stop" else ["true"],
+        env=test_env, stdin=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    ) as stopper:  # fmt: skip
+        if how == "SIGTERM":
+            runner.send(signal.SIGTERM)
+        runner.logged("stopping;")
+        later = queue.enqueue("true")  # a stopping runner claims nothing new, woken or not
+        assert runner.wait(10) == 0
+        _, errors = stopper.communicate(timeout=10)
+
+    assert stopper.returncode == 0, errors
+    done = queue.get(job.id)
+    assert (done.state, done.attempts) == ("completed", 1)
+    assert queue.output(job.id) == b"done\n"
+    assert queue.get(later.id).state == "pending"
+    assert queue.runners() == []
+
+
+@pytest.mark.parametrize("how", ["worker stop", "SIGTERM"])
+def test_stop_with_grace_kills_the_job_and_returns_it_to_pending(
+    how: str, queue: Queue, start_runner, cli, tmp_path: Path
+) -> None:
+    pid_file = tmp_path / "pid"
+    job = queue.enqueue(f"echo $$ > {shlex.quote(str(pid_file))}; sh -c 'sleep 30' & wait")
+    runner = start_runner("--grace", "1")
+    shell = read_pid(pid_file)
+
+    stop(how, runner, cli)
+
+    assert runner.wait(10) == 0
+    released = queue.get(job.id)
+    assert (released.state, released.attempts, released.lease_owner) == ("pending", 0, None)
+    wait_until(lambda: not group_members(shell), 2, "the job's processes to die")
