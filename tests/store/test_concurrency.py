@@ -5,7 +5,6 @@ from __future__ import annotations
 import subprocess
 import sys
 from collections import Counter
-
 from collections.abc import Iterator
 
 import pytest
@@ -58,8 +57,11 @@ def start(script: str, target: str, names: list[str]) -> list[subprocess.Popen[s
     procs = [
         subprocess.Popen(
             [sys.executable, "-c", script, target, name],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        )  # fmt: skip
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         for name in names
     ]
     for proc in procs:
@@ -101,3 +103,39 @@ def test_processes_enqueue_at_once(target: str, store: Store) -> None:
         f"{name}-{kind}{n}" for name in names for kind, count in (("", 60), ("batch-", 40))
         for n in range(count)
     }  # fmt: skip
+
+
+WRITER = r"""
+import sys
+from queuectl.models import new_job
+from queuectl.store import open_store
+
+store = open_store(sys.argv[1])
+store.enqueue_many([new_job({"id": sys.argv[2], "command": "true"})])
+store.close()
+"""
+
+
+def write_elsewhere(target: str, job_id: str) -> None:
+    subprocess.run([sys.executable, "-c", WRITER, target, job_id], check=True, timeout=60)
+
+
+def test_a_second_store_on_the_same_file_keeps_the_first_one_current(
+    target: str, store: Store
+) -> None:
+    """Opening and closing another store in this process must not cost the first its locks
+    (POSIX locks die with any close of the file): it would read a stale snapshot forever,
+    and its writes could go to a WAL that another process has already deleted."""
+    store.enqueue_many([new_job({"id": "mine", "command": "true"})])
+    other = open_store(target)
+    other.close()
+    write_elsewhere(target, "theirs-1")
+    assert store.get("theirs-1") is not None
+    write_elsewhere(target, "theirs-2")
+    assert store.get("theirs-2") is not None
+    store.enqueue_many([new_job({"id": "mine-later", "command": "true"})])
+    fresh = open_store(target)
+    try:
+        assert fresh.get("mine-later") is not None
+    finally:
+        fresh.close()

@@ -53,7 +53,9 @@ def test_jitter_keeps_the_wait_within_one_minus_j_and_one(rand: float) -> None:
 
 @pytest.mark.parametrize("max_retries", [0, 1, 3, 5])
 def test_dead_after_one_plus_max_retries_runs(max_retries: int) -> None:
-    states = [settle(outcome(n), max_retries, [], DEFAULTS, 0.0).state for n in range(1, max_retries + 2)]
+    states = [
+        settle(outcome(n), max_retries, [], DEFAULTS, 0.0).state for n in range(1, max_retries + 2)
+    ]
     assert states == [FAILED] * max_retries + [DEAD]
     last = settle(outcome(max_retries + 1), max_retries, [], DEFAULTS, 0.0)
     assert (last.run_at_ms, last.last_error) == (None, "exit code 1")

@@ -88,7 +88,9 @@ def test_command_size_limit_is_64_kib_in_bytes() -> None:
 # -- numbers
 
 
-@pytest.mark.parametrize(("given", "stored"), [(0, 0), (5, 5), (-5, -5), ("7", 7), (2**31 - 1, 2**31 - 1)])
+@pytest.mark.parametrize(
+    ("given", "stored"), [(0, 0), (5, 5), (-5, -5), ("7", 7), (2**31 - 1, 2**31 - 1)]
+)
 def test_priority(given: object, stored: int) -> None:
     assert new_job({"command": "true", "priority": given}).priority == stored
 
@@ -175,7 +177,9 @@ def test_invalid_env(env: object, match: str) -> None:
     bad({"command": "true", "env": env}, match)
 
 
-def test_cwd_defaults_to_the_current_directory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_cwd_defaults_to_the_current_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.chdir(tmp_path)
     assert new_job({"command": "true"}).cwd == os.getcwd()
     assert new_job({"command": "true", "cwd": "sub"}).cwd == str(tmp_path / "sub")
@@ -201,7 +205,7 @@ def test_a_job_must_be_an_object(data: object) -> None:
 
 
 def test_errors_name_where() -> None:
-    with pytest.raises(InvalidInputError, match="^line 3: priority"):
+    with pytest.raises(InvalidInputError, match=r"^line 3: priority"):
         new_job({"command": "true", "priority": "x"}, "line 3")
 
 

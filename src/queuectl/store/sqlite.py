@@ -97,13 +97,20 @@ class SQLiteStore:
     # -- connections and transactions
 
     def _create_file(self) -> None:
-        """Make the file 0600 before SQLite creates it: commands may hold secrets."""
+        """Make the file 0600 before SQLite creates it: commands may hold secrets.
+
+        An existing file is not opened: closing any descriptor of it would drop the POSIX locks
+        of every SQLite connection of this process on it (stale reads, then a deleted WAL).
+        """
         folder = os.path.dirname(self.path)
         try:
             if folder and not os.path.isdir(folder):
                 os.makedirs(folder, mode=0o700, exist_ok=True)
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
             os.close(fd)
+        except FileExistsError:
+            if os.path.isdir(self.path):
+                raise StoreError(f"{self.path}: is a directory, not a database file") from None
         except IsADirectoryError:
             raise StoreError(f"{self.path}: is a directory, not a database file") from None
         except PermissionError:
