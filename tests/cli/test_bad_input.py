@@ -39,14 +39,24 @@ CASES: list[tuple[str, list[str], str | None, int]] = [
     ("float-max-retries", ["enqueue", "--max-retries", "1.5", "--command", "true"], None, 2),
     ("huge-priority", ["enqueue", "--priority", "99999999999", "--command", "true"], None, 2),
     ("huge-delay", ["enqueue", "--delay", "99999999999d", "--command", "true"], None, 2),
-    ("run-at-out-of-range", ["enqueue", "--run-at", "0001-01-01T00:00:00+14:00", "-c", "x"], None, 2),
+    (
+        "run-at-out-of-range",
+        ["enqueue", "--run-at", "0001-01-01T00:00:00+14:00", "-c", "x"],
+        None,
+        2,
+    ),
     ("bad-id", ["enqueue", "--id", "has space", "--command", "true"], None, 2),
     ("id-too-long", ["enqueue", "--id", "x" * 129, "--command", "true"], None, 2),
     ("bad-queue", ["enqueue", "--queue", "a/b", "--command", "true"], None, 2),
     ("bad-timeout", ["enqueue", "--timeout", "soon", "--command", "true"], None, 2),
     ("negative-delay", ["enqueue", "--delay", "-5s", "--command", "true"], None, 2),
     ("bad-run-at", ["enqueue", "--run-at", "next tuesday", "--command", "true"], None, 2),
-    ("run-at-and-delay", ["enqueue", "--run-at", "2030-01-01", "--delay", "1s", "-c", "true"], None, 2),
+    (
+        "run-at-and-delay",
+        ["enqueue", "--run-at", "2030-01-01", "--delay", "1s", "-c", "true"],
+        None,
+        2,
+    ),
     ("bad-env", ["enqueue", "--env", "NOEQUALS", "--command", "true"], None, 2),
     ("bad-env-name", ["enqueue", "--env", "1X=1", "--command", "true"], None, 2),
     ("bad-no-retry-code", ["enqueue", "--no-retry-exit-code", "300", "--command", "true"], None, 2),
@@ -59,10 +69,18 @@ CASES: list[tuple[str, list[str], str | None, int]] = [
     ("batch-line-not-object", ["enqueue", "--file", "-"], f"{GOOD}\n[1]\n", 2),
     ("missing-file", ["enqueue", "--file", "/nonexistent/jobs.json"], None, 2),
     ("duplicate-id", ["enqueue", '{"id":"existing","command":"true"}'], None, 1),
-    ("duplicate-id-in-batch", ["enqueue", "--file", "-"],
-     '{"id":"n1","command":"a"}\n{"id":"existing","command":"b"}\n', 1),
-    ("duplicate-id-twice-in-batch", ["enqueue", "--file", "-"],
-     '{"id":"n1","command":"a"}\n{"id":"n1","command":"b"}\n', 1),
+    (
+        "duplicate-id-in-batch",
+        ["enqueue", "--file", "-"],
+        '{"id":"n1","command":"a"}\n{"id":"existing","command":"b"}\n',
+        1,
+    ),
+    (
+        "duplicate-id-twice-in-batch",
+        ["enqueue", "--file", "-"],
+        '{"id":"n1","command":"a"}\n{"id":"n1","command":"b"}\n',
+        1,
+    ),
     ("show-unknown", ["show", "ghost"], None, 1),
     ("show-unknown-json", ["show", "ghost", "--json"], None, 1),
     ("logs-unknown", ["logs", "ghost"], None, 1),
@@ -102,7 +120,9 @@ def seeded(store: Store) -> str:
     return dump(store)
 
 
-@pytest.mark.parametrize(("argv", "stdin", "code"), [c[1:] for c in CASES], ids=[c[0] for c in CASES])
+@pytest.mark.parametrize(
+    ("argv", "stdin", "code"), [c[1:] for c in CASES], ids=[c[0] for c in CASES]
+)
 def test_bad_input(
     cli: Cli, store: Store, seeded: str, argv: list[str], stdin: str | None, code: int
 ) -> None:

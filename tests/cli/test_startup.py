@@ -10,7 +10,16 @@ from pathlib import Path
 
 import pytest
 
-HEAVY = ["rich", "fastapi", "uvicorn", "psycopg", "psycopg_pool", "starlette", "pydantic", "croniter"]
+HEAVY = [
+    "rich",
+    "fastapi",
+    "uvicorn",
+    "psycopg",
+    "psycopg_pool",
+    "starlette",
+    "pydantic",
+    "croniter",
+]
 
 #: Runs the CLI's main in-process, then reports which modules it had loaded.
 WRAPPER = r"""
@@ -47,7 +56,9 @@ def loaded_by(db: Path, *argv: str, stdin: str | None = None) -> set[str]:
         (("enqueue", "--json", "--file", "-"), '{"command":"a"}\n{"command":"b"}\n'),
     ],
 )
-def test_enqueue_loads_nothing_heavy(tmp_path: Path, argv: tuple[str, ...], stdin: str | None) -> None:
+def test_enqueue_loads_nothing_heavy(
+    tmp_path: Path, argv: tuple[str, ...], stdin: str | None
+) -> None:
     db = tmp_path / "queue.db"
     loaded_by(db, "enqueue", "--id", "first", "--command", "true")
     loaded = loaded_by(db, *argv, stdin=stdin)

@@ -26,7 +26,9 @@ def add(store: Store, *jobs: dict[str, Any]) -> list[Job]:
     return store.enqueue_many([new_job({"command": "true", **job}) for job in jobs])
 
 
-def claim(store: Store, want: int = 1, owner: str = "r1", queues: list[str] | None = None) -> list[str]:
+def claim(
+    store: Store, want: int = 1, owner: str = "r1", queues: list[str] | None = None
+) -> list[str]:
     return [c.id for c in store.finish_and_claim(owner, [], want, queues, LEASE_S)[1]]
 
 
@@ -60,7 +62,13 @@ def get(store: Store, job_id: str) -> Job:
 def test_enqueue_returns_the_stored_jobs(store: Store, clock: FakeClock) -> None:
     [job] = add(store, {"id": "a", "priority": 3, "max_retries": 1, "env": {"A": "1"},
                         "timeout": "5s", "queue": "q", "no_retry_exit_codes": [9]})  # fmt: skip
-    assert (job.id, job.state, job.priority, job.max_retries, job.attempts) == ("a", "pending", 3, 1, 0)
+    assert (job.id, job.state, job.priority, job.max_retries, job.attempts) == (
+        "a",
+        "pending",
+        3,
+        1,
+        0,
+    )
     assert (job.env, job.timeout, job.queue, job.no_retry_exit_codes) == ({"A": "1"}, 5.0, "q", [9])
     assert job.run_at_ms == job.created_at_ms == job.updated_at_ms == clock.now_ms()
     assert job.cwd == os.getcwd()
@@ -311,7 +319,9 @@ def test_settle_uses_the_stored_backoff_config(store: Store, clock: FakeClock) -
 
 
 @pytest.mark.parametrize(("owner", "attempt"), [("r2", 1), ("r1", 2), ("r1", 0)])
-def test_a_late_writer_changes_nothing(store: Store, clock: FakeClock, owner: str, attempt: int) -> None:
+def test_a_late_writer_changes_nothing(
+    store: Store, clock: FakeClock, owner: str, attempt: int
+) -> None:
     add(store, {"id": "a"})
     claim(store)
     before = get(store, "a")
@@ -475,7 +485,11 @@ def kill(store: Store, clock: FakeClock, job_id: str) -> None:
 
 
 def test_retry_dead_resets_attempts(store: Store, clock: FakeClock) -> None:
-    add(store, {"id": "a", "max_retries": 1, "queue": "qa"}, {"id": "b", "max_retries": 0, "queue": "qb"})
+    add(
+        store,
+        {"id": "a", "max_retries": 1, "queue": "qa"},
+        {"id": "b", "max_retries": 0, "queue": "qb"},
+    )
     kill(store, clock, "a")
     kill(store, clock, "b")
     clock.advance(5)
@@ -503,7 +517,7 @@ def test_retry_dead_refuses_when_its_unique_key_is_held(store: Store, clock: Fak
     add(store, {"id": "a", "max_retries": 0, "queue": "qa", "unique_key": "k"})
     kill(store, clock, "a")
     add(store, {"id": "b", "unique_key": "k"})
-    with pytest.raises(ConflictError, match="'a'.*unique_key"):
+    with pytest.raises(ConflictError, match=r"'a'.*unique_key"):
         store.retry_dead(["a"])
     with pytest.raises(ConflictError):
         store.retry_dead(None)
