@@ -1,0 +1,150 @@
+"""Helpers shared by the benchmark's measurements: waiting, percentiles, process CPU, skips."""
+
+from __future__ import annotations
+
+import os
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+BIN = Path(sys.executable).parent  # the venv's bin folder: queuectl, huey_consumer, rq
+QUEUECTL = str(BIN / "queuectl")
+ROOT = Path(__file__).resolve().parent.parent  # the project, so workers can import `bench`
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+# Child processes cache their bytecode as an installed queuectl would, even where the environment
+# says PYTHONDONTWRITEBYTECODE (recompiling every module costs a CLI call ~40 ms), and keep the
+# cache outside the source tree.
+PYCACHE = (
+    Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "queuectl-bench" / "pycache"
+)
+CHILD_ENV = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+CHILD_ENV["PYTHONPYCACHEPREFIX"] = str(PYCACHE)
+
+
+class Skip(Exception):
+    """A measurement that cannot run here (a peer not installed, a server unreachable)."""
+
+
+class TimedOut(Exception):
+    """A drain that did not finish within its time bound."""
+
+    def __init__(self, done: int, total: int, seconds: float) -> None:
+        super().__init__(f"timed out after {seconds:.0f}s with {done}/{total} done")
+        self.done, self.total, self.seconds = done, total, seconds
+
+
+def wait_until(check: Callable[[], bool], timeout_s: float, interval_s: float = 0.01) -> bool:
+    """Poll `check` until it is true or the time is up; whether it became true."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        if check():
+            return True
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(interval_s)
+
+
+def wait_count(
+    count: Callable[[], int], total: int, timeout_s: float, interval_s: float = 0.01
+) -> float:
+    """Seconds until `count()` reaches `total`, polled; TimedOut past `timeout_s`."""
+    started = time.perf_counter()
+    while True:
+        done = count()
+        elapsed = time.perf_counter() - started
+        if done >= total:
+            return elapsed
+        if elapsed > timeout_s:
+            raise TimedOut(done, total, elapsed)
+        time.sleep(interval_s)
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    """The nearest-rank percentile (no interpolation beyond the samples)."""
+    ordered = sorted(values)
+    if not ordered:
+        return float("nan")
+    rank = max(0, min(len(ordered) - 1, round(fraction * len(ordered) + 0.5) - 1))
+    return ordered[rank]
+
+
+def summary_ms(values_ms: list[float]) -> dict[str, float | int]:
+    return {
+        "p50_ms": round(statistics.median(values_ms), 2),
+        "p95_ms": round(percentile(values_ms, 0.95), 2),
+        "max_ms": round(max(values_ms), 2),
+        "samples": len(values_ms),
+    }
+
+
+def cpu_ticks(pid: int) -> int:
+    """utime + stime of one process, in clock ticks, from /proc/PID/stat."""
+    with open(f"/proc/{pid}/stat") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    return int(fields[11]) + int(fields[12])  # fields 14 and 15 of proc(5)
+
+
+def child_pids(pid: int) -> list[int]:
+    """The direct children of a process (Linux)."""
+    children: list[int] = []
+    try:
+        for task in os.listdir(f"/proc/{pid}/task"):
+            with open(f"/proc/{pid}/task/{task}/children") as handle:
+                children += [int(word) for word in handle.read().split()]
+    except OSError:
+        pass
+    return children
+
+
+def stop_process(process: subprocess.Popen[bytes], timeout_s: float = 15.0) -> None:
+    """SIGTERM, then SIGKILL if it does not exit in time."""
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout_s)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+@contextmanager
+def processes(commands: list[list[str]], log_path: Path, env: dict[str, str] | None = None) -> Iterator[list[subprocess.Popen[bytes]]]:  # fmt: skip
+    """Start background processes logging to one file; stop them all on the way out."""
+    started: list[subprocess.Popen[bytes]] = []
+    with open(log_path, "ab") as log:
+        try:
+            for command in commands:
+                started.append(
+                    subprocess.Popen(
+                        command, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+                        env={**CHILD_ENV, **(env or {})}, cwd=ROOT,
+                    )
+                )  # fmt: skip
+            yield started
+        finally:
+            for process in started:
+                if process.poll() is None:
+                    process.terminate()
+            for process in started:
+                stop_process(process)
+
+
+def median_wall_s(command: list[str], repeat: int, env: dict[str, str] | None = None) -> float:
+    """The median wall time of running a command `repeat` times (after one warm-up run)."""
+    times = []
+    for n in range(repeat + 1):
+        started = time.perf_counter()
+        subprocess.run(
+            command,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            check=True,
+            env=env or CHILD_ENV,
+        )
+        if n:
+            times.append(time.perf_counter() - started)
+    return statistics.median(times)

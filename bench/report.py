@@ -1,0 +1,191 @@
+"""The bench's results as a table on stdout, and the targets of issue 7 checked against them."""
+
+from __future__ import annotations
+
+from typing import Any
+
+SYSTEMS = {
+    "xargs": "xargs -P W (the limit)",
+    "queuectl-sqlite": "queuectl, SQLite",
+    "queuectl-postgres": "queuectl, PostgreSQL",
+    "huey": "huey (SqliteHuey, threads)",
+    "rq": "RQ (Redis, forking Worker)",
+}
+QUEUECTL = ("queuectl-sqlite", "queuectl-postgres")
+PEERS = ("huey", "rq")
+
+
+def why_not(cell: Any) -> str | None:
+    """The reason a measurement has no value, or None if it has one."""
+    if not isinstance(cell, dict):
+        return "not run"
+    for key in ("skipped", "error", "timeout"):
+        if key in cell:
+            return f"{key}: {cell[key]}" if key != "skipped" else str(cell[key])
+    return None
+
+
+def _drain_cell(results: dict[str, Any], system: str, workers: str) -> str:
+    cell = results["drain"].get(system, {}).get(workers)
+    reason = why_not(cell)
+    if reason:
+        return f"n/a ({reason})"
+    text = f"{cell['seconds']:.2f}s {cell['per_s']:>5.0f}/s"
+    limit = results["drain"].get("xargs", {}).get(workers, {})
+    if system != "xargs" and "seconds" in limit:
+        text += f"  {cell['seconds'] / limit['seconds']:.2f}x"
+    return text
+
+
+def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
+    """Each target of issue 7: what was measured, the bound, and whether it holds."""
+    checks: list[dict[str, Any]] = []
+
+    def check(
+        name: str, value: float | None, bound: float, unit: str, higher_is_better: bool = False
+    ) -> None:
+        ok = None if value is None else (value >= bound if higher_is_better else value <= bound)
+        checks.append({"target": name, "value": None if value is None else round(value, 3),
+                       "bound": bound, "unit": unit, "ok": ok})  # fmt: skip
+
+    drain = results["drain"]
+    for workers in results["meta"]["workers"]:
+        w = str(workers)
+        limit = drain.get("xargs", {}).get(w, {}).get("seconds")
+        for system, bound in (("queuectl-sqlite", 1.3), ("queuectl-postgres", 1.6)):
+            seconds = drain.get(system, {}).get(w, {}).get("seconds")
+            ratio = seconds / limit if seconds and limit else None
+            check(f"drain {system} W={w} / xargs limit", ratio, bound, "x")
+    for system, p50, p95 in (("queuectl-sqlite", 5, 15), ("queuectl-postgres", 10, None)):
+        cell = results["latency"].get(system, {})
+        check(f"latency p50 {system}", cell.get("p50_ms"), p50, "ms")
+        if p95 is not None:
+            check(f"latency p95 {system}", cell.get("p95_ms"), p95, "ms")
+    enqueue = results["enqueue"]
+    check(
+        "Queue.enqueue_many (SQLite)",
+        enqueue.get("enqueue_many", {}).get("sqlite", {}).get("per_s"),
+        100_000,
+        "jobs/s",
+        True,
+    )
+    check(
+        "enqueue --file - (SQLite)",
+        enqueue.get("enqueue_file", {}).get("sqlite", {}).get("per_s"),
+        50_000,
+        "jobs/s",
+        True,
+    )
+    check("one enqueue / python -c pass", enqueue.get("single", {}).get("ratio"), 5, "x")
+    check("idle runner CPU", results["idle_cpu"].get("percent_of_core"), 0.5, "% of a core")
+    check("drain with 1M stored / empty", results["scale"].get("ratio"), 1.1, "x")
+    # Ahead of the peers: queuectl on SQLite against each peer, on every measured row.
+    for peer in PEERS:
+        for workers in results["meta"]["workers"]:
+            w = str(workers)
+            ours = drain.get("queuectl-sqlite", {}).get(w, {}).get("seconds")
+            theirs = drain.get(peer, {}).get(w, {}).get("seconds")
+            if theirs is None and drain.get(peer, {}).get(w, {}).get("timeout"):
+                theirs = float("inf")
+            check(
+                f"drain W={w}: queuectl-sqlite / {peer}",
+                ours / theirs if ours and theirs else None,
+                1.0,
+                "x",
+            )
+        ours_l = results["latency"].get("queuectl-sqlite", {}).get("p50_ms")
+        theirs_l = results["latency"].get(peer, {}).get("p50_ms")
+        check(
+            f"latency p50: queuectl-sqlite / {peer}",
+            ours_l / theirs_l if ours_l and theirs_l else None,
+            1.0,
+            "x",
+        )
+    return checks
+
+
+def render(results: dict[str, Any]) -> str:
+    meta = results["meta"]
+    workers = [str(w) for w in meta["workers"]]
+    lines = [
+        f"queuectl bench: N={meta['n']} jobs, W={','.join(workers)}, {meta['cpus']} CPUs, "
+        f"Python {meta['python']}, {meta['took_s']:.0f}s{' (smoke)' if meta['smoke'] else ''}",
+        "",
+        f"Drain: N `true` jobs, bulk enqueue until all done (seconds, jobs/s, x the limit; best of {meta['repeat']})",
+    ]
+    width = 28
+    lines.append(f"  {'system':<{width}}" + "".join(f"{'W=' + w:<26}" for w in workers))
+    for system, label in SYSTEMS.items():
+        lines.append(
+            f"  {label:<{width}}"
+            + "".join(f"{_drain_cell(results, system, w):<26}" for w in workers)
+        )
+    lines += [
+        "",
+        f"Enqueue-to-start latency into idle workers (ms; {meta['latency_samples']} jobs one at a time)",
+    ]
+    lines.append(f"  {'system':<{width}}{'p50':>8}{'p95':>8}{'max':>8}")
+    for system, label in SYSTEMS.items():
+        if system == "xargs":
+            continue
+        cell = results["latency"].get(system)
+        reason = why_not(cell)
+        if reason:
+            lines.append(f"  {label:<{width}}n/a ({reason})")
+        else:
+            lines.append(
+                f"  {label:<{width}}{cell['p50_ms']:>8.1f}{cell['p95_ms']:>8.1f}{cell['max_ms']:>8.1f}"
+            )
+    enqueue = results["enqueue"]
+    lines += ["", "Enqueue"]
+    for kind in ("sqlite", "postgres"):
+        for key, label in (
+            ("enqueue_many", "Queue.enqueue_many"),
+            ("enqueue_file", "queuectl enqueue --file -"),
+        ):
+            cell = enqueue.get(key, {}).get(kind)
+            reason = why_not(cell)
+            value = (
+                f"n/a ({reason})"
+                if reason
+                else f"{cell['per_s']:>9,} jobs/s ({cell['jobs']:,} jobs in {cell['seconds']:.3f}s)"
+            )
+            lines.append(f"  {label + ', ' + kind:<42}{value}")
+    single = enqueue.get("single", {})
+    reason = why_not(single)
+    lines.append(
+        f"  {'one queuectl enqueue (median)':<42}"
+        + (f"n/a ({reason})" if reason else
+           f"{single['enqueue_ms']:.1f} ms = {single['ratio']:.2f}x `python -c pass` ({single['python_pass_ms']:.1f} ms)")
+    )  # fmt: skip
+    idle = results["idle_cpu"]
+    reason = why_not(idle)
+    lines += ["", "Idle runner (2 workers) and its watchdog"]
+    lines.append(
+        f"  {'CPU':<42}"
+        + (
+            f"n/a ({reason})"
+            if reason
+            else f"{idle['percent_of_core']:.3f}% of a core over {idle['seconds']:.0f}s"
+        )
+    )
+    scale = results["scale"]
+    reason = why_not(scale)
+    lines += ["", "Scale (SQLite)"]
+    if reason:
+        lines.append(f"  n/a ({reason})")
+    else:
+        lines.append(
+            f"  drain of {scale['jobs']:,} jobs, W={scale['workers']}: empty store {scale['empty_s']:.2f}s, "
+            f"with {scale['stored']:,} stored {scale['stored_s']:.2f}s = {scale['ratio']:.2f}x "
+            f"(store built in {scale['build_s']:.0f}s)"
+        )
+    lines += ["", "Targets"]
+    for target in results["targets"]:
+        mark = {True: "ok  ", False: "MISS", None: "n/a "}[target["ok"]]
+        value = "n/a" if target["value"] is None else f"{target['value']:g}"
+        relation = ">=" if target["unit"] == "jobs/s" else "<="
+        lines.append(
+            f"  [{mark}] {target['target']:<46} {value:>10} {target['unit']}  ({relation} {target['bound']:g})"
+        )
+    return "\n".join(lines)

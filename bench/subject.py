@@ -1,0 +1,244 @@
+"""Measurements of queuectl itself: drain, latency, enqueue rates, idle CPU and scale.
+
+Each runner is the real thing: `queuectl worker start --count W --quiet` in a subprocess,
+waited for until it is registered, stopped with SIGTERM afterwards.
+"""
+
+from __future__ import annotations
+
+import random
+import shutil
+import sqlite3
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from bench.common import (
+    CHILD_ENV,
+    CLK_TCK,
+    QUEUECTL,
+    TimedOut,
+    child_pids,
+    cpu_ticks,
+    median_wall_s,
+    stop_process,
+    summary_ms,
+    wait_count,
+    wait_until,
+)
+from bench.stores import Scratch
+
+
+@contextmanager
+def runner(target: str, workers: int, log_path: Path) -> Iterator[subprocess.Popen[bytes]]:
+    """A queuectl runner with `workers` slots, registered in the store before this yields."""
+    from queuectl import Queue
+
+    with open(log_path, "ab") as log:
+        process = subprocess.Popen(
+            [QUEUECTL, "--db", target, "worker", "start", "--count", str(workers), "--quiet"],
+            stdin=subprocess.DEVNULL, stdout=log, stderr=log, env=CHILD_ENV,
+        )  # fmt: skip
+    try:
+        with Queue(target) as queue:
+            up = wait_until(
+                lambda: process.poll() is not None or any(r.pid == process.pid for r in queue.runners()),
+                timeout_s=30, interval_s=0.02,
+            )  # fmt: skip
+        if not up or process.poll() is not None:
+            raise RuntimeError(f"the runner did not start; see {log_path}")
+        yield process
+    finally:
+        stop_process(process)
+
+
+def completed_count(queue: Any, ids: list[str]) -> Callable[[], int]:
+    """A cheap progress probe: how many of `ids`, in order, have completed (one lookup per job).
+
+    Not `done_since` or `counts`: those read every finished row, and with a million stored jobs
+    the bench's own polling would take a core from the runner it measures.
+    """
+    done = 0
+
+    def count() -> int:
+        nonlocal done
+        while done < len(ids):
+            job = queue.store.get(ids[done])
+            if job is None or job.state != "completed":
+                break
+            done += 1
+        return done
+
+    return count
+
+
+def drain(target: str, n: int, workers: int, scratch: Scratch, timeout_s: float) -> float:
+    """Seconds from the bulk enqueue of N `true` jobs into an idle runner until all completed."""
+    from queuectl import Queue
+
+    jobs = [{"command": "true"} for _ in range(n)]
+    with runner(target, workers, scratch.file("runner", ".log")), Queue(target) as queue:
+        started = time.perf_counter()
+        ids = [job.id for job in queue.enqueue_many(jobs)]
+        try:
+            wait_count(completed_count(queue, ids), n, timeout_s, 0.01)
+        except TimedOut as exc:
+            exc.seconds = time.perf_counter() - started
+            raise
+        return time.perf_counter() - started
+
+
+def latency(target: str, samples: int, pause_s: float, scratch: Scratch) -> dict[str, Any]:
+    """started_at - created_at of jobs enqueued one at a time into an idle runner (2 workers)."""
+    from queuectl import Queue
+
+    with runner(target, 2, scratch.file("runner", ".log")), Queue(target) as queue:
+        ids = []
+        for _ in range(samples):
+            ids.append(queue.enqueue("true").id)
+            time.sleep(pause_s * (0.75 + random.random() / 2))  # no lockstep with any timer
+        wait_until(lambda: all(queue.get(i).started_at_ms is not None for i in ids), 30)
+        values = [
+            float(job.started_at_ms - job.created_at_ms)  # type: ignore[operator]
+            for job in (queue.get(i) for i in ids)
+        ]
+    return summary_ms(values)
+
+
+def enqueue_many_rate(target: str, n: int) -> dict[str, Any]:
+    """Jobs per second of one `Queue.enqueue_many` call of N dicts (validation included)."""
+    from queuectl import Queue
+
+    jobs = [{"command": "true"} for _ in range(n)]
+    with Queue(target) as queue:
+        started = time.perf_counter()
+        queue.enqueue_many(jobs)
+        seconds = time.perf_counter() - started
+    return {"jobs": n, "seconds": round(seconds, 4), "per_s": round(n / seconds)}
+
+
+def enqueue_file_rate(target: str, n: int) -> dict[str, Any]:
+    """Jobs per second of `queuectl enqueue --file -` fed N JSON Lines (process start included)."""
+    lines = "".join('{"command": "true"}\n' for _ in range(n)).encode()
+    started = time.perf_counter()
+    subprocess.run(
+        [QUEUECTL, "--db", target, "enqueue", "--file", "-"],
+        input=lines, stdout=subprocess.DEVNULL, check=True, env=CHILD_ENV,
+    )  # fmt: skip
+    seconds = time.perf_counter() - started
+    return {"jobs": n, "seconds": round(seconds, 4), "per_s": round(n / seconds)}
+
+
+def single_enqueue(target: str, repeat: int) -> dict[str, Any]:
+    """Median wall time of one `queuectl enqueue` beside `python -c pass` of the same interpreter."""
+    enqueue_s = median_wall_s([QUEUECTL, "--db", target, "enqueue", "--command", "true"], repeat)
+    python_s = median_wall_s([sys.executable, "-c", "pass"], repeat)
+    return {
+        "enqueue_ms": round(enqueue_s * 1000, 1),
+        "python_pass_ms": round(python_s * 1000, 1),
+        "ratio": round(enqueue_s / python_s, 2),
+        "repeat": repeat,
+    }
+
+
+def idle_cpu(target: str, seconds: float, scratch: Scratch) -> dict[str, Any]:
+    """CPU of an idle runner (2 workers) and its watchdog over `seconds`, in % of one core."""
+    with runner(target, 2, scratch.file("runner", ".log")) as process:
+        time.sleep(1.0)  # past start-up
+        pids = [process.pid, *child_pids(process.pid)]
+        before = sum(cpu_ticks(pid) for pid in pids)
+        started = time.perf_counter()
+        time.sleep(seconds)
+        after = sum(cpu_ticks(pid) for pid in pids)
+        elapsed = time.perf_counter() - started
+    percent = (after - before) / CLK_TCK / elapsed * 100
+    return {
+        "percent_of_core": round(percent, 3),
+        "seconds": round(elapsed, 1),
+        "processes": len(pids),
+    }
+
+
+def build_big_store(path: Path, stored: int) -> float:
+    """A migrated store with `stored` other jobs: delayed, blocked on a dependency, completed.
+
+    Direct SQL into the bench's own copy: enqueue_many would take minutes for a million jobs.
+    Seconds taken.
+    """
+    from queuectl import Queue
+
+    started = time.perf_counter()
+    Queue(str(path)).close()
+    now = time.time_ns() // 1_000_000
+    cwd = str(Path.cwd())
+    third = stored // 3
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute("PRAGMA journal_mode = WAL")
+    conn.execute("PRAGMA synchronous = OFF")
+    conn.execute("BEGIN")
+    columns = (
+        "id, command, state, queue, priority, attempts, max_retries, run_at, depends_on, "
+        "waiting_on, cwd, env, created_at, updated_at, started_at, finished_at, exit_code, "
+        "duration_ms"
+    )
+    series = "WITH RECURSIVE n(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM n WHERE x < ?) "
+    # The gate: a delayed job the blocked ones depend on.
+    conn.execute(
+        f"INSERT INTO jobs ({columns}) VALUES ('scale-gate', 'true', 'pending', 'default', 0, 0, 3, ?, '[]', 0, ?, '{{}}', ?, ?, NULL, NULL, NULL, NULL)",
+        (now + 86_400_000, cwd, now, now),
+    )
+    conn.execute(
+        f"{series} INSERT INTO jobs ({columns}) SELECT 'delayed-' || x, 'true', 'pending', 'default', 0, 0, 3, "
+        "? + x, '[]', 0, ?, '{}', ?, ?, NULL, NULL, NULL, NULL FROM n",
+        (third, now + 86_400_000, cwd, now, now),
+    )
+    conn.execute(
+        f"{series} INSERT INTO jobs ({columns}) SELECT 'blocked-' || x, 'true', 'pending', 'default', 0, 0, 3, "
+        "?, '[\"scale-gate\"]', 1, ?, '{}', ?, ?, NULL, NULL, NULL, NULL FROM n",
+        (third, now, cwd, now, now),
+    )
+    conn.execute(
+        "INSERT INTO job_deps (dep_id, job_id) SELECT 'scale-gate', id FROM jobs WHERE id LIKE 'blocked-%'"
+    )
+    conn.execute(
+        f"{series} INSERT INTO jobs ({columns}) SELECT 'done-' || x, 'true', 'completed', 'default', 0, 1, 3, "
+        "?, '[]', 0, ?, '{}', ?, ?, ?, ? + 3, 0, 3 FROM n",
+        (
+            stored - 2 * third - 1,
+            now - 7_200_000,
+            cwd,
+            now - 7_200_000,
+            now - 3_600_000,
+            now - 3_600_000,
+            now - 3_600_000,
+        ),
+    )
+    conn.execute("COMMIT")
+    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    count = conn.execute("SELECT COUNT(*) FROM jobs").fetchone()[0]
+    conn.close()
+    assert count == stored, (count, stored)
+    return time.perf_counter() - started
+
+
+def scale(n: int, stored: int, workers: int, scratch: Scratch, timeout_s: float) -> dict[str, Any]:
+    """The drain of N jobs into an empty store, and into a copy of a store holding `stored` jobs."""
+    from bench.stores import fresh_store
+
+    with fresh_store("sqlite", scratch) as target:
+        empty_s = drain(target, n, workers, scratch, timeout_s)
+    template = scratch.file("big-template", ".db")
+    build_s = build_big_store(template, stored)
+    big = scratch.file("big", ".db")
+    shutil.copyfile(template, big)
+    big_s = drain(str(big), n, workers, scratch, timeout_s)
+    template.unlink()
+    return {
+        "jobs": n, "stored": stored, "workers": workers, "empty_s": round(empty_s, 3),
+        "stored_s": round(big_s, 3), "ratio": round(big_s / empty_s, 3),
+        "build_s": round(build_s, 1),
+    }  # fmt: skip
