@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import sqlite3
 import subprocess
 import time
 import uuid
@@ -104,6 +105,28 @@ def read_pid(path: Path, timeout: float = 10.0) -> int:
     return wait_until(written, timeout, f"a pid in {path}")
 
 
+def in_transaction(target: str) -> bool:
+    """Whether another process holds a transaction open on the store (a write, on SQLite)."""
+    if target.startswith("postgresql://"):
+        import psycopg
+
+        with psycopg.connect(target, autocommit=True) as conn:
+            row = conn.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+                " AND pid <> pg_backend_pid() AND state IS NOT NULL AND state <> 'idle'"
+            ).fetchone()
+        return bool(row and row[0])
+    conn = sqlite3.connect(target, timeout=0, isolation_level=None)
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+        conn.execute("ROLLBACK")
+        return False
+    except sqlite3.OperationalError:
+        return True
+    finally:
+        conn.close()
+
+
 # -- runners
 
 
@@ -124,6 +147,17 @@ class RunnerProcess:
     def wait(self, timeout: float = 10.0) -> int:
         """Its exit code, once it has exited."""
         return self.process.wait(timeout)
+
+    def freeze(self, target: str) -> None:
+        """SIGSTOP it between transactions: frozen inside one, it would block the whole store."""
+        for _ in range(100):
+            self.send(signal.SIGSTOP)
+            wait_until(lambda: (_stat(self.pid) or ["T"])[0] == "T", 5, f"{self.pid} to stop")
+            if not in_transaction(target):
+                return
+            self.send(signal.SIGCONT)
+            time.sleep(0.01)  # not the thing under test: a moment to finish its transaction
+        raise AssertionError(f"runner {self.pid} was always inside a transaction")
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")

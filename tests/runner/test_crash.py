@@ -100,7 +100,7 @@ def test_status_counts_the_job_of_a_dead_runner_as_recovered(
 
 
 def test_a_frozen_runner_of_another_host_loses_its_job_when_the_lease_expires(
-    queue: Queue, start_runner, tmp_path: Path
+    queue: Queue, start_runner, target: str, tmp_path: Path
 ) -> None:
     queue.set_config("lease_seconds", 2)
     pid_file = tmp_path / "pid"
@@ -111,12 +111,13 @@ def test_a_frozen_runner_of_another_host_loses_its_job_when_the_lease_expires(
     other.logged(f"started {job.id}")  # not before: the watchdog learns of the job only then
     assert queue.get(job.id).lease_owner.startswith("other-host-")
 
-    other.send(signal.SIGSTOP)
-    frozen = time.monotonic()
+    other.freeze(target)
+    lease_expires_at_ms = queue.get(job.id).lease_expires_at_ms
     start_runner()
     wait_until(lambda: queue.get(job.id).state == "failed", 8, "the lease to expire")
-    assert time.monotonic() - frozen >= 1.5  # its lease, renewed at most just before the freeze
-    assert queue.get(job.id).last_error == "worker lost"
+    lost = queue.get(job.id)
+    assert lost.last_error == "worker lost"
+    assert lost.updated_at_ms >= lease_expires_at_ms  # not before: its pid could not be checked
     wait_until(lambda: queue.get(job.id).state == "completed", 10, "the second attempt")
     assert queue.get(job.id).attempts == 2
 
