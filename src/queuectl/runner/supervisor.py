@@ -77,6 +77,7 @@ class Supervisor:
         self.config: dict[str, float] = {}
         self.id = f"{host_name()}-{os.getpid()}-{os.urandom(2).hex()}"
         self.base_env = dict(os.environ)
+        self.watch_lines: list[bytes] = []
 
     # -- life of the runner
 
@@ -157,6 +158,7 @@ class Supervisor:
                          "recovered as worker lost", important=True)  # fmt: skip
                 self.exit_code = 1
                 return
+            self._flush_watch()
             timeout = self._next_timer(time.monotonic())
             for key, _ in selector.select(timeout):
                 if key.data == "signal":
@@ -250,11 +252,7 @@ class Supervisor:
     def _collect(self, now: float) -> None:
         """Turn attempts whose process ended into results to write; kill what must die."""
         for attempt in list(self.running.values()):
-            process = attempt.process
-            code = None if process is None else process.poll()
-            if process is None or code is not None:
-                if code is not None:
-                    attempt.exit_code = code if code >= 0 else 128 - code
+            if attempt.poll():
                 if attempt.kill_at is not None:
                     executor.signal_group(attempt, signal.SIGKILL)  # what the shell left behind
                 if attempt.pgid is not None:
@@ -319,6 +317,7 @@ class Supervisor:
             self.running[claim.id] = attempt
             if attempt.pgid is not None:
                 self._watch(f"+{attempt.pgid}")
+            self._flush_watch()  # before anything else: a crash now must take this job along
             self.log(
                 "claimed", f"started {claim.id} (attempt {claim.attempt}): {claim.command[:200]}",
                 job=claim.id, attempt=claim.attempt, queue=claim.queue,
@@ -355,11 +354,15 @@ class Supervisor:
             )  # fmt: skip
 
     def _watch(self, line: str) -> None:
-        """Tell the watchdog which process groups to kill if this runner dies."""
-        assert self.watchdog.stdin is not None
+        """Tell the watchdog (at the next flush) which process groups die with this runner."""
+        self.watch_lines.append(line.encode() + b"\n")
+
+    def _flush_watch(self) -> None:
+        if not self.watch_lines or self.watchdog.stdin is None:
+            return
+        data, self.watch_lines = b"".join(self.watch_lines), []
         try:
-            self.watchdog.stdin.write(line.encode() + b"\n")
-            self.watchdog.stdin.flush()
+            os.write(self.watchdog.stdin.fileno(), data)
         except BrokenPipeError:
             self.log("watchdog_lost", "the watchdog died: jobs may outlive a crash of this runner", important=True)
 
@@ -440,7 +443,7 @@ class Supervisor:
         """Copy the output of long-running jobs to the store, for `logs --follow` anywhere."""
         limit = int(self.config["output_limit"])
         for attempt in self.running.values():
-            if now - attempt.started_mono < TICK_S or attempt.process is None:
+            if now - attempt.started_mono < TICK_S or attempt.pid is None:
                 continue
             size = executor.output_size(attempt)
             if size != attempt.synced_size:

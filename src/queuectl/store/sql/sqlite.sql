@@ -71,8 +71,9 @@ ON CONFLICT (job_id) DO UPDATE SET data = excluded.data
 SELECT data FROM job_output WHERE job_id = ?
 
 -- name: unblock_dependants
+-- (`+state`: the planner must go through job_deps, not scan every pending job)
 UPDATE jobs SET waiting_on = waiting_on - 1
-WHERE id IN (SELECT job_id FROM job_deps WHERE dep_id = ?) AND state = 'pending' AND waiting_on > 0
+WHERE id IN (SELECT job_id FROM job_deps WHERE dep_id = ?) AND +state = 'pending' AND waiting_on > 0
 
 -- name: cancel_dependants
 WITH RECURSIVE doomed (id) AS (
@@ -92,7 +93,8 @@ SELECT id, attempts, lease_owner FROM jobs
 WHERE state = 'processing' AND lease_expires_at < ?
 
 -- name: next_due
-SELECT MIN(run_at) FROM jobs WHERE state IN ('pending', 'failed') AND waiting_on = 0 AND run_at > ?
+SELECT MIN(run_at) FROM jobs INDEXED BY jobs_due
+WHERE state IN ('pending', 'failed') AND waiting_on = 0 AND run_at > ?
 
 -- name: cancel_job
 UPDATE jobs
@@ -116,7 +118,8 @@ WHERE state IN (SELECT value FROM json_each(:states)) AND finished_at < :before
 SELECT queue, state, COUNT(*) FROM jobs GROUP BY queue, state
 
 -- name: done_since
-SELECT COUNT(*) FROM jobs WHERE finished_at >= ? AND state = 'completed'
+SELECT COUNT(*) FROM jobs INDEXED BY jobs_finished
+WHERE finished_at >= ? AND finished_at IS NOT NULL AND +state = 'completed'
 
 -- name: config_all
 SELECT key, value FROM config
