@@ -41,6 +41,7 @@ sys.stdin.readline()
 for n in range(60):
     queue.enqueue("true", id=f"{name}-{n}")
 queue.enqueue_many([{"command": "true", "id": f"{name}-batch-{n}"} for n in range(40)])
+print(queue.enqueue("true", id=f"{name}-unique", unique_key="shared").id)
 queue.close()
 """
 
@@ -96,8 +97,11 @@ def test_processes_claim_every_job_exactly_once(target: str, store: Store) -> No
 
 def test_processes_enqueue_at_once(target: str, store: Store) -> None:
     names = [f"p{n}" for n in range(8)]
-    results(start(ENQUEUER, target, names))
+    outputs = results(start(ENQUEUER, target, names))
     jobs = [job for _, job in store.list_jobs(None, None, None, None)]
+    [holder] = [job.id for job in jobs if job.unique_key == "shared"]
+    assert {out.strip() for out in outputs} == {holder}
+    jobs = [job for job in jobs if job.id != holder]
     assert len(jobs) == 8 * 100
     assert {job.id for job in jobs} == {
         f"{name}-{kind}{n}" for name in names for kind, count in (("", 60), ("batch-", 40))
