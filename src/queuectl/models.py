@@ -173,16 +173,20 @@ def validate_command(value: object) -> str:
     return value
 
 
-def new_job(data: dict[str, Any], where: str = "") -> NewJob:
-    """Validate one job object (JSON from the CLI, the API or Python keywords)."""
+def new_job(data: dict[str, Any], where: str = "", cwd: str | None = None) -> NewJob:
+    """Validate one job object (JSON from the CLI, the API or Python keywords).
+
+    `cwd` is the directory a job without one runs in (default: the current one); a batch
+    passes it once rather than asking the OS for every job.
+    """
     prefix = f"{where}: " if where else ""
     try:
-        return _new_job(data)
+        return _new_job(data, cwd)
     except InvalidInputError as exc:
         raise InvalidInputError(f"{prefix}{exc}") from None
 
 
-def _new_job(data: dict[str, Any]) -> NewJob:
+def _new_job(data: dict[str, Any], default_cwd: str | None = None) -> NewJob:
     if not isinstance(data, dict):
         raise InvalidInputError(f"a job must be a JSON object, got {type(data).__name__}")
     unknown = sorted(set(data) - NEW_JOB_FIELDS)
@@ -230,7 +234,7 @@ def _new_job(data: dict[str, Any]) -> NewJob:
     cwd = data.get("cwd")
     if cwd is not None and (not isinstance(cwd, str) or not cwd or "\x00" in cwd):
         raise InvalidInputError("cwd: must be a non-empty path")
-    job.cwd = os.path.abspath(cwd) if cwd else os.getcwd()
+    job.cwd = os.path.abspath(cwd) if cwd else (default_cwd or os.getcwd())
     if data.get("env") is not None:
         env = data["env"]
         if not isinstance(env, dict):

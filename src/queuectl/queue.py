@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -36,10 +37,12 @@ class Queue:
 
     def enqueue_many(self, jobs: Iterable[dict[str, Any] | NewJob]) -> list[Job]:
         """Enqueue every job in one transaction, or none if one is invalid."""
+        cwd = os.getcwd()
         validated = [
-            job if isinstance(job, NewJob) else new_job(job, f"job {n}" if n else "")
+            job if isinstance(job, NewJob) else new_job(job, f"job {n}" if n else "", cwd)
             for n, job in enumerate(jobs)
         ]
+        check_batch_order(validated)
         return self.store.enqueue_many(validated)
 
     # -- reading
@@ -199,6 +202,22 @@ class Queue:
     def request_stop(self) -> int:
         """Ask every runner of this store to stop gracefully; how many were asked."""
         return self.store.request_stop()
+
+
+def check_batch_order(jobs: Sequence[NewJob]) -> None:
+    """A job of a batch may depend on jobs before it, never after: so no cycle can form."""
+    position: dict[str, int] = {}
+    for n, job in enumerate(jobs):
+        if job.id is not None:
+            position.setdefault(job.id, n)
+    for n, job in enumerate(jobs):
+        for dep in job.depends_on:
+            if position.get(dep, -1) > n:
+                who = repr(job.id) if job.id is not None else f"number {n + 1}"
+                raise InvalidInputError(
+                    f"depends_on: job {who} depends on {dep!r}, which comes later in the batch; "
+                    f"put a job after the jobs it depends on (dependencies cannot form a cycle)"
+                )
 
 
 def purgeable_states(state: str) -> list[str]:

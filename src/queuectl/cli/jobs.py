@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shlex
 import sys
 from typing import Any
@@ -149,8 +150,9 @@ def enqueue(ctx: click.Context, words: tuple[str, ...], command: str | None, fil
             raise click.UsageError("give the JSON job as one argument (quote it), or use -- CMD ARGS")
         items = parse_jobs_text(words[0])
     where = "line" if file is not None and len(items) > 1 else "job"
+    cwd = os.getcwd()
     validated = [
-        new_job({**item, **overrides}, f"{where} {n}" if len(items) > 1 else "")
+        new_job({**item, **overrides}, f"{where} {n}" if len(items) > 1 else "", cwd)
         for n, item in enumerate(items, 1)
     ]
     session: Session = ctx.obj

@@ -244,9 +244,14 @@ class SQLiteStore:
                 # The rows before the failing one went in (until the rollback): name that one.
                 failed_at = conn.total_changes - inserted_before
                 raise self._duplicate(conn, ids[: failed_at + 1]) from None
-            found = {job.id: job for job in self._jobs_by_ids(conn, ids)}
+            if plain:
+                # Nothing was decided by the database: the rows are the jobs, no need to read back.
+                created = [_inserted_job(job, row) for job, row in zip(jobs, rows, strict=True)]
+            else:
+                found = {job.id: job for job in self._jobs_by_ids(conn, ids)}
+                created = [found[job_id] for job_id in ids]
         self.notify()
-        return [found[job_id] for job_id in ids]
+        return created
 
     def _insert_row(
         self, job: NewJob, job_id: str, now: int, default_retries: int, waiting_on: int,
@@ -261,8 +266,8 @@ class SQLiteStore:
         return (
             job_id, job.command, CANCELLED if cancelled_by else PENDING, job.queue, job.priority,
             default_retries if job.max_retries is None else job.max_retries, job.timeout, run_at,
-            json.dumps(job.depends_on), waiting_on, json.dumps(job.no_retry_exit_codes),
-            job.unique_key, job.cwd, json.dumps(job.env), now, now,
+            _json_list(job.depends_on), waiting_on, _json_list(job.no_retry_exit_codes),
+            job.unique_key, job.cwd, json.dumps(job.env) if job.env else "{}", now, now,
             now if cancelled_by else None, cancelled_by,
         )  # fmt: skip
 
@@ -673,6 +678,21 @@ def _schedule(row: Sequence[Any]) -> Schedule:
         name=row[0], cron=row[1], every_s=row[2], tz=row[3], job=json.loads(row[4]),
         created_at_ms=row[5], last_at_ms=row[6], next_at_ms=row[7],
     )  # fmt: skip
+
+
+def _inserted_job(job: NewJob, row: Sequence[Any]) -> Job:
+    """The job just inserted as `row` (in insert_job's column order)."""
+    return Job(
+        id=row[0], command=row[1], state=row[2], queue=row[3], priority=row[4], attempts=0,
+        max_retries=row[5], timeout=row[6], run_at_ms=row[7], depends_on=list(job.depends_on),
+        no_retry_exit_codes=list(job.no_retry_exit_codes), unique_key=row[11], cwd=row[12],
+        env=dict(job.env), created_at_ms=row[14], updated_at_ms=row[15],
+        finished_at_ms=row[16], last_error=row[17],
+    )  # fmt: skip
+
+
+def _json_list(values: list[Any]) -> str:
+    return json.dumps(values) if values else "[]"
 
 
 def _new_id() -> str:
