@@ -38,12 +38,16 @@ def explain_job(queue: Any, job_id: str) -> dict[str, Any]:
     runners = queue.runners()
     if job.state == PROCESSING:
         owner = next((r for r in runners if r.id == job.lease_owner), None)
-        if owner is None:
+        # A live runner renews its leases every lease/3: an expired lease means its runner
+        # stopped, even one on another host whose death this host cannot see.
+        expired = job.lease_expires_at_ms is not None and job.lease_expires_at_ms < now
+        if owner is None or expired:
+            when = "expired" if expired else "expires"
             return answer(
                 "lease_owner_gone",
-                f"{job.id} is marked running, but its runner {job.lease_owner} is gone; it is "
-                f"recovered as 'worker lost' when its lease expires at "
-                f"{ms_to_iso(job.lease_expires_at_ms)} (by a live runner).",
+                f"{job.id} is marked running, but its runner {job.lease_owner} is gone; its lease "
+                f"{when} at {ms_to_iso(job.lease_expires_at_ms)}, and a live runner recovers it "
+                f"as 'worker lost'.",
             )
         return answer(
             "running",

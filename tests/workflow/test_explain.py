@@ -1,0 +1,71 @@
+"""`explain --json`: the reason a job is or is not running, for every reason there is."""
+
+from __future__ import annotations
+
+import json
+import signal
+from collections.abc import Callable
+from typing import Any
+
+from queuectl import Queue
+from tests.workflow.conftest import Cli, all_in, ok, wait_until
+
+
+def reason(cli: Cli, job_id: str) -> str:
+    answer = json.loads(ok(cli("explain", job_id, "--json")))
+    assert answer["id"] == job_id
+    assert answer["message"]
+    return str(answer["reason"])
+
+
+def test_reasons_while_no_runner_is_up(cli: Cli, queue: Queue) -> None:
+    later = queue.enqueue("true", delay="1h").id
+    assert reason(cli, later) == "waiting_for_run_at"
+    blocked = queue.enqueue("true", depends_on=[later]).id
+    assert reason(cli, blocked) == "waiting_for_dependency"
+    queue.pause("held")
+    paused = queue.enqueue("true", queue="held").id
+    assert reason(cli, paused) == "queue_paused"
+    due = queue.enqueue("true").id
+    assert reason(cli, due) == "no_runner"
+    queue.cancel(later)
+    assert reason(cli, later) == "finished"
+    assert reason(cli, blocked) == "finished"
+
+
+def test_reasons_with_a_busy_runner(
+    cli: Cli, queue: Queue, start_runner: Callable[..., Any]
+) -> None:
+    start_runner("--count", "1", "--queue", "default")
+    quick = queue.enqueue("true").id
+    wait_until(all_in(queue, "completed", quick), 15, "the quick job to complete")
+    assert reason(cli, quick) == "finished"
+
+    hog = queue.enqueue("sleep 60").id
+    wait_until(all_in(queue, "processing", hog), 15, "the hog to start")
+    assert reason(cli, hog) == "running"
+    waiting = queue.enqueue("true").id
+    assert reason(cli, waiting) == "no_free_worker"
+    elsewhere = queue.enqueue("true", queue="elsewhere").id
+    assert reason(cli, elsewhere) == "no_runner"
+
+    queue.cancel(hog)
+    assert reason(cli, hog) == "finished"
+    wait_until(all_in(queue, "completed", waiting), 15, "the waiting job to run")
+    assert reason(cli, waiting) == "finished"
+
+
+def test_a_job_whose_runner_died_on_another_host_has_lost_its_lease_owner(
+    cli: Cli, queue: Queue, start_runner: Callable[..., Any]
+) -> None:
+    queue.set_config("lease_seconds", 1)
+    runner = start_runner(env={"QUEUECTL_HOSTNAME": "other-host"})
+    job_id = queue.enqueue("sleep 60").id
+    wait_until(all_in(queue, "processing", job_id), 15, "the job to start")
+    assert reason(cli, job_id) == "running"
+
+    runner.process.send_signal(signal.SIGKILL)
+    runner.process.wait(10)
+    # From this host the runner of other-host looks alive until its lease runs out.
+    wait_until(lambda: reason(cli, job_id) == "lease_owner_gone", 15, "lease_owner_gone")
+    assert queue.get(job_id).state == "processing"
