@@ -38,9 +38,11 @@ class Queue:
     def enqueue_many(self, jobs: Iterable[dict[str, Any] | NewJob]) -> list[Job]:
         """Enqueue every job in one transaction, or none if one is invalid."""
         cwd = os.getcwd()
+        items = list(jobs)
+        label = len(items) > 1
         validated = [
-            job if isinstance(job, NewJob) else new_job(job, f"job {n}" if n else "", cwd)
-            for n, job in enumerate(jobs)
+            job if isinstance(job, NewJob) else new_job(job, f"job {n}" if label else "", cwd)
+            for n, job in enumerate(items, 1)
         ]
         check_batch_order(validated)
         return self.store.enqueue_many(validated)

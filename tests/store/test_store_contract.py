@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from queuectl import Queue
 from queuectl.clock import FakeClock
 from queuectl.errors import (
     ConflictError,
@@ -633,3 +634,16 @@ def test_migrate_is_idempotent(store: Store, target: str, clock: FakeClock) -> N
         assert again.get("a") is not None
     finally:
         again.close()
+
+
+# -- the Python API over the store
+
+
+def test_queue_batch_errors_name_the_job_from_one(queue: Queue) -> None:
+    with pytest.raises(InvalidInputError, match=r"^job 1: command"):
+        queue.enqueue_many([{"command": ""}, {"command": "x"}])
+    with pytest.raises(InvalidInputError, match=r"^job 3: priority"):
+        queue.enqueue_many([{"command": "a"}, {"command": "b"}, {"command": "c", "priority": "x"}])
+    with pytest.raises(InvalidInputError, match=r"^command"):
+        queue.enqueue("")
+    assert queue.list() == []
