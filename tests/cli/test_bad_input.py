@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
@@ -10,6 +11,7 @@ import pytest
 
 from queuectl.store import Store
 from tests.cli.conftest import dump, make
+from tests.conftest import QUEUECTL
 
 Cli = Callable[..., subprocess.CompletedProcess[str]]
 
@@ -17,7 +19,7 @@ GOOD = '{"command":"true"}'
 BAD_LINE = '{"command":"true","priority":"high"}'
 
 #: (name, argv, stdin, exit code)
-CASES: list[tuple[str, list[str], str | None, int]] = [
+CASES: list[tuple[str, list[str], str | bytes | None, int]] = [
     ("malformed-json", ["enqueue", '{"command": "true"'], None, 2),
     ("json-not-an-object", ["enqueue", '"echo hi"'], None, 2),
     ("json-array-of-strings", ["enqueue", '["echo hi"]'], None, 2),
@@ -68,6 +70,8 @@ CASES: list[tuple[str, list[str], str | None, int]] = [
     ("batch-array-bad-item", ["enqueue", "--file", "-"], f"[{GOOD}, {BAD_LINE}]", 2),
     ("batch-line-not-object", ["enqueue", "--file", "-"], f"{GOOD}\n[1]\n", 2),
     ("missing-file", ["enqueue", "--file", "/nonexistent/jobs.json"], None, 2),
+    ("file-is-a-directory", ["enqueue", "--file", "/"], None, 2),
+    ("file-not-utf8", ["enqueue", "--file", "-"], b'{"command":"echo \xff"}\n', 2),
     ("duplicate-id", ["enqueue", '{"id":"existing","command":"true"}'], None, 1),
     (
         "duplicate-id-in-batch",
@@ -124,9 +128,24 @@ def seeded(store: Store) -> str:
     ("argv", "stdin", "code"), [c[1:] for c in CASES], ids=[c[0] for c in CASES]
 )
 def test_bad_input(
-    cli: Cli, store: Store, seeded: str, argv: list[str], stdin: str | None, code: int
+    cli: Cli,
+    target: str,
+    store: Store,
+    seeded: str,
+    argv: list[str],
+    stdin: str | bytes | None,
+    code: int,
 ) -> None:
-    result = cli(*argv, input=stdin, stdin=None if stdin is not None else subprocess.DEVNULL)
+    if isinstance(stdin, bytes):  # not text: past the fixture's text mode
+        env = {**os.environ, "QUEUECTL_DB": target}
+        raw = subprocess.run(
+            [QUEUECTL, *argv], input=stdin, capture_output=True, env=env, timeout=60
+        )
+        result = subprocess.CompletedProcess(
+            raw.args, raw.returncode, raw.stdout.decode(), raw.stderr.decode()
+        )
+    else:
+        result = cli(*argv, input=stdin, stdin=None if stdin is not None else subprocess.DEVNULL)
     assert result.returncode == code, result.stderr
     lines = result.stderr.splitlines()
     assert len(lines) == 1, result.stderr

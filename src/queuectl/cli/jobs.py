@@ -140,7 +140,11 @@ def enqueue(ctx: click.Context, words: tuple[str, ...], command: str | None, fil
         )
     overrides = options_as_fields(options)
     if file is not None:
-        items = parse_jobs_text(file.read())
+        try:
+            text = file.read()
+        except UnicodeDecodeError as exc:
+            raise InvalidInputError(f"--file: not UTF-8 text (byte {exc.start})") from None
+        items = parse_jobs_text(text)
     elif command is not None:
         items = [{"command": command}]
     elif ctx.meta.get("dashdash"):
