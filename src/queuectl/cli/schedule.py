@@ -38,6 +38,9 @@ def schedule_add(session: Session, name: str, job_json: str | None, cron: str | 
     else:
         job = {"command": command}
     job = {**job, **options_as_fields(options)}
+    from queuectl.schedule import validate_schedule
+
+    validate_schedule(name, cron, every, tz, job)  # bad input is refused before the store opens
     added = session.queue.add_schedule(name, job, cron=cron, every=every, tz=tz)
     click.echo(f"schedule {added.name}: next at {ms_to_iso(added.next_at_ms)}", err=True)
 
