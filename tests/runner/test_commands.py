@@ -87,3 +87,19 @@ def test_wait_timeout_exits_1(queue: Queue, cli) -> None:
 
     assert result.returncode == 1
     assert result.stderr.startswith("error: ")
+
+
+def test_a_command_that_cannot_start_fails_with_the_reason(
+    queue: Queue, start_runner, tmp_path: Path
+) -> None:
+    missing = tmp_path / "missing"
+    job = queue.enqueue("true", cwd=str(missing), max_retries=0)
+    start_runner()
+
+    wait_until(lambda: queue.get(job.id).state == "dead", 5, "the job to end dead")
+
+    done = queue.get(job.id)
+    assert done.attempts == 1
+    assert done.last_error is not None
+    assert done.last_error.startswith("cannot start: ")
+    assert str(missing) in done.last_error

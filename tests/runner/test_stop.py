@@ -68,3 +68,30 @@ def test_stop_with_grace_kills_the_job_and_returns_it_to_pending(
     released = queue.get(job.id)
     assert (released.state, released.attempts, released.lease_owner) == ("pending", 0, None)
     wait_until(lambda: not group_members(shell), 2, "the job's processes to die")
+
+
+def test_a_second_sigint_stops_now_and_gives_the_job_back(
+    queue: Queue, start_runner, tmp_path: Path
+) -> None:
+    pid_file = tmp_path / "pid"
+    job = queue.enqueue(f"echo $$ > {shlex.quote(str(pid_file))}; sh -c 'sleep 30' & wait")
+    runner = start_runner()  # no --grace: the first SIGINT alone would wait forever
+    shell = read_pid(pid_file)
+
+    runner.send(signal.SIGINT)
+    runner.logged("stopping;")
+    runner.send(signal.SIGINT)
+
+    assert runner.wait(5) == 0
+    released = queue.get(job.id)
+    assert (released.state, released.attempts) == ("pending", 0)
+    wait_until(lambda: not group_members(shell), 2, "the job's processes to die")
+
+
+def test_an_idle_runner_stops_at_once_on_sigterm(queue: Queue, start_runner) -> None:
+    runner = start_runner()
+
+    runner.send(signal.SIGTERM)
+
+    assert runner.wait(5) == 0
+    assert queue.runners() == []

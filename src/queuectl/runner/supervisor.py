@@ -35,6 +35,7 @@ TICK_S = 1.0  # housekeeping: dead runners, expired leases, cancellations, live 
 CONFIG_S = 2.0  # a config change reaches running runners within this
 CONTROL_MIN_S = 0.2  # at most this often do wakeups trigger a check of stop requests and cancels
 STALE_LEASES = 3  # a runner silent for this many leases is removed from the list
+TRIM_SLACK = 1 << 20  # output beyond output_limit that may pile up before it is freed
 STORE_RETRY_S = 1.0  # how often an unreachable store is tried again
 STORE_GIVE_UP_S = 30.0  # how long unwritten results may hold a stopping runner's exit
 
@@ -85,14 +86,6 @@ class Supervisor:
         """Serve until stopped; 0 after a graceful stop."""
         self.store = open_store(self.target, durable=False)
         self.config = self.store.config()
-        now_ms = self.store.clock.now_ms()
-        self.store.register_runner(
-            Runner(
-                id=self.id, host=host_name(), pid=os.getpid(), workers=self.count,
-                queues=self.queues, started_at_ms=now_ms, heartbeat_at_ms=now_ms,
-                pid_started=process_started(os.getpid()),
-            )
-        )  # fmt: skip
         listener = self.store.listener(self.id)
         wake_r, wake_w = os.pipe()
         os.set_blocking(wake_r, False)
@@ -120,6 +113,16 @@ class Supervisor:
             important=True, runner=self.id, workers=self.count, queues=self.queues,
         )  # fmt: skip
         try:
+            # Registered only now that SIGTERM is handled: a runner that others can see
+            # (`worker start --detach`, systemd) must stop gracefully, not die of the signal.
+            now_ms = self.store.clock.now_ms()
+            self.store.register_runner(
+                Runner(
+                    id=self.id, host=host_name(), pid=os.getpid(), workers=self.count,
+                    queues=self.queues, started_at_ms=now_ms, heartbeat_at_ms=now_ms,
+                    pid_started=process_started(os.getpid()),
+                )
+            )  # fmt: skip
             self._loop(selector, wake_r, listener)
         finally:
             for attempt in list(self.running.values()):
@@ -446,6 +449,8 @@ class Supervisor:
             if now - attempt.started_mono < TICK_S or attempt.pid is None:
                 continue
             size = executor.output_size(attempt)
+            if size > limit + TRIM_SLACK:
+                executor.trim(attempt, limit)
             if size != attempt.synced_size:
                 attempt.synced_size = size
                 self.store.save_output(attempt.claim.id, executor.tail(attempt, limit))
