@@ -15,6 +15,7 @@ import signal
 import tempfile
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 from queuectl.store import Claim
 
@@ -41,6 +42,7 @@ class Attempt:
     abandoned: bool = False  # cancelled or no longer ours: its result is not written
     released: bool = False  # stopped by shutdown: given back without using an attempt
     synced_size: int = 0  # output bytes already copied to the store for `logs --follow`
+    trimmed: int = 0  # output bytes before this offset are freed (see trim)
     exit_code: int | None = field(default=None)
 
     @property
@@ -68,7 +70,7 @@ def start(claim: Claim, base_env: dict[str, str], default_timeout_s: float) -> A
     env["QUEUECTL_JOB_ID"] = claim.id
     env["QUEUECTL_ATTEMPT"] = str(claim.attempt)
     timeout_s = claim.timeout or default_timeout_s or None
-    output = tempfile.TemporaryFile()
+    output = _output_file()
     started_at_ms = time.time_ns() // 1_000_000
     mono = time.monotonic()
     attempt = Attempt(
@@ -99,6 +101,46 @@ def start(claim: Claim, base_env: dict[str, str], default_timeout_s: float) -> A
         where = f": {claim.cwd}" if exc.filename else ""
         attempt.error = f"cannot start: {exc.strerror or exc}{where}"
     return attempt
+
+
+def _output_file() -> object:
+    """An unnamed file for the command's output: in memory on Linux (memfd), else on disk.
+
+    A memfd costs microseconds where a temporary file on ext4 costs a third of a millisecond;
+    `trim` keeps its memory bounded by punching out what lies before the kept tail.
+    """
+    if hasattr(os, "memfd_create"):
+        return open(os.memfd_create("queuectl-output", os.MFD_CLOEXEC), "w+b", buffering=0)  # noqa: SIM115
+    return tempfile.TemporaryFile(buffering=0)
+
+
+def trim(attempt: Attempt, keep: int) -> None:
+    """Free the output's memory before its last `keep` bytes (Linux); its size stays."""
+    if _fallocate is None:
+        return
+    fd = attempt.output.fileno()  # type: ignore[attr-defined]
+    end = os.fstat(fd).st_size - keep
+    end -= end % 4096
+    if end > attempt.trimmed:
+        _fallocate(fd, PUNCH_HOLE_KEEP_SIZE, 0, end)
+        attempt.trimmed = end
+
+
+def _load_fallocate() -> object:
+    try:
+        import ctypes
+        import ctypes.util
+
+        libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
+        function = libc.fallocate
+        function.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int64, ctypes.c_int64]
+        return function
+    except (OSError, AttributeError):
+        return None
+
+
+PUNCH_HOLE_KEEP_SIZE = 0x02 | 0x01  # FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE
+_fallocate: Any = _load_fallocate() if hasattr(os, "memfd_create") else None
 
 
 def signal_group(attempt: Attempt, signum: int) -> None:
