@@ -6,7 +6,7 @@ import os
 import re
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, TypeGuard
 
 from queuectl.durations import ms_to_iso, parse_duration, parse_iso
 from queuectl.errors import InvalidInputError
@@ -163,12 +163,25 @@ def validate_id(value: object, what: str = "id") -> str:
     return value
 
 
+def _is_text(value: object) -> TypeGuard[str]:
+    """Whether `value` is a str of UTF-8 text (undecodable bytes of argv become surrogates)."""
+    if not isinstance(value, str):
+        return False
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def validate_command(value: object) -> str:
     if not isinstance(value, str) or not value.strip():
         raise InvalidInputError("command: must be a non-empty string")
     if "\x00" in value:
         raise InvalidInputError("command: must not contain a NUL byte")
-    if len(value.encode("utf-8", "surrogatepass")) > MAX_COMMAND_BYTES:
+    if not _is_text(value):
+        raise InvalidInputError("command: must be UTF-8 text")
+    if len(value.encode("utf-8")) > MAX_COMMAND_BYTES:
         raise InvalidInputError(f"command: longer than {MAX_COMMAND_BYTES} bytes")
     return value
 
@@ -228,11 +241,11 @@ def _new_job(data: dict[str, Any], default_cwd: str | None = None) -> NewJob:
         job.no_retry_exit_codes = sorted({_int(c, "no_retry_exit_codes", 0, 255) for c in codes})
     if data.get("unique_key") is not None:
         key = data["unique_key"]
-        if not isinstance(key, str) or not key or len(key) > 1024 or "\x00" in key:
+        if not _is_text(key) or not key or len(key) > 1024 or "\x00" in key:
             raise InvalidInputError("unique_key: must be a non-empty string of at most 1024")
         job.unique_key = key
     cwd = data.get("cwd")
-    if cwd is not None and (not isinstance(cwd, str) or not cwd or "\x00" in cwd):
+    if cwd is not None and (not _is_text(cwd) or not cwd or "\x00" in cwd):
         raise InvalidInputError("cwd: must be a non-empty path")
     job.cwd = os.path.abspath(cwd) if cwd else (default_cwd or os.getcwd())
     if data.get("env") is not None:
@@ -242,7 +255,7 @@ def _new_job(data: dict[str, Any], default_cwd: str | None = None) -> NewJob:
         for name, value in env.items():
             if not isinstance(name, str) or not ENV_NAME.fullmatch(name):
                 raise InvalidInputError(f"env: {name!r} is not a valid variable name")
-            if not isinstance(value, str) or "\x00" in value:
-                raise InvalidInputError(f"env: the value of {name} must be a string")
+            if not _is_text(value) or "\x00" in value:
+                raise InvalidInputError(f"env: the value of {name} must be a string of UTF-8 text")
         job.env = dict(env)
     return job

@@ -77,6 +77,20 @@ def test_command_with_nul() -> None:
     bad({"command": "echo a\x00b"}, "NUL")
 
 
+@pytest.mark.parametrize("field", ["command", "env", "cwd", "unique_key"])
+@pytest.mark.parametrize("text", ["echo \udcff", "echo " + chr(0xD800)])
+def test_text_must_be_utf8(field: str, text: str) -> None:
+    """A lone surrogate (an undecodable byte of argv, or a JSON escape) cannot be stored."""
+    data: dict[str, Any] = {"command": "true"}
+    data[field] = {"A": text} if field == "env" else text
+    bad(data, field)
+
+
+def test_non_ascii_text_is_fine() -> None:
+    job = new_job({"command": "echo héllo ✓", "env": {"A": "é"}, "unique_key": "ключ"})
+    assert (job.command, job.env, job.unique_key) == ("echo héllo ✓", {"A": "é"}, "ключ")
+
+
 def test_command_size_limit_is_64_kib_in_bytes() -> None:
     assert new_job({"command": "x" * MAX_COMMAND_BYTES}).command
     bad({"command": "x" * (MAX_COMMAND_BYTES + 1)}, "longer than")
