@@ -92,6 +92,7 @@ class Queue:
 
     def status(self) -> dict[str, Any]:
         """Counts per state and queue, live runners, and jobs completed in the last minute."""
+        runners = [runner_dict(r) for r in self.runners()]  # first: it recovers dead runners' jobs
         per_queue = self.store.counts()
         counts = dict.fromkeys(STATES, 0)
         for states in per_queue.values():
@@ -102,7 +103,7 @@ class Queue:
         return {
             "counts": counts,
             "queues": queues,
-            "runners": [runner_dict(r) for r in self.runners()],
+            "runners": runners,
             "done_last_minute": self.store.done_since(now - 60_000),
         }
 
