@@ -39,5 +39,5 @@ def assert_clean_error(result: subprocess.CompletedProcess, code: int, *words: s
     assert len(lines) == 1, stderr
     assert lines[0].startswith("error: "), stderr
     for word in words:
-        assert word in lines[0], (word, stderr)
+        assert word.lower() in lines[0].lower(), (word, stderr)
     return lines[0]

@@ -52,6 +52,9 @@ def _translate(exc: sqlite3.Error, path: str) -> QueuectlError:
     if "locked" in lowered or "busy" in lowered:
         return StoreError(f"{path}: the database stayed locked by another process ({text})")
     if "unable to open" in lowered:
+        if os.path.exists(path) and not os.access(os.path.dirname(path) or ".", os.W_OK):
+            # WAL mode must create the -wal and -shm files beside the database.
+            return StoreError(f"{path}: the database is read-only (its folder cannot be written)")
         return StoreError(f"{path}: cannot open the database ({text})")
     return StoreError(f"{path}: {text}")
 
@@ -188,7 +191,15 @@ class SQLiteStore:
             for number, _name, sql in known:
                 if number > version:
                     for statement in _statements(sql):
-                        conn.execute(statement)
+                        try:
+                            conn.execute(statement)
+                        except sqlite3.OperationalError as exc:
+                            if version == 0 and "already exists" in str(exc):
+                                raise StoreError(
+                                    f"{self.path}: not a queuectl database ({exc}); "
+                                    "give another --db"
+                                ) from None
+                            raise
                     conn.execute(f"PRAGMA user_version = {number}")
         return newest
 
