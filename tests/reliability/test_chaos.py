@@ -1,0 +1,126 @@
+"""Issue 8: chaos. Runners are SIGKILLed at random and replaced while jobs flow; at the end
+nothing is lost, nothing is stuck, nothing is in the DLQ, and no two runs of a job overlapped.
+
+`QUEUECTL_CHAOS_SECONDS` sets how long the kills go on (default 60); with
+`QUEUECTL_CHAOS_REPORT=PATH` the figures are written there as JSON, one object per backend.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import time
+from pathlib import Path
+
+import pytest
+
+from queuectl import Queue
+from tests.reliability.conftest import (
+    Runners,
+    append_line,
+    audit,
+    check_final_state,
+    job_command,
+    kill_runner,
+)
+from tests.runner.conftest import tagged, wait_until
+
+SECONDS = float(os.environ.get("QUEUECTL_CHAOS_SECONDS", "60"))
+JOBS = 2000
+RUNNERS = 3
+WORKERS = 4
+FEED_SHARE = 0.7  # jobs are enqueued in batches over this share of the chaos, so kills hit work
+
+
+def chaos(
+    target: str, backend: str, runners: Runners, log: Path, seconds: float, job_count: int
+) -> dict[str, object]:
+    """Run the chaos and audit it; the figures."""
+    rng = random.Random()
+    queue = Queue(target)
+    # Each kill costs the jobs it was running an attempt; retries come one second later.
+    queue.set_config("backoff_base", 1)
+    queue.set_config("backoff_max", 1)
+    command = job_command(log, "sleep 0.01")
+    ids = [f"job-{n}" for n in range(job_count)]
+    batches = [ids[n : n + 100] for n in range(0, job_count, 100)]
+    live = [runners.start(target, WORKERS) for _ in range(RUNNERS)]
+
+    began = time.monotonic()
+    end = began + seconds
+    feed_every = seconds * FEED_SHARE / max(1, len(batches))
+    next_feed = began
+    next_kill = began + rng.uniform(0.5, 2.0)
+    kills = jobs_cut = 0
+    while True:
+        now = time.monotonic()
+        if batches and now >= next_feed:
+            batch = batches.pop(0)
+            queue.enqueue_many([{"id": i, "command": command, "max_retries": 20} for i in batch])
+            next_feed += feed_every
+        elif now >= end and not batches:
+            break
+        elif now >= next_kill:
+            victim = rng.choice(live)
+            jobs_cut += kill_runner(victim, log)
+            live.remove(victim)
+            kills += 1
+            live.append(runners.start(target, WORKERS))
+            next_kill = time.monotonic() + rng.uniform(0.5, 2.0)
+        else:
+            time.sleep(max(0.0, min(next_kill, next_feed if batches else end, end) - now))
+    append_line(log, f"# chaos over after {time.monotonic() - began:.1f}s")
+
+    runners.stop_all(timeout=120)  # graceful: they finish what they run
+    final = runners.start(target, WORKERS)
+
+    def drained() -> bool:
+        counts = queue.status()["counts"]
+        return counts["completed"] + counts["dead"] + counts["cancelled"] == job_count
+
+    wait_until(drained, 240, "the final runner to drain the queue", step=0.5)
+    runners.stop_all()
+    assert final.process.returncode == 0
+
+    result = audit(log)
+    problems = result.problems + check_final_state(queue, result, ids)
+    counts = queue.status()["counts"]
+    queue.close()
+    figures = {
+        "backend": backend,
+        "seconds": round(seconds, 1),
+        "jobs": job_count,
+        "runs": len(result.runs),
+        "jobs_run": len(result.by_job),
+        "runners_killed": kills,
+        "jobs_running_when_killed": jobs_cut,
+        "runs_repeated": result.repeated,
+        "jobs_lost": job_count - counts["completed"],
+        "duplicates_overlapping": len(set(result.overlaps)),
+        "left_processing": counts["processing"],
+        "dead": counts["dead"],
+        "problems": problems[:20],
+    }
+    print(f"chaos figures: {json.dumps(figures)}")
+    report = os.environ.get("QUEUECTL_CHAOS_REPORT")
+    if report:
+        path = Path(report)
+        previous = json.loads(path.read_text()) if path.exists() and path.read_text() else {}
+        path.write_text(json.dumps({**previous, backend: figures}, indent=2) + "\n")
+    return figures
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(SECONDS + 600)
+def test_chaos_loses_nothing_and_runs_nothing_twice_at_once(
+    target: str, backend: str, runners: Runners, tmp_path: Path, tag: str
+) -> None:
+    figures = chaos(target, backend, runners, tmp_path / "runs.log", SECONDS, JOBS)
+
+    assert figures["problems"] == []
+    assert figures["jobs_run"] == JOBS
+    assert (figures["jobs_lost"], figures["duplicates_overlapping"]) == (0, 0)
+    assert (figures["left_processing"], figures["dead"]) == (0, 0)
+    assert figures["runners_killed"] >= 1
+    assert tagged(tag) == []
