@@ -59,25 +59,20 @@ def test_detached_runner_is_listed_and_stopped(queue: Queue, cli, tmp_path: Path
     assert "started" in log.read_text()
 
 
-def test_wait_exits_0_when_every_job_completed(queue: Queue, start_runner, cli) -> None:
-    jobs = [queue.enqueue("true"), queue.enqueue("sleep 0.3")]
+def test_wait_exits_0_when_every_job_completed_and_1_when_one_ended_dead(
+    queue: Queue, start_runner, cli
+) -> None:
+    good = [queue.enqueue("true"), queue.enqueue("sleep 0.3")]
+    bad = queue.enqueue("exit 3", max_retries=0)
     start_runner("-n", "2")
 
-    result = cli("wait", timeout=20)
+    completed = cli("wait", *(job.id for job in good), timeout=20)
+    every = cli("wait", timeout=20)
 
-    assert result.returncode == 0, result.stderr
-    assert {queue.get(job.id).state for job in jobs} == {"completed"}
-
-
-def test_wait_exits_1_when_a_job_ended_dead(queue: Queue, start_runner, cli) -> None:
-    good = queue.enqueue("true")
-    bad = queue.enqueue("exit 3", max_retries=0)
-    start_runner()
-
-    result = cli("wait", timeout=20)
-
-    assert result.returncode == 1
-    assert (queue.get(good.id).state, queue.get(bad.id).state) == ("completed", "dead")
+    assert completed.returncode == 0, completed.stderr
+    assert {queue.get(job.id).state for job in good} == {"completed"}
+    assert every.returncode == 1
+    assert queue.get(bad.id).state == "dead"
 
 
 def test_wait_timeout_exits_1(queue: Queue, cli) -> None:
