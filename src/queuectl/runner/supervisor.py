@@ -418,13 +418,19 @@ class Supervisor:
                 )  # fmt: skip
             elif stop:
                 self._begin_stop(now, "stop requested")
-        if self.running:
-            owned = self.store.owned_jobs(self.id)
-            for job_id, attempt in self.running.items():
-                if owned.get(job_id) != attempt.claim.attempt and not attempt.abandoned:
-                    attempt.abandoned = True
-                    executor.terminate(attempt, now, None)
-                    self.log("abandoned", f"killing {job_id}: cancelled or no longer ours", job=job_id)
+        owned = self.store.owned_jobs(self.id)
+        for job_id, attempt in self.running.items():
+            if owned.get(job_id) != attempt.claim.attempt and not attempt.abandoned:
+                attempt.abandoned = True
+                executor.terminate(attempt, now, None)
+                self.log("abandoned", f"killing {job_id}: cancelled or no longer ours", job=job_id)
+        # A claim whose commit was acknowledged only after a reconnect (the store replayed it)
+        # leases jobs this runner never started: give them back rather than keep them forever.
+        pending = {o.job_id for o in self.unsent} | {job_id for job_id, _ in self.unreleased}
+        for job_id, attempt_number in owned.items():
+            if job_id not in self.running and job_id not in pending:
+                self.store.release(self.id, job_id, attempt_number)
+                self.log("orphan", f"released {job_id}: leased to this runner but never started", important=True, job=job_id)
 
     def _reap(self) -> None:
         """Recover the jobs of dead runners (at once on this host) and of expired leases."""
