@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 import os
 from collections.abc import Iterable, Sequence
 from typing import Any
@@ -57,7 +58,7 @@ class Queue:
 
     def list(
         self, state: str | None = None, queue: str | None = None, limit: int | None = None
-    ) -> list[Job]:
+    ) -> builtins.list[Job]:
         """Jobs, newest first."""
         return self.page(state, queue, limit)[0]
 
@@ -67,7 +68,7 @@ class Queue:
         queue: str | None = None,
         limit: int | None = None,
         cursor: str | None = None,
-    ) -> tuple[list[Job], str | None]:
+    ) -> tuple[builtins.list[Job], str | None]:
         """A page of jobs, newest first, and the cursor of the next page (None at the end)."""
         if state is not None and state not in STATES:
             raise InvalidInputError(f"state: {state!r} is not one of {', '.join(STATES)}")
@@ -109,11 +110,11 @@ class Queue:
 
     # -- changing jobs
 
-    def cancel(self, *job_ids: str) -> list[Job]:
+    def cancel(self, *job_ids: str) -> builtins.list[Job]:
         """Cancel pending, failed or running jobs (all or none); a running process is killed."""
         return self.store.cancel([validate_id(job_id) for job_id in job_ids])
 
-    def retry(self, *job_ids: str, all: bool = False) -> list[str]:
+    def retry(self, *job_ids: str, all: bool = False) -> builtins.list[str]:
         """Move dead jobs back to pending with attempts reset (`all=True`: every dead job)."""
         if all:
             return self.store.retry_dead(None)
@@ -162,7 +163,7 @@ class Queue:
     def resume(self, queue: str) -> None:
         self.store.set_paused(validate_id(queue, "queue"), False)
 
-    def runners(self) -> list[Runner]:
+    def runners(self) -> builtins.list[Runner]:
         """Live runners; runners of this host whose process is gone are reaped first."""
         from queuectl.runner.liveness import host_name, is_alive
 
@@ -199,7 +200,7 @@ class Queue:
         if not self.store.remove_schedule(name):
             raise NotFoundError(f"no schedule {name!r}")
 
-    def schedules(self) -> list[Schedule]:
+    def schedules(self) -> builtins.list[Schedule]:
         return self.store.schedules()
 
     def request_stop(self) -> int:

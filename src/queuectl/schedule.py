@@ -38,7 +38,7 @@ def validate_schedule(
         if len(cron.split()) != 5:
             raise InvalidInputError(f"--cron: {cron!r} must have 5 fields (minute hour day month weekday)")
         _zone(tz)
-        from croniter import croniter
+        from croniter import croniter  # type: ignore[import-untyped]
 
         if not croniter.is_valid(cron):
             raise InvalidInputError(f"--cron: {cron!r} is not a valid cron expression")
@@ -71,5 +71,5 @@ def next_slot_ms(cron: str | None, every_s: float | None, tz: str | None, anchor
     from croniter import croniter
 
     start = datetime.fromtimestamp(after_ms / 1000, tz=timezone.utc).astimezone(_zone(tz))
-    following = croniter(cron, start).get_next(datetime)
+    following: datetime = croniter(cron, start).get_next(datetime)
     return round(following.timestamp() * 1000)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING
 
 from prometheus_client.core import GaugeHistogramMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector, CollectorRegistry
@@ -13,7 +13,7 @@ from queuectl.models import STATES
 from queuectl.queue import Queue
 
 if TYPE_CHECKING:
-    from queuectl.store import Runner
+    pass
 
 DURATION_BUCKETS_S = (0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60, 300, 1800, 3600)
 
@@ -76,7 +76,7 @@ class QueueCollector(Collector):
         yield oldest
 
         # Queue.list shadows the builtin inside the class, which confuses mypy about its lists.
-        runners = cast("list[Runner]", queue.runners())
+        runners = queue.runners()
         yield GaugeMetricFamily("queuectl_runners", "Live runners", value=len(runners))
         yield GaugeMetricFamily(
             "queuectl_workers",

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import TYPE_CHECKING, Annotated, Any, cast
+from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, Query, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -17,7 +17,7 @@ from queuectl.models import DEAD, STATES, new_job
 from queuectl.queue import Queue, jobs_json, schedule_dict
 
 if TYPE_CHECKING:
-    from queuectl.store import Schedule
+    pass
 
 ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"model": schemas.ErrorOut, "description": "missing or wrong bearer token"},
@@ -211,7 +211,7 @@ def resume(queue: QueueDep, name: str) -> dict[str, Any]:
 def schedules(queue: QueueDep) -> list[dict[str, Any]]:
     """The schedules, with their last and next enqueue times."""
     # Queue.list shadows the builtin inside the class, which confuses mypy about Queue's lists.
-    found = cast("list[Schedule]", queue.schedules())
+    found = queue.schedules()
     return [schedule_dict(s) for s in found]
 
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import cast
 
 from queuectl.durations import ms_to_iso
 from queuectl.models import COMPLETED, DEAD, FAILED, PENDING, STATES, Job
@@ -26,7 +25,7 @@ def scan(queue: Queue, state: str, cap: int = SCAN_CAP) -> Iterator[Job]:
     seen = 0
     while seen < cap:
         page, cursor = queue.page(state, None, min(PAGE_SIZE, cap - seen), cursor)
-        jobs = cast("list[Job]", page)  # Queue.list shadows the builtin: mypy misreads its lists
+        jobs = page
         yield from jobs
         seen += len(jobs)
         if cursor is None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import click
 
@@ -41,7 +42,7 @@ def status(session: Session, as_json: bool) -> None:
     click.echo(f"done in the last minute: {report['done_last_minute']}")
 
 
-def print_runners(runners: list[dict]) -> None:
+def print_runners(runners: list[dict[str, Any]]) -> None:
     from queuectl.cli.render import print_table
 
     rows = [

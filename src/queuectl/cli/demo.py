@@ -7,10 +7,11 @@ import subprocess
 import sys
 import tempfile
 import time
+from typing import Any
 
 import click
 
-DEMO_JOBS = [
+DEMO_JOBS: list[dict[str, Any]] = [
     {"id": "hello", "command": "echo hello from queuectl", "priority": 5},
     {"id": "slow", "command": "sleep 1.5 && echo slow job done"},
     {"id": "after-slow", "command": "echo runs only after slow completed", "depends_on": ["slow"]},
@@ -82,14 +83,14 @@ def _watch(console: object, queue: object) -> None:
             time.sleep(0.2)
 
 
-def _table(queue: object) -> object:
+def _table(queue: Any) -> Any:
     from rich.table import Table
 
     colours = {"completed": "green", "dead": "red", "failed": "yellow", "processing": "cyan"}
     table = Table(title="jobs", box=None, header_style="bold")
     for column in ("ID", "QUEUE", "STATE", "RUNS", "LAST ERROR"):
         table.add_column(column)
-    for job in reversed(queue.list()):  # type: ignore[attr-defined]
+    for job in reversed(queue.list()):
         colour = colours.get(job.state, "white")
         table.add_row(
             job.id, job.queue, f"[{colour}]{job.state}[/]", f"{job.attempts}/{job.max_retries + 1}",

@@ -15,7 +15,7 @@ import signal
 import tempfile
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, BinaryIO
 
 from queuectl.store import Claim
 
@@ -32,7 +32,7 @@ class Attempt:
 
     claim: Claim
     pid: int | None  # also its process group: each command leads a session of its own
-    output: object  # the unnamed file the command writes to
+    output: BinaryIO  # the unnamed file the command writes to
     started_at_ms: int
     started_mono: float
     deadline: float | None  # monotonic instant of its timeout
@@ -103,7 +103,7 @@ def start(claim: Claim, base_env: dict[str, str], default_timeout_s: float) -> A
     return attempt
 
 
-def _output_file() -> object:
+def _output_file() -> BinaryIO:
     """An unnamed file for the command's output: in memory on Linux (memfd), else on disk.
 
     A memfd costs microseconds where a temporary file on ext4 costs a third of a millisecond;
@@ -118,7 +118,7 @@ def trim(attempt: Attempt, keep: int) -> None:
     """Free the output's memory before its last `keep` bytes (Linux); its size stays."""
     if _fallocate is None:
         return
-    fd = attempt.output.fileno()  # type: ignore[attr-defined]
+    fd = attempt.output.fileno()
     end = os.fstat(fd).st_size - keep
     end -= end % 4096
     if end > attempt.trimmed:
@@ -164,7 +164,7 @@ def terminate(attempt: Attempt, now: float, error: str | None) -> None:
 
 def tail(attempt: Attempt, limit: int) -> bytes:
     """The last `limit` bytes the command wrote."""
-    fd = attempt.output.fileno()  # type: ignore[attr-defined]
+    fd = attempt.output.fileno()
     size = os.fstat(fd).st_size
     if size == 0 or limit <= 0:
         return b""
@@ -173,8 +173,8 @@ def tail(attempt: Attempt, limit: int) -> bytes:
 
 
 def output_size(attempt: Attempt) -> int:
-    return os.fstat(attempt.output.fileno()).st_size  # type: ignore[attr-defined]
+    return os.fstat(attempt.output.fileno()).st_size
 
 
 def close(attempt: Attempt) -> None:
-    attempt.output.close()  # type: ignore[attr-defined]
+    attempt.output.close()

@@ -341,7 +341,7 @@ class Supervisor:
         took = f"in {outcome.finished_at_ms - outcome.started_at_ms}ms"
         how = outcome.error or f"exit {outcome.exit_code}"
         job = outcome.job_id
-        fields = {"job": job, "attempt": outcome.attempt, "exit_code": outcome.exit_code,
+        fields: dict[str, Any] = {"job": job, "attempt": outcome.attempt, "exit_code": outcome.exit_code,
                   "duration_ms": outcome.finished_at_ms - outcome.started_at_ms}  # fmt: skip
         if settlement is None:
             self.log("fenced", f"finished {job} ({how}) but it is no longer ours", **fields)
