@@ -16,8 +16,10 @@ install: $(BIN)/queuectl
 demo: install
 	$(BIN)/queuectl demo
 
+# Bytecode is cached even where PYTHONDONTWRITEBYTECODE is set: the tests start the CLI
+# hundreds of times, and compiling queuectl each time would double their run time.
 test: install
-	$(BIN)/pytest -q -p no:cacheprovider -n 2
+	PYTHONDONTWRITEBYTECODE= $(BIN)/pytest -q -p no:cacheprovider -n 2
 
 bench: install
 	$(BIN)/python -m bench
