@@ -115,14 +115,7 @@ class Supervisor:
         try:
             # Registered only now that SIGTERM is handled: a runner that others can see
             # (`worker start --detach`, systemd) must stop gracefully, not die of the signal.
-            now_ms = self.store.clock.now_ms()
-            self.store.register_runner(
-                Runner(
-                    id=self.id, host=host_name(), pid=os.getpid(), workers=self.count,
-                    queues=self.queues, started_at_ms=now_ms, heartbeat_at_ms=now_ms,
-                    pid_started=process_started(os.getpid()),
-                )
-            )  # fmt: skip
+            self._register()
             self._loop(selector, wake_r, listener)
         finally:
             for attempt in list(self.running.values()):
@@ -143,6 +136,16 @@ class Supervisor:
             self.store.close()
         self.log("runner_stopped", f"runner {self.id} stopped", important=True, runner=self.id)
         return self.exit_code
+
+    def _register(self) -> None:
+        now_ms = self.store.clock.now_ms()
+        self.store.register_runner(
+            Runner(
+                id=self.id, host=host_name(), pid=os.getpid(), workers=self.count,
+                queues=self.queues, started_at_ms=now_ms, heartbeat_at_ms=now_ms,
+                pid_started=process_started(os.getpid()),
+            )
+        )  # fmt: skip
 
     def _on_signal(self, signum: int, frame: Any) -> None:
         self.signals.append(signum)
@@ -408,14 +411,7 @@ class Supervisor:
             stop = self.store.heartbeat(self.id, lease_s)
             if stop is None:
                 self.log("reregistered", "this runner was taken for dead; registering again", important=True)
-                now_ms = self.store.clock.now_ms()
-                self.store.register_runner(
-                    Runner(
-                        id=self.id, host=host_name(), pid=os.getpid(), workers=self.count,
-                        queues=self.queues, started_at_ms=now_ms, heartbeat_at_ms=now_ms,
-                        pid_started=process_started(os.getpid()),
-                    )
-                )  # fmt: skip
+                self._register()
             elif stop:
                 self._begin_stop(now, "stop requested")
         owned = self.store.owned_jobs(self.id)
