@@ -15,6 +15,24 @@ from queuectl.errors import InvalidInputError
 from queuectl.models import new_job
 
 
+class Utf8Text(click.ParamType):  # type: ignore[type-arg]  # (generic only from click 8.2)
+    """A string that must be UTF-8: argv bytes that are not arrive as surrogates, which no id
+    or name can hold and no store can look up."""
+
+    name = "text"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if isinstance(value, str):
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError:
+                self.fail("must be UTF-8 text", param, ctx)
+        return value
+
+
+UTF8 = Utf8Text()
+
+
 class EnqueueCommand(click.Command):
     """Remembers whether `--` was given: after it, the words are the command's argv."""
 
@@ -126,7 +144,7 @@ def command_from_words(words: tuple[str, ...]) -> str:
 @enqueue_options
 @click.option("--json", "as_json", is_flag=True, help="Print the new jobs as a JSON array.")
 @click.pass_context
-def enqueue(ctx: click.Context, words: tuple[str, ...], command: str | None, file: Any, as_json: bool, **options: Any) -> None:  # fmt: skip
+def enqueue(ctx: click.Context, /, words: tuple[str, ...], command: str | None, file: Any, as_json: bool, **options: Any) -> None:  # fmt: skip
     """Enqueue a job: a JSON object, --command CMD, -- CMD ARGS..., or --file PATH (- for stdin).
 
     Prints the id of each new job, one a line. A batch from --file is all or nothing.
@@ -171,7 +189,7 @@ def enqueue(ctx: click.Context, words: tuple[str, ...], command: str | None, fil
 
 @click.command("list")
 @click.option("--state", "-s", help="Only jobs in this state.")
-@click.option("--queue", "-q", help="Only jobs of this queue.")
+@click.option("--queue", "-q", type=UTF8, help="Only jobs of this queue.")
 @click.option("--limit", "-n", type=click.IntRange(min=0), default=50, show_default=True, help="At most this many (0 = all).")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON array of jobs.")
 @click.pass_obj
@@ -183,7 +201,7 @@ def list_jobs(session: Session, state: str | None, queue: str | None, limit: int
 
 
 @click.command()
-@click.argument("job_id", metavar="ID")
+@click.argument("job_id", metavar="ID", type=UTF8)
 @click.option("--json", "as_json", is_flag=True, help="Print the job as a JSON object.")
 @click.pass_obj
 def show(session: Session, job_id: str, as_json: bool) -> None:
@@ -235,7 +253,7 @@ def confirm(yes: bool, question: str) -> None:
 
 
 @click.command()
-@click.argument("job_id", metavar="ID")
+@click.argument("job_id", metavar="ID", type=UTF8)
 @click.option("--follow", "-f", is_flag=True, help="Stream the output until the job ends.")
 @click.pass_obj
 def logs(session: Session, job_id: str, follow: bool) -> None:
@@ -252,7 +270,7 @@ def logs(session: Session, job_id: str, follow: bool) -> None:
 
 
 @click.command()
-@click.argument("job_ids", nargs=-1, metavar="[ID...]")
+@click.argument("job_ids", nargs=-1, metavar="[ID...]", type=UTF8)
 @click.option("--timeout", help="Give up after this long (exit 1).")
 @click.pass_obj
 def wait(session: Session, job_ids: tuple[str, ...], timeout: str | None) -> None:
@@ -263,7 +281,7 @@ def wait(session: Session, job_ids: tuple[str, ...], timeout: str | None) -> Non
 
 
 @click.command()
-@click.argument("job_id", metavar="ID")
+@click.argument("job_id", metavar="ID", type=UTF8)
 @click.option("--json", "as_json", is_flag=True, help="Print the reason as JSON.")
 @click.pass_obj
 def explain(session: Session, job_id: str, as_json: bool) -> None:

@@ -7,7 +7,7 @@ from typing import Any
 import click
 
 from queuectl.cli import Session
-from queuectl.cli.jobs import enqueue_options, options_as_fields, parse_jobs_text
+from queuectl.cli.jobs import UTF8, enqueue_options, options_as_fields, parse_jobs_text
 
 
 @click.group()
@@ -24,7 +24,7 @@ def schedule() -> None:
 @click.option("--command", "-c", "command", help="The shell command to run.")
 @enqueue_options
 @click.pass_obj
-def schedule_add(session: Session, name: str, job_json: str | None, cron: str | None, every: str | None, tz: str | None, command: str | None, **options: Any) -> None:  # fmt: skip
+def schedule_add(session: Session, /, name: str, job_json: str | None, cron: str | None, every: str | None, tz: str | None, command: str | None, **options: Any) -> None:  # fmt: skip
     """Add (or replace) schedule NAME: (--cron EXPR | --every DURATION) (--command CMD | JSON)."""
     from queuectl.durations import ms_to_iso
 
@@ -71,7 +71,7 @@ def schedule_list(session: Session, as_json: bool) -> None:
 
 
 @schedule.command("remove")
-@click.argument("name")
+@click.argument("name", type=UTF8)
 @click.pass_obj
 def schedule_remove(session: Session, name: str) -> None:
     """Remove a schedule (jobs it already enqueued stay)."""

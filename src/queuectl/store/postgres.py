@@ -111,7 +111,16 @@ def _guarded(
                     conflicts += 1
                     time.sleep(0.005 * (2**conflicts) * (0.5 + random.random()))
                     continue
+                except UnicodeEncodeError:
+                    # Undecodable bytes (argv) arrive as surrogates, which no text can hold.
+                    raise InvalidInputError(
+                        "text that is not UTF-8 cannot be stored or looked up"
+                    ) from None
                 except psycopg.Error as exc:
+                    if isinstance(exc, psycopg.DataError) and "NUL" in str(exc):
+                        raise InvalidInputError(
+                            "text with a NUL byte cannot be stored or looked up"
+                        ) from None
                     if not self._lost_connection(exc):
                         raise self._translate(exc) from None
                     committing = getattr(self._local, "committing", False)

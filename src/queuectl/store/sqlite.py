@@ -75,6 +75,11 @@ def _guarded(method: Callable[..., T]) -> Callable[..., T]:
                 raise _translate(exc, self.path) from None
             except sqlite3.Error as exc:
                 raise _translate(exc, self.path) from None
+            except UnicodeEncodeError:
+                # Undecodable bytes (argv) arrive as surrogates, which no stored text can hold.
+                raise InvalidInputError(
+                    "text that is not UTF-8 cannot be stored or looked up"
+                ) from None
         raise AssertionError("unreachable")
 
     return wrapper
@@ -178,7 +183,7 @@ class SQLiteStore:
         known = migrations("sqlite")
         newest = known[-1][0]
         conn = self.conn
-        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        version = int(conn.execute("PRAGMA user_version").fetchone()[0])
         if version > newest:
             raise StoreError(
                 f"{self.path}: written by a newer queuectl (schema {version}, this one knows "
