@@ -42,7 +42,7 @@ def chaos(
     # Each kill costs the jobs it was running an attempt; retries come one second later.
     queue.set_config("backoff_base", 1)
     queue.set_config("backoff_max", 1)
-    command = job_command(log, "sleep 0.01")
+    command = job_command(log, "sleep 0.05")
     ids = [f"job-{n}" for n in range(job_count)]
     batches = [ids[n : n + 100] for n in range(0, job_count, 100)]
     live = [runners.start(target, WORKERS) for _ in range(RUNNERS)]

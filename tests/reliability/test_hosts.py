@@ -69,7 +69,7 @@ def test_a_host_killed_mid_run_loses_nothing(
     log = tmp_path / "runs.log"
     with Queue(target) as queue:
         # Other hosts cannot check a dead runner's pid: its jobs wait for their lease.
-        queue.set_config("lease_seconds", 2)
+        queue.set_config("lease_seconds", 3)
         hosts = [f"host-{n}" for n in range(1, HOSTS + 1)]
         started = [runners.start(target, WORKERS, host) for host in hosts]
         ids = enqueue(queue, log, JOBS, "sleep 0.01")
