@@ -17,6 +17,7 @@ def run(
     timeout: float = 60,
     text: bool = True,
     env: dict[str, str] | None = None,
+    umask: int = -1,
 ) -> subprocess.CompletedProcess:  # type: ignore[type-arg]
     """The installed `queuectl` with `args` (pass `--db` yourself, or `target` for QUEUECTL_DB)."""
     environ = {**os.environ, **(env or {})}
