@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import select
 import signal
 import sqlite3
 import subprocess
@@ -267,29 +268,33 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def read_until(process: subprocess.Popen[bytes], text: str, deadline: float) -> str:
+    """The process's stderr so far, once it holds `text` (raw reads: no buffer to fall behind)."""
+    assert process.stderr is not None
+    said = b""
+    while text.encode() not in said:
+        left = deadline - time.monotonic()
+        assert left > 0, f"waited for {text!r}; got {said.decode(errors='replace')!r}"
+        ready, _, _ = select.select([process.stderr], [], [], left)
+        if ready:
+            chunk = os.read(process.stderr.fileno(), 65536)
+            assert chunk, f"exited before {text!r}: {said.decode(errors='replace')!r}"
+            said += chunk
+    return said.decode(errors="replace")
+
+
 def test_a_runner_whose_database_is_deleted_says_so_and_idles(tmp_path: Path) -> None:
     db = tmp_path / "queue.db"
     make_queue_db(db, 0)
     runner = subprocess.Popen(
         [QUEUECTL, "--db", str(db), "worker", "start"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, bufsize=0,
     )  # fmt: skip
     try:
-        assert runner.stderr is not None
-        deadline = time.monotonic() + 20
-        line = runner.stderr.readline()
-        while "started" not in line:
-            assert line, "the runner exited"
-            assert time.monotonic() < deadline, "the runner did not start"
-            line = runner.stderr.readline()
+        read_until(runner, "started", time.monotonic() + 20)
         for suffix in ("", "-wal", "-shm"):
             Path(f"{db}{suffix}").unlink(missing_ok=True)
-        os.set_blocking(runner.stderr.fileno(), False)
-        said = ""
-        while "was deleted" not in said:
-            assert time.monotonic() < deadline, f"the runner never said why: {said!r}"
-            time.sleep(0.1)
-            said += runner.stderr.read() or ""
+        said = read_until(runner, "was deleted", time.monotonic() + 20)
         assert "Traceback" not in said
         # It waits for the store to come back, without spinning.
         cpu_before, wall_before = cpu_seconds(runner.pid), time.monotonic()
@@ -299,9 +304,8 @@ def test_a_runner_whose_database_is_deleted_says_so_and_idles(tmp_path: Path) ->
         assert runner.poll() is None
         assert not db.exists(), "the runner must not recreate a deleted database"
         runner.send_signal(signal.SIGTERM)
-        runner.wait(timeout=20)
-        said += runner.stderr.read() or ""
-        assert "Traceback" not in said
+        _, rest = runner.communicate(timeout=20)
+        assert b"Traceback" not in rest
     finally:
         if runner.poll() is None:
             runner.kill()
