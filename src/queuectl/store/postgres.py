@@ -57,6 +57,7 @@ RUNNER_RETRY_S = 30.0
 #: Deadlocks and serialisation failures roll the whole transaction back; it is run again.
 CONFLICT_RETRIES = 5
 CLOCK_RESYNC_S = 60.0
+CONFIG_TTL_S = 1.0  # how stale the configuration used for settling may be
 FAR_FUTURE = 2**62
 _CONFLICTS = (
     pg_errors.DeadlockDetected,
@@ -209,6 +210,7 @@ class PostgresStore:
         columns = queries["job_columns"]
         self.q = {name: sql.replace("{job_columns}", columns) for name, sql in queries.items()}
         self._local = threading.local()
+        self._config_cache: tuple[float, dict[str, float]] | None = None
         self._lock = threading.Lock()
         self._connections: list[psycopg.Connection[Any]] = []
         self._listeners: list[PostgresListener] = []
@@ -494,33 +496,62 @@ class PostgresStore:
         self, conn: psycopg.Connection[Any], owner: str, outcomes: Sequence[lifecycle.Outcome],
         now: int,
     ) -> tuple[dict[str, lifecycle.Settlement], bool]:  # fmt: skip
-        """Apply outcomes still ours; whether a completion made dependants due."""
-        config = self._config(conn)
+        """Apply outcomes still ours; whether a completion made dependants due.
+
+        A few round trips whatever the number of outcomes: one locking read of the attempts
+        still ours, the settlements and outputs pipelined, one update of the dependants.
+        """
+        config = self._settle_config(conn)
+        ids = [outcome.job_id for outcome in outcomes]
+        ours = {row[0]: row for row in conn.execute(self.q["fenced_jobs"], (ids, owner))}
         settled: dict[str, lifecycle.Settlement] = {}
-        unblocked = False
-        # one lock order for every settler, so two of them cannot deadlock on each other
-        for outcome in sorted(outcomes, key=lambda o: o.job_id):
-            row = conn.execute(
-                self.q["fenced_job"], (outcome.job_id, owner, outcome.attempt)
-            ).fetchone()
-            if row is None:
+        updates: list[dict[str, Any]] = []
+        outputs: list[tuple[str, bytes]] = []
+        completed: list[str] = []  # with dependants to unblock
+        ended: list[tuple[str, str]] = []
+        for outcome in outcomes:
+            row = ours.get(outcome.job_id)
+            if row is None or row[1] != outcome.attempt:
                 continue  # fenced out: cancelled, or reclaimed after our lease expired
-            settlement = lifecycle.settle(outcome, row[0], list(row[1]), config, random.random())
-            conn.execute(
-                self.q["settle_job"],
+            settlement = lifecycle.settle(outcome, row[2], list(row[3]), config, random.random())
+            updates.append(
                 {
                     "state": settlement.state, "run_at": settlement.run_at_ms,
                     "finished_at": outcome.finished_at_ms, "exit_code": outcome.exit_code,
                     "last_error": settlement.last_error,
                     "duration_ms": max(0, outcome.finished_at_ms - outcome.started_at_ms),
                     "now": now, "id": outcome.job_id, "owner": owner, "attempt": outcome.attempt,
-                },
+                }
             )  # fmt: skip
             if outcome.output is not None:
-                conn.execute(self.q["save_output"], (outcome.job_id, outcome.output))
-            unblocked |= self._after_transition(conn, outcome.job_id, settlement.state, now)
+                outputs.append((outcome.job_id, outcome.output))
+            if settlement.state == COMPLETED:
+                if row[4]:
+                    completed.append(outcome.job_id)
+            else:
+                ended.append((outcome.job_id, settlement.state))
             settled[outcome.job_id] = settlement
+        with conn.cursor() as cursor:
+            # executemany pipelines its statements: one round trip for many; one is one anyway
+            for query, params in (("settle_job", updates), ("save_output", outputs)):
+                if len(params) == 1:
+                    cursor.execute(self.q[query], params[0])
+                elif params:
+                    cursor.executemany(self.q[query], params)
+        for job_id, state in ended:
+            self._after_transition(conn, job_id, state, now)
+        unblocked = bool(completed) and (
+            conn.execute(self.q["unblock_dependants"], (completed,)).rowcount > 0
+        )
         return settled, unblocked
+
+    def _settle_config(self, conn: psycopg.Connection[Any]) -> dict[str, float]:
+        """The configuration for settling, read at most every CONFIG_TTL_S: a round trip saved
+        per settlement, and runners pick changes up within seconds anyway (SPEC section 6)."""
+        cached = self._config_cache
+        if cached is None or time.monotonic() - cached[0] > CONFIG_TTL_S:
+            cached = self._config_cache = (time.monotonic(), self._config(conn))
+        return cached[1]
 
     def _after_transition(
         self, conn: psycopg.Connection[Any], job_id: str, state: str, now: int
@@ -528,7 +559,7 @@ class PostgresStore:
         """Dependants learn that a dependency completed, or are cancelled with it; whether
         some of them may have become due."""
         if state == COMPLETED:
-            return conn.execute(self.q["unblock_dependants"], (job_id,)).rowcount > 0
+            return conn.execute(self.q["unblock_dependants"], ([job_id],)).rowcount > 0
         if state in (DEAD, CANCELLED):
             conn.execute(
                 self.q["cancel_dependants"],
@@ -732,6 +763,7 @@ class PostgresStore:
 
     @_guarded()
     def set_config(self, key: str, value: float) -> None:
+        self._config_cache = None
         with self._tx() as conn:
             conn.execute(self.q["config_set"], (key, Jsonb(value)))
             conn.execute(self.q["pg_notify"])

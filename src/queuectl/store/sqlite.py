@@ -363,16 +363,18 @@ class SQLiteStore:
     def _settle(
         self, conn: sqlite3.Connection, owner: str, outcomes: Sequence[lifecycle.Outcome], now: int
     ) -> dict[str, lifecycle.Settlement]:
+        """Apply the outcomes whose attempt is still ours; how each was settled."""
         config = self._config(conn)
+        ids = json.dumps([outcome.job_id for outcome in outcomes])
+        ours = {row[0]: row for row in conn.execute(self.q["fenced_jobs"], (ids, owner))}
         settled: dict[str, lifecycle.Settlement] = {}
+        completed: list[str] = []  # with dependants to unblock
         for outcome in outcomes:
-            row = conn.execute(
-                self.q["fenced_job"], (outcome.job_id, owner, outcome.attempt)
-            ).fetchone()
-            if row is None:
+            row = ours.get(outcome.job_id)
+            if row is None or row[1] != outcome.attempt:
                 continue  # fenced out: cancelled, or reclaimed after our lease expired
             settlement = lifecycle.settle(
-                outcome, row[0], json.loads(row[1]), config, random.random()
+                outcome, row[2], json.loads(row[3]), config, random.random()
             )
             conn.execute(
                 self.q["settle_job"],
@@ -386,14 +388,20 @@ class SQLiteStore:
             )  # fmt: skip
             if outcome.output is not None:
                 conn.execute(self.q["save_output"], (outcome.job_id, outcome.output))
-            self._after_transition(conn, outcome.job_id, settlement.state, now)
+            if settlement.state == COMPLETED:
+                if row[4]:
+                    completed.append(outcome.job_id)
+            else:
+                self._after_transition(conn, outcome.job_id, settlement.state, now)
             settled[outcome.job_id] = settlement
+        if completed:
+            conn.execute(self.q["unblock_dependants"], {"ids": json.dumps(completed)})
         return settled
 
     def _after_transition(self, conn: sqlite3.Connection, job_id: str, state: str, now: int) -> None:
         """Dependants learn that a dependency completed, or are cancelled with it."""
         if state == COMPLETED:
-            conn.execute(self.q["unblock_dependants"], (job_id,))
+            conn.execute(self.q["unblock_dependants"], {"ids": json.dumps([job_id])})
         elif state in (DEAD, CANCELLED):
             conn.execute(
                 self.q["cancel_dependants"],

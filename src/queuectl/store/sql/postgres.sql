@@ -63,11 +63,16 @@ WHERE jobs.seq = picked.seq
 RETURNING jobs.id, jobs.attempts, jobs.command, jobs.cwd, jobs.env, jobs.timeout, jobs.queue,
           jobs.priority, jobs.run_at, jobs.seq
 
--- name: fenced_job
--- FOR UPDATE: the row stays ours until commit, so a concurrent cancel or reap cannot slip in
--- between this check and the settlement below.
-SELECT max_retries, no_retry_exit_codes FROM jobs
-WHERE id = %s AND state = 'processing' AND lease_owner = %s AND attempts = %s
+-- name: fenced_jobs
+-- The attempts still ours among those named; the caller compares each attempt number.
+-- FOR UPDATE, in id order (one lock order for every settler, so two cannot deadlock): the rows
+-- stay ours until commit, so a concurrent cancel or reap cannot slip in before the settlement.
+-- has_dependants spares the update of dependants when there are none (the common case).
+SELECT id, attempts, max_retries, no_retry_exit_codes,
+       EXISTS (SELECT 1 FROM job_deps WHERE dep_id = jobs.id) AS has_dependants
+FROM jobs
+WHERE id = ANY(%s) AND state = 'processing' AND lease_owner = %s
+ORDER BY id
 FOR UPDATE
 
 -- name: settle_job
@@ -94,9 +99,10 @@ ON CONFLICT (job_id) DO UPDATE SET data = excluded.data
 SELECT data FROM job_output WHERE job_id = %s
 
 -- name: unblock_dependants
-UPDATE jobs SET waiting_on = waiting_on - 1
-WHERE id IN (SELECT job_id FROM job_deps WHERE dep_id = %s) AND state = 'pending'
-  AND waiting_on > 0
+-- Dependants of the jobs that just completed (a list) wait on that many fewer.
+UPDATE jobs SET waiting_on = jobs.waiting_on - done.n
+FROM (SELECT job_id, COUNT(*) AS n FROM job_deps WHERE dep_id = ANY(%s) GROUP BY job_id) AS done
+WHERE jobs.id = done.job_id AND jobs.state = 'pending' AND jobs.waiting_on > 0
 
 -- name: cancel_dependants
 WITH RECURSIVE doomed (id) AS (

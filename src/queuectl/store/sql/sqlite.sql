@@ -46,9 +46,13 @@ WHERE seq IN (
     LIMIT :want)
 RETURNING id, attempts, command, cwd, env, timeout, queue, priority, run_at, seq
 
--- name: fenced_job
-SELECT max_retries, no_retry_exit_codes FROM jobs
-WHERE id = ? AND state = 'processing' AND lease_owner = ? AND attempts = ?
+-- name: fenced_jobs
+-- The attempts still ours among those named; the caller compares each attempt number.
+-- has_dependants spares the update of dependants when there are none (the common case).
+SELECT id, attempts, max_retries, no_retry_exit_codes,
+       EXISTS (SELECT 1 FROM job_deps WHERE dep_id = jobs.id) AS has_dependants
+FROM jobs
+WHERE id IN (SELECT value FROM json_each(?)) AND state = 'processing' AND lease_owner = ?
 
 -- name: settle_job
 UPDATE jobs
@@ -71,9 +75,14 @@ ON CONFLICT (job_id) DO UPDATE SET data = excluded.data
 SELECT data FROM job_output WHERE job_id = ?
 
 -- name: unblock_dependants
+-- Dependants of the jobs that just completed (a JSON list) wait on that many fewer.
 -- (`+state`: the planner must go through job_deps, not scan every pending job)
-UPDATE jobs SET waiting_on = waiting_on - 1
-WHERE id IN (SELECT job_id FROM job_deps WHERE dep_id = ?) AND +state = 'pending' AND waiting_on > 0
+UPDATE jobs
+SET waiting_on = waiting_on - (
+    SELECT COUNT(*) FROM job_deps
+    WHERE job_deps.job_id = jobs.id AND job_deps.dep_id IN (SELECT value FROM json_each(:ids)))
+WHERE id IN (SELECT job_id FROM job_deps WHERE dep_id IN (SELECT value FROM json_each(:ids)))
+  AND +state = 'pending' AND waiting_on > 0
 
 -- name: cancel_dependants
 WITH RECURSIVE doomed (id) AS (
