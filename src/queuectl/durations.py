@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import math
 import re
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from queuectl.errors import InvalidInputError
 
 #: Longer is surely a typo, and would overflow the stored instants (run_at, leases).
 MAX_DURATION_S = 100 * 366 * 86400.0
-_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 _DURATION = re.compile(r"\s*(\d+(?:\.\d+)?|\.\d+)\s*(ms|s|m|h|d)?\s*")
 
@@ -65,9 +65,9 @@ def parse_iso(value: str, what: str = "time") -> int:
             f"{what}: {value!r} is not an ISO-8601 time (e.g. 2026-11-27T22:33:28Z)"
         ) from None
     if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
+        moment = moment.replace(tzinfo=UTC)
     try:
-        moment = moment.astimezone(timezone.utc)
+        moment = moment.astimezone(UTC)
     except OverflowError:
         raise InvalidInputError(f"{what}: {value!r} is out of range in UTC") from None
     return (moment - _EPOCH) // timedelta(milliseconds=1)

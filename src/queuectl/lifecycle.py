@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Mapping
 
 from queuectl.models import COMPLETED, DEAD, FAILED
 from queuectl.retry import backoff_delay
@@ -44,9 +44,8 @@ def settle(
     if outcome.succeeded:
         return Settlement(COMPLETED, None, None)
     error = outcome.error or f"exit code {outcome.exit_code}"
-    if outcome.exit_code is not None and outcome.error is None:
-        if outcome.exit_code in no_retry_exit_codes:
-            return Settlement(DEAD, None, f"{error} (not retried)")
+    if outcome.error is None and outcome.exit_code in no_retry_exit_codes:
+        return Settlement(DEAD, None, f"{error} (not retried)")
     if outcome.attempt > max_retries:
         return Settlement(DEAD, None, error)
     delay_s = backoff_delay(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import re
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any, TypeGuard
 
 from queuectl.durations import ms_to_iso, parse_duration, parse_iso
@@ -46,7 +46,7 @@ NEW_JOB_FIELDS = frozenset(
 
 
 def _dt(ms: int | None) -> datetime | None:
-    return None if ms is None else datetime.fromtimestamp(ms / 1000, tz=timezone.utc)
+    return None if ms is None else datetime.fromtimestamp(ms / 1000, tz=UTC)
 
 
 @dataclass
@@ -157,9 +157,7 @@ def _int(value: object, what: str, low: int, high: int) -> int:
 def validate_id(value: object, what: str = "id") -> str:
     """A job id (or queue name) matching `[A-Za-z0-9._:-]{1,128}`."""
     if not isinstance(value, str) or not ID_PATTERN.fullmatch(value):
-        raise InvalidInputError(
-            f"{what}: {value!r} is not valid (1 to 128 of A-Z a-z 0-9 . _ : -)"
-        )
+        raise InvalidInputError(f"{what}: {value!r} is not valid (1 to 128 of A-Z a-z 0-9 . _ : -)")
     return value
 
 

@@ -99,7 +99,9 @@ class Queue:
         for states in per_queue.values():
             for state, count in states.items():
                 counts[state] = counts.get(state, 0) + count
-        queues = {name: {**dict.fromkeys(STATES, 0), **states} for name, states in per_queue.items()}
+        queues = {
+            name: {**dict.fromkeys(STATES, 0), **states} for name, states in per_queue.items()
+        }
         now = self.store.clock.now_ms()
         return {
             "counts": counts,
@@ -168,7 +170,9 @@ class Queue:
         from queuectl.runner.liveness import host_name, is_alive
 
         runners = self.store.runners()
-        dead = [r.id for r in runners if r.host == host_name() and not is_alive(r.pid, r.pid_started)]
+        dead = [
+            r.id for r in runners if r.host == host_name() and not is_alive(r.pid, r.pid_started)
+        ]
         if dead:
             self.store.reap(dead)
             runners = self.store.runners()

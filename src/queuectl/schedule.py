@@ -8,7 +8,7 @@ one after now.
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from queuectl.durations import parse_duration
@@ -36,7 +36,9 @@ def validate_schedule(
         raise InvalidInputError("--tz applies to --cron only")
     if cron is not None:
         if len(cron.split()) != 5:
-            raise InvalidInputError(f"--cron: {cron!r} must have 5 fields (minute hour day month weekday)")
+            raise InvalidInputError(
+                f"--cron: {cron!r} must have 5 fields (minute hour day month weekday)"
+            )
         _zone(tz)
         from croniter import croniter  # type: ignore[import-untyped]
 
@@ -52,7 +54,7 @@ def validate_schedule(
 
 def _zone(tz: str | None) -> Any:
     if tz is None:
-        return timezone.utc
+        return UTC
     from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
     try:
@@ -61,7 +63,9 @@ def _zone(tz: str | None) -> Any:
         raise InvalidInputError(f"--tz: unknown time zone {tz!r}") from None
 
 
-def next_slot_ms(cron: str | None, every_s: float | None, tz: str | None, anchor_ms: int, after_ms: int) -> int:
+def next_slot_ms(
+    cron: str | None, every_s: float | None, tz: str | None, anchor_ms: int, after_ms: int
+) -> int:
     """The first slot strictly after `after_ms`; `every` slots are anchor + k * every."""
     if every_s is not None:
         step = round(every_s * 1000)
@@ -70,6 +74,6 @@ def next_slot_ms(cron: str | None, every_s: float | None, tz: str | None, anchor
         return anchor_ms + ((after_ms - anchor_ms) // step + 1) * step
     from croniter import croniter
 
-    start = datetime.fromtimestamp(after_ms / 1000, tz=timezone.utc).astimezone(_zone(tz))
+    start = datetime.fromtimestamp(after_ms / 1000, tz=UTC).astimezone(_zone(tz))
     following: datetime = croniter(cron, start).get_next(datetime)
     return round(following.timestamp() * 1000)

@@ -53,7 +53,9 @@ def print_runners(runners: list[dict[str, Any]]) -> None:
         )
         for r in runners
     ]  # fmt: skip
-    print_table("runners", ["HOST", "PID", "WORKERS", "QUEUES", "STARTED", "HEARTBEAT", "RUNNING"], rows)
+    print_table(
+        "runners", ["HOST", "PID", "WORKERS", "QUEUES", "STARTED", "HEARTBEAT", "RUNNING"], rows
+    )
 
 
 @click.group()
@@ -70,8 +72,8 @@ def config_list(session: Session, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(values, indent=2))
         return
-    from queuectl.config import KEYS
     from queuectl.cli.render import print_table
+    from queuectl.config import KEYS
 
     print_table(None, ["KEY", "VALUE", "DEFAULT", "MEANING"], [
         (key, values[key], KEYS[key].default, KEYS[key].help) for key in KEYS

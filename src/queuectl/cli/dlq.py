@@ -13,7 +13,9 @@ def dlq() -> None:
 
 
 @dlq.command("list")
-@click.option("--limit", "-n", type=click.IntRange(min=0), default=0, help="At most this many (0 = all).")
+@click.option(
+    "--limit", "-n", type=click.IntRange(min=0), default=0, help="At most this many (0 = all)."
+)
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON array of jobs.")
 @click.pass_obj
 def dlq_list(session: Session, limit: int, as_json: bool) -> None:

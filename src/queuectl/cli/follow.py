@@ -61,13 +61,19 @@ def wait_for(queue: Any, job_ids: list[str], timeout: str | None) -> int:
                 counts = queue.status()["counts"]
                 finished = sum(counts[s] for s in FINISHED_STATES)
                 total = sum(counts.values())
-                failed = [f"{counts[DEAD] + counts[CANCELLED]} jobs"] if counts[DEAD] + counts[CANCELLED] else []
+                failed = (
+                    [f"{counts[DEAD] + counts[CANCELLED]} jobs"]
+                    if counts[DEAD] + counts[CANCELLED]
+                    else []
+                )
             progress.update(finished, total)
             if finished == total:
                 break
             if limit_s is not None and time.monotonic() - started >= limit_s:
                 progress.close()
-                raise QueuectlError(f"timed out after {timeout}: {total - finished} job(s) not finished")
+                raise QueuectlError(
+                    f"timed out after {timeout}: {total - finished} job(s) not finished"
+                )
             time.sleep(POLL_S)
     finally:
         progress.close()

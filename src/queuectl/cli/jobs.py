@@ -49,9 +49,9 @@ def parse_jobs_text(text: str) -> list[dict[str, Any]]:
     try:
         whole = json.loads(stripped)
     except json.JSONDecodeError as exc:
-        if "Extra data" not in exc.msg:
-            if "\n" not in stripped:
-                raise InvalidInputError(f"invalid JSON: {exc.msg} at column {exc.colno}") from None
+        # Several lines that fail as one document may be JSON Lines: parsed line by line below.
+        if "Extra data" not in exc.msg and "\n" not in stripped:
+            raise InvalidInputError(f"invalid JSON: {exc.msg} at column {exc.colno}") from None
         whole = None
     else:
         if isinstance(whole, dict):
@@ -140,7 +140,9 @@ def command_from_words(words: tuple[str, ...]) -> str:
 @click.command(cls=EnqueueCommand)
 @click.argument("words", nargs=-1, type=click.UNPROCESSED, metavar="[JSON | -- CMD ARGS...]")
 @click.option("--command", "-c", "command", help="The shell command to run.")
-@click.option("--file", "-f", "file", type=click.File("r"), help="Jobs as JSON or JSON Lines; - reads stdin.")
+@click.option(
+    "--file", "-f", "file", type=click.File("r"), help="Jobs as JSON or JSON Lines; - reads stdin."
+)
 @enqueue_options
 @click.option("--json", "as_json", is_flag=True, help="Print the new jobs as a JSON array.")
 @click.pass_context
@@ -169,7 +171,9 @@ def enqueue(ctx: click.Context, /, words: tuple[str, ...], command: str | None, 
         items = [{"command": command_from_words(words)}]
     else:
         if len(words) != 1:
-            raise click.UsageError("give the JSON job as one argument (quote it), or use -- CMD ARGS")
+            raise click.UsageError(
+                "give the JSON job as one argument (quote it), or use -- CMD ARGS"
+            )
         items = parse_jobs_text(words[0])
     where = "line" if file is not None and len(items) > 1 else "job"
     cwd = os.getcwd()
@@ -190,7 +194,14 @@ def enqueue(ctx: click.Context, /, words: tuple[str, ...], command: str | None, 
 @click.command("list")
 @click.option("--state", "-s", help="Only jobs in this state.")
 @click.option("--queue", "-q", type=UTF8, help="Only jobs of this queue.")
-@click.option("--limit", "-n", type=click.IntRange(min=0), default=50, show_default=True, help="At most this many (0 = all).")
+@click.option(
+    "--limit",
+    "-n",
+    type=click.IntRange(min=0),
+    default=50,
+    show_default=True,
+    help="At most this many (0 = all).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON array of jobs.")
 @click.pass_obj
 def list_jobs(session: Session, state: str | None, queue: str | None, limit: int, as_json: bool) -> None:  # fmt: skip
@@ -226,7 +237,12 @@ def cancel(session: Session, job_ids: tuple[str, ...]) -> None:
 
 @click.command()
 @click.option("--state", "-s", required=True, help="completed, dead or cancelled.")
-@click.option("--older-than", default="0s", show_default=True, help="Only jobs finished longer ago (7d, 12h...).")
+@click.option(
+    "--older-than",
+    default="0s",
+    show_default=True,
+    help="Only jobs finished longer ago (7d, 12h...).",
+)
 @click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
 @click.pass_obj
 def purge(session: Session, state: str, older_than: str, yes: bool) -> None:

@@ -18,13 +18,31 @@ def worker() -> None:
 
 
 @worker.command("start")
-@click.option("--count", "-n", type=click.IntRange(1, 1024), default=1, show_default=True, help="Jobs run at once.")
-@click.option("--queue", "-q", "queues", multiple=True, help="Serve only this queue (repeatable; default: every queue).")
+@click.option(
+    "--count",
+    "-n",
+    type=click.IntRange(1, 1024),
+    default=1,
+    show_default=True,
+    help="Jobs run at once.",
+)
+@click.option(
+    "--queue",
+    "-q",
+    "queues",
+    multiple=True,
+    help="Serve only this queue (repeatable; default: every queue).",
+)
 @click.option("--detach", "-d", is_flag=True, help="Run in the background; print its pid.")
-@click.option("--grace", help="On stop, kill jobs still running after this long and return them to pending (default: wait).")
+@click.option(
+    "--grace",
+    help="On stop, kill jobs still running after this long and return them to pending (default: wait).",
+)
 @click.option("--log-json", is_flag=True, help="Log job events as JSON lines.")
 @click.option("--quiet", is_flag=True, help="Log only runner events, dead and lost jobs.")
-@click.option("--log-file", type=click.Path(dir_okay=False), help="With --detach: where the log goes.")
+@click.option(
+    "--log-file", type=click.Path(dir_okay=False), help="With --detach: where the log goes."
+)
 @click.pass_obj
 def worker_start(session: Session, count: int, queues: tuple[str, ...], detach: bool, grace: str | None, log_json: bool, quiet: bool, log_file: str | None) -> None:  # fmt: skip
     """Start a runner with COUNT workers; it runs until SIGINT, SIGTERM or `worker stop`."""
@@ -54,7 +72,9 @@ def _detach(session: Session, target: str, log_file: str | None) -> None:
         state_home = os.environ.get("XDG_STATE_HOME") or os.path.expanduser("~/.local/state")
         folder = os.path.join(state_home, "queuectl")
         os.makedirs(folder, mode=0o700, exist_ok=True)
-        log_file = os.path.join(folder, f"runner-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.log")
+        log_file = os.path.join(
+            folder, f"runner-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.log"
+        )
     args = [a for a in sys.argv[1:] if a not in ("--detach", "-d")]
     if "--log-file" in args:
         at = args.index("--log-file")

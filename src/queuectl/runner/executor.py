@@ -10,6 +10,7 @@ a third of subprocess.Popen's time, and the runner's single loop spawns every jo
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import tempfile
@@ -110,7 +111,7 @@ def _output_file() -> BinaryIO:
     `trim` keeps its memory bounded by punching out what lies before the kept tail.
     """
     if hasattr(os, "memfd_create"):
-        return open(os.memfd_create("queuectl-output", os.MFD_CLOEXEC), "w+b", buffering=0)  # noqa: SIM115
+        return open(os.memfd_create("queuectl-output", os.MFD_CLOEXEC), "w+b", buffering=0)
     return tempfile.TemporaryFile(buffering=0)
 
 
@@ -147,10 +148,8 @@ def signal_group(attempt: Attempt, signum: int) -> None:
     """Signal the attempt's whole process group (the shell and everything it started)."""
     if attempt.pgid is None:
         return
-    try:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(attempt.pgid, signum)
-    except (ProcessLookupError, PermissionError):
-        pass
 
 
 def terminate(attempt: Attempt, now: float, error: str | None) -> None:

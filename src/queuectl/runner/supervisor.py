@@ -351,9 +351,13 @@ class Supervisor:
         elif settlement.state == COMPLETED:
             self.log("completed", f"completed {job} {took}", **fields)
         elif settlement.state == DEAD:
-            self.log("dead", f"dead {job} ({settlement.last_error}) {took}", important=True, **fields)
+            self.log(
+                "dead", f"dead {job} ({settlement.last_error}) {took}", important=True, **fields
+            )
         else:
-            wait_s = ((settlement.run_at_ms or outcome.finished_at_ms) - outcome.finished_at_ms) / 1000
+            wait_s = (
+                (settlement.run_at_ms or outcome.finished_at_ms) - outcome.finished_at_ms
+            ) / 1000
             self.log(
                 "failed", f"failed {job} ({how}) {took}; retry in {wait_s:g}s",
                 retry_in_s=wait_s, **fields,
@@ -370,7 +374,11 @@ class Supervisor:
         try:
             os.write(self.watchdog.stdin.fileno(), data)
         except BrokenPipeError:
-            self.log("watchdog_lost", "the watchdog died: jobs may outlive a crash of this runner", important=True)
+            self.log(
+                "watchdog_lost",
+                "the watchdog died: jobs may outlive a crash of this runner",
+                important=True,
+            )
 
     # -- housekeeping
 
@@ -394,9 +402,16 @@ class Supervisor:
         if due_ms is not None and due_ms <= now_ms:
             for name, job_id, error in self.store.fire_schedules():
                 if error:
-                    self.log("schedule_failed", f"schedule {name} could not enqueue: {error}", important=True, schedule=name)
+                    self.log(
+                        "schedule_failed",
+                        f"schedule {name} could not enqueue: {error}",
+                        important=True,
+                        schedule=name,
+                    )
                 else:
-                    self.log("scheduled", f"schedule {name} enqueued {job_id}", schedule=name, job=job_id)
+                    self.log(
+                        "scheduled", f"schedule {name} enqueued {job_id}", schedule=name, job=job_id
+                    )
                 self.may_have_work = True
             due_ms = self.store.next_schedule_ms()
         self.next_schedule_at = None if due_ms is None else now + max(0.0, (due_ms - now_ms) / 1000)
@@ -410,7 +425,11 @@ class Supervisor:
             self.next_heartbeat = now + lease_s / 3  # a missed beat or two is survivable
             stop = self.store.heartbeat(self.id, lease_s)
             if stop is None:
-                self.log("reregistered", "this runner was taken for dead; registering again", important=True)
+                self.log(
+                    "reregistered",
+                    "this runner was taken for dead; registering again",
+                    important=True,
+                )
                 self._register()
             elif stop:
                 self._begin_stop(now, "stop requested")
@@ -426,7 +445,12 @@ class Supervisor:
         for job_id, attempt_number in owned.items():
             if job_id not in self.running and job_id not in pending:
                 self.store.release(self.id, job_id, attempt_number)
-                self.log("orphan", f"released {job_id}: leased to this runner but never started", important=True, job=job_id)
+                self.log(
+                    "orphan",
+                    f"released {job_id}: leased to this runner but never started",
+                    important=True,
+                    job=job_id,
+                )
 
     def _reap(self) -> None:
         """Recover the jobs of dead runners (at once on this host) and of expired leases."""

@@ -7,6 +7,7 @@ is SIGKILLed. This keeps subprocess's fast spawn path: no preexec_fn, no prctl i
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import sys
@@ -24,10 +25,8 @@ def main() -> None:
         elif word[:1] == b"-":
             groups.discard(int(word[1:]))
     for pgid in groups:
-        try:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(pgid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
 
 
 if __name__ == "__main__":

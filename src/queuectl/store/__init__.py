@@ -137,7 +137,9 @@ def default_target() -> str:
     return os.path.join(data_home, "queuectl", "queue.db")
 
 
-def open_store(target: str | None = None, clock: Clock | None = None, durable: bool = True) -> Store:
+def open_store(
+    target: str | None = None, clock: Clock | None = None, durable: bool = True
+) -> Store:
     """The store for a file path, `sqlite:///abs/path` or `postgresql://...` URL, migrated.
 
     `durable=False` (the runner's choice) lets SQLite skip the fsync of each commit: a state

@@ -123,7 +123,9 @@ class SQLiteStore:
             raise StoreError(f"{self.path}: is a directory, not a database file") from None
         except PermissionError:
             if not os.path.exists(self.path):
-                raise StoreError(f"{self.path}: cannot create the database (permission denied)") from None
+                raise StoreError(
+                    f"{self.path}: cannot create the database (permission denied)"
+                ) from None
         except OSError as exc:
             raise StoreError(f"{self.path}: cannot create the database ({exc.strerror})") from None
 
@@ -327,7 +329,10 @@ class SQLiteStore:
         return DuplicateJobError(f"job {ids[-1]!r} already exists")
 
     def _jobs_by_ids(self, conn: sqlite3.Connection, ids: Sequence[str]) -> list[Job]:
-        return [self._row_to_job(r) for r in conn.execute(self.q["jobs_by_ids"], (json.dumps(list(ids)),))]
+        return [
+            self._row_to_job(r)
+            for r in conn.execute(self.q["jobs_by_ids"], (json.dumps(list(ids)),))
+        ]
 
     @_guarded
     def finish_and_claim(
@@ -398,7 +403,9 @@ class SQLiteStore:
             conn.execute(self.q["unblock_dependants"], {"ids": json.dumps(completed)})
         return settled
 
-    def _after_transition(self, conn: sqlite3.Connection, job_id: str, state: str, now: int) -> None:
+    def _after_transition(
+        self, conn: sqlite3.Connection, job_id: str, state: str, now: int
+    ) -> None:
         """Dependants learn that a dependency completed, or are cancelled with it."""
         if state == COMPLETED:
             conn.execute(self.q["unblock_dependants"], {"ids": json.dumps([job_id])})
@@ -564,10 +571,17 @@ class SQLiteStore:
             running.setdefault(owner, []).append(job_id)
         return [
             Runner(
-                id=r[0], host=r[1], pid=r[2], pid_started=r[3], workers=r[4],
-                queues=None if r[5] is None else json.loads(r[5]), started_at_ms=r[6],
-                heartbeat_at_ms=r[7], stop_requested=bool(r[8]), running=running.get(r[0], []),
-            )  # fmt: skip
+                id=r[0],
+                host=r[1],
+                pid=r[2],
+                pid_started=r[3],
+                workers=r[4],
+                queues=None if r[5] is None else json.loads(r[5]),
+                started_at_ms=r[6],
+                heartbeat_at_ms=r[7],
+                stop_requested=bool(r[8]),
+                running=running.get(r[0], []),
+            )
             for r in conn.execute(self.q["runners"])
         ]
 
@@ -679,7 +693,8 @@ class SQLiteStore:
                     schedule.cron, schedule.every_s, schedule.tz, schedule.created_at_ms, now
                 )
                 conn.execute(
-                    self.q["advance_schedule"], {"now": now, "next_at": next_at, "name": schedule.name}
+                    self.q["advance_schedule"],
+                    {"now": now, "next_at": next_at, "name": schedule.name},
                 )
                 fired.append((schedule.name, job_id, error))
         if fired:
