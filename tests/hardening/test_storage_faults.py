@@ -23,11 +23,15 @@ import pytest
 
 from queuectl import Queue
 from queuectl.errors import StoreError
+from queuectl.store.queries import migrations
 from tests.conftest import QUEUECTL
 from tests.hardening.conftest import assert_clean_error, run
 
 #: A reader, a writer, the runner, and init (which only reads the schema version if current).
 COMMANDS = [["init"], ["list"], ["enqueue", "--command", "true"], ["worker", "start"]]
+
+
+NEWEST_SQLITE = migrations("sqlite")[-1][0]
 
 
 def mount(*args: str) -> subprocess.CompletedProcess[str]:
@@ -224,7 +228,7 @@ def test_a_database_of_a_newer_queuectl_is_refused_and_left_as_it_is(tmp_path: P
         assert "999" in line
     assert digest(db) == before
     with sqlite3.connect(db) as conn:
-        conn.execute("PRAGMA user_version = 1")
+        conn.execute(f"PRAGMA user_version = {NEWEST_SQLITE}")
     conn.close()
     assert job_ids(db) == ids
 

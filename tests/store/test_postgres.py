@@ -22,10 +22,14 @@ from queuectl.errors import DuplicateJobError, StoreError
 from queuectl.lifecycle import Outcome
 from queuectl.models import new_job
 from queuectl.store import open_store
+from queuectl.store.queries import migrations
 from tests.conftest import run_cli
 from tests.pg import SERVER, empty_database, fresh_database
 
 psycopg = pytest.importorskip("psycopg")
+
+
+NEWEST = migrations("postgres")[-1][0]
 
 
 @pytest.fixture
@@ -307,8 +311,9 @@ def test_concurrent_first_use_migrates_once() -> None:
             subprocess.Popen([sys.executable, "-c", script, url], stdout=subprocess.PIPE, text=True)
             for _ in range(5)
         ]
-        assert [o.communicate(timeout=60)[0].strip() for o in openers] == ["1"] * 5
-        assert admin_db(url, "SELECT version FROM queuectl_schema") == [(1,)]
+        assert [o.communicate(timeout=60)[0].strip() for o in openers] == [str(NEWEST)] * 5
+        versions = admin_db(url, "SELECT version FROM queuectl_schema ORDER BY version")
+        assert versions == [(number,) for number, _, _ in migrations("postgres")]
 
 
 def admin_db(url: str, query: str) -> list[tuple[Any, ...]]:
@@ -342,7 +347,7 @@ def test_output_is_bytes_and_describe_hides_the_password(store: Any) -> None:
     store.save_output("a", bytes(range(256)))
     assert store.output("a") == bytes(range(256))
     described = store.describe()
-    assert (described["kind"], described["schema_version"]) == ("postgres", 1)
+    assert (described["kind"], described["schema_version"]) == ("postgres", NEWEST)
     from queuectl.store.postgres import _redact
 
     assert _redact("postgresql://u:secret@h:5/db") == "postgresql://u:***@h:5/db"

@@ -410,7 +410,7 @@ class PostgresStore:
             default_retries if job.max_retries is None else job.max_retries, job.timeout, run_at,
             Jsonb(job.depends_on), waiting_on, Jsonb(job.no_retry_exit_codes),
             job.unique_key, job.cwd, Jsonb(job.env), now, now,
-            now if cancelled_by else None, cancelled_by,
+            now if cancelled_by else None, cancelled_by, run_at > now,
         )  # fmt: skip
 
     def _enqueue_one(
@@ -481,6 +481,7 @@ class PostgresStore:
                 if unblocked:
                     conn.execute(self.q["pg_notify"])
             if want > 0:
+                conn.execute(self.q["promote_due"], (now,))
                 rows = conn.execute(
                     self.q["claim"],
                     {

@@ -286,7 +286,7 @@ class SQLiteStore:
             default_retries if job.max_retries is None else job.max_retries, job.timeout, run_at,
             _json_list(job.depends_on), waiting_on, _json_list(job.no_retry_exit_codes),
             job.unique_key, job.cwd, json.dumps(job.env) if job.env else "{}", now, now,
-            now if cancelled_by else None, cancelled_by,
+            now if cancelled_by else None, cancelled_by, run_at > now,
         )  # fmt: skip
 
     def _enqueue_one(
@@ -351,6 +351,7 @@ class SQLiteStore:
             if outcomes:
                 settled = self._settle(conn, owner, outcomes, now)
             if want > 0:
+                conn.execute(self.q["promote_due"], (now,))
                 rows = conn.execute(
                     self.q["claim"],
                     {

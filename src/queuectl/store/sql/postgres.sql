@@ -12,8 +12,8 @@ exit_code, last_error, duration_ms, lease_owner, lease_expires_at
 -- then looks up the holder. The index predicate makes this the arbiter of the conflict.
 INSERT INTO jobs (id, command, state, queue, priority, max_retries, timeout, run_at, depends_on,
                   waiting_on, no_retry_exit_codes, unique_key, cwd, env, created_at, updated_at,
-                  finished_at, last_error)
-VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+                  finished_at, last_error, scheduled)
+VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
 ON CONFLICT (unique_key)
     WHERE unique_key IS NOT NULL AND state IN ('pending', 'processing', 'failed')
     DO NOTHING
@@ -43,11 +43,17 @@ WHERE (%(state)s::text IS NULL OR state = %(state)s::text)
   AND seq < %(before)s::bigint
 ORDER BY seq DESC LIMIT %(limit)s::bigint
 
+-- name: promote_due
+-- Scheduled jobs whose time has come join the claim index (see migration 0002).
+UPDATE jobs SET scheduled = false
+WHERE scheduled AND state IN ('pending', 'failed') AND run_at <= %s::bigint
+
 -- name: claim
 -- SKIP LOCKED: concurrent claimers take different rows instead of queueing on the same ones.
 WITH picked AS (
     SELECT seq FROM jobs
-    WHERE state IN ('pending', 'failed') AND waiting_on = 0 AND run_at <= %(now)s::bigint
+    WHERE state IN ('pending', 'failed') AND waiting_on = 0 AND NOT scheduled
+      AND run_at <= %(now)s::bigint
       AND queue NOT IN (SELECT name FROM queues WHERE paused)
       AND (%(queues)s::text[] IS NULL OR queue = ANY(%(queues)s::text[]))
     ORDER BY priority DESC, run_at, seq
@@ -78,6 +84,7 @@ FOR UPDATE
 -- name: settle_job
 UPDATE jobs
 SET state = %(state)s::text, run_at = COALESCE(%(run_at)s::bigint, run_at),
+    scheduled = COALESCE(%(run_at)s::bigint > %(now)s::bigint, false),
     finished_at = %(finished_at)s::bigint, exit_code = %(exit_code)s::integer,
     last_error = %(last_error)s::text, duration_ms = %(duration_ms)s::bigint,
     updated_at = %(now)s::bigint, lease_owner = NULL, lease_expires_at = NULL
@@ -87,7 +94,7 @@ WHERE id = %(id)s AND state = 'processing' AND lease_owner = %(owner)s
 -- name: release_job
 UPDATE jobs
 SET state = 'pending', attempts = attempts - 1, lease_owner = NULL, lease_expires_at = NULL,
-    updated_at = %(now)s::bigint
+    scheduled = false, updated_at = %(now)s::bigint
 WHERE id = %(id)s AND state = 'processing' AND lease_owner = %(owner)s
   AND attempts = %(attempt)s::integer
 
@@ -126,7 +133,7 @@ FOR UPDATE SKIP LOCKED
 
 -- name: next_due
 SELECT MIN(run_at) FROM jobs
-WHERE state IN ('pending', 'failed') AND waiting_on = 0 AND run_at > %s::bigint
+WHERE scheduled AND state IN ('pending', 'failed') AND run_at > %s::bigint
 
 -- name: cancel_job
 UPDATE jobs
@@ -136,8 +143,8 @@ WHERE id = %(id)s AND state IN ('pending', 'failed', 'processing')
 
 -- name: retry_dead
 UPDATE jobs
-SET state = 'pending', attempts = 0, run_at = %(now)s::bigint, updated_at = %(now)s::bigint,
-    finished_at = NULL
+SET state = 'pending', attempts = 0, run_at = %(now)s::bigint, scheduled = false,
+    updated_at = %(now)s::bigint, finished_at = NULL
 WHERE id = %(id)s AND state = 'dead'
 
 -- name: dead_ids

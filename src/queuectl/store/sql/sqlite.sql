@@ -9,8 +9,8 @@ exit_code, last_error, duration_ms, lease_owner, lease_expires_at
 -- name: insert_job
 INSERT INTO jobs (id, command, state, queue, priority, max_retries, timeout, run_at, depends_on,
                   waiting_on, no_retry_exit_codes, unique_key, cwd, env, created_at, updated_at,
-                  finished_at, last_error)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                  finished_at, last_error, scheduled)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 
 -- name: insert_dep
 INSERT OR IGNORE INTO job_deps (dep_id, job_id) VALUES (?, ?)
@@ -33,13 +33,18 @@ WHERE (:state IS NULL OR state = :state) AND (:queue IS NULL OR queue = :queue)
   AND seq < :before
 ORDER BY seq DESC LIMIT :limit
 
+-- name: promote_due
+-- Scheduled jobs whose time has come join the claim index (see migration 0002).
+UPDATE jobs INDEXED BY jobs_scheduled SET scheduled = 0
+WHERE scheduled = 1 AND state IN ('pending', 'failed') AND run_at <= ?
+
 -- name: claim
 UPDATE jobs
 SET state = 'processing', attempts = attempts + 1, lease_owner = :owner,
     lease_expires_at = :lease_until, started_at = :now, updated_at = :now
 WHERE seq IN (
     SELECT seq FROM jobs INDEXED BY jobs_claim
-    WHERE state IN ('pending', 'failed') AND waiting_on = 0 AND run_at <= :now
+    WHERE state IN ('pending', 'failed') AND waiting_on = 0 AND scheduled = 0 AND run_at <= :now
       AND queue NOT IN (SELECT name FROM queues WHERE paused = 1)
       AND (:queues IS NULL OR queue IN (SELECT value FROM json_each(:queues)))
     ORDER BY priority DESC, run_at, seq
@@ -56,7 +61,8 @@ WHERE id IN (SELECT value FROM json_each(?)) AND state = 'processing' AND lease_
 
 -- name: settle_job
 UPDATE jobs
-SET state = :state, run_at = COALESCE(:run_at, run_at), finished_at = :finished_at,
+SET state = :state, run_at = COALESCE(:run_at, run_at), scheduled = COALESCE(:run_at > :now, 0),
+    finished_at = :finished_at,
     exit_code = :exit_code, last_error = :last_error, duration_ms = :duration_ms,
     updated_at = :now, lease_owner = NULL, lease_expires_at = NULL
 WHERE id = :id AND state = 'processing' AND lease_owner = :owner AND attempts = :attempt
@@ -64,7 +70,7 @@ WHERE id = :id AND state = 'processing' AND lease_owner = :owner AND attempts = 
 -- name: release_job
 UPDATE jobs
 SET state = 'pending', attempts = attempts - 1, lease_owner = NULL, lease_expires_at = NULL,
-    updated_at = :now
+    scheduled = 0, updated_at = :now
 WHERE id = :id AND state = 'processing' AND lease_owner = :owner AND attempts = :attempt
 
 -- name: save_output
@@ -102,8 +108,8 @@ SELECT id, attempts, lease_owner FROM jobs
 WHERE state = 'processing' AND lease_expires_at < ?
 
 -- name: next_due
-SELECT MIN(run_at) FROM jobs INDEXED BY jobs_due
-WHERE state IN ('pending', 'failed') AND waiting_on = 0 AND run_at > ?
+SELECT MIN(run_at) FROM jobs INDEXED BY jobs_scheduled
+WHERE scheduled = 1 AND state IN ('pending', 'failed') AND run_at > ?
 
 -- name: cancel_job
 UPDATE jobs
@@ -113,7 +119,8 @@ WHERE id = :id AND state IN ('pending', 'failed', 'processing')
 
 -- name: retry_dead
 UPDATE jobs
-SET state = 'pending', attempts = 0, run_at = :now, updated_at = :now, finished_at = NULL
+SET state = 'pending', attempts = 0, run_at = :now, scheduled = 0, updated_at = :now,
+    finished_at = NULL
 WHERE id = :id AND state = 'dead'
 
 -- name: dead_ids

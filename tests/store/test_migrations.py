@@ -1,0 +1,55 @@
+"""A store written by an older schema is migrated forward with its jobs intact."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+from queuectl.clock import FakeClock
+from queuectl.models import new_job
+from queuectl.store import open_store
+from queuectl.store.queries import migrations
+from queuectl.store.sqlite import SQLiteStore, _statements
+
+
+def test_a_version_1_sqlite_store_migrates_and_its_delayed_jobs_wait(tmp_path: Path) -> None:
+    path = str(tmp_path / "old.db")
+    clock = FakeClock()
+    old = SQLiteStore(path, clock)
+    conn = old.conn
+    for statement in _statements(migrations("sqlite")[0][2]):
+        conn.execute(statement)
+    conn.execute("PRAGMA user_version = 1")
+    now = clock.now_ms()
+    row = "INSERT INTO jobs (id, command, state, queue, priority, max_retries, run_at, cwd, created_at, updated_at) VALUES (?, 'true', ?, 'default', 0, 3, ?, '/', ?, ?)"
+    conn.execute(row, ("due", "pending", now - 1000, now, now))
+    conn.execute(row, ("later", "pending", now + 60_000, now, now))
+    conn.execute(row, ("retry", "failed", now + 5_000, now, now))
+    conn.execute(row, ("done", "completed", now - 5000, now, now))
+    old.close()
+
+    store = open_store(path, clock)
+    assert store.describe()["schema_version"] == migrations("sqlite")[-1][0]
+    assert [c.id for c in store.finish_and_claim("r", [], 10, None, 30)[1]] == ["due"]
+    assert store.next_due_ms() == now + 5_000
+    clock.advance(6)
+    assert [c.id for c in store.finish_and_claim("r", [], 10, None, 30)[1]] == ["retry"]
+    clock.advance(60)
+    assert [c.id for c in store.finish_and_claim("r", [], 10, None, 30)[1]] == ["later"]
+    assert {job.id for _, job in store.list_jobs(None, None, None, None)} == {
+        "due", "later", "retry", "done"
+    }  # fmt: skip
+    store.close()
+
+
+def test_a_delayed_job_stays_out_of_the_claim_until_due(tmp_path: Path) -> None:
+    clock = FakeClock()
+    store = open_store(str(tmp_path / "q.db"), clock)
+    store.enqueue_many([new_job({"command": "true", "id": "later", "delay": "10s"})])
+    assert store.finish_and_claim("r", [], 5, None, 30)[1] == []
+    with sqlite3.connect(str(tmp_path / "q.db")) as conn:
+        assert conn.execute("SELECT scheduled FROM jobs WHERE id = 'later'").fetchone() == (1,)
+    conn.close()
+    clock.advance(10)
+    assert [c.id for c in store.finish_and_claim("r", [], 5, None, 30)[1]] == ["later"]
+    store.close()
