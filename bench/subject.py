@@ -167,6 +167,7 @@ def build_big_store(path: Path, stored: int) -> float:
     """A migrated store with `stored` other jobs: delayed, blocked on a dependency, completed.
 
     Direct SQL into the bench's own copy: enqueue_many would take minutes for a million jobs.
+    Delayed jobs are `scheduled` (outside the claim index until due), as the store writes them.
     Seconds taken.
     """
     from queuectl import Queue
@@ -183,22 +184,22 @@ def build_big_store(path: Path, stored: int) -> float:
     columns = (
         "id, command, state, queue, priority, attempts, max_retries, run_at, depends_on, "
         "waiting_on, cwd, env, created_at, updated_at, started_at, finished_at, exit_code, "
-        "duration_ms"
+        "duration_ms, scheduled"
     )
     series = "WITH RECURSIVE n(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM n WHERE x < ?) "
     # The gate: a delayed job the blocked ones depend on.
     conn.execute(
-        f"INSERT INTO jobs ({columns}) VALUES ('scale-gate', 'true', 'pending', 'default', 0, 0, 3, ?, '[]', 0, ?, '{{}}', ?, ?, NULL, NULL, NULL, NULL)",
+        f"INSERT INTO jobs ({columns}) VALUES ('scale-gate', 'true', 'pending', 'default', 0, 0, 3, ?, '[]', 0, ?, '{{}}', ?, ?, NULL, NULL, NULL, NULL, 1)",
         (now + 86_400_000, cwd, now, now),
     )
     conn.execute(
         f"{series} INSERT INTO jobs ({columns}) SELECT 'delayed-' || x, 'true', 'pending', 'default', 0, 0, 3, "
-        "? + x, '[]', 0, ?, '{}', ?, ?, NULL, NULL, NULL, NULL FROM n",
+        "? + x, '[]', 0, ?, '{}', ?, ?, NULL, NULL, NULL, NULL, 1 FROM n",
         (third, now + 86_400_000, cwd, now, now),
     )
     conn.execute(
         f"{series} INSERT INTO jobs ({columns}) SELECT 'blocked-' || x, 'true', 'pending', 'default', 0, 0, 3, "
-        "?, '[\"scale-gate\"]', 1, ?, '{}', ?, ?, NULL, NULL, NULL, NULL FROM n",
+        "?, '[\"scale-gate\"]', 1, ?, '{}', ?, ?, NULL, NULL, NULL, NULL, 0 FROM n",
         (third, now, cwd, now, now),
     )
     conn.execute(
@@ -206,7 +207,7 @@ def build_big_store(path: Path, stored: int) -> float:
     )
     conn.execute(
         f"{series} INSERT INTO jobs ({columns}) SELECT 'done-' || x, 'true', 'completed', 'default', 0, 1, 3, "
-        "?, '[]', 0, ?, '{}', ?, ?, ?, ? + 3, 0, 3 FROM n",
+        "?, '[]', 0, ?, '{}', ?, ?, ?, ? + 3, 0, 3, 0 FROM n",
         (
             stored - 2 * third - 1,
             now - 7_200_000,
