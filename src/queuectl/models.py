@@ -142,6 +142,12 @@ class NewJob:
     cwd: str = ""
     env: dict[str, str] = field(default_factory=dict)
 
+    def first_run_at(self, now_ms: int) -> int:
+        """When the job may first start: its run_at, else now plus its delay."""
+        if self.run_at_ms is not None:
+            return self.run_at_ms
+        return now_ms + round((self.delay_s or 0) * 1000)
+
 
 def _int(value: object, what: str, low: int, high: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int):

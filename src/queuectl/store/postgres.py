@@ -399,12 +399,7 @@ class PostgresStore:
         self, job: NewJob, job_id: str, now: int, default_retries: int, waiting_on: int,
         cancelled_by: str | None,
     ) -> tuple[Any, ...]:  # fmt: skip
-        if job.run_at_ms is not None:
-            run_at = job.run_at_ms
-        elif job.delay_s:
-            run_at = now + round(job.delay_s * 1000)
-        else:
-            run_at = now
+        run_at = job.first_run_at(now)
         return (
             job_id, job.command, CANCELLED if cancelled_by else PENDING, job.queue, job.priority,
             default_retries if job.max_retries is None else job.max_retries, job.timeout, run_at,
