@@ -316,3 +316,20 @@ def test_a_runner_whose_database_is_deleted_says_so_and_idles(tmp_path: Path) ->
             runner.wait()
         if runner.stderr is not None:
             runner.stderr.close()
+
+
+def test_init_names_a_corrupt_data_page(tmp_path: Path) -> None:
+    """Damage inside the file (not its header) is found by `init`'s check, not met later."""
+    db = tmp_path / "queue.db"
+    ids = make_queue_db(db)
+    assert ids
+    with sqlite3.connect(db) as conn:
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        page_size = conn.execute("PRAGMA page_size").fetchone()[0]
+        root = conn.execute("SELECT rootpage FROM sqlite_master WHERE name = 'jobs'").fetchone()[0]
+    conn.close()
+    with open(db, "r+b") as handle:  # scribble over the jobs table's root page, past its header
+        handle.seek((root - 1) * page_size + 8)
+        handle.write(b"\xff" * 64)
+    result = run(["--db", str(db), "init"], timeout=20)
+    assert_clean_error(result, 1, "corrupt")

@@ -13,8 +13,10 @@ from queuectl.cli import Session
 @click.command()
 @click.pass_obj
 def init(session: Session) -> None:
-    """Create or migrate the store, and print where it is."""
-    info = session.queue.store.describe()
+    """Create or migrate the store, check it, and print where it is."""
+    store = session.queue.store
+    store.verify()
+    info = store.describe()
     click.echo(f"{info['target']} ({info['kind']}, schema {info['schema_version']})")
 
 

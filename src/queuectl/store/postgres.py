@@ -332,6 +332,11 @@ class PostgresStore:
             )
 
     @_guarded()
+    def verify(self) -> None:
+        """Nothing to walk: the server guards its pages; this only proves it answers."""
+        _scalar(self._conn().execute(self.q["verify"]))
+
+    @_guarded()
     def describe(self) -> dict[str, Any]:
         version = _scalar(self._conn().execute(self.q["pg_schema_version"]))
         return {"kind": self.kind, "target": _redact(self.url), "schema_version": int(version)}

@@ -210,6 +210,14 @@ class SQLiteStore:
                     conn.execute(f"PRAGMA user_version = {number}")
         return newest
 
+    @_guarded
+    def verify(self) -> None:
+        """Check the whole file's structure; StoreError names the first problem."""
+        problems = [str(row[0]) for row in self.conn.execute(self.q["verify"])]
+        if problems != ["ok"]:
+            first = " ".join(problems[0].replace("***", "").split("\n", 2)[:2]).strip()
+            raise StoreError(f"{self.path}: the database is corrupt ({first}); restore a backup")
+
     def describe(self) -> dict[str, Any]:
         version = self.conn.execute("PRAGMA user_version").fetchone()[0]
         return {"kind": self.kind, "target": self.path, "schema_version": version}

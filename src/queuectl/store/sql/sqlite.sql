@@ -200,3 +200,7 @@ UPDATE schedules SET last_at = :now, next_at = :next_at WHERE name = :name
 
 -- name: next_schedule
 SELECT MIN(next_at) FROM schedules
+
+-- name: verify
+-- `init` reads the whole file's structure, so corruption is named now rather than met later.
+PRAGMA quick_check
