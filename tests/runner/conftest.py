@@ -29,7 +29,7 @@ TAG_VAR = "QUEUECTL_TEST_TAG"
 
 def wait_until(
     predicate: Callable[[], T],
-    timeout: float = 10.0,
+    timeout: float = 15.0,
     what: str = "the condition",
     step: float = 0.02,
 ) -> T:
