@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from queuectl.models import COMPLETED, DEAD, FAILED
@@ -56,3 +56,49 @@ def settle(
         rand,
     )
     return Settlement(FAILED, outcome.finished_at_ms + round(delay_s * 1000), error)
+
+
+@dataclass(frozen=True)
+class Fence:
+    """What the store holds of an attempt still under this runner: its number and retry rules."""
+
+    attempt: int
+    max_retries: int
+    no_retry_exit_codes: list[int]
+
+
+def settle_ours(
+    outcomes: Sequence[Outcome],
+    ours: Mapping[str, Fence],
+    config: Mapping[str, float],
+    rand: Callable[[], float],
+) -> list[tuple[Outcome, Settlement]]:
+    """Each outcome whose attempt is still ours, with how it settles; the rest are fenced out
+    (cancelled, or reclaimed after the lease expired) and change nothing."""
+    decided = []
+    for outcome in outcomes:
+        fence = ours.get(outcome.job_id)
+        if fence is not None and fence.attempt == outcome.attempt:
+            settlement = settle(
+                outcome, fence.max_retries, fence.no_retry_exit_codes, config, rand()
+            )
+            decided.append((outcome, settlement))
+    return decided
+
+
+def settle_params(
+    outcome: Outcome, settlement: Settlement, owner: str, now_ms: int
+) -> dict[str, object]:
+    """The parameters of the stores' `settle_job` statement."""
+    return {
+        "state": settlement.state,
+        "run_at": settlement.run_at_ms,
+        "finished_at": outcome.finished_at_ms,
+        "exit_code": outcome.exit_code,
+        "last_error": settlement.last_error,
+        "duration_ms": max(0, outcome.finished_at_ms - outcome.started_at_ms),
+        "now": now_ms,
+        "id": outcome.job_id,
+        "owner": owner,
+        "attempt": outcome.attempt,
+    }

@@ -502,36 +502,12 @@ class PostgresStore:
         A few round trips whatever the number of outcomes: one locking read of the attempts
         still ours, the settlements and outputs pipelined, one update of the dependants.
         """
-        config = self._settle_config(conn)
         ids = [outcome.job_id for outcome in outcomes]
-        ours = {row[0]: row for row in conn.execute(self.q["fenced_jobs"], (ids, owner))}
-        settled: dict[str, lifecycle.Settlement] = {}
-        updates: list[dict[str, Any]] = []
-        outputs: list[tuple[str, bytes]] = []
-        completed: list[str] = []  # with dependants to unblock
-        ended: list[tuple[str, str]] = []
-        for outcome in outcomes:
-            row = ours.get(outcome.job_id)
-            if row is None or row[1] != outcome.attempt:
-                continue  # fenced out: cancelled, or reclaimed after our lease expired
-            settlement = lifecycle.settle(outcome, row[2], list(row[3]), config, random.random())
-            updates.append(
-                {
-                    "state": settlement.state, "run_at": settlement.run_at_ms,
-                    "finished_at": outcome.finished_at_ms, "exit_code": outcome.exit_code,
-                    "last_error": settlement.last_error,
-                    "duration_ms": max(0, outcome.finished_at_ms - outcome.started_at_ms),
-                    "now": now, "id": outcome.job_id, "owner": owner, "attempt": outcome.attempt,
-                }
-            )  # fmt: skip
-            if outcome.output is not None:
-                outputs.append((outcome.job_id, outcome.output))
-            if settlement.state == COMPLETED:
-                if row[4]:
-                    completed.append(outcome.job_id)
-            else:
-                ended.append((outcome.job_id, settlement.state))
-            settled[outcome.job_id] = settlement
+        rows = conn.execute(self.q["fenced_jobs"], (ids, owner)).fetchall()
+        ours = {r[0]: lifecycle.Fence(r[1], r[2], list(r[3])) for r in rows}
+        decided = lifecycle.settle_ours(outcomes, ours, self._settle_config(conn), random.random)
+        updates = [lifecycle.settle_params(o, s, owner, now) for o, s in decided]
+        outputs = [(o.job_id, o.output) for o, _ in decided if o.output is not None]
         with conn.cursor() as cursor:
             # executemany pipelines its statements: one round trip for many; one is one anyway
             for query, params in (("settle_job", updates), ("save_output", outputs)):
@@ -539,12 +515,17 @@ class PostgresStore:
                     cursor.execute(self.q[query], params[0])
                 elif params:
                     cursor.executemany(self.q[query], params)
-        for job_id, state in ended:
-            self._after_transition(conn, job_id, state, now)
+        for outcome, settlement in decided:
+            if settlement.state != COMPLETED:
+                self._after_transition(conn, outcome.job_id, settlement.state, now)
+        with_dependants = {r[0] for r in rows if r[4]}
+        completed = [
+            o.job_id for o, s in decided if s.state == COMPLETED and o.job_id in with_dependants
+        ]
         unblocked = bool(completed) and (
             conn.execute(self.q["unblock_dependants"], (completed,)).rowcount > 0
         )
-        return settled, unblocked
+        return {outcome.job_id: settlement for outcome, settlement in decided}, unblocked
 
     def _settle_config(self, conn: psycopg.Connection[Any]) -> dict[str, float]:
         """The configuration for settling, read at most every CONFIG_TTL_S: a round trip saved

@@ -373,39 +373,25 @@ class SQLiteStore:
         self, conn: sqlite3.Connection, owner: str, outcomes: Sequence[lifecycle.Outcome], now: int
     ) -> dict[str, lifecycle.Settlement]:
         """Apply the outcomes whose attempt is still ours; how each was settled."""
-        config = self._config(conn)
         ids = json.dumps([outcome.job_id for outcome in outcomes])
-        ours = {row[0]: row for row in conn.execute(self.q["fenced_jobs"], (ids, owner))}
-        settled: dict[str, lifecycle.Settlement] = {}
-        completed: list[str] = []  # with dependants to unblock
-        for outcome in outcomes:
-            row = ours.get(outcome.job_id)
-            if row is None or row[1] != outcome.attempt:
-                continue  # fenced out: cancelled, or reclaimed after our lease expired
-            settlement = lifecycle.settle(
-                outcome, row[2], json.loads(row[3]), config, random.random()
-            )
+        rows = conn.execute(self.q["fenced_jobs"], (ids, owner)).fetchall()
+        ours = {r[0]: lifecycle.Fence(r[1], r[2], json.loads(r[3])) for r in rows}
+        decided = lifecycle.settle_ours(outcomes, ours, self._config(conn), random.random)
+        for outcome, settlement in decided:
             conn.execute(
-                self.q["settle_job"],
-                {
-                    "state": settlement.state, "run_at": settlement.run_at_ms,
-                    "finished_at": outcome.finished_at_ms, "exit_code": outcome.exit_code,
-                    "last_error": settlement.last_error,
-                    "duration_ms": max(0, outcome.finished_at_ms - outcome.started_at_ms),
-                    "now": now, "id": outcome.job_id, "owner": owner, "attempt": outcome.attempt,
-                },
-            )  # fmt: skip
+                self.q["settle_job"], lifecycle.settle_params(outcome, settlement, owner, now)
+            )
             if outcome.output is not None:
                 conn.execute(self.q["save_output"], (outcome.job_id, outcome.output))
-            if settlement.state == COMPLETED:
-                if row[4]:
-                    completed.append(outcome.job_id)
-            else:
+            if settlement.state != COMPLETED:
                 self._after_transition(conn, outcome.job_id, settlement.state, now)
-            settled[outcome.job_id] = settlement
+        with_dependants = {r[0] for r in rows if r[4]}
+        completed = [
+            o.job_id for o, s in decided if s.state == COMPLETED and o.job_id in with_dependants
+        ]
         if completed:
             conn.execute(self.q["unblock_dependants"], {"ids": json.dumps(completed)})
-        return settled
+        return {outcome.job_id: settlement for outcome, settlement in decided}
 
     def _after_transition(
         self, conn: sqlite3.Connection, job_id: str, state: str, now: int
