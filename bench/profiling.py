@@ -48,7 +48,11 @@ def main() -> int:
         "--idle", action="store_true", help="count samples of waiting threads too (wall time)"
     )
     parser.add_argument("--top", type=int, default=45)
-    parser.add_argument("--out", type=Path, default=Path("runner-profile.txt"))
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=Path(__file__).resolve().parent / "results" / "runner-profile.txt",
+    )
     args = parser.parse_args()
     py_spy = shutil.which("py-spy") or str(BIN / "py-spy")
     scratch = Scratch()

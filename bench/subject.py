@@ -67,7 +67,7 @@ def completed_count(queue: Any, ids: list[str]) -> Callable[[], int]:
     def count() -> int:
         nonlocal done
         while done < len(ids):
-            job = queue.store.get(ids[done])
+            job = queue.find(ids[done])
             if job is None or job.state != "completed":
                 break
             done += 1

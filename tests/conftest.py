@@ -34,6 +34,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "backend" in metafunc.fixturenames:
         chosen = metafunc.config.getoption("backend") or ["sqlite", "postgres"]
+        only = metafunc.definition.get_closest_marker("backends")
+        if only is not None:
+            chosen = [name for name in chosen if name in only.args]
         metafunc.parametrize("backend", chosen)
 
 

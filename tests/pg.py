@@ -104,10 +104,9 @@ def _ensure_template() -> str:
                 _unavailable = f"no PostgreSQL at {SERVER}: {str(exc).splitlines()[0]}"
             else:
                 atexit.register(_drop, name)
-                from queuectl.clock import SystemClock
                 from queuectl.store.postgres import PostgresStore
 
-                store = PostgresStore(database_url(name), SystemClock())
+                store = PostgresStore(database_url(name))
                 try:
                     store.migrate()
                 finally:

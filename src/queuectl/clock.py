@@ -1,28 +1,20 @@
-"""An injectable clock (epoch milliseconds), and a fake one that tests move by hand."""
+"""The clock a store writes its instants with (epoch milliseconds), as a Protocol: the real one
+here, the database server's in store/postgres.py, a fake one in the tests."""
 
 from __future__ import annotations
 
 import time
+from typing import Protocol
+
+
+class Clock(Protocol):
+    def now_ms(self) -> int:
+        """The current instant, epoch milliseconds."""
+        ...
 
 
 class SystemClock:
-    """The real time."""
+    """This host's wall clock."""
 
     def now_ms(self) -> int:
         return time.time_ns() // 1_000_000
-
-
-class FakeClock:
-    """A clock that moves only when told to."""
-
-    def __init__(self, start_ms: int = 1_800_000_000_000) -> None:
-        self.ms = start_ms
-
-    def now_ms(self) -> int:
-        return self.ms
-
-    def advance(self, seconds: float) -> None:
-        self.ms += round(seconds * 1000)
-
-
-Clock = SystemClock | FakeClock

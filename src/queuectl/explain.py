@@ -20,7 +20,7 @@ def _in(ms: int) -> str:
 def explain_job(queue: Any, job_id: str) -> dict[str, Any]:
     """{"id", "state", "reason", "message"}: the reason is a stable code, the message prose."""
     job = queue.get(job_id)
-    now = queue.store.clock.now_ms()
+    now = queue.now_ms()
 
     def answer(reason: str, message: str) -> dict[str, Any]:
         return {"id": job.id, "state": job.state, "reason": reason, "message": message}
@@ -56,7 +56,7 @@ def explain_job(queue: Any, job_id: str) -> dict[str, Any]:
         )
     unfinished = []
     for dep in job.depends_on:
-        dep_job = queue.store.get(dep)
+        dep_job = queue.find(dep)
         if dep_job is not None and dep_job.state != COMPLETED:
             unfinished.append(f"{dep} ({dep_job.state})")
     if unfinished:
@@ -71,7 +71,7 @@ def explain_job(queue: Any, job_id: str) -> dict[str, Any]:
             "waiting_for_run_at",
             f"{job.id} waits for {why}: due in {_in(job.run_at_ms - now)}, at {ms_to_iso(job.run_at_ms)}.",
         )
-    if queue.store.queues().get(job.queue):
+    if queue.is_paused(job.queue):
         return answer(
             "queue_paused",
             f"{job.id} is due, but its queue '{job.queue}' is paused; "

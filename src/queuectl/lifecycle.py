@@ -17,9 +17,11 @@ class Outcome:
     attempt: int
     exit_code: int | None
     error: str | None
-    started_at_ms: int
-    finished_at_ms: int
+    duration_ms: int | None  # measured on the runner's monotonic clock; None: unknown
     output: bytes | None = None
+    #: When the attempt ended, on the runner's monotonic clock: the store turns it into an
+    #: instant of its own clock, however long the result waited to be written.
+    ended_mono: float | None = None
 
     @property
     def succeeded(self) -> bool:
@@ -31,6 +33,7 @@ class Settlement:
     state: str
     run_at_ms: int | None  # the next attempt's earliest start, for FAILED
     last_error: str | None
+    retry_in_s: float = 0.0  # the backoff before that start, for FAILED
 
 
 def settle(
@@ -39,8 +42,9 @@ def settle(
     no_retry_exit_codes: list[int],
     config: Mapping[str, float],
     rand: float,
+    finished_at_ms: int,
 ) -> Settlement:
-    """The job's next state after `outcome`, its `attempt`-th run, ended."""
+    """The job's next state after `outcome`, its `attempt`-th run, ended at `finished_at_ms`."""
     if outcome.succeeded:
         return Settlement(COMPLETED, None, None)
     error = outcome.error or f"exit code {outcome.exit_code}"
@@ -55,7 +59,8 @@ def settle(
         float(config["backoff_jitter"]),
         rand,
     )
-    return Settlement(FAILED, outcome.finished_at_ms + round(delay_s * 1000), error)
+    delay_ms = round(delay_s * 1000)
+    return Settlement(FAILED, finished_at_ms + delay_ms, error, delay_ms / 1000)
 
 
 @dataclass(frozen=True)
@@ -72,6 +77,7 @@ def settle_ours(
     ours: Mapping[str, Fence],
     config: Mapping[str, float],
     rand: Callable[[], float],
+    finished_at_ms: Callable[[Outcome], int],
 ) -> list[tuple[Outcome, Settlement]]:
     """Each outcome whose attempt is still ours, with how it settles; the rest are fenced out
     (cancelled, or reclaimed after the lease expired) and change nothing."""
@@ -80,23 +86,29 @@ def settle_ours(
         fence = ours.get(outcome.job_id)
         if fence is not None and fence.attempt == outcome.attempt:
             settlement = settle(
-                outcome, fence.max_retries, fence.no_retry_exit_codes, config, rand()
+                outcome,
+                fence.max_retries,
+                fence.no_retry_exit_codes,
+                config,
+                rand(),
+                finished_at_ms(outcome),
             )
             decided.append((outcome, settlement))
     return decided
 
 
 def settle_params(
-    outcome: Outcome, settlement: Settlement, owner: str, now_ms: int
+    outcome: Outcome, settlement: Settlement, owner: str, now_ms: int, finished_at_ms: int
 ) -> dict[str, object]:
-    """The parameters of the stores' `settle_job` statement."""
+    """The parameters of the store's `settle_job` statement (a null duration is computed there
+    from the attempt's start)."""
     return {
         "state": settlement.state,
         "run_at": settlement.run_at_ms,
-        "finished_at": outcome.finished_at_ms,
+        "finished_at": finished_at_ms,
         "exit_code": outcome.exit_code,
         "last_error": settlement.last_error,
-        "duration_ms": max(0, outcome.finished_at_ms - outcome.started_at_ms),
+        "duration_ms": None if outcome.duration_ms is None else max(0, outcome.duration_ms),
         "now": now_ms,
         "id": outcome.job_id,
         "owner": owner,

@@ -12,17 +12,17 @@ from queuectl.clock import Clock
 from queuectl.durations import ms_to_iso, parse_duration
 from queuectl.errors import InvalidInputError, NotFoundError
 from queuectl.models import FINISHED_STATES, STATES, Job, NewJob, new_job, validate_id
-from queuectl.store import Runner, Schedule, Store, open_store
+from queuectl.store import Bucket, Runner, Schedule, Store, open_store
 
 
 class Queue:
     """A queue on a store: `Queue("queue.db")`, `Queue("postgresql://...")`, or the default."""
 
     def __init__(self, target: str | None = None, clock: Clock | None = None) -> None:
-        self.store: Store = open_store(target, clock)
+        self._store: Store = open_store(target, clock)
 
     def close(self) -> None:
-        self.store.close()
+        self._store.close()
 
     def __enter__(self) -> Queue:
         return self
@@ -46,15 +46,19 @@ class Queue:
             for n, job in enumerate(items, 1)
         ]
         check_batch_order(validated)
-        return self.store.enqueue_many(validated)
+        return self._store.enqueue_many(validated)
 
     # -- reading
 
     def get(self, job_id: str) -> Job:
-        job = self.store.get(job_id)
+        job = self._store.get(job_id)
         if job is None:
             raise NotFoundError(f"no job {job_id!r}")
         return job
+
+    def find(self, job_id: str) -> Job | None:
+        """The job, or None when there is none with that id."""
+        return self._store.get(job_id)
 
     def list(
         self, state: str | None = None, queue: str | None = None, limit: int | None = None
@@ -79,13 +83,12 @@ class Queue:
             if not cursor.isdigit():
                 raise InvalidInputError(f"cursor: {cursor!r} is not a cursor from this API")
             before = int(cursor)
-        rows = self.store.list_jobs(state, queue, limit, before)
-        more = limit is not None and len(rows) == limit and rows
-        return [job for _, job in rows], str(rows[-1][0]) if more else None
+        page = self._store.list_jobs(state, queue, limit, before)
+        return page.jobs, None if page.next_before is None else str(page.next_before)
 
     def output(self, job_id: str) -> bytes:
         """The captured output of the job's last attempt (b"" if none yet)."""
-        data = self.store.output(job_id)
+        data = self._store.output(job_id)
         if data is None:
             self.get(job_id)
             return b""
@@ -94,7 +97,7 @@ class Queue:
     def status(self) -> dict[str, Any]:
         """Counts per state and queue, live runners, and jobs completed in the last minute."""
         runners = [runner_dict(r) for r in self.runners()]  # first: it recovers dead runners' jobs
-        per_queue = self.store.counts()
+        per_queue = self._store.counts()
         counts = dict.fromkeys(STATES, 0)
         for states in per_queue.values():
             for state, count in states.items():
@@ -102,54 +105,91 @@ class Queue:
         queues = {
             name: {**dict.fromkeys(STATES, 0), **states} for name, states in per_queue.items()
         }
-        now = self.store.clock.now_ms()
         return {
             "counts": counts,
             "queues": queues,
             "runners": runners,
-            "done_last_minute": self.store.done_since(now - 60_000),
+            "done_last_minute": self.done_since(self.now_ms() - 60_000),
         }
+
+    def counts(self) -> dict[str, dict[str, int]]:
+        """Jobs per queue, then per state (states with no job are absent)."""
+        return self._store.counts()
+
+    def done_since(self, since_ms: int) -> int:
+        """Jobs completed at or after the instant (epoch milliseconds)."""
+        return self._store.done_since(since_ms)
+
+    def finished_per_minute(self, since_ms: int) -> dict[int, dict[str, int]]:
+        """Jobs whose last attempt ended since the instant: minute -> state -> count."""
+        return self._store.finished_per_minute(since_ms)
+
+    def attempts_by_queue(self) -> dict[str, dict[str, int]]:
+        """Attempts started by the stored jobs, per queue, then per state."""
+        return self._store.attempts_by_queue()
+
+    def recent_durations(
+        self, since_ms: int, bounds_ms: Sequence[int]
+    ) -> dict[str, builtins.list[Bucket]]:
+        """Last-attempt durations of the jobs finished since the instant, per queue, bucketed."""
+        return self._store.recent_durations(since_ms, bounds_ms)
+
+    def oldest_due(self) -> dict[str, int]:
+        """Per queue, the earliest run_at of the jobs that may start now."""
+        return self._store.oldest_due(self.now_ms())
+
+    def now_ms(self) -> int:
+        """The store's clock (the database server's on PostgreSQL), epoch milliseconds."""
+        return self._store.now()
+
+    def describe(self) -> dict[str, Any]:
+        """The store's kind, target (without secrets) and schema version."""
+        return self._store.describe()
+
+    def verify(self) -> None:
+        """Check the store's structure; StoreError names the first problem."""
+        self._store.verify()
 
     # -- changing jobs
 
     def cancel(self, *job_ids: str) -> builtins.list[Job]:
         """Cancel pending, failed or running jobs (all or none); a running process is killed."""
-        return self.store.cancel([validate_id(job_id) for job_id in job_ids])
+        return self._store.cancel([validate_id(job_id) for job_id in job_ids])
 
     def retry(self, *job_ids: str, all: bool = False) -> builtins.list[str]:
         """Move dead jobs back to pending with attempts reset (`all=True`: every dead job)."""
         if all:
-            return self.store.retry_dead(None)
+            return self._store.retry_dead(None)
         if not job_ids:
             raise InvalidInputError("name the dead jobs to retry, or use all")
-        return self.store.retry_dead([validate_id(job_id) for job_id in job_ids])
+        return self._store.retry_dead([validate_id(job_id) for job_id in job_ids])
 
     def purge(self, state: str, older_than: str | float = 0) -> int:
         """Delete finished jobs in `state` that finished more than `older_than` ago."""
         states = purgeable_states(state)
         age_s = parse_duration(older_than, "older-than")
-        cutoff = self.store.clock.now_ms() - round(age_s * 1000)
-        return self.store.purge(states, cutoff + (1 if age_s == 0 else 0))
+        cutoff = self.now_ms() - round(age_s * 1000)
+        return self._store.purge(states, cutoff + (1 if age_s == 0 else 0))
 
     # -- configuration
 
     def config(self) -> dict[str, float]:
-        return self.store.config()
+        return self._store.config()
 
     def get_config(self, key: str) -> float:
-        return self.store.config()[config_keys.canonical_key(key)]
+        return self._store.config()[config_keys.canonical_key(key)]
 
     def set_config(self, key: str, value: object) -> float:
         name, checked = config_keys.validate(key, value)
-        self.store.set_config(name, checked)
+        self._store.set_config(name, checked)
         return checked
 
     # -- queues and runners
 
     def queues(self) -> dict[str, dict[str, Any]]:
         """Every named queue (with jobs, or paused): its counts per state and whether paused."""
-        paused = self.store.queues()
-        counts = self.store.counts()
+        paused = self._store.queues()
+        counts = self._store.counts()
         names = sorted(set(paused) | set(counts))
         return {
             name: {
@@ -159,23 +199,27 @@ class Queue:
             for name in names
         }
 
+    def is_paused(self, queue: str) -> bool:
+        return self._store.queues().get(queue, False)
+
     def pause(self, queue: str) -> None:
-        self.store.set_paused(validate_id(queue, "queue"), True)
+        self._store.set_paused(validate_id(queue, "queue"), True)
 
     def resume(self, queue: str) -> None:
-        self.store.set_paused(validate_id(queue, "queue"), False)
+        self._store.set_paused(validate_id(queue, "queue"), False)
 
     def runners(self) -> builtins.list[Runner]:
-        """Live runners; runners of this host whose process is gone are reaped first."""
-        from queuectl.runner.liveness import host_name, is_alive
+        """Live runners; dead ones (see liveness.is_dead) are reaped first, their jobs
+        recovered."""
+        from queuectl.runner.liveness import is_dead
 
-        runners = self.store.runners()
-        dead = [
-            r.id for r in runners if r.host == host_name() and not is_alive(r.pid, r.pid_started)
-        ]
+        runners = self._store.runners()
+        now_ms = self.now_ms()
+        lease_s = float(self._store.config()["lease_seconds"]) if runners else 0.0
+        dead = [r.id for r in runners if is_dead(r, now_ms, lease_s)]
         if dead:
-            self.store.reap(dead)
-            runners = self.store.runners()
+            self._store.reap(dead)
+            runners = [r for r in runners if r.id not in dead]
         return runners
 
     # -- schedules
@@ -192,24 +236,24 @@ class Queue:
         from queuectl.schedule import next_slot_ms, validate_schedule
 
         name, cron, every_s, tz, template = validate_schedule(name, cron, every, tz, job)
-        now = self.store.clock.now_ms()
+        now = self.now_ms()
         schedule = Schedule(
             name=name, cron=cron, every_s=every_s, tz=tz, job=template, created_at_ms=now,
             last_at_ms=None, next_at_ms=next_slot_ms(cron, every_s, tz, now, now),
         )  # fmt: skip
-        self.store.add_schedule(schedule)
+        self._store.add_schedule(schedule)
         return schedule
 
     def remove_schedule(self, name: str) -> None:
-        if not self.store.remove_schedule(name):
+        if not self._store.remove_schedule(name):
             raise NotFoundError(f"no schedule {name!r}")
 
     def schedules(self) -> builtins.list[Schedule]:
-        return self.store.schedules()
+        return self._store.schedules()
 
     def request_stop(self) -> int:
         """Ask every runner of this store to stop gracefully; how many were asked."""
-        return self.store.request_stop()
+        return self._store.request_stop()
 
 
 def check_batch_order(jobs: Sequence[NewJob]) -> None:

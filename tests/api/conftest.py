@@ -75,16 +75,15 @@ def client(make_client: Callable[..., TestClient]) -> TestClient:
 
 def claim(queue: Queue, want: int = 1, queues: list[str] | None = None) -> list[Any]:
     """Claim up to `want` due jobs (of `queues`) as a runner would: they become processing."""
-    _, claims = queue.store.finish_and_claim(OWNER, [], want, queues, 30)
+    claims = queue._store.finish_and_claim(OWNER, [], want, queues, 30).claims
     return claims
 
 
 def finish(queue: Queue, job_id: str, exit_code: int = 1, output: bytes | None = None) -> None:
     """End the running attempt of `job_id` with `exit_code` (0 completes it)."""
     attempt = queue.get(job_id).attempts
-    now = queue.store.clock.now_ms()
-    outcome = Outcome(job_id, attempt, exit_code, None, now - 1500, now, output)
-    queue.store.finish_and_claim(OWNER, [outcome], 0, None, 30)
+    outcome = Outcome(job_id, attempt, exit_code, None, 1500, output)
+    queue._store.finish_and_claim(OWNER, [outcome], 0, None, 30)
 
 
 def run_once(
@@ -104,12 +103,12 @@ def run_once(
 
 def register_runner(queue: Queue, workers: int = 2) -> Runner:
     """Register this test process as a live runner (its pid is alive, so it is not reaped)."""
-    now = queue.store.clock.now_ms()
+    now = queue._store.clock.now_ms()
     runner = Runner(
         id=OWNER, host=host_name(), pid=os.getpid(), workers=workers, queues=None,
         started_at_ms=now, heartbeat_at_ms=now, pid_started=process_started(os.getpid()),
     )  # fmt: skip
-    queue.store.register_runner(runner)
+    queue._store.register_runner(runner)
     return runner
 
 

@@ -6,6 +6,7 @@ QUEUECTL_UPDATE_SCREENSHOT=1 writes the screenshot to docs/dashboard.png (else t
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 import pytest
@@ -104,7 +105,7 @@ def test_a_queue_is_paused_and_resumed_by_clicks(live, page, queue: Queue) -> No
 
 
 def test_screenshot_of_a_busy_dashboard(live, page, queue: Queue, tmp_path: Path) -> None:
-    now = queue.store.clock.now_ms()
+    now = queue._store.clock.now_ms()
     for n in range(36):
         queue.enqueue(
             f"./process-batch --part {n}",
@@ -116,9 +117,15 @@ def test_screenshot_of_a_busy_dashboard(live, page, queue: Queue, tmp_path: Path
         finished = now - (n * 97 % 55) * 60_000 - 5_000
         code = 1 if n % 7 == 3 else 0
         outcome = Outcome(
-            claimed.id, claimed.attempt, code, None, finished - 800 - n * 40, finished, b"done\n"
+            claimed.id,
+            claimed.attempt,
+            code,
+            None,
+            800 + n * 40,
+            b"done\n",
+            ended_mono=time.monotonic() - (now - finished) / 1000,
         )
-        queue.store.finish_and_claim(OWNER, [outcome], 0, None, 30)
+        queue._store.finish_and_claim(OWNER, [outcome], 0, None, 30)
     queue.enqueue("python train.py --epochs 3", id="train-model", queue="reports")
     claim(queue, 1)
     for n in range(3):

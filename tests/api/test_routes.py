@@ -288,7 +288,7 @@ def test_queue_with_an_invalid_name_answers_422(client) -> None:
 def test_health_names_the_store(client, queue: Queue) -> None:
     response = client.get("/api/health")
     assert response.status_code == 200
-    info = queue.store.describe()
+    info = queue._store.describe()
     body = response.json()
     assert (body["status"], body["kind"], body["schema_version"]) == (
         "ok", info["kind"], info["schema_version"],
@@ -394,8 +394,8 @@ def test_finish_helper_leaves_a_job_failed_with_retries_left(client, queue: Queu
 
 
 def needs_schedules(queue: Queue) -> None:
-    if not hasattr(queue.store, "schedules"):
-        pytest.skip(f"the {queue.store.kind} store has no schedules yet")
+    if not hasattr(queue._store, "schedules"):
+        pytest.skip(f"the {queue._store.kind} store has no schedules yet")
 
 
 def test_schedules_add_list_and_remove(client, queue: Queue) -> None:

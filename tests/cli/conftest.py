@@ -24,11 +24,10 @@ def finish(store: Store, job_id: str, exit_code: int, owner: str = "setup") -> s
     """Claim `job_id` (alone in its queue) and end its attempt; its new state."""
     job = store.get(job_id)
     assert job is not None
-    _, claims = store.finish_and_claim(owner, [], 1, [job.queue], 30)
+    claims = store.finish_and_claim(owner, [], 1, [job.queue], 30).claims
     assert [c.id for c in claims] == [job_id]
-    now = store.clock.now_ms()
-    outcome = Outcome(job_id, claims[0].attempt, exit_code, None, now, now)
-    settled, _ = store.finish_and_claim(owner, [outcome], 0, None, 30)
+    outcome = Outcome(job_id, claims[0].attempt, exit_code, None, 0)
+    settled = store.finish_and_claim(owner, [outcome], 0, None, 30).settled
     return settled[job_id].state
 
 
@@ -49,7 +48,7 @@ def make(store: Store, job_id: str, state: str, **fields: Any) -> None:
 
 def dump(store: Store) -> str:
     """Everything a command could change: jobs, output, config and queues."""
-    jobs = [job.to_dict() for _, job in store.list_jobs(None, None, None, None)]
+    jobs = [job.to_dict() for job in store.list_jobs(None, None, None, None).jobs]
     outputs = {job["id"]: (store.output(job["id"]) or b"").hex() for job in jobs}
     return json.dumps(
         {"jobs": jobs, "outputs": outputs, "config": store.config(), "queues": store.queues()},

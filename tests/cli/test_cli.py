@@ -11,12 +11,12 @@ from typing import Any
 
 import pytest
 
-from queuectl.clock import FakeClock
 from queuectl.durations import now_ms, parse_iso
 from queuectl.runner.liveness import host_name, process_started
 from queuectl.store import Runner, Store, open_store
 from tests.cli.conftest import make
 from tests.conftest import QUEUECTL
+from tests.support.clock import FakeClock
 
 Cli = Callable[..., subprocess.CompletedProcess[str]]
 
@@ -56,7 +56,7 @@ def show(store: Store, job_id: str) -> dict[str, Any]:
 
 def ids(store: Store) -> list[str]:
     """The ids of every job, newest first, read in-process."""
-    return [job.id for _, job in store.list_jobs(None, None, None, None)]
+    return [job.id for job in store.list_jobs(None, None, None, None).jobs]
 
 
 # -- enqueue, the three ways
@@ -271,13 +271,14 @@ def test_status_json_of_an_empty_queue(cli: Cli) -> None:
 
 
 def test_status_lists_live_runners(cli: Cli, store: Store) -> None:
-    now = now_ms()
+    before = store.now()
     store.register_runner(
         Runner(
             id="runner-1", host=host_name(), pid=os.getpid(), workers=3, queues=None,
-            started_at_ms=now, heartbeat_at_ms=now, pid_started=process_started(os.getpid()),
+            started_at_ms=0, heartbeat_at_ms=0, pid_started=process_started(os.getpid()),
         )
     )  # fmt: skip
+    after = store.now()
     enqueue(cli, "--id", "r", "--command", "true")
     store.finish_and_claim("runner-1", [], 1, None, 30)
     [runner] = json.loads(ok(cli("status", "--json")))["runners"]
@@ -286,7 +287,7 @@ def test_status_lists_live_runners(cli: Cli, store: Store) -> None:
     assert (runner["id"], runner["host"], runner["pid"], runner["workers"], runner["running"]) == (
         "runner-1", host_name(), os.getpid(), 3, ["r"],
     )  # fmt: skip
-    assert parse_iso(runner["started_at"]) == now
+    assert before <= parse_iso(runner["started_at"]) <= after  # the store's clock stamps it
     assert "runner-1" not in ok(cli("status"))  # the table shows hosts and pids
     assert str(os.getpid()) in ok(cli("status"))
 

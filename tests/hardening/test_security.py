@@ -87,7 +87,7 @@ def test_the_wakeup_socket_folder_is_private(fresh_wakeup_folder: tuple[Path, Pa
     db, folder = fresh_wakeup_folder
     assert folder.parent.name == f"queuectl-{os.getuid()}"
     with Queue(str(db)) as q:
-        listener = q.store.listener("security-test")
+        listener = q._store.listener("security-test")
         assert listener is not None
         assert mode(folder) == 0o700
         assert mode(folder.parent) == 0o700
@@ -101,7 +101,7 @@ def test_a_wakeup_folder_others_could_write_is_made_private(
     folder.mkdir(parents=True, exist_ok=True)
     os.chmod(folder, 0o777)
     with Queue(str(db)) as q:
-        listener = q.store.listener("security-test")
+        listener = q._store.listener("security-test")
         assert listener is not None
         assert mode(folder) == 0o700
         listener.close()
@@ -117,7 +117,7 @@ def test_a_wakeup_folder_of_another_user_is_not_used(
     os.chown(folder, 65534, 65534)
     with Queue(str(db)) as q:
         # No socket in a folder someone else controls: the runner falls back to polling.
-        assert q.store.listener("security-test") is None
+        assert q._store.listener("security-test") is None
         assert list(folder.iterdir()) == []
 
 

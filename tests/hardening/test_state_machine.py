@@ -28,10 +28,10 @@ from hypothesis.stateful import (
 )
 
 from queuectl import Queue
-from queuectl.clock import FakeClock
 from queuectl.errors import NotFoundError, WrongStateError
 from queuectl.lifecycle import Outcome
 from queuectl.models import STATES
+from tests.support.clock import FakeClock
 
 LEASE_S = 30
 OWNERS = ("runner-a", "runner-b")
@@ -59,10 +59,10 @@ class Model:
 def snapshot(queue: Queue) -> str:
     """Every job with its lease, and its output: what a fenced-out writer must not change."""
     jobs = []
-    for _, job in queue.store.list_jobs(None, None, None, None):
+    for job in queue._store.list_jobs(None, None, None, None).jobs:
         jobs.append(
             {**job.to_dict(), "lease_owner": job.lease_owner, "lease": job.lease_expires_at_ms,
-             "output": (queue.store.output(job.id) or b"").hex()}
+             "output": (queue._store.output(job.id) or b"").hex()}
         )  # fmt: skip
     return json.dumps(jobs, sort_keys=True)
 
@@ -76,7 +76,7 @@ class QueueMachine(RuleBasedStateMachine):
         super().__init__()
         self.clock = FakeClock()
         self.queue = Queue(type(self).target_factory(), clock=self.clock)
-        self.store = self.queue.store
+        self.store = self.queue._store
         self.model: dict[str, Model] = {}
         self.seq = 0
         self.late: list[tuple[str, str, int]] = []  # attempts that ended without their owner
@@ -89,7 +89,7 @@ class QueueMachine(RuleBasedStateMachine):
                 self.store.cancel(active)
             for state in FINISHED:
                 self.queue.purge(state, 0)
-            assert self.store.list_jobs(None, None, None, None) == []
+            assert self.store.list_jobs(None, None, None, None).jobs == []
         finally:
             self.queue.close()
 
@@ -148,7 +148,8 @@ class QueueMachine(RuleBasedStateMachine):
 
     @rule(owner=st.sampled_from(OWNERS), want=st.integers(1, 4))
     def claim(self, owner: str, want: int) -> None:
-        settled, claims = self.store.finish_and_claim(owner, [], want, None, LEASE_S)
+        exchange = self.store.finish_and_claim(owner, [], want, None, LEASE_S)
+        settled, claims = exchange.settled, exchange.claims
         assert settled == {}
         due = sorted(
             (job_id for job_id, m in self.model.items()
@@ -170,9 +171,10 @@ class QueueMachine(RuleBasedStateMachine):
         m = self.model[job_id]
         owner = m.owner
         assert owner is not None
-        now = self.now()
-        outcome = Outcome(job_id, m.attempts, exit_code, None, now - 10, now, b"out")
-        settled, claims = self.store.finish_and_claim(owner, [outcome], 0, None, LEASE_S)
+        self.now()
+        outcome = Outcome(job_id, m.attempts, exit_code, None, 10, b"out")
+        exchange = self.store.finish_and_claim(owner, [outcome], 0, None, LEASE_S)
+        settled, claims = exchange.settled, exchange.claims
         assert list(settled) == [job_id]
         assert claims == []
         self.settle(job_id, exit_code, None)
@@ -202,9 +204,9 @@ class QueueMachine(RuleBasedStateMachine):
 
     def assert_fenced_out(self, job_id: str, owner: str, attempt: int) -> None:
         before = snapshot(self.queue)
-        now = self.now()
-        outcome = Outcome(job_id, attempt, 0, None, now - 10, now, b"late")
-        settled, _ = self.store.finish_and_claim(owner, [outcome], 0, None, LEASE_S)
+        self.now()
+        outcome = Outcome(job_id, attempt, 0, None, 10, b"late")
+        settled = self.store.finish_and_claim(owner, [outcome], 0, None, LEASE_S).settled
         assert settled == {}
         assert self.store.release(owner, job_id, attempt) is False
         assert snapshot(self.queue) == before
@@ -289,7 +291,7 @@ class QueueMachine(RuleBasedStateMachine):
 
     @invariant()
     def store_agrees_with_the_model(self) -> None:
-        jobs = [job for _, job in self.store.list_jobs(None, None, None, None)]
+        jobs = [job for job in self.store.list_jobs(None, None, None, None).jobs]
         ids = [job.id for job in jobs]
         assert len(ids) == len(set(ids)), "a job is listed twice"
         assert set(ids) == set(self.model)

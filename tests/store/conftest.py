@@ -6,8 +6,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from queuectl.clock import FakeClock
 from queuectl.store import Store, open_store
+from tests.support.clock import FakeClock
 
 
 @pytest.fixture

@@ -22,11 +22,11 @@ store = open_store(target)
 sys.stdin.readline()  # the start signal: every process starts claiming at once
 outcomes = []
 while True:
-    _, claims = store.finish_and_claim(owner, outcomes, 7, None, 300)
+    claims = store.finish_and_claim(owner, outcomes, 7, None, 300).claims
     if not claims:
         break
     now = store.clock.now_ms()
-    outcomes = [Outcome(c.id, c.attempt, 0, None, now, now) for c in claims]
+    outcomes = [Outcome(c.id, c.attempt, 0, None, 0) for c in claims]
     print("\n".join(c.id for c in claims), flush=True)
 store.close()
 """
@@ -92,13 +92,13 @@ def test_processes_claim_every_job_exactly_once(target: str, store: Store) -> No
     assert sorted(claimed) == ids
     assert set(claimed.values()) == {1}
     assert store.counts() == {"default": {"completed": 2000}}
-    assert all(job.attempts == 1 for _, job in store.list_jobs(None, None, None, None))
+    assert all(job.attempts == 1 for job in store.list_jobs(None, None, None, None).jobs)
 
 
 def test_processes_enqueue_at_once(target: str, store: Store) -> None:
     names = [f"p{n}" for n in range(8)]
     outputs = results(start(ENQUEUER, target, names))
-    jobs = [job for _, job in store.list_jobs(None, None, None, None)]
+    jobs = [job for job in store.list_jobs(None, None, None, None).jobs]
     [holder] = [job.id for job in jobs if job.unique_key == "shared"]
     assert {out.strip() for out in outputs} == {holder}
     jobs = [job for job in jobs if job.id != holder]

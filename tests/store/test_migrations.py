@@ -5,11 +5,11 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
-from queuectl.clock import FakeClock
 from queuectl.models import new_job
 from queuectl.store import open_store
 from queuectl.store.queries import migrations
 from queuectl.store.sqlite import SQLiteStore, _statements
+from tests.support.clock import FakeClock
 
 
 def test_a_version_1_sqlite_store_migrates_and_its_delayed_jobs_wait(tmp_path: Path) -> None:
@@ -30,13 +30,14 @@ def test_a_version_1_sqlite_store_migrates_and_its_delayed_jobs_wait(tmp_path: P
 
     store = open_store(path, clock)
     assert store.describe()["schema_version"] == migrations("sqlite")[-1][0]
-    assert [c.id for c in store.finish_and_claim("r", [], 10, None, 30)[1]] == ["due"]
-    assert store.next_due_ms() == now + 5_000
+    exchange = store.finish_and_claim("r", [], 10, None, 30)
+    assert [c.id for c in exchange.claims] == ["due"]
+    assert exchange.next_due_ms == now + 5_000
     clock.advance(6)
-    assert [c.id for c in store.finish_and_claim("r", [], 10, None, 30)[1]] == ["retry"]
+    assert [c.id for c in store.finish_and_claim("r", [], 10, None, 30).claims] == ["retry"]
     clock.advance(60)
-    assert [c.id for c in store.finish_and_claim("r", [], 10, None, 30)[1]] == ["later"]
-    assert {job.id for _, job in store.list_jobs(None, None, None, None)} == {
+    assert [c.id for c in store.finish_and_claim("r", [], 10, None, 30).claims] == ["later"]
+    assert {job.id for job in store.list_jobs(None, None, None, None).jobs} == {
         "due", "later", "retry", "done"
     }  # fmt: skip
     store.close()
@@ -46,10 +47,10 @@ def test_a_delayed_job_stays_out_of_the_claim_until_due(tmp_path: Path) -> None:
     clock = FakeClock()
     store = open_store(str(tmp_path / "q.db"), clock)
     store.enqueue_many([new_job({"command": "true", "id": "later", "delay": "10s"})])
-    assert store.finish_and_claim("r", [], 5, None, 30)[1] == []
+    assert store.finish_and_claim("r", [], 5, None, 30).claims == []
     with sqlite3.connect(str(tmp_path / "q.db")) as conn:
         assert conn.execute("SELECT scheduled FROM jobs WHERE id = 'later'").fetchone() == (1,)
     conn.close()
     clock.advance(10)
-    assert [c.id for c in store.finish_and_claim("r", [], 5, None, 30)[1]] == ["later"]
+    assert [c.id for c in store.finish_and_claim("r", [], 5, None, 30).claims] == ["later"]
     store.close()

@@ -17,7 +17,6 @@ from typing import Any
 
 import pytest
 
-from queuectl.clock import FakeClock, SystemClock
 from queuectl.errors import DuplicateJobError, StoreError
 from queuectl.lifecycle import Outcome
 from queuectl.models import new_job
@@ -25,6 +24,7 @@ from queuectl.store import open_store
 from queuectl.store.queries import migrations
 from tests.conftest import run_cli
 from tests.pg import SERVER, empty_database, fresh_database
+from tests.support.clock import FakeClock
 
 psycopg = pytest.importorskip("psycopg")
 
@@ -76,9 +76,9 @@ CLAIMER = textwrap.dedent(
     sys.stdin.readline()  # start together
     claimed, outcomes = [], []
     while True:
-        _, claims = store.finish_and_claim(owner, outcomes, 10, None, 60)
+        claims = store.finish_and_claim(owner, outcomes, 10, None, 60).claims
         now = store.clock.now_ms()
-        outcomes = [Outcome(c.id, c.attempt, 0, None, now, now) for c in claims]
+        outcomes = [Outcome(c.id, c.attempt, 0, None, 0) for c in claims]
         claimed += [c.id for c in claims]
         if not claims:
             break
@@ -115,8 +115,8 @@ def test_processes_claiming_concurrently_take_each_job_exactly_once(url: str) ->
         assert len(set(every)) == 2000
         assert sum(1 for ids in taken if ids) >= 2, "the claims were not concurrent"
         assert store.counts() == {"default": {"completed": 2000}}
-        jobs = store.list_jobs(None, None, None, None)
-        assert {job.attempts for _, job in jobs} == {1}
+        jobs = store.list_jobs(None, None, None, None).jobs
+        assert {job.attempts for job in jobs} == {1}
     finally:
         store.close()
 
@@ -129,7 +129,7 @@ def test_claim_takes_several_in_order_while_another_transaction_holds_some(store
     with psycopg.connect(store.url, autocommit=True) as other, other.transaction():
         other.execute("SELECT 1 FROM jobs WHERE id = 'j8' FOR UPDATE")
         started = time.monotonic()
-        _, claims = store.finish_and_claim("r1", [], 4, None, 30)
+        claims = store.finish_and_claim("r1", [], 4, None, 30).claims
         assert time.monotonic() - started < 2
     assert [c.id for c in claims] == ["j2", "j5", "j1", "j4"]
 
@@ -254,7 +254,7 @@ def test_a_runner_call_waits_out_an_outage(url: str) -> None:
         proxy.cut()
         threading.Timer(1.5, proxy.up.set).start()
         started = time.monotonic()
-        _, claims = store.finish_and_claim("r1", [], 1, None, 30)
+        claims = store.finish_and_claim("r1", [], 1, None, 30).claims
         assert [c.id for c in claims] == ["a"]
         assert time.monotonic() - started >= 1.0
         # a client call does not wait: one reconnect, then a one-line error
@@ -270,12 +270,11 @@ def test_a_runner_call_waits_out_an_outage(url: str) -> None:
 
 def test_outcome_settled_across_a_reconnect_is_fenced(store: Any) -> None:
     store.enqueue_many([new_job({"command": "true", "id": "a"})])
-    _, (claim,) = store.finish_and_claim("r1", [], 1, None, 30)
-    now = store.clock.now_ms()
-    done = Outcome("a", claim.attempt, 0, None, now, now)
-    settled, _ = store.finish_and_claim("r1", [done], 0, None, 30)
+    (claim,) = store.finish_and_claim("r1", [], 1, None, 30).claims
+    done = Outcome("a", claim.attempt, 0, None, 0)
+    settled = store.finish_and_claim("r1", [done], 0, None, 30).settled
     terminate(store._conn().info.backend_pid)
-    again, _ = store.finish_and_claim("r1", [done], 0, None, 30)
+    again = store.finish_and_claim("r1", [done], 0, None, 30).settled
     assert (settled["a"].state, again) == ("completed", {})
 
 
@@ -330,7 +329,7 @@ def test_a_newer_schema_is_refused(url: str) -> None:
 
 
 def test_real_time_comes_from_the_database_clock(url: str) -> None:
-    store = open_store(url, SystemClock())
+    store = open_store(url)
     try:
         (server_ms,) = admin("SELECT (extract(epoch FROM clock_timestamp()) * 1000)::bigint")[0]
         assert abs(store.clock.now_ms() - server_ms) < 1000
@@ -344,7 +343,8 @@ def test_real_time_comes_from_the_database_clock(url: str) -> None:
 
 def test_output_is_bytes_and_describe_hides_the_password(store: Any) -> None:
     store.enqueue_many([new_job({"command": "true", "id": "a"})])
-    store.save_output("a", bytes(range(256)))
+    store.finish_and_claim("r1", [], 1, None, 30)
+    store.save_output("r1", "a", 1, bytes(range(256)))
     assert store.output("a") == bytes(range(256))
     described = store.describe()
     assert (described["kind"], described["schema_version"]) == ("postgres", NEWEST)

@@ -8,7 +8,6 @@ from typing import Any
 import pytest
 
 from queuectl import Queue
-from queuectl.clock import FakeClock
 from queuectl.errors import (
     ConflictError,
     DuplicateJobError,
@@ -19,6 +18,7 @@ from queuectl.errors import (
 from queuectl.lifecycle import Outcome, Settlement
 from queuectl.models import Job, new_job
 from queuectl.store import Runner, Store, open_store
+from tests.support.clock import FakeClock
 
 LEASE_S = 30.0
 
@@ -30,7 +30,7 @@ def add(store: Store, *jobs: dict[str, Any]) -> list[Job]:
 def claim(
     store: Store, want: int = 1, owner: str = "r1", queues: list[str] | None = None
 ) -> list[str]:
-    return [c.id for c in store.finish_and_claim(owner, [], want, queues, LEASE_S)[1]]
+    return [c.id for c in store.finish_and_claim(owner, [], want, queues, LEASE_S).claims]
 
 
 def finish(
@@ -38,9 +38,9 @@ def finish(
     error: str | None = None, owner: str = "r1", output: bytes | None = None,
 ) -> Settlement | None:  # fmt: skip
     """Report an attempt's end; how it was settled (None when fenced out)."""
-    now = clock.now_ms()
-    result = Outcome(job_id, attempt, exit_code, error, now - 100, now, output)
-    settled, claims = store.finish_and_claim(owner, [result], 0, None, LEASE_S)
+    result = Outcome(job_id, attempt, exit_code, error, 100, output)
+    exchange = store.finish_and_claim(owner, [result], 0, None, LEASE_S)
+    settled, claims = exchange.settled, exchange.claims
     assert claims == []
     return settled.get(job_id)
 
@@ -112,7 +112,7 @@ def test_duplicate_id_error_names_the_existing_job(store: Store) -> None:
     add(store, {"id": "z"})
     with pytest.raises(DuplicateJobError, match="'z' already exists"):
         add(store, {"id": "a-new"}, {"id": "b-new"}, {"id": "z"}, {"id": "c-new"})
-    assert [j.id for _, j in store.list_jobs(None, None, None, None)] == ["z"]
+    assert [j.id for j in store.list_jobs(None, None, None, None).jobs] == ["z"]
 
 
 def test_duplicate_id_in_a_batch_with_dependencies(store: Store) -> None:
@@ -216,7 +216,7 @@ def test_claim_one_at_a_time_follows_the_same_order(store: Store) -> None:
 
 def test_claim_several_at_once(store: Store, clock: FakeClock) -> None:
     add(store, *({"id": f"j{n:02}"} for n in range(10)))
-    _, claims = store.finish_and_claim("r1", [], 4, None, LEASE_S)
+    claims = store.finish_and_claim("r1", [], 4, None, LEASE_S).claims
     assert [c.id for c in claims] == ["j00", "j01", "j02", "j03"]
     assert all(c.attempt == 1 for c in claims)
     job = get(store, "j00")
@@ -230,7 +230,7 @@ def test_claim_several_at_once(store: Store, clock: FakeClock) -> None:
 def test_claim_returns_what_the_runner_needs(store: Store) -> None:
     add(store, {"id": "a", "command": "echo hi", "cwd": "/tmp", "env": {"X": "1"},
                 "timeout": 7, "queue": "q", "priority": 2})  # fmt: skip
-    _, [c] = store.finish_and_claim("r1", [], 1, None, LEASE_S)
+    [c] = store.finish_and_claim("r1", [], 1, None, LEASE_S).claims
     assert (c.id, c.attempt, c.command, c.cwd, c.env, c.timeout, c.queue, c.priority) == (
         "a", 1, "echo hi", "/tmp", {"X": "1"}, 7.0, "q", 2,
     )  # fmt: skip
@@ -238,11 +238,13 @@ def test_claim_returns_what_the_runner_needs(store: Store) -> None:
 
 def test_claim_skips_jobs_not_yet_due(store: Store, clock: FakeClock) -> None:
     add(store, {"id": "later", "delay": "10s"})
-    assert claim(store) == []
-    assert store.next_due_ms() == clock.now_ms() + 10_000
+    exchange = store.finish_and_claim("r1", [], 1, None, LEASE_S)
+    assert exchange.claims == []
+    assert exchange.next_due_ms == clock.now_ms() + 10_000
     clock.advance(10)
-    assert claim(store) == ["later"]
-    assert store.next_due_ms() is None
+    exchange = store.finish_and_claim("r1", [], 2, None, LEASE_S)
+    assert [c.id for c in exchange.claims] == ["later"]
+    assert exchange.next_due_ms is None
 
 
 def test_claim_by_queue(store: Store) -> None:
@@ -359,10 +361,8 @@ def test_finishing_a_cancelled_job_changes_nothing(store: Store, clock: FakeCloc
 def test_finish_and_claim_in_one_call(store: Store, clock: FakeClock) -> None:
     add(store, {"id": "a"}, {"id": "b"})
     claim(store)
-    now = clock.now_ms()
-    settled, claims = store.finish_and_claim(
-        "r1", [Outcome("a", 1, 0, None, now, now)], 1, None, LEASE_S
-    )
+    exchange = store.finish_and_claim("r1", [Outcome("a", 1, 0, None, 0)], 1, None, LEASE_S)
+    settled, claims = exchange.settled, exchange.claims
     assert [c.id for c in claims] == ["b"]
     assert settled["a"].state == "completed"
     assert state(store, "a") == "completed"
@@ -378,7 +378,7 @@ def test_release_gives_the_attempt_back(store: Store) -> None:
     job = get(store, "a")
     assert (job.state, job.attempts, job.lease_owner) == ("pending", 0, None)
     assert store.release("r1", "a", 1) is False
-    _, [c] = store.finish_and_claim("r2", [], 1, None, LEASE_S)
+    [c] = store.finish_and_claim("r2", [], 1, None, LEASE_S).claims
     assert (c.id, c.attempt) == ("a", 1)
 
 
@@ -541,7 +541,7 @@ def test_purge_by_state_and_age(store: Store, clock: FakeClock) -> None:
     assert store.output("old") is None
     assert store.get("new") is not None
     assert store.purge(["completed", "dead"], clock.now_ms() + 1) == 2
-    assert [j.id for _, j in store.list_jobs(None, None, None, None)] == ["p"]
+    assert [j.id for j in store.list_jobs(None, None, None, None).jobs] == ["p"]
 
 
 # -- reads
@@ -550,14 +550,14 @@ def test_purge_by_state_and_age(store: Store, clock: FakeClock) -> None:
 def test_list_jobs_newest_first_with_filters_and_pages(store: Store) -> None:
     add(store, {"id": "a"}, {"id": "b", "queue": "q"}, {"id": "c"}, {"id": "d", "queue": "q"})
     claim(store)
-    ids = lambda rows: [job.id for _, job in rows]  # noqa: E731
+    ids = lambda page: [job.id for job in page.jobs]  # noqa: E731
     assert ids(store.list_jobs(None, None, None, None)) == ["d", "c", "b", "a"]
     assert ids(store.list_jobs("pending", None, None, None)) == ["d", "c", "b"]
     assert ids(store.list_jobs(None, "q", None, None)) == ["d", "b"]
     assert ids(store.list_jobs("pending", "q", 1, None)) == ["d"]
     first = store.list_jobs(None, None, 2, None)
     assert ids(first) == ["d", "c"]
-    assert ids(store.list_jobs(None, None, 2, first[-1][0])) == ["b", "a"]
+    assert ids(store.list_jobs(None, None, 2, first.next_before)) == ["b", "a"]
 
 
 def test_counts(store: Store, clock: FakeClock) -> None:
@@ -571,10 +571,16 @@ def test_get_and_output_of_unknown_jobs(store: Store) -> None:
     assert store.output("nope") is None
 
 
-def test_save_output_replaces(store: Store) -> None:
+def test_save_output_replaces_and_is_fenced(store: Store, clock: FakeClock) -> None:
     add(store, {"id": "a"})
-    store.save_output("a", b"one")
-    store.save_output("a", b"two\x00\xff")
+    assert store.save_output("r1", "a", 1, b"early") is False  # not running yet
+    assert store.output("a") is None
+    claim(store)
+    assert store.save_output("r1", "a", 1, b"one") is True
+    assert store.save_output("r1", "a", 1, b"two\x00\xff") is True
+    assert store.output("a") == b"two\x00\xff"
+    assert store.save_output("r2", "a", 1, b"not ours") is False
+    assert store.save_output("r1", "a", 2, b"other attempt") is False
     assert store.output("a") == b"two\x00\xff"
 
 

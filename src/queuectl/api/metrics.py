@@ -3,19 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
 
 from prometheus_client.core import GaugeHistogramMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector, CollectorRegistry
 
-from queuectl.api import stats
 from queuectl.models import STATES
 from queuectl.queue import Queue
 
-if TYPE_CHECKING:
-    pass
-
 DURATION_BUCKETS_S = (0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60, 300, 1800, 3600)
+RECENT_MS = 3_600_000  # the durations histogram covers the jobs finished in the last hour
 
 
 class QueueCollector(Collector):
@@ -26,10 +22,10 @@ class QueueCollector(Collector):
 
     def collect(self) -> Iterator[Metric]:
         queue = self.queue
-        now_ms = queue.store.clock.now_ms()
+        now_ms = queue.now_ms()
 
         jobs = GaugeMetricFamily("queuectl_jobs", "Jobs in the store", labels=["queue", "state"])
-        for name, states in sorted(queue.store.counts().items()):
+        for name, states in sorted(queue.counts().items()):
             for state in STATES:
                 jobs.add_metric([name, state], states.get(state, 0))
         yield jobs
@@ -41,29 +37,31 @@ class QueueCollector(Collector):
             paused.add_metric([name], int(info["paused"]))
         yield paused
 
-        snap = stats.snapshot(queue, now_ms)
         attempts = GaugeMetricFamily(
             "queuectl_job_attempts",
-            f"Attempts started by the jobs in the store (newest {stats.SCAN_CAP} of each state)",
+            "Attempts started by the jobs in the store",
             labels=["queue", "state"],
         )
-        for (name, state), total in sorted(snap.attempts.items()):
-            attempts.add_metric([name, state], total)
+        for name, states in sorted(queue.attempts_by_queue().items()):
+            for state, total in sorted(states.items()):
+                attempts.add_metric([name, state], total)
         yield attempts
 
         durations = GaugeHistogramMetricFamily(
             "queuectl_job_duration_seconds",
-            f"Duration of the last attempt of recently finished jobs "
-            f"(newest {stats.SCAN_CAP} of each finished or failed state)",
+            "Duration of the last attempt of the jobs that finished in the last hour",
             labels=["queue"],
         )
-        for name, values in sorted(snap.durations_s.items()):
-            buckets = [
-                (_bound(bound), sum(1 for v in values if v <= bound))
-                for bound in DURATION_BUCKETS_S
-            ]
-            buckets.append(("+Inf", len(values)))
-            durations.add_metric([name], buckets, sum(values))
+        bounds_ms = [round(bound * 1000) for bound in DURATION_BUCKETS_S]
+        recent = queue.recent_durations(now_ms - RECENT_MS, bounds_ms)
+        for name, found in sorted(recent.items()):
+            per_bound = {bucket.bound_ms: bucket.count for bucket in found}
+            buckets, seen = [], 0
+            for bound, bound_ms in zip(DURATION_BUCKETS_S, bounds_ms, strict=True):
+                seen += per_bound.get(bound_ms, 0)
+                buckets.append((_bound(bound), seen))
+            buckets.append(("+Inf", sum(bucket.count for bucket in found)))
+            durations.add_metric([name], buckets, sum(b.total_ms for b in found) / 1000)
         yield durations
 
         oldest = GaugeMetricFamily(
@@ -71,7 +69,7 @@ class QueueCollector(Collector):
             "How long the oldest job that may start now has been due",
             labels=["queue"],
         )
-        for name, run_at_ms in sorted(snap.oldest_due_ms.items()):
+        for name, run_at_ms in sorted(queue.oldest_due().items()):
             oldest.add_metric([name], max(0, now_ms - run_at_ms) / 1000)
         yield oldest
 
@@ -96,7 +94,7 @@ class QueueCollector(Collector):
         yield GaugeMetricFamily(
             "queuectl_completed_last_minute",
             "Jobs completed in the last minute",
-            value=queue.store.done_since(now_ms - 60_000),
+            value=queue.done_since(now_ms - 60_000),
         )
 
 

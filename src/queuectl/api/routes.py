@@ -163,7 +163,7 @@ def throughput(request: Request, queue: QueueDep) -> dict[str, Any]:
     )
     with lock:
         if cache.get("until", 0.0) < time.monotonic():
-            cache["value"] = stats.throughput(queue, queue.store.clock.now_ms())
+            cache["value"] = stats.throughput(queue, queue.now_ms())
             cache["until"] = time.monotonic() + THROUGHPUT_CACHE_S
         value: dict[str, Any] = cache["value"]
     return value
@@ -236,7 +236,7 @@ def health(queue: QueueDep) -> dict[str, Any]:
     """200 with the store's kind and schema version when the store answers."""
     import queuectl
 
-    info = queue.store.describe()
+    info = queue.describe()
     return {
         "status": "ok",
         "kind": info["kind"],

@@ -14,9 +14,9 @@ from queuectl.cli import Session
 @click.pass_obj
 def init(session: Session) -> None:
     """Create or migrate the store, check it, and print where it is."""
-    store = session.queue.store
-    store.verify()
-    info = store.describe()
+    queue = session.queue
+    queue.verify()
+    info = queue.describe()
     click.echo(f"{info['target']} ({info['kind']}, schema {info['schema_version']})")
 
 

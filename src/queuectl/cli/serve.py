@@ -40,7 +40,7 @@ def serve(session: Session, host: str, port: int, token: str | None) -> None:
     from queuectl.api.app import create_app
 
     app = create_app(session.target, token)
-    kind = app.state.queue.store.kind
+    kind = app.state.queue.describe()["kind"]
     shown = f"[{host}]" if ":" in host else host
     click.echo(
         f"queuectl: serving the {kind} queue on http://{shown}:{port}/ "

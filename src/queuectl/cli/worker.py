@@ -54,7 +54,7 @@ def worker_start(session: Session, count: int, queues: tuple[str, ...], detach: 
         validate_id(name, "queue")
     queue = session.queue  # opens (and migrates) the store now: errors show here, not in a log
     if detach:
-        _detach(session, queue.store.describe()["target"], log_file)
+        _detach(session, queue.describe()["target"], log_file)
         return
     from queuectl.runner.log import EventLog
     from queuectl.runner.supervisor import Supervisor

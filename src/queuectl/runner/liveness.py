@@ -1,7 +1,9 @@
-"""Who this runner is (host, pid, process start time), and whether a runner on this host is alive.
+"""Who this runner is (host, pid, process start), and the one rule that decides a runner is dead.
 
 A pid alone can be reused; the process start time (with the boot id) cannot, so a runner whose
-pid now belongs to another process is recognised as gone.
+pid now belongs to another process is recognised as gone. A pid means something only inside
+its PID namespace: a runner in another container with the same host name is judged by its
+heartbeat alone.
 """
 
 from __future__ import annotations
@@ -9,6 +11,14 @@ from __future__ import annotations
 import os
 import socket
 from functools import cache
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from queuectl.store import Runner
+
+#: A runner whose heartbeat is older than this many leases is dead, wherever it runs. It beats
+#: every third of a lease, so this is six missed beats; its jobs' leases have expired by then.
+STALE_LEASES = 2
 
 
 @cache
@@ -18,16 +28,19 @@ def host_name() -> str:
 
 
 @cache
-def _boot_id() -> str:
+def _pid_space() -> str:
+    """This boot and PID namespace: where a pid names one process."""
     try:
         with open("/proc/sys/kernel/random/boot_id") as handle:
-            return handle.read().strip()
+            boot = handle.read().strip()
+        namespace = os.stat("/proc/self/ns/pid").st_ino
     except OSError:
         return ""
+    return f"{boot}/{namespace}"
 
 
 def process_started(pid: int) -> str | None:
-    """An identity of the process's start (boot id and start tick), or None where unknown."""
+    """An identity of the process's start (boot, PID namespace, start tick), or None."""
     try:
         with open(f"/proc/{pid}/stat", "rb") as handle:
             data = handle.read()
@@ -35,7 +48,24 @@ def process_started(pid: int) -> str | None:
         return None
     # The command name may hold spaces and parentheses: fields are counted after the last ')'.
     fields = data[data.rindex(b")") + 2 :].split()
-    return f"{_boot_id()}:{fields[19].decode()}"
+    return f"{_pid_space()}:{fields[19].decode()}"
+
+
+def is_dead(runner: Runner, now_ms: int, lease_s: float) -> bool:
+    """Whether `runner` is gone: silent for STALE_LEASES leases, or, on this host and in this
+    PID namespace, its process is no longer the one that registered."""
+    if now_ms - runner.heartbeat_at_ms > STALE_LEASES * lease_s * 1000:
+        return True
+    if runner.host != host_name() or not _same_pid_space(runner.pid_started):
+        return False
+    return not is_alive(runner.pid, runner.pid_started)
+
+
+def _same_pid_space(pid_started: str | None) -> bool:
+    if pid_started is None:
+        return True  # an older record: it said nothing, as on a host without /proc
+    space, _, _ = pid_started.rpartition(":")
+    return space == _pid_space()
 
 
 def is_alive(pid: int, pid_started: str | None) -> bool:

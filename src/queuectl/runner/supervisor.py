@@ -26,7 +26,7 @@ from queuectl.lifecycle import Outcome, Settlement
 from queuectl.models import COMPLETED, DEAD
 from queuectl.runner import executor
 from queuectl.runner.executor import Attempt
-from queuectl.runner.liveness import host_name, is_alive, process_started
+from queuectl.runner.liveness import host_name, is_dead, process_started
 from queuectl.runner.log import EventLog
 from queuectl.store import Runner, Store, open_store
 
@@ -34,7 +34,6 @@ POLL_S = 2.0  # the fallback claim poll, for a wakeup that was lost
 TICK_S = 1.0  # housekeeping: dead runners, expired leases, cancellations, live output
 CONFIG_S = 2.0  # a config change reaches running runners within this
 CONTROL_MIN_S = 0.2  # at most this often do wakeups trigger a check of stop requests and cancels
-STALE_LEASES = 3  # a runner silent for this many leases is removed from the list
 TRIM_SLACK = 1 << 20  # output beyond output_limit that may pile up before it is freed
 STORE_RETRY_S = 1.0  # how often an unreachable store is tried again
 STORE_GIVE_UP_S = 30.0  # how long unwritten results may hold a stopping runner's exit
@@ -138,14 +137,18 @@ class Supervisor:
         return self.exit_code
 
     def _register(self) -> None:
-        now_ms = self.store.clock.now_ms()
         self.store.register_runner(
             Runner(
-                id=self.id, host=host_name(), pid=os.getpid(), workers=self.count,
-                queues=self.queues, started_at_ms=now_ms, heartbeat_at_ms=now_ms,
+                id=self.id,
+                host=host_name(),
+                pid=os.getpid(),
+                workers=self.count,
+                queues=self.queues,
+                started_at_ms=0,  # stamped by the store's clock
+                heartbeat_at_ms=0,
                 pid_started=process_started(os.getpid()),
             )
-        )  # fmt: skip
+        )
 
     def _on_signal(self, signum: int, frame: Any) -> None:
         self.signals.append(signum)
@@ -286,13 +289,18 @@ class Supervisor:
             self.unreleased.append((claim.id, claim.attempt))
         elif not attempt.abandoned:
             output = executor.tail(attempt, int(self.config["output_limit"]))
+            ended = time.monotonic()
             self.unsent.append(
                 Outcome(
-                    claim.id, claim.attempt, attempt.exit_code, attempt.error,
-                    attempt.started_at_ms, time.time_ns() // 1_000_000,
-                    output if output or claim.attempt > 1 else None,
+                    claim.id,
+                    claim.attempt,
+                    attempt.exit_code,
+                    attempt.error,
+                    duration_ms=round((ended - attempt.started_mono) * 1000),
+                    output=output if output or claim.attempt > 1 else None,
+                    ended_mono=ended,
                 )
-            )  # fmt: skip
+            )
         executor.close(attempt)
 
     def _exchange(self, now: float) -> None:
@@ -308,17 +316,17 @@ class Supervisor:
         want = free if free > 0 and not self.stopping and wants_work else 0
         if not outcomes and not want:
             return
-        settled, claims = self.store.finish_and_claim(
+        exchange = self.store.finish_and_claim(
             self.id, outcomes, want, self.queues, float(self.config["lease_seconds"])
         )
         self.unsent = []
         for outcome in outcomes:
-            self._log_outcome(outcome, settled.get(outcome.job_id))
+            self._log_outcome(outcome, exchange.settled.get(outcome.job_id))
         if want:
-            self.may_have_work = len(claims) == want
+            self.may_have_work = len(exchange.claims) == want
             if not self.may_have_work:
-                self.next_claim_at = self._next_claim_time(now)
-        for claim in claims:
+                self.next_claim_at = self._next_claim_time(now, exchange.next_due_ms)
+        for claim in exchange.claims:
             attempt = executor.start(claim, self.base_env, float(self.config["job_timeout"]))
             self.running[claim.id] = attempt
             if attempt.pgid is not None:
@@ -329,9 +337,9 @@ class Supervisor:
                 job=claim.id, attempt=claim.attempt, queue=claim.queue,
             )  # fmt: skip
 
-    def _next_claim_time(self, now: float) -> float:
-        """When to look again: the next delayed job, or the fallback poll."""
-        due_ms = self.store.next_due_ms()
+    def _next_claim_time(self, now: float, due_ms: int | None) -> float:
+        """When to look again: the next delayed job (as the claim saw it), or the fallback
+        poll."""
         poll_at = now + POLL_S
         if due_ms is None:
             return poll_at
@@ -341,11 +349,15 @@ class Supervisor:
         return min(poll_at, time.monotonic() + max(0.0, wait_s))
 
     def _log_outcome(self, outcome: Outcome, settlement: Settlement | None) -> None:
-        took = f"in {outcome.finished_at_ms - outcome.started_at_ms}ms"
+        took = f"in {outcome.duration_ms}ms"
         how = outcome.error or f"exit {outcome.exit_code}"
         job = outcome.job_id
-        fields: dict[str, Any] = {"job": job, "attempt": outcome.attempt, "exit_code": outcome.exit_code,
-                  "duration_ms": outcome.finished_at_ms - outcome.started_at_ms}  # fmt: skip
+        fields: dict[str, Any] = {
+            "job": job,
+            "attempt": outcome.attempt,
+            "exit_code": outcome.exit_code,
+            "duration_ms": outcome.duration_ms,
+        }
         if settlement is None:
             self.log("fenced", f"finished {job} ({how}) but it is no longer ours", **fields)
         elif settlement.state == COMPLETED:
@@ -355,9 +367,7 @@ class Supervisor:
                 "dead", f"dead {job} ({settlement.last_error}) {took}", important=True, **fields
             )
         else:
-            wait_s = (
-                (settlement.run_at_ms or outcome.finished_at_ms) - outcome.finished_at_ms
-            ) / 1000
+            wait_s = settlement.retry_in_s
             self.log(
                 "failed", f"failed {job} ({how}) {took}; retry in {wait_s:g}s",
                 retry_in_s=wait_s, **fields,
@@ -387,8 +397,8 @@ class Supervisor:
         if now >= self.next_config:
             self.config = self.store.config()
             self.next_config = now + CONFIG_S
+        self._control(now)  # first: our own leases are renewed before expired ones are reaped
         self._reap()
-        self._control(now)
         self._sync_output(now)
         self._fire_schedules(now)
 
@@ -400,15 +410,17 @@ class Supervisor:
         due_ms = self.store.next_schedule_ms()
         now_ms = self.store.clock.now_ms()
         if due_ms is not None and due_ms <= now_ms:
-            for name, job_id, error in self.store.fire_schedules():
-                if error:
+            for firing in self.store.fire_schedules():
+                name = firing.schedule
+                if firing.error:
                     self.log(
                         "schedule_failed",
-                        f"schedule {name} could not enqueue: {error}",
+                        f"schedule {name} could not enqueue: {firing.error}",
                         important=True,
                         schedule=name,
                     )
                 else:
+                    job_id = firing.job_id
                     self.log(
                         "scheduled", f"schedule {name} enqueued {job_id}", schedule=name, job=job_id
                     )
@@ -455,17 +467,11 @@ class Supervisor:
     def _reap(self) -> None:
         """Recover the jobs of dead runners (at once on this host) and of expired leases."""
         now_ms = self.store.clock.now_ms()
-        stale_ms = STALE_LEASES * float(self.config["lease_seconds"]) * 1000
+        lease_s = float(self.config["lease_seconds"])
         dead = [
-            r.id
-            for r in self.store.runners()
-            if r.id != self.id
-            and (
-                (r.host == host_name() and not is_alive(r.pid, r.pid_started))
-                or now_ms - r.heartbeat_at_ms > stale_ms
-            )
+            r.id for r in self.store.runners() if r.id != self.id and is_dead(r, now_ms, lease_s)
         ]
-        for job_id in self.store.reap(dead):
+        for job_id in self.store.reap(dead, exclude=self.id):
             self.log("lost", f"recovered {job_id}: its runner was lost", important=True, job=job_id)
 
     def _sync_output(self, now: float) -> None:
@@ -479,4 +485,6 @@ class Supervisor:
                 executor.trim(attempt, limit)
             if size != attempt.synced_size:
                 attempt.synced_size = size
-                self.store.save_output(attempt.claim.id, executor.tail(attempt, limit))
+                claim = attempt.claim
+                tail = executor.tail(attempt, limit)
+                self.store.save_output(self.id, claim.id, claim.attempt, tail)

@@ -1,14 +1,14 @@
-"""The Store interface every backend implements, and open_store(target) that picks one.
+"""The Store interface, the records it exchanges, and open_store(target) that picks a dialect.
 
-Each method is one transaction. Methods that end an attempt are fenced: they change a job only
-while it is still `processing` under the given owner and attempt number.
+Every flow is written once in `store/core.py` (SQLStore); `sqlite.py` and `postgres.py` supply
+only a connection, a transaction, error translation, wakeups and migrations.
 """
 
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from queuectl.errors import InvalidInputError
 
@@ -34,9 +34,20 @@ class Claim:
     priority: int
 
 
+@dataclass(frozen=True)
+class Exchange:
+    """What `finish_and_claim` did: how each outcome settled (fenced-out ones are missing), the
+    jobs claimed, and when the next delayed job falls due (read in the same transaction, so a
+    job that becomes due between a claim and the runner's sleep cannot be missed)."""
+
+    settled: dict[str, Settlement]
+    claims: list[Claim]
+    next_due_ms: int | None = None
+
+
 @dataclass
 class Runner:
-    """A live (or not yet reaped) runner process."""
+    """A runner process as registered in the store."""
 
     id: str
     host: str
@@ -52,6 +63,8 @@ class Runner:
 
 @dataclass
 class Schedule:
+    """A periodic job: its template, and its last and next slots."""
+
     name: str
     cron: str | None
     every_s: float | None
@@ -62,62 +75,207 @@ class Schedule:
     next_at_ms: int
 
 
-class Store(Protocol):
-    """What the queue needs from a database; SQLiteStore and PostgresStore implement it."""
+@dataclass(frozen=True)
+class Firing:
+    """One slot of a schedule fired: the job it enqueued, or why it could not."""
 
-    kind: str
+    schedule: str
+    job_id: str | None
+    error: str | None
+
+
+@dataclass(frozen=True)
+class Bucket:
+    """Durations that fell at or under `bound_ms` (None: over every bound)."""
+
+    bound_ms: int | None
+    count: int
+    total_ms: int
+
+
+@dataclass(frozen=True)
+class Page:
+    """Jobs newest first, and the position to continue from (None: nothing more)."""
+
+    jobs: list[Job]
+    next_before: int | None
+
+
+class Store(Protocol):
+    """What the queue needs from a database. Each method is one transaction (or one read).
+
+    Fenced writes (`finish_and_claim`'s settlements, `release`, `save_output`) change a job only
+    while it is `processing` under the given owner and attempt: a runner that lost a job (lease
+    expired, cancelled) can never overwrite what happened after. Every instant written comes
+    from `now()`, the store's clock (the database server's on PostgreSQL).
+    """
+
+    kind: ClassVar[str]
     clock: Clock
 
-    def migrate(self) -> int: ...
-    def describe(self) -> dict[str, Any]: ...
-    def verify(self) -> None: ...
+    def now(self) -> int:
+        """The store's clock, epoch milliseconds."""
+        ...
+
+    def migrate(self) -> int:
+        """Create or upgrade the schema; its version. Refuses a newer schema."""
+        ...
+
+    def describe(self) -> dict[str, Any]:
+        """Kind, target (without secrets) and schema version."""
+        ...
+
+    def verify(self) -> None:
+        """Check the store's structure; StoreError names the first problem."""
+        ...
+
     def close(self) -> None: ...
 
-    # jobs
-    def enqueue_many(self, jobs: Sequence[NewJob]) -> list[Job]: ...
+    # -- jobs
+
+    def enqueue_many(self, jobs: Sequence[NewJob]) -> list[Job]:
+        """Insert every job or none; a job whose unique_key an active job holds yields that
+        job instead. DuplicateJobError names an id that exists or repeats."""
+        ...
+
     def finish_and_claim(
-        self, owner: str, outcomes: Sequence[Outcome], want: int,
-        queues: Sequence[str] | None, lease_s: float,
-    ) -> tuple[dict[str, Settlement], list[Claim]]: ...  # fmt: skip
-    def release(self, owner: str, job_id: str, attempt: int) -> bool: ...
-    def save_output(self, job_id: str, data: bytes) -> None: ...
-    def owned_jobs(self, owner: str) -> dict[str, int]: ...
-    def next_due_ms(self) -> int | None: ...
+        self,
+        owner: str,
+        outcomes: Sequence[Outcome],
+        want: int,
+        queues: Sequence[str] | None,
+        lease_s: float,
+    ) -> Exchange:
+        """Settle finished attempts still ours, then claim up to `want` due jobs (of `queues`,
+        None: every queue), leased to `owner` for `lease_s`."""
+        ...
+
+    def release(self, owner: str, job_id: str, attempt: int) -> bool:
+        """Give back a job stopped by its runner's shutdown: pending again, attempt returned.
+        Fenced; whether it was still ours."""
+        ...
+
+    def save_output(self, owner: str, job_id: str, attempt: int, data: bytes) -> bool:
+        """Store the running attempt's output so far. Fenced; whether it was still ours."""
+        ...
+
+    def owned_jobs(self, owner: str) -> dict[str, int]:
+        """The jobs leased to `owner` now, with their attempt numbers."""
+        ...
+
     def get(self, job_id: str) -> Job | None: ...
+
     def list_jobs(
-        self, state: str | None, queue: str | None, limit: int | None, before_seq: int | None
-    ) -> list[tuple[int, Job]]: ...
-    def output(self, job_id: str) -> bytes | None: ...
-    def counts(self) -> dict[str, dict[str, int]]: ...
-    def done_since(self, since_ms: int) -> int: ...
-    def cancel(self, job_ids: Sequence[str]) -> list[Job]: ...
-    def retry_dead(self, job_ids: Sequence[str] | None) -> list[str]: ...
-    def purge(self, states: Sequence[str], finished_before_ms: int) -> int: ...
+        self, state: str | None, queue: str | None, limit: int | None, before: int | None
+    ) -> Page:
+        """Jobs newest first, filtered; `before` continues a previous page."""
+        ...
 
-    # runners and leases
-    def register_runner(self, runner: Runner) -> None: ...
-    def heartbeat(self, owner: str, lease_s: float) -> bool | None: ...
+    def output(self, job_id: str) -> bytes | None:
+        """The last attempt's captured output (None if none was stored)."""
+        ...
+
+    def counts(self) -> dict[str, dict[str, int]]:
+        """Jobs per queue, then per state (states with no job are absent)."""
+        ...
+
+    def done_since(self, since_ms: int) -> int:
+        """Jobs completed at or after `since_ms`."""
+        ...
+
+    def finished_per_minute(self, since_ms: int) -> dict[int, dict[str, int]]:
+        """Jobs whose last attempt ended since the instant: minute (epoch ms // 60000) ->
+        state (completed, failed, dead) -> count."""
+        ...
+
+    def attempts_by_queue(self) -> dict[str, dict[str, int]]:
+        """Attempts started by the stored jobs, per queue, then per state."""
+        ...
+
+    def recent_durations(self, since_ms: int, bounds_ms: Sequence[int]) -> dict[str, list[Bucket]]:
+        """Last-attempt durations of jobs finished since the instant, per queue, counted in
+        the smallest bound that holds each (None: beyond the last)."""
+        ...
+
+    def oldest_due(self, now_ms: int) -> dict[str, int]:
+        """Per queue, the earliest run_at of the jobs that may start now."""
+        ...
+
+    def cancel(self, job_ids: Sequence[str]) -> list[Job]:
+        """Cancel jobs that may still run (all or none), cascading to their dependants;
+        returns them as they were before."""
+        ...
+
+    def retry_dead(self, job_ids: Sequence[str] | None) -> list[str]:
+        """Move dead jobs (None: every dead job) back to pending with attempts 0."""
+        ...
+
+    def purge(self, states: Sequence[str], finished_before_ms: int) -> int:
+        """Delete jobs in `states` that finished before the instant; how many."""
+        ...
+
+    # -- runners and leases
+
+    def register_runner(self, runner: Runner) -> None:
+        """Record a runner (its start and heartbeat instants are the store's now)."""
+        ...
+
+    def heartbeat(self, owner: str, lease_s: float) -> bool | None:
+        """Renew the runner and extend every lease it holds by `lease_s`. Whether a stop was
+        requested; None when the runner is not registered (it was taken for dead)."""
+        ...
+
     def unregister_runner(self, owner: str) -> None: ...
-    def runners(self) -> list[Runner]: ...
-    def request_stop(self) -> int: ...
-    def reap(self, dead_owners: Sequence[str]) -> list[str]: ...
 
-    # configuration and queues
+    def runners(self) -> list[Runner]:
+        """Every registered runner, with the jobs it runs."""
+        ...
+
+    def request_stop(self) -> int:
+        """Ask every runner to stop gracefully; how many were asked."""
+        ...
+
+    def reap(self, dead_owners: Sequence[str], exclude: str | None = None) -> list[str]:
+        """Unregister runners known dead and recover their jobs, and those of any expired
+        lease except `exclude`'s, as failed attempts (`worker lost`); the jobs recovered."""
+        ...
+
+    # -- configuration and queues
+
     def config(self) -> dict[str, float]: ...
+
     def set_config(self, key: str, value: float) -> None: ...
-    def queues(self) -> dict[str, bool]: ...
+
+    def queues(self) -> dict[str, bool]:
+        """Queues with settings: name -> paused."""
+        ...
+
     def set_paused(self, queue: str, paused: bool) -> None: ...
 
-    # schedules
-    def add_schedule(self, schedule: Schedule) -> None: ...
-    def remove_schedule(self, name: str) -> bool: ...
-    def schedules(self) -> list[Schedule]: ...
-    def next_schedule_ms(self) -> int | None: ...
-    def fire_schedules(self) -> list[tuple[str, str | None, str | None]]: ...
+    # -- schedules
 
-    # wakeups
-    def notify(self) -> None: ...
-    def listener(self, name: str) -> Listener | None: ...
+    def add_schedule(self, schedule: Schedule) -> None:
+        """Create or replace a schedule by name."""
+        ...
+
+    def remove_schedule(self, name: str) -> bool: ...
+
+    def schedules(self) -> list[Schedule]: ...
+
+    def next_schedule_ms(self) -> int | None:
+        """The earliest next slot of any schedule."""
+        ...
+
+    def fire_schedules(self) -> list[Firing]:
+        """Enqueue one job for each schedule whose slot has come, and move it to its next
+        slot; a slot fires once however many runners call this at the same time."""
+        ...
+
+    # -- wakeups
+
+    def listener(self, name: str) -> Listener | None:
+        """Wakeups for one runner: readable when work may have become available."""
+        ...
 
 
 class Listener(Protocol):
@@ -146,10 +304,7 @@ def open_store(
     `durable=False` (the runner's choice) lets SQLite skip the fsync of each commit: a state
     change lost to a power cut is redone, since delivery is at least once anyway.
     """
-    from queuectl.clock import SystemClock
-
     target = target or default_target()
-    clock = clock or SystemClock()
     if target.startswith(("postgresql://", "postgres://")):
         from queuectl.store.postgres import PostgresStore
 

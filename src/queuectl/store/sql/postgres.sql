@@ -1,4 +1,4 @@
--- Named queries of the PostgreSQL store; each name matches a step of a PostgresStore method
+-- Named queries of the PostgreSQL store; each name matches a step of a flow in store/core.py
 -- and a block of sqlite.sql. Instants are epoch milliseconds on the database's clock.
 -- Names starting `pg_` exist only in this dialect (migration lock, clock, LISTEN/NOTIFY).
 
@@ -6,6 +6,13 @@
 seq, id, command, state, queue, priority, attempts, max_retries, timeout, run_at, depends_on,
 no_retry_exit_codes, unique_key, cwd, env, created_at, updated_at, started_at, finished_at,
 exit_code, last_error, duration_ms, lease_owner, lease_expires_at
+
+-- name: insert_jobs
+-- A batch with no unique_key and no dependency: nothing to decide, rows go straight in.
+INSERT INTO jobs (id, command, state, queue, priority, max_retries, timeout, run_at, depends_on,
+                  waiting_on, no_retry_exit_codes, unique_key, cwd, env, created_at, updated_at,
+                  finished_at, last_error, scheduled)
+VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
 
 -- name: insert_job
 -- A job whose unique_key an active job holds is not inserted (no row returned): the caller
@@ -86,7 +93,9 @@ UPDATE jobs
 SET state = %(state)s::text, run_at = COALESCE(%(run_at)s::bigint, run_at),
     scheduled = COALESCE(%(run_at)s::bigint > %(now)s::bigint, false),
     finished_at = %(finished_at)s::bigint, exit_code = %(exit_code)s::integer,
-    last_error = %(last_error)s::text, duration_ms = %(duration_ms)s::bigint,
+    last_error = %(last_error)s::text,
+    duration_ms = COALESCE(%(duration_ms)s::bigint,
+                           GREATEST(0, %(finished_at)s::bigint - started_at)),
     updated_at = %(now)s::bigint, lease_owner = NULL, lease_expires_at = NULL
 WHERE id = %(id)s AND state = 'processing' AND lease_owner = %(owner)s
   AND attempts = %(attempt)s::integer
@@ -102,13 +111,24 @@ WHERE id = %(id)s AND state = 'processing' AND lease_owner = %(owner)s
 INSERT INTO job_output (job_id, data) VALUES (%s, %s)
 ON CONFLICT (job_id) DO UPDATE SET data = excluded.data
 
+-- name: save_live_output
+-- Fenced: only while the attempt is still running under this runner, so a runner that
+-- resumes after losing its job cannot overwrite the newer attempt's output, nor leave
+-- output behind for a job deleted meanwhile.
+INSERT INTO job_output (job_id, data)
+SELECT id, %(data)s FROM jobs
+WHERE id = %(id)s AND state = 'processing' AND lease_owner = %(owner)s
+  AND attempts = %(attempt)s::integer
+ON CONFLICT (job_id) DO UPDATE SET data = excluded.data
+
 -- name: get_output
-SELECT data FROM job_output WHERE job_id = %s
+SELECT data AS value FROM job_output WHERE job_id = %s
 
 -- name: unblock_dependants
 -- Dependants of the jobs that just completed (a list) wait on that many fewer.
 UPDATE jobs SET waiting_on = jobs.waiting_on - done.n
-FROM (SELECT job_id, COUNT(*) AS n FROM job_deps WHERE dep_id = ANY(%s) GROUP BY job_id) AS done
+FROM (SELECT job_id, COUNT(*) AS n FROM job_deps WHERE dep_id = ANY(%(ids)s::text[])
+      GROUP BY job_id) AS done
 WHERE jobs.id = done.job_id AND jobs.state = 'pending' AND jobs.waiting_on > 0
 
 -- name: cancel_dependants
@@ -127,12 +147,14 @@ SELECT id, attempts FROM jobs WHERE lease_owner = %s AND state = 'processing'
 
 -- name: expired_jobs
 -- SKIP LOCKED: a row locked now is being settled by its owner or reaped by another runner.
+-- A runner never reaps its own leases (`exclude`): it renews them instead.
 SELECT id, attempts, lease_owner FROM jobs
-WHERE state = 'processing' AND lease_expires_at < %s::bigint
+WHERE state = 'processing' AND lease_expires_at < %(now)s::bigint
+  AND lease_owner <> %(exclude)s::text
 FOR UPDATE SKIP LOCKED
 
 -- name: next_due
-SELECT MIN(run_at) FROM jobs
+SELECT MIN(run_at) AS value FROM jobs
 WHERE scheduled AND state IN ('pending', 'failed') AND run_at > %s::bigint
 
 -- name: cancel_job
@@ -154,10 +176,10 @@ SELECT id FROM jobs WHERE state = 'dead' ORDER BY seq
 DELETE FROM jobs WHERE state = ANY(%(states)s::text[]) AND finished_at < %(before)s::bigint
 
 -- name: counts
-SELECT queue, state, COUNT(*) FROM jobs GROUP BY queue, state
+SELECT queue, state, COUNT(*) AS n FROM jobs GROUP BY queue, state
 
 -- name: done_since
-SELECT COUNT(*) FROM jobs WHERE finished_at >= %s::bigint AND state = 'completed'
+SELECT COUNT(*) AS value FROM jobs WHERE finished_at >= %s::bigint AND state = 'completed'
 
 -- name: config_all
 SELECT key, value FROM config
@@ -207,14 +229,14 @@ FOR UPDATE SKIP LOCKED
 
 -- name: pg_now_ms
 -- clock_timestamp(), not now(): the instant of the read, not of the transaction's start.
-SELECT (extract(epoch FROM clock_timestamp()) * 1000)::bigint
+SELECT (extract(epoch FROM clock_timestamp()) * 1000)::bigint AS value
 
 -- name: pg_migration_lock
 -- Held until commit; advisory locks are per database, so other databases are not blocked.
 SELECT pg_advisory_xact_lock(hashtextextended('queuectl.migrate', 0))
 
 -- name: pg_schema_exists
-SELECT to_regclass('queuectl_schema') IS NOT NULL
+SELECT to_regclass('queuectl_schema') IS NOT NULL AS value
 
 -- name: pg_create_schema_table
 CREATE TABLE IF NOT EXISTS queuectl_schema (
@@ -224,7 +246,7 @@ CREATE TABLE IF NOT EXISTS queuectl_schema (
 )
 
 -- name: pg_schema_version
-SELECT COALESCE(MAX(version), 0) FROM queuectl_schema
+SELECT COALESCE(MAX(version), 0) AS value FROM queuectl_schema
 
 -- name: pg_record_migration
 INSERT INTO queuectl_schema (version, name) VALUES (%s, %s)
@@ -261,8 +283,43 @@ UPDATE schedules SET last_at = %(now)s::bigint, next_at = %(next_at)s::bigint
 WHERE name = %(name)s
 
 -- name: next_schedule
-SELECT MIN(next_at) FROM schedules
+SELECT MIN(next_at) AS value FROM schedules
+
+-- name: savepoint
+SAVEPOINT fire
+
+-- name: release_savepoint
+RELEASE SAVEPOINT fire
+
+-- name: rollback_savepoint
+ROLLBACK TO SAVEPOINT fire
 
 -- name: verify
 -- PostgreSQL guards its own pages (WAL, optional checksums): nothing for queuectl to walk.
-SELECT 'ok'
+SELECT 'ok' AS value
+
+-- name: finished_per_minute
+-- Attempts that ended since an instant, per minute and outcome (failed counts retries too).
+SELECT finished_at / 60000 AS minute, state, COUNT(*) AS n FROM jobs
+WHERE finished_at >= %s::bigint AND state IN ('completed', 'failed', 'dead')
+GROUP BY minute, state
+
+-- name: attempts_by_queue
+SELECT queue, state, SUM(attempts) AS n FROM jobs GROUP BY queue, state
+
+-- name: recent_durations
+-- The last attempt's duration of jobs that finished since an instant, per queue and bucket
+-- (the smallest bound of `bounds`, a list in ms, that holds it; NULL beyond the last).
+SELECT queue, (SELECT MIN(b) FROM unnest(%(bounds)s::bigint[]) AS b WHERE b >= duration_ms)
+           AS bound,
+       COUNT(*) AS n, SUM(duration_ms) AS total_ms
+FROM jobs
+WHERE finished_at >= %(since)s::bigint AND duration_ms IS NOT NULL
+  AND state IN ('completed', 'failed', 'dead')
+GROUP BY queue, bound
+
+-- name: oldest_due
+-- Per queue, the earliest run_at of the jobs that may start now.
+SELECT queue, MIN(run_at) AS run_at FROM jobs
+WHERE state IN ('pending', 'failed') AND waiting_on = 0 AND run_at <= %s::bigint
+GROUP BY queue

@@ -1,4 +1,4 @@
--- Named queries of the SQLite store; each name matches a step of a SQLiteStore method.
+-- Named queries of the SQLite store; each name matches a step of a flow in store/core.py.
 -- Instants are epoch milliseconds.
 
 -- name: job_columns
@@ -6,11 +6,24 @@ seq, id, command, state, queue, priority, attempts, max_retries, timeout, run_at
 no_retry_exit_codes, unique_key, cwd, env, created_at, updated_at, started_at, finished_at,
 exit_code, last_error, duration_ms, lease_owner, lease_expires_at
 
--- name: insert_job
+-- name: insert_jobs
+-- A batch with no unique_key and no dependency: nothing to decide, rows go straight in.
 INSERT INTO jobs (id, command, state, queue, priority, max_retries, timeout, run_at, depends_on,
                   waiting_on, no_retry_exit_codes, unique_key, cwd, env, created_at, updated_at,
                   finished_at, last_error, scheduled)
 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+
+-- name: insert_job
+-- A job whose unique_key an active job holds is not inserted (no row returned): the caller
+-- then looks up the holder. The index predicate makes this the arbiter of the conflict.
+INSERT INTO jobs (id, command, state, queue, priority, max_retries, timeout, run_at, depends_on,
+                  waiting_on, no_retry_exit_codes, unique_key, cwd, env, created_at, updated_at,
+                  finished_at, last_error, scheduled)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT (unique_key)
+    WHERE unique_key IS NOT NULL AND state IN ('pending', 'processing', 'failed')
+    DO NOTHING
+RETURNING seq
 
 -- name: insert_dep
 INSERT OR IGNORE INTO job_deps (dep_id, job_id) VALUES (?, ?)
@@ -62,8 +75,8 @@ WHERE id IN (SELECT value FROM json_each(?)) AND state = 'processing' AND lease_
 -- name: settle_job
 UPDATE jobs
 SET state = :state, run_at = COALESCE(:run_at, run_at), scheduled = COALESCE(:run_at > :now, 0),
-    finished_at = :finished_at,
-    exit_code = :exit_code, last_error = :last_error, duration_ms = :duration_ms,
+    finished_at = :finished_at, exit_code = :exit_code, last_error = :last_error,
+    duration_ms = COALESCE(:duration_ms, MAX(0, :finished_at - started_at)),
     updated_at = :now, lease_owner = NULL, lease_expires_at = NULL
 WHERE id = :id AND state = 'processing' AND lease_owner = :owner AND attempts = :attempt
 
@@ -77,8 +90,18 @@ WHERE id = :id AND state = 'processing' AND lease_owner = :owner AND attempts = 
 INSERT INTO job_output (job_id, data) VALUES (?, ?)
 ON CONFLICT (job_id) DO UPDATE SET data = excluded.data
 
+-- name: save_live_output
+-- Fenced: only while the attempt is still running under this runner, so a runner that
+-- resumes after losing its job cannot overwrite the newer attempt's output, nor leave
+-- output behind for a job deleted meanwhile. (`WHERE true`: SQLite's upsert after SELECT.)
+INSERT INTO job_output (job_id, data)
+SELECT id, :data FROM jobs
+WHERE id = :id AND state = 'processing' AND lease_owner = :owner AND attempts = :attempt
+  AND true
+ON CONFLICT (job_id) DO UPDATE SET data = excluded.data
+
 -- name: get_output
-SELECT data FROM job_output WHERE job_id = ?
+SELECT data AS value FROM job_output WHERE job_id = ?
 
 -- name: unblock_dependants
 -- Dependants of the jobs that just completed (a JSON list) wait on that many fewer.
@@ -104,11 +127,12 @@ WHERE id IN (SELECT id FROM doomed) AND state IN ('pending', 'failed')
 SELECT id, attempts FROM jobs WHERE lease_owner = ? AND state = 'processing'
 
 -- name: expired_jobs
+-- A runner never reaps its own leases (`exclude`): it renews them instead.
 SELECT id, attempts, lease_owner FROM jobs
-WHERE state = 'processing' AND lease_expires_at < ?
+WHERE state = 'processing' AND lease_expires_at < :now AND lease_owner <> :exclude
 
 -- name: next_due
-SELECT MIN(run_at) FROM jobs INDEXED BY jobs_scheduled
+SELECT MIN(run_at) AS value FROM jobs INDEXED BY jobs_scheduled
 WHERE scheduled = 1 AND state IN ('pending', 'failed') AND run_at > ?
 
 -- name: cancel_job
@@ -131,10 +155,10 @@ DELETE FROM jobs
 WHERE state IN (SELECT value FROM json_each(:states)) AND finished_at < :before
 
 -- name: counts
-SELECT queue, state, COUNT(*) FROM jobs GROUP BY queue, state
+SELECT queue, state, COUNT(*) AS n FROM jobs GROUP BY queue, state
 
 -- name: done_since
-SELECT COUNT(*) FROM jobs INDEXED BY jobs_finished
+SELECT COUNT(*) AS value FROM jobs INDEXED BY jobs_finished
 WHERE finished_at >= ? AND finished_at IS NOT NULL AND +state = 'completed'
 
 -- name: config_all
@@ -199,8 +223,43 @@ WHERE next_at <= ? ORDER BY next_at
 UPDATE schedules SET last_at = :now, next_at = :next_at WHERE name = :name
 
 -- name: next_schedule
-SELECT MIN(next_at) FROM schedules
+SELECT MIN(next_at) AS value FROM schedules
+
+-- name: savepoint
+SAVEPOINT fire
+
+-- name: release_savepoint
+RELEASE SAVEPOINT fire
+
+-- name: rollback_savepoint
+ROLLBACK TO SAVEPOINT fire
 
 -- name: verify
 -- `init` reads the whole file's structure, so corruption is named now rather than met later.
 PRAGMA quick_check
+
+-- name: finished_per_minute
+-- Attempts that ended since an instant, per minute and outcome (failed counts retries too).
+SELECT finished_at / 60000 AS minute, state, COUNT(*) AS n FROM jobs INDEXED BY jobs_finished
+WHERE finished_at >= ? AND finished_at IS NOT NULL
+  AND +state IN ('completed', 'failed', 'dead')
+GROUP BY minute, state
+
+-- name: attempts_by_queue
+SELECT queue, state, SUM(attempts) AS n FROM jobs GROUP BY queue, state
+
+-- name: recent_durations
+-- The last attempt's duration of jobs that finished since an instant, per queue and bucket
+-- (the smallest bound of `bounds`, a JSON list in ms, that holds it; NULL beyond the last).
+SELECT queue, (SELECT MIN(value) FROM json_each(:bounds) WHERE value >= duration_ms) AS bound,
+       COUNT(*) AS n, SUM(duration_ms) AS total_ms
+FROM jobs INDEXED BY jobs_finished
+WHERE finished_at >= :since AND finished_at IS NOT NULL AND duration_ms IS NOT NULL
+  AND +state IN ('completed', 'failed', 'dead')
+GROUP BY queue, bound
+
+-- name: oldest_due
+-- Per queue, the earliest run_at of the jobs that may start now.
+SELECT queue, MIN(run_at) AS run_at FROM jobs
+WHERE state IN ('pending', 'failed') AND waiting_on = 0 AND run_at <= ?
+GROUP BY queue

@@ -1,0 +1,787 @@
+"""SQLStore: every flow of the queue written once, over a dialect's connection and named SQL.
+
+A dialect (sqlite.py, postgres.py) supplies only what differs between databases: a connection
+and a write transaction, how driver errors are retried or translated (`_attempt`), how list and
+JSON parameters are encoded, which driver error is a unique violation, wakeups, migrations.
+Rows are read by column name (sqlite3.Row, psycopg's dict_row) and mapped to records here.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import random
+import time
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
+from typing import TYPE_CHECKING, Any, ClassVar, Concatenate, ParamSpec, TypeVar
+
+from queuectl import lifecycle
+from queuectl.config import DEFAULTS
+from queuectl.errors import (
+    ConflictError,
+    DuplicateJobError,
+    InvalidInputError,
+    NotFoundError,
+    QueuectlError,
+    StoreError,
+    WrongStateError,
+)
+from queuectl.models import (
+    CANCELLABLE_STATES,
+    CANCELLED,
+    COMPLETED,
+    DEAD,
+    PENDING,
+    Job,
+    NewJob,
+    new_job,
+)
+from queuectl.store import Bucket, Claim, Exchange, Firing, Page, Runner, Schedule
+from queuectl.store.queries import load_queries
+
+if TYPE_CHECKING:
+    from queuectl.clock import Clock
+
+P = ParamSpec("P")
+T = TypeVar("T")
+S = TypeVar("S", bound="SQLStore")
+
+#: A unique_key taken by a concurrent enqueue between our look and our insert is looked up
+#: again; this many times at most.
+CONFLICT_RETRIES = 5
+CONFIG_TTL_S = 1.0  # how stale the configuration used for settling may be
+FAR_FUTURE = 2**62
+
+
+def operation(
+    *, runner: bool = False, replayable: bool = True
+) -> Callable[[Callable[Concatenate[S, P], T]], Callable[Concatenate[S, P], T]]:
+    """Mark a store method as one operation, run through its dialect's `_attempt`.
+
+    `runner`: a runner calls it and would rather wait out an unreachable store than fail.
+    `replayable`: running it twice equals running it once, so a connection lost during
+    COMMIT may be answered by running it again.
+    """
+
+    def decorate(method: Callable[Concatenate[S, P], T]) -> Callable[Concatenate[S, P], T]:
+        def wrapper(self: S, /, *args: P.args, **kwargs: P.kwargs) -> T:
+            return self._attempt(lambda: method(self, *args, **kwargs), runner, replayable)
+
+        functools.update_wrapper(wrapper, method)
+        return wrapper
+
+    return decorate
+
+
+class SQLStore:
+    """The Store over any SQL dialect; subclasses supply the connection and the encodings."""
+
+    kind: ClassVar[str]
+    #: The driver's error for a unique violation.
+    unique_violation: ClassVar[type[Exception]]
+    clock: Clock
+    q: dict[str, str]
+
+    def __init__(self, clock: Clock) -> None:
+        self.clock = clock
+        queries = load_queries(self.kind)
+        columns = queries["job_columns"]
+        self.q = {name: sql.replace("{job_columns}", columns) for name, sql in queries.items()}
+        self._config_cache: tuple[float, dict[str, float]] | None = None
+
+    # -- what a dialect supplies
+
+    def _attempt(self, call: Callable[[], T], runner: bool, replayable: bool) -> T:
+        """Run one operation: retry what the dialect may retry, translate driver errors."""
+        raise NotImplementedError
+
+    def _connection(self) -> Any:
+        """This thread's connection, for reads outside a transaction."""
+        raise NotImplementedError
+
+    def _transaction(self) -> AbstractContextManager[Any]:
+        """One write transaction; yields the connection."""
+        raise NotImplementedError
+
+    def _many(self, conn: Any, name: str, rows: Sequence[Sequence[Any] | dict[str, Any]]) -> None:
+        """Run one named statement for every row of parameters, in few round trips."""
+        raise NotImplementedError
+
+    def _list(self, values: Sequence[Any]) -> Any:
+        """A list as a query parameter."""
+        raise NotImplementedError
+
+    def _json(self, value: Any) -> Any:
+        """A JSON value as a query parameter."""
+        raise NotImplementedError
+
+    def _from_json(self, value: Any) -> Any:
+        """A JSON column as Python data."""
+        raise NotImplementedError
+
+    def _wake(self, conn: Any) -> None:
+        """Wake the runners once the current transaction commits (work may be available)."""
+        raise NotImplementedError
+
+    # -- helpers
+
+    def now(self) -> int:
+        return self.clock.now_ms()
+
+    def _value(self, conn: Any, name: str, params: Sequence[Any] | dict[str, Any] = ()) -> Any:
+        """The `value` column of a one-row query (None without a row)."""
+        row = conn.execute(self.q[name], params).fetchone()
+        return None if row is None else row["value"]
+
+    def _job(self, row: Any) -> Job:
+        """The one mapping of a `job_columns` row to a Job."""
+        return Job(
+            id=row["id"],
+            command=row["command"],
+            state=row["state"],
+            queue=row["queue"],
+            priority=row["priority"],
+            attempts=row["attempts"],
+            max_retries=row["max_retries"],
+            timeout=row["timeout"],
+            run_at_ms=row["run_at"],
+            depends_on=list(self._from_json(row["depends_on"])),
+            no_retry_exit_codes=list(self._from_json(row["no_retry_exit_codes"])),
+            unique_key=row["unique_key"],
+            cwd=row["cwd"],
+            env=dict(self._from_json(row["env"])),
+            created_at_ms=row["created_at"],
+            updated_at_ms=row["updated_at"],
+            started_at_ms=row["started_at"],
+            finished_at_ms=row["finished_at"],
+            exit_code=row["exit_code"],
+            last_error=row["last_error"],
+            duration_ms=row["duration_ms"],
+            lease_owner=row["lease_owner"],
+            lease_expires_at_ms=row["lease_expires_at"],
+        )
+
+    def _schedule(self, row: Any) -> Schedule:
+        return Schedule(
+            name=row["name"],
+            cron=row["cron"],
+            every_s=row["every_s"],
+            tz=row["tz"],
+            job=dict(self._from_json(row["job"])),
+            created_at_ms=row["created_at"],
+            last_at_ms=row["last_at"],
+            next_at_ms=row["next_at"],
+        )
+
+    def _jobs_by_ids(self, conn: Any, ids: Sequence[str]) -> list[Job]:
+        return [self._job(r) for r in conn.execute(self.q["jobs_by_ids"], (self._list(ids),))]
+
+    def _config(self, conn: Any) -> dict[str, float]:
+        config = dict(DEFAULTS)
+        for row in conn.execute(self.q["config_all"]):
+            if row["key"] in config:
+                config[row["key"]] = self._from_json(row["value"])
+        return config
+
+    def _settle_config(self, conn: Any) -> dict[str, float]:
+        """The configuration for settling, read at most every CONFIG_TTL_S: a round trip saved
+        per settlement, and runners pick changes up within seconds anyway (SPEC section 6)."""
+        cached = self._config_cache
+        if cached is None or time.monotonic() - cached[0] > CONFIG_TTL_S:
+            cached = self._config_cache = (time.monotonic(), self._config(conn))
+        return cached[1]
+
+    # -- enqueue
+
+    @operation(replayable=False)
+    def enqueue_many(self, jobs: Sequence[NewJob]) -> list[Job]:
+        if not jobs:
+            return []
+        now = self.now()
+        tried: list[str] = []  # the ids inserted, for naming a duplicate
+        plain = all(not job.depends_on and job.unique_key is None for job in jobs)
+        try:
+            with self._transaction() as conn:
+                default_retries = int(self._config(conn)["max_retries"])
+                if plain:
+                    # Nothing is decided by the database: the rows are the jobs, no read-back.
+                    tried = [job.id or _new_id() for job in jobs]
+                    rows = [
+                        self._insert_row(job, job_id, now, default_retries, 0, None)
+                        for job, job_id in zip(jobs, tried, strict=True)
+                    ]
+                    self._many(conn, "insert_jobs", rows)
+                    created = [_inserted_job(job, row) for job, row in zip(jobs, rows, strict=True)]
+                else:
+                    ids: list[str] = []  # a unique_key's holder stands for the job not inserted
+                    for job in jobs:
+                        job_id = job.id or _new_id()
+                        tried.append(job_id)
+                        held = self._insert_one(conn, job, job_id, now, default_retries)
+                        if held is not None:
+                            tried.pop()
+                        ids.append(held or job_id)
+                    found = {job.id: job for job in self._jobs_by_ids(conn, ids)}
+                    created = [found[job_id] for job_id in ids]
+                self._wake(conn)
+        except self.unique_violation:
+            raise self._duplicate(tried) from None
+        return created
+
+    def _insert_row(
+        self,
+        job: NewJob,
+        job_id: str,
+        now: int,
+        default_retries: int,
+        waiting_on: int,
+        cancelled_by: str | None,
+    ) -> tuple[Any, ...]:
+        """The parameters of `insert_job(s)`, in their column order."""
+        run_at = job.first_run_at(now)
+        max_retries = default_retries if job.max_retries is None else job.max_retries
+        return (
+            job_id,
+            job.command,
+            CANCELLED if cancelled_by else PENDING,
+            job.queue,
+            job.priority,
+            max_retries,
+            job.timeout,
+            run_at,
+            self._json(job.depends_on),
+            waiting_on,
+            self._json(job.no_retry_exit_codes),
+            job.unique_key,
+            job.cwd,
+            self._json(job.env),
+            now,
+            now,
+            now if cancelled_by else None,
+            cancelled_by,
+            run_at > now,
+        )
+
+    def _insert_one(
+        self, conn: Any, job: NewJob, job_id: str, now: int, default_retries: int
+    ) -> str | None:
+        """Insert one job with its dependencies; the id of its unique_key's holder, if any."""
+        waiting_on, cancelled_by = 0, None
+        if job.depends_on:
+            states = {
+                r["id"]: r["state"]
+                for r in conn.execute(self.q["dep_states"], (self._list(job.depends_on),))
+            }
+            unknown = [dep for dep in job.depends_on if dep not in states]
+            if unknown:
+                raise InvalidInputError(f"depends_on: no job {unknown[0]!r}")
+            waiting_on = sum(1 for dep in job.depends_on if states[dep] != COMPLETED)
+            for dep in job.depends_on:
+                if states[dep] in (DEAD, CANCELLED):
+                    cancelled_by = f"dependency {dep} is {states[dep]}"
+                    break
+        row = self._insert_row(job, job_id, now, default_retries, waiting_on, cancelled_by)
+        # A concurrent enqueue may take the key between our look and our insert: the insert
+        # then does nothing (ON CONFLICT), and the next look finds the new holder.
+        for _ in range(CONFLICT_RETRIES):
+            if job.unique_key is not None:
+                held = conn.execute(self.q["find_unique"], (job.unique_key,)).fetchone()
+                if held:
+                    return str(held["id"])
+            if conn.execute(self.q["insert_job"], row).fetchone() is not None:
+                break
+        else:
+            raise StoreError(f"unique_key {job.unique_key!r} kept changing hands; try again")
+        if job.depends_on:
+            self._many(conn, "insert_dep", [(dep, job_id) for dep in job.depends_on])
+        return None
+
+    def _duplicate(self, tried: list[str]) -> DuplicateJobError:
+        """The error for a refused batch (rolled back by now), naming the id that failed: the
+        first that exists already or repeats an earlier one, in insertion order."""
+        existing = {job.id for job in self._jobs_by_ids(self._connection(), tried)}
+        seen: set[str] = set()
+        for job_id in tried:
+            if job_id in existing:
+                return DuplicateJobError(f"job {job_id!r} already exists")
+            if job_id in seen:
+                return DuplicateJobError(f"job {job_id!r} appears twice in the batch")
+            seen.add(job_id)
+        return DuplicateJobError("a job in the batch already exists")
+
+    # -- the runner's exchange
+
+    @operation(runner=True)
+    def finish_and_claim(
+        self,
+        owner: str,
+        outcomes: Sequence[lifecycle.Outcome],
+        want: int,
+        queues: Sequence[str] | None,
+        lease_s: float,
+    ) -> Exchange:
+        # Replayed after a connection lost during COMMIT, outcomes already settled are fenced
+        # out, and claims that did commit stay leased to `owner` until owned_jobs shows them.
+        now = self.now()
+        claims: list[Claim] = []
+        settled: dict[str, lifecycle.Settlement] = {}
+        next_due: int | None = None
+        with self._transaction() as conn:
+            if outcomes:
+                settled = self._settle(conn, owner, outcomes, now)
+            if want > 0:
+                conn.execute(self.q["promote_due"], (now,))
+                rows = conn.execute(
+                    self.q["claim"],
+                    {
+                        "owner": owner,
+                        "now": now,
+                        "lease_until": now + round(lease_s * 1000),
+                        "queues": None if queues is None else self._list(queues),
+                        "want": want,
+                    },
+                ).fetchall()
+                rows.sort(key=lambda r: (-r["priority"], r["run_at"], r["seq"]))
+                claims = [
+                    Claim(
+                        r["id"],
+                        r["attempts"],
+                        r["command"],
+                        r["cwd"],
+                        dict(self._from_json(r["env"])),
+                        r["timeout"],
+                        r["queue"],
+                        r["priority"],
+                    )
+                    for r in rows
+                ]
+                if len(claims) < want:
+                    next_due = self._value(conn, "next_due", (now,))
+        return Exchange(settled, claims, next_due)
+
+    def _settle(
+        self, conn: Any, owner: str, outcomes: Sequence[lifecycle.Outcome], now: int
+    ) -> dict[str, lifecycle.Settlement]:
+        """Apply the outcomes whose attempt is still ours; how each was settled.
+
+        A few statements whatever the number of outcomes: one locking read of the attempts
+        still ours, the settlements and outputs in batches, one update of the dependants.
+        """
+        ids = self._list([outcome.job_id for outcome in outcomes])
+        rows = conn.execute(self.q["fenced_jobs"], (ids, owner)).fetchall()
+        ours = {
+            r["id"]: lifecycle.Fence(
+                r["attempts"], r["max_retries"], list(self._from_json(r["no_retry_exit_codes"]))
+            )
+            for r in rows
+        }
+        mono = time.monotonic()
+
+        def finished_at(outcome: lifecycle.Outcome) -> int:
+            if outcome.ended_mono is None:
+                return now
+            return now - max(0, round((mono - outcome.ended_mono) * 1000))
+
+        config = self._settle_config(conn)
+        decided = lifecycle.settle_ours(outcomes, ours, config, random.random, finished_at)
+        self._many(
+            conn,
+            "settle_job",
+            [lifecycle.settle_params(o, s, owner, now, finished_at(o)) for o, s in decided],
+        )
+        outputs = [(o.job_id, o.output) for o, _ in decided if o.output is not None]
+        if outputs:
+            self._many(conn, "save_output", outputs)
+        for outcome, settlement in decided:
+            if settlement.state in (DEAD, CANCELLED):
+                self._cancel_dependants(conn, outcome.job_id, settlement.state, now)
+        with_dependants = {r["id"] for r in rows if r["has_dependants"]}
+        completed = [
+            o.job_id for o, s in decided if s.state == COMPLETED and o.job_id in with_dependants
+        ]
+        if (
+            completed
+            and conn.execute(self.q["unblock_dependants"], {"ids": self._list(completed)}).rowcount
+        ):
+            self._wake(conn)
+        return {outcome.job_id: settlement for outcome, settlement in decided}
+
+    def _cancel_dependants(self, conn: Any, job_id: str, state: str, now: int) -> None:
+        """A dependency that ends dead or cancelled cancels its dependants, transitively."""
+        conn.execute(
+            self.q["cancel_dependants"],
+            {"id": job_id, "reason": f"dependency {job_id} is {state}", "now": now},
+        )
+
+    @operation()
+    def release(self, owner: str, job_id: str, attempt: int) -> bool:
+        with self._transaction() as conn:
+            changed = conn.execute(
+                self.q["release_job"],
+                {"now": self.now(), "id": job_id, "owner": owner, "attempt": attempt},
+            ).rowcount
+            if changed:
+                self._wake(conn)
+        return bool(changed == 1)
+
+    @operation(runner=True)
+    def save_output(self, owner: str, job_id: str, attempt: int, data: bytes) -> bool:
+        with self._transaction() as conn:
+            changed = conn.execute(
+                self.q["save_live_output"],
+                {"id": job_id, "owner": owner, "attempt": attempt, "data": data},
+            ).rowcount
+        return bool(changed == 1)
+
+    @operation(runner=True)
+    def owned_jobs(self, owner: str) -> dict[str, int]:
+        rows = self._connection().execute(self.q["owned_jobs"], (owner,))
+        return {r["id"]: r["attempts"] for r in rows}
+
+    # -- reading
+
+    @operation()
+    def get(self, job_id: str) -> Job | None:
+        row = self._connection().execute(self.q["get_job"], (job_id,)).fetchone()
+        return None if row is None else self._job(row)
+
+    @operation()
+    def list_jobs(
+        self, state: str | None, queue: str | None, limit: int | None, before: int | None
+    ) -> Page:
+        rows = self._connection().execute(
+            self.q["list_jobs"],
+            {
+                "state": state,
+                "queue": queue,
+                "limit": FAR_FUTURE if limit is None else limit,
+                "before": FAR_FUTURE if before is None else before,
+            },
+        )
+        rows = rows.fetchall()
+        more = limit is not None and limit > 0 and len(rows) == limit
+        return Page([self._job(r) for r in rows], rows[-1]["seq"] if more else None)
+
+    @operation()
+    def output(self, job_id: str) -> bytes | None:
+        data = self._value(self._connection(), "get_output", (job_id,))
+        return None if data is None else bytes(data)
+
+    @operation()
+    def counts(self) -> dict[str, dict[str, int]]:
+        result: dict[str, dict[str, int]] = {}
+        for row in self._connection().execute(self.q["counts"]):
+            result.setdefault(row["queue"], {})[row["state"]] = int(row["n"])
+        return result
+
+    @operation()
+    def done_since(self, since_ms: int) -> int:
+        return int(self._value(self._connection(), "done_since", (since_ms,)))
+
+    @operation()
+    def finished_per_minute(self, since_ms: int) -> dict[int, dict[str, int]]:
+        result: dict[int, dict[str, int]] = {}
+        for row in self._connection().execute(self.q["finished_per_minute"], (since_ms,)):
+            result.setdefault(int(row["minute"]), {})[row["state"]] = int(row["n"])
+        return result
+
+    @operation()
+    def attempts_by_queue(self) -> dict[str, dict[str, int]]:
+        result: dict[str, dict[str, int]] = {}
+        for row in self._connection().execute(self.q["attempts_by_queue"]):
+            result.setdefault(row["queue"], {})[row["state"]] = int(row["n"])
+        return result
+
+    @operation()
+    def recent_durations(self, since_ms: int, bounds_ms: Sequence[int]) -> dict[str, list[Bucket]]:
+        result: dict[str, list[Bucket]] = {}
+        rows = self._connection().execute(
+            self.q["recent_durations"], {"since": since_ms, "bounds": self._list(bounds_ms)}
+        )
+        for row in rows:
+            bound = None if row["bound"] is None else int(row["bound"])
+            bucket = Bucket(bound, int(row["n"]), int(row["total_ms"]))
+            result.setdefault(row["queue"], []).append(bucket)
+        return result
+
+    @operation()
+    def oldest_due(self, now_ms: int) -> dict[str, int]:
+        rows = self._connection().execute(self.q["oldest_due"], (now_ms,))
+        return {row["queue"]: int(row["run_at"]) for row in rows}
+
+    # -- changing jobs
+
+    @operation(replayable=False)
+    def cancel(self, job_ids: Sequence[str]) -> list[Job]:
+        now = self.now()
+        with self._transaction() as conn:
+            before = {job.id: job for job in self._jobs_by_ids(conn, job_ids)}
+            for job_id in job_ids:
+                if job_id not in before:
+                    raise NotFoundError(f"no job {job_id!r}")
+                _check_cancellable(before[job_id])
+            for job_id in sorted(set(job_ids)):  # one lock order for every canceller
+                if not conn.execute(self.q["cancel_job"], {"id": job_id, "now": now}).rowcount:
+                    # finished since we looked: all or nothing, so the whole cancel is refused
+                    _check_cancellable(self._jobs_by_ids(conn, [job_id])[0])
+                self._cancel_dependants(conn, job_id, CANCELLED, now)
+            self._wake(conn)  # runners kill what was cancelled
+        return [before[job_id] for job_id in job_ids]
+
+    @operation(replayable=False)
+    def retry_dead(self, job_ids: Sequence[str] | None) -> list[str]:
+        now = self.now()
+        retried: list[str] = []
+        with self._transaction() as conn:
+            named = job_ids is not None
+            if job_ids is None:
+                job_ids = [row["id"] for row in conn.execute(self.q["dead_ids"]).fetchall()]
+            else:
+                states = {job.id: job.state for job in self._jobs_by_ids(conn, job_ids)}
+                for job_id in job_ids:
+                    if job_id not in states:
+                        raise NotFoundError(f"no job {job_id!r}")
+                    if states[job_id] != DEAD:
+                        raise WrongStateError(f"job {job_id!r} is {states[job_id]}, not dead")
+            for job_id in dict.fromkeys(job_ids):
+                try:
+                    changed = conn.execute(
+                        self.q["retry_dead"], {"id": job_id, "now": now}
+                    ).rowcount
+                except self.unique_violation:
+                    raise ConflictError(
+                        f"job {job_id!r} cannot be retried: an active job holds its unique_key"
+                    ) from None
+                if changed:
+                    retried.append(job_id)
+                elif named:  # retried by someone else since we looked
+                    raise WrongStateError(f"job {job_id!r} is no longer dead")
+            if retried:
+                self._wake(conn)
+        return list(job_ids) if named else retried
+
+    @operation()
+    def purge(self, states: Sequence[str], finished_before_ms: int) -> int:
+        with self._transaction() as conn:
+            return int(
+                conn.execute(
+                    self.q["purge"], {"states": self._list(states), "before": finished_before_ms}
+                ).rowcount
+            )
+
+    # -- runners and leases
+
+    @operation(runner=True)
+    def register_runner(self, runner: Runner) -> None:
+        now = self.now()
+        runner.started_at_ms = runner.heartbeat_at_ms = now
+        with self._transaction() as conn:
+            conn.execute(
+                self.q["register_runner"],
+                (
+                    runner.id,
+                    runner.host,
+                    runner.pid,
+                    runner.pid_started,
+                    runner.workers,
+                    None if runner.queues is None else self._json(list(runner.queues)),
+                    now,
+                    now,
+                ),
+            )
+
+    @operation(runner=True)
+    def heartbeat(self, owner: str, lease_s: float) -> bool | None:
+        now = self.now()
+        with self._transaction() as conn:
+            row = conn.execute(self.q["beat_runner"], (now, owner)).fetchone()
+            conn.execute(self.q["renew_leases"], (now + round(lease_s * 1000), owner))
+        return None if row is None else bool(row["stop_requested"])
+
+    @operation()
+    def unregister_runner(self, owner: str) -> None:
+        with self._transaction() as conn:
+            conn.execute(self.q["unregister_runner"], (owner,))
+
+    @operation()
+    def runners(self) -> list[Runner]:
+        conn = self._connection()
+        running: dict[str, list[str]] = {}
+        for row in conn.execute(self.q["running_jobs"]):
+            running.setdefault(row["lease_owner"], []).append(row["id"])
+        return [
+            Runner(
+                id=r["id"],
+                host=r["host"],
+                pid=r["pid"],
+                pid_started=r["pid_started"],
+                workers=r["workers"],
+                queues=None if r["queues"] is None else list(self._from_json(r["queues"])),
+                started_at_ms=r["started_at"],
+                heartbeat_at_ms=r["heartbeat_at"],
+                stop_requested=bool(r["stop_requested"]),
+                running=running.get(r["id"], []),
+            )
+            for r in conn.execute(self.q["runners"]).fetchall()
+        ]
+
+    @operation()
+    def request_stop(self) -> int:
+        with self._transaction() as conn:
+            count = int(conn.execute(self.q["request_stop"]).rowcount)
+            self._wake(conn)
+        return count
+
+    @operation(runner=True)
+    def reap(self, dead_owners: Sequence[str], exclude: str | None = None) -> list[str]:
+        now = self.now()
+        expired = {"now": now, "exclude": exclude or ""}
+        if (
+            not dead_owners
+            and not self._connection().execute(self.q["expired_jobs"], expired).fetchone()
+        ):
+            return []
+        recovered: list[str] = []
+        with self._transaction() as conn:
+            victims: dict[tuple[str, int, str], None] = {}
+            for owner in dead_owners:
+                for row in conn.execute(self.q["jobs_of_owner"], (owner,)).fetchall():
+                    victims[(row["id"], row["attempts"], owner)] = None
+                conn.execute(self.q["unregister_runner"], (owner,))
+            for row in conn.execute(self.q["expired_jobs"], expired).fetchall():
+                victims[(row["id"], row["attempts"], row["lease_owner"])] = None
+            for job_id, attempt, owner in victims:
+                lost = lifecycle.Outcome(job_id, attempt, None, "worker lost", None)
+                recovered += self._settle(conn, owner, [lost], now)
+            if recovered:
+                self._wake(conn)
+        return recovered
+
+    # -- configuration and queues
+
+    @operation()
+    def config(self) -> dict[str, float]:
+        return self._config(self._connection())
+
+    @operation()
+    def set_config(self, key: str, value: float) -> None:
+        self._config_cache = None
+        with self._transaction() as conn:
+            conn.execute(self.q["config_set"], (key, self._json(value)))
+            self._wake(conn)
+
+    @operation()
+    def queues(self) -> dict[str, bool]:
+        rows = self._connection().execute(self.q["queues"])
+        return {row["name"]: bool(row["paused"]) for row in rows}
+
+    @operation()
+    def set_paused(self, queue: str, paused: bool) -> None:
+        with self._transaction() as conn:
+            conn.execute(self.q["set_paused"], (queue, paused))
+            self._wake(conn)
+
+    # -- schedules
+
+    @operation()
+    def add_schedule(self, schedule: Schedule) -> None:
+        with self._transaction() as conn:
+            conn.execute(
+                self.q["upsert_schedule"],
+                {
+                    "name": schedule.name,
+                    "cron": schedule.cron,
+                    "every_s": schedule.every_s,
+                    "tz": schedule.tz,
+                    "job": self._json(schedule.job),
+                    "now": schedule.created_at_ms,
+                    "next_at": schedule.next_at_ms,
+                },
+            )
+            self._wake(conn)
+
+    @operation()
+    def remove_schedule(self, name: str) -> bool:
+        with self._transaction() as conn:
+            return bool(conn.execute(self.q["delete_schedule"], (name,)).rowcount == 1)
+
+    @operation()
+    def schedules(self) -> list[Schedule]:
+        return [self._schedule(r) for r in self._connection().execute(self.q["schedules"])]
+
+    @operation(runner=True)
+    def next_schedule_ms(self) -> int | None:
+        value = self._value(self._connection(), "next_schedule")
+        return None if value is None else int(value)
+
+    @operation(runner=True)
+    def fire_schedules(self) -> list[Firing]:
+        # A schedule another runner is firing at the same moment is skipped (locked on
+        # PostgreSQL; SQLite has one writer), so a slot fires once; replaying after a lost
+        # COMMIT finds the slot moved on already.
+        from queuectl.schedule import next_slot_ms
+
+        now = self.now()
+        fired: list[Firing] = []
+        with self._transaction() as conn:
+            default_retries = int(self._config(conn)["max_retries"])
+            due = [self._schedule(r) for r in conn.execute(self.q["due_schedules"], (now,))]
+            for schedule in due:
+                fired.append(self._fire(conn, schedule, now, default_retries))
+                next_at = next_slot_ms(
+                    schedule.cron, schedule.every_s, schedule.tz, schedule.created_at_ms, now
+                )
+                conn.execute(
+                    self.q["advance_schedule"],
+                    {"now": now, "next_at": next_at, "name": schedule.name},
+                )
+            if fired:
+                self._wake(conn)
+        return fired
+
+    def _fire(self, conn: Any, schedule: Schedule, now: int, default_retries: int) -> Firing:
+        """Enqueue one slot's job inside a savepoint: one bad schedule spoils no other."""
+        job_id = f"{schedule.name}.{schedule.next_at_ms}"
+        conn.execute(self.q["savepoint"])
+        try:
+            held = self._insert_one(conn, new_job(schedule.job), job_id, now, default_retries)
+        except (QueuectlError, self.unique_violation) as exc:
+            conn.execute(self.q["rollback_savepoint"])
+            error = str(exc) if isinstance(exc, QueuectlError) else f"job {job_id!r} exists"
+            return Firing(schedule.name, None, error)
+        conn.execute(self.q["release_savepoint"])
+        return Firing(schedule.name, held or job_id, None)
+
+
+def _check_cancellable(job: Job) -> None:
+    if job.state not in CANCELLABLE_STATES:
+        raise WrongStateError(f"job {job.id!r} is {job.state}; it cannot be cancelled")
+
+
+def _inserted_job(job: NewJob, row: Sequence[Any]) -> Job:
+    """The job just inserted as `row` (in `insert_jobs`' column order)."""
+    return Job(
+        id=row[0],
+        command=row[1],
+        state=row[2],
+        queue=row[3],
+        priority=row[4],
+        attempts=0,
+        max_retries=row[5],
+        timeout=row[6],
+        run_at_ms=row[7],
+        depends_on=list(job.depends_on),
+        no_retry_exit_codes=list(job.no_retry_exit_codes),
+        unique_key=row[11],
+        cwd=row[12],
+        env=dict(job.env),
+        created_at_ms=row[14],
+        updated_at_ms=row[15],
+        finished_at_ms=row[16],
+        last_error=row[17],
+    )
+
+
+def _new_id() -> str:
+    return os.urandom(8).hex()
