@@ -138,3 +138,22 @@ def test_screenshot_of_a_busy_dashboard(live, page, queue: Queue, tmp_path: Path
     page.screenshot(path=str(path), full_page=True)
     assert path.stat().st_size > 10_000
     assert page.errors == []
+
+
+def test_the_api_docs_page_works_offline(live, page) -> None:
+    server = live()
+    requested: list[str] = []
+    page.on("request", lambda request: requested.append(request.url))
+    # Anything not served by queuectl itself fails, as it would on a machine without internet.
+    page.route(
+        "**/*",
+        lambda route: (
+            route.continue_() if route.request.url.startswith(server.url + "/") else route.abort()
+        ),
+    )
+    page.goto(server.url + "/docs")
+    expect(page.locator(".swagger-ui .opblock").first).to_be_visible()
+    expect(page.locator(".swagger-ui .title")).to_contain_text("queuectl")
+    assert requested
+    assert [url for url in requested if not url.startswith(server.url + "/")] == []
+    assert page.errors == []
