@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 
 from fastapi import Depends, FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import FileResponse, JSONResponse
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.exceptions import HTTPException
 from starlette.staticfiles import StaticFiles
@@ -90,6 +90,8 @@ def create_app(target: str | None, token: str | None = None) -> FastAPI:
             "commands: whoever can call this API can run code as the runner's user."
         ),
         lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.queue = queue
     app.state.token = token or None
@@ -108,7 +110,30 @@ def create_app(target: str | None, token: str | None = None) -> FastAPI:
         return FileResponse(STATIC / "index.html", headers={"Cache-Control": "no-cache"})
 
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    _add_docs_page(app)
     return app
+
+
+def _add_docs_page(app: FastAPI) -> None:
+    """/docs: Swagger UI from the files that the fastapi-offline package ships, so it works
+    without internet access."""
+    import fastapi_offline
+    from fastapi.openapi.docs import get_swagger_ui_html
+
+    assets = Path(fastapi_offline.__file__).with_name("static")
+
+    @app.get("/docs", include_in_schema=False)
+    def docs() -> HTMLResponse:
+        return get_swagger_ui_html(
+            openapi_url="/openapi.json",
+            title="queuectl API",
+            swagger_js_url="/docs/swagger-ui-bundle.js",
+            swagger_css_url="/docs/swagger-ui.css",
+            swagger_favicon_url="/docs/favicon.png",
+            swagger_ui_parameters={"validatorUrl": None},
+        )
+
+    app.mount("/docs", StaticFiles(directory=assets), name="docs")
 
 
 async def _queuectl_error(request: Request, exc: QueuectlError) -> JSONResponse:

@@ -27,6 +27,11 @@ from queuectl.cli import Session
 def serve(session: Session, host: str, port: int, token: str | None) -> None:
     """Serve the HTTP API and the dashboard. Enqueue runs shell commands: the API is remote
     code execution for whoever can call it, so keep it on loopback or behind a token."""
+    from queuectl.extras import require
+
+    require(
+        "queuectl serve", "server", "fastapi", "uvicorn", "prometheus_client", "fastapi_offline"
+    )
     from queuectl.api.app import is_loopback
 
     token = token or None

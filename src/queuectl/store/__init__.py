@@ -306,6 +306,9 @@ def open_store(
     """
     target = target or default_target()
     if target.startswith(("postgresql://", "postgres://")):
+        from queuectl.extras import require
+
+        require("a postgresql:// store", "postgres", "psycopg")
         from queuectl.store.postgres import PostgresStore
 
         store: Store = PostgresStore(target, clock)

@@ -10,6 +10,15 @@
   const PAGE = 50;
 
   const $ = (id) => document.getElementById(id);
+
+  // `queuectl serve` prints the address with `#token=...`: keep the token for this tab only and
+  // take it out of the address bar and the history at once.
+  (function takeTokenFromAddress() {
+    const match = /^#token=([^&]+)/.exec(location.hash);
+    if (!match) return;
+    sessionStorage.setItem(TOKEN_KEY, decodeURIComponent(match[1]));
+    history.replaceState(null, "", location.pathname + location.search);
+  })();
   let jobLimit = PAGE;
   let selectedId = null;
   let timer = null;
@@ -35,8 +44,23 @@
     return el("span", { class: "state " + known }, state);
   }
 
+  // One format for every instant on the page, as the CLI prints them: local time, 24-hour
+  // clock, the zone named (2026-11-27 23:33:28 CET).
+  const CLOCK = new Intl.DateTimeFormat(undefined, {
+    year: "numeric", month: "2-digit", day: "2-digit", hour: "2-digit", minute: "2-digit",
+    second: "2-digit", hourCycle: "h23", timeZoneName: "short",
+  });
+
+  function localTime(date) {
+    const part = {};
+    for (const { type, value } of CLOCK.formatToParts(date)) part[type] = value;
+    return `${part.year}-${part.month}-${part.day} ${part.hour}:${part.minute}:${part.second} ${part.timeZoneName}`;
+  }
+
   function when(iso) {
-    return iso ? iso.replace("T", " ").replace(/\.\d+Z$/, "") : "";
+    if (!iso) return "";
+    const date = new Date(iso);
+    return Number.isNaN(date.getTime()) ? String(iso) : localTime(date);
   }
 
   function ago(iso) {
@@ -117,7 +141,7 @@
   function renderQueues(queues) {
     const rows = Object.entries(queues).map(([name, q]) =>
       el("tr", { "data-queue": name },
-        el("td", {}, name),
+        el("td", { class: "queue", title: name }, name),
         el("td", {}, q.paused ? "paused" : "active"),
         ...STATES.map((s) => el("td", {}, q.counts[s] || 0)),
         el("td", {}, el("button", {
@@ -131,10 +155,11 @@
   function renderRunners(runners) {
     replaceRows($("runners"), runners.map((r) =>
       el("tr", {},
-        el("td", {}, r.host), el("td", {}, r.pid), el("td", {}, r.workers),
-        el("td", {}, (r.queues || ["*"]).join(", ")), el("td", {}, when(r.started_at)),
-        el("td", { title: r.heartbeat_at }, ago(r.heartbeat_at)),
-        el("td", {}, r.running.join(" ") || "-"))));
+        el("td", { class: "queue", title: r.host }, r.host), el("td", {}, r.pid), el("td", {}, r.workers),
+        el("td", { class: "queue", title: (r.queues || ["*"]).join(", ") }, (r.queues || ["*"]).join(", ")),
+        el("td", {}, when(r.started_at)),
+        el("td", { title: when(r.heartbeat_at) }, ago(r.heartbeat_at)),
+        el("td", { class: "ids", title: r.running.join(" ") }, r.running.join(" ") || "-"))));
     $("no-runner").hidden = runners.length > 0;
   }
 
@@ -143,7 +168,8 @@
     const jobs = needle ? page.jobs.filter((j) => j.id.includes(needle)) : page.jobs;
     replaceRows($("jobs"), jobs.map((j) =>
       el("tr", { "data-id": j.id, class: j.id === selectedId ? "selected" : "", onclick: () => select(j.id) },
-        el("td", {}, j.id), el("td", {}, stateBadge(j.state)), el("td", {}, j.queue),
+        el("td", { class: "id", title: j.id }, j.id), el("td", {}, stateBadge(j.state)),
+        el("td", { class: "queue", title: j.queue }, j.queue),
         el("td", { class: "command", title: j.command }, j.command),
         el("td", {}, `${j.attempts}/${j.max_retries + 1}`), el("td", {}, when(j.created_at)),
         el("td", { class: "error", title: j.last_error || "" }, j.last_error || ""))));
@@ -153,7 +179,7 @@
   function renderDlq(jobs) {
     replaceRows($("dlq"), jobs.map((j) =>
       el("tr", { "data-id": j.id },
-        el("td", {}, j.id), el("td", {}, j.queue),
+        el("td", { class: "id", title: j.id }, j.id), el("td", { class: "queue", title: j.queue }, j.queue),
         el("td", { class: "command", title: j.command }, j.command),
         el("td", {}, j.attempts), el("td", {}, when(j.finished_at)),
         el("td", { class: "error", title: j.last_error || "" }, j.last_error || ""),
@@ -172,32 +198,47 @@
     return node;
   }
 
+  let lastSeries = null;
+
   function renderChart(series) {
-    const W = 720, H = 180, left = 36, bottom = 20, top = 8;
+    lastSeries = series;
+    const box = $("chart");
+    const W = Math.max(240, Math.floor(box.clientWidth)), H = 180, left = 36, right = 4, bottom = 20, top = 8;
     const buckets = series.buckets;
     const max = Math.max(1, ...buckets.map((b) => b.completed + b.failed));
     const scale = (H - bottom - top) / max;
-    const step = (W - left) / buckets.length;
-    const chart = svg("svg", { viewBox: `0 0 ${W} ${H}`, role: "img", "aria-label": "jobs finished per minute" });
-    chart.append(svg("line", { class: "axis", x1: left, y1: H - bottom, x2: W, y2: H - bottom }));
+    const step = (W - left - right) / Math.max(1, buckets.length);
+    const chart = svg("svg", { viewBox: `0 0 ${W} ${H}`, width: W, height: H, role: "img", "aria-label": "jobs finished per minute" });
+    chart.append(svg("line", { class: "axis", x1: left, y1: H - bottom, x2: W - right, y2: H - bottom }));
     chart.append(svg("text", { x: left - 6, y: top + 10, "text-anchor": "end" }, max));
     chart.append(svg("text", { x: left - 6, y: H - bottom, "text-anchor": "end" }, 0));
     buckets.forEach((b, i) => {
       const x = left + i * step + 1, w = Math.max(1, step - 2);
       const hc = b.completed * scale, hf = b.failed * scale;
       const group = svg("g", {});
-      group.append(svg("title", {}, `${when(b.start).slice(11, 16)} UTC: ${b.completed} completed, ${b.failed} failed`));
+      group.append(svg("title", {}, `${when(b.start)}: ${b.completed} completed, ${b.failed} failed`));
       if (hc) group.append(svg("rect", { class: "bar-completed", x, y: H - bottom - hc, width: w, height: hc }));
       if (hf) group.append(svg("rect", { class: "bar-failed", x, y: H - bottom - hc - hf, width: w, height: hf }));
       group.append(svg("rect", { x, y: top, width: w, height: H - bottom - top, fill: "transparent" }));
       chart.append(group);
     });
-    const labels = [[0, "-60m"], [30, "-30m"], [buckets.length - 1, "now"]];
-    for (const [i, label] of labels) {
-      chart.append(svg("text", { x: left + i * step + step / 2, y: H - 5, "text-anchor": "middle" }, label));
+    // The end labels are anchored inside the drawing, so neither is cut at its edge.
+    const labels = [
+      [left, "start", `-${buckets.length}m`],
+      [left + (W - left - right) / 2, "middle", `-${Math.round(buckets.length / 2)}m`],
+      [W - right, "end", "now"],
+    ];
+    for (const [x, anchor, label] of labels) {
+      chart.append(svg("text", { class: "tick", x, y: H - 5, "text-anchor": anchor }, label));
     }
-    $("chart").replaceChildren(chart);
+    box.replaceChildren(chart);
   }
+
+  let resizeTimer = null;
+  window.addEventListener("resize", () => {
+    clearTimeout(resizeTimer);
+    resizeTimer = setTimeout(() => { if (lastSeries) renderChart(lastSeries); }, 100);
+  });
 
   async function renderDetail() {
     if (selectedId === null) return;
@@ -210,11 +251,13 @@
       return;
     }
     if (id !== selectedId) return;
-    $("detail").hidden = false;
+    const dialog = $("detail");
+    if (!dialog.open) dialog.showModal();
     $("detail-id").textContent = job.id;
     const fields = [];
     for (const [key, value] of Object.entries(job)) {
-      const text = value !== null && typeof value === "object" ? JSON.stringify(value) : value;
+      let text = value !== null && typeof value === "object" ? JSON.stringify(value) : value;
+      if (key.endsWith("_at") && typeof value === "string") text = when(value);
       fields.push(el("dt", {}, key), el("dd", { "data-field": key }, text == null ? "" : text));
     }
     $("detail-fields").replaceChildren(...fields);
@@ -249,7 +292,13 @@
 
   $("detail-cancel").addEventListener("click", () => act(jobPath(selectedId) + "/cancel", "detail-message"));
   $("detail-retry").addEventListener("click", () => act(jobPath(selectedId) + "/retry", "detail-message"));
-  $("detail-close").addEventListener("click", () => { selectedId = null; $("detail").hidden = true; refresh(); });
+  $("detail-close").addEventListener("click", () => $("detail").close());
+  // Escape closes a modal dialog by itself; either way the selection goes with it.
+  $("detail").addEventListener("close", () => {
+    selectedId = null;
+    $("detail-output").textContent = "";
+    refresh();
+  });
   $("dlq-retry-all").addEventListener("click", () => act("/api/dlq/retry", "dlq-message", "POST", { all: true }));
   $("dlq-purge").addEventListener("click", () => {
     if (confirm("Delete every dead job?")) act("/api/dlq", "dlq-message", "DELETE");
@@ -299,7 +348,7 @@
       renderDlq(dlq);
       renderChart(series);
       await renderDetail();
-      $("connection").textContent = "updated " + new Date().toLocaleTimeString();
+      $("connection").textContent = "updated " + localTime(new Date());
       $("connection").className = "muted";
     } catch (error) {
       $("connection").textContent = error.message;
