@@ -75,7 +75,14 @@ KEYS: dict[str, Key] = {
         Key("backoff_jitter", 0, _number(0, 1), "each wait times a random factor in [1-j, 1]"),
         Key("job_timeout", 0, _seconds(0), "seconds before an attempt is killed; 0 = none"),
         Key("lease_seconds", 30, _seconds(1), "a runner silent this long loses its jobs"),
-        Key("output_limit", 65536, _integer(0), "bytes of output kept per job (the tail)"),
+        Key("output_limit", 65536, _integer(0), "bytes of output kept per attempt (the tail)"),
+        Key(
+            "retain_completed",
+            604800,
+            _seconds(0),
+            "seconds completed and cancelled jobs are kept; 0 = forever",
+        ),
+        Key("retain_dead", 0, _seconds(0), "seconds dead jobs are kept; 0 = forever"),
     )
 }
 

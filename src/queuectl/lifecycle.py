@@ -22,6 +22,7 @@ class Outcome:
     #: When the attempt ended, on the runner's monotonic clock: the store turns it into an
     #: instant of its own clock, however long the result waited to be written.
     ended_mono: float | None = None
+    output_dropped: int = 0  # bytes written before `output` (the kept tail)
 
     @property
     def succeeded(self) -> bool:

@@ -11,8 +11,18 @@ from queuectl import config as config_keys
 from queuectl.clock import Clock
 from queuectl.durations import ms_to_iso, parse_duration
 from queuectl.errors import InvalidInputError, NotFoundError
-from queuectl.models import FINISHED_STATES, STATES, Job, NewJob, new_job, validate_id
-from queuectl.store import Bucket, Runner, Schedule, Store, open_store
+from queuectl.models import (
+    CANCELLED,
+    COMPLETED,
+    DEAD,
+    FINISHED_STATES,
+    STATES,
+    Job,
+    NewJob,
+    new_job,
+    validate_id,
+)
+from queuectl.store import Attempt, Bucket, Output, Runner, Schedule, Store, open_store
 
 
 class Queue:
@@ -86,13 +96,30 @@ class Queue:
         page = self._store.list_jobs(state, queue, limit, before)
         return page.jobs, None if page.next_before is None else str(page.next_before)
 
-    def output(self, job_id: str) -> bytes:
-        """The captured output of the job's last attempt (b"" if none yet)."""
-        data = self._store.output(job_id)
-        if data is None:
-            self.get(job_id)
-            return b""
-        return data
+    def attempt_output(self, job_id: str, attempt: int | None = None) -> Output:
+        """What the job's last attempt (or its attempt number `attempt`) wrote, as kept."""
+        found = self._store.output(job_id, attempt)
+        if found is None:
+            job = self.get(job_id)
+            if attempt is not None:
+                raise NotFoundError(f"job {job_id!r} has no attempt {attempt}")
+            return Output(job.attempts, b"", 0)
+        return found
+
+    def output(self, job_id: str, attempt: int | None = None) -> bytes:
+        """The output of the job's last attempt (or of `attempt`), with a marker line first
+        when its start was dropped (b"" if it printed nothing or has not run)."""
+        return self.attempt_output(job_id, attempt).shown()
+
+    def history(self, job_id: str) -> builtins.list[Attempt]:
+        """Every attempt of the job, oldest first."""
+        self.get(job_id)
+        return self._store.history(job_id)
+
+    def detail(self, job_id: str) -> dict[str, Any]:
+        """The job as `show --json` gives it: every field and its history (SPEC 9.3)."""
+        job = self.get(job_id)
+        return {**job.to_dict(), "history": [attempt_dict(a) for a in self._store.history(job_id)]}
 
     def status(self) -> dict[str, Any]:
         """Counts per state and queue, live runners, and jobs completed in the last minute."""
@@ -156,13 +183,31 @@ class Queue:
         """Cancel pending, failed or running jobs (all or none); a running process is killed."""
         return self._store.cancel([validate_id(job_id) for job_id in job_ids])
 
-    def retry(self, *job_ids: str, all: bool = False) -> builtins.list[str]:
-        """Move dead jobs back to pending with attempts reset (`all=True`: every dead job)."""
-        if all:
-            return self._store.retry_dead(None)
+    def cancel_all(self, queue: str | None = None) -> builtins.list[Job]:
+        """Cancel every pending, failed and running job of `queue` (None: of every queue)."""
+        name = None if queue is None else validate_id(queue, "queue")
+        return self._store.cancel(None, name)
+
+    def retry(
+        self, *job_ids: str, all: bool = False, queue: str | None = None
+    ) -> builtins.list[str]:
+        """Move dead jobs back to pending with attempts reset (`all=True`: every dead job, of
+        `queue` if given)."""
+        if all or queue is not None:
+            if job_ids:
+                raise InvalidInputError("name dead jobs or ask for all of them, not both")
+            name = None if queue is None else validate_id(queue, "queue")
+            return self._store.requeue(None, [DEAD], name)
         if not job_ids:
             raise InvalidInputError("name the dead jobs to retry, or use all")
-        return self._store.retry_dead([validate_id(job_id) for job_id in job_ids])
+        return self._store.requeue([validate_id(job_id) for job_id in job_ids], [DEAD])
+
+    def requeue(self, *job_ids: str) -> builtins.list[str]:
+        """Run completed, dead or cancelled jobs again from attempt 0; their history stays."""
+        if not job_ids:
+            raise InvalidInputError("name the jobs to run again")
+        ids = [validate_id(job_id) for job_id in job_ids]
+        return self._store.requeue(ids, [COMPLETED, DEAD, CANCELLED])
 
     def purge(self, state: str, older_than: str | float = 0) -> int:
         """Delete finished jobs in `state` that finished more than `older_than` ago."""
@@ -293,6 +338,20 @@ def runner_dict(runner: Runner) -> dict[str, Any]:
         "started_at": ms_to_iso(runner.started_at_ms),
         "heartbeat_at": ms_to_iso(runner.heartbeat_at_ms),
         "running": list(runner.running),
+    }
+
+
+def attempt_dict(attempt: Attempt) -> dict[str, Any]:
+    """An attempt as SPEC 9.3's history entry."""
+    return {
+        "attempt": attempt.attempt,
+        "runner": attempt.runner,
+        "host": attempt.host,
+        "started_at": ms_to_iso(attempt.started_at_ms),
+        "finished_at": ms_to_iso(attempt.finished_at_ms),
+        "exit_code": attempt.exit_code,
+        "error": attempt.error,
+        "duration_ms": attempt.duration_ms,
     }
 
 

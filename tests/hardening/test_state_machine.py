@@ -62,7 +62,7 @@ def snapshot(queue: Queue) -> str:
     for job in queue._store.list_jobs(None, None, None, None).jobs:
         jobs.append(
             {**job.to_dict(), "lease_owner": job.lease_owner, "lease": job.lease_expires_at_ms,
-             "output": (queue._store.output(job.id) or b"").hex()}
+             "output": queue.output(job.id).hex()}
         )  # fmt: skip
     return json.dumps(jobs, sort_keys=True)
 
@@ -244,6 +244,7 @@ class QueueMachine(RuleBasedStateMachine):
             m = self.model[job_id]
             assert m.state == "dead"
             m.state, m.attempts, m.run_at_ms = "pending", 0, self.now()
+            m.last_error = None  # the last error lives on in the history
             self.attempts_seen[job_id] = 0  # the one way attempts may go down
 
     @precondition(lambda self: bool(self.model))

@@ -345,7 +345,7 @@ def test_output_is_bytes_and_describe_hides_the_password(store: Any) -> None:
     store.enqueue_many([new_job({"command": "true", "id": "a"})])
     store.finish_and_claim("r1", [], 1, None, 30)
     store.save_output("r1", "a", 1, bytes(range(256)))
-    assert store.output("a") == bytes(range(256))
+    assert store.output("a").data == bytes(range(256))
     described = store.describe()
     assert (described["kind"], described["schema_version"]) == ("postgres", NEWEST)
     from queuectl.store.postgres import _redact

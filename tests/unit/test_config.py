@@ -17,6 +17,8 @@ def test_defaults_are_the_specs() -> None:
         "job_timeout": 0,
         "lease_seconds": 30,
         "output_limit": 65536,
+        "retain_completed": 604800,
+        "retain_dead": 0,
     }
 
 

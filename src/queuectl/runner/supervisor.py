@@ -23,7 +23,7 @@ from typing import Any
 
 from queuectl.errors import StoreError
 from queuectl.lifecycle import Outcome, Settlement
-from queuectl.models import COMPLETED, DEAD
+from queuectl.models import CANCELLED, COMPLETED, DEAD
 from queuectl.runner import executor
 from queuectl.runner.executor import Attempt
 from queuectl.runner.liveness import host_name, is_dead, process_started
@@ -31,6 +31,9 @@ from queuectl.runner.log import EventLog
 from queuectl.store import Runner, Store, open_store
 
 POLL_S = 2.0  # the fallback claim poll, for a wakeup that was lost
+EXPIRY_S = 20.0  # how often finished jobs past their retention are deleted
+EXPIRY_BATCH = 500  # jobs deleted per transaction: short enough never to hold up a claim
+EXPIRY_MAX_BATCHES = 20  # per round; a backlog is worked off over several rounds
 TICK_S = 1.0  # housekeeping: dead runners, expired leases, cancellations, live output
 CONFIG_S = 2.0  # a config change reaches running runners within this
 CONTROL_MIN_S = 0.2  # at most this often do wakeups trigger a check of stop requests and cancels
@@ -64,6 +67,7 @@ class Supervisor:
         self.next_tick = 0.0
         self.next_heartbeat = 0.0
         self.next_config = 0.0
+        self.next_expiry = 0.0
         self.next_schedule_at: float | None = None
         self.unsent: list[Outcome] = []  # results not yet written (the store may be down)
         self.unreleased: list[tuple[str, int]] = []  # jobs stopped by shutdown, to give back
@@ -289,6 +293,7 @@ class Supervisor:
             self.unreleased.append((claim.id, claim.attempt))
         elif not attempt.abandoned:
             output = executor.tail(attempt, int(self.config["output_limit"]))
+            dropped = max(0, executor.output_size(attempt) - len(output))
             ended = time.monotonic()
             self.unsent.append(
                 Outcome(
@@ -297,8 +302,9 @@ class Supervisor:
                     attempt.exit_code,
                     attempt.error,
                     duration_ms=round((ended - attempt.started_mono) * 1000),
-                    output=output if output or claim.attempt > 1 else None,
+                    output=output,
                     ended_mono=ended,
+                    output_dropped=dropped,
                 )
             )
         executor.close(attempt)
@@ -401,6 +407,9 @@ class Supervisor:
         self._reap()
         self._sync_output(now)
         self._fire_schedules(now)
+        if now >= self.next_expiry:
+            self.next_expiry = now + EXPIRY_S
+            self._expire()
 
     def _fire_schedules(self, now: float) -> None:
         """Enqueue the jobs of schedules whose slot has come (the store makes it once per slot)."""
@@ -474,6 +483,18 @@ class Supervisor:
         for job_id in self.store.reap(dead, exclude=self.id):
             self.log("lost", f"recovered {job_id}: its runner was lost", important=True, job=job_id)
 
+    def _expire(self) -> None:
+        """Delete finished jobs older than their retention (SPEC 9.4), in small batches."""
+        now_ms = self.store.clock.now_ms()
+        for states, key in (([COMPLETED, CANCELLED], "retain_completed"), ([DEAD], "retain_dead")):
+            keep_s = float(self.config[key])
+            if keep_s <= 0:
+                continue
+            before_ms = now_ms - round(keep_s * 1000)
+            for _ in range(EXPIRY_MAX_BATCHES):
+                if self.store.expire(states, before_ms, EXPIRY_BATCH) < EXPIRY_BATCH:
+                    break
+
     def _sync_output(self, now: float) -> None:
         """Copy the output of long-running jobs to the store, for `logs --follow` anywhere."""
         limit = int(self.config["output_limit"])
@@ -487,4 +508,5 @@ class Supervisor:
                 attempt.synced_size = size
                 claim = attempt.claim
                 tail = executor.tail(attempt, limit)
-                self.store.save_output(self.id, claim.id, claim.attempt, tail)
+                dropped = max(0, size - len(tail))
+                self.store.save_output(self.id, claim.id, claim.attempt, tail, dropped)

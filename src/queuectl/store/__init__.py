@@ -85,6 +85,35 @@ class Firing:
 
 
 @dataclass(frozen=True)
+class Attempt:
+    """One attempt of a job, as its history keeps it (SPEC 9.3)."""
+
+    attempt: int
+    runner: str | None
+    host: str | None
+    started_at_ms: int
+    finished_at_ms: int | None
+    exit_code: int | None
+    error: str | None
+    duration_ms: int | None
+
+
+@dataclass(frozen=True)
+class Output:
+    """What one attempt wrote: the kept tail, and how many bytes came before it."""
+
+    attempt: int
+    data: bytes
+    dropped: int
+
+    def shown(self) -> bytes:
+        """The output as `logs` shows it: a marker line first when bytes were dropped."""
+        if not self.dropped:
+            return self.data
+        return f"[queuectl: {self.dropped} earlier bytes dropped]\n".encode() + self.data
+
+
+@dataclass(frozen=True)
 class Bucket:
     """Durations that fell at or under `bound_ms` (None: over every bound)."""
 
@@ -155,8 +184,11 @@ class Store(Protocol):
         Fenced; whether it was still ours."""
         ...
 
-    def save_output(self, owner: str, job_id: str, attempt: int, data: bytes) -> bool:
-        """Store the running attempt's output so far. Fenced; whether it was still ours."""
+    def save_output(
+        self, owner: str, job_id: str, attempt: int, data: bytes, dropped: int = 0
+    ) -> bool:
+        """Store the running attempt's output so far (its tail, after `dropped` bytes).
+        Fenced; whether it was still ours."""
         ...
 
     def owned_jobs(self, owner: str) -> dict[str, int]:
@@ -171,8 +203,13 @@ class Store(Protocol):
         """Jobs newest first, filtered; `before` continues a previous page."""
         ...
 
-    def output(self, job_id: str) -> bytes | None:
-        """The last attempt's captured output (None if none was stored)."""
+    def output(self, job_id: str, attempt: int | None = None) -> Output | None:
+        """The output of the job's last attempt, or of its last attempt numbered `attempt`
+        (None: no such attempt)."""
+        ...
+
+    def history(self, job_id: str) -> list[Attempt]:
+        """Every attempt of the job, oldest first."""
         ...
 
     def counts(self) -> dict[str, dict[str, int]]:
@@ -201,17 +238,26 @@ class Store(Protocol):
         """Per queue, the earliest run_at of the jobs that may start now."""
         ...
 
-    def cancel(self, job_ids: Sequence[str]) -> list[Job]:
-        """Cancel jobs that may still run (all or none), cascading to their dependants;
-        returns them as they were before."""
+    def cancel(self, job_ids: Sequence[str] | None, queue: str | None = None) -> list[Job]:
+        """Cancel the named jobs (all or none), or with None every job that may still run (of
+        `queue`, None: of every queue); cascades to dependants. Returns the jobs cancelled,
+        as they were before."""
         ...
 
-    def retry_dead(self, job_ids: Sequence[str] | None) -> list[str]:
-        """Move dead jobs (None: every dead job) back to pending with attempts 0."""
+    def requeue(
+        self, job_ids: Sequence[str] | None, states: Sequence[str], queue: str | None = None
+    ) -> list[str]:
+        """Move finished jobs in `states` back to pending with attempts 0, history kept: the
+        named ones (each must be in one of `states`), or with None every such job (of
+        `queue`)."""
         ...
 
     def purge(self, states: Sequence[str], finished_before_ms: int) -> int:
-        """Delete jobs in `states` that finished before the instant; how many."""
+        """Delete jobs in `states` that finished before the instant, with their history."""
+        ...
+
+    def expire(self, states: Sequence[str], finished_before_ms: int, batch: int) -> int:
+        """Delete at most `batch` such jobs in one short transaction; how many."""
         ...
 
     # -- runners and leases

@@ -33,11 +33,22 @@ from queuectl.models import (
     COMPLETED,
     DEAD,
     PENDING,
+    PROCESSING,
     Job,
     NewJob,
     new_job,
 )
-from queuectl.store import Bucket, Claim, Exchange, Firing, Page, Runner, Schedule
+from queuectl.store import (
+    Attempt,
+    Bucket,
+    Claim,
+    Exchange,
+    Firing,
+    Output,
+    Page,
+    Runner,
+    Schedule,
+)
 from queuectl.store.queries import load_queries
 
 if TYPE_CHECKING:
@@ -343,6 +354,11 @@ class SQLStore:
                     },
                 ).fetchall()
                 rows.sort(key=lambda r: (-r["priority"], r["run_at"], r["seq"]))
+                started = [
+                    {"id": r["id"], "attempt": r["attempts"], "owner": owner, "now": now}
+                    for r in rows
+                ]
+                self._many(conn, "start_attempt", started)
                 claims = [
                     Claim(
                         r["id"],
@@ -390,9 +406,23 @@ class SQLStore:
             "settle_job",
             [lifecycle.settle_params(o, s, owner, now, finished_at(o)) for o, s in decided],
         )
-        outputs = [(o.job_id, o.output) for o, _ in decided if o.output is not None]
-        if outputs:
-            self._many(conn, "save_output", outputs)
+        self._many(
+            conn,
+            "finish_attempt",
+            [
+                {
+                    "id": o.job_id,
+                    "attempt": o.attempt,
+                    "finished_at": finished_at(o),
+                    "exit_code": o.exit_code,
+                    "error": s.last_error,
+                    "duration_ms": o.duration_ms,
+                    "output": o.output,
+                    "dropped": None if o.output is None else o.output_dropped,
+                }
+                for o, s in decided
+            ],
+        )
         for outcome, settlement in decided:
             if settlement.state in (DEAD, CANCELLED):
                 self._cancel_dependants(conn, outcome.job_id, settlement.state, now)
@@ -422,17 +452,18 @@ class SQLStore:
                 {"now": self.now(), "id": job_id, "owner": owner, "attempt": attempt},
             ).rowcount
             if changed:
+                conn.execute(self.q["drop_attempt"], {"id": job_id, "attempt": attempt})
                 self._wake(conn)
         return bool(changed == 1)
 
     @operation(runner=True)
-    def save_output(self, owner: str, job_id: str, attempt: int, data: bytes) -> bool:
+    def save_output(
+        self, owner: str, job_id: str, attempt: int, data: bytes, dropped: int = 0
+    ) -> bool:
+        params = {"id": job_id, "owner": owner, "attempt": attempt, "data": data}
         with self._transaction() as conn:
-            changed = conn.execute(
-                self.q["save_live_output"],
-                {"id": job_id, "owner": owner, "attempt": attempt, "data": data},
-            ).rowcount
-        return bool(changed == 1)
+            changed = conn.execute(self.q["save_live_output"], {**params, "dropped": dropped})
+        return bool(changed.rowcount == 1)
 
     @operation(runner=True)
     def owned_jobs(self, owner: str) -> dict[str, int]:
@@ -464,9 +495,32 @@ class SQLStore:
         return Page([self._job(r) for r in rows], rows[-1]["seq"] if more else None)
 
     @operation()
-    def output(self, job_id: str) -> bytes | None:
-        data = self._value(self._connection(), "get_output", (job_id,))
-        return None if data is None else bytes(data)
+    def output(self, job_id: str, attempt: int | None = None) -> Output | None:
+        row = (
+            self._connection()
+            .execute(self.q["get_output"], {"id": job_id, "attempt": attempt})
+            .fetchone()
+        )
+        if row is None:
+            return None
+        data = b"" if row["output"] is None else bytes(row["output"])
+        return Output(row["attempt"], data, int(row["output_dropped"]))
+
+    @operation()
+    def history(self, job_id: str) -> list[Attempt]:
+        return [
+            Attempt(
+                attempt=row["attempt"],
+                runner=row["runner"],
+                host=row["host"],
+                started_at_ms=row["started_at"],
+                finished_at_ms=row["finished_at"],
+                exit_code=row["exit_code"],
+                error=row["error"],
+                duration_ms=row["duration_ms"],
+            )
+            for row in self._connection().execute(self.q["history"], (job_id,))
+        ]
 
     @operation()
     def counts(self) -> dict[str, dict[str, int]]:
@@ -513,53 +567,69 @@ class SQLStore:
     # -- changing jobs
 
     @operation(replayable=False)
-    def cancel(self, job_ids: Sequence[str]) -> list[Job]:
+    def cancel(self, job_ids: Sequence[str] | None, queue: str | None = None) -> list[Job]:
         now = self.now()
-        with self._transaction() as conn:
-            before = {job.id: job for job in self._jobs_by_ids(conn, job_ids)}
-            for job_id in job_ids:
-                if job_id not in before:
-                    raise NotFoundError(f"no job {job_id!r}")
-                _check_cancellable(before[job_id])
-            for job_id in sorted(set(job_ids)):  # one lock order for every canceller
-                if not conn.execute(self.q["cancel_job"], {"id": job_id, "now": now}).rowcount:
-                    # finished since we looked: all or nothing, so the whole cancel is refused
-                    _check_cancellable(self._jobs_by_ids(conn, [job_id])[0])
-                self._cancel_dependants(conn, job_id, CANCELLED, now)
-            self._wake(conn)  # runners kill what was cancelled
-        return [before[job_id] for job_id in job_ids]
-
-    @operation(replayable=False)
-    def retry_dead(self, job_ids: Sequence[str] | None) -> list[str]:
-        now = self.now()
-        retried: list[str] = []
         with self._transaction() as conn:
             named = job_ids is not None
             if job_ids is None:
-                job_ids = [row["id"] for row in conn.execute(self.q["dead_ids"]).fetchall()]
+                job_ids = self._ids_in_states(conn, sorted(CANCELLABLE_STATES), queue)
+            before = {job.id: job for job in self._jobs_by_ids(conn, job_ids)}
+            for job_id in job_ids if named else ():
+                if job_id not in before:
+                    raise NotFoundError(f"no job {job_id!r}")
+                _check_cancellable(before[job_id])
+            cancelled = []
+            for job_id in sorted(set(job_ids)):  # one lock order for every canceller
+                if not conn.execute(self.q["cancel_job"], {"id": job_id, "now": now}).rowcount:
+                    if named:  # finished since we looked: all or nothing, the cancel is refused
+                        _check_cancellable(self._jobs_by_ids(conn, [job_id])[0])
+                    continue
+                if before[job_id].state == PROCESSING:
+                    conn.execute(self.q["close_attempt"], {"id": job_id, "now": now})
+                self._cancel_dependants(conn, job_id, CANCELLED, now)
+                cancelled.append(job_id)
+            if cancelled:
+                self._wake(conn)  # runners kill what was cancelled
+        return [before[job_id] for job_id in dict.fromkeys(job_ids) if job_id in cancelled]
+
+    @operation(replayable=False)
+    def requeue(
+        self, job_ids: Sequence[str] | None, states: Sequence[str], queue: str | None = None
+    ) -> list[str]:
+        now = self.now()
+        done: list[str] = []
+        with self._transaction() as conn:
+            named = job_ids is not None
+            if job_ids is None:
+                job_ids = self._ids_in_states(conn, states, queue)
             else:
-                states = {job.id: job.state for job in self._jobs_by_ids(conn, job_ids)}
+                found = {job.id: job.state for job in self._jobs_by_ids(conn, job_ids)}
                 for job_id in job_ids:
-                    if job_id not in states:
+                    if job_id not in found:
                         raise NotFoundError(f"no job {job_id!r}")
-                    if states[job_id] != DEAD:
-                        raise WrongStateError(f"job {job_id!r} is {states[job_id]}, not dead")
+                    if found[job_id] not in states:
+                        raise WrongStateError(
+                            f"job {job_id!r} is {found[job_id]}, not {' or '.join(states)}"
+                        )
+            params = {"now": now, "states": self._list(states)}
             for job_id in dict.fromkeys(job_ids):
                 try:
-                    changed = conn.execute(
-                        self.q["retry_dead"], {"id": job_id, "now": now}
-                    ).rowcount
+                    changed = conn.execute(self.q["requeue"], {**params, "id": job_id}).rowcount
                 except self.unique_violation:
                     raise ConflictError(
-                        f"job {job_id!r} cannot be retried: an active job holds its unique_key"
+                        f"job {job_id!r} cannot run again: an active job holds its unique_key"
                     ) from None
                 if changed:
-                    retried.append(job_id)
-                elif named:  # retried by someone else since we looked
-                    raise WrongStateError(f"job {job_id!r} is no longer dead")
-            if retried:
+                    done.append(job_id)
+                elif named:  # requeued by someone else since we looked
+                    raise WrongStateError(f"job {job_id!r} is no longer {' or '.join(states)}")
+            if done:
                 self._wake(conn)
-        return list(job_ids) if named else retried
+        return done
+
+    def _ids_in_states(self, conn: Any, states: Sequence[str], queue: str | None) -> list[str]:
+        params = {"states": self._list(states), "queue": queue}
+        return [row["id"] for row in conn.execute(self.q["ids_in_states"], params).fetchall()]
 
     @operation()
     def purge(self, states: Sequence[str], finished_before_ms: int) -> int:
@@ -569,6 +639,12 @@ class SQLStore:
                     self.q["purge"], {"states": self._list(states), "before": finished_before_ms}
                 ).rowcount
             )
+
+    @operation(runner=True)
+    def expire(self, states: Sequence[str], finished_before_ms: int, batch: int) -> int:
+        params = {"states": self._list(states), "before": finished_before_ms, "batch": batch}
+        with self._transaction() as conn:
+            return int(conn.execute(self.q["expire_finished"], params).rowcount)
 
     # -- runners and leases
 

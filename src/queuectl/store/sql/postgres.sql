@@ -107,22 +107,57 @@ SET state = 'pending', attempts = attempts - 1, lease_owner = NULL, lease_expire
 WHERE id = %(id)s AND state = 'processing' AND lease_owner = %(owner)s
   AND attempts = %(attempt)s::integer
 
--- name: save_output
-INSERT INTO job_output (job_id, data) VALUES (%s, %s)
-ON CONFLICT (job_id) DO UPDATE SET data = excluded.data
+-- name: start_attempt
+-- The history entry of an attempt just claimed; its host is the claiming runner's.
+INSERT INTO attempts (job_id, attempt, runner, host, started_at)
+VALUES (%(id)s, %(attempt)s::integer, %(owner)s::text,
+        (SELECT host FROM runners WHERE id = %(owner)s::text), %(now)s::bigint)
+
+-- name: finish_attempt
+-- The last entry of a job, if it is this attempt and still open. A null output keeps what
+-- the live copy saved.
+UPDATE attempts
+SET finished_at = %(finished_at)s::bigint, exit_code = %(exit_code)s::integer,
+    error = %(error)s::text,
+    duration_ms = COALESCE(%(duration_ms)s::bigint,
+                           GREATEST(0, %(finished_at)s::bigint - started_at)),
+    output = COALESCE(%(output)s::bytea, output),
+    output_dropped = COALESCE(%(dropped)s::bigint, output_dropped)
+WHERE seq = (SELECT MAX(seq) FROM attempts WHERE job_id = %(id)s)
+  AND attempt = %(attempt)s::integer AND finished_at IS NULL
+
+-- name: drop_attempt
+-- An attempt given back by a stopping runner is not history: its number is used again.
+DELETE FROM attempts
+WHERE seq = (SELECT MAX(seq) FROM attempts WHERE job_id = %(id)s)
+  AND attempt = %(attempt)s::integer AND finished_at IS NULL
+
+-- name: close_attempt
+-- A running attempt cancelled: it ends now.
+UPDATE attempts
+SET finished_at = %(now)s::bigint, error = 'cancelled',
+    duration_ms = GREATEST(0, %(now)s::bigint - started_at)
+WHERE seq = (SELECT MAX(seq) FROM attempts WHERE job_id = %(id)s) AND finished_at IS NULL
 
 -- name: save_live_output
--- Fenced: only while the attempt is still running under this runner, so a runner that
--- resumes after losing its job cannot overwrite the newer attempt's output, nor leave
--- output behind for a job deleted meanwhile.
-INSERT INTO job_output (job_id, data)
-SELECT id, %(data)s FROM jobs
-WHERE id = %(id)s AND state = 'processing' AND lease_owner = %(owner)s
-  AND attempts = %(attempt)s::integer
-ON CONFLICT (job_id) DO UPDATE SET data = excluded.data
+-- Fenced: only while the attempt still runs under this runner, so a runner that resumes after
+-- losing its job cannot overwrite a newer attempt's output, nor one of a job deleted meanwhile.
+UPDATE attempts SET output = %(data)s::bytea, output_dropped = %(dropped)s::bigint
+WHERE seq = (SELECT MAX(seq) FROM attempts WHERE job_id = %(id)s)
+  AND attempt = %(attempt)s::integer AND finished_at IS NULL
+  AND EXISTS (SELECT 1 FROM jobs WHERE id = %(id)s AND state = 'processing'
+                                   AND lease_owner = %(owner)s
+                                   AND attempts = %(attempt)s::integer)
 
 -- name: get_output
-SELECT data AS value FROM job_output WHERE job_id = %s
+-- The output of the job's last attempt, or of its last attempt numbered attempt.
+SELECT attempt, output, output_dropped FROM attempts
+WHERE job_id = %(id)s AND (%(attempt)s::integer IS NULL OR attempt = %(attempt)s::integer)
+ORDER BY seq DESC LIMIT 1
+
+-- name: history
+SELECT attempt, runner, host, started_at, finished_at, exit_code, error, duration_ms
+FROM attempts WHERE job_id = %s ORDER BY seq
 
 -- name: unblock_dependants
 -- Dependants of the jobs that just completed (a list) wait on that many fewer.
@@ -158,19 +193,36 @@ SELECT MIN(run_at) AS value FROM jobs
 WHERE scheduled AND state IN ('pending', 'failed') AND run_at > %s::bigint
 
 -- name: cancel_job
+-- (SET expressions see the row as it was: a running job's duration ends now.)
 UPDATE jobs
 SET state = 'cancelled', last_error = 'cancelled', finished_at = %(now)s::bigint,
-    updated_at = %(now)s::bigint, lease_owner = NULL, lease_expires_at = NULL
+    updated_at = %(now)s::bigint,
+    duration_ms = CASE WHEN state = 'processing' THEN GREATEST(0, %(now)s::bigint - started_at)
+                       ELSE duration_ms END,
+    lease_owner = NULL, lease_expires_at = NULL
 WHERE id = %(id)s AND state IN ('pending', 'failed', 'processing')
 
--- name: retry_dead
+-- name: requeue
+-- A finished job runs again from its first attempt; its history stays.
 UPDATE jobs
 SET state = 'pending', attempts = 0, run_at = %(now)s::bigint, scheduled = false,
-    updated_at = %(now)s::bigint, finished_at = NULL
-WHERE id = %(id)s AND state = 'dead'
+    updated_at = %(now)s::bigint, started_at = NULL, finished_at = NULL, exit_code = NULL,
+    last_error = NULL, duration_ms = NULL
+WHERE id = %(id)s AND state = ANY(%(states)s::text[])
 
--- name: dead_ids
-SELECT id FROM jobs WHERE state = 'dead' ORDER BY seq
+-- name: ids_in_states
+SELECT id FROM jobs
+WHERE state = ANY(%(states)s::text[]) AND (%(queue)s::text IS NULL OR queue = %(queue)s::text)
+ORDER BY seq
+
+-- name: expire_finished
+-- One small batch of jobs finished before `before`, so enqueues and claims never wait long;
+-- SKIP LOCKED: a row another runner is expiring now is its to delete.
+DELETE FROM jobs WHERE seq IN (
+    SELECT seq FROM jobs
+    WHERE finished_at < %(before)s::bigint AND state = ANY(%(states)s::text[])
+    LIMIT %(batch)s::bigint
+    FOR UPDATE SKIP LOCKED)
 
 -- name: purge
 DELETE FROM jobs WHERE state = ANY(%(states)s::text[]) AND finished_at < %(before)s::bigint

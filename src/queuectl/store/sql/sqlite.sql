@@ -86,22 +86,51 @@ SET state = 'pending', attempts = attempts - 1, lease_owner = NULL, lease_expire
     scheduled = 0, updated_at = :now
 WHERE id = :id AND state = 'processing' AND lease_owner = :owner AND attempts = :attempt
 
--- name: save_output
-INSERT INTO job_output (job_id, data) VALUES (?, ?)
-ON CONFLICT (job_id) DO UPDATE SET data = excluded.data
+-- name: start_attempt
+-- The history entry of an attempt just claimed; its host is the claiming runner's.
+INSERT INTO attempts (job_id, attempt, runner, host, started_at)
+VALUES (:id, :attempt, :owner, (SELECT host FROM runners WHERE id = :owner), :now)
+
+-- name: finish_attempt
+-- The last entry of a job, if it is this attempt and still open. A null output keeps what
+-- the live copy saved.
+UPDATE attempts
+SET finished_at = :finished_at, exit_code = :exit_code, error = :error,
+    duration_ms = COALESCE(:duration_ms, MAX(0, :finished_at - started_at)),
+    output = COALESCE(:output, output), output_dropped = COALESCE(:dropped, output_dropped)
+WHERE seq = (SELECT MAX(seq) FROM attempts WHERE job_id = :id)
+  AND attempt = :attempt AND finished_at IS NULL
+
+-- name: drop_attempt
+-- An attempt given back by a stopping runner is not history: its number is used again.
+DELETE FROM attempts
+WHERE seq = (SELECT MAX(seq) FROM attempts WHERE job_id = :id)
+  AND attempt = :attempt AND finished_at IS NULL
+
+-- name: close_attempt
+-- A running attempt cancelled: it ends now.
+UPDATE attempts
+SET finished_at = :now, error = 'cancelled', duration_ms = MAX(0, :now - started_at)
+WHERE seq = (SELECT MAX(seq) FROM attempts WHERE job_id = :id) AND finished_at IS NULL
 
 -- name: save_live_output
--- Fenced: only while the attempt is still running under this runner, so a runner that
--- resumes after losing its job cannot overwrite the newer attempt's output, nor leave
--- output behind for a job deleted meanwhile. (`WHERE true`: SQLite's upsert after SELECT.)
-INSERT INTO job_output (job_id, data)
-SELECT id, :data FROM jobs
-WHERE id = :id AND state = 'processing' AND lease_owner = :owner AND attempts = :attempt
-  AND true
-ON CONFLICT (job_id) DO UPDATE SET data = excluded.data
+-- Fenced: only while the attempt still runs under this runner, so a runner that resumes after
+-- losing its job cannot overwrite a newer attempt's output, nor one of a job deleted meanwhile.
+UPDATE attempts SET output = :data, output_dropped = :dropped
+WHERE seq = (SELECT MAX(seq) FROM attempts WHERE job_id = :id)
+  AND attempt = :attempt AND finished_at IS NULL
+  AND EXISTS (SELECT 1 FROM jobs WHERE id = :id AND state = 'processing'
+                                   AND lease_owner = :owner AND attempts = :attempt)
 
 -- name: get_output
-SELECT data AS value FROM job_output WHERE job_id = ?
+-- The output of the job's last attempt, or of its last attempt numbered :attempt.
+SELECT attempt, output, output_dropped FROM attempts
+WHERE job_id = :id AND (:attempt IS NULL OR attempt = :attempt)
+ORDER BY seq DESC LIMIT 1
+
+-- name: history
+SELECT attempt, runner, host, started_at, finished_at, exit_code, error, duration_ms
+FROM attempts WHERE job_id = ? ORDER BY seq
 
 -- name: unblock_dependants
 -- Dependants of the jobs that just completed (a JSON list) wait on that many fewer.
@@ -136,19 +165,34 @@ SELECT MIN(run_at) AS value FROM jobs INDEXED BY jobs_scheduled
 WHERE scheduled = 1 AND state IN ('pending', 'failed') AND run_at > ?
 
 -- name: cancel_job
+-- (SET expressions see the row as it was: a running job's duration ends now.)
 UPDATE jobs
 SET state = 'cancelled', last_error = 'cancelled', finished_at = :now, updated_at = :now,
+    duration_ms = CASE WHEN state = 'processing' THEN MAX(0, :now - started_at)
+                       ELSE duration_ms END,
     lease_owner = NULL, lease_expires_at = NULL
 WHERE id = :id AND state IN ('pending', 'failed', 'processing')
 
--- name: retry_dead
+-- name: requeue
+-- A finished job runs again from its first attempt; its history stays.
 UPDATE jobs
 SET state = 'pending', attempts = 0, run_at = :now, scheduled = 0, updated_at = :now,
-    finished_at = NULL
-WHERE id = :id AND state = 'dead'
+    started_at = NULL, finished_at = NULL, exit_code = NULL, last_error = NULL,
+    duration_ms = NULL
+WHERE id = :id AND state IN (SELECT value FROM json_each(:states))
 
--- name: dead_ids
-SELECT id FROM jobs WHERE state = 'dead' ORDER BY seq
+-- name: ids_in_states
+SELECT id FROM jobs
+WHERE state IN (SELECT value FROM json_each(:states)) AND (:queue IS NULL OR queue = :queue)
+ORDER BY seq
+
+-- name: expire_finished
+-- One small batch of jobs finished before :before, so enqueues and claims never wait long.
+DELETE FROM jobs WHERE seq IN (
+    SELECT seq FROM jobs INDEXED BY jobs_finished
+    WHERE finished_at < :before AND finished_at IS NOT NULL
+      AND +state IN (SELECT value FROM json_each(:states))
+    LIMIT :batch)
 
 -- name: purge
 DELETE FROM jobs
