@@ -25,18 +25,19 @@ def init(session: Session) -> None:
 @click.pass_obj
 def status(session: Session, as_json: bool) -> None:
     """Counts per state and queue, live runners, and jobs done in the last minute."""
-    from queuectl.cli.render import print_json, print_table
+    from queuectl.cli.render import print_json, print_table, state_text
 
     report = session.queue.status()
     if as_json:
         print_json(report)
         return
     counts = report["counts"]
-    print_table("jobs", list(counts), [list(counts.values())])
+    headers = [state_text(state) for state in counts]
+    print_table("jobs", headers, [list(counts.values())])
     if report["queues"]:
         states = list(counts)
         rows = [[name, *(per[s] for s in states)] for name, per in report["queues"].items()]
-        print_table("queues", ["QUEUE", *states], rows)
+        print_table("queues", ["QUEUE", *headers], rows)
     if report["runners"]:
         print_runners(report["runners"])
     else:
@@ -45,19 +46,22 @@ def status(session: Session, as_json: bool) -> None:
 
 
 def print_runners(runners: list[dict[str, Any]]) -> None:
-    from queuectl.cli.render import print_table
+    from queuectl.cli.render import local_time, print_table
 
     rows = [
         (
-            r["host"], r["pid"], r["workers"], ",".join(r["queues"] or ["*"]),
-            r["started_at"][:19].replace("T", " "), r["heartbeat_at"][11:23],
+            r["host"],
+            r["pid"],
+            r["workers"],
+            ",".join(r["queues"] or ["*"]),
+            local_time(r["started_at"]),
+            local_time(r["heartbeat_at"]),
             " ".join(r["running"]) or "-",
         )
         for r in runners
-    ]  # fmt: skip
-    print_table(
-        "runners", ["HOST", "PID", "WORKERS", "QUEUES", "STARTED", "HEARTBEAT", "RUNNING"], rows
-    )
+    ]
+    columns = ["HOST", "PID", "WORKERS", "QUEUES", "STARTED", "HEARTBEAT", "RUNNING"]
+    print_table("runners", columns, rows, elastic=("RUNNING",), droppable=("STARTED", "WORKERS"))
 
 
 @click.group()
@@ -112,7 +116,7 @@ def queue() -> None:
 @click.pass_obj
 def queue_list(session: Session, as_json: bool) -> None:
     """Named queues with their counts per state."""
-    from queuectl.cli.render import print_json, print_table
+    from queuectl.cli.render import print_json, print_table, state_text
     from queuectl.models import STATES
 
     queues = session.queue.queues()
@@ -123,7 +127,7 @@ def queue_list(session: Session, as_json: bool) -> None:
         [name, "paused" if q["paused"] else "active", *(q["counts"][s] for s in STATES)]
         for name, q in queues.items()
     ]
-    print_table(None, ["QUEUE", "STATUS", *STATES], rows)
+    print_table(None, ["QUEUE", "STATUS", *(state_text(s) for s in STATES)], rows)
 
 
 @queue.command("pause")
