@@ -26,7 +26,7 @@ def schedule() -> None:
 @click.pass_obj
 def schedule_add(session: Session, /, name: str, job_json: str | None, cron: str | None, every: str | None, tz: str | None, command: str | None, **options: Any) -> None:  # fmt: skip
     """Add (or replace) schedule NAME: (--cron EXPR | --every DURATION) (--command CMD | JSON)."""
-    from queuectl.durations import ms_to_iso
+    from queuectl.cli.render import local_time
 
     if (command is None) == (job_json is None):
         raise click.UsageError("give exactly one of --command CMD or a JSON job")
@@ -42,7 +42,7 @@ def schedule_add(session: Session, /, name: str, job_json: str | None, cron: str
 
     validate_schedule(name, cron, every, tz, job)  # bad input is refused before the store opens
     added = session.queue.add_schedule(name, job, cron=cron, every=every, tz=tz)
-    click.echo(f"schedule {added.name}: next at {ms_to_iso(added.next_at_ms)}", err=True)
+    click.echo(f"schedule {added.name}: next at {local_time(added.next_at_ms)}", err=True)
 
 
 @schedule.command("list")
@@ -50,8 +50,9 @@ def schedule_add(session: Session, /, name: str, job_json: str | None, cron: str
 @click.pass_obj
 def schedule_list(session: Session, as_json: bool) -> None:
     """The schedules, with their last and next enqueue times."""
-    from queuectl.cli.render import print_json, print_table, short
+    from queuectl.cli.render import local_time, print_json, print_table
     from queuectl.queue import schedule_dict
+    from queuectl.schedule import describe_every
 
     schedules = [schedule_dict(s) for s in session.queue.schedules()]
     if as_json:
@@ -62,12 +63,17 @@ def schedule_list(session: Session, as_json: bool) -> None:
         return
     rows = [
         (
-            s["name"], s["cron"] or f"every {s['every']:g}s", s["tz"] or "UTC",
-            short(s["job"]["command"], 40), s["last_at"] or "-", s["next_at"],
+            s["name"],
+            s["cron"] or describe_every(s["every"]),
+            s["tz"] or "UTC",
+            s["job"]["command"],
+            local_time(s["last_at"]),
+            local_time(s["next_at"]),
         )
         for s in schedules
-    ]  # fmt: skip
-    print_table(None, ["NAME", "WHEN", "TZ", "COMMAND", "LAST", "NEXT"], rows)
+    ]
+    columns = ["NAME", "WHEN", "TZ", "COMMAND", "LAST", "NEXT"]
+    print_table(None, columns, rows, elastic=("COMMAND",))
 
 
 @schedule.command("remove")
