@@ -34,9 +34,14 @@ class Screen:
 
 
 def in_terminal(
-    target: str, *args: str, columns: int = 80, env: dict[str, str] | None = None
+    target: str,
+    *args: str,
+    columns: int = 80,
+    env: dict[str, str] | None = None,
+    typed: str | None = None,
 ) -> Screen:
-    """`queuectl ARGS` on `target` with stdout on a terminal `columns` wide (COLUMNS too)."""
+    """`queuectl ARGS` on `target` with stdout on a terminal `columns` wide (COLUMNS too);
+    with `typed`, stdin is that terminal too and `typed` is what the user types."""
     leader, follower = pty.openpty()
     fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 50, columns, 0, 0))
     full_env = {**os.environ, "QUEUECTL_DB": target, "COLUMNS": str(columns), "TERM": "xterm"}
@@ -45,12 +50,14 @@ def in_terminal(
     full_env.update(env or {})
     process = subprocess.Popen(
         [QUEUECTL, *args],
-        stdin=subprocess.DEVNULL,
+        stdin=subprocess.DEVNULL if typed is None else follower,
         stdout=follower,
         stderr=subprocess.PIPE,
         env=full_env,
     )
     os.close(follower)
+    if typed is not None:
+        os.write(leader, typed.encode())
     chunks = []
     while True:
         try:

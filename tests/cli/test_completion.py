@@ -29,5 +29,5 @@ def test_bash_script_is_generated() -> None:
 
 def test_commands_and_subcommands_complete() -> None:
     assert complete("queuectl dl", 1) == ["dlq"]
-    assert set(complete("queuectl dlq ", 2)) == {"list", "retry", "purge"}
+    assert set(complete("queuectl dlq ", 2)) == {"list", "retry", "purge", "clear"}
     assert "--priority" in complete("queuectl enqueue --pri", 2)

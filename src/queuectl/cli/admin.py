@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from queuectl.cli import Session
+from queuectl.cli import Group, Session
 
 
 @click.command()
@@ -27,7 +27,7 @@ def status(session: Session, as_json: bool) -> None:
     """Counts per state and queue, live runners, and jobs done in the last minute."""
     from queuectl.cli.render import print_json, print_table, state_text
 
-    report = session.queue.status()
+    report = session.existing_queue.status()
     if as_json:
         print_json(report)
         return
@@ -64,7 +64,7 @@ def print_runners(runners: list[dict[str, Any]]) -> None:
     print_table("runners", columns, rows, elastic=("RUNNING",), droppable=("STARTED", "WORKERS"))
 
 
-@click.group()
+@click.group(cls=Group)
 def config() -> None:
     """See and change the queue's configuration (shared by every runner)."""
 
@@ -74,7 +74,7 @@ def config() -> None:
 @click.pass_obj
 def config_list(session: Session, as_json: bool) -> None:
     """Every key with its value."""
-    values = session.queue.config()
+    values = session.existing_queue.config()
     if as_json:
         click.echo(json.dumps(values, indent=2))
         return
@@ -92,7 +92,7 @@ def config_list(session: Session, as_json: bool) -> None:
 @click.pass_obj
 def config_get(session: Session, key: str, as_json: bool) -> None:
     """Print one key's bare value."""
-    value = session.queue.get_config(key)
+    value = session.existing_queue.get_config(key)
     click.echo(json.dumps(value) if as_json else value)
 
 
@@ -106,7 +106,7 @@ def config_set(session: Session, key: str, value: str) -> None:
     click.echo(f"{key.replace('-', '_')} = {stored}", err=True)
 
 
-@click.group()
+@click.group(cls=Group)
 def queue() -> None:
     """Named queues: list them, pause and resume them."""
 
@@ -119,7 +119,7 @@ def queue_list(session: Session, as_json: bool) -> None:
     from queuectl.cli.render import print_json, print_table, state_text
     from queuectl.models import STATES
 
-    queues = session.queue.queues()
+    queues = session.existing_queue.queues()
     if as_json:
         print_json(queues)
         return
@@ -144,5 +144,13 @@ def queue_pause(session: Session, name: str) -> None:
 @click.pass_obj
 def queue_resume(session: Session, name: str) -> None:
     """Let runners start jobs of this queue again."""
-    session.queue.resume(name)
+    from queuectl.errors import NotFoundError
+    from queuectl.models import validate_id
+
+    validate_id(name, "queue")
+    queue = session.existing_queue
+    if name not in queue.queues():
+        # Resuming a queue that has neither jobs nor settings is surely a typo.
+        raise NotFoundError(f"no queue {name!r} (it has no jobs and is not paused)")
+    queue.resume(name)
     click.echo(f"resumed {name}", err=True)

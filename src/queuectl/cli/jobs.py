@@ -174,6 +174,11 @@ def enqueue(ctx: click.Context, /, words: tuple[str, ...], command: str | None, 
             raise click.UsageError(
                 "give the JSON job as one argument (quote it), or use -- CMD ARGS"
             )
+        if not words[0].lstrip().startswith(("{", "[")):
+            raise InvalidInputError(
+                f"{words[0]!r} is not a JSON job; a plain command goes after --command or --: "
+                f"queuectl enqueue -- {words[0]}"
+            )
         items = parse_jobs_text(words[0])
     where = "line" if file is not None and len(items) > 1 else "job"
     cwd = os.getcwd()
@@ -183,6 +188,13 @@ def enqueue(ctx: click.Context, /, words: tuple[str, ...], command: str | None, 
     ]
     session: Session = ctx.obj
     jobs = session.queue.enqueue_many(validated)
+    for asked, job in zip(validated, jobs, strict=True):
+        if asked.unique_key is not None and asked.id is not None and job.id != asked.id:
+            click.echo(
+                f"note: job {job.id} already holds unique key {asked.unique_key!r}; "
+                f"its id is printed and no job {asked.id} was added",
+                err=True,
+            )
     if as_json:
         from queuectl.cli.render import print_json
 
@@ -208,7 +220,7 @@ def list_jobs(session: Session, state: str | None, queue: str | None, limit: int
     """List jobs, newest first."""
     from queuectl.cli.render import print_jobs
 
-    print_jobs(session.queue.list(state=state, queue=queue, limit=limit or None), as_json)
+    print_jobs(session.existing_queue.list(state=state, queue=queue, limit=limit or None), as_json)
 
 
 @click.command()
@@ -219,7 +231,7 @@ def show(session: Session, job_id: str, as_json: bool) -> None:
     """Show one job, every field."""
     from queuectl.cli.render import print_job, print_json
 
-    job = session.queue.get(job_id)
+    job = session.existing_queue.get(job_id)
     if as_json:
         print_json(job.to_dict())
     else:
@@ -274,7 +286,7 @@ def confirm(yes: bool, question: str) -> None:
 @click.pass_obj
 def logs(session: Session, job_id: str, follow: bool) -> None:
     """Print the job's captured output (stdout and stderr, interleaved)."""
-    queue = session.queue
+    queue = session.existing_queue
     out = sys.stdout.buffer
     if not follow:
         out.write(queue.output(job_id))
@@ -282,18 +294,18 @@ def logs(session: Session, job_id: str, follow: bool) -> None:
         return
     from queuectl.cli.follow import follow_output
 
-    follow_output(queue, job_id, out)
+    sys.exit(follow_output(queue, job_id, out))
 
 
 @click.command()
 @click.argument("job_ids", nargs=-1, metavar="[ID...]", type=UTF8)
-@click.option("--timeout", help="Give up after this long (exit 1).")
+@click.option("--timeout", help="Give up after this long (exit 124).")
 @click.pass_obj
 def wait(session: Session, job_ids: tuple[str, ...], timeout: str | None) -> None:
     """Block until the jobs (default: all) are finished; exit 1 if any ended dead or cancelled."""
     from queuectl.cli.follow import wait_for
 
-    sys.exit(wait_for(session.queue, list(job_ids), timeout))
+    sys.exit(wait_for(session.existing_queue, list(job_ids), timeout))
 
 
 @click.command()
@@ -304,7 +316,7 @@ def explain(session: Session, job_id: str, as_json: bool) -> None:
     """Say why a job is or is not running now."""
     from queuectl.explain import explain_job
 
-    reason = explain_job(session.queue, job_id)
+    reason = explain_job(session.existing_queue, job_id)
     if as_json:
         from queuectl.cli.render import print_json
 

@@ -6,11 +6,11 @@ from typing import Any
 
 import click
 
-from queuectl.cli import Session
+from queuectl.cli import Group, Session
 from queuectl.cli.jobs import UTF8, enqueue_options, options_as_fields, parse_jobs_text
 
 
-@click.group()
+@click.group(cls=Group)
 def schedule() -> None:
     """Periodic jobs: one job per cron slot or interval, however many runners are up."""
 
@@ -54,7 +54,7 @@ def schedule_list(session: Session, as_json: bool) -> None:
     from queuectl.queue import schedule_dict
     from queuectl.schedule import describe_every
 
-    schedules = [schedule_dict(s) for s in session.queue.schedules()]
+    schedules = [schedule_dict(s) for s in session.existing_queue.schedules()]
     if as_json:
         print_json(schedules)
         return
