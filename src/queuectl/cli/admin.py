@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from queuectl.cli import Group, Session
+from queuectl.cli import Group, Session, complete
 
 
 @click.command()
@@ -87,7 +87,7 @@ def config_list(session: Session, as_json: bool) -> None:
 
 
 @config.command("get")
-@click.argument("key")
+@click.argument("key", shell_complete=complete.config_keys)
 @click.option("--json", "as_json", is_flag=True, help="Print the value as JSON.")
 @click.pass_obj
 def config_get(session: Session, key: str, as_json: bool) -> None:
@@ -97,7 +97,7 @@ def config_get(session: Session, key: str, as_json: bool) -> None:
 
 
 @config.command("set")
-@click.argument("key")
+@click.argument("key", shell_complete=complete.config_keys)
 @click.argument("value")
 @click.pass_obj
 def config_set(session: Session, key: str, value: str) -> None:
@@ -131,7 +131,7 @@ def queue_list(session: Session, as_json: bool) -> None:
 
 
 @queue.command("pause")
-@click.argument("name")
+@click.argument("name", shell_complete=complete.queues)
 @click.pass_obj
 def queue_pause(session: Session, name: str) -> None:
     """Stop runners from starting new jobs of this queue (running ones finish)."""
@@ -140,7 +140,7 @@ def queue_pause(session: Session, name: str) -> None:
 
 
 @queue.command("resume")
-@click.argument("name")
+@click.argument("name", shell_complete=complete.queues)
 @click.pass_obj
 def queue_resume(session: Session, name: str) -> None:
     """Let runners start jobs of this queue again."""

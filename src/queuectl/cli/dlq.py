@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from queuectl.cli import Group, Session
+from queuectl.cli import Group, Session, complete
 
 
 @click.group(cls=Group)
@@ -28,7 +28,7 @@ def dlq_list(session: Session, limit: int, as_json: bool) -> None:
 
 
 @dlq.command("retry")
-@click.argument("job_ids", nargs=-1, metavar="ID...")
+@click.argument("job_ids", nargs=-1, metavar="ID...", shell_complete=complete.dead_ids)
 @click.option("--all", "every", is_flag=True, help="Retry every dead job.")
 @click.pass_obj
 def dlq_retry(session: Session, job_ids: tuple[str, ...], every: bool) -> None:

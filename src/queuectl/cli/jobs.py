@@ -10,7 +10,7 @@ from typing import Any
 
 import click
 
-from queuectl.cli import Session
+from queuectl.cli import Session, complete
 from queuectl.errors import InvalidInputError
 from queuectl.models import new_job
 
@@ -93,13 +93,13 @@ def enqueue_options(function: Any) -> Any:
     for option in reversed(
         [
             click.option("--id", "job_id", help="Job id (default: generated)."),
-            click.option("--queue", "-q", help="Named queue (default: default)."),
+            click.option("--queue", "-q", help="Named queue (default: default).", shell_complete=complete.queues),
             click.option("--priority", "-p", type=int, help="Higher runs first (default 0)."),
             click.option("--max-retries", type=int, help="Retries after the first attempt."),
             click.option("--timeout", help="Kill an attempt after this long (30s, 5m...)."),
             click.option("--delay", help="Start no sooner than this from now (10s, 2h...)."),
             click.option("--run-at", help="Start no sooner than this ISO-8601 time."),
-            click.option("--after", multiple=True, metavar="ID", help="Run after this job completed (repeatable)."),
+            click.option("--after", multiple=True, metavar="ID", shell_complete=complete.job_ids, help="Run after this job completed (repeatable)."),
             click.option("--unique-key", help="Return the existing job holding this key instead."),
             click.option("--cwd", help="Working directory (default: the current one)."),
             click.option("--env", "env_pairs", multiple=True, metavar="K=V", help="Extra environment variable (repeatable)."),
@@ -204,8 +204,10 @@ def enqueue(ctx: click.Context, /, words: tuple[str, ...], command: str | None, 
 
 
 @click.command("list")
-@click.option("--state", "-s", help="Only jobs in this state.")
-@click.option("--queue", "-q", type=UTF8, help="Only jobs of this queue.")
+@click.option("--state", "-s", help="Only jobs in this state.", shell_complete=complete.states)
+@click.option(
+    "--queue", "-q", type=UTF8, help="Only jobs of this queue.", shell_complete=complete.queues
+)
 @click.option(
     "--limit",
     "-n",
@@ -224,7 +226,7 @@ def list_jobs(session: Session, state: str | None, queue: str | None, limit: int
 
 
 @click.command()
-@click.argument("job_id", metavar="ID", type=UTF8)
+@click.argument("job_id", metavar="ID", type=UTF8, shell_complete=complete.job_ids)
 @click.option("--json", "as_json", is_flag=True, help="Print the job as a JSON object.")
 @click.pass_obj
 def show(session: Session, job_id: str, as_json: bool) -> None:
@@ -239,7 +241,9 @@ def show(session: Session, job_id: str, as_json: bool) -> None:
 
 
 @click.command()
-@click.argument("job_ids", nargs=-1, required=True, metavar="ID...")
+@click.argument(
+    "job_ids", nargs=-1, required=True, metavar="ID...", shell_complete=complete.job_ids
+)
 @click.pass_obj
 def cancel(session: Session, job_ids: tuple[str, ...]) -> None:
     """Cancel pending, failed or running jobs (a running command is killed)."""
@@ -248,7 +252,13 @@ def cancel(session: Session, job_ids: tuple[str, ...]) -> None:
 
 
 @click.command()
-@click.option("--state", "-s", required=True, help="completed, dead or cancelled.")
+@click.option(
+    "--state",
+    "-s",
+    required=True,
+    help="completed, dead or cancelled.",
+    shell_complete=complete.finished_states,
+)
 @click.option(
     "--older-than",
     default="0s",
@@ -281,7 +291,7 @@ def confirm(yes: bool, question: str) -> None:
 
 
 @click.command()
-@click.argument("job_id", metavar="ID", type=UTF8)
+@click.argument("job_id", metavar="ID", type=UTF8, shell_complete=complete.job_ids)
 @click.option("--follow", "-f", is_flag=True, help="Stream the output until the job ends.")
 @click.pass_obj
 def logs(session: Session, job_id: str, follow: bool) -> None:
@@ -298,7 +308,7 @@ def logs(session: Session, job_id: str, follow: bool) -> None:
 
 
 @click.command()
-@click.argument("job_ids", nargs=-1, metavar="[ID...]", type=UTF8)
+@click.argument("job_ids", nargs=-1, metavar="[ID...]", type=UTF8, shell_complete=complete.job_ids)
 @click.option("--timeout", help="Give up after this long (exit 124).")
 @click.pass_obj
 def wait(session: Session, job_ids: tuple[str, ...], timeout: str | None) -> None:
@@ -309,7 +319,7 @@ def wait(session: Session, job_ids: tuple[str, ...], timeout: str | None) -> Non
 
 
 @click.command()
-@click.argument("job_id", metavar="ID", type=UTF8)
+@click.argument("job_id", metavar="ID", type=UTF8, shell_complete=complete.job_ids)
 @click.option("--json", "as_json", is_flag=True, help="Print the reason as JSON.")
 @click.pass_obj
 def explain(session: Session, job_id: str, as_json: bool) -> None:

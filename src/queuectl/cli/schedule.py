@@ -6,7 +6,7 @@ from typing import Any
 
 import click
 
-from queuectl.cli import Group, Session
+from queuectl.cli import Group, Session, complete
 from queuectl.cli.jobs import UTF8, enqueue_options, options_as_fields, parse_jobs_text
 
 
@@ -77,7 +77,7 @@ def schedule_list(session: Session, as_json: bool) -> None:
 
 
 @schedule.command("remove")
-@click.argument("name", type=UTF8)
+@click.argument("name", type=UTF8, shell_complete=complete.schedules)
 @click.pass_obj
 def schedule_remove(session: Session, name: str) -> None:
     """Remove a schedule (jobs it already enqueued stay)."""

@@ -9,7 +9,7 @@ import time
 
 import click
 
-from queuectl.cli import Group, Session
+from queuectl.cli import Group, Session, complete
 
 #: Set by `worker start --detach` for the runner it starts in the background: that process
 #: runs in the foreground whatever its arguments say, so detaching can never repeat.
@@ -36,6 +36,7 @@ def worker() -> None:
     "queues",
     multiple=True,
     help="Serve only this queue (repeatable; default: every queue).",
+    shell_complete=complete.queues,
 )
 @click.option("--detach", "-d", is_flag=True, help="Run in the background; print its pid.")
 @click.option(
