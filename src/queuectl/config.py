@@ -47,7 +47,8 @@ def _seconds(low: float) -> Callable[[object], float]:
     def check(value: object) -> float:
         seconds = parse_duration(value if isinstance(value, int | float) else str(value), "value")
         if seconds < low:
-            raise InvalidInputError(f"must be at least {low:g} seconds, got {seconds:g}")
+            unit = "second" if low == 1 else "seconds"
+            raise InvalidInputError(f"must be at least {low:g} {unit}, got {seconds:g}")
         return _tidy(seconds)
 
     return check

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from dataclasses import dataclass, field
@@ -154,7 +155,8 @@ def _int(value: object, what: str, low: int, high: int) -> int:
         if isinstance(value, str) and re.fullmatch(r"\s*[-+]?\d+\s*", value):
             value = int(value)
         else:
-            raise InvalidInputError(f"{what}: expected an integer, got {value!r}")
+            shown = repr(value) if isinstance(value, str) else json.dumps(value, default=str)
+            raise InvalidInputError(f"{what}: expected an integer, got {shown}")
     if not low <= value <= high:
         raise InvalidInputError(f"{what}: must be between {low} and {high}, got {value}")
     return value

@@ -8,7 +8,7 @@ one after now.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from queuectl.durations import parse_duration
@@ -16,6 +16,9 @@ from queuectl.errors import InvalidInputError
 from queuectl.models import new_job, validate_id
 
 MAX_NAME = 100
+#: The cron nicknames croniter understands; each names a 5-field expression.
+NICKNAMES = ("@yearly", "@annually", "@monthly", "@weekly", "@daily", "@midnight", "@hourly")
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def validate_schedule(
@@ -35,9 +38,13 @@ def validate_schedule(
     if tz is not None and cron is None:
         raise InvalidInputError("--tz applies to --cron only")
     if cron is not None:
-        if len(cron.split()) != 5:
+        if cron.startswith("@"):
+            if cron not in NICKNAMES:
+                raise InvalidInputError(f"--cron: {cron!r} is not one of {', '.join(NICKNAMES)}")
+        elif len(cron.split()) != 5:
             raise InvalidInputError(
-                f"--cron: {cron!r} must have 5 fields (minute hour day month weekday)"
+                f"--cron: {cron!r} must have 5 fields (minute hour day month weekday) "
+                f"or be one of {', '.join(NICKNAMES)}"
             )
         _zone(tz)
         from croniter import croniter  # type: ignore[import-untyped]
@@ -77,3 +84,27 @@ def next_slot_ms(
     start = datetime.fromtimestamp(after_ms / 1000, tz=UTC).astimezone(_zone(tz))
     following: datetime = croniter(cron, start).get_next(datetime)
     return round(following.timestamp() * 1000)
+
+
+def slot_job_id(name: str, at_ms: int) -> str:
+    """The id of the job a schedule enqueues for its slot at `at_ms`: `poll.20261129T0130Z`.
+
+    Readable UTC, as precise as the slot needs (seconds, then milliseconds, only when not
+    zero), so two slots of one schedule never share an id.
+    """
+    moment = _EPOCH + timedelta(milliseconds=at_ms)
+    stamp = moment.strftime("%Y%m%dT%H%M")
+    if moment.second or moment.microsecond:
+        stamp += moment.strftime("%S")
+    if moment.microsecond:
+        stamp += f".{moment.microsecond // 1000:03d}"
+    return f"{name}.{stamp}Z"
+
+
+def describe_every(every_s: float) -> str:
+    """An interval as the user would write it: `every 1h`, `every 90s`, `every 1500ms`."""
+    ms = round(every_s * 1000)
+    for unit, size in (("d", 86_400_000), ("h", 3_600_000), ("m", 60_000), ("s", 1000)):
+        if ms % size == 0:
+            return f"every {ms // size}{unit}"
+    return f"every {ms}ms"

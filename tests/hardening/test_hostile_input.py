@@ -280,6 +280,7 @@ def test_fuzzed_enqueue_through_the_cli(
 
 def test_nul_bytes_are_refused(tmp_path: Path) -> None:
     db = str(tmp_path / "queue.db")
+    assert run(["--db", db, "init"]).returncode == 0
     assert_clean_error(run(["--db", db, "enqueue", '{"command": "echo a\\u0000b"}']), 2, "NUL")
     for line in (
         '{"command": "true", "env": {"A": "x\\u0000"}}',

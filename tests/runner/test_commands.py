@@ -75,12 +75,12 @@ def test_wait_exits_0_when_every_job_completed_and_1_when_one_ended_dead(
     assert queue.get(bad.id).state == "dead"
 
 
-def test_wait_timeout_exits_1(queue: Queue, cli) -> None:
+def test_wait_timeout_exits_124(queue: Queue, cli) -> None:
     queue.enqueue("true")  # no runner is up: it stays pending
 
     result = cli("wait", "--timeout", "0.5s", timeout=20)
 
-    assert result.returncode == 1
+    assert result.returncode == 124
     assert result.stderr.startswith("error: ")
 
 

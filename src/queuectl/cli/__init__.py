@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib
 import os
+import re
 import sys
 from typing import Any
 
@@ -37,7 +38,24 @@ COMMANDS = {
 }
 
 
-class LazyGroup(click.Group):
+class Group(click.Group):
+    """A group whose command list shows each command's first sentence whole, never cut."""
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        rows = []
+        for name in self.list_commands(ctx):
+            command = self.get_command(ctx, name)
+            if command is None or command.hidden:
+                continue
+            paragraph = " ".join((command.help or "").strip().split("\n\n")[0].split())
+            summary = command.short_help or re.split(r"(?<=[.!?])\s+", paragraph)[0]
+            rows.append((name, summary))
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
+
+
+class LazyGroup(Group):
     """A group that imports a command's module only when the command is used."""
 
     def __init__(self, *args: Any, lazy: dict[str, str], **kwargs: Any) -> None:
@@ -101,12 +119,37 @@ def cli(ctx: click.Context, target: str | None) -> None:
     ctx.obj = Session(target)
 
 
+def sqlite_path(target: str | None) -> str | None:
+    """The file of a SQLite target (None for PostgreSQL), resolved as the store does."""
+    if target is None:
+        from queuectl.store import default_target
+
+        target = default_target()
+    if target.startswith("sqlite:///"):
+        target = target[len("sqlite://") :]
+    elif ":" in target.split("/", 1)[0]:
+        return None  # a URL: PostgreSQL, or a scheme the store refuses with its own error
+    return os.path.abspath(os.path.expanduser(target))
+
+
 class Session:
     """What every command shares: the store target, and the Queue opened on first use."""
 
     def __init__(self, target: str | None) -> None:
         self.target = target
         self._queue: Any = None
+
+    @property
+    def existing_queue(self) -> Any:
+        """The Queue of a read command: a `--db` file that does not exist is an error, not
+        a new empty store (a typo must not create folders and files)."""
+        if self._queue is None and self.target is not None:
+            path = sqlite_path(self.target)
+            if path is not None and not os.path.exists(path):
+                from queuectl.errors import NotFoundError
+
+                raise NotFoundError(f"no queue at {path}; run queuectl init or enqueue a job first")
+        return self.queue
 
     @property
     def queue(self) -> Any:
@@ -122,22 +165,62 @@ def fail(message: str, code: int) -> None:
     sys.exit(code)
 
 
+def usage_message(exc: click.UsageError) -> str:
+    """click's usage errors in the words of this CLI, without the framework's phrasing."""
+    if isinstance(exc, click.BadParameter) and exc.param is not None:
+        param = exc.param
+        if isinstance(param, click.Option):
+            name = max(param.opts, key=len)
+        else:
+            name = param.make_metavar(exc.ctx) if exc.ctx else (param.name or "argument")
+        if isinstance(exc, click.MissingParameter):
+            where = f" (see {exc.ctx.command_path} --help)" if exc.ctx else ""
+            return f"missing {name}{where}"
+        message = exc.message.rstrip(".")
+        message = re.sub(
+            r"^(\S+) is not in the range (-?\d+)<=x<=(-?\d+)$",
+            r"must be from \2 to \3, got \1",
+            message,
+        )
+        message = re.sub(
+            r"^(\S+) is not in the range x>=(-?\d+)$", r"must be at least \2, got \1", message
+        )
+        return f"{name}: {message[:1].lower()}{message[1:]}"
+    if isinstance(exc, click.NoSuchOption) and exc.option_name.split("=")[0] == "--db":
+        return "--db is a global option: put it before the command, e.g. queuectl --db PATH list"
+    if isinstance(exc, click.exceptions.NoSuchCommand) and exc.ctx is not None:
+        import difflib
+
+        group = exc.ctx.command
+        names = group.list_commands(exc.ctx) if isinstance(group, click.Group) else []
+        close = difflib.get_close_matches(exc.command_name, names, n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else f" (see {exc.ctx.command_path} --help)"
+        return f"no command {exc.command_name!r}{hint}"
+    return exc.format_message()
+
+
 def main(argv: list[str] | None = None) -> None:
     """The console script: run the CLI, turning every expected error into one line."""
     try:
         code = cli.main(args=argv, prog_name="queuectl", standalone_mode=False)
     except click.exceptions.Exit as exc:
         code = exc.exit_code
+    except click.exceptions.NoArgsIsHelpError as exc:
+        # A group without its subcommand: its help, as a usage error.
+        click.echo(exc.ctx.get_help(), err=True)
+        sys.exit(2)
     except click.UsageError as exc:
-        fail(exc.format_message(), 2)
-    except click.Abort:
+        fail(usage_message(exc), 2)
+    except click.Abort as exc:
+        if isinstance(exc.__cause__, KeyboardInterrupt):
+            sys.exit(130)  # Ctrl-C: the shell's convention, and nothing more to say
         fail("aborted", 1)
     except click.ClickException as exc:
         fail(exc.format_message(), exc.exit_code)
     except QueuectlError as exc:
         fail(str(exc), exc.exit_code)
     except KeyboardInterrupt:
-        fail("interrupted", 130)
+        sys.exit(130)
     except BrokenPipeError:
         # The reader went away (`queuectl list | head`); nothing more to say.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())

@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from queuectl.cli import Session
+from queuectl.cli import Group, Session, complete
 
 
 @click.command()
@@ -25,18 +25,19 @@ def init(session: Session) -> None:
 @click.pass_obj
 def status(session: Session, as_json: bool) -> None:
     """Counts per state and queue, live runners, and jobs done in the last minute."""
-    from queuectl.cli.render import print_json, print_table
+    from queuectl.cli.render import print_json, print_table, state_text
 
-    report = session.queue.status()
+    report = session.existing_queue.status()
     if as_json:
         print_json(report)
         return
     counts = report["counts"]
-    print_table("jobs", list(counts), [list(counts.values())])
+    headers = [state_text(state) for state in counts]
+    print_table("jobs", headers, [list(counts.values())])
     if report["queues"]:
         states = list(counts)
         rows = [[name, *(per[s] for s in states)] for name, per in report["queues"].items()]
-        print_table("queues", ["QUEUE", *states], rows)
+        print_table("queues", ["QUEUE", *headers], rows)
     if report["runners"]:
         print_runners(report["runners"])
     else:
@@ -45,22 +46,25 @@ def status(session: Session, as_json: bool) -> None:
 
 
 def print_runners(runners: list[dict[str, Any]]) -> None:
-    from queuectl.cli.render import print_table
+    from queuectl.cli.render import local_time, print_table
 
     rows = [
         (
-            r["host"], r["pid"], r["workers"], ",".join(r["queues"] or ["*"]),
-            r["started_at"][:19].replace("T", " "), r["heartbeat_at"][11:23],
+            r["host"],
+            r["pid"],
+            r["workers"],
+            ",".join(r["queues"] or ["*"]),
+            local_time(r["started_at"]),
+            local_time(r["heartbeat_at"]),
             " ".join(r["running"]) or "-",
         )
         for r in runners
-    ]  # fmt: skip
-    print_table(
-        "runners", ["HOST", "PID", "WORKERS", "QUEUES", "STARTED", "HEARTBEAT", "RUNNING"], rows
-    )
+    ]
+    columns = ["HOST", "PID", "WORKERS", "QUEUES", "STARTED", "HEARTBEAT", "RUNNING"]
+    print_table("runners", columns, rows, elastic=("RUNNING",), droppable=("STARTED", "WORKERS"))
 
 
-@click.group()
+@click.group(cls=Group)
 def config() -> None:
     """See and change the queue's configuration (shared by every runner)."""
 
@@ -70,7 +74,7 @@ def config() -> None:
 @click.pass_obj
 def config_list(session: Session, as_json: bool) -> None:
     """Every key with its value."""
-    values = session.queue.config()
+    values = session.existing_queue.config()
     if as_json:
         click.echo(json.dumps(values, indent=2))
         return
@@ -83,17 +87,17 @@ def config_list(session: Session, as_json: bool) -> None:
 
 
 @config.command("get")
-@click.argument("key")
+@click.argument("key", shell_complete=complete.config_keys)
 @click.option("--json", "as_json", is_flag=True, help="Print the value as JSON.")
 @click.pass_obj
 def config_get(session: Session, key: str, as_json: bool) -> None:
     """Print one key's bare value."""
-    value = session.queue.get_config(key)
+    value = session.existing_queue.get_config(key)
     click.echo(json.dumps(value) if as_json else value)
 
 
 @config.command("set")
-@click.argument("key")
+@click.argument("key", shell_complete=complete.config_keys)
 @click.argument("value")
 @click.pass_obj
 def config_set(session: Session, key: str, value: str) -> None:
@@ -102,7 +106,7 @@ def config_set(session: Session, key: str, value: str) -> None:
     click.echo(f"{key.replace('-', '_')} = {stored}", err=True)
 
 
-@click.group()
+@click.group(cls=Group)
 def queue() -> None:
     """Named queues: list them, pause and resume them."""
 
@@ -112,10 +116,10 @@ def queue() -> None:
 @click.pass_obj
 def queue_list(session: Session, as_json: bool) -> None:
     """Named queues with their counts per state."""
-    from queuectl.cli.render import print_json, print_table
+    from queuectl.cli.render import print_json, print_table, state_text
     from queuectl.models import STATES
 
-    queues = session.queue.queues()
+    queues = session.existing_queue.queues()
     if as_json:
         print_json(queues)
         return
@@ -123,11 +127,11 @@ def queue_list(session: Session, as_json: bool) -> None:
         [name, "paused" if q["paused"] else "active", *(q["counts"][s] for s in STATES)]
         for name, q in queues.items()
     ]
-    print_table(None, ["QUEUE", "STATUS", *STATES], rows)
+    print_table(None, ["QUEUE", "STATUS", *(state_text(s) for s in STATES)], rows)
 
 
 @queue.command("pause")
-@click.argument("name")
+@click.argument("name", shell_complete=complete.queues)
 @click.pass_obj
 def queue_pause(session: Session, name: str) -> None:
     """Stop runners from starting new jobs of this queue (running ones finish)."""
@@ -136,9 +140,17 @@ def queue_pause(session: Session, name: str) -> None:
 
 
 @queue.command("resume")
-@click.argument("name")
+@click.argument("name", shell_complete=complete.queues)
 @click.pass_obj
 def queue_resume(session: Session, name: str) -> None:
     """Let runners start jobs of this queue again."""
-    session.queue.resume(name)
+    from queuectl.errors import NotFoundError
+    from queuectl.models import validate_id
+
+    validate_id(name, "queue")
+    queue = session.existing_queue
+    if name not in queue.queues():
+        # Resuming a queue that has neither jobs nor settings is surely a typo.
+        raise NotFoundError(f"no queue {name!r} (it has no jobs and is not paused)")
+    queue.resume(name)
     click.echo(f"resumed {name}", err=True)

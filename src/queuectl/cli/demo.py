@@ -32,7 +32,7 @@ def demo(keep: bool) -> None:
 
     from queuectl.queue import Queue
 
-    console = Console()
+    console = Console(highlight=False)
     folder = tempfile.mkdtemp(prefix="queuectl-demo-")
     target = os.path.join(folder, "demo.db")
     queue = Queue(target)

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import click
 
-from queuectl.cli import Session
+from queuectl.cli import Group, Session, complete
 
 
-@click.group()
+@click.group(cls=Group)
 def dlq() -> None:
     """The dead-letter queue: jobs that failed every attempt."""
 
@@ -22,16 +22,20 @@ def dlq_list(session: Session, limit: int, as_json: bool) -> None:
     """Dead jobs with their last error."""
     from queuectl.cli.render import print_jobs
 
-    print_jobs(session.queue.list(state="dead", limit=limit or None), as_json, "dead-letter queue")
+    print_jobs(
+        session.existing_queue.list(state="dead", limit=limit or None), as_json, "dead-letter queue"
+    )
 
 
 @dlq.command("retry")
-@click.argument("job_ids", nargs=-1, metavar="ID...")
+@click.argument("job_ids", nargs=-1, metavar="ID...", shell_complete=complete.dead_ids)
 @click.option("--all", "every", is_flag=True, help="Retry every dead job.")
 @click.pass_obj
 def dlq_retry(session: Session, job_ids: tuple[str, ...], every: bool) -> None:
     """Move dead jobs back to pending, with attempts reset."""
-    if bool(job_ids) == every:
+    if job_ids and every:
+        raise click.UsageError("give the ids of dead jobs or --all, not both")
+    if not job_ids and not every:
         raise click.UsageError("give the ids of dead jobs, or --all")
     retried = session.queue.retry(*job_ids, all=every)
     for job_id in retried:
@@ -43,9 +47,18 @@ def dlq_retry(session: Session, job_ids: tuple[str, ...], every: bool) -> None:
 @click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
 @click.pass_obj
 def dlq_purge(session: Session, yes: bool) -> None:
-    """Delete every dead job."""
+    """Delete every dead job (also: dlq clear)."""
     from queuectl.cli.jobs import confirm
 
-    confirm(yes, "delete every dead job?")
-    count = session.queue.purge("dead")
+    queue = session.queue
+    if not yes:
+        dead = sum(q["counts"]["dead"] for q in queue.queues().values())
+        if not dead:
+            click.echo("the dead-letter queue is empty", err=True)
+            return
+        confirm(yes, f"delete {dead} dead job{'s' if dead != 1 else ''}?")
+    count = queue.purge("dead")
     click.echo(f"purged {count} dead job{'s' if count != 1 else ''}", err=True)
+
+
+dlq.add_command(dlq_purge, "clear")

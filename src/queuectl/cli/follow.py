@@ -9,17 +9,52 @@ from typing import Any, BinaryIO
 import click
 
 from queuectl.durations import parse_duration
-from queuectl.errors import QueuectlError
-from queuectl.models import CANCELLED, DEAD, FINISHED_STATES
+from queuectl.models import CANCELLED, DEAD, FINISHED_STATES, PENDING, Job
 
 POLL_S = 0.2
+#: How often a watcher asks again whether a runner serves the jobs it waits for.
+CHECK_RUNNERS_S = 2.0
 
 
-def follow_output(queue: Any, job_id: str, out: BinaryIO) -> None:
-    """Print the job's output as it grows, until the job is finished."""
+class RunnerCheck:
+    """Says once per queue, on stderr, that no runner serves it (what `explain` finds)."""
+
+    def __init__(self, queue: Any) -> None:
+        self.queue = queue
+        self.told: set[str] = set()
+        self.checked_at = -CHECK_RUNNERS_S
+
+    def __call__(self, jobs: list[Job]) -> None:
+        if time.monotonic() - self.checked_at < CHECK_RUNNERS_S:
+            return
+        self.checked_at = time.monotonic()
+        from queuectl.explain import explain_job
+
+        first_of_queue: dict[str, str] = {}
+        for job in jobs:
+            if not job.finished and job.queue not in self.told:
+                first_of_queue.setdefault(job.queue, job.id)
+        for name, job_id in first_of_queue.items():
+            if explain_job(self.queue, job_id)["reason"] == "no_runner":
+                self.told.add(name)
+                hint = "" if name == "default" else f" --queue {name}"
+                click.echo(
+                    f"note: no runner serving queue '{name}' is up, so its jobs wait; "
+                    f"start one with: queuectl worker start{hint}",
+                    err=True,
+                )
+
+
+def follow_output(queue: Any, job_id: str, out: BinaryIO) -> int:
+    """Print the job's output as it grows until the job is finished; 1 if it ended dead or
+    cancelled."""
     shown = b""
+    check = RunnerCheck(queue)
     while True:
-        finished = queue.get(job_id).finished
+        job = queue.get(job_id)
+        finished = job.finished
+        if not finished:
+            check([job])
         data = queue.output(job_id)
         if data.startswith(shown):
             out.write(data[len(shown) :])
@@ -30,7 +65,10 @@ def follow_output(queue: Any, job_id: str, out: BinaryIO) -> None:
         out.flush()
         shown = data
         if finished:
-            return
+            if job.state in (DEAD, CANCELLED):
+                click.echo(f"{job.id} ended {job.state} ({job.last_error})", err=True)
+                return 1
+            return 0
         time.sleep(POLL_S)
 
 
@@ -43,17 +81,19 @@ def _overlap(old: bytes, new: bytes) -> int:
 
 
 def wait_for(queue: Any, job_ids: list[str], timeout: str | None) -> int:
-    """Block until the jobs are finished; 1 if one ended dead or cancelled, or on timeout."""
+    """Block until the jobs are finished; 1 if one ended dead or cancelled, 124 on timeout."""
     limit_s = None if timeout is None else parse_duration(timeout, "--timeout")
     started = time.monotonic()
     watched = list(dict.fromkeys(job_ids))
     for job_id in watched:
         queue.get(job_id)  # unknown ids are an error before any waiting
     progress = _Progress(sys.stderr.isatty())
+    check = RunnerCheck(queue)
     try:
         while True:
             if watched:
                 jobs = [queue.get(job_id) for job_id in watched]
+                check(jobs)
                 done = [job for job in jobs if job.state in FINISHED_STATES]
                 total, finished = len(jobs), len(done)
                 failed = [job.id for job in done if job.state in (DEAD, CANCELLED)]
@@ -66,14 +106,18 @@ def wait_for(queue: Any, job_ids: list[str], timeout: str | None) -> int:
                     if counts[DEAD] + counts[CANCELLED]
                     else []
                 )
+                if finished != total:
+                    check(queue.list(state=PENDING, limit=100))
             progress.update(finished, total)
             if finished == total:
                 break
             if limit_s is not None and time.monotonic() - started >= limit_s:
                 progress.close()
-                raise QueuectlError(
-                    f"timed out after {timeout}: {total - finished} job(s) not finished"
+                click.echo(
+                    f"error: timed out after {timeout}: {total - finished} job(s) not finished",
+                    err=True,
                 )
+                return 124
             time.sleep(POLL_S)
     finally:
         progress.close()

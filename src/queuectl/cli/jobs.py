@@ -10,7 +10,7 @@ from typing import Any
 
 import click
 
-from queuectl.cli import Session
+from queuectl.cli import Session, complete
 from queuectl.errors import InvalidInputError
 from queuectl.models import new_job
 
@@ -93,13 +93,13 @@ def enqueue_options(function: Any) -> Any:
     for option in reversed(
         [
             click.option("--id", "job_id", help="Job id (default: generated)."),
-            click.option("--queue", "-q", help="Named queue (default: default)."),
+            click.option("--queue", "-q", help="Named queue (default: default).", shell_complete=complete.queues),
             click.option("--priority", "-p", type=int, help="Higher runs first (default 0)."),
             click.option("--max-retries", type=int, help="Retries after the first attempt."),
             click.option("--timeout", help="Kill an attempt after this long (30s, 5m...)."),
             click.option("--delay", help="Start no sooner than this from now (10s, 2h...)."),
             click.option("--run-at", help="Start no sooner than this ISO-8601 time."),
-            click.option("--after", multiple=True, metavar="ID", help="Run after this job completed (repeatable)."),
+            click.option("--after", multiple=True, metavar="ID", shell_complete=complete.job_ids, help="Run after this job completed (repeatable)."),
             click.option("--unique-key", help="Return the existing job holding this key instead."),
             click.option("--cwd", help="Working directory (default: the current one)."),
             click.option("--env", "env_pairs", multiple=True, metavar="K=V", help="Extra environment variable (repeatable)."),
@@ -174,6 +174,11 @@ def enqueue(ctx: click.Context, /, words: tuple[str, ...], command: str | None, 
             raise click.UsageError(
                 "give the JSON job as one argument (quote it), or use -- CMD ARGS"
             )
+        if not words[0].lstrip().startswith(("{", "[")):
+            raise InvalidInputError(
+                f"{words[0]!r} is not a JSON job; a plain command goes after --command or --: "
+                f"queuectl enqueue -- {words[0]}"
+            )
         items = parse_jobs_text(words[0])
     where = "line" if file is not None and len(items) > 1 else "job"
     cwd = os.getcwd()
@@ -183,6 +188,13 @@ def enqueue(ctx: click.Context, /, words: tuple[str, ...], command: str | None, 
     ]
     session: Session = ctx.obj
     jobs = session.queue.enqueue_many(validated)
+    for asked, job in zip(validated, jobs, strict=True):
+        if asked.unique_key is not None and asked.id is not None and job.id != asked.id:
+            click.echo(
+                f"note: job {job.id} already holds unique key {asked.unique_key!r}; "
+                f"its id is printed and no job {asked.id} was added",
+                err=True,
+            )
     if as_json:
         from queuectl.cli.render import print_json
 
@@ -192,8 +204,10 @@ def enqueue(ctx: click.Context, /, words: tuple[str, ...], command: str | None, 
 
 
 @click.command("list")
-@click.option("--state", "-s", help="Only jobs in this state.")
-@click.option("--queue", "-q", type=UTF8, help="Only jobs of this queue.")
+@click.option("--state", "-s", help="Only jobs in this state.", shell_complete=complete.states)
+@click.option(
+    "--queue", "-q", type=UTF8, help="Only jobs of this queue.", shell_complete=complete.queues
+)
 @click.option(
     "--limit",
     "-n",
@@ -208,18 +222,18 @@ def list_jobs(session: Session, state: str | None, queue: str | None, limit: int
     """List jobs, newest first."""
     from queuectl.cli.render import print_jobs
 
-    print_jobs(session.queue.list(state=state, queue=queue, limit=limit or None), as_json)
+    print_jobs(session.existing_queue.list(state=state, queue=queue, limit=limit or None), as_json)
 
 
 @click.command()
-@click.argument("job_id", metavar="ID", type=UTF8)
+@click.argument("job_id", metavar="ID", type=UTF8, shell_complete=complete.job_ids)
 @click.option("--json", "as_json", is_flag=True, help="Print the job as a JSON object.")
 @click.pass_obj
 def show(session: Session, job_id: str, as_json: bool) -> None:
     """Show one job, every field."""
     from queuectl.cli.render import print_job, print_json
 
-    job = session.queue.get(job_id)
+    job = session.existing_queue.get(job_id)
     if as_json:
         print_json(job.to_dict())
     else:
@@ -227,7 +241,9 @@ def show(session: Session, job_id: str, as_json: bool) -> None:
 
 
 @click.command()
-@click.argument("job_ids", nargs=-1, required=True, metavar="ID...")
+@click.argument(
+    "job_ids", nargs=-1, required=True, metavar="ID...", shell_complete=complete.job_ids
+)
 @click.pass_obj
 def cancel(session: Session, job_ids: tuple[str, ...]) -> None:
     """Cancel pending, failed or running jobs (a running command is killed)."""
@@ -236,7 +252,13 @@ def cancel(session: Session, job_ids: tuple[str, ...]) -> None:
 
 
 @click.command()
-@click.option("--state", "-s", required=True, help="completed, dead or cancelled.")
+@click.option(
+    "--state",
+    "-s",
+    required=True,
+    help="completed, dead or cancelled.",
+    shell_complete=complete.finished_states,
+)
 @click.option(
     "--older-than",
     default="0s",
@@ -269,12 +291,12 @@ def confirm(yes: bool, question: str) -> None:
 
 
 @click.command()
-@click.argument("job_id", metavar="ID", type=UTF8)
+@click.argument("job_id", metavar="ID", type=UTF8, shell_complete=complete.job_ids)
 @click.option("--follow", "-f", is_flag=True, help="Stream the output until the job ends.")
 @click.pass_obj
 def logs(session: Session, job_id: str, follow: bool) -> None:
     """Print the job's captured output (stdout and stderr, interleaved)."""
-    queue = session.queue
+    queue = session.existing_queue
     out = sys.stdout.buffer
     if not follow:
         out.write(queue.output(job_id))
@@ -282,29 +304,29 @@ def logs(session: Session, job_id: str, follow: bool) -> None:
         return
     from queuectl.cli.follow import follow_output
 
-    follow_output(queue, job_id, out)
+    sys.exit(follow_output(queue, job_id, out))
 
 
 @click.command()
-@click.argument("job_ids", nargs=-1, metavar="[ID...]", type=UTF8)
-@click.option("--timeout", help="Give up after this long (exit 1).")
+@click.argument("job_ids", nargs=-1, metavar="[ID...]", type=UTF8, shell_complete=complete.job_ids)
+@click.option("--timeout", help="Give up after this long (exit 124).")
 @click.pass_obj
 def wait(session: Session, job_ids: tuple[str, ...], timeout: str | None) -> None:
     """Block until the jobs (default: all) are finished; exit 1 if any ended dead or cancelled."""
     from queuectl.cli.follow import wait_for
 
-    sys.exit(wait_for(session.queue, list(job_ids), timeout))
+    sys.exit(wait_for(session.existing_queue, list(job_ids), timeout))
 
 
 @click.command()
-@click.argument("job_id", metavar="ID", type=UTF8)
+@click.argument("job_id", metavar="ID", type=UTF8, shell_complete=complete.job_ids)
 @click.option("--json", "as_json", is_flag=True, help="Print the reason as JSON.")
 @click.pass_obj
 def explain(session: Session, job_id: str, as_json: bool) -> None:
     """Say why a job is or is not running now."""
     from queuectl.explain import explain_job
 
-    reason = explain_job(session.queue, job_id)
+    reason = explain_job(session.existing_queue, job_id)
     if as_json:
         from queuectl.cli.render import print_json
 

@@ -6,11 +6,11 @@ from typing import Any
 
 import click
 
-from queuectl.cli import Session
+from queuectl.cli import Group, Session, complete
 from queuectl.cli.jobs import UTF8, enqueue_options, options_as_fields, parse_jobs_text
 
 
-@click.group()
+@click.group(cls=Group)
 def schedule() -> None:
     """Periodic jobs: one job per cron slot or interval, however many runners are up."""
 
@@ -26,7 +26,7 @@ def schedule() -> None:
 @click.pass_obj
 def schedule_add(session: Session, /, name: str, job_json: str | None, cron: str | None, every: str | None, tz: str | None, command: str | None, **options: Any) -> None:  # fmt: skip
     """Add (or replace) schedule NAME: (--cron EXPR | --every DURATION) (--command CMD | JSON)."""
-    from queuectl.durations import ms_to_iso
+    from queuectl.cli.render import local_time
 
     if (command is None) == (job_json is None):
         raise click.UsageError("give exactly one of --command CMD or a JSON job")
@@ -42,7 +42,7 @@ def schedule_add(session: Session, /, name: str, job_json: str | None, cron: str
 
     validate_schedule(name, cron, every, tz, job)  # bad input is refused before the store opens
     added = session.queue.add_schedule(name, job, cron=cron, every=every, tz=tz)
-    click.echo(f"schedule {added.name}: next at {ms_to_iso(added.next_at_ms)}", err=True)
+    click.echo(f"schedule {added.name}: next at {local_time(added.next_at_ms)}", err=True)
 
 
 @schedule.command("list")
@@ -50,10 +50,11 @@ def schedule_add(session: Session, /, name: str, job_json: str | None, cron: str
 @click.pass_obj
 def schedule_list(session: Session, as_json: bool) -> None:
     """The schedules, with their last and next enqueue times."""
-    from queuectl.cli.render import print_json, print_table, short
+    from queuectl.cli.render import local_time, print_json, print_table
     from queuectl.queue import schedule_dict
+    from queuectl.schedule import describe_every
 
-    schedules = [schedule_dict(s) for s in session.queue.schedules()]
+    schedules = [schedule_dict(s) for s in session.existing_queue.schedules()]
     if as_json:
         print_json(schedules)
         return
@@ -62,16 +63,21 @@ def schedule_list(session: Session, as_json: bool) -> None:
         return
     rows = [
         (
-            s["name"], s["cron"] or f"every {s['every']:g}s", s["tz"] or "UTC",
-            short(s["job"]["command"], 40), s["last_at"] or "-", s["next_at"],
+            s["name"],
+            s["cron"] or describe_every(s["every"]),
+            s["tz"] or "UTC",
+            s["job"]["command"],
+            local_time(s["last_at"]),
+            local_time(s["next_at"]),
         )
         for s in schedules
-    ]  # fmt: skip
-    print_table(None, ["NAME", "WHEN", "TZ", "COMMAND", "LAST", "NEXT"], rows)
+    ]
+    columns = ["NAME", "WHEN", "TZ", "COMMAND", "LAST", "NEXT"]
+    print_table(None, columns, rows, elastic=("COMMAND",))
 
 
 @schedule.command("remove")
-@click.argument("name", type=UTF8)
+@click.argument("name", type=UTF8, shell_complete=complete.schedules)
 @click.pass_obj
 def schedule_remove(session: Session, name: str) -> None:
     """Remove a schedule (jobs it already enqueued stay)."""

@@ -9,10 +9,14 @@ import time
 
 import click
 
-from queuectl.cli import Session
+from queuectl.cli import Group, Session, complete
+
+#: Set by `worker start --detach` for the runner it starts in the background: that process
+#: runs in the foreground whatever its arguments say, so detaching can never repeat.
+DETACHED_ENV = "QUEUECTL_DETACHED_RUNNER"
 
 
-@click.group()
+@click.group(cls=Group)
 def worker() -> None:
     """Run, stop and list runners (the processes that execute jobs)."""
 
@@ -32,6 +36,7 @@ def worker() -> None:
     "queues",
     multiple=True,
     help="Serve only this queue (repeatable; default: every queue).",
+    shell_complete=complete.queues,
 )
 @click.option("--detach", "-d", is_flag=True, help="Run in the background; print its pid.")
 @click.option(
@@ -41,7 +46,9 @@ def worker() -> None:
 @click.option("--log-json", is_flag=True, help="Log job events as JSON lines.")
 @click.option("--quiet", is_flag=True, help="Log only runner events, dead and lost jobs.")
 @click.option(
-    "--log-file", type=click.Path(dir_okay=False), help="With --detach: where the log goes."
+    "--log-file",
+    type=click.Path(dir_okay=False),
+    help="Append the log to this file (default with --detach: a file per runner).",
 )
 @click.pass_obj
 def worker_start(session: Session, count: int, queues: tuple[str, ...], detach: bool, grace: str | None, log_json: bool, quiet: bool, log_file: str | None) -> None:  # fmt: skip
@@ -53,42 +60,56 @@ def worker_start(session: Session, count: int, queues: tuple[str, ...], detach: 
     for name in queues:
         validate_id(name, "queue")
     queue = session.queue  # opens (and migrates) the store now: errors show here, not in a log
-    if detach:
-        _detach(session, queue.describe()["target"], log_file)
+    detached_child = os.environ.pop(DETACHED_ENV, None) == "1"  # jobs must not inherit it
+    if detach and not detached_child:
+        _detach(session, log_file)
         return
     from queuectl.runner.log import EventLog
     from queuectl.runner.supervisor import Supervisor
 
     queue.close()
+    stream = None
+    if log_file is not None and not detached_child:  # a detached runner's stderr is the file
+        try:
+            stream = open(log_file, "a", buffering=1, encoding="utf-8")  # noqa: SIM115
+        except OSError as exc:
+            raise click.ClickException(
+                f"--log-file: cannot write {log_file}: {exc.strerror}"
+            ) from None
+        click.echo(f"logging to {log_file}", err=True)
     supervisor = Supervisor(
-        session.target, count, list(queues) or None, grace_s, EventLog(log_json, quiet)
+        session.target, count, list(queues) or None, grace_s, EventLog(log_json, quiet, stream)
     )
     sys.exit(supervisor.run())
 
 
-def _detach(session: Session, target: str, log_file: str | None) -> None:
-    """Start this same command without --detach in a new session, logging to a file."""
+def _detach(session: Session, log_file: str | None) -> None:
+    """Run this same command again in a new session, as a runner that does not detach."""
+    named = log_file is not None
     if log_file is None:
         state_home = os.environ.get("XDG_STATE_HOME") or os.path.expanduser("~/.local/state")
         folder = os.path.join(state_home, "queuectl")
         os.makedirs(folder, mode=0o700, exist_ok=True)
-        log_file = os.path.join(
-            folder, f"runner-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.log"
-        )
-    args = [a for a in sys.argv[1:] if a not in ("--detach", "-d")]
-    if "--log-file" in args:
-        at = args.index("--log-file")
-        del args[at : at + 2]
-    args = [a for a in args if not a.startswith("--log-file=")]
-    env = {**os.environ}
+        # Named after the runner's pid once it is known; until then, after this process's.
+        log_file = os.path.join(folder, f"runner-starting-{os.getpid()}.log")
+    env = {**os.environ, DETACHED_ENV: "1"}
     if session.target:
         env["QUEUECTL_DB"] = session.target
     log = open(log_file, "ab")  # noqa: SIM115 - handed to the child
     process = subprocess.Popen(
-        [sys.executable, "-m", "queuectl", *args],
-        stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True, env=env,
-    )  # fmt: skip
+        [sys.executable, "-m", "queuectl", *sys.argv[1:]],
+        stdin=subprocess.DEVNULL,
+        stdout=log,
+        stderr=log,
+        start_new_session=True,
+        env=env,
+    )
     log.close()
+    if not named:
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        final = os.path.join(os.path.dirname(log_file), f"runner-{stamp}-{process.pid}.log")
+        os.replace(log_file, final)  # the runner keeps writing to the file it has open
+        log_file = final
     deadline = time.monotonic() + 10
     pids = set()
     while time.monotonic() < deadline and process.poll() is None:
@@ -133,7 +154,7 @@ def worker_list(session: Session, as_json: bool) -> None:
     from queuectl.cli.render import print_json
     from queuectl.queue import runner_dict
 
-    runners = [runner_dict(r) for r in session.queue.runners()]
+    runners = [runner_dict(r) for r in session.existing_queue.runners()]
     if as_json:
         print_json(runners)
     elif runners:

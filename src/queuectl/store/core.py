@@ -818,7 +818,9 @@ class SQLStore:
 
     def _fire(self, conn: Any, schedule: Schedule, now: int, default_retries: int) -> Firing:
         """Enqueue one slot's job inside a savepoint: one bad schedule spoils no other."""
-        job_id = f"{schedule.name}.{schedule.next_at_ms}"
+        from queuectl.schedule import slot_job_id
+
+        job_id = slot_job_id(schedule.name, schedule.next_at_ms)
         conn.execute(self.q["savepoint"])
         try:
             held = self._insert_one(conn, new_job(schedule.job), job_id, now, default_retries)

@@ -1,0 +1,163 @@
+"""What the human-readable views look like on a terminal: widths, times, colours, and user
+strings drawn as text (never as rich markup, never as raw escape sequences)."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from rich.cells import cell_len
+
+from queuectl.store import Runner, Store
+from tests.cli.conftest import make
+from tests.cli.terminal import ANSI, in_terminal
+
+Cli = Callable[..., subprocess.CompletedProcess[str]]
+
+
+LONG = "echo " + " ".join(f"word{n}" for n in range(60))
+#: Commands that rich would read as markup, and one that carries terminal escapes.
+TRICKY = {
+    "sed": "sed 's/[/]/_/g' f",
+    "grep": "grep -E '[a-z]+' file",
+    "link": "rm -rf /tmp/x[link=https://evil]safe[/link]",
+    "bold": "echo [bold red]loud[/]",
+}
+ESCAPES = "printf '\x1b]0;owned\x07' \x1b[31mred\x1b[0m"
+#: The one format of every time in a human-readable view (the zone named).
+LOCAL_TIME = re.compile(r"\b\d{4}-\d\d-\d\d \d\d:\d\d:\d\d JST\b")
+ISO = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d")
+
+
+@pytest.fixture
+def target(tmp_path: Path) -> str:
+    """Rendering is the subject here, not the backend: a SQLite file."""
+    return str(tmp_path / "queue.db")
+
+
+def ok(result: subprocess.CompletedProcess[str]) -> str:
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+@pytest.mark.parametrize("columns", [60, 80, 120])
+def test_list_rows_stay_one_line_at_any_width(cli: Cli, target: str, columns: int) -> None:
+    ids = ["a34ab248da5351e7", "nightly-backup.20261129", "x"]
+    for job_id in ids:
+        ok(cli("enqueue", "--id", job_id, "--queue", "reports", "--command", LONG))
+    screen = in_terminal(target, "list", columns=columns)
+    assert screen.returncode == 0, screen.stderr
+    lines = screen.lines
+    assert len(lines) == 1 + len(ids), screen.text  # a header, then one line a job
+    assert all(cell_len(line) <= columns for line in lines), screen.text
+    for job_id, line in zip(reversed(ids), lines[1:], strict=True):
+        assert line.split()[0] == job_id  # whole, never folded
+        assert "echo word0" in line
+        assert line.rstrip().endswith("…") or "…" in line
+    assert "word59" not in screen.text
+    if columns >= 80:
+        assert "UPDATED" in lines[0]
+
+
+def test_times_share_one_local_format(cli: Cli, target: str, store: Store) -> None:
+    make(store, "done", "completed")
+    make(store, "gone", "dead")
+    now = store.clock.now_ms()
+    store.register_runner(
+        Runner(
+            id="r1",
+            host="elsewhere",
+            pid=4242,
+            workers=2,
+            queues=None,
+            started_at_ms=now,
+            heartbeat_at_ms=now,
+        )
+    )
+    ok(cli("schedule", "add", "tick", "--every", "1h", "--command", "true"))
+    tokyo = {"TZ": "Asia/Tokyo"}
+    views = {
+        "list": ["list"],
+        "show": ["show", "done"],
+        "dlq": ["dlq", "list"],
+        "status": ["status"],
+        "workers": ["worker", "list"],
+        "schedules": ["schedule", "list"],
+    }
+    for name, argv in views.items():
+        screen = in_terminal(target, *argv, columns=200, env=tokyo)
+        assert screen.returncode == 0, (name, screen.stderr)
+        assert not ISO.search(screen.text), (name, screen.text)
+        if name != "status":
+            assert LOCAL_TIME.search(screen.text), (name, screen.text)
+    workers = in_terminal(target, "worker", "list", columns=120, env=tokyo)
+    assert len(LOCAL_TIME.findall(workers.text)) == 2, workers.text
+    workers = in_terminal(target, "worker", "list", columns=60, env=tokyo)
+    assert len(workers.lines) == 3, workers.text  # the title, the header, one runner
+    assert LOCAL_TIME.search(workers.text), workers.text  # the heartbeat, whole
+    shown = in_terminal(target, "show", "done", env=tokyo).text
+    assert len(LOCAL_TIME.findall(shown)) == 5  # run_at, created, updated, started, finished
+    # --json stays ISO-8601 UTC, whatever the zone.
+    shown_json = in_terminal(target, "show", "done", "--json", env=tokyo).text
+    assert len(re.findall(r'"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z"', shown_json)) == 5
+
+
+def _colour(raw: str, state: str, code: str) -> bool:
+    """Whether `state` is drawn in the ANSI colour `code` (31 red, 32 green...)."""
+    return re.search(rf"\x1b\[(?:\d+;)*{code}(?:;\d+)*m{state}", raw) is not None
+
+
+def test_states_are_coloured_on_a_terminal_only(cli: Cli, target: str, store: Store) -> None:
+    make(store, "good", "completed")
+    make(store, "bad", "dead")
+    for argv in (["list"], ["status"], ["show", "bad"], ["show", "good"]):
+        raw = in_terminal(target, *argv).raw
+        if argv != ["show", "good"]:
+            assert _colour(raw, "dead", "31"), (argv, raw)
+        if argv != ["show", "bad"]:
+            assert _colour(raw, "completed", "32"), (argv, raw)
+    no_color = in_terminal(target, "list", env={"NO_COLOR": "1"}).raw
+    assert not re.search(r"\x1b\[(?:\d+;)*3\dm", no_color), no_color
+    for argv in (["list"], ["status"], ["show", "bad"]):
+        assert "\x1b" not in ok(cli(*argv))  # a pipe gets plain text
+
+
+def test_user_strings_are_text_not_markup(cli: Cli, target: str, store: Store) -> None:
+    for name, command in TRICKY.items():
+        ok(cli("enqueue", "--id", name, "--command", command))
+        make(store, f"dead-{name}", "dead", command=command)
+        ok(cli("schedule", "add", f"s-{name}", "--every", "1h", "--command", command))
+    for argv in (["list"], ["dlq", "list"], ["schedule", "list"]):
+        for columns in (200, 80):
+            screen = in_terminal(target, *argv, columns=columns)
+            assert screen.returncode == 0, (argv, screen.stderr)
+            assert "Error" not in screen.stderr
+            for command in TRICKY.values():
+                shown = command if columns == 200 else command[:10]
+                assert shown in screen.text, (argv, command, screen.text)
+        piped = ok(cli(*argv))
+        for command in TRICKY.values():
+            assert command in piped, (argv, command, piped)
+    for name, command in TRICKY.items():
+        assert command in in_terminal(target, "show", name).text
+        assert command in ok(cli("show", name))
+
+
+def test_escape_sequences_in_commands_are_made_visible(cli: Cli, target: str) -> None:
+    ok(cli("enqueue", "--id", "esc", "--command", ESCAPES))
+    ok(cli("schedule", "add", "esc-every", "--every", "1h", "--command", ESCAPES))
+    visible = "printf '\\x1b]0;owned\\x07' \\x1b[31mred\\x1b[0m"
+    for argv in (["show", "esc"], ["list"], ["schedule", "list"]):
+        screen = in_terminal(target, *argv, columns=200)
+        assert screen.returncode == 0, screen.stderr
+        assert "\x1b]" not in screen.raw, argv
+        assert "\x07" not in screen.raw, argv
+        assert "\x1b[31mred" not in screen.raw, argv
+        assert visible in screen.text, (argv, screen.text)
+        piped = ok(cli(*argv))
+        assert "\x1b" not in piped, argv
+        assert visible in piped, argv
+    assert ANSI.sub("", visible) == visible
