@@ -59,6 +59,36 @@ def _translate(exc: sqlite3.Error, path: str) -> QueuectlError:
     return StoreError(f"{path}: {text}")
 
 
+def _busy(exc: sqlite3.Error) -> bool:
+    text = str(exc).lower()
+    return "locked" in text or "busy" in text
+
+
+@functools.cache
+def _newest_schema() -> int:
+    return migrations("sqlite")[-1][0]
+
+
+def _switch_to_wal(conn: sqlite3.Connection) -> None:
+    """`PRAGMA journal_mode = WAL`, retried for up to the busy timeout with jittered backoff.
+
+    On a file still in rollback mode (a new one) the switch needs the exclusive lock, and while
+    another process holds the write lock to make the same switch it fails at once with
+    "database is locked": SQLite does not call the busy handler there. On a WAL file it is a read.
+    """
+    deadline = time.monotonic() + BUSY_TIMEOUT_S
+    delay = 0.002
+    while True:
+        try:
+            conn.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if not _busy(exc) or time.monotonic() >= deadline:
+                raise
+        time.sleep(delay * (0.5 + random.random()))
+        delay = min(delay * 2, 0.1)
+
+
 def _guarded(method: Callable[..., T]) -> Callable[..., T]:
     """Driver errors stop here: a lock becomes a bounded retry, anything else a StoreError."""
 
@@ -110,11 +140,14 @@ class SQLiteStore:
         An existing file is not opened: closing any descriptor of it would drop the POSIX locks
         of every SQLite connection of this process on it (stale reads, then a deleted WAL).
         """
-        folder = os.path.dirname(self.path)
+        # Through a dangling symlink O_EXCL fails, and SQLite would then create the file under
+        # the umask: create the link's target instead. -wal and -shm get the file's mode.
+        real = os.path.realpath(self.path)
+        folder = os.path.dirname(real)
         try:
             if folder and not os.path.isdir(folder):
                 os.makedirs(folder, mode=0o700, exist_ok=True)
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
+            fd = os.open(real, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
             os.close(fd)
         except FileExistsError:
             if os.path.isdir(self.path):
@@ -137,9 +170,13 @@ class SQLiteStore:
                 conn = sqlite3.connect(
                     self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False
                 )
-                conn.execute("PRAGMA journal_mode = WAL")
+            except sqlite3.Error as exc:
+                raise _translate(exc, self.path) from None
+            try:
+                _switch_to_wal(conn)
                 conn.execute(f"PRAGMA synchronous = {'FULL' if self.durable else 'NORMAL'}")
             except sqlite3.Error as exc:
+                conn.close()
                 raise _translate(exc, self.path) from None
             self._local.conn = conn
             if self._identity is None:
@@ -161,11 +198,22 @@ class SQLiteStore:
         conn = self.conn
         conn.execute("BEGIN IMMEDIATE")
         try:
+            # A newer queuectl may have migrated the file since this process opened it: its
+            # writes could break the new schema's rules, so they stop here, on one line.
+            self._refuse_newer(int(conn.execute("PRAGMA user_version").fetchone()[0]))
             yield conn
         except BaseException:
             conn.execute("ROLLBACK")
             raise
         conn.execute("COMMIT")
+
+    def _refuse_newer(self, version: int) -> None:
+        newest = _newest_schema()
+        if version > newest:
+            raise StoreError(
+                f"{self.path}: written by a newer queuectl (schema {version}, this one knows "
+                f"{newest}); upgrade queuectl"
+            )
 
     def close(self) -> None:
         conn = getattr(self._local, "conn", None)
@@ -186,15 +234,14 @@ class SQLiteStore:
         newest = known[-1][0]
         conn = self.conn
         version = int(conn.execute("PRAGMA user_version").fetchone()[0])
-        if version > newest:
-            raise StoreError(
-                f"{self.path}: written by a newer queuectl (schema {version}, this one knows "
-                f"{newest}); upgrade queuectl"
-            )
+        self._refuse_newer(version)
         if version == newest:
             return version
+        # The write lock first, then the version again: of processes opening a new file at
+        # once, one migrates and the others wait here, then find nothing left to do. (Reading
+        # first and upgrading to a write would deadlock, which no busy timeout resolves.)
         with self._write() as conn:
-            version = conn.execute("PRAGMA user_version").fetchone()[0]
+            version = int(conn.execute("PRAGMA user_version").fetchone()[0])
             for number, _name, sql in known:
                 if number > version:
                     for statement in _statements(sql):
