@@ -29,7 +29,7 @@ from queuectl.errors import (
     StoreError,
 )
 from queuectl.models import CANCELLED, COMPLETED, DEAD, PENDING, Job, NewJob, new_job
-from queuectl.store import Claim, Runner, Schedule
+from queuectl.store import Claim, Runner, Schedule, lockholder
 from queuectl.store.queries import load_queries, migrations
 from queuectl.store.wakeup import SocketWakeup
 
@@ -50,6 +50,14 @@ def _translate(exc: sqlite3.Error, path: str) -> QueuectlError:
     if "not a database" in lowered or "malformed" in lowered:
         return StoreError(f"{path}: not a usable queuectl database ({text})")
     if "locked" in lowered or "busy" in lowered:
+        holder = lockholder.write_lock_holder(path)
+        if holder is not None and lockholder.is_stopped(holder):
+            return StoreError(
+                f"{path}: the database is locked by process {holder} "
+                f"(stopped: resume it with kill -CONT {holder})"
+            )
+        if holder is not None:
+            return StoreError(f"{path}: the database stayed locked by process {holder} ({text})")
         return StoreError(f"{path}: the database stayed locked by another process ({text})")
     if "unable to open" in lowered:
         if os.path.exists(path) and not os.access(os.path.dirname(path) or ".", os.W_OK):
@@ -64,6 +72,21 @@ def _busy(exc: sqlite3.Error) -> bool:
     return "locked" in text or "busy" in text
 
 
+def _holder_stopped(path: str) -> bool:
+    """Whether the write lock is held by a stopped process: waiting longer would not help."""
+    holder = lockholder.write_lock_holder(path)
+    return holder is not None and lockholder.is_stopped(holder)
+
+
+def _busy_timeout_s() -> float:
+    # QUEUECTL_BUSY_TIMEOUT_S is internal, not for users: tests of a lock that is never
+    # released (a frozen holder) set it low so as not to wait the full timeout.
+    try:
+        return float(os.environ.get("QUEUECTL_BUSY_TIMEOUT_S") or BUSY_TIMEOUT_S)
+    except ValueError:
+        return BUSY_TIMEOUT_S
+
+
 @functools.cache
 def _newest_schema() -> int:
     return migrations("sqlite")[-1][0]
@@ -76,7 +99,7 @@ def _switch_to_wal(conn: sqlite3.Connection) -> None:
     another process holds the write lock to make the same switch it fails at once with
     "database is locked": SQLite does not call the busy handler there. On a WAL file it is a read.
     """
-    deadline = time.monotonic() + BUSY_TIMEOUT_S
+    deadline = time.monotonic() + _busy_timeout_s()
     delay = 0.002
     while True:
         try:
@@ -98,8 +121,7 @@ def _guarded(method: Callable[..., T]) -> Callable[..., T]:
             try:
                 return method(self, *args, **kwargs)
             except sqlite3.OperationalError as exc:
-                text = str(exc).lower()
-                if ("locked" in text or "busy" in text) and attempt < BUSY_RETRIES:
+                if _busy(exc) and attempt < BUSY_RETRIES and not _holder_stopped(self.path):
                     time.sleep(0.01 * (2**attempt) * (0.5 + random.random()))
                     continue
                 raise _translate(exc, self.path) from None
@@ -168,7 +190,10 @@ class SQLiteStore:
         if conn is None:
             try:
                 conn = sqlite3.connect(
-                    self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False
+                    self.path,
+                    timeout=_busy_timeout_s(),
+                    isolation_level=None,
+                    check_same_thread=False,
                 )
             except sqlite3.Error as exc:
                 raise _translate(exc, self.path) from None
