@@ -8,6 +8,7 @@ thread gets its own connection.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import random
@@ -20,6 +21,7 @@ from typing import Any, TypeVar
 
 from queuectl.clock import Clock, SystemClock
 from queuectl.errors import InvalidInputError, StoreError
+from queuectl.store import lockholder
 from queuectl.store.core import SQLStore
 from queuectl.store.queries import migrations
 from queuectl.store.wakeup import SocketWakeup
@@ -40,6 +42,14 @@ def _translate(exc: sqlite3.Error, path: str) -> StoreError:
     if "not a database" in lowered or "malformed" in lowered:
         return StoreError(f"{path}: not a usable queuectl database ({text})")
     if "locked" in lowered or "busy" in lowered:
+        holder = lockholder.write_lock_holder(path)
+        if holder is not None and lockholder.is_stopped(holder):
+            return StoreError(
+                f"{path}: the database is locked by process {holder} "
+                f"(stopped: resume it with kill -CONT {holder})"
+            )
+        if holder is not None:
+            return StoreError(f"{path}: the database stayed locked by process {holder} ({text})")
         return StoreError(f"{path}: the database stayed locked by another process ({text})")
     if "unable to open" in lowered:
         if os.path.exists(path) and not os.access(os.path.dirname(path) or ".", os.W_OK):
@@ -47,6 +57,51 @@ def _translate(exc: sqlite3.Error, path: str) -> StoreError:
             return StoreError(f"{path}: the database is read-only (its folder cannot be written)")
         return StoreError(f"{path}: cannot open the database ({text})")
     return StoreError(f"{path}: {text}")
+
+
+def _busy(exc: sqlite3.Error) -> bool:
+    text = str(exc).lower()
+    return "locked" in text or "busy" in text
+
+
+def _holder_stopped(path: str) -> bool:
+    """Whether the write lock is held by a stopped process: waiting longer would not help."""
+    holder = lockholder.write_lock_holder(path)
+    return holder is not None and lockholder.is_stopped(holder)
+
+
+def _busy_timeout_s() -> float:
+    # QUEUECTL_BUSY_TIMEOUT_S is internal, not for users: tests of a lock that is never
+    # released (a frozen holder) set it low so as not to wait the full timeout.
+    try:
+        return float(os.environ.get("QUEUECTL_BUSY_TIMEOUT_S") or BUSY_TIMEOUT_S)
+    except ValueError:
+        return BUSY_TIMEOUT_S
+
+
+@functools.cache
+def _newest_schema() -> int:
+    return migrations("sqlite")[-1][0]
+
+
+def _switch_to_wal(conn: sqlite3.Connection) -> None:
+    """`PRAGMA journal_mode = WAL`, retried for up to the busy timeout with jittered backoff.
+
+    On a file still in rollback mode (a new one) the switch needs the exclusive lock, and while
+    another process holds the write lock to make the same switch it fails at once with
+    "database is locked": SQLite does not call the busy handler there. On a WAL file it is a read.
+    """
+    deadline = time.monotonic() + _busy_timeout_s()
+    delay = 0.002
+    while True:
+        try:
+            conn.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if not _busy(exc) or time.monotonic() >= deadline:
+                raise
+        time.sleep(delay * (0.5 + random.random()))
+        delay = min(delay * 2, 0.1)
 
 
 class SQLiteStore(SQLStore):
@@ -72,11 +127,14 @@ class SQLiteStore(SQLStore):
         An existing file is not opened: closing any descriptor of it would drop the POSIX locks
         of every SQLite connection of this process on it (stale reads, then a deleted WAL).
         """
-        folder = os.path.dirname(self.path)
+        # Through a dangling symlink O_EXCL fails, and SQLite would then create the file under
+        # the umask: create the link's target instead. -wal and -shm get the file's mode.
+        real = os.path.realpath(self.path)
+        folder = os.path.dirname(real)
         try:
             if folder and not os.path.isdir(folder):
                 os.makedirs(folder, mode=0o700, exist_ok=True)
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
+            fd = os.open(real, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
             os.close(fd)
         except FileExistsError:
             if os.path.isdir(self.path):
@@ -97,12 +155,19 @@ class SQLiteStore(SQLStore):
         if conn is None:
             try:
                 conn = sqlite3.connect(
-                    self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False
+                    self.path,
+                    timeout=_busy_timeout_s(),
+                    isolation_level=None,
+                    check_same_thread=False,
                 )
-                conn.row_factory = sqlite3.Row
-                conn.execute("PRAGMA journal_mode = WAL")
+            except sqlite3.Error as exc:
+                raise _translate(exc, self.path) from None
+            conn.row_factory = sqlite3.Row
+            try:
+                _switch_to_wal(conn)  # before any other statement on a new connection
                 conn.execute(f"PRAGMA synchronous = {'FULL' if self.durable else 'NORMAL'}")
             except sqlite3.Error as exc:
+                conn.close()
                 raise _translate(exc, self.path) from None
             self._local.conn = conn
             if self._identity is None:
@@ -126,6 +191,9 @@ class SQLiteStore(SQLStore):
         self._local.wake = False
         conn.execute("BEGIN IMMEDIATE")
         try:
+            # A newer queuectl may have migrated the file since this process opened it: its
+            # writes could break the new schema's rules, so they stop here, on one line.
+            self._refuse_newer(self._schema_version())
             yield conn
         except BaseException:
             conn.execute("ROLLBACK")
@@ -133,6 +201,14 @@ class SQLiteStore(SQLStore):
         conn.execute("COMMIT")
         if self._local.wake:
             self._wakeup.notify()
+
+    def _refuse_newer(self, version: int) -> None:
+        newest = _newest_schema()
+        if version > newest:
+            raise StoreError(
+                f"{self.path}: written by a newer queuectl (schema {version}, this one knows "
+                f"{newest}); upgrade queuectl"
+            )
 
     def close(self) -> None:
         conn = getattr(self._local, "conn", None)
@@ -152,8 +228,7 @@ class SQLiteStore(SQLStore):
                     self._check_file()
                 return call()
             except sqlite3.OperationalError as exc:
-                text = str(exc).lower()
-                if ("locked" in text or "busy" in text) and attempt < BUSY_RETRIES:
+                if _busy(exc) and attempt < BUSY_RETRIES and not _holder_stopped(self.path):
                     time.sleep(0.01 * (2**attempt) * (0.5 + random.random()))
                     continue
                 raise _translate(exc, self.path) from None
@@ -201,13 +276,12 @@ class SQLiteStore(SQLStore):
         known = migrations("sqlite")
         newest = known[-1][0]
         version = self._schema_version()
-        if version > newest:
-            raise StoreError(
-                f"{self.path}: written by a newer queuectl (schema {version}, this one knows "
-                f"{newest}); upgrade queuectl"
-            )
+        self._refuse_newer(version)
         if version == newest:
             return version
+        # The write lock first, then the version again: of processes opening a new file at
+        # once, one migrates and the others wait here, then find nothing left to do. (Reading
+        # first and upgrading to a write would deadlock, which no busy timeout resolves.)
         with self._write() as conn:
             version = self._schema_version()
             for number, _name, sql in known:
