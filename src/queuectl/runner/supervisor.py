@@ -1,7 +1,7 @@
 """The runner process: one event loop that claims jobs, runs them on N slots and keeps leases.
 
 Everything happens on the main thread: a selector waits on the store's wakeup listener and on
-the signal wakeup fd (SIGCHLD, SIGINT, SIGTERM), with a timeout set by the nearest timer (a
+the signal wakeup fd (SIGCHLD, SIGINT, SIGTERM, SIGHUP), with a timeout set by the nearest timer (a
 job's timeout, the next delayed job, housekeeping). Finished attempts are settled and new jobs
 claimed in one transaction.
 
@@ -93,7 +93,8 @@ class Supervisor:
         previous_fd = signal.set_wakeup_fd(wake_w, warn_on_full_buffer=False)
         handlers = {
             signum: signal.signal(signum, self._on_signal)
-            for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGCHLD)
+            # SIGHUP (its terminal closed, an SSH session dropped) is a graceful stop too.
+            for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGCHLD)
         }
         self.watchdog = subprocess.Popen(
             [sys.executable, "-m", "queuectl.runner.watchdog"],
