@@ -26,6 +26,7 @@ from starlette.staticfiles import StaticFiles
 import queuectl
 from queuectl.errors import QueuectlError
 from queuectl.queue import Queue
+from queuectl.urls import redact_url
 
 STATIC = Path(__file__).with_name("static")
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -112,7 +113,7 @@ def create_app(target: str | None, token: str | None = None) -> FastAPI:
 
 
 async def _queuectl_error(request: Request, exc: QueuectlError) -> JSONResponse:
-    return error(exc.http_status, str(exc))
+    return error(exc.http_status, redact_url(str(exc)))
 
 
 async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
