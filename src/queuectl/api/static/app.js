@@ -5,6 +5,14 @@
 
 (() => {
   const TOKEN_KEY = "queuectl-token";
+  // `serve` prints the dashboard's address with its token (#token=...): keep it for this tab,
+  // then drop it from the address bar so that it is not bookmarked, shared or shown.
+  (function keepTokenFromAddress() {
+    const token = new URLSearchParams(location.hash.slice(1)).get("token");
+    if (!token) return;
+    sessionStorage.setItem(TOKEN_KEY, token);
+    history.replaceState(null, "", location.pathname + location.search);
+  })();
   const STATES = ["pending", "processing", "completed", "failed", "dead", "cancelled"];
   const POLL_MS = 2000;
   const PAGE = 50;
