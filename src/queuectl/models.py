@@ -30,6 +30,9 @@ ID_PATTERN = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 MAX_COMMAND_BYTES = 64 * 1024
 MAX_PRIORITY = 2**31 - 1
+# Both stores index unique_key; PostgreSQL refuses a btree entry over about 2,700 bytes, so the
+# limit is in bytes, the same on SQLite, and checked before any store sees the key.
+MAX_UNIQUE_KEY_BYTES = 1024
 
 JSON_FIELDS = (
     "id", "command", "state", "queue", "priority", "attempts", "max_retries", "timeout",
@@ -247,8 +250,10 @@ def _new_job(data: dict[str, Any], default_cwd: str | None = None) -> NewJob:
         job.no_retry_exit_codes = sorted({_int(c, "no_retry_exit_codes", 0, 255) for c in codes})
     if data.get("unique_key") is not None:
         key = data["unique_key"]
-        if not _is_text(key) or not key or len(key) > 1024 or "\x00" in key:
-            raise InvalidInputError("unique_key: must be a non-empty string of at most 1024")
+        if not _is_text(key) or not key or "\x00" in key:
+            raise InvalidInputError("unique_key: must be a non-empty string of UTF-8 text")
+        if len(key.encode("utf-8")) > MAX_UNIQUE_KEY_BYTES:
+            raise InvalidInputError(f"unique_key: longer than {MAX_UNIQUE_KEY_BYTES} bytes (UTF-8)")
         job.unique_key = key
     cwd = data.get("cwd")
     if cwd is not None and (not _is_text(cwd) or not cwd or "\x00" in cwd):

@@ -88,9 +88,13 @@ class Queue:
             raise InvalidInputError(f"state: {state!r} is not one of {', '.join(STATES)}")
         if limit is not None and limit < 0:
             raise InvalidInputError(f"limit: must be >= 0, got {limit}")
+        max_row = 2**63 - 1  # both stores' row keys and LIMITs are signed 64-bit
+        if limit is not None and limit > max_row:
+            raise InvalidInputError(f"limit: must be at most {max_row}, got {limit}")
         before = None
         if cursor:
-            if not cursor.isdigit():
+            # isdigit() alone takes "²" and other Unicode digits; a store's keys are 64-bit.
+            if not (cursor.isascii() and cursor.isdigit() and int(cursor) <= max_row):
                 raise InvalidInputError(f"cursor: {cursor!r} is not a cursor from this API")
             before = int(cursor)
         page = self._store.list_jobs(state, queue, limit, before)

@@ -40,6 +40,9 @@ from queuectl.api.app import create_app
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 OWNER = "api-test-runner"
+#: the token of clients and servers started without one: the API always needs a token
+TEST_TOKEN = "api-test-token-0123456789"
+AUTH = {"Authorization": f"Bearer {TEST_TOKEN}"}
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -51,11 +54,18 @@ def pytest_configure(config: pytest.Config) -> None:
 
 @pytest.fixture
 def make_client(target: str) -> Iterator[Callable[..., TestClient]]:
-    """`make_client(token=None)`: a TestClient on a fresh app over this test's store."""
+    """`make_client(token=None)`: a TestClient on a fresh app over this test's store.
+
+    Without `token` the app has TEST_TOKEN and the client sends it on every request; with one,
+    the client sends nothing by itself (tests of the token pass their own headers).
+    """
     clients: list[TestClient] = []
 
     def make(token: str | None = None, **kwargs: Any) -> TestClient:
-        client = TestClient(create_app(target, token), base_url="http://127.0.0.1:8765", **kwargs)
+        if token is None:
+            kwargs["headers"] = {**AUTH, **kwargs.get("headers", {})}
+        app = create_app(target, token or TEST_TOKEN)
+        client = TestClient(app, base_url="http://127.0.0.1:8765", **kwargs)
         client.__enter__()
         clients.append(client)
         return client
@@ -123,21 +133,28 @@ def free_port() -> int:
 
 
 class Server:
-    """A `queuectl serve` subprocess on a free loopback port."""
+    """A `queuectl serve` subprocess on a free loopback port.
 
-    def __init__(self, target: str, token: str | None) -> None:
+    Without `token` it uses the token it keeps beside the store, read from the dashboard
+    address it prints; `headers` carry the token either way.
+    """
+
+    def __init__(self, target: str, token: str | None, options: list[str] | None = None) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.token = token
         env = {**os.environ, "QUEUECTL_DB": target}
         env.pop("QUEUECTL_API_TOKEN", None)
-        args = [QUEUECTL, "serve", "--port", str(self.port)]
+        args = [QUEUECTL, "serve", "--port", str(self.port), *(options or [])]
         if token:
             args += ["--token", token]
         self.process = subprocess.Popen(
             args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
         )
-        self.headers = {"Authorization": f"Bearer {token}"} if token else {}
+        self.printed: list[str] = []  # what it wrote to stderr before serving
+        if not token:
+            token = self._printed_token()
+        self.headers = {"Authorization": f"Bearer {token}"}
         deadline = time.monotonic() + 20
         while True:
             if self.process.poll() is not None:
@@ -157,6 +174,14 @@ class Server:
                 raise RuntimeError("serve did not answer /api/health within 20 s")
             time.sleep(0.05)
 
+    def _printed_token(self) -> str:
+        assert self.process.stderr is not None
+        for line in self.process.stderr:
+            self.printed.append(line)
+            if "#token=" in line:
+                return line.strip().rsplit("#token=", 1)[1]
+        raise RuntimeError(f"serve printed no dashboard address: {''.join(self.printed)}")
+
     def stop(self) -> tuple[str, str]:
         if self.process.poll() is None:
             self.process.terminate()
@@ -165,7 +190,7 @@ class Server:
         except subprocess.TimeoutExpired:
             self.process.kill()
             out, err = self.process.communicate()
-        return out, err
+        return out, "".join(self.printed) + err
 
 
 @pytest.fixture
@@ -192,9 +217,9 @@ class LiveServer:
 
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.headers = {"Authorization": f"Bearer {token}"} if token else {}
+        self.headers = {"Authorization": f"Bearer {token or TEST_TOKEN}"}
         config = uvicorn.Config(
-            create_app(target, token), host="127.0.0.1", port=self.port,
+            create_app(target, token or TEST_TOKEN), host="127.0.0.1", port=self.port,
             log_level="warning", access_log=False, ws="none", lifespan="on",
         )  # fmt: skip
         self.server = uvicorn.Server(config)

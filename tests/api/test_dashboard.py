@@ -13,7 +13,7 @@ import pytest
 
 from queuectl import Queue
 from queuectl.lifecycle import Outcome
-from tests.api.conftest import DOCS, OWNER, claim, register_runner, run_once
+from tests.api.conftest import DOCS, OWNER, TEST_TOKEN, claim, register_runner, run_once
 
 pytestmark = pytest.mark.browser
 
@@ -28,7 +28,7 @@ def expect(locator):  # type: ignore[no-untyped-def]
 
 
 def open_dashboard(page, url: str) -> None:  # type: ignore[no-untyped-def]
-    page.goto(url + "/")
+    page.goto(f"{url}/#token={TEST_TOKEN}")  # the address `serve` prints
     expect(page.locator("#connection")).to_contain_text("updated")
 
 

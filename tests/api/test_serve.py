@@ -35,14 +35,15 @@ def test_an_empty_token_counts_as_none(target: str) -> None:
 
 def test_routes_over_real_http(serve, queue: Queue) -> None:
     server = serve()
-    created = httpx.post(f"{server.url}/api/jobs", json={"id": "real", "command": "echo hi"})
-    assert created.status_code == 201
-    assert queue.get("real").state == "pending"
-    assert httpx.get(f"{server.url}/api/jobs/real").json()["command"] == "echo hi"
-    assert httpx.get(f"{server.url}/api/jobs/ghost").status_code == 404
-    status = httpx.get(f"{server.url}/api/status").json()
-    assert status["counts"]["pending"] == 1
-    assert "queuectl_jobs" in httpx.get(f"{server.url}/metrics").text
+    with httpx.Client(base_url=server.url, headers=server.headers) as api:
+        created = api.post("/api/jobs", json={"id": "real", "command": "echo hi"})
+        assert created.status_code == 201
+        assert queue.get("real").state == "pending"
+        assert api.get("/api/jobs/real").json()["command"] == "echo hi"
+        assert api.get("/api/jobs/ghost").status_code == 404
+        status = api.get("/api/status").json()
+        assert status["counts"]["pending"] == 1
+        assert "queuectl_jobs" in api.get("/metrics").text
     assert "<title>queuectl</title>" in httpx.get(f"{server.url}/").text
 
 

@@ -54,7 +54,7 @@ def test_no_operation_answers_a_server_error(target: str, backend: str) -> None:
     finally:
         app.state.queue.close()
     print(f"{backend}: {calls} requests to {len(operations)} operations")
-    assert calls >= 10 * len(operations)
+    assert calls >= 10 * (len(operations) - 1)  # /api/health takes no input: one example
     assert not errors, "\n".join(errors[:10])
 
 

@@ -1,9 +1,10 @@
 """The FastAPI application of `queuectl serve`: one Queue per app, bearer-token auth, errors as
 `{"error": "..."}` with the status each QueuectlError names, and the dashboard's static files.
 
-Without a token the server is meant for loopback only, where any local web page could reach it:
-requests must then name a loopback Host (against DNS rebinding), and a browser's cross-origin
-writes are refused by their Origin (against cross-site request forgery).
+Every /api route but /api/health, and /metrics, need the token (given, or the one kept beside
+the store): no other local user, and no web page the user visits, can call the API. The Gate
+checks it, and the body's size, before the body is read; a browser's cross-origin writes are
+also refused by their Origin (against cross-site request forgery).
 """
 
 from __future__ import annotations
@@ -24,8 +25,10 @@ from starlette.exceptions import HTTPException
 from starlette.staticfiles import StaticFiles
 
 import queuectl
+from queuectl.api.gate import DEFAULT_MAX_BODY, Gate
 from queuectl.errors import QueuectlError
 from queuectl.queue import Queue
+from queuectl.urls import redact_url
 
 STATIC = Path(__file__).with_name("static")
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -58,9 +61,7 @@ async def require_token(
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
 ) -> None:
     """401 unless the request carries `Authorization: Bearer TOKEN` (when a token is set)."""
-    expected: str | None = request.app.state.token
-    if expected is None:
-        return
+    expected: str = request.app.state.token
     given = credentials.credentials if credentials is not None else ""
     if not hmac.compare_digest(given.encode(), expected.encode()):
         raise HTTPException(401, "a valid bearer token is required", {"WWW-Authenticate": "Bearer"})
@@ -71,11 +72,20 @@ async def get_queue(request: Request) -> Queue:
     return queue
 
 
-def create_app(target: str | None, token: str | None = None) -> FastAPI:
-    """The app on the store `target`; with `token`, /api and /metrics need it as a bearer token."""
+def create_app(
+    target: str | None, token: str | None = None, max_body: int = DEFAULT_MAX_BODY
+) -> FastAPI:
+    """The app on the store `target`; /api and /metrics need `token` as a bearer token (None:
+    the token kept beside the store, made on first use); bodies over `max_body` bytes are 413."""
     from queuectl.api import metrics, routes
+    from queuectl.api.token import stored_token
 
     queue = Queue(target)
+    try:
+        token = token or stored_token(queue)
+    except BaseException:
+        queue.close()
+        raise
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -94,7 +104,7 @@ def create_app(target: str | None, token: str | None = None) -> FastAPI:
         redoc_url=None,
     )
     app.state.queue = queue
-    app.state.token = token or None
+    app.state.token = token
     app.state.registry = metrics.registry(queue)
 
     app.add_exception_handler(QueuectlError, _queuectl_error)  # type: ignore[arg-type]
@@ -102,6 +112,9 @@ def create_app(target: str | None, token: str | None = None) -> FastAPI:
     app.add_exception_handler(HTTPException, _http_error)  # type: ignore[arg-type]
     app.middleware("http")(_guard_browser_requests)
 
+    app.add_middleware(Gate, token=token, max_body=max_body)  # added last: runs first
+
+    app.include_router(routes.open_router)
     app.include_router(routes.router)
     app.include_router(routes.metrics_router)
 
@@ -137,7 +150,7 @@ def _add_docs_page(app: FastAPI) -> None:
 
 
 async def _queuectl_error(request: Request, exc: QueuectlError) -> JSONResponse:
-    return error(exc.http_status, str(exc))
+    return error(exc.http_status, redact_url(str(exc)))
 
 
 async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -155,11 +168,7 @@ async def _http_error(request: Request, exc: HTTPException) -> JSONResponse:
 async def _guard_browser_requests(
     request: Request, call_next: Callable[[Request], Awaitable[Response]]
 ) -> Response:
-    """Headers for every answer; Host and Origin checks for a server without a token."""
-    if request.app.state.token is None:
-        host = request.headers.get("host", "")
-        if not is_loopback(_hostname(host)):
-            return error(403, f"host {host!r} is not a loopback name; use --token to serve others")
+    """Headers for every answer; cross-origin writes refused by their Origin."""
     origin = request.headers.get("origin")
     host = request.headers.get("host", "").lower()
     if request.method not in SAFE_METHODS and origin and urlsplit(origin).netloc.lower() != host:
@@ -170,10 +179,3 @@ async def _guard_browser_requests(
     if request.url.path == "/" or request.url.path.startswith("/static/"):
         response.headers.setdefault("Content-Security-Policy", DASHBOARD_CSP)
     return response
-
-
-def _hostname(host_header: str) -> str:
-    """The name part of a Host header: `[::1]:8765` -> `::1`, `localhost:80` -> `localhost`."""
-    if host_header.startswith("["):
-        return host_header[1 : host_header.find("]")] if "]" in host_header else host_header
-    return host_header.rsplit(":", 1)[0] if host_header.count(":") == 1 else host_header

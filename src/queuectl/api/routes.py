@@ -32,6 +32,7 @@ MAX_PAGE = 1000
 THROUGHPUT_CACHE_S = 5.0
 
 router = APIRouter(prefix="/api", dependencies=[Depends(require_token)], responses=ERRORS)
+open_router = APIRouter(prefix="/api", responses=ERRORS)  # /api/health: no token needed
 metrics_router = APIRouter(dependencies=[Depends(require_token)], responses=ERRORS)
 
 QueueDep = Annotated[Queue, Depends(get_queue)]
@@ -231,7 +232,7 @@ def remove_schedule(queue: QueueDep, name: str) -> dict[str, Any]:
     return {"removed": name}
 
 
-@router.get("/health", tags=["status"], response_model=schemas.Health)
+@open_router.get("/health", tags=["status"], response_model=schemas.Health)
 def health(queue: QueueDep) -> dict[str, Any]:
     """200 with the store's kind and schema version when the store answers."""
     import queuectl

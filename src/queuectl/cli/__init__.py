@@ -228,5 +228,8 @@ def main(argv: list[str] | None = None) -> None:
     except Exception as exc:
         if os.environ.get("QUEUECTL_DEBUG") == "1":
             raise
-        fail(f"unexpected {type(exc).__name__}: {exc} (QUEUECTL_DEBUG=1 shows where)", 1)
+        from queuectl.urls import redact_url  # a driver's error may quote the store's URL
+
+        why = " ".join(redact_url(str(exc)).split())
+        fail(f"unexpected {type(exc).__name__}: {why} (QUEUECTL_DEBUG=1 shows where)", 1)
     sys.exit(code if isinstance(code, int) else 0)

@@ -1,8 +1,10 @@
-"""One attempt of one job: `/bin/sh -c COMMAND` in its own session, output to an unnamed file.
+"""One attempt of one job: `/bin/sh -c COMMAND` in its own session, output kept in an unnamed file.
 
-The output goes to a temporary file rather than a pipe: no reader thread per job, no hang when
-a background grandchild keeps the descriptor, and the tail is read with pread (which leaves the
-child's file offset alone).
+The command writes to a pipe that the runner's loop empties into an unnamed file (a memfd on
+Linux, moved by splice without copying through Python), punching out what lies before the kept
+tail as it goes. The pipe makes a fast writer wait for the runner instead of filling memory:
+what is held per job stays within the tail, the slack and the pipe's buffer, however fast it
+writes. The loop never waits for the pipe's end, so a grandchild that keeps it open hangs nothing.
 
 Spawning uses os.posix_spawn (a vfork-style clone in the C library): it costs the runner about
 a third of subprocess.Popen's time, and the runner's single loop spawns every job.
@@ -11,6 +13,7 @@ a third of subprocess.Popen's time, and the runner's single loop spawns every jo
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import signal
 import tempfile
@@ -21,6 +24,9 @@ from typing import Any, BinaryIO
 from queuectl.store import Claim
 
 KILL_GRACE_S = 1.0
+PIPE_BYTES = 256 << 10  # the pipe's buffer: fewer wakeups of the runner for a chatty job
+MOVE_BYTES = 128 << 10  # moved by one splice; the file is trimmed before it would pass its bound
+PUMP_MAX = 8 << 20  # bytes moved per wakeup at most, so one job cannot hold up the loop
 SHELL = "/bin/sh"
 # Python ignores these; a command must start with them at their defaults, as from a shell.
 DEFAULT_SIGNALS = (signal.SIGPIPE, signal.SIGXFSZ)
@@ -45,6 +51,7 @@ class Attempt:
     synced_size: int = 0  # output bytes already copied to the store for `logs --follow`
     trimmed: int = 0  # output bytes before this offset are freed (see trim)
     exit_code: int | None = field(default=None)
+    pipe: int | None = None  # the read end of the command's stdout and stderr, until its end
 
     @property
     def pgid(self) -> int | None:
@@ -81,7 +88,12 @@ def start(claim: Claim, base_env: dict[str, str], default_timeout_s: float) -> A
     global _DEVNULL
     if _DEVNULL is None:
         _DEVNULL = os.open(os.devnull, os.O_RDONLY)
-    out = output.fileno()
+    pipe_r, out = os.pipe2(os.O_CLOEXEC) if hasattr(os, "pipe2") else os.pipe()
+    if hasattr(fcntl, "F_SETPIPE_SZ"):
+        with contextlib.suppress(OSError):  # above /proc/sys/fs/pipe-max-size: keep the default
+            fcntl.fcntl(pipe_r, fcntl.F_SETPIPE_SZ, PIPE_BYTES)
+    os.set_blocking(pipe_r, False)
+    attempt.pipe = pipe_r
     try:
         # The runner's loop is single-threaded, so changing its directory for the spawn is safe;
         # posix_spawn has no portable chdir of its own.
@@ -101,7 +113,40 @@ def start(claim: Claim, base_env: dict[str, str], default_timeout_s: float) -> A
     except OSError as exc:
         where = f": {claim.cwd}" if exc.filename else ""
         attempt.error = f"cannot start: {exc.strerror or exc}{where}"
+        close_pipe(attempt)
+    finally:
+        os.close(out)  # the command holds its own copies
     return attempt
+
+
+def pump(attempt: Attempt, keep: int, slack: int) -> bool:
+    """Move what the command wrote from its pipe to the output file, freeing all but the last
+    `keep` bytes once `slack` more have piled up. False once the pipe has ended."""
+    if attempt.pipe is None:
+        return False
+    out = attempt.output.fileno()
+    moved = 0
+    while moved < PUMP_MAX:
+        if output_size(attempt) - attempt.trimmed + MOVE_BYTES > keep + slack:
+            trim(attempt, keep)
+        try:
+            if _splice is not None:
+                count = _splice(attempt.pipe, out, MOVE_BYTES)
+            else:
+                count = os.write(out, os.read(attempt.pipe, MOVE_BYTES))
+        except BlockingIOError:
+            return True
+        if count == 0:
+            return False
+        moved += count
+    return True
+
+
+def close_pipe(attempt: Attempt) -> None:
+    """Stop reading the command's output (a later write there fails with EPIPE)."""
+    if attempt.pipe is not None:
+        os.close(attempt.pipe)
+        attempt.pipe = None
 
 
 def _output_file() -> BinaryIO:
@@ -140,6 +185,7 @@ def _load_fallocate() -> object:
         return None
 
 
+_splice = getattr(os, "splice", None)  # Linux: pipe to file inside the kernel
 PUNCH_HOLE_KEEP_SIZE = 0x02 | 0x01  # FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE
 _fallocate: Any = _load_fallocate() if hasattr(os, "memfd_create") else None
 
@@ -176,4 +222,5 @@ def output_size(attempt: Attempt) -> int:
 
 
 def close(attempt: Attempt) -> None:
+    close_pipe(attempt)
     attempt.output.close()

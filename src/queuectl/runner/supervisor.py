@@ -1,7 +1,7 @@
 """The runner process: one event loop that claims jobs, runs them on N slots and keeps leases.
 
 Everything happens on the main thread: a selector waits on the store's wakeup listener and on
-the signal wakeup fd (SIGCHLD, SIGINT, SIGTERM), with a timeout set by the nearest timer (a
+the signal wakeup fd (SIGCHLD, SIGINT, SIGTERM, SIGHUP), with a timeout set by the nearest timer (a
 job's timeout, the next delayed job, housekeeping). Finished attempts are settled and new jobs
 claimed in one transaction.
 
@@ -96,7 +96,8 @@ class Supervisor:
         previous_fd = signal.set_wakeup_fd(wake_w, warn_on_full_buffer=False)
         handlers = {
             signum: signal.signal(signum, self._on_signal)
-            for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGCHLD)
+            # SIGHUP (its terminal closed, an SSH session dropped) is a graceful stop too.
+            for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGCHLD)
         }
         self.watchdog = subprocess.Popen(
             [sys.executable, "-m", "queuectl.runner.watchdog"],
@@ -104,7 +105,7 @@ class Supervisor:
             start_new_session=True,
             close_fds=True,
         )
-        selector = selectors.DefaultSelector()
+        selector = self.selector = selectors.DefaultSelector()
         selector.register(wake_r, selectors.EVENT_READ, "signal")
         if listener is not None:
             selector.register(listener, selectors.EVENT_READ, "wakeup")
@@ -174,7 +175,9 @@ class Supervisor:
             self._flush_watch()
             timeout = self._next_timer(time.monotonic())
             for key, _ in selector.select(timeout):
-                if key.data == "signal":
+                if isinstance(key.data, Attempt):
+                    self._pump(key.data)
+                elif key.data == "signal":
                     with contextlib.suppress(BlockingIOError):
                         while os.read(wake_r, 512):
                             pass
@@ -266,6 +269,8 @@ class Supervisor:
         """Turn attempts whose process ended into results to write; kill what must die."""
         for attempt in list(self.running.values()):
             if attempt.poll():
+                self._pump(attempt)  # what it wrote last; a grandchild's later writes are lost
+                self._stop_reading(attempt)
                 if attempt.kill_at is not None:
                     executor.signal_group(attempt, signal.SIGKILL)  # what the shell left behind
                 if attempt.pgid is not None:
@@ -335,6 +340,8 @@ class Supervisor:
         for claim in exchange.claims:
             attempt = executor.start(claim, self.base_env, float(self.config["job_timeout"]))
             self.running[claim.id] = attempt
+            if attempt.pipe is not None:
+                self.selector.register(attempt.pipe, selectors.EVENT_READ, attempt)
             if attempt.pgid is not None:
                 self._watch(f"+{attempt.pgid}")
             self._flush_watch()  # before anything else: a crash now must take this job along
@@ -378,6 +385,17 @@ class Supervisor:
                 "failed", f"failed {job} ({how}) {took}; retry in {wait_s:g}s",
                 retry_in_s=wait_s, **fields,
             )  # fmt: skip
+
+    def _pump(self, attempt: Attempt) -> None:
+        """Empty the attempt's output pipe into its file, keeping about output_limit + slack."""
+        limit = int(self.config["output_limit"])
+        if attempt.pipe is not None and not executor.pump(attempt, limit, TRIM_SLACK):
+            self._stop_reading(attempt)
+
+    def _stop_reading(self, attempt: Attempt) -> None:
+        if attempt.pipe is not None:
+            self.selector.unregister(attempt.pipe)
+            executor.close_pipe(attempt)
 
     def _watch(self, line: str) -> None:
         """Tell the watchdog (at the next flush) which process groups die with this runner."""

@@ -356,6 +356,9 @@ def open_store(
 
         require("a postgresql:// store", "postgres", "psycopg")
         from queuectl.store.postgres import PostgresStore
+        from queuectl.urls import check_postgres_url
+
+        check_postgres_url(target)
 
         store: Store = PostgresStore(target, clock)
     else:

@@ -5,20 +5,20 @@
 
 (() => {
   const TOKEN_KEY = "queuectl-token";
+  // `serve` prints the dashboard's address with its token (#token=...): keep it for this tab,
+  // then drop it from the address bar so that it is not bookmarked, shared or shown.
+  (function keepTokenFromAddress() {
+    const token = new URLSearchParams(location.hash.slice(1)).get("token");
+    if (!token) return;
+    sessionStorage.setItem(TOKEN_KEY, token);
+    history.replaceState(null, "", location.pathname + location.search);
+  })();
   const STATES = ["pending", "processing", "completed", "failed", "dead", "cancelled"];
   const POLL_MS = 2000;
   const PAGE = 50;
 
   const $ = (id) => document.getElementById(id);
 
-  // `queuectl serve` prints the address with `#token=...`: keep the token for this tab only and
-  // take it out of the address bar and the history at once.
-  (function takeTokenFromAddress() {
-    const match = /^#token=([^&]+)/.exec(location.hash);
-    if (!match) return;
-    sessionStorage.setItem(TOKEN_KEY, decodeURIComponent(match[1]));
-    history.replaceState(null, "", location.pathname + location.search);
-  })();
   let jobLimit = PAGE;
   let selectedId = null;
   let timer = null;
