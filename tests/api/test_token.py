@@ -30,8 +30,8 @@ def test_serve_makes_a_private_token_and_prints_the_address_with_it(serve, queue
     assert len(token) >= 32
     assert f"http://127.0.0.1:{server.port}/#token={token}" in "".join(server.printed)
     path = token_path(queue)
-    if queue.store.kind == "sqlite":
-        assert path == f"{queue.store.path}.api-token"  # type: ignore[attr-defined]
+    if queue.describe()["kind"] == "sqlite":
+        assert path == f"{queue.describe()['target']}.api-token"
     assert Path(path).read_text().strip() == token
     assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
 

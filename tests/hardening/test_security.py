@@ -125,6 +125,10 @@ def test_a_wakeup_folder_of_another_user_is_not_used(
 
 
 def test_the_token_is_compared_in_constant_time() -> None:
+    """A guard on the source text, not a test of behaviour (issue 18): timing cannot be
+    asserted reliably here, so this only keeps `hmac.compare_digest` from being replaced by
+    `==`. A rename or refactor of require_token may need this updated; the behaviour of the
+    token check is tested through the API elsewhere in this file."""
     source = inspect.getsource(require_token)
     assert "hmac.compare_digest(" in source
     assert "==" not in source.replace("is None", "")

@@ -23,8 +23,12 @@ def test_failing_job_is_retried_after_2s_then_4s_and_ends_dead(
     done = queue.get(job.id)
     assert (done.attempts, done.last_error, done.exit_code) == (3, "exit code 1", 1)
     first, second, third = (float(line) for line in starts.read_text().split())
-    assert 1.5 <= second - first <= 3.5
-    assert 3.5 <= third - second <= 6.0
+    # Loose on purpose: the exact waits (2 s, then 4 s, from the end of the attempt) are tested
+    # on the fake clock in store/test_survivors.py. Here a real runner must never start a
+    # retry early and must not lose one for long; the upper bounds allow a loaded machine and
+    # the 2 s fallback poll (issue 18's missed wakeup).
+    assert 1.5 <= second - first <= 6.0
+    assert 3.5 <= third - second <= 8.0
 
 
 def test_timeout_kills_the_grandchild_and_the_job_ends_dead(

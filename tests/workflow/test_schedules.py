@@ -28,8 +28,9 @@ def test_an_every_second_schedule_enqueues_once_per_slot_with_two_runners(
 
     jobs = queue.list()
     assert 4 <= len(jobs) <= 6, [job.id for job in jobs]
+    # Consecutive slots, none skipped. Once per slot is proven on the fake clock, with a
+    # duplicate firing refused, in test_schedule_slots.py; here real runners only take part.
     slots = sorted(_slot(job.id) for job in jobs)
-    assert len(set(slots)) == len(slots)
     assert all(b - a == 1000 for a, b in itertools.pairwise(slots)), slots
     wait_until(all_in(queue, "completed", *(job.id for job in jobs)), 15, "the jobs to run")
 

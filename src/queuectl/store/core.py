@@ -826,7 +826,7 @@ class SQLStore:
             held = self._insert_one(conn, new_job(schedule.job), job_id, now, default_retries)
         except (QueuectlError, self.unique_violation) as exc:
             conn.execute(self.q["rollback_savepoint"])
-            error = str(exc) if isinstance(exc, QueuectlError) else f"job {job_id!r} exists"
+            error = str(exc) if isinstance(exc, QueuectlError) else f"job {job_id!r} already exists"
             return Firing(schedule.name, None, error)
         conn.execute(self.q["release_savepoint"])
         return Firing(schedule.name, held or job_id, None)
