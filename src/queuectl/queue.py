@@ -71,21 +71,26 @@ class Queue:
         return self._store.get(job_id)
 
     def list(
-        self, state: str | None = None, queue: str | None = None, limit: int | None = None
+        self,
+        state: str | Sequence[str] | None = None,
+        queue: str | Sequence[str] | None = None,
+        limit: int | None = None,
     ) -> builtins.list[Job]:
-        """Jobs, newest first."""
+        """Jobs, newest first, in any of the states and queues given (None: any)."""
         return self.page(state, queue, limit)[0]
 
     def page(
         self,
-        state: str | None = None,
-        queue: str | None = None,
+        state: str | Sequence[str] | None = None,
+        queue: str | Sequence[str] | None = None,
         limit: int | None = None,
         cursor: str | None = None,
     ) -> tuple[builtins.list[Job], str | None]:
         """A page of jobs, newest first, and the cursor of the next page (None at the end)."""
-        if state is not None and state not in STATES:
-            raise InvalidInputError(f"state: {state!r} is not one of {', '.join(STATES)}")
+        states = _names(state)
+        for name in states or ():
+            if name not in STATES:
+                raise InvalidInputError(f"state: {name!r} is not one of {', '.join(STATES)}")
         if limit is not None and limit < 0:
             raise InvalidInputError(f"limit: must be >= 0, got {limit}")
         max_row = 2**63 - 1  # both stores' row keys and LIMITs are signed 64-bit
@@ -97,7 +102,7 @@ class Queue:
             if not (cursor.isascii() and cursor.isdigit() and int(cursor) <= max_row):
                 raise InvalidInputError(f"cursor: {cursor!r} is not a cursor from this API")
             before = int(cursor)
-        page = self._store.list_jobs(state, queue, limit, before)
+        page = self._store.list_jobs(states, _names(queue), limit, before)
         return page.jobs, None if page.next_before is None else str(page.next_before)
 
     def attempt_output(self, job_id: str, attempt: int | None = None) -> Output:
@@ -124,6 +129,19 @@ class Queue:
         """The job as `show --json` gives it: every field and its history (SPEC 9.3)."""
         job = self.get(job_id)
         return {**job.to_dict(), "history": [attempt_dict(a) for a in self._store.history(job_id)]}
+
+    def count(
+        self, state: str | Sequence[str] | None = None, queue: str | Sequence[str] | None = None
+    ) -> int:
+        """How many jobs are in any of the states and queues given (None: any)."""
+        states, queues = _names(state), _names(queue)
+        return sum(
+            number
+            for name, per_state in self._store.counts().items()
+            if queues is None or name in queues
+            for in_state, number in per_state.items()
+            if states is None or in_state in states
+        )
 
     def status(self) -> dict[str, Any]:
         """Counts per state and queue, live runners, and jobs completed in the last minute."""
@@ -303,6 +321,13 @@ class Queue:
     def request_stop(self) -> int:
         """Ask every runner of this store to stop gracefully; how many were asked."""
         return self._store.request_stop()
+
+
+def _names(value: str | Sequence[str] | None) -> builtins.list[str] | None:
+    """One name or several as a list; None (any) for None or none given."""
+    if value is None or isinstance(value, str):
+        return None if value is None else [value]
+    return list(value) or None
 
 
 def check_batch_order(jobs: Sequence[NewJob]) -> None:

@@ -47,9 +47,13 @@ def make(store: Store, job_id: str, state: str, **fields: Any) -> None:
 
 
 def dump(store: Store) -> str:
-    """Everything a command could change: jobs, output, config and queues."""
+    """Everything a command could change: jobs, their history and output, config and queues."""
     jobs = [job.to_dict() for job in store.list_jobs(None, None, None, None).jobs]
-    outputs = {job["id"]: (store.output(job["id"]) or b"").hex() for job in jobs}
+    outputs = {
+        job["id"]: [repr(a) for a in store.history(job["id"])]
+        + [repr(store.output(job["id"], a.attempt)) for a in store.history(job["id"])]
+        for job in jobs
+    }
     return json.dumps(
         {"jobs": jobs, "outputs": outputs, "config": store.config(), "queues": store.queues()},
         sort_keys=True,

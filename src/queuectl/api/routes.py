@@ -78,10 +78,10 @@ def list_jobs(
     return {"jobs": jobs_json(jobs), "next_cursor": next_cursor}
 
 
-@router.get("/jobs/{job_id}", tags=["jobs"], response_model=schemas.JobOut, responses=NOT_FOUND)
+@router.get("/jobs/{job_id}", tags=["jobs"], response_model=schemas.JobDetail, responses=NOT_FOUND)
 def show(queue: QueueDep, job_id: str) -> dict[str, Any]:
-    """One job, every field."""
-    return queue.get(job_id).to_dict()
+    """One job, every field, and its attempts (`history`), oldest first."""
+    return queue.detail(job_id)
 
 
 @router.get(
@@ -90,9 +90,16 @@ def show(queue: QueueDep, job_id: str) -> dict[str, Any]:
     response_class=Response,
     responses={**NOT_FOUND, 200: {"content": {"text/plain": {}}, "description": "the output"}},
 )
-def output(queue: QueueDep, job_id: str) -> Response:
-    """The captured output (stdout and stderr interleaved) of the job's last attempt."""
-    return Response(queue.output(job_id), media_type="text/plain; charset=utf-8")
+def output(
+    queue: QueueDep,
+    job_id: str,
+    attempt: Annotated[
+        int | None, Query(ge=1, le=2**31 - 1, description="default: the last")
+    ] = None,
+) -> Response:
+    """The captured output (stdout and stderr interleaved) of the job's last attempt, or of
+    `attempt`; a first line says how many bytes were dropped when it was cut at the limit."""
+    return Response(queue.output(job_id, attempt), media_type="text/plain; charset=utf-8")
 
 
 @router.post(
@@ -114,8 +121,9 @@ def cancel(queue: QueueDep, job_id: str) -> dict[str, Any]:
     responses={**NOT_FOUND, **CONFLICT},
 )
 def retry(queue: QueueDep, job_id: str) -> dict[str, Any]:
-    """Move a dead job back to pending with its attempts reset; 409 if it is not dead."""
-    queue.retry(job_id)
+    """Run a completed, dead or cancelled job again from attempt 0 (its history is kept);
+    409 in any other state."""
+    queue.requeue(job_id)
     return queue.get(job_id).to_dict()
 
 

@@ -66,6 +66,25 @@ class JobOut(BaseModel):
     duration_ms: int | None
 
 
+class AttemptOut(BaseModel):
+    """One attempt of a job (SPEC 9.3); a running one has `finished_at` null."""
+
+    attempt: int
+    runner: str | None
+    host: str | None
+    started_at: str
+    finished_at: str | None
+    exit_code: int | None
+    error: str | None
+    duration_ms: int | None
+
+
+class JobDetail(JobOut):
+    """A job with every attempt, oldest first."""
+
+    history: list[AttemptOut]
+
+
 class JobPage(BaseModel):
     """A page of jobs, newest first; pass `next_cursor` as `cursor` for the next page."""
 

@@ -25,6 +25,7 @@ COMMANDS = {
     "logs": "jobs:logs",
     "wait": "jobs:wait",
     "cancel": "jobs:cancel",
+    "requeue": "jobs:requeue",
     "explain": "jobs:explain",
     "purge": "jobs:purge",
     "status": "admin:status",

@@ -30,14 +30,17 @@ def dlq_list(session: Session, limit: int, as_json: bool) -> None:
 @dlq.command("retry")
 @click.argument("job_ids", nargs=-1, metavar="ID...", shell_complete=complete.dead_ids)
 @click.option("--all", "every", is_flag=True, help="Retry every dead job.")
+@click.option(
+    "--queue", "-q", help="Retry every dead job of this queue.", shell_complete=complete.queues
+)
 @click.pass_obj
-def dlq_retry(session: Session, job_ids: tuple[str, ...], every: bool) -> None:
+def dlq_retry(session: Session, job_ids: tuple[str, ...], every: bool, queue: str | None) -> None:
     """Move dead jobs back to pending, with attempts reset."""
-    if job_ids and every:
-        raise click.UsageError("give the ids of dead jobs or --all, not both")
-    if not job_ids and not every:
-        raise click.UsageError("give the ids of dead jobs, or --all")
-    retried = session.queue.retry(*job_ids, all=every)
+    if job_ids and (every or queue is not None):
+        raise click.UsageError("give the ids of dead jobs, --queue or --all, not several")
+    if not job_ids and not every and queue is None:
+        raise click.UsageError("give the ids of dead jobs, --queue Q or --all")
+    retried = session.queue.retry(*job_ids, all=every, queue=queue)
     for job_id in retried:
         click.echo(job_id)
     click.echo(f"retried {len(retried)} job{'s' if len(retried) != 1 else ''}", err=True)

@@ -46,38 +46,40 @@ class RunnerCheck:
 
 
 def follow_output(queue: Any, job_id: str, out: BinaryIO) -> int:
-    """Print the job's output as it grows until the job is finished; 1 if it ended dead or
-    cancelled."""
-    shown = b""
+    """Print the job's output as it grows until the job is finished, attempt after attempt
+    (each announced on stderr); 1 if it ended dead or cancelled.
+
+    Each attempt is followed by offset (bytes written so far), so every poll costs one read of
+    the kept tail, and no line is repeated or reordered; bytes that left the kept tail before
+    a poll saw them are reported as skipped.
+    """
+    attempt = 0
+    offset = 0  # bytes of this attempt written out so far
     check = RunnerCheck(queue)
     while True:
         job = queue.get(job_id)
         finished = job.finished
         if not finished:
             check([job])
-        data = queue.output(job_id)
-        if data.startswith(shown):
-            out.write(data[len(shown) :])
-        else:
-            # the kept tail moved on (output_limit) or a new attempt began: show what is new
-            overlap = _overlap(shown, data)
-            out.write(data[overlap:])
-        out.flush()
-        shown = data
+        kept = queue.attempt_output(job_id)
+        if kept.attempt != attempt and (kept.data or kept.dropped or kept.attempt > attempt):
+            if kept.attempt and (attempt or kept.attempt > 1):
+                click.echo(f"--- attempt {kept.attempt}", err=True)
+            attempt, offset = kept.attempt, 0
+        start = offset - kept.dropped
+        if start < 0:
+            click.echo(f"--- {-start} bytes went by unseen", err=True)
+            start = 0
+        if start < len(kept.data):
+            out.write(kept.data[start:])
+            out.flush()
+        offset = kept.dropped + len(kept.data)
         if finished:
             if job.state in (DEAD, CANCELLED):
                 click.echo(f"{job.id} ended {job.state} ({job.last_error})", err=True)
                 return 1
             return 0
         time.sleep(POLL_S)
-
-
-def _overlap(old: bytes, new: bytes) -> int:
-    """Length of the longest suffix of `old` that is a prefix of `new`."""
-    for size in range(min(len(old), len(new)), 0, -1):
-        if old.endswith(new[:size]):
-            return size
-    return 0
 
 
 def wait_for(queue: Any, job_ids: list[str], timeout: str | None) -> int:

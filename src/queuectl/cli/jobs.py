@@ -204,9 +204,22 @@ def enqueue(ctx: click.Context, /, words: tuple[str, ...], command: str | None, 
 
 
 @click.command("list")
-@click.option("--state", "-s", help="Only jobs in this state.", shell_complete=complete.states)
 @click.option(
-    "--queue", "-q", type=UTF8, help="Only jobs of this queue.", shell_complete=complete.queues
+    "--state",
+    "-s",
+    "states",
+    multiple=True,
+    help="Only jobs in this state (repeatable: any of them).",
+    shell_complete=complete.states,
+)
+@click.option(
+    "--queue",
+    "-q",
+    "queues",
+    multiple=True,
+    type=UTF8,
+    help="Only jobs of this queue (repeatable: any of them).",
+    shell_complete=complete.queues,
 )
 @click.option(
     "--limit",
@@ -218,11 +231,19 @@ def enqueue(ctx: click.Context, /, words: tuple[str, ...], command: str | None, 
 )
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON array of jobs.")
 @click.pass_obj
-def list_jobs(session: Session, state: str | None, queue: str | None, limit: int, as_json: bool) -> None:  # fmt: skip
+def list_jobs(
+    session: Session, states: tuple[str, ...], queues: tuple[str, ...], limit: int, as_json: bool
+) -> None:
     """List jobs, newest first."""
     from queuectl.cli.render import print_jobs
 
-    print_jobs(session.existing_queue.list(state=state, queue=queue, limit=limit or None), as_json)
+    queue = session.existing_queue
+    jobs = queue.list(state=states, queue=queues, limit=limit or None)
+    print_jobs(jobs, as_json)
+    if limit and len(jobs) == limit and not as_json:
+        total = queue.count(states, queues)
+        if total > limit:
+            click.echo(f"{limit} of {total} shown; --limit 0 for all", err=True)
 
 
 @click.command()
@@ -233,11 +254,53 @@ def show(session: Session, job_id: str, as_json: bool) -> None:
     """Show one job, every field."""
     from queuectl.cli.render import print_job, print_json
 
-    job = session.existing_queue.get(job_id)
+    queue = session.existing_queue
     if as_json:
-        print_json(job.to_dict())
+        print_json(queue.detail(job_id))
     else:
-        print_job(job)
+        from queuectl.cli.render import print_history
+
+        print_job(queue.get(job_id))
+        print_history(queue.history(job_id))
+
+
+@click.command()
+@click.argument("job_ids", nargs=-1, metavar="[ID...]", shell_complete=complete.job_ids)
+@click.option(
+    "--queue",
+    "-q",
+    type=UTF8,
+    help="Every pending, failed and running job of this queue.",
+    shell_complete=complete.queues,
+)
+@click.option("--all", "every", is_flag=True, help="Every pending, failed and running job.")
+@click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation (--queue, --all).")
+@click.pass_obj
+def cancel(
+    session: Session, job_ids: tuple[str, ...], queue: str | None, every: bool, yes: bool
+) -> None:
+    """Cancel pending, failed or running jobs (a running command is killed)."""
+    if job_ids and (queue is not None or every):
+        raise click.UsageError("give job ids, --queue or --all, not several")
+    if queue is not None and every:
+        raise click.UsageError("give --queue or --all, not both")
+    if not job_ids and queue is None and not every:
+        raise click.UsageError("give the ids of the jobs to cancel, --queue Q or --all")
+    if job_ids:
+        for job in session.queue.cancel(*job_ids):
+            click.echo(f"cancelled {job.id} (was {job.state})", err=True)
+        return
+    opened = session.queue
+    active = ("pending", "failed", "processing")
+    count = opened.count(active, queue)
+    where = "every queue" if queue is None else f"queue {queue!r}"
+    if not count:
+        click.echo(f"nothing to cancel in {where}", err=True)
+        return
+    if not yes and sys.stdin.isatty():
+        confirm(yes, f"cancel {count} job{'s' if count != 1 else ''} of {where}?")
+    cancelled = opened.cancel_all(queue)
+    click.echo(f"cancelled {len(cancelled)} job{'s' if len(cancelled) != 1 else ''}", err=True)
 
 
 @click.command()
@@ -245,10 +308,10 @@ def show(session: Session, job_id: str, as_json: bool) -> None:
     "job_ids", nargs=-1, required=True, metavar="ID...", shell_complete=complete.job_ids
 )
 @click.pass_obj
-def cancel(session: Session, job_ids: tuple[str, ...]) -> None:
-    """Cancel pending, failed or running jobs (a running command is killed)."""
-    for job in session.queue.cancel(*job_ids):
-        click.echo(f"cancelled {job.id} (was {job.state})", err=True)
+def requeue(session: Session, job_ids: tuple[str, ...]) -> None:
+    """Run completed, dead or cancelled jobs again from their first attempt (history kept)."""
+    for job_id in session.queue.requeue(*job_ids):
+        click.echo(job_id)
 
 
 @click.command()
@@ -293,13 +356,34 @@ def confirm(yes: bool, question: str) -> None:
 @click.command()
 @click.argument("job_id", metavar="ID", type=UTF8, shell_complete=complete.job_ids)
 @click.option("--follow", "-f", is_flag=True, help="Stream the output until the job ends.")
+@click.option(
+    "--attempt", "-a", type=click.IntRange(min=1), help="That attempt's output (default: the last)."
+)
+@click.option("--json", "as_json", is_flag=True, help="Print {id, attempt, output, truncated}.")
 @click.pass_obj
-def logs(session: Session, job_id: str, follow: bool) -> None:
+def logs(session: Session, job_id: str, follow: bool, attempt: int | None, as_json: bool) -> None:
     """Print the job's captured output (stdout and stderr, interleaved)."""
     queue = session.existing_queue
     out = sys.stdout.buffer
+    if follow and (attempt is not None or as_json):
+        raise click.UsageError(
+            "--follow streams the latest attempt as text, without --attempt or --json"
+        )
+    if as_json:
+        from queuectl.cli.render import print_json
+
+        kept = queue.attempt_output(job_id, attempt)
+        print_json(
+            {
+                "id": job_id,
+                "attempt": kept.attempt,
+                "output": kept.shown().decode(errors="replace"),
+                "truncated": kept.dropped > 0,
+            }
+        )
+        return
     if not follow:
-        out.write(queue.output(job_id))
+        out.write(queue.output(job_id, attempt))
         out.flush()
         return
     from queuectl.cli.follow import follow_output

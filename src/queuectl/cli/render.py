@@ -14,6 +14,7 @@ from datetime import datetime
 from typing import Any
 
 from queuectl.models import Job
+from queuectl.store import Attempt
 
 #: The colour of each state, wherever a state is drawn.
 STATE_STYLES = {
@@ -212,3 +213,30 @@ def print_job(job: Job) -> None:
             indent = "\n" + " " * (width + 2)
             line.append(visible(str(value), keep_lines=True).replace("\n", indent))
         drawn.print(line, soft_wrap=True)
+
+
+def print_history(attempts: Sequence[Attempt]) -> None:
+    """A job's attempts as a table under it (nothing when it has not run)."""
+    if not attempts:
+        return
+    print()
+    rows = [
+        [
+            attempt.attempt,
+            local_time(attempt.started_at_ms),
+            "running" if attempt.finished_at_ms is None else local_time(attempt.finished_at_ms),
+            "-" if attempt.duration_ms is None else f"{attempt.duration_ms / 1000:.3f}s",
+            "-" if attempt.exit_code is None else attempt.exit_code,
+            attempt.error or "",
+            attempt.host or "",
+            attempt.runner or "",
+        ]
+        for attempt in attempts
+    ]
+    print_table(
+        "attempts",
+        ["#", "STARTED", "FINISHED", "TOOK", "EXIT", "ERROR", "HOST", "RUNNER"],
+        rows,
+        elastic=("ERROR", "RUNNER"),
+        droppable=("RUNNER", "HOST", "FINISHED"),
+    )

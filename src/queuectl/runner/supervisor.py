@@ -31,7 +31,7 @@ from queuectl.runner.log import EventLog
 from queuectl.store import Runner, Store, open_store
 
 POLL_S = 2.0  # the fallback claim poll, for a wakeup that was lost
-EXPIRY_S = 20.0  # how often finished jobs past their retention are deleted
+EXPIRY_S = 10.0  # how often finished jobs past their retention are deleted
 EXPIRY_BATCH = 500  # jobs deleted per transaction: short enough never to hold up a claim
 EXPIRY_MAX_BATCHES = 20  # per round; a backlog is worked off over several rounds
 TICK_S = 1.0  # housekeeping: dead runners, expired leases, cancellations, live output

@@ -198,9 +198,14 @@ class Store(Protocol):
     def get(self, job_id: str) -> Job | None: ...
 
     def list_jobs(
-        self, state: str | None, queue: str | None, limit: int | None, before: int | None
+        self,
+        states: Sequence[str] | None,
+        queues: Sequence[str] | None,
+        limit: int | None,
+        before: int | None,
     ) -> Page:
-        """Jobs newest first, filtered; `before` continues a previous page."""
+        """Jobs newest first, in any of `states` and `queues` (None or empty: any); `before`
+        continues a previous page."""
         ...
 
     def output(self, job_id: str, attempt: int | None = None) -> Output | None:

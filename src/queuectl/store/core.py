@@ -479,13 +479,17 @@ class SQLStore:
 
     @operation()
     def list_jobs(
-        self, state: str | None, queue: str | None, limit: int | None, before: int | None
+        self,
+        states: Sequence[str] | None,
+        queues: Sequence[str] | None,
+        limit: int | None,
+        before: int | None,
     ) -> Page:
         rows = self._connection().execute(
             self.q["list_jobs"],
             {
-                "state": state,
-                "queue": queue,
+                "states": None if not states else self._list(states),
+                "queues": None if not queues else self._list(queues),
                 "limit": FAR_FUTURE if limit is None else limit,
                 "before": FAR_FUTURE if before is None else before,
             },

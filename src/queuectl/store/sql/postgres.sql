@@ -44,9 +44,10 @@ SELECT {job_columns} FROM jobs WHERE id = ANY(%s::text[])
 SELECT {job_columns} FROM jobs WHERE id = %s
 
 -- name: list_jobs
+-- states and queues are lists, or NULL for any.
 SELECT {job_columns} FROM jobs
-WHERE (%(state)s::text IS NULL OR state = %(state)s::text)
-  AND (%(queue)s::text IS NULL OR queue = %(queue)s::text)
+WHERE (%(states)s::text[] IS NULL OR state = ANY(%(states)s::text[]))
+  AND (%(queues)s::text[] IS NULL OR queue = ANY(%(queues)s::text[]))
   AND seq < %(before)s::bigint
 ORDER BY seq DESC LIMIT %(limit)s::bigint
 

@@ -41,8 +41,10 @@ SELECT {job_columns} FROM jobs WHERE id IN (SELECT value FROM json_each(?))
 SELECT {job_columns} FROM jobs WHERE id = ?
 
 -- name: list_jobs
+-- :states and :queues are JSON lists, or NULL for any.
 SELECT {job_columns} FROM jobs
-WHERE (:state IS NULL OR state = :state) AND (:queue IS NULL OR queue = :queue)
+WHERE (:states IS NULL OR state IN (SELECT value FROM json_each(:states)))
+  AND (:queues IS NULL OR queue IN (SELECT value FROM json_each(:queues)))
   AND seq < :before
 ORDER BY seq DESC LIMIT :limit
 
