@@ -105,20 +105,21 @@ class Queue:
         page = self._store.list_jobs(states, _names(queue), limit, before)
         return page.jobs, None if page.next_before is None else str(page.next_before)
 
-    def attempt_output(self, job_id: str, attempt: int | None = None) -> Output:
-        """What the job's last attempt (or its attempt number `attempt`) wrote, as kept."""
-        found = self._store.output(job_id, attempt)
+    def attempt_output(self, job_id: str, nth: int | None = None) -> Output:
+        """What the job's last attempt wrote, as kept; with `nth`, the nth of all the attempts
+        it ever made, oldest first (the same as its attempt number unless it was requeued)."""
+        found = self._store.output(job_id, nth)
         if found is None:
             job = self.get(job_id)
-            if attempt is not None:
-                raise NotFoundError(f"job {job_id!r} has no attempt {attempt}")
+            if nth is not None:
+                raise NotFoundError(f"job {job_id!r} has no attempt {nth}")
             return Output(job.attempts, b"", 0)
         return found
 
-    def output(self, job_id: str, attempt: int | None = None) -> bytes:
-        """The output of the job's last attempt (or of `attempt`), with a marker line first
+    def output(self, job_id: str, nth: int | None = None) -> bytes:
+        """The output of the job's last attempt (or of its `nth`), with a marker line first
         when its start was dropped (b"" if it printed nothing or has not run)."""
-        return self.attempt_output(job_id, attempt).shown()
+        return self.attempt_output(job_id, nth).shown()
 
     def history(self, job_id: str) -> builtins.list[Attempt]:
         """Every attempt of the job, oldest first."""

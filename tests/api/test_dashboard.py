@@ -13,7 +13,15 @@ import pytest
 
 from queuectl import Queue
 from queuectl.lifecycle import Outcome
-from tests.api.conftest import DOCS, OWNER, TEST_TOKEN, claim, register_runner, run_once
+from tests.api.conftest import (
+    DOCS,
+    OWNER,
+    TEST_TOKEN,
+    claim,
+    finish,
+    register_runner,
+    run_once,
+)
 
 pytestmark = pytest.mark.browser
 
@@ -59,6 +67,25 @@ def test_a_dead_job_is_retried_by_a_click(live, page, queue: Queue) -> None:
     expect(row).to_have_count(0)
     job = queue.get(job_id)
     assert (job.state, job.attempts) == ("pending", 0)
+    assert page.errors == []
+
+
+def test_the_detail_lists_attempts_and_shows_each_ones_output(live, page, queue: Queue) -> None:
+    job_id = run_once(queue, "flaky", 1, b"first try\n", id="flaky")
+    queue.requeue(job_id)
+    (claimed,) = claim(queue, 1)
+    finish(queue, claimed.id, 0, b"second try\n")
+    open_dashboard(page, live().url)
+    page.locator('#jobs tr[data-id="flaky"]').click()
+    rows = page.locator("#detail-history tbody tr")
+    expect(rows).to_have_count(2)
+    expect(page.locator("#detail-output")).to_have_text("second try\n")
+    rows.first.click()
+    expect(page.locator("#detail-output")).to_have_text("first try\n")
+    expect(page.locator("#detail-attempt")).to_have_text("of attempt 1")
+    page.locator("#detail-retry").click()  # completed: it runs again
+    expect(page.locator('#jobs tr[data-id="flaky"] .state')).to_have_text("pending")
+    assert queue.get(job_id).state == "pending"
     assert page.errors == []
 
 

@@ -181,12 +181,23 @@ def test_retry_a_dead_job(client, queue: Queue) -> None:
     assert (body["state"], body["attempts"]) == ("pending", 0)
 
 
-def test_retry_a_job_that_is_not_dead_answers_409(client, queue: Queue) -> None:
+def test_retry_a_job_that_has_not_finished_answers_409(client, queue: Queue) -> None:
     job = queue.enqueue("true")
     response = client.post(f"/api/jobs/{job.id}/retry")
     assert response.status_code == 409
-    assert "not dead" in response.json()["error"]
+    assert "not completed or dead or cancelled" in response.json()["error"]
     assert queue.get(job.id).state == "pending"
+
+
+def test_retry_runs_a_completed_job_again_and_its_history_stays(client, queue: Queue) -> None:
+    job_id = run_once(queue, "echo hi", 0, b"hi\n")
+    response = client.post(f"/api/jobs/{job_id}/retry")
+    assert response.status_code == 200
+    assert (response.json()["state"], response.json()["attempts"]) == ("pending", 0)
+    [entry] = client.get(f"/api/jobs/{job_id}").json()["history"]
+    assert (entry["attempt"], entry["exit_code"]) == (1, 0)
+    assert client.get(f"/api/jobs/{job_id}/output?attempt=1").text == "hi\n"
+    assert client.get(f"/api/jobs/{job_id}/output?attempt=2").status_code == 404
 
 
 # -- the DLQ

@@ -357,7 +357,10 @@ def confirm(yes: bool, question: str) -> None:
 @click.argument("job_id", metavar="ID", type=UTF8, shell_complete=complete.job_ids)
 @click.option("--follow", "-f", is_flag=True, help="Stream the output until the job ends.")
 @click.option(
-    "--attempt", "-a", type=click.IntRange(min=1), help="That attempt's output (default: the last)."
+    "--attempt",
+    "-a",
+    type=click.IntRange(min=1),
+    help="The Nth attempt's output, counting every attempt the job made (default: the last).",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print {id, attempt, output, truncated}.")
 @click.pass_obj

@@ -208,9 +208,9 @@ class Store(Protocol):
         continues a previous page."""
         ...
 
-    def output(self, job_id: str, attempt: int | None = None) -> Output | None:
-        """The output of the job's last attempt, or of its last attempt numbered `attempt`
-        (None: no such attempt)."""
+    def output(self, job_id: str, nth: int | None = None) -> Output | None:
+        """The output of the job's last attempt, or of the `nth` of all the attempts it ever
+        made, oldest first (None: no such attempt)."""
         ...
 
     def history(self, job_id: str) -> list[Attempt]:

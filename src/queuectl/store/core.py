@@ -499,12 +499,12 @@ class SQLStore:
         return Page([self._job(r) for r in rows], rows[-1]["seq"] if more else None)
 
     @operation()
-    def output(self, job_id: str, attempt: int | None = None) -> Output | None:
-        row = (
-            self._connection()
-            .execute(self.q["get_output"], {"id": job_id, "attempt": attempt})
-            .fetchone()
-        )
+    def output(self, job_id: str, nth: int | None = None) -> Output | None:
+        conn = self._connection()
+        if nth is None:
+            row = conn.execute(self.q["last_output"], (job_id,)).fetchone()
+        else:
+            row = conn.execute(self.q["nth_output"], {"id": job_id, "n": nth}).fetchone()
         if row is None:
             return None
         data = b"" if row["output"] is None else bytes(row["output"])

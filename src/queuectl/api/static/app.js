@@ -21,6 +21,7 @@
 
   let jobLimit = PAGE;
   let selectedId = null;
+  let selectedAttempt = null; // null: the latest attempt
   let timer = null;
   let needToken = false;
 
@@ -245,7 +246,11 @@
     const id = selectedId;
     let job, output;
     try {
-      [job, output] = await Promise.all([api("GET", jobPath(id)), api("GET", jobPath(id) + "/output")]);
+      const attempt = selectedAttempt === null ? "" : "?attempt=" + selectedAttempt;
+      [job, output] = await Promise.all([
+        api("GET", jobPath(id)),
+        api("GET", jobPath(id) + "/output" + attempt),
+      ]);
     } catch (error) {
       if (id === selectedId) $("detail-message").textContent = error.message;
       return;
@@ -256,13 +261,28 @@
     $("detail-id").textContent = job.id;
     const fields = [];
     for (const [key, value] of Object.entries(job)) {
+      if (key === "history") continue;
       let text = value !== null && typeof value === "object" ? JSON.stringify(value) : value;
       if (key.endsWith("_at") && typeof value === "string") text = when(value);
       fields.push(el("dt", {}, key), el("dd", { "data-field": key }, text == null ? "" : text));
     }
     $("detail-fields").replaceChildren(...fields);
     $("detail-cancel").hidden = !["pending", "processing", "failed"].includes(job.state);
-    $("detail-retry").hidden = job.state !== "dead";
+    $("detail-retry").hidden = !["completed", "dead", "cancelled"].includes(job.state);
+    const history = job.history || [];
+    // Output is asked for by position (a requeue starts attempt numbers again).
+    replaceRows($("detail-history"), history.map((a, index) => {
+      const took = a.duration_ms == null ? "" : (a.duration_ms / 1000).toFixed(3) + " s";
+      const row = el("tr", { class: "clickable" },
+        el("td", {}, String(a.attempt)), el("td", {}, when(a.started_at)),
+        el("td", {}, a.finished_at ? when(a.finished_at) : "running"), el("td", {}, took),
+        el("td", {}, a.exit_code == null ? "" : String(a.exit_code)), el("td", {}, a.error || ""),
+        el("td", {}, a.host || ""));
+      row.addEventListener("click", () => { selectedAttempt = index + 1; renderDetail(); });
+      return row;
+    }));
+    const shown = history[(selectedAttempt === null ? history.length : selectedAttempt) - 1];
+    $("detail-attempt").textContent = shown ? "of attempt " + shown.attempt : "";
     const out = $("detail-output");
     const atEnd = out.scrollTop + out.clientHeight >= out.scrollHeight - 4;
     if (out.textContent !== output) {
@@ -273,6 +293,7 @@
 
   function select(id) {
     selectedId = id;
+    selectedAttempt = null;
     $("detail-message").textContent = "";
     $("search-message").textContent = "";
     renderDetail();

@@ -150,11 +150,14 @@ WHERE seq = (SELECT MAX(seq) FROM attempts WHERE job_id = %(id)s)
                                    AND lease_owner = %(owner)s
                                    AND attempts = %(attempt)s::integer)
 
--- name: get_output
--- The output of the job's last attempt, or of its last attempt numbered attempt.
+-- name: last_output
 SELECT attempt, output, output_dropped FROM attempts
-WHERE job_id = %(id)s AND (%(attempt)s::integer IS NULL OR attempt = %(attempt)s::integer)
-ORDER BY seq DESC LIMIT 1
+WHERE job_id = %s ORDER BY seq DESC LIMIT 1
+
+-- name: nth_output
+-- The job's n-th attempt of all it ever made (a requeue starts attempt numbers again).
+SELECT attempt, output, output_dropped FROM attempts
+WHERE job_id = %(id)s ORDER BY seq LIMIT 1 OFFSET %(n)s::bigint - 1
 
 -- name: history
 SELECT attempt, runner, host, started_at, finished_at, exit_code, error, duration_ms

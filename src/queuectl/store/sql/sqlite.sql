@@ -124,11 +124,14 @@ WHERE seq = (SELECT MAX(seq) FROM attempts WHERE job_id = :id)
   AND EXISTS (SELECT 1 FROM jobs WHERE id = :id AND state = 'processing'
                                    AND lease_owner = :owner AND attempts = :attempt)
 
--- name: get_output
--- The output of the job's last attempt, or of its last attempt numbered :attempt.
+-- name: last_output
 SELECT attempt, output, output_dropped FROM attempts
-WHERE job_id = :id AND (:attempt IS NULL OR attempt = :attempt)
-ORDER BY seq DESC LIMIT 1
+WHERE job_id = ? ORDER BY seq DESC LIMIT 1
+
+-- name: nth_output
+-- The job's n-th attempt of all it ever made (a requeue starts attempt numbers again).
+SELECT attempt, output, output_dropped FROM attempts
+WHERE job_id = :id ORDER BY seq LIMIT 1 OFFSET :n - 1
 
 -- name: history
 SELECT attempt, runner, host, started_at, finished_at, exit_code, error, duration_ms
