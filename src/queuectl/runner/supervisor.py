@@ -401,6 +401,7 @@ class Supervisor:
         self._reap()
         self._sync_output(now)
         self._fire_schedules(now)
+        self.store.compact_counts()  # a store nobody reads keeps its counters' deltas few too
 
     def _fire_schedules(self, now: float) -> None:
         """Enqueue the jobs of schedules whose slot has come (the store makes it once per slot)."""

@@ -52,6 +52,15 @@ S = TypeVar("S", bound="SQLStore")
 CONFLICT_RETRIES = 5
 CONFIG_TTL_S = 1.0  # how stale the configuration used for settling may be
 FAR_FUTURE = 2**62
+#: Reading the counts folds their deltas into the base once more than this many piled up.
+COMPACT_AFTER_DELTAS = 1000
+#: `list_jobs` by (state given, queue given): one query per combination, each served by an index.
+LIST_QUERIES = {
+    (False, False): "list_jobs",
+    (True, False): "list_jobs_by_state",
+    (False, True): "list_jobs_by_queue",
+    (True, True): "list_jobs_by_queue_state",
+}
 
 
 def operation(
@@ -89,6 +98,7 @@ class SQLStore:
         columns = queries["job_columns"]
         self.q = {name: sql.replace("{job_columns}", columns) for name, sql in queries.items()}
         self._config_cache: tuple[float, dict[str, float]] | None = None
+        self.compact_after = COMPACT_AFTER_DELTAS  # tests lower it to compact at every read
 
     # -- what a dialect supplies
 
@@ -451,7 +461,7 @@ class SQLStore:
         self, state: str | None, queue: str | None, limit: int | None, before: int | None
     ) -> Page:
         rows = self._connection().execute(
-            self.q["list_jobs"],
+            self.q[LIST_QUERIES[state is not None, queue is not None]],
             {
                 "state": state,
                 "queue": queue,
@@ -470,10 +480,29 @@ class SQLStore:
 
     @operation()
     def counts(self) -> dict[str, dict[str, int]]:
+        return self._counters("n")
+
+    def _counters(self, column: str) -> dict[str, dict[str, int]]:
+        """`column` ("n" or "attempts") of the counters per queue and state with jobs."""
+        rows = self._connection().execute(self.q["counts"]).fetchall()
+        deltas = sum(int(row["deltas"]) for row in rows)
+        if deltas > self.compact_after:
+            self._compact_counts(deltas)
         result: dict[str, dict[str, int]] = {}
-        for row in self._connection().execute(self.q["counts"]):
-            result.setdefault(row["queue"], {})[row["state"]] = int(row["n"])
+        for row in rows:
+            if int(row["n"]) > 0:
+                result.setdefault(row["queue"], {})[row["state"]] = int(row[column])
         return result
+
+    def _compact_counts(self, deltas: int | None = None) -> None:
+        """Fold the counters' deltas (`deltas` of them, None: not counted yet) into their base
+        if more than `compact_after` piled up; a dialect without deltas has nothing to do
+        (SQLite, with one writer, updates its counters in place)."""
+
+    @operation(runner=True)
+    def compact_counts(self) -> None:
+        """Housekeeping: keep the counters' deltas few, so reading the counts stays cheap."""
+        self._compact_counts()
 
     @operation()
     def done_since(self, since_ms: int) -> int:
@@ -488,10 +517,7 @@ class SQLStore:
 
     @operation()
     def attempts_by_queue(self) -> dict[str, dict[str, int]]:
-        result: dict[str, dict[str, int]] = {}
-        for row in self._connection().execute(self.q["attempts_by_queue"]):
-            result.setdefault(row["queue"], {})[row["state"]] = int(row["n"])
-        return result
+        return self._counters("attempts")
 
     @operation()
     def recent_durations(self, since_ms: int, bounds_ms: Sequence[int]) -> dict[str, list[Bucket]]:
@@ -507,7 +533,7 @@ class SQLStore:
 
     @operation()
     def oldest_due(self, now_ms: int) -> dict[str, int]:
-        rows = self._connection().execute(self.q["oldest_due"], (now_ms,))
+        rows = self._connection().execute(self.q["oldest_due"], {"now": now_ms})
         return {row["queue"]: int(row["run_at"]) for row in rows}
 
     # -- changing jobs
