@@ -89,8 +89,12 @@ def test_every_change_keeps_the_counters_exact(
 ) -> None:
     check_exact(store, clock)
     add(store, clock, {"id": "a", "queue": "mail", "max_retries": 0}, {"id": "b"})
-    add(store, clock, {"id": "c", "queue": "video", "depends_on": ["a"]},
-        {"id": "d", "queue": "video", "depends_on": ["c"]})  # fmt: skip
+    add(
+        store,
+        clock,
+        {"id": "c", "queue": "video", "depends_on": ["a"]},
+        {"id": "d", "queue": "video", "depends_on": ["c"]},
+    )
     add(store, clock, {"id": "later", "delay": "1h"}, {"id": "u1", "unique_key": "k"})
     add(store, clock, {"id": "u2", "unique_key": "k"})  # held by u1: nothing inserted
     check_exact(store, clock)
@@ -150,16 +154,20 @@ def test_random_operations_keep_the_counters_exact(
     running: dict[str, list[tuple[str, int]]] = {"r1": [], "r2": []}
     made = 0
     for _ in range(60):
-        step = rng.choice(["add", "add", "claim", "settle", "settle", "cancel", "retry", "purge",
-                           "reap", "time"])  # fmt: skip
+        step = rng.choice(
+            ["add", "add", "claim", "settle", "settle", "cancel", "retry", "purge", "reap", "time"]
+        )
         ids = [job.id for job in every_job(store)]
         owner = rng.choice(list(running))
         if step == "add":
             batch = []
             for _ in range(rng.randint(1, 4)):
                 made += 1
-                job: dict[str, Any] = {"id": f"j{made}", "queue": rng.choice(QUEUES),
-                                       "max_retries": rng.randint(0, 1)}  # fmt: skip
+                job: dict[str, Any] = {
+                    "id": f"j{made}",
+                    "queue": rng.choice(QUEUES),
+                    "max_retries": rng.randint(0, 1),
+                }
                 if ids and rng.random() < 0.3:
                     job["depends_on"] = [rng.choice(ids)]
                 if rng.random() < 0.2:

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 from queuectl.errors import InvalidInputError
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Callable, Iterable, Sequence
 
     from queuectl.clock import Clock
     from queuectl.lifecycle import Outcome, Settlement
@@ -136,6 +136,13 @@ class Store(Protocol):
     def enqueue_many(self, jobs: Sequence[NewJob]) -> list[Job]:
         """Insert every job or none; a job whose unique_key an active job holds yields that
         job instead. DuplicateJobError names an id that exists or repeats."""
+        ...
+
+    def enqueue_batches(
+        self, batches: Iterable[Sequence[tuple[str, NewJob]]], each: Callable[[list[Job]], None]
+    ) -> int:
+        """Enqueue batches of (label, job) in one transaction, or none; `each` sees each
+        batch's jobs before the commit; an error names the label of its job."""
         ...
 
     def finish_and_claim(

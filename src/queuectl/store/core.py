@@ -12,7 +12,7 @@ import functools
 import os
 import random
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any, ClassVar, Concatenate, ParamSpec, TypeVar
 
@@ -238,6 +238,79 @@ class SQLStore:
         except self.unique_violation:
             raise self._duplicate(tried) from None
         return created
+
+    @operation(replayable=False)
+    def enqueue_batches(
+        self,
+        batches: Iterable[Sequence[tuple[str, NewJob]]],
+        each: Callable[[list[Job]], None],
+    ) -> int:
+        """Enqueue every batch of (label, job) in one transaction, or none: a stream of any
+        length in the memory of one batch. `each` gets each batch's jobs once inserted (before
+        the commit); an error is prefixed with the label of the job it concerns.
+
+        A job may depend only on jobs already stored or earlier in the stream, so no cycle can
+        form. Each batch runs in a savepoint, so a duplicate id can be named from inside the
+        transaction: a rolled-back batch leaves the earlier ones there to look at.
+        """
+        now = self.now()
+        total = 0
+        try:
+            with self._transaction() as conn:
+                default_retries = int(self._config(conn)["max_retries"])
+                for batch in batches:
+                    conn.execute(self.q["savepoint"])
+                    try:
+                        created = self._insert_batch(conn, batch, now, default_retries)
+                    except self.unique_violation:
+                        conn.execute(self.q["rollback_savepoint"])
+                        taken = {job.id for job in self._jobs_by_ids(conn, _ids(batch))}
+                        raise _StreamDuplicate(batch, taken) from None
+                    conn.execute(self.q["release_savepoint"])
+                    each(created)
+                    total += len(created)
+                if total:
+                    self._wake(conn)
+        except _StreamDuplicate as duplicate:
+            raise self._stream_duplicate(duplicate) from None
+        return total
+
+    def _stream_duplicate(self, duplicate: _StreamDuplicate) -> DuplicateJobError:
+        """The error for a refused stream (rolled back by now), naming the first id of the
+        failing batch that was stored before the stream, or earlier in it."""
+        existing = {job.id for job in self._jobs_by_ids(self._connection(), _ids(duplicate.batch))}
+        seen: set[str] = set()
+        for label, job in duplicate.batch:
+            where = f"{label}: " if label else ""
+            if job.id in existing:
+                return DuplicateJobError(f"{where}job {job.id!r} already exists")
+            if job.id in duplicate.taken or job.id in seen:
+                return DuplicateJobError(f"{where}job {job.id!r} appears twice in the batch")
+            if job.id is not None:
+                seen.add(job.id)
+        return DuplicateJobError("a job in the batch already exists")
+
+    def _insert_batch(
+        self, conn: Any, batch: Sequence[tuple[str, NewJob]], now: int, default_retries: int
+    ) -> list[Job]:
+        """One batch of a stream, as enqueue_many inserts its jobs."""
+        if all(not job.depends_on and job.unique_key is None for _, job in batch):
+            rows = [
+                self._insert_row(job, job.id or _new_id(), now, default_retries, 0, None)
+                for _, job in batch
+            ]
+            self._many(conn, "insert_jobs", rows)
+            return [_inserted_job(job, row) for (_, job), row in zip(batch, rows, strict=True)]
+        ids = []
+        for label, job in batch:
+            job_id = job.id or _new_id()
+            try:
+                held = self._insert_one(conn, job, job_id, now, default_retries)
+            except InvalidInputError as exc:
+                raise InvalidInputError(f"{label}: {exc}" if label else str(exc)) from None
+            ids.append(held or job_id)
+        found = {job.id: job for job in self._jobs_by_ids(conn, ids)}
+        return [found[job_id] for job_id in ids]
 
     def _insert_row(
         self,
@@ -807,6 +880,18 @@ def _inserted_job(job: NewJob, row: Sequence[Any]) -> Job:
         finished_at_ms=row[16],
         last_error=row[17],
     )
+
+
+class _StreamDuplicate(Exception):
+    """A batch of a stream met a duplicate id; `taken`: its ids already stored at the time
+    (before the stream, or earlier in it), told apart once the transaction is rolled back."""
+
+    def __init__(self, batch: Sequence[tuple[str, NewJob]], taken: set[str]) -> None:
+        self.batch, self.taken = batch, taken
+
+
+def _ids(batch: Sequence[tuple[str, NewJob]]) -> list[str]:
+    return [job.id for _, job in batch if job.id is not None]
 
 
 def _new_id() -> str:
