@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import builtins
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 from queuectl import config as config_keys
@@ -23,6 +23,10 @@ from queuectl.models import (
     validate_id,
 )
 from queuectl.store import Attempt, Bucket, Output, Runner, Schedule, Store, open_store
+
+#: Jobs validated and inserted at a time by enqueue_stream: big enough for few round trips,
+#: small enough that a stream of any length fits in a few megabytes.
+STREAM_BATCH = 5000
 
 
 class Queue:
@@ -57,6 +61,29 @@ class Queue:
         ]
         check_batch_order(validated)
         return self._store.enqueue_many(validated)
+
+    def enqueue_stream(
+        self,
+        items: Iterable[tuple[str, dict[str, Any]]],
+        each: Callable[[builtins.list[Job]], None],
+    ) -> int:
+        """Enqueue labelled jobs (("line 7", {...}), ...) in one transaction, or none if one is
+        invalid (its error starts with its label): validated and inserted STREAM_BATCH at a
+        time, so memory stays that of one batch however long the stream. `each` gets each
+        batch's jobs before the commit; how many were enqueued."""
+        cwd = os.getcwd()
+
+        def batches() -> Iterator[builtins.list[tuple[str, NewJob]]]:
+            batch: builtins.list[tuple[str, NewJob]] = []
+            for label, item in items:
+                batch.append((label, new_job(item, label, cwd)))
+                if len(batch) == STREAM_BATCH:
+                    yield batch
+                    batch = []
+            if batch:
+                yield batch
+
+        return self._store.enqueue_batches(batches(), each)
 
     # -- reading
 

@@ -43,5 +43,7 @@ def test_one_duplicate_id_lands_none(cli: Cli, store: Store) -> None:
     text = lines() + '{"id":"bulk-00007","command":"again"}\n'
     result = cli("enqueue", "--file", "-", input=text)
     assert result.returncode == 1
-    assert result.stderr == "error: job 'bulk-00007' appears twice in the batch\n"
+    assert (
+        result.stderr == f"error: line {COUNT + 1}: job 'bulk-00007' appears twice in the batch\n"
+    )
     assert store.counts() == {}

@@ -327,6 +327,19 @@ class QueueMachine(RuleBasedStateMachine):
         expected = {state: sum(m.state == state for m in self.model.values()) for state in STATES}
         assert counts == expected
 
+    @invariant()
+    def counters_match_a_full_count(self) -> None:
+        # the trigger-kept counters (migration 0004) against a count of every stored job
+        counts: dict[str, dict[str, int]] = {}
+        attempts: dict[str, dict[str, int]] = {}
+        for job in self.store.list_jobs(None, None, None, None).jobs:
+            per_state = counts.setdefault(job.queue, {})
+            per_state[job.state] = per_state.get(job.state, 0) + 1
+            summed = attempts.setdefault(job.queue, {})
+            summed[job.state] = summed.get(job.state, 0) + job.attempts
+        assert self.store.counts() == counts
+        assert self.store.attempts_by_queue() == attempts
+
 
 def run_machine(target_factory: Any, max_examples: int) -> None:
     machine = type("Machine", (QueueMachine,), {"target_factory": staticmethod(target_factory)})

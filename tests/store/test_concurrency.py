@@ -95,6 +95,35 @@ def test_processes_claim_every_job_exactly_once(target: str, store: Store) -> No
     assert all(job.attempts == 1 for job in store.list_jobs(None, None, None, None).jobs)
 
 
+COMPACTOR = r"""
+import sys
+from queuectl.store import open_store
+
+store = open_store(sys.argv[1])
+store.compact_after = 0  # fold the deltas at every read, while the claimers append them
+sys.stdin.readline()
+while True:
+    counts = store.counts()["default"]
+    assert sum(counts.values()) == 2000, counts  # one snapshot: never half a compaction
+    if counts.get("completed") == 2000:
+        break
+store.close()
+"""
+
+
+def test_counts_stay_exact_while_processes_claim_and_compact(
+    target: str, store: Store, backend: str
+) -> None:
+    if backend != "postgres":
+        pytest.skip("only PostgreSQL keeps counter deltas to compact")
+    store.enqueue_many([new_job({"id": f"job-{n:04}", "command": "true"}) for n in range(2000)])
+    compactors = start(COMPACTOR, target, ["compactor-0", "compactor-1"])
+    results(start(CLAIMER, target, [f"runner-{n}" for n in range(4)]))
+    results(compactors)
+    assert store.counts() == {"default": {"completed": 2000}}
+    assert store.attempts_by_queue() == {"default": {"completed": 2000}}
+
+
 def test_processes_enqueue_at_once(target: str, store: Store) -> None:
     names = [f"p{n}" for n in range(8)]
     outputs = results(start(ENQUEUER, target, names))

@@ -208,10 +208,8 @@ def test_a_postgres_store_of_schema_2_is_upgraded_with_its_output(target: str) -
     from queuectl.store.queries import migrations
 
     with psycopg.connect(target, autocommit=True) as conn:
-        for table in ("attempts", "jobs", "job_deps", "config", "queues", "runners", "schedules"):
-            conn.execute(f"DROP TABLE IF EXISTS {table} CASCADE")
-        conn.execute("DROP TABLE queuectl_schema")
-        conn.execute("DROP FUNCTION IF EXISTS queuectl_jobs_purged CASCADE")
+        conn.execute("DROP SCHEMA public CASCADE")
+        conn.execute("CREATE SCHEMA public")
         conn.execute(
             "CREATE TABLE queuectl_schema (version INTEGER PRIMARY KEY, name TEXT NOT NULL,"
             " applied_at TIMESTAMPTZ NOT NULL DEFAULT now())"

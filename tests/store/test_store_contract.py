@@ -558,9 +558,16 @@ def test_list_jobs_newest_first_with_filters_and_pages(store: Store) -> None:
     claim(store)
     ids = lambda page: [job.id for job in page.jobs]  # noqa: E731
     assert ids(store.list_jobs(None, None, None, None)) == ["d", "c", "b", "a"]
-    assert ids(store.list_jobs("pending", None, None, None)) == ["d", "c", "b"]
-    assert ids(store.list_jobs(None, "q", None, None)) == ["d", "b"]
-    assert ids(store.list_jobs("pending", "q", 1, None)) == ["d"]
+    assert ids(store.list_jobs(["pending"], None, None, None)) == ["d", "c", "b"]
+    assert ids(store.list_jobs(None, ["q"], None, None)) == ["d", "b"]
+    assert ids(store.list_jobs(["pending"], ["q"], 1, None)) == ["d"]
+    assert ids(store.list_jobs(["pending", "processing"], ["q", "default"], None, None)) == [
+        "d",
+        "c",
+        "b",
+        "a",
+    ]
+    assert ids(store.list_jobs(["processing"], ["q", "default"], None, None)) == ["a"]
     first = store.list_jobs(None, None, 2, None)
     assert ids(first) == ["d", "c"]
     assert ids(store.list_jobs(None, None, 2, first.next_before)) == ["b", "a"]

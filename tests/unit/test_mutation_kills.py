@@ -69,8 +69,8 @@ def test_validators_accept_their_bounds(
         (lambda: config._number(1), 0.5, "must be a number >= 1, got 0.5"),
         (lambda: config._number(0, 1), "1.5", "must be a number 0 to 1, got 1.5"),
         (lambda: config._number(0, 1), -0.25, "must be a number 0 to 1, got -0.25"),
-        (lambda: config._seconds(1), "0.5", "must be at least 1 seconds, got 0.5"),
-        (lambda: config._seconds(1), 0, "must be at least 1 seconds, got 0"),
+        (lambda: config._seconds(1), "0.5", "must be at least 1 second, got 0.5"),
+        (lambda: config._seconds(1), 0, "must be at least 1 second, got 0"),
         (lambda: config._seconds(1), "x",
          "value: 'x' is not a duration (use seconds or 500ms, 30s, 5m, 2h, 7d)"),
     ],
@@ -93,7 +93,7 @@ def test_minus_infinity_is_refused_as_not_finite_below_no_bound() -> None:
 def test_unknown_key_lists_the_known_ones() -> None:
     assert message(lambda: config.canonical_key("nope")) == (
         "unknown config key 'nope' (known: max_retries, backoff_base, backoff_max, "
-        "backoff_jitter, job_timeout, lease_seconds, output_limit)"
+        "backoff_jitter, job_timeout, lease_seconds, output_limit, retain_completed, retain_dead)"
     )
 
 
@@ -282,7 +282,7 @@ def test_first_run_at(data: dict[str, Any], now: int, first: int) -> None:
         ({"command": "true", "no_retry_exit_codes": [256]}, "",
          "no_retry_exit_codes: must be between 0 and 255, got 256"),
         ({"command": "true", "unique_key": ""}, "",
-         "unique_key: must be a non-empty string of at most 1024"),
+         "unique_key: must be a non-empty string of UTF-8 text"),
         ({"command": "true", "cwd": ""}, "", "cwd: must be a non-empty path"),
         ({"command": "true", "env": []}, "", "env: expected an object of NAME: value"),
         ({}, "job 3", "job 3: command: missing"),

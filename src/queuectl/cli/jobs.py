@@ -6,6 +6,7 @@ import json
 import os
 import shlex
 import sys
+from collections.abc import Iterator
 from typing import Any
 
 import click
@@ -76,6 +77,53 @@ def parse_jobs_text(text: str) -> list[dict[str, Any]]:
             raise InvalidInputError(f"line {n}: a job must be a JSON object")
         jobs.append(item)
     return jobs
+
+
+def stream_job_lines(file: Any) -> tuple[Iterator[tuple[str, dict[str, Any]]] | None, str]:
+    """JSON Lines read a line at a time, labelled with their line numbers ("line 7"; no label
+    for a lone job). When the first job's line is not a JSON object on its own (a JSON array,
+    an object over several lines, nothing at all), no iterator but the text read so far: the
+    whole file then goes to parse_jobs_text."""
+    lines = enumerate(_utf8_lines(file), 1)
+    read, first = "", 0
+    for n, line in lines:
+        read, first = read + line, n
+        if line.strip():
+            break
+    try:
+        item = json.loads(read) if read.strip() else None
+    except json.JSONDecodeError:
+        item = None
+    if not isinstance(item, dict):
+        return None, read
+
+    def items() -> Iterator[tuple[str, dict[str, Any]]]:
+        pending: dict[str, Any] | None = item
+        for n, line in lines:
+            if not line.strip():
+                continue
+            try:
+                parsed = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise InvalidInputError(f"line {n}: invalid JSON: {exc.msg}") from None
+            if not isinstance(parsed, dict):
+                raise InvalidInputError(f"line {n}: a job must be a JSON object")
+            if pending is not None:
+                yield f"line {first}", pending
+                pending = None
+            yield f"line {n}", parsed
+        if pending is not None:  # the only job of the file
+            yield "", pending
+
+    return items(), read
+
+
+def _utf8_lines(file: Any) -> Iterator[str]:
+    try:
+        # through a generator of our own: `yield from file` would close the file with us
+        yield from (line for line in file)
+    except UnicodeDecodeError as exc:
+        raise InvalidInputError(f"--file: not UTF-8 text (byte {exc.start})") from None
 
 
 def parse_env(pairs: tuple[str, ...]) -> dict[str, str]:
@@ -160,8 +208,12 @@ def enqueue(ctx: click.Context, /, words: tuple[str, ...], command: str | None, 
         )
     overrides = options_as_fields(options)
     if file is not None:
+        stream, text = stream_job_lines(file)
+        if stream is not None:  # JSON Lines: one transaction, in the memory of one batch
+            enqueue_stream(ctx.obj, ((n, {**item, **overrides}) for n, item in stream), as_json)
+            return
         try:
-            text = file.read()
+            text += file.read()
         except UnicodeDecodeError as exc:
             raise InvalidInputError(f"--file: not UTF-8 text (byte {exc.start})") from None
         items = parse_jobs_text(text)
@@ -201,6 +253,34 @@ def enqueue(ctx: click.Context, /, words: tuple[str, ...], command: str | None, 
         print_json([job.to_dict() for job in jobs])
     else:
         sys.stdout.write("".join(f"{job.id}\n" for job in jobs))
+
+
+def enqueue_stream(
+    session: Session, items: Iterator[tuple[str, dict[str, Any]]], as_json: bool
+) -> None:
+    """Enqueue a stream of jobs; their ids (or JSON) are spooled to a temporary file and
+    printed once the transaction has committed, so a refused stream prints nothing."""
+    import shutil
+    import tempfile
+
+    with tempfile.TemporaryFile("w+", encoding="utf-8") as spool:
+        separator = "[\n"  # print_json's layout of a list, one job at a time
+
+        def each(jobs: list[Any]) -> None:
+            nonlocal separator
+            if as_json:
+                for job in jobs:
+                    text = json.dumps(job.to_dict(), indent=2, ensure_ascii=False)
+                    spool.write(separator + "  " + text.replace("\n", "\n  "))
+                    separator = ",\n"
+            else:
+                spool.write("".join(f"{job.id}\n" for job in jobs))
+
+        session.queue.enqueue_stream(items, each)
+        if as_json:
+            spool.write("\n]\n")
+        spool.seek(0)
+        shutil.copyfileobj(spool, sys.stdout)
 
 
 @click.command("list")

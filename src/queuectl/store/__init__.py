@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 from queuectl.errors import InvalidInputError
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Callable, Iterable, Sequence
 
     from queuectl.clock import Clock
     from queuectl.lifecycle import Outcome, Settlement
@@ -167,6 +167,13 @@ class Store(Protocol):
         job instead. DuplicateJobError names an id that exists or repeats."""
         ...
 
+    def enqueue_batches(
+        self, batches: Iterable[Sequence[tuple[str, NewJob]]], each: Callable[[list[Job]], None]
+    ) -> int:
+        """Enqueue batches of (label, job) in one transaction, or none; `each` sees each
+        batch's jobs before the commit; an error names the label of its job."""
+        ...
+
     def finish_and_claim(
         self,
         owner: str,
@@ -219,6 +226,10 @@ class Store(Protocol):
 
     def counts(self) -> dict[str, dict[str, int]]:
         """Jobs per queue, then per state (states with no job are absent)."""
+        ...
+
+    def compact_counts(self) -> None:
+        """Housekeeping: fold the counters' deltas into their base once many piled up."""
         ...
 
     def done_since(self, since_ms: int) -> int:

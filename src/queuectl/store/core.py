@@ -12,7 +12,7 @@ import functools
 import os
 import random
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any, ClassVar, Concatenate, ParamSpec, TypeVar
 
@@ -63,6 +63,15 @@ S = TypeVar("S", bound="SQLStore")
 CONFLICT_RETRIES = 5
 CONFIG_TTL_S = 1.0  # how stale the configuration used for settling may be
 FAR_FUTURE = 2**62
+#: Reading the counts folds their deltas into the base once more than this many piled up.
+COMPACT_AFTER_DELTAS = 1000
+#: `list_jobs` by (state given, queue given): one query per combination, each served by an index.
+LIST_QUERIES = {
+    (False, False): "list_jobs",
+    (True, False): "list_jobs_by_state",
+    (False, True): "list_jobs_by_queue",
+    (True, True): "list_jobs_by_queue_state",
+}
 
 
 def operation(
@@ -100,6 +109,7 @@ class SQLStore:
         columns = queries["job_columns"]
         self.q = {name: sql.replace("{job_columns}", columns) for name, sql in queries.items()}
         self._config_cache: tuple[float, dict[str, float]] | None = None
+        self.compact_after = COMPACT_AFTER_DELTAS  # tests lower it to compact at every read
 
     # -- what a dialect supplies
 
@@ -239,6 +249,79 @@ class SQLStore:
         except self.unique_violation:
             raise self._duplicate(tried) from None
         return created
+
+    @operation(replayable=False)
+    def enqueue_batches(
+        self,
+        batches: Iterable[Sequence[tuple[str, NewJob]]],
+        each: Callable[[list[Job]], None],
+    ) -> int:
+        """Enqueue every batch of (label, job) in one transaction, or none: a stream of any
+        length in the memory of one batch. `each` gets each batch's jobs once inserted (before
+        the commit); an error is prefixed with the label of the job it concerns.
+
+        A job may depend only on jobs already stored or earlier in the stream, so no cycle can
+        form. Each batch runs in a savepoint, so a duplicate id can be named from inside the
+        transaction: a rolled-back batch leaves the earlier ones there to look at.
+        """
+        now = self.now()
+        total = 0
+        try:
+            with self._transaction() as conn:
+                default_retries = int(self._config(conn)["max_retries"])
+                for batch in batches:
+                    conn.execute(self.q["savepoint"])
+                    try:
+                        created = self._insert_batch(conn, batch, now, default_retries)
+                    except self.unique_violation:
+                        conn.execute(self.q["rollback_savepoint"])
+                        taken = {job.id for job in self._jobs_by_ids(conn, _ids(batch))}
+                        raise _StreamDuplicate(batch, taken) from None
+                    conn.execute(self.q["release_savepoint"])
+                    each(created)
+                    total += len(created)
+                if total:
+                    self._wake(conn)
+        except _StreamDuplicate as duplicate:
+            raise self._stream_duplicate(duplicate) from None
+        return total
+
+    def _stream_duplicate(self, duplicate: _StreamDuplicate) -> DuplicateJobError:
+        """The error for a refused stream (rolled back by now), naming the first id of the
+        failing batch that was stored before the stream, or earlier in it."""
+        existing = {job.id for job in self._jobs_by_ids(self._connection(), _ids(duplicate.batch))}
+        seen: set[str] = set()
+        for label, job in duplicate.batch:
+            where = f"{label}: " if label else ""
+            if job.id in existing:
+                return DuplicateJobError(f"{where}job {job.id!r} already exists")
+            if job.id in duplicate.taken or job.id in seen:
+                return DuplicateJobError(f"{where}job {job.id!r} appears twice in the batch")
+            if job.id is not None:
+                seen.add(job.id)
+        return DuplicateJobError("a job in the batch already exists")
+
+    def _insert_batch(
+        self, conn: Any, batch: Sequence[tuple[str, NewJob]], now: int, default_retries: int
+    ) -> list[Job]:
+        """One batch of a stream, as enqueue_many inserts its jobs."""
+        if all(not job.depends_on and job.unique_key is None for _, job in batch):
+            rows = [
+                self._insert_row(job, job.id or _new_id(), now, default_retries, 0, None)
+                for _, job in batch
+            ]
+            self._many(conn, "insert_jobs", rows)
+            return [_inserted_job(job, row) for (_, job), row in zip(batch, rows, strict=True)]
+        ids = []
+        for label, job in batch:
+            job_id = job.id or _new_id()
+            try:
+                held = self._insert_one(conn, job, job_id, now, default_retries)
+            except InvalidInputError as exc:
+                raise InvalidInputError(f"{label}: {exc}" if label else str(exc)) from None
+            ids.append(held or job_id)
+        found = {job.id: job for job in self._jobs_by_ids(conn, ids)}
+        return [found[job_id] for job_id in ids]
 
     def _insert_row(
         self,
@@ -485,15 +568,20 @@ class SQLStore:
         limit: int | None,
         before: int | None,
     ) -> Page:
-        rows = self._connection().execute(
-            self.q["list_jobs"],
-            {
-                "states": None if not states else self._list(states),
-                "queues": None if not queues else self._list(queues),
-                "limit": FAR_FUTURE if limit is None else limit,
-                "before": FAR_FUTURE if before is None else before,
-            },
-        )
+        params: dict[str, Any] = {
+            "limit": FAR_FUTURE if limit is None else limit,
+            "before": FAR_FUTURE if before is None else before,
+        }
+        if len(states or ()) > 1 or len(queues or ()) > 1:
+            name = "list_jobs_any"
+            params["states"] = None if not states else self._list(states)
+            params["queues"] = None if not queues else self._list(queues)
+        else:
+            # one state and one queue at most: the query that walks their own index
+            name = LIST_QUERIES[bool(states), bool(queues)]
+            params["state"] = states[0] if states else None
+            params["queue"] = queues[0] if queues else None
+        rows = self._connection().execute(self.q[name], params)
         rows = rows.fetchall()
         more = limit is not None and limit > 0 and len(rows) == limit
         return Page([self._job(r) for r in rows], rows[-1]["seq"] if more else None)
@@ -528,10 +616,29 @@ class SQLStore:
 
     @operation()
     def counts(self) -> dict[str, dict[str, int]]:
+        return self._counters("n")
+
+    def _counters(self, column: str) -> dict[str, dict[str, int]]:
+        """`column` ("n" or "attempts") of the counters per queue and state with jobs."""
+        rows = self._connection().execute(self.q["counts"]).fetchall()
+        deltas = sum(int(row["deltas"]) for row in rows)
+        if deltas > self.compact_after:
+            self._compact_counts(deltas)
         result: dict[str, dict[str, int]] = {}
-        for row in self._connection().execute(self.q["counts"]):
-            result.setdefault(row["queue"], {})[row["state"]] = int(row["n"])
+        for row in rows:
+            if int(row["n"]) > 0:
+                result.setdefault(row["queue"], {})[row["state"]] = int(row[column])
         return result
+
+    def _compact_counts(self, deltas: int | None = None) -> None:
+        """Fold the counters' deltas (`deltas` of them, None: not counted yet) into their base
+        if more than `compact_after` piled up; a dialect without deltas has nothing to do
+        (SQLite, with one writer, updates its counters in place)."""
+
+    @operation(runner=True)
+    def compact_counts(self) -> None:
+        """Housekeeping: keep the counters' deltas few, so reading the counts stays cheap."""
+        self._compact_counts()
 
     @operation()
     def done_since(self, since_ms: int) -> int:
@@ -546,10 +653,7 @@ class SQLStore:
 
     @operation()
     def attempts_by_queue(self) -> dict[str, dict[str, int]]:
-        result: dict[str, dict[str, int]] = {}
-        for row in self._connection().execute(self.q["attempts_by_queue"]):
-            result.setdefault(row["queue"], {})[row["state"]] = int(row["n"])
-        return result
+        return self._counters("attempts")
 
     @operation()
     def recent_durations(self, since_ms: int, bounds_ms: Sequence[int]) -> dict[str, list[Bucket]]:
@@ -565,7 +669,7 @@ class SQLStore:
 
     @operation()
     def oldest_due(self, now_ms: int) -> dict[str, int]:
-        rows = self._connection().execute(self.q["oldest_due"], (now_ms,))
+        rows = self._connection().execute(self.q["oldest_due"], {"now": now_ms})
         return {row["queue"]: int(row["run_at"]) for row in rows}
 
     # -- changing jobs
@@ -863,6 +967,18 @@ def _inserted_job(job: NewJob, row: Sequence[Any]) -> Job:
         finished_at_ms=row[16],
         last_error=row[17],
     )
+
+
+class _StreamDuplicate(Exception):
+    """A batch of a stream met a duplicate id; `taken`: its ids already stored at the time
+    (before the stream, or earlier in it), told apart once the transaction is rolled back."""
+
+    def __init__(self, batch: Sequence[tuple[str, NewJob]], taken: set[str]) -> None:
+        self.batch, self.taken = batch, taken
+
+
+def _ids(batch: Sequence[tuple[str, NewJob]]) -> list[str]:
+    return [job.id for _, job in batch if job.id is not None]
 
 
 def _new_id() -> str:

@@ -287,6 +287,17 @@ class PostgresStore(SQLStore):
         # Inside a transaction a NOTIFY is delivered at commit, and not at all on rollback.
         conn.execute(self.q["pg_notify"])
 
+    def _compact_counts(self, deltas: int | None = None) -> None:
+        # Its own transaction, skipped while another session compacts: compaction only ever
+        # contends with compaction, never with the claims and settlements appending deltas.
+        if deltas is None:
+            limit = self.compact_after + 1
+            deltas = int(_scalar(self._conn().execute(self.q["pg_count_deltas"], (limit,))))
+        if deltas > self.compact_after:
+            with self._tx() as conn:
+                if _scalar(conn.execute(self.q["pg_compaction_lock"])):
+                    conn.execute(self.q["pg_compact_counts"])
+
     # -- schema
 
     def migrate(self) -> int:

@@ -44,7 +44,29 @@ SELECT {job_columns} FROM jobs WHERE id = ANY(%s::text[])
 SELECT {job_columns} FROM jobs WHERE id = %s
 
 -- name: list_jobs
--- states and queues are lists, or NULL for any.
+-- One query per filter combination, each walking its own index newest first (migration
+-- 0004): a filter that matches few of a million jobs reads only those.
+SELECT {job_columns} FROM jobs
+WHERE seq < %(before)s::bigint
+ORDER BY seq DESC LIMIT %(limit)s::bigint
+
+-- name: list_jobs_by_state
+SELECT {job_columns} FROM jobs
+WHERE state = %(state)s::text AND seq < %(before)s::bigint
+ORDER BY seq DESC LIMIT %(limit)s::bigint
+
+-- name: list_jobs_by_queue
+SELECT {job_columns} FROM jobs
+WHERE queue = %(queue)s::text AND seq < %(before)s::bigint
+ORDER BY seq DESC LIMIT %(limit)s::bigint
+
+-- name: list_jobs_by_queue_state
+SELECT {job_columns} FROM jobs
+WHERE queue = %(queue)s::text AND state = %(state)s::text AND seq < %(before)s::bigint
+ORDER BY seq DESC LIMIT %(limit)s::bigint
+
+-- name: list_jobs_any
+-- Several states or queues (`list --state a --state b`): lists, or NULL for any.
 SELECT {job_columns} FROM jobs
 WHERE (%(states)s::text[] IS NULL OR state = ANY(%(states)s::text[]))
   AND (%(queues)s::text[] IS NULL OR queue = ANY(%(queues)s::text[]))
@@ -232,7 +254,14 @@ DELETE FROM jobs WHERE seq IN (
 DELETE FROM jobs WHERE state = ANY(%(states)s::text[]) AND finished_at < %(before)s::bigint
 
 -- name: counts
-SELECT queue, state, COUNT(*) AS n FROM jobs GROUP BY queue, state
+-- Jobs and attempts per queue and state: the compacted base plus the deltas appended since
+-- (migration 0004), in one statement, so one snapshot; `deltas` says when to compact.
+SELECT queue, state, SUM(n) AS n, SUM(attempts) AS attempts, SUM(delta) AS deltas FROM (
+    SELECT queue, state, n, attempts, 0 AS delta FROM job_counts
+    UNION ALL
+    SELECT queue, state, n, attempts, 1 FROM job_count_deltas
+) AS counters
+GROUP BY queue, state
 
 -- name: done_since
 SELECT COUNT(*) AS value FROM jobs WHERE finished_at >= %s::bigint AND state = 'completed'
@@ -360,9 +389,6 @@ SELECT finished_at / 60000 AS minute, state, COUNT(*) AS n FROM jobs
 WHERE finished_at >= %s::bigint AND state IN ('completed', 'failed', 'dead')
 GROUP BY minute, state
 
--- name: attempts_by_queue
-SELECT queue, state, SUM(attempts) AS n FROM jobs GROUP BY queue, state
-
 -- name: recent_durations
 -- The last attempt's duration of jobs that finished since an instant, per queue and bucket
 -- (the smallest bound of `bounds`, a list in ms, that holds it; NULL beyond the last).
@@ -375,7 +401,31 @@ WHERE finished_at >= %(since)s::bigint AND duration_ms IS NOT NULL
 GROUP BY queue, bound
 
 -- name: oldest_due
--- Per queue, the earliest run_at of the jobs that may start now.
-SELECT queue, MIN(run_at) AS run_at FROM jobs
-WHERE state IN ('pending', 'failed') AND waiting_on = 0 AND run_at <= %s::bigint
-GROUP BY queue
+-- Per queue, the earliest run_at of the jobs that may start now: one probe of the
+-- jobs_ready index per queue named by the counters.
+SELECT queue, run_at FROM (
+    SELECT names.queue, (
+        SELECT run_at FROM jobs
+        WHERE jobs.queue = names.queue AND state IN ('pending', 'failed') AND waiting_on = 0
+          AND run_at <= %(now)s::bigint
+        ORDER BY run_at LIMIT 1) AS run_at
+    FROM (SELECT queue FROM job_counts UNION SELECT queue FROM job_count_deltas) AS names
+) AS due
+WHERE run_at IS NOT NULL
+
+-- name: pg_count_deltas
+-- Whether enough deltas piled up to be worth compacting (reads at most `limit` of them).
+SELECT COUNT(*) AS value FROM (SELECT 1 FROM job_count_deltas LIMIT %s::bigint) AS piled
+
+-- name: pg_compaction_lock
+-- One compactor at a time (the others skip): two would lock base rows in any order.
+SELECT pg_try_advisory_xact_lock(hashtextextended('queuectl.compact_counts', 0)) AS value
+
+-- name: pg_compact_counts
+-- Folds the committed deltas into the base in one transaction: a concurrent read sees either
+-- both or neither; deltas of transactions still open stay for the next compaction.
+WITH folded AS (DELETE FROM job_count_deltas RETURNING queue, state, n, attempts)
+INSERT INTO job_counts AS base (queue, state, n, attempts)
+SELECT queue, state, SUM(n), SUM(attempts) FROM folded GROUP BY queue, state
+ON CONFLICT (queue, state) DO UPDATE
+SET n = base.n + excluded.n, attempts = base.attempts + excluded.attempts

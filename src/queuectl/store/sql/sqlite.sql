@@ -41,7 +41,30 @@ SELECT {job_columns} FROM jobs WHERE id IN (SELECT value FROM json_each(?))
 SELECT {job_columns} FROM jobs WHERE id = ?
 
 -- name: list_jobs
--- :states and :queues are JSON lists, or NULL for any.
+-- One query per filter combination, each walking its own index newest first (migration
+-- 0004): a filter that matches few of a million jobs reads only those.
+SELECT {job_columns} FROM jobs
+WHERE seq < :before
+ORDER BY seq DESC LIMIT :limit
+
+-- name: list_jobs_by_state
+SELECT {job_columns} FROM jobs INDEXED BY jobs_by_state
+WHERE state = :state AND seq < :before
+ORDER BY seq DESC LIMIT :limit
+
+-- name: list_jobs_by_queue
+SELECT {job_columns} FROM jobs INDEXED BY jobs_by_queue
+WHERE queue = :queue AND seq < :before
+ORDER BY seq DESC LIMIT :limit
+
+-- name: list_jobs_by_queue_state
+SELECT {job_columns} FROM jobs INDEXED BY jobs_by_queue_state
+WHERE queue = :queue AND state = :state AND seq < :before
+ORDER BY seq DESC LIMIT :limit
+
+-- name: list_jobs_any
+-- Several states or queues (`list --state a --state b`): :states and :queues are JSON lists,
+-- or NULL for any.
 SELECT {job_columns} FROM jobs
 WHERE (:states IS NULL OR state IN (SELECT value FROM json_each(:states)))
   AND (:queues IS NULL OR queue IN (SELECT value FROM json_each(:queues)))
@@ -204,7 +227,9 @@ DELETE FROM jobs
 WHERE state IN (SELECT value FROM json_each(:states)) AND finished_at < :before
 
 -- name: counts
-SELECT queue, state, COUNT(*) AS n FROM jobs GROUP BY queue, state
+-- Jobs and attempts per queue and state, from the counters of migration 0004 (`deltas`:
+-- PostgreSQL's not yet compacted; SQLite updates its counters in place).
+SELECT queue, state, n, attempts, 0 AS deltas FROM job_counts WHERE n > 0
 
 -- name: done_since
 SELECT COUNT(*) AS value FROM jobs INDEXED BY jobs_finished
@@ -294,9 +319,6 @@ WHERE finished_at >= ? AND finished_at IS NOT NULL
   AND +state IN ('completed', 'failed', 'dead')
 GROUP BY minute, state
 
--- name: attempts_by_queue
-SELECT queue, state, SUM(attempts) AS n FROM jobs GROUP BY queue, state
-
 -- name: recent_durations
 -- The last attempt's duration of jobs that finished since an instant, per queue and bucket
 -- (the smallest bound of `bounds`, a JSON list in ms, that holds it; NULL beyond the last).
@@ -308,7 +330,15 @@ WHERE finished_at >= :since AND finished_at IS NOT NULL AND duration_ms IS NOT N
 GROUP BY queue, bound
 
 -- name: oldest_due
--- Per queue, the earliest run_at of the jobs that may start now.
-SELECT queue, MIN(run_at) AS run_at FROM jobs
-WHERE state IN ('pending', 'failed') AND waiting_on = 0 AND run_at <= ?
-GROUP BY queue
+-- Per queue, the earliest run_at of the jobs that may start now: one probe of the
+-- jobs_ready index per queue that has pending or failed jobs.
+SELECT queue, run_at FROM (
+    SELECT names.queue, (
+        SELECT run_at FROM jobs INDEXED BY jobs_ready
+        WHERE jobs.queue = names.queue AND state IN ('pending', 'failed') AND waiting_on = 0
+          AND run_at <= :now
+        ORDER BY run_at LIMIT 1) AS run_at
+    FROM job_counts AS names
+    WHERE names.state IN ('pending', 'failed') AND names.n > 0
+    GROUP BY names.queue)
+WHERE run_at IS NOT NULL
