@@ -40,7 +40,9 @@ def parse_rate(value: object) -> tuple[int, int] | None:
     else:
         raise InvalidInputError(f"rate: expected N/DURATION (10/1m, 5/30s) or none, got {value!r}")
     if isinstance(jobs, bool) or not isinstance(jobs, int) or not 1 <= jobs <= MAX_LIMIT:
-        raise InvalidInputError(f"rate: the number of jobs must be between 1 and {MAX_LIMIT}")
+        raise InvalidInputError(
+            f"rate: the number of jobs must be between 1 and {MAX_LIMIT}, got {jobs!r}"
+        )
     if isinstance(window, bool) or not isinstance(window, str | int | float):
         raise InvalidInputError(f"rate: expected a duration after the slash, got {window!r}")
     window_ms = round(parse_duration(window, "rate") * 1000)
