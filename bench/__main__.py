@@ -118,6 +118,7 @@ def main(argv: list[str] | None = None) -> int:
         "enqueue": {},
         "idle_cpu": {},
         "scale": {},
+        "flow": {},
     }
 
     def log(message: str) -> None:
@@ -206,6 +207,15 @@ def main(argv: list[str] | None = None) -> int:
         results["idle_cpu"] = measure(
             on_store("sqlite", lambda t: subject.idle_cpu(t, args.idle_seconds, scratch))
         )
+        flow_workers = max(args.workers)
+        for kind, system in (("sqlite", "queuectl-sqlite"), ("postgres", "queuectl-postgres")):
+            if unavailable[system]:
+                results["flow"][kind] = {"skipped": unavailable[system]}
+                continue
+            log(f"drain {kind} W={flow_workers} with a concurrency limit of W, and without")
+            results["flow"][kind] = measure(
+                lambda k=kind: subject.flow(k, args.n, flow_workers, scratch, timeout_s)
+            )
         if args.no_scale:
             results["scale"] = {"skipped": "--no-scale" if not args.smoke else "--smoke"}
         else:

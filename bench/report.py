@@ -79,6 +79,8 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
     check("one enqueue / python -c pass", enqueue.get("single", {}).get("ratio"), 5, "x")
     check("idle runner CPU", results["idle_cpu"].get("percent_of_core"), 0.5, "% of a core")
     check("drain with 1M stored / empty", results["scale"].get("ratio"), 1.1, "x")
+    for kind, cell in results.get("flow", {}).items():
+        check(f"drain {kind}, concurrency W / no limit", cell.get("ratio"), 1.1, "x")
     # Ahead of the peers: queuectl on SQLite against each peer, on every measured row.
     for peer in PEERS:
         for workers in results["meta"]["workers"]:
@@ -179,6 +181,15 @@ def render(results: dict[str, Any]) -> str:
             f"  drain of {scale['jobs']:,} jobs, W={scale['workers']}: empty store {scale['empty_s']:.2f}s, "
             f"with {scale['stored']:,} stored {scale['stored_s']:.2f}s = {scale['ratio']:.2f}x "
             f"(store built in {scale['build_s']:.0f}s)"
+        )
+    lines += ["", "Flow control: the drain with a concurrency limit of W, over no limit"]
+    for kind, cell in results.get("flow", {}).items():
+        reason = why_not(cell)
+        lines.append(
+            f"  {kind}: n/a ({reason})"
+            if reason
+            else f"  {kind}, W={cell['workers']}: no limit {cell['free_s']:.2f}s, "
+            f"limit W {cell['limited_s']:.2f}s = {cell['ratio']:.2f}x"
         )
     lines += ["", "Targets"]
     for target in results["targets"]:

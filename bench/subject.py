@@ -76,11 +76,17 @@ def completed_count(queue: Any, ids: list[str]) -> Callable[[], int]:
     return count
 
 
-def drain(target: str, n: int, workers: int, scratch: Scratch, timeout_s: float) -> float:
-    """Seconds from the bulk enqueue of N `true` jobs into an idle runner until all completed."""
+def drain(
+    target: str, n: int, workers: int, scratch: Scratch, timeout_s: float, limited: bool = False
+) -> float:
+    """Seconds from the bulk enqueue of N `true` jobs into an idle runner until all completed;
+    `limited`: with a concurrency limit of W on their queue (SPEC 9.2)."""
     from queuectl import Queue
 
     jobs = [{"command": "true"} for _ in range(n)]
+    if limited:
+        with Queue(target) as queue:
+            queue.set_queue("default", concurrency=workers)
     with runner(target, workers, scratch.file("runner", ".log")), Queue(target) as queue:
         started = time.perf_counter()
         ids = [job.id for job in queue.enqueue_many(jobs)]
@@ -90,6 +96,25 @@ def drain(target: str, n: int, workers: int, scratch: Scratch, timeout_s: float)
             exc.seconds = time.perf_counter() - started
             raise
         return time.perf_counter() - started
+
+
+def flow(kind: str, n: int, workers: int, scratch: Scratch, timeout_s: float) -> dict[str, Any]:
+    """The drain with a concurrency limit of W on the queue, over the drain with none: best of
+    two rounds each, alternated so a noisy spell hits both alike."""
+    from bench.stores import fresh_store
+
+    best: dict[bool, float] = {}
+    for _ in range(2):
+        for limited in (False, True):
+            with fresh_store(kind, scratch) as target:
+                seconds = drain(target, n, workers, scratch, timeout_s, limited)
+            best[limited] = min(best.get(limited, seconds), seconds)
+    return {
+        "workers": workers,
+        "free_s": round(best[False], 4),
+        "limited_s": round(best[True], 4),
+        "ratio": round(best[True] / best[False], 3),
+    }
 
 
 def latency(target: str, samples: int, pause_s: float, scratch: Scratch) -> dict[str, Any]:

@@ -77,6 +77,9 @@ def explain_job(queue: Any, job_id: str) -> dict[str, Any]:
             f"{job.id} is due, but its queue '{job.queue}' is paused; "
             f"`queuectl queue resume {job.queue}` lets runners take it.",
         )
+    held = flow_reason(queue, job, now)
+    if held is not None:
+        return answer(*held)
     serving = [r for r in runners if r.queues is None or job.queue in r.queues]
     if not serving:
         hint = "" if job.queue == "default" else f" --queue {job.queue}"
@@ -98,3 +101,30 @@ def explain_job(queue: Any, job_id: str) -> dict[str, Any]:
         f"{job.id} is due now and a runner serving '{job.queue}' has a free worker; it should "
         f"start within moments (jobs of higher priority or older run first).",
     )
+
+
+def flow_reason(queue: Any, job: Any, now: int) -> tuple[str, str] | None:
+    """The flow control (SPEC 9.2) holding a due job back, if any: (reason, message)."""
+    if job.lock is not None:
+        holder = queue.lock_holder(job.lock)
+        if holder is not None and holder != job.id:
+            return (
+                "waiting_for_lock",
+                f"{job.id} waits for lock {job.lock!r}, held by running job {holder}; "
+                f"it may start when {holder} ends.",
+            )
+    flow = queue.queue_flow(job.queue)
+    if flow.concurrency is not None and flow.running >= flow.concurrency:
+        return (
+            "queue_concurrency_limit",
+            f"{job.id} is due, but queue '{job.queue}' already runs {flow.running} job(s), its "
+            f"concurrency limit of {flow.concurrency}; it may start when one of them ends.",
+        )
+    if flow.window_opens_at_ms is not None and flow.window_opens_at_ms > now:
+        return (
+            "queue_rate_limit",
+            f"{job.id} is due, but queue '{job.queue}' started {flow.started_in_window} job(s) "
+            f"within its rate window (at most {flow.rate_jobs}); the window next allows a start "
+            f"in {_in(flow.window_opens_at_ms - now)}, at {ms_to_iso(flow.window_opens_at_ms)}.",
+        )
+    return None

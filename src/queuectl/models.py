@@ -38,13 +38,13 @@ JSON_FIELDS = (
     "id", "command", "state", "queue", "priority", "attempts", "max_retries", "timeout",
     "run_at", "depends_on", "no_retry_exit_codes", "unique_key", "cwd", "env",
     "created_at", "updated_at", "started_at", "finished_at", "exit_code", "last_error",
-    "duration_ms",
+    "duration_ms", "lock",
 )  # fmt: skip
 
 NEW_JOB_FIELDS = frozenset(
     {
         "id", "command", "queue", "priority", "max_retries", "timeout", "run_at", "delay",
-        "depends_on", "no_retry_exit_codes", "unique_key", "cwd", "env",
+        "depends_on", "no_retry_exit_codes", "unique_key", "cwd", "env", "lock",
     }
 )  # fmt: skip
 
@@ -80,6 +80,7 @@ class Job:
     duration_ms: int | None = None
     lease_owner: str | None = None
     lease_expires_at_ms: int | None = None
+    lock: str | None = None
 
     @property
     def run_at(self) -> datetime:
@@ -125,6 +126,7 @@ class Job:
             "exit_code": self.exit_code,
             "last_error": self.last_error,
             "duration_ms": self.duration_ms,
+            "lock": self.lock,
         }
 
 
@@ -145,6 +147,7 @@ class NewJob:
     unique_key: str | None = None
     cwd: str = ""
     env: dict[str, str] = field(default_factory=dict)
+    lock: str | None = None
 
     def first_run_at(self, now_ms: int) -> int:
         """When the job may first start: its run_at, else now plus its delay."""
@@ -181,6 +184,15 @@ def _is_text(value: object) -> TypeGuard[str]:
     except UnicodeEncodeError:
         return False
     return True
+
+
+def _text_key(value: object, what: str) -> str:
+    """A unique_key or lock: non-empty UTF-8 text of at most MAX_UNIQUE_KEY_BYTES bytes."""
+    if not _is_text(value) or not value or "\x00" in value:
+        raise InvalidInputError(f"{what}: must be a non-empty string of UTF-8 text")
+    if len(value.encode("utf-8")) > MAX_UNIQUE_KEY_BYTES:
+        raise InvalidInputError(f"{what}: longer than {MAX_UNIQUE_KEY_BYTES} bytes (UTF-8)")
+    return value
 
 
 def validate_command(value: object) -> str:
@@ -255,6 +267,8 @@ def _new_job(data: dict[str, Any], default_cwd: str | None = None) -> NewJob:
         if len(key.encode("utf-8")) > MAX_UNIQUE_KEY_BYTES:
             raise InvalidInputError(f"unique_key: longer than {MAX_UNIQUE_KEY_BYTES} bytes (UTF-8)")
         job.unique_key = key
+    if data.get("lock") is not None:
+        job.lock = _text_key(data["lock"], "lock")
     cwd = data.get("cwd")
     if cwd is not None and (not _is_text(cwd) or not cwd or "\x00" in cwd):
         raise InvalidInputError("cwd: must be a non-empty path")

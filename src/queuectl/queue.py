@@ -5,12 +5,14 @@ from __future__ import annotations
 import builtins
 import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from queuectl import config as config_keys
 from queuectl.clock import Clock
 from queuectl.durations import ms_to_iso, parse_duration
 from queuectl.errors import InvalidInputError, NotFoundError
+from queuectl.flow import parse_concurrency, parse_rate, rate_json, window_opens_at
 from queuectl.models import (
     CANCELLED,
     COMPLETED,
@@ -22,7 +24,31 @@ from queuectl.models import (
     new_job,
     validate_id,
 )
-from queuectl.store import Attempt, Bucket, Output, Runner, Schedule, Store, open_store
+from queuectl.store import (
+    Attempt,
+    Bucket,
+    Output,
+    QueueSettings,
+    Runner,
+    Schedule,
+    Store,
+    open_store,
+)
+
+#: A limit `set_queue` leaves as it is (None removes one).
+UNCHANGED: Any = object()
+
+
+@dataclass(frozen=True)
+class QueueFlow:
+    """A queue's limits (None: none) against what runs and started now (SPEC 9.2)."""
+
+    concurrency: int | None
+    running: int
+    rate_jobs: int | None
+    started_in_window: int
+    window_opens_at_ms: int | None
+
 
 #: Jobs validated and inserted at a time by enqueue_stream: big enough for few round trips,
 #: small enough that a stream of any length fits in a few megabytes.
@@ -282,17 +308,61 @@ class Queue:
     # -- queues and runners
 
     def queues(self) -> dict[str, dict[str, Any]]:
-        """Every named queue (with jobs, or paused): its counts per state and whether paused."""
-        paused = self._store.queues()
+        """Every named queue (with jobs, paused or limited): whether paused, its limits and its
+        counts per state (SPEC 9.2's `queue list --json`)."""
+        settings = self._store.queue_settings()
         counts = self._store.counts()
-        names = sorted(set(paused) | set(counts))
+        names = sorted(set(settings) | set(counts))
+        none = QueueSettings(False, None, None, None, 0)
         return {
             name: {
-                "paused": paused.get(name, False),
+                "paused": settings.get(name, none).paused,
+                "concurrency": settings.get(name, none).concurrency,
+                "rate": rate_json(
+                    settings.get(name, none).rate_jobs, settings.get(name, none).rate_ms
+                ),
                 "counts": {**dict.fromkeys(STATES, 0), **counts.get(name, {})},
             }
             for name in names
         }
+
+    def set_queue(
+        self, name: str, concurrency: object = UNCHANGED, rate: object = UNCHANGED
+    ) -> dict[str, Any]:
+        """Set a queue's concurrency (N, or None: no limit) and rate ("N/DURATION", or None);
+        a limit not given stays as it is. The queue need not have jobs yet. Its new entry of
+        `queues()`."""
+        validate_id(name, "queue")
+        if concurrency is UNCHANGED and rate is UNCHANGED:
+            raise InvalidInputError("give a concurrency, a rate, or both")
+        limit = None if concurrency is UNCHANGED else parse_concurrency(concurrency)
+        window = None if rate is UNCHANGED else parse_rate(rate)
+        current = self._store.queue_settings().get(name)
+        if concurrency is UNCHANGED:
+            limit = None if current is None else current.concurrency
+        if rate is UNCHANGED and current is not None and current.rate_jobs is not None:
+            window = (current.rate_jobs, current.rate_ms or 0)
+        self._store.set_limits(name, limit, window)
+        return self.queues()[name]
+
+    def queue_flow(self, name: str) -> QueueFlow:
+        """A queue's limits and where it stands against them now (for `explain`)."""
+        settings = self._store.queue_settings().get(name)
+        if settings is None:
+            return QueueFlow(None, 0, None, 0, None)
+        opens_at = None
+        started = 0
+        if settings.rate_jobs is not None and settings.rate_ms is not None:
+            starts = self._store.window_starts(name, self.now_ms() - settings.rate_ms)
+            started = len(starts)
+            opens_at = window_opens_at(starts, settings.rate_jobs, settings.rate_ms)
+        return QueueFlow(
+            settings.concurrency, settings.running, settings.rate_jobs, started, opens_at
+        )
+
+    def lock_holder(self, key: str) -> str | None:
+        """The id of the running job that holds the lock, if any."""
+        return self._store.lock_holder(key)
 
     def is_paused(self, queue: str) -> bool:
         return self._store.queues().get(queue, False)

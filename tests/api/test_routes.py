@@ -285,7 +285,18 @@ def test_queues_pause_and_resume(client, queue: Queue) -> None:
     queue.enqueue("true", queue="web")
     assert client.post("/api/queues/mail/pause").json() == {"queue": "mail", "paused": True}
     queues = client.get("/api/queues").json()
-    assert queues["mail"] == {"paused": True, "counts": dict.fromkeys(STATES, 0)}
+    assert queues["mail"] == {
+        "paused": True,
+        "concurrency": None,
+        "rate": None,
+        "counts": dict.fromkeys(STATES, 0),
+    }
+    limited = client.put("/api/queues/mail", json={"concurrency": 2, "rate": "10/1m"}).json()
+    assert (limited["concurrency"], limited["rate"]) == (2, {"jobs": 10, "seconds": 60})
+    assert client.put("/api/queues/mail", json={"rate": None}).json()["concurrency"] == 2
+    refused = client.put("/api/queues/mail", json={"concurrency": 0})
+    assert refused.status_code == 422
+    assert "concurrency" in refused.text
     assert queues["web"]["paused"] is False
     assert queues["web"]["counts"]["pending"] == 1
     assert client.post("/api/queues/mail/resume").json() == {"queue": "mail", "paused": False}

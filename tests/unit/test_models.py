@@ -16,6 +16,7 @@ SPEC_FIELDS = [
     "id", "command", "state", "queue", "priority", "attempts", "max_retries", "timeout",
     "run_at", "depends_on", "no_retry_exit_codes", "unique_key", "cwd", "env", "created_at",
     "updated_at", "started_at", "finished_at", "exit_code", "last_error", "duration_ms",
+    "lock",  # SPEC 9.2
 ]  # fmt: skip
 
 

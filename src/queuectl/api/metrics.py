@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 from prometheus_client.core import GaugeHistogramMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector, CollectorRegistry
@@ -33,9 +34,11 @@ class QueueCollector(Collector):
         paused = GaugeMetricFamily(
             "queuectl_queue_paused", "1 if the queue is paused", labels=["queue"]
         )
-        for name, info in queue.queues().items():
+        queues = queue.queues()
+        for name, info in queues.items():
             paused.add_metric([name], int(info["paused"]))
         yield paused
+        yield from _flow_metrics(queue, queues)
 
         attempts = GaugeMetricFamily(
             "queuectl_job_attempts",
@@ -96,6 +99,36 @@ class QueueCollector(Collector):
             "Jobs completed in the last minute",
             value=queue.done_since(now_ms - 60_000),
         )
+
+
+def _flow_metrics(queue: Queue, queues: dict[str, dict[str, Any]]) -> Iterator[Metric]:
+    """Each limited queue's limits (SPEC 9.2), and every queue's running jobs."""
+    limit = GaugeMetricFamily(
+        "queuectl_queue_concurrency_limit",
+        "At most this many jobs of the queue run at once (queues with a limit)",
+        labels=["queue"],
+    )
+    rate_jobs = GaugeMetricFamily(
+        "queuectl_queue_rate_limit_jobs",
+        "At most this many attempts of the queue start per window (queues with a rate)",
+        labels=["queue"],
+    )
+    rate_window = GaugeMetricFamily(
+        "queuectl_queue_rate_limit_window_seconds",
+        "The length of the queue's sliding rate window",
+        labels=["queue"],
+    )
+    running = GaugeMetricFamily(
+        "queuectl_queue_running", "Jobs of the queue running now", labels=["queue"]
+    )
+    for name, info in sorted(queues.items()):
+        if info["concurrency"] is not None:
+            limit.add_metric([name], info["concurrency"])
+        if info["rate"] is not None:
+            rate_jobs.add_metric([name], info["rate"]["jobs"])
+            rate_window.add_metric([name], info["rate"]["seconds"])
+        running.add_metric([name], info["counts"]["processing"])
+    yield from (limit, rate_jobs, rate_window, running)
 
 
 def _bound(bound: float) -> str:

@@ -195,8 +195,21 @@ def config_set(queue: QueueDep, key: str, body: schemas.ConfigValueIn) -> dict[s
 
 @router.get("/queues", tags=["queues"], response_model=dict[str, schemas.QueueOut])
 def queues(queue: QueueDep) -> dict[str, Any]:
-    """Named queues with their counts per state and whether they are paused."""
+    """Named queues: whether paused, their limits, their counts per state."""
     return queue.queues()
+
+
+@router.put("/queues/{name}", tags=["queues"], response_model=schemas.QueueOut)
+def set_queue(queue: QueueDep, name: str, body: schemas.QueueLimitsIn) -> dict[str, Any]:
+    """Set a queue's concurrency and rate limits (SPEC 9.2); the queue need not have jobs."""
+    from queuectl.queue import UNCHANGED
+
+    given = body.model_fields_set
+    return queue.set_queue(
+        name,
+        concurrency=body.concurrency if "concurrency" in given else UNCHANGED,
+        rate=body.rate if "rate" in given else UNCHANGED,
+    )
 
 
 @router.post("/queues/{name}/pause", tags=["queues"], response_model=schemas.QueueState)

@@ -29,6 +29,7 @@ class JobIn(BaseModel):
     unique_key: str | None = None
     cwd: str | None = Field(None, description="working directory; default: the server's")
     env: dict[str, str] | None = None
+    lock: str | None = Field(None, description="never runs while a job holding it runs")
 
 
 #: The request body of POST /api/jobs: one job object or an array of them.
@@ -64,6 +65,7 @@ class JobOut(BaseModel):
     exit_code: int | None
     last_error: str | None
     duration_ms: int | None
+    lock: str | None = None
 
 
 class AttemptOut(BaseModel):
@@ -112,9 +114,29 @@ class StatusOut(BaseModel):
     done_last_minute: int
 
 
+class RateOut(BaseModel):
+    jobs: int
+    seconds: float
+
+
 class QueueOut(BaseModel):
+    """A queue as `queue list --json` shows it (SPEC 9.2)."""
+
     paused: bool
+    concurrency: int | None = None
+    rate: RateOut | None = None
     counts: dict[str, int]
+
+
+class QueueLimitsIn(BaseModel):
+    """A queue's limits to set; a key left out keeps its limit, null removes it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    concurrency: Any = Field(None, description="at most N jobs running at once; null: no limit")
+    rate: Any = Field(
+        None, description='"N/DURATION" (10/1m) or {"jobs": N, "seconds": S}; null: no limit'
+    )
 
 
 class QueueState(BaseModel):

@@ -108,14 +108,14 @@ def config_set(session: Session, key: str, value: str) -> None:
 
 @click.group(cls=Group)
 def queue() -> None:
-    """Named queues: list them, pause and resume them."""
+    """Named queues: list them, pause and resume them, limit them."""
 
 
 @queue.command("list")
 @click.option("--json", "as_json", is_flag=True, help="Print the queues as JSON.")
 @click.pass_obj
 def queue_list(session: Session, as_json: bool) -> None:
-    """Named queues with their counts per state."""
+    """Named queues with their limits and counts per state."""
     from queuectl.cli.render import print_json, print_table, state_text
     from queuectl.models import STATES
 
@@ -124,10 +124,44 @@ def queue_list(session: Session, as_json: bool) -> None:
         print_json(queues)
         return
     rows = [
-        [name, "paused" if q["paused"] else "active", *(q["counts"][s] for s in STATES)]
+        [
+            name,
+            "paused" if q["paused"] else "active",
+            "-" if q["concurrency"] is None else q["concurrency"],
+            _rate_text(q["rate"]),
+            *(q["counts"][s] for s in STATES),
+        ]
         for name, q in queues.items()
     ]
-    print_table(None, ["QUEUE", "STATUS", *(state_text(s) for s in STATES)], rows)
+    headers = ["QUEUE", "STATUS", "LIMIT", "RATE", *(state_text(s) for s in STATES)]
+    print_table(None, headers, rows, droppable=("RATE", "LIMIT"))
+
+
+def _rate_text(rate: dict[str, Any] | None) -> str:
+    return "-" if rate is None else f"{rate['jobs']}/{rate['seconds']}s"
+
+
+@queue.command("set")
+@click.argument("name", shell_complete=complete.queues)
+@click.option("--concurrency", metavar="N|none", help="At most N jobs of the queue run at once.")
+@click.option(
+    "--rate", metavar="N/DURATION|none", help="At most N jobs start in any DURATION (10/1m)."
+)
+@click.pass_obj
+def queue_set(session: Session, name: str, concurrency: str | None, rate: str | None) -> None:
+    """Limit a queue across every runner and host; `none` removes a limit."""
+    from queuectl.errors import InvalidInputError
+    from queuectl.queue import UNCHANGED
+
+    if concurrency is None and rate is None:
+        raise InvalidInputError("give --concurrency, --rate, or both")
+    shown = session.queue.set_queue(
+        name,
+        concurrency=UNCHANGED if concurrency is None else concurrency,
+        rate=UNCHANGED if rate is None else rate,
+    )
+    limit = "none" if shown["concurrency"] is None else shown["concurrency"]
+    click.echo(f"{name}: concurrency {limit}, rate {_rate_text(shown['rate'])}", err=True)
 
 
 @queue.command("pause")

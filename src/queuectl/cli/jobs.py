@@ -149,6 +149,7 @@ def enqueue_options(function: Any) -> Any:
             click.option("--run-at", help="Start no sooner than this ISO-8601 time."),
             click.option("--after", multiple=True, metavar="ID", shell_complete=complete.job_ids, help="Run after this job completed (repeatable)."),
             click.option("--unique-key", help="Return the existing job holding this key instead."),
+            click.option("--lock", "lock_key", metavar="KEY", help="Never run while another job holding KEY runs."),
             click.option("--cwd", help="Working directory (default: the current one)."),
             click.option("--env", "env_pairs", multiple=True, metavar="K=V", help="Extra environment variable (repeatable)."),
             click.option("--no-retry-exit-code", "no_retry", multiple=True, type=int, metavar="N", help="An exit code that goes to the DLQ at once (repeatable)."),
@@ -169,6 +170,7 @@ def options_as_fields(options: dict[str, Any]) -> dict[str, Any]:
         "delay": options.get("delay"),
         "run_at": options.get("run_at"),
         "unique_key": options.get("unique_key"),
+        "lock": options.get("lock_key"),
         "cwd": options.get("cwd"),
     }
     if options.get("after"):

@@ -123,6 +123,18 @@ class Bucket:
 
 
 @dataclass(frozen=True)
+class QueueSettings:
+    """A queue's settings row (SPEC 9.2): paused, its limits (None: none), and its jobs
+    running now."""
+
+    paused: bool
+    concurrency: int | None
+    rate_jobs: int | None
+    rate_ms: int | None
+    running: int
+
+
+@dataclass(frozen=True)
 class Page:
     """Jobs newest first, and the position to continue from (None: nothing more)."""
 
@@ -313,6 +325,24 @@ class Store(Protocol):
         ...
 
     def set_paused(self, queue: str, paused: bool) -> None: ...
+
+    # -- flow control (SPEC 9.2)
+
+    def queue_settings(self) -> dict[str, QueueSettings]:
+        """Queues with a settings row (paused or limited once), by name."""
+        ...
+
+    def set_limits(self, queue: str, concurrency: int | None, rate: tuple[int, int] | None) -> None:
+        """Set a queue's concurrency and rate (jobs, window ms); None removes a limit."""
+        ...
+
+    def window_starts(self, queue: str, since_ms: int) -> list[int]:
+        """The recorded starts of a rate-limited queue after the instant, oldest first."""
+        ...
+
+    def lock_holder(self, key: str) -> str | None:
+        """The id of the running job holding the lock, if any."""
+        ...
 
     # -- schedules
 

@@ -27,6 +27,7 @@ from queuectl.errors import (
     StoreError,
     WrongStateError,
 )
+from queuectl.flow import window_opens_at
 from queuectl.models import (
     CANCELLABLE_STATES,
     CANCELLED,
@@ -46,6 +47,7 @@ from queuectl.store import (
     Firing,
     Output,
     Page,
+    QueueSettings,
     Runner,
     Schedule,
 )
@@ -72,6 +74,7 @@ LIST_QUERIES = {
     (False, True): "list_jobs_by_queue",
     (True, True): "list_jobs_by_queue_state",
 }
+FLOW_SLACK = 4  # candidates read beyond a limited queue's room (see _claim_flow)
 
 
 def operation(
@@ -181,6 +184,7 @@ class SQLStore:
             duration_ms=row["duration_ms"],
             lease_owner=row["lease_owner"],
             lease_expires_at_ms=row["lease_expires_at"],
+            lock=row["lock_key"],
         )
 
     def _schedule(self, row: Any) -> Schedule:
@@ -355,6 +359,7 @@ class SQLStore:
             now if cancelled_by else None,
             cancelled_by,
             run_at > now,
+            job.lock,
         )
 
     def _insert_one(
@@ -426,16 +431,17 @@ class SQLStore:
                 settled = self._settle(conn, owner, outcomes, now)
             if want > 0:
                 conn.execute(self.q["promote_due"], (now,))
-                rows = conn.execute(
-                    self.q["claim"],
-                    {
-                        "owner": owner,
-                        "now": now,
-                        "lease_until": now + round(lease_s * 1000),
-                        "queues": None if queues is None else self._list(queues),
-                        "want": want,
-                    },
-                ).fetchall()
+                params = {
+                    "owner": owner,
+                    "now": now,
+                    "lease_until": now + round(lease_s * 1000),
+                    "queues": None if queues is None else self._list(queues),
+                    "want": want,
+                }
+                rows = conn.execute(self.q["claim"], params).fetchall()
+                window_next: int | None = None
+                if not rows:  # nothing due, or flow control applies: `claim` took nothing
+                    rows, window_next = self._claim_flow(conn, params)
                 rows.sort(key=lambda r: (-r["priority"], r["run_at"], r["seq"]))
                 started = [
                     {"id": r["id"], "attempt": r["attempts"], "owner": owner, "now": now}
@@ -457,7 +463,88 @@ class SQLStore:
                 ]
                 if len(claims) < want:
                     next_due = self._value(conn, "next_due", (now,))
+                    if window_next is not None:
+                        next_due = window_next if next_due is None else min(next_due, window_next)
         return Exchange(settled, claims, next_due)
+
+    def _claim_flow(self, conn: Any, params: dict[str, Any]) -> tuple[list[Any], int | None]:
+        """Claim under flow control (SPEC 9.2): the claimed rows, and when a rate window next
+        lets a job start (None: no rate holds one back).
+
+        Limited queues' rows are locked first (PostgreSQL; SQLite's writer is alone), in name
+        order, so claimers of a limited queue take turns and each counts what the previous one
+        committed. A lock key is taken (an advisory lock on PostgreSQL, skipped when another
+        claimer has it) before its holder is looked up in a new statement. Candidates of the
+        three kinds are then chosen in claim order until `want`: a limited queue's within its
+        room, one job per lock.
+        """
+        now, want = params["now"], params["want"]
+        names = [
+            r["name"]
+            for r in conn.execute(self.q["flow_lock_queues"], {"queues": params["queues"]})
+        ]
+        room: dict[str, int] = {}
+        windows: dict[str, tuple[int, int, list[int]]] = {}  # queue: (jobs, ms, starts)
+        candidates: list[Any] = []
+        if names:
+            limited = conn.execute(self.q["flow_queues"], {"names": self._list(names)})
+            for r in limited.fetchall():
+                name, allowed = r["name"], want
+                if r["concurrency"] is not None:
+                    allowed = min(allowed, r["concurrency"] - int(r["running"]))
+                if r["rate_jobs"] is not None:
+                    window = {"queue": name, "since": now - r["rate_ms"]}
+                    conn.execute(self.q["flow_prune_starts"], window)
+                    starts = [
+                        int(s["started_at"])
+                        for s in conn.execute(self.q["flow_window_starts"], window)
+                    ]
+                    windows[name] = (r["rate_jobs"], r["rate_ms"], starts)
+                    allowed = min(allowed, r["rate_jobs"] - len(starts))
+                room[name] = max(0, allowed)
+                if room[name]:
+                    # A few more than the room: some may share a lock with a job chosen first.
+                    found = {"now": now, "queue": name, "n": room[name] + FLOW_SLACK}
+                    candidates += conn.execute(self.q["flow_queue_candidates"], found).fetchall()
+        others = {"now": now, "queues": params["queues"], "want": want}
+        candidates += conn.execute(self.q["flow_lock_candidates"], others).fetchall()
+        candidates += conn.execute(self.q["flow_free_candidates"], others).fetchall()
+        candidates.sort(key=lambda r: (-r["priority"], r["run_at"], r["seq"]))
+        chosen: list[int] = []
+        keys: set[str] = set()
+        for c in candidates:
+            if len(chosen) == want:
+                break
+            queue, key = c["queue"], c["lock_key"]
+            if room.get(queue, 1) <= 0 or key in keys:
+                continue
+            if key is not None and not self._take_lock(conn, key):
+                continue
+            if queue in room:
+                room[queue] -= 1
+            if key is not None:
+                keys.add(key)
+            chosen.append(c["seq"])
+        if not chosen:
+            rows: list[Any] = []
+        else:
+            claim = {**params, "seqs": self._list(chosen)}
+            rows = conn.execute(self.q["flow_claim"], claim).fetchall()
+        started = [{"queue": r["queue"], "now": now} for r in rows if r["queue"] in windows]
+        self._many(conn, "flow_record_start", started)
+        opens = [
+            window_opens_at(starts + [now] * sum(1 for r in rows if r["queue"] == name), jobs, ms)
+            for name, (jobs, ms, starts) in windows.items()
+        ]
+        return rows, min((at for at in opens if at is not None), default=None)
+
+    def _take_lock(self, conn: Any, key: str) -> bool:
+        """Whether this claim may start a job holding `key`: it has the key (PostgreSQL: an
+        advisory lock until commit) and no running job holds it."""
+        if not self._value(conn, "flow_try_lock", {"key": key}):
+            return False
+        held = conn.execute(self.q["flow_held_locks"], {"keys": self._list([key])}).fetchone()
+        return held is None
 
     def _settle(
         self, conn: Any, owner: str, outcomes: Sequence[lifecycle.Outcome], now: int
@@ -568,6 +655,9 @@ class SQLStore:
         limit: int | None,
         before: int | None,
     ) -> Page:
+        # A lone name is a Sequence[str] too, of letters: take it as the one name it is.
+        states = [states] if isinstance(states, str) else states
+        queues = [queues] if isinstance(queues, str) else queues
         params: dict[str, Any] = {
             "limit": FAR_FUTURE if limit is None else limit,
             "before": FAR_FUTURE if before is None else before,
@@ -866,6 +956,50 @@ class SQLStore:
             conn.execute(self.q["set_paused"], (queue, paused))
             self._wake(conn)
 
+    # -- flow control (SPEC 9.2)
+
+    @operation()
+    def queue_settings(self) -> dict[str, QueueSettings]:
+        return {
+            r["name"]: QueueSettings(
+                paused=bool(r["paused"]),
+                concurrency=r["concurrency"],
+                rate_jobs=r["rate_jobs"],
+                rate_ms=r["rate_ms"],
+                running=int(r["running"]),
+            )
+            for r in self._connection().execute(self.q["flow_settings"]).fetchall()
+        }
+
+    @operation()
+    def set_limits(self, queue: str, concurrency: int | None, rate: tuple[int, int] | None) -> None:
+        rate_jobs, rate_ms = rate or (None, None)
+        with self._transaction() as conn:
+            conn.execute(
+                self.q["flow_set_limits"],
+                {
+                    "name": queue,
+                    "concurrency": concurrency,
+                    "rate_jobs": rate_jobs,
+                    "rate_ms": rate_ms,
+                },
+            )
+            if rate is None:
+                conn.execute(self.q["flow_forget_starts"], {"queue": queue})
+            self._wake(conn)  # a raised limit may let waiting jobs start
+
+    @operation()
+    def window_starts(self, queue: str, since_ms: int) -> list[int]:
+        rows = self._connection().execute(
+            self.q["flow_window_starts"], {"queue": queue, "since": since_ms}
+        )
+        return [int(r["started_at"]) for r in rows]
+
+    @operation()
+    def lock_holder(self, key: str) -> str | None:
+        value = self._value(self._connection(), "flow_lock_holder", {"key": key})
+        return None if value is None else str(value)
+
     # -- schedules
 
     @operation()
@@ -966,6 +1100,7 @@ def _inserted_job(job: NewJob, row: Sequence[Any]) -> Job:
         updated_at_ms=row[15],
         finished_at_ms=row[16],
         last_error=row[17],
+        lock=row[19],
     )
 
 

@@ -144,6 +144,8 @@
       el("tr", { "data-queue": name },
         el("td", { class: "queue", title: name }, name),
         el("td", {}, q.paused ? "paused" : "active"),
+        el("td", { class: "limit" }, q.concurrency == null ? "-" : String(q.concurrency)),
+        el("td", { class: "rate" }, q.rate == null ? "-" : `${q.rate.jobs}/${q.rate.seconds}s`),
         ...STATES.map((s) => el("td", {}, q.counts[s] || 0)),
         el("td", {}, el("button", {
           type: "button",

@@ -5,22 +5,22 @@
 -- name: job_columns
 seq, id, command, state, queue, priority, attempts, max_retries, timeout, run_at, depends_on,
 no_retry_exit_codes, unique_key, cwd, env, created_at, updated_at, started_at, finished_at,
-exit_code, last_error, duration_ms, lease_owner, lease_expires_at
+exit_code, last_error, duration_ms, lease_owner, lease_expires_at, lock_key
 
 -- name: insert_jobs
 -- A batch with no unique_key and no dependency: nothing to decide, rows go straight in.
 INSERT INTO jobs (id, command, state, queue, priority, max_retries, timeout, run_at, depends_on,
                   waiting_on, no_retry_exit_codes, unique_key, cwd, env, created_at, updated_at,
-                  finished_at, last_error, scheduled)
-VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+                  finished_at, last_error, scheduled, lock_key)
+VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
 
 -- name: insert_job
 -- A job whose unique_key an active job holds is not inserted (no row returned): the caller
 -- then looks up the holder. The index predicate makes this the arbiter of the conflict.
 INSERT INTO jobs (id, command, state, queue, priority, max_retries, timeout, run_at, depends_on,
                   waiting_on, no_retry_exit_codes, unique_key, cwd, env, created_at, updated_at,
-                  finished_at, last_error, scheduled)
-VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+                  finished_at, last_error, scheduled, lock_key)
+VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
 ON CONFLICT (unique_key)
     WHERE unique_key IS NOT NULL AND state IN ('pending', 'processing', 'failed')
     DO NOTHING
@@ -80,12 +80,22 @@ WHERE scheduled AND state IN ('pending', 'failed') AND run_at <= %s::bigint
 
 -- name: claim
 -- SKIP LOCKED: concurrent claimers take different rows instead of queueing on the same ones.
+-- The claim when no flow control applies: no queue served has a limit and no job that may
+-- start holds a lock (else it takes nothing and the core claims through `flow_*` instead).
 WITH picked AS (
     SELECT seq FROM jobs
     WHERE state IN ('pending', 'failed') AND waiting_on = 0 AND NOT scheduled
       AND run_at <= %(now)s::bigint
       AND queue NOT IN (SELECT name FROM queues WHERE paused)
       AND (%(queues)s::text[] IS NULL OR queue = ANY(%(queues)s::text[]))
+      AND NOT EXISTS (
+          SELECT 1 FROM queues
+          WHERE (concurrency IS NOT NULL OR rate_jobs IS NOT NULL) AND NOT paused
+            AND (%(queues)s::text[] IS NULL OR name = ANY(%(queues)s::text[])))
+      AND NOT EXISTS (
+          SELECT 1 FROM jobs AS locked
+          WHERE locked.lock_key IS NOT NULL AND locked.state IN ('pending', 'failed')
+            AND locked.waiting_on = 0)
     ORDER BY priority DESC, run_at, seq
     LIMIT %(want)s::bigint
     FOR UPDATE SKIP LOCKED
@@ -429,3 +439,115 @@ INSERT INTO job_counts AS base (queue, state, n, attempts)
 SELECT queue, state, SUM(n), SUM(attempts) FROM folded GROUP BY queue, state
 ON CONFLICT (queue, state) DO UPDATE
 SET n = base.n + excluded.n, attempts = base.attempts + excluded.attempts
+
+-- Flow control (SPEC 9.2): the claim when a served queue has a limit or a due job a lock.
+-- The core locks the limited queues' rows, reads their counts, then picks among three kinds
+-- of candidates in claim order: each limited queue's first jobs, the first job of each free
+-- lock, and the rest. SKIP LOCKED alone cannot protect a count, hence the row locks.
+
+-- name: flow_lock_queues
+-- FOR UPDATE, in name order: claimers of a limited queue take turns (and cannot deadlock),
+-- so each reads the counts the previous one committed. Queues without limits are not locked.
+SELECT name FROM queues
+WHERE (concurrency IS NOT NULL OR rate_jobs IS NOT NULL) AND NOT paused
+  AND (%(queues)s::text[] IS NULL OR name = ANY(%(queues)s::text[]))
+ORDER BY name
+FOR UPDATE
+
+-- name: flow_queues
+-- Their limits and how many of their jobs run now (a statement after the lock: READ
+-- COMMITTED gives it a snapshot that holds every claim committed before the lock was ours).
+SELECT name, concurrency, rate_jobs, rate_ms,
+       (SELECT COUNT(*) FROM jobs
+        WHERE jobs.state = 'processing' AND jobs.queue = queues.name) AS running
+FROM queues WHERE name = ANY(%(names)s::text[])
+
+-- name: flow_window_starts
+-- The starts of a rate-limited queue inside the window that ends now, oldest first.
+SELECT started_at FROM queue_starts
+WHERE queue = %(queue)s AND started_at > %(since)s::bigint
+ORDER BY started_at
+
+-- name: flow_prune_starts
+DELETE FROM queue_starts WHERE queue = %(queue)s AND started_at <= %(since)s::bigint
+
+-- name: flow_record_start
+INSERT INTO queue_starts (queue, started_at) VALUES (%(queue)s, %(now)s::bigint)
+
+-- name: flow_queue_candidates
+-- A limited queue's first jobs that may start, skipping those whose lock is held.
+SELECT seq, queue, priority, run_at, lock_key FROM jobs
+WHERE state IN ('pending', 'failed') AND waiting_on = 0 AND NOT scheduled
+  AND run_at <= %(now)s::bigint AND queue = %(queue)s
+  AND (lock_key IS NULL OR NOT EXISTS (
+      SELECT 1 FROM jobs AS held
+      WHERE held.lock_key = jobs.lock_key AND held.state = 'processing'))
+ORDER BY priority DESC, run_at, seq
+LIMIT %(n)s::bigint
+
+-- name: flow_lock_candidates
+-- In queues without limits: the first job of each lock (in claim order), if its lock is free.
+SELECT seq, queue, priority, run_at, lock_key FROM (
+    SELECT seq, queue, priority, run_at, lock_key,
+           ROW_NUMBER() OVER (PARTITION BY lock_key ORDER BY priority DESC, run_at, seq)
+               AS place
+    FROM jobs
+    WHERE lock_key IS NOT NULL AND state IN ('pending', 'failed') AND waiting_on = 0
+      AND NOT scheduled AND run_at <= %(now)s::bigint
+      AND queue NOT IN (SELECT name FROM queues
+                        WHERE paused OR concurrency IS NOT NULL OR rate_jobs IS NOT NULL)
+      AND (%(queues)s::text[] IS NULL OR queue = ANY(%(queues)s::text[]))) AS heads
+WHERE place = 1 AND NOT EXISTS (
+    SELECT 1 FROM jobs AS held
+    WHERE held.lock_key = heads.lock_key AND held.state = 'processing')
+ORDER BY priority DESC, run_at, seq
+LIMIT %(want)s::bigint
+
+-- name: flow_free_candidates
+-- Jobs with neither a limit nor a lock; SKIP LOCKED as in `claim`.
+SELECT seq, queue, priority, run_at, lock_key FROM jobs
+WHERE state IN ('pending', 'failed') AND waiting_on = 0 AND NOT scheduled
+  AND run_at <= %(now)s::bigint AND lock_key IS NULL
+  AND queue NOT IN (SELECT name FROM queues
+                    WHERE paused OR concurrency IS NOT NULL OR rate_jobs IS NOT NULL)
+  AND (%(queues)s::text[] IS NULL OR queue = ANY(%(queues)s::text[]))
+ORDER BY priority DESC, run_at, seq
+LIMIT %(want)s::bigint
+FOR UPDATE SKIP LOCKED
+
+-- name: flow_try_lock
+-- Held until commit. A claimer that cannot have the key now skips it (as SKIP LOCKED does):
+-- the holder is starting a job of that lock, or deciding not to.
+SELECT pg_try_advisory_xact_lock(hashtextextended('queuectl.lock:' || %(key)s, 0)) AS value
+
+-- name: flow_held_locks
+-- (after flow_try_lock: a new statement sees what the key's previous claimer committed)
+SELECT lock_key FROM jobs WHERE lock_key = ANY(%(keys)s::text[]) AND state = 'processing'
+
+-- name: flow_claim
+UPDATE jobs
+SET state = 'processing', attempts = attempts + 1, lease_owner = %(owner)s::text,
+    lease_expires_at = %(lease_until)s::bigint, started_at = %(now)s::bigint,
+    updated_at = %(now)s::bigint
+WHERE seq = ANY(%(seqs)s::bigint[]) AND state IN ('pending', 'failed')
+RETURNING id, attempts, command, cwd, env, timeout, queue, priority, run_at, seq
+
+-- name: flow_settings
+-- Every queue's settings (a row exists once a queue was paused or limited).
+SELECT name, paused, concurrency, rate_jobs, rate_ms,
+       (SELECT COUNT(*) FROM jobs
+        WHERE jobs.state = 'processing' AND jobs.queue = queues.name) AS running
+FROM queues ORDER BY name
+
+-- name: flow_set_limits
+INSERT INTO queues (name, paused, concurrency, rate_jobs, rate_ms)
+VALUES (%(name)s, FALSE, %(concurrency)s::integer, %(rate_jobs)s::integer,
+        %(rate_ms)s::bigint)
+ON CONFLICT (name) DO UPDATE SET concurrency = excluded.concurrency,
+    rate_jobs = excluded.rate_jobs, rate_ms = excluded.rate_ms
+
+-- name: flow_forget_starts
+DELETE FROM queue_starts WHERE queue = %(queue)s
+
+-- name: flow_lock_holder
+SELECT id AS value FROM jobs WHERE lock_key = %(key)s AND state = 'processing'

@@ -4,22 +4,22 @@
 -- name: job_columns
 seq, id, command, state, queue, priority, attempts, max_retries, timeout, run_at, depends_on,
 no_retry_exit_codes, unique_key, cwd, env, created_at, updated_at, started_at, finished_at,
-exit_code, last_error, duration_ms, lease_owner, lease_expires_at
+exit_code, last_error, duration_ms, lease_owner, lease_expires_at, lock_key
 
 -- name: insert_jobs
 -- A batch with no unique_key and no dependency: nothing to decide, rows go straight in.
 INSERT INTO jobs (id, command, state, queue, priority, max_retries, timeout, run_at, depends_on,
                   waiting_on, no_retry_exit_codes, unique_key, cwd, env, created_at, updated_at,
-                  finished_at, last_error, scheduled)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                  finished_at, last_error, scheduled, lock_key)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 
 -- name: insert_job
 -- A job whose unique_key an active job holds is not inserted (no row returned): the caller
 -- then looks up the holder. The index predicate makes this the arbiter of the conflict.
 INSERT INTO jobs (id, command, state, queue, priority, max_retries, timeout, run_at, depends_on,
                   waiting_on, no_retry_exit_codes, unique_key, cwd, env, created_at, updated_at,
-                  finished_at, last_error, scheduled)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                  finished_at, last_error, scheduled, lock_key)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 ON CONFLICT (unique_key)
     WHERE unique_key IS NOT NULL AND state IN ('pending', 'processing', 'failed')
     DO NOTHING
@@ -77,6 +77,8 @@ UPDATE jobs INDEXED BY jobs_scheduled SET scheduled = 0
 WHERE scheduled = 1 AND state IN ('pending', 'failed') AND run_at <= ?
 
 -- name: claim
+-- The claim when no flow control applies: no queue served has a limit and no job that may
+-- start holds a lock (else it takes nothing and the core claims through `flow_*` instead).
 UPDATE jobs
 SET state = 'processing', attempts = attempts + 1, lease_owner = :owner,
     lease_expires_at = :lease_until, started_at = :now, updated_at = :now
@@ -85,6 +87,13 @@ WHERE seq IN (
     WHERE state IN ('pending', 'failed') AND waiting_on = 0 AND scheduled = 0 AND run_at <= :now
       AND queue NOT IN (SELECT name FROM queues WHERE paused = 1)
       AND (:queues IS NULL OR queue IN (SELECT value FROM json_each(:queues)))
+      AND NOT EXISTS (
+          SELECT 1 FROM queues
+          WHERE (concurrency IS NOT NULL OR rate_jobs IS NOT NULL) AND paused = 0
+            AND (:queues IS NULL OR name IN (SELECT value FROM json_each(:queues))))
+      AND NOT EXISTS (
+          SELECT 1 FROM jobs INDEXED BY jobs_lock_waiting
+          WHERE lock_key IS NOT NULL AND state IN ('pending', 'failed') AND waiting_on = 0)
     ORDER BY priority DESC, run_at, seq
     LIMIT :want)
 RETURNING id, attempts, command, cwd, env, timeout, queue, priority, run_at, seq
@@ -342,3 +351,109 @@ SELECT queue, run_at FROM (
     WHERE names.state IN ('pending', 'failed') AND names.n > 0
     GROUP BY names.queue)
 WHERE run_at IS NOT NULL
+
+-- Flow control (SPEC 9.2): the claim when a served queue has a limit or a due job a lock.
+-- The core reads the limited queues, then picks among three kinds of candidates in claim
+-- order: each limited queue's first jobs, the first job of each free lock, and the rest.
+
+-- name: flow_lock_queues
+-- The limited queues this runner serves; SQLite has one writer, so nothing more to lock.
+SELECT name FROM queues
+WHERE (concurrency IS NOT NULL OR rate_jobs IS NOT NULL) AND paused = 0
+  AND (:queues IS NULL OR name IN (SELECT value FROM json_each(:queues)))
+ORDER BY name
+
+-- name: flow_queues
+-- Their limits and how many of their jobs run now.
+SELECT name, concurrency, rate_jobs, rate_ms,
+       (SELECT COUNT(*) FROM jobs INDEXED BY jobs_by_state
+        WHERE state = 'processing' AND jobs.queue = queues.name) AS running
+FROM queues WHERE name IN (SELECT value FROM json_each(:names))
+
+-- name: flow_window_starts
+-- The starts of a rate-limited queue inside the window that ends now, oldest first.
+SELECT started_at FROM queue_starts WHERE queue = :queue AND started_at > :since
+ORDER BY started_at
+
+-- name: flow_prune_starts
+DELETE FROM queue_starts WHERE queue = :queue AND started_at <= :since
+
+-- name: flow_record_start
+INSERT INTO queue_starts (queue, started_at) VALUES (:queue, :now)
+
+-- name: flow_queue_candidates
+-- A limited queue's first jobs that may start, skipping those whose lock is held.
+SELECT seq, queue, priority, run_at, lock_key FROM jobs INDEXED BY jobs_claim
+WHERE state IN ('pending', 'failed') AND waiting_on = 0 AND scheduled = 0 AND run_at <= :now
+  AND queue = :queue
+  AND (lock_key IS NULL OR NOT EXISTS (
+      SELECT 1 FROM jobs AS held
+      WHERE held.lock_key = jobs.lock_key AND held.lock_key IS NOT NULL
+        AND held.state = 'processing'))
+ORDER BY priority DESC, run_at, seq
+LIMIT :n
+
+-- name: flow_lock_candidates
+-- In queues without limits: the first job of each lock (in claim order), if its lock is free.
+SELECT seq, queue, priority, run_at, lock_key FROM (
+    SELECT seq, queue, priority, run_at, lock_key,
+           ROW_NUMBER() OVER (PARTITION BY lock_key ORDER BY priority DESC, run_at, seq)
+               AS place
+    FROM jobs INDEXED BY jobs_lock_waiting
+    WHERE lock_key IS NOT NULL AND state IN ('pending', 'failed') AND waiting_on = 0
+      AND scheduled = 0 AND run_at <= :now
+      AND queue NOT IN (SELECT name FROM queues
+                        WHERE paused = 1 OR concurrency IS NOT NULL OR rate_jobs IS NOT NULL)
+      AND (:queues IS NULL OR queue IN (SELECT value FROM json_each(:queues)))) AS heads
+WHERE place = 1 AND NOT EXISTS (
+    SELECT 1 FROM jobs AS held
+    WHERE held.lock_key = heads.lock_key AND held.lock_key IS NOT NULL
+      AND held.state = 'processing')
+ORDER BY priority DESC, run_at, seq
+LIMIT :want
+
+-- name: flow_free_candidates
+-- Jobs with neither a limit nor a lock.
+SELECT seq, queue, priority, run_at, lock_key FROM jobs INDEXED BY jobs_claim
+WHERE state IN ('pending', 'failed') AND waiting_on = 0 AND scheduled = 0 AND run_at <= :now
+  AND lock_key IS NULL
+  AND queue NOT IN (SELECT name FROM queues
+                    WHERE paused = 1 OR concurrency IS NOT NULL OR rate_jobs IS NOT NULL)
+  AND (:queues IS NULL OR queue IN (SELECT value FROM json_each(:queues)))
+ORDER BY priority DESC, run_at, seq
+LIMIT :want
+
+-- name: flow_try_lock
+-- Claims are serial on SQLite: a lock key is always ours to check.
+SELECT 1 AS value WHERE :key IS NOT NULL
+
+-- name: flow_held_locks
+SELECT lock_key FROM jobs INDEXED BY jobs_lock_held
+WHERE lock_key IN (SELECT value FROM json_each(:keys)) AND state = 'processing'
+
+-- name: flow_claim
+UPDATE jobs
+SET state = 'processing', attempts = attempts + 1, lease_owner = :owner,
+    lease_expires_at = :lease_until, started_at = :now, updated_at = :now
+WHERE seq IN (SELECT value FROM json_each(:seqs)) AND state IN ('pending', 'failed')
+RETURNING id, attempts, command, cwd, env, timeout, queue, priority, run_at, seq
+
+-- name: flow_settings
+-- Every queue's settings (a row exists once a queue was paused or limited).
+SELECT name, paused, concurrency, rate_jobs, rate_ms,
+       (SELECT COUNT(*) FROM jobs INDEXED BY jobs_by_state
+        WHERE state = 'processing' AND jobs.queue = queues.name) AS running
+FROM queues ORDER BY name
+
+-- name: flow_set_limits
+INSERT INTO queues (name, paused, concurrency, rate_jobs, rate_ms)
+VALUES (:name, 0, :concurrency, :rate_jobs, :rate_ms)
+ON CONFLICT (name) DO UPDATE SET concurrency = excluded.concurrency,
+    rate_jobs = excluded.rate_jobs, rate_ms = excluded.rate_ms
+
+-- name: flow_forget_starts
+DELETE FROM queue_starts WHERE queue = :queue
+
+-- name: flow_lock_holder
+SELECT id AS value FROM jobs INDEXED BY jobs_lock_held
+WHERE lock_key = :key AND state = 'processing'

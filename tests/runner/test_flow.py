@@ -1,0 +1,89 @@
+"""Flow control with real runners (SPEC 9.2): three runners (three hosts on PostgreSQL) with
+more workers than the limit, audited from what the jobs record and from their history."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from queuectl import Queue
+from tests.runner.conftest import wait_until
+
+#: Each job appends `start <id> <ns>` and `end <id> <ns>` to a shared file.
+RECORD = (
+    'echo "start $QUEUECTL_JOB_ID $(date +%s%N)" >> {log}; sleep {hold}; '
+    'echo "end $QUEUECTL_JOB_ID $(date +%s%N)" >> {log}'
+)
+
+
+def three_runners(start_runner: Callable[..., Any], target: str) -> None:
+    for n in range(3):
+        env = {"QUEUECTL_HOSTNAME": f"host-{n}"} if target.startswith("postgresql") else None
+        start_runner("--count", "3", env=env)
+
+
+def peak(log: Path, ids: set[str]) -> int:
+    """The most jobs of `ids` running at once, from their own start and end lines."""
+    events = []
+    for line in log.read_text().splitlines():
+        kind, job_id, ns = line.split()
+        if job_id in ids:
+            events.append((int(ns), 0 if kind == "end" else 1))
+    running = highest = 0
+    for _, step in sorted(events):  # an end at the same instant as a start comes first
+        running += 1 if step else -1
+        highest = max(highest, running)
+    return highest
+
+
+def drained(queue: Queue, ids: list[str]) -> Callable[[], bool]:
+    return lambda: all(queue.get(job_id).state == "completed" for job_id in ids)
+
+
+def test_concurrency_and_locks_hold_across_runners(
+    queue: Queue, target: str, start_runner: Callable[..., Any], tmp_path: Path
+) -> None:
+    log = tmp_path / "record"
+    queue.set_queue("renders", concurrency=2)
+    renders = [
+        queue.enqueue(RECORD.format(log=log, hold=0.3), queue="renders").id for _ in range(10)
+    ]
+    deploys = [queue.enqueue(RECORD.format(log=log, hold=0.2), lock="prod").id for _ in range(5)]
+    others = [queue.enqueue(RECORD.format(log=log, hold=0.2)).id for _ in range(6)]
+    three_runners(start_runner, target)
+    wait_until(drained(queue, renders + deploys + others), 60, "every job to complete")
+    assert peak(log, set(renders)) == 2
+    assert peak(log, set(deploys)) == 1
+    # Other jobs ran beside the deploys and renders: nothing else was held back.
+    assert peak(log, set(renders + deploys + others)) > 3
+
+
+def test_rate_holds_in_every_sliding_window(
+    queue: Queue, target: str, start_runner: Callable[..., Any]
+) -> None:
+    queue.set_queue("api", rate="3/1s")
+    ids = [queue.enqueue("true", queue="api").id for _ in range(9)]
+    three_runners(start_runner, target)
+    wait_until(drained(queue, ids), 60, "every job to complete")
+    starts = sorted(queue.history(job_id)[0].started_at_ms for job_id in ids)
+    # No window of 1 s holds more than 3 starts: the 4th start after any is 1 s later or more.
+    gaps = [later - first for first, later in zip(starts, starts[3:], strict=False)]
+    assert min(gaps) >= 1000
+    # Held-back jobs start when the window opens, not at the 2 s fallback poll.
+    assert max(gaps) < 1600, gaps
+
+
+def test_a_job_held_by_the_rate_starts_when_the_window_opens(
+    queue: Queue, start_runner: Callable[..., Any]
+) -> None:
+    """One runner, so no other runner's poll can stand in for the wakeup at the window's
+    opening: the runner sleeps until the instant the exchange named, not the 2 s poll."""
+    queue.set_queue("api", rate="2/1s")
+    ids = [queue.enqueue("true", queue="api").id for _ in range(6)]
+    start_runner("--count", "3")
+    wait_until(drained(queue, ids), 60, "every job to complete")
+    starts = sorted(queue.history(job_id)[0].started_at_ms for job_id in ids)
+    gaps = [later - first for first, later in zip(starts, starts[2:], strict=False)]
+    assert min(gaps) >= 1000
+    assert max(gaps) < 1600, gaps

@@ -1,0 +1,174 @@
+"""Flow control in the store (SPEC 9.2): concurrency, sliding rate windows and locks, on the
+fake clock, and a concurrency limit and a lock that hold with several claimers at once."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Sequence
+
+import pytest
+
+from queuectl import Queue
+from queuectl.lifecycle import Outcome
+from queuectl.models import new_job
+from queuectl.store import Claim, Exchange, Store
+from tests.support.clock import FakeClock
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def enqueue(store: Store, count: int, **fields: object) -> list[str]:
+    jobs = store.enqueue_many([new_job({"command": "true", **fields}) for _ in range(count)])
+    return [job.id for job in jobs]
+
+
+def claim(
+    store: Store, want: int = 10, outcomes: Sequence[Claim] = (), owner: str = "r1"
+) -> Exchange:
+    done = [Outcome(c.id, c.attempt, 0, None, 1) for c in outcomes]
+    return store.finish_and_claim(owner, done, want, None, 300)
+
+
+def test_concurrency_runs_exactly_the_limit(store: Store) -> None:
+    store.set_limits("renders", 2, None)
+    enqueue(store, 6, queue="renders")
+    others = enqueue(store, 3)
+    first = claim(store).claims
+    assert sorted(c.queue for c in first) == ["default"] * 3 + ["renders"] * 2
+    assert claim(store).claims == []
+    renders = [c for c in first if c.queue == "renders"]
+    again = claim(store, outcomes=renders[:1]).claims
+    assert [c.queue for c in again] == ["renders"]
+    # A cancelled job frees its slot at once.
+    store.cancel([renders[1].id])
+    assert [c.queue for c in claim(store).claims] == ["renders"]
+    assert claim(store).claims == []
+    assert {c.id for c in first} >= set(others)
+
+
+def test_a_lost_lease_frees_its_slot_when_recovered(store: Store, clock: FakeClock) -> None:
+    store.set_limits("renders", 1, None)
+    enqueue(store, 2, queue="renders")
+    lost = claim(store, owner="gone").claims
+    assert len(lost) == 1
+    assert claim(store).claims == []
+    clock.advance(301)
+    assert store.reap([]) == [lost[0].id]
+    assert len(claim(store).claims) == 1
+
+
+def test_rate_window_slides(store: Store, clock: FakeClock) -> None:
+    store.set_limits("api", None, (3, 10_000))
+    enqueue(store, 10, queue="api")
+    t0 = clock.now_ms()
+    assert len(claim(store, want=2).claims) == 2  # two starts at t0
+    clock.advance(5)
+    exchange = claim(store)
+    assert len(exchange.claims) == 1  # the third, at t0 + 5 s: the window is full
+    assert exchange.next_due_ms == t0 + 10_000  # when the two starts of t0 leave it
+    clock.advance(4.999)
+    assert claim(store).claims == []
+    clock.advance(0.001)
+    # A fixed window would allow three now; the sliding one still holds the start of t0 + 5 s.
+    exchange = claim(store)
+    assert len(exchange.claims) == 2
+    assert exchange.next_due_ms == t0 + 15_000
+    clock.advance(5)
+    assert len(claim(store).claims) == 1
+
+
+def test_locks_run_one_at_a_time_in_claim_order(store: Store) -> None:
+    deploys = enqueue(store, 3, lock="prod")
+    other = enqueue(store, 2, lock="staging")
+    free = enqueue(store, 2)
+    first = claim(store).claims
+    assert sorted(c.id for c in first) == sorted([deploys[0], other[0], *free])
+    assert claim(store).claims == []
+    done = [c for c in first if c.id == deploys[0]]
+    assert [c.id for c in claim(store, outcomes=done).claims] == [deploys[1]]
+    # A cancelled holder frees its lock at once.
+    store.cancel([deploys[1]])
+    assert [c.id for c in claim(store).claims] == [deploys[2]]
+
+
+def test_a_lock_inside_a_limited_queue(store: Store) -> None:
+    store.set_limits("renders", 2, None)
+    locked = enqueue(store, 2, queue="renders", lock="gpu")
+    plain = enqueue(store, 2, queue="renders")
+    first = claim(store).claims
+    assert sorted(c.id for c in first) == sorted([locked[0], plain[0]])
+
+
+def test_settings_and_explain_values(target: str, store: Store) -> None:
+    queue = Queue(target, store.clock)
+    try:
+        shown = queue.set_queue("empty", concurrency="3", rate="10/1m")
+        assert shown["concurrency"] == 3
+        assert shown["rate"] == {"jobs": 10, "seconds": 60}
+        queue.set_queue("empty", concurrency=None)
+        assert queue.queues()["empty"]["rate"] == {"jobs": 10, "seconds": 60}
+        assert queue.queues()["empty"]["concurrency"] is None
+        queue.set_queue("empty", rate="none")
+        assert queue.queues()["empty"]["rate"] is None
+    finally:
+        queue.close()
+
+
+CLAIMER = r"""
+import sys, time
+sys.path.insert(0, sys.argv[1])
+from queuectl.lifecycle import Outcome
+from queuectl.store import open_store
+from tests.support.clock import FakeClock
+
+target, owner = sys.argv[2], sys.argv[3]
+store = open_store(target, FakeClock())
+sys.stdin.readline()  # the start signal: every process starts claiming at once
+outcomes = []
+while True:
+    claims = store.finish_and_claim(owner, outcomes, 1, None, 300).claims
+    counts = store.counts()
+    running = {q: per.get("processing", 0) for q, per in counts.items()}
+    locked = sum(1 for j in store.list_jobs(["processing"], None, None, None).jobs if j.lock)
+    print(running.get("limited", 0), locked, flush=True)
+    if not claims and not any(per.get("pending") for per in counts.values()):
+        break
+    time.sleep(0.002)  # hold the jobs a moment, so an excess would be seen
+    outcomes = [Outcome(c.id, c.attempt, 0, None, 1) for c in claims]
+store.close()
+"""
+
+
+@pytest.mark.parametrize("claimers", [8])
+def test_limits_hold_with_claimers_racing(target: str, store: Store, claimers: int) -> None:
+    """Several claimers in a tight loop: never more than the limit running, nor two jobs of
+    one lock; and the limit is reached (the count is not held below it)."""
+    store.set_limits("limited", 2, None)
+    enqueue(store, 400, queue="limited")
+    enqueue(store, 30, lock="one")  # a lock in a queue without limits, and in the limited one
+    enqueue(store, 30, lock="one", queue="limited")
+    enqueue(store, 60)
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", CLAIMER, ROOT, target, f"claimer-{n}"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for n in range(claimers)
+    ]
+    for proc in procs:
+        assert proc.stdin is not None
+        proc.stdin.write("go\n")
+        proc.stdin.flush()
+    seen: list[tuple[int, int]] = []
+    for proc in procs:
+        out, err = proc.communicate(timeout=300)
+        assert proc.returncode == 0, err
+        seen += [(int(a), int(b)) for a, b in (line.split() for line in out.splitlines())]
+    assert max(running for running, _ in seen) == 2
+    assert max(locked for _, locked in seen) == 1
+    assert all(per.get("pending", 0) == 0 for per in store.counts().values())
