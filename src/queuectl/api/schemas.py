@@ -188,7 +188,7 @@ class ErrorOut(BaseModel):
 class SinceOut(BaseModel):
     """Jobs that finished in the last `seconds`, by state."""
 
-    seconds: float
+    seconds: int | float
     completed: int
     dead: int
     cancelled: int
