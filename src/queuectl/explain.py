@@ -23,7 +23,8 @@ def explain_job(queue: Any, job_id: str) -> dict[str, Any]:
     now = queue.now_ms()
 
     def answer(reason: str, message: str) -> dict[str, Any]:
-        return {"id": job.id, "state": job.state, "reason": reason, "message": message}
+        found = {"id": job.id, "state": job.state, "reason": reason, "message": message}
+        return found if job.made_by is None else made_by_hook(found, job.made_by)
 
     if job.state == COMPLETED:
         return answer("finished", f"{job.id} completed at {ms_to_iso(job.finished_at_ms)}.")
@@ -128,3 +129,8 @@ def flow_reason(queue: Any, job: Any, now: int) -> tuple[str, str] | None:
             f"in {_in(flow.window_opens_at_ms - now)}, at {ms_to_iso(flow.window_opens_at_ms)}.",
         )
     return None
+
+
+def made_by_hook(found: dict[str, Any], made_by: str) -> dict[str, Any]:
+    """A hook job's explanation also says which job and event made it (SPEC 9.9)."""
+    return {**found, "made_by": made_by, "message": f"{found['message']} It was made by {made_by}."}

@@ -81,6 +81,7 @@ class Job:
     lease_owner: str | None = None
     lease_expires_at_ms: int | None = None
     lock: str | None = None
+    made_by: str | None = None  # what made a hook job: "hook NAME: EVENT of JOB"
 
     @property
     def run_at(self) -> datetime:
@@ -127,6 +128,8 @@ class Job:
             "last_error": self.last_error,
             "duration_ms": self.duration_ms,
             "lock": self.lock,
+            # Only hook jobs carry it (SPEC 9.9): every other job's JSON is SPEC section 2's.
+            **({"made_by": self.made_by} if self.made_by is not None else {}),
         }
 
 

@@ -27,6 +27,7 @@ from queuectl.models import (
 from queuectl.store import (
     Attempt,
     Bucket,
+    Hook,
     Output,
     QueueSettings,
     Runner,
@@ -197,8 +198,11 @@ class Queue:
             if states is None or in_state in states
         )
 
-    def status(self) -> dict[str, Any]:
-        """Counts per state and queue, live runners, and jobs completed in the last minute."""
+    def status(self, since: str | float | None = None) -> dict[str, Any]:
+        """Counts per state and queue, live runners, and jobs completed in the last minute;
+        with `since` (a duration: "10m", or seconds), the jobs finished in that window by
+        state (SPEC 9.10)."""
+        window_s = None if since is None else parse_duration(since, "since")
         runners = [runner_dict(r) for r in self.runners()]  # first: it recovers dead runners' jobs
         per_queue = self._store.counts()
         counts = dict.fromkeys(STATES, 0)
@@ -213,7 +217,15 @@ class Queue:
             "queues": queues,
             "runners": runners,
             "done_last_minute": self.done_since(self.now_ms() - 60_000),
+            **({} if window_s is None else {"since": self.finished_since(window_s)}),
         }
+
+    def finished_since(self, seconds: float) -> dict[str, Any]:
+        """{"seconds", "completed", "dead", "cancelled"}: the jobs that finished in the last
+        `seconds`, the window's start included."""
+        start = self.now_ms() - round(seconds * 1000)
+        shown = int(seconds) if float(seconds).is_integer() else seconds
+        return {"seconds": shown, **self._store.finished_since(start)}
 
     def counts(self) -> dict[str, dict[str, int]]:
         """Jobs per queue, then per state (states with no job are absent)."""
@@ -416,6 +428,37 @@ class Queue:
     def schedules(self) -> builtins.list[Schedule]:
         return self._store.schedules()
 
+    # -- hooks (SPEC 9.9)
+
+    def add_hook(
+        self, name: str, on: str | builtins.list[str], job: dict[str, Any], queue: str | None = None
+    ) -> Hook:
+        """Create (or replace) a hook: when a job (of `queue`, None: of any) reaches one of
+        the events `on` ("completed,dead" or a list), `job` is enqueued with the event in its
+        environment, in the same transaction."""
+        from queuectl.hook import validate_hook
+
+        name, events, queue, template = validate_hook(name, on, queue, job)
+        hook = Hook(name, events, queue, template, self.now_ms())
+        self._store.add_hook(hook)
+        return hook
+
+    def remove_hook(self, name: str) -> None:
+        if not self._store.remove_hook(name):
+            raise NotFoundError(f"no hook {name!r}")
+
+    def hooks(self) -> builtins.list[Hook]:
+        return self._store.hooks()
+
+    # -- reset (SPEC 9.10)
+
+    def reset(self, all: bool = False) -> dict[str, int]:
+        """Delete every job with its history and output, in one transaction (`all`: also the
+        schedules, hooks, queue settings and configuration). Refused while a runner is up.
+        What was deleted: counts by kind."""
+        self.runners()  # dead runners are reaped first: only a live one refuses the reset
+        return self._store.reset(all)
+
     def request_stop(self) -> int:
         """Ask every runner of this store to stop gracefully; how many were asked."""
         return self._store.request_stop()
@@ -492,6 +535,17 @@ def schedule_dict(schedule: Schedule) -> dict[str, Any]:
         "job": schedule.job,
         "last_at": ms_to_iso(schedule.last_at_ms),
         "next_at": ms_to_iso(schedule.next_at_ms),
+    }
+
+
+def hook_dict(hook: Hook) -> dict[str, Any]:
+    """A hook as JSON (`hook list --json`, the HTTP API)."""
+    return {
+        "name": hook.name,
+        "on": list(hook.events),
+        "queue": hook.queue,
+        "job": hook.job,
+        "created_at": ms_to_iso(hook.created_at_ms),
     }
 
 

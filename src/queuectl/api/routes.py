@@ -14,7 +14,7 @@ from queuectl.api import schemas, stats
 from queuectl.api.app import get_queue, require_token
 from queuectl.errors import InvalidInputError
 from queuectl.models import DEAD, STATES, new_job
-from queuectl.queue import Queue, jobs_json, schedule_dict
+from queuectl.queue import Queue, hook_dict, jobs_json, schedule_dict
 
 if TYPE_CHECKING:
     pass
@@ -157,10 +157,17 @@ def dlq_purge(queue: QueueDep) -> dict[str, Any]:
 # -- status, configuration, queues
 
 
-@router.get("/status", tags=["status"], response_model=schemas.StatusOut)
-def status(queue: QueueDep) -> dict[str, Any]:
+@router.get(
+    "/status", tags=["status"], response_model=schemas.StatusOut, response_model_exclude_unset=True
+)
+def status(
+    queue: QueueDep,
+    since: Annotated[
+        str | None, Query(description="also count the jobs finished in this window: 10m, 2h...")
+    ] = None,
+) -> dict[str, Any]:
     """Counts per state and queue, live runners, jobs completed in the last minute."""
-    return queue.status()
+    return queue.status(since=since or None)
 
 
 @router.get("/stats/throughput", tags=["status"], response_model=schemas.Throughput)
@@ -250,6 +257,29 @@ def add_schedule(queue: QueueDep, body: schemas.ScheduleIn) -> dict[str, Any]:
 def remove_schedule(queue: QueueDep, name: str) -> dict[str, Any]:
     """Remove a schedule; the jobs it already enqueued stay."""
     queue.remove_schedule(name)
+    return {"removed": name}
+
+
+# -- hooks (SPEC 9.9)
+
+
+@router.get("/hooks", tags=["hooks"], response_model=list[schemas.HookOut])
+def hooks(queue: QueueDep) -> list[dict[str, Any]]:
+    """The hooks: what each enqueues, on which events of which queue's jobs."""
+    found = queue.hooks()
+    return [hook_dict(h) for h in found]
+
+
+@router.post("/hooks", tags=["hooks"], status_code=201, response_model=schemas.HookOut)
+def add_hook(queue: QueueDep, body: schemas.HookIn) -> dict[str, Any]:
+    """Add (or replace) a hook; 201 with it."""
+    return hook_dict(queue.add_hook(body.name, body.on, body.job, queue=body.queue))
+
+
+@router.delete("/hooks/{name}", tags=["hooks"], response_model=schemas.Removed, responses=NOT_FOUND)
+def remove_hook(queue: QueueDep, name: str) -> dict[str, Any]:
+    """Remove a hook; the hook jobs it already enqueued stay."""
+    queue.remove_hook(name)
     return {"removed": name}
 
 

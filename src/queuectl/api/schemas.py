@@ -112,6 +112,7 @@ class StatusOut(BaseModel):
     queues: dict[str, dict[str, int]]
     runners: list[RunnerOut]
     done_last_minute: int
+    since: SinceOut | None = Field(None, description="only with ?since=DURATION")
 
 
 class RateOut(BaseModel):
@@ -220,3 +221,36 @@ class Removed(BaseModel):
 
 class ErrorOut(BaseModel):
     error: str
+
+
+# -- hooks and recent counts (SPEC 9.9, 9.10)
+
+
+class SinceOut(BaseModel):
+    """Jobs that finished in the last `seconds`, by state."""
+
+    seconds: int | float
+    completed: int
+    dead: int
+    cancelled: int
+
+
+class HookIn(BaseModel):
+    """When a job (of `queue`, null: of any) reaches an event of `on`, `job` is enqueued."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+    on: list[str] | str = Field(description="completed, failed, dead, cancelled")
+    queue: str | None = None
+    job: dict[str, Any] = Field(description="the hook job (no id, depends_on or run_at)")
+
+
+class HookOut(BaseModel):
+    """A hook as `queuectl hook list --json` shows it."""
+
+    name: str
+    on: list[str]
+    queue: str | None
+    job: dict[str, Any]
+    created_at: str

@@ -34,6 +34,8 @@ COMMANDS = {
     "dlq": "dlq:dlq",
     "worker": "worker:worker",
     "schedule": "schedule:schedule",
+    "hook": "hook:hook",
+    "reset": "admin:reset",
     "serve": "serve:serve",
     "demo": "demo:demo",
 }

@@ -1,4 +1,4 @@
-"""Store and configuration commands: init, status, config, queue."""
+"""Store and configuration commands: init, status, config, queue, reset."""
 
 from __future__ import annotations
 
@@ -22,12 +22,19 @@ def init(session: Session) -> None:
 
 @click.command()
 @click.option("--json", "as_json", is_flag=True, help="Print the status as JSON.")
+@click.option(
+    "--since", metavar="DURATION", help="Also count the jobs finished in this window (10m, 2h...)."
+)
 @click.pass_obj
-def status(session: Session, as_json: bool) -> None:
+def status(session: Session, as_json: bool, since: str | None) -> None:
     """Counts per state and queue, live runners, and jobs done in the last minute."""
     from queuectl.cli.render import print_json, print_table, state_text
 
-    report = session.existing_queue.status()
+    if since is not None:
+        from queuectl.durations import parse_duration
+
+        parse_duration(since, "since")  # bad input is refused before the store opens
+    report = session.existing_queue.status(since=since)
     if as_json:
         print_json(report)
         return
@@ -43,6 +50,17 @@ def status(session: Session, as_json: bool) -> None:
     else:
         click.echo("no runner is up (start one with: queuectl worker start)")
     click.echo(f"done in the last minute: {report['done_last_minute']}")
+    if "since" in report:
+        print_since(report["since"], since or "")
+
+
+def print_since(window: dict[str, Any], since: str) -> None:
+    """The jobs finished in the --since window, by state."""
+    from queuectl.cli.render import print_table, state_text
+
+    states = ("completed", "dead", "cancelled")
+    title = f"finished in the last {since}"
+    print_table(title, [state_text(s) for s in states], [[window[s] for s in states]])
 
 
 def print_runners(runners: list[dict[str, Any]]) -> None:
@@ -188,3 +206,40 @@ def queue_resume(session: Session, name: str) -> None:
         raise NotFoundError(f"no queue {name!r} (it has no jobs and is not paused)")
     queue.resume(name)
     click.echo(f"resumed {name}", err=True)
+
+
+@click.command()
+@click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
+@click.option(
+    "--all",
+    "everything",
+    is_flag=True,
+    help="Also remove schedules, hooks and queue settings, and restore the default configuration.",
+)
+@click.pass_obj
+def reset(session: Session, yes: bool, everything: bool) -> None:
+    """Delete every job with its history and output (refused while a runner is up)."""
+    from queuectl.cli.jobs import confirm
+
+    queue = session.existing_queue
+    if queue.runners():
+        from queuectl.errors import ConflictError
+
+        raise ConflictError("a runner is up; stop it first with `queuectl worker stop`, then reset")
+    jobs = sum(sum(states.values()) for states in queue.counts().values())
+    what = f"{jobs} job{'s' if jobs != 1 else ''} with their history and output"
+    if everything:
+        schedules, hooks = len(queue.schedules()), len(queue.hooks())
+        what += (
+            f", {schedules} schedule{'s' if schedules != 1 else ''}, "
+            f"{hooks} hook{'s' if hooks != 1 else ''}, the queue settings and the configuration"
+        )
+    confirm(yes, f"delete {what}?")
+    deleted = queue.reset(all=everything)
+    done = f"deleted {deleted['jobs']} job{'s' if deleted['jobs'] != 1 else ''}"
+    if everything:
+        done += (
+            f", {deleted['schedules']} schedule(s) and {deleted['hooks']} hook(s); "
+            "configuration restored to its defaults"
+        )
+    click.echo(done, err=True)

@@ -76,6 +76,17 @@ class Schedule:
 
 
 @dataclass(frozen=True)
+class Hook:
+    """A job to enqueue when a job (of `queue`, None: of any) reaches one of `events`."""
+
+    name: str
+    events: list[str]
+    queue: str | None
+    job: dict[str, Any]
+    created_at_ms: int
+
+
+@dataclass(frozen=True)
 class Firing:
     """One slot of a schedule fired: the job it enqueued, or why it could not."""
 
@@ -361,6 +372,29 @@ class Store(Protocol):
     def fire_schedules(self) -> list[Firing]:
         """Enqueue one job for each schedule whose slot has come, and move it to its next
         slot; a slot fires once however many runners call this at the same time."""
+        ...
+
+    # -- hooks
+
+    def add_hook(self, hook: Hook) -> None:
+        """Create or replace a hook by name."""
+        ...
+
+    def remove_hook(self, name: str) -> bool: ...
+
+    def hooks(self) -> list[Hook]: ...
+
+    # -- reset and recent counts
+
+    def reset(self, everything: bool) -> dict[str, int]:
+        """Delete every job with its history in one transaction (`everything`: schedules,
+        hooks, queue settings and configuration too); refused with ConflictError while a
+        runner is registered. The counts deleted: jobs, attempts."""
+        ...
+
+    def finished_since(self, since_ms: int) -> dict[str, int]:
+        """Jobs that finished at or after the instant, per state (completed, dead,
+        cancelled)."""
         ...
 
     # -- wakeups

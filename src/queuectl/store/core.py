@@ -28,6 +28,7 @@ from queuectl.errors import (
     WrongStateError,
 )
 from queuectl.flow import window_opens_at
+from queuectl.hook import Event, hook_job, made_by
 from queuectl.models import (
     CANCELLABLE_STATES,
     CANCELLED,
@@ -45,6 +46,7 @@ from queuectl.store import (
     Claim,
     Exchange,
     Firing,
+    Hook,
     Output,
     Page,
     QueueSettings,
@@ -113,6 +115,7 @@ class SQLStore:
         self.q = {name: sql.replace("{job_columns}", columns) for name, sql in queries.items()}
         self._config_cache: tuple[float, dict[str, float]] | None = None
         self.compact_after = COMPACT_AFTER_DELTAS  # tests lower it to compact at every read
+        self._hooks_cache: tuple[float, list[Hook]] | None = None
 
     # -- what a dialect supplies
 
@@ -185,6 +188,7 @@ class SQLStore:
             lease_owner=row["lease_owner"],
             lease_expires_at_ms=row["lease_expires_at"],
             lock=row["lock_key"],
+            made_by=row["made_by"],
         )
 
     def _schedule(self, row: Any) -> Schedule:
@@ -593,9 +597,12 @@ class SQLStore:
                 for o, s in decided
             ],
         )
+        cascaded: list[Any] = []
         for outcome, settlement in decided:
             if settlement.state in (DEAD, CANCELLED):
-                self._cancel_dependants(conn, outcome.job_id, settlement.state, now)
+                cascaded += self._cancel_dependants(conn, outcome.job_id, settlement.state, now)
+        if decided and self._hooks(conn):
+            self._fire_settled(conn, decided, cascaded, now)
         with_dependants = {r["id"] for r in rows if r["has_dependants"]}
         completed = [
             o.job_id for o, s in decided if s.state == COMPLETED and o.job_id in with_dependants
@@ -607,11 +614,15 @@ class SQLStore:
             self._wake(conn)
         return {outcome.job_id: settlement for outcome, settlement in decided}
 
-    def _cancel_dependants(self, conn: Any, job_id: str, state: str, now: int) -> None:
-        """A dependency that ends dead or cancelled cancels its dependants, transitively."""
-        conn.execute(
-            self.q["cancel_dependants"],
-            {"id": job_id, "reason": f"dependency {job_id} is {state}", "now": now},
+    def _cancel_dependants(self, conn: Any, job_id: str, state: str, now: int) -> list[Any]:
+        """A dependency that ends dead or cancelled cancels its dependants, transitively; the
+        rows of the jobs cancelled (read whole: SQLite applies an UPDATE ... RETURNING as its
+        rows are fetched)."""
+        return list(
+            conn.execute(
+                self.q["cancel_dependants"],
+                {"id": job_id, "reason": f"dependency {job_id} is {state}", "now": now},
+            ).fetchall()
         )
 
     @operation()
@@ -777,6 +788,7 @@ class SQLStore:
                     raise NotFoundError(f"no job {job_id!r}")
                 _check_cancellable(before[job_id])
             cancelled = []
+            cascaded: list[Any] = []
             for job_id in sorted(set(job_ids)):  # one lock order for every canceller
                 if not conn.execute(self.q["cancel_job"], {"id": job_id, "now": now}).rowcount:
                     if named:  # finished since we looked: all or nothing, the cancel is refused
@@ -784,8 +796,10 @@ class SQLStore:
                     continue
                 if before[job_id].state == PROCESSING:
                     conn.execute(self.q["close_attempt"], {"id": job_id, "now": now})
-                self._cancel_dependants(conn, job_id, CANCELLED, now)
+                cascaded += self._cancel_dependants(conn, job_id, CANCELLED, now)
                 cancelled.append(job_id)
+            if cancelled and self._hooks(conn):
+                self._fire_cancelled(conn, [before[job_id] for job_id in cancelled], cascaded, now)
             if cancelled:
                 self._wake(conn)  # runners kill what was cancelled
         return [before[job_id] for job_id in dict.fromkeys(job_ids) if job_id in cancelled]
@@ -999,6 +1013,136 @@ class SQLStore:
     def lock_holder(self, key: str) -> str | None:
         value = self._value(self._connection(), "flow_lock_holder", {"key": key})
         return None if value is None else str(value)
+
+    # -- hooks (SPEC 9.9): fired in the transaction of the change they follow
+
+    def _hooks(self, conn: Any) -> list[Hook]:
+        """The hooks, read at most every CONFIG_TTL_S: with none, settling costs no query."""
+        cached = self._hooks_cache
+        if cached is None or time.monotonic() - cached[0] > CONFIG_TTL_S:
+            hooks = [self._hook(r) for r in conn.execute(self.q["hooks"]).fetchall()]
+            cached = self._hooks_cache = (time.monotonic(), hooks)
+        return cached[1]
+
+    def _hook(self, row: Any) -> Hook:
+        return Hook(
+            name=row["name"],
+            events=list(self._from_json(row["events"])),
+            queue=row["queue"],
+            job=dict(self._from_json(row["job"])),
+            created_at_ms=row["created_at"],
+        )
+
+    def _fire_settled(
+        self,
+        conn: Any,
+        decided: Sequence[tuple[lifecycle.Outcome, lifecycle.Settlement]],
+        cascaded: Sequence[Any],
+        now: int,
+    ) -> None:
+        """The hooks on the settled jobs' new states, and on `cancelled` for their dependants
+        cancelled by the cascade."""
+        ids = self._list([outcome.job_id for outcome, _ in decided])
+        subjects = {r["id"]: r for r in conn.execute(self.q["hook_subjects"], (ids,)).fetchall()}
+        events = [
+            Event(
+                o.job_id, subjects[o.job_id]["queue"], s.state, o.attempt, o.exit_code, s.last_error
+            )
+            for o, s in decided
+            if subjects[o.job_id]["made_by"] is None
+        ]
+        self._fire_hooks(conn, [*events, *self._cascade_events(cascaded)], now)
+
+    def _fire_cancelled(
+        self, conn: Any, jobs: Sequence[Job], cascaded: Sequence[Any], now: int
+    ) -> None:
+        events = [
+            Event(job.id, job.queue, CANCELLED, job.attempts, job.exit_code, "cancelled")
+            for job in jobs
+            if job.made_by is None
+        ]
+        self._fire_hooks(conn, [*events, *self._cascade_events(cascaded)], now)
+
+    @staticmethod
+    def _cascade_events(rows: Sequence[Any]) -> list[Event]:
+        return [
+            Event(r["id"], r["queue"], CANCELLED, r["attempts"], r["exit_code"], r["last_error"])
+            for r in rows
+            if r["made_by"] is None
+        ]
+
+    def _fire_hooks(self, conn: Any, events: Sequence[Event], now: int) -> None:
+        """Enqueue the hook jobs of these events, in the caller's transaction."""
+        rows = []
+        default_retries = int(self._settle_config(conn)["max_retries"])
+        for event in events:
+            for hook in self._hooks(conn):
+                if event.event not in hook.events or hook.queue not in (None, event.queue):
+                    continue
+                try:
+                    job = hook_job(hook.job, event)
+                except QueuectlError:
+                    continue  # a template this version no longer accepts must not stop settling
+                row = self._insert_row(job, _new_id(), now, default_retries, 0, None)
+                rows.append((*row, made_by(hook.name, event)))
+        if rows:
+            self._many(conn, "insert_hook_job", rows)
+            self._wake(conn)
+
+    @operation()
+    def add_hook(self, hook: Hook) -> None:
+        self._hooks_cache = None
+        with self._transaction() as conn:
+            conn.execute(
+                self.q["upsert_hook"],
+                {
+                    "name": hook.name,
+                    "events": self._json(hook.events),
+                    "queue": hook.queue,
+                    "job": self._json(hook.job),
+                    "now": hook.created_at_ms,
+                },
+            )
+
+    @operation()
+    def remove_hook(self, name: str) -> bool:
+        self._hooks_cache = None
+        with self._transaction() as conn:
+            return bool(conn.execute(self.q["delete_hook"], (name,)).rowcount == 1)
+
+    @operation()
+    def hooks(self) -> list[Hook]:
+        return [self._hook(r) for r in self._connection().execute(self.q["hooks"]).fetchall()]
+
+    # -- reset and recent counts (SPEC 9.10)
+
+    @operation(replayable=False)
+    def reset(self, everything: bool) -> dict[str, int]:
+        with self._transaction() as conn:
+            # Checked inside the write: a runner registering meanwhile waits, then finds none.
+            if int(self._value(conn, "live_runners")):
+                raise ConflictError(
+                    "a runner is up; stop it first with `queuectl worker stop`, then reset"
+                )
+            totals = conn.execute(self.q["job_totals"]).fetchone()
+            deleted = {"jobs": int(totals["jobs"]), "attempts": int(totals["attempts"])}
+            # History and edges first: the per-job trigger then finds nothing left to delete.
+            for name in ("reset_attempts", "reset_deps", "reset_jobs", "reset_counts"):
+                conn.execute(self.q[name])
+            if everything:
+                for what in ("schedules", "hooks", "queues", "config"):
+                    deleted[what] = int(conn.execute(self.q[f"reset_{what}"]).rowcount)
+                conn.execute(self.q["reset_queue_starts"])
+            self._config_cache = self._hooks_cache = None
+            self._wake(conn)
+        return deleted
+
+    @operation()
+    def finished_since(self, since_ms: int) -> dict[str, int]:
+        counts = dict.fromkeys((COMPLETED, DEAD, CANCELLED), 0)
+        for row in self._connection().execute(self.q["finished_since"], (since_ms,)):
+            counts[row["state"]] = int(row["n"])
+        return counts
 
     # -- schedules
 

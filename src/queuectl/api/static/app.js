@@ -193,6 +193,15 @@
     $("dlq-retry-all").disabled = $("dlq-purge").disabled = jobs.length === 0;
   }
 
+  function renderHooks(hooks) {
+    replaceRows($("hooks"), hooks.map((h) =>
+      el("tr", { "data-hook": h.name },
+        el("td", { class: "queue", title: h.name }, h.name), el("td", {}, h.on.join(", ")),
+        el("td", { class: "queue", title: h.queue || "*" }, h.queue || "*"),
+        el("td", { class: "command", title: h.job.command }, h.job.command))));
+    $("no-hook").hidden = hooks.length > 0;
+  }
+
   const SVG = "http://www.w3.org/2000/svg";
   function svg(tag, attrs, text) {
     const node = document.createElementNS(SVG, tag);
@@ -370,6 +379,7 @@
       renderJobs(page);
       renderDlq(dlq);
       renderChart(series);
+      renderHooks(await api("GET", "/api/hooks"));
       await renderDetail();
       $("connection").textContent = "updated " + localTime(new Date());
       $("connection").className = "muted";

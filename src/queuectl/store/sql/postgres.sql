@@ -5,7 +5,7 @@
 -- name: job_columns
 seq, id, command, state, queue, priority, attempts, max_retries, timeout, run_at, depends_on,
 no_retry_exit_codes, unique_key, cwd, env, created_at, updated_at, started_at, finished_at,
-exit_code, last_error, duration_ms, lease_owner, lease_expires_at, lock_key
+exit_code, last_error, duration_ms, lease_owner, lease_expires_at, lock_key, made_by
 
 -- name: insert_jobs
 -- A batch with no unique_key and no dependency: nothing to decide, rows go straight in.
@@ -203,6 +203,7 @@ FROM (SELECT job_id, COUNT(*) AS n FROM job_deps WHERE dep_id = ANY(%(ids)s::tex
 WHERE jobs.id = done.job_id AND jobs.state = 'pending' AND jobs.waiting_on > 0
 
 -- name: cancel_dependants
+-- The jobs cancelled are returned, for the hooks on `cancelled`.
 WITH RECURSIVE doomed (id) AS (
     SELECT job_id FROM job_deps WHERE dep_id = %(id)s
     UNION
@@ -212,6 +213,7 @@ UPDATE jobs
 SET state = 'cancelled', last_error = %(reason)s::text, finished_at = %(now)s::bigint,
     updated_at = %(now)s::bigint
 WHERE id IN (SELECT id FROM doomed) AND state IN ('pending', 'failed')
+RETURNING id, queue, attempts, exit_code, last_error, made_by
 
 -- name: owned_jobs
 SELECT id, attempts FROM jobs WHERE lease_owner = %s AND state = 'processing'
@@ -551,3 +553,77 @@ DELETE FROM queue_starts WHERE queue = %(queue)s
 
 -- name: flow_lock_holder
 SELECT id AS value FROM jobs WHERE lock_key = %(key)s AND state = 'processing'
+-- Per queue, the earliest run_at of the jobs that may start now.
+SELECT queue, MIN(run_at) AS run_at FROM jobs
+WHERE state IN ('pending', 'failed') AND waiting_on = 0 AND run_at <= %s::bigint
+GROUP BY queue
+
+-- Hooks (SPEC 9.9) and reset (SPEC 9.10)
+
+-- name: hooks
+SELECT name, events, queue, job, created_at FROM hooks ORDER BY name
+
+-- name: upsert_hook
+INSERT INTO hooks (name, events, queue, job, created_at)
+VALUES (%(name)s, %(events)s, %(queue)s, %(job)s, %(now)s)
+ON CONFLICT (name) DO UPDATE SET events = excluded.events, queue = excluded.queue,
+    job = excluded.job, created_at = excluded.created_at
+
+-- name: delete_hook
+DELETE FROM hooks WHERE name = %s
+
+-- name: hook_subjects
+-- The queue of each settled job, and whether a hook made it (such jobs fire no hooks).
+SELECT id, queue, made_by FROM jobs WHERE id = ANY(%s)
+
+-- name: insert_hook_job
+-- insert_job's columns (lock_key last) and made_by; a hook job whose unique_key an active job holds is not
+-- inserted (the hook's way to send one notification for a burst of events).
+INSERT INTO jobs (id, command, state, queue, priority, max_retries, timeout, run_at, depends_on,
+                  waiting_on, no_retry_exit_codes, unique_key, cwd, env, created_at, updated_at,
+                  finished_at, last_error, scheduled, lock_key, made_by)
+VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+ON CONFLICT (unique_key)
+    WHERE unique_key IS NOT NULL AND state IN ('pending', 'processing', 'failed')
+    DO NOTHING
+
+-- name: finished_since
+-- Jobs that finished at or after an instant, per final state.
+SELECT state, COUNT(*) AS n FROM jobs
+WHERE finished_at >= %s::bigint AND state IN ('completed', 'dead', 'cancelled')
+GROUP BY state
+
+-- name: live_runners
+SELECT COUNT(*) AS value FROM runners
+
+-- name: job_totals
+SELECT (SELECT COUNT(*) FROM jobs) AS jobs, (SELECT COUNT(*) FROM attempts) AS attempts
+
+-- name: reset_attempts
+-- TRUNCATE: no per-row trigger over a million jobs; the identity keeps counting.
+TRUNCATE attempts
+
+-- name: reset_deps
+TRUNCATE job_deps
+
+-- name: reset_jobs
+TRUNCATE jobs
+
+-- name: reset_counts
+-- TRUNCATE fires no row or statement trigger: the counters are emptied with the jobs.
+TRUNCATE job_counts, job_count_deltas
+
+-- name: reset_queue_starts
+DELETE FROM queue_starts
+
+-- name: reset_schedules
+DELETE FROM schedules
+
+-- name: reset_hooks
+DELETE FROM hooks
+
+-- name: reset_queues
+DELETE FROM queues
+
+-- name: reset_config
+DELETE FROM config

@@ -4,7 +4,7 @@
 -- name: job_columns
 seq, id, command, state, queue, priority, attempts, max_retries, timeout, run_at, depends_on,
 no_retry_exit_codes, unique_key, cwd, env, created_at, updated_at, started_at, finished_at,
-exit_code, last_error, duration_ms, lease_owner, lease_expires_at, lock_key
+exit_code, last_error, duration_ms, lease_owner, lease_expires_at, lock_key, made_by
 
 -- name: insert_jobs
 -- A batch with no unique_key and no dependency: nothing to decide, rows go straight in.
@@ -180,6 +180,7 @@ WHERE id IN (SELECT job_id FROM job_deps WHERE dep_id IN (SELECT value FROM json
   AND +state = 'pending' AND waiting_on > 0
 
 -- name: cancel_dependants
+-- The jobs cancelled are returned, for the hooks on `cancelled`.
 WITH RECURSIVE doomed (id) AS (
     SELECT job_id FROM job_deps WHERE dep_id = :id
     UNION
@@ -188,6 +189,7 @@ WITH RECURSIVE doomed (id) AS (
 UPDATE jobs
 SET state = 'cancelled', last_error = :reason, finished_at = :now, updated_at = :now
 WHERE id IN (SELECT id FROM doomed) AND state IN ('pending', 'failed')
+RETURNING id, queue, attempts, exit_code, last_error, made_by
 
 -- name: owned_jobs
 SELECT id, attempts FROM jobs WHERE lease_owner = ? AND state = 'processing'
@@ -457,3 +459,77 @@ DELETE FROM queue_starts WHERE queue = :queue
 -- name: flow_lock_holder
 SELECT id AS value FROM jobs INDEXED BY jobs_lock_held
 WHERE lock_key = :key AND state = 'processing'
+-- Per queue, the earliest run_at of the jobs that may start now.
+SELECT queue, MIN(run_at) AS run_at FROM jobs
+WHERE state IN ('pending', 'failed') AND waiting_on = 0 AND run_at <= ?
+GROUP BY queue
+
+-- Hooks (SPEC 9.9) and reset (SPEC 9.10)
+
+-- name: hooks
+SELECT name, events, queue, job, created_at FROM hooks ORDER BY name
+
+-- name: upsert_hook
+INSERT INTO hooks (name, events, queue, job, created_at)
+VALUES (:name, :events, :queue, :job, :now)
+ON CONFLICT (name) DO UPDATE SET events = excluded.events, queue = excluded.queue,
+    job = excluded.job, created_at = excluded.created_at
+
+-- name: delete_hook
+DELETE FROM hooks WHERE name = ?
+
+-- name: hook_subjects
+-- The queue of each settled job, and whether a hook made it (such jobs fire no hooks).
+SELECT id, queue, made_by FROM jobs WHERE id IN (SELECT value FROM json_each(?))
+
+-- name: insert_hook_job
+-- insert_job's columns (lock_key last) and made_by; a hook job whose unique_key an active job holds is not
+-- inserted (the hook's way to send one notification for a burst of events).
+INSERT INTO jobs (id, command, state, queue, priority, max_retries, timeout, run_at, depends_on,
+                  waiting_on, no_retry_exit_codes, unique_key, cwd, env, created_at, updated_at,
+                  finished_at, last_error, scheduled, lock_key, made_by)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT (unique_key)
+    WHERE unique_key IS NOT NULL AND state IN ('pending', 'processing', 'failed')
+    DO NOTHING
+
+-- name: finished_since
+-- Jobs that finished at or after an instant, per final state.
+SELECT state, COUNT(*) AS n FROM jobs INDEXED BY jobs_finished
+WHERE finished_at >= ? AND finished_at IS NOT NULL
+  AND +state IN ('completed', 'dead', 'cancelled')
+GROUP BY state
+
+-- name: live_runners
+SELECT COUNT(*) AS value FROM runners
+
+-- name: job_totals
+SELECT (SELECT COUNT(*) FROM jobs) AS jobs, (SELECT COUNT(*) FROM attempts) AS attempts
+
+-- name: reset_attempts
+DELETE FROM attempts
+
+-- name: reset_deps
+DELETE FROM job_deps
+
+-- name: reset_jobs
+DELETE FROM jobs
+
+-- name: reset_counts
+-- Nothing left to count (the triggers left rows of zeros).
+DELETE FROM job_counts
+
+-- name: reset_queue_starts
+DELETE FROM queue_starts
+
+-- name: reset_schedules
+DELETE FROM schedules
+
+-- name: reset_hooks
+DELETE FROM hooks
+
+-- name: reset_queues
+DELETE FROM queues
+
+-- name: reset_config
+DELETE FROM config

@@ -1,0 +1,10 @@
+-- Hooks (SPEC 9.9): a job reaching an event enqueues a hook job in the same transaction.
+CREATE TABLE hooks (
+    name TEXT PRIMARY KEY,
+    events JSONB NOT NULL,         -- list of completed, failed, dead, cancelled
+    queue TEXT,                    -- only jobs of this queue; NULL: every queue
+    job JSONB NOT NULL,            -- the job to enqueue, as validated JSON
+    created_at BIGINT NOT NULL
+);
+-- What made a hook job ("hook NAME: EVENT of JOB"); hook jobs fire no hooks.
+ALTER TABLE jobs ADD COLUMN made_by TEXT;
