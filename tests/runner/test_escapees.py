@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from queuectl import Queue
-from queuectl.runner.tree import NO_CGROUP_ENV, CgroupTree, _own_cgroup
+from queuectl.runner.tree import NO_CGROUP_ENV, CgroupTree, own_cgroup
 from tests.runner.conftest import alive, read_pid, wait_until
 
 pytestmark = pytest.mark.backends("sqlite")  # the store plays no part
@@ -45,7 +45,7 @@ def daemon_pids(pids: Path) -> list[int]:
 
 
 def leftover_cgroups(runner_pid: int) -> list[str]:
-    own = _own_cgroup()
+    own = own_cgroup()
     return glob.glob(f"{own}/queuectl-{runner_pid}-*") if own else []
 
 

@@ -69,7 +69,7 @@ class Tree:
 # -- cgroup v2
 
 
-def _own_cgroup() -> str | None:
+def own_cgroup() -> str | None:
     """This process's cgroup v2 directory, or None without a cgroup v2 hierarchy."""
     try:
         with open("/proc/self/cgroup") as handle:
@@ -127,7 +127,7 @@ class CgroupTree(Tree):
     @classmethod
     def make(cls) -> CgroupTree | None:
         """One for this runner if cgroup v2 is writable here and has cgroup.kill (5.14+)."""
-        own = _own_cgroup()
+        own = own_cgroup()
         if own is None:
             return None
         base = f"{own}/queuectl-{os.getpid()}-{os.urandom(3).hex()}"
