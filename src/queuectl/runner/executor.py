@@ -21,6 +21,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO
 
+from queuectl.runner.tree import Tree
 from queuectl.store import Claim
 
 KILL_GRACE_S = 1.0
@@ -52,6 +53,8 @@ class Attempt:
     trimmed: int = 0  # output bytes before this offset are freed (see trim)
     exit_code: int | None = field(default=None)
     pipe: int | None = None  # the read end of the command's stdout and stderr, until its end
+    tree: Tree = field(default_factory=Tree)  # its processes outside its group (Linux)
+    job: int = 0  # its handle in `tree`
 
     @property
     def pgid(self) -> int | None:
@@ -72,7 +75,9 @@ class Attempt:
         return True
 
 
-def start(claim: Claim, base_env: dict[str, str], default_timeout_s: float) -> Attempt:
+def start(
+    claim: Claim, base_env: dict[str, str], default_timeout_s: float, tree: Tree | None = None
+) -> Attempt:
     """Spawn the command. A command that cannot start is an attempt that failed at once."""
     env = {**base_env, **claim.env}
     env["QUEUECTL_JOB_ID"] = claim.id
@@ -85,6 +90,9 @@ def start(claim: Claim, base_env: dict[str, str], default_timeout_s: float) -> A
         claim, None, output, started_at_ms, mono,
         None if timeout_s is None else mono + timeout_s, timeout_s,
     )  # fmt: skip
+    if tree is not None:
+        attempt.tree = tree
+        attempt.job = tree.new_job(claim.id, claim.attempt)
     global _DEVNULL
     if _DEVNULL is None:
         _DEVNULL = os.open(os.devnull, os.O_RDONLY)
@@ -98,18 +106,20 @@ def start(claim: Claim, base_env: dict[str, str], default_timeout_s: float) -> A
         # The runner's loop is single-threaded, so changing its directory for the spawn is safe;
         # posix_spawn has no portable chdir of its own.
         os.chdir(claim.cwd)
-        attempt.pid = os.posix_spawn(
-            SHELL,
-            [SHELL, "-c", claim.command],
-            env,
-            file_actions=[
-                (os.POSIX_SPAWN_DUP2, _DEVNULL, 0),
-                (os.POSIX_SPAWN_DUP2, out, 1),
-                (os.POSIX_SPAWN_DUP2, out, 2),
-            ],
-            setsid=True,  # its own session and process group, killed as a whole
-            setsigdef=DEFAULT_SIGNALS,
-        )
+        with attempt.tree.spawning(attempt.job):
+            attempt.pid = os.posix_spawn(
+                SHELL,
+                [SHELL, "-c", claim.command],
+                env,
+                file_actions=[
+                    (os.POSIX_SPAWN_DUP2, _DEVNULL, 0),
+                    (os.POSIX_SPAWN_DUP2, out, 1),
+                    (os.POSIX_SPAWN_DUP2, out, 2),
+                ],
+                setsid=True,  # its own session and process group, killed as a whole
+                setsigdef=DEFAULT_SIGNALS,
+            )
+        attempt.tree.started(attempt.job, attempt.pid)
     except OSError as exc:
         where = f": {claim.cwd}" if exc.filename else ""
         attempt.error = f"cannot start: {exc.strerror or exc}{where}"
@@ -191,11 +201,20 @@ _fallocate: Any = _load_fallocate() if hasattr(os, "memfd_create") else None
 
 
 def signal_group(attempt: Attempt, signum: int) -> None:
-    """Signal the attempt's whole process group (the shell and everything it started)."""
+    """Signal the attempt's whole process group, and what it started outside it (Linux)."""
     if attempt.pgid is None:
         return
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(attempt.pgid, signum)
+    attempt.tree.signal(attempt.job, signum)
+
+
+def end(attempt: Attempt) -> None:
+    """The shell has exited and been reaped: every process it started dies with it (SPEC 9.7)."""
+    if attempt.pgid is not None:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(attempt.pgid, signal.SIGKILL)
+    attempt.tree.ended(attempt.job)
 
 
 def terminate(attempt: Attempt, now: float, error: str | None) -> None:

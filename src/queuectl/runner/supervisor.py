@@ -28,6 +28,7 @@ from queuectl.runner import executor
 from queuectl.runner.executor import Attempt
 from queuectl.runner.liveness import host_name, is_dead, process_started
 from queuectl.runner.log import EventLog
+from queuectl.runner.tree import open_tree
 from queuectl.store import Runner, Store, open_store
 
 POLL_S = 2.0  # the fallback claim poll, for a wakeup that was lost
@@ -105,6 +106,7 @@ class Supervisor:
             start_new_session=True,
             close_fds=True,
         )
+        self.tree = open_tree({self.watchdog.pid})
         selector = self.selector = selectors.DefaultSelector()
         selector.register(wake_r, selectors.EVENT_READ, "signal")
         if listener is not None:
@@ -124,6 +126,7 @@ class Supervisor:
         finally:
             for attempt in list(self.running.values()):
                 executor.signal_group(attempt, signal.SIGKILL)
+            self.tree.close()
             with contextlib.suppress(Exception):
                 self.store.unregister_runner(self.id)
             if self.watchdog.stdin is not None:
@@ -172,6 +175,7 @@ class Supervisor:
                          "recovered as worker lost", important=True)  # fmt: skip
                 self.exit_code = 1
                 return
+            self.tree.poll(time.monotonic())
             self._flush_watch()
             timeout = self._next_timer(time.monotonic())
             for key, _ in selector.select(timeout):
@@ -220,6 +224,8 @@ class Supervisor:
                 timers.append(attempt.deadline)
         if self.stop_at is not None:
             timers.append(self.stop_at)
+        if (tree_at := self.tree.next_due(now)) is not None:
+            timers.append(tree_at)
         if self.store_error is not None:
             timers.append(self.store_retry_at)  # nothing else needs the store until it is back
             if self.stopping and not self.running:
@@ -271,8 +277,7 @@ class Supervisor:
             if attempt.poll():
                 self._pump(attempt)  # what it wrote last; a grandchild's later writes are lost
                 self._stop_reading(attempt)
-                if attempt.kill_at is not None:
-                    executor.signal_group(attempt, signal.SIGKILL)  # what the shell left behind
+                executor.end(attempt)  # what the shell left behind dies with the job
                 if attempt.pgid is not None:
                     self._watch(f"-{attempt.pgid}")
                 del self.running[attempt.claim.id]
@@ -338,7 +343,9 @@ class Supervisor:
             if not self.may_have_work:
                 self.next_claim_at = self._next_claim_time(now, exchange.next_due_ms)
         for claim in exchange.claims:
-            attempt = executor.start(claim, self.base_env, float(self.config["job_timeout"]))
+            attempt = executor.start(
+                claim, self.base_env, float(self.config["job_timeout"]), self.tree
+            )
             self.running[claim.id] = attempt
             if attempt.pipe is not None:
                 self.selector.register(attempt.pipe, selectors.EVENT_READ, attempt)
@@ -402,6 +409,9 @@ class Supervisor:
         self.watch_lines.append(line.encode() + b"\n")
 
     def _flush_watch(self) -> None:
+        if self.tree.watch:
+            self.watch_lines.extend(f"{line}\n".encode() for line in self.tree.watch)
+            self.tree.watch.clear()
         if not self.watch_lines or self.watchdog.stdin is None:
             return
         data, self.watch_lines = b"".join(self.watch_lines), []

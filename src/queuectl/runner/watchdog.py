@@ -1,8 +1,11 @@
 """The watchdog: a small process beside each runner that kills its jobs if the runner dies.
 
-The runner writes `+PGID` when a job starts and `-PGID` when it ends, on a pipe. When the
-pipe closes (the runner exited, was SIGKILLed or crashed), every process group still recorded
-is SIGKILLed. This keeps the runner's fast spawn path: nothing runs in the child before exec.
+The runner writes, on a pipe, `+PGID` when a job starts and `-PGID` when it ends; `+pPID:START`
+and `-pPID:START` for a job's process that left its group (found by the subreaper's walk), and
+`cPATH` for the cgroup that holds every job's cgroup. When the pipe closes (the runner exited,
+was SIGKILLed or crashed), every recorded group, process (if its start time still matches) and
+cgroup is SIGKILLed. This keeps the runner's fast spawn path: nothing runs in the child before
+exec.
 """
 
 from __future__ import annotations
@@ -12,6 +15,8 @@ import os
 import signal
 import sys
 import time
+
+from queuectl.runner.tree import EMPTY_WAIT_S, populated, read_start, remove_cgroup
 
 # After a read, let the runner's lines pile up for this long: a busy runner then wakes its
 # watchdog a few times a second rather than twice per job (each wakeup is a context switch
@@ -25,18 +30,42 @@ def main() -> None:
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     fd = sys.stdin.fileno()
     groups: set[int] = set()
+    processes: set[tuple[int, int]] = set()
+    cgroups: list[str] = []
     pending = b""
     while chunk := os.read(fd, 1 << 16):
         *lines, pending = (pending + chunk).split(b"\n")
         for word in lines:
-            if word[:1] == b"+":
+            if word[:2] in (b"+p", b"-p"):
+                number, start = word[2:].split(b":")
+                entry = (int(number), int(start))
+                if word[:1] == b"+":
+                    processes.add(entry)
+                else:
+                    processes.discard(entry)
+            elif word[:1] == b"+":
                 groups.add(int(word[1:]))
             elif word[:1] == b"-":
                 groups.discard(int(word[1:]))
+            elif word[:1] == b"c":
+                cgroups.append(word[1:].decode())
         time.sleep(BATCH_S)
+    for path in cgroups:
+        with contextlib.suppress(OSError), open(f"{path}/cgroup.kill", "w") as handle:
+            handle.write("1")
     for pgid in groups:
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(pgid, signal.SIGKILL)
+    for pid, started in processes:
+        info = read_start(pid)
+        if info is not None and info[0] == started:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, signal.SIGKILL)
+    give_up = time.monotonic() + EMPTY_WAIT_S
+    for path in cgroups:
+        while populated(path) and time.monotonic() < give_up:
+            time.sleep(0.01)
+        remove_cgroup(path)
 
 
 if __name__ == "__main__":

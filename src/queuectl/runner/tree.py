@@ -1,0 +1,496 @@
+"""Every process a job started, also those that left its process group or session (Linux).
+
+Chosen once per runner. Where cgroup v2 is writable (delegated), each job runs in a cgroup of
+its own beneath one for the runner, and is killed as a whole through `cgroup.kill`: exact, as
+nothing born in a cgroup can leave it unprivileged. Otherwise the runner is a child subreaper
+(orphans re-parent to it, not to init) and follows each job's descendants through /proc. On
+other systems only the job's process group is known.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import glob
+import os
+import signal
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+PR_SET_CHILD_SUBREAPER = 36
+SCAN_AFTER_S = 0.05  # a job this young is not looked at: a drain of short jobs costs no walk
+SCAN_EVERY_S = 0.2  # how often a running job's descendants are looked for
+DYING_SCAN_S = 0.05  # how often an ended job's remaining processes are looked for again
+EMPTY_WAIT_S = 2.0  # how long a stopping runner waits for its killed cgroups to empty
+ENDED_KEPT = 1000  # ended attempts remembered, to recognise their late orphans by environment
+NO_CGROUP_ENV = "QUEUECTL_NO_CGROUP"  # "1": the subreaper even where cgroups are writable
+
+
+class Tree:
+    """No more than the process group (systems without /proc): every method does nothing."""
+
+    kind = "process group"
+
+    def __init__(self) -> None:
+        self.watch: list[str] = []  # lines for the watchdog, taken by the supervisor
+        self._serial = 0
+
+    def new_job(self, job_id: str, attempt: int) -> int:
+        """A handle for an attempt about to start."""
+        self._serial += 1
+        return self._serial
+
+    @contextlib.contextmanager
+    def spawning(self, job: int) -> Iterator[None]:
+        """Around the spawn of the job's shell: what it starts is then the job's."""
+        yield
+
+    def started(self, job: int, pid: int) -> None:
+        """The job's shell runs as `pid`."""
+
+    def signal(self, job: int, signum: int) -> None:
+        """Signal the job's processes outside its process group."""
+
+    def ended(self, job: int) -> None:
+        """The job's shell has exited (and been reaped): SIGKILL whatever it left."""
+
+    def poll(self, now: float) -> None:
+        """Look for new descendants, reap re-parented orphans, remove emptied cgroups."""
+
+    def next_due(self, now: float) -> float | None:
+        """When `poll` next has work to do (None: only when woken)."""
+        return None
+
+    def close(self) -> None:
+        """The runner stops: kill every job's processes, remove what was made."""
+
+
+# -- cgroup v2
+
+
+def own_cgroup() -> str | None:
+    """This process's cgroup v2 directory, or None without a cgroup v2 hierarchy."""
+    try:
+        with open("/proc/self/cgroup") as handle:
+            path = next((line[3:].strip() for line in handle if line.startswith("0::")), None)
+        with open("/proc/self/mountinfo") as handle:
+            mounts = [line.split() for line in handle]
+    except OSError:
+        return None
+    if path is None:
+        return None
+    for fields in mounts:
+        fstype = fields[fields.index("-") + 1]
+        if fstype != "cgroup2":
+            continue
+        root, point = fields[3], fields[4]
+        if path == root or path.startswith(root.rstrip("/") + "/"):
+            return point + path[len(root.rstrip("/")) :].rstrip("/")
+    return None
+
+
+def _write(path: str, text: str) -> None:
+    fd = os.open(path, os.O_WRONLY)
+    try:
+        os.write(fd, text.encode())
+    finally:
+        os.close(fd)
+
+
+def populated(cgroup: str) -> bool:
+    try:
+        with open(f"{cgroup}/cgroup.events") as handle:
+            return "populated 1" in handle.read()
+    except OSError:
+        return False
+
+
+class CgroupTree(Tree):
+    """A cgroup per job, beneath one for the runner; a job is killed by its `cgroup.kill`.
+
+    The runner moves itself into the job's cgroup for the spawn and back after it (two writes
+    of about 65 us), so the shell is born inside: posix_spawn cannot place a child itself, and
+    moving the shell after its start would race with its first fork.
+    """
+
+    kind = "cgroup"
+
+    def __init__(self, own: str, base: str) -> None:
+        super().__init__()
+        self.own = own
+        self.base = base
+        self.jobs: dict[int, str | None] = {}
+        self.emptying: list[str] = []  # killed cgroups, removed once their processes are gone
+        self.watch.append(f"c{base}")
+
+    @classmethod
+    def make(cls) -> CgroupTree | None:
+        """One for this runner if cgroup v2 is writable here and has cgroup.kill (5.14+)."""
+        own = own_cgroup()
+        if own is None:
+            return None
+        base = f"{own}/queuectl-{os.getpid()}-{os.urandom(3).hex()}"
+        try:
+            os.mkdir(base)
+        except OSError:
+            return None
+        probe = f"{base}/probe"
+        try:
+            os.mkdir(probe)
+            if not os.path.exists(f"{probe}/cgroup.kill"):
+                raise OSError("no cgroup.kill")
+            _write(f"{probe}/cgroup.procs", "0")  # "0": the writer itself
+            _write(f"{own}/cgroup.procs", "0")
+        except OSError:
+            with contextlib.suppress(OSError):
+                _write(f"{own}/cgroup.procs", "0")
+            with contextlib.suppress(OSError):
+                os.rmdir(probe)
+            with contextlib.suppress(OSError):
+                os.rmdir(base)
+            return None
+        os.rmdir(probe)
+        _remove_stale(own)
+        return cls(own, base)
+
+    def new_job(self, job_id: str, attempt: int) -> int:
+        serial = super().new_job(job_id, attempt)
+        path: str | None = f"{self.base}/job-{serial}"
+        try:
+            try:
+                os.mkdir(path)  # type: ignore[arg-type]
+            except FileNotFoundError:  # taken for stale by another runner: made again
+                os.mkdir(self.base)
+                os.mkdir(path)  # type: ignore[arg-type]
+        except OSError:
+            path = None  # runs contained by its process group only
+        self.jobs[serial] = path
+        return serial
+
+    @contextlib.contextmanager
+    def spawning(self, job: int) -> Iterator[None]:
+        path = self.jobs.get(job)
+        if path is None:
+            yield
+            return
+        try:
+            _write(f"{path}/cgroup.procs", "0")
+        except OSError:
+            self.jobs[job] = None
+            self.emptying.append(path)
+            yield
+            return
+        try:
+            yield
+        finally:
+            # Staying would put the runner among the job's processes, killed with them.
+            _write(f"{self.own}/cgroup.procs", "0")
+
+    def signal(self, job: int, signum: int) -> None:
+        path = self.jobs.get(job)
+        if path is None:
+            return
+        if signum == signal.SIGKILL:
+            with contextlib.suppress(OSError):
+                _write(f"{path}/cgroup.kill", "1")
+            return
+        try:
+            with open(f"{path}/cgroup.procs") as handle:
+                pids = [int(line) for line in handle]
+        except OSError:
+            return
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, signum)
+
+    def ended(self, job: int) -> None:
+        self.signal(job, signal.SIGKILL)
+        path = self.jobs.pop(job, None)
+        if path is not None:
+            self.emptying.append(path)
+
+    def poll(self, now: float) -> None:
+        if self.emptying:
+            self.emptying = [path for path in self.emptying if not _remove(path)]
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            _write(f"{self.base}/cgroup.kill", "1")
+        give_up = time.monotonic() + EMPTY_WAIT_S
+        while populated(self.base) and time.monotonic() < give_up:
+            time.sleep(0.01)
+        remove_cgroup(self.base)
+
+
+def _remove(path: str) -> bool:
+    """Remove an empty cgroup; False while processes remain in it."""
+    try:
+        os.rmdir(path)
+    except FileNotFoundError:
+        return True
+    except OSError:
+        return False
+    return True
+
+
+def _remove_stale(own: str) -> None:
+    """Remove the empty cgroups of runners that are gone (their watchdog was SIGKILLed too)."""
+    for base in glob.glob(f"{own}/queuectl-*-*"):
+        pid = os.path.basename(base).split("-")[1]
+        if pid.isdigit() and not os.path.exists(f"/proc/{pid}") and not populated(base):
+            remove_cgroup(base)
+
+
+def remove_cgroup(base: str) -> None:
+    """Remove `base` and the job cgroups beneath it (those that are empty)."""
+    with contextlib.suppress(OSError):
+        for name in os.listdir(base):
+            if os.path.isdir(f"{base}/{name}"):
+                _remove(f"{base}/{name}")
+    _remove(base)
+
+
+# -- subreaper and /proc
+
+
+def read_start(pid: int) -> tuple[int, str] | None:
+    """(start time in clock ticks since boot, state) of a process, or None if it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as handle:
+            data = handle.read()
+    except OSError:
+        return None
+    fields = data[data.rindex(b")") + 2 :].split()
+    return int(fields[19]), fields[0].decode()
+
+
+def _children(pid: int) -> list[int]:
+    """The children of every thread of `pid` (empty if it is gone)."""
+    found: list[int] = []
+    try:
+        tasks = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return found
+    for task in tasks:
+        try:
+            with open(f"/proc/{pid}/task/{task}/children", "rb") as handle:
+                found.extend(int(word) for word in handle.read().split())
+        except OSError:
+            continue
+    return found
+
+
+def _marker(pid: int) -> tuple[str, int] | None:
+    """The job and attempt a process was started for, from its environment."""
+    try:
+        with open(f"/proc/{pid}/environ", "rb") as handle:
+            words = handle.read().split(b"\0")
+    except OSError:
+        return None
+    job_id = attempt = None
+    for word in words:
+        if word.startswith(b"QUEUECTL_JOB_ID="):
+            job_id = word[16:].decode(errors="replace")
+        elif word.startswith(b"QUEUECTL_ATTEMPT="):
+            attempt = word[17:].decode(errors="replace")
+    if job_id is None or attempt is None or not attempt.isdigit():
+        return None
+    return job_id, int(attempt)
+
+
+@dataclass
+class _Job:
+    key: tuple[str, int]
+    shell: int | None = None
+    started_at: float = field(default_factory=time.monotonic)
+    known: dict[int, int] = field(default_factory=dict)  # pid -> start time
+
+
+class ProcTree(Tree):
+    """The runner as a child subreaper, following each job's descendants through /proc.
+
+    A running job's tree is walked from its shell (through /proc/PID/task/TID/children) and
+    from the runner's own children that are neither job shells nor the watchdog: orphans,
+    known from an earlier walk or told by the QUEUECTL_JOB_ID and QUEUECTL_ATTEMPT in their
+    environment. Each pid is kept with its start time (pids are reused) and told to the
+    watchdog. Orphans are reaped by pid, never by waitpid(-1), which would take a job's status.
+    """
+
+    kind = "subreaper"
+
+    def __init__(self, keep: set[int]) -> None:
+        super().__init__()
+        self.pid = os.getpid()
+        self.keep = keep  # the runner's children that are not jobs' (the watchdog)
+        self.jobs: dict[int, _Job] = {}
+        self.dying: dict[int, _Job] = {}  # ended jobs with processes still to kill
+        self.ended_keys: dict[tuple[str, int], None] = {}
+        self.next_scan = 0.0
+        self.next_dying = 0.0
+
+    @classmethod
+    def make(cls, keep: set[int]) -> ProcTree | None:
+        if not os.path.exists(f"/proc/{os.getpid()}/task/{os.getpid()}/children"):
+            return None
+        try:
+            import ctypes
+
+            libc = ctypes.CDLL(None, use_errno=True)
+            if libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0:
+                return None
+        except (OSError, AttributeError):
+            return None
+        return cls(keep)
+
+    def new_job(self, job_id: str, attempt: int) -> int:
+        serial = super().new_job(job_id, attempt)
+        self.jobs[serial] = _Job((job_id, attempt))
+        return serial
+
+    def started(self, job: int, pid: int) -> None:
+        self.jobs[job].shell = pid
+
+    def signal(self, job: int, signum: int) -> None:
+        found = self.jobs.get(job) or self.dying.get(job)
+        if found is not None:
+            self._scan([found])
+            self._kill(found, signum)
+
+    def ended(self, job: int) -> None:
+        found = self.jobs.pop(job, None)
+        if found is None:
+            return
+        found.shell = None  # reaped: its pid may be reused
+        self.ended_keys[found.key] = None
+        while len(self.ended_keys) > ENDED_KEPT:
+            del self.ended_keys[next(iter(self.ended_keys))]
+        self.dying[job] = found
+        self._finish_dying()
+
+    def poll(self, now: float) -> None:
+        if self.dying and now >= self.next_dying:
+            self.next_dying = now + DYING_SCAN_S
+            self._finish_dying()
+        due = [job for job in self.jobs.values() if now - job.started_at >= SCAN_AFTER_S]
+        if due and now >= self.next_scan:
+            self.next_scan = now + SCAN_EVERY_S
+            self._scan(due)
+
+    def next_due(self, now: float) -> float | None:
+        times = [self.next_dying] if self.dying else []
+        if self.jobs:
+            oldest = min(job.started_at for job in self.jobs.values())
+            times.append(max(self.next_scan, oldest + SCAN_AFTER_S))
+        return min(times) if times else None
+
+    def close(self) -> None:
+        for serial in list(self.jobs):
+            self.ended(serial)
+        give_up = time.monotonic() + EMPTY_WAIT_S
+        while self.dying and time.monotonic() < give_up:
+            time.sleep(0.01)
+            self._finish_dying()
+
+    # -- the walk
+
+    def _finish_dying(self) -> None:
+        """SIGKILL what ended jobs left (again: a dying process's children re-parent later)."""
+        self._scan(list(self.dying.values()))
+        for serial, job in list(self.dying.items()):
+            self._kill(job, signal.SIGKILL)
+            self._reap(job)
+            if not job.known:
+                del self.dying[serial]
+
+    def _scan(self, jobs: list[_Job]) -> None:
+        """Add to these jobs what descends from their shells and from the runner's orphans."""
+        by_key = {job.key: job for job in (*self.jobs.values(), *self.dying.values())}
+        shells = {job.shell for job in self.jobs.values() if job.shell is not None}
+        owner_of = {pid: job for job in by_key.values() for pid in job.known}
+        for pid in _children(self.pid):
+            if pid in shells or pid in self.keep:
+                continue
+            info = read_start(pid)
+            if info is None:
+                continue
+            owner = owner_of.get(pid)
+            if owner is not None and owner.known.get(pid) != info[0]:
+                owner = None  # a reused pid
+            if owner is None:
+                marker = _marker(pid)
+                owner = by_key.get(marker) if marker is not None else None
+                if owner is None and marker in self.ended_keys:
+                    owner = self._revive(marker)
+            if owner is not None:
+                self._add(owner, pid, info[0])
+            elif info[1] == "Z":
+                self._waitpid(pid)  # an orphan that died before it was seen: reap it
+        for job in jobs:
+            seen: set[int] = set()
+            roots = [job.shell] if job.shell is not None else []
+            for root in [*roots, *job.known]:
+                self._descend(job, root, seen)
+
+    def _revive(self, key: tuple[str, int]) -> _Job:
+        """An ended attempt's late orphan: its job is dying again, for this process."""
+        self._serial += 1
+        job = _Job(key)
+        self.dying[self._serial] = job
+        return job
+
+    def _descend(self, job: _Job, root: int, seen: set[int]) -> None:
+        pending = [root]
+        while pending:
+            pid = pending.pop()
+            if pid in seen:
+                continue
+            seen.add(pid)
+            if pid != root and pid not in job.known:
+                info = read_start(pid)
+                if info is None:
+                    continue
+                self._add(job, pid, info[0])
+            pending.extend(_children(pid))
+
+    def _add(self, job: _Job, pid: int, start: int) -> None:
+        if job.known.get(pid) != start:
+            job.known[pid] = start
+            self.watch.append(f"+p{pid}:{start}")
+
+    def _kill(self, job: _Job, signum: int) -> None:
+        for pid, start in list(job.known.items()):
+            info = read_start(pid)
+            if info is None or info[0] != start:
+                self._forget(job, pid)
+            elif info[1] != "Z":
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.kill(pid, signum)
+
+    def _reap(self, job: _Job) -> None:
+        """Forget the job's processes that are gone, reaping those that are the runner's."""
+        for pid, start in list(job.known.items()):
+            info = read_start(pid)
+            if info is None or info[0] != start or (info[1] == "Z" and self._waitpid(pid)):
+                self._forget(job, pid)
+
+    def _forget(self, job: _Job, pid: int) -> None:
+        self.watch.append(f"-p{pid}:{job.known.pop(pid)}")
+
+    def _waitpid(self, pid: int) -> bool:
+        """Reap `pid` if it is the runner's zombie; True once it is gone either way."""
+        try:
+            return os.waitpid(pid, os.WNOHANG)[0] != 0
+        except ChildProcessError:
+            return read_start(pid) is None  # another's child: gone once its parent reaps it
+
+
+def open_tree(keep: set[int]) -> Tree:
+    """The best way this system offers; `keep` are the runner's children that are no job's."""
+    if not sys.platform.startswith("linux"):
+        return Tree()
+    if os.environ.get(NO_CGROUP_ENV) != "1":
+        cgroup = CgroupTree.make()
+        if cgroup is not None:
+            return cgroup
+    return ProcTree.make(keep) or Tree()

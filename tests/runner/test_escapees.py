@@ -1,0 +1,141 @@
+"""Processes that left the job's process group (setsid, a double fork) die with the job (SPEC 9.7).
+
+Each test runs with each mechanism this machine offers: a cgroup per job, and the subreaper
+that follows a job's descendants through /proc (forced by QUEUECTL_NO_CGROUP=1).
+"""
+
+from __future__ import annotations
+
+import glob
+import signal
+from pathlib import Path
+
+import pytest
+
+from queuectl import Queue
+from queuectl.runner.tree import NO_CGROUP_ENV, CgroupTree, own_cgroup
+from tests.runner.conftest import alive, read_pid, wait_until
+
+pytestmark = pytest.mark.backends("sqlite")  # the store plays no part
+
+# A daemon of each kind, each recording its pid: one made by setsid in a background job of the
+# shell, one double-forked (its parent, a subshell, exits at once: it is orphaned).
+DAEMONS = (
+    "setsid sh -c 'echo $$ > \"$PIDS/setsid\"; exec sleep 600' & "
+    "( setsid sh -c 'echo $$ > \"$PIDS/double\"; exec sleep 600' & ); "
+)
+# The subreaper finds a job's new processes every 0.2 s: a job says it is ready after that.
+READY = 'sleep 0.6; echo ok > "$PIDS/ready"; '
+
+
+@pytest.fixture(params=["cgroup", "subreaper"])
+def mechanism(request: pytest.FixtureRequest) -> dict[str, str]:
+    """The runner's environment that selects the mechanism under test."""
+    if request.param == "subreaper":
+        return {NO_CGROUP_ENV: "1"}
+    made = CgroupTree.make()
+    if made is None:
+        pytest.skip("cgroup v2 is not writable here")
+    made.close()
+    return {}
+
+
+def daemon_pids(pids: Path) -> list[int]:
+    return [read_pid(pids / "setsid"), read_pid(pids / "double")]
+
+
+def leftover_cgroups(runner_pid: int) -> list[str]:
+    own = own_cgroup()
+    return glob.glob(f"{own}/queuectl-{runner_pid}-*") if own else []
+
+
+def check_contained(daemons: list[int], runner_pid: int, mechanism: dict[str, str]) -> None:
+    """The daemons really left the job's group, and the mechanism under test holds them."""
+    for pid in daemons:
+        assert alive(pid)
+        cgroup = Path(f"/proc/{pid}/cgroup").read_text()
+        if mechanism:
+            assert f"queuectl-{runner_pid}-" not in cgroup
+        else:
+            assert f"queuectl-{runner_pid}-" in cgroup
+    if mechanism:  # the double-forked one was orphaned to the runner, not to init
+        stat = Path(f"/proc/{daemons[1]}/stat").read_text()
+        assert int(stat[stat.rindex(")") + 2 :].split()[1]) == runner_pid
+
+
+def all_dead(pids: list[int]) -> bool:
+    return not any(alive(pid) for pid in pids)
+
+
+def test_a_timeout_kills_the_jobs_daemons(
+    queue: Queue, start_runner, mechanism: dict[str, str], tmp_path: Path
+) -> None:
+    job = queue.enqueue(DAEMONS + "sleep 600", env={"PIDS": str(tmp_path)}, timeout=1)
+    runner = start_runner(env=mechanism)
+    daemons = daemon_pids(tmp_path)
+    check_contained(daemons, runner.pid, mechanism)
+
+    wait_until(lambda: queue.get(job.id).state != "processing", 10, "the timeout")
+    wait_until(lambda: all_dead(daemons), 3, "the daemons to die with the job")
+    assert "timed out" in (queue.get(job.id).last_error or "")
+
+
+def test_cancel_kills_the_jobs_daemons(
+    queue: Queue, start_runner, mechanism: dict[str, str], tmp_path: Path
+) -> None:
+    job = queue.enqueue(DAEMONS + "sleep 600", env={"PIDS": str(tmp_path)})
+    runner = start_runner(env=mechanism)
+    daemons = daemon_pids(tmp_path)
+    check_contained(daemons, runner.pid, mechanism)
+    runner.logged(f"started {job.id}")
+
+    queue.cancel(job.id)
+    wait_until(lambda: all_dead(daemons), 5, "the daemons to die with the cancelled job")
+    assert queue.get(job.id).state == "cancelled"
+
+
+def test_a_graceful_stop_past_its_grace_kills_the_jobs_daemons(
+    queue: Queue, start_runner, mechanism: dict[str, str], tmp_path: Path
+) -> None:
+    job = queue.enqueue(DAEMONS + "sleep 600", env={"PIDS": str(tmp_path)})
+    runner = start_runner("--grace", "1", env=mechanism)
+    daemons = daemon_pids(tmp_path)
+    check_contained(daemons, runner.pid, mechanism)
+
+    runner.send(signal.SIGTERM)
+    assert runner.wait(10) == 0
+    wait_until(lambda: all_dead(daemons), 3, "the daemons to die with the released job")
+    assert queue.get(job.id).state == "pending"
+    assert leftover_cgroups(runner.pid) == []
+
+
+def test_a_sigkilled_runner_takes_the_jobs_daemons(
+    queue: Queue, start_runner, mechanism: dict[str, str], tmp_path: Path
+) -> None:
+    queue.enqueue(DAEMONS + READY + "sleep 600", env={"PIDS": str(tmp_path)})
+    runner = start_runner(env=mechanism)
+    daemons = daemon_pids(tmp_path)
+    check_contained(daemons, runner.pid, mechanism)
+    wait_until((tmp_path / "ready").exists, 10, "the job to be ready")
+
+    runner.send(signal.SIGKILL)
+    wait_until(lambda: all_dead(daemons), 2, "the daemons to die with the runner")
+    wait_until(lambda: not leftover_cgroups(runner.pid), 5, "the runner's cgroups to go")
+
+
+def test_a_jobs_daemons_die_when_its_shell_exits(
+    queue: Queue, start_runner, mechanism: dict[str, str], tmp_path: Path
+) -> None:
+    # Also a background child left in the job's own group, and a job too short to be walked.
+    command = DAEMONS + "sh -c 'echo $$ > \"$PIDS/child\"; exec sleep 600' & "
+    files = ("setsid", "double", "child")
+    wait_for = (
+        f"while {' || '.join(f'[ ! -s $PIDS/{name} ]' for name in files)}; do sleep 0.01; done"
+    )
+    job = queue.enqueue(command + wait_for, env={"PIDS": str(tmp_path)})
+    runner = start_runner(env=mechanism)
+
+    wait_until(lambda: queue.get(job.id).state == "completed", 10, "the job to complete")
+    daemons = [*daemon_pids(tmp_path), read_pid(tmp_path / "child")]
+    wait_until(lambda: all_dead(daemons), 3, "the daemons to die with the ended job")
+    assert runner.process.poll() is None
