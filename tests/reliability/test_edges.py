@@ -200,6 +200,41 @@ def test_a_resumed_frozen_runner_writes_no_output_over_the_newer_attempt(
     assert "completed long" not in first.log()
 
 
+def test_a_resumed_frozen_runner_writes_no_result_over_the_newer_attempt(
+    queue: Queue,
+    target: str,
+    cli: Cli,  # noqa: F811
+    start_runner: StartRunner,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    queue.set_config("lease_seconds", 2)
+    pid_file, go = tmp_path / "pid", tmp_path / "go"
+    command = (
+        f'if [ "$QUEUECTL_ATTEMPT" = 1 ]; then echo $$ > {pid_file};'
+        f" until [ -e {go} ]; do echo first; sleep 0.1; done; exit 3;"
+        " else echo second; fi"
+    )
+    queue.enqueue(command, id="short", max_retries=3)
+    first = start_runner()
+    first.logged("started short")
+    job_pid = read_pid(pid_file)
+    wait_until(lambda: b"first" in queue.output("short"), 10, "attempt 1's output in the store")
+    first.freeze(target)
+    go.touch()  # attempt 1 ends while its runner is frozen: its result waits to be written
+    wait_until(lambda: not alive(job_pid), 10, "attempt 1 to end")
+
+    start_runner()
+    wait_until(lambda: queue.get("short").state == "completed", 30, "attempt 2 to complete")
+
+    first.send(signal.SIGCONT)
+    first.logged("finished short (exit 3) but it is no longer ours", 20)
+    wait_beats(queue, first.pid)
+
+    job = queue.get("short")
+    assert (job.state, job.attempts, job.exit_code) == ("completed", 2, 0)
+    assert ok(cli("logs", "short")) == "second\n"
+
+
 # -- item 3: a cancelled, purged job's late output
 
 
