@@ -393,6 +393,50 @@ def test_a_wall_clock_step_forward_does_not_reap_the_runners_own_job(
     assert "no longer ours" not in runner.log()
 
 
+@pytest.mark.xfail(
+    strict=True,
+    reason="liveness.is_dead judges a runner by its heartbeat's age before its pid: after the "
+    "host's clock steps forward by more than STALE_LEASES leases, a reader on the same host "
+    "takes its live runner for dead until that runner's next heartbeat, and reaps its job",
+)
+@pytest.mark.backends("sqlite")  # on PostgreSQL the store's clock is the database's
+def test_a_wall_clock_step_of_the_whole_host_does_not_make_readers_reap_a_live_runner(
+    queue: Queue,
+    start_runner: StartRunner,  # noqa: F811
+    test_env: dict[str, str],  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    lease_s = 30  # the default: a heartbeat every 10 s, dead to readers after 60 s of silence
+    queue.set_config("lease_seconds", lease_s)
+    runs, go = tmp_path / "runs", tmp_path / "go"
+    queue.enqueue(GATED.format(runs=runs, go=go), id="own", max_retries=0)
+    offset = tmp_path / "faketime"
+    offset.write_text("+0\n")
+    clock = stepped_clock(offset)  # one clock for the runner and the reader: one host
+    runner = start_runner(env=clock)
+    runner.logged("started own")
+    wait_until(runs.exists, 10, "the job to start")
+
+    offset.write_text(f"+{3 * lease_s}\n")  # an NTP step, seconds after the runner's last beat
+    status = subprocess.run(
+        [QUEUECTL, "status", "--json"],
+        env={**test_env, **clock},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    shown = {r["pid"] for r in json.loads(ok(status))["runners"]}
+    go.touch()
+    done = wait_until(
+        lambda: (j := queue.get("own")).state not in ("pending", "processing") and j,
+        20,
+        "the job to end",
+    )
+    assert runner.pid in shown, "a live runner of this host shown as gone"
+    assert (done.state, done.attempts) == ("completed", 1)
+    assert "no longer ours" not in runner.log()
+
+
 # -- item 6: a runner of another host that went silent
 
 
