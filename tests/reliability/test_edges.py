@@ -353,6 +353,38 @@ def test_a_store_outage_longer_than_the_lease_does_not_reap_the_runners_own_job(
     assert "no longer ours" not in runner.log()
 
 
+def test_a_store_outage_does_not_delay_a_jobs_timeout(
+    queue: Queue,
+    target: str,
+    start_runner: StartRunner,  # noqa: F811
+    tmp_path: Path,
+    request: pytest.FixtureRequest,
+) -> None:
+    if target.startswith("postgresql://"):
+        request.applymarker(
+            pytest.mark.xfail(
+                strict=True,
+                reason="PostgresStore._attempt retries an unreachable server for RUNNER_RETRY_S "
+                "(30 s) inside the runner's one loop, so while the store is out the runner does "
+                "not time out, kill or collect its jobs (passed on d3eb84f)",
+            )
+        )
+    pid_file = tmp_path / "pid"
+    queue.enqueue(f"echo $$ > {pid_file}; exec sleep 60", id="slow", timeout=1, max_retries=0)
+    runner = start_runner()
+    runner.logged("started slow")
+    job_pid = read_pid(pid_file)
+    with store_out(target):
+        began = time.monotonic()
+        # its timeout (1 s), the kill's grace (1 s) and a loop turn, while the store is out
+        wait_until(
+            lambda: not alive(job_pid) or time.monotonic() - began > 6, 10, "the kill", step=0.05
+        )
+        assert not alive(job_pid), "the job outlived its timeout while the store was out"
+    done = wait_until(lambda: (j := queue.get("slow")).state == "dead" and j, 20, "the job to end")
+    assert "timed out" in (done.last_error or "")
+
+
 @pytest.mark.backends("sqlite")  # on PostgreSQL the store's clock is the database's
 def test_a_wall_clock_step_forward_does_not_reap_the_runners_own_job(
     queue: Queue,
