@@ -361,15 +361,6 @@ def test_a_store_outage_does_not_delay_a_jobs_timeout(
     tmp_path: Path,
     request: pytest.FixtureRequest,
 ) -> None:
-    if target.startswith("postgresql://"):
-        request.applymarker(
-            pytest.mark.xfail(
-                strict=True,
-                reason="PostgresStore._attempt retries an unreachable server for RUNNER_RETRY_S "
-                "(30 s) inside the runner's one loop, so while the store is out the runner does "
-                "not time out, kill or collect its jobs (passed on d3eb84f)",
-            )
-        )
     pid_file = tmp_path / "pid"
     queue.enqueue(f"echo $$ > {pid_file}; exec sleep 60", id="slow", timeout=1, max_retries=0)
     runner = start_runner()
@@ -426,12 +417,6 @@ def test_a_wall_clock_step_forward_does_not_reap_the_runners_own_job(
     assert "no longer ours" not in runner.log()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="liveness.is_dead judges a runner by its heartbeat's age before its pid: after the "
-    "host's clock steps forward by more than STALE_LEASES leases, a reader on the same host "
-    "takes its live runner for dead until that runner's next heartbeat, and reaps its job",
-)
 @pytest.mark.backends("sqlite")  # on PostgreSQL the store's clock is the database's
 def test_a_wall_clock_step_of_the_whole_host_does_not_make_readers_reap_a_live_runner(
     queue: Queue,

@@ -52,13 +52,19 @@ def process_started(pid: int) -> str | None:
 
 
 def is_dead(runner: Runner, now_ms: int, lease_s: float) -> bool:
-    """Whether `runner` is gone: silent for STALE_LEASES leases, or, on this host and in this
-    PID namespace, its process is no longer the one that registered."""
-    if now_ms - runner.heartbeat_at_ms > STALE_LEASES * lease_s * 1000:
-        return True
+    """Whether `runner` is gone.
+
+    On this host and in this PID namespace the process itself answers: gone or replaced is
+    dead, running is alive whatever its heartbeat says (the wall clock may have jumped), and
+    only a stopped one (SIGSTOP, Ctrl-Z) is judged by its heartbeat. Anywhere else, a runner
+    silent for STALE_LEASES leases is dead.
+    """
+    stale = now_ms - runner.heartbeat_at_ms > STALE_LEASES * lease_s * 1000
     if runner.host != host_name() or not _same_pid_space(runner.pid_started):
-        return False
-    return not is_alive(runner.pid, runner.pid_started)
+        return stale
+    if not is_alive(runner.pid, runner.pid_started):
+        return True
+    return stale and _stopped(runner.pid)
 
 
 def _same_pid_space(pid_started: str | None) -> bool:
@@ -84,11 +90,21 @@ def is_alive(pid: int, pid_started: str | None) -> bool:
     return now_started is None or now_started == pid_started
 
 
+def _stopped(pid: int) -> bool:
+    """Whether `pid` is stopped (SIGSTOP, a terminal's Ctrl-Z, a debugger)."""
+    return _state(pid) in (b"T", b"t")
+
+
 def _exited(pid: int) -> bool:
     """Whether `pid` is a zombie: exited, its status not yet collected by its parent."""
+    return _state(pid) in (b"Z", b"X")
+
+
+def _state(pid: int) -> bytes:
+    """The one-letter state of `pid` in /proc (b"" where unknown)."""
     try:
         with open(f"/proc/{pid}/stat", "rb") as handle:
             data = handle.read()
     except OSError:
-        return False
-    return data[data.rindex(b")") + 2 :][:1] in (b"Z", b"X")
+        return b""
+    return data[data.rindex(b")") + 2 :][:1]

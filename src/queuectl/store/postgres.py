@@ -31,9 +31,10 @@ from queuectl.store.core import SQLStore
 from queuectl.store.queries import migrations
 
 T = TypeVar("T")
-#: How long the methods a runner calls keep retrying while the server is unreachable: a
-#: runner outlives a PostgreSQL restart instead of dying with it.
-RUNNER_RETRY_S = 30.0
+#: How long the methods a runner calls keep retrying while the server is unreachable. Short:
+#: the runner's one loop must go on timing out, killing and collecting its jobs, so it gets
+#: the StoreError soon and tries again on its next turn (it outlives a restart that way).
+RUNNER_RETRY_S = 1.0
 #: Deadlocks and serialisation failures roll the whole transaction back; it is run again.
 CONFLICT_RETRIES = 5
 CLOCK_RESYNC_S = 60.0
