@@ -52,8 +52,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--scale-workers", type=int, default=4)
     parser.add_argument("--no-scale", action="store_true")
-    parser.add_argument("--only", nargs="+", metavar="SYSTEM", help="limit to these systems: " + ", ".join(
-        ["xargs", "queuectl-sqlite", "queuectl-postgres", "huey", "rq"]))  # fmt: skip
+    parser.add_argument(
+        "--only",
+        nargs="+",
+        metavar="SYSTEM",
+        help="limit to these systems: "
+        + ", ".join(["xargs", "queuectl-sqlite", "queuectl-postgres", "huey", "rq"]),
+    )
     parser.add_argument(
         "--smoke", action="store_true", help="tiny sizes for CI: N=50, no scale run"
     )
@@ -228,15 +233,24 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         scratch.close()
     results["meta"] = {
-        "n": args.n, "workers": args.workers, "repeat": args.repeat,
-        "latency_samples": args.latency_samples, "latency_pause_s": args.latency_pause,
-        "bulk": args.bulk, "smoke": args.smoke, "cpus": os.cpu_count(),
-        "python": platform.python_version(), "platform": platform.platform(),
-        "versions": versions(), "huey_poll": peers.HUEY_POLL,
-        "drain_timeout_s": timeout_s, "pycache": str(PYCACHE),
-        "caller_env_dont_write_bytecode": os.environ.get("PYTHONDONTWRITEBYTECODE"), "took_s": round(time.perf_counter() - began, 1),
+        "n": args.n,
+        "workers": args.workers,
+        "repeat": args.repeat,
+        "latency_samples": args.latency_samples,
+        "latency_pause_s": args.latency_pause,
+        "bulk": args.bulk,
+        "smoke": args.smoke,
+        "cpus": os.cpu_count(),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "versions": versions(),
+        "huey_poll": peers.HUEY_POLL,
+        "drain_timeout_s": timeout_s,
+        "pycache": str(PYCACHE),
+        "caller_env_dont_write_bytecode": os.environ.get("PYTHONDONTWRITEBYTECODE"),
+        "took_s": round(time.perf_counter() - began, 1),
         "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-    }  # fmt: skip
+    }
     results["targets"] = targets(results)
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(results, indent=2) + "\n")

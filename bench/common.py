@@ -112,7 +112,9 @@ def stop_process(process: subprocess.Popen[bytes], timeout_s: float = 15.0) -> N
 
 
 @contextmanager
-def processes(commands: list[list[str]], log_path: Path, env: dict[str, str] | None = None) -> Iterator[list[subprocess.Popen[bytes]]]:  # fmt: skip
+def processes(
+    commands: list[list[str]], log_path: Path, env: dict[str, str] | None = None
+) -> Iterator[list[subprocess.Popen[bytes]]]:
     """Start background processes logging to one file; stop them all on the way out."""
     started: list[subprocess.Popen[bytes]] = []
     with open(log_path, "ab") as log:
@@ -120,10 +122,14 @@ def processes(commands: list[list[str]], log_path: Path, env: dict[str, str] | N
             for command in commands:
                 started.append(
                     subprocess.Popen(
-                        command, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
-                        env={**CHILD_ENV, **(env or {})}, cwd=ROOT,
+                        command,
+                        stdin=subprocess.DEVNULL,
+                        stdout=log,
+                        stderr=log,
+                        env={**CHILD_ENV, **(env or {})},
+                        cwd=ROOT,
                     )
-                )  # fmt: skip
+                )
             yield started
         finally:
             for process in started:

@@ -53,8 +53,17 @@ def huey_consumer(workers: int, scratch: Scratch) -> Iterator[tuple[Any, Any]]:
     db = scratch.file("huey", ".db")
     huey = SqliteHuey("bench", filename=str(db))  # the consumer's twin, for enqueueing here
     run = huey.task()(run_command)
-    command = [str(BIN / "huey_consumer"), "bench.huey_app.huey", "-w", str(workers), "-k", "thread",
-               "-n", "-q", *HUEY_POLL]  # fmt: skip
+    command = [
+        str(BIN / "huey_consumer"),
+        "bench.huey_app.huey",
+        "-w",
+        str(workers),
+        "-k",
+        "thread",
+        "-n",
+        "-q",
+        *HUEY_POLL,
+    ]
     with processes(
         [command], scratch.file("huey", ".log"), {"BENCH_HUEY_DB": str(db), "PYTHONPATH": str(ROOT)}
     ):

@@ -27,8 +27,12 @@ def leaf_table(raw: Path, top: int) -> list[tuple[str, float, float]]:
     for line in raw.read_text().splitlines():
         stack, _, count_text = line.rpartition(" ")
         count = int(count_text)
-        frames = [f.split(" (")[0] + " (" + f.split(" (")[1].split(":")[0].rsplit("/", 1)[-1] + ")"
-                  if " (" in f else f for f in stack.split(";")]  # fmt: skip
+        frames = [
+            f.split(" (")[0] + " (" + f.split(" (")[1].split(":")[0].rsplit("/", 1)[-1] + ")"
+            if " (" in f
+            else f
+            for f in stack.split(";")
+        ]
         total += count
         own[frames[-1]] += count
         for frame in set(frames):
@@ -66,10 +70,23 @@ def main() -> int:
             ):
                 pids = [process.pid, *child_pids(process.pid)]
                 spy = subprocess.Popen(
-                    [py_spy, "record", "--pid", str(process.pid), "--rate", str(args.rate), "--format", "raw",
-                     "--output", str(args.out), "--nonblocking", *(["--idle"] if args.idle else [])],
-                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                )  # fmt: skip
+                    [
+                        py_spy,
+                        "record",
+                        "--pid",
+                        str(process.pid),
+                        "--rate",
+                        str(args.rate),
+                        "--format",
+                        "raw",
+                        "--output",
+                        str(args.out),
+                        "--nonblocking",
+                        *(["--idle"] if args.idle else []),
+                    ],
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                )
                 time.sleep(1.0)
                 before = sum(cpu_ticks(pid) for pid in pids)
                 started = time.perf_counter()
@@ -80,9 +97,11 @@ def main() -> int:
                 spy.send_signal(2)
                 spy.wait(30)
         cpu_s = (sum(after) - before) / CLK_TCK
-        print(f"drain of {args.n} jobs, W={args.workers}, {args.backend}: {seconds:.2f}s "
-              f"({args.n / seconds:.0f}/s); runner+watchdog CPU {cpu_s:.2f}s = "
-              f"{1000 * cpu_s / args.n:.2f} ms per job")  # fmt: skip
+        print(
+            f"drain of {args.n} jobs, W={args.workers}, {args.backend}: {seconds:.2f}s "
+            f"({args.n / seconds:.0f}/s); runner+watchdog CPU {cpu_s:.2f}s = "
+            f"{1000 * cpu_s / args.n:.2f} ms per job"
+        )
         print(f"\n{'function (file)':<70}{'self%':>7}{'incl%':>7}")
         for name, self_pct, incl_pct in leaf_table(args.out, args.top):
             print(f"{name[:69]:<70}{self_pct:>7.1f}{incl_pct:>7.1f}")

@@ -71,9 +71,15 @@ def build_big_pg(target: str, stored: int) -> float:
             f"INSERT INTO jobs ({columns}) SELECT 'done-' || x, 'true', 'completed', {queue}, "
             "0, 1, 3, %s, '[]', 0, '/', '{}', %s, %s, %s, %s + 3, 0, 3, false "
             "FROM generate_series(1, %s) AS x",
-            (now - 7_200_000, now - 7_200_000, now - 3_600_000, now - 3_600_000,
-             now - 3_600_000, stored - 2 * third - 1),
-        )  # fmt: skip
+            (
+                now - 7_200_000,
+                now - 7_200_000,
+                now - 3_600_000,
+                now - 3_600_000,
+                now - 3_600_000,
+                stored - 2 * third - 1,
+            ),
+        )
         conn.execute("VACUUM ANALYZE jobs")
     return time.perf_counter() - started
 
@@ -123,8 +129,12 @@ def enqueue_file_memory(target: str, lines: int, scratch: Scratch) -> dict[str, 
     started = time.perf_counter()
     done = subprocess.run(
         ["/usr/bin/time", "-v", QUEUECTL, "--db", target, "enqueue", "--file", str(path)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=CHILD_ENV, check=True,
-    )  # fmt: skip
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=CHILD_ENV,
+        check=True,
+    )
     seconds = time.perf_counter() - started
     path.unlink()
     found = re.search(r"Maximum resident set size \(kbytes\): (\d+)", done.stderr)

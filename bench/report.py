@@ -45,8 +45,15 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
         name: str, value: float | None, bound: float, unit: str, higher_is_better: bool = False
     ) -> None:
         ok = None if value is None else (value >= bound if higher_is_better else value <= bound)
-        checks.append({"target": name, "value": None if value is None else round(value, 3),
-                       "bound": bound, "unit": unit, "ok": ok})  # fmt: skip
+        checks.append(
+            {
+                "target": name,
+                "value": None if value is None else round(value, 3),
+                "bound": bound,
+                "unit": unit,
+                "ok": ok,
+            }
+        )
 
     drain = results["drain"]
     for workers in results["meta"]["workers"]:
@@ -157,9 +164,12 @@ def render(results: dict[str, Any]) -> str:
     reason = why_not(single)
     lines.append(
         f"  {'one queuectl enqueue (median)':<42}"
-        + (f"n/a ({reason})" if reason else
-           f"{single['enqueue_ms']:.1f} ms = {single['ratio']:.2f}x `python -c pass` ({single['python_pass_ms']:.1f} ms)")
-    )  # fmt: skip
+        + (
+            f"n/a ({reason})"
+            if reason
+            else f"{single['enqueue_ms']:.1f} ms = {single['ratio']:.2f}x `python -c pass` ({single['python_pass_ms']:.1f} ms)"
+        )
+    )
     idle = results["idle_cpu"]
     reason = why_not(idle)
     lines += ["", "Idle runner (2 workers) and its watchdog"]

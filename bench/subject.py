@@ -41,14 +41,20 @@ def runner(target: str, workers: int, log_path: Path) -> Iterator[subprocess.Pop
     with open(log_path, "ab") as log:
         process = subprocess.Popen(
             [QUEUECTL, "--db", target, "worker", "start", "--count", str(workers), "--quiet"],
-            stdin=subprocess.DEVNULL, stdout=log, stderr=log, env=CHILD_ENV,
-        )  # fmt: skip
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=log,
+            env=CHILD_ENV,
+        )
     try:
         with Queue(target) as queue:
             up = wait_until(
-                lambda: process.poll() is not None or any(r.pid == process.pid for r in queue.runners()),
-                timeout_s=30, interval_s=0.02,
-            )  # fmt: skip
+                lambda: (
+                    process.poll() is not None or any(r.pid == process.pid for r in queue.runners())
+                ),
+                timeout_s=30,
+                interval_s=0.02,
+            )
         if not up or process.poll() is not None:
             raise RuntimeError(f"the runner did not start; see {log_path}")
         yield process
@@ -152,8 +158,11 @@ def enqueue_file_rate(target: str, n: int) -> dict[str, Any]:
     started = time.perf_counter()
     subprocess.run(
         [QUEUECTL, "--db", target, "enqueue", "--file", "-"],
-        input=lines, stdout=subprocess.DEVNULL, check=True, env=CHILD_ENV,
-    )  # fmt: skip
+        input=lines,
+        stdout=subprocess.DEVNULL,
+        check=True,
+        env=CHILD_ENV,
+    )
     seconds = time.perf_counter() - started
     return {"jobs": n, "seconds": round(seconds, 4), "per_s": round(n / seconds)}
 
@@ -264,7 +273,11 @@ def scale(n: int, stored: int, workers: int, scratch: Scratch, timeout_s: float)
     big_s = drain(str(big), n, workers, scratch, timeout_s)
     template.unlink()
     return {
-        "jobs": n, "stored": stored, "workers": workers, "empty_s": round(empty_s, 3),
-        "stored_s": round(big_s, 3), "ratio": round(big_s / empty_s, 3),
+        "jobs": n,
+        "stored": stored,
+        "workers": workers,
+        "empty_s": round(empty_s, 3),
+        "stored_s": round(big_s, 3),
+        "ratio": round(big_s / empty_s, 3),
         "build_s": round(build_s, 1),
-    }  # fmt: skip
+    }

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from queuectl.durations import ms_to_iso
-from queuectl.models import CANCELLED, COMPLETED, DEAD, PROCESSING
+from queuectl.models import CANCELLED, COMPLETED, DEAD, PROCESSING, Job
+
+if TYPE_CHECKING:
+    from queuectl.queue import Queue
 
 
 def _in(ms: int) -> str:
@@ -17,7 +20,7 @@ def _in(ms: int) -> str:
     return f"{seconds / 3600:.1f}h"
 
 
-def explain_job(queue: Any, job_id: str) -> dict[str, Any]:
+def explain_job(queue: Queue, job_id: str) -> dict[str, Any]:
     """{"id", "state", "reason", "message"}: the reason is a stable code, the message prose."""
     job = queue.get(job_id)
     now = queue.now_ms()
@@ -104,7 +107,7 @@ def explain_job(queue: Any, job_id: str) -> dict[str, Any]:
     )
 
 
-def flow_reason(queue: Any, job: Any, now: int) -> tuple[str, str] | None:
+def flow_reason(queue: Queue, job: Job, now: int) -> tuple[str, str] | None:
     """The flow control (SPEC 9.2) holding a due job back, if any: (reason, message)."""
     if job.lock is not None:
         holder = queue.lock_holder(job.lock)

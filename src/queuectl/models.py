@@ -35,18 +35,48 @@ MAX_PRIORITY = 2**31 - 1
 MAX_UNIQUE_KEY_BYTES = 1024
 
 JSON_FIELDS = (
-    "id", "command", "state", "queue", "priority", "attempts", "max_retries", "timeout",
-    "run_at", "depends_on", "no_retry_exit_codes", "unique_key", "cwd", "env",
-    "created_at", "updated_at", "started_at", "finished_at", "exit_code", "last_error",
-    "duration_ms", "lock",
-)  # fmt: skip
+    "id",
+    "command",
+    "state",
+    "queue",
+    "priority",
+    "attempts",
+    "max_retries",
+    "timeout",
+    "run_at",
+    "depends_on",
+    "no_retry_exit_codes",
+    "unique_key",
+    "cwd",
+    "env",
+    "created_at",
+    "updated_at",
+    "started_at",
+    "finished_at",
+    "exit_code",
+    "last_error",
+    "duration_ms",
+    "lock",
+)
 
 NEW_JOB_FIELDS = frozenset(
     {
-        "id", "command", "queue", "priority", "max_retries", "timeout", "run_at", "delay",
-        "depends_on", "no_retry_exit_codes", "unique_key", "cwd", "env", "lock",
+        "id",
+        "command",
+        "queue",
+        "priority",
+        "max_retries",
+        "timeout",
+        "run_at",
+        "delay",
+        "depends_on",
+        "no_retry_exit_codes",
+        "unique_key",
+        "cwd",
+        "env",
+        "lock",
     }
-)  # fmt: skip
+)
 
 
 def _dt(ms: int | None) -> datetime | None:

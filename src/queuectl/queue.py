@@ -415,9 +415,15 @@ class Queue:
         name, cron, every_s, tz, template = validate_schedule(name, cron, every, tz, job)
         now = self.now_ms()
         schedule = Schedule(
-            name=name, cron=cron, every_s=every_s, tz=tz, job=template, created_at_ms=now,
-            last_at_ms=None, next_at_ms=next_slot_ms(cron, every_s, tz, now, now),
-        )  # fmt: skip
+            name=name,
+            cron=cron,
+            every_s=every_s,
+            tz=tz,
+            job=template,
+            created_at_ms=now,
+            last_at_ms=None,
+            next_at_ms=next_slot_ms(cron, every_s, tz, now, now),
+        )
         self._store.add_schedule(schedule)
         return schedule
 

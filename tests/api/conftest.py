@@ -115,9 +115,15 @@ def register_runner(queue: Queue, workers: int = 2) -> Runner:
     """Register this test process as a live runner (its pid is alive, so it is not reaped)."""
     now = queue._store.clock.now_ms()
     runner = Runner(
-        id=OWNER, host=host_name(), pid=os.getpid(), workers=workers, queues=None,
-        started_at_ms=now, heartbeat_at_ms=now, pid_started=process_started(os.getpid()),
-    )  # fmt: skip
+        id=OWNER,
+        host=host_name(),
+        pid=os.getpid(),
+        workers=workers,
+        queues=None,
+        started_at_ms=now,
+        heartbeat_at_ms=now,
+        pid_started=process_started(os.getpid()),
+    )
     queue._store.register_runner(runner)
     return runner
 
@@ -219,9 +225,14 @@ class LiveServer:
         self.url = f"http://127.0.0.1:{self.port}"
         self.headers = {"Authorization": f"Bearer {token or TEST_TOKEN}"}
         config = uvicorn.Config(
-            create_app(target, token or TEST_TOKEN), host="127.0.0.1", port=self.port,
-            log_level="warning", access_log=False, ws="none", lifespan="on",
-        )  # fmt: skip
+            create_app(target, token or TEST_TOKEN),
+            host="127.0.0.1",
+            port=self.port,
+            log_level="warning",
+            access_log=False,
+            ws="none",
+            lifespan="on",
+        )
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, name="uvicorn", daemon=True)
         self.thread.start()

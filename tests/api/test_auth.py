@@ -90,10 +90,17 @@ def test_cross_origin_writes_are_refused(client, queue: Queue) -> None:
 @pytest.mark.parametrize(
     ("host", "loopback"),
     [
-        ("127.0.0.1", True), ("127.1.2.3", True), ("localhost", True), ("::1", True),
-        ("[::1]", True), ("0.0.0.0", False), ("::", False), ("192.168.1.5", False),
-        ("example.com", False), ("", False),
+        ("127.0.0.1", True),
+        ("127.1.2.3", True),
+        ("localhost", True),
+        ("::1", True),
+        ("[::1]", True),
+        ("0.0.0.0", False),
+        ("::", False),
+        ("192.168.1.5", False),
+        ("example.com", False),
+        ("", False),
     ],
-)  # fmt: skip
+)
 def test_is_loopback(host: str, loopback: bool) -> None:
     assert is_loopback(host) is loopback

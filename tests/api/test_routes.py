@@ -313,8 +313,10 @@ def test_health_names_the_store(client, queue: Queue) -> None:
     info = queue._store.describe()
     body = response.json()
     assert (body["status"], body["kind"], body["schema_version"]) == (
-        "ok", info["kind"], info["schema_version"],
-    )  # fmt: skip
+        "ok",
+        info["kind"],
+        info["schema_version"],
+    )
     assert "target" not in body  # a PostgreSQL URL may hold a password
 
 

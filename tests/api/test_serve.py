@@ -27,8 +27,11 @@ def test_an_empty_token_counts_as_none(target: str) -> None:
     env = {**os.environ, "QUEUECTL_DB": target, "QUEUECTL_API_TOKEN": ""}
     result = subprocess.run(
         [QUEUECTL, "serve", "--host", "0.0.0.0", "--port", "1"],
-        env=env, capture_output=True, text=True, timeout=30,
-    )  # fmt: skip
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     assert result.returncode == 2
     assert result.stderr.startswith("error: ")
 

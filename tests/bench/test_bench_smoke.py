@@ -17,8 +17,11 @@ def test_smoke_run_writes_every_section(tmp_path: Path) -> None:
     output = tmp_path / "bench.json"
     run = subprocess.run(
         [sys.executable, "-m", "bench", "--smoke", "--output", str(output)],
-        cwd=ROOT, capture_output=True, text=True, timeout=110,
-    )  # fmt: skip
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=110,
+    )
     assert run.returncode == 0, run.stderr[-2000:]
     results = json.loads(output.read_text())
     assert set(results) >= {"meta", "drain", "latency", "enqueue", "idle_cpu", "scale", "targets"}

@@ -14,10 +14,11 @@ COUNT = 20_000
 
 def lines(bad_at: int | None = None) -> str:
     return "".join(
-        '{"command":"true","priority":"high"}\n' if n == bad_at else
-        json.dumps({"id": f"bulk-{n:05}", "command": f"echo {n}"}) + "\n"
+        '{"command":"true","priority":"high"}\n'
+        if n == bad_at
+        else json.dumps({"id": f"bulk-{n:05}", "command": f"echo {n}"}) + "\n"
         for n in range(COUNT)
-    )  # fmt: skip
+    )
 
 
 def test_twenty_thousand_json_lines_all_land(cli: Cli, store: Store) -> None:

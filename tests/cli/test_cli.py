@@ -21,10 +21,28 @@ from tests.support.clock import FakeClock
 Cli = Callable[..., subprocess.CompletedProcess[str]]
 
 SPEC_FIELDS = [
-    "id", "command", "state", "queue", "priority", "attempts", "max_retries", "timeout",
-    "run_at", "depends_on", "no_retry_exit_codes", "unique_key", "cwd", "env", "created_at",
-    "updated_at", "started_at", "finished_at", "exit_code", "last_error", "duration_ms",
-]  # fmt: skip
+    "id",
+    "command",
+    "state",
+    "queue",
+    "priority",
+    "attempts",
+    "max_retries",
+    "timeout",
+    "run_at",
+    "depends_on",
+    "no_retry_exit_codes",
+    "unique_key",
+    "cwd",
+    "env",
+    "created_at",
+    "updated_at",
+    "started_at",
+    "finished_at",
+    "exit_code",
+    "last_error",
+    "duration_ms",
+]
 STATES = ["pending", "processing", "completed", "failed", "dead", "cancelled"]
 
 
@@ -67,17 +85,26 @@ def test_enqueue_a_json_object(cli: Cli) -> None:
     job = cli_show(cli, "job1")
     assert list(job) == SPEC_FIELDS
     assert (job["command"], job["state"], job["priority"], job["attempts"]) == (
-        "sleep 2", "pending", 4, 0,
-    )  # fmt: skip
+        "sleep 2",
+        "pending",
+        4,
+        0,
+    )
     assert (job["queue"], job["max_retries"], job["timeout"], job["unique_key"]) == (
-        "default", 3, None, None,
-    )  # fmt: skip
+        "default",
+        3,
+        None,
+        None,
+    )
     assert job["run_at"] == job["created_at"] == job["updated_at"]
     assert job["run_at"].endswith("Z")
     assert len(job["run_at"]) == len("2026-11-27T22:33:28.123Z")
     assert (job["started_at"], job["finished_at"], job["exit_code"], job["last_error"]) == (
-        None, None, None, None,
-    )  # fmt: skip
+        None,
+        None,
+        None,
+        None,
+    )
 
 
 def test_enqueue_generates_an_id(cli: Cli, store: Store) -> None:
@@ -110,11 +137,13 @@ def test_enqueue_after_dashdash_quotes_the_words(cli: Cli, store: Store) -> None
         ('{"id":"a","command":"true"}', ["a"]),
         ('{\n  "id": "a",\n  "command": "true"\n}\n', ["a"]),
         ('[{"id":"a","command":"true"},{"id":"b","command":"false"}]', ["a", "b"]),
-        ('{"id":"a","command":"true"}\n\n{"id":"b","command":"x"}\n{"id":"c","command":"y"}\n',
-         ["a", "b", "c"]),
+        (
+            '{"id":"a","command":"true"}\n\n{"id":"b","command":"x"}\n{"id":"c","command":"y"}\n',
+            ["a", "b", "c"],
+        ),
     ],
     ids=["object", "pretty-object", "array", "json-lines"],
-)  # fmt: skip
+)
 def test_enqueue_file(
     cli: Cli, store: Store, tmp_path: Path, text: str, expected: list[str], from_stdin: bool
 ) -> None:
@@ -130,9 +159,15 @@ def test_enqueue_file(
 
 def test_enqueue_options_apply_to_every_job_of_a_file(cli: Cli, store: Store) -> None:
     printed = enqueue(
-        cli, "--file", "-", "--queue", "bulk", "--priority", "7",
+        cli,
+        "--file",
+        "-",
+        "--queue",
+        "bulk",
+        "--priority",
+        "7",
         input='{"command":"a"}\n{"command":"b","priority":1}\n',
-    )  # fmt: skip
+    )
     assert len(printed) == 2
     for job_id in printed:
         assert (show(store, job_id)["queue"], show(store, job_id)["priority"]) == ("bulk", 7)
@@ -143,16 +178,44 @@ def test_every_enqueue_option(cli: Cli, store: Store, tmp_path: Path) -> None:
     enqueue(cli, "--id", "dep2", "--command", "true")
     before = now_ms()
     printed = enqueue(
-        cli, "--id", "full", "--queue", "emails", "--priority", "-3", "--max-retries", "5",
-        "--timeout", "30s", "--delay", "10s", "--after", "dep1", "--after", "dep2",
-        "--unique-key", "K1", "--cwd", str(tmp_path), "--env", "A=1", "--env", "B=x=y",
-        "--no-retry-exit-code", "64", "--command", "env",
-    )  # fmt: skip
+        cli,
+        "--id",
+        "full",
+        "--queue",
+        "emails",
+        "--priority",
+        "-3",
+        "--max-retries",
+        "5",
+        "--timeout",
+        "30s",
+        "--delay",
+        "10s",
+        "--after",
+        "dep1",
+        "--after",
+        "dep2",
+        "--unique-key",
+        "K1",
+        "--cwd",
+        str(tmp_path),
+        "--env",
+        "A=1",
+        "--env",
+        "B=x=y",
+        "--no-retry-exit-code",
+        "64",
+        "--command",
+        "env",
+    )
     assert printed == ["full"]
     job = show(store, "full")
     assert (job["queue"], job["priority"], job["max_retries"], job["timeout"]) == (
-        "emails", -3, 5, 30,
-    )  # fmt: skip
+        "emails",
+        -3,
+        5,
+        30,
+    )
     assert job["depends_on"] == ["dep1", "dep2"]
     assert (job["unique_key"], job["cwd"], job["env"]) == (
         "K1",
@@ -274,10 +337,16 @@ def test_status_lists_live_runners(cli: Cli, store: Store) -> None:
     before = store.now()
     store.register_runner(
         Runner(
-            id="runner-1", host=host_name(), pid=os.getpid(), workers=3, queues=None,
-            started_at_ms=0, heartbeat_at_ms=0, pid_started=process_started(os.getpid()),
+            id="runner-1",
+            host=host_name(),
+            pid=os.getpid(),
+            workers=3,
+            queues=None,
+            started_at_ms=0,
+            heartbeat_at_ms=0,
+            pid_started=process_started(os.getpid()),
         )
-    )  # fmt: skip
+    )
     after = store.now()
     enqueue(cli, "--id", "r", "--command", "true")
     store.finish_and_claim("runner-1", [], 1, None, 30)
@@ -285,8 +354,12 @@ def test_status_lists_live_runners(cli: Cli, store: Store) -> None:
     spec_keys = {"id", "host", "pid", "workers", "started_at", "heartbeat_at", "running"}
     assert spec_keys <= set(runner)
     assert (runner["id"], runner["host"], runner["pid"], runner["workers"], runner["running"]) == (
-        "runner-1", host_name(), os.getpid(), 3, ["r"],
-    )  # fmt: skip
+        "runner-1",
+        host_name(),
+        os.getpid(),
+        3,
+        ["r"],
+    )
     assert before <= parse_iso(runner["started_at"]) <= after  # the store's clock stamps it
     assert "runner-1" not in ok(cli("status"))  # the table shows hosts and pids
     assert str(os.getpid()) in ok(cli("status"))
@@ -314,9 +387,14 @@ def test_cancel(cli: Cli, store: Store) -> None:
 def test_config_list_get_set(cli: Cli, store: Store) -> None:
     values = json.loads(ok(cli("config", "list", "--json")))
     assert values == {
-        "max_retries": 3, "backoff_base": 2, "backoff_max": 3600, "backoff_jitter": 0,
-        "job_timeout": 0, "lease_seconds": 30, "output_limit": 65536,
-    }  # fmt: skip
+        "max_retries": 3,
+        "backoff_base": 2,
+        "backoff_max": 3600,
+        "backoff_jitter": 0,
+        "job_timeout": 0,
+        "lease_seconds": 30,
+        "output_limit": 65536,
+    }
     assert ok(cli("config", "get", "max_retries")) == "3\n"
     assert ok(cli("config", "get", "max-retries")) == "3\n"
     set_result = cli("config", "set", "max-retries", "5")
@@ -342,10 +420,18 @@ def test_config_list_get_set(cli: Cli, store: Store) -> None:
 
 @pytest.mark.parametrize(
     "args",
-    [("set", "max_retries", "-1"), ("set", "max_retries", "abc"), ("set", "backoff_base", "0.5"),
-     ("set", "backoff_jitter", "2"), ("set", "lease_seconds", "0"), ("set", "nope", "1"),
-     ("get", "nope"), ("set", "max_retries"), ("frobnicate",)],
-)  # fmt: skip
+    [
+        ("set", "max_retries", "-1"),
+        ("set", "max_retries", "abc"),
+        ("set", "backoff_base", "0.5"),
+        ("set", "backoff_jitter", "2"),
+        ("set", "lease_seconds", "0"),
+        ("set", "nope", "1"),
+        ("get", "nope"),
+        ("set", "max_retries"),
+        ("frobnicate",),
+    ],
+)
 def test_config_refusals_exit_2(cli: Cli, args: tuple[str, ...]) -> None:
     result = cli("config", *args)
     assert result.returncode == 2
@@ -447,8 +533,9 @@ def test_db_option_and_environment(tmp_path: Path, backend: str) -> None:
     run("--db", f"sqlite:///{option_db}", "enqueue", "--id", "in-url", "--command", "true")
     assert [j["id"] for j in json.loads(run("list", "--json"))] == ["in-env"]
     assert [j["id"] for j in json.loads(run("--db", str(option_db), "list", "--json"))] == [
-        "in-url", "in-option",
-    ]  # fmt: skip
+        "in-url",
+        "in-option",
+    ]
     assert str(option_db) in run("--db", str(option_db), "init")
 
 

@@ -171,9 +171,18 @@ def test_resuming_an_unknown_queue_is_an_error(cli: Cli, store: Store) -> None:
 
 
 READS = [
-    ["list"], ["status"], ["show", "x"], ["logs", "x"], ["dlq", "list"], ["worker", "list"],
-    ["queue", "list"], ["schedule", "list"], ["config", "list"], ["explain", "x"], ["wait"],
-]  # fmt: skip
+    ["list"],
+    ["status"],
+    ["show", "x"],
+    ["logs", "x"],
+    ["dlq", "list"],
+    ["worker", "list"],
+    ["queue", "list"],
+    ["schedule", "list"],
+    ["config", "list"],
+    ["explain", "x"],
+    ["wait"],
+]
 
 
 @pytest.mark.parametrize("argv", READS, ids=" ".join)

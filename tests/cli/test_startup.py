@@ -39,8 +39,12 @@ def loaded_by(db: Path, *argv: str, stdin: str | None = None) -> set[str]:
     env = {**os.environ, "QUEUECTL_DB": str(db)}
     result = subprocess.run(
         [sys.executable, "-c", WRAPPER, json.dumps(argv)],
-        input=stdin, capture_output=True, text=True, env=env, timeout=60,
-    )  # fmt: skip
+        input=stdin,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
     assert result.returncode == 0, result.stderr
     modules, code = result.stderr.rsplit("MODULES ", 1)[1].rsplit(" EXIT ", 1)
     assert code.strip() == "0", result.stderr

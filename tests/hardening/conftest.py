@@ -26,9 +26,14 @@ def run(
     if target is not None:
         environ["QUEUECTL_DB"] = target
     return subprocess.run(
-        [QUEUECTL, *args], input=input, capture_output=True, text=text, env=environ,
-        timeout=timeout, check=False,
-    )  # fmt: skip
+        [QUEUECTL, *args],
+        input=input,
+        capture_output=True,
+        text=text,
+        env=environ,
+        timeout=timeout,
+        check=False,
+    )
 
 
 def assert_clean_error(result: subprocess.CompletedProcess, code: int, *words: str) -> str:  # type: ignore[type-arg]

@@ -37,9 +37,12 @@ def test_no_operation_answers_a_server_error(target: str, backend: str) -> None:
 
             @given(case=operation.as_strategy())
             @settings(
-                max_examples=EXAMPLES[backend], deadline=None, database=None, derandomize=True,
+                max_examples=EXAMPLES[backend],
+                deadline=None,
+                database=None,
+                derandomize=True,
                 suppress_health_check=list(HealthCheck),
-            )  # fmt: skip
+            )
             def call(case: Any) -> None:
                 nonlocal calls
                 calls += 1
@@ -65,9 +68,12 @@ def test_lookups_with_a_nul_byte_are_refused_not_server_errors(target: str) -> N
 
     with TestClient(create_app(target, TOKEN), base_url="http://127.0.0.1") as client:
         for method, path in [
-            ("GET", "/api/jobs/x%00"), ("GET", "/api/jobs/x%00/output"),
-            ("GET", "/api/jobs?queue=x%00"), ("POST", "/api/jobs/x%00/cancel"),
-            ("DELETE", "/api/schedules/x%00"), ("POST", "/api/queues/x%00/pause"),
-        ]:  # fmt: skip
+            ("GET", "/api/jobs/x%00"),
+            ("GET", "/api/jobs/x%00/output"),
+            ("GET", "/api/jobs?queue=x%00"),
+            ("POST", "/api/jobs/x%00/cancel"),
+            ("DELETE", "/api/schedules/x%00"),
+            ("POST", "/api/queues/x%00/pause"),
+        ]:
             response = client.request(method, path, headers=AUTH)
             assert response.status_code in (200, 404, 422), (method, path, response.text)

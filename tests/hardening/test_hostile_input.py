@@ -109,9 +109,11 @@ JOB = st.fixed_dictionaries(
 
 def fast(examples: int) -> settings:
     return settings(
-        max_examples=examples, deadline=None, database=None,
+        max_examples=examples,
+        deadline=None,
+        database=None,
         suppress_health_check=[HealthCheck.too_slow],
-    )  # fmt: skip
+    )
 
 
 def one_line(exc: QueuectlError, *codes: int, word: str = "") -> None:
@@ -244,9 +246,13 @@ def test_ids_match_the_pattern_or_are_refused(value: Any) -> None:
 @given(NASTY_TEXT)
 def test_lookups_by_any_id_are_not_found_or_refused(scratch_queue: Queue, job_id: str) -> None:
     for lookup in (
-        scratch_queue.get, scratch_queue.output, scratch_queue.cancel, scratch_queue.retry,
-        scratch_queue.remove_schedule, lambda name: scratch_queue.list(queue=name),
-    ):  # fmt: skip
+        scratch_queue.get,
+        scratch_queue.output,
+        scratch_queue.cancel,
+        scratch_queue.retry,
+        scratch_queue.remove_schedule,
+        lambda name: scratch_queue.list(queue=name),
+    ):
         try:
             lookup(job_id)
         except QueuectlError as exc:
@@ -311,11 +317,19 @@ def test_bytes_that_are_not_utf8_in_arguments(tmp_path: Path) -> None:
     db = str(tmp_path / "queue.db")
     bad = os.fsdecode(b"\xff\xfe")
     for args in (
-        ["show", bad], ["logs", bad], ["explain", bad], ["cancel", bad], ["wait", bad],
-        ["list", "--queue", bad], ["dlq", "retry", bad], ["schedule", "remove", bad],
-        ["enqueue", "--command", bad], ["enqueue", "--id", bad, "--command", "true"],
-        ["enqueue", "--command", "true", "--env", f"A={bad}"], ["enqueue", "--", "echo", bad],
-    ):  # fmt: skip
+        ["show", bad],
+        ["logs", bad],
+        ["explain", bad],
+        ["cancel", bad],
+        ["wait", bad],
+        ["list", "--queue", bad],
+        ["dlq", "retry", bad],
+        ["schedule", "remove", bad],
+        ["enqueue", "--command", bad],
+        ["enqueue", "--id", bad, "--command", "true"],
+        ["enqueue", "--command", "true", "--env", f"A={bad}"],
+        ["enqueue", "--", "echo", bad],
+    ):
         assert_clean_error(run(["--db", db, *args], timeout=20), 2)
 
 
@@ -347,8 +361,9 @@ def test_hostile_output_through_a_runner(tmp_path: Path) -> None:
     assert run(["--db", db, "enqueue", "--file", "-"], input=json.dumps(jobs)).returncode == 0
     runner = subprocess.Popen(
         [QUEUECTL, "--db", db, "worker", "start", "--quiet"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-    )  # fmt: skip
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     try:
         waited = run(
             ["--db", db, "wait", "binary", "flood", "after", "--timeout", "60s"], timeout=90

@@ -61,9 +61,13 @@ def snapshot(queue: Queue) -> str:
     jobs = []
     for job in queue._store.list_jobs(None, None, None, None).jobs:
         jobs.append(
-            {**job.to_dict(), "lease_owner": job.lease_owner, "lease": job.lease_expires_at_ms,
-             "output": queue.output(job.id).hex()}
-        )  # fmt: skip
+            {
+                **job.to_dict(),
+                "lease_owner": job.lease_owner,
+                "lease": job.lease_expires_at_ms,
+                "output": queue.output(job.id).hex(),
+            }
+        )
     return json.dumps(jobs, sort_keys=True)
 
 
@@ -135,10 +139,14 @@ class QueueMachine(RuleBasedStateMachine):
         for _ in range(count):
             self.seq += 1
             batch.append(
-                {"id": f"job-{self.seq}", "command": "true", "priority": priority,
-                 "max_retries": max_retries,
-                 "no_retry_exit_codes": [NO_RETRY] if no_retry else []}
-            )  # fmt: skip
+                {
+                    "id": f"job-{self.seq}",
+                    "command": "true",
+                    "priority": priority,
+                    "max_retries": max_retries,
+                    "no_retry_exit_codes": [NO_RETRY] if no_retry else [],
+                }
+            )
         jobs = self.queue.enqueue_many(batch)
         assert [job.state for job in jobs] == ["pending"] * count
         for item in batch:
@@ -152,10 +160,13 @@ class QueueMachine(RuleBasedStateMachine):
         settled, claims = exchange.settled, exchange.claims
         assert settled == {}
         due = sorted(
-            (job_id for job_id, m in self.model.items()
-             if m.state in ("pending", "failed") and m.run_at_ms <= self.now()),
+            (
+                job_id
+                for job_id, m in self.model.items()
+                if m.state in ("pending", "failed") and m.run_at_ms <= self.now()
+            ),
             key=lambda j: (-self.model[j].priority, self.model[j].run_at_ms, self.model[j].seq),
-        )  # fmt: skip
+        )
         assert [c.id for c in claims] == due[:want]
         for c in claims:
             m = self.model[c.id]
@@ -219,10 +230,12 @@ class QueueMachine(RuleBasedStateMachine):
     def reap_expired(self) -> None:
         recovered = self.store.reap([])
         expired = {
-            job_id for job_id, m in self.model.items()
-            if m.state == "processing" and m.lease_until_ms is not None
+            job_id
+            for job_id, m in self.model.items()
+            if m.state == "processing"
+            and m.lease_until_ms is not None
             and m.lease_until_ms < self.now()
-        }  # fmt: skip
+        }
         assert set(recovered) == expired
         for job_id in expired:
             m = self.model[job_id]
@@ -305,9 +318,10 @@ class QueueMachine(RuleBasedStateMachine):
                 assert job.run_at_ms == m.run_at_ms, job.id
             if job.state == "dead":
                 assert job.attempts == 1 + job.max_retries or (
-                    job.last_error is not None and job.last_error.endswith("(not retried)")
+                    job.last_error is not None
+                    and job.last_error.endswith("(not retried)")
                     and job.exit_code == NO_RETRY
-                ), job  # fmt: skip
+                ), job
             # attempts never go down, but by a DLQ retry (recorded as it happens)
             assert job.attempts >= self.attempts_seen.get(job.id, 0), job.id
             self.attempts_seen[job.id] = job.attempts
@@ -346,10 +360,13 @@ def run_machine(target_factory: Any, max_examples: int) -> None:
     run_state_machine_as_test(
         machine,
         settings=settings(
-            max_examples=max_examples, stateful_step_count=40, deadline=None,
-            suppress_health_check=[HealthCheck.too_slow], database=None,
+            max_examples=max_examples,
+            stateful_step_count=40,
+            deadline=None,
+            suppress_health_check=[HealthCheck.too_slow],
+            database=None,
         ),
-    )  # fmt: skip
+    )
 
 
 def test_sqlite_store_follows_the_model(tmp_path: Path) -> None:

@@ -292,8 +292,10 @@ def test_a_runner_whose_database_is_deleted_says_so_and_idles(tmp_path: Path) ->
     make_queue_db(db, 0)
     runner = subprocess.Popen(
         [QUEUECTL, "--db", str(db), "worker", "start"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, bufsize=0,
-    )  # fmt: skip
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        bufsize=0,
+    )
     try:
         read_until(runner, "started", time.monotonic() + 20)
         for suffix in ("", "-wal", "-shm"):

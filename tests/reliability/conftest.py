@@ -123,9 +123,12 @@ class Runners:
         log = open(log_path, "wb")  # noqa: SIM115 - closed at teardown
         self._logs.append(log)
         process = subprocess.Popen(
-            [QUEUECTL, "worker", "start", "-n", str(workers)], env=env,
-            stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-        )  # fmt: skip
+            [QUEUECTL, "worker", "start", "-n", str(workers)],
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
         runner = RunnerProcess(process, log_path)
         self.started.append(runner)
         queue = Queue(target)
@@ -308,12 +311,34 @@ class Cluster:
             f"-p {self.port} -k {self.folder} -c listen_addresses=127.0.0.1 -c fsync=off "
             "-c full_page_writes=off -c max_connections=50"
         )
-        self._pg("pg_ctl", "-D", str(self.data), "-l", str(self.folder / "server.log"), "-w",
-                 "-t", "60", "-o", options, "start")  # fmt: skip
+        self._pg(
+            "pg_ctl",
+            "-D",
+            str(self.data),
+            "-l",
+            str(self.folder / "server.log"),
+            "-w",
+            "-t",
+            "60",
+            "-o",
+            options,
+            "start",
+        )
 
     def restart(self) -> None:
-        self._pg("pg_ctl", "-D", str(self.data), "-l", str(self.folder / "server.log"), "-w",
-                 "-t", "60", "-m", "fast", "restart")  # fmt: skip
+        self._pg(
+            "pg_ctl",
+            "-D",
+            str(self.data),
+            "-l",
+            str(self.folder / "server.log"),
+            "-w",
+            "-t",
+            "60",
+            "-m",
+            "fast",
+            "restart",
+        )
 
     def stop(self) -> None:
         with contextlib.suppress(Exception):

@@ -14,19 +14,26 @@ def audited(tmp_path: Path, *lines: str) -> list[str]:
 
 
 def test_runs_one_after_another_pass(tmp_path: Path) -> None:
-    assert audited(
-        tmp_path,
-        "S a 1 10 100 h1 1000", "E a 1 10 100 h1 2000",
-        "S a 2 20 200 h2 3000", "E a 2 20 200 h2 4000",
-    ) == []  # fmt: skip
+    assert (
+        audited(
+            tmp_path,
+            "S a 1 10 100 h1 1000",
+            "E a 1 10 100 h1 2000",
+            "S a 2 20 200 h2 3000",
+            "E a 2 20 200 h2 4000",
+        )
+        == []
+    )
 
 
 def test_a_run_that_ends_after_the_next_one_started_is_an_overlap(tmp_path: Path) -> None:
     problems = audited(
         tmp_path,
-        "S a 1 10 100 h1 1000", "S a 2 20 200 h2 1500",
-        "E a 1 10 100 h1 2000", "E a 2 20 200 h2 4000",
-    )  # fmt: skip
+        "S a 1 10 100 h1 1000",
+        "S a 2 20 200 h2 1500",
+        "E a 1 10 100 h1 2000",
+        "E a 2 20 200 h2 4000",
+    )
     assert problems == ["attempts 1 and 2 of a overlapped (lines 1 to 3 and 2)"]
 
 

@@ -74,9 +74,11 @@ def test_a_host_killed_mid_run_loses_nothing(
         started = [runners.start(target, WORKERS, host) for host in hosts]
         ids = enqueue(queue, log, JOBS, "sleep 0.01")
         wait_until(
-            lambda: queue.status()["counts"]["completed"] >= JOBS // 4, 60, "a quarter done",
+            lambda: queue.status()["counts"]["completed"] >= JOBS // 4,
+            60,
+            "a quarter done",
             step=0.1,
-        )  # fmt: skip
+        )
         victim = random.choice(started)
         in_flight = kill_runner(victim, log, busy=True)
         wait_drained(queue, JOBS, 90)

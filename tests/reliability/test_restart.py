@@ -29,9 +29,11 @@ def test_runners_ride_out_a_postgres_restart(
 
     with Queue(private_pg.url) as queue:
         wait_until(
-            lambda: queue.status()["counts"]["completed"] == JOBS, 90, "every job completed",
+            lambda: queue.status()["counts"]["completed"] == JOBS,
+            90,
+            "every job completed",
             step=0.25,
-        )  # fmt: skip
+        )
         result = audit(log)
         assert result.problems == []
         assert check_final_state(queue, result, ids) == []

@@ -195,9 +195,14 @@ def cli(test_env: dict[str, str]) -> Callable[..., subprocess.CompletedProcess[s
         *args: str, timeout: float = 60, text: bool = True, **kwargs: object
     ) -> subprocess.CompletedProcess[str]:
         return subprocess.run(  # type: ignore[call-overload, no-any-return]
-            [QUEUECTL, *args], capture_output=True, text=text, env=test_env,
-            stdin=subprocess.DEVNULL, timeout=timeout, **kwargs,
-        )  # fmt: skip
+            [QUEUECTL, *args],
+            capture_output=True,
+            text=text,
+            env=test_env,
+            stdin=subprocess.DEVNULL,
+            timeout=timeout,
+            **kwargs,
+        )
 
     return call
 
@@ -222,9 +227,12 @@ def start_runner(
         log = open(log_path, "wb")  # noqa: SIM115 - closed at teardown
         logs.append(log)
         process = subprocess.Popen(
-            [QUEUECTL, "worker", "start", *args], env={**test_env, **(env or {})},
-            stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-        )  # fmt: skip
+            [QUEUECTL, "worker", "start", *args],
+            env={**test_env, **(env or {})},
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
         runner = RunnerProcess(process, log_path)
         started.append(runner)
         if register:

@@ -23,16 +23,24 @@ def test_the_command_sees_its_ids_env_and_cwd_and_an_empty_stdin(
         f"wc -c < /dev/stdin | tr -d ' ' >> {shlex.quote(str(seen))}"
     )
     job = queue.enqueue(
-        script, id="env-job", cwd=str(workdir),
+        script,
+        id="env-job",
+        cwd=str(workdir),
         env={"FROM_JOB": "a b $c", "SHARED": "job", "QUEUECTL_ATTEMPT": "99"},
-    )  # fmt: skip
+    )
     start_runner(env={"FROM_RUNNER": "runner", "SHARED": "runner"})
 
     wait_until(lambda: queue.get(job.id).state == "completed", 5, "the job to complete")
 
     assert seen.read_text().splitlines() == [
-        "env-job", "1", "a b $c", "runner", "job", str(workdir), "0",
-    ]  # fmt: skip
+        "env-job",
+        "1",
+        "a b $c",
+        "runner",
+        "job",
+        str(workdir),
+        "0",
+    ]
 
 
 def test_detached_runner_is_listed_and_stopped(queue: Queue, cli, tmp_path: Path) -> None:
@@ -47,8 +55,11 @@ def test_detached_runner_is_listed_and_stopped(queue: Queue, cli, tmp_path: Path
     (runner,) = json.loads(listed.stdout)
     assert {"id", "host", "pid", "workers", "started_at", "heartbeat_at", "running"} <= set(runner)
     assert (runner["host"], runner["pid"], runner["workers"], runner["running"]) == (
-        socket.gethostname(), pid, 3, [],
-    )  # fmt: skip
+        socket.gethostname(),
+        pid,
+        3,
+        [],
+    )
     assert runner["started_at"].endswith("Z")
     assert runner["heartbeat_at"].endswith("Z")
 

@@ -37,9 +37,11 @@ def test_logs_follow_streams_lines_while_the_job_runs(
     )
     start_runner()
     with subprocess.Popen(
-        [QUEUECTL, "logs", job.id, "--follow"], env=test_env, stdout=subprocess.PIPE,
+        [QUEUECTL, "logs", job.id, "--follow"],
+        env=test_env,
+        stdout=subprocess.PIPE,
         stdin=subprocess.DEVNULL,
-    ) as follow:  # fmt: skip
+    ) as follow:
         assert follow.stdout is not None
         ready, _, _ = select.select([follow.stdout], [], [], 10)
         assert ready, "no output from logs --follow within 10s"

@@ -38,8 +38,9 @@ def test_timeout_kills_the_grandchild_and_the_job_ends_dead(
     # The grandchild ignores SIGTERM (an ignored signal survives exec): only the KILL stops it.
     job = queue.enqueue(
         f"echo $$ > {shlex.quote(str(pid_file))}; sh -c 'trap \"\" TERM; sleep 60' & wait",
-        timeout="1s", max_retries=0,
-    )  # fmt: skip
+        timeout="1s",
+        max_retries=0,
+    )
     start_runner()
     shell = read_pid(pid_file)
     group = wait_until(

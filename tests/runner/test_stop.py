@@ -36,8 +36,10 @@ def test_stop_lets_the_running_job_finish_and_exits_0(
 
     with subprocess.Popen(
         [QUEUECTL, "worker", "stop", "--timeout", "20s"] if how == "worker stop" else ["true"],
-        env=test_env, stdin=subprocess.DEVNULL, stderr=subprocess.PIPE,
-    ) as stopper:  # fmt: skip
+        env=test_env,
+        stdin=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    ) as stopper:
         if how == "SIGTERM":
             runner.send(signal.SIGTERM)
         runner.logged("stopping;")

@@ -97,9 +97,17 @@ def test_a_runner_whose_pid_was_reused_by_another_process_is_reaped_at_once(
         now = queue.now_ms()
         for name, pid_started in (("reused", f"{started}0"), ("genuine", started)):
             queue._store.register_runner(
-                Runner(id=name, host=host_name(), pid=other.pid, workers=1, queues=None,
-                       started_at_ms=now, heartbeat_at_ms=now, pid_started=pid_started)
-            )  # fmt: skip
+                Runner(
+                    id=name,
+                    host=host_name(),
+                    pid=other.pid,
+                    workers=1,
+                    queues=None,
+                    started_at_ms=now,
+                    heartbeat_at_ms=now,
+                    pid_started=pid_started,
+                )
+            )
         ours, theirs = queue.enqueue("true"), queue.enqueue("true")
         assert [c.id for c in queue._store.finish_and_claim("reused", [], 1, None, 600).claims] == [
             ours.id

@@ -133,9 +133,11 @@ def test_processes_enqueue_at_once(target: str, store: Store) -> None:
     jobs = [job for job in jobs if job.id != holder]
     assert len(jobs) == 8 * 100
     assert {job.id for job in jobs} == {
-        f"{name}-{kind}{n}" for name in names for kind, count in (("", 60), ("batch-", 40))
+        f"{name}-{kind}{n}"
+        for name in names
+        for kind, count in (("", 60), ("batch-", 40))
         for n in range(count)
-    }  # fmt: skip
+    }
 
 
 WRITER = r"""

@@ -38,8 +38,11 @@ def test_a_version_1_sqlite_store_migrates_and_its_delayed_jobs_wait(tmp_path: P
     clock.advance(60)
     assert [c.id for c in store.finish_and_claim("r", [], 10, None, 30).claims] == ["later"]
     assert {job.id for job in store.list_jobs(None, None, None, None).jobs} == {
-        "due", "later", "retry", "done"
-    }  # fmt: skip
+        "due",
+        "later",
+        "retry",
+        "done",
+    }
     store.close()
 
 

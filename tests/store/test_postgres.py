@@ -167,8 +167,9 @@ def test_listener_survives_a_broken_connection_with_the_same_fd(url: str) -> Non
     try:
         (pid,) = admin(
             "SELECT pid FROM pg_stat_activity WHERE datname = %s AND query LIKE %s",
-            url.rsplit("/", 1)[1], "%LISTEN%",
-        )[0]  # fmt: skip
+            url.rsplit("/", 1)[1],
+            "%LISTEN%",
+        )[0]
         terminate(pid)
         # It listens again, and wakes the runner, since notifications meanwhile were lost.
         assert readable(listener, 10), "no wakeup after reconnecting"

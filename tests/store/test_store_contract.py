@@ -40,9 +40,15 @@ def claim(
 
 
 def finish(
-    store: Store, clock: FakeClock, job_id: str, attempt: int, exit_code: int | None = 0,
-    error: str | None = None, owner: str = "r1", output: bytes | None = None,
-) -> Settlement | None:  # fmt: skip
+    store: Store,
+    clock: FakeClock,
+    job_id: str,
+    attempt: int,
+    exit_code: int | None = 0,
+    error: str | None = None,
+    owner: str = "r1",
+    output: bytes | None = None,
+) -> Settlement | None:
     """Report an attempt's end; how it was settled (None when fenced out)."""
     result = Outcome(job_id, attempt, exit_code, error, 100, output)
     exchange = store.finish_and_claim(owner, [result], 0, None, LEASE_S)
@@ -67,8 +73,18 @@ def get(store: Store, job_id: str) -> Job:
 
 
 def test_enqueue_returns_the_stored_jobs(store: Store, clock: FakeClock) -> None:
-    [job] = add(store, {"id": "a", "priority": 3, "max_retries": 1, "env": {"A": "1"},
-                        "timeout": "5s", "queue": "q", "no_retry_exit_codes": [9]})  # fmt: skip
+    [job] = add(
+        store,
+        {
+            "id": "a",
+            "priority": 3,
+            "max_retries": 1,
+            "env": {"A": "1"},
+            "timeout": "5s",
+            "queue": "q",
+            "no_retry_exit_codes": [9],
+        },
+    )
     assert (job.id, job.state, job.priority, job.max_retries, job.attempts) == (
         "a",
         "pending",
@@ -234,12 +250,29 @@ def test_claim_several_at_once(store: Store, clock: FakeClock) -> None:
 
 
 def test_claim_returns_what_the_runner_needs(store: Store) -> None:
-    add(store, {"id": "a", "command": "echo hi", "cwd": "/tmp", "env": {"X": "1"},
-                "timeout": 7, "queue": "q", "priority": 2})  # fmt: skip
+    add(
+        store,
+        {
+            "id": "a",
+            "command": "echo hi",
+            "cwd": "/tmp",
+            "env": {"X": "1"},
+            "timeout": 7,
+            "queue": "q",
+            "priority": 2,
+        },
+    )
     [c] = store.finish_and_claim("r1", [], 1, None, LEASE_S).claims
     assert (c.id, c.attempt, c.command, c.cwd, c.env, c.timeout, c.queue, c.priority) == (
-        "a", 1, "echo hi", "/tmp", {"X": "1"}, 7.0, "q", 2,
-    )  # fmt: skip
+        "a",
+        1,
+        "echo hi",
+        "/tmp",
+        {"X": "1"},
+        7.0,
+        "q",
+        2,
+    )
 
 
 def test_claim_skips_jobs_not_yet_due(store: Store, clock: FakeClock) -> None:
@@ -296,8 +329,11 @@ def test_failure_backs_off_then_dies(store: Store, clock: FakeClock) -> None:
         finish(store, clock, "a", attempt, exit_code=3)
         job = get(store, "a")
         assert (job.state, job.attempts, job.exit_code, job.last_error) == (
-            "failed", attempt, 3, "exit code 3",
-        )  # fmt: skip
+            "failed",
+            attempt,
+            3,
+            "exit code 3",
+        )
         assert job.run_at_ms == clock.now_ms() + wait_s * 1000
         clock.advance(wait_s - 0.001)
         assert claim(store) == []
@@ -401,8 +437,11 @@ def test_expired_leases_are_reaped_as_worker_lost(store: Store, clock: FakeClock
     assert sorted(store.reap([])) == ["a", "b"]
     job = get(store, "a")
     assert (job.state, job.last_error, job.attempts, job.lease_owner) == (
-        "failed", "worker lost", 1, None,
-    )  # fmt: skip
+        "failed",
+        "worker lost",
+        1,
+        None,
+    )
     assert job.run_at_ms == clock.now_ms() + 2000
     assert store.reap([]) == []
 
@@ -453,8 +492,10 @@ def test_cancel(store: Store, clock: FakeClock) -> None:
     add(store, {"id": "pending"})
     before = store.cancel(["pending", "run", "f"])
     assert [(j.id, j.state) for j in before] == [
-        ("pending", "pending"), ("run", "processing"), ("f", "failed"),
-    ]  # fmt: skip
+        ("pending", "pending"),
+        ("run", "processing"),
+        ("f", "failed"),
+    ]
     for job_id in ("pending", "run", "f"):
         job = get(store, job_id)
         assert (job.state, job.last_error, job.lease_owner) == ("cancelled", "cancelled", None)
@@ -618,9 +659,15 @@ def test_config_defaults_set_and_shared(store: Store, target: str, clock: FakeCl
 
 def runner(runner_id: str, queues: list[str] | None = None) -> Runner:
     return Runner(
-        id=runner_id, host="h", pid=os.getpid(), workers=2, queues=queues,
-        started_at_ms=1_800_000_000_000, heartbeat_at_ms=1_800_000_000_000, pid_started="x",
-    )  # fmt: skip
+        id=runner_id,
+        host="h",
+        pid=os.getpid(),
+        workers=2,
+        queues=queues,
+        started_at_ms=1_800_000_000_000,
+        heartbeat_at_ms=1_800_000_000_000,
+        pid_started="x",
+    )
 
 
 def test_runners_register_heartbeat_unregister(store: Store, clock: FakeClock) -> None:
@@ -629,8 +676,13 @@ def test_runners_register_heartbeat_unregister(store: Store, clock: FakeClock) -
     claim(store, owner="r1")
     [seen] = store.runners()
     assert (seen.id, seen.host, seen.pid, seen.workers, seen.queues, seen.pid_started) == (
-        "r1", "h", os.getpid(), 2, ["a", "b"], "x",
-    )  # fmt: skip
+        "r1",
+        "h",
+        os.getpid(),
+        2,
+        ["a", "b"],
+        "x",
+    )
     assert seen.running == ["j"]
     assert seen.stop_requested is False
     clock.advance(5)

@@ -32,9 +32,27 @@ def test_parse_duration_accepts_seconds_and_units(text: str | float, seconds: fl
 
 @pytest.mark.parametrize(
     "junk",
-    ["", "abc", "-5", "-5s", "5x", "5 minutes", "1e3", "inf", "nan", "5s5", "s", "1.2.3", -1,
-     float("inf"), float("nan"), True, False, "99999999999999999999d"],
-)  # fmt: skip
+    [
+        "",
+        "abc",
+        "-5",
+        "-5s",
+        "5x",
+        "5 minutes",
+        "1e3",
+        "inf",
+        "nan",
+        "5s5",
+        "s",
+        "1.2.3",
+        -1,
+        float("inf"),
+        float("nan"),
+        True,
+        False,
+        "99999999999999999999d",
+    ],
+)
 def test_parse_duration_refuses_junk(junk: object) -> None:
     with pytest.raises(InvalidInputError, match="timeout"):
         parse_duration(junk, "timeout")  # type: ignore[arg-type]
@@ -67,9 +85,19 @@ def test_parse_iso_round_trips_to_utc_milliseconds(text: str, iso: str) -> None:
 
 @pytest.mark.parametrize(
     "junk",
-    ["", "tomorrow", "2026-13-01", "2026-11-31T00:00:00Z", "27/11/2026", "2026-11-27T25:00",
-     12345, None, "0001-01-01T00:00:00+14:00", "9999-12-31T23:59:59-14:00"],
-)  # fmt: skip
+    [
+        "",
+        "tomorrow",
+        "2026-13-01",
+        "2026-11-31T00:00:00Z",
+        "27/11/2026",
+        "2026-11-27T25:00",
+        12345,
+        None,
+        "0001-01-01T00:00:00+14:00",
+        "9999-12-31T23:59:59-14:00",
+    ],
+)
 def test_parse_iso_refuses_junk_and_out_of_range(junk: object) -> None:
     with pytest.raises(InvalidInputError, match="run_at"):
         parse_iso(junk, "run_at")  # type: ignore[arg-type]

@@ -13,11 +13,29 @@ from queuectl.errors import InvalidInputError
 from queuectl.models import MAX_COMMAND_BYTES, Job, new_job, validate_id
 
 SPEC_FIELDS = [
-    "id", "command", "state", "queue", "priority", "attempts", "max_retries", "timeout",
-    "run_at", "depends_on", "no_retry_exit_codes", "unique_key", "cwd", "env", "created_at",
-    "updated_at", "started_at", "finished_at", "exit_code", "last_error", "duration_ms",
+    "id",
+    "command",
+    "state",
+    "queue",
+    "priority",
+    "attempts",
+    "max_retries",
+    "timeout",
+    "run_at",
+    "depends_on",
+    "no_retry_exit_codes",
+    "unique_key",
+    "cwd",
+    "env",
+    "created_at",
+    "updated_at",
+    "started_at",
+    "finished_at",
+    "exit_code",
+    "last_error",
+    "duration_ms",
     "lock",  # SPEC 9.2
-]  # fmt: skip
+]
 
 
 def bad(data: dict[str, Any], match: str) -> None:
@@ -134,9 +152,17 @@ def test_invalid_max_retries(retries: object) -> None:
 
 @pytest.mark.parametrize(
     ("given", "seconds"),
-    [("500ms", 0.5), ("30s", 30.0), ("5m", 300.0), ("2h", 7200.0), ("7d", 604800.0), (12, 12.0),
-     ("0", None), (0, None)],
-)  # fmt: skip
+    [
+        ("500ms", 0.5),
+        ("30s", 30.0),
+        ("5m", 300.0),
+        ("2h", 7200.0),
+        ("7d", 604800.0),
+        (12, 12.0),
+        ("0", None),
+        (0, None),
+    ],
+)
 def test_timeout(given: object, seconds: float | None) -> None:
     assert new_job({"command": "true", "timeout": given}).timeout == seconds
 
@@ -180,14 +206,18 @@ def test_env() -> None:
 @pytest.mark.parametrize(
     ("env", "match"),
     [
-        ({"1A": "x"}, "variable name"), ({"A-B": "x"}, "variable name"),
-        ({"": "x"}, "variable name"), ({"A B": "x"}, "variable name"),
+        ({"1A": "x"}, "variable name"),
+        ({"A-B": "x"}, "variable name"),
+        ({"": "x"}, "variable name"),
+        ({"A B": "x"}, "variable name"),
         ({"A=B": "x"}, "variable name"),
-        ({"A": 1}, "must be a string"), ({"A": None}, "must be a string"),
+        ({"A": 1}, "must be a string"),
+        ({"A": None}, "must be a string"),
         ({"A": "a\x00b"}, "must be a string"),
-        (["A=1"], "expected an object"), ("A=1", "expected an object"),
+        (["A=1"], "expected an object"),
+        ("A=1", "expected an object"),
     ],
-)  # fmt: skip
+)
 def test_invalid_env(env: object, match: str) -> None:
     bad({"command": "true", "env": env}, match)
 
@@ -235,9 +265,14 @@ def test_depends_on() -> None:
 
 @pytest.mark.parametrize(
     ("deps", "match"),
-    [(["a b"], "depends_on"), ([1], "depends_on"), ({"a": 1}, "depends_on"), (5, "depends_on"),
-     ([""], "depends_on")],
-)  # fmt: skip
+    [
+        (["a b"], "depends_on"),
+        ([1], "depends_on"),
+        ({"a": 1}, "depends_on"),
+        (5, "depends_on"),
+        ([""], "depends_on"),
+    ],
+)
 def test_invalid_depends_on(deps: object, match: str) -> None:
     bad({"command": "true", "depends_on": deps}, match)
 
@@ -267,13 +302,28 @@ def test_invalid_unique_key(key: object) -> None:
 
 def test_null_means_absent() -> None:
     job = new_job(
-        {"command": "true", "id": None, "queue": None, "priority": None, "max_retries": None,
-         "timeout": None, "run_at": None, "delay": None, "depends_on": None,
-         "no_retry_exit_codes": None, "unique_key": None, "env": None}
-    )  # fmt: skip
+        {
+            "command": "true",
+            "id": None,
+            "queue": None,
+            "priority": None,
+            "max_retries": None,
+            "timeout": None,
+            "run_at": None,
+            "delay": None,
+            "depends_on": None,
+            "no_retry_exit_codes": None,
+            "unique_key": None,
+            "env": None,
+        }
+    )
     assert (job.id, job.queue, job.priority, job.max_retries, job.timeout) == (
-        None, "default", 0, None, None,
-    )  # fmt: skip
+        None,
+        "default",
+        0,
+        None,
+        None,
+    )
 
 
 # -- the JSON shape
@@ -281,11 +331,23 @@ def test_null_means_absent() -> None:
 
 def test_to_dict_has_exactly_the_spec_fields_in_order() -> None:
     job = Job(
-        id="a", command="true", state="pending", queue="default", priority=0, attempts=0,
-        max_retries=3, timeout=None, run_at_ms=1_800_000_000_123, depends_on=["b"],
-        no_retry_exit_codes=[2], unique_key=None, cwd="/", env={"A": "1"},
-        created_at_ms=1_800_000_000_000, updated_at_ms=1_800_000_000_001,
-    )  # fmt: skip
+        id="a",
+        command="true",
+        state="pending",
+        queue="default",
+        priority=0,
+        attempts=0,
+        max_retries=3,
+        timeout=None,
+        run_at_ms=1_800_000_000_123,
+        depends_on=["b"],
+        no_retry_exit_codes=[2],
+        unique_key=None,
+        cwd="/",
+        env={"A": "1"},
+        created_at_ms=1_800_000_000_000,
+        updated_at_ms=1_800_000_000_001,
+    )
     data = job.to_dict()
     assert list(data) == SPEC_FIELDS
     assert data["run_at"] == "2027-01-15T08:00:00.123Z"

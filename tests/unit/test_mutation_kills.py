@@ -35,16 +35,23 @@ def message(call: Callable[[], object]) -> str:
 @pytest.mark.parametrize(
     ("check", "value", "stored"),
     [
-        (lambda: config._integer(0, 100), " 7 ", 7), (lambda: config._integer(0, 100), 0, 0),
-        (lambda: config._integer(0, 100), 100, 100), (lambda: config._integer(0), "123456", 123456),
+        (lambda: config._integer(0, 100), " 7 ", 7),
+        (lambda: config._integer(0, 100), 0, 0),
+        (lambda: config._integer(0, 100), 100, 100),
+        (lambda: config._integer(0), "123456", 123456),
         (lambda: config._integer(5), 5, 5),
-        (lambda: config._number(1), " 1.5 ", 1.5), (lambda: config._number(1), 1, 1),
-        (lambda: config._number(1), 2.0, 2), (lambda: config._number(0, 1), 1, 1),
-        (lambda: config._number(0, 1), "0", 0), (lambda: config._number(1), "1e3", 1000),
-        (lambda: config._seconds(1), "1", 1), (lambda: config._seconds(1), 1.5, 1.5),
-        (lambda: config._seconds(0), "250ms", 0.25), (lambda: config._seconds(1), 2, 2),
+        (lambda: config._number(1), " 1.5 ", 1.5),
+        (lambda: config._number(1), 1, 1),
+        (lambda: config._number(1), 2.0, 2),
+        (lambda: config._number(0, 1), 1, 1),
+        (lambda: config._number(0, 1), "0", 0),
+        (lambda: config._number(1), "1e3", 1000),
+        (lambda: config._seconds(1), "1", 1),
+        (lambda: config._seconds(1), 1.5, 1.5),
+        (lambda: config._seconds(0), "250ms", 0.25),
+        (lambda: config._seconds(1), 2, 2),
     ],
-)  # fmt: skip
+)
 def test_validators_accept_their_bounds(
     check: Callable[[], Callable[[object], float]], value: object, stored: float
 ) -> None:
@@ -71,10 +78,13 @@ def test_validators_accept_their_bounds(
         (lambda: config._number(0, 1), -0.25, "must be a number 0 to 1, got -0.25"),
         (lambda: config._seconds(1), "0.5", "must be at least 1 second, got 0.5"),
         (lambda: config._seconds(1), 0, "must be at least 1 second, got 0"),
-        (lambda: config._seconds(1), "x",
-         "value: 'x' is not a duration (use seconds or 500ms, 30s, 5m, 2h, 7d)"),
+        (
+            lambda: config._seconds(1),
+            "x",
+            "value: 'x' is not a duration (use seconds or 500ms, 30s, 5m, 2h, 7d)",
+        ),
     ],
-)  # fmt: skip
+)
 def test_validators_refuse_with_the_reason(
     check: Callable[[], Callable[[object], float]], value: object, text: str
 ) -> None:
@@ -165,9 +175,13 @@ def test_settle_ours_settles_only_the_attempts_still_ours_with_their_own_rules()
         "stale": Fence(3, 3, []),
     }
     outcomes = [
-        outcome("done", 1, 0), outcome("retry", 2, 1), outcome("last", 2, 1),
-        outcome("fatal", 1, 64), outcome("stale", 2, 0), outcome("gone", 1, 0),
-    ]  # fmt: skip
+        outcome("done", 1, 0),
+        outcome("retry", 2, 1),
+        outcome("last", 2, 1),
+        outcome("fatal", 1, 64),
+        outcome("stale", 2, 0),
+        outcome("gone", 1, 0),
+    ]
     draws = iter([0.0, 0.5, 0.25, 0.75])
     config_ = {**DEFAULTS, "backoff_jitter": 0.5}
     decided = lifecycle.settle_ours(outcomes, ours, config_, lambda: next(draws), lambda o: T0)
@@ -190,10 +204,17 @@ def test_settle_params_are_the_statements_parameters() -> None:
         ended, Settlement("failed", T0 + 4000, "exit code 1"), "r1", T0 + 5, T0
     )
     assert params == {
-        "state": "failed", "run_at": T0 + 4000, "finished_at": T0, "exit_code": 1,
-        "last_error": "exit code 1", "duration_ms": 700, "now": T0 + 5, "id": "job",
-        "owner": "r1", "attempt": 2,
-    }  # fmt: skip
+        "state": "failed",
+        "run_at": T0 + 4000,
+        "finished_at": T0,
+        "exit_code": 1,
+        "last_error": "exit code 1",
+        "duration_ms": 700,
+        "now": T0 + 5,
+        "id": "job",
+        "owner": "r1",
+        "attempt": 2,
+    }
 
 
 def test_settle_params_never_give_a_negative_duration() -> None:
@@ -213,11 +234,25 @@ def test_settle_params_leave_an_unknown_duration_to_the_store() -> None:
 
 def test_job_instants_as_aware_datetimes() -> None:
     job = models.Job(
-        id="a", command="true", state="pending", queue="default", priority=0, attempts=0,
-        max_retries=3, timeout=None, run_at_ms=T0 + 1500, depends_on=[], no_retry_exit_codes=[],
-        unique_key=None, cwd="/", env={}, created_at_ms=T0, updated_at_ms=T0 + 1,
-        started_at_ms=T0 + 2, finished_at_ms=T0 + 3,
-    )  # fmt: skip
+        id="a",
+        command="true",
+        state="pending",
+        queue="default",
+        priority=0,
+        attempts=0,
+        max_retries=3,
+        timeout=None,
+        run_at_ms=T0 + 1500,
+        depends_on=[],
+        no_retry_exit_codes=[],
+        unique_key=None,
+        cwd="/",
+        env={},
+        created_at_ms=T0,
+        updated_at_ms=T0 + 1,
+        started_at_ms=T0 + 2,
+        finished_at_ms=T0 + 3,
+    )
     assert job.run_at.timestamp() == (T0 + 1500) / 1000
     assert job.created_at.utcoffset() is not None
     assert job.started_at == datetime.fromtimestamp((T0 + 2) / 1000, tz=UTC)
@@ -228,25 +263,44 @@ def test_job_instants_as_aware_datetimes() -> None:
 
 def test_to_dict_gives_each_instant_its_own_value() -> None:
     job = models.Job(
-        id="a", command="true", state="completed", queue="default", priority=0, attempts=1,
-        max_retries=3, timeout=None, run_at_ms=0, depends_on=[], no_retry_exit_codes=[],
-        unique_key=None, cwd="/", env={}, created_at_ms=1000, updated_at_ms=2000,
-        started_at_ms=3000, finished_at_ms=4000,
-    )  # fmt: skip
+        id="a",
+        command="true",
+        state="completed",
+        queue="default",
+        priority=0,
+        attempts=1,
+        max_retries=3,
+        timeout=None,
+        run_at_ms=0,
+        depends_on=[],
+        no_retry_exit_codes=[],
+        unique_key=None,
+        cwd="/",
+        env={},
+        created_at_ms=1000,
+        updated_at_ms=2000,
+        started_at_ms=3000,
+        finished_at_ms=4000,
+    )
     shown = job.to_dict()
     assert [shown[k] for k in ("created_at", "updated_at", "started_at", "finished_at")] == [
-        "1970-01-01T00:00:01.000Z", "1970-01-01T00:00:02.000Z",
-        "1970-01-01T00:00:03.000Z", "1970-01-01T00:00:04.000Z",
-    ]  # fmt: skip
+        "1970-01-01T00:00:01.000Z",
+        "1970-01-01T00:00:02.000Z",
+        "1970-01-01T00:00:03.000Z",
+        "1970-01-01T00:00:04.000Z",
+    ]
 
 
 @pytest.mark.parametrize(
     ("data", "now", "first"),
     [
-        ({}, T0, T0), ({"delay": "1.5s"}, T0, T0 + 1500), ({"delay": 0}, T0, T0),
-        ({"run_at": "1970-01-01T00:00:05Z"}, T0, 5000), ({"run_at": "1970-01-01T00:00:00Z"}, T0, 0),
+        ({}, T0, T0),
+        ({"delay": "1.5s"}, T0, T0 + 1500),
+        ({"delay": 0}, T0, T0),
+        ({"run_at": "1970-01-01T00:00:05Z"}, T0, 5000),
+        ({"run_at": "1970-01-01T00:00:00Z"}, T0, 0),
     ],
-)  # fmt: skip
+)
 def test_first_run_at(data: dict[str, Any], now: int, first: int) -> None:
     assert models.new_job({"command": "true", **data}).first_run_at(now) == first
 
@@ -259,35 +313,69 @@ def test_first_run_at(data: dict[str, Any], now: int, first: int) -> None:
         ({"command": " "}, "", "command: must be a non-empty string"),
         ({"command": "a\x00b"}, "", "command: must not contain a NUL byte"),
         ({"command": "\udcff"}, "", "command: must be UTF-8 text"),
-        ({"command": "true", "id": "a b"}, "",
-         "id: 'a b' is not valid (1 to 128 of A-Z a-z 0-9 . _ : -)"),
-        ({"command": "true", "queue": "a b"}, "",
-         "queue: 'a b' is not valid (1 to 128 of A-Z a-z 0-9 . _ : -)"),
+        (
+            {"command": "true", "id": "a b"},
+            "",
+            "id: 'a b' is not valid (1 to 128 of A-Z a-z 0-9 . _ : -)",
+        ),
+        (
+            {"command": "true", "queue": "a b"},
+            "",
+            "queue: 'a b' is not valid (1 to 128 of A-Z a-z 0-9 . _ : -)",
+        ),
         ({"command": "true", "max_retries": "x"}, "", "max_retries: expected an integer, got 'x'"),
-        ({"command": "true", "max_retries": 101}, "", "max_retries: must be between 0 and 100, got 101"),
-        ({"command": "true", "timeout": "x"}, "",
-         "timeout: 'x' is not a duration (use seconds or 500ms, 30s, 5m, 2h, 7d)"),
+        (
+            {"command": "true", "max_retries": 101},
+            "",
+            "max_retries: must be between 0 and 100, got 101",
+        ),
+        (
+            {"command": "true", "timeout": "x"},
+            "",
+            "timeout: 'x' is not a duration (use seconds or 500ms, 30s, 5m, 2h, 7d)",
+        ),
         ({"command": "true", "run_at": "x", "delay": 1}, "", "give run_at or delay, not both"),
-        ({"command": "true", "run_at": "x"}, "",
-         "run_at: 'x' is not an ISO-8601 time (e.g. 2026-11-27T22:33:28Z)"),
-        ({"command": "true", "delay": "x"}, "",
-         "delay: 'x' is not a duration (use seconds or 500ms, 30s, 5m, 2h, 7d)"),
+        (
+            {"command": "true", "run_at": "x"},
+            "",
+            "run_at: 'x' is not an ISO-8601 time (e.g. 2026-11-27T22:33:28Z)",
+        ),
+        (
+            {"command": "true", "delay": "x"},
+            "",
+            "delay: 'x' is not a duration (use seconds or 500ms, 30s, 5m, 2h, 7d)",
+        ),
         ({"command": "true", "depends_on": 5}, "", "depends_on: expected a list of job ids"),
-        ({"command": "true", "depends_on": ["a b"]}, "",
-         "depends_on: 'a b' is not valid (1 to 128 of A-Z a-z 0-9 . _ : -)"),
-        ({"command": "true", "id": "a", "depends_on": ["a"]}, "",
-         "depends_on: a job cannot depend on itself"),
-        ({"command": "true", "no_retry_exit_codes": 1}, "",
-         "no_retry_exit_codes: expected a list of integers"),
-        ({"command": "true", "no_retry_exit_codes": [256]}, "",
-         "no_retry_exit_codes: must be between 0 and 255, got 256"),
-        ({"command": "true", "unique_key": ""}, "",
-         "unique_key: must be a non-empty string of UTF-8 text"),
+        (
+            {"command": "true", "depends_on": ["a b"]},
+            "",
+            "depends_on: 'a b' is not valid (1 to 128 of A-Z a-z 0-9 . _ : -)",
+        ),
+        (
+            {"command": "true", "id": "a", "depends_on": ["a"]},
+            "",
+            "depends_on: a job cannot depend on itself",
+        ),
+        (
+            {"command": "true", "no_retry_exit_codes": 1},
+            "",
+            "no_retry_exit_codes: expected a list of integers",
+        ),
+        (
+            {"command": "true", "no_retry_exit_codes": [256]},
+            "",
+            "no_retry_exit_codes: must be between 0 and 255, got 256",
+        ),
+        (
+            {"command": "true", "unique_key": ""},
+            "",
+            "unique_key: must be a non-empty string of UTF-8 text",
+        ),
         ({"command": "true", "cwd": ""}, "", "cwd: must be a non-empty path"),
         ({"command": "true", "env": []}, "", "env: expected an object of NAME: value"),
         ({}, "job 3", "job 3: command: missing"),
     ],
-)  # fmt: skip
+)
 def test_new_job_errors_say_exactly_what_is_wrong(data: Any, where: str, text: str) -> None:
     assert message(lambda: models.new_job(data, where)) == text
 

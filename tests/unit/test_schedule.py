@@ -47,31 +47,65 @@ def test_a_name_of_the_maximum_length_is_accepted() -> None:
 @pytest.mark.parametrize(
     ("name", "cron", "every", "tz", "job", "message"),
     [
-        ("bad name", None, "1s", None, JOB,
-         "schedule name: 'bad name' is not valid (1 to 128 of A-Z a-z 0-9 . _ : -)"),
+        (
+            "bad name",
+            None,
+            "1s",
+            None,
+            JOB,
+            "schedule name: 'bad name' is not valid (1 to 128 of A-Z a-z 0-9 . _ : -)",
+        ),
         ("n" * (MAX_NAME + 1), None, "1s", None, JOB, "schedule name: at most 100 characters"),
         ("a", None, None, None, JOB, "give exactly one of --cron EXPR or --every DURATION"),
         ("a", "* * * * *", "1s", None, JOB, "give exactly one of --cron EXPR or --every DURATION"),
         ("a", None, "0.999", None, JOB, "--every: must be at least 1s"),
-        ("a", None, "soon", None, JOB,
-         "--every: 'soon' is not a duration (use seconds or 500ms, 30s, 5m, 2h, 7d)"),
+        (
+            "a",
+            None,
+            "soon",
+            None,
+            JOB,
+            "--every: 'soon' is not a duration (use seconds or 500ms, 30s, 5m, 2h, 7d)",
+        ),
         ("a", None, "1s", "UTC", JOB, "--tz applies to --cron only"),
-        ("a", "* * * *", None, None, JOB,
-         "--cron: '* * * *' must have 5 fields (minute hour day month weekday) or be one of @yearly, @annually, @monthly, @weekly, @daily, @midnight, @hourly"),
-        ("a", "* * * * * *", None, None, JOB,
-         "--cron: '* * * * * *' must have 5 fields (minute hour day month weekday) or be one of @yearly, @annually, @monthly, @weekly, @daily, @midnight, @hourly"),
+        (
+            "a",
+            "* * * *",
+            None,
+            None,
+            JOB,
+            "--cron: '* * * *' must have 5 fields (minute hour day month weekday) or be one of @yearly, @annually, @monthly, @weekly, @daily, @midnight, @hourly",
+        ),
+        (
+            "a",
+            "* * * * * *",
+            None,
+            None,
+            JOB,
+            "--cron: '* * * * * *' must have 5 fields (minute hour day month weekday) or be one of @yearly, @annually, @monthly, @weekly, @daily, @midnight, @hourly",
+        ),
         ("a", "61 * * * *", None, None, JOB, "--cron: '61 * * * *' is not a valid cron expression"),
         ("a", "0 3 * * *", None, "Mars/Olympus", JOB, "--tz: unknown time zone 'Mars/Olympus'"),
         ("a", "0 3 * * *", None, "../etc", JOB, "--tz: unknown time zone '../etc'"),
-        ("a", None, "1s", None, {"command": "true", "id": "x"},
-         "a scheduled job cannot have an id: each run gets '<name>.<slot>'"),
+        (
+            "a",
+            None,
+            "1s",
+            None,
+            {"command": "true", "id": "x"},
+            "a scheduled job cannot have an id: each run gets '<name>.<slot>'",
+        ),
         ("a", None, "1s", None, {"command": ""}, "command: must be a non-empty string"),
     ],
-)  # fmt: skip
+)
 def test_bad_schedules_are_refused_with_the_reason(
-    name: str, cron: str | None, every: str | None, tz: str | None, job: dict[str, Any],
+    name: str,
+    cron: str | None,
+    every: str | None,
+    tz: str | None,
+    job: dict[str, Any],
     message: str,
-) -> None:  # fmt: skip
+) -> None:
     with pytest.raises(InvalidInputError) as caught:
         validate_schedule(name, cron, every, tz, job)
     assert str(caught.value) == message

@@ -122,30 +122,42 @@ def test_bad_dependencies_are_refused_and_change_nothing(
         (["enqueue", '{"id": "me", "command": "true", "depends_on": ["me"]}'], ["itself"]),
         # a line that depends on a later line of its batch
         (
-            ["enqueue", "--file", batch(
-                {"id": "first", "command": "true"},
-                {"id": "second", "command": "true", "depends_on": ["third"]},
-                {"id": "third", "command": "true"},
-            )],
+            [
+                "enqueue",
+                "--file",
+                batch(
+                    {"id": "first", "command": "true"},
+                    {"id": "second", "command": "true", "depends_on": ["third"]},
+                    {"id": "third", "command": "true"},
+                ),
+            ],
             ["second", "third", "later"],
         ),
         # a line that depends on an unknown job, after lines that were fine
         (
-            ["enqueue", "--file", batch(
-                {"id": "first", "command": "true", "depends_on": ["exists"]},
-                {"id": "second", "command": "true", "depends_on": ["ghost"]},
-            )],
+            [
+                "enqueue",
+                "--file",
+                batch(
+                    {"id": "first", "command": "true", "depends_on": ["exists"]},
+                    {"id": "second", "command": "true", "depends_on": ["ghost"]},
+                ),
+            ],
             ["ghost"],
         ),
         # a would-be cycle: each depends on the other
         (
-            ["enqueue", "--file", batch(
-                {"id": "ping", "command": "true", "depends_on": ["pong"]},
-                {"id": "pong", "command": "true", "depends_on": ["ping"]},
-            )],
+            [
+                "enqueue",
+                "--file",
+                batch(
+                    {"id": "ping", "command": "true", "depends_on": ["pong"]},
+                    {"id": "pong", "command": "true", "depends_on": ["ping"]},
+                ),
+            ],
             ["ping", "pong", "later"],
         ),
-    ]  # fmt: skip
+    ]
     for args, words in cases:
         line = refused(cli(*args))
         for word in words:

@@ -27,8 +27,9 @@ def test_a_paused_queue_keeps_its_jobs_until_resumed(
     # The runner has claimed since the held jobs were enqueued: they were not claimable.
     assert all(job.state == "pending" and job.attempts == 0 for job in map(queue.get, held))
     assert cli_json("queue", "list")["reports"] == {
-        "paused": True, "counts": {**ZERO, "pending": 2},
-    }  # fmt: skip
+        "paused": True,
+        "counts": {**ZERO, "pending": 2},
+    }
 
     resumed_at_ms = time.time_ns() // 1_000_000
     ok(cli("queue", "resume", "reports"))

@@ -103,9 +103,17 @@ def test_a_duplicate_firing_of_a_slot_is_refused_and_adds_no_job(
     # A runner that still sees the slot as due (a stale view of the schedule) fires it again.
     clock.advance(0.5)
     first.add_schedule(
-        Schedule(name="tick", cron=None, every_s=1.0, tz=None, job=schedule.job,
-                 created_at_ms=schedule.created_at_ms, last_at_ms=None, next_at_ms=slot)
-    )  # fmt: skip
+        Schedule(
+            name="tick",
+            cron=None,
+            every_s=1.0,
+            tz=None,
+            job=schedule.job,
+            created_at_ms=schedule.created_at_ms,
+            last_at_ms=None,
+            next_at_ms=slot,
+        )
+    )
     [firing] = second.fire_schedules()
     assert (firing.schedule, firing.job_id) == ("tick", None)
     assert firing.error is not None

@@ -80,8 +80,19 @@ def test_schedule_commands_refuse_bad_input_and_add_nothing(
         assert word in line, (args, line)
     assert cli_json("schedule", "list") == []
 
-    ok(cli("schedule", "add", "nightly", "--cron", "0 3 * * *", "--tz", "Europe/Paris",
-           "--command", "true"))  # fmt: skip
+    ok(
+        cli(
+            "schedule",
+            "add",
+            "nightly",
+            "--cron",
+            "0 3 * * *",
+            "--tz",
+            "Europe/Paris",
+            "--command",
+            "true",
+        )
+    )
     [listed] = cli_json("schedule", "list")
     assert (listed["cron"], listed["tz"], listed["last_at"]) == ("0 3 * * *", "Europe/Paris", None)
     assert listed["next_at"].endswith("Z")

@@ -31,9 +31,12 @@ main(sys.argv[3:])
 
 
 def test_concurrent_enqueues_of_one_unique_key_make_one_job(
-    cli: Cli, queue: Queue, test_env: dict[str, str], tmp_path: Path,
+    cli: Cli,
+    queue: Queue,
+    test_env: dict[str, str],
+    tmp_path: Path,
     start_runner: Callable[..., Any],
-) -> None:  # fmt: skip
+) -> None:
     barrier = tmp_path / "go"
     args = ["enqueue", "--unique-key", "nightly-report", "--command", "true"]
     processes = [
@@ -50,8 +53,9 @@ def test_concurrent_enqueues_of_one_unique_key_make_one_job(
     try:
         wait_until(
             lambda: all((tmp_path / f"ready-{n}").exists() for n in range(ENQUEUERS)),
-            30, "every enqueuer to be ready",
-        )  # fmt: skip
+            30,
+            "every enqueuer to be ready",
+        )
         barrier.touch()
         results = [process.communicate(timeout=60) for process in processes]
     finally:

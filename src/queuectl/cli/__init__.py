@@ -10,9 +10,12 @@ import importlib
 import os
 import re
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
+
+if TYPE_CHECKING:
+    from queuectl.queue import Queue
 
 from queuectl.errors import QueuectlError
 
@@ -140,10 +143,10 @@ class Session:
 
     def __init__(self, target: str | None) -> None:
         self.target = target
-        self._queue: Any = None
+        self._queue: Queue | None = None
 
     @property
-    def existing_queue(self) -> Any:
+    def existing_queue(self) -> Queue:
         """The Queue of a read command: a `--db` file that does not exist is an error, not
         a new empty store (a typo must not create folders and files)."""
         if self._queue is None and self.target is not None:
@@ -155,7 +158,7 @@ class Session:
         return self.queue
 
     @property
-    def queue(self) -> Any:
+    def queue(self) -> Queue:
         if self._queue is None:
             from queuectl.queue import Queue
 

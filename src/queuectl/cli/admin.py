@@ -99,9 +99,11 @@ def config_list(session: Session, as_json: bool) -> None:
     from queuectl.cli.render import print_table
     from queuectl.config import KEYS
 
-    print_table(None, ["KEY", "VALUE", "DEFAULT", "MEANING"], [
-        (key, values[key], KEYS[key].default, KEYS[key].help) for key in KEYS
-    ])  # fmt: skip
+    print_table(
+        None,
+        ["KEY", "VALUE", "DEFAULT", "MEANING"],
+        [(key, values[key], KEYS[key].default, KEYS[key].help) for key in KEYS],
+    )
 
 
 @config.command("get")

@@ -7,9 +7,15 @@ import subprocess
 import sys
 import tempfile
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
+
+if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.table import Table
+
+    from queuectl.queue import Queue
 
 DEMO_JOBS: list[dict[str, Any]] = [
     {"id": "hello", "command": "echo hello from queuectl", "priority": 5},
@@ -47,8 +53,10 @@ def demo(keep: bool) -> None:
     with open(log_path, "wb") as log:
         runner = subprocess.Popen(
             [sys.executable, "-m", "queuectl", "--db", target, "worker", "start", "--count", "3"],
-            stdin=subprocess.DEVNULL, stdout=log, stderr=log,
-        )  # fmt: skip
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=log,
+        )
     try:
         _watch(console, queue)
     finally:
@@ -69,21 +77,21 @@ def demo(keep: bool) -> None:
         os.rmdir(folder)
 
 
-def _watch(console: object, queue: object) -> None:
+def _watch(console: Console, queue: Queue) -> None:
     """Live table of the jobs until none is pending, running or waiting to retry."""
     from rich.live import Live
 
     deadline = time.monotonic() + 60
-    with Live(_table(queue), console=console, refresh_per_second=8, transient=False) as live:  # type: ignore[arg-type]
+    with Live(_table(queue), console=console, refresh_per_second=8, transient=False) as live:
         while time.monotonic() < deadline:
-            counts = queue.status()["counts"]  # type: ignore[attr-defined]
+            counts = queue.status()["counts"]
             live.update(_table(queue))
             if counts["pending"] + counts["processing"] + counts["failed"] == 0:
                 break
             time.sleep(0.2)
 
 
-def _table(queue: Any) -> Any:
+def _table(queue: Queue) -> Table:
     from rich.table import Table
 
     colours = {"completed": "green", "dead": "red", "failed": "yellow", "processing": "cyan"}
@@ -93,25 +101,32 @@ def _table(queue: Any) -> Any:
     for job in reversed(queue.list()):
         colour = colours.get(job.state, "white")
         table.add_row(
-            job.id, job.queue, f"[{colour}]{job.state}[/]", f"{job.attempts}/{job.max_retries + 1}",
+            job.id,
+            job.queue,
+            f"[{colour}]{job.state}[/]",
+            f"{job.attempts}/{job.max_retries + 1}",
             job.last_error or "",
-        )  # fmt: skip
+        )
     return table
 
 
-def _summary(console: object, queue: object) -> None:
-    status = queue.status()  # type: ignore[attr-defined]
-    dead = queue.list(state="dead")  # type: ignore[attr-defined]
-    print_ = console.print  # type: ignore[attr-defined]
+def _summary(console: Console, queue: Queue) -> None:
+    status = queue.status()
+    dead = queue.list(state="dead")
+    print_ = console.print
     print_("\n[bold]dead-letter queue[/] ([dim]queuectl dlq list[/]):")
     for job in dead:
         print_(f"  [red]{job.id:<10}[/] {job.last_error}  after {job.attempts} run(s)")
-    print_("\n[bold]output of 'flaky'[/] ([dim]queuectl logs flaky[/]): "
-           + queue.output("flaky").decode(errors="replace").strip())  # type: ignore[attr-defined]  # fmt: skip
+    print_(
+        "\n[bold]output of 'flaky'[/] ([dim]queuectl logs flaky[/]): "
+        + queue.output("flaky").decode(errors="replace").strip()
+    )
     counts = status["counts"]
     print_(
         f"\n[bold]summary[/]: {counts['completed']} completed, {counts['dead']} dead, "
         f"{counts['cancelled']} cancelled"
     )
-    print_("next: [dim]queuectl dlq retry --all[/] moves dead jobs back to pending; "
-           "[dim]queuectl --help[/] lists every command.")  # fmt: skip
+    print_(
+        "next: [dim]queuectl dlq retry --all[/] moves dead jobs back to pending; "
+        "[dim]queuectl --help[/] lists every command."
+    )

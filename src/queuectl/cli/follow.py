@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import sys
 import time
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 import click
 
 from queuectl.durations import parse_duration
 from queuectl.models import CANCELLED, DEAD, FINISHED_STATES, PENDING, Job
+
+if TYPE_CHECKING:
+    from queuectl.queue import Queue
 
 POLL_S = 0.2
 #: How often a watcher asks again whether a runner serves the jobs it waits for.
@@ -19,7 +22,7 @@ CHECK_RUNNERS_S = 2.0
 class RunnerCheck:
     """Says once per queue, on stderr, that no runner serves it (what `explain` finds)."""
 
-    def __init__(self, queue: Any) -> None:
+    def __init__(self, queue: Queue) -> None:
         self.queue = queue
         self.told: set[str] = set()
         self.checked_at = -CHECK_RUNNERS_S
@@ -45,7 +48,7 @@ class RunnerCheck:
                 )
 
 
-def follow_output(queue: Any, job_id: str, out: BinaryIO) -> int:
+def follow_output(queue: Queue, job_id: str, out: BinaryIO) -> int:
     """Print the job's output as it grows until the job is finished, attempt after attempt
     (each announced on stderr); 1 if it ended dead or cancelled.
 
@@ -82,7 +85,7 @@ def follow_output(queue: Any, job_id: str, out: BinaryIO) -> int:
         time.sleep(POLL_S)
 
 
-def wait_for(queue: Any, job_ids: list[str], timeout: str | None) -> int:
+def wait_for(queue: Queue, job_ids: list[str], timeout: str | None) -> int:
     """Block until the jobs are finished; 1 if one ended dead or cancelled, 124 on timeout."""
     limit_s = None if timeout is None else parse_duration(timeout, "--timeout")
     started = time.monotonic()

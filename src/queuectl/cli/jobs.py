@@ -141,20 +141,49 @@ def enqueue_options(function: Any) -> Any:
     for option in reversed(
         [
             click.option("--id", "job_id", help="Job id (default: generated)."),
-            click.option("--queue", "-q", help="Named queue (default: default).", shell_complete=complete.queues),
+            click.option(
+                "--queue",
+                "-q",
+                help="Named queue (default: default).",
+                shell_complete=complete.queues,
+            ),
             click.option("--priority", "-p", type=int, help="Higher runs first (default 0)."),
             click.option("--max-retries", type=int, help="Retries after the first attempt."),
             click.option("--timeout", help="Kill an attempt after this long (30s, 5m...)."),
             click.option("--delay", help="Start no sooner than this from now (10s, 2h...)."),
             click.option("--run-at", help="Start no sooner than this ISO-8601 time."),
-            click.option("--after", multiple=True, metavar="ID", shell_complete=complete.job_ids, help="Run after this job completed (repeatable)."),
+            click.option(
+                "--after",
+                multiple=True,
+                metavar="ID",
+                shell_complete=complete.job_ids,
+                help="Run after this job completed (repeatable).",
+            ),
             click.option("--unique-key", help="Return the existing job holding this key instead."),
-            click.option("--lock", "lock_key", metavar="KEY", help="Never run while another job holding KEY runs."),
+            click.option(
+                "--lock",
+                "lock_key",
+                metavar="KEY",
+                help="Never run while another job holding KEY runs.",
+            ),
             click.option("--cwd", help="Working directory (default: the current one)."),
-            click.option("--env", "env_pairs", multiple=True, metavar="K=V", help="Extra environment variable (repeatable)."),
-            click.option("--no-retry-exit-code", "no_retry", multiple=True, type=int, metavar="N", help="An exit code that goes to the DLQ at once (repeatable)."),
+            click.option(
+                "--env",
+                "env_pairs",
+                multiple=True,
+                metavar="K=V",
+                help="Extra environment variable (repeatable).",
+            ),
+            click.option(
+                "--no-retry-exit-code",
+                "no_retry",
+                multiple=True,
+                type=int,
+                metavar="N",
+                help="An exit code that goes to the DLQ at once (repeatable).",
+            ),
         ]
-    ):  # fmt: skip
+    ):
         function = option(function)
     return function
 
@@ -196,14 +225,27 @@ def command_from_words(words: tuple[str, ...]) -> str:
 @enqueue_options
 @click.option("--json", "as_json", is_flag=True, help="Print the new jobs as a JSON array.")
 @click.pass_context
-def enqueue(ctx: click.Context, /, words: tuple[str, ...], command: str | None, file: Any, as_json: bool, **options: Any) -> None:  # fmt: skip
+def enqueue(
+    ctx: click.Context,
+    /,
+    words: tuple[str, ...],
+    command: str | None,
+    file: Any,
+    as_json: bool,
+    **options: Any,
+) -> None:
     """Enqueue a job: a JSON object, --command CMD, -- CMD ARGS..., or --file PATH (- for stdin).
 
     Prints the id of each new job, one a line. A batch from --file is all or nothing.
     """
     given = sum(
-        [bool(command is not None), bool(file is not None), bool(words and not ctx.meta.get("dashdash")), bool(words and ctx.meta.get("dashdash"))]
-    )  # fmt: skip
+        [
+            bool(command is not None),
+            bool(file is not None),
+            bool(words and not ctx.meta.get("dashdash")),
+            bool(words and ctx.meta.get("dashdash")),
+        ]
+    )
     if given != 1:
         raise click.UsageError(
             "give exactly one of: a JSON job, --command CMD, -- CMD ARGS..., or --file PATH"

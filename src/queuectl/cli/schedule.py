@@ -24,7 +24,17 @@ def schedule() -> None:
 @click.option("--command", "-c", "command", help="The shell command to run.")
 @enqueue_options
 @click.pass_obj
-def schedule_add(session: Session, /, name: str, job_json: str | None, cron: str | None, every: str | None, tz: str | None, command: str | None, **options: Any) -> None:  # fmt: skip
+def schedule_add(
+    session: Session,
+    /,
+    name: str,
+    job_json: str | None,
+    cron: str | None,
+    every: str | None,
+    tz: str | None,
+    command: str | None,
+    **options: Any,
+) -> None:
     """Add (or replace) schedule NAME: (--cron EXPR | --every DURATION) (--command CMD | JSON)."""
     from queuectl.cli.render import local_time
 

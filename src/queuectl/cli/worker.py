@@ -51,7 +51,16 @@ def worker() -> None:
     help="Append the log to this file (default with --detach: a file per runner).",
 )
 @click.pass_obj
-def worker_start(session: Session, count: int, queues: tuple[str, ...], detach: bool, grace: str | None, log_json: bool, quiet: bool, log_file: str | None) -> None:  # fmt: skip
+def worker_start(
+    session: Session,
+    count: int,
+    queues: tuple[str, ...],
+    detach: bool,
+    grace: str | None,
+    log_json: bool,
+    quiet: bool,
+    log_file: str | None,
+) -> None:
     """Start a runner with COUNT workers; it runs until SIGINT, SIGTERM or `worker stop`."""
     from queuectl.durations import parse_duration
     from queuectl.models import validate_id

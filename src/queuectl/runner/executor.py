@@ -87,9 +87,14 @@ def start(
     started_at_ms = time.time_ns() // 1_000_000
     mono = time.monotonic()
     attempt = Attempt(
-        claim, None, output, started_at_ms, mono,
-        None if timeout_s is None else mono + timeout_s, timeout_s,
-    )  # fmt: skip
+        claim,
+        None,
+        output,
+        started_at_ms,
+        mono,
+        None if timeout_s is None else mono + timeout_s,
+        timeout_s,
+    )
     if tree is not None:
         attempt.tree = tree
         attempt.job = tree.new_job(claim.id, claim.attempt)

@@ -116,8 +116,11 @@ class Supervisor:
             "runner_started",
             f"runner {self.id} started: {self.count} worker{'s' if self.count != 1 else ''} "
             f"on {where} ({self.store.describe()['target']})",
-            important=True, runner=self.id, workers=self.count, queues=self.queues,
-        )  # fmt: skip
+            important=True,
+            runner=self.id,
+            workers=self.count,
+            queues=self.queues,
+        )
         try:
             # Registered only now that SIGTERM is handled: a runner that others can see
             # (`worker start --detach`, systemd) must stop gracefully, not die of the signal.
@@ -171,8 +174,12 @@ class Supervisor:
             if self.stopping and not self.running and not self.unsent and not self.unreleased:
                 return
             if self.stopping and not self.running and now >= self.give_up_at:
-                self.log("gave_up", "the store is still unreachable: exiting; its jobs will be "
-                         "recovered as worker lost", important=True)  # fmt: skip
+                self.log(
+                    "gave_up",
+                    "the store is still unreachable: exiting; its jobs will be "
+                    "recovered as worker lost",
+                    important=True,
+                )
                 self.exit_code = 1
                 return
             self.tree.poll(time.monotonic())
@@ -292,9 +299,10 @@ class Supervisor:
             elif attempt.deadline is not None and now >= attempt.deadline:
                 executor.terminate(attempt, now, f"timed out after {attempt.timeout_s:g}s")
                 self.log(
-                    "timeout", f"timed out {attempt.claim.id} after {attempt.timeout_s:g}s",
+                    "timeout",
+                    f"timed out {attempt.claim.id} after {attempt.timeout_s:g}s",
                     job=attempt.claim.id,
-                )  # fmt: skip
+                )
 
     def _result(self, attempt: Attempt) -> None:
         """Queue what must be written about an ended attempt (nothing if it is not ours)."""
@@ -353,9 +361,12 @@ class Supervisor:
                 self._watch(f"+{attempt.pgid}")
             self._flush_watch()  # before anything else: a crash now must take this job along
             self.log(
-                "claimed", f"started {claim.id} (attempt {claim.attempt}): {claim.command[:200]}",
-                job=claim.id, attempt=claim.attempt, queue=claim.queue,
-            )  # fmt: skip
+                "claimed",
+                f"started {claim.id} (attempt {claim.attempt}): {claim.command[:200]}",
+                job=claim.id,
+                attempt=claim.attempt,
+                queue=claim.queue,
+            )
 
     def _next_claim_time(self, now: float, due_ms: int | None) -> float:
         """When to look again: the next delayed job (as the claim saw it), or the fallback
@@ -389,9 +400,11 @@ class Supervisor:
         else:
             wait_s = settlement.retry_in_s
             self.log(
-                "failed", f"failed {job} ({how}) {took}; retry in {wait_s:g}s",
-                retry_in_s=wait_s, **fields,
-            )  # fmt: skip
+                "failed",
+                f"failed {job} ({how}) {took}; retry in {wait_s:g}s",
+                retry_in_s=wait_s,
+                **fields,
+            )
 
     def _pump(self, attempt: Attempt) -> None:
         """Empty the attempt's output pipe into its file, keeping about output_limit + slack."""

@@ -458,14 +458,20 @@ def _scalar(cursor: psycopg.Cursor[Any]) -> Any:
 
 _REASONS = (
     (re.compile(r"connection refused", re.I), "connection refused"),
-    (re.compile(r"resolve host|translate host name|name or service not known", re.I), "unknown host"),
+    (
+        re.compile(r"resolve host|translate host name|name or service not known", re.I),
+        "unknown host",
+    ),
     (re.compile(r"timeout expired|timed out", re.I), "timed out"),
     (re.compile(r"no route to host", re.I), "no route to host"),
     (re.compile(r"network is unreachable", re.I), "network unreachable"),
-    (re.compile(r"password authentication failed|no password supplied", re.I), "authentication failed"),
+    (
+        re.compile(r"password authentication failed|no password supplied", re.I),
+        "authentication failed",
+    ),
     (re.compile(r'(database "[^"]*" does not exist)'), r"\1"),
     (re.compile(r'(role "[^"]*" does not exist)'), r"\1"),
-)  # fmt: skip
+)
 
 
 def _reason(exc: BaseException) -> str:
