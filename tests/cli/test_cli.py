@@ -42,6 +42,7 @@ SPEC_FIELDS = [
     "exit_code",
     "last_error",
     "duration_ms",
+    "lock",  # SPEC 9.2
 ]
 STATES = ["pending", "processing", "completed", "failed", "dead", "cancelled"]
 
@@ -83,7 +84,7 @@ def ids(store: Store) -> list[str]:
 def test_enqueue_a_json_object(cli: Cli) -> None:
     assert enqueue(cli, '{"id":"job1","command":"sleep 2","priority":4}') == ["job1"]
     job = cli_show(cli, "job1")
-    assert list(job) == SPEC_FIELDS
+    assert list(job) == [*SPEC_FIELDS, "history"]  # show adds the attempts (SPEC 9.3)
     assert (job["command"], job["state"], job["priority"], job["attempts"]) == (
         "sleep 2",
         "pending",
@@ -394,6 +395,8 @@ def test_config_list_get_set(cli: Cli, store: Store) -> None:
         "job_timeout": 0,
         "lease_seconds": 30,
         "output_limit": 65536,
+        "retain_completed": 604800,
+        "retain_dead": 0,
     }
     assert ok(cli("config", "get", "max_retries")) == "3\n"
     assert ok(cli("config", "get", "max-retries")) == "3\n"

@@ -99,10 +99,11 @@ def test_times_share_one_local_format(cli: Cli, target: str, store: Store) -> No
     assert len(workers.lines) == 3, workers.text  # the title, the header, one runner
     assert LOCAL_TIME.search(workers.text), workers.text  # the heartbeat, whole
     shown = in_terminal(target, "show", "done", env=tokyo).text
-    assert len(LOCAL_TIME.findall(shown)) == 5  # run_at, created, updated, started, finished
+    # run_at, created, updated, started, finished; then the attempt's start and finish
+    assert len(LOCAL_TIME.findall(shown)) == 7
     # --json stays ISO-8601 UTC, whatever the zone.
     shown_json = in_terminal(target, "show", "done", "--json", env=tokyo).text
-    assert len(re.findall(r'"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z"', shown_json)) == 5
+    assert len(re.findall(r'"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z"', shown_json)) == 7
 
 
 def _colour(raw: str, state: str, code: str) -> bool:

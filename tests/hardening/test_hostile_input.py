@@ -385,8 +385,11 @@ def test_hostile_output_through_a_runner(tmp_path: Path) -> None:
 
     flood = run(["--db", db, "logs", "flood"], text=False)
     limit = int(run(["--db", db, "config", "get", "output_limit"]).stdout)
-    assert 0 < len(flood.stdout) <= limit
-    assert flood.stdout.endswith(b"999999\n1000000\n")
+    marker, _, tail = flood.stdout.partition(b"\n")
+    assert marker.startswith(b"[queuectl: ")
+    assert marker.endswith(b" earlier bytes dropped]")
+    assert 0 < len(tail) <= limit
+    assert tail.endswith(b"999999\n1000000\n")
     states = {
         job["id"]: job["state"] for job in json.loads(run(["--db", db, "list", "--json"]).stdout)
     }

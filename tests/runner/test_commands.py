@@ -92,7 +92,7 @@ def test_wait_timeout_exits_124(queue: Queue, cli) -> None:
     result = cli("wait", "--timeout", "0.5s", timeout=20)
 
     assert result.returncode == 124
-    assert result.stderr.startswith("error: ")
+    assert result.stderr.splitlines()[-1].startswith("error: ")
 
 
 def test_a_command_that_cannot_start_fails_with_the_reason(

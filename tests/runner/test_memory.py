@@ -42,5 +42,7 @@ def test_a_job_writing_a_gigabyte_holds_about_output_limit_plus_1_mib(
     wait_until(lambda: queue.get(job.id).state == "completed", 5, "the job to complete")
     print(f"peak output held: {peak} bytes for output_limit {limit}")
     assert peak <= limit + MiB + 8192  # the tail, the slack, and alignment to pages
-    assert queue.output(job.id).endswith(b"y\ny\nthe-end\n")
-    assert len(queue.output(job.id)) == limit
+    kept = queue.attempt_output(job.id)
+    assert kept.data.endswith(b"y\ny\nthe-end\n")
+    assert len(kept.data) == limit
+    assert kept.dropped > 1_000_000_000 - limit

@@ -25,7 +25,9 @@ def test_output_is_capped_to_its_last_output_limit_bytes(queue: Queue, start_run
     assert shown.returncode == 0
     written = "".join(f"{n}\n" for n in range(1, lines + 1)).encode()
     assert len(written) > 5_000_000
-    assert shown.stdout == written[-65536:]
+    dropped = len(written) - 65536
+    marker = f"[queuectl: {dropped} earlier bytes dropped]\n".encode()
+    assert shown.stdout == marker + written[-65536:]
 
 
 def test_logs_follow_streams_lines_while_the_job_runs(

@@ -131,7 +131,7 @@ def test_bad_dependencies_are_refused_and_change_nothing(
                     {"id": "third", "command": "true"},
                 ),
             ],
-            ["second", "third", "later"],
+            ["line 2", "third", "earlier"],
         ),
         # a line that depends on an unknown job, after lines that were fine
         (
@@ -155,7 +155,7 @@ def test_bad_dependencies_are_refused_and_change_nothing(
                     {"id": "pong", "command": "true", "depends_on": ["ping"]},
                 ),
             ],
-            ["ping", "pong", "later"],
+            ["line 1", "pong", "earlier"],
         ),
     ]
     for args, words in cases:

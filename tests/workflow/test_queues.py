@@ -12,13 +12,16 @@ from tests.workflow.conftest import Cli, all_in, ok, wait_until
 
 ZERO = dict.fromkeys(STATES, 0)
 
+#: A queue with no flow control (SPEC 9.2).
+NO_LIMITS = {"concurrency": None, "rate": None}
+
 
 def test_a_paused_queue_keeps_its_jobs_until_resumed(
     cli: Cli, cli_json: Callable[..., Any], queue: Queue, start_runner: Callable[..., Any]
 ) -> None:
     # Pausing a queue that has no jobs yet is allowed, and the pause is remembered.
     ok(cli("queue", "pause", "reports"))
-    assert cli_json("queue", "list") == {"reports": {"paused": True, "counts": ZERO}}
+    assert cli_json("queue", "list") == {"reports": {**NO_LIMITS, "paused": True, "counts": ZERO}}
     held = [queue.enqueue("true", queue="reports").id for _ in range(2)]
     start_runner("--count", "2")
     free = [queue.enqueue("true", queue="mail").id for _ in range(2)]
@@ -27,6 +30,7 @@ def test_a_paused_queue_keeps_its_jobs_until_resumed(
     # The runner has claimed since the held jobs were enqueued: they were not claimable.
     assert all(job.state == "pending" and job.attempts == 0 for job in map(queue.get, held))
     assert cli_json("queue", "list")["reports"] == {
+        **NO_LIMITS,
         "paused": True,
         "counts": {**ZERO, "pending": 2},
     }
@@ -75,8 +79,11 @@ def test_queue_list_and_status_count_jobs_per_queue(
     }
     queues = cli_json("queue", "list")
     assert queues == {
-        **{name: {"paused": False, "counts": counts} for name, counts in expected.items()},
-        "idle": {"paused": True, "counts": ZERO},
+        **{
+            name: {**NO_LIMITS, "paused": False, "counts": counts}
+            for name, counts in expected.items()
+        },
+        "idle": {**NO_LIMITS, "paused": True, "counts": ZERO},
     }
     status = cli_json("status")
     assert status["queues"] == expected

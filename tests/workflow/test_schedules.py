@@ -9,12 +9,20 @@ from typing import Any
 
 from queuectl import Queue
 from queuectl.durations import parse_iso
+from queuectl.schedule import slot_job_id
 from tests.workflow.conftest import Cli, all_in, ok, refused, wait_until
 
 
 def _slot(job_id: str) -> int:
-    """The slot a scheduled job was enqueued for: its id is '<schedule>.<slot ms>'."""
-    return int(job_id.rsplit(".", 1)[1])
+    """The slot (epoch ms) a scheduled job was enqueued for: its id is
+    '<schedule>.<UTC stamp>', e.g. 'tick.20261129T013005.250Z' (see schedule.slot_job_id)."""
+    from datetime import UTC, datetime
+
+    stamp = job_id.split(".", 1)[1].removesuffix("Z")
+    day, _, clock = stamp.partition("T")
+    clock, _, ms = clock.partition(".")
+    moment = datetime.strptime(day + clock.ljust(6, "0"), "%Y%m%d%H%M%S").replace(tzinfo=UTC)
+    return round(moment.timestamp() * 1000) + int(ms or 0)
 
 
 def test_an_every_second_schedule_enqueues_once_per_slot_with_two_runners(
@@ -52,7 +60,7 @@ def test_slots_missed_while_no_runner_was_up_fire_once(
     wait_until(lambda: queue.list(), 15, "the schedule to fire")
     wait_until(lambda: queue.schedules()[0].last_at_ms, 15, "the schedule's last_at")
     late = [job.id for job in queue.list() if _slot(job.id) < registered.started_at_ms]
-    assert late == [f"backup.{first_slot}"], late
+    assert late == [slot_job_id("backup", first_slot)], late
 
     [listed] = cli_json("schedule", "list")
     last_at = parse_iso(listed["last_at"], "last_at")
@@ -60,7 +68,8 @@ def test_slots_missed_while_no_runner_was_up_fire_once(
     assert last_at >= registered.started_at_ms
     assert next_at > last_at
     assert (next_at - first_slot) % 1000 == 0
-    wait_until(all_in(queue, "completed", f"backup.{first_slot}"), 15, "the late job to run")
+    late_job = slot_job_id("backup", first_slot)
+    wait_until(all_in(queue, "completed", late_job), 15, "the late job to run")
 
 
 def test_schedule_commands_refuse_bad_input_and_add_nothing(

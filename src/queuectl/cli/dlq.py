@@ -37,7 +37,7 @@ def dlq_list(session: Session, limit: int, as_json: bool) -> None:
 def dlq_retry(session: Session, job_ids: tuple[str, ...], every: bool, queue: str | None) -> None:
     """Move dead jobs back to pending, with attempts reset."""
     if job_ids and (every or queue is not None):
-        raise click.UsageError("give the ids of dead jobs, --queue or --all, not several")
+        raise click.UsageError("give the ids of dead jobs or --queue/--all, not both")
     if not job_ids and not every and queue is None:
         raise click.UsageError("give the ids of dead jobs, --queue Q or --all")
     retried = session.queue.retry(*job_ids, all=every, queue=queue)

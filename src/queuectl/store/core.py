@@ -378,7 +378,10 @@ class SQLStore:
             }
             unknown = [dep for dep in job.depends_on if dep not in states]
             if unknown:
-                raise InvalidInputError(f"depends_on: no job {unknown[0]!r}")
+                raise InvalidInputError(
+                    f"depends_on: no job {unknown[0]!r} (a job may depend on jobs already "
+                    f"enqueued or on earlier jobs of its batch)"
+                )
             waiting_on = sum(1 for dep in job.depends_on if states[dep] != COMPLETED)
             for dep in job.depends_on:
                 if states[dep] in (DEAD, CANCELLED):
