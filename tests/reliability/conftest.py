@@ -29,7 +29,7 @@ import pytest
 
 from queuectl import Queue
 from tests.conftest import QUEUECTL
-from tests.runner.conftest import (  # noqa: F401 - `tag` is an autouse fixture here too
+from tests.support.runners import (  # noqa: F401 - `tag` is an autouse fixture here too
     TAG_VAR,
     RunnerProcess,
     _stat,

@@ -24,7 +24,7 @@ from tests.reliability.conftest import (
     job_command,
     kill_runner,
 )
-from tests.runner.conftest import tagged, wait_until
+from tests.support.runners import tagged, wait_until
 
 SECONDS = float(os.environ.get("QUEUECTL_CHAOS_SECONDS", "60"))
 JOBS = 2000

@@ -24,16 +24,16 @@ import pytest
 from queuectl import Queue
 from queuectl.store import Runner, Store, open_store
 from tests.conftest import QUEUECTL
-from tests.runner.conftest import (  # noqa: F401 - fixtures used here
+from tests.support.clock import FakeClock
+from tests.support.runners import (  # noqa: F401 - fixtures used here
     RunnerProcess,
     alive,
     cli,
+    process_env,
     read_pid,
     start_runner,
-    test_env,
     wait_until,
 )
-from tests.support.clock import FakeClock
 
 Cli = Callable[..., subprocess.CompletedProcess[str]]
 StartRunner = Callable[..., RunnerProcess]
@@ -87,7 +87,7 @@ def wait_beats(source: Queue | Store, pid: int, beats: int = 2, timeout: float =
 
 @pytest.fixture
 def namespaced_runner(
-    test_env: dict[str, str],  # noqa: F811 - the imported fixture
+    process_env: dict[str, str],  # noqa: F811 - the imported fixture
     tmp_path: Path,
 ) -> Iterator[Callable[[], tuple[subprocess.Popen[bytes], Path]]]:
     """Starts `queuectl worker start` inside `unshare --pid --fork --mount-proc` (its own PID
@@ -106,7 +106,7 @@ def namespaced_runner(
         with open(log_path, "wb") as log:
             process = subprocess.Popen(
                 ["unshare", "--pid", "--fork", "--mount-proc", QUEUECTL, "worker", "start"],
-                env=test_env,
+                env=process_env,
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
@@ -421,7 +421,7 @@ def test_a_wall_clock_step_forward_does_not_reap_the_runners_own_job(
 def test_a_wall_clock_step_of_the_whole_host_does_not_make_readers_reap_a_live_runner(
     queue: Queue,
     start_runner: StartRunner,  # noqa: F811
-    test_env: dict[str, str],  # noqa: F811
+    process_env: dict[str, str],  # noqa: F811
     tmp_path: Path,
 ) -> None:
     lease_s = 30  # the default: a heartbeat every 10 s, dead to readers after 60 s of silence
@@ -438,7 +438,7 @@ def test_a_wall_clock_step_of_the_whole_host_does_not_make_readers_reap_a_live_r
     offset.write_text(f"+{3 * lease_s}\n")  # an NTP step, seconds after the runner's last beat
     status = subprocess.run(
         [QUEUECTL, "status", "--json"],
-        env={**test_env, **clock},
+        env={**process_env, **clock},
         capture_output=True,
         text=True,
         timeout=60,

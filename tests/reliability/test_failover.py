@@ -29,7 +29,7 @@ from tests.reliability.conftest import (
     check_final_state,
     job_command,
 )
-from tests.runner.conftest import tagged, wait_until
+from tests.support.runners import tagged, wait_until
 
 JOBS = 300
 

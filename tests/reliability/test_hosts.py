@@ -17,7 +17,7 @@ from tests.reliability.conftest import (
     job_command,
     kill_runner,
 )
-from tests.runner.conftest import tagged, wait_until
+from tests.support.runners import tagged, wait_until
 
 HOSTS = 4
 WORKERS = 4

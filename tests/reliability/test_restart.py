@@ -8,7 +8,7 @@ from pathlib import Path
 
 from queuectl import Queue
 from tests.reliability.conftest import Cluster, Runners, audit, check_final_state, job_command
-from tests.runner.conftest import tagged, wait_until
+from tests.support.runners import tagged, wait_until
 
 JOBS = 300
 

@@ -11,7 +11,7 @@ from collections.abc import Callable
 import pytest
 
 from queuectl import Queue
-from tests.runner.conftest import RunnerProcess, wait_until
+from tests.support.runners import RunnerProcess, wait_until
 
 HOURS_OFF = 5
 

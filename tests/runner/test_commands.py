@@ -8,7 +8,7 @@ import socket
 from pathlib import Path
 
 from queuectl import Queue
-from tests.runner.conftest import alive, wait_until
+from tests.support.runners import alive, wait_until
 
 
 def test_the_command_sees_its_ids_env_and_cwd_and_an_empty_stdin(

@@ -10,7 +10,7 @@ from collections import Counter
 from pathlib import Path
 
 from queuectl import Queue
-from tests.runner.conftest import group_members, read_pid, wait_until
+from tests.support.runners import group_members, read_pid, wait_until
 
 
 def sleeper(pid_file: Path) -> str:

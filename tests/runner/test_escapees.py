@@ -14,7 +14,7 @@ import pytest
 
 from queuectl import Queue
 from queuectl.runner.tree import NO_CGROUP_ENV, CgroupTree, own_cgroup
-from tests.runner.conftest import alive, read_pid, wait_until
+from tests.support.runners import alive, read_pid, wait_until
 
 pytestmark = pytest.mark.backends("sqlite")  # the store plays no part
 

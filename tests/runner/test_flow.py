@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from queuectl import Queue
-from tests.runner.conftest import wait_until
+from tests.support.runners import wait_until
 
 #: Each job appends `start <id> <ns>` and `end <id> <ns>` to a shared file.
 RECORD = (

@@ -6,7 +6,7 @@ import json
 import signal
 
 from queuectl import Job, Queue
-from tests.runner.conftest import wait_until
+from tests.support.runners import wait_until
 
 
 def run_a_success_and_a_failure(queue: Queue, start_runner, flag: str) -> tuple[Job, Job, str]:

@@ -8,7 +8,7 @@ import os
 import time
 
 from queuectl import Queue
-from tests.runner.conftest import wait_until
+from tests.support.runners import wait_until
 
 MiB = 1 << 20
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from queuectl import Queue
 from tests.conftest import QUEUECTL
-from tests.runner.conftest import group_members, read_pid, wait_until
+from tests.support.runners import group_members, read_pid, wait_until
 
 
 def test_output_is_capped_to_its_last_output_limit_bytes(queue: Queue, start_runner, cli) -> None:
@@ -31,7 +31,7 @@ def test_output_is_capped_to_its_last_output_limit_bytes(queue: Queue, start_run
 
 
 def test_logs_follow_streams_lines_while_the_job_runs(
-    queue: Queue, start_runner, test_env: dict[str, str], tmp_path: Path
+    queue: Queue, start_runner, process_env: dict[str, str], tmp_path: Path
 ) -> None:
     go_on = tmp_path / "go-on"
     job = queue.enqueue(
@@ -40,7 +40,7 @@ def test_logs_follow_streams_lines_while_the_job_runs(
     start_runner()
     with subprocess.Popen(
         [QUEUECTL, "logs", job.id, "--follow"],
-        env=test_env,
+        env=process_env,
         stdout=subprocess.PIPE,
         stdin=subprocess.DEVNULL,
     ) as follow:

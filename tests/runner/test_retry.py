@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 
 from queuectl import Queue
-from tests.runner.conftest import alive, group_members, read_pid, wait_until
+from tests.support.runners import alive, group_members, read_pid, wait_until
 
 
 def test_failing_job_is_retried_after_2s_then_4s_and_ends_dead(

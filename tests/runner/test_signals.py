@@ -7,7 +7,7 @@ import signal
 from pathlib import Path
 
 from queuectl import Queue
-from tests.runner.conftest import read_pid
+from tests.support.runners import read_pid
 
 
 def test_sighup_lets_the_running_job_finish_and_exits_0(

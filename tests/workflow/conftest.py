@@ -12,12 +12,12 @@ from typing import Any
 import pytest
 
 from queuectl import Queue
-from tests.runner.conftest import (  # noqa: F401 - fixtures used by this folder's tests
+from tests.support.runners import (  # noqa: F401 - fixtures used by this folder's tests
     RunnerProcess,
     cli,
+    process_env,
     start_runner,
     tag,
-    test_env,
     wait_until,
 )
 

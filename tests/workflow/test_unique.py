@@ -33,7 +33,7 @@ main(sys.argv[3:])
 def test_concurrent_enqueues_of_one_unique_key_make_one_job(
     cli: Cli,
     queue: Queue,
-    test_env: dict[str, str],
+    process_env: dict[str, str],
     tmp_path: Path,
     start_runner: Callable[..., Any],
 ) -> None:
@@ -42,7 +42,7 @@ def test_concurrent_enqueues_of_one_unique_key_make_one_job(
     processes = [
         subprocess.Popen(
             [sys.executable, "-c", ENQUEUER, str(tmp_path / f"ready-{n}"), str(barrier), *args],
-            env=test_env,
+            env=process_env,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
