@@ -126,3 +126,27 @@ def test_finished_jobs_past_their_retention_are_deleted_by_runners(
     assert queue.get("kept").state == "dead", "dead jobs are kept (retain_dead 0: forever)"
     ok(cli("enqueue", "--id", "short", "--delay", "1h", "--command", "true"))
     assert queue.history("short") == [], "a new job with the id starts with no history"
+
+
+def test_logs_follow_shows_each_attempt_once_and_says_when_the_next_begins(
+    queue: Queue, start_runner: Callable[..., Any], cli: Cli
+) -> None:
+    ok(cli("config", "set", "backoff_base", "1"))
+    script = 'echo "try $QUEUECTL_ATTEMPT"; sleep 0.3; [ "$QUEUECTL_ATTEMPT" = 2 ]'
+    ok(cli("enqueue", "--id", "twice", "--max-retries", "1", "--command", script))
+    start_runner()
+    followed = cli("logs", "twice", "--follow", timeout=30)
+    assert followed.returncode == 0, followed.stderr
+    assert followed.stdout == "try 1\ntry 2\n"
+    assert "--- attempt 2" in followed.stderr
+
+
+def test_logs_follow_exits_1_when_the_job_ends_dead(
+    queue: Queue, start_runner: Callable[..., Any], cli: Cli
+) -> None:
+    ok(cli("enqueue", "--id", "doomed", "--max-retries", "0", "--command", "echo bye; exit 4"))
+    start_runner()
+    followed = cli("logs", "doomed", "--follow", timeout=30)
+    assert followed.returncode == 1
+    assert followed.stdout == "bye\n"
+    assert "doomed ended dead" in followed.stderr
