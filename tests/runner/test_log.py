@@ -28,9 +28,9 @@ def test_log_json_gives_one_object_per_job_event(queue: Queue, start_runner) -> 
     kinds = [(e["event"], e.get("job")) for e in events]
     assert kinds[0][0] == "runner_started"
     assert kinds[-1][0] == "runner_stopped"
-    assert ("claimed", ok.id) in kinds
+    assert ("started", ok.id) in kinds
     assert ("completed", ok.id) in kinds
-    assert ("claimed", bad.id) in kinds
+    assert ("started", bad.id) in kinds
     assert ("dead", bad.id) in kinds
     dead = next(e for e in events if e["event"] == "dead")
     assert (dead["exit_code"], dead["attempt"]) == (3, 1)

@@ -361,7 +361,7 @@ class Supervisor:
                 self._watch(f"+{attempt.pgid}")
             self._flush_watch()  # before anything else: a crash now must take this job along
             self.log(
-                "claimed",
+                "started",
                 f"started {claim.id} (attempt {claim.attempt}): {claim.command[:200]}",
                 job=claim.id,
                 attempt=claim.attempt,
