@@ -14,7 +14,7 @@ import ipaddress
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 from urllib.parse import urlsplit
 
 from fastapi import Depends, FastAPI, Request, Response
@@ -154,11 +154,32 @@ async def _queuectl_error(request: Request, exc: QueuectlError) -> JSONResponse:
 
 
 async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+    """422 in a user's words: which field, what was wrong, no framework vocabulary."""
     problems = []
     for item in exc.errors():
-        where = ".".join(str(part) for part in item.get("loc", ()) if part != "body")
-        problems.append(f"{where}: {item.get('msg', 'invalid')}" if where else item.get("msg", ""))
+        where = ".".join(
+            str(part) for part in item.get("loc", ()) if part not in ("body", "query", "path")
+        )
+        problems.append(_plain(item, where))
     return error(422, "; ".join(problems) or "invalid request")
+
+
+def _plain(item: Any, where: str) -> str:
+    """One validation problem as a sentence a user can act on."""
+    kind, given = item.get("type", ""), item.get("input")
+    if kind == "json_invalid":
+        at = item.get("ctx", {}).get("error", "")
+        return f"the body is not valid JSON ({at})" if at else "the body is not valid JSON"
+    if kind in ("int_parsing", "int_type", "int_from_float"):
+        return f"{where}: expected a whole number, got {given!r}"
+    if kind in ("float_parsing", "float_type"):
+        return f"{where}: expected a number, got {given!r}"
+    if kind in ("bool_parsing", "bool_type"):
+        return f"{where}: expected true or false, got {given!r}"
+    if kind == "missing":
+        return f"{where}: missing"
+    message = str(item.get("msg", "invalid")).replace("Input should be", "should be")
+    return f"{where}: {message}" if where else message
 
 
 async def _http_error(request: Request, exc: HTTPException) -> JSONResponse:
