@@ -124,7 +124,12 @@ class Supervisor:
         try:
             # Registered only now that SIGTERM is handled: a runner that others can see
             # (`worker start --detach`, systemd) must stop gracefully, not die of the signal.
-            self._register()
+            try:
+                self._register()
+            except StoreError as exc:
+                # The store went away between opening it and now: wait for it like any
+                # outage; the first heartbeat that finds this runner unknown registers it.
+                self._store_lost(time.monotonic(), exc)
             self._loop(selector, wake_r, listener)
         finally:
             for attempt in list(self.running.values()):
@@ -208,19 +213,23 @@ class Supervisor:
             elif self.control_due and now - self.last_control >= CONTROL_MIN_S:
                 self._control(now)
         except StoreError as exc:
-            if self.store_error is None:
-                self.log(
-                    "store_unreachable",
-                    f"cannot use the store: {exc}; running jobs go on, their results are kept "
-                    "until it is back, no new job is claimed",
-                    important=True,
-                )
-            self.store_error = str(exc)
-            self.store_retry_at = now + STORE_RETRY_S
+            self._store_lost(now, exc)
             return
         if self.store_error is not None:
             self.log("store_back", "the store is reachable again", important=True)
             self.store_error = None
+
+    def _store_lost(self, now: float, exc: StoreError) -> None:
+        """Note an unreachable store (said once) and when to try it again."""
+        if self.store_error is None:
+            self.log(
+                "store_unreachable",
+                f"cannot use the store: {exc}; running jobs go on, their results are kept "
+                "until it is back, no new job is claimed",
+                important=True,
+            )
+        self.store_error = str(exc)
+        self.store_retry_at = now + STORE_RETRY_S
 
     def _next_timer(self, now: float) -> float:
         timers = []

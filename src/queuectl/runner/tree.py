@@ -66,6 +66,17 @@ class Tree:
         """The runner stops: kill every job's processes, remove what was made."""
 
 
+def _in_group(pid: int, group: int | None) -> bool:
+    """Whether `pid` belongs to process group `group`: such a process already had the signal
+    the group was sent, and a second one (a second TERM) would cut short its handling of it."""
+    if group is None:
+        return False
+    try:
+        return os.getpgid(pid) == group
+    except OSError:
+        return False
+
+
 # -- cgroup v2
 
 
@@ -121,6 +132,7 @@ class CgroupTree(Tree):
         self.own = own
         self.base = base
         self.jobs: dict[int, str | None] = {}
+        self.shells: dict[int, int] = {}  # job: its shell's pid, which is its process group
         self.emptying: list[str] = []  # killed cgroups, removed once their processes are gone
         self.watch.append(f"c{base}")
 
@@ -201,11 +213,16 @@ class CgroupTree(Tree):
         except OSError:
             return
         for pid in pids:
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.kill(pid, signum)
+            if not _in_group(pid, self.shells.get(job)):  # the group had it from killpg
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.kill(pid, signum)
+
+    def started(self, job: int, pid: int) -> None:
+        self.shells[job] = pid
 
     def ended(self, job: int) -> None:
         self.signal(job, signal.SIGKILL)
+        self.shells.pop(job, None)
         path = self.jobs.pop(job, None)
         if path is not None:
             self.emptying.append(path)
@@ -463,7 +480,7 @@ class ProcTree(Tree):
             info = read_start(pid)
             if info is None or info[0] != start:
                 self._forget(job, pid)
-            elif info[1] != "Z":
+            elif info[1] != "Z" and (signum == signal.SIGKILL or not _in_group(pid, job.shell)):
                 with contextlib.suppress(ProcessLookupError, PermissionError):
                     os.kill(pid, signum)
 
