@@ -33,8 +33,8 @@ from queuectl.store import Runner, Store, open_store
 
 POLL_S = 2.0  # the fallback claim poll, for a wakeup that was lost
 EXPIRY_S = 10.0  # how often finished jobs past their retention are deleted
-EXPIRY_BATCH = 200  # jobs deleted per transaction: short enough never to hold up a claim
-EXPIRY_MAX_BATCHES = 50  # per round (up to 1,000 jobs a second); a larger backlog takes rounds
+EXPIRY_BATCH = 100  # jobs deleted per transaction: about 40 ms of write lock, never a long wait
+EXPIRY_MAX_BATCHES = 100  # per round (up to 1,000 jobs a second); a larger backlog takes rounds
 TICK_S = 1.0  # housekeeping: dead runners, expired leases, cancellations, live output
 CONFIG_S = 2.0  # a config change reaches running runners within this
 CONTROL_MIN_S = 0.2  # at most this often do wakeups trigger a check of stop requests and cancels
