@@ -17,33 +17,10 @@ from queuectl.store import Runner, Store, open_store
 from tests.cli.conftest import make
 from tests.conftest import QUEUECTL
 from tests.support.clock import FakeClock
+from tests.support.spec import SPEC_FIELDS
 
 Cli = Callable[..., subprocess.CompletedProcess[str]]
 
-SPEC_FIELDS = [
-    "id",
-    "command",
-    "state",
-    "queue",
-    "priority",
-    "attempts",
-    "max_retries",
-    "timeout",
-    "run_at",
-    "depends_on",
-    "no_retry_exit_codes",
-    "unique_key",
-    "cwd",
-    "env",
-    "created_at",
-    "updated_at",
-    "started_at",
-    "finished_at",
-    "exit_code",
-    "last_error",
-    "duration_ms",
-    "lock",  # SPEC 9.2
-]
 STATES = ["pending", "processing", "completed", "failed", "dead", "cancelled"]
 
 

@@ -11,31 +11,7 @@ import pytest
 from queuectl.durations import parse_iso
 from queuectl.errors import InvalidInputError
 from queuectl.models import MAX_COMMAND_BYTES, Job, new_job, validate_id
-
-SPEC_FIELDS = [
-    "id",
-    "command",
-    "state",
-    "queue",
-    "priority",
-    "attempts",
-    "max_retries",
-    "timeout",
-    "run_at",
-    "depends_on",
-    "no_retry_exit_codes",
-    "unique_key",
-    "cwd",
-    "env",
-    "created_at",
-    "updated_at",
-    "started_at",
-    "finished_at",
-    "exit_code",
-    "last_error",
-    "duration_ms",
-    "lock",  # SPEC 9.2
-]
+from tests.support.spec import SPEC_FIELDS
 
 
 def bad(data: dict[str, Any], match: str) -> None:
