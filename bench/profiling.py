@@ -59,6 +59,7 @@ def main() -> int:
     )
     args = parser.parse_args()
     py_spy = shutil.which("py-spy") or str(BIN / "py-spy")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
     scratch = Scratch()
     try:
         with fresh_store(args.backend, scratch) as target:

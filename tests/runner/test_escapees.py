@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import glob
 import signal
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -139,3 +140,39 @@ def test_a_jobs_daemons_die_when_its_shell_exits(
     daemons = [*daemon_pids(tmp_path), read_pid(tmp_path / "child")]
     wait_until(lambda: all_dead(daemons), 3, "the daemons to die with the ended job")
     assert runner.process.poll() is None
+
+
+def test_the_command_runs_as_if_given_to_sh_alone(
+    queue: Queue, start_runner, mechanism: dict[str, str]
+) -> None:
+    # The cgroup's prologue shares the script's first line: line numbers, syntax errors and
+    # exit codes are the shell's own, and nothing the prologue does reaches the output.
+    commands = [
+        'echo "line $LINENO"\necho "line $LINENO"; exit 3',
+        "echo before\nif then",
+        "echo (",
+        "# only a comment",
+    ]
+    jobs = [queue.enqueue(command, max_retries=0) for command in commands]
+    start_runner(env=mechanism)
+    for job, command in zip(jobs, commands, strict=True):
+        wait_until(lambda job=job: queue.get(job.id).state in ("completed", "dead"), 10, "a job")
+        alone = subprocess.run(["/bin/sh", "-c", command], capture_output=True, check=False)
+        assert queue.get(job.id).exit_code == alone.returncode
+        assert queue.output(job.id) == alone.stdout + alone.stderr
+
+
+def test_jobs_after_the_first_are_contained_too(
+    queue: Queue, start_runner, mechanism: dict[str, str], tmp_path: Path
+) -> None:
+    # One slot, jobs one after another: later jobs run in the cgroups earlier ones emptied.
+    dirs = [tmp_path / str(n) for n in range(4)]
+    for folder in dirs:
+        folder.mkdir()
+    jobs = [queue.enqueue(DAEMONS + "sleep 0.3", env={"PIDS": str(d)}) for d in dirs]
+    runner = start_runner("--count", "1", env=mechanism)
+    for job, folder in zip(jobs, dirs, strict=True):
+        daemons = daemon_pids(folder)
+        check_contained(daemons, runner.pid, mechanism)
+        wait_until(lambda job=job: queue.get(job.id).state == "completed", 10, "the job to end")
+        wait_until(lambda daemons=daemons: all_dead(daemons), 3, "its daemons to die with it")

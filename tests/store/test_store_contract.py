@@ -286,6 +286,32 @@ def test_claim_skips_jobs_not_yet_due(store: Store, clock: FakeClock) -> None:
     assert exchange.next_due_ms is None
 
 
+def test_a_job_due_for_its_enqueuer_is_due_for_a_runner_whose_clock_lags(
+    store: Store, target: str, clock: FakeClock
+) -> None:
+    # Each process carries the database's clock forward on its own: a runner's may lag the
+    # enqueuer's by a few ms. A job due when enqueued must not wait for the fallback poll.
+    ahead = open_store(target, FakeClock(clock.now_ms() + 50))
+    try:
+        ahead.enqueue_many([new_job({"id": "now", "command": "true"})])
+        ahead.enqueue_many([new_job({"id": "soon", "command": "true", "delay": "1s"})])
+        exchange = store.finish_and_claim("r1", [], 2, None, LEASE_S)
+        assert [c.id for c in exchange.claims] == ["now"]
+        assert exchange.next_due_ms == clock.now_ms() + 1050
+        # the same through flow control (a limited queue, a lock)
+        store.set_limits("limited", 5, None)
+        ahead.enqueue_many(
+            [
+                new_job({"id": "limited", "command": "true", "queue": "limited"}),
+                new_job({"id": "locked", "command": "true", "lock": "k"}),
+            ]
+        )
+        claimed = store.finish_and_claim("r1", [], 2, ["limited", "default"], LEASE_S).claims
+        assert sorted(c.id for c in claimed) == ["limited", "locked"]
+    finally:
+        ahead.close()
+
+
 def test_claim_by_queue(store: Store) -> None:
     add(store, {"id": "a", "queue": "a"}, {"id": "b", "queue": "b"}, {"id": "c"})
     assert claim(store, 10, queues=["b", "x"]) == ["b"]

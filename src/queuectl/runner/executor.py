@@ -111,19 +111,20 @@ def start(
         # The runner's loop is single-threaded, so changing its directory for the spawn is safe;
         # posix_spawn has no portable chdir of its own.
         os.chdir(claim.cwd)
-        with attempt.tree.spawning(attempt.job):
-            attempt.pid = os.posix_spawn(
-                SHELL,
-                [SHELL, "-c", claim.command],
-                env,
-                file_actions=[
-                    (os.POSIX_SPAWN_DUP2, _DEVNULL, 0),
-                    (os.POSIX_SPAWN_DUP2, out, 1),
-                    (os.POSIX_SPAWN_DUP2, out, 2),
-                ],
-                setsid=True,  # its own session and process group, killed as a whole
-                setsigdef=DEFAULT_SIGNALS,
-            )
+        # The prologue shares the command's first line, so its line numbers are unchanged.
+        script = attempt.tree.prologue(attempt.job) + claim.command
+        attempt.pid = os.posix_spawn(
+            SHELL,
+            [SHELL, "-c", script],
+            env,
+            file_actions=[
+                (os.POSIX_SPAWN_DUP2, _DEVNULL, 0),
+                (os.POSIX_SPAWN_DUP2, out, 1),
+                (os.POSIX_SPAWN_DUP2, out, 2),
+            ],
+            setsid=True,  # its own session and process group, killed as a whole
+            setsigdef=DEFAULT_SIGNALS,
+        )
         attempt.tree.started(attempt.job, attempt.pid)
     except OSError as exc:
         where = f": {claim.cwd}" if exc.filename else ""

@@ -82,10 +82,11 @@ WHERE scheduled AND state IN ('pending', 'failed') AND run_at <= %s::bigint
 -- SKIP LOCKED: concurrent claimers take different rows instead of queueing on the same ones.
 -- The claim when no flow control applies: no queue served has a limit and no job that may
 -- start holds a lock (else it takes nothing and the core claims through `flow_*` instead).
+-- A job not `scheduled` is due, whatever its run_at: this process's clock may run a few ms
+-- behind its enqueuer's (another host's, or before a step), and must not hold it back.
 WITH picked AS (
     SELECT seq FROM jobs
     WHERE state IN ('pending', 'failed') AND waiting_on = 0 AND NOT scheduled
-      AND run_at <= %(now)s::bigint
       AND queue NOT IN (SELECT name FROM queues WHERE paused)
       AND (%(queues)s::text[] IS NULL OR queue = ANY(%(queues)s::text[]))
       AND NOT EXISTS (
@@ -480,7 +481,7 @@ INSERT INTO queue_starts (queue, started_at) VALUES (%(queue)s, %(now)s::bigint)
 -- A limited queue's first jobs that may start, skipping those whose lock is held.
 SELECT seq, queue, priority, run_at, lock_key FROM jobs
 WHERE state IN ('pending', 'failed') AND waiting_on = 0 AND NOT scheduled
-  AND run_at <= %(now)s::bigint AND queue = %(queue)s
+  AND queue = %(queue)s
   AND (lock_key IS NULL OR NOT EXISTS (
       SELECT 1 FROM jobs AS held
       WHERE held.lock_key = jobs.lock_key AND held.state = 'processing'))
@@ -495,7 +496,7 @@ SELECT seq, queue, priority, run_at, lock_key FROM (
                AS place
     FROM jobs
     WHERE lock_key IS NOT NULL AND state IN ('pending', 'failed') AND waiting_on = 0
-      AND NOT scheduled AND run_at <= %(now)s::bigint
+      AND NOT scheduled
       AND queue NOT IN (SELECT name FROM queues
                         WHERE paused OR concurrency IS NOT NULL OR rate_jobs IS NOT NULL)
       AND (%(queues)s::text[] IS NULL OR queue = ANY(%(queues)s::text[]))) AS heads
@@ -509,7 +510,7 @@ LIMIT %(want)s::bigint
 -- Jobs with neither a limit nor a lock; SKIP LOCKED as in `claim`.
 SELECT seq, queue, priority, run_at, lock_key FROM jobs
 WHERE state IN ('pending', 'failed') AND waiting_on = 0 AND NOT scheduled
-  AND run_at <= %(now)s::bigint AND lock_key IS NULL
+  AND lock_key IS NULL
   AND queue NOT IN (SELECT name FROM queues
                     WHERE paused OR concurrency IS NOT NULL OR rate_jobs IS NOT NULL)
   AND (%(queues)s::text[] IS NULL OR queue = ANY(%(queues)s::text[]))

@@ -79,12 +79,14 @@ WHERE scheduled = 1 AND state IN ('pending', 'failed') AND run_at <= ?
 -- name: claim
 -- The claim when no flow control applies: no queue served has a limit and no job that may
 -- start holds a lock (else it takes nothing and the core claims through `flow_*` instead).
+-- A job not `scheduled` is due, whatever its run_at: this process's clock may run a few ms
+-- behind its enqueuer's (another host's, or before a step), and must not hold it back.
 UPDATE jobs
 SET state = 'processing', attempts = attempts + 1, lease_owner = :owner,
     lease_expires_at = :lease_until, started_at = :now, updated_at = :now
 WHERE seq IN (
     SELECT seq FROM jobs INDEXED BY jobs_claim
-    WHERE state IN ('pending', 'failed') AND waiting_on = 0 AND scheduled = 0 AND run_at <= :now
+    WHERE state IN ('pending', 'failed') AND waiting_on = 0 AND scheduled = 0
       AND queue NOT IN (SELECT name FROM queues WHERE paused = 1)
       AND (:queues IS NULL OR queue IN (SELECT value FROM json_each(:queues)))
       AND NOT EXISTS (
@@ -386,7 +388,7 @@ INSERT INTO queue_starts (queue, started_at) VALUES (:queue, :now)
 -- name: flow_queue_candidates
 -- A limited queue's first jobs that may start, skipping those whose lock is held.
 SELECT seq, queue, priority, run_at, lock_key FROM jobs INDEXED BY jobs_claim
-WHERE state IN ('pending', 'failed') AND waiting_on = 0 AND scheduled = 0 AND run_at <= :now
+WHERE state IN ('pending', 'failed') AND waiting_on = 0 AND scheduled = 0
   AND queue = :queue
   AND (lock_key IS NULL OR NOT EXISTS (
       SELECT 1 FROM jobs AS held
@@ -403,7 +405,7 @@ SELECT seq, queue, priority, run_at, lock_key FROM (
                AS place
     FROM jobs INDEXED BY jobs_lock_waiting
     WHERE lock_key IS NOT NULL AND state IN ('pending', 'failed') AND waiting_on = 0
-      AND scheduled = 0 AND run_at <= :now
+      AND scheduled = 0
       AND queue NOT IN (SELECT name FROM queues
                         WHERE paused = 1 OR concurrency IS NOT NULL OR rate_jobs IS NOT NULL)
       AND (:queues IS NULL OR queue IN (SELECT value FROM json_each(:queues)))) AS heads
@@ -417,7 +419,7 @@ LIMIT :want
 -- name: flow_free_candidates
 -- Jobs with neither a limit nor a lock.
 SELECT seq, queue, priority, run_at, lock_key FROM jobs INDEXED BY jobs_claim
-WHERE state IN ('pending', 'failed') AND waiting_on = 0 AND scheduled = 0 AND run_at <= :now
+WHERE state IN ('pending', 'failed') AND waiting_on = 0 AND scheduled = 0
   AND lock_key IS NULL
   AND queue NOT IN (SELECT name FROM queues
                     WHERE paused = 1 OR concurrency IS NOT NULL OR rate_jobs IS NOT NULL)
