@@ -83,7 +83,7 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
         "jobs/s",
         True,
     )
-    check("one enqueue / python -c pass", enqueue.get("single", {}).get("ratio"), 5, "x")
+    check("one enqueue / python -c pass", enqueue.get("single", {}).get("ratio"), 3, "x")
     check("idle runner CPU", results["idle_cpu"].get("percent_of_core"), 0.5, "% of a core")
     check("drain with 1M stored / empty", results["scale"].get("ratio"), 1.1, "x")
     for kind, cell in results.get("flow", {}).items():
