@@ -170,6 +170,11 @@ def render(results: dict[str, Any]) -> str:
             else f"{single['enqueue_ms']:.1f} ms = {single['ratio']:.2f}x `python -c pass` ({single['python_pass_ms']:.1f} ms)"
         )
     )
+    if not reason and "import_click_ms" in single:
+        lines.append(
+            f"  {'  of which `import click` alone':<42}"
+            f"{single['import_click_ms']:.1f} ms = {single['import_click_ratio']:.2f}x `python -c pass`"
+        )
     idle = results["idle_cpu"]
     reason = why_not(idle)
     lines += ["", "Idle runner (2 workers) and its watchdog"]
