@@ -139,18 +139,22 @@ def processes(
                 stop_process(process)
 
 
-def median_wall_s(command: list[str], repeat: int, env: dict[str, str] | None = None) -> float:
-    """The median wall time of running a command `repeat` times (after one warm-up run)."""
-    times = []
+def median_walls_s(
+    commands: list[list[str]], repeat: int, env: dict[str, str] | None = None
+) -> list[float]:
+    """The median wall time of each command over `repeat` rounds (after one warm-up round).
+    Rounds run the commands in turn, so a burst of load elsewhere weighs on all of them alike."""
+    times: list[list[float]] = [[] for _ in commands]
     for n in range(repeat + 1):
-        started = time.perf_counter()
-        subprocess.run(
-            command,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            check=True,
-            env=env or CHILD_ENV,
-        )
-        if n:
-            times.append(time.perf_counter() - started)
-    return statistics.median(times)
+        for command, spent in zip(commands, times, strict=True):
+            started = time.perf_counter()
+            subprocess.run(
+                command,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                check=True,
+                env=env or CHILD_ENV,
+            )
+            if n:
+                spent.append(time.perf_counter() - started)
+    return [statistics.median(spent) for spent in times]

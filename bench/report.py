@@ -83,7 +83,7 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
         "jobs/s",
         True,
     )
-    check("one enqueue / python -c pass", enqueue.get("single", {}).get("ratio"), 5, "x")
+    check("one enqueue / python -c pass", enqueue.get("single", {}).get("ratio"), 3, "x")
     check("idle runner CPU", results["idle_cpu"].get("percent_of_core"), 0.5, "% of a core")
     check("drain with 1M stored / empty", results["scale"].get("ratio"), 1.1, "x")
     for kind, cell in results.get("flow", {}).items():
@@ -170,6 +170,11 @@ def render(results: dict[str, Any]) -> str:
             else f"{single['enqueue_ms']:.1f} ms = {single['ratio']:.2f}x `python -c pass` ({single['python_pass_ms']:.1f} ms)"
         )
     )
+    if not reason and "import_click_ms" in single:
+        lines.append(
+            f"  {'  of which `import click` alone':<42}"
+            f"{single['import_click_ms']:.1f} ms = {single['import_click_ratio']:.2f}x `python -c pass`"
+        )
     idle = results["idle_cpu"]
     reason = why_not(idle)
     lines += ["", "Idle runner (2 workers) and its watchdog"]

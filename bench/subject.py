@@ -24,7 +24,7 @@ from bench.common import (
     TimedOut,
     child_pids,
     cpu_ticks,
-    median_wall_s,
+    median_walls_s,
     stop_process,
     summary_ms,
     wait_count,
@@ -168,13 +168,22 @@ def enqueue_file_rate(target: str, n: int) -> dict[str, Any]:
 
 
 def single_enqueue(target: str, repeat: int) -> dict[str, Any]:
-    """Median wall time of one `queuectl enqueue` beside `python -c pass` of the same interpreter."""
-    enqueue_s = median_wall_s([QUEUECTL, "--db", target, "enqueue", "--command", "true"], repeat)
-    python_s = median_wall_s([sys.executable, "-c", "pass"], repeat)
+    """Median wall time of one `queuectl enqueue` beside `python -c pass` of the same interpreter,
+    and of `import click` alone: the floor of any CLI parsed by click."""
+    enqueue_s, python_s, click_s = median_walls_s(
+        [
+            [QUEUECTL, "--db", target, "enqueue", "--command", "true"],
+            [sys.executable, "-c", "pass"],
+            [sys.executable, "-c", "import click"],
+        ],
+        repeat,
+    )
     return {
         "enqueue_ms": round(enqueue_s * 1000, 1),
         "python_pass_ms": round(python_s * 1000, 1),
         "ratio": round(enqueue_s / python_s, 2),
+        "import_click_ms": round(click_s * 1000, 1),
+        "import_click_ratio": round(click_s / python_s, 2),
         "repeat": repeat,
     }
 

@@ -1,9 +1,12 @@
 """queuectl: a durable background job queue for shell commands.
 
-The public API: `Queue`, `Job` and the errors. Importing it loads nothing heavy.
+The public API: `Queue`, `Job` and the errors. `Queue` and `Job` load on first use, so that
+a submodule (the CLI's error handler, `queuectl --help`) does not pay for the store's imports.
 """
 
 from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
 
 from queuectl.errors import (
     ConflictError,
@@ -14,8 +17,10 @@ from queuectl.errors import (
     StoreError,
     WrongStateError,
 )
-from queuectl.models import Job
-from queuectl.queue import Queue
+
+if TYPE_CHECKING:
+    from queuectl.models import Job
+    from queuectl.queue import Queue
 
 __all__ = [
     "ConflictError",
@@ -29,3 +34,15 @@ __all__ = [
     "WrongStateError",
 ]
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str) -> Any:
+    if name == "Queue":
+        from queuectl.queue import Queue
+
+        return Queue
+    if name == "Job":
+        from queuectl.models import Job
+
+        return Job
+    raise AttributeError(f"module 'queuectl' has no attribute {name!r}")

@@ -35,7 +35,9 @@ def test_smoke_run_writes_every_section(tmp_path: Path) -> None:
     assert {"p50_ms", "p95_ms"} <= set(results["latency"]["queuectl-sqlite"])
     assert results["enqueue"]["enqueue_many"]["sqlite"]["per_s"] > 0
     assert results["enqueue"]["enqueue_file"]["sqlite"]["per_s"] > 0
-    assert {"enqueue_ms", "python_pass_ms", "ratio"} <= set(results["enqueue"]["single"])
+    assert {"enqueue_ms", "python_pass_ms", "ratio", "import_click_ratio"} <= set(
+        results["enqueue"]["single"]
+    )
     assert "percent_of_core" in results["idle_cpu"]
     assert "skipped" in results["scale"]
     # Optional systems have a value or say why not.

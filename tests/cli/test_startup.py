@@ -1,4 +1,5 @@
-"""`queuectl enqueue` loads only click, the stdlib and the queue: deterministic, not timed."""
+"""`queuectl enqueue` loads only click, the stdlib and the queue, and `--help` not even the
+queue: deterministic, not timed."""
 
 from __future__ import annotations
 
@@ -21,6 +22,12 @@ HEAVY = [
     "croniter",
 ]
 
+#: Loaded by an enqueue only when a runner is up to be woken.
+LAZY = ["socket"]
+
+#: The store and its driver, which neither help nor the version needs.
+STORE = ["queuectl.queue", "queuectl.store", "sqlite3"]
+
 #: Runs the CLI's main in-process, then reports which modules it had loaded.
 WRAPPER = r"""
 import json, sys
@@ -36,6 +43,11 @@ sys.stderr.write("\nMODULES " + json.dumps(sorted(sys.modules)) + " EXIT " + str
 
 
 def loaded_by(db: Path, *argv: str, stdin: str | None = None) -> set[str]:
+    """The top-level packages loaded by a command."""
+    return {name.split(".")[0] for name in modules_loaded_by(db, *argv, stdin=stdin)}
+
+
+def modules_loaded_by(db: Path, *argv: str, stdin: str | None = None) -> set[str]:
     env = {**os.environ, "QUEUECTL_DB": str(db)}
     result = subprocess.run(
         [sys.executable, "-c", WRAPPER, json.dumps(argv)],
@@ -48,7 +60,7 @@ def loaded_by(db: Path, *argv: str, stdin: str | None = None) -> set[str]:
     assert result.returncode == 0, result.stderr
     modules, code = result.stderr.rsplit("MODULES ", 1)[1].rsplit(" EXIT ", 1)
     assert code.strip() == "0", result.stderr
-    return {name.split(".")[0] for name in json.loads(modules)}
+    return set(json.loads(modules))
 
 
 @pytest.mark.parametrize(
@@ -69,6 +81,37 @@ def test_enqueue_loads_nothing_heavy(
     assert "queuectl" in loaded
     assert "click" in loaded
     assert sorted(loaded & set(HEAVY)) == []
+    assert sorted(loaded & set(LAZY)) == []
+
+
+def test_enqueue_loads_socket_to_wake_a_runner(tmp_path: Path) -> None:
+    """With a runner's wakeup socket bound, the enqueue does load socket, and wakes it."""
+    from queuectl.store.wakeup import SocketWakeup
+
+    db = tmp_path / "queue.db"
+    loaded_by(db, "enqueue", "--command", "true")
+    runner = SocketWakeup(str(db))
+    receiver = runner.bind("test-runner")
+    assert receiver is not None
+    try:
+        assert "socket" in loaded_by(db, "enqueue", "--command", "true")
+        assert receiver.recv(16) == b"!"
+    finally:
+        runner.close()
+
+
+def test_only_several_words_after_dashdash_load_shlex(tmp_path: Path) -> None:
+    db = tmp_path / "queue.db"
+    assert "shlex" not in loaded_by(db, "enqueue", "--command", "echo hi")
+    assert "shlex" not in loaded_by(db, "enqueue", "--", "echo hi")
+    assert "shlex" in loaded_by(db, "enqueue", "--", "echo", "a b")
+
+
+@pytest.mark.parametrize("argv", [("--help",), ("--version",), ("enqueue", "--help")])
+def test_help_and_version_do_not_open_the_store(tmp_path: Path, argv: tuple[str, ...]) -> None:
+    loaded = modules_loaded_by(tmp_path / "queue.db", *argv)
+    assert sorted(loaded & set(STORE)) == []
+    assert not (tmp_path / "queue.db").exists()
 
 
 def test_the_wrapper_sees_heavy_modules(tmp_path: Path) -> None:

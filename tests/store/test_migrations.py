@@ -57,3 +57,32 @@ def test_a_delayed_job_stays_out_of_the_claim_until_due(tmp_path: Path) -> None:
     clock.advance(10)
     assert [c.id for c in store.finish_and_claim("r", [], 5, None, 30).claims] == ["later"]
     store.close()
+
+
+#: Opens a store twice, recording the files opened the second time (an audit hook sees them).
+OPEN_TWICE = r"""
+import sys
+from queuectl.store import open_store
+open_store(sys.argv[1]).close()
+opened = []
+sys.addaudithook(lambda event, args: opened.append(str(args[0])) if event == "open" else None)
+open_store(sys.argv[1]).close()
+print("\n".join(opened))
+"""
+
+
+def test_opening_a_current_sqlite_store_reads_no_migration(tmp_path: Path) -> None:
+    """Every CLI command opens the store: a schema already current costs no migration file."""
+    import subprocess
+    import sys
+
+    result = subprocess.run(
+        [sys.executable, "-c", OPEN_TWICE, str(tmp_path / "queue.db")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    opened = result.stdout.splitlines()
+    assert any(path.endswith("queue.db") for path in opened)  # the hook does see opens
+    assert [path for path in opened if "migrations" in path] == []

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import shlex
 import sys
 from collections.abc import Iterator
 from typing import Any
@@ -213,7 +212,11 @@ def options_as_fields(options: dict[str, Any]) -> dict[str, Any]:
 
 def command_from_words(words: tuple[str, ...]) -> str:
     """One word is a shell command line; several are an argv, quoted so sh runs it as given."""
-    return words[0] if len(words) == 1 else shlex.join(words)
+    if len(words) == 1:
+        return words[0]
+    import shlex
+
+    return shlex.join(words)
 
 
 @click.command(cls=EnqueueCommand)

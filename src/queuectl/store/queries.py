@@ -25,12 +25,27 @@ def load_queries(dialect: str) -> dict[str, str]:
     return queries
 
 
+def _migration_files(dialect: str) -> list[str]:
+    folder = os.path.join(HERE, "migrations", dialect)
+    return [
+        os.path.join(folder, name)
+        for name in sorted(os.listdir(folder))
+        if re.fullmatch(r"\d{4}_\w+\.sql", name)
+    ]
+
+
+@cache
+def newest_migration(dialect: str) -> int:
+    """The schema version the newest migration of a dialect brings: read from the file names
+    alone, since every open compares it with the store's and most find nothing to do."""
+    return int(os.path.basename(_migration_files(dialect)[-1])[:4])
+
+
 def migrations(dialect: str) -> list[tuple[int, str, str]]:
     """(version, name, SQL) of every migration of a dialect, in order."""
-    folder = os.path.join(HERE, "migrations", dialect)
     found = []
-    for name in sorted(os.listdir(folder)):
-        if re.fullmatch(r"\d{4}_\w+\.sql", name):
-            with open(os.path.join(folder, name), encoding="utf-8") as handle:
-                found.append((int(name[:4]), name[:-4], handle.read()))
+    for path in _migration_files(dialect):
+        name = os.path.basename(path)
+        with open(path, encoding="utf-8") as handle:
+            found.append((int(name[:4]), name[:-4], handle.read()))
     return found

@@ -8,7 +8,6 @@ thread gets its own connection.
 
 from __future__ import annotations
 
-import functools
 import json
 import os
 import random
@@ -23,7 +22,7 @@ from queuectl.clock import Clock, SystemClock
 from queuectl.errors import InvalidInputError, StoreError
 from queuectl.store import lockholder
 from queuectl.store.core import SQLStore
-from queuectl.store.queries import migrations
+from queuectl.store.queries import migrations, newest_migration
 from queuectl.store.wakeup import SocketWakeup
 
 T = TypeVar("T")
@@ -77,11 +76,6 @@ def _busy_timeout_s() -> float:
         return float(os.environ.get("QUEUECTL_BUSY_TIMEOUT_S") or BUSY_TIMEOUT_S)
     except ValueError:
         return BUSY_TIMEOUT_S
-
-
-@functools.cache
-def _newest_schema() -> int:
-    return migrations("sqlite")[-1][0]
 
 
 def _switch_to_wal(conn: sqlite3.Connection) -> None:
@@ -203,7 +197,7 @@ class SQLiteStore(SQLStore):
             self._wakeup.notify()
 
     def _refuse_newer(self, version: int) -> None:
-        newest = _newest_schema()
+        newest = newest_migration("sqlite")
         if version > newest:
             raise StoreError(
                 f"{self.path}: written by a newer queuectl (schema {version}, this one knows "
@@ -273,8 +267,7 @@ class SQLiteStore(SQLStore):
         return self._attempt(self._migrate, runner=False, replayable=True)
 
     def _migrate(self) -> int:
-        known = migrations("sqlite")
-        newest = known[-1][0]
+        newest = newest_migration("sqlite")
         version = self._schema_version()
         self._refuse_newer(version)
         if version == newest:
@@ -284,7 +277,7 @@ class SQLiteStore(SQLStore):
         # first and upgrading to a write would deadlock, which no busy timeout resolves.)
         with self._write() as conn:
             version = self._schema_version()
-            for number, _name, sql in known:
+            for number, _name, sql in migrations("sqlite"):
                 if number > version:
                     for statement in _statements(sql):
                         try:

@@ -9,9 +9,12 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
-import socket
 import stat
 import zlib
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import socket
 
 RUNTIME_ROOT = "/tmp"
 
@@ -54,7 +57,13 @@ class SocketWakeup:
             names = os.listdir(self.folder)
         except OSError:
             return
+        if not names:
+            return
         if self._sender is None:
+            # Imported only when there is a runner to wake: socket's import is a few
+            # milliseconds of a one-shot `queuectl enqueue`.
+            import socket
+
             self._sender = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
             self._sender.setblocking(False)
         for name in names:
@@ -74,6 +83,8 @@ class SocketWakeup:
         """The socket one runner waits on; None if the folder is not private (polling only)."""
         if not _private_folder(self.folder):
             return None
+        import socket
+
         address = os.path.join(self.folder, f"{name}.sock")
         receiver = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         with contextlib.suppress(FileNotFoundError):
