@@ -18,7 +18,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from bench import peers, subject
+from bench import peers, reads, subject
 from bench.common import PYCACHE, Skip, TimedOut
 from bench.report import render, targets
 from bench.stores import Scratch, fresh_store, postgres_available
@@ -51,7 +51,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--stored", type=int, default=1_000_000, help="other jobs in the scale store"
     )
     parser.add_argument("--scale-workers", type=int, default=4)
-    parser.add_argument("--no-scale", action="store_true")
+    parser.add_argument(
+        "--reads-stored",
+        type=int,
+        nargs="+",
+        default=[1_000_000],
+        help="jobs stored for the reads (bench.reads; default 1000000), with the scale run",
+    )
+    parser.add_argument("--no-scale", action="store_true", help="no scale run, no reads")
     parser.add_argument(
         "--only",
         nargs="+",
@@ -123,6 +130,7 @@ def main(argv: list[str] | None = None) -> int:
         "enqueue": {},
         "idle_cpu": {},
         "scale": {},
+        "reads": {},
         "flow": {},
     }
 
@@ -223,6 +231,7 @@ def main(argv: list[str] | None = None) -> int:
             )
         if args.no_scale:
             results["scale"] = {"skipped": "--no-scale" if not args.smoke else "--smoke"}
+            results["reads"] = {"skipped": "--no-scale" if not args.smoke else "--smoke"}
         else:
             log(f"scale: {args.scale_jobs} jobs with {args.stored:,} stored")
             results["scale"] = measure(
@@ -230,6 +239,17 @@ def main(argv: list[str] | None = None) -> int:
                     args.scale_jobs, args.stored, args.scale_workers, scratch, timeout_s
                 )
             )
+            for kind in ("sqlite", "postgres"):
+                system = f"queuectl-{kind}"
+                if unavailable[system]:
+                    results["reads"][kind] = {"skipped": unavailable[system]}
+                    continue
+                results["reads"][kind] = {}
+                for stored in args.reads_stored:
+                    log(f"reads {kind} with {stored:,} stored")
+                    results["reads"][kind][str(stored)] = measure(
+                        lambda k=kind, n=stored: reads.measure(k, n, scratch)
+                    )
     finally:
         scratch.close()
     results["meta"] = {
@@ -239,6 +259,7 @@ def main(argv: list[str] | None = None) -> int:
         "latency_samples": args.latency_samples,
         "latency_pause_s": args.latency_pause,
         "bulk": args.bulk,
+        "reads_stored": [] if args.no_scale else args.reads_stored,
         "smoke": args.smoke,
         "cpus": os.cpu_count(),
         "python": platform.python_version(),

@@ -1,13 +1,16 @@
 """Reads with a million jobs stored (issue 19): `status`, `queue list`, `/api/status`,
-`/api/queues`, `/metrics` and `list` with every filter, on an empty store and on a big one,
-and the peak memory of `enqueue --file` of N JSON Lines.
+`/api/queues`, `/metrics` and `list` with every kind of filter, on an empty store and on a big
+one, and the peak memory of `enqueue --file` of N JSON Lines.
 
-    python -m bench.reads --stored 1000000 [--kinds sqlite postgres] [--file-lines 1000000]
+    python -m bench.reads --stored 1000000 5000000 [--kinds sqlite postgres] [--file-lines N]
 
+`python -m bench` runs the reads at 1,000,000 stored (`--reads-stored`) with its scale section.
 Server time: the median of in-process calls (the Queue method, or the route through FastAPI's
-test client), no process start. The big stores are built once with direct SQL: on SQLite by
-bench.subject.build_big_store (delayed, blocked, completed), on PostgreSQL by build_big_pg
-(the same mix over five queues).
+test client), no process start. The big stores are built with direct SQL: on SQLite by
+bench.subject.build_big_store (delayed, blocked, completed; one queue) with a fifth of the
+delayed jobs, the oldest third of the store, moved to queue `sync`; on PostgreSQL by
+build_big_pg (the same mix over five queues, `sync` holding delayed jobs only). So `pending`
+and `sync` are old and `completed` is new: a filter's index must be walked, not the newest jobs.
 """
 
 from __future__ import annotations
@@ -15,11 +18,13 @@ from __future__ import annotations
 import argparse
 import json
 import re
+import sqlite3
 import statistics
 import subprocess
 import sys
 import time
 from collections.abc import Callable
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -31,8 +36,9 @@ QUEUES = ("default", "mail", "video", "reports", "sync")
 
 
 def build_big_pg(target: str, stored: int) -> float:
-    """`stored` jobs on PostgreSQL: a third delayed, a third blocked, a third completed, over
-    five queues, inserted by generate_series (the counters' triggers see every row)."""
+    """`stored` jobs on PostgreSQL: a third delayed (over five queues), a third blocked, a third
+    completed (over four: not `sync`), inserted by generate_series (the counters' triggers see
+    every row). Seconds taken."""
     import psycopg
 
     started = time.perf_counter()
@@ -44,6 +50,7 @@ def build_big_pg(target: str, stored: int) -> float:
         "duration_ms, scheduled"
     )
     queue = "(ARRAY['default','mail','video','reports','sync'])[1 + x %% 5]"
+    newer = "(ARRAY['default','mail','video','reports'])[1 + x %% 4]"
     with psycopg.connect(target, autocommit=True) as conn:
         conn.execute(
             f"INSERT INTO jobs ({columns}) VALUES ('scale-gate', 'true', 'pending', 'default', "
@@ -57,7 +64,7 @@ def build_big_pg(target: str, stored: int) -> float:
             (now + 86_400_000, now, now, third),
         )
         conn.execute(
-            f"INSERT INTO jobs ({columns}) SELECT 'blocked-' || x, 'true', 'pending', {queue}, "
+            f"INSERT INTO jobs ({columns}) SELECT 'blocked-' || x, 'true', 'pending', {newer}, "
             "0, 0, 3, %s, '[\"scale-gate\"]', 1, '/', '{}', %s, %s, NULL, NULL, NULL, NULL, "
             "false FROM generate_series(1, %s) AS x",
             (now, now, now, third),
@@ -68,7 +75,7 @@ def build_big_pg(target: str, stored: int) -> float:
             (third,),
         )
         conn.execute(
-            f"INSERT INTO jobs ({columns}) SELECT 'done-' || x, 'true', 'completed', {queue}, "
+            f"INSERT INTO jobs ({columns}) SELECT 'done-' || x, 'true', 'completed', {newer}, "
             "0, 1, 3, %s, '[]', 0, '/', '{}', %s, %s, %s, %s + 3, 0, 3, false "
             "FROM generate_series(1, %s) AS x",
             (
@@ -84,39 +91,118 @@ def build_big_pg(target: str, stored: int) -> float:
     return time.perf_counter() - started
 
 
-def median_ms(call: Callable[[], Any], repeat: int) -> float:
-    call()  # warm: connections, prepared statements, imports
-    times = []
+def median_ms(calls: list[Callable[[], Any]], repeat: int) -> list[float]:
+    """The median ms of each call, run in turns so that the machine's load falls on each alike."""
+    for call in calls:
+        call()  # warm: connections, prepared statements (psycopg's after 5 runs), imports
+    times: list[list[float]] = [[] for _ in calls]
     for _ in range(repeat):
-        started = time.perf_counter()
-        call()
-        times.append((time.perf_counter() - started) * 1000)
-    return round(statistics.median(times), 2)
+        for call, taken in zip(calls, times, strict=True):
+            started = time.perf_counter()
+            call()
+            taken.append((time.perf_counter() - started) * 1000)
+    return [round(statistics.median(taken), 3) for taken in times]
 
 
-def reads(target: str, repeat: int = 15) -> dict[str, float]:
-    """Median server time in ms of each read."""
+def build_big_sqlite(path: Path, stored: int) -> float:
+    """build_big_store's store, with a fifth of its delayed jobs (the oldest) in queue `sync`."""
+    started = time.perf_counter()
+    build_big_store(path, stored)
+    with sqlite3.connect(path, isolation_level=None) as conn:
+        conn.execute("UPDATE jobs SET queue = 'sync' WHERE id LIKE 'delayed-%' AND seq % 5 = 0")
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    return time.perf_counter() - started
+
+
+#: The reads issue 19 bounds by 20 ms and by 1.2x the same read on an empty store.
+SUMMARY = ("status", "queue list", "GET /api/status", "GET /api/queues", "GET /metrics")
+BOUND_MS = 20.0
+BOUND_RATIO = 1.2
+
+
+def reads(targets: list[str], stored: int, repeat: int = 21) -> list[dict[str, float]]:
+    """Median server time in ms of each read, on each store."""
     from fastapi.testclient import TestClient
 
     from queuectl import Queue
     from queuectl.api.app import create_app
 
-    found: dict[str, float] = {}
-    with (
-        Queue(target) as queue,
-        TestClient(create_app(target), base_url="http://127.0.0.1:8765") as client,
-    ):
-        found["status"] = median_ms(queue.status, repeat)
-        found["queue list"] = median_ms(queue.queues, repeat)
-        for path in ("/api/status", "/api/queues", "/metrics", "/api/jobs?limit=50"):
-            found[f"GET {path}"] = median_ms(
-                lambda p=path: client.get(p).raise_for_status(), repeat
+    with ExitStack() as stack:
+        queues = [stack.enter_context(Queue(target)) for target in targets]
+        clients = [
+            stack.enter_context(
+                TestClient(
+                    create_app(target, token="bench"),
+                    base_url="http://127.0.0.1:8765",
+                    headers={"Authorization": "Bearer bench"},
+                )
             )
-        for state in (None, "pending", "dead"):
-            for name in (None, "default", "nowhere"):
-                label = f"list --state {state or '-'} --queue {name or '-'} --limit 50"
-                found[label] = median_ms(lambda s=state, n=name: queue.list(s, n, 50), repeat)
+            for target in targets
+        ]
+        calls: dict[str, list[Callable[[], Any]]] = {
+            "status": [q.status for q in queues],
+            "queue list": [q.queues for q in queues],
+        }
+        for path in ("/api/status", "/api/queues", "/metrics", "/api/jobs?limit=50"):
+            calls[f"GET {path}"] = [
+                lambda c=c, p=path: c.get(p).raise_for_status() for c in clients
+            ]
+        lists: list[tuple[list[str], list[str], int, str | None]] = [
+            ([s] if s else [], [q] if q else [], 50, None)
+            for s in (None, "pending", "completed", "dead")
+            for q in (None, "sync", "nowhere")
+        ]
+        lists += [
+            (["pending", "dead"], ["mail", "sync"], 50, None),  # the union: four index walks
+            (["pending"], [], 50, str(stored // 2)),  # a page from the middle
+            (["dead"], [], 0, None),  # --limit 0: all of them
+            (["completed"], ["sync"], 0, None),
+        ]
+        for states, names, limit, cursor in lists:
+            label = " ".join(
+                [f"--state {s}" for s in states]
+                + [f"--queue {n}" for n in names]
+                + [f"--limit {limit}"]
+                + (["--before <middle>"] if cursor else [])
+            )
+            calls[f"list {label}"] = [
+                lambda q=q, s=states, n=names, li=limit, c=cursor: q.page(s, n, li or None, c)
+                for q in queues
+            ]
+        found: list[dict[str, float]] = [{} for _ in targets]
+        for name, each in calls.items():
+            for into, ms in zip(found, median_ms(each, repeat), strict=True):
+                into[name] = ms
     return found
+
+
+def measure(kind: str, stored: int, scratch: Scratch) -> dict[str, Any]:
+    """Each read on an empty store of this kind and on one holding `stored` jobs (the two in
+    turns), and their ratio."""
+    with fresh_store(kind, scratch) as empty, fresh_store(kind, scratch) as target:
+        big = scratch.file("big", ".db")
+        try:
+            if kind == "sqlite":
+                build_s = build_big_sqlite(big, stored)
+                target = str(big)
+            else:
+                build_s = build_big_pg(target, stored)
+            on_empty, on_big = reads([empty, target], stored)
+        finally:
+            big.unlink(missing_ok=True)
+    rows = {
+        name: {
+            "empty_ms": on_empty[name],
+            "stored_ms": on_big[name],
+            "ratio": _ratio(on_big[name], on_empty[name]),
+        }
+        for name in on_empty
+    }
+    return {"stored": stored, "build_s": round(build_s, 1), "reads": rows}
+
+
+def _ratio(value: float, base: float) -> float:
+    return round(value / base, 2) if base > 0 else 1.0
 
 
 def enqueue_file_memory(target: str, lines: int, scratch: Scratch) -> dict[str, Any]:
@@ -144,47 +230,65 @@ def enqueue_file_memory(target: str, lines: int, scratch: Scratch) -> dict[str, 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.reads", description=__doc__)
-    parser.add_argument("--stored", type=int, default=1_000_000)
+    parser.add_argument("--stored", type=int, nargs="+", default=[1_000_000])
     parser.add_argument("--kinds", nargs="+", default=["sqlite", "postgres"])
-    parser.add_argument("--file-lines", type=int, default=1_000_000)
-    parser.add_argument("--sqlite-store", type=Path, help="a big SQLite store built before")
+    parser.add_argument(
+        "--file-lines", type=int, default=0, help="enqueue --file of this many lines (0: skip)"
+    )
     args = parser.parse_args(argv)
     scratch = Scratch()
     results: dict[str, Any] = {}
     try:
         for kind in args.kinds:
-            row: dict[str, Any] = {}
-            with fresh_store(kind, scratch) as target:
-                row["empty"] = reads(target)
-                row["enqueue_file"] = enqueue_file_memory(target, args.file_lines, scratch)
-            with fresh_store(kind, scratch) as target:
-                if kind == "sqlite":
-                    big = args.sqlite_store or scratch.file("big", ".db")
-                    if args.sqlite_store is None:
-                        build_big_store(big, args.stored)
-                    target = str(big)
-                else:
-                    build_big_pg(target, args.stored)
-                row["stored"] = reads(target)
-            results[kind] = row
-            print(f"{kind}: {json.dumps(row, indent=2)}", file=sys.stderr, flush=True)
+            results[kind] = {}
+            for stored in args.stored:
+                results[kind][str(stored)] = found = measure(kind, stored, scratch)
+                print(f"{kind} {stored:,}: {json.dumps(found)}", file=sys.stderr, flush=True)
+            if args.file_lines:
+                with fresh_store(kind, scratch) as target:
+                    results[kind]["enqueue_file"] = enqueue_file_memory(
+                        target, args.file_lines, scratch
+                    )
     finally:
         scratch.close()
-    print(render(results, args.stored))
+    print(render(results))
     return 0
 
 
-def render(results: dict[str, Any], stored: int) -> str:
-    lines = [f"| read | {' | '.join(f'{k} empty | {k} {stored:,}' for k in results)} |"]
-    lines.append("|---" * (1 + 2 * len(results)) + "|")
-    first = next(iter(results.values()))
-    for name in first["empty"]:
-        cells = [
-            f"{r['empty'][name]:.1f} ms | {r['stored'][name]:.1f} ms" for r in results.values()
-        ]
+def render(results: dict[str, Any]) -> str:
+    """A markdown table: each read's server time, empty and with N stored, and the ratio."""
+    columns = [
+        (kind, stored)
+        for kind, by_size in results.items()
+        for stored, cell in by_size.items()
+        if stored.isdigit() and "reads" in cell
+    ]
+    if not columns:
+        return f"reads: nothing measured: {json.dumps(results)[:300]}"
+    head = " | ".join(f"{kind} {int(stored):,}" for kind, stored in columns)
+    lines = [f"| read (ms: empty / stored = ratio) | {head} |", "|---" * (1 + len(columns)) + "|"]
+    first = results[columns[0][0]][columns[0][1]]["reads"]
+    for name in first:
+        cells = []
+        for kind, stored in columns:
+            row = results[kind][stored]["reads"].get(name)
+            if row is None:
+                cells.append("n/a")
+            elif name in SUMMARY:
+                cells.append(
+                    f"{row['empty_ms']:.2f} / {row['stored_ms']:.2f} = {row['ratio']:.2f}x"
+                )
+            else:  # an empty store lists nothing: no ratio to speak of
+                cells.append(f"{row['empty_ms']:.2f} / {row['stored_ms']:.2f}")
         lines.append(f"| {name} | {' | '.join(cells)} |")
-    for kind, row in results.items():
-        lines.append(f"\n{kind} enqueue --file: {row['enqueue_file']}")
+    for kind, stored in columns:
+        lines.append(f"\n{kind} {int(stored):,} built in {results[kind][stored]['build_s']:.0f} s")
+    for kind, by_size in results.items():
+        for stored, cell in by_size.items() if isinstance(by_size, dict) else ():
+            if stored.isdigit() and "reads" not in cell:  # skipped, failed
+                lines.append(f"{kind} {int(stored):,}: n/a ({json.dumps(cell)[:200]})")
+        if isinstance(by_size, dict) and "enqueue_file" in by_size:
+            lines.append(f"{kind} enqueue --file: {by_size['enqueue_file']}")
     return "\n".join(lines)
 
 

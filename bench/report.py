@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from bench.reads import SUMMARY as READS_SUMMARY
+from bench.reads import render as render_reads
+
 SYSTEMS = {
     "xargs": "xargs -P W (the limit)",
     "queuectl-sqlite": "queuectl, SQLite",
@@ -35,6 +38,20 @@ def _drain_cell(results: dict[str, Any], system: str, workers: str) -> str:
     if system != "xargs" and "seconds" in limit:
         text += f"  {cell['seconds'] / limit['seconds']:.2f}x"
     return text
+
+
+def _reads(results: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:
+    """(kind, stored, rows) of each reads measurement made."""
+    found = []
+    for kind, by_size in results.get("reads", {}).items():
+        for stored, cell in by_size.items() if isinstance(by_size, dict) else ():
+            if isinstance(cell, dict) and "reads" in cell:
+                found.append((kind, stored, cell["reads"]))
+    return found
+
+
+def _worst(rows: list[dict[str, Any]], key: str) -> float | None:
+    return max((row[key] for row in rows), default=None)
 
 
 def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
@@ -86,6 +103,13 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
     check("one enqueue / python -c pass", enqueue.get("single", {}).get("ratio"), 3, "x")
     check("idle runner CPU", results["idle_cpu"].get("percent_of_core"), 0.5, "% of a core")
     check("drain with 1M stored / empty", results["scale"].get("ratio"), 1.1, "x")
+    for kind, stored, rows in _reads(results):
+        summary = [row for name, row in rows.items() if name in READS_SUMMARY]
+        lists = [row for name, row in rows.items() if name.startswith("list ")]
+        where = f"({kind}, {int(stored):,} stored)"
+        check(f"slowest status/queues/metrics {where}", _worst(summary, "stored_ms"), 20, "ms")
+        check(f"the same / empty store {where}", _worst(summary, "ratio"), 1.2, "x")
+        check(f"slowest list filter {where}", _worst(lists, "stored_ms"), 20, "ms")
     for kind, cell in results.get("flow", {}).items():
         check(f"drain {kind}, concurrency W / no limit", cell.get("ratio"), 1.1, "x")
     # Ahead of the peers: queuectl on SQLite against each peer, on every measured row.
@@ -197,6 +221,10 @@ def render(results: dict[str, Any]) -> str:
             f"with {scale['stored']:,} stored {scale['stored_s']:.2f}s = {scale['ratio']:.2f}x "
             f"(store built in {scale['build_s']:.0f}s)"
         )
+    lines += ["", "Reads: server time of each, on an empty store / with N stored (bench.reads)"]
+    reads = results.get("reads", {})
+    reason = reads.get("skipped") if isinstance(reads.get("skipped"), str) else None
+    lines.append(f"  n/a ({reason})" if reason else render_reads(reads))
     lines += ["", "Flow control: the drain with a concurrency limit of W, over no limit"]
     for kind, cell in results.get("flow", {}).items():
         reason = why_not(cell)

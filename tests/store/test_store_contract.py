@@ -640,6 +640,24 @@ def test_list_jobs_newest_first_with_filters_and_pages(store: Store) -> None:
     assert ids(store.list_jobs(None, None, 2, first.next_before)) == ["b", "a"]
 
 
+def test_list_jobs_union_is_one_newest_first_order_across_pages(store: Store) -> None:
+    # a and b are claimed (processing); the union's walks (one per state and queue) interleave
+    add(store, *({"id": i, "queue": q} for i, q in zip("abcdefgh", "xyxyzxyx", strict=True)))
+    assert claim(store, 2) == ["a", "b"]
+    ids = lambda page: [job.id for job in page.jobs]  # noqa: E731
+    states, queues = ["pending", "processing", "pending"], ["x", "y"]
+    assert ids(store.list_jobs(states, queues, None, None)) == list("hgfdcba")
+    pages, before = [], None
+    while True:
+        page = store.list_jobs(states, queues, 3, before)
+        pages.append(ids(page))
+        if page.next_before is None:
+            break
+        before = page.next_before
+    assert pages == [list("hgf"), list("dcb"), list("a")]
+    assert ids(store.list_jobs(["processing", "dead"], None, 1, None)) == ["b"]
+
+
 def test_counts(store: Store, clock: FakeClock) -> None:
     add(store, {"id": "a"}, {"id": "b"}, {"id": "c", "queue": "q"})
     claim(store)

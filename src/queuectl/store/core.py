@@ -9,6 +9,7 @@ Rows are read by column name (sqlite3.Row, psycopg's dict_row) and mapped to rec
 from __future__ import annotations
 
 import functools
+import heapq
 import os
 import random
 import time
@@ -69,7 +70,7 @@ CONFIG_TTL_S = 1.0  # how stale the configuration used for settling may be
 FAR_FUTURE = 2**62
 #: Reading the counts folds their deltas into the base once more than this many piled up.
 COMPACT_AFTER_DELTAS = 1000
-#: `list_jobs` by (state given, queue given): one query per combination, each served by an index.
+#: `list_jobs` by (state given, queue given): one query per combination, each walking its index.
 LIST_QUERIES = {
     (False, False): "list_jobs",
     (True, False): "list_jobs_by_state",
@@ -676,17 +677,27 @@ class SQLStore:
             "limit": FAR_FUTURE if limit is None else limit,
             "before": FAR_FUTURE if before is None else before,
         }
-        if len(states or ()) > 1 or len(queues or ()) > 1:
-            name = "list_jobs_any"
-            params["states"] = None if not states else self._list(states)
-            params["queues"] = None if not queues else self._list(queues)
-        else:
-            # one state and one queue at most: the query that walks their own index
-            name = LIST_QUERIES[bool(states), bool(queues)]
-            params["state"] = states[0] if states else None
-            params["queue"] = queues[0] if queues else None
-        rows = self._connection().execute(self.q[name], params)
-        rows = rows.fetchall()
+        conn = self._connection()
+        any_: list[str | None] = [None]
+        # Several states or queues (`list --state a --state b`, the union): one walk of an index
+        # per pair, merged newest first. One query over all of them could walk no index in
+        # `seq` order, and would read every matching job to sort them.
+        walks = [
+            conn.execute(
+                self.q[LIST_QUERIES[state is not None, queue is not None]],
+                {**params, "state": state, "queue": queue},
+            ).fetchall()
+            for state in dict.fromkeys(states or any_)
+            for queue in dict.fromkeys(queues or any_)
+        ]
+        merged = heapq.merge(*walks, key=lambda row: int(row["seq"]), reverse=True)
+        rows: list[Any] = []
+        for row in merged:
+            if len(rows) == params["limit"]:
+                break
+            # a job that changed state between two walks is seen twice, or not at all
+            if not rows or rows[-1]["seq"] != row["seq"]:
+                rows.append(row)
         more = limit is not None and limit > 0 and len(rows) == limit
         return Page([self._job(r) for r in rows], rows[-1]["seq"] if more else None)
 

@@ -62,15 +62,6 @@ SELECT {job_columns} FROM jobs INDEXED BY jobs_by_queue_state
 WHERE queue = :queue AND state = :state AND seq < :before
 ORDER BY seq DESC LIMIT :limit
 
--- name: list_jobs_any
--- Several states or queues (`list --state a --state b`): :states and :queues are JSON lists,
--- or NULL for any.
-SELECT {job_columns} FROM jobs
-WHERE (:states IS NULL OR state IN (SELECT value FROM json_each(:states)))
-  AND (:queues IS NULL OR queue IN (SELECT value FROM json_each(:queues)))
-  AND seq < :before
-ORDER BY seq DESC LIMIT :limit
-
 -- name: promote_due
 -- Scheduled jobs whose time has come join the claim index (see migration 0002).
 UPDATE jobs INDEXED BY jobs_scheduled SET scheduled = 0
