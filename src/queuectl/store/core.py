@@ -12,6 +12,7 @@ import functools
 import os
 import random
 import time
+from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any, ClassVar, Concatenate, ParamSpec, TypeVar
@@ -135,6 +136,18 @@ class SQLStore:
         """Run one named statement for every row of parameters, in few round trips."""
         raise NotImplementedError
 
+    def _insert_jobs(self, conn: Any, rows: Sequence[Sequence[Any]]) -> None:
+        """Insert a batch of `insert_jobs` rows, in as few statements as the driver allows."""
+        raise NotImplementedError
+
+    def _count_inserted(self, conn: Any, counts: dict[tuple[str, str], int]) -> None:
+        """Add jobs just inserted to the counters: how many per (queue, state)."""
+        raise NotImplementedError
+
+    def _count_inserted_ids(self, conn: Any, ids: Sequence[str]) -> None:
+        """Add to the counters those of these new ids that were inserted (some may not be)."""
+        raise NotImplementedError
+
     def _list(self, values: Sequence[Any]) -> Any:
         """A list as a query parameter."""
         raise NotImplementedError
@@ -240,7 +253,7 @@ class SQLStore:
                         self._insert_row(job, job_id, now, default_retries, 0, None)
                         for job, job_id in zip(jobs, tried, strict=True)
                     ]
-                    self._many(conn, "insert_jobs", rows)
+                    self._insert_plain(conn, rows)
                     created = [_inserted_job(job, row) for job, row in zip(jobs, rows, strict=True)]
                 else:
                     ids: list[str] = []  # a unique_key's holder stands for the job not inserted
@@ -318,7 +331,7 @@ class SQLStore:
                 self._insert_row(job, job.id or _new_id(), now, default_retries, 0, None)
                 for _, job in batch
             ]
-            self._many(conn, "insert_jobs", rows)
+            self._insert_plain(conn, rows)
             return [_inserted_job(job, row) for (_, job), row in zip(batch, rows, strict=True)]
         ids = []
         for label, job in batch:
@@ -330,6 +343,12 @@ class SQLStore:
             ids.append(held or job_id)
         found = {job.id: job for job in self._jobs_by_ids(conn, ids)}
         return [found[job_id] for job_id in ids]
+
+    def _insert_plain(self, conn: Any, rows: Sequence[Sequence[Any]]) -> None:
+        """Insert rows of `_insert_row` that nothing can refuse but a duplicate id, and count
+        them, once for the batch."""
+        self._insert_jobs(conn, rows)
+        self._count_inserted(conn, Counter((row[3], row[2]) for row in rows))
 
     def _insert_row(
         self,
@@ -396,6 +415,7 @@ class SQLStore:
                 if held:
                     return str(held["id"])
             if conn.execute(self.q["insert_job"], row).fetchone() is not None:
+                self._count_inserted(conn, {(job.queue, row[2]): 1})
                 break
         else:
             raise StoreError(f"unique_key {job.unique_key!r} kept changing hands; try again")
@@ -1090,6 +1110,7 @@ class SQLStore:
                 rows.append((*row, made_by(hook.name, event)))
         if rows:
             self._many(conn, "insert_hook_job", rows)
+            self._count_inserted_ids(conn, [row[0] for row in rows])
             self._wake(conn)
 
     @operation()

@@ -275,6 +275,22 @@ class PostgresStore(SQLStore):
             with conn.cursor() as cursor:  # executemany pipelines: one round trip for many
                 cursor.executemany(self.q[name], rows)
 
+    def _insert_jobs(self, conn: psycopg.Connection[Any], rows: Sequence[Sequence[Any]]) -> None:
+        if len(rows) == 1:  # an INSERT is one round trip, a COPY two
+            conn.execute(self.q["insert_jobs"], rows[0])
+            return
+        with conn.cursor() as cursor, cursor.copy(self.q["pg_copy_jobs"]) as copy:
+            for row in rows:
+                copy.write_row(row)
+
+    def _count_inserted(
+        self, conn: psycopg.Connection[Any], counts: dict[tuple[str, str], int]
+    ) -> None:
+        pass  # the counters' statement trigger (migration 0004) sees every insert
+
+    def _count_inserted_ids(self, conn: psycopg.Connection[Any], ids: Sequence[str]) -> None:
+        pass  # as above
+
     def _list(self, values: Sequence[Any]) -> list[Any]:
         return list(values)
 

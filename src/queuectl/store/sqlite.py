@@ -252,6 +252,19 @@ class SQLiteStore(SQLStore):
     ) -> None:
         conn.executemany(self.q[name], rows)
 
+    def _insert_jobs(self, conn: sqlite3.Connection, rows: Sequence[Sequence[Any]]) -> None:
+        conn.executemany(self.q["insert_jobs"], rows)
+
+    def _count_inserted(
+        self, conn: sqlite3.Connection, counts: dict[tuple[str, str], int]
+    ) -> None:
+        conn.executemany(
+            self.q["sqlite_count_inserted"], [(*key, n) for key, n in counts.items()]
+        )
+
+    def _count_inserted_ids(self, conn: sqlite3.Connection, ids: Sequence[str]) -> None:
+        conn.execute(self.q["sqlite_count_inserted_ids"], (self._list(ids),))
+
     def _list(self, values: Sequence[Any]) -> str:
         return json.dumps(list(values))
 
