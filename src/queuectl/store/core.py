@@ -248,7 +248,8 @@ class SQLStore:
                 default_retries = int(self._config(conn)["max_retries"])
                 if plain:
                     # Nothing is decided by the database: the rows are the jobs, no read-back.
-                    tried = [job.id or _new_id() for job in jobs]
+                    fresh = iter(_new_ids(len(jobs)))
+                    tried = [job.id or next(fresh) for job in jobs]
                     rows = [
                         self._insert_row(job, job_id, now, default_retries, 0, None)
                         for job, job_id in zip(jobs, tried, strict=True)
@@ -327,8 +328,9 @@ class SQLStore:
     ) -> list[Job]:
         """One batch of a stream, as enqueue_many inserts its jobs."""
         if all(not job.depends_on and job.unique_key is None for _, job in batch):
+            fresh = iter(_new_ids(len(batch)))
             rows = [
-                self._insert_row(job, job.id or _new_id(), now, default_retries, 0, None)
+                self._insert_row(job, job.id or next(fresh), now, default_retries, 0, None)
                 for _, job in batch
             ]
             self._insert_plain(conn, rows)
@@ -1249,26 +1251,32 @@ def _check_cancellable(job: Job) -> None:
 
 def _inserted_job(job: NewJob, row: Sequence[Any]) -> Job:
     """The job just inserted as `row` (in `insert_jobs`' column order)."""
+    # Positional: a bulk enqueue builds one Job per row, and keywords cost twice as much.
     return Job(
-        id=row[0],
-        command=row[1],
-        state=row[2],
-        queue=row[3],
-        priority=row[4],
-        attempts=0,
-        max_retries=row[5],
-        timeout=row[6],
-        run_at_ms=row[7],
-        depends_on=list(job.depends_on),
-        no_retry_exit_codes=list(job.no_retry_exit_codes),
-        unique_key=row[11],
-        cwd=row[12],
-        env=dict(job.env),
-        created_at_ms=row[14],
-        updated_at_ms=row[15],
-        finished_at_ms=row[16],
-        last_error=row[17],
-        lock=row[19],
+        row[0],  # id
+        row[1],  # command
+        row[2],  # state
+        row[3],  # queue
+        row[4],  # priority
+        0,  # attempts
+        row[5],  # max_retries
+        row[6],  # timeout
+        row[7],  # run_at_ms
+        list(job.depends_on),
+        list(job.no_retry_exit_codes),
+        row[11],  # unique_key
+        row[12],  # cwd
+        dict(job.env),
+        row[14],  # created_at_ms
+        row[15],  # updated_at_ms
+        None,  # started_at_ms
+        row[16],  # finished_at_ms
+        None,  # exit_code
+        row[17],  # last_error
+        None,  # duration_ms
+        None,  # lease_owner
+        None,  # lease_expires_at_ms
+        row[19],  # lock
     )
 
 
@@ -1285,4 +1293,16 @@ def _ids(batch: Sequence[tuple[str, NewJob]]) -> list[str]:
 
 
 def _new_id() -> str:
-    return os.urandom(8).hex()
+    return _new_ids(1)[0]
+
+
+def _new_ids(n: int) -> list[str]:
+    """N new ids in ascending order: the time in milliseconds (11 hex digits), then a random
+    52-bit start counted up. A batch's ids go in at one end of the id index, not all over it
+    (a third faster to insert); ids from two processes collide only when their batches start
+    within n of each other in the same millisecond."""
+    prefix = f"{time.time_ns() // 1_000_000:011x}"
+    start = int.from_bytes(os.urandom(7)) >> 4
+    if start + n > 1 << 52:
+        start -= n
+    return [f"{prefix}{value:013x}" for value in range(start, start + n)]

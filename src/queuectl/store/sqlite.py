@@ -9,6 +9,7 @@ thread gets its own connection.
 from __future__ import annotations
 
 import functools
+import itertools
 import json
 import os
 import random
@@ -29,6 +30,8 @@ from queuectl.store.wakeup import SocketWakeup
 T = TypeVar("T")
 BUSY_TIMEOUT_S = 10.0
 BUSY_RETRIES = 5
+#: Rows of one multi-row INSERT of a bulk enqueue (20 parameters each; SQLite allows 32,766).
+ROWS_PER_INSERT = 50
 
 
 def _translate(exc: sqlite3.Error, path: str) -> StoreError:
@@ -253,7 +256,24 @@ class SQLiteStore(SQLStore):
         conn.executemany(self.q[name], rows)
 
     def _insert_jobs(self, conn: sqlite3.Connection, rows: Sequence[Sequence[Any]]) -> None:
-        conn.executemany(self.q["insert_jobs"], rows)
+        # Many rows a statement: running a statement costs about as much as the row it inserts.
+        whole = len(rows) - len(rows) % ROWS_PER_INSERT
+        if whole:
+            conn.executemany(
+                self._insert_rows,
+                [
+                    list(itertools.chain.from_iterable(rows[i : i + ROWS_PER_INSERT]))
+                    for i in range(0, whole, ROWS_PER_INSERT)
+                ],
+            )
+        conn.executemany(self.q["insert_jobs"], rows[whole:])
+
+    @functools.cached_property
+    def _insert_rows(self) -> str:
+        """`insert_jobs` with ROWS_PER_INSERT rows of values."""
+        sql = self.q["insert_jobs"]
+        values = sql[sql.rindex("(") :]
+        return sql + f", {values}" * (ROWS_PER_INSERT - 1)
 
     def _count_inserted(
         self, conn: sqlite3.Connection, counts: dict[tuple[str, str], int]
