@@ -251,11 +251,10 @@ def new_job(data: dict[str, Any], where: str = "", cwd: str | None = None) -> Ne
     `cwd` is the directory a job without one runs in (default: the current one); a batch
     passes it once rather than asking the OS for every job.
     """
-    prefix = f"{where}: " if where else ""
     try:
         return _new_job(data, cwd)
     except InvalidInputError as exc:
-        raise InvalidInputError(f"{prefix}{exc}") from None
+        raise InvalidInputError(f"{where}: {exc}" if where else str(exc)) from None
 
 
 def _new_job(data: dict[str, Any], default_cwd: str | None = None) -> NewJob:

@@ -117,6 +117,7 @@ class SQLStore:
         self._config_cache: tuple[float, dict[str, float]] | None = None
         self.compact_after = COMPACT_AFTER_DELTAS  # tests lower it to compact at every read
         self._hooks_cache: tuple[float, list[Hook]] | None = None
+        self._empty_list, self._empty_dict = self._json([]), self._json({})
 
     # -- what a dialect supplies
 
@@ -362,7 +363,8 @@ class SQLStore:
         cancelled_by: str | None,
     ) -> tuple[Any, ...]:
         """The parameters of `insert_job(s)`, in their column order."""
-        run_at = job.first_run_at(now)
+        # Once per job of a bulk enqueue: the common case (due now, empty lists) without calls.
+        run_at = now if job.run_at_ms is None and not job.delay_s else job.first_run_at(now)
         max_retries = default_retries if job.max_retries is None else job.max_retries
         return (
             job_id,
@@ -373,12 +375,12 @@ class SQLStore:
             max_retries,
             job.timeout,
             run_at,
-            self._json(job.depends_on),
+            self._json(job.depends_on) if job.depends_on else self._empty_list,
             waiting_on,
-            self._json(job.no_retry_exit_codes),
+            self._json(job.no_retry_exit_codes) if job.no_retry_exit_codes else self._empty_list,
             job.unique_key,
             job.cwd,
-            self._json(job.env),
+            self._json(job.env) if job.env else self._empty_dict,
             now,
             now,
             now if cancelled_by else None,
