@@ -119,7 +119,7 @@ def stream_job_lines(file: Any) -> tuple[Iterator[tuple[str, dict[str, Any]]] | 
 
 
 JSON_WHITESPACE = " \t\n\r"  # all that json.loads skips around a value
-_scan_json = json.JSONDecoder().scan_once
+_scan_json = json.JSONDecoder().scan_once  # type: ignore[attr-defined]  # not in typeshed
 
 
 def _json_value(line: str) -> Any:
@@ -128,7 +128,7 @@ def _json_value(line: str) -> Any:
     three times the parse of a short job. Anything else, and every error, is json.loads'."""
     try:
         value, end = _scan_json(line, 0)
-    except StopIteration:
+    except (StopIteration, json.JSONDecodeError):
         return json.loads(line)
     if line[end:].strip(JSON_WHITESPACE):
         return json.loads(line)

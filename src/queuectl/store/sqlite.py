@@ -275,12 +275,8 @@ class SQLiteStore(SQLStore):
         values = sql[sql.rindex("(") :]
         return sql + f", {values}" * (ROWS_PER_INSERT - 1)
 
-    def _count_inserted(
-        self, conn: sqlite3.Connection, counts: dict[tuple[str, str], int]
-    ) -> None:
-        conn.executemany(
-            self.q["sqlite_count_inserted"], [(*key, n) for key, n in counts.items()]
-        )
+    def _count_inserted(self, conn: sqlite3.Connection, counts: dict[tuple[str, str], int]) -> None:
+        conn.executemany(self.q["sqlite_count_inserted"], [(*key, n) for key, n in counts.items()])
 
     def _count_inserted_ids(self, conn: sqlite3.Connection, ids: Sequence[str]) -> None:
         conn.execute(self.q["sqlite_count_inserted_ids"], (self._list(ids),))
