@@ -31,7 +31,7 @@ T = TypeVar("T")
 BUSY_TIMEOUT_S = 10.0
 BUSY_RETRIES = 5
 #: Rows of one multi-row INSERT of a bulk enqueue (20 parameters each; SQLite allows 32,766).
-ROWS_PER_INSERT = 50
+ROWS_PER_INSERT = 100
 
 
 def _translate(exc: sqlite3.Error, path: str) -> StoreError:
