@@ -1252,8 +1252,9 @@ def _check_cancellable(job: Job) -> None:
 
 
 def _inserted_job(job: NewJob, row: Sequence[Any]) -> Job:
-    """The job just inserted as `row` (in `insert_jobs`' column order)."""
-    # Positional: a bulk enqueue builds one Job per row, and keywords cost twice as much.
+    """The job of a plain batch (no dependency) just inserted as `row` (in `insert_jobs`'
+    column order)."""
+    # Positional, and no copy of an empty field: a bulk enqueue builds one Job per row.
     return Job(
         row[0],  # id
         row[1],  # command
@@ -1264,11 +1265,11 @@ def _inserted_job(job: NewJob, row: Sequence[Any]) -> Job:
         row[5],  # max_retries
         row[6],  # timeout
         row[7],  # run_at_ms
-        list(job.depends_on),
-        list(job.no_retry_exit_codes),
+        [],  # depends_on
+        list(job.no_retry_exit_codes) if job.no_retry_exit_codes else [],
         row[11],  # unique_key
         row[12],  # cwd
-        dict(job.env),
+        dict(job.env) if job.env else {},
         row[14],  # created_at_ms
         row[15],  # updated_at_ms
         None,  # started_at_ms
