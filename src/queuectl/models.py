@@ -83,7 +83,7 @@ def _dt(ms: int | None) -> datetime | None:
     return None if ms is None else datetime.fromtimestamp(ms / 1000, tz=UTC)
 
 
-@dataclass
+@dataclass(slots=True)
 class Job:
     """One job as stored. Instants are epoch milliseconds; `to_dict` gives the SPEC's JSON."""
 
@@ -163,7 +163,7 @@ class Job:
         }
 
 
-@dataclass
+@dataclass(slots=True)
 class NewJob:
     """A validated job to enqueue. `max_retries` None means the configured default."""
 
@@ -233,9 +233,14 @@ def validate_command(value: object) -> str:
         raise InvalidInputError("command: must be a non-empty string")
     if "\x00" in value:
         raise InvalidInputError("command: must not contain a NUL byte")
-    if not _is_text(value):
-        raise InvalidInputError("command: must be UTF-8 text")
-    if len(value.encode("utf-8")) > MAX_COMMAND_BYTES:
+    if value.isascii():  # a flag of the string, no scan: UTF-8 text of len(value) bytes
+        size = len(value)
+    else:
+        try:
+            size = len(value.encode("utf-8"))
+        except UnicodeEncodeError:
+            raise InvalidInputError("command: must be UTF-8 text") from None
+    if size > MAX_COMMAND_BYTES:
         raise InvalidInputError(f"command: longer than {MAX_COMMAND_BYTES} bytes")
     return value
 
@@ -246,22 +251,24 @@ def new_job(data: dict[str, Any], where: str = "", cwd: str | None = None) -> Ne
     `cwd` is the directory a job without one runs in (default: the current one); a batch
     passes it once rather than asking the OS for every job.
     """
-    prefix = f"{where}: " if where else ""
     try:
         return _new_job(data, cwd)
     except InvalidInputError as exc:
-        raise InvalidInputError(f"{prefix}{exc}") from None
+        raise InvalidInputError(f"{where}: {exc}" if where else str(exc)) from None
 
 
 def _new_job(data: dict[str, Any], default_cwd: str | None = None) -> NewJob:
     if not isinstance(data, dict):
         raise InvalidInputError(f"a job must be a JSON object, got {type(data).__name__}")
-    unknown = sorted(set(data) - NEW_JOB_FIELDS)
-    if unknown:
+    if not NEW_JOB_FIELDS.issuperset(data):
+        unknown = sorted(set(data) - NEW_JOB_FIELDS)
         raise InvalidInputError(f"unknown field {unknown[0]!r}")
     if "command" not in data:
         raise InvalidInputError("command: missing")
     job = NewJob(command=validate_command(data["command"]))
+    if len(data) == 1:  # the command alone, as most jobs of a bulk enqueue come
+        job.cwd = default_cwd or os.getcwd()
+        return job
     if data.get("id") is not None:
         job.id = validate_id(data["id"])
     if data.get("queue") is not None:

@@ -48,3 +48,24 @@ def test_one_duplicate_id_lands_none(cli: Cli, store: Store) -> None:
         result.stderr == f"error: line {COUNT + 1}: job 'bulk-00007' appears twice in the batch\n"
     )
     assert store.counts() == {}
+
+
+def test_each_line_is_exactly_one_json_value(cli: Cli, store: Store) -> None:
+    # Lines parsed the fast way and the slow way (leading whitespace, CRLF) alike; a value with
+    # anything after it on its line, or cut short, is refused with json's words and its line.
+    ok = (
+        '{"id":"a","command":"true"}\n  {"id":"b","command":"true"}\t\r\n\n{"id":"c","command":"x"}'
+    )
+    result = cli("enqueue", "--file", "-", input=ok)
+    assert (result.returncode, result.stdout) == (0, "a\nb\nc\n"), result.stderr
+    for bad, why in (
+        ('{"command":"true"} {"command":"true"}', "Extra data"),
+        ('{"command":"true"}x', "Extra data"),
+        ('{"command":"true",', "Expecting property name enclosed in double quotes"),
+        ('{"command": tru}', "Expecting value"),
+    ):
+        text = '{"command":"true"}\n' * 3 + bad + "\n" + '{"command":"true"}\n'
+        result = cli("enqueue", "--file", "-", input=text)
+        assert (result.returncode, result.stdout) == (2, ""), bad
+        assert result.stderr == f"error: line 4: invalid JSON: {why}\n", bad
+    assert store.counts() == {"default": {"pending": 3}}

@@ -15,7 +15,7 @@ import pytest
 from queuectl.errors import QueuectlError
 from queuectl.lifecycle import Outcome
 from queuectl.models import STATES, Job, new_job
-from queuectl.store import Runner, Store
+from queuectl.store import Hook, Runner, Store
 from tests.support.clock import FakeClock
 
 LEASE_S = 30.0
@@ -155,27 +155,49 @@ def test_random_operations_keep_the_counters_exact(
     rng = random.Random(seed)
     running: dict[str, list[tuple[str, int]]] = {"r1": [], "r2": []}
     made = 0
+    # Hook jobs are inserted where settling and cancelling happen, each counted there too; one
+    # holds a unique key, so a second while it is active is not inserted (nor counted).
+    store.add_hook(Hook("told", ["dead"], None, {"command": "true", "cwd": "/"}, 0))
+    store.add_hook(
+        Hook("once", ["cancelled"], "mail", {"command": "true", "unique_key": "once"}, 0)
+    )
     for _ in range(60):
         step = rng.choice(
-            ["add", "add", "claim", "settle", "settle", "cancel", "retry", "purge", "reap", "time"]
+            [
+                *("add", "add", "stream", "claim", "settle", "settle"),
+                *("cancel", "retry", "purge", "reap", "time"),
+            ]
         )
         ids = [job.id for job in every_job(store)]
         owner = rng.choice(list(running))
-        if step == "add":
+        if step in ("add", "stream"):
             batch = []
-            for _ in range(rng.randint(1, 4)):
+            # a plain batch (no key, no dependency) goes in by the bulk path, counted at once
+            plain = rng.random() < 0.5
+            for _ in range(rng.randint(1, 60 if plain else 4)):
                 made += 1
                 job: dict[str, Any] = {
                     "id": f"j{made}",
                     "queue": rng.choice(QUEUES),
                     "max_retries": rng.randint(0, 1),
                 }
-                if ids and rng.random() < 0.3:
+                if not plain and ids and rng.random() < 0.3:
                     job["depends_on"] = [rng.choice(ids)]
+                if not plain and rng.random() < 0.2:
+                    job["unique_key"] = rng.choice(["k1", "k2"])
                 if rng.random() < 0.2:
                     job["delay"] = "2s"
                 batch.append(job)
-            add(store, clock, *batch)
+            if step == "add":
+                add(store, clock, *batch)
+            else:
+                clock.advance(0.001)
+                new = [
+                    (f"line {n}", new_job({"command": "true", **job}))
+                    for n, job in enumerate(batch)
+                ]
+                cut = rng.randint(0, len(new))
+                store.enqueue_batches([new[:cut], new[cut:]], lambda jobs: None)
         elif step == "claim":
             running[owner] += claim(store, rng.randint(1, 3), owner)
         elif step == "settle" and running[owner]:

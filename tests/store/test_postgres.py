@@ -372,3 +372,34 @@ def test_the_cli_does_not_load_psycopg_for_sqlite(tmp_path: Any) -> None:
         [sys.executable, "-c", code, str(tmp_path / "q.db")], capture_output=True, text=True
     )
     assert result.stdout.strip() == "False", result.stderr
+
+
+def test_a_bulk_enqueue_sends_one_notification(store: Any, url: str, tmp_path: Any) -> None:
+    """However many jobs and batches, one NOTIFY per enqueue: counted in the protocol the store
+    sends (PostgreSQL folds identical notifications of one transaction into one, so a listener
+    alone could not tell one NOTIFY from thousands)."""
+    listener = psycopg.connect(url, autocommit=True)
+    listener.execute("LISTEN queuectl_wakeup")
+    trace = tmp_path / "trace"
+    conn = store._conn()
+    conn.prepare_threshold = None  # each statement's text in the trace, none prepared by name
+    with trace.open("w") as sink:
+        conn.pgconn.trace(sink.fileno())
+        conn.pgconn.set_trace_flags(psycopg.pq.Trace.SUPPRESS_TIMESTAMPS)
+        try:
+            store.enqueue_many([new_job({"command": "true"}) for _ in range(3000)])
+            store.enqueue_batches(
+                [
+                    [(f"line {b}-{n}", new_job({"command": "true"})) for n in range(300)]
+                    for b in range(10)
+                ],
+                lambda jobs: None,
+            )
+        finally:
+            conn.pgconn.untrace()
+    sent = trace.read_text()
+    assert sent.count("NOTIFY queuectl_wakeup") == 2, "one for each enqueue"
+    assert store.counts() == {"default": {"pending": 6000}}
+    heard = list(listener.notifies(timeout=1, stop_after=10))
+    listener.close()
+    assert len(heard) == 2

@@ -110,6 +110,34 @@ def test_enqueue_many_keeps_the_order(store: Store) -> None:
     assert [j.id for j in jobs] == [f"j{n}" for n in range(50)]
 
 
+def test_a_bulk_batch_stores_each_job_as_returned(store: Store) -> None:
+    # 123 plain jobs: whole multi-row statements and a remainder on SQLite, a COPY on
+    # PostgreSQL; every field a plain job may carry, varied from job to job.
+    fields = [
+        {
+            "queue": f"q{n % 3}",
+            "priority": n % 7 - 3,
+            "max_retries": n % 4,
+            "timeout": f"{n + 1}s" if n % 2 else None,
+            "delay": "1h" if n % 5 == 0 else None,
+            "no_retry_exit_codes": [n % 256, 3] if n % 3 == 0 else [],
+            "cwd": f"/tmp/{n}",
+            "env": {"N": str(n), "QUOTE": 'a\tb "c" \\ é'} if n % 4 == 0 else {},
+            "lock": f"lock-{n}" if n % 6 == 0 else None,
+            "command": f"echo {n} 'x\ty' \\N",
+        }
+        for n in range(123)
+    ]
+    jobs = add(store, *fields, {"id": "given"})
+    assert len({job.id for job in jobs}) == 124
+    assert jobs[-1].id == "given"
+    for job in jobs:
+        assert store.get(job.id) == job
+    assert [job.id for job in store.list_jobs(None, None, None, None).jobs] == [
+        job.id for job in reversed(jobs)
+    ]
+
+
 def test_enqueue_empty_batch(store: Store) -> None:
     assert store.enqueue_many([]) == []
 

@@ -8,6 +8,7 @@ waiting on each other. Instants are epoch milliseconds on the database server's 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import random
 import re
@@ -38,6 +39,9 @@ RUNNER_RETRY_S = 1.0
 #: Deadlocks and serialisation failures roll the whole transaction back; it is run again.
 CONFLICT_RETRIES = 5
 CLOCK_RESYNC_S = 60.0
+#: The JSONB columns of an `insert_jobs` row (depends_on, no_retry_exit_codes, env): COPY's
+#: text for them is their JSON, which a bulk enqueue writes without the Jsonb dumper.
+COPY_JSON_COLUMNS = (8, 10, 13)
 _CONFLICTS = (
     pg_errors.DeadlockDetected,
     pg_errors.SerializationFailure,
@@ -275,6 +279,25 @@ class PostgresStore(SQLStore):
             with conn.cursor() as cursor:  # executemany pipelines: one round trip for many
                 cursor.executemany(self.q[name], rows)
 
+    def _insert_jobs(self, conn: psycopg.Connection[Any], rows: Sequence[Sequence[Any]]) -> None:
+        if len(rows) == 1:  # an INSERT is one round trip, a COPY two
+            conn.execute(self.q["insert_jobs"], rows[0])
+            return
+        with conn.cursor() as cursor, cursor.copy(self.q["pg_copy_jobs"]) as copy:
+            for row in rows:
+                values = list(row)
+                for column in COPY_JSON_COLUMNS:
+                    values[column] = _json_text(values[column].obj)
+                copy.write_row(values)
+
+    def _count_inserted(
+        self, conn: psycopg.Connection[Any], counts: dict[tuple[str, str], int]
+    ) -> None:
+        pass  # the counters' statement trigger (migration 0004) sees every insert
+
+    def _count_inserted_ids(self, conn: psycopg.Connection[Any], ids: Sequence[str]) -> None:
+        pass  # as above
+
     def _list(self, values: Sequence[Any]) -> list[Any]:
         return list(values)
 
@@ -495,3 +518,10 @@ def _redact(url: str) -> str:
             netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
             url = urlunsplit(parts._replace(netloc=netloc))
     return re.sub(r"(password=)[^&\s]*", r"\1***", url)
+
+
+def _json_text(value: Any) -> str:
+    """JSON text of a value, the empty list and object of most jobs without a call to json."""
+    if value == [] or value == {}:
+        return "[]" if isinstance(value, list) else "{}"
+    return json.dumps(value)

@@ -8,6 +8,8 @@ thread gets its own connection.
 
 from __future__ import annotations
 
+import functools
+import itertools
 import json
 import os
 import random
@@ -28,6 +30,8 @@ from queuectl.store.wakeup import SocketWakeup
 T = TypeVar("T")
 BUSY_TIMEOUT_S = 10.0
 BUSY_RETRIES = 5
+#: Rows of one multi-row INSERT of a bulk enqueue (20 parameters each; SQLite allows 32,766).
+ROWS_PER_INSERT = 100
 
 
 def _translate(exc: sqlite3.Error, path: str) -> StoreError:
@@ -245,6 +249,32 @@ class SQLiteStore(SQLStore):
         self, conn: sqlite3.Connection, name: str, rows: Sequence[Sequence[Any] | dict[str, Any]]
     ) -> None:
         conn.executemany(self.q[name], rows)
+
+    def _insert_jobs(self, conn: sqlite3.Connection, rows: Sequence[Sequence[Any]]) -> None:
+        # Many rows a statement: running a statement costs about as much as the row it inserts.
+        whole = len(rows) - len(rows) % ROWS_PER_INSERT
+        if whole:
+            conn.executemany(
+                self._insert_rows,
+                [
+                    list(itertools.chain.from_iterable(rows[i : i + ROWS_PER_INSERT]))
+                    for i in range(0, whole, ROWS_PER_INSERT)
+                ],
+            )
+        conn.executemany(self.q["insert_jobs"], rows[whole:])
+
+    @functools.cached_property
+    def _insert_rows(self) -> str:
+        """`insert_jobs` with ROWS_PER_INSERT rows of values."""
+        sql = self.q["insert_jobs"]
+        values = sql[sql.rindex("(") :]
+        return sql + f", {values}" * (ROWS_PER_INSERT - 1)
+
+    def _count_inserted(self, conn: sqlite3.Connection, counts: dict[tuple[str, str], int]) -> None:
+        conn.executemany(self.q["sqlite_count_inserted"], [(*key, n) for key, n in counts.items()])
+
+    def _count_inserted_ids(self, conn: sqlite3.Connection, ids: Sequence[str]) -> None:
+        conn.execute(self.q["sqlite_count_inserted_ids"], (self._list(ids),))
 
     def _list(self, values: Sequence[Any]) -> str:
         return json.dumps(list(values))

@@ -14,6 +14,13 @@ INSERT INTO jobs (id, command, state, queue, priority, max_retries, timeout, run
                   finished_at, last_error, scheduled, lock_key)
 VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
 
+-- name: pg_copy_jobs
+-- insert_jobs' columns for a batch, streamed: one statement, so the counters' statement
+-- trigger appends one delta row per queue and state of the batch, not one per job.
+COPY jobs (id, command, state, queue, priority, max_retries, timeout, run_at, depends_on,
+           waiting_on, no_retry_exit_codes, unique_key, cwd, env, created_at, updated_at,
+           finished_at, last_error, scheduled, lock_key) FROM STDIN
+
 -- name: insert_job
 -- A job whose unique_key an active job holds is not inserted (no row returned): the caller
 -- then looks up the holder. The index predicate makes this the arbiter of the conflict.

@@ -13,6 +13,20 @@ INSERT INTO jobs (id, command, state, queue, priority, max_retries, timeout, run
                   finished_at, last_error, scheduled, lock_key)
 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 
+-- name: sqlite_count_inserted
+-- Jobs just inserted, added to the counters once per batch (migration 0007): how many went
+-- into each queue and state. New jobs have no attempts yet.
+INSERT INTO job_counts (queue, state, n, attempts) VALUES (?, ?, ?, 0)
+ON CONFLICT (queue, state) DO UPDATE SET n = n + excluded.n
+
+-- name: sqlite_count_inserted_ids
+-- The same for jobs just inserted under these new ids (a JSON list), where an insert may have
+-- been skipped (a hook job whose unique_key is held): the rows say which went in.
+INSERT INTO job_counts (queue, state, n, attempts)
+SELECT queue, state, COUNT(*), 0 FROM jobs WHERE id IN (SELECT value FROM json_each(?))
+GROUP BY queue, state
+ON CONFLICT (queue, state) DO UPDATE SET n = n + excluded.n
+
 -- name: insert_job
 -- A job whose unique_key an active job holds is not inserted (no row returned): the caller
 -- then looks up the holder. The index predicate makes this the arbiter of the conflict.
