@@ -3,6 +3,7 @@ more workers than the limit, audited from what the jobs record and from their hi
 
 from __future__ import annotations
 
+import signal
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -87,3 +88,64 @@ def test_a_job_held_by_the_rate_starts_when_the_window_opens(
     gaps = [later - first for first, later in zip(starts, starts[2:], strict=False)]
     assert min(gaps) >= 1000
     assert max(gaps) < 1600, gaps
+
+
+#: Each test below lengthens the runners' fallback poll to this, so a job held back by a limit
+#: or a lock that starts within WOKEN_S of its release was started by a wakeup.
+LONG_POLL = {"QUEUECTL_POLL_S": "60"}
+WOKEN_S = 10
+
+
+def held(gate: Path) -> str:
+    """A job that runs until `gate` exists."""
+    return f"while [ ! -e {gate} ]; do sleep 0.02; done"
+
+
+def started_after_release(queue: Queue, first: str, second: str) -> int:
+    """Milliseconds between the end of `first` and the start of `second` (both completed)."""
+    wait_until(drained(queue, [first, second]), WOKEN_S, f"{second} to start once {first} ended")
+    ended = queue.history(first)[-1].finished_at_ms
+    began = queue.history(second)[0].started_at_ms
+    assert ended is not None
+    assert began is not None
+    return began - ended
+
+
+def test_a_freed_lock_wakes_a_runner_of_another_queue(
+    queue: Queue, target: str, start_runner: Callable[..., Any], tmp_path: Path
+) -> None:
+    """The lock's holder ends on runner A; only runner B serves the job waiting for the lock,
+    and it is asleep for a minute: the settlement must wake it."""
+    gate = tmp_path / "gate"
+    holder = queue.enqueue(held(gate), queue="a", lock="deploy").id
+    start_runner("--queue", "a", env=LONG_POLL)
+    wait_until(lambda: queue.get(holder).state == "processing", 15, "the holder to start")
+    waiter = queue.enqueue("true", queue="b", lock="deploy", priority=1).id
+    other = queue.enqueue("true", queue="b").id
+    start_runner("--queue", "b", env=LONG_POLL)
+    # B settled `other` in the exchange that found `waiter` held back: B now sleeps.
+    wait_until(drained(queue, [other]), 15, "runner B to run the job it may run")
+    assert queue.get(waiter).state == "pending"
+    gate.touch()
+    assert started_after_release(queue, holder, waiter) < WOKEN_S * 1000
+
+
+def test_a_freed_concurrency_slot_wakes_a_waiting_runner(
+    queue: Queue, target: str, start_runner: Callable[..., Any], tmp_path: Path
+) -> None:
+    """Runner A, stopping, settles the job holding the queue's one slot and claims nothing:
+    runner B, asleep for a minute with the queue's next job held back, must be woken."""
+    gate = tmp_path / "gate"
+    queue.set_queue("renders", concurrency=1)
+    first = queue.enqueue(held(gate), queue="renders").id
+    runner_a = start_runner("--queue", "renders", env=LONG_POLL)
+    wait_until(lambda: queue.get(first).state == "processing", 15, "the first render to start")
+    second = queue.enqueue("true", queue="renders", priority=1).id
+    other = queue.enqueue("true", queue="other").id
+    start_runner("--queue", "renders", "--queue", "other", env=LONG_POLL)
+    wait_until(drained(queue, [other]), 15, "runner B to run the job it may run")
+    assert queue.get(second).state == "pending"
+    runner_a.process.send_signal(signal.SIGTERM)  # A finishes its job, then claims no other
+    gate.touch()
+    assert started_after_release(queue, first, second) < WOKEN_S * 1000
+    assert queue.history(second)[0].runner != queue.history(first)[0].runner
