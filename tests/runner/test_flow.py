@@ -149,3 +149,39 @@ def test_a_freed_concurrency_slot_wakes_a_waiting_runner(
     gate.touch()
     assert started_after_release(queue, first, second) < WOKEN_S * 1000
     assert queue.history(second)[0].runner != queue.history(first)[0].runner
+
+
+def test_a_limit_lowered_below_the_running_count_holds_new_jobs_back(
+    queue: Queue, start_runner: Callable[..., Any], tmp_path: Path
+) -> None:
+    """Jobs already running go on; no other starts until fewer than the new limit run."""
+    queue.set_queue("renders", concurrency=3)
+    gates = [tmp_path / f"gate-{n}" for n in range(3)]
+    running = [queue.enqueue(held(gate), queue="renders").id for gate in gates]
+    start_runner("--count", "4")
+    wait_until(lambda: all(queue.get(j).state == "processing" for j in running), 15, "3 renders")
+    queue.set_queue("renders", concurrency=1)
+    later = queue.enqueue("true", queue="renders").id
+    for gate, job_id in zip(gates[:2], running[:2], strict=True):
+        gate.touch()
+        # The exchange that settled it looked for more: one render still runs, the limit.
+        wait_until(drained(queue, [job_id]), 15, f"{job_id} to complete")
+        assert queue.get(later).state == "pending"
+    gates[2].touch()
+    wait_until(drained(queue, [running[2], later]), 15, "the last render, then the later one")
+    last_end = queue.history(running[2])[0].finished_at_ms
+    assert last_end is not None
+    assert queue.history(later)[0].started_at_ms >= last_end
+
+
+def test_a_lock_holder_that_times_out_frees_its_lock_at_once(
+    queue: Queue, start_runner: Callable[..., Any]
+) -> None:
+    holder = queue.enqueue("sleep 60", lock="deploy", timeout=1, max_retries=0).id
+    waiter = queue.enqueue("true", lock="deploy").id
+    start_runner("--count", "2", env=LONG_POLL)
+    wait_until(drained(queue, [waiter]), 15, "the waiting job to run")
+    assert queue.get(holder).state == "dead"
+    ended = queue.history(holder)[0].finished_at_ms
+    assert ended is not None
+    assert queue.history(waiter)[0].started_at_ms - ended < 1000
