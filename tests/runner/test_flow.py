@@ -18,6 +18,12 @@ RECORD = (
 )
 
 
+#: Tests that lengthen the runners' fallback poll to this show that a held-back job that starts
+#: promptly (within WOKEN_S) was started by a wakeup, or by the instant a rate window opens.
+LONG_POLL = {"QUEUECTL_POLL_S": "60"}
+WOKEN_S = 10
+
+
 def three_runners(start_runner: Callable[..., Any], target: str) -> None:
     for n in range(3):
         env = {"QUEUECTL_HOSTNAME": f"host-{n}"} if target.startswith("postgresql") else None
@@ -78,22 +84,16 @@ def test_rate_holds_in_every_sliding_window(
 def test_a_job_held_by_the_rate_starts_when_the_window_opens(
     queue: Queue, start_runner: Callable[..., Any]
 ) -> None:
-    """One runner, so no other runner's poll can stand in for the wakeup at the window's
-    opening: the runner sleeps until the instant the exchange named, not the 2 s poll."""
+    """One runner, its fallback poll a minute long, so nothing but the instant the exchange
+    named (the window's next opening) can explain a start on time."""
     queue.set_queue("api", rate="2/1s")
     ids = [queue.enqueue("true", queue="api").id for _ in range(6)]
-    start_runner("--count", "3")
+    start_runner("--count", "3", env=LONG_POLL)
     wait_until(drained(queue, ids), 60, "every job to complete")
     starts = sorted(queue.history(job_id)[0].started_at_ms for job_id in ids)
     gaps = [later - first for first, later in zip(starts, starts[2:], strict=False)]
     assert min(gaps) >= 1000
     assert max(gaps) < 1600, gaps
-
-
-#: Each test below lengthens the runners' fallback poll to this, so a job held back by a limit
-#: or a lock that starts within WOKEN_S of its release was started by a wakeup.
-LONG_POLL = {"QUEUECTL_POLL_S": "60"}
-WOKEN_S = 10
 
 
 def held(gate: Path) -> str:

@@ -443,9 +443,11 @@ ON CONFLICT (queue, state) DO UPDATE
 SET n = base.n + excluded.n, attempts = base.attempts + excluded.attempts
 
 -- Flow control (SPEC 9.2): the claim when a served queue has a limit or a due job a lock.
--- The core locks the limited queues' rows, reads their counts, then picks among three kinds
--- of candidates in claim order: each limited queue's first jobs, the first job of each free
--- lock, and the rest. SKIP LOCKED alone cannot protect a count, hence the row locks.
+-- The core locks the limited queues' rows; with concurrency limits only and no job taking a
+-- lock, flow_claim_counted then counts and claims in one statement. Otherwise it reads their
+-- counts, then picks among three kinds of candidates in claim order: each limited queue's
+-- first jobs, the first job of each free lock, and the rest. SKIP LOCKED alone cannot protect
+-- a count, hence the row locks.
 
 -- name: flow_lock_queues
 -- FOR UPDATE, in name order: claimers of a limited queue take turns (and cannot deadlock),

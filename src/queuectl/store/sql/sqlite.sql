@@ -355,8 +355,10 @@ SELECT queue, run_at FROM (
 WHERE run_at IS NOT NULL
 
 -- Flow control (SPEC 9.2): the claim when a served queue has a limit or a due job a lock.
--- The core reads the limited queues, then picks among three kinds of candidates in claim
--- order: each limited queue's first jobs, the first job of each free lock, and the rest.
+-- The core reads the limited queues; with concurrency limits only and no job taking a lock,
+-- flow_claim_counted claims in one statement. Otherwise it picks among three kinds of
+-- candidates in claim order: each limited queue's first jobs, the first job of each free
+-- lock, and the rest.
 
 -- name: flow_lock_queues
 -- The limited queues this runner serves, with their limits; SQLite has one writer, so
