@@ -11,7 +11,8 @@ from queuectl.durations import parse_duration
 from queuectl.errors import InvalidInputError
 
 MAX_LIMIT = 1_000_000  # more is surely a typo (and no host runs that many at once)
-_RATE = re.compile(r"\s*(\d+)\s*/\s*(\S+)\s*")
+# ASCII digits only, as for concurrency: int() would take a fullwidth "5" (U+FF15) for 5.
+_RATE = re.compile(r"\s*([0-9]+)\s*/\s*(\S+)\s*")
 _NONE = ("none", "")
 
 

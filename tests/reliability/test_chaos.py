@@ -1,5 +1,7 @@
 """Issue 8: chaos. Runners are SIGKILLed at random and replaced while jobs flow; at the end
 nothing is lost, nothing is stuck, nothing is in the DLQ, and no two runs of a job overlapped.
+Flow control (issue 13) holds through it: a fifth of the jobs go to a queue limited to LIMIT at
+once, a tenth share one lock, and neither limit is ever exceeded by what the jobs recorded.
 
 `QUEUECTL_CHAOS_SECONDS` sets how long the kills go on (default 60); with
 `QUEUECTL_CHAOS_REPORT=PATH` the figures are written there as JSON, one object per backend.
@@ -17,6 +19,8 @@ import pytest
 
 from queuectl import Queue
 from tests.reliability.conftest import (
+    Audit,
+    Run,
     Runners,
     append_line,
     audit,
@@ -31,6 +35,44 @@ JOBS = 2000
 RUNNERS = 3
 WORKERS = 4
 FEED_SHARE = 0.7  # jobs are enqueued in batches over this share of the chaos, so kills hit work
+LIMITED, LIMIT = "limited", 2  # every 5th job goes to this queue, limited to LIMIT at once
+LOCK = "chaos"  # every 10th job holds this lock (half of them in the limited queue)
+
+
+def job_fields(n: int) -> dict[str, object]:
+    """Job n's queue and lock."""
+    return {
+        **({"queue": LIMITED} if n % 5 == 0 else {}),
+        **({"lock": LOCK} if n % 10 in (0, 3) else {}),
+    }
+
+
+def peak(runs: list[Run], result: Audit, recovered: dict[tuple[str, int], int]) -> int:
+    """The most of `runs` running at once, from what the jobs recorded.
+
+    A run that logged its end ran from its S line to its E line (both written by the job
+    itself, so inside the attempt: the store marked it processing before the S line, and
+    settles it only after the E line). A run with no E line was cut short when its runner was
+    SIGKILLed: its process died with the runner (the watchdog kills the groups; kill_runner
+    waits for that before it writes the K line), at an instant nothing records. It counts as
+    running until the earlier of the K line and the moment the store recovered its attempt
+    (`recovered`, the history's finished_at): the limit is the store's, so from that moment
+    the slot is free for another job, and until then no other job could have it.
+    """
+    events = []
+    for run in runs:
+        if run.end_ns is not None:
+            end = run.end_ns
+        else:
+            # (a run neither ended nor killed is a problem the audit reports already)
+            kill_ns = result.kills.get(run.runner_pid, (0, 2**63))[1]
+            end = min(kill_ns, recovered[(run.job, run.attempt)] * 1_000_000)
+        events += [(run.start_ns, 1), (end, -1)]
+    running = highest = 0
+    for _, step in sorted(events):  # an end at the same instant as a start comes first
+        running += step
+        highest = max(highest, running)
+    return highest
 
 
 def chaos(
@@ -42,8 +84,10 @@ def chaos(
     # Each kill costs the jobs it was running an attempt; retries come one second later.
     queue.set_config("backoff_base", 1)
     queue.set_config("backoff_max", 1)
+    queue.set_queue(LIMITED, concurrency=LIMIT)
     command = job_command(log, "sleep 0.05")
     ids = [f"job-{n}" for n in range(job_count)]
+    fields = {job_id: job_fields(n) for n, job_id in enumerate(ids)}
     batches = [ids[n : n + 100] for n in range(0, job_count, 100)]
     live = [runners.start(target, WORKERS) for _ in range(RUNNERS)]
 
@@ -57,7 +101,9 @@ def chaos(
         now = time.monotonic()
         if batches and now >= next_feed:
             batch = batches.pop(0)
-            queue.enqueue_many([{"id": i, "command": command, "max_retries": 20} for i in batch])
+            queue.enqueue_many(
+                [{"id": i, "command": command, "max_retries": 20, **fields[i]} for i in batch]
+            )
             next_feed += feed_every
         elif now >= end and not batches:
             break
@@ -85,6 +131,21 @@ def chaos(
 
     result = audit(log)
     problems = result.problems + check_final_state(queue, result, ids)
+    cut = {(r.job, r.attempt) for r in result.runs if r.end_ns is None}
+    recovered = {
+        (job, a.attempt): a.finished_at_ms or 0
+        for job in {job for job, _ in cut}
+        for a in queue.history(job)
+        if (job, a.attempt) in cut
+    }
+    limited_peak = peak(
+        [r for r in result.runs if fields[r.job].get("queue") == LIMITED], result, recovered
+    )
+    lock_peak = peak([r for r in result.runs if "lock" in fields[r.job]], result, recovered)
+    if limited_peak > LIMIT:
+        problems.append(f"queue {LIMITED!r} ran {limited_peak} jobs at once, over its {LIMIT}")
+    if lock_peak > 1:
+        problems.append(f"{lock_peak} jobs holding lock {LOCK!r} ran at once")
     counts = queue.status()["counts"]
     queue.close()
     figures = {
@@ -100,6 +161,8 @@ def chaos(
         "duplicates_overlapping": len(set(result.overlaps)),
         "left_processing": counts["processing"],
         "dead": counts["dead"],
+        "limited_peak": limited_peak,
+        "lock_peak": lock_peak,
         "problems": problems[:20],
     }
     print(f"chaos figures: {json.dumps(figures)}")
@@ -123,4 +186,6 @@ def test_chaos_loses_nothing_and_runs_nothing_twice_at_once(
     assert (figures["jobs_lost"], figures["duplicates_overlapping"]) == (0, 0)
     assert (figures["left_processing"], figures["dead"]) == (0, 0)
     assert figures["runners_killed"] >= 1
+    # The limits were reached (so they were tested), and held (checked with the problems).
+    assert (figures["limited_peak"], figures["lock_peak"]) == (LIMIT, 1)
     assert tagged(tag) == []

@@ -5,9 +5,11 @@ from __future__ import annotations
 import json
 import signal
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from queuectl import Queue
+from queuectl.durations import ms_to_iso
 from tests.workflow.conftest import Cli, all_in, ok, wait_until
 
 
@@ -71,3 +73,38 @@ def test_a_job_whose_runner_died_on_another_host_has_lost_its_lease_owner(
     wait_until(lambda: reason(cli, job_id) == "lease_owner_gone", 15, "lease_owner_gone")
     assert runner.pid in {r.pid for r in queue.runners()}  # still listed: only its lease tells
     assert queue.get(job_id).state == "processing"
+
+
+def test_flow_control_reasons_name_what_holds_the_job(
+    cli: Cli, queue: Queue, start_runner: Callable[..., Any], tmp_path: Path
+) -> None:
+    """SPEC 9.2: the limit holding a due job back, with the lock's holder (a key with odd
+    characters) and when the rate window next allows a start."""
+    gate = tmp_path / "gate"
+    hold = f"while [ ! -e {gate} ]; do sleep 0.02; done"
+    queue.set_queue("renders", concurrency=1)
+    queue.set_queue("api", rate="1/1h")
+    key = 'prod/eu ü "quoted" ;-- %s'
+    start_runner("--count", "4")
+    render = queue.enqueue(hold, queue="renders").id
+    deploy = queue.enqueue(hold, lock=key).id
+    called = queue.enqueue("true", queue="api").id
+    wait_until(all_in(queue, "processing", render, deploy), 15, "the holders to start")
+    wait_until(all_in(queue, "completed", called), 15, "the first call to run")
+
+    next_render = queue.enqueue("true", queue="renders").id
+    assert reason(cli, next_render) == "queue_concurrency_limit"
+    next_deploy = queue.enqueue("true", lock=key).id
+    answer = json.loads(ok(cli("explain", next_deploy, "--json")))
+    assert answer["reason"] == "waiting_for_lock"
+    assert deploy in answer["message"]
+    next_call = queue.enqueue("true", queue="api").id
+    answer = json.loads(ok(cli("explain", next_call, "--json")))
+    assert answer["reason"] == "queue_rate_limit"
+    opens = queue.history(called)[0].started_at_ms + 3600_000
+    assert ms_to_iso(opens) in answer["message"]
+
+    gate.touch()
+    wait_until(all_in(queue, "completed", next_render, next_deploy), 15, "the others to run")
+    assert reason(cli, next_call) == "queue_rate_limit"
+    queue.cancel(next_call)

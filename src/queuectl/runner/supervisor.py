@@ -32,6 +32,8 @@ from queuectl.runner.tree import open_tree
 from queuectl.store import Runner, Store, open_store
 
 POLL_S = 2.0  # the fallback claim poll, for a wakeup that was lost
+#: Tests lengthen the poll, so that only a wakeup can explain a prompt start.
+POLL_ENV = "QUEUECTL_POLL_S"
 EXPIRY_S = 10.0  # how often finished jobs past their retention are deleted
 EXPIRY_BATCH = 100  # jobs deleted per transaction: about 40 ms of write lock, never a long wait
 EXPIRY_MAX_BATCHES = 100  # per round (up to 1,000 jobs a second); a larger backlog takes rounds
@@ -64,6 +66,7 @@ class Supervisor:
         self.stopping = False
         self.stop_at: float | None = None  # when the jobs still running are killed and released
         self.may_have_work = True
+        self.poll_s = float(os.environ.get(POLL_ENV) or POLL_S)
         self.next_claim_at = 0.0
         self.next_tick = 0.0
         self.next_heartbeat = 0.0
@@ -380,7 +383,7 @@ class Supervisor:
     def _next_claim_time(self, now: float, due_ms: int | None) -> float:
         """When to look again: the next delayed job (as the claim saw it), or the fallback
         poll."""
-        poll_at = now + POLL_S
+        poll_at = now + self.poll_s
         if due_ms is None:
             return poll_at
         # From the instant of this clock reading (not the older `now`), plus a millisecond for

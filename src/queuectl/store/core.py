@@ -119,6 +119,9 @@ class SQLStore:
         self.compact_after = COMPACT_AFTER_DELTAS  # tests lower it to compact at every read
         self._hooks_cache: tuple[float, list[Hook]] | None = None
         self._empty_list, self._empty_dict = self._json([]), self._json({})
+        #: The jobs this store claimed that hold a limited queue's slot or a lock, with which:
+        #: (queue or None, lock key or None).
+        self._held: dict[str, tuple[str | None, str | None]] = {}
 
     # -- what a dialect supplies
 
@@ -456,6 +459,7 @@ class SQLStore:
         # out, and claims that did commit stay leased to `owner` until owned_jobs shows them.
         now = self.now()
         claims: list[Claim] = []
+        rows: list[Any] = []
         settled: dict[str, lifecycle.Settlement] = {}
         next_due: int | None = None
         with self._transaction() as conn:
@@ -497,6 +501,8 @@ class SQLStore:
                     next_due = self._value(conn, "next_due", (now,))
                     if window_next is not None:
                         next_due = window_next if next_due is None else min(next_due, window_next)
+            if outcomes and self._held:
+                self._wake_for_freed(conn, outcomes, settled, rows)
         return Exchange(settled, claims, next_due)
 
     def _claim_flow(self, conn: Any, params: dict[str, Any]) -> tuple[list[Any], int | None]:
@@ -505,39 +511,45 @@ class SQLStore:
 
         Limited queues' rows are locked first (PostgreSQL; SQLite's writer is alone), in name
         order, so claimers of a limited queue take turns and each counts what the previous one
-        committed. A lock key is taken (an advisory lock on PostgreSQL, skipped when another
-        claimer has it) before its holder is looked up in a new statement. Candidates of the
-        three kinds are then chosen in claim order until `want`: a limited queue's within its
-        room, one job per lock.
+        committed. With concurrency limits only and no job taking a lock, one statement then
+        counts and claims. Otherwise a lock key is taken (an advisory lock on PostgreSQL,
+        skipped when another claimer has it) before its holder is looked up in a new statement,
+        and candidates of three kinds are chosen in claim order until `want`: a limited queue's
+        within its room, one job per lock.
         """
         now, want = params["now"], params["want"]
-        names = [
-            r["name"]
-            for r in conn.execute(self.q["flow_lock_queues"], {"queues": params["queues"]})
-        ]
+        limits = conn.execute(self.q["flow_lock_queues"], {"queues": params["queues"]})
+        limits = limits.fetchall()
+        names = [r["name"] for r in limits]
+        if limits and not any(r["rate_jobs"] is not None or r["locks_due"] for r in limits):
+            counted = {**params, "names": self._list(names)}
+            taken = conn.execute(self.q["flow_claim_counted"], counted).fetchall()
+            self._hold(taken, names)
+            return taken, None
         room: dict[str, int] = {}
         windows: dict[str, tuple[int, int, list[int]]] = {}  # queue: (jobs, ms, starts)
         candidates: list[Any] = []
+        running: dict[str, int] = {}
         if names:
-            limited = conn.execute(self.q["flow_queues"], {"names": self._list(names)})
-            for r in limited.fetchall():
-                name, allowed = r["name"], want
-                if r["concurrency"] is not None:
-                    allowed = min(allowed, r["concurrency"] - int(r["running"]))
-                if r["rate_jobs"] is not None:
-                    window = {"queue": name, "since": now - r["rate_ms"]}
-                    conn.execute(self.q["flow_prune_starts"], window)
-                    starts = [
-                        int(s["started_at"])
-                        for s in conn.execute(self.q["flow_window_starts"], window)
-                    ]
-                    windows[name] = (r["rate_jobs"], r["rate_ms"], starts)
-                    allowed = min(allowed, r["rate_jobs"] - len(starts))
-                room[name] = max(0, allowed)
-                if room[name]:
-                    # A few more than the room: some may share a lock with a job chosen first.
-                    found = {"now": now, "queue": name, "n": room[name] + FLOW_SLACK}
-                    candidates += conn.execute(self.q["flow_queue_candidates"], found).fetchall()
+            counts = conn.execute(self.q["flow_queues"], {"names": self._list(names)})
+            running = {r["name"]: int(r["running"]) for r in counts.fetchall()}
+        for r in limits:
+            name, allowed = r["name"], want
+            if r["concurrency"] is not None:
+                allowed = min(allowed, r["concurrency"] - running.get(name, 0))
+            if r["rate_jobs"] is not None:
+                window = {"queue": name, "since": now - r["rate_ms"]}
+                conn.execute(self.q["flow_prune_starts"], window)
+                starts = [
+                    int(s["started_at"]) for s in conn.execute(self.q["flow_window_starts"], window)
+                ]
+                windows[name] = (r["rate_jobs"], r["rate_ms"], starts)
+                allowed = min(allowed, r["rate_jobs"] - len(starts))
+            room[name] = max(0, allowed)
+            if room[name]:
+                # A few more than the room: some may share a lock with a job chosen first.
+                found = {"now": now, "queue": name, "n": room[name] + FLOW_SLACK}
+                candidates += conn.execute(self.q["flow_queue_candidates"], found).fetchall()
         others = {"now": now, "queues": params["queues"], "want": want}
         candidates += conn.execute(self.q["flow_lock_candidates"], others).fetchall()
         candidates += conn.execute(self.q["flow_free_candidates"], others).fetchall()
@@ -562,6 +574,7 @@ class SQLStore:
         else:
             claim = {**params, "seqs": self._list(chosen)}
             rows = conn.execute(self.q["flow_claim"], claim).fetchall()
+        self._hold(rows, names)
         started = [{"queue": r["queue"], "now": now} for r in rows if r["queue"] in windows]
         self._many(conn, "flow_record_start", started)
         opens = [
@@ -569,6 +582,45 @@ class SQLStore:
             for name, (jobs, ms, starts) in windows.items()
         ]
         return rows, min((at for at in opens if at is not None), default=None)
+
+    def _hold(self, rows: Sequence[Any], limited: Sequence[str]) -> None:
+        """Note the claims that take a limited queue's slot or a lock, to know when settling
+        them frees one (see _wake_for_freed)."""
+        for r in rows:
+            queue = r["queue"] if r["queue"] in limited else None
+            if queue is not None or r["lock_key"] is not None:
+                self._held[r["id"]] = (queue, r["lock_key"])
+
+    def _wake_for_freed(
+        self,
+        conn: Any,
+        outcomes: Sequence[lifecycle.Outcome],
+        settled: dict[str, lifecycle.Settlement],
+        rows: Sequence[Any],
+    ) -> None:
+        """Wake the other runners when the settled jobs freed a limited queue's slot or a lock
+        that this exchange's own claim (`rows`) did not take again: a runner held back by that
+        limit would otherwise wait for its fallback poll. A slot taken again needs no wake, so
+        a limited queue with a backlog sends none."""
+        slots: dict[str, int] = {}
+        keys: set[str] = set()
+        for outcome in outcomes:
+            queue, key = self._held.pop(outcome.job_id, (None, None))
+            if outcome.job_id not in settled:
+                continue  # cancelled or recovered meanwhile: that change freed it, and woke
+            if queue is not None:
+                slots[queue] = slots.get(queue, 0) + 1
+            if key is not None:
+                keys.add(key)
+        if not slots and not keys:
+            return
+        for r in rows:  # the claims that took a slot or a lock were just noted by _hold
+            queue, key = self._held.get(r["id"], (None, None))
+            if queue is not None and queue in slots:
+                slots[queue] -= 1
+            keys.discard(key)
+        if keys or any(n > 0 for n in slots.values()):
+            self._wake(conn)
 
     def _take_lock(self, conn: Any, key: str) -> bool:
         """Whether this claim may start a job holding `key`: it has the key (PostgreSQL: an
@@ -655,6 +707,7 @@ class SQLStore:
 
     @operation()
     def release(self, owner: str, job_id: str, attempt: int) -> bool:
+        self._held.pop(job_id, None)  # given back: the wake below tells the other runners
         with self._transaction() as conn:
             changed = conn.execute(
                 self.q["release_job"],

@@ -451,25 +451,85 @@ ON CONFLICT (queue, state) DO UPDATE
 SET n = base.n + excluded.n, attempts = base.attempts + excluded.attempts
 
 -- Flow control (SPEC 9.2): the claim when a served queue has a limit or a due job a lock.
--- The core locks the limited queues' rows, reads their counts, then picks among three kinds
--- of candidates in claim order: each limited queue's first jobs, the first job of each free
--- lock, and the rest. SKIP LOCKED alone cannot protect a count, hence the row locks.
+-- The core locks the limited queues' rows; with concurrency limits only and no job taking a
+-- lock, flow_claim_counted then counts and claims in one statement. Otherwise it reads their
+-- counts, then picks among three kinds of candidates in claim order: each limited queue's
+-- first jobs, the first job of each free lock, and the rest. SKIP LOCKED alone cannot protect
+-- a count, hence the row locks.
 
 -- name: flow_lock_queues
 -- FOR UPDATE, in name order: claimers of a limited queue take turns (and cannot deadlock),
--- so each reads the counts the previous one committed. Queues without limits are not locked.
-SELECT name FROM queues
+-- so each reads the counts the previous one committed, in a later statement: READ COMMITTED
+-- gives that one a snapshot holding every claim committed before the lock was ours. Queues
+-- without limits are not locked. The limits come from the locked rows, so they are current;
+-- `locks_due` (any job with a lock that may start) is only a hint for choosing the claim.
+SELECT name, concurrency, rate_jobs, rate_ms,
+       EXISTS (SELECT 1 FROM jobs
+               WHERE lock_key IS NOT NULL AND state IN ('pending', 'failed')
+                 AND waiting_on = 0) AS locks_due
+FROM queues
 WHERE (concurrency IS NOT NULL OR rate_jobs IS NOT NULL) AND NOT paused
   AND (%(queues)s::text[] IS NULL OR name = ANY(%(queues)s::text[]))
 ORDER BY name
-FOR UPDATE
+FOR UPDATE OF queues
+
+-- name: flow_claim_counted
+-- The whole claim in one statement when the served limited queues have only concurrency
+-- limits and no job takes a lock. The queues with jobs that may start are found by skipping
+-- from one queue to the next in jobs_queue_claim (a probe per queue, however long a queue's
+-- backlog); each gives its first jobs, a limited queue (`names`) at most its room, a queue
+-- with limits not in `names` (paused, or not served) none, locked as found (SKIP LOCKED as in
+-- `claim`, which rechecks their state; those beyond the first `want` in claim order stay
+-- locked only until commit). Jobs
+-- with a lock are left to the general claim. Run after flow_lock_queues, so the counts include
+-- every committed claim.
+WITH RECURSIVE waiting AS (
+    SELECT MIN(queue) AS queue FROM jobs
+    WHERE state IN ('pending', 'failed') AND waiting_on = 0 AND NOT scheduled
+    UNION ALL
+    SELECT (SELECT MIN(queue) FROM jobs
+            WHERE state IN ('pending', 'failed') AND waiting_on = 0 AND NOT scheduled
+              AND queue > waiting.queue)
+    FROM waiting WHERE waiting.queue IS NOT NULL
+),
+room AS (
+    SELECT waiting.queue, CASE
+        WHEN waiting.queue = ANY(%(names)s::text[]) THEN GREATEST(0, LEAST(
+            %(want)s::bigint, limits.concurrency - (
+                SELECT COUNT(*) FROM jobs
+                WHERE jobs.queue = waiting.queue AND jobs.state = 'processing')))
+        WHEN limits.name IS NULL OR NOT (limits.paused OR limits.concurrency IS NOT NULL
+                                         OR limits.rate_jobs IS NOT NULL) THEN %(want)s::bigint
+        ELSE 0 END AS n
+    FROM waiting LEFT JOIN queues AS limits ON limits.name = waiting.queue
+    WHERE waiting.queue IS NOT NULL
+      AND (%(queues)s::text[] IS NULL OR waiting.queue = ANY(%(queues)s::text[]))
+),
+heads AS (
+    SELECT head.seq, head.priority, head.run_at FROM room CROSS JOIN LATERAL (
+        SELECT seq, priority, run_at FROM jobs
+        WHERE jobs.queue = room.queue AND state IN ('pending', 'failed') AND waiting_on = 0
+          AND NOT scheduled AND lock_key IS NULL
+        ORDER BY priority DESC, run_at, seq
+        LIMIT room.n
+        FOR UPDATE SKIP LOCKED) AS head
+),
+picked AS (
+    SELECT seq FROM heads ORDER BY priority DESC, run_at, seq LIMIT %(want)s::bigint
+)
+UPDATE jobs
+SET state = 'processing', attempts = attempts + 1, lease_owner = %(owner)s::text,
+    lease_expires_at = %(lease_until)s::bigint, started_at = %(now)s::bigint,
+    updated_at = %(now)s::bigint
+FROM picked
+WHERE jobs.seq = picked.seq
+RETURNING jobs.id, jobs.attempts, jobs.command, jobs.cwd, jobs.env, jobs.timeout, jobs.queue,
+          jobs.priority, jobs.run_at, jobs.seq, jobs.lock_key
 
 -- name: flow_queues
--- Their limits and how many of their jobs run now (a statement after the lock: READ
--- COMMITTED gives it a snapshot that holds every claim committed before the lock was ours).
-SELECT name, concurrency, rate_jobs, rate_ms,
-       (SELECT COUNT(*) FROM jobs
-        WHERE jobs.state = 'processing' AND jobs.queue = queues.name) AS running
+-- The running count of each limited queue (a statement after the lock, see flow_lock_queues).
+SELECT name, (SELECT COUNT(*) FROM jobs
+              WHERE jobs.state = 'processing' AND jobs.queue = queues.name) AS running
 FROM queues WHERE name = ANY(%(names)s::text[])
 
 -- name: flow_window_starts
@@ -487,8 +547,8 @@ INSERT INTO queue_starts (queue, started_at) VALUES (%(queue)s, %(now)s::bigint)
 -- name: flow_queue_candidates
 -- A limited queue's first jobs that may start, skipping those whose lock is held.
 SELECT seq, queue, priority, run_at, lock_key FROM jobs
-WHERE state IN ('pending', 'failed') AND waiting_on = 0 AND NOT scheduled
-  AND queue = %(queue)s
+WHERE queue = %(queue)s AND state IN ('pending', 'failed') AND waiting_on = 0
+  AND NOT scheduled
   AND (lock_key IS NULL OR NOT EXISTS (
       SELECT 1 FROM jobs AS held
       WHERE held.lock_key = jobs.lock_key AND held.state = 'processing'))
@@ -540,7 +600,7 @@ SET state = 'processing', attempts = attempts + 1, lease_owner = %(owner)s::text
     lease_expires_at = %(lease_until)s::bigint, started_at = %(now)s::bigint,
     updated_at = %(now)s::bigint
 WHERE seq = ANY(%(seqs)s::bigint[]) AND state IN ('pending', 'failed')
-RETURNING id, attempts, command, cwd, env, timeout, queue, priority, run_at, seq
+RETURNING id, attempts, command, cwd, env, timeout, queue, priority, run_at, seq, lock_key
 
 -- name: flow_settings
 -- Every queue's settings (a row exists once a queue was paused or limited).
@@ -561,10 +621,6 @@ DELETE FROM queue_starts WHERE queue = %(queue)s
 
 -- name: flow_lock_holder
 SELECT id AS value FROM jobs WHERE lock_key = %(key)s AND state = 'processing'
--- Per queue, the earliest run_at of the jobs that may start now.
-SELECT queue, MIN(run_at) AS run_at FROM jobs
-WHERE state IN ('pending', 'failed') AND waiting_on = 0 AND run_at <= %s::bigint
-GROUP BY queue
 
 -- Hooks (SPEC 9.9) and reset (SPEC 9.10)
 

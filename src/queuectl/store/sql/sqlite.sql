@@ -362,21 +362,80 @@ SELECT queue, run_at FROM (
 WHERE run_at IS NOT NULL
 
 -- Flow control (SPEC 9.2): the claim when a served queue has a limit or a due job a lock.
--- The core reads the limited queues, then picks among three kinds of candidates in claim
--- order: each limited queue's first jobs, the first job of each free lock, and the rest.
+-- The core reads the limited queues; with concurrency limits only and no job taking a lock,
+-- flow_claim_counted claims in one statement. Otherwise it picks among three kinds of
+-- candidates in claim order: each limited queue's first jobs, the first job of each free
+-- lock, and the rest.
 
 -- name: flow_lock_queues
--- The limited queues this runner serves; SQLite has one writer, so nothing more to lock.
-SELECT name FROM queues
+-- The limited queues this runner serves, with their limits; SQLite has one writer, so
+-- nothing more to lock. `locks_due`: whether any job with a lock may start.
+SELECT name, concurrency, rate_jobs, rate_ms,
+       EXISTS (SELECT 1 FROM jobs INDEXED BY jobs_lock_waiting
+               WHERE lock_key IS NOT NULL AND state IN ('pending', 'failed')
+                 AND waiting_on = 0) AS locks_due
+FROM queues
 WHERE (concurrency IS NOT NULL OR rate_jobs IS NOT NULL) AND paused = 0
   AND (:queues IS NULL OR name IN (SELECT value FROM json_each(:queues)))
 ORDER BY name
 
+-- name: flow_claim_counted
+-- The whole claim in one statement when the served limited queues have only concurrency
+-- limits and no job takes a lock. The queues with jobs that may start are found by skipping
+-- from one queue to the next in jobs_queue_claim (a probe per queue, however long a queue's
+-- backlog); each gives its first jobs (at most `want`, then cut to its room): a limited queue
+-- (`names`) its room, a queue with limits not in `names` (paused, or not served) none. The
+-- first `want` of them in claim order are claimed. Jobs with a lock are left to the general
+-- claim.
+WITH RECURSIVE waiting(queue) AS (
+    SELECT (SELECT queue FROM jobs INDEXED BY jobs_queue_claim
+            WHERE state IN ('pending', 'failed') AND waiting_on = 0 AND scheduled = 0
+            ORDER BY queue LIMIT 1)
+    UNION ALL
+    SELECT (SELECT queue FROM jobs INDEXED BY jobs_queue_claim
+            WHERE state IN ('pending', 'failed') AND waiting_on = 0 AND scheduled = 0
+              AND queue > waiting.queue
+            ORDER BY queue LIMIT 1)
+    FROM waiting WHERE waiting.queue IS NOT NULL
+),
+room AS (
+    SELECT waiting.queue AS queue, CASE
+        WHEN waiting.queue IN (SELECT value FROM json_each(:names)) THEN MAX(0, MIN(
+            :want, limits.concurrency - (
+                SELECT COUNT(*) FROM jobs INDEXED BY jobs_by_queue_state
+                WHERE jobs.queue = waiting.queue AND jobs.state = 'processing')))
+        WHEN limits.name IS NULL OR NOT (limits.paused = 1 OR limits.concurrency IS NOT NULL
+                                         OR limits.rate_jobs IS NOT NULL) THEN :want
+        ELSE 0 END AS n
+    FROM waiting LEFT JOIN queues AS limits ON limits.name = waiting.queue
+    WHERE waiting.queue IS NOT NULL
+      AND (:queues IS NULL OR waiting.queue IN (SELECT value FROM json_each(:queues)))
+),
+heads AS (
+    SELECT jobs.seq, jobs.priority, jobs.run_at, room.n,
+           ROW_NUMBER() OVER (PARTITION BY room.queue ORDER BY priority DESC, run_at, seq)
+               AS place
+    FROM room JOIN jobs ON jobs.seq IN (
+        SELECT seq FROM jobs AS head INDEXED BY jobs_queue_claim
+        WHERE head.queue = room.queue AND state IN ('pending', 'failed') AND waiting_on = 0
+          AND scheduled = 0 AND lock_key IS NULL
+        ORDER BY priority DESC, run_at, seq
+        LIMIT :want)
+    WHERE room.n > 0
+),
+picked AS (
+    SELECT seq FROM heads WHERE place <= n ORDER BY priority DESC, run_at, seq LIMIT :want
+)
+UPDATE jobs
+SET state = 'processing', attempts = attempts + 1, lease_owner = :owner,
+    lease_expires_at = :lease_until, started_at = :now, updated_at = :now
+WHERE seq IN (SELECT seq FROM picked) AND state IN ('pending', 'failed')
+RETURNING id, attempts, command, cwd, env, timeout, queue, priority, run_at, seq, lock_key
+
 -- name: flow_queues
--- Their limits and how many of their jobs run now.
-SELECT name, concurrency, rate_jobs, rate_ms,
-       (SELECT COUNT(*) FROM jobs INDEXED BY jobs_by_state
-        WHERE state = 'processing' AND jobs.queue = queues.name) AS running
+-- The running count of each limited queue.
+SELECT name, (SELECT COUNT(*) FROM jobs INDEXED BY jobs_by_queue_state
+              WHERE jobs.queue = queues.name AND jobs.state = 'processing') AS running
 FROM queues WHERE name IN (SELECT value FROM json_each(:names))
 
 -- name: flow_window_starts
@@ -392,9 +451,8 @@ INSERT INTO queue_starts (queue, started_at) VALUES (:queue, :now)
 
 -- name: flow_queue_candidates
 -- A limited queue's first jobs that may start, skipping those whose lock is held.
-SELECT seq, queue, priority, run_at, lock_key FROM jobs INDEXED BY jobs_claim
-WHERE state IN ('pending', 'failed') AND waiting_on = 0 AND scheduled = 0
-  AND queue = :queue
+SELECT seq, queue, priority, run_at, lock_key FROM jobs INDEXED BY jobs_queue_claim
+WHERE queue = :queue AND state IN ('pending', 'failed') AND waiting_on = 0 AND scheduled = 0
   AND (lock_key IS NULL OR NOT EXISTS (
       SELECT 1 FROM jobs AS held
       WHERE held.lock_key = jobs.lock_key AND held.lock_key IS NOT NULL
@@ -445,12 +503,12 @@ UPDATE jobs
 SET state = 'processing', attempts = attempts + 1, lease_owner = :owner,
     lease_expires_at = :lease_until, started_at = :now, updated_at = :now
 WHERE seq IN (SELECT value FROM json_each(:seqs)) AND state IN ('pending', 'failed')
-RETURNING id, attempts, command, cwd, env, timeout, queue, priority, run_at, seq
+RETURNING id, attempts, command, cwd, env, timeout, queue, priority, run_at, seq, lock_key
 
 -- name: flow_settings
 -- Every queue's settings (a row exists once a queue was paused or limited).
 SELECT name, paused, concurrency, rate_jobs, rate_ms,
-       (SELECT COUNT(*) FROM jobs INDEXED BY jobs_by_state
+       (SELECT COUNT(*) FROM jobs INDEXED BY jobs_by_queue_state
         WHERE state = 'processing' AND jobs.queue = queues.name) AS running
 FROM queues ORDER BY name
 
@@ -466,10 +524,6 @@ DELETE FROM queue_starts WHERE queue = :queue
 -- name: flow_lock_holder
 SELECT id AS value FROM jobs INDEXED BY jobs_lock_held
 WHERE lock_key = :key AND state = 'processing'
--- Per queue, the earliest run_at of the jobs that may start now.
-SELECT queue, MIN(run_at) AS run_at FROM jobs
-WHERE state IN ('pending', 'failed') AND waiting_on = 0 AND run_at <= ?
-GROUP BY queue
 
 -- Hooks (SPEC 9.9) and reset (SPEC 9.10)
 
