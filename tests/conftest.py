@@ -8,18 +8,14 @@ that a failure.
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from queuectl import Queue
-
-BIN = Path(sys.executable).parent
-QUEUECTL = str(BIN / "queuectl")
+from tests.support.cli import run_cli
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -57,23 +53,6 @@ def queue(target: str) -> Iterator[Queue]:
     q = Queue(target)
     yield q
     q.close()
-
-
-def run_cli(
-    target: str, *args: str, input: str | None = None, timeout: float = 60, **kwargs: object
-) -> subprocess.CompletedProcess[str]:
-    """The installed `queuectl` entry point in a subprocess, on `target`."""
-    env = {**os.environ, "QUEUECTL_DB": target}
-    env.pop("QUEUECTL_DEBUG", None)
-    return subprocess.run(
-        [QUEUECTL, *args],
-        input=input,
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=timeout,
-        **kwargs,  # type: ignore[arg-type]
-    )
 
 
 @pytest.fixture

@@ -8,8 +8,6 @@ QUEUECTL_REQUIRE_BROWSER=1 makes that a failure.
 from __future__ import annotations
 
 import os
-import socket
-import subprocess
 import threading
 import time
 import warnings
@@ -17,14 +15,13 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
 from queuectl import Queue
 from queuectl.lifecycle import Outcome
 from queuectl.runner.liveness import host_name, process_started
 from queuectl.store import Runner
-from tests.conftest import QUEUECTL
+from tests.support.server import Server, free_port
 
 with warnings.catch_warnings():
     # Starlette deprecates its httpx-based TestClient in favour of a package we do not ship.
@@ -129,74 +126,6 @@ def register_runner(queue: Queue, workers: int = 2) -> Runner:
 
 
 # -- a real server
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-class Server:
-    """A `queuectl serve` subprocess on a free loopback port.
-
-    Without `token` it uses the token it keeps beside the store, read from the dashboard
-    address it prints; `headers` carry the token either way.
-    """
-
-    def __init__(self, target: str, token: str | None, options: list[str] | None = None) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.token = token
-        env = {**os.environ, "QUEUECTL_DB": target}
-        env.pop("QUEUECTL_API_TOKEN", None)
-        args = [QUEUECTL, "serve", "--port", str(self.port), *(options or [])]
-        if token:
-            args += ["--token", token]
-        self.process = subprocess.Popen(
-            args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-        )
-        self.printed: list[str] = []  # what it wrote to stderr before serving
-        if not token:
-            token = self._printed_token()
-        self.headers = {"Authorization": f"Bearer {token}"}
-        deadline = time.monotonic() + 20
-        while True:
-            if self.process.poll() is not None:
-                raise RuntimeError(
-                    f"serve exited {self.process.returncode}: {self.process.stderr.read()}"
-                )  # type: ignore[union-attr]
-            try:
-                if (
-                    httpx.get(f"{self.url}/api/health", headers=self.headers, timeout=1).status_code
-                    == 200
-                ):
-                    return
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                self.stop()
-                raise RuntimeError("serve did not answer /api/health within 20 s")
-            time.sleep(0.05)
-
-    def _printed_token(self) -> str:
-        assert self.process.stderr is not None
-        for line in self.process.stderr:
-            self.printed.append(line)
-            if "#token=" in line:
-                return line.strip().rsplit("#token=", 1)[1]
-        raise RuntimeError(f"serve printed no dashboard address: {''.join(self.printed)}")
-
-    def stop(self) -> tuple[str, str]:
-        if self.process.poll() is None:
-            self.process.terminate()
-        try:
-            out, err = self.process.communicate(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            out, err = self.process.communicate()
-        return out, "".join(self.printed) + err
 
 
 @pytest.fixture

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import socket
 
-from tests.api.conftest import free_port
-from tests.conftest import run_cli
+from tests.support.cli import run_cli
+from tests.support.server import free_port
 
 
 def test_a_busy_port_is_one_error_line(target: str) -> None:

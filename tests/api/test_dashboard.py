@@ -13,15 +13,7 @@ import pytest
 
 from queuectl import Queue
 from queuectl.lifecycle import Outcome
-from tests.api.conftest import (
-    DOCS,
-    OWNER,
-    TEST_TOKEN,
-    claim,
-    finish,
-    register_runner,
-    run_once,
-)
+from tests.api.conftest import DOCS, OWNER, TEST_TOKEN, claim, finish, register_runner, run_once
 
 pytestmark = pytest.mark.browser
 

@@ -108,7 +108,7 @@ def test_a_streamed_body_over_the_limit_is_413_and_memory_stays_flat(serve) -> N
 
 
 def test_the_limit_is_configurable(serve, target: str) -> None:
-    from tests.api.conftest import Server
+    from tests.support.server import Server
 
     del serve
     server = Server(target, None, ["--max-body", "2KiB"])

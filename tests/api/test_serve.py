@@ -8,7 +8,7 @@ import subprocess
 import httpx
 
 from queuectl import Queue
-from tests.conftest import QUEUECTL, run_cli
+from tests.support.cli import QUEUECTL, run_cli
 
 TOKEN = "t0ken-for-serve-test"
 

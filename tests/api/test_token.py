@@ -13,7 +13,7 @@ import pytest
 from queuectl import Queue
 from queuectl.api.token import token_path
 from queuectl.errors import StoreError
-from tests.conftest import run_cli
+from tests.support.cli import run_cli
 
 CHOSEN = "a-token-chosen-by-the-user"
 

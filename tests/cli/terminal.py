@@ -11,7 +11,7 @@ import subprocess
 import termios
 from dataclasses import dataclass
 
-from tests.conftest import QUEUECTL
+from tests.support.cli import QUEUECTL
 
 #: CSI sequences (colours, styles) that rich writes on a terminal.
 ANSI = re.compile(r"\x1b\[[0-9;]*m")

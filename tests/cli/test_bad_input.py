@@ -11,7 +11,7 @@ import pytest
 
 from queuectl.store import Store
 from tests.cli.conftest import dump, make
-from tests.conftest import QUEUECTL
+from tests.support.cli import QUEUECTL
 
 Cli = Callable[..., subprocess.CompletedProcess[str]]
 

@@ -15,7 +15,7 @@ from queuectl.durations import now_ms, parse_iso
 from queuectl.runner.liveness import host_name, process_started
 from queuectl.store import Runner, Store, open_store
 from tests.cli.conftest import make
-from tests.conftest import QUEUECTL
+from tests.support.cli import QUEUECTL
 from tests.support.clock import FakeClock
 from tests.support.spec import SPEC_FIELDS
 

@@ -18,7 +18,7 @@ import pytest
 from queuectl.store import Store
 from tests.cli.conftest import make
 from tests.cli.terminal import in_terminal
-from tests.conftest import QUEUECTL
+from tests.support.cli import QUEUECTL
 
 Cli = Callable[..., subprocess.CompletedProcess[str]]
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from queuectl import Queue
 from queuectl.models import STATES
-from tests.conftest import QUEUECTL
+from tests.support.cli import QUEUECTL
 
 
 def complete(words: str, cword: int) -> list[str]:

@@ -10,7 +10,7 @@ import sys
 import tomllib
 from pathlib import Path
 
-from tests.conftest import QUEUECTL
+from tests.support.cli import QUEUECTL
 
 ROOT = Path(__file__).resolve().parents[2]
 SERVER_LINE = "error: queuectl serve needs the server extra: pip install 'queuectl[server]'"

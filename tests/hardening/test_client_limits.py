@@ -7,7 +7,7 @@ import pytest
 
 from queuectl import Queue
 from queuectl.errors import InvalidInputError
-from tests.hardening.conftest import assert_clean_error, run
+from tests.support.cli import assert_clean_error, run
 
 KEY_LIMIT = 1024  # bytes of UTF-8, documented in models.py
 

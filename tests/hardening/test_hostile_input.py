@@ -26,8 +26,7 @@ from queuectl.cli.jobs import parse_jobs_text
 from queuectl.durations import MAX_DURATION_S, parse_duration, parse_iso
 from queuectl.errors import InvalidInputError, QueuectlError
 from queuectl.models import ID_PATTERN, MAX_COMMAND_BYTES, NEW_JOB_FIELDS, new_job, validate_id
-from tests.conftest import QUEUECTL
-from tests.hardening.conftest import assert_clean_error, run
+from tests.support.cli import QUEUECTL, assert_clean_error, run
 
 FIELDS = sorted(NEW_JOB_FIELDS)
 NASTY_TEXT = st.one_of(

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from queuectl import Queue
-from tests.hardening.conftest import assert_clean_error, run
+from tests.support.cli import assert_clean_error, run
 
 # The lock is not released while the test holds it: the clients' busy timeout is made short
 # (an internal knob) so that each wait gives up quickly. A client retries a lock held by a

@@ -7,7 +7,7 @@ import pytest
 
 from queuectl.errors import InvalidInputError
 from queuectl.urls import check_postgres_url, redact_url
-from tests.hardening.conftest import run
+from tests.support.cli import run
 
 MALFORMED = [
     "postgresql://u:secret@[::1:5432/x",

@@ -19,8 +19,8 @@ from queuectl import Queue
 from queuectl.api import app as app_module
 from queuectl.api.app import create_app, require_token
 from queuectl.store.wakeup import wakeup_folder
-from tests.api.conftest import Server
-from tests.hardening.conftest import run
+from tests.support.cli import run
+from tests.support.server import Server
 
 with warnings.catch_warnings():
     warnings.filterwarnings("ignore", message="Using `httpx` with", category=UserWarning)

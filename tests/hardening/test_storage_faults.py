@@ -24,8 +24,7 @@ import pytest
 from queuectl import Queue
 from queuectl.errors import StoreError
 from queuectl.store.queries import migrations
-from tests.conftest import QUEUECTL
-from tests.hardening.conftest import assert_clean_error, run
+from tests.support.cli import QUEUECTL, assert_clean_error, run
 
 #: A reader, a writer, the runner, and init (which only reads the schema version if current).
 COMMANDS = [["init"], ["list"], ["enqueue", "--command", "true"], ["worker", "start"]]

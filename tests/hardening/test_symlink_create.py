@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from queuectl import Queue
-from tests.hardening.conftest import run
+from tests.support.cli import run
 
 
 def mode(path: Path | str) -> int:

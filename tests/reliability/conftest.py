@@ -28,7 +28,7 @@ from typing import IO
 import pytest
 
 from queuectl import Queue
-from tests.conftest import QUEUECTL
+from tests.support.cli import QUEUECTL
 from tests.support.runners import (  # noqa: F401 - `tag` is an autouse fixture here too
     TAG_VAR,
     RunnerProcess,

@@ -23,7 +23,7 @@ import pytest
 
 from queuectl import Queue
 from queuectl.store import Runner, Store, open_store
-from tests.conftest import QUEUECTL
+from tests.support.cli import QUEUECTL
 from tests.support.clock import FakeClock
 from tests.support.runners import (  # noqa: F401 - fixtures used here
     RunnerProcess,

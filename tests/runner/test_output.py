@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 
 from queuectl import Queue
-from tests.conftest import QUEUECTL
+from tests.support.cli import QUEUECTL
 from tests.support.runners import group_members, read_pid, wait_until
 
 

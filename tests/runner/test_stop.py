@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from queuectl import Queue
-from tests.conftest import QUEUECTL
+from tests.support.cli import QUEUECTL
 from tests.support.runners import RunnerProcess, group_members, read_pid, wait_until
 
 

@@ -32,8 +32,7 @@ import pytest
 from queuectl import Queue
 from queuectl.store import open_store
 from queuectl.store.queries import migrations
-from tests.conftest import QUEUECTL, run_cli
-from tests.hardening.conftest import assert_clean_error
+from tests.support.cli import QUEUECTL, assert_clean_error, run_cli
 
 ROUNDS = {"sqlite": 50, "postgres": 10}
 CLIENTS = [

@@ -22,8 +22,8 @@ from queuectl.lifecycle import Outcome
 from queuectl.models import new_job
 from queuectl.store import open_store
 from queuectl.store.queries import migrations
-from tests.conftest import run_cli
 from tests.pg import SERVER, empty_database, fresh_database
+from tests.support.cli import run_cli
 from tests.support.clock import FakeClock
 
 psycopg = pytest.importorskip("psycopg")

@@ -22,7 +22,7 @@ from typing import IO, TypeVar
 import pytest
 
 from queuectl import Queue
-from tests.conftest import QUEUECTL
+from tests.support.cli import QUEUECTL
 
 T = TypeVar("T")
 TAG_VAR = "QUEUECTL_TEST_TAG"

@@ -1,13 +1,32 @@
-"""Helpers of the hardening tests: the real CLI on any target, and a check that a failure was
-reported as one clean line (no traceback)."""
+"""The installed `queuectl` entry point, run in subprocesses by tests of every folder."""
 
 from __future__ import annotations
 
 import os
 import subprocess
+import sys
 from collections.abc import Sequence
+from pathlib import Path
 
-from tests.conftest import QUEUECTL
+BIN = Path(sys.executable).parent
+QUEUECTL = str(BIN / "queuectl")
+
+
+def run_cli(
+    target: str, *args: str, input: str | None = None, timeout: float = 60, **kwargs: object
+) -> subprocess.CompletedProcess[str]:
+    """The installed `queuectl` entry point in a subprocess, on `target`."""
+    env = {**os.environ, "QUEUECTL_DB": target}
+    env.pop("QUEUECTL_DEBUG", None)
+    return subprocess.run(
+        [QUEUECTL, *args],
+        input=input,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=timeout,
+        **kwargs,  # type: ignore[arg-type]
+    )
 
 
 def run(
