@@ -177,11 +177,14 @@ finished AS (
       AND EXISTS (SELECT 1 FROM settled)
 ),
 unblocked AS (
-    UPDATE jobs SET waiting_on = jobs.waiting_on - 1
-    FROM job_deps
-    WHERE job_deps.dep_id = %(id)s AND jobs.id = job_deps.job_id AND jobs.state = 'pending'
-      AND jobs.waiting_on > 0 AND EXISTS (SELECT 1 FROM settled WHERE state = 'completed')
-    RETURNING jobs.id
+    -- The uncorrelated EXISTS are checked once, first: a job without dependants (the common
+    -- case) reads no jobs here, whatever plan stale statistics suggest.
+    UPDATE jobs SET waiting_on = waiting_on - 1
+    WHERE id = ANY(ARRAY(SELECT job_id FROM job_deps WHERE dep_id = %(id)s))
+      AND state = 'pending' AND waiting_on > 0
+      AND EXISTS (SELECT 1 FROM job_deps WHERE dep_id = %(id)s)
+      AND EXISTS (SELECT 1 FROM settled WHERE state = 'completed')
+    RETURNING id
 )
 SELECT id, CASE WHEN EXISTS (SELECT 1 FROM unblocked)
                 THEN pg_notify('queuectl_wakeup', '') END AS woke
