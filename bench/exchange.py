@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import multiprocessing
 import os
+import queue
 import sys
 import time
 from typing import Any
@@ -25,7 +26,7 @@ def _loop(target: str, index: int, batch: int, seconds: float, go: Any, done: An
     """One process: register as a runner, say so on `done`, wait for `go` (its value: the
     instant of the start), then settle what it claimed and claim again for `seconds` or until
     the queue is empty; puts (jobs settled, when it ended) on `done`."""
-    from queuectl.lifecycle import Fence, Outcome
+    from queuectl.lifecycle import Outcome
     from queuectl.store import Runner, open_store
 
     store = open_store(target, durable=False)
@@ -45,21 +46,37 @@ def _loop(target: str, index: int, batch: int, seconds: float, go: Any, done: An
         if not exchange.claims:
             break
         outcomes = [
-            Outcome(
-                c.id,
-                c.attempt,
-                0,
-                None,
-                0,
-                ended_mono=ended,
-                fence=None
-                if c.max_retries is None
-                else Fence(c.attempt, c.max_retries, c.no_retry_exit_codes),
-            )
+            Outcome(c.id, c.attempt, 0, None, 0, ended_mono=ended, **_fence(c))
             for c in exchange.claims
         ]
     store.close()
     done.put((settled, ended))
+
+
+def _fence(claim: Any) -> dict[str, Any]:
+    """The retry rules the claim returned, as a runner passes them back in its outcome (none
+    from a queuectl whose claims do not return them: the bench measures it as it is)."""
+    from queuectl.lifecycle import Fence
+
+    max_retries = getattr(claim, "max_retries", None)
+    if max_retries is None:
+        return {}
+    return {"fence": Fence(claim.attempt, max_retries, claim.no_retry_exit_codes)}
+
+
+def _collect(done: Any, workers: list[Any], timeout_s: float) -> list[Any]:
+    """One message from each worker, failing fast when one of them died."""
+    found: list[Any] = []
+    deadline = time.monotonic() + timeout_s
+    while len(found) < len(workers):
+        try:
+            found.append(done.get(timeout=0.5))
+        except queue.Empty:
+            if any(w.exitcode not in (None, 0) for w in workers):
+                raise RuntimeError("a settle-and-claim process failed (see its stderr)") from None
+            if time.monotonic() > deadline:
+                raise RuntimeError("the settle-and-claim processes did not finish") from None
+    return found
 
 
 def measure(kind: str, procs: int, batch: int, seconds: float, scratch: Scratch) -> dict[str, Any]:
@@ -69,8 +86,8 @@ def measure(kind: str, procs: int, batch: int, seconds: float, scratch: Scratch)
     # Enough jobs not to run dry below 20,000 jobs/s (twice the highest target).
     jobs = int(20_000 * seconds) + 1_000
     with fresh_store(kind, scratch) as target:
-        with Queue(target) as queue:
-            queue.enqueue_many([{"command": "true"} for _ in range(jobs)])
+        with Queue(target) as jobs_queue:
+            jobs_queue.enqueue_many([{"command": "true"} for _ in range(jobs)])
         context = multiprocessing.get_context("spawn")
         done = context.Queue()
         go = context.Value("d", 0.0)
@@ -80,10 +97,9 @@ def measure(kind: str, procs: int, batch: int, seconds: float, scratch: Scratch)
         ]
         for worker in workers:
             worker.start()
-        for _ in workers:  # every process registered: they all start together
-            done.get(timeout=120)
+        _collect(done, workers, 120)  # every process registered: they all start together
         start_at = go.value = time.monotonic()
-        results = [done.get(timeout=seconds + 120) for _ in workers]
+        results = _collect(done, workers, seconds + 120)
         for worker in workers:
             worker.join(timeout=30)
         settled = sum(count for count, _ in results)

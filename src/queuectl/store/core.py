@@ -8,7 +8,6 @@ Rows are read by column name (sqlite3.Row, psycopg's dict_row) and mapped to rec
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import os
 import random
@@ -490,9 +489,8 @@ class SQLStore:
         """Claimed rows as Claims, in claim order; `rules`: the rows hold the retry rules
         (`flow_claim` does not return them)."""
         rows.sort(key=lambda r: (-r["priority"], r["run_at"], r["seq"]))
-        claims = []
-        for r in rows:
-            claim = Claim(
+        return [
+            Claim(
                 r["id"],
                 r["attempts"],
                 r["command"],
@@ -501,14 +499,11 @@ class SQLStore:
                 r["timeout"],
                 r["queue"],
                 r["priority"],
+                r["max_retries"] if rules else None,
+                list(self._from_json(r["no_retry_exit_codes"])) if rules else [],
             )
-            if rules:
-                codes = list(self._from_json(r["no_retry_exit_codes"]))
-                claim = dataclasses.replace(
-                    claim, max_retries=r["max_retries"], no_retry_exit_codes=codes
-                )
-            claims.append(claim)
-        return claims
+            for r in rows
+        ]
 
     # -- settling in one round trip (PostgreSQL)
 
