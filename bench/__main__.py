@@ -18,7 +18,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from bench import peers, reads, subject
+from bench import exchange, peers, reads, subject
 from bench.common import PYCACHE, Skip, TimedOut
 from bench.report import render, targets
 from bench.stores import Scratch, fresh_store, postgres_available
@@ -60,6 +60,19 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--no-scale", action="store_true", help="no scale run, no reads")
     parser.add_argument(
+        "--hosts", type=int, default=4, help="runners of distinct hosts on one PostgreSQL store"
+    )
+    parser.add_argument("--host-workers", type=int, default=2, help="workers of each of them")
+    parser.add_argument(
+        "--store-procs",
+        type=int,
+        nargs="+",
+        default=[4, 16],
+        help="processes of the store-alone measurement (python -m bench.exchange)",
+    )
+    parser.add_argument("--store-batch", type=int, default=exchange.BATCH)
+    parser.add_argument("--store-seconds", type=float, default=exchange.SECONDS)
+    parser.add_argument(
         "--only",
         nargs="+",
         metavar="SYSTEM",
@@ -82,6 +95,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
             0.02,
         )
         args.bulk, args.single_repeat, args.idle_seconds, args.no_scale = 1000, 2, 1.0, True
+        args.store_procs, args.store_seconds = [2], 0.5
     return args
 
 
@@ -132,6 +146,8 @@ def main(argv: list[str] | None = None) -> int:
         "scale": {},
         "reads": {},
         "flow": {},
+        "hosts": {},
+        "store_alone": {},
     }
 
     def log(message: str) -> None:
@@ -220,6 +236,52 @@ def main(argv: list[str] | None = None) -> int:
         results["idle_cpu"] = measure(
             on_store("sqlite", lambda t: subject.idle_cpu(t, args.idle_seconds, scratch))
         )
+        if unavailable["queuectl-postgres"]:
+            results["idle_cpu_postgres"] = {"skipped": unavailable["queuectl-postgres"]}
+        else:
+            log(f"idle runner CPU and transactions over {args.idle_seconds:g}s, PostgreSQL")
+            results["idle_cpu_postgres"] = measure(
+                on_store("postgres", lambda t: subject.idle_cpu(t, args.idle_seconds, scratch))
+            )
+        hosts, host_workers = args.hosts, args.host_workers
+        total = hosts * host_workers
+        results["hosts"] = {"runners": hosts, "workers": host_workers}
+        if unavailable["queuectl-postgres"] or unavailable["xargs"]:
+            results["hosts"]["skipped"] = unavailable["queuectl-postgres"] or unavailable["xargs"]
+        else:
+            host_runs: dict[str, Callable[[], Any]] = {
+                "xargs": lambda: peers.xargs_drain(args.n, total, timeout_s),
+                "queuectl-postgres": on_store(
+                    "postgres",
+                    lambda t: subject.drain_hosts(
+                        t, args.n, hosts, host_workers, scratch, timeout_s
+                    ),
+                ),
+            }
+            for round_ in range(args.repeat):
+                for system, run in host_runs.items():
+                    log(f"drain {system}, {hosts} hosts x {host_workers} (round {round_ + 1})")
+                    value = measure(run)
+                    best = results["hosts"].get(system)
+                    if best is None or value.get("seconds", 1e9) < best.get("seconds", 1e9):
+                        results["hosts"][system] = value
+            cell = results["hosts"]
+            if "seconds" in cell["xargs"] and "seconds" in cell["queuectl-postgres"]:
+                cell["ratio"] = round(
+                    cell["queuectl-postgres"]["seconds"] / cell["xargs"]["seconds"], 3
+                )
+        for kind, system in (("sqlite", "queuectl-sqlite"), ("postgres", "queuectl-postgres")):
+            results["store_alone"][kind] = {}
+            for procs in args.store_procs:
+                if unavailable[system]:
+                    results["store_alone"][kind][str(procs)] = {"skipped": unavailable[system]}
+                    continue
+                log(f"store alone {kind}, {procs} processes")
+                results["store_alone"][kind][str(procs)] = measure(
+                    lambda k=kind, p=procs: exchange.measure(
+                        k, p, args.store_batch, args.store_seconds, scratch
+                    )
+                )
         flow_workers = max(args.workers)
         for kind, system in (("sqlite", "queuectl-sqlite"), ("postgres", "queuectl-postgres")):
             if unavailable[system]:

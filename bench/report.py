@@ -102,6 +102,32 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
     )
     check("one enqueue / python -c pass", enqueue.get("single", {}).get("ratio"), 3, "x")
     check("idle runner CPU", results["idle_cpu"].get("percent_of_core"), 0.5, "% of a core")
+    idle_pg = results.get("idle_cpu_postgres", {})
+    check("idle runner CPU, PostgreSQL", idle_pg.get("percent_of_core"), 0.5, "% of a core")
+    check("idle runner transactions, PostgreSQL", idle_pg.get("transactions_per_s"), 1.0, "per s")
+    hosts = results.get("hosts", {})
+    if hosts.get("runners"):
+        total = hosts["runners"] * hosts["workers"]
+        check(
+            f"drain postgres {hosts['runners']} hosts x {hosts['workers']} / xargs -P {total}",
+            hosts.get("ratio"),
+            1.6,
+            "x",
+        )
+    for kind, floor in (("sqlite", 10_000), ("postgres", 5_000)):
+        cells = results.get("store_alone", {}).get(kind, {})
+        for procs, cell in cells.items():
+            check(f"store alone {kind}, K={procs}", cell.get("per_s"), floor, "jobs/s", True)
+        rates = [cell.get("per_s") for cell in cells.values()]
+        if len(rates) >= 2 and all(rates):
+            # Flat under contention: the most processes keep most of the fewest's rate.
+            check(
+                f"store alone {kind}, K={max(cells, key=int)} / K={min(cells, key=int)}",
+                rates[-1] / rates[0],
+                0.8,
+                "x or more",
+                True,
+            )
     check("drain with 1M stored / empty", results["scale"].get("ratio"), 1.1, "x")
     for kind, stored, rows in _reads(results):
         summary = [row for name, row in rows.items() if name in READS_SUMMARY]
@@ -210,6 +236,60 @@ def render(results: dict[str, Any]) -> str:
             else f"{idle['percent_of_core']:.3f}% of a core over {idle['seconds']:.0f}s"
         )
     )
+    idle_pg = results.get("idle_cpu_postgres", {})
+    reason = why_not(idle_pg)
+    lines.append(
+        f"  {'CPU, PostgreSQL':<42}"
+        + (
+            f"n/a ({reason})"
+            if reason
+            else f"{idle_pg['percent_of_core']:.3f}% of a core, "
+            f"{idle_pg['transactions_per_s']:.2f} transactions/s over {idle_pg['seconds']:.0f}s"
+        )
+    )
+    hosts = results.get("hosts", {})
+    if hosts.get("runners"):
+        total = hosts["runners"] * hosts["workers"]
+        lines += [
+            "",
+            f"Drain, PostgreSQL: {hosts['runners']} runners of {hosts['workers']} workers, "
+            f"distinct host names, one database (best of {meta['repeat']})",
+        ]
+        if "skipped" in hosts:
+            lines.append(f"  n/a ({hosts['skipped']})")
+        for system, label in (("xargs", f"xargs -P {total}"), ("queuectl-postgres", "queuectl")):
+            cell = hosts.get(system)
+            if cell is None:
+                continue
+            reason = why_not(cell)
+            lines.append(
+                f"  {label:<{width}}"
+                + (
+                    f"n/a ({reason})"
+                    if reason
+                    else f"{cell['seconds']:.2f}s {meta['n'] / cell['seconds']:>5.0f}/s"
+                    + (f"  {hosts['ratio']:.2f}x" if system != "xargs" and "ratio" in hosts else "")
+                )
+            )
+    store_alone = results.get("store_alone", {})
+    if store_alone:
+        lines += [
+            "",
+            "The store alone: K processes settle-and-claim no-op jobs (python -m bench.exchange)",
+        ]
+        for kind, cells in store_alone.items():
+            for procs, cell in cells.items():
+                reason = why_not(cell)
+                lines.append(
+                    f"  {kind + ', K=' + procs:<{width}}"
+                    + (
+                        f"n/a ({reason})"
+                        if reason
+                        else f"{cell['per_s']:>8,} jobs/s ({cell['jobs']:,} jobs in "
+                        f"{cell['seconds']:.2f}s, {cell['batch']} per exchange)"
+                        + (" ran dry" if cell.get("ran_dry") else "")
+                    )
+                )
     scale = results["scale"]
     reason = why_not(scale)
     lines += ["", "Scale (SQLite)"]
@@ -238,7 +318,7 @@ def render(results: dict[str, Any]) -> str:
     for target in results["targets"]:
         mark = {True: "ok  ", False: "MISS", None: "n/a "}[target["ok"]]
         value = "n/a" if target["value"] is None else f"{target['value']:g}"
-        relation = ">=" if target["unit"] == "jobs/s" else "<="
+        relation = ">=" if target["unit"] in ("jobs/s", "x or more") else "<="
         lines.append(
             f"  [{mark}] {target['target']:<46} {value:>10} {target['unit']}  ({relation} {target['bound']:g})"
         )

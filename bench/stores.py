@@ -55,6 +55,19 @@ def postgres_available() -> str | None:
     return None
 
 
+def pg_transactions(target: str) -> int:
+    """Transactions committed or rolled back so far in the database of `target`, as the
+    server's statistics count them (each backend reports at most about once a second, so
+    count over several seconds)."""
+    name = urlsplit(target).path.lstrip("/")
+    with _pg_admin() as admin:
+        admin.execute("SELECT pg_stat_clear_snapshot()")
+        row = admin.execute(
+            "SELECT xact_commit + xact_rollback FROM pg_stat_database WHERE datname = %s", (name,)
+        ).fetchone()
+    return int(row[0])
+
+
 @contextmanager
 def fresh_store(kind: str, scratch: Scratch) -> Iterator[str]:
     """The target of an empty store of this kind (`sqlite` or `postgres`), migrated."""

@@ -13,7 +13,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -30,21 +30,25 @@ from bench.common import (
     wait_count,
     wait_until,
 )
-from bench.stores import Scratch
+from bench.stores import Scratch, pg_transactions
 
 
 @contextmanager
-def runner(target: str, workers: int, log_path: Path) -> Iterator[subprocess.Popen[bytes]]:
-    """A queuectl runner with `workers` slots, registered in the store before this yields."""
+def runner(
+    target: str, workers: int, log_path: Path, host: str | None = None
+) -> Iterator[subprocess.Popen[bytes]]:
+    """A queuectl runner with `workers` slots, registered in the store before this yields;
+    `host`: the host name it registers under (runners of several hosts on one machine)."""
     from queuectl import Queue
 
+    env = CHILD_ENV if host is None else {**CHILD_ENV, "QUEUECTL_HOSTNAME": host}
     with open(log_path, "ab") as log:
         process = subprocess.Popen(
             [QUEUECTL, "--db", target, "worker", "start", "--count", str(workers), "--quiet"],
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=log,
-            env=CHILD_ENV,
+            env=env,
         )
     try:
         with Queue(target) as queue:
@@ -102,6 +106,28 @@ def drain(
             exc.seconds = time.perf_counter() - started
             raise
         return time.perf_counter() - started
+
+
+def drain_hosts(
+    target: str, n: int, runners: int, workers: int, scratch: Scratch, timeout_s: float
+) -> float:
+    """The drain of N `true` jobs by `runners` runners of `workers` slots each, registered
+    under distinct host names, sharing one store (as several machines would)."""
+    from queuectl import Queue
+
+    with ExitStack() as stack:
+        for i in range(runners):
+            log = scratch.file(f"runner-host{i}", ".log")
+            stack.enter_context(runner(target, workers, log, host=f"bench-host-{i}"))
+        with Queue(target) as queue:
+            started = time.perf_counter()
+            ids = [job.id for job in queue.enqueue_many([{"command": "true"}] * n)]
+            try:
+                wait_count(completed_count(queue, ids), n, timeout_s, 0.01)
+            except TimedOut as exc:
+                exc.seconds = time.perf_counter() - started
+                raise
+            return time.perf_counter() - started
 
 
 def flow(kind: str, n: int, workers: int, scratch: Scratch, timeout_s: float) -> dict[str, Any]:
@@ -189,21 +215,29 @@ def single_enqueue(target: str, repeat: int) -> dict[str, Any]:
 
 
 def idle_cpu(target: str, seconds: float, scratch: Scratch) -> dict[str, Any]:
-    """CPU of an idle runner (2 workers) and its watchdog over `seconds`, in % of one core."""
+    """CPU of an idle runner (2 workers) and its watchdog over `seconds`, in % of one core;
+    on PostgreSQL also the transactions it commits per second (each query outside a
+    transaction is one), from the server's statistics of the bench's own database."""
+    postgres = target.startswith("postgresql://")
     with runner(target, 2, scratch.file("runner", ".log")) as process:
-        time.sleep(1.0)  # past start-up
+        time.sleep(2.0)  # past start-up, and the server's statistics past its first queries
         pids = [process.pid, *child_pids(process.pid)]
         before = sum(cpu_ticks(pid) for pid in pids)
+        xacts_before = pg_transactions(target) if postgres else 0
         started = time.perf_counter()
         time.sleep(seconds)
         after = sum(cpu_ticks(pid) for pid in pids)
+        xacts_after = pg_transactions(target) if postgres else 0
         elapsed = time.perf_counter() - started
     percent = (after - before) / CLK_TCK / elapsed * 100
-    return {
+    found: dict[str, Any] = {
         "percent_of_core": round(percent, 3),
         "seconds": round(elapsed, 1),
         "processes": len(pids),
     }
+    if postgres:
+        found["transactions_per_s"] = round((xacts_after - xacts_before) / elapsed, 2)
+    return found
 
 
 def build_big_store(path: Path, stored: int) -> float:

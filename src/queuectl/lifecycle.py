@@ -10,6 +10,15 @@ from queuectl.retry import backoff_delay
 
 
 @dataclass(frozen=True)
+class Fence:
+    """What the store holds of an attempt still under this runner: its number and retry rules."""
+
+    attempt: int
+    max_retries: int
+    no_retry_exit_codes: list[int]
+
+
+@dataclass(frozen=True)
 class Outcome:
     """How one attempt ended, as reported by the runner that owned it."""
 
@@ -23,6 +32,10 @@ class Outcome:
     #: instant of its own clock, however long the result waited to be written.
     ended_mono: float | None = None
     output_dropped: int = 0  # bytes written before `output` (the kept tail)
+    #: The attempt's retry rules as its claim returned them (they never change once a job is
+    #: enqueued): the store can then decide the settlement before it writes, in one round trip
+    #: on PostgreSQL. None: the store reads them.
+    fence: Fence | None = None
 
     @property
     def succeeded(self) -> bool:
@@ -62,15 +75,6 @@ def settle(
     )
     delay_ms = round(delay_s * 1000)
     return Settlement(FAILED, finished_at_ms + delay_ms, error, delay_ms / 1000)
-
-
-@dataclass(frozen=True)
-class Fence:
-    """What the store holds of an attempt still under this runner: its number and retry rules."""
-
-    attempt: int
-    max_retries: int
-    no_retry_exit_codes: list[int]
 
 
 def settle_ours(

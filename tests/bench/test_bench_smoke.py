@@ -12,7 +12,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 
 
-@pytest.mark.timeout(120)
+@pytest.mark.timeout(180)
 def test_smoke_run_writes_every_section(tmp_path: Path) -> None:
     output = tmp_path / "bench.json"
     run = subprocess.run(
@@ -20,7 +20,7 @@ def test_smoke_run_writes_every_section(tmp_path: Path) -> None:
         cwd=ROOT,
         capture_output=True,
         text=True,
-        timeout=110,
+        timeout=170,
     )
     assert run.returncode == 0, run.stderr[-2000:]
     results = json.loads(output.read_text())
@@ -40,6 +40,12 @@ def test_smoke_run_writes_every_section(tmp_path: Path) -> None:
     )
     assert "percent_of_core" in results["idle_cpu"]
     assert "skipped" in results["scale"]
+    assert results["store_alone"]["sqlite"]["2"]["per_s"] > 0
+    postgres = results["store_alone"]["postgres"]["2"]
+    assert "per_s" in postgres or "skipped" in postgres, postgres
+    assert "ratio" in results["hosts"] or "skipped" in results["hosts"], results["hosts"]
+    idle_pg = results["idle_cpu_postgres"]
+    assert "transactions_per_s" in idle_pg or "skipped" in idle_pg, idle_pg
     # Optional systems have a value or say why not.
     for system in ("queuectl-postgres", "huey", "rq"):
         cell = results["drain"][system]["2"]

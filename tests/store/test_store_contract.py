@@ -15,7 +15,7 @@ from queuectl.errors import (
     NotFoundError,
     WrongStateError,
 )
-from queuectl.lifecycle import Outcome, Settlement
+from queuectl.lifecycle import Fence, Outcome, Settlement
 from queuectl.models import Job, new_job
 from queuectl.store import Runner, Store, open_store
 from tests.support.clock import FakeClock
@@ -49,8 +49,12 @@ def finish(
     owner: str = "r1",
     output: bytes | None = None,
 ) -> Settlement | None:
-    """Report an attempt's end; how it was settled (None when fenced out)."""
-    result = Outcome(job_id, attempt, exit_code, error, 100, output)
+    """Report an attempt's end as a runner does, with the retry rules its claim returned; how
+    it was settled (None when fenced out)."""
+    job = store.get(job_id)
+    assert job is not None
+    fence = Fence(attempt, job.max_retries, job.no_retry_exit_codes)
+    result = Outcome(job_id, attempt, exit_code, error, 100, output, fence=fence)
     exchange = store.finish_and_claim(owner, [result], 0, None, LEASE_S)
     settled, claims = exchange.settled, exchange.claims
     assert claims == []

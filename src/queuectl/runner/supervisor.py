@@ -22,7 +22,7 @@ import time
 from typing import Any
 
 from queuectl.errors import StoreError
-from queuectl.lifecycle import Outcome, Settlement
+from queuectl.lifecycle import Fence, Outcome, Settlement
 from queuectl.models import CANCELLED, COMPLETED, DEAD
 from queuectl.runner import executor
 from queuectl.runner.executor import Attempt
@@ -325,6 +325,9 @@ class Supervisor:
             output = executor.tail(attempt, int(self.config["output_limit"]))
             dropped = max(0, executor.output_size(attempt) - len(output))
             ended = time.monotonic()
+            fence = None
+            if claim.max_retries is not None:
+                fence = Fence(claim.attempt, claim.max_retries, claim.no_retry_exit_codes)
             self.unsent.append(
                 Outcome(
                     claim.id,
@@ -335,6 +338,7 @@ class Supervisor:
                     output=output,
                     ended_mono=ended,
                     output_dropped=dropped,
+                    fence=fence,
                 )
             )
         executor.close(attempt)

@@ -32,6 +32,10 @@ class Claim:
     timeout: float | None
     queue: str
     priority: int
+    #: The job's retry rules, for the outcome (lifecycle.Fence); None when the claim did not
+    #: read them (the store then reads them when it settles).
+    max_retries: int | None = None
+    no_retry_exit_codes: list[int] = field(default_factory=list)
 
 
 @dataclass(frozen=True)

@@ -114,7 +114,10 @@ class SQLStore:
         self.clock = clock
         queries = load_queries(self.kind)
         columns = queries["job_columns"]
-        self.q = {name: sql.replace("{job_columns}", columns) for name, sql in queries.items()}
+        self.q = {
+            name: sql.replace("{job_columns}", columns).replace("{claim}", queries["claim"])
+            for name, sql in queries.items()
+        }
         self._config_cache: tuple[float, dict[str, float]] | None = None
         self.compact_after = COMPACT_AFTER_DELTAS  # tests lower it to compact at every read
         self._hooks_cache: tuple[float, list[Hook]] | None = None
@@ -458,52 +461,126 @@ class SQLStore:
         # Replayed after a connection lost during COMMIT, outcomes already settled are fenced
         # out, and claims that did commit stay leased to `owner` until owned_jobs shows them.
         now = self.now()
-        claims: list[Claim] = []
-        rows: list[Any] = []
-        settled: dict[str, lifecycle.Settlement] = {}
-        next_due: int | None = None
+        params = {
+            "owner": owner,
+            "now": now,
+            "lease_until": now + round(lease_s * 1000),
+            "queues": None if queues is None else self._list(queues),
+            "want": want,
+        }
+        ahead = self._decide_ahead(outcomes, now) if self.settles_at_once else None
+        if ahead is not None:
+            found = self._settle_and_claim_at_once(owner, ahead, params)
+            if found is not None:
+                settled, rows, next_due = found
+                if want > 0 and not rows:
+                    # The plain claim took nothing: flow control may apply (the same seam as
+                    # below), in a transaction of its own after the settlements committed.
+                    with self._transaction() as conn:
+                        claims, next_due = self._claim(conn, params, [])
+                    return Exchange(settled, claims, next_due)
+                claims = self._claims(rows)
+                return Exchange(settled, claims, next_due if len(claims) < want else None)
+        settled, claims, next_due = {}, [], None
         with self._transaction() as conn:
             if outcomes:
                 settled = self._settle(conn, owner, outcomes, now)
             if want > 0:
                 conn.execute(self.q["promote_due"], (now,))
-                params = {
-                    "owner": owner,
-                    "now": now,
-                    "lease_until": now + round(lease_s * 1000),
-                    "queues": None if queues is None else self._list(queues),
-                    "want": want,
-                }
                 rows = conn.execute(self.q["claim"], params).fetchall()
-                window_next: int | None = None
-                if not rows:  # nothing due, or flow control applies: `claim` took nothing
-                    rows, window_next = self._claim_flow(conn, params)
-                rows.sort(key=lambda r: (-r["priority"], r["run_at"], r["seq"]))
-                started = [
-                    {"id": r["id"], "attempt": r["attempts"], "owner": owner, "now": now}
-                    for r in rows
-                ]
-                self._many(conn, "start_attempt", started)
-                claims = [
-                    Claim(
-                        r["id"],
-                        r["attempts"],
-                        r["command"],
-                        r["cwd"],
-                        dict(self._from_json(r["env"])),
-                        r["timeout"],
-                        r["queue"],
-                        r["priority"],
-                    )
-                    for r in rows
-                ]
-                if len(claims) < want:
-                    next_due = self._value(conn, "next_due", (now,))
-                    if window_next is not None:
-                        next_due = window_next if next_due is None else min(next_due, window_next)
+                claims, next_due = self._claim(conn, params, rows)
             if outcomes and self._held:
-                self._wake_for_freed(conn, outcomes, settled, rows)
+                self._wake_for_freed(conn, outcomes, settled, claims)
         return Exchange(settled, claims, next_due)
+
+    def _claim(
+        self, conn: Any, params: dict[str, Any], rows: list[Any]
+    ) -> tuple[list[Claim], int | None]:
+        """The claims of the rows `claim` took (none: claim under flow control instead), their
+        attempts started; and, short of `want`, when the next delayed job falls due."""
+        now, owner = params["now"], params["owner"]
+        window_next: int | None = None
+        rules = bool(rows)
+        if not rows:  # nothing due, or flow control applies: `claim` took nothing
+            rows, window_next = self._claim_flow(conn, params)
+        started = [
+            {"id": r["id"], "attempt": r["attempts"], "owner": owner, "now": now} for r in rows
+        ]
+        self._many(conn, "start_attempt", started)
+        claims = self._claims(rows, rules)
+        next_due: int | None = None
+        if len(claims) < params["want"]:
+            next_due = self._value(conn, "next_due", (now,))
+            if window_next is not None:
+                next_due = window_next if next_due is None else min(next_due, window_next)
+        return claims, next_due
+
+    def _claims(self, rows: list[Any], rules: bool = True) -> list[Claim]:
+        """Claimed rows as Claims, in claim order; `rules`: the rows hold the retry rules
+        (`flow_claim` does not return them)."""
+        rows.sort(key=lambda r: (-r["priority"], r["run_at"], r["seq"]))
+        return [
+            Claim(
+                r["id"],
+                r["attempts"],
+                r["command"],
+                r["cwd"],
+                dict(self._from_json(r["env"])),
+                r["timeout"],
+                r["queue"],
+                r["priority"],
+                r["max_retries"] if rules else None,
+                list(self._from_json(r["no_retry_exit_codes"])) if rules else [],
+            )
+            for r in rows
+        ]
+
+    # -- settling in one round trip (PostgreSQL)
+
+    #: Whether the dialect overrides _settle_and_claim_at_once: SQLite has no round trip to save.
+    settles_at_once: ClassVar[bool] = False
+
+    def _decide_ahead(
+        self, outcomes: Sequence[lifecycle.Outcome], now: int
+    ) -> list[tuple[lifecycle.Outcome, lifecycle.Settlement]] | None:
+        """How each outcome settles if its attempt is still ours, decided before anything is
+        written, from the retry rules its claim returned; None when the plain path must settle
+        them: an outcome without them, one that ends dead or cancelled (its dependants are
+        cancelled), or hooks to fire."""
+        if any(o.fence is None for o in outcomes):
+            return None
+        if outcomes and self._hooks(self._connection()):
+            return None
+        ours = {o.job_id: o.fence for o in outcomes if o.fence is not None}
+        config = self._settle_config(self._connection())
+        finished_at = self._finished_at(now)
+        decided = lifecycle.settle_ours(outcomes, ours, config, random.random, finished_at)
+        if len(decided) != len(outcomes) or any(s.state in (DEAD, CANCELLED) for _, s in decided):
+            return None
+        return sorted(decided, key=lambda d: d[0].job_id)  # one lock order for every settler
+
+    def _settle_and_claim_at_once(
+        self,
+        owner: str,
+        decided: Sequence[tuple[lifecycle.Outcome, lifecycle.Settlement]],
+        params: dict[str, Any],
+    ) -> tuple[dict[str, lifecycle.Settlement], list[Any], int | None] | None:
+        """Apply settlements decided ahead (each only if its attempt is still ours, with its
+        history row and its dependants), and claim as `claim` does, in one transaction; the
+        settlements applied, the rows claimed, and when the next delayed job falls due.
+        None: this dialect has no such path."""
+        return None
+
+    def _finished_at(self, now: int) -> Callable[[lifecycle.Outcome], int]:
+        """When an outcome's attempt ended, on the store's clock."""
+        mono = time.monotonic()
+
+        def finished_at(outcome: lifecycle.Outcome) -> int:
+            if outcome.ended_mono is None:
+                return now
+            return now - max(0, round((mono - outcome.ended_mono) * 1000))
+
+        return finished_at
 
     def _claim_flow(self, conn: Any, params: dict[str, Any]) -> tuple[list[Any], int | None]:
         """Claim under flow control (SPEC 9.2): the claimed rows, and when a rate window next
@@ -596,10 +673,10 @@ class SQLStore:
         conn: Any,
         outcomes: Sequence[lifecycle.Outcome],
         settled: dict[str, lifecycle.Settlement],
-        rows: Sequence[Any],
+        claims: Sequence[Claim],
     ) -> None:
         """Wake the other runners when the settled jobs freed a limited queue's slot or a lock
-        that this exchange's own claim (`rows`) did not take again: a runner held back by that
+        that this exchange's own `claims` did not take again: a runner held back by that
         limit would otherwise wait for its fallback poll. A slot taken again needs no wake, so
         a limited queue with a backlog sends none."""
         slots: dict[str, int] = {}
@@ -614,8 +691,8 @@ class SQLStore:
                 keys.add(key)
         if not slots and not keys:
             return
-        for r in rows:  # the claims that took a slot or a lock were just noted by _hold
-            queue, key = self._held.get(r["id"], (None, None))
+        for claim in claims:  # those that took a slot or a lock were just noted by _hold
+            queue, key = self._held.get(claim.id, (None, None))
             if queue is not None and queue in slots:
                 slots[queue] -= 1
             keys.discard(key)
@@ -646,13 +723,7 @@ class SQLStore:
             )
             for r in rows
         }
-        mono = time.monotonic()
-
-        def finished_at(outcome: lifecycle.Outcome) -> int:
-            if outcome.ended_mono is None:
-                return now
-            return now - max(0, round((mono - outcome.ended_mono) * 1000))
-
+        finished_at = self._finished_at(now)
         config = self._settle_config(conn)
         decided = lifecycle.settle_ours(outcomes, ours, config, random.random, finished_at)
         self._many(

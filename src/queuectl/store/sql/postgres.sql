@@ -115,7 +115,19 @@ SET state = 'processing', attempts = attempts + 1, lease_owner = %(owner)s::text
 FROM picked
 WHERE jobs.seq = picked.seq
 RETURNING jobs.id, jobs.attempts, jobs.command, jobs.cwd, jobs.env, jobs.timeout, jobs.queue,
-          jobs.priority, jobs.run_at, jobs.seq
+          jobs.priority, jobs.run_at, jobs.seq, jobs.max_retries, jobs.no_retry_exit_codes
+
+-- name: pg_claim_started
+-- `claim` and the history rows of the attempts it starts, in one statement (see
+-- finish_and_claim: it shares a round trip with the settlements).
+WITH claimed AS ({claim}),
+started AS (
+    INSERT INTO attempts (job_id, attempt, runner, host, started_at)
+    SELECT id, attempts, %(owner)s::text, (SELECT host FROM runners WHERE id = %(owner)s::text),
+           %(now)s::bigint
+    FROM claimed
+)
+SELECT * FROM claimed
 
 -- name: fenced_jobs
 -- The attempts still ours among those named; the caller compares each attempt number.
@@ -140,6 +152,51 @@ SET state = %(state)s::text, run_at = COALESCE(%(run_at)s::bigint, run_at),
     updated_at = %(now)s::bigint, lease_owner = NULL, lease_expires_at = NULL
 WHERE id = %(id)s AND state = 'processing' AND lease_owner = %(owner)s
   AND attempts = %(attempt)s::integer
+
+-- name: pg_settle_fenced
+-- One outcome in one statement, decided ahead by the runner (lifecycle.settle_ours, from the
+-- retry rules its claim returned): the job, only if still processing under this owner and
+-- attempt (the fence; the UPDATE locks the row and checks again after any wait); then its
+-- history row; then, if it completed, its dependants wait on one fewer, and the runners are
+-- woken (at commit) if any was unblocked. A row comes back only if the job was settled.
+WITH settled AS (
+    UPDATE jobs
+    SET state = %(state)s::text, run_at = COALESCE(%(run_at)s::bigint, run_at),
+        scheduled = COALESCE(%(run_at)s::bigint > %(now)s::bigint, false),
+        finished_at = %(finished_at)s::bigint, exit_code = %(exit_code)s::integer,
+        last_error = %(last_error)s::text,
+        duration_ms = COALESCE(%(duration_ms)s::bigint,
+                               GREATEST(0, %(finished_at)s::bigint - started_at)),
+        updated_at = %(now)s::bigint, lease_owner = NULL, lease_expires_at = NULL
+    WHERE id = %(id)s AND state = 'processing' AND lease_owner = %(owner)s
+      AND attempts = %(attempt)s::integer
+    RETURNING id, state
+),
+finished AS (
+    UPDATE attempts
+    SET finished_at = %(finished_at)s::bigint, exit_code = %(exit_code)s::integer,
+        error = %(last_error)s::text,
+        duration_ms = COALESCE(%(duration_ms)s::bigint,
+                               GREATEST(0, %(finished_at)s::bigint - started_at)),
+        output = COALESCE(%(output)s::bytea, output),
+        output_dropped = COALESCE(%(dropped)s::bigint, output_dropped)
+    WHERE seq = (SELECT MAX(seq) FROM attempts WHERE job_id = %(id)s)
+      AND attempt = %(attempt)s::integer AND finished_at IS NULL
+      AND EXISTS (SELECT 1 FROM settled)
+),
+unblocked AS (
+    -- The uncorrelated EXISTS are checked once, first: a job without dependants (the common
+    -- case) reads no jobs here, whatever plan stale statistics suggest.
+    UPDATE jobs SET waiting_on = waiting_on - 1
+    WHERE id = ANY(ARRAY(SELECT job_id FROM job_deps WHERE dep_id = %(id)s))
+      AND state = 'pending' AND waiting_on > 0
+      AND EXISTS (SELECT 1 FROM job_deps WHERE dep_id = %(id)s)
+      AND EXISTS (SELECT 1 FROM settled WHERE state = 'completed')
+    RETURNING id
+)
+SELECT id, CASE WHEN EXISTS (SELECT 1 FROM unblocked)
+                THEN pg_notify('queuectl_wakeup', '') END AS woke
+FROM settled
 
 -- name: release_job
 UPDATE jobs

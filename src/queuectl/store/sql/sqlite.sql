@@ -103,7 +103,8 @@ WHERE seq IN (
           WHERE lock_key IS NOT NULL AND state IN ('pending', 'failed') AND waiting_on = 0)
     ORDER BY priority DESC, run_at, seq
     LIMIT :want)
-RETURNING id, attempts, command, cwd, env, timeout, queue, priority, run_at, seq
+RETURNING id, attempts, command, cwd, env, timeout, queue, priority, run_at, seq, max_retries,
+          no_retry_exit_codes
 
 -- name: fenced_jobs
 -- The attempts still ours among those named; the caller compares each attempt number.
