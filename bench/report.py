@@ -76,11 +76,13 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
     for workers in results["meta"]["workers"]:
         w = str(workers)
         limit = drain.get("xargs", {}).get(w, {}).get("seconds")
-        for system, bound in (("queuectl-sqlite", 1.3), ("queuectl-postgres", 1.6)):
+        # Issue 16: SQLite at most 1.25x at W=2 (1.3x elsewhere), PostgreSQL 1.6x.
+        sqlite_bound = 1.25 if workers == 2 else 1.3
+        for system, bound in (("queuectl-sqlite", sqlite_bound), ("queuectl-postgres", 1.6)):
             seconds = drain.get(system, {}).get(w, {}).get("seconds")
             ratio = seconds / limit if seconds and limit else None
             check(f"drain {system} W={w} / xargs limit", ratio, bound, "x")
-    for system, p50, p95 in (("queuectl-sqlite", 5, 15), ("queuectl-postgres", 10, None)):
+    for system, p50, p95 in (("queuectl-sqlite", 5, 15), ("queuectl-postgres", 5, 15)):
         cell = results["latency"].get(system, {})
         check(f"latency p50 {system}", cell.get("p50_ms"), p50, "ms")
         if p95 is not None:
@@ -94,9 +96,16 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
         True,
     )
     check(
+        "Queue.enqueue_many (PostgreSQL)",
+        enqueue.get("enqueue_many", {}).get("postgres", {}).get("per_s"),
+        40_000,
+        "jobs/s",
+        True,
+    )
+    check(
         "enqueue --file - (SQLite)",
         enqueue.get("enqueue_file", {}).get("sqlite", {}).get("per_s"),
-        50_000,
+        70_000,
         "jobs/s",
         True,
     )
