@@ -7,26 +7,17 @@ import subprocess
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 BIN = Path(sys.executable).parent
 QUEUECTL = str(BIN / "queuectl")
 
 
 def run_cli(
-    target: str, *args: str, input: str | None = None, timeout: float = 60, **kwargs: object
+    target: str, *args: str, input: str | None = None, timeout: float = 60, **popen: Any
 ) -> subprocess.CompletedProcess[str]:
     """The installed `queuectl` entry point in a subprocess, on `target`."""
-    env = {**os.environ, "QUEUECTL_DB": target}
-    env.pop("QUEUECTL_DEBUG", None)
-    return subprocess.run(
-        [QUEUECTL, *args],
-        input=input,
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=timeout,
-        **kwargs,  # type: ignore[arg-type]
-    )
+    return run(args, target, input=input, timeout=timeout, **popen)
 
 
 def run(
@@ -37,6 +28,7 @@ def run(
     text: bool = True,
     env: dict[str, str] | None = None,
     umask: int = -1,
+    **popen: Any,
 ) -> subprocess.CompletedProcess:  # type: ignore[type-arg]
     """The installed `queuectl` with `args` (pass `--db` yourself, or `target` for QUEUECTL_DB)."""
     environ = {**os.environ, **(env or {})}
@@ -52,6 +44,8 @@ def run(
         env=environ,
         timeout=timeout,
         check=False,
+        umask=umask,
+        **popen,
     )
 
 

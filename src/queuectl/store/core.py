@@ -12,6 +12,7 @@ import functools
 import heapq
 import os
 import random
+import re
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
@@ -78,6 +79,7 @@ LIST_QUERIES = {
     (False, True): "list_jobs_by_queue",
     (True, True): "list_jobs_by_queue_state",
 }
+_INCLUDE = re.compile(r"\{([a-z_][a-z0-9_]*)\}")
 FLOW_SLACK = 4  # candidates read beyond a limited queue's room (see _claim_flow)
 
 
@@ -113,9 +115,10 @@ class SQLStore:
     def __init__(self, clock: Clock) -> None:
         self.clock = clock
         queries = load_queries(self.kind)
-        columns = queries["job_columns"]
+        # A block names another as `{name}` to include it: a statement written once serves on
+        # its own and inside a larger one (PostgreSQL's one-round-trip settlement and claim).
         self.q = {
-            name: sql.replace("{job_columns}", columns).replace("{claim}", queries["claim"])
+            name: _INCLUDE.sub(lambda m: queries.get(m[1], m[0]), sql)
             for name, sql in queries.items()
         }
         self._config_cache: tuple[float, dict[str, float]] | None = None

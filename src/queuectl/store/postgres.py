@@ -335,6 +335,7 @@ class PostgresStore(SQLStore):
                             **lifecycle.settle_params(
                                 outcome, settlement, owner, now, finished_at(outcome)
                             ),
+                            "error": settlement.last_error,  # finish_attempt's name for it
                             "output": outcome.output,
                             "dropped": None if outcome.output is None else outcome.output_dropped,
                         },

@@ -159,29 +159,10 @@ WHERE id = %(id)s AND state = 'processing' AND lease_owner = %(owner)s
 -- attempt (the fence; the UPDATE locks the row and checks again after any wait); then its
 -- history row; then, if it completed, its dependants wait on one fewer, and the runners are
 -- woken (at commit) if any was unblocked. A row comes back only if the job was settled.
-WITH settled AS (
-    UPDATE jobs
-    SET state = %(state)s::text, run_at = COALESCE(%(run_at)s::bigint, run_at),
-        scheduled = COALESCE(%(run_at)s::bigint > %(now)s::bigint, false),
-        finished_at = %(finished_at)s::bigint, exit_code = %(exit_code)s::integer,
-        last_error = %(last_error)s::text,
-        duration_ms = COALESCE(%(duration_ms)s::bigint,
-                               GREATEST(0, %(finished_at)s::bigint - started_at)),
-        updated_at = %(now)s::bigint, lease_owner = NULL, lease_expires_at = NULL
-    WHERE id = %(id)s AND state = 'processing' AND lease_owner = %(owner)s
-      AND attempts = %(attempt)s::integer
+WITH settled AS ({settle_job}
     RETURNING id, state
 ),
-finished AS (
-    UPDATE attempts
-    SET finished_at = %(finished_at)s::bigint, exit_code = %(exit_code)s::integer,
-        error = %(last_error)s::text,
-        duration_ms = COALESCE(%(duration_ms)s::bigint,
-                               GREATEST(0, %(finished_at)s::bigint - started_at)),
-        output = COALESCE(%(output)s::bytea, output),
-        output_dropped = COALESCE(%(dropped)s::bigint, output_dropped)
-    WHERE seq = (SELECT MAX(seq) FROM attempts WHERE job_id = %(id)s)
-      AND attempt = %(attempt)s::integer AND finished_at IS NULL
+finished AS ({finish_attempt}
       AND EXISTS (SELECT 1 FROM settled)
 ),
 unblocked AS (
