@@ -24,7 +24,7 @@ SCAN_EVERY_S = 0.2  # how often a running job's descendants are looked for
 DYING_SCAN_S = 0.05  # how often an ended job's remaining processes are looked for again
 EMPTY_WAIT_S = 2.0  # how long a stopping runner waits for its killed cgroups to empty
 ENDED_KEPT = 1000  # ended attempts remembered, to recognise their late orphans by environment
-FREE_KEPT = 32  # emptied job cgroups kept for reuse (a runner's slots rarely need more)
+ENDED_CGROUPS_KEPT = 32  # ended jobs' cgroups kept for reuse (a runner's slots need fewer)
 NO_CGROUP_ENV = "QUEUECTL_NO_CGROUP"  # "1": the subreaper even where cgroups are writable
 
 
@@ -136,8 +136,7 @@ class CgroupTree(Tree):
         self.base = base
         self.jobs: dict[int, str | None] = {}
         self.shells: dict[int, int] = {}  # job: its shell's pid, which is its process group
-        self.emptying: list[str] = []  # killed cgroups, kept or removed once empty
-        self.free: list[str] = []  # empty cgroups of ended jobs, for the next jobs
+        self.spent: list[str] = []  # cgroups of ended jobs (killed), oldest first
         self.watch.append(f"c{base}")
 
     @classmethod
@@ -172,12 +171,11 @@ class CgroupTree(Tree):
 
     def new_job(self, job_id: str, attempt: int) -> int:
         serial = super().new_job(job_id, attempt)
-        # An emptied cgroup serves the next job: a mkdir and an rmdir saved per job.
-        while self.free:
-            reused = self.free.pop()
-            if os.path.isdir(reused):  # not removed as stale by another runner
-                self.jobs[serial] = reused
-                return serial
+        # An ended job's cgroup, once empty, serves the next job: a mkdir and an rmdir saved.
+        # The oldest is looked at, and only now: it has had the most time to empty.
+        if self.spent and _empty(self.spent[0]):
+            self.jobs[serial] = self.spent.pop(0)
+            return serial
         path = f"{self.base}/job-{serial}"
         try:
             try:
@@ -225,18 +223,15 @@ class CgroupTree(Tree):
         self.shells.pop(job, None)
         path = self.jobs.pop(job, None)
         if path is not None:
-            self.emptying.append(path)
+            self.spent.append(path)
 
     def poll(self, now: float) -> None:
-        if self.emptying:
-            emptying, self.emptying = self.emptying, []
-            for path in emptying:
-                if populated(path):
-                    self.emptying.append(path)
-                elif len(self.free) < FREE_KEPT:
-                    self.free.append(path)
-                else:
-                    _remove(path)
+        # More ended cgroups than slots ever reuse (a burst of short jobs, or some slow to
+        # empty): the surplus is removed once empty.
+        if len(self.spent) > ENDED_CGROUPS_KEPT:
+            surplus = self.spent[: len(self.spent) - ENDED_CGROUPS_KEPT]
+            removed = [path for path in surplus if _remove(path)]
+            self.spent = [path for path in self.spent if path not in removed]
 
     def close(self) -> None:
         with contextlib.suppress(OSError):
@@ -245,6 +240,15 @@ class CgroupTree(Tree):
         while populated(self.base) and time.monotonic() < give_up:
             time.sleep(0.01)
         remove_cgroup(self.base)
+
+
+def _empty(cgroup: str) -> bool:
+    """Whether a cgroup that still exists has no process left in it."""
+    try:
+        with open(f"{cgroup}/cgroup.events") as handle:
+            return "populated 0" in handle.read()
+    except OSError:  # removed (as stale, by another runner): not to be used
+        return False
 
 
 def _remove(path: str) -> bool:
