@@ -11,7 +11,7 @@ import pytest
 
 from queuectl.store import Store
 from tests.cli.conftest import dump, make
-from tests.support.cli import QUEUECTL
+from tests.support.cli import QUEUECTL, assert_clean_error, run
 
 Cli = Callable[..., subprocess.CompletedProcess[str]]
 
@@ -185,3 +185,15 @@ def test_bad_db_file_is_one_line(cli: Cli, tmp_path: Path, backend: str) -> None
         assert len(result.stderr.splitlines()) == 1
         assert result.stderr.startswith("error: ")
     assert junk.read_bytes() == b"this is not a database" * 100
+
+
+@pytest.mark.parametrize("value", ["abc", "0", "-1", "nan", "inf"])
+def test_a_bad_poll_interval_stops_the_runner_before_the_store_is_touched(
+    tmp_path: Path, value: str
+) -> None:
+    # Zero or less would spin the runner's loop; the refusal comes before the file exists.
+    db = tmp_path / "queue.db"
+    result = run(["--db", str(db), "worker", "start"], env={"QUEUECTL_POLL_S": value}, timeout=30)
+    line = assert_clean_error(result, 2, "QUEUECTL_POLL_S")
+    assert repr(value) in line
+    assert not db.exists()

@@ -64,17 +64,18 @@ def worker_start(
     """Start a runner with COUNT workers; it runs until SIGINT, SIGTERM or `worker stop`."""
     from queuectl.durations import parse_duration
     from queuectl.models import validate_id
+    from queuectl.runner.supervisor import POLL_ENV, Supervisor, poll_seconds
 
     grace_s = None if grace is None else parse_duration(grace, "--grace")
     for name in queues:
         validate_id(name, "queue")
+    poll_s = poll_seconds(os.environ.get(POLL_ENV))
     queue = session.queue  # opens (and migrates) the store now: errors show here, not in a log
     detached_child = os.environ.pop(DETACHED_ENV, None) == "1"  # jobs must not inherit it
     if detach and not detached_child:
         _detach(session, log_file)
         return
     from queuectl.runner.log import EventLog
-    from queuectl.runner.supervisor import Supervisor
 
     queue.close()
     stream = None
@@ -87,7 +88,12 @@ def worker_start(
             ) from None
         click.echo(f"logging to {log_file}", err=True)
     supervisor = Supervisor(
-        session.target, count, list(queues) or None, grace_s, EventLog(log_json, quiet, stream)
+        session.target,
+        count,
+        list(queues) or None,
+        grace_s,
+        EventLog(log_json, quiet, stream),
+        poll_s,
     )
     sys.exit(supervisor.run())
 

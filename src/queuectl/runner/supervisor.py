@@ -21,7 +21,7 @@ import sys
 import time
 from typing import Any
 
-from queuectl.errors import StoreError
+from queuectl.errors import InvalidInputError, StoreError
 from queuectl.lifecycle import Fence, Outcome, Settlement
 from queuectl.models import CANCELLED, COMPLETED, DEAD
 from queuectl.runner import executor
@@ -45,6 +45,20 @@ STORE_RETRY_S = 1.0  # how often an unreachable store is tried again
 STORE_GIVE_UP_S = 30.0  # how long unwritten results may hold a stopping runner's exit
 
 
+def poll_seconds(text: str | None) -> float:
+    """The fallback poll: POLL_S, or QUEUECTL_POLL_S when set (a positive number of seconds;
+    zero would spin the runner's loop)."""
+    if not text:
+        return POLL_S
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = 0.0
+    if not 0 < seconds < float("inf"):
+        raise InvalidInputError(f"{POLL_ENV}: expected a positive number of seconds, got {text!r}")
+    return seconds
+
+
 class Supervisor:
     """One runner: `count` worker slots serving `queues` (None: every queue)."""
 
@@ -55,6 +69,7 @@ class Supervisor:
         queues: list[str] | None = None,
         grace_s: float | None = None,
         log: EventLog | None = None,
+        poll_s: float = POLL_S,
     ) -> None:
         self.target = target
         self.count = count
@@ -66,7 +81,7 @@ class Supervisor:
         self.stopping = False
         self.stop_at: float | None = None  # when the jobs still running are killed and released
         self.may_have_work = True
-        self.poll_s = float(os.environ.get(POLL_ENV) or POLL_S)
+        self.poll_s = poll_s
         self.next_claim_at = 0.0
         self.next_tick = 0.0
         self.next_heartbeat = 0.0
