@@ -98,14 +98,19 @@ def drain(
         with Queue(target) as queue:
             queue.set_queue("default", concurrency=workers)
     with runner(target, workers, scratch.file("runner", ".log")), Queue(target) as queue:
-        started = time.perf_counter()
-        ids = [job.id for job in queue.enqueue_many(jobs)]
-        try:
-            wait_count(completed_count(queue, ids), n, timeout_s, 0.01)
-        except TimedOut as exc:
-            exc.seconds = time.perf_counter() - started
-            raise
-        return time.perf_counter() - started
+        return _timed_drain(queue, jobs, timeout_s)
+
+
+def _timed_drain(queue: Any, jobs: list[dict[str, Any]], timeout_s: float) -> float:
+    """Seconds from the bulk enqueue of `jobs` into the runners already up until all completed."""
+    started = time.perf_counter()
+    ids = [job.id for job in queue.enqueue_many(jobs)]
+    try:
+        wait_count(completed_count(queue, ids), len(ids), timeout_s, 0.01)
+    except TimedOut as exc:
+        exc.seconds = time.perf_counter() - started
+        raise
+    return time.perf_counter() - started
 
 
 def drain_hosts(
@@ -120,14 +125,7 @@ def drain_hosts(
             log = scratch.file(f"runner-host{i}", ".log")
             stack.enter_context(runner(target, workers, log, host=f"bench-host-{i}"))
         with Queue(target) as queue:
-            started = time.perf_counter()
-            ids = [job.id for job in queue.enqueue_many([{"command": "true"}] * n)]
-            try:
-                wait_count(completed_count(queue, ids), n, timeout_s, 0.01)
-            except TimedOut as exc:
-                exc.seconds = time.perf_counter() - started
-                raise
-            return time.perf_counter() - started
+            return _timed_drain(queue, [{"command": "true"}] * n, timeout_s)
 
 
 def flow(kind: str, n: int, workers: int, scratch: Scratch, timeout_s: float) -> dict[str, Any]:
