@@ -115,12 +115,13 @@ class SQLStore:
     def __init__(self, clock: Clock) -> None:
         self.clock = clock
         queries = load_queries(self.kind)
-        # A block names another as `{name}` to include it: a statement written once serves on
-        # its own and inside a larger one (PostgreSQL's one-round-trip settlement and claim).
-        self.q = {
-            name: _INCLUDE.sub(lambda m: queries.get(m[1], m[0]), sql)
-            for name, sql in queries.items()
-        }
+
+        # A block names another as `{name}` to include it (which may include others in turn): a
+        # statement written once serves on its own and inside larger ones.
+        def expand(sql: str) -> str:
+            return _INCLUDE.sub(lambda m: expand(queries[m[1]]) if m[1] in queries else m[0], sql)
+
+        self.q = {name: expand(sql) for name, sql in queries.items()}
         self._config_cache: tuple[float, dict[str, float]] | None = None
         self.compact_after = COMPACT_AFTER_DELTAS  # tests lower it to compact at every read
         self._hooks_cache: tuple[float, list[Hook]] | None = None

@@ -85,6 +85,19 @@ ORDER BY state DESC, seq DESC LIMIT %(limit)s::bigint
 UPDATE jobs SET scheduled = false
 WHERE scheduled AND state IN ('pending', 'failed') AND run_at <= %s::bigint
 
+-- name: pg_start_picked
+-- The claim's own change, shared by `claim` and `flow_claim_counted`: the rows of the CTE
+-- `picked` (seq) start an attempt under this runner; a statement that includes it may return
+-- more columns after it.
+UPDATE jobs
+SET state = 'processing', attempts = attempts + 1, lease_owner = %(owner)s::text,
+    lease_expires_at = %(lease_until)s::bigint, started_at = %(now)s::bigint,
+    updated_at = %(now)s::bigint
+FROM picked
+WHERE jobs.seq = picked.seq
+RETURNING jobs.id, jobs.attempts, jobs.command, jobs.cwd, jobs.env, jobs.timeout, jobs.queue,
+          jobs.priority, jobs.run_at, jobs.seq
+
 -- name: claim
 -- SKIP LOCKED: concurrent claimers take different rows instead of queueing on the same ones.
 -- The claim when no flow control applies: no queue served has a limit and no job that may
@@ -108,14 +121,7 @@ WITH picked AS (
     LIMIT %(want)s::bigint
     FOR UPDATE SKIP LOCKED
 )
-UPDATE jobs
-SET state = 'processing', attempts = attempts + 1, lease_owner = %(owner)s::text,
-    lease_expires_at = %(lease_until)s::bigint, started_at = %(now)s::bigint,
-    updated_at = %(now)s::bigint
-FROM picked
-WHERE jobs.seq = picked.seq
-RETURNING jobs.id, jobs.attempts, jobs.command, jobs.cwd, jobs.env, jobs.timeout, jobs.queue,
-          jobs.priority, jobs.run_at, jobs.seq, jobs.max_retries, jobs.no_retry_exit_codes
+{pg_start_picked}, jobs.max_retries, jobs.no_retry_exit_codes
 
 -- name: pg_claim_started
 -- `claim` and the history rows of the attempts it starts, in one statement (see
@@ -555,14 +561,7 @@ heads AS (
 picked AS (
     SELECT seq FROM heads ORDER BY priority DESC, run_at, seq LIMIT %(want)s::bigint
 )
-UPDATE jobs
-SET state = 'processing', attempts = attempts + 1, lease_owner = %(owner)s::text,
-    lease_expires_at = %(lease_until)s::bigint, started_at = %(now)s::bigint,
-    updated_at = %(now)s::bigint
-FROM picked
-WHERE jobs.seq = picked.seq
-RETURNING jobs.id, jobs.attempts, jobs.command, jobs.cwd, jobs.env, jobs.timeout, jobs.queue,
-          jobs.priority, jobs.run_at, jobs.seq, jobs.lock_key
+{pg_start_picked}, jobs.lock_key
 
 -- name: flow_queues
 -- The running count of each limited queue (a statement after the lock, see flow_lock_queues).
