@@ -388,15 +388,16 @@ class Queue:
     def runners(self) -> builtins.list[Runner]:
         """Live runners; dead ones (see liveness.is_dead) are reaped first, their jobs
         recovered."""
-        from queuectl.runner.liveness import is_dead
+        from queuectl.runner.liveness import is_dead, kill_leftovers
 
         runners = self._store.runners()
         now_ms = self.now_ms()
         lease_s = float(self._store.config()["lease_seconds"]) if runners else 0.0
-        dead = [r.id for r in runners if is_dead(r, now_ms, lease_s)]
+        dead = [r for r in runners if is_dead(r, now_ms, lease_s)]
         if dead:
-            self._store.reap(dead)
-            runners = [r for r in runners if r.id not in dead]
+            kill_leftovers(self._store, dead)
+            self._store.reap([r.id for r in dead])
+            runners = [r for r in runners if r not in dead]
         return runners
 
     # -- schedules

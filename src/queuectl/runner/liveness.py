@@ -13,8 +13,10 @@ import socket
 from functools import cache
 from typing import TYPE_CHECKING
 
+from queuectl.runner.tree import kill_attempts
+
 if TYPE_CHECKING:
-    from queuectl.store import Runner
+    from queuectl.store import Runner, Store
 
 #: A runner whose heartbeat is older than this many leases is dead, wherever it runs. It beats
 #: every third of a lease, so this is six missed beats; its jobs' leases have expired by then.
@@ -60,11 +62,25 @@ def is_dead(runner: Runner, now_ms: int, lease_s: float) -> bool:
     silent for STALE_LEASES leases is dead.
     """
     stale = now_ms - runner.heartbeat_at_ms > STALE_LEASES * lease_s * 1000
-    if runner.host != host_name() or not _same_pid_space(runner.pid_started):
+    if not is_local(runner):
         return stale
     if not is_alive(runner.pid, runner.pid_started):
         return True
     return stale and _stopped(runner.pid)
+
+
+def kill_leftovers(store: Store, dead: list[Runner]) -> int:
+    """SIGKILL what the dead runners of this host left running, and wait for it to die; how
+    many processes. Called before their jobs are recovered: the dead runner's watchdog kills
+    them too, but in its own time, and the slots and locks they hold must not be freed while
+    they run."""
+    left = {item for r in dead if is_local(r) for item in store.owned_jobs(r.id).items()}
+    return kill_attempts(left) if left else 0
+
+
+def is_local(runner: Runner) -> bool:
+    """Whether `runner` runs on this host and in this PID namespace: its pid is one here."""
+    return runner.host == host_name() and _same_pid_space(runner.pid_started)
 
 
 def _same_pid_space(pid_started: str | None) -> bool:

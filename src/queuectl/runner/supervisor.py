@@ -26,7 +26,7 @@ from queuectl.lifecycle import Fence, Outcome, Settlement
 from queuectl.models import CANCELLED, COMPLETED, DEAD
 from queuectl.runner import executor
 from queuectl.runner.executor import Attempt
-from queuectl.runner.liveness import host_name, is_dead, process_started
+from queuectl.runner.liveness import host_name, is_dead, kill_leftovers, process_started
 from queuectl.runner.log import EventLog
 from queuectl.runner.tree import open_tree
 from queuectl.store import Runner, Store, open_store
@@ -550,11 +550,12 @@ class Supervisor:
         """Recover the jobs of dead runners (at once on this host) and of expired leases."""
         now_ms = self.store.clock.now_ms()
         lease_s = float(self.config["lease_seconds"])
-        dead = [
-            r.id for r in self.store.runners() if r.id != self.id and is_dead(r, now_ms, lease_s)
-        ]
-        for job_id in self.store.reap(dead, exclude=self.id):
+        dead = [r for r in self.store.runners() if r.id != self.id and is_dead(r, now_ms, lease_s)]
+        if killed := kill_leftovers(self.store, dead):
+            self.log("leftovers", f"killed {killed} process(es) of lost jobs", important=True)
+        for job_id in self.store.reap([r.id for r in dead], exclude=self.id):
             self.log("lost", f"recovered {job_id}: its runner was lost", important=True, job=job_id)
+            self.next_claim_at = 0.0  # its slot or lock may let a job start now
 
     def _expire(self) -> None:
         """Delete finished jobs older than their retention (SPEC 9.4), in small batches."""

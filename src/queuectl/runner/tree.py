@@ -83,8 +83,13 @@ def _in_group(pid: int, group: int | None) -> bool:
 
 def own_cgroup() -> str | None:
     """This process's cgroup v2 directory, or None without a cgroup v2 hierarchy."""
+    return cgroup_of("self")
+
+
+def cgroup_of(pid: int | str) -> str | None:
+    """The cgroup v2 directory of process `pid`, or None (gone, or no cgroup v2 hierarchy)."""
     try:
-        with open("/proc/self/cgroup") as handle:
+        with open(f"/proc/{pid}/cgroup") as handle:
             path = next((line[3:].strip() for line in handle if line.startswith("0::")), None)
         with open("/proc/self/mountinfo") as handle:
             mounts = [line.split() for line in handle]
@@ -277,6 +282,45 @@ def remove_cgroup(base: str) -> None:
             if os.path.isdir(f"{base}/{name}"):
                 _remove(f"{base}/{name}")
     _remove(base)
+
+
+# -- what a dead runner left
+
+
+def kill_attempts(attempts: set[tuple[str, int]], wait_s: float = EMPTY_WAIT_S) -> int:
+    """SIGKILL every process of this host started for one of `attempts` (job id, attempt), and
+    the job cgroup each is in; wait (up to `wait_s`) until they are gone. How many were found.
+
+    For the jobs of a runner that died here: its watchdog kills them, but nothing orders that
+    before another runner frees their slots and locks. A process is known by the
+    QUEUECTL_JOB_ID and QUEUECTL_ATTEMPT in its environment, which every descendant inherits;
+    one that cleared them dies with its job's cgroup, where there is one.
+    """
+    found: dict[int, int] = {}
+    for name in os.listdir("/proc"):
+        if not name.isdigit() or _marker(int(name)) not in attempts:
+            continue
+        pid = int(name)
+        info = read_start(pid)
+        if info is None:
+            continue
+        found[pid] = info[0]
+        cgroup = cgroup_of(pid)
+        if cgroup is not None and os.path.basename(os.path.dirname(cgroup)).startswith("queuectl-"):
+            with contextlib.suppress(OSError):
+                _write(f"{cgroup}/cgroup.kill", "1")
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(pid, signal.SIGKILL)
+    count = len(found)
+    give_up = time.monotonic() + wait_s
+    while found and time.monotonic() < give_up:
+        for pid, start in list(found.items()):
+            info = read_start(pid)
+            if info is None or info[0] != start or info[1] in ("Z", "X"):
+                del found[pid]
+        if found:
+            time.sleep(0.01)
+    return count
 
 
 # -- subreaper and /proc
