@@ -130,14 +130,18 @@ def test_a_completion_with_its_rules_unblocks_and_wakes(target: str, clock: Fake
         runner_store.close()
 
 
-@pytest.mark.parametrize("rules", [True, False])
-def test_a_claim_returns_the_retry_rules_when_no_flow_control_applies(
-    store: Store, clock: FakeClock, rules: bool
+@pytest.mark.parametrize("flow", [None, "concurrency", "rate", "lock"])
+def test_every_claim_returns_the_retry_rules(
+    store: Store, clock: FakeClock, flow: str | None
 ) -> None:
+    """The plain claim, the counted claim under concurrency limits and the general flow claim
+    (a rate, a lock) all return them: the runner's outcome then settles in one round trip."""
     rules_given = {"max_retries": 5, "no_retry_exit_codes": [2]}
-    store.enqueue_many([new_job({"command": "true", "id": "a", **rules_given})])
-    if not rules:  # a limit puts the claim through flow control, which does not read them
+    lock = {"lock": "k"} if flow == "lock" else {}
+    store.enqueue_many([new_job({"command": "true", "id": "a", **rules_given, **lock})])
+    if flow == "concurrency":
         store.set_limits("default", 1, None)
+    elif flow == "rate":
+        store.set_limits("default", None, (5, 1000))
     (claim,) = store.finish_and_claim("r1", [], 1, None, LEASE_S).claims
-    expected = (5, [2]) if rules else (None, [])
-    assert (claim.max_retries, claim.no_retry_exit_codes) == expected
+    assert (claim.max_retries, claim.no_retry_exit_codes) == (5, [2])

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 import pytest
 
 from queuectl import Queue
-from queuectl.lifecycle import Outcome
+from queuectl.lifecycle import Fence, Outcome
 from queuectl.models import new_job
 from queuectl.store import Claim, Exchange, Store
 from tests.support.clock import FakeClock
@@ -27,7 +27,10 @@ def enqueue(store: Store, count: int, **fields: object) -> list[str]:
 def claim(
     store: Store, want: int = 10, outcomes: Sequence[Claim] = (), owner: str = "r1"
 ) -> Exchange:
-    done = [Outcome(c.id, c.attempt, 0, None, 1) for c in outcomes]
+    done = [
+        Outcome(c.id, c.attempt, 0, None, 1, fence=Fence(c.attempt, c.max_retries or 0, []))
+        for c in outcomes
+    ]
     return store.finish_and_claim(owner, done, want, None, 300)
 
 
@@ -119,16 +122,16 @@ def test_settings_and_explain_values(target: str, store: Store) -> None:
 CLAIMER = r"""
 import sys, time
 sys.path.insert(0, sys.argv[1])
-from queuectl.lifecycle import Outcome
+from queuectl.lifecycle import Fence, Outcome
 from queuectl.store import open_store
 from tests.support.clock import FakeClock
 
-target, owner = sys.argv[2], sys.argv[3]
+target, owner, want = sys.argv[2], sys.argv[3], int(sys.argv[4])
 store = open_store(target, FakeClock())
 sys.stdin.readline()  # the start signal: every process starts claiming at once
 outcomes = []
 while True:
-    claims = store.finish_and_claim(owner, outcomes, 1, None, 300).claims
+    claims = store.finish_and_claim(owner, outcomes, want, None, 300).claims
     counts = store.counts()
     running = {q: per.get("processing", 0) for q, per in counts.items()}
     locked = sum(1 for j in store.list_jobs(["processing"], None, None, None).jobs if j.lock)
@@ -136,23 +139,34 @@ while True:
     if not claims and not any(per.get("pending") for per in counts.values()):
         break
     time.sleep(0.002)  # hold the jobs a moment, so an excess would be seen
-    outcomes = [Outcome(c.id, c.attempt, 0, None, 1) for c in claims]
+    # Settled as a runner does, with the rules the claim returned (PostgreSQL then settles
+    # and claims in one round trip, the claim under limits counted after the queue is locked).
+    outcomes = [
+        Outcome(c.id, c.attempt, 0, None, 1, fence=Fence(c.attempt, c.max_retries or 0, []))
+        for c in claims
+    ]
 store.close()
 """
 
 
 @pytest.mark.parametrize("claimers", [8])
-def test_limits_hold_with_claimers_racing(target: str, store: Store, claimers: int) -> None:
+@pytest.mark.parametrize("locks", [True, False])
+def test_limits_hold_with_claimers_racing(
+    target: str, store: Store, claimers: int, locks: bool
+) -> None:
     """Several claimers in a tight loop: never more than the limit running, nor two jobs of
-    one lock; and the limit is reached (the count is not held below it)."""
+    one lock; and the limit is reached (the count is not held below it). Without jobs that
+    take a lock, the claims under the limit are counted in one statement."""
     store.set_limits("limited", 2, None)
     enqueue(store, 400, queue="limited")
-    enqueue(store, 30, lock="one")  # a lock in a queue without limits, and in the limited one
-    enqueue(store, 30, lock="one", queue="limited")
+    if locks:
+        enqueue(store, 30, lock="one")  # a lock in a queue without limits, and in the limited one
+        enqueue(store, 30, lock="one", queue="limited")
     enqueue(store, 60)
+    want = "1" if locks else "2"
     procs = [
         subprocess.Popen(
-            [sys.executable, "-c", CLAIMER, ROOT, target, f"claimer-{n}"],
+            [sys.executable, "-c", CLAIMER, ROOT, target, f"claimer-{n}", want],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
@@ -170,5 +184,73 @@ def test_limits_hold_with_claimers_racing(target: str, store: Store, claimers: i
         assert proc.returncode == 0, err
         seen += [(int(a), int(b)) for a, b in (line.split() for line in out.splitlines())]
     assert max(running for running, _ in seen) == 2
-    assert max(locked for _, locked in seen) == 1
+    assert max(locked for _, locked in seen) == (1 if locks else 0)
     assert all(per.get("pending", 0) == 0 for per in store.counts().values())
+
+
+@pytest.mark.backends("postgres")
+@pytest.mark.parametrize("counted_before", [False, True])
+def test_a_claim_under_a_limit_waits_for_a_claim_in_progress(
+    target: str, store: Store, counted_before: bool
+) -> None:
+    """Another claimer's transaction has locked the limited queue and taken its two slots,
+    not yet committed: a claim now waits for it, then counts its jobs and takes none of the
+    queue. Without the queue lock it would count none running and take two more. Both claims:
+    the first of a store (the general flow claim), and one that counts the queues its last
+    flow claim found limited, sent with its settlements in one round trip."""
+    import threading
+
+    import psycopg
+
+    store.set_limits("limited", 2, None)
+    enqueue(store, 10, queue="limited")
+    if counted_before:  # a first exchange finds the limit; its jobs are settled
+        taken = store.finish_and_claim("r1", [], 2, None, 300).claims
+        done = [
+            Outcome(c.id, c.attempt, 0, None, 1, fence=Fence(c.attempt, c.max_retries or 0, []))
+            for c in taken
+        ]
+        assert store.finish_and_claim("r1", done, 0, None, 300).settled.keys() == {
+            c.id for c in taken
+        }
+    with psycopg.connect(target) as other:
+        other.execute("SELECT name FROM queues WHERE name = 'limited' FOR UPDATE")
+        other.execute(
+            "UPDATE jobs SET state = 'processing', lease_owner = 'other', attempts = 1"
+            " WHERE seq IN (SELECT seq FROM jobs WHERE queue = 'limited' AND state = 'pending'"
+            " ORDER BY seq LIMIT 2)"
+        )
+        claims: list[Claim] = []
+        claimer = threading.Thread(
+            target=lambda: claims.extend(store.finish_and_claim("r1", [], 2, None, 300).claims)
+        )
+        claimer.start()
+        claimer.join(0.5)
+        assert claimer.is_alive(), f"claimed {claims} beside an uncommitted claim"
+        other.commit()
+        claimer.join(10)
+    assert claims == []
+
+
+def test_limits_set_or_lifted_between_two_claims_apply_to_the_next(store: Store) -> None:
+    """A runner's claims count the queues its last flow claim found limited (PostgreSQL, in
+    the round trip of its settlements): a limit set, changed or lifted since applies at once."""
+
+    def queues_of(claims: Sequence[Claim]) -> list[str]:
+        return sorted(c.queue for c in claims)
+
+    store.set_limits("limited", 2, None)
+    enqueue(store, 10, queue="limited")
+    first = claim(store, 10)
+    assert queues_of(first.claims) == ["limited"] * 2
+    enqueue(store, 5, queue="other")
+    store.set_limits("other", 1, None)  # a new limit, on a queue the last claim did not count
+    second = claim(store, 10, first.claims)
+    assert queues_of(second.claims) == ["limited"] * 2 + ["other"]
+    store.set_limits("limited", 3, None)  # raised
+    third = claim(store, 10, second.claims)
+    assert queues_of(third.claims) == ["limited"] * 3 + ["other"]
+    store.set_limits("limited", None, None)  # lifted
+    store.set_paused("other", True)
+    fourth = claim(store, 10, third.claims)
+    assert queues_of(fourth.claims) == ["limited"] * 3  # what is left of it

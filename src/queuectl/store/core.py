@@ -129,6 +129,9 @@ class SQLStore:
         #: The jobs this store claimed that hold a limited queue's slot or a lock, with which:
         #: (queue or None, lock key or None).
         self._held: dict[str, tuple[str | None, str | None]] = {}
+        #: The limited queues a claim counts in one statement (flow_claim_counted), as the last
+        #: flow claim found them; None where it could not (no limit, a rate, a lock due).
+        self._counted: list[str] | None = None
 
     # -- what a dialect supplies
 
@@ -476,14 +479,20 @@ class SQLStore:
         if ahead is not None:
             found = self._settle_and_claim_at_once(owner, ahead, params)
             if found is not None:
-                settled, rows, next_due = found
-                if want > 0 and not rows:
-                    # The plain claim took nothing: flow control may apply (the same seam as
-                    # below), in a transaction of its own after the settlements committed.
-                    with self._transaction() as conn:
-                        claims, next_due = self._claim(conn, params, [])
-                    return Exchange(settled, claims, next_due)
+                settled, rows, next_due, more = found
                 claims = self._claims(rows)
+                freed = self._freed(outcomes, settled)
+                if want > len(claims) and more:
+                    # Flow control may let more start (the same seam as below), in a
+                    # transaction of its own after the settlements committed.
+                    with self._transaction() as conn:
+                        rest, next_due = self._claim(conn, {**params, "want": want - len(claims)})
+                        claims += rest
+                        if self._wakes(freed, claims):
+                            self._wake(conn)
+                elif self._wakes(freed, claims):
+                    with self._transaction() as conn:
+                        self._wake(conn)
                 return Exchange(settled, claims, next_due if len(claims) < want else None)
         settled, claims, next_due = {}, [], None
         with self._transaction() as conn:
@@ -493,25 +502,24 @@ class SQLStore:
                 conn.execute(self.q["promote_due"], (now,))
                 rows = conn.execute(self.q["claim"], params).fetchall()
                 claims, next_due = self._claim(conn, params, rows)
-            if outcomes and self._held:
-                self._wake_for_freed(conn, outcomes, settled, claims)
+            if self._wakes(self._freed(outcomes, settled), claims):
+                self._wake(conn)
         return Exchange(settled, claims, next_due)
 
     def _claim(
-        self, conn: Any, params: dict[str, Any], rows: list[Any]
+        self, conn: Any, params: dict[str, Any], rows: Sequence[Any] = ()
     ) -> tuple[list[Claim], int | None]:
         """The claims of the rows `claim` took (none: claim under flow control instead), their
         attempts started; and, short of `want`, when the next delayed job falls due."""
         now, owner = params["now"], params["owner"]
         window_next: int | None = None
-        rules = bool(rows)
         if not rows:  # nothing due, or flow control applies: `claim` took nothing
             rows, window_next = self._claim_flow(conn, params)
         started = [
             {"id": r["id"], "attempt": r["attempts"], "owner": owner, "now": now} for r in rows
         ]
         self._many(conn, "start_attempt", started)
-        claims = self._claims(rows, rules)
+        claims = self._claims(rows)
         next_due: int | None = None
         if len(claims) < params["want"]:
             next_due = self._value(conn, "next_due", (now,))
@@ -519,10 +527,9 @@ class SQLStore:
                 next_due = window_next if next_due is None else min(next_due, window_next)
         return claims, next_due
 
-    def _claims(self, rows: list[Any], rules: bool = True) -> list[Claim]:
-        """Claimed rows as Claims, in claim order; `rules`: the rows hold the retry rules
-        (`flow_claim` does not return them)."""
-        rows.sort(key=lambda r: (-r["priority"], r["run_at"], r["seq"]))
+    def _claims(self, rows: Sequence[Any]) -> list[Claim]:
+        """Claimed rows as Claims, in claim order."""
+        rows = sorted(rows, key=lambda r: (-r["priority"], r["run_at"], r["seq"]))
         return [
             Claim(
                 r["id"],
@@ -533,8 +540,8 @@ class SQLStore:
                 r["timeout"],
                 r["queue"],
                 r["priority"],
-                r["max_retries"] if rules else None,
-                list(self._from_json(r["no_retry_exit_codes"])) if rules else [],
+                r["max_retries"],
+                list(self._from_json(r["no_retry_exit_codes"])),
             )
             for r in rows
         ]
@@ -568,11 +575,12 @@ class SQLStore:
         owner: str,
         decided: Sequence[tuple[lifecycle.Outcome, lifecycle.Settlement]],
         params: dict[str, Any],
-    ) -> tuple[dict[str, lifecycle.Settlement], list[Any], int | None] | None:
+    ) -> tuple[dict[str, lifecycle.Settlement], list[Any], int | None, bool] | None:
         """Apply settlements decided ahead (each only if its attempt is still ours, with its
-        history row and its dependants), and claim as `claim` does, in one transaction; the
-        settlements applied, the rows claimed, and when the next delayed job falls due.
-        None: this dialect has no such path."""
+        history row and its dependants), and claim as `claim` does (or as flow_claim_counted,
+        where the last flow claim found only concurrency limits), in one transaction; the
+        settlements applied, the rows claimed, when the next delayed job falls due, and whether
+        a claim under flow control may take more. None: this dialect has no such path."""
         return None
 
     def _finished_at(self, now: int) -> Callable[[lifecycle.Outcome], int]:
@@ -599,10 +607,11 @@ class SQLStore:
         within its room, one job per lock.
         """
         now, want = params["now"], params["want"]
-        limits = conn.execute(self.q["flow_lock_queues"], {"queues": params["queues"]})
-        limits = limits.fetchall()
+        locking = {"queues": params["queues"], "names": self._list([])}
+        limits = conn.execute(self.q["flow_lock_queues"], locking).fetchall()
         names = [r["name"] for r in limits]
-        if limits and not any(r["rate_jobs"] is not None or r["locks_due"] for r in limits):
+        self._counted = self._counted_names(limits)
+        if self._counted is not None:
             counted = {**params, "names": self._list(names)}
             taken = conn.execute(self.q["flow_claim_counted"], counted).fetchall()
             self._hold(taken, names)
@@ -664,25 +673,32 @@ class SQLStore:
         ]
         return rows, min((at for at in opens if at is not None), default=None)
 
+    @staticmethod
+    def _counted_names(limits: Sequence[Any]) -> list[str] | None:
+        """The limited queues among `flow_lock_queues` rows when one statement can count and
+        claim them (concurrency limits only, no job with a lock due); None otherwise."""
+        live = [
+            r
+            for r in limits
+            if not r["paused"] and (r["concurrency"] is not None or r["rate_jobs"] is not None)
+        ]
+        if not live or any(r["rate_jobs"] is not None or r["locks_due"] for r in live):
+            return None
+        return [r["name"] for r in live]
+
     def _hold(self, rows: Sequence[Any], limited: Sequence[str]) -> None:
         """Note the claims that take a limited queue's slot or a lock, to know when settling
-        them frees one (see _wake_for_freed)."""
+        them frees one (see _wakes)."""
         for r in rows:
             queue = r["queue"] if r["queue"] in limited else None
             if queue is not None or r["lock_key"] is not None:
                 self._held[r["id"]] = (queue, r["lock_key"])
 
-    def _wake_for_freed(
-        self,
-        conn: Any,
-        outcomes: Sequence[lifecycle.Outcome],
-        settled: dict[str, lifecycle.Settlement],
-        claims: Sequence[Claim],
-    ) -> None:
-        """Wake the other runners when the settled jobs freed a limited queue's slot or a lock
-        that this exchange's own `claims` did not take again: a runner held back by that
-        limit would otherwise wait for its fallback poll. A slot taken again needs no wake, so
-        a limited queue with a backlog sends none."""
+    def _freed(
+        self, outcomes: Sequence[lifecycle.Outcome], settled: dict[str, lifecycle.Settlement]
+    ) -> tuple[dict[str, int], set[str]]:
+        """The limited queues' slots (queue: how many) and the locks that the settled jobs
+        freed; they are no longer held."""
         slots: dict[str, int] = {}
         keys: set[str] = set()
         for outcome in outcomes:
@@ -693,15 +709,22 @@ class SQLStore:
                 slots[queue] = slots.get(queue, 0) + 1
             if key is not None:
                 keys.add(key)
+        return slots, keys
+
+    def _wakes(self, freed: tuple[dict[str, int], set[str]], claims: Sequence[Claim]) -> bool:
+        """Whether to wake the other runners: the settlements `freed` a limited queue's slot or
+        a lock that this exchange's own `claims` did not take again, and a runner held back by
+        that limit would otherwise wait for its fallback poll. A slot taken again needs no
+        wake, so a limited queue with a backlog sends none."""
+        slots, keys = dict(freed[0]), set(freed[1])
         if not slots and not keys:
-            return
+            return False
         for claim in claims:  # those that took a slot or a lock were just noted by _hold
             queue, key = self._held.get(claim.id, (None, None))
             if queue is not None and queue in slots:
                 slots[queue] -= 1
             keys.discard(key)
-        if keys or any(n > 0 for n in slots.values()):
-            self._wake(conn)
+        return bool(keys) or any(n > 0 for n in slots.values())
 
     def _take_lock(self, conn: Any, key: str) -> bool:
         """Whether this claim may start a job holding `key`: it has the key (PostgreSQL: an

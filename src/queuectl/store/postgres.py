@@ -315,12 +315,15 @@ class PostgresStore(SQLStore):
         owner: str,
         decided: Sequence[tuple[lifecycle.Outcome, lifecycle.Settlement]],
         params: dict[str, Any],
-    ) -> tuple[dict[str, lifecycle.Settlement], list[Any], int | None]:
+    ) -> tuple[dict[str, lifecycle.Settlement], list[Any], int | None, bool]:
         # Pipelined: BEGIN, every statement and COMMIT leave together and the answers come back
         # together, one round trip where waiting for each answer took eight or more. Nothing
-        # sent depends on an answer: settlements were decided ahead, and the attempts claimed
-        # start in the claim's own statement.
+        # sent depends on an answer: settlements were decided ahead, the attempts claimed
+        # start in the claim's own statement, and a claim under concurrency limits counts the
+        # queues the last flow claim found limited, locked by the statement before it (their
+        # limits are rechecked, and the limits found decide whether the general claim runs).
         now = params["now"]
+        counted = self._counted
         finished_at = self._finished_at(now)
         conn = self._conn()
         self._local.committing = True  # from here a lost connection leaves the outcome unknown
@@ -343,16 +346,26 @@ class PostgresStore(SQLStore):
                 )
                 for outcome, settlement in decided
             ]
-            claimed = due = None
+            claimed = due = limits = None
             if params["want"] > 0:
                 conn.execute(self.q["promote_due"], (now,))
-                claimed = conn.execute(self.q["pg_claim_started"], params)
+                if counted is None:
+                    claimed = conn.execute(self.q["pg_claim_started"], params)
+                else:
+                    flow = {**params, "names": self._list(counted)}
+                    limits = conn.execute(self.q["flow_lock_queues"], flow)
+                    claimed = conn.execute(self.q["pg_flow_claim_started"], flow)
                 due = conn.execute(self.q["next_due"], (now,))
         self._local.committing = False
         settled = {o.job_id: s for o, s, cursor in settling if cursor.fetchone() is not None}
         rows = [] if claimed is None else claimed.fetchall()
         next_due = None if due is None else _scalar(due)
-        return settled, rows, next_due
+        if limits is None:  # the plain claim takes nothing where flow control applies
+            return settled, rows, next_due, claimed is not None and not rows
+        assert counted is not None
+        self._hold(rows, counted)
+        self._counted = self._counted_names(limits.fetchall())
+        return settled, rows, next_due, self._counted != counted
 
     def _wake(self, conn: psycopg.Connection[Any]) -> None:
         # Inside a transaction a NOTIFY is delivered at commit, and not at all on rollback.

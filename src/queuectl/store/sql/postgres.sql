@@ -501,18 +501,34 @@ SET n = base.n + excluded.n, attempts = base.attempts + excluded.attempts
 -- first jobs, the first job of each free lock, and the rest. SKIP LOCKED alone cannot protect
 -- a count, hence the row locks.
 
+-- name: pg_flow_claim_started
+-- `flow_claim_counted` and the history rows of the attempts it starts, in one statement: the
+-- claim of a runner whose last look found only concurrency limits (`names`), sent in the
+-- round trip of its settlements after `flow_lock_queues` (see finish_and_claim).
+WITH claimed AS ({flow_claim_counted}),
+started AS (
+    INSERT INTO attempts (job_id, attempt, runner, host, started_at)
+    SELECT id, attempts, %(owner)s::text, (SELECT host FROM runners WHERE id = %(owner)s::text),
+           %(now)s::bigint
+    FROM claimed
+)
+SELECT * FROM claimed
+
 -- name: flow_lock_queues
 -- FOR UPDATE, in name order: claimers of a limited queue take turns (and cannot deadlock),
 -- so each reads the counts the previous one committed, in a later statement: READ COMMITTED
 -- gives that one a snapshot holding every claim committed before the lock was ours. Queues
--- without limits are not locked. The limits come from the locked rows, so they are current;
--- `locks_due` (any job with a lock that may start) is only a hint for choosing the claim.
-SELECT name, concurrency, rate_jobs, rate_ms,
+-- without limits are not locked, except those in `names` (the queues a claim sent in the same
+-- round trip counts: each is locked before it is counted, even if its limit changed since the
+-- runner last looked). The limits come from the locked rows, so they are current; `locks_due`
+-- (any job with a lock that may start) is only a hint for choosing the claim.
+SELECT name, paused, concurrency, rate_jobs, rate_ms,
        EXISTS (SELECT 1 FROM jobs
                WHERE lock_key IS NOT NULL AND state IN ('pending', 'failed')
                  AND waiting_on = 0) AS locks_due
 FROM queues
-WHERE (concurrency IS NOT NULL OR rate_jobs IS NOT NULL) AND NOT paused
+WHERE ((concurrency IS NOT NULL OR rate_jobs IS NOT NULL) AND NOT paused
+       OR name = ANY(%(names)s::text[]))
   AND (%(queues)s::text[] IS NULL OR name = ANY(%(queues)s::text[]))
 ORDER BY name
 FOR UPDATE OF queues
@@ -538,7 +554,9 @@ WITH RECURSIVE waiting AS (
 ),
 room AS (
     SELECT waiting.queue, CASE
-        WHEN waiting.queue = ANY(%(names)s::text[]) THEN GREATEST(0, LEAST(
+        WHEN waiting.queue = ANY(%(names)s::text[]) AND NOT limits.paused
+             AND limits.concurrency IS NOT NULL AND limits.rate_jobs IS NULL
+        THEN GREATEST(0, LEAST(
             %(want)s::bigint, limits.concurrency - (
                 SELECT COUNT(*) FROM jobs
                 WHERE jobs.queue = waiting.queue AND jobs.state = 'processing')))
@@ -561,7 +579,7 @@ heads AS (
 picked AS (
     SELECT seq FROM heads ORDER BY priority DESC, run_at, seq LIMIT %(want)s::bigint
 )
-{pg_start_picked}, jobs.lock_key
+{pg_start_picked}, jobs.lock_key, jobs.max_retries, jobs.no_retry_exit_codes
 
 -- name: flow_queues
 -- The running count of each limited queue (a statement after the lock, see flow_lock_queues).
@@ -637,7 +655,8 @@ SET state = 'processing', attempts = attempts + 1, lease_owner = %(owner)s::text
     lease_expires_at = %(lease_until)s::bigint, started_at = %(now)s::bigint,
     updated_at = %(now)s::bigint
 WHERE seq = ANY(%(seqs)s::bigint[]) AND state IN ('pending', 'failed')
-RETURNING id, attempts, command, cwd, env, timeout, queue, priority, run_at, seq, lock_key
+RETURNING id, attempts, command, cwd, env, timeout, queue, priority, run_at, seq, lock_key,
+          max_retries, no_retry_exit_codes
 
 -- name: flow_settings
 -- Every queue's settings (a row exists once a queue was paused or limited).

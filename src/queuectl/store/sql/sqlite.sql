@@ -371,7 +371,7 @@ WHERE run_at IS NOT NULL
 -- name: flow_lock_queues
 -- The limited queues this runner serves, with their limits; SQLite has one writer, so
 -- nothing more to lock. `locks_due`: whether any job with a lock may start.
-SELECT name, concurrency, rate_jobs, rate_ms,
+SELECT name, paused, concurrency, rate_jobs, rate_ms,
        EXISTS (SELECT 1 FROM jobs INDEXED BY jobs_lock_waiting
                WHERE lock_key IS NOT NULL AND state IN ('pending', 'failed')
                  AND waiting_on = 0) AS locks_due
@@ -431,7 +431,8 @@ UPDATE jobs
 SET state = 'processing', attempts = attempts + 1, lease_owner = :owner,
     lease_expires_at = :lease_until, started_at = :now, updated_at = :now
 WHERE seq IN (SELECT seq FROM picked) AND state IN ('pending', 'failed')
-RETURNING id, attempts, command, cwd, env, timeout, queue, priority, run_at, seq, lock_key
+RETURNING id, attempts, command, cwd, env, timeout, queue, priority, run_at, seq, lock_key,
+          max_retries, no_retry_exit_codes
 
 -- name: flow_queues
 -- The running count of each limited queue.
@@ -504,7 +505,8 @@ UPDATE jobs
 SET state = 'processing', attempts = attempts + 1, lease_owner = :owner,
     lease_expires_at = :lease_until, started_at = :now, updated_at = :now
 WHERE seq IN (SELECT value FROM json_each(:seqs)) AND state IN ('pending', 'failed')
-RETURNING id, attempts, command, cwd, env, timeout, queue, priority, run_at, seq, lock_key
+RETURNING id, attempts, command, cwd, env, timeout, queue, priority, run_at, seq, lock_key,
+          max_retries, no_retry_exit_codes
 
 -- name: flow_settings
 -- Every queue's settings (a row exists once a queue was paused or limited).
