@@ -220,9 +220,12 @@ def _is_text(value: object) -> TypeGuard[str]:
 
 
 def _text_key(value: object, what: str) -> str:
-    """A unique_key or lock: non-empty UTF-8 text of at most MAX_UNIQUE_KEY_BYTES bytes."""
+    """A unique_key or lock: non-empty UTF-8 text of at most MAX_UNIQUE_KEY_BYTES bytes, not
+    only spaces (an unset variable in `--lock "$HOST "` would make one lock of every job)."""
     if not _is_text(value) or not value or "\x00" in value:
         raise InvalidInputError(f"{what}: must be a non-empty string of UTF-8 text")
+    if value.isspace():
+        raise InvalidInputError(f"{what}: must not be only spaces")
     if len(value.encode("utf-8")) > MAX_UNIQUE_KEY_BYTES:
         raise InvalidInputError(f"{what}: longer than {MAX_UNIQUE_KEY_BYTES} bytes (UTF-8)")
     return value
@@ -301,12 +304,7 @@ def _new_job(data: dict[str, Any], default_cwd: str | None = None) -> NewJob:
             raise InvalidInputError("no_retry_exit_codes: expected a list of integers")
         job.no_retry_exit_codes = sorted({_int(c, "no_retry_exit_codes", 0, 255) for c in codes})
     if data.get("unique_key") is not None:
-        key = data["unique_key"]
-        if not _is_text(key) or not key or "\x00" in key:
-            raise InvalidInputError("unique_key: must be a non-empty string of UTF-8 text")
-        if len(key.encode("utf-8")) > MAX_UNIQUE_KEY_BYTES:
-            raise InvalidInputError(f"unique_key: longer than {MAX_UNIQUE_KEY_BYTES} bytes (UTF-8)")
-        job.unique_key = key
+        job.unique_key = _text_key(data["unique_key"], "unique_key")
     if data.get("lock") is not None:
         job.lock = _text_key(data["lock"], "lock")
     cwd = data.get("cwd")

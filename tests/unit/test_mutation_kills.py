@@ -371,6 +371,8 @@ def test_first_run_at(data: dict[str, Any], now: int, first: int) -> None:
             "",
             "unique_key: must be a non-empty string of UTF-8 text",
         ),
+        ({"command": "true", "lock": " \t"}, "", "lock: must not be only spaces"),
+        ({"command": "true", "unique_key": "  "}, "", "unique_key: must not be only spaces"),
         ({"command": "true", "cwd": ""}, "", "cwd: must be a non-empty path"),
         ({"command": "true", "env": []}, "", "env: expected an object of NAME: value"),
         ({}, "job 3", "job 3: command: missing"),
