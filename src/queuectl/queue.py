@@ -393,9 +393,9 @@ class Queue:
         runners = self._store.runners()
         now_ms = self.now_ms()
         lease_s = float(self._store.config()["lease_seconds"]) if runners else 0.0
+        kill_leftovers(self._store, runners, now_ms, lease_s)
         dead = [r for r in runners if is_dead(r, now_ms, lease_s)]
         if dead:
-            kill_leftovers(self._store, dead)
             self._store.reap([r.id for r in dead])
             runners = [r for r in runners if r not in dead]
         return runners

@@ -189,8 +189,12 @@ def test_a_resumed_frozen_runner_writes_no_output_over_the_newer_attempt(
     assert done.attempts == 2
     assert queue.output("long") == b"second\n"
 
+    # Frozen past its lease on this host, its job was killed before it ran again (never two
+    # attempts at once), by the runner that took it over.
+    log = second.log()
+    assert log.index("process(es) of lost jobs") < log.index("started long (attempt 2)")
     first.send(signal.SIGCONT)
-    first.logged("killing long: cancelled or no longer ours", 20)
+    first.logged("finished long (exit 137) but it is no longer ours", 20)
     wait_beats(queue, first.pid)  # its housekeeping, output sync included, has run since
 
     job = queue.get("long")

@@ -69,13 +69,22 @@ def is_dead(runner: Runner, now_ms: int, lease_s: float) -> bool:
     return stale and _stopped(runner.pid)
 
 
-def kill_leftovers(store: Store, dead: list[Runner]) -> int:
-    """SIGKILL what the dead runners of this host left running, and wait for it to die; how
-    many processes. Called before their jobs are recovered: the dead runner's watchdog kills
-    them too, but in its own time, and the slots and locks they hold must not be freed while
-    they run."""
-    left = {item for r in dead if is_local(r) for item in store.owned_jobs(r.id).items()}
+def kill_leftovers(store: Store, runners: list[Runner], now_ms: int, lease_s: float) -> int:
+    """SIGKILL the jobs' processes of those `runners` of this host that are dead, or frozen
+    past their lease, and wait for them to die; how many processes. Called before their jobs
+    are recovered: a dead runner's watchdog kills them too, but in its own time, and a frozen
+    runner's jobs run on; a job must not run again, nor free its slot or lock, while they do."""
+    gone = [r for r in runners if is_local(r) and _left_its_jobs(r, now_ms, lease_s)]
+    left = {item for r in gone for item in store.owned_jobs(r.id).items()}
     return kill_attempts(left) if left else 0
+
+
+def _left_its_jobs(runner: Runner, now_ms: int, lease_s: float) -> bool:
+    """Whether a runner of this host is gone, or stopped (SIGSTOP, Ctrl-Z) for longer than a
+    lease: its jobs' leases have run out, so they are about to be run elsewhere."""
+    if not is_alive(runner.pid, runner.pid_started):
+        return True
+    return now_ms - runner.heartbeat_at_ms > lease_s * 1000 and _stopped(runner.pid)
 
 
 def is_local(runner: Runner) -> bool:

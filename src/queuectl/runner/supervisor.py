@@ -550,8 +550,9 @@ class Supervisor:
         """Recover the jobs of dead runners (at once on this host) and of expired leases."""
         now_ms = self.store.clock.now_ms()
         lease_s = float(self.config["lease_seconds"])
-        dead = [r for r in self.store.runners() if r.id != self.id and is_dead(r, now_ms, lease_s)]
-        if killed := kill_leftovers(self.store, dead):
+        others = [r for r in self.store.runners() if r.id != self.id]
+        dead = [r for r in others if is_dead(r, now_ms, lease_s)]
+        if killed := kill_leftovers(self.store, others, now_ms, lease_s):
             self.log("leftovers", f"killed {killed} process(es) of lost jobs", important=True)
         for job_id in self.store.reap([r.id for r in dead], exclude=self.id):
             self.log("lost", f"recovered {job_id}: its runner was lost", important=True, job=job_id)
