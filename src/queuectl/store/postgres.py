@@ -315,7 +315,7 @@ class PostgresStore(SQLStore):
         owner: str,
         decided: Sequence[tuple[lifecycle.Outcome, lifecycle.Settlement]],
         params: dict[str, Any],
-    ) -> tuple[dict[str, lifecycle.Settlement], list[Any], int | None]:
+    ) -> tuple[dict[str, lifecycle.Settlement], list[Any], int | None, bool]:
         # Pipelined: BEGIN, every statement and COMMIT leave together and the answers come back
         # together, one round trip where waiting for each answer took eight or more. Nothing
         # sent depends on an answer: settlements were decided ahead, and the attempts claimed
@@ -350,9 +350,17 @@ class PostgresStore(SQLStore):
                 due = conn.execute(self.q["next_due"], (now,))
         self._local.committing = False
         settled = {o.job_id: s for o, s, cursor in settling if cursor.fetchone() is not None}
-        rows = [] if claimed is None else claimed.fetchall()
+        answer = [] if claimed is None else claimed.fetchall()
+        held_back = bool(answer and answer[0]["held_back"])
+        rows = [row for row in answer if row["id"] is not None]  # nulls: nothing claimed
         next_due = None if due is None else _scalar(due)
-        return settled, rows, next_due
+        return settled, rows, next_due, held_back
+
+    def _flow_may_apply(self, conn: psycopg.Connection[Any], params: dict[str, Any]) -> bool:
+        # A statement after the claim has a later snapshot than the claim's: a job with a lock
+        # taken meanwhile by another runner would hide a job it held back here. So the plain
+        # path always tries the flow claim; the one-round-trip path asks in the claim itself.
+        return True
 
     def _wake(self, conn: psycopg.Connection[Any]) -> None:
         # Inside a transaction a NOTIFY is delivered at commit, and not at all on rollback.
