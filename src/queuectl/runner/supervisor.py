@@ -393,6 +393,8 @@ class Supervisor:
             self.may_have_work = len(exchange.claims) == want
             if not self.may_have_work:
                 self.next_claim_at = self._next_claim_time(now, exchange.next_due_ms)
+        if exchange.claims:
+            self.next_read = min(self.next_read, now + TICK_S)  # busy now: see _control
         for claim in exchange.claims:
             attempt = executor.start(
                 claim, self.base_env, float(self.config["job_timeout"]), self.tree
