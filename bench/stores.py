@@ -57,8 +57,8 @@ def postgres_available() -> str | None:
 
 def pg_transactions(target: str) -> int:
     """Transactions committed or rolled back so far in the database of `target`, as the
-    server's statistics count them (each backend reports at most about once a second, so
-    count over several seconds)."""
+    server's statistics count them (each backend reports at most once a second, and an idle
+    one up to 10 s late: count over several seconds, from well after a burst)."""
     name = urlsplit(target).path.lstrip("/")
     with _pg_admin() as admin:
         admin.execute("SELECT pg_stat_clear_snapshot()")

@@ -212,13 +212,20 @@ def single_enqueue(target: str, repeat: int) -> dict[str, Any]:
     }
 
 
+PG_STATS_LAG_S = 11.0
+
+
 def idle_cpu(target: str, seconds: float, scratch: Scratch) -> dict[str, Any]:
     """CPU of an idle runner (2 workers) and its watchdog over `seconds`, in % of one core;
     on PostgreSQL also the transactions it commits per second (each query outside a
     transaction is one), from the server's statistics of the bench's own database."""
     postgres = target.startswith("postgresql://")
     with runner(target, 2, scratch.file("runner", ".log")) as process:
-        time.sleep(2.0)  # past start-up, and the server's statistics past its first queries
+        # Past start-up; on PostgreSQL also past the instant its queries are all counted: a
+        # backend that ran one less than a second ago reports the next ones when it is next
+        # idle a second after, or after 10 s (PGSTAT_IDLE_INTERVAL), so a runner that reads
+        # rarely would report its start-up inside the window.
+        time.sleep(PG_STATS_LAG_S if postgres else 2.0)
         pids = [process.pid, *child_pids(process.pid)]
         before = sum(cpu_ticks(pid) for pid in pids)
         xacts_before = pg_transactions(target) if postgres else 0

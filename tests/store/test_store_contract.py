@@ -17,7 +17,7 @@ from queuectl.errors import (
 )
 from queuectl.lifecycle import Fence, Outcome, Settlement
 from queuectl.models import Job, new_job
-from queuectl.store import Runner, Store, open_store
+from queuectl.store import Runner, Schedule, Store, open_store
 from tests.support.clock import FakeClock
 
 LEASE_S = 30.0
@@ -533,6 +533,64 @@ def test_reap_of_a_dead_runner_does_not_wait_for_the_lease(store: Store, clock: 
     assert store.reap(["r1"]) == ["a"]
     assert (state(store, "a"), state(store, "b")) == ("failed", "processing")
     assert [r.id for r in store.runners()] == ["r2"]
+
+
+def test_housekeeping_reads_what_a_runner_checks(store: Store, clock: FakeClock) -> None:
+    store.register_runner(runner("r1", ["a"]))
+    store.register_runner(runner("r2"))
+    store.set_config("lease_seconds", 45)
+    add(store, {"id": "x", "queue": "a"}, {"id": "y", "queue": "b"}, {"id": "z", "delay": "10s"})
+    seen = store.housekeeping("r1", ["a"])
+    assert (seen.owned, seen.expired, seen.next_schedule_ms, seen.startable) == (
+        {},
+        False,
+        None,
+        True,
+    )
+    assert (seen.config["lease_seconds"], seen.config["max_retries"]) == (45, 3)
+    first = {r.id: r for r in seen.runners}["r1"]
+    assert (first.host, first.pid, first.pid_started, first.queues) == (
+        "h",
+        os.getpid(),
+        "x",
+        ["a"],
+    )
+    assert (first.workers, first.stop_requested) == (2, False)
+    assert sorted(r.id for r in seen.runners) == ["r1", "r2"]
+
+    assert claim(store, owner="r1", queues=["a"]) == ["x"]
+    seen = store.housekeeping("r1", ["a"])
+    assert (seen.owned, seen.startable) == ({"x": 1}, False)  # y is of another queue
+    assert store.housekeeping("r2", None).startable
+    store.set_paused("b", True)
+    assert not store.housekeeping("r2", ["b"]).startable
+    clock.advance(10)
+    assert store.housekeeping("r2", None).startable  # z is due, though not yet claimable
+    assert claim(store, owner="r2") == ["z"]
+
+    clock.advance(LEASE_S + 1)
+    store.heartbeat("r2", LEASE_S)  # renews z's lease; x's (r1's own) has expired
+    assert not store.housekeeping("r1", ["a"]).expired
+    assert store.housekeeping("r2", None).expired
+    store.request_stop()
+    assert all(r.stop_requested for r in store.housekeeping("r1", ["a"]).runners)
+    now = clock.now_ms()
+    store.add_schedule(Schedule("s", None, 60, None, {"command": "true"}, now, None, now + 5))
+    assert store.housekeeping("r1", None).next_schedule_ms == now + 5
+
+
+def test_an_empty_claim_skips_flow_control_only_when_none_applies(store: Store) -> None:
+    """Nothing to take: the answer is the same whether flow control applies or not; and it
+    applies again as soon as a queue has a limit or a job waiting to start holds a lock."""
+    assert claim(store, 2) == []
+    store.set_limits("limited", 1, None)
+    add(store, {"id": "a", "queue": "limited"}, {"id": "b", "queue": "limited"})
+    assert claim(store, 2) == ["a"]
+    assert claim(store, 2) == []
+    store.set_limits("limited", None, None)
+    add(store, {"id": "c", "lock": "k"}, {"id": "d", "lock": "k"})
+    assert claim(store, 3) == ["b", "c"]
+    assert claim(store, 3) == []
 
 
 # -- cancel, requeue, purge

@@ -26,19 +26,28 @@ from queuectl.lifecycle import Fence, Outcome, Settlement
 from queuectl.models import CANCELLED, COMPLETED, DEAD
 from queuectl.runner import executor
 from queuectl.runner.executor import Attempt
-from queuectl.runner.liveness import host_name, is_dead, kill_leftovers, process_started
+from queuectl.runner.liveness import (
+    host_name,
+    is_alive,
+    is_dead,
+    is_local,
+    kill_leftovers,
+    process_started,
+)
 from queuectl.runner.log import EventLog
 from queuectl.runner.tree import open_tree
 from queuectl.store import Runner, Store, open_store
 
-POLL_S = 2.0  # the fallback claim poll, for a wakeup that was lost
+POLL_S = 2.0  # the fallback poll for work, for a wakeup that was lost (made by the store read)
 #: Tests lengthen the poll, so that only a wakeup can explain a prompt start.
 POLL_ENV = "QUEUECTL_POLL_S"
 EXPIRY_S = 10.0  # how often finished jobs past their retention are deleted
 EXPIRY_BATCH = 100  # jobs deleted per transaction: about 40 ms of write lock, never a long wait
 EXPIRY_MAX_BATCHES = 100  # per round (up to 1,000 jobs a second); a larger backlog takes rounds
-TICK_S = 1.0  # housekeeping: dead runners, expired leases, cancellations, live output
-CONFIG_S = 2.0  # a config change reaches running runners within this
+TICK_S = 1.0  # housekeeping: dead runners of this host, live output; the store read if busy
+#: How often an idle runner reads the store (cancellations, runners, expired leases, schedules,
+#: configuration, the fallback poll): every change among them but a lease expiring wakes it.
+IDLE_READ_S = 2.0
 CONTROL_MIN_S = 0.2  # at most this often do wakeups trigger a check of stop requests and cancels
 TRIM_SLACK = 1 << 20  # output beyond output_limit that may pile up before it is freed
 STORE_RETRY_S = 1.0  # how often an unreachable store is tried again
@@ -83,11 +92,14 @@ class Supervisor:
         self.may_have_work = True
         self.poll_s = poll_s
         self.next_claim_at = 0.0
+        self.next_poll_at = 0.0
         self.next_tick = 0.0
+        self.next_read = 0.0
         self.next_heartbeat = 0.0
-        self.next_config = 0.0
         self.next_expiry = 0.0
         self.next_schedule_at: float | None = None
+        self.schedule_due_ms: int | None = None  # the next schedule slot, as last read
+        self.others: list[Runner] = []  # the other runners, as last read
         self.unsent: list[Outcome] = []  # results not yet written (the store may be down)
         self.unreleased: list[tuple[str, int]] = []  # jobs stopped by shutdown, to give back
         self.store_error: str | None = None
@@ -381,6 +393,8 @@ class Supervisor:
             self.may_have_work = len(exchange.claims) == want
             if not self.may_have_work:
                 self.next_claim_at = self._next_claim_time(now, exchange.next_due_ms)
+        if exchange.claims:
+            self.next_read = min(self.next_read, now + TICK_S)  # busy now: see _control
         for claim in exchange.claims:
             attempt = executor.start(
                 claim, self.base_env, float(self.config["job_timeout"]), self.tree
@@ -400,15 +414,15 @@ class Supervisor:
             )
 
     def _next_claim_time(self, now: float, due_ms: int | None) -> float:
-        """When to look again: the next delayed job (as the claim saw it), or the fallback
-        poll."""
-        poll_at = now + self.poll_s
+        """When to claim again unasked: when the next delayed job falls due (as the claim saw
+        it). Work that comes otherwise wakes this runner; a lost wakeup is the poll's, made by
+        the store read (see _control)."""
         if due_ms is None:
-            return poll_at
+            return float("inf")
         # From the instant of this clock reading (not the older `now`), plus a millisecond for
         # its rounding: a claim a hair early misses the job, and then only the poll finds it.
         wait_s = (due_ms - self.store.clock.now_ms() + 1) / 1000
-        return min(poll_at, time.monotonic() + max(0.0, wait_s))
+        return time.monotonic() + max(0.0, wait_s)
 
     def _log_outcome(self, outcome: Outcome, settlement: Settlement | None) -> None:
         took = f"in {outcome.duration_ms}ms"
@@ -472,62 +486,67 @@ class Supervisor:
 
     def _housekeeping(self, now: float) -> None:
         self.next_tick = now + TICK_S
-        if now >= self.next_config:
-            self.config = self.store.config()
-            self.next_config = now + CONFIG_S
-        self._control(now)  # first: our own leases are renewed before expired ones are reaped
-        self._reap()
+        if now >= self.next_read:
+            self._control(now)
+        else:
+            self._reap_local()
         self._sync_output(now)
-        self._fire_schedules(now)
-        self.store.compact_counts()  # a store nobody reads keeps its counters' deltas few too
         if now >= self.next_expiry:
             self.next_expiry = now + EXPIRY_S
             self._expire()
 
-    def _fire_schedules(self, now: float) -> None:
-        """Enqueue the jobs of schedules whose slot has come (the store makes it once per slot)."""
-        if self.stopping:
-            self.next_schedule_at = None
-            return
-        due_ms = self.store.next_schedule_ms()
-        now_ms = self.store.clock.now_ms()
-        if due_ms is not None and due_ms <= now_ms:
-            for firing in self.store.fire_schedules():
-                name = firing.schedule
-                if firing.error:
-                    self.log(
-                        "schedule_failed",
-                        f"schedule {name} could not enqueue: {firing.error}",
-                        important=True,
-                        schedule=name,
-                    )
-                else:
-                    job_id = firing.job_id
-                    self.log(
-                        "scheduled", f"schedule {name} enqueued {job_id}", schedule=name, job=job_id
-                    )
-                self.may_have_work = True
-            due_ms = self.store.next_schedule_ms()
-        self.next_schedule_at = None if due_ms is None else now + max(0.0, (due_ms - now_ms) / 1000)
-
     def _control(self, now: float) -> None:
-        """Heartbeat when due (or when woken), honour stop requests, kill what is not ours."""
+        """Read the store once (after the heartbeat, when due): honour a stop request, kill
+        what is not ours, recover the jobs of dead runners, fire schedules, and poll for work
+        that a lost wakeup hid."""
         self.last_control = now
-        woken, self.control_due = self.control_due, False
+        self.control_due = False
+        # Busy, every tick: a job cancelled or taken is killed within a second even if its
+        # wakeup was lost. Idle, less often: a dead runner of this host is still seen within
+        # a tick (_reap_local), and every other change wakes this runner.
+        self.next_read = now + (TICK_S if self.running else IDLE_READ_S)
+        if now >= self.next_heartbeat:
+            self._heartbeat(now)  # first: our own leases are renewed before expired ones are reaped
+        seen = self.store.housekeeping(self.id, self.queues)
+        self.config = seen.config
+        me = next((r for r in seen.runners if r.id == self.id), None)
+        if me is None:
+            self._reregister()
+        elif me.stop_requested:
+            self._begin_stop(now, "stop requested")
+        self._check_owned(now, seen.owned)
+        self.others = [r for r in seen.runners if r.id != self.id]
+        now_ms = self.store.clock.now_ms()
         lease_s = float(self.config["lease_seconds"])
-        if woken or now >= self.next_heartbeat:
-            self.next_heartbeat = now + lease_s / 3  # a missed beat or two is survivable
-            stop = self.store.heartbeat(self.id, lease_s)
-            if stop is None:
-                self.log(
-                    "reregistered",
-                    "this runner was taken for dead; registering again",
-                    important=True,
-                )
-                self._register()
-            elif stop:
-                self._begin_stop(now, "stop requested")
-        owned = self.store.owned_jobs(self.id)
+        dead = [r for r in self.others if is_dead(r, now_ms, lease_s)]
+        if dead or seen.expired:
+            self._reap(dead)
+        self.schedule_due_ms = seen.next_schedule_ms
+        self._fire_schedules(now)
+        if now >= self.next_poll_at:
+            self.next_poll_at = now + self.poll_s
+            if seen.startable:
+                self.may_have_work = True
+                self.next_claim_at = 0.0
+
+    def _heartbeat(self, now: float) -> None:
+        """Renew this runner and its leases; a stop request or a lost registration answers."""
+        lease_s = float(self.config["lease_seconds"])
+        self.next_heartbeat = now + lease_s / 3  # a missed beat or two is survivable
+        stop = self.store.heartbeat(self.id, lease_s)
+        if stop is None:
+            self._reregister()
+        elif stop:
+            self._begin_stop(now, "stop requested")
+
+    def _reregister(self) -> None:
+        self.log(
+            "reregistered", "this runner was taken for dead; registering again", important=True
+        )
+        self._register()
+
+    def _check_owned(self, now: float, owned: dict[str, int]) -> None:
+        """Kill the jobs that are no longer ours; give back those leased to us but not run."""
         for job_id, attempt in self.running.items():
             if owned.get(job_id) != attempt.claim.attempt and not attempt.abandoned:
                 attempt.abandoned = True
@@ -546,17 +565,51 @@ class Supervisor:
                     job=job_id,
                 )
 
-    def _reap(self) -> None:
-        """Recover the jobs of dead runners (at once on this host) and of expired leases."""
+    def _fire_schedules(self, now: float) -> None:
+        """Enqueue the jobs of schedules whose slot has come (the store makes it once per slot)."""
+        if self.stopping:
+            self.next_schedule_at = None
+            return
+        due_ms = self.schedule_due_ms
+        now_ms = self.store.clock.now_ms()
+        if due_ms is not None and due_ms <= now_ms:
+            for firing in self.store.fire_schedules():
+                name = firing.schedule
+                if firing.error:
+                    self.log(
+                        "schedule_failed",
+                        f"schedule {name} could not enqueue: {firing.error}",
+                        important=True,
+                        schedule=name,
+                    )
+                else:
+                    job_id = firing.job_id
+                    self.log(
+                        "scheduled", f"schedule {name} enqueued {job_id}", schedule=name, job=job_id
+                    )
+                self.may_have_work = True
+            due_ms = self.schedule_due_ms = self.store.next_schedule_ms()
+        self.next_schedule_at = None if due_ms is None else now + max(0.0, (due_ms - now_ms) / 1000)
+
+    def _reap_local(self) -> None:
+        """Between store reads: recover the jobs of a runner of this host whose process is gone
+        (its process answers; no need to ask the store)."""
+        dead = [r for r in self.others if is_local(r) and not is_alive(r.pid, r.pid_started)]
+        if dead:
+            self._reap(dead)
+
+    def _reap(self, dead: list[Runner]) -> None:
+        """Recover the jobs of dead runners (at once on this host) and of expired leases; first
+        kill what the runners of this host that are gone, or frozen past their lease, left."""
         now_ms = self.store.clock.now_ms()
         lease_s = float(self.config["lease_seconds"])
-        others = [r for r in self.store.runners() if r.id != self.id]
-        dead = [r for r in others if is_dead(r, now_ms, lease_s)]
-        if killed := kill_leftovers(self.store, others, now_ms, lease_s):
+        if killed := kill_leftovers(self.store, self.others, now_ms, lease_s):
             self.log("leftovers", f"killed {killed} process(es) of lost jobs", important=True)
         for job_id in self.store.reap([r.id for r in dead], exclude=self.id):
             self.log("lost", f"recovered {job_id}: its runner was lost", important=True, job=job_id)
             self.next_claim_at = 0.0  # its slot or lock may let a job start now
+        gone = {r.id for r in dead}  # unregistered now, by this runner or another
+        self.others = [r for r in self.others if r.id not in gone]
 
     def _expire(self) -> None:
         """Delete finished jobs older than their retention (SPEC 9.4), in small batches."""

@@ -65,6 +65,23 @@ class Runner:
     running: list[str] = field(default_factory=list)
 
 
+@dataclass(frozen=True)
+class Housekeeping:
+    """What a runner's housekeeping reads from the store, in one statement."""
+
+    #: The jobs leased to the runner now, with their attempt numbers.
+    owned: dict[str, int]
+    #: Every registered runner (without their running jobs), the reader included if it is.
+    runners: list[Runner]
+    #: Whether a lease of another runner has expired.
+    expired: bool
+    #: The earliest next slot of any schedule.
+    next_schedule_ms: int | None
+    #: Whether a job of the reader's queues may start now, flow control aside.
+    startable: bool
+    config: dict[str, float]
+
+
 @dataclass
 class Schedule:
     """A periodic job: its template, and its last and next slots."""
@@ -322,6 +339,11 @@ class Store(Protocol):
 
     def request_stop(self) -> int:
         """Ask every runner to stop gracefully; how many were asked."""
+        ...
+
+    def housekeeping(self, owner: str, queues: Sequence[str] | None) -> Housekeeping:
+        """Everything a runner (serving `queues`, None: every queue) checks as a matter of
+        routine, read at once; folds the counters' deltas into their base if many piled up."""
         ...
 
     def reap(self, dead_owners: Sequence[str], exclude: str | None = None) -> list[str]:

@@ -50,6 +50,7 @@ from queuectl.store import (
     Exchange,
     Firing,
     Hook,
+    Housekeeping,
     Output,
     Page,
     QueueSettings,
@@ -178,6 +179,11 @@ class SQLStore:
     def _wake(self, conn: Any) -> None:
         """Wake the runners once the current transaction commits (work may be available)."""
         raise NotImplementedError
+
+    def _json_value(self, value: Any) -> Any:
+        """A JSON value a query built (json_agg, json_group_array...) as Python data; None
+        stays None (an aggregate of no rows, on PostgreSQL)."""
+        return None if value is None else self._from_json(value)
 
     # -- helpers
 
@@ -513,7 +519,8 @@ class SQLStore:
         attempts started; and, short of `want`, when the next delayed job falls due."""
         now, owner = params["now"], params["owner"]
         window_next: int | None = None
-        if not rows:  # nothing due, or flow control applies: `claim` took nothing
+        # `claim` took nothing: nothing is due, or flow control applies.
+        if not rows and self._flow_may_apply(conn, params):
             rows, window_next = self._claim_flow(conn, params)
         started = [
             {"id": r["id"], "attempt": r["attempts"], "owner": owner, "now": now} for r in rows
@@ -526,6 +533,12 @@ class SQLStore:
             if window_next is not None:
                 next_due = window_next if next_due is None else min(next_due, window_next)
         return claims, next_due
+
+    def _flow_may_apply(self, conn: Any, params: dict[str, Any]) -> bool:
+        """Whether flow control may hold back a job that `claim`, in this transaction, just
+        took nothing of (else the flow claim's statements are spared: an idle runner's poll
+        finds nothing twice). SQLite's one writer sees what the claim saw."""
+        return bool(self._value(conn, "flow_held_back", params))
 
     def _claims(self, rows: Sequence[Any]) -> list[Claim]:
         """Claimed rows as Claims, in claim order."""
@@ -558,6 +571,8 @@ class SQLStore:
         written, from the retry rules its claim returned; None when the plain path must settle
         them: an outcome without them, one that ends dead or cancelled (its dependants are
         cancelled), or hooks to fire."""
+        if not outcomes:
+            return []  # nothing to decide, nor any configuration to read for it
         if any(o.fence is None for o in outcomes):
             return None
         if outcomes and self._hooks(self._connection()):
@@ -580,7 +595,9 @@ class SQLStore:
         history row and its dependants), and claim as `claim` does (or as flow_claim_counted,
         where the last flow claim found only concurrency limits), in one transaction; the
         settlements applied, the rows claimed, when the next delayed job falls due, and whether
-        a claim under flow control may take more. None: this dialect has no such path."""
+        a claim under flow control may take more (the plain claim took nothing and flow
+        control may have held a job back, as `_flow_may_apply`, seen by the claim; or the
+        limits found differ from those counted). None: this dialect has no such path."""
         return None
 
     def _finished_at(self, now: int) -> Callable[[lifecycle.Outcome], int]:
@@ -1067,6 +1084,9 @@ class SQLStore:
                     now,
                 ),
             )
+            # The other runners learn of it at once: on this host they watch its process, and
+            # recover its jobs within a second should it die young.
+            self._wake(conn)
 
     @operation(runner=True)
     def heartbeat(self, owner: str, lease_s: float) -> bool | None:
@@ -1088,20 +1108,38 @@ class SQLStore:
         for row in conn.execute(self.q["running_jobs"]):
             running.setdefault(row["lease_owner"], []).append(row["id"])
         return [
-            Runner(
-                id=r["id"],
-                host=r["host"],
-                pid=r["pid"],
-                pid_started=r["pid_started"],
-                workers=r["workers"],
-                queues=None if r["queues"] is None else list(self._from_json(r["queues"])),
-                started_at_ms=r["started_at"],
-                heartbeat_at_ms=r["heartbeat_at"],
-                stop_requested=bool(r["stop_requested"]),
-                running=running.get(r["id"], []),
+            _runner(
+                r,
+                None if r["queues"] is None else self._from_json(r["queues"]),
+                running.get(r["id"], []),
             )
             for r in conn.execute(self.q["runners"]).fetchall()
         ]
+
+    @operation(runner=True)
+    def housekeeping(self, owner: str, queues: Sequence[str] | None) -> Housekeeping:
+        params = {
+            "owner": owner,
+            "now": self.now(),
+            "queues": None if queues is None else self._list(queues),
+            "deltas": self.compact_after + 1,
+        }
+        row = self._connection().execute(self.q["housekeeping"], params).fetchone()
+        if int(row["deltas"]) > self.compact_after:
+            self._compact_counts(int(row["deltas"]))
+        config = dict(DEFAULTS)
+        for key, value in (self._json_value(row["config"]) or {}).items():
+            if key in config:
+                config[key] = value
+        next_schedule = row["next_schedule"]
+        return Housekeeping(
+            owned={job_id: attempt for job_id, attempt in self._json_value(row["owned"]) or []},
+            runners=[_runner(r, r["queues"], []) for r in self._json_value(row["runners"]) or []],
+            expired=bool(row["expired"]),
+            next_schedule_ms=None if next_schedule is None else int(next_schedule),
+            startable=bool(row["startable"]),
+            config=config,
+        )
 
     @operation()
     def request_stop(self) -> int:
@@ -1406,6 +1444,22 @@ class SQLStore:
             return Firing(schedule.name, None, error)
         conn.execute(self.q["release_savepoint"])
         return Firing(schedule.name, held or job_id, None)
+
+
+def _runner(row: Any, queues: list[str] | None, running: list[str]) -> Runner:
+    """The one mapping of a `runners` row (or its JSON object) to a Runner."""
+    return Runner(
+        id=row["id"],
+        host=row["host"],
+        pid=row["pid"],
+        pid_started=row["pid_started"],
+        workers=row["workers"],
+        queues=None if queues is None else list(queues),
+        started_at_ms=row["started_at"],
+        heartbeat_at_ms=row["heartbeat_at"],
+        stop_requested=bool(row["stop_requested"]),
+        running=running,
+    )
 
 
 def _check_cancellable(job: Job) -> None:

@@ -358,14 +358,23 @@ class PostgresStore(SQLStore):
                 due = conn.execute(self.q["next_due"], (now,))
         self._local.committing = False
         settled = {o.job_id: s for o, s, cursor in settling if cursor.fetchone() is not None}
-        rows = [] if claimed is None else claimed.fetchall()
+        answer = [] if claimed is None else claimed.fetchall()
         next_due = None if due is None else _scalar(due)
-        if limits is None:  # the plain claim takes nothing where flow control applies
-            return settled, rows, next_due, claimed is not None and not rows
+        if limits is None:  # the plain claim takes nothing where flow control may apply
+            held_back = bool(answer and answer[0]["held_back"])
+            rows = [row for row in answer if row["id"] is not None]  # nulls: nothing claimed
+            return settled, rows, next_due, not rows and held_back
         assert counted is not None
+        rows = answer
         self._hold(rows, counted)
         self._counted = self._counted_names(limits.fetchall())
         return settled, rows, next_due, self._counted != counted
+
+    def _flow_may_apply(self, conn: psycopg.Connection[Any], params: dict[str, Any]) -> bool:
+        # A statement after the claim has a later snapshot than the claim's: a job with a lock
+        # taken meanwhile by another runner would hide a job it held back here. So the plain
+        # path always tries the flow claim; the one-round-trip path asks in the claim itself.
+        return True
 
     def _wake(self, conn: psycopg.Connection[Any]) -> None:
         # Inside a transaction a NOTIFY is delivered at commit, and not at all on rollback.

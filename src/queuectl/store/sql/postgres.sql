@@ -125,15 +125,40 @@ WITH picked AS (
 
 -- name: pg_claim_started
 -- `claim` and the history rows of the attempts it starts, in one statement (see
--- finish_and_claim: it shares a round trip with the settlements).
+-- finish_and_claim: it shares a round trip with the settlements). Every row also says whether
+-- flow control may have held a job back (`flow_held_back`, in the claim's own snapshot); when
+-- nothing was claimed, one row of nulls says it.
 WITH claimed AS ({claim}),
 started AS (
     INSERT INTO attempts (job_id, attempt, runner, host, started_at)
     SELECT id, attempts, %(owner)s::text, (SELECT host FROM runners WHERE id = %(owner)s::text),
            %(now)s::bigint
     FROM claimed
-)
-SELECT * FROM claimed
+),
+held AS ({flow_held_back})
+SELECT claimed.*, held.value AS held_back FROM held LEFT JOIN claimed ON TRUE
+
+-- name: startable
+-- (an expression) Whether a job of the served queues (`queues`, NULL: every queue) may start
+-- now, flow control aside: due, waiting on nothing, its queue not paused.
+EXISTS (
+    SELECT 1 FROM jobs
+    WHERE state IN ('pending', 'failed') AND waiting_on = 0 AND NOT scheduled
+      AND queue NOT IN (SELECT name FROM queues WHERE paused)
+      AND (%(queues)s::text[] IS NULL OR queue = ANY(%(queues)s::text[])))
+
+-- name: flow_held_back
+-- Whether flow control may hold back a job that `claim` took nothing of: a job of the served
+-- queues may start, and a served queue has a limit or a job that may start holds a lock (the
+-- claim's own conditions). If not, the claim's empty answer is the whole answer.
+SELECT (EXISTS (
+            SELECT 1 FROM queues
+            WHERE (concurrency IS NOT NULL OR rate_jobs IS NOT NULL) AND NOT paused
+              AND (%(queues)s::text[] IS NULL OR name = ANY(%(queues)s::text[])))
+        OR EXISTS (
+            SELECT 1 FROM jobs
+            WHERE lock_key IS NOT NULL AND state IN ('pending', 'failed') AND waiting_on = 0))
+       AND {startable} AS value
 
 -- name: fenced_jobs
 -- The attempts still ours among those named; the caller compares each attempt number.
@@ -277,6 +302,32 @@ SELECT id, attempts, lease_owner FROM jobs
 WHERE state = 'processing' AND lease_expires_at < %(now)s::bigint
   AND lease_owner <> %(exclude)s::text
 FOR UPDATE SKIP LOCKED
+
+-- name: housekeeping
+-- What a runner's housekeeping reads, in one statement (one snapshot, one round trip): the
+-- jobs leased to it; every registered runner, itself included (its stop request; whether it is
+-- registered still); whether another runner's lease expired; the next schedule slot; whether
+-- a job of its queues may start (the fallback poll, for a lost wakeup); the configuration;
+-- and how many count deltas piled up (at most `deltas`). Each part probes an index.
+SELECT
+    (SELECT json_agg(json_build_array(id, attempts)) FROM jobs
+     WHERE lease_owner = %(owner)s::text AND state = 'processing') AS owned,
+    (SELECT json_agg(r) FROM (
+        SELECT id, host, pid, pid_started, workers, queues, started_at, heartbeat_at,
+               stop_requested
+        FROM runners) AS r) AS runners,
+    EXISTS (SELECT 1 FROM jobs
+            WHERE state = 'processing' AND lease_expires_at < %(now)s::bigint
+              AND lease_owner <> %(owner)s::text) AS expired,
+    (SELECT MIN(next_at) FROM schedules) AS next_schedule,
+    {startable} OR EXISTS (
+        SELECT 1 FROM jobs
+        WHERE scheduled AND state IN ('pending', 'failed') AND run_at <= %(now)s::bigint
+          AND waiting_on = 0 AND queue NOT IN (SELECT name FROM queues WHERE paused)
+          AND (%(queues)s::text[] IS NULL OR queue = ANY(%(queues)s::text[]))) AS startable,
+    (SELECT json_object_agg(key, value) FROM config) AS config,
+    (SELECT COUNT(*) FROM (SELECT 1 FROM job_count_deltas LIMIT %(deltas)s::bigint) AS piled)
+        AS deltas
 
 -- name: next_due
 SELECT MIN(run_at) AS value FROM jobs

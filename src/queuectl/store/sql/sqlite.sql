@@ -106,6 +106,29 @@ WHERE seq IN (
 RETURNING id, attempts, command, cwd, env, timeout, queue, priority, run_at, seq, max_retries,
           no_retry_exit_codes
 
+-- name: startable
+-- (an expression) Whether a job of the served queues (`queues`, NULL: every queue) may start
+-- now, flow control aside: due, waiting on nothing, its queue not paused.
+EXISTS (
+    SELECT 1 FROM jobs INDEXED BY jobs_claim
+    WHERE state IN ('pending', 'failed') AND waiting_on = 0 AND scheduled = 0
+      AND queue NOT IN (SELECT name FROM queues WHERE paused = 1)
+      AND (:queues IS NULL OR queue IN (SELECT value FROM json_each(:queues))))
+
+-- name: flow_held_back
+-- Whether flow control may hold back a job that `claim` took nothing of: a job of the served
+-- queues may start, and a served queue has a limit or a job that may start holds a lock (the
+-- claim's own conditions). If not, the claim's empty answer is the whole answer. Asked in
+-- the claim's transaction: with one writer, it sees what the claim saw.
+SELECT (EXISTS (
+            SELECT 1 FROM queues
+            WHERE (concurrency IS NOT NULL OR rate_jobs IS NOT NULL) AND paused = 0
+              AND (:queues IS NULL OR name IN (SELECT value FROM json_each(:queues))))
+        OR EXISTS (
+            SELECT 1 FROM jobs INDEXED BY jobs_lock_waiting
+            WHERE lock_key IS NOT NULL AND state IN ('pending', 'failed') AND waiting_on = 0))
+       AND {startable} AS value
+
 -- name: fenced_jobs
 -- The attempts still ours among those named; the caller compares each attempt number.
 -- has_dependants spares the update of dependants when there are none (the common case).
@@ -206,6 +229,32 @@ SELECT id, attempts FROM jobs WHERE lease_owner = ? AND state = 'processing'
 -- A runner never reaps its own leases (`exclude`): it renews them instead.
 SELECT id, attempts, lease_owner FROM jobs
 WHERE state = 'processing' AND lease_expires_at < :now AND lease_owner <> :exclude
+
+-- name: housekeeping
+-- What a runner's housekeeping reads, in one statement: the jobs leased to it; every
+-- registered runner, itself included (its stop request; whether it is registered still);
+-- whether another runner's lease expired; the next schedule slot; whether a job of its queues
+-- may start (the fallback poll, for a lost wakeup); the configuration; `deltas` is
+-- PostgreSQL's (SQLite updates its counters in place).
+SELECT
+    (SELECT json_group_array(json_array(id, attempts)) FROM jobs
+     WHERE lease_owner = :owner AND state = 'processing') AS owned,
+    (SELECT json_group_array(json_object(
+        'id', id, 'host', host, 'pid', pid, 'pid_started', pid_started, 'workers', workers,
+        'queues', json(queues), 'started_at', started_at, 'heartbeat_at', heartbeat_at,
+        'stop_requested', stop_requested)) FROM runners) AS runners,
+    EXISTS (SELECT 1 FROM jobs
+            WHERE state = 'processing' AND lease_expires_at < :now
+              AND lease_owner <> :owner) AS expired,
+    (SELECT MIN(next_at) FROM schedules) AS next_schedule,
+    {startable} OR EXISTS (
+        SELECT 1 FROM jobs INDEXED BY jobs_scheduled
+        WHERE scheduled = 1 AND state IN ('pending', 'failed') AND run_at <= :now
+          AND waiting_on = 0 AND queue NOT IN (SELECT name FROM queues WHERE paused = 1)
+          AND (:queues IS NULL OR queue IN (SELECT value FROM json_each(:queues))))
+        AS startable,
+    (SELECT json_group_object(key, json(value)) FROM config) AS config,
+    0 AS deltas
 
 -- name: next_due
 SELECT MIN(run_at) AS value FROM jobs INDEXED BY jobs_scheduled
