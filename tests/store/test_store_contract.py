@@ -142,6 +142,20 @@ def test_a_bulk_batch_stores_each_job_as_returned(store: Store) -> None:
     ]
 
 
+def test_a_bulk_batch_of_like_jobs_stores_each_in_order(store: Store) -> None:
+    # Runs of jobs alike but for id and command, whose other columns SQLite binds once a
+    # statement: whole statements and a remainder, a run too short for that between two long
+    # ones, and given ids out of sorted order (the stored order is the batch's, not the ids').
+    fields: list[dict[str, Any]] = [{"command": f"echo {n}"} for n in range(1100)]
+    fields += [{"queue": "short"} for _ in range(5)]
+    fields += [{"id": f"given-{n * 7919 % 1000:03}"} for n in range(1000)]
+    jobs = add(store, *fields)
+    assert [job.command for job in jobs[:1100]] == [f"echo {n}" for n in range(1100)]
+    assert [job.id for job in jobs[1105:]] == [f"given-{n * 7919 % 1000:03}" for n in range(1000)]
+    assert store.list_jobs(None, None, None, None).jobs == list(reversed(jobs))
+    assert store.counts() == {"default": {"pending": 2100}, "short": {"pending": 5}}
+
+
 def test_enqueue_empty_batch(store: Store) -> None:
     assert store.enqueue_many([]) == []
 
