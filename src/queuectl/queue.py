@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import builtins
+import gc
 import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -54,6 +56,8 @@ class QueueFlow:
 #: Jobs validated and inserted at a time by enqueue_stream: big enough for few round trips,
 #: small enough that a stream of any length fits in a few megabytes.
 STREAM_BATCH = 5000
+#: Batches of this many jobs or more are enqueued with the garbage collector paused.
+PAUSE_COLLECTOR_AT = 1000
 
 
 class Queue:
@@ -82,12 +86,13 @@ class Queue:
         cwd = os.getcwd()
         items = list(jobs)
         label = len(items) > 1
-        validated = [
-            job if isinstance(job, NewJob) else new_job(job, f"job {n}" if label else "", cwd)
-            for n, job in enumerate(items, 1)
-        ]
-        check_batch_order(validated)
-        return self._store.enqueue_many(validated)
+        with _collector_paused(len(items) >= PAUSE_COLLECTOR_AT):
+            validated = [
+                job if isinstance(job, NewJob) else new_job(job, f"job {n}" if label else "", cwd)
+                for n, job in enumerate(items, 1)
+            ]
+            check_batch_order(validated)
+            return self._store.enqueue_many(validated)
 
     def enqueue_stream(
         self,
@@ -110,7 +115,8 @@ class Queue:
             if batch:
                 yield batch
 
-        return self._store.enqueue_batches(batches(), each)
+        with _collector_paused(True):
+            return self._store.enqueue_batches(batches(), each)
 
     # -- reading
 
@@ -469,6 +475,25 @@ class Queue:
     def request_stop(self) -> int:
         """Ask every runner of this store to stop gracefully; how many were asked."""
         return self._store.request_stop()
+
+
+@contextmanager
+def _collector_paused(paused: bool) -> Iterator[None]:
+    """Python's cyclic garbage collector paused (if `paused`) while a bulk enqueue runs.
+
+    A bulk enqueue keeps some ten new objects a job until it returns, and makes no reference
+    cycle. The collector, run every 700 allocations and over the whole heap as it grows, walked
+    them again and again to free nothing: a third of the time of 50,000 jobs. A collector
+    paused already stays so; another thread's enqueue ending the pause early costs only time.
+    """
+    if not paused or not gc.isenabled():
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
 
 
 def _names(value: str | Sequence[str] | None) -> builtins.list[str] | None:
