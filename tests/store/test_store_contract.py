@@ -154,6 +154,10 @@ def test_a_bulk_batch_of_like_jobs_stores_each_in_order(store: Store) -> None:
     assert [job.id for job in jobs[1105:]] == [f"given-{n * 7919 % 1000:03}" for n in range(1000)]
     assert store.list_jobs(None, None, None, None).jobs == list(reversed(jobs))
     assert store.counts() == {"default": {"pending": 2100}, "short": {"pending": 5}}
+    with pytest.raises(DuplicateJobError, match="'given-007'"):
+        add(store, *({"id": f"new-{n}"} for n in range(50)), {"id": "given-007"})
+    assert store.get("new-0") is None
+    assert store.counts() == {"default": {"pending": 2100}, "short": {"pending": 5}}
 
 
 def test_enqueue_empty_batch(store: Store) -> None:
