@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 from typing import Any
 
@@ -812,3 +813,27 @@ def test_queue_batch_errors_name_the_job_from_one(queue: Queue) -> None:
     with pytest.raises(InvalidInputError, match=r"^command"):
         queue.enqueue("")
     assert queue.list() == []
+
+
+def test_a_bulk_enqueue_leaves_the_garbage_collector_as_it_found_it(queue: Queue) -> None:
+    # Paused during a bulk enqueue (it frees nothing there), running again after, even when
+    # the batch is refused; one the caller paused stays paused.
+    many = [{"command": "true"}] * 1000
+    assert gc.isenabled()
+    queue.enqueue_many(many)
+    with pytest.raises(InvalidInputError, match=r"^job 1001: command"):
+        queue.enqueue_many([*many, {"command": ""}])
+    assert gc.isenabled()
+    during: list[bool] = []
+    queue.enqueue_stream(
+        [("line 1", {"command": "true"})], lambda jobs: during.append(gc.isenabled())
+    )
+    assert during == [False]
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        queue.enqueue_many(many)
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
+    assert len(queue.list()) == 2001
