@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import gc
 import os
+import weakref
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from queuectl import Queue
+from queuectl import queue as queue_module
 from queuectl.errors import (
     ConflictError,
     DuplicateJobError,
@@ -837,3 +840,27 @@ def test_a_bulk_enqueue_leaves_the_garbage_collector_as_it_found_it(queue: Queue
     finally:
         gc.enable()
     assert len(queue.list()) == 2001
+
+
+def test_a_stream_collects_its_callers_cycles_as_it_goes(
+    queue: Queue, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(queue_module, "STREAM_BATCH", 10)
+    monkeypatch.setattr(queue_module, "STREAM_COLLECT_EVERY", 20)
+
+    class Node:
+        me: Node
+
+    made: list[weakref.ref[Node]] = []
+
+    def items() -> Iterator[tuple[str, dict[str, Any]]]:
+        for n in range(200):
+            node = Node()
+            node.me = node  # garbage only the collector frees
+            made.append(weakref.ref(node))
+            yield f"line {n}", {"command": "true"}
+
+    alive: list[int] = []
+    queue.enqueue_stream(items(), lambda jobs: alive.append(sum(r() is not None for r in made)))
+    assert len(alive) == 20
+    assert max(alive) <= 30, alive  # at most the cycles of the jobs since the last collection
