@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import builtins
+import gc
 import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -54,6 +56,11 @@ class QueueFlow:
 #: Jobs validated and inserted at a time by enqueue_stream: big enough for few round trips,
 #: small enough that a stream of any length fits in a few megabytes.
 STREAM_BATCH = 5000
+#: Batches of this many jobs or more are enqueued with the garbage collector paused.
+PAUSE_COLLECTOR_AT = 1000
+#: A stream (which pauses the collector) collects its young garbage after this many jobs: each
+#: collection walks the batches still referenced, so once a batch would cost 5% of the time.
+STREAM_COLLECT_EVERY = 10 * STREAM_BATCH
 
 
 class Queue:
@@ -82,12 +89,13 @@ class Queue:
         cwd = os.getcwd()
         items = list(jobs)
         label = len(items) > 1
-        validated = [
-            job if isinstance(job, NewJob) else new_job(job, f"job {n}" if label else "", cwd)
-            for n, job in enumerate(items, 1)
-        ]
-        check_batch_order(validated)
-        return self._store.enqueue_many(validated)
+        with _collector_paused(len(items) >= PAUSE_COLLECTOR_AT):
+            validated = [
+                job if isinstance(job, NewJob) else new_job(job, f"job {n}" if label else "", cwd)
+                for n, job in enumerate(items, 1)
+            ]
+            check_batch_order(validated)
+            return self._store.enqueue_many(validated)
 
     def enqueue_stream(
         self,
@@ -102,15 +110,20 @@ class Queue:
 
         def batches() -> Iterator[builtins.list[tuple[str, NewJob]]]:
             batch: builtins.list[tuple[str, NewJob]] = []
-            for label, item in items:
+            for n, (label, item) in enumerate(items, 1):
                 batch.append((label, new_job(item, label, cwd)))
                 if len(batch) == STREAM_BATCH:
                     yield batch
                     batch = []
+                    if n % STREAM_COLLECT_EVERY == 0:
+                        # With the collector paused, the cycles the caller's items or `each`
+                        # may leave are collected here, so a stream of any length stays flat.
+                        gc.collect(1)
             if batch:
                 yield batch
 
-        return self._store.enqueue_batches(batches(), each)
+        with _collector_paused(True):
+            return self._store.enqueue_batches(batches(), each)
 
     # -- reading
 
@@ -469,6 +482,25 @@ class Queue:
     def request_stop(self) -> int:
         """Ask every runner of this store to stop gracefully; how many were asked."""
         return self._store.request_stop()
+
+
+@contextmanager
+def _collector_paused(paused: bool) -> Iterator[None]:
+    """Python's cyclic garbage collector paused (if `paused`) while a bulk enqueue runs.
+
+    A bulk enqueue keeps some ten new objects a job until it returns, and makes no reference
+    cycle. The collector, run every 700 allocations and over the whole heap as it grows, walked
+    them again and again to free nothing: a third of the time of 50,000 jobs. A collector
+    paused already stays so; another thread's enqueue ending the pause early costs only time.
+    """
+    if not paused or not gc.isenabled():
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
 
 
 def _names(value: str | Sequence[str] | None) -> builtins.list[str] | None:

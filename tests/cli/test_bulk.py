@@ -69,3 +69,24 @@ def test_each_line_is_exactly_one_json_value(cli: Cli, store: Store) -> None:
         assert (result.returncode, result.stdout) == (2, ""), bad
         assert result.stderr == f"error: line 4: invalid JSON: {why}\n", bad
     assert store.counts() == {"default": {"pending": 3}}
+
+
+def test_line_numbers_hold_across_reads(cli: Cli, store: Store) -> None:
+    # --file is read 8,192 characters at a time and split into lines by queuectl: a CRLF cut
+    # between two reads, CR and CRLF endings, and lines longer than a read keep their numbers.
+    first = json.dumps({"id": "first", "command": "true"})
+    first = first[:-1] + " " * (8191 - len(first)) + "}\r\n"  # its CR ends the first read
+    endings = ["\n", "\r\n", "\r"]
+    rest = [
+        json.dumps({"id": f"n{n}", "command": "x" * (20_000 if n % 400 == 7 else n)})
+        + endings[n % 3]
+        for n in range(2, 1500)
+    ]
+    result = cli("enqueue", "--file", "-", input=first + "".join(rest))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == ["first", *(f"n{n}" for n in range(2, 1500))]
+    rest[1000] = '{"command": "true", "priority": "high"}\n'
+    result = cli("enqueue", "--file", "-", input=first.replace("first", "again") + "".join(rest))
+    assert result.returncode == 2
+    assert result.stderr.startswith("error: line 1002: priority")
+    assert store.counts() == {"default": {"pending": 1499}}

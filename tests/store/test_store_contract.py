@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import gc
 import os
+import weakref
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from queuectl import Queue
+from queuectl import queue as queue_module
 from queuectl.errors import (
     ConflictError,
     DuplicateJobError,
@@ -140,6 +144,24 @@ def test_a_bulk_batch_stores_each_job_as_returned(store: Store) -> None:
     assert [job.id for job in store.list_jobs(None, None, None, None).jobs] == [
         job.id for job in reversed(jobs)
     ]
+
+
+def test_a_bulk_batch_of_like_jobs_stores_each_in_order(store: Store) -> None:
+    # Runs of jobs alike but for id and command, whose other columns SQLite binds once a
+    # statement: whole statements and a remainder, a run too short for that between two long
+    # ones, and given ids out of sorted order (the stored order is the batch's, not the ids').
+    fields: list[dict[str, Any]] = [{"command": f"echo {n}"} for n in range(1100)]
+    fields += [{"queue": "short"} for _ in range(5)]
+    fields += [{"id": f"given-{n * 7919 % 1000:03}"} for n in range(1000)]
+    jobs = add(store, *fields)
+    assert [job.command for job in jobs[:1100]] == [f"echo {n}" for n in range(1100)]
+    assert [job.id for job in jobs[1105:]] == [f"given-{n * 7919 % 1000:03}" for n in range(1000)]
+    assert store.list_jobs(None, None, None, None).jobs == list(reversed(jobs))
+    assert store.counts() == {"default": {"pending": 2100}, "short": {"pending": 5}}
+    with pytest.raises(DuplicateJobError, match="'given-007'"):
+        add(store, *({"id": f"new-{n}"} for n in range(50)), {"id": "given-007"})
+    assert store.get("new-0") is None
+    assert store.counts() == {"default": {"pending": 2100}, "short": {"pending": 5}}
 
 
 def test_enqueue_empty_batch(store: Store) -> None:
@@ -852,3 +874,51 @@ def test_queue_batch_errors_name_the_job_from_one(queue: Queue) -> None:
     with pytest.raises(InvalidInputError, match=r"^command"):
         queue.enqueue("")
     assert queue.list() == []
+
+
+def test_a_bulk_enqueue_leaves_the_garbage_collector_as_it_found_it(queue: Queue) -> None:
+    # Paused during a bulk enqueue (it frees nothing there), running again after, even when
+    # the batch is refused; one the caller paused stays paused.
+    many = [{"command": "true"}] * 1000
+    assert gc.isenabled()
+    queue.enqueue_many(many)
+    with pytest.raises(InvalidInputError, match=r"^job 1001: command"):
+        queue.enqueue_many([*many, {"command": ""}])
+    assert gc.isenabled()
+    during: list[bool] = []
+    queue.enqueue_stream(
+        [("line 1", {"command": "true"})], lambda jobs: during.append(gc.isenabled())
+    )
+    assert during == [False]
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        queue.enqueue_many(many)
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
+    assert len(queue.list()) == 2001
+
+
+def test_a_stream_collects_its_callers_cycles_as_it_goes(
+    queue: Queue, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(queue_module, "STREAM_BATCH", 10)
+    monkeypatch.setattr(queue_module, "STREAM_COLLECT_EVERY", 20)
+
+    class Node:
+        me: Node
+
+    made: list[weakref.ref[Node]] = []
+
+    def items() -> Iterator[tuple[str, dict[str, Any]]]:
+        for n in range(200):
+            node = Node()
+            node.me = node  # garbage only the collector frees
+            made.append(weakref.ref(node))
+            yield f"line {n}", {"command": "true"}
+
+    alive: list[int] = []
+    queue.enqueue_stream(items(), lambda jobs: alive.append(sum(r() is not None for r in made)))
+    assert len(alive) == 20
+    assert max(alive) <= 30, alive  # at most the cycles of the jobs since the last collection

@@ -81,8 +81,8 @@ def parse_jobs_text(text: str) -> list[dict[str, Any]]:
 def stream_job_lines(file: Any) -> tuple[Iterator[tuple[str, dict[str, Any]]] | None, str]:
     """JSON Lines read a line at a time, labelled with their line numbers ("line 7"; no label
     for a lone job). When the first job's line is not a JSON object on its own (a JSON array,
-    an object over several lines, nothing at all), no iterator but the text read so far: the
-    whole file then goes to parse_jobs_text."""
+    an object over several lines, nothing at all), no iterator but the whole file's text, for
+    parse_jobs_text."""
     lines = enumerate(_utf8_lines(file), 1)
     read, first = "", 0
     for n, line in lines:
@@ -94,7 +94,7 @@ def stream_job_lines(file: Any) -> tuple[Iterator[tuple[str, dict[str, Any]]] | 
     except json.JSONDecodeError:
         item = None
     if not isinstance(item, dict):
-        return None, read
+        return None, read + "".join(line for _, line in lines)
 
     def items() -> Iterator[tuple[str, dict[str, Any]]]:
         pending: dict[str, Any] | None = item
@@ -134,12 +134,29 @@ def _json_value(line: str) -> Any:
     return value
 
 
+#: Characters read from --file at a time, split into lines here: a readline per line costs
+#: more than parsing the line's job (on stdin, click's wrapper looks up an attribute in Python
+#: at every call). The file's own chunk size, so a decoding error names the same byte.
+READ_CHARS = 8192
+
+
 def _utf8_lines(file: Any) -> Iterator[str]:
-    try:
-        # readline, not the file itself: `yield from file` would close the file with us
-        yield from iter(file.readline, "")
-    except UnicodeDecodeError as exc:
-        raise InvalidInputError(f"--file: not UTF-8 text (byte {exc.start})") from None
+    """The file's lines, each with its newline (the last may have none), as readline gives them:
+    the text layer has made every line end "\n" already."""
+    pending = ""
+    while True:
+        try:
+            chunk = file.read(READ_CHARS)
+        except UnicodeDecodeError as exc:
+            raise InvalidInputError(f"--file: not UTF-8 text (byte {exc.start})") from None
+        if not chunk:
+            break
+        lines = (pending + chunk).split("\n")
+        pending = lines.pop()
+        for line in lines:
+            yield line + "\n"
+    if pending:
+        yield pending
 
 
 def parse_env(pairs: tuple[str, ...]) -> dict[str, str]:
@@ -278,10 +295,6 @@ def enqueue(
                 stream = ((n, {**item, **overrides}) for n, item in stream)
             enqueue_stream(ctx.obj, stream, as_json)
             return
-        try:
-            text += file.read()
-        except UnicodeDecodeError as exc:
-            raise InvalidInputError(f"--file: not UTF-8 text (byte {exc.start})") from None
         items = parse_jobs_text(text)
     elif command is not None:
         items = [{"command": command}]
