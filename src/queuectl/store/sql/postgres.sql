@@ -123,18 +123,21 @@ WITH picked AS (
 )
 {pg_start_picked}, jobs.max_retries, jobs.no_retry_exit_codes
 
+-- name: pg_attempts_of_claimed
+-- The history rows of the attempts that the CTE `claimed` started, under this runner's host;
+-- shared by the claims sent in one round trip with the settlements.
+INSERT INTO attempts (job_id, attempt, runner, host, started_at)
+SELECT id, attempts, %(owner)s::text, (SELECT host FROM runners WHERE id = %(owner)s::text),
+       %(now)s::bigint
+FROM claimed
+
 -- name: pg_claim_started
 -- `claim` and the history rows of the attempts it starts, in one statement (see
 -- finish_and_claim: it shares a round trip with the settlements). Every row also says whether
 -- flow control may have held a job back (`flow_held_back`, in the claim's own snapshot); when
 -- nothing was claimed, one row of nulls says it.
 WITH claimed AS ({claim}),
-started AS (
-    INSERT INTO attempts (job_id, attempt, runner, host, started_at)
-    SELECT id, attempts, %(owner)s::text, (SELECT host FROM runners WHERE id = %(owner)s::text),
-           %(now)s::bigint
-    FROM claimed
-),
+started AS ({pg_attempts_of_claimed}),
 held AS ({flow_held_back})
 SELECT claimed.*, held.value AS held_back FROM held LEFT JOIN claimed ON TRUE
 
@@ -557,12 +560,7 @@ SET n = base.n + excluded.n, attempts = base.attempts + excluded.attempts
 -- claim of a runner whose last look found only concurrency limits (`names`), sent in the
 -- round trip of its settlements after `flow_lock_queues` (see finish_and_claim).
 WITH claimed AS ({flow_claim_counted}),
-started AS (
-    INSERT INTO attempts (job_id, attempt, runner, host, started_at)
-    SELECT id, attempts, %(owner)s::text, (SELECT host FROM runners WHERE id = %(owner)s::text),
-           %(now)s::bigint
-    FROM claimed
-)
+started AS ({pg_attempts_of_claimed})
 SELECT * FROM claimed
 
 -- name: flow_lock_queues
