@@ -272,10 +272,6 @@ class Store(Protocol):
         """Jobs per queue, then per state (states with no job are absent)."""
         ...
 
-    def compact_counts(self) -> None:
-        """Housekeeping: fold the counters' deltas into their base once many piled up."""
-        ...
-
     def done_since(self, since_ms: int) -> int:
         """Jobs completed at or after `since_ms`."""
         ...

@@ -942,11 +942,6 @@ class SQLStore:
         if more than `compact_after` piled up; a dialect without deltas has nothing to do
         (SQLite, with one writer, updates its counters in place)."""
 
-    @operation(runner=True)
-    def compact_counts(self) -> None:
-        """Housekeeping: keep the counters' deltas few, so reading the counts stays cheap."""
-        self._compact_counts()
-
     @operation()
     def done_since(self, since_ms: int) -> int:
         return int(self._value(self._connection(), "done_since", (since_ms,)))
