@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from bench.reads import SUMMARY as READS_SUMMARY
@@ -26,6 +27,12 @@ def why_not(cell: Any) -> str | None:
         if key in cell:
             return f"{key}: {cell[key]}" if key != "skipped" else str(cell[key])
     return None
+
+
+def shown(cell: Any, render: Callable[[dict[str, Any]], str]) -> str:
+    """`render(cell)`, or "n/a (why)" for a measurement that has no value."""
+    reason = why_not(cell)
+    return f"n/a ({reason})" if reason else render(cell)
 
 
 def _drain_cell(results: dict[str, Any], system: str, workers: str) -> str:
@@ -211,49 +218,43 @@ def render(results: dict[str, Any]) -> str:
             ("enqueue_many", "Queue.enqueue_many"),
             ("enqueue_file", "queuectl enqueue --file -"),
         ):
-            cell = enqueue.get(key, {}).get(kind)
-            reason = why_not(cell)
-            value = (
-                f"n/a ({reason})"
-                if reason
-                else f"{cell['per_s']:>9,} jobs/s ({cell['jobs']:,} jobs in {cell['seconds']:.3f}s)"
+            value = shown(
+                enqueue.get(key, {}).get(kind),
+                lambda c: f"{c['per_s']:>9,} jobs/s ({c['jobs']:,} jobs in {c['seconds']:.3f}s)",
             )
             lines.append(f"  {label + ', ' + kind:<42}{value}")
     single = enqueue.get("single", {})
-    reason = why_not(single)
     lines.append(
         f"  {'one queuectl enqueue (median)':<42}"
-        + (
-            f"n/a ({reason})"
-            if reason
-            else f"{single['enqueue_ms']:.1f} ms = {single['ratio']:.2f}x `python -c pass` ({single['python_pass_ms']:.1f} ms)"
+        + shown(
+            single,
+            lambda c: (
+                f"{c['enqueue_ms']:.1f} ms = {c['ratio']:.2f}x `python -c pass` "
+                f"({c['python_pass_ms']:.1f} ms)"
+            ),
         )
     )
-    if not reason and "import_click_ms" in single:
+    if not why_not(single) and "import_click_ms" in single:
         lines.append(
             f"  {'  of which `import click` alone':<42}"
             f"{single['import_click_ms']:.1f} ms = {single['import_click_ratio']:.2f}x `python -c pass`"
         )
-    idle = results["idle_cpu"]
-    reason = why_not(idle)
     lines += ["", "Idle runner (2 workers) and its watchdog"]
     lines.append(
         f"  {'CPU':<42}"
-        + (
-            f"n/a ({reason})"
-            if reason
-            else f"{idle['percent_of_core']:.3f}% of a core over {idle['seconds']:.0f}s"
+        + shown(
+            results["idle_cpu"],
+            lambda c: f"{c['percent_of_core']:.3f}% of a core over {c['seconds']:.0f}s",
         )
     )
-    idle_pg = results.get("idle_cpu_postgres", {})
-    reason = why_not(idle_pg)
     lines.append(
         f"  {'CPU, PostgreSQL':<42}"
-        + (
-            f"n/a ({reason})"
-            if reason
-            else f"{idle_pg['percent_of_core']:.3f}% of a core, "
-            f"{idle_pg['transactions_per_s']:.2f} transactions/s over {idle_pg['seconds']:.0f}s"
+        + shown(
+            results.get("idle_cpu_postgres", {}),
+            lambda c: (
+                f"{c['percent_of_core']:.3f}% of a core, "
+                f"{c['transactions_per_s']:.2f} transactions/s over {c['seconds']:.0f}s"
+            ),
         )
     )
     hosts = results.get("hosts", {})
@@ -270,14 +271,14 @@ def render(results: dict[str, Any]) -> str:
             cell = hosts.get(system)
             if cell is None:
                 continue
-            reason = why_not(cell)
+            ratio = f"  {hosts['ratio']:.2f}x" if system != "xargs" and "ratio" in hosts else ""
             lines.append(
                 f"  {label:<{width}}"
-                + (
-                    f"n/a ({reason})"
-                    if reason
-                    else f"{cell['seconds']:.2f}s {meta['n'] / cell['seconds']:>5.0f}/s"
-                    + (f"  {hosts['ratio']:.2f}x" if system != "xargs" and "ratio" in hosts else "")
+                + shown(
+                    cell,
+                    lambda c, ratio=ratio: (
+                        f"{c['seconds']:.2f}s {meta['n'] / c['seconds']:>5.0f}/s" + ratio
+                    ),
                 )
             )
     store_alone = results.get("store_alone", {})
@@ -288,15 +289,15 @@ def render(results: dict[str, Any]) -> str:
         ]
         for kind, cells in store_alone.items():
             for procs, cell in cells.items():
-                reason = why_not(cell)
                 lines.append(
                     f"  {kind + ', K=' + procs:<{width}}"
-                    + (
-                        f"n/a ({reason})"
-                        if reason
-                        else f"{cell['per_s']:>8,} jobs/s ({cell['jobs']:,} jobs in "
-                        f"{cell['seconds']:.2f}s, {cell['batch']} per exchange)"
-                        + (" ran dry" if cell.get("ran_dry") else "")
+                    + shown(
+                        cell,
+                        lambda c: (
+                            f"{c['per_s']:>8,} jobs/s ({c['jobs']:,} jobs in "
+                            f"{c['seconds']:.2f}s, {c['batch']} per exchange)"
+                            + (" ran dry" if c.get("ran_dry") else "")
+                        ),
                     )
                 )
     scale = results["scale"]

@@ -409,8 +409,9 @@ class Queue:
         kill_leftovers(self._store, runners, now_ms, lease_s)
         dead = [r for r in runners if is_dead(r, now_ms, lease_s)]
         if dead:
-            self._store.reap([r.id for r in dead])
-            runners = [r for r in runners if r not in dead]
+            gone = [r.id for r in dead]
+            self._store.reap(gone)
+            runners = [r for r in runners if r.id not in gone]
         return runners
 
     # -- schedules

@@ -61,12 +61,9 @@ def is_dead(runner: Runner, now_ms: int, lease_s: float) -> bool:
     only a stopped one (SIGSTOP, Ctrl-Z) is judged by its heartbeat. Anywhere else, a runner
     silent for STALE_LEASES leases is dead.
     """
-    stale = now_ms - runner.heartbeat_at_ms > STALE_LEASES * lease_s * 1000
     if not is_local(runner):
-        return stale
-    if not is_alive(runner.pid, runner.pid_started):
-        return True
-    return stale and _stopped(runner.pid)
+        return now_ms - runner.heartbeat_at_ms > STALE_LEASES * lease_s * 1000
+    return _gone_or_stopped(runner, now_ms, STALE_LEASES * lease_s)
 
 
 def kill_leftovers(store: Store, runners: list[Runner], now_ms: int, lease_s: float) -> int:
@@ -74,17 +71,19 @@ def kill_leftovers(store: Store, runners: list[Runner], now_ms: int, lease_s: fl
     past their lease, and wait for them to die; how many processes. Called before their jobs
     are recovered: a dead runner's watchdog kills them too, but in its own time, and a frozen
     runner's jobs run on; a job must not run again, nor free its slot or lock, while they do."""
-    gone = [r for r in runners if is_local(r) and _left_its_jobs(r, now_ms, lease_s)]
+    # Stopped for one lease, not the two that make it dead: its jobs' leases have run out, so
+    # they are about to be run elsewhere.
+    gone = [r for r in runners if is_local(r) and _gone_or_stopped(r, now_ms, lease_s)]
     left = {item for r in gone for item in store.owned_jobs(r.id).items()}
     return kill_attempts(left) if left else 0
 
 
-def _left_its_jobs(runner: Runner, now_ms: int, lease_s: float) -> bool:
-    """Whether a runner of this host is gone, or stopped (SIGSTOP, Ctrl-Z) for longer than a
-    lease: its jobs' leases have run out, so they are about to be run elsewhere."""
+def _gone_or_stopped(runner: Runner, now_ms: int, silent_s: float) -> bool:
+    """Whether a runner of this host is gone, or stopped (SIGSTOP, Ctrl-Z) with no heartbeat
+    for `silent_s`. Running, it is alive whatever its heartbeat says (the clock may jump)."""
     if not is_alive(runner.pid, runner.pid_started):
         return True
-    return now_ms - runner.heartbeat_at_ms > lease_s * 1000 and _stopped(runner.pid)
+    return now_ms - runner.heartbeat_at_ms > silent_s * 1000 and _stopped(runner.pid)
 
 
 def is_local(runner: Runner) -> bool:
