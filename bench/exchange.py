@@ -3,6 +3,11 @@ runner-facing calls (register_runner, finish_and_claim with the outcomes of the 
 claims), spawning nothing; jobs settled per second on each backend.
 
     python -m bench.exchange [--kinds sqlite postgres] [--procs 4 16] [--batch 2] [--seconds 3]
+    python -m bench.exchange --counters-off   # each K also with the count triggers dropped
+
+`--counters-off` measures what the exact counters (migration 0004) cost: each K runs on a store
+with the triggers that count state changes and on one without them, in turns, so a counter
+that made runners wait on each other would show as a gap growing with K.
 """
 
 from __future__ import annotations
@@ -79,8 +84,16 @@ def _collect(done: Any, workers: list[Any], timeout_s: float) -> list[Any]:
     return found
 
 
-def measure(kind: str, procs: int, batch: int, seconds: float, scratch: Scratch) -> dict[str, Any]:
-    """Jobs settled per second by `procs` processes settling-and-claiming on a fresh store."""
+#: The triggers that count every job's state change (migration 0004); a store's own batched
+#: inserts count themselves (0007).
+COUNT_TRIGGERS = ("job_counts_insert", "job_counts_update", "job_counts_delete")
+
+
+def measure(
+    kind: str, procs: int, batch: int, seconds: float, scratch: Scratch, counters: bool = True
+) -> dict[str, Any]:
+    """Jobs settled per second by `procs` processes settling-and-claiming on a fresh store
+    (without the count triggers when `counters` is false)."""
     from queuectl import Queue
 
     # Enough jobs not to run dry below 20,000 jobs/s (twice the highest target).
@@ -88,6 +101,8 @@ def measure(kind: str, procs: int, batch: int, seconds: float, scratch: Scratch)
     with fresh_store(kind, scratch) as target:
         with Queue(target) as jobs_queue:
             jobs_queue.enqueue_many([{"command": "true"} for _ in range(jobs)])
+        if not counters:
+            _drop_count_triggers(kind, target)
         context = multiprocessing.get_context("spawn")
         done = context.Queue()
         go = context.Value("d", 0.0)
@@ -115,6 +130,21 @@ def measure(kind: str, procs: int, batch: int, seconds: float, scratch: Scratch)
     }
 
 
+def _drop_count_triggers(kind: str, target: str) -> None:
+    if kind == "sqlite":
+        import sqlite3
+
+        with sqlite3.connect(target) as conn:
+            for name in COUNT_TRIGGERS:
+                conn.execute(f"DROP TRIGGER IF EXISTS {name}")
+        return
+    import psycopg
+
+    with psycopg.connect(target, autocommit=True) as conn:
+        for name in COUNT_TRIGGERS:
+            conn.execute(f"DROP TRIGGER IF EXISTS {name} ON jobs")
+
+
 def run(
     kinds: list[str], procs: list[int], batch: int, seconds: float, scratch: Scratch
 ) -> dict[str, Any]:
@@ -130,18 +160,24 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--procs", type=int, nargs="+", default=[4, 16])
     parser.add_argument("--batch", type=int, default=BATCH, help="jobs claimed per exchange")
     parser.add_argument("--seconds", type=float, default=SECONDS)
+    parser.add_argument(
+        "--counters-off", action="store_true", help="each K also without the count triggers"
+    )
     args = parser.parse_args(argv)
     scratch = Scratch()
     try:
         for kind in args.kinds:
             for k in args.procs:
-                cell = measure(kind, k, args.batch, args.seconds, scratch)
-                print(
-                    f"{kind:<9} K={k:<3} {cell['per_s']:>8,} jobs/s "
-                    f"({cell['jobs']:,} jobs in {cell['seconds']:.2f}s, {args.batch} per exchange)"
-                    + (" (ran dry)" if cell.get("ran_dry") else ""),
-                    flush=True,
-                )
+                for counters in (True, False) if args.counters_off else (True,):
+                    cell = measure(kind, k, args.batch, args.seconds, scratch, counters)
+                    print(
+                        f"{kind:<9} K={k:<3} {cell['per_s']:>8,} jobs/s "
+                        f"({cell['jobs']:,} jobs in {cell['seconds']:.2f}s, "
+                        f"{args.batch} per exchange)"
+                        + ("" if counters else " without the count triggers")
+                        + (" (ran dry)" if cell.get("ran_dry") else ""),
+                        flush=True,
+                    )
     finally:
         scratch.close()
     return 0

@@ -11,6 +11,13 @@ bench.subject.build_big_store (delayed, blocked, completed; one queue) with a fi
 delayed jobs, the oldest third of the store, moved to queue `sync`; on PostgreSQL by
 build_big_pg (the same mix over five queues, `sync` holding delayed jobs only). So `pending`
 and `sync` are old and `completed` is new: a filter's index must be walked, not the newest jobs.
+
+The ratio the target bounds (1.2x) is the big store over a store of the same shape with a few
+jobs (built the same way with SHAPE_JOBS jobs: the same queues and states, so the same rows of
+counts to read and render): a read that grows with the jobs stored shows there, where one over
+the truly empty store also counts the few extra rows a store with five queues reports. Both
+are given. `status` and `queue list` are also timed as whole CLI processes (`queuectl status`),
+the call a user or `watch` makes.
 """
 
 from __future__ import annotations
@@ -118,6 +125,11 @@ def build_big_sqlite(path: Path, stored: int) -> float:
 SUMMARY = ("status", "queue list", "GET /api/status", "GET /api/queues", "GET /metrics")
 BOUND_MS = 20.0
 BOUND_RATIO = 1.2
+#: Jobs in the store of the big one's shape that the ratio is taken against.
+SHAPE_JOBS = 30
+#: CLI reads timed as whole processes, and how many runs of each (the median is kept).
+CLI_READS = {"status": ["status"], "queue list": ["queue", "list"]}
+CLI_RUNS = 11
 
 
 def reads(targets: list[str], stored: int, repeat: int = 21) -> list[dict[str, float]]:
@@ -177,28 +189,61 @@ def reads(targets: list[str], stored: int, repeat: int = 21) -> list[dict[str, f
 
 
 def measure(kind: str, stored: int, scratch: Scratch) -> dict[str, Any]:
-    """Each read on an empty store of this kind and on one holding `stored` jobs (the two in
-    turns), and their ratio."""
-    with fresh_store(kind, scratch) as empty, fresh_store(kind, scratch) as target:
-        big = scratch.file("big", ".db")
+    """Each read on an empty store of this kind, on one of the big one's shape with a few jobs,
+    and on one holding `stored` jobs (the three in turns), and the ratios."""
+    with ExitStack() as stack:
+        empty, shape, target = (stack.enter_context(fresh_store(kind, scratch)) for _ in range(3))
+        small, big = scratch.file("shape", ".db"), scratch.file("big", ".db")
         try:
             if kind == "sqlite":
+                build_big_sqlite(small, SHAPE_JOBS)
                 build_s = build_big_sqlite(big, stored)
-                target = str(big)
+                shape, target = str(small), str(big)
             else:
+                build_big_pg(shape, SHAPE_JOBS)
                 build_s = build_big_pg(target, stored)
-            on_empty, on_big = reads([empty, target], stored)
+            on_empty, on_shape, on_big = reads([empty, shape, target], stored)
+            cli = cli_reads([empty, shape, target])
         finally:
+            small.unlink(missing_ok=True)
             big.unlink(missing_ok=True)
     rows = {
         name: {
             "empty_ms": on_empty[name],
+            "shape_ms": on_shape[name],
             "stored_ms": on_big[name],
-            "ratio": _ratio(on_big[name], on_empty[name]),
+            "ratio": _ratio(on_big[name], on_shape[name]),
+            "ratio_empty": _ratio(on_big[name], on_empty[name]),
         }
         for name in on_empty
     }
-    return {"stored": stored, "build_s": round(build_s, 1), "reads": rows}
+    return {"stored": stored, "build_s": round(build_s, 1), "reads": rows, "cli": cli}
+
+
+def cli_reads(targets: list[str]) -> dict[str, dict[str, float]]:
+    """The median wall time in ms of each CLI read as a whole process on each store, run in
+    turns, and the last store's over the second's (the big one over its shape)."""
+    found: dict[str, dict[str, float]] = {}
+    for name, args in CLI_READS.items():
+        taken: list[list[float]] = [[] for _ in targets]
+        for _ in range(CLI_RUNS):
+            for target, into in zip(targets, taken, strict=True):
+                started = time.perf_counter()
+                subprocess.run(
+                    [QUEUECTL, "--db", target, *args],
+                    stdout=subprocess.DEVNULL,
+                    env=CHILD_ENV,
+                    check=True,
+                )
+                into.append((time.perf_counter() - started) * 1000)
+        empty_ms, shape_ms, stored_ms = (round(statistics.median(t), 1) for t in taken)
+        found[name] = {
+            "empty_ms": empty_ms,
+            "shape_ms": shape_ms,
+            "stored_ms": stored_ms,
+            "ratio": _ratio(stored_ms, shape_ms),
+        }
+    return found
 
 
 def _ratio(value: float, base: float) -> float:
@@ -266,7 +311,11 @@ def render(results: dict[str, Any]) -> str:
     if not columns:
         return f"reads: nothing measured: {json.dumps(results)[:300]}"
     head = " | ".join(f"{kind} {int(stored):,}" for kind, stored in columns)
-    lines = [f"| read (ms: empty / stored = ratio) | {head} |", "|---" * (1 + len(columns)) + "|"]
+    lines = [
+        f"| read, ms (summary rows: empty / {SHAPE_JOBS} jobs of its shape / stored = ratio"
+        f" to the shape; lists: empty / stored) | {head} |",
+        "|---" * (1 + len(columns)) + "|",
+    ]
     first = results[columns[0][0]][columns[0][1]]["reads"]
     for name in first:
         cells = []
@@ -274,15 +323,22 @@ def render(results: dict[str, Any]) -> str:
             row = results[kind][stored]["reads"].get(name)
             if row is None:
                 cells.append("n/a")
-            elif name in SUMMARY:
+            elif name in SUMMARY and "shape_ms" in row:
                 cells.append(
-                    f"{row['empty_ms']:.2f} / {row['stored_ms']:.2f} = {row['ratio']:.2f}x"
+                    f"{row['empty_ms']:.2f} / {row['shape_ms']:.2f} / {row['stored_ms']:.2f}"
+                    f" = {row['ratio']:.2f}x"
                 )
             else:  # an empty store lists nothing: no ratio to speak of
                 cells.append(f"{row['empty_ms']:.2f} / {row['stored_ms']:.2f}")
         lines.append(f"| {name} | {' | '.join(cells)} |")
     for kind, stored in columns:
-        lines.append(f"\n{kind} {int(stored):,} built in {results[kind][stored]['build_s']:.0f} s")
+        cell = results[kind][stored]
+        lines.append(f"\n{kind} {int(stored):,} built in {cell['build_s']:.0f} s")
+        for name, row in cell.get("cli", {}).items():
+            lines.append(
+                f"  queuectl {name}, whole process: empty {row['empty_ms']:.1f} ms, its shape "
+                f"{row['shape_ms']:.1f} ms, stored {row['stored_ms']:.1f} ms = {row['ratio']:.2f}x"
+            )
     for kind, by_size in results.items():
         for stored, cell in by_size.items() if isinstance(by_size, dict) else ():
             if stored.isdigit() and "reads" not in cell:  # skipped, failed

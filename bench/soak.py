@@ -166,7 +166,7 @@ def _size(target: str, kind: str) -> int:
 
 def _parts(target: str, kind: str) -> dict[str, int]:
     """Pages of each table and index and the free list (SQLite), or the bytes of each table
-    with its indexes and TOAST (PostgreSQL): what grows, if anything does."""
+    (with its TOAST) and of each index (PostgreSQL): what grows, if anything does."""
     if kind == "sqlite":
         with sqlite3.connect(target) as conn:
             found = dict(conn.execute("SELECT name, COUNT(*) FROM dbstat GROUP BY name"))
@@ -176,8 +176,9 @@ def _parts(target: str, kind: str) -> dict[str, int]:
 
     with psycopg.connect(target) as conn:
         rows: list[Any] = conn.execute(
-            "SELECT relname, pg_total_relation_size(oid) FROM pg_class "
-            "WHERE relkind = 'r' AND relnamespace = 'public'::regnamespace"
+            "SELECT relname, CASE relkind WHEN 'r' THEN pg_table_size(oid) "
+            "ELSE pg_relation_size(oid) END FROM pg_class "
+            "WHERE relkind IN ('r', 'i') AND relnamespace = 'public'::regnamespace"
         ).fetchall()
     return {str(name): int(size) for name, size in rows}
 
