@@ -38,6 +38,7 @@ from queuectl.store import (
     open_store,
 )
 
+MAX_ROW = 2**63 - 1  # both stores' row keys, LIMITs and OFFSETs are signed 64-bit
 #: A limit `set_queue` leaves as it is (None removes one).
 UNCHANGED: Any = object()
 
@@ -160,7 +161,7 @@ class Queue:
                 raise InvalidInputError(f"state: {name!r} is not one of {', '.join(STATES)}")
         if limit is not None and limit < 0:
             raise InvalidInputError(f"limit: must be >= 0, got {limit}")
-        max_row = 2**63 - 1  # both stores' row keys and LIMITs are signed 64-bit
+        max_row = MAX_ROW
         if limit is not None and limit > max_row:
             raise InvalidInputError(f"limit: must be at most {max_row}, got {limit}")
         before = None
@@ -175,7 +176,10 @@ class Queue:
     def attempt_output(self, job_id: str, nth: int | None = None) -> Output:
         """What the job's last attempt wrote, as kept; with `nth`, the nth of all the attempts
         it ever made, oldest first (the same as its attempt number unless it was requeued)."""
-        found = self._store.output(job_id, nth)
+        if nth is not None and nth < 1:
+            raise InvalidInputError(f"attempt: must be at least 1, got {nth}")
+        # No job makes 2**63 attempts, and the stores cannot count that far (an overflow).
+        found = None if nth is not None and nth > MAX_ROW else self._store.output(job_id, nth)
         if found is None:
             job = self.get(job_id)
             if nth is not None:

@@ -449,6 +449,10 @@ def cancel(
         for job in session.queue.cancel(*job_ids):
             click.echo(f"cancelled {job.id} (was {job.state})", err=True)
         return
+    if queue is not None:
+        from queuectl.models import validate_id
+
+        validate_id(queue, "queue")  # no such queue can exist: refused, not "nothing to cancel"
     opened = session.queue
     active = ("pending", "failed", "processing")
     count = opened.count(active, queue)

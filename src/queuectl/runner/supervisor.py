@@ -348,9 +348,15 @@ class Supervisor:
         claim = attempt.claim
         if attempt.released:
             self.unreleased.append((claim.id, claim.attempt))
-        elif not attempt.abandoned:
-            output = executor.tail(attempt, int(self.config["output_limit"]))
-            dropped = max(0, executor.output_size(attempt) - len(output))
+            executor.close(attempt)
+            return
+        output = executor.tail(attempt, int(self.config["output_limit"]))
+        dropped = max(0, executor.output_size(attempt) - len(output))
+        if attempt.abandoned:
+            # Cancelled (or lost): no settlement follows, but a cancelled attempt's history
+            # keeps what it printed; the store refuses the output of an attempt not ours.
+            self.store.save_output(self.id, claim.id, claim.attempt, output, dropped)
+        else:
             ended = time.monotonic()
             fence = None
             if claim.max_retries is not None:

@@ -142,7 +142,15 @@ class Output:
         """The output as `logs` shows it: a marker line first when bytes were dropped."""
         if not self.dropped:
             return self.data
-        return f"[queuectl: {self.dropped} earlier bytes dropped]\n".encode() + self.data
+        # A cut inside a UTF-8 character leaves its last bytes (1 to 3 continuation bytes)
+        # first: they are dropped too, so the text starts on a whole character.
+        # (Four or more are no UTF-8 text: kept as they are.)
+        torn = 0
+        while torn < min(4, len(self.data)) and 0x80 <= self.data[torn] <= 0xBF:
+            torn += 1
+        torn = 0 if torn == 4 else torn
+        marker = f"[queuectl: {self.dropped + torn} earlier bytes dropped]\n"
+        return marker.encode() + self.data[torn:]
 
 
 @dataclass(frozen=True)
@@ -238,8 +246,8 @@ class Store(Protocol):
     def save_output(
         self, owner: str, job_id: str, attempt: int, data: bytes, dropped: int = 0
     ) -> bool:
-        """Store the running attempt's output so far (its tail, after `dropped` bytes).
-        Fenced; whether it was still ours."""
+        """Store the running attempt's output so far (its tail, after `dropped` bytes), or all
+        of it once the attempt was cancelled while it ran. Fenced; whether it was still ours."""
         ...
 
     def owned_jobs(self, owner: str) -> dict[str, int]:

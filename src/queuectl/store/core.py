@@ -1015,19 +1015,22 @@ class SQLStore:
             named = job_ids is not None
             if job_ids is None:
                 job_ids = self._ids_in_states(conn, states, queue)
-            else:
-                found = {job.id: job.state for job in self._jobs_by_ids(conn, job_ids)}
-                for job_id in job_ids:
-                    if job_id not in found:
-                        raise NotFoundError(f"no job {job_id!r}")
-                    if found[job_id] not in states:
-                        raise WrongStateError(
-                            f"job {job_id!r} is {found[job_id]}, not {' or '.join(states)}"
-                        )
+            found = {job.id: job for job in self._jobs_by_ids(conn, job_ids)}
+            for job_id in job_ids if named else ():
+                if job_id not in found:
+                    raise NotFoundError(f"no job {job_id!r}")
+                if found[job_id].state not in states:
+                    raise WrongStateError(
+                        f"job {job_id!r} is {found[job_id].state}, not {' or '.join(states)}"
+                    )
+            waiting = self._requeue_waiting(conn, [found[i] for i in job_ids if i in found])
             params = {"now": now, "states": self._list(states)}
             for job_id in dict.fromkeys(job_ids):
                 try:
-                    changed = conn.execute(self.q["requeue"], {**params, "id": job_id}).rowcount
+                    changed = conn.execute(
+                        self.q["requeue"],
+                        {**params, "id": job_id, "waiting_on": waiting.get(job_id, 0)},
+                    ).rowcount
                 except self.unique_violation:
                     raise ConflictError(
                         f"job {job_id!r} cannot run again: an active job holds its unique_key"
@@ -1039,6 +1042,34 @@ class SQLStore:
             if done:
                 self._wake(conn)
         return done
+
+    def _requeue_waiting(self, conn: Any, jobs: Sequence[Job]) -> dict[str, int]:
+        """How many dependencies each job run again waits on: those not completed, counted
+        afresh (what was counted when it was cancelled may be stale), the jobs run again with
+        it counting as pending. A dependency deleted since (retention, purge) waits on nothing;
+        one dead or cancelled would keep the job waiting forever, so the requeue is refused.
+        The dependencies are read as enqueue reads them (locked on PostgreSQL), so none can
+        complete unseen before this commits."""
+        deps = sorted({dep for job in jobs for dep in job.depends_on})
+        if not deps:
+            return {}
+        again = {job.id for job in jobs}
+        dep_state = {
+            r["id"]: PENDING if r["id"] in again else r["state"]
+            for r in conn.execute(self.q["dep_states"], (self._list(deps),)).fetchall()
+        }
+        waiting: dict[str, int] = {}
+        for job in jobs:
+            for dep in job.depends_on:
+                if dep_state.get(dep) in (DEAD, CANCELLED):
+                    raise WrongStateError(
+                        f"job {job.id!r} depends on {dep!r}, which is {dep_state[dep]}: "
+                        f"requeue {dep!r} too"
+                    )
+            waiting[job.id] = sum(
+                1 for dep in job.depends_on if dep_state.get(dep, COMPLETED) != COMPLETED
+            )
+        return waiting
 
     def _ids_in_states(self, conn: Any, states: Sequence[str], queue: str | None) -> list[str]:
         params = {"states": self._list(states), "queue": queue}

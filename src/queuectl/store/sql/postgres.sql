@@ -254,13 +254,17 @@ WHERE seq = (SELECT MAX(seq) FROM attempts WHERE job_id = %(id)s) AND finished_a
 
 -- name: save_live_output
 -- Fenced: only while the attempt still runs under this runner, so a runner that resumes after
--- losing its job cannot overwrite a newer attempt's output, nor one of a job deleted meanwhile.
+-- losing its job cannot overwrite a newer attempt's output, nor one of a job deleted meanwhile;
+-- or, from the runner that ran it, once it was cancelled while it ran (what it printed before
+-- it was killed, which no settlement writes).
 UPDATE attempts SET output = %(data)s::bytea, output_dropped = %(dropped)s::bigint
 WHERE seq = (SELECT MAX(seq) FROM attempts WHERE job_id = %(id)s)
-  AND attempt = %(attempt)s::integer AND finished_at IS NULL
-  AND EXISTS (SELECT 1 FROM jobs WHERE id = %(id)s AND state = 'processing'
-                                   AND lease_owner = %(owner)s
-                                   AND attempts = %(attempt)s::integer)
+  AND attempt = %(attempt)s::integer AND runner = %(owner)s::text
+  AND (finished_at IS NULL
+       AND EXISTS (SELECT 1 FROM jobs WHERE id = %(id)s AND state = 'processing'
+                                        AND lease_owner = %(owner)s
+                                        AND attempts = %(attempt)s::integer)
+       OR error = 'cancelled')
 
 -- name: last_output
 SELECT attempt, output, output_dropped FROM attempts
@@ -347,11 +351,12 @@ SET state = 'cancelled', last_error = 'cancelled', finished_at = %(now)s::bigint
 WHERE id = %(id)s AND state IN ('pending', 'failed', 'processing')
 
 -- name: requeue
--- A finished job runs again from its first attempt; its history stays.
+-- A finished job runs again from its first attempt; its history stays. `waiting_on`: its
+-- dependencies not completed now (see SQLStore._requeue_waiting).
 UPDATE jobs
 SET state = 'pending', attempts = 0, run_at = %(now)s::bigint, scheduled = false,
     updated_at = %(now)s::bigint, started_at = NULL, finished_at = NULL, exit_code = NULL,
-    last_error = NULL, duration_ms = NULL
+    last_error = NULL, duration_ms = NULL, waiting_on = %(waiting_on)s::integer
 WHERE id = %(id)s AND state = ANY(%(states)s::text[])
 
 -- name: ids_in_states

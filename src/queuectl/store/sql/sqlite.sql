@@ -191,12 +191,16 @@ WHERE seq = (SELECT MAX(seq) FROM attempts WHERE job_id = :id) AND finished_at I
 
 -- name: save_live_output
 -- Fenced: only while the attempt still runs under this runner, so a runner that resumes after
--- losing its job cannot overwrite a newer attempt's output, nor one of a job deleted meanwhile.
+-- losing its job cannot overwrite a newer attempt's output, nor one of a job deleted meanwhile;
+-- or, from the runner that ran it, once it was cancelled while it ran (what it printed before
+-- it was killed, which no settlement writes).
 UPDATE attempts SET output = :data, output_dropped = :dropped
 WHERE seq = (SELECT MAX(seq) FROM attempts WHERE job_id = :id)
-  AND attempt = :attempt AND finished_at IS NULL
-  AND EXISTS (SELECT 1 FROM jobs WHERE id = :id AND state = 'processing'
-                                   AND lease_owner = :owner AND attempts = :attempt)
+  AND attempt = :attempt AND runner = :owner
+  AND (finished_at IS NULL
+       AND EXISTS (SELECT 1 FROM jobs WHERE id = :id AND state = 'processing'
+                                        AND lease_owner = :owner AND attempts = :attempt)
+       OR error = 'cancelled')
 
 -- name: last_output
 SELECT attempt, output, output_dropped FROM attempts
@@ -281,11 +285,12 @@ SET state = 'cancelled', last_error = 'cancelled', finished_at = :now, updated_a
 WHERE id = :id AND state IN ('pending', 'failed', 'processing')
 
 -- name: requeue
--- A finished job runs again from its first attempt; its history stays.
+-- A finished job runs again from its first attempt; its history stays. `waiting_on`: its
+-- dependencies not completed now (see SQLStore._requeue_waiting).
 UPDATE jobs
 SET state = 'pending', attempts = 0, run_at = :now, scheduled = 0, updated_at = :now,
     started_at = NULL, finished_at = NULL, exit_code = NULL, last_error = NULL,
-    duration_ms = NULL
+    duration_ms = NULL, waiting_on = :waiting_on
 WHERE id = :id AND state IN (SELECT value FROM json_each(:states))
 
 -- name: ids_in_states
