@@ -355,7 +355,9 @@ class Supervisor:
         if attempt.abandoned:
             # Cancelled (or lost): no settlement follows, but a cancelled attempt's history
             # keeps what it printed; the store refuses the output of an attempt not ours.
-            self.store.save_output(self.id, claim.id, claim.attempt, output, dropped)
+            # Best effort: with the store unreachable, that output is lost, not the turn.
+            with contextlib.suppress(StoreError):
+                self.store.save_output(self.id, claim.id, claim.attempt, output, dropped)
         else:
             ended = time.monotonic()
             fence = None
