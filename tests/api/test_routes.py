@@ -101,6 +101,12 @@ def test_list_filters_by_state_and_queue(client, queue: Queue) -> None:
     pending_web = client.get("/api/jobs", params={"queue": "web", "state": "pending"}).json()
     assert [j["id"] for j in pending_web["jobs"]] == ["a"]
     assert pending_web["next_cursor"] is None
+    # Repeated, as `list --state A --state B`: the union (the last alone was taken before).
+    union = client.get("/api/jobs", params=[("state", "cancelled"), ("state", "pending")])
+    assert [j["id"] for j in union.json()["jobs"]] == ["c", "b", "a"]
+    both = client.get("/api/jobs", params=[("queue", "mail"), ("queue", "web"), ("state", "")])
+    assert [j["id"] for j in both.json()["jobs"]] == ["c", "b", "a"]
+    assert client.get("/api/jobs", params=[("state", "pending"), ("state", "x")]).status_code == 422
 
 
 def test_list_refuses_bad_parameters_with_422(client) -> None:

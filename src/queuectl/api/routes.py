@@ -68,13 +68,21 @@ def enqueue(queue: QueueDep, payload: Annotated[Any, Body()]) -> Any:
 @router.get("/jobs", tags=["jobs"], response_model=schemas.JobPage)
 def list_jobs(
     queue: QueueDep,
-    state: Annotated[str | None, Query(description=f"one of {', '.join(STATES)}")] = None,
-    queue_name: Annotated[str | None, Query(alias="queue")] = None,
+    state: Annotated[
+        list[str] | None,
+        Query(description=f"one of {', '.join(STATES)}; repeated: any of them"),
+    ] = None,
+    queue_name: Annotated[
+        list[str] | None, Query(alias="queue", description="repeated: any of them")
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 50,
     cursor: Annotated[str | None, Query(description="next_cursor of the previous page")] = None,
 ) -> dict[str, Any]:
-    """Jobs, newest first, a page at a time."""
-    jobs, next_cursor = queue.page(state or None, queue_name or None, limit, cursor or None)
+    """Jobs, newest first, a page at a time; repeated `state` or `queue`: the union, as
+    `list --state A --state B` (an empty value filters nothing)."""
+    states = [name for name in state or () if name]
+    names = [name for name in queue_name or () if name]
+    jobs, next_cursor = queue.page(states or None, names or None, limit, cursor or None)
     return {"jobs": jobs_json(jobs), "next_cursor": next_cursor}
 
 
