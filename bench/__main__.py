@@ -146,6 +146,7 @@ def main(argv: list[str] | None = None) -> int:
         "scale": {},
         "reads": {},
         "flow": {},
+        "counters": {},
         "hosts": {},
         "store_alone": {},
     }
@@ -286,10 +287,15 @@ def main(argv: list[str] | None = None) -> int:
         for kind, system in (("sqlite", "queuectl-sqlite"), ("postgres", "queuectl-postgres")):
             if unavailable[system]:
                 results["flow"][kind] = {"skipped": unavailable[system]}
+                results["counters"][kind] = {"skipped": unavailable[system]}
                 continue
             log(f"drain {kind} W={flow_workers} with a concurrency limit of W, and without")
             results["flow"][kind] = measure(
                 lambda k=kind: subject.flow(k, args.n, flow_workers, scratch, timeout_s)
+            )
+            log(f"drain {kind} W={flow_workers} without the count triggers, and with them")
+            results["counters"][kind] = measure(
+                lambda k=kind: subject.counters(k, args.n, flow_workers, scratch, timeout_s)
             )
         if args.no_scale:
             results["scale"] = {"skipped": "--no-scale" if not args.smoke else "--smoke"}

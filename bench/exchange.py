@@ -20,7 +20,7 @@ import sys
 import time
 from typing import Any
 
-from bench.stores import Scratch, fresh_store
+from bench.stores import Scratch, drop_count_triggers, fresh_store
 
 LEASE_S = 60.0
 BATCH = 2  # jobs each exchange claims: a runner with two free slots
@@ -84,11 +84,6 @@ def _collect(done: Any, workers: list[Any], timeout_s: float) -> list[Any]:
     return found
 
 
-#: The triggers that count every job's state change (migration 0004); a store's own batched
-#: inserts count themselves (0007).
-COUNT_TRIGGERS = ("job_counts_insert", "job_counts_update", "job_counts_delete")
-
-
 def measure(
     kind: str, procs: int, batch: int, seconds: float, scratch: Scratch, counters: bool = True
 ) -> dict[str, Any]:
@@ -102,7 +97,7 @@ def measure(
         with Queue(target) as jobs_queue:
             jobs_queue.enqueue_many([{"command": "true"} for _ in range(jobs)])
         if not counters:
-            _drop_count_triggers(kind, target)
+            drop_count_triggers(kind, target)
         context = multiprocessing.get_context("spawn")
         done = context.Queue()
         go = context.Value("d", 0.0)
@@ -128,21 +123,6 @@ def measure(
         "per_s": round(settled / took),
         **({"ran_dry": True} if ran_dry else {}),
     }
-
-
-def _drop_count_triggers(kind: str, target: str) -> None:
-    if kind == "sqlite":
-        import sqlite3
-
-        with sqlite3.connect(target) as conn:
-            for name in COUNT_TRIGGERS:
-                conn.execute(f"DROP TRIGGER IF EXISTS {name}")
-        return
-    import psycopg
-
-    with psycopg.connect(target, autocommit=True) as conn:
-        for name in COUNT_TRIGGERS:
-            conn.execute(f"DROP TRIGGER IF EXISTS {name} ON jobs")
 
 
 def run(

@@ -154,6 +154,9 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
         check(f"slowest list filter {where}", _worst(lists, "stored_ms"), 20, "ms")
     for kind, cell in results.get("flow", {}).items():
         check(f"drain {kind}, concurrency W / no limit", cell.get("ratio"), 1.1, "x")
+    for kind, cell in results.get("counters", {}).items():
+        with_counts = cell["base_s"] / cell["changed_s"] if "ratio" in cell else None
+        check(f"drain {kind}, with the count triggers / without", with_counts, 1.1, "x")
     # Ahead of the peers: queuectl on SQLite against each peer, on every measured row.
     for peer in PEERS:
         for workers in results["meta"]["workers"]:
@@ -315,15 +318,29 @@ def render(results: dict[str, Any]) -> str:
     reads = results.get("reads", {})
     reason = reads.get("skipped") if isinstance(reads.get("skipped"), str) else None
     lines.append(f"  n/a ({reason})" if reason else render_reads(reads))
-    lines += ["", "Flow control: the drain with a concurrency limit of W, over no limit"]
-    for kind, cell in results.get("flow", {}).items():
-        reason = why_not(cell)
-        lines.append(
-            f"  {kind}: n/a ({reason})"
-            if reason
-            else f"  {kind}, W={cell['workers']}: no limit {cell['free_s']:.2f}s, "
-            f"limit W {cell['limited_s']:.2f}s = {cell['ratio']:.2f}x"
-        )
+    for key, title, base, changed in (
+        (
+            "flow",
+            "Flow control: the drain with a concurrency limit of W, over no limit",
+            "no limit",
+            "limit W",
+        ),
+        (
+            "counters",
+            "Exact counts: the drain without the count triggers, over with them",
+            "with",
+            "without",
+        ),
+    ):
+        lines += ["", title]
+        for kind, cell in results.get(key, {}).items():
+            reason = why_not(cell)
+            lines.append(
+                f"  {kind}: n/a ({reason})"
+                if reason
+                else f"  {kind}, W={cell['workers']}: {base} {cell['base_s']:.2f}s, "
+                f"{changed} {cell['changed_s']:.2f}s = {cell['ratio']:.2f}x"
+            )
     lines += ["", "Targets"]
     for target in results["targets"]:
         mark = {True: "ok  ", False: "MISS", None: "n/a "}[target["ok"]]

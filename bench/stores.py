@@ -93,3 +93,24 @@ def fresh_store(kind: str, scratch: Scratch) -> Iterator[str]:
     finally:
         with suppress(Exception), _pg_admin() as admin:
             admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+#: The triggers that count every job's state change (migration 0004); a store's own batched
+#: inserts count themselves (0007).
+COUNT_TRIGGERS = ("job_counts_insert", "job_counts_update", "job_counts_delete")
+
+
+def drop_count_triggers(kind: str, target: str) -> None:
+    """A store whose counts no longer follow its jobs: what the exact counts cost, measured."""
+    if kind == "sqlite":
+        import sqlite3
+
+        with sqlite3.connect(target) as conn:
+            for name in COUNT_TRIGGERS:
+                conn.execute(f"DROP TRIGGER IF EXISTS {name}")
+        return
+    import psycopg
+
+    with psycopg.connect(target, autocommit=True) as conn:
+        for name in COUNT_TRIGGERS:
+            conn.execute(f"DROP TRIGGER IF EXISTS {name} ON jobs")

@@ -87,16 +87,20 @@ def completed_count(queue: Any, ids: list[str]) -> Callable[[], int]:
 
 
 def drain(
-    target: str, n: int, workers: int, scratch: Scratch, timeout_s: float, limited: bool = False
+    target: str,
+    n: int,
+    workers: int,
+    scratch: Scratch,
+    timeout_s: float,
+    prepare: Callable[[str], None] | None = None,
 ) -> float:
     """Seconds from the bulk enqueue of N `true` jobs into an idle runner until all completed;
-    `limited`: with a concurrency limit of W on their queue (SPEC 9.2)."""
+    `prepare` changes the store first (a concurrency limit, no count triggers)."""
     from queuectl import Queue
 
     jobs = [{"command": "true"} for _ in range(n)]
-    if limited:
-        with Queue(target) as queue:
-            queue.set_queue("default", concurrency=workers)
+    if prepare:
+        prepare(target)
     with runner(target, workers, scratch.file("runner", ".log")), Queue(target) as queue:
         return _timed_drain(queue, jobs, timeout_s)
 
@@ -129,20 +133,50 @@ def drain_hosts(
 
 
 def flow(kind: str, n: int, workers: int, scratch: Scratch, timeout_s: float) -> dict[str, Any]:
-    """The drain with a concurrency limit of W on the queue, over the drain with none: best of
-    two rounds each, alternated so a noisy spell hits both alike."""
+    """The drain with a concurrency limit of W on the queue (SPEC 9.2), over the drain with
+    none."""
+
+    def limit(target: str) -> None:
+        from queuectl import Queue
+
+        with Queue(target) as queue:
+            queue.set_queue("default", concurrency=workers)
+
+    return changed_drain(kind, n, workers, scratch, timeout_s, limit)
+
+
+def counters(kind: str, n: int, workers: int, scratch: Scratch, timeout_s: float) -> dict[str, Any]:
+    """The drain without the triggers that count state changes, over the drain with them
+    (issue 19: exact counts must not make runners wait on each other)."""
+    from bench.stores import drop_count_triggers
+
+    return changed_drain(
+        kind, n, workers, scratch, timeout_s, lambda t: drop_count_triggers(kind, t)
+    )
+
+
+def changed_drain(
+    kind: str,
+    n: int,
+    workers: int,
+    scratch: Scratch,
+    timeout_s: float,
+    change: Callable[[str], None],
+) -> dict[str, Any]:
+    """The drain of a store `change`d over that of a fresh one: best of two rounds each,
+    alternated so a noisy spell hits both alike."""
     from bench.stores import fresh_store
 
     best: dict[bool, float] = {}
     for _ in range(2):
-        for limited in (False, True):
+        for changed in (False, True):
             with fresh_store(kind, scratch) as target:
-                seconds = drain(target, n, workers, scratch, timeout_s, limited)
-            best[limited] = min(best.get(limited, seconds), seconds)
+                seconds = drain(target, n, workers, scratch, timeout_s, change if changed else None)
+            best[changed] = min(best.get(changed, seconds), seconds)
     return {
         "workers": workers,
-        "free_s": round(best[False], 4),
-        "limited_s": round(best[True], 4),
+        "base_s": round(best[False], 4),
+        "changed_s": round(best[True], 4),
         "ratio": round(best[True] / best[False], 3),
     }
 
