@@ -260,11 +260,10 @@ class Queue:
         """Attempts started by the stored jobs, per queue, then per state."""
         return self._store.attempts_by_queue()
 
-    def recent_durations(
-        self, since_ms: int, bounds_ms: Sequence[int]
-    ) -> dict[str, builtins.list[Bucket]]:
-        """Last-attempt durations of the jobs finished since the instant, per queue, bucketed."""
-        return self._store.recent_durations(since_ms, bounds_ms)
+    def recent_durations(self, since_ms: int) -> dict[str, builtins.list[Bucket]]:
+        """Durations of the attempts that ended since the instant's minute, per queue, in the
+        buckets of DURATION_BOUNDS_MS."""
+        return self._store.recent_durations(since_ms)
 
     def oldest_due(self) -> dict[str, int]:
         """Per queue, the earliest run_at of the jobs that may start now."""

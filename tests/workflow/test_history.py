@@ -116,14 +116,24 @@ def test_dlq_retry_of_one_queue(queue: Queue, cli: Cli) -> None:
 
 
 def test_finished_jobs_past_their_retention_are_deleted_by_runners(
-    queue: Queue, start_runner: Callable[..., Any], cli: Cli
+    queue: Queue, start_runner: Callable[..., Any], cli: Cli, target: str
 ) -> None:
     ok(cli("config", "set", "retain_completed", "1s"))
     ok(cli("enqueue", "--id", "short", "--command", "true"))
     ok(cli("enqueue", "--id", "kept", "--max-retries", "0", "--command", "exit 1"))
+    now_minute = queue.now_ms() // 60_000
+    old_minute = now_minute - 180  # what ended 3 hours ago: no read looks that far back
+    _execute(
+        target,
+        f"INSERT INTO finished_minutes VALUES ({old_minute}, 'default', 'completed', 10, 0, 1, 5)",
+    )
+    assert old_minute in queue.finished_per_minute(0)
     start_runner()
     wait_until(lambda: queue.find("short") is None, 40, "the completed job to be deleted")
     assert queue.get("kept").state == "dead", "dead jobs are kept (retain_dead 0: forever)"
+    recent = queue.finished_per_minute(0)
+    assert old_minute not in recent, "the runner forgets minutes older than any read"
+    assert sum(m.get("completed", 0) for m in recent.values()) == 1, "deleted, still counted"
     ok(cli("enqueue", "--id", "short", "--delay", "1h", "--command", "true"))
     assert queue.history("short") == [], "a new job with the id starts with no history"
 
@@ -150,3 +160,18 @@ def test_logs_follow_exits_1_when_the_job_ends_dead(
     assert followed.returncode == 1
     assert followed.stdout == "bye\n"
     assert "doomed ended dead" in followed.stderr
+
+
+def _execute(target: str, sql: str) -> None:
+    """One statement straight into the store's database, committed."""
+    if target.startswith("postgresql"):
+        import psycopg
+
+        with psycopg.connect(target, autocommit=True) as conn:
+            conn.execute(sql)
+        return
+    import sqlite3
+
+    with sqlite3.connect(target) as conn:
+        conn.execute(sql)
+    conn.close()

@@ -10,9 +10,9 @@ from prometheus_client.registry import Collector, CollectorRegistry
 
 from queuectl.models import STATES
 from queuectl.queue import Queue
+from queuectl.store import DURATION_BOUNDS_MS
 
-DURATION_BUCKETS_S = (0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60, 300, 1800, 3600)
-RECENT_MS = 3_600_000  # the durations histogram covers the jobs finished in the last hour
+RECENT_MS = 3_600_000  # the durations histogram covers the attempts that ended in the last hour
 
 
 class QueueCollector(Collector):
@@ -52,17 +52,16 @@ class QueueCollector(Collector):
 
         durations = GaugeHistogramMetricFamily(
             "queuectl_job_duration_seconds",
-            "Duration of the last attempt of the jobs that finished in the last hour",
+            "Duration of the attempts that ended (completed, failed, dead) in the last hour",
             labels=["queue"],
         )
-        bounds_ms = [round(bound * 1000) for bound in DURATION_BUCKETS_S]
-        recent = queue.recent_durations(now_ms - RECENT_MS, bounds_ms)
+        recent = queue.recent_durations(now_ms - RECENT_MS)
         for name, found in sorted(recent.items()):
             per_bound = {bucket.bound_ms: bucket.count for bucket in found}
             buckets, seen = [], 0
-            for bound, bound_ms in zip(DURATION_BUCKETS_S, bounds_ms, strict=True):
+            for bound_ms in DURATION_BOUNDS_MS:
                 seen += per_bound.get(bound_ms, 0)
-                buckets.append((_bound(bound), seen))
+                buckets.append((_bound(bound_ms / 1000), seen))
             buckets.append(("+Inf", sum(bucket.count for bucket in found)))
             durations.add_metric([name], buckets, sum(b.total_ms for b in found) / 1000)
         yield durations

@@ -44,6 +44,8 @@ POLL_ENV = "QUEUECTL_POLL_S"
 EXPIRY_S = 10.0  # how often finished jobs past their retention are deleted
 EXPIRY_BATCH = 100  # jobs deleted per transaction: about 40 ms of write lock, never a long wait
 EXPIRY_MAX_BATCHES = 100  # per round (up to 1,000 jobs a second); a larger backlog takes rounds
+#: The counts of attempts that ended are kept this long: the reads look back an hour.
+FINISHED_MINUTES_KEPT_MS = 2 * 3_600_000
 TICK_S = 1.0  # housekeeping: dead runners of this host, live output; the store read if busy
 #: How often an idle runner reads the store (cancellations, runners, expired leases, schedules,
 #: configuration, the fallback poll): every change among them but a lease expiring wakes it.
@@ -620,8 +622,10 @@ class Supervisor:
         self.others = [r for r in self.others if r.id not in gone]
 
     def _expire(self) -> None:
-        """Delete finished jobs older than their retention (SPEC 9.4), in small batches."""
+        """Delete finished jobs older than their retention (SPEC 9.4), in small batches, and
+        the counts of attempts that ended longer ago than any read looks back."""
         now_ms = self.store.clock.now_ms()
+        self.store.forget_finished_minutes(now_ms - FINISHED_MINUTES_KEPT_MS)
         for states, key in (([COMPLETED, CANCELLED], "retain_completed"), ([DEAD], "retain_dead")):
             keep_s = float(self.config[key])
             if keep_s <= 0:

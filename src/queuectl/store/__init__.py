@@ -153,6 +153,12 @@ class Output:
         return marker.encode() + self.data[torn:]
 
 
+#: The duration buckets that recent_durations counts in, in ms (migration 0009 holds them too).
+DURATION_BOUNDS_MS = (10, 50, 100, 500, 1000, 5000, 10000, 30000, 60000, 300000, 1800000, 3600000)
+#: recent_durations' stored bound of a duration longer than every bound.
+OVER_ALL_BOUNDS = -2
+
+
 @dataclass(frozen=True)
 class Bucket:
     """Durations that fell at or under `bound_ms` (None: over every bound)."""
@@ -285,17 +291,20 @@ class Store(Protocol):
         ...
 
     def finished_per_minute(self, since_ms: int) -> dict[int, dict[str, int]]:
-        """Jobs whose last attempt ended since the instant: minute (epoch ms // 60000) ->
-        state (completed, failed, dead) -> count."""
+        """Attempts that ended since the minute of the instant: minute (epoch ms // 60000) ->
+        how they ended (completed, failed, dead) -> count. Counted as they end, so a job that
+        failed once, then completed, counts in both of its minutes, and retention deletes none
+        of it."""
         ...
 
     def attempts_by_queue(self) -> dict[str, dict[str, int]]:
         """Attempts started by the stored jobs, per queue, then per state."""
         ...
 
-    def recent_durations(self, since_ms: int, bounds_ms: Sequence[int]) -> dict[str, list[Bucket]]:
-        """Last-attempt durations of jobs finished since the instant, per queue, counted in
-        the smallest bound that holds each (None: beyond the last)."""
+    def recent_durations(self, since_ms: int) -> dict[str, list[Bucket]]:
+        """Durations of the attempts that ended (completed, failed, dead) since the minute of
+        the instant, per queue, counted in the smallest of DURATION_BOUNDS_MS that holds each
+        (None: beyond the last)."""
         ...
 
     def oldest_due(self, now_ms: int) -> dict[str, int]:
@@ -322,6 +331,11 @@ class Store(Protocol):
 
     def expire(self, states: Sequence[str], finished_before_ms: int, batch: int) -> int:
         """Delete at most `batch` such jobs in one short transaction; how many."""
+        ...
+
+    def forget_finished_minutes(self, before_ms: int) -> None:
+        """Delete what was counted of the attempts that ended before the instant's minute
+        (finished_per_minute, recent_durations)."""
         ...
 
     # -- runners and leases

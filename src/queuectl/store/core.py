@@ -44,6 +44,7 @@ from queuectl.models import (
     new_job,
 )
 from queuectl.store import (
+    OVER_ALL_BOUNDS,
     Attempt,
     Bucket,
     Claim,
@@ -949,7 +950,8 @@ class SQLStore:
     @operation()
     def finished_per_minute(self, since_ms: int) -> dict[int, dict[str, int]]:
         result: dict[int, dict[str, int]] = {}
-        for row in self._connection().execute(self.q["finished_per_minute"], (since_ms,)):
+        rows = self._connection().execute(self.q["finished_per_minute"], {"since": since_ms})
+        for row in rows:
             result.setdefault(int(row["minute"]), {})[row["state"]] = int(row["n"])
         return result
 
@@ -958,14 +960,13 @@ class SQLStore:
         return self._counters("attempts")
 
     @operation()
-    def recent_durations(self, since_ms: int, bounds_ms: Sequence[int]) -> dict[str, list[Bucket]]:
+    def recent_durations(self, since_ms: int) -> dict[str, list[Bucket]]:
         result: dict[str, list[Bucket]] = {}
-        rows = self._connection().execute(
-            self.q["recent_durations"], {"since": since_ms, "bounds": self._list(bounds_ms)}
-        )
+        rows = self._connection().execute(self.q["recent_durations"], {"since": since_ms})
         for row in rows:
-            bound = None if row["bound"] is None else int(row["bound"])
-            bucket = Bucket(bound, int(row["n"]), int(row["total_ms"]))
+            bound = int(row["bound_ms"])
+            total = int(row["total_ms"])
+            bucket = Bucket(None if bound == OVER_ALL_BOUNDS else bound, int(row["n"]), total)
             result.setdefault(row["queue"], []).append(bucket)
         return result
 
@@ -1089,6 +1090,11 @@ class SQLStore:
         params = {"states": self._list(states), "before": finished_before_ms, "batch": batch}
         with self._transaction() as conn:
             return int(conn.execute(self.q["expire_finished"], params).rowcount)
+
+    @operation(runner=True)
+    def forget_finished_minutes(self, before_ms: int) -> None:
+        with self._transaction() as conn:
+            conn.execute(self.q["forget_finished_minutes"], {"since": before_ms})
 
     # -- runners and leases
 
@@ -1381,7 +1387,8 @@ class SQLStore:
             totals = conn.execute(self.q["job_totals"]).fetchone()
             deleted = {"jobs": int(totals["jobs"]), "attempts": int(totals["attempts"])}
             # History and edges first: the per-job trigger then finds nothing left to delete.
-            for name in ("reset_attempts", "reset_deps", "reset_jobs", "reset_counts"):
+            names = ("attempts", "deps", "jobs", "counts", "finished_minutes")
+            for name in (f"reset_{what}" for what in names):
                 conn.execute(self.q[name])
             if everything:
                 for what in ("schedules", "hooks", "queues", "config"):

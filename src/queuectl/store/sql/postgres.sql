@@ -507,21 +507,22 @@ ROLLBACK TO SAVEPOINT fire
 SELECT 'ok' AS value
 
 -- name: finished_per_minute
--- Attempts that ended since an instant, per minute and outcome (failed counts retries too).
-SELECT finished_at / 60000 AS minute, state, COUNT(*) AS n FROM jobs
-WHERE finished_at >= %s::bigint AND state IN ('completed', 'failed', 'dead')
+-- Attempts that ended since the minute of an instant, per minute and outcome (failed: those
+-- that will be retried), from the rows kept as they ended (migration 0009).
+SELECT minute, state, SUM(n) AS n FROM finished_minutes
+WHERE minute >= %(since)s::bigint / 60000
 GROUP BY minute, state
 
 -- name: recent_durations
--- The last attempt's duration of jobs that finished since an instant, per queue and bucket
--- (the smallest bound of `bounds`, a list in ms, that holds it; NULL beyond the last).
-SELECT queue, (SELECT MIN(b) FROM unnest(%(bounds)s::bigint[]) AS b WHERE b >= duration_ms)
-           AS bound,
-       COUNT(*) AS n, SUM(duration_ms) AS total_ms
-FROM jobs
-WHERE finished_at >= %(since)s::bigint AND duration_ms IS NOT NULL
-  AND state IN ('completed', 'failed', 'dead')
-GROUP BY queue, bound
+-- The durations of the attempts that ended since the minute of an instant, per queue and
+-- bucket (bound_ms: -1 none recorded, -2 longer than every bound).
+SELECT queue, bound_ms, SUM(n) AS n, SUM(total_ms) AS total_ms FROM finished_minutes
+WHERE minute >= %(since)s::bigint / 60000 AND bound_ms <> -1
+GROUP BY queue, bound_ms
+
+-- name: forget_finished_minutes
+-- The rows of minutes no read looks at any more.
+DELETE FROM finished_minutes WHERE minute < %(since)s::bigint / 60000
 
 -- name: oldest_due
 -- Per queue, the earliest run_at of the jobs that may start now: one probe of the
@@ -786,6 +787,9 @@ TRUNCATE jobs
 -- name: reset_counts
 -- TRUNCATE fires no row or statement trigger: the counters are emptied with the jobs.
 TRUNCATE job_counts, job_count_deltas
+
+-- name: reset_finished_minutes
+TRUNCATE finished_minutes
 
 -- name: reset_queue_starts
 DELETE FROM queue_starts

@@ -397,21 +397,22 @@ ROLLBACK TO SAVEPOINT fire
 PRAGMA quick_check
 
 -- name: finished_per_minute
--- Attempts that ended since an instant, per minute and outcome (failed counts retries too).
-SELECT finished_at / 60000 AS minute, state, COUNT(*) AS n FROM jobs INDEXED BY jobs_finished
-WHERE finished_at >= ? AND finished_at IS NOT NULL
-  AND +state IN ('completed', 'failed', 'dead')
+-- Attempts that ended since the minute of an instant, per minute and outcome (failed: those
+-- that will be retried), from the rows kept as they ended (migration 0009).
+SELECT minute, state, SUM(n) AS n FROM finished_minutes
+WHERE minute >= :since / 60000
 GROUP BY minute, state
 
 -- name: recent_durations
--- The last attempt's duration of jobs that finished since an instant, per queue and bucket
--- (the smallest bound of `bounds`, a JSON list in ms, that holds it; NULL beyond the last).
-SELECT queue, (SELECT MIN(value) FROM json_each(:bounds) WHERE value >= duration_ms) AS bound,
-       COUNT(*) AS n, SUM(duration_ms) AS total_ms
-FROM jobs INDEXED BY jobs_finished
-WHERE finished_at >= :since AND finished_at IS NOT NULL AND duration_ms IS NOT NULL
-  AND +state IN ('completed', 'failed', 'dead')
-GROUP BY queue, bound
+-- The durations of the attempts that ended since the minute of an instant, per queue and
+-- bucket (bound_ms: -1 none recorded, -2 longer than every bound).
+SELECT queue, bound_ms, SUM(n) AS n, SUM(total_ms) AS total_ms FROM finished_minutes
+WHERE minute >= :since / 60000 AND bound_ms <> -1
+GROUP BY queue, bound_ms
+
+-- name: forget_finished_minutes
+-- The rows of minutes no read looks at any more.
+DELETE FROM finished_minutes WHERE minute < :since / 60000
 
 -- name: oldest_due
 -- Per queue, the earliest run_at of the jobs that may start now: one probe of the
@@ -647,6 +648,9 @@ DELETE FROM jobs
 -- name: reset_counts
 -- Nothing left to count (the triggers left rows of zeros).
 DELETE FROM job_counts
+
+-- name: reset_finished_minutes
+DELETE FROM finished_minutes
 
 -- name: reset_queue_starts
 DELETE FROM queue_starts
