@@ -140,7 +140,7 @@ CLI_READS = {"status": ["status"], "queue list": ["queue", "list"]}
 CLI_RUNS = 11
 
 
-def reads(targets: list[str], stored: int, repeat: int = 21) -> list[dict[str, float]]:
+def reads(targets: list[str], stored: int, repeat: int = 51) -> list[dict[str, float]]:
     """Median server time in ms of each read, on each store."""
     from fastapi.testclient import TestClient
 
@@ -202,7 +202,7 @@ def reads(targets: list[str], stored: int, repeat: int = 21) -> list[dict[str, f
     return found
 
 
-def measure(kind: str, stored: int, scratch: Scratch) -> dict[str, Any]:
+def measure(kind: str, stored: int, scratch: Scratch, repeat: int = 51) -> dict[str, Any]:
     """Each read on an empty store of this kind, on one of the big one's shape with a few jobs,
     and on one holding `stored` jobs (the three in turns), and the ratios."""
     with ExitStack() as stack:
@@ -216,7 +216,7 @@ def measure(kind: str, stored: int, scratch: Scratch) -> dict[str, Any]:
             else:
                 build_big_pg(shape, SHAPE_JOBS)
                 build_s = build_big_pg(target, stored)
-            on_empty, on_shape, on_big = reads([empty, shape, target], stored)
+            on_empty, on_shape, on_big = reads([empty, shape, target], stored, repeat)
             cli = cli_reads([empty, shape, target])
         finally:
             small.unlink(missing_ok=True)
@@ -291,6 +291,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.reads", description=__doc__)
     parser.add_argument("--stored", type=int, nargs="+", default=[1_000_000])
     parser.add_argument("--kinds", nargs="+", default=["sqlite", "postgres"])
+    parser.add_argument("--repeat", type=int, default=51, help="calls of each read (the median)")
     parser.add_argument(
         "--file-lines", type=int, default=0, help="enqueue --file of this many lines (0: skip)"
     )
@@ -301,7 +302,7 @@ def main(argv: list[str] | None = None) -> int:
         for kind in args.kinds:
             results[kind] = {}
             for stored in args.stored:
-                results[kind][str(stored)] = found = measure(kind, stored, scratch)
+                results[kind][str(stored)] = found = measure(kind, stored, scratch, args.repeat)
                 print(f"{kind} {stored:,}: {json.dumps(found)}", file=sys.stderr, flush=True)
             if args.file_lines:
                 with fresh_store(kind, scratch) as target:

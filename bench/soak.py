@@ -154,7 +154,9 @@ class Vacuum:
     def maybe(self) -> None:
         if self.on and time.monotonic() >= self.next_at:
             self.next_at = time.monotonic() + self.every_s
-            self.conn.execute("VACUUM jobs, attempts, job_count_deltas")
+            self.conn.execute(
+                "VACUUM jobs, attempts, job_count_deltas, job_counts, finished_minutes"
+            )
 
 
 def _alive(store: Store) -> int:

@@ -159,3 +159,19 @@ def empty_database() -> Iterator[str]:
         yield database_url(name)
     finally:
         _dropper.submit(_drop, name)
+
+
+def at_schema(conn: Any, version: int) -> None:
+    """Empty the connection's database and migrate it to `version` only, as a store made by an
+    older release has it (`conn` in autocommit)."""
+    from queuectl.store.queries import migrations
+
+    conn.execute("DROP SCHEMA public CASCADE")
+    conn.execute("CREATE SCHEMA public")
+    conn.execute(
+        "CREATE TABLE queuectl_schema (version INTEGER PRIMARY KEY, name TEXT NOT NULL,"
+        " applied_at TIMESTAMPTZ NOT NULL DEFAULT now())"
+    )
+    for number, name, sql in migrations("postgres")[:version]:
+        conn.execute(sql)
+        conn.execute("INSERT INTO queuectl_schema VALUES (%s, %s)", (number, name))

@@ -166,16 +166,10 @@ def _made_at_schema_8(target: str, tmp_path: Path) -> tuple[str, Any]:
         return path, conn
     import psycopg
 
+    from tests.pg import at_schema
+
     conn = psycopg.connect(target, autocommit=True)
-    conn.execute("DROP SCHEMA public CASCADE")
-    conn.execute("CREATE SCHEMA public")
-    conn.execute(
-        "CREATE TABLE queuectl_schema (version INTEGER PRIMARY KEY, name TEXT NOT NULL,"
-        " applied_at TIMESTAMPTZ NOT NULL DEFAULT now())"
-    )
-    for number, name, sql in migrations("postgres")[:8]:
-        conn.execute(sql)
-        conn.execute("INSERT INTO queuectl_schema VALUES (%s, %s)", (number, name))
+    at_schema(conn, 8)
     return target, conn
 
 

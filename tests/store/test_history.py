@@ -205,18 +205,10 @@ def runner(name: str) -> Any:
 def test_a_postgres_store_of_schema_2_is_upgraded_with_its_output(target: str) -> None:
     import psycopg
 
-    from queuectl.store.queries import migrations
+    from tests.pg import at_schema
 
     with psycopg.connect(target, autocommit=True) as conn:
-        conn.execute("DROP SCHEMA public CASCADE")
-        conn.execute("CREATE SCHEMA public")
-        conn.execute(
-            "CREATE TABLE queuectl_schema (version INTEGER PRIMARY KEY, name TEXT NOT NULL,"
-            " applied_at TIMESTAMPTZ NOT NULL DEFAULT now())"
-        )
-        for number, name, sql in migrations("postgres")[:2]:
-            conn.execute(sql)
-            conn.execute("INSERT INTO queuectl_schema VALUES (%s, %s)", (number, name))
+        at_schema(conn, 2)
         conn.execute(
             "INSERT INTO jobs (id, command, state, queue, priority, attempts, max_retries, run_at,"
             " cwd, created_at, updated_at, started_at, finished_at, exit_code, last_error,"
