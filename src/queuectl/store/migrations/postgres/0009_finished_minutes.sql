@@ -60,3 +60,9 @@ FROM jobs
 WHERE finished_at >= (SELECT MAX(finished_at) FROM jobs) - 7200000
   AND state IN ('completed', 'failed', 'dead')
 GROUP BY 1, 2, 3, 4;
+
+-- The completions of the last minute (`status`' done_last_minute) and the finished jobs that
+-- retention deletes are found by finished_at and state: both from the index alone, not one
+-- row read per job (a busy minute is 100,000 of them).
+DROP INDEX jobs_finished;
+CREATE INDEX jobs_finished ON jobs (finished_at, state) WHERE finished_at IS NOT NULL;
