@@ -161,13 +161,12 @@ class Queue:
                 raise InvalidInputError(f"state: {name!r} is not one of {', '.join(STATES)}")
         if limit is not None and limit < 0:
             raise InvalidInputError(f"limit: must be >= 0, got {limit}")
-        max_row = MAX_ROW
-        if limit is not None and limit > max_row:
-            raise InvalidInputError(f"limit: must be at most {max_row}, got {limit}")
+        if limit is not None and limit > MAX_ROW:
+            raise InvalidInputError(f"limit: must be at most {MAX_ROW}, got {limit}")
         before = None
         if cursor:
             # isdigit() alone takes "²" and other Unicode digits; a store's keys are 64-bit.
-            if not (cursor.isascii() and cursor.isdigit() and int(cursor) <= max_row):
+            if not (cursor.isascii() and cursor.isdigit() and int(cursor) <= MAX_ROW):
                 raise InvalidInputError(f"cursor: {cursor!r} is not a cursor from this API")
             before = int(cursor)
         page = self._store.list_jobs(states, _names(queue), limit, before)

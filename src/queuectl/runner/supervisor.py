@@ -99,6 +99,7 @@ class Supervisor:
         self.next_read = 0.0
         self.next_heartbeat = 0.0
         self.next_expiry = 0.0
+        self.forgot_before_minute = -1  # the minute finished_minutes was last cut at
         self.next_schedule_at: float | None = None
         self.schedule_due_ms: int | None = None  # the next schedule slot, as last read
         self.others: list[Runner] = []  # the other runners, as last read
@@ -625,7 +626,12 @@ class Supervisor:
         """Delete finished jobs older than their retention (SPEC 9.4), in small batches, and
         the counts of attempts that ended longer ago than any read looks back."""
         now_ms = self.store.clock.now_ms()
-        self.store.forget_finished_minutes(now_ms - FINISHED_MINUTES_KEPT_MS)
+        # Rows are per minute: cutting more than once a minute deletes nothing, and would add
+        # a transaction to an idle runner's every retention pass.
+        cut_minute = (now_ms - FINISHED_MINUTES_KEPT_MS) // 60_000
+        if cut_minute != self.forgot_before_minute:
+            self.store.forget_finished_minutes(cut_minute * 60_000)
+            self.forgot_before_minute = cut_minute
         for states, key in (([COMPLETED, CANCELLED], "retain_completed"), ([DEAD], "retain_dead")):
             keep_s = float(self.config[key])
             if keep_s <= 0:

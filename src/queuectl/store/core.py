@@ -1387,8 +1387,13 @@ class SQLStore:
             totals = conn.execute(self.q["job_totals"]).fetchone()
             deleted = {"jobs": int(totals["jobs"]), "attempts": int(totals["attempts"])}
             # History and edges first: the per-job trigger then finds nothing left to delete.
-            names = ("attempts", "deps", "jobs", "counts", "finished_minutes")
-            for name in (f"reset_{what}" for what in names):
+            for name in (
+                "reset_attempts",
+                "reset_deps",
+                "reset_jobs",
+                "reset_counts",
+                "reset_finished_minutes",
+            ):
                 conn.execute(self.q[name])
             if everything:
                 for what in ("schedules", "hooks", "queues", "config"):
