@@ -12,14 +12,13 @@ import os
 import platform
 import sys
 import time
-import traceback
 from collections.abc import Callable
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from bench import exchange, peers, reads, subject
-from bench.common import PYCACHE, Skip, TimedOut
+from bench import against, exchange, peers, reads, subject
+from bench.common import PYCACHE, measure
 from bench.report import render, targets
 from bench.stores import Scratch, fresh_store, postgres_available
 
@@ -33,7 +32,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--workers", type=int, nargs="+", default=[2, 4], help="worker counts (default 2 4)"
     )
     parser.add_argument(
-        "--repeat", type=int, default=1, help="drain rounds; the best of each is kept"
+        "--repeat",
+        type=int,
+        help="drain rounds, the best of each kept (default 1; with --against: rounds of every "
+        "row, default 3)",
     )
     parser.add_argument("--latency-samples", type=int, default=100)
     parser.add_argument(
@@ -83,36 +85,35 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--smoke", action="store_true", help="tiny sizes for CI: N=50, no scale run"
     )
     parser.add_argument(
-        "--output", type=Path, default=DEFAULT_OUTPUT, help=f"JSON file (default {DEFAULT_OUTPUT})"
+        "--against",
+        metavar="REF",
+        help="compare with REF (a release's version in CHANGELOG.md, or a commit), installed "
+        "under .bench-cache/: every drain, latency and one-job row for both, in turns",
+    )
+    parser.add_argument(
+        "--rows",
+        nargs="+",
+        choices=against.ROWS,
+        help="with --against: only these groups of rows (default all)",
+    )
+    parser.add_argument(
+        "--output",
+        type=Path,
+        help=f"JSON file (default {DEFAULT_OUTPUT}; against.json beside it with --against)",
     )
     args = parser.parse_args(argv)
-    if args.smoke:
-        args.n, args.workers, args.repeat, args.latency_samples, args.latency_pause = (
-            50,
-            [2],
-            1,
-            5,
-            0.02,
+    if args.repeat is None:
+        args.repeat = 3 if args.against else 1
+    if args.output is None:
+        args.output = DEFAULT_OUTPUT.with_name(
+            "against.json" if args.against else DEFAULT_OUTPUT.name
         )
+    if args.smoke:
+        args.n, args.workers, args.latency_samples, args.latency_pause = 50, [2], 5, 0.02
+        args.repeat = 2 if args.against else 1
         args.bulk, args.single_repeat, args.idle_seconds, args.no_scale = 1000, 2, 1.0, True
         args.store_procs, args.store_seconds = [2], 0.5
     return args
-
-
-def measure(run: Callable[[], Any]) -> dict[str, Any]:
-    """One measurement; a skip, a timeout or a failure becomes its reason instead of a value."""
-    try:
-        value = run()
-    except Skip as exc:
-        return {"skipped": str(exc)}
-    except TimedOut as exc:
-        return {"timeout": str(exc), "done": exc.done, "total": exc.total}
-    except Exception as exc:
-        if os.environ.get("BENCH_DEBUG"):
-            traceback.print_exc()
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-        return {"error": f"{type(exc).__name__}: {first}"[:300]}
-    return value if isinstance(value, dict) else {"seconds": value}
 
 
 def versions() -> dict[str, str | None]:
@@ -125,8 +126,24 @@ def versions() -> dict[str, str | None]:
     return found
 
 
+def compare(args: argparse.Namespace) -> int:
+    """`--against REF`: the comparison, on stdout and in its JSON file."""
+    try:
+        results = against.run(args)
+    except against.BadRef as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(json.dumps(results, indent=2) + "\n")
+    print(against.render(results))
+    print(f"\nJSON: {args.output}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.against:
+        return compare(args)
     began = time.perf_counter()
     wanted = set(args.only or ["xargs", "queuectl-sqlite", "queuectl-postgres", "huey", "rq"])
     unavailable = {
@@ -141,6 +158,7 @@ def main(argv: list[str] | None = None) -> int:
     results: dict[str, Any] = {
         "drain": {},
         "latency": {},
+        "latency_cli": {},
         "enqueue": {},
         "idle_cpu": {},
         "scale": {},
@@ -213,6 +231,20 @@ def main(argv: list[str] | None = None) -> int:
             log(f"latency {system}")
             results["latency"][system] = (
                 {"skipped": unavailable[system]} if unavailable[system] else measure(run)
+            )
+        for kind, system in (("sqlite", "queuectl-sqlite"), ("postgres", "queuectl-postgres")):
+            log(f"latency {system} through queuectl enqueue")
+            results["latency_cli"][system] = (
+                {"skipped": unavailable[system]}
+                if unavailable[system]
+                else measure(
+                    on_store(
+                        kind,
+                        lambda t: subject.latency(
+                            t, args.latency_samples, args.latency_pause, scratch, cli=True
+                        ),
+                    )
+                )
             )
         enqueue: dict[str, Any] = {"enqueue_many": {}, "enqueue_file": {}}
         for kind, system in (("sqlite", "queuectl-sqlite"), ("postgres", "queuectl-postgres")):

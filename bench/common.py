@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import json
 import os
 import statistics
 import subprocess
 import sys
 import time
+import traceback
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 BIN = Path(sys.executable).parent  # the venv's bin folder: queuectl, huey_consumer, rq
 QUEUECTL = str(BIN / "queuectl")
@@ -23,6 +27,42 @@ PYCACHE = (
 )
 CHILD_ENV = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
 CHILD_ENV["PYTHONPYCACHEPREFIX"] = str(PYCACHE)
+
+
+PROBE = str(Path(__file__).resolve().parent / "probe.py")
+
+
+@dataclass(frozen=True)
+class Subject:
+    """An installed queuectl under measurement: its executable and the Python it runs on.
+
+    What touches its store runs in that Python (bench/probe.py), so a release whose API or
+    schema differs from this tree's is measured by its own code.
+    """
+
+    name: str
+    python: str
+    queuectl: str
+
+    def probe(self, *args: object, timeout_s: float = 600) -> Any:
+        """bench/probe.py's answer to `args`, run by this subject's Python."""
+        run = subprocess.run(
+            # -P: the probe's folder is not put on sys.path, so `queuectl` is the subject's.
+            [self.python, "-P", PROBE, *map(str, args)],
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            env=CHILD_ENV,
+            timeout=timeout_s,
+        )
+        if run.returncode != 0:
+            lines = run.stderr.strip().splitlines() or [f"exit {run.returncode}"]
+            raise RuntimeError(f"{self.name}: probe {args[0]}: {lines[-1]}")
+        return json.loads(run.stdout)
+
+
+#: This tree: the queuectl installed in the bench's own environment.
+HERE = Subject("this tree", sys.executable, QUEUECTL)
 
 
 class Skip(Exception):
@@ -158,3 +198,19 @@ def median_walls_s(
             if n:
                 spent.append(time.perf_counter() - started)
     return [statistics.median(spent) for spent in times]
+
+
+def measure(run: Callable[[], Any]) -> dict[str, Any]:
+    """One measurement; a skip, a timeout or a failure becomes its reason instead of a value."""
+    try:
+        value = run()
+    except Skip as exc:
+        return {"skipped": str(exc)}
+    except TimedOut as exc:
+        return {"timeout": str(exc), "done": exc.done, "total": exc.total}
+    except Exception as exc:
+        if os.environ.get("BENCH_DEBUG"):
+            traceback.print_exc()
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        return {"error": f"{type(exc).__name__}: {first}"[:300]}
+    return value if isinstance(value, dict) else {"seconds": value}

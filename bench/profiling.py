@@ -14,9 +14,9 @@ import sys
 import time
 from pathlib import Path
 
-from bench.common import BIN, CLK_TCK, child_pids, cpu_ticks, wait_count
+from bench.common import BIN, CLK_TCK, HERE, child_pids, cpu_ticks
 from bench.stores import Scratch, fresh_store
-from bench.subject import completed_count, runner
+from bench.subject import runner, timed_drain
 
 
 def leaf_table(raw: Path, top: int) -> list[tuple[str, float, float]]:
@@ -62,41 +62,35 @@ def main() -> int:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     scratch = Scratch()
     try:
-        with fresh_store(args.backend, scratch) as target:
-            from queuectl import Queue
-
-            with (
-                runner(target, args.workers, scratch.file("runner", ".log")) as process,
-                Queue(target) as queue,
-            ):
-                pids = [process.pid, *child_pids(process.pid)]
-                spy = subprocess.Popen(
-                    [
-                        py_spy,
-                        "record",
-                        "--pid",
-                        str(process.pid),
-                        "--rate",
-                        str(args.rate),
-                        "--format",
-                        "raw",
-                        "--output",
-                        str(args.out),
-                        "--nonblocking",
-                        *(["--idle"] if args.idle else []),
-                    ],
-                    stdout=subprocess.DEVNULL,
-                    stderr=subprocess.DEVNULL,
-                )
-                time.sleep(1.0)
-                before = sum(cpu_ticks(pid) for pid in pids)
-                started = time.perf_counter()
-                ids = [job.id for job in queue.enqueue_many([{"command": "true"}] * args.n)]
-                wait_count(completed_count(queue, ids), args.n, 600, 0.02)
-                seconds = time.perf_counter() - started
-                after = [cpu_ticks(pid) for pid in pids]
-                spy.send_signal(2)
-                spy.wait(30)
+        with (
+            fresh_store(args.backend, scratch) as target,
+            runner(target, args.workers, scratch.file("runner", ".log")) as process,
+        ):
+            pids = [process.pid, *child_pids(process.pid)]
+            spy = subprocess.Popen(
+                [
+                    py_spy,
+                    "record",
+                    "--pid",
+                    str(process.pid),
+                    "--rate",
+                    str(args.rate),
+                    "--format",
+                    "raw",
+                    "--output",
+                    str(args.out),
+                    "--nonblocking",
+                    *(["--idle"] if args.idle else []),
+                ],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+            time.sleep(1.0)
+            before = sum(cpu_ticks(pid) for pid in pids)
+            seconds = timed_drain(HERE, target, args.n, 600)
+            after = [cpu_ticks(pid) for pid in pids]
+            spy.send_signal(2)
+            spy.wait(30)
         cpu_s = (sum(after) - before) / CLK_TCK
         print(
             f"drain of {args.n} jobs, W={args.workers}, {args.backend}: {seconds:.2f}s "

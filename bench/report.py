@@ -16,6 +16,10 @@ SYSTEMS = {
     "rq": "RQ (Redis, forking Worker)",
 }
 QUEUECTL = ("queuectl-sqlite", "queuectl-postgres")
+CLI = {
+    "queuectl-sqlite": "queuectl enqueue, SQLite",
+    "queuectl-postgres": "queuectl enqueue, PostgreSQL",
+}
 PEERS = ("huey", "rq")
 
 
@@ -94,6 +98,12 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
         check(f"latency p50 {system}", cell.get("p50_ms"), p50, "ms")
         if p95 is not None:
             check(f"latency p95 {system}", cell.get("p95_ms"), p95, "ms")
+    # One job's own wall, and enqueue-to-start through the CLI as through the API.
+    for system, bound in (("queuectl-sqlite", 2), ("queuectl-postgres", 3)):
+        api = results["latency"].get(system, {})
+        cli = results.get("latency_cli", {}).get(system, {})
+        check(f"one job's own wall p50 {system}", api.get("wall", {}).get("p50_ms"), bound, "ms")
+        check(f"latency p50 {system}, queuectl enqueue", cli.get("p50_ms"), bound, "ms")
     enqueue = results["enqueue"]
     check(
         "Queue.enqueue_many (SQLite)",
@@ -200,20 +210,29 @@ def render(results: dict[str, Any]) -> str:
         )
     lines += [
         "",
-        f"Enqueue-to-start latency into idle workers (ms; {meta['latency_samples']} jobs one at a time)",
+        f"Enqueue-to-start latency into idle workers (ms; {meta['latency_samples']} jobs one at a "
+        "time); queuectl: started_at - created_at, and each `true` job's own wall "
+        "(finished_at - started_at)",
     ]
-    lines.append(f"  {'system':<{width}}{'p50':>8}{'p95':>8}{'max':>8}")
-    for system, label in SYSTEMS.items():
-        if system == "xargs":
-            continue
-        cell = results["latency"].get(system)
+    lines.append(f"  {'system':<{width}}{'p50':>8}{'p95':>8}{'max':>8}{'wall p50':>10}{'p95':>6}")
+    rows = [
+        (label, results["latency"].get(system))
+        for system, label in SYSTEMS.items()
+        if system != "xargs"
+    ]
+    rows[2:2] = [
+        (label, results.get("latency_cli", {}).get(system)) for system, label in CLI.items()
+    ]
+    for label, cell in rows:
         reason = why_not(cell)
         if reason:
             lines.append(f"  {label:<{width}}n/a ({reason})")
-        else:
-            lines.append(
-                f"  {label:<{width}}{cell['p50_ms']:>8.1f}{cell['p95_ms']:>8.1f}{cell['max_ms']:>8.1f}"
-            )
+            continue
+        wall = cell.get("wall")
+        lines.append(
+            f"  {label:<{width}}{cell['p50_ms']:>8.1f}{cell['p95_ms']:>8.1f}{cell['max_ms']:>8.1f}"
+            + (f"{wall['p50_ms']:>10.1f}{wall['p95_ms']:>6.1f}" if wall else "")
+        )
     enqueue = results["enqueue"]
     lines += ["", "Enqueue"]
     for kind in ("sqlite", "postgres"):

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-from bench.common import Skip
+from bench.common import Skip, Subject
 
 PG_SERVER = os.environ.get("BENCH_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 
@@ -69,13 +69,21 @@ def pg_transactions(target: str) -> int:
 
 
 @contextmanager
-def fresh_store(kind: str, scratch: Scratch) -> Iterator[str]:
-    """The target of an empty store of this kind (`sqlite` or `postgres`), migrated."""
-    from queuectl import Queue
+def fresh_store(kind: str, scratch: Scratch, subject: Subject | None = None) -> Iterator[str]:
+    """The target of an empty store of this kind (`sqlite` or `postgres`), migrated by this
+    tree's queuectl or by `subject`'s own (a release's schema is its own)."""
+
+    def init(target: str) -> None:
+        if subject is None:
+            from queuectl import Queue
+
+            Queue(target).close()
+        else:
+            subject.probe("init", target)
 
     if kind == "sqlite":
         target = str(scratch.file("queue", ".db"))
-        Queue(target).close()
+        init(target)
         yield target
         return
     name = f"queuectl_bench_{uuid.uuid4().hex[:12]}"
@@ -84,7 +92,7 @@ def fresh_store(kind: str, scratch: Scratch) -> Iterator[str]:
     target = urlunsplit(urlsplit(PG_SERVER)._replace(path=f"/{name}"))
     try:
         try:
-            Queue(target).close()
+            init(target)
         except Exception as exc:
             raise Skip(
                 f"the PostgreSQL store does not work yet: {type(exc).__name__}: {exc}"

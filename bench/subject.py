@@ -1,16 +1,16 @@
 """Measurements of queuectl itself: drain, latency, enqueue rates, idle CPU and scale.
 
 Each runner is the real thing: `queuectl worker start --count W --quiet` in a subprocess,
-waited for until it is registered, stopped with SIGTERM afterwards.
+waited for until it is registered, stopped with SIGTERM afterwards. The measurements that
+`--against` compares take a subject (an installed queuectl, bench.common.Subject) and leave
+what touches its store to its own client (bench/probe.py).
 """
 
 from __future__ import annotations
 
-import random
 import shutil
 import sqlite3
 import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
@@ -20,70 +20,53 @@ from typing import Any
 from bench.common import (
     CHILD_ENV,
     CLK_TCK,
-    QUEUECTL,
+    HERE,
+    Subject,
     TimedOut,
     child_pids,
     cpu_ticks,
     median_walls_s,
     stop_process,
     summary_ms,
-    wait_count,
-    wait_until,
 )
 from bench.stores import Scratch, pg_transactions
 
 
 @contextmanager
 def runner(
-    target: str, workers: int, log_path: Path, host: str | None = None
+    target: str,
+    workers: int,
+    log_path: Path,
+    host: str | None = None,
+    subject: Subject = HERE,
 ) -> Iterator[subprocess.Popen[bytes]]:
-    """A queuectl runner with `workers` slots, registered in the store before this yields;
+    """A runner of `subject` with `workers` slots, registered in the store before this yields;
     `host`: the host name it registers under (runners of several hosts on one machine)."""
-    from queuectl import Queue
-
     env = CHILD_ENV if host is None else {**CHILD_ENV, "QUEUECTL_HOSTNAME": host}
     with open(log_path, "ab") as log:
         process = subprocess.Popen(
-            [QUEUECTL, "--db", target, "worker", "start", "--count", str(workers), "--quiet"],
+            [
+                subject.queuectl,
+                "--db",
+                target,
+                "worker",
+                "start",
+                "--count",
+                str(workers),
+                "--quiet",
+            ],
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=log,
             env=env,
         )
     try:
-        with Queue(target) as queue:
-            up = wait_until(
-                lambda: (
-                    process.poll() is not None or any(r.pid == process.pid for r in queue.runners())
-                ),
-                timeout_s=30,
-                interval_s=0.02,
-            )
+        up = subject.probe("runner-up", target, process.pid, 30)
         if not up or process.poll() is not None:
             raise RuntimeError(f"the runner did not start; see {log_path}")
         yield process
     finally:
         stop_process(process)
-
-
-def completed_count(queue: Any, ids: list[str]) -> Callable[[], int]:
-    """A cheap progress probe: how many of `ids`, in order, have completed (one lookup per job).
-
-    Not `done_since` or `counts`: those read every finished row, and with a million stored jobs
-    the bench's own polling would take a core from the runner it measures.
-    """
-    done = 0
-
-    def count() -> int:
-        nonlocal done
-        while done < len(ids):
-            job = queue.find(ids[done])
-            if job is None or job.state != "completed":
-                break
-            done += 1
-        return done
-
-    return count
 
 
 def drain(
@@ -93,43 +76,43 @@ def drain(
     scratch: Scratch,
     timeout_s: float,
     prepare: Callable[[str], None] | None = None,
+    subject: Subject = HERE,
 ) -> float:
     """Seconds from the bulk enqueue of N `true` jobs into an idle runner until all completed;
     `prepare` changes the store first (a concurrency limit, no count triggers)."""
-    from queuectl import Queue
-
-    jobs = [{"command": "true"} for _ in range(n)]
     if prepare:
         prepare(target)
-    with runner(target, workers, scratch.file("runner", ".log")), Queue(target) as queue:
-        return _timed_drain(queue, jobs, timeout_s)
+    with runner(target, workers, scratch.file("runner", ".log"), subject=subject):
+        return timed_drain(subject, target, n, timeout_s)
 
 
-def _timed_drain(queue: Any, jobs: list[dict[str, Any]], timeout_s: float) -> float:
-    """Seconds from the bulk enqueue of `jobs` into the runners already up until all completed."""
-    started = time.perf_counter()
-    ids = [job.id for job in queue.enqueue_many(jobs)]
-    try:
-        wait_count(completed_count(queue, ids), len(ids), timeout_s, 0.01)
-    except TimedOut as exc:
-        exc.seconds = time.perf_counter() - started
-        raise
-    return time.perf_counter() - started
+def timed_drain(subject: Subject, target: str, n: int, timeout_s: float) -> float:
+    """Seconds from the bulk enqueue of N `true` jobs into the runners already up until all
+    completed, timed by the subject's own client."""
+    found = subject.probe("drain", target, n, timeout_s, timeout_s=timeout_s + 60)
+    if "timeout" in found:
+        raise TimedOut(found["done"], found["total"], timeout_s)
+    return float(found["seconds"])
 
 
 def drain_hosts(
-    target: str, n: int, runners: int, workers: int, scratch: Scratch, timeout_s: float
+    target: str,
+    n: int,
+    runners: int,
+    workers: int,
+    scratch: Scratch,
+    timeout_s: float,
+    subject: Subject = HERE,
 ) -> float:
     """The drain of N `true` jobs by `runners` runners of `workers` slots each, registered
     under distinct host names, sharing one store (as several machines would)."""
-    from queuectl import Queue
-
     with ExitStack() as stack:
         for i in range(runners):
             log = scratch.file(f"runner-host{i}", ".log")
-            stack.enter_context(runner(target, workers, log, host=f"bench-host-{i}"))
-        with Queue(target) as queue:
-            return _timed_drain(queue, [{"command": "true"}] * n, timeout_s)
+            stack.enter_context(
+                runner(target, workers, log, host=f"bench-host-{i}", subject=subject)
+            )
+        return timed_drain(subject, target, n, timeout_s)
 
 
 def flow(kind: str, n: int, workers: int, scratch: Scratch, timeout_s: float) -> dict[str, Any]:
@@ -181,21 +164,35 @@ def changed_drain(
     }
 
 
-def latency(target: str, samples: int, pause_s: float, scratch: Scratch) -> dict[str, Any]:
-    """started_at - created_at of jobs enqueued one at a time into an idle runner (2 workers)."""
-    from queuectl import Queue
+def one_by_one(
+    target: str,
+    samples: int,
+    pause_s: float,
+    scratch: Scratch,
+    subject: Subject = HERE,
+    cli: bool = False,
+) -> dict[str, list[float]]:
+    """`true` jobs enqueued one at a time into an idle runner (2 workers), through
+    `Queue.enqueue` or, with `cli`, through `queuectl enqueue`: each job's enqueue-to-start
+    (`start_ms`: started_at - created_at) and own wall (`wall_ms`: finished_at - started_at)."""
+    with runner(target, 2, scratch.file("runner", ".log"), subject=subject):
+        args = [target, samples, pause_s, *([subject.queuectl] if cli else [])]
+        found: dict[str, list[float]] = subject.probe("one-by-one", *args)
+    return found
 
-    with runner(target, 2, scratch.file("runner", ".log")), Queue(target) as queue:
-        ids = []
-        for _ in range(samples):
-            ids.append(queue.enqueue("true").id)
-            time.sleep(pause_s * (0.75 + random.random() / 2))  # no lockstep with any timer
-        wait_until(lambda: all(queue.get(i).started_at_ms is not None for i in ids), 30)
-        values = [
-            float(job.started_at_ms - job.created_at_ms)  # type: ignore[operator]
-            for job in (queue.get(i) for i in ids)
-        ]
-    return summary_ms(values)
+
+def latency(
+    target: str,
+    samples: int,
+    pause_s: float,
+    scratch: Scratch,
+    subject: Subject = HERE,
+    cli: bool = False,
+) -> dict[str, Any]:
+    """Enqueue-to-start of jobs enqueued one at a time into an idle runner, with the same
+    jobs' own wall under `wall` (see one_by_one)."""
+    found = one_by_one(target, samples, pause_s, scratch, subject, cli)
+    return {**summary_ms(found["start_ms"]), "wall": summary_ms(found["wall_ms"])}
 
 
 def enqueue_many_rate(target: str, n: int) -> dict[str, Any]:
@@ -210,12 +207,12 @@ def enqueue_many_rate(target: str, n: int) -> dict[str, Any]:
     return {"jobs": n, "seconds": round(seconds, 4), "per_s": round(n / seconds)}
 
 
-def enqueue_file_rate(target: str, n: int) -> dict[str, Any]:
+def enqueue_file_rate(target: str, n: int, subject: Subject = HERE) -> dict[str, Any]:
     """Jobs per second of `queuectl enqueue --file -` fed N JSON Lines (process start included)."""
     lines = "".join('{"command": "true"}\n' for _ in range(n)).encode()
     started = time.perf_counter()
     subprocess.run(
-        [QUEUECTL, "--db", target, "enqueue", "--file", "-"],
+        [subject.queuectl, "--db", target, "enqueue", "--file", "-"],
         input=lines,
         stdout=subprocess.DEVNULL,
         check=True,
@@ -225,14 +222,14 @@ def enqueue_file_rate(target: str, n: int) -> dict[str, Any]:
     return {"jobs": n, "seconds": round(seconds, 4), "per_s": round(n / seconds)}
 
 
-def single_enqueue(target: str, repeat: int) -> dict[str, Any]:
+def single_enqueue(target: str, repeat: int, subject: Subject = HERE) -> dict[str, Any]:
     """Median wall time of one `queuectl enqueue` beside `python -c pass` of the same interpreter,
     and of `import click` alone: the floor of any CLI parsed by click."""
     enqueue_s, python_s, click_s = median_walls_s(
         [
-            [QUEUECTL, "--db", target, "enqueue", "--command", "true"],
-            [sys.executable, "-c", "pass"],
-            [sys.executable, "-c", "import click"],
+            [subject.queuectl, "--db", target, "enqueue", "--command", "true"],
+            [subject.python, "-c", "pass"],
+            [subject.python, "-c", "import click"],
         ],
         repeat,
     )

@@ -33,7 +33,9 @@ __all__ = [
     "StoreError",
     "WrongStateError",
 ]
-__version__ = "0.1.0"
+# The one place the version is written: pyproject.toml reads it, and CHANGELOG.md names the
+# commit of each release.
+__version__ = "0.2.0.dev0"
 
 
 def __getattr__(name: str) -> Any:

@@ -1,13 +1,17 @@
-"""The benchmark runs end to end with tiny sizes and writes its JSON (no timing is asserted)."""
+"""The benchmark runs end to end with tiny sizes and writes its JSON (no timing is asserted);
+`--against` resolves releases, installs a commit and compares it, row by row."""
 
 from __future__ import annotations
 
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
+
+from bench import against
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -33,6 +37,9 @@ def test_smoke_run_writes_every_section(tmp_path: Path) -> None:
         assert results["drain"][system]["2"]["seconds"] > 0, results["drain"][system]
     assert results["latency"]["queuectl-sqlite"]["samples"] == 5
     assert {"p50_ms", "p95_ms"} <= set(results["latency"]["queuectl-sqlite"])
+    assert results["latency"]["queuectl-sqlite"]["wall"]["samples"] == 5
+    assert results["latency_cli"]["queuectl-sqlite"]["samples"] == 5
+    assert results["latency_cli"]["queuectl-sqlite"]["wall"]["p50_ms"] >= 0
     assert results["enqueue"]["enqueue_many"]["sqlite"]["per_s"] > 0
     assert results["enqueue"]["enqueue_file"]["sqlite"]["per_s"] > 0
     assert {"enqueue_ms", "python_pass_ms", "ratio", "import_click_ratio"} <= set(
@@ -52,3 +59,156 @@ def test_smoke_run_writes_every_section(tmp_path: Path) -> None:
         assert "seconds" in cell or {"skipped", "error", "timeout"} & set(cell), cell
     assert all({"target", "value", "bound", "ok"} <= set(t) for t in results["targets"])
     assert "Targets" in run.stdout
+
+
+def head_commit() -> str:
+    try:
+        return against.git("rev-parse", "HEAD")
+    except (against.BadRef, OSError):
+        pytest.skip("not a git checkout: --against has no commits to install")
+
+
+def test_a_release_resolves_to_its_commit_and_back() -> None:
+    head = head_commit()
+    changelog = (
+        "# Changelog\n\n## Unreleased: 9.0.0\n\n"
+        f"## 7.7.7 (commit {head[:7]}, 2026-12-05)\n\n## 0.0.1 (commit 0000000, 2026-01-01)\n"
+    )
+    assert against.releases(changelog) == {"7.7.7": head[:7], "0.0.1": "0000000"}
+    assert against.resolve("7.7.7", changelog) == (head, f"7.7.7 ({head[:7]})")
+    assert against.resolve("v7.7.7", changelog) == (head, f"7.7.7 ({head[:7]})")
+    # A commit that is a release is named as the release.
+    assert against.resolve("HEAD", changelog) == (head, f"7.7.7 ({head[:7]})")
+    assert against.resolve("HEAD", "")[1] == head[:7]
+    for ref in ("0.0.1", "8.8.8", "no-such-ref"):
+        with pytest.raises(against.BadRef, match=f"--against {ref}: neither a release"):
+            against.resolve(ref, changelog)
+
+
+def test_the_repository_changelog_names_release_0_1_0() -> None:
+    assert against.releases(against.CHANGELOG.read_text())["0.1.0"] == "d3eb84f"
+
+
+def test_an_unknown_ref_is_one_line_and_exit_2() -> None:
+    run = subprocess.run(
+        [sys.executable, "-m", "bench", "--against", "no-such-ref"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert run.returncode == 2
+    assert run.stderr.startswith("error: --against no-such-ref: neither a release")
+    assert len(run.stderr.strip().splitlines()) == 1
+
+
+def comparison(cells: dict[str, dict[str, object]]) -> dict[str, object]:
+    return {
+        "a": {"name": "0.1.0 (d3eb84f)"},
+        "b": {"name": "this tree (abc1234)"},
+        "cells": cells,
+        "limits": {"2": 0.5},
+        "meta": {
+            "n": 1000,
+            "workers": [2],
+            "hosts": 4,
+            "host_workers": 2,
+            "rounds": 3,
+            "latency_samples": 4,
+            "took_s": 1.0,
+        },
+    }
+
+
+def test_the_table_flags_a_row_more_than_a_tenth_worse_and_says_why_a_row_is_missing() -> None:
+    results = comparison(
+        {
+            "drain sqlite W=2": {"a": {"seconds": 1.0}, "b": {"seconds": 1.2}},
+            "drain postgres W=2": {"a": {"seconds": 2.0}, "b": {"seconds": 2.1}},
+            "hosts": {"a": {"error": "RuntimeError: no QUEUECTL_HOSTNAME"}, "b": {"seconds": 3.0}},
+            "one-by-one sqlite api": {
+                "a": {"start_ms": [1, 1, 2, 9], "wall_ms": [2, 2, 2, 2]},
+                "b": {"start_ms": [1, 1, 1, 1], "wall_ms": [15, 16, 15, 17]},
+            },
+        }
+    )
+    rows = {row.label.split(" (")[0]: row for row in against.figures(results)}
+    drain = rows["drain of 1,000 `true` jobs, SQLite, W=2"]
+    assert (drain.a_text, drain.b_text) == ("1.00 s (1,000/s) = 2.00x", "1.20 s (833/s) = 2.40x")
+    assert drain.ratio == pytest.approx(1.2)
+    assert drain.worse
+    assert not rows["drain of 1,000 `true` jobs, PostgreSQL, W=2"].worse  # 1.05x
+    hosts = next(row for label, row in rows.items() if "distinct hosts" in label)
+    assert hosts.a_text == "n/a (RuntimeError: no QUEUECTL_HOSTNAME)"
+    assert hosts.ratio is None
+    assert not hosts.worse
+    start = rows["enqueue-to-start through `Queue.enqueue`, SQLite"]
+    assert (start.a_text, start.b_text, start.ratio) == ("1 / 9 ms", "1 / 1 ms", 1.0)
+    wall = rows["one `true` job's own wall into an idle runner, SQLite, via `Queue.enqueue`"]
+    assert wall.worse
+    assert wall.ratio == pytest.approx(7.5)
+    table = against.readme_table(results)
+    assert table[:2] == [
+        "| figure | 0.1.0 (d3eb84f) | this tree (abc1234) | ratio |",
+        "| --- | --- | --- | --- |",
+    ]
+    assert (
+        "| drain of 1,000 `true` jobs, SQLite, W=2 (x `xargs -P 2`) | 1.00 s (1,000/s) = 2.00x "
+        "| 1.20 s (833/s) = 2.40x | **1.20x** |"
+    ) in table
+    assert sum("**" in line for line in table) == 2
+    text = against.render(results)
+    assert "2 row(s) more than 10% worse than 0.1.0 (d3eb84f)" in text
+    assert text.endswith("\n".join(table))
+
+
+@pytest.mark.timeout(300)
+def test_against_head_installs_it_and_compares_both(tmp_path: Path) -> None:
+    """The one real install: HEAD into .bench-cache (30 to 60 s the first time, then cached),
+    compared with this tree on SQLite at N=50 over two alternated rounds."""
+    head = head_commit()
+    output = tmp_path / "against.json"
+    started = time.monotonic()
+    run = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "bench",
+            "--against",
+            "HEAD",
+            "--smoke",
+            "--only",
+            "queuectl-sqlite",
+            "--output",
+            str(output),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=290,
+    )
+    assert run.returncode == 0, run.stderr[-2000:]
+    results = json.loads(output.read_text())
+    assert results["a"]["commit"] == head
+    assert (against.CACHE / head / "installed").exists()
+    assert results["meta"]["rounds"] == 2
+    # Both sides measured every SQLite row, each round in turn (A then B).
+    order = [
+        line.split("] ", 1)[1]
+        for line in run.stderr.splitlines()
+        if line.startswith("[") and ": " in line
+    ]
+    assert order[:2] == [
+        f"drain sqlite W=2: {results['a']['name']} (round 1/2)",
+        f"drain sqlite W=2: {results['b']['name']} (round 1/2)",
+    ]
+    for key in ("drain sqlite W=2", "one-by-one sqlite api", "one-by-one sqlite cli"):
+        assert set(results["cells"][key]) == {"a", "b"}, key
+    for side in ("a", "b"):
+        assert results["cells"]["drain sqlite W=2"][side]["seconds"] > 0
+        assert len(results["cells"]["one-by-one sqlite cli"][side]["wall_ms"]) == 10
+        assert results["cells"]["single enqueue"][side]["enqueue_ms"] > 0
+    assert "hosts" not in results["cells"]  # PostgreSQL rows not asked for
+    assert "README table:" in run.stdout
+    assert f"| figure | {results['a']['name']} | {results['b']['name']} | ratio |" in run.stdout
+    print(f"--against HEAD took {time.monotonic() - started:.0f} s")

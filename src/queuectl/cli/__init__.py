@@ -17,6 +17,7 @@ import click
 if TYPE_CHECKING:
     from queuectl.queue import Queue
 
+from queuectl import __version__
 from queuectl.errors import QueuectlError
 
 #: command name -> "module:function" under queuectl.cli
@@ -118,7 +119,7 @@ def split_colon_spelling(args: list[str], commands: dict[str, str]) -> list[str]
     metavar="TARGET",
     help="Queue store: a file path, sqlite:///path or postgresql://... (env QUEUECTL_DB).",
 )
-@click.version_option(package_name="queuectl", message="queuectl %(version)s")
+@click.version_option(__version__, message="queuectl %(version)s")
 @click.pass_context
 def cli(ctx: click.Context, target: str | None) -> None:
     """queuectl: run shell commands in the background, durably, with retries and a DLQ."""
