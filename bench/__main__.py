@@ -102,17 +102,18 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help=f"JSON file (default {DEFAULT_OUTPUT}; against.json beside it with --against)",
     )
     args = parser.parse_args(argv)
-    if args.repeat is None:
-        args.repeat = 3 if args.against else 1
     if args.output is None:
         args.output = DEFAULT_OUTPUT.with_name(
             "against.json" if args.against else DEFAULT_OUTPUT.name
         )
     if args.smoke:
         args.n, args.workers, args.latency_samples, args.latency_pause = 50, [2], 5, 0.02
-        args.repeat = 2 if args.against else 1
         args.bulk, args.single_repeat, args.idle_seconds, args.no_scale = 1000, 2, 1.0, True
         args.store_procs, args.store_seconds = [2], 0.5
+        if args.repeat is None:
+            args.repeat = 2 if args.against else 1
+    if args.repeat is None:
+        args.repeat = 3 if args.against else 1
     return args
 
 

@@ -16,10 +16,6 @@ SYSTEMS = {
     "rq": "RQ (Redis, forking Worker)",
 }
 QUEUECTL = ("queuectl-sqlite", "queuectl-postgres")
-CLI = {
-    "queuectl-sqlite": "queuectl enqueue, SQLite",
-    "queuectl-postgres": "queuectl enqueue, PostgreSQL",
-}
 PEERS = ("huey", "rq")
 
 
@@ -215,14 +211,12 @@ def render(results: dict[str, Any]) -> str:
         "(finished_at - started_at)",
     ]
     lines.append(f"  {'system':<{width}}{'p50':>8}{'p95':>8}{'max':>8}{'wall p50':>10}{'p95':>6}")
-    rows = [
-        (label, results["latency"].get(system))
-        for system, label in SYSTEMS.items()
-        if system != "xargs"
-    ]
-    rows[2:2] = [
-        (label, results.get("latency_cli", {}).get(system)) for system, label in CLI.items()
-    ]
+    rows = []
+    for system, label in SYSTEMS.items():
+        if system != "xargs":
+            rows.append((label, results["latency"].get(system)))
+        if system in QUEUECTL:
+            rows.append(("  through queuectl enqueue", results.get("latency_cli", {}).get(system)))
     for label, cell in rows:
         reason = why_not(cell)
         if reason:
