@@ -87,8 +87,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--against",
         metavar="REF",
-        help="compare with REF (a release's version in CHANGELOG.md, or a commit), installed "
-        "under .bench-cache/: every drain, latency and one-job row for both, in turns",
+        nargs="+",
+        help="compare with each REF (a release's version in CHANGELOG.md, or a commit), "
+        "installed under .bench-cache/: every drain, latency and one-job row for each and this "
+        "tree, in turns",
     )
     parser.add_argument(
         "--rows",

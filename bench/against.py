@@ -1,12 +1,12 @@
-"""`python -m bench --against REF`: this tree beside an earlier queuectl, measured in turns.
+"""`python -m bench --against REF [REF...]`: this tree beside earlier queuectls, in turns.
 
-REF is a release's version as CHANGELOG.md names it (`0.1.0`) or any commit. Its tree is
+A REF is a release's version as CHANGELOG.md names it (`0.1.0`) or any commit. Its tree is
 installed, with the PostgreSQL extra, into a virtual environment of its own under
 `.bench-cache/COMMIT/` (kept: a second run starts at once). Every drain, latency and one-job
-row then runs for both, the release first and this tree second, row by row and round by round
-(A B A B ...), so a noisy spell on the machine weighs on both alike. Each figure is printed for
-both with their ratio, and a row more than 10% worse is flagged. A row the release cannot run
-shows n/a with the reason.
+row then runs for each REF and for this tree, last, row by row and round by round (A B A B
+..., or A B C A B C ...), so a noisy spell on the machine weighs on all of them alike. Each
+figure is printed for each with this tree's ratio to each REF, and a row of this tree more than
+10% worse than a REF's is flagged. A row a REF cannot run shows n/a with the reason.
 """
 
 from __future__ import annotations
@@ -30,6 +30,8 @@ CACHE = ROOT / ".bench-cache"
 CHANGELOG = ROOT / "CHANGELOG.md"
 #: A release's heading in CHANGELOG.md: `## 0.1.0 (commit d3eb84f, 2026-11-28)`.
 RELEASE = re.compile(r"^## v?(\d+\.\d+\.\d+\S*) \(commit ([0-9a-f]{7,40})\b", re.MULTILINE)
+#: Installed commits kept in CACHE, the most recently used.
+KEEP = 4
 #: A row this much worse than the release's is flagged.
 WORSE = 1.10
 KINDS = {"sqlite": "SQLite", "postgres": "PostgreSQL"}
@@ -114,18 +116,29 @@ def install(commit: str, label: str, log: Callable[[str], None] = print) -> Subj
             check=True,
         )
         done.write_text(commit + "\n")
+    done.touch()
+    prune(keep=KEEP)
     return Subject(label, str(venv / "bin" / "python"), str(venv / "bin" / "queuectl"))
+
+
+def prune(keep: int) -> None:
+    """Remove all but the `keep` environments used last (each is about 60 MB, and every
+    commit tested makes one)."""
+    used = sorted(CACHE.glob("*/installed"), key=lambda done: done.stat().st_mtime, reverse=True)
+    for done in used[keep:]:
+        shutil.rmtree(done.parent, ignore_errors=True)
 
 
 @dataclass
 class Measurement:
-    """One thing measured for each subject in turn: its key, the row group it belongs to, and
-    how one round of it runs for a subject."""
+    """One thing measured for each subject in turn: its key, the row group it belongs to, its
+    store, how one round of it runs for a subject, and the `xargs -P` it is compared with."""
 
     key: str
     group: str
-    kind: str | None
+    kind: str
     run: Callable[[Subject], Any]
+    limit: int | None = None
 
 
 def measurements(args: Any, scratch: Scratch, timeout_s: float) -> list[Measurement]:
@@ -151,6 +164,7 @@ def measurements(args: Any, scratch: Scratch, timeout_s: float) -> list[Measurem
                             t, args.n, w, scratch, timeout_s, subject=who
                         ),
                     ),
+                    limit=workers,
                 )
             )
     found.append(
@@ -164,6 +178,7 @@ def measurements(args: Any, scratch: Scratch, timeout_s: float) -> list[Measurem
                     t, args.n, args.hosts, args.host_workers, scratch, timeout_s, subject=who
                 ),
             ),
+            limit=args.hosts * args.host_workers,
         )
     )
     for kind in KINDS:
@@ -212,62 +227,50 @@ def merge(kept: dict[str, Any] | None, new: dict[str, Any]) -> dict[str, Any]:
 
 
 def run(args: Any) -> dict[str, Any]:
-    """Every measurement for both subjects, in turns; the raw cells, by measurement and side."""
+    """Every measurement for each subject (the REFs in their order, then this tree), in turns;
+    the raw cells, by measurement, in the subjects' order."""
     began = time.perf_counter()
 
     def log(message: str) -> None:
         print(f"[{time.perf_counter() - began:6.1f}s] {message}", file=sys.stderr, flush=True)
 
-    commit, label = resolve(args.against)
-    base = install(commit, label, log)
-    head = this_tree()
+    refs = [resolve(ref) for ref in args.against]
+    subjects = [install(commit, label, log) for commit, label in refs] + [this_tree()]
     timeout_s = 30 + args.n * 0.03
-    wanted_kinds = {kind for kind in KINDS if not args.only or f"queuectl-{kind}" in args.only}
-    rows = set(args.rows or ROWS)
-    pg_missing = postgres_available() if "postgres" in wanted_kinds else None
+    kinds = {kind for kind in KINDS if not args.only or f"queuectl-{kind}" in args.only}
+    pg_missing = postgres_available() if "postgres" in kinds else None
     scratch = Scratch()
-    cells: dict[str, dict[str, Any]] = {}
+    cells: dict[str, list[Any]] = {}
     limits: dict[str, float] = {}
     try:
         chosen = [
             m
             for m in measurements(args, scratch, timeout_s)
-            if m.group in rows and m.kind in wanted_kinds
+            if m.group in (args.rows or ROWS) and m.kind in kinds
         ]
-        # The spawn limit each drain is compared with, once per round as well.
-        totals = sorted(
-            {
-                w
-                for m in chosen
-                if m.group == "drain"
-                for w in args.workers
-                if m.key.endswith(f"W={w}")
-            }
-            | (
-                {args.hosts * args.host_workers}
-                if any(m.group == "hosts" for m in chosen)
-                else set()
-            )
-        )
         for round_ in range(args.repeat):
-            for total in totals:
-                log(f"xargs -P {total} (round {round_ + 1}/{args.repeat})")
+            of = f"(round {round_ + 1}/{args.repeat})"
+            # The spawn limit each drain is compared with, in the same rounds.
+            for total in sorted({m.limit for m in chosen if m.limit}):
+                log(f"xargs -P {total} {of}")
                 found = measure(lambda t=total: peers.xargs_drain(args.n, t, timeout_s))
                 if "seconds" in found:
                     limits[str(total)] = min(limits.get(str(total), 1e9), found["seconds"])
             for m in chosen:
-                for side, who in (("a", base), ("b", head)):
+                row = cells.setdefault(m.key, [None] * len(subjects))
+                for i, who in enumerate(subjects):
                     if m.kind == "postgres" and pg_missing:
-                        cells.setdefault(m.key, {})[side] = {"skipped": pg_missing}
+                        row[i] = {"skipped": pg_missing}
                         continue
-                    log(f"{m.key}: {who.name} (round {round_ + 1}/{args.repeat})")
-                    found = measure(lambda m=m, who=who: m.run(who))
-                    cells.setdefault(m.key, {})[side] = merge(cells.get(m.key, {}).get(side), found)
+                    log(f"{m.key}: {who.name} {of}")
+                    row[i] = merge(row[i], measure(lambda m=m, who=who: m.run(who)))
     finally:
         scratch.close()
     return {
-        "a": {"name": base.name, "commit": commit, "python": base.python},
-        "b": {"name": head.name, "python": head.python},
+        "subjects": [
+            {"name": who.name, "python": who.python, "commit": commit}
+            for who, commit in zip(subjects, [c for c, _ in refs] + [None], strict=True)
+        ],
         "cells": cells,
         "limits": limits,
         "meta": {
@@ -296,26 +299,30 @@ def why_not(cell: Any) -> str | None:
 
 @dataclass
 class Figure:
-    """One row of the comparison: what it is, and each side's value (lower is better) and
-    text, or why there is none."""
+    """One row of the comparison: what it is, and each subject's value (lower is better) and
+    text, or why there is none; this tree is the last."""
 
     label: str
-    a: float | None
-    b: float | None
-    a_text: str
-    b_text: str
+    values: list[float | None]
+    texts: list[str]
 
-    @property
-    def ratio(self) -> float | None:
-        if self.a is None or self.b is None:
-            return None
-        if self.a == 0:
-            return None if self.b == 0 else float("inf")
-        return self.b / self.a
+    def ratios(self) -> list[float | None]:
+        """This tree's value over each earlier subject's."""
+        ours = self.values[-1]
+        found: list[float | None] = []
+        for theirs in self.values[:-1]:
+            if ours is None or theirs is None:
+                found.append(None)
+            elif theirs == 0:
+                found.append(None if ours == 0 else float("inf"))
+            else:
+                found.append(ours / theirs)
+        return found
 
     @property
     def worse(self) -> bool:
-        return self.ratio is not None and self.ratio > WORSE
+        """More than WORSE times an earlier subject's."""
+        return any(r is not None and r > WORSE for r in self.ratios())
 
 
 def _ms(values: list[float]) -> tuple[float, str]:
@@ -329,14 +336,16 @@ def figures(results: dict[str, Any]) -> list[Figure]:
     rows: list[Figure] = []
 
     def add(label: str, key: str, value: Callable[[dict[str, Any]], tuple[float, str]]) -> None:
-        cell = cells.get(key)
-        if cell is None:
+        if key not in cells:
             return
-        sides: list[tuple[float | None, str]] = []
-        for side in ("a", "b"):
-            reason = why_not(cell.get(side))
-            sides.append((None, f"n/a ({reason})") if reason else value(cell[side]))
-        rows.append(Figure(label, sides[0][0], sides[1][0], sides[0][1], sides[1][1]))
+        values: list[float | None] = []
+        texts: list[str] = []
+        for cell in cells[key]:
+            reason = why_not(cell)
+            number, text = (None, f"n/a ({reason})") if reason else value(cell)
+            values.append(number)
+            texts.append(text)
+        rows.append(Figure(label, values, texts))
 
     def drain(limit_key: str) -> Callable[[dict[str, Any]], tuple[float, str]]:
         def text(cell: dict[str, Any]) -> tuple[float, str]:
@@ -389,39 +398,52 @@ def figures(results: dict[str, Any]) -> list[Figure]:
     return rows
 
 
-def _ratio_text(figure: Figure) -> str:
-    ratio = figure.ratio
+def _ratio_text(ratio: float | None) -> str:
     if ratio is None:
         return "n/a"
     return "inf" if ratio == float("inf") else f"{ratio:.2f}x"
 
 
+def _names(results: dict[str, Any]) -> list[str]:
+    return [who["name"] for who in results["subjects"]]
+
+
+def _ratio_heads(names: list[str]) -> list[str]:
+    return [f"/ {name.split(' (')[0]}" for name in names[:-1]]
+
+
 def render(results: dict[str, Any]) -> str:
     """The comparison for the terminal, then the same as a table in the README's format."""
-    meta, a, b = results["meta"], results["a"]["name"], results["b"]["name"]
+    meta, names = results["meta"], _names(results)
     rows = figures(results)
     lines = [
-        f"queuectl bench --against: {a} (A) and {b} (B), in turns, {meta['rounds']} round(s); "
+        f"queuectl bench --against: {', '.join(names)}, in turns, {meta['rounds']} round(s); "
         f"N={meta['n']:,}, {meta['latency_samples']} one-by-one jobs a round, "
         f"{meta['took_s']:.0f}s",
         "Drains: best round; latencies and walls: every round's jobs pooled (whole ms, as the "
-        "store keeps them); B/A over 1.10 is flagged WORSE.",
+        f"store keeps them); this tree over an earlier one above {WORSE:.2f}x is flagged WORSE.",
         "",
     ]
-    width = max((len(r.label) for r in rows), default=10)
-    side = max([len(r.a_text) for r in rows] + [len(r.b_text) for r in rows] + [8])
-    lines.append(f"  {'figure':<{width}}  {'A':<{side}}  {'B':<{side}}  B/A")
+    width = max([len(r.label) for r in rows] + [6])
+    side = max([len(text) for r in rows for text in r.texts] + [len(n) for n in names])
+    heads = _ratio_heads(names)
+    lines.append(
+        f"  {'figure':<{width}}"
+        + "".join(f"  {name:<{side}}" for name in names)
+        + "".join(f"  {head:<8}" for head in heads)
+    )
     for row in rows:
-        flag = "  WORSE" if row.worse else ""
         lines.append(
-            f"  {row.label:<{width}}  {row.a_text:<{side}}  {row.b_text:<{side}}  "
-            f"{_ratio_text(row)}{flag}"
+            f"  {row.label:<{width}}"
+            + "".join(f"  {text:<{side}}" for text in row.texts)
+            + "".join(f"  {_ratio_text(r):<8}" for r in row.ratios())
+            + ("  WORSE" if row.worse else "")
         )
     worse = [r.label for r in rows if r.worse]
     lines += [
         "",
-        f"{len(worse)} row(s) more than 10% worse than {a}"
-        + (": a bug unless the README's note says what it bought." if worse else "."),
+        f"{len(worse)} row(s) more than 10% worse than {' or '.join(names[:-1])}"
+        + (": each a bug unless the README's note says what it bought." if worse else "."),
         "",
         "README table:",
         "",
@@ -431,15 +453,16 @@ def render(results: dict[str, Any]) -> str:
 
 
 def readme_table(results: dict[str, Any], rows: list[Figure] | None = None) -> list[str]:
-    """The rows as the README's benchmark tables are written: one column per version."""
+    """The rows as the README's benchmark tables are written: a column per version, then this
+    tree over each earlier one (bold past WORSE)."""
     rows = figures(results) if rows is None else rows
-    a, b = results["a"]["name"], results["b"]["name"]
-    lines = [f"| figure | {a} | {b} | ratio |", "| --- | --- | --- | --- |"]
+    names = _names(results)
+    columns = ["figure", *names, *_ratio_heads(names)]
+    lines = ["| " + " | ".join(columns) + " |", "|" + " --- |" * len(columns)]
     for row in rows:
-        ratio = _ratio_text(row)
-        lines.append(
-            f"| {row.label} | {row.a_text} | {row.b_text} | "
-            + (f"**{ratio}**" if row.worse else ratio)
-            + " |"
-        )
+        ratios = [
+            f"**{_ratio_text(r)}**" if r is not None and r > WORSE else _ratio_text(r)
+            for r in row.ratios()
+        ]
+        lines.append("| " + " | ".join([row.label, *row.texts, *ratios]) + " |")
     return lines

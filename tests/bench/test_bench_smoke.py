@@ -102,10 +102,9 @@ def test_an_unknown_ref_is_one_line_and_exit_2() -> None:
     assert len(run.stderr.strip().splitlines()) == 1
 
 
-def comparison(cells: dict[str, dict[str, object]]) -> dict[str, object]:
+def comparison(cells: dict[str, list[dict[str, object]]]) -> dict[str, object]:
     return {
-        "a": {"name": "0.1.0 (d3eb84f)"},
-        "b": {"name": "this tree (abc1234)"},
+        "subjects": [{"name": "0.1.0 (d3eb84f)"}, {"name": "e114b30"}, {"name": "this tree"}],
         "cells": cells,
         "limits": {"2": 0.5},
         "meta": {
@@ -123,42 +122,48 @@ def comparison(cells: dict[str, dict[str, object]]) -> dict[str, object]:
 def test_the_table_flags_a_row_more_than_a_tenth_worse_and_says_why_a_row_is_missing() -> None:
     results = comparison(
         {
-            "drain sqlite W=2": {"a": {"seconds": 1.0}, "b": {"seconds": 1.2}},
-            "drain postgres W=2": {"a": {"seconds": 2.0}, "b": {"seconds": 2.1}},
-            "hosts": {"a": {"error": "RuntimeError: no QUEUECTL_HOSTNAME"}, "b": {"seconds": 3.0}},
-            "one-by-one sqlite api": {
-                "a": {"start_ms": [1, 1, 2, 9], "wall_ms": [2, 2, 2, 2]},
-                "b": {"start_ms": [1, 1, 1, 1], "wall_ms": [15, 16, 15, 17]},
-            },
+            "drain sqlite W=2": [{"seconds": 1.0}, {"seconds": 1.1}, {"seconds": 1.2}],
+            "drain postgres W=2": [{"seconds": 2.0}, {"seconds": 2.0}, {"seconds": 2.1}],
+            "hosts": [{"error": "RuntimeError: no such option"}, {"seconds": 3}, {"seconds": 3}],
+            "one-by-one sqlite api": [
+                {"start_ms": [1, 1, 2, 9], "wall_ms": [2, 2, 2, 2]},
+                {"skipped": "not here"},
+                {"start_ms": [1, 1, 1, 1], "wall_ms": [15, 16, 15, 17]},
+            ],
         }
     )
     rows = {row.label.split(" (")[0]: row for row in against.figures(results)}
     drain = rows["drain of 1,000 `true` jobs, SQLite, W=2"]
-    assert (drain.a_text, drain.b_text) == ("1.00 s (1,000/s) = 2.00x", "1.20 s (833/s) = 2.40x")
-    assert drain.ratio == pytest.approx(1.2)
-    assert drain.worse
+    assert drain.texts == [
+        "1.00 s (1,000/s) = 2.00x",
+        "1.10 s (909/s) = 2.20x",
+        "1.20 s (833/s) = 2.40x",
+    ]
+    assert drain.ratios() == [pytest.approx(1.2), pytest.approx(1.2 / 1.1)]
+    assert drain.worse  # over the first, not the second
     assert not rows["drain of 1,000 `true` jobs, PostgreSQL, W=2"].worse  # 1.05x
     hosts = next(row for label, row in rows.items() if "distinct hosts" in label)
-    assert hosts.a_text == "n/a (RuntimeError: no QUEUECTL_HOSTNAME)"
-    assert hosts.ratio is None
+    assert hosts.texts[0] == "n/a (RuntimeError: no such option)"
+    assert hosts.ratios() == [None, 1.0]
     assert not hosts.worse
     start = rows["enqueue-to-start through `Queue.enqueue`, SQLite"]
-    assert (start.a_text, start.b_text, start.ratio) == ("1 / 9 ms", "1 / 1 ms", 1.0)
+    assert start.texts == ["1 / 9 ms", "n/a (not here)", "1 / 1 ms"]
+    assert start.ratios() == [1.0, None]
     wall = rows["one `true` job's own wall into an idle runner, SQLite, via `Queue.enqueue`"]
+    assert wall.ratios() == [pytest.approx(7.5), None]
     assert wall.worse
-    assert wall.ratio == pytest.approx(7.5)
     table = against.readme_table(results)
     assert table[:2] == [
-        "| figure | 0.1.0 (d3eb84f) | this tree (abc1234) | ratio |",
-        "| --- | --- | --- | --- |",
+        "| figure | 0.1.0 (d3eb84f) | e114b30 | this tree | / 0.1.0 | / e114b30 |",
+        "| --- | --- | --- | --- | --- | --- |",
     ]
     assert (
         "| drain of 1,000 `true` jobs, SQLite, W=2 (x `xargs -P 2`) | 1.00 s (1,000/s) = 2.00x "
-        "| 1.20 s (833/s) = 2.40x | **1.20x** |"
+        "| 1.10 s (909/s) = 2.20x | 1.20 s (833/s) = 2.40x | **1.20x** | 1.09x |"
     ) in table
     assert sum("**" in line for line in table) == 2
     text = against.render(results)
-    assert "2 row(s) more than 10% worse than 0.1.0 (d3eb84f)" in text
+    assert "2 row(s) more than 10% worse than 0.1.0 (d3eb84f) or e114b30" in text
     assert text.endswith("\n".join(table))
 
 
@@ -189,26 +194,28 @@ def test_against_head_installs_it_and_compares_both(tmp_path: Path) -> None:
     )
     assert run.returncode == 0, run.stderr[-2000:]
     results = json.loads(output.read_text())
-    assert results["a"]["commit"] == head
+    release, ours = results["subjects"]
+    assert release["commit"] == head
+    assert ours["name"].startswith("this tree")
     assert (against.CACHE / head / "installed").exists()
     assert results["meta"]["rounds"] == 2
-    # Both sides measured every SQLite row, each round in turn (A then B).
+    # Both measured every SQLite row, each round in turn (the release, then this tree).
     order = [
         line.split("] ", 1)[1]
         for line in run.stderr.splitlines()
         if line.startswith("[") and ": " in line
     ]
     assert order[:2] == [
-        f"drain sqlite W=2: {results['a']['name']} (round 1/2)",
-        f"drain sqlite W=2: {results['b']['name']} (round 1/2)",
+        f"drain sqlite W=2: {release['name']} (round 1/2)",
+        f"drain sqlite W=2: {ours['name']} (round 1/2)",
     ]
-    for key in ("drain sqlite W=2", "one-by-one sqlite api", "one-by-one sqlite cli"):
-        assert set(results["cells"][key]) == {"a", "b"}, key
-    for side in ("a", "b"):
-        assert results["cells"]["drain sqlite W=2"][side]["seconds"] > 0
-        assert len(results["cells"]["one-by-one sqlite cli"][side]["wall_ms"]) == 10
-        assert results["cells"]["single enqueue"][side]["enqueue_ms"] > 0
-    assert "hosts" not in results["cells"]  # PostgreSQL rows not asked for
+    cells = results["cells"]
+    for side in (0, 1):
+        assert cells["drain sqlite W=2"][side]["seconds"] > 0
+        assert len(cells["one-by-one sqlite api"][side]["start_ms"]) == 10  # 2 rounds pooled
+        assert len(cells["one-by-one sqlite cli"][side]["wall_ms"]) == 10
+        assert cells["single enqueue"][side]["enqueue_ms"] > 0
+    assert "hosts" not in cells  # PostgreSQL rows not asked for
     assert "README table:" in run.stdout
-    assert f"| figure | {results['a']['name']} | {results['b']['name']} | ratio |" in run.stdout
+    assert f"| figure | {release['name']} | {ours['name']} | / {head[:7]} |" in run.stdout
     print(f"--against HEAD took {time.monotonic() - started:.0f} s")

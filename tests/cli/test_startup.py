@@ -7,9 +7,13 @@ import json
 import os
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import pytest
+
+import queuectl
+from tests.support.cli import run
 
 HEAVY = [
     "rich",
@@ -119,3 +123,14 @@ def test_the_wrapper_sees_heavy_modules(tmp_path: Path) -> None:
     db = tmp_path / "queue.db"
     loaded_by(db, "enqueue", "--command", "true")
     assert "rich" in loaded_by(db, "list")
+
+
+def test_the_version_is_written_once_and_the_cli_prints_it() -> None:
+    """pyproject.toml takes its version from queuectl.__version__, and --version prints it."""
+    root = Path(__file__).resolve().parents[2]
+    project = tomllib.loads((root / "pyproject.toml").read_text())
+    assert "version" not in project["project"]
+    assert project["project"]["dynamic"] == ["version"]
+    assert project["tool"]["setuptools"]["dynamic"]["version"] == {"attr": "queuectl.__version__"}
+    shown = run(["--version"])
+    assert (shown.returncode, shown.stdout) == (0, f"queuectl {queuectl.__version__}\n")
