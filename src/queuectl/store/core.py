@@ -1181,9 +1181,9 @@ class SQLStore:
         return count
 
     @operation(runner=True)
-    def reap(self, dead_owners: Sequence[str], exclude: str | None = None) -> list[str]:
+    def reap(self, dead_owners: Sequence[str], exclude: Sequence[str] = ()) -> list[str]:
         now = self.now()
-        expired = {"now": now, "exclude": exclude or ""}
+        expired = {"now": now, "exclude": self._list(exclude)}
         if (
             not dead_owners
             and not self._connection().execute(self.q["expired_jobs"], expired).fetchone()
