@@ -21,7 +21,7 @@ import sys
 import time
 from typing import Any
 
-from queuectl.errors import InvalidInputError, StoreError
+from queuectl.errors import InvalidInputError, NewerSchemaError, StoreError
 from queuectl.lifecycle import Fence, Outcome, Settlement
 from queuectl.models import CANCELLED, COMPLETED, DEAD
 from queuectl.runner import executor
@@ -545,7 +545,15 @@ class Supervisor:
         """Renew this runner and its leases; a stop request or a lost registration answers."""
         lease_s = float(self.config["lease_seconds"])
         self.next_heartbeat = now + lease_s / 3  # a missed beat or two is survivable
-        stop = self.store.heartbeat(self.id, lease_s)
+        try:
+            stop = self.store.heartbeat(self.id, lease_s)
+        except NewerSchemaError as exc:
+            # A newer queuectl's rules (limits, locks, fences) are not known here: claim
+            # nothing more; the running jobs end as in any stop.
+            self.log("newer_schema", f"{exc}: stopping", important=True)
+            self.exit_code = 1
+            self._begin_stop(now, "the store was upgraded by a newer queuectl")
+            return
         if stop is None:
             self._reregister()
         elif stop:
