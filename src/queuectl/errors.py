@@ -44,3 +44,7 @@ class StoreError(QueuectlError):
 
     exit_code = 1
     http_status = 503
+
+
+class NewerSchemaError(StoreError):
+    """The store was upgraded by a newer queuectl: this one must not write to it."""

@@ -219,7 +219,7 @@ class Queue:
         with `since` (a duration: "10m", or seconds), the jobs finished in that window by
         state (SPEC 9.10)."""
         window_s = None if since is None else parse_duration(since, "since")
-        runners = [runner_dict(r) for r in self.runners()]  # first: it recovers dead runners' jobs
+        runners = [runner_dict(r) for r in self.runners()]
         per_queue = self._store.counts()
         counts = dict.fromkeys(STATES, 0)
         for states in per_queue.values():
@@ -401,20 +401,17 @@ class Queue:
         self._store.set_paused(validate_id(queue, "queue"), False)
 
     def runners(self) -> builtins.list[Runner]:
-        """Live runners; dead ones (see liveness.is_dead) are reaped first, their jobs
-        recovered."""
-        from queuectl.runner.liveness import is_dead, kill_leftovers
+        """Live runners: the dead ones (see liveness.is_dead) are left out, not reaped. Only
+        runners recover jobs: a reader sees one moment, and a misjudgement of its (a clock
+        step, a host it cannot see) would make the job run twice."""
+        from queuectl.runner.liveness import is_dead
 
         runners = self._store.runners()
+        if not runners:
+            return runners
         now_ms = self.now_ms()
-        lease_s = float(self._store.config()["lease_seconds"]) if runners else 0.0
-        kill_leftovers(self._store, runners, now_ms, lease_s)
-        dead = [r for r in runners if is_dead(r, now_ms, lease_s)]
-        if dead:
-            gone = [r.id for r in dead]
-            self._store.reap(gone)
-            runners = [r for r in runners if r.id not in gone]
-        return runners
+        lease_s = float(self._store.config()["lease_seconds"])
+        return [r for r in runners if not is_dead(r, now_ms, lease_s)]
 
     # -- schedules
 
@@ -479,8 +476,22 @@ class Queue:
         """Delete every job with its history and output, in one transaction (`all`: also the
         schedules, hooks, queue settings and configuration). Refused while a runner is up.
         What was deleted: counts by kind."""
-        self.runners()  # dead runners are reaped first: only a live one refuses the reset
+        self._unregister_dead()  # only a live runner refuses the reset
         return self._store.reset(all)
+
+    def _unregister_dead(self) -> None:
+        """Unregister the dead runners, first killing what those of this host left running:
+        a reset deletes their jobs, so none is recovered."""
+        from queuectl.runner.liveness import is_dead, kill_leftovers
+
+        runners = self._store.runners()
+        if not runners:
+            return
+        now_ms = self.now_ms()
+        lease_s = float(self._store.config()["lease_seconds"])
+        kill_leftovers(self._store, runners, now_ms, lease_s)
+        if dead := [r.id for r in runners if is_dead(r, now_ms, lease_s)]:
+            self._store.reap(dead)
 
     def request_stop(self) -> int:
         """Ask every runner of this store to stop gracefully; how many were asked."""

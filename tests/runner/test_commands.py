@@ -5,9 +5,11 @@ from __future__ import annotations
 import json
 import shlex
 import socket
+import subprocess
 from pathlib import Path
 
 from queuectl import Queue
+from tests.support.cli import QUEUECTL
 from tests.support.runners import alive, wait_until
 
 
@@ -84,6 +86,29 @@ def test_wait_exits_0_when_every_job_completed_and_1_when_one_ended_dead(
     assert {queue.get(job.id).state for job in good} == {"completed"}
     assert every.returncode == 1
     assert queue.get(bad.id).state == "dead"
+
+
+def test_wait_counts_a_job_seen_finished_that_retention_deleted_since(
+    queue: Queue, start_runner, process_env: dict[str, str], tmp_path: Path
+) -> None:
+    queue.set_config("retain_completed", 1)
+    go = tmp_path / "go"
+    queue.enqueue("true", id="a")
+    queue.enqueue(f"until [ -e {go} ]; do sleep 0.05; done", id="b")
+    waiting = subprocess.Popen(
+        [QUEUECTL, "wait", "a", "b"],
+        env=process_env,
+        stdin=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    start_runner("-n", "2")
+    wait_until(lambda: queue.find("a") is None, 30, "retention to delete the completed a")
+    assert waiting.poll() is None, waiting.communicate()[1]
+    go.touch()
+    _, stderr = waiting.communicate(timeout=20)
+    assert waiting.returncode == 0, stderr
+    assert stderr.splitlines()[-1] == "finished: 2 jobs"
 
 
 def test_wait_timeout_exits_124(queue: Queue, cli) -> None:

@@ -176,3 +176,22 @@ def test_jobs_after_the_first_are_contained_too(
         check_contained(daemons, runner.pid, mechanism)
         wait_until(lambda job=job: queue.get(job.id).state == "completed", 10, "the job to end")
         wait_until(lambda daemons=daemons: all_dead(daemons), 3, "its daemons to die with it")
+
+
+def test_a_daemon_that_cleared_its_environment_dies_with_its_job_without_cgroups(
+    queue: Queue, start_runner, tmp_path: Path
+) -> None:
+    # No QUEUECTL_JOB_ID in its environment: only the walk from the job's shell, while the job
+    # ran, tells whose it is; after the job's end, only the record of its dying processes.
+    pid_file = tmp_path / "daemon"
+    daemon = f"setsid env -i sh -c 'sleep 600 & echo $! > {pid_file}; wait' & "
+    ready = f"while [ ! -s {pid_file} ]; do sleep 0.01; done; " + READY
+    job = queue.enqueue(daemon + ready, env={"PIDS": str(tmp_path)})
+    runner = start_runner(env={NO_CGROUP_ENV: "1"})
+
+    wait_until(lambda: queue.get(job.id).state == "completed", 10, "the job to complete")
+    sleeper = read_pid(pid_file)
+    environ = Path(f"/proc/{sleeper}/environ").read_bytes() if alive(sleeper) else b""
+    assert b"QUEUECTL_JOB_ID" not in environ
+    wait_until(lambda: not alive(sleeper), 3, "the daemon to die with the ended job")
+    assert runner.process.poll() is None

@@ -72,6 +72,22 @@ def test_stop_with_grace_kills_the_job_and_returns_it_to_pending(
     wait_until(lambda: not group_members(shell), 2, "the job's processes to die")
 
 
+def test_stop_with_grace_0_kills_the_job_at_once(
+    queue: Queue, start_runner, cli, tmp_path: Path
+) -> None:
+    pid_file = tmp_path / "pid"
+    job = queue.enqueue(f"echo $$ > {shlex.quote(str(pid_file))}; sh -c 'sleep 30' & wait")
+    runner = start_runner("--grace", "0")  # no grace at all, not "no limit"
+    shell = read_pid(pid_file)
+
+    stop("worker stop", runner, cli)
+
+    assert runner.wait(1) == 0  # `worker stop` returned: the runner has exited already
+    released = queue.get(job.id)
+    assert (released.state, released.attempts, released.lease_owner) == ("pending", 0, None)
+    wait_until(lambda: not group_members(shell), 2, "the job's processes to die")
+
+
 def test_a_second_sigint_stops_now_and_gives_the_job_back(
     queue: Queue, start_runner, tmp_path: Path
 ) -> None:

@@ -87,7 +87,7 @@ def test_a_retry_that_prints_nothing_does_not_show_the_previous_attempts_output(
 
 
 def test_a_runner_whose_pid_was_reused_by_another_process_is_reaped_at_once(
-    queue: Queue, cli: Cli, process_env: dict[str, str]
+    queue: Queue, cli: Cli, process_env: dict[str, str], start_runner: StartRunner
 ) -> None:
     queue.set_config("lease_seconds", 600)  # nothing here may wait for a lease
     other = subprocess.Popen(["sleep", "300"], env=process_env, stdin=subprocess.DEVNULL)
@@ -119,7 +119,11 @@ def test_a_runner_whose_pid_was_reused_by_another_process_is_reaped_at_once(
         ids = {r["id"] for r in listed_runners(cli)}
         assert "reused" not in ids, "a runner whose pid belongs to another process is listed"
         assert "genuine" in ids, "the runner that does own the pid is gone"
-        lost = queue.get(ours.id)
+        assert queue.get(ours.id).state == "processing", "a reader recovered a job"
+        start_runner("--queue", "elsewhere")  # a runner does, at once
+        lost = wait_until(
+            lambda: (j := queue.get(ours.id)).state != "processing" and j, 5, "the recovery"
+        )
         assert (lost.state, lost.last_error, lost.attempts) == ("failed", "worker lost", 1)
         assert queue.get(theirs.id).state == "processing"
     finally:

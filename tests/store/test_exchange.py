@@ -89,7 +89,7 @@ def test_an_outcome_with_its_rules_is_fenced_out_once_the_job_is_not_ours(
     # The second's lease expires, another runner reaps it, and r1 claims it again: its result
     # of the first attempt must not settle the second.
     clock.advance(LEASE_S + 1)
-    assert store.reap([], exclude="r2") == [second.id]
+    assert store.reap([], exclude=["r2"]) == [second.id]
     clock.advance(86_400)  # past the retry's backoff
     (again,) = store.finish_and_claim("r1", [], 1, None, LEASE_S).claims
     assert (again.id, again.attempt) == (second.id, 2)

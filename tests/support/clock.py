@@ -1,6 +1,9 @@
-"""A clock that moves only when a test says so, for stores whose subject is time."""
+"""Clocks for tests whose subject is time: one that moves only when a test says so, for
+stores; a shifted wall clock (libfaketime) for real processes."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 
 class FakeClock:
@@ -14,3 +17,17 @@ class FakeClock:
 
     def advance(self, seconds: float) -> None:
         self.ms += round(seconds * 1000)
+
+
+def stepped_clock(offset: Path) -> dict[str, str]:
+    """The environment that shifts a process's wall clock (not its monotonic clock) by the
+    offset written in the file `offset` ("+10": ten seconds ahead), read again on every call."""
+    import libfaketime
+
+    library = Path(libfaketime.__file__).parent / "vendor/libfaketime/src/libfaketime.so.1"
+    return {
+        "LD_PRELOAD": str(library),
+        "FAKETIME_TIMESTAMP_FILE": str(offset),
+        "FAKETIME_DONT_FAKE_MONOTONIC": "1",
+        "FAKETIME_NO_CACHE": "1",
+    }

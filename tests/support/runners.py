@@ -22,10 +22,14 @@ from typing import IO, TypeVar
 import pytest
 
 from queuectl import Queue
+from queuectl.store import Runner, Store
 from tests.support.cli import QUEUECTL
 
 T = TypeVar("T")
 TAG_VAR = "QUEUECTL_TEST_TAG"
+
+#: A job that runs until the test creates `go` beside it, and counts its runs in `runs`.
+GATED = 'echo "$QUEUECTL_ATTEMPT" >> {runs}; until [ -e {go} ]; do sleep 0.05; done'
 
 
 def wait_until(
@@ -166,6 +170,27 @@ class RunnerProcess:
     def logged(self, text: str, timeout: float = 10.0) -> None:
         """Wait until its log holds `text` (`started JOB` is logged once the watchdog knows)."""
         wait_until(lambda: text in self.log(), timeout, f"{text!r} in the log of runner {self.pid}")
+
+
+def runner_of(source: Queue | Store, pid: int) -> Runner | None:
+    """The runner with this pid: live as readers see it (Queue), or as stored (Store)."""
+    return next((r for r in source.runners() if r.pid == pid), None)
+
+
+def wait_beats(source: Queue | Store, pid: int, beats: int = 2, timeout: float = 20.0) -> None:
+    """Wait until the runner `pid` has heartbeaten `beats` more times: it has then run at least
+    `beats - 1` whole housekeeping ticks (beat, reap, output sync) since this call."""
+    seen: list[int] = []
+
+    def beaten() -> bool:
+        runner = runner_of(source, pid)
+        if runner is None:
+            return False  # a resumed runner taken for dead is not yet registered again
+        if not seen or runner.heartbeat_at_ms > seen[-1]:
+            seen.append(runner.heartbeat_at_ms)
+        return len(seen) > beats
+
+    wait_until(beaten, timeout, f"{beats} heartbeats of runner {pid}", step=0.05)
 
 
 @pytest.fixture(autouse=True)

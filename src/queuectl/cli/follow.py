@@ -9,7 +9,9 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 import click
 
 from queuectl.durations import parse_duration
+from queuectl.errors import NotFoundError
 from queuectl.models import CANCELLED, DEAD, FINISHED_STATES, PENDING, Job
+from queuectl.store import Output
 
 if TYPE_CHECKING:
     from queuectl.queue import Queue
@@ -64,7 +66,14 @@ def follow_output(queue: Queue, job_id: str, out: BinaryIO) -> int:
         finished = job.finished
         if not finished:
             check([job])
-        kept = queue.attempt_output(job_id)
+        try:
+            kept = queue.attempt_output(job_id)
+        except NotFoundError:
+            if not finished:
+                raise
+            # Seen finished, then deleted by retention before its output was read: it ended
+            # all the same, and its output is gone with it.
+            kept = Output(attempt, b"", offset)
         if kept.attempt != attempt and (kept.data or kept.dropped or kept.attempt > attempt):
             if kept.attempt and (attempt or kept.attempt > 1):
                 click.echo(f"--- attempt {kept.attempt}", err=True)
@@ -94,14 +103,16 @@ def wait_for(queue: Queue, job_ids: list[str], timeout: str | None) -> int:
         queue.get(job_id)  # unknown ids are an error before any waiting
     progress = _Progress(sys.stderr.isatty())
     check = RunnerCheck(queue)
+    # A job seen finished stays so for the rest of the wait: retention may delete it meanwhile.
+    ended: dict[str, Job] = {}
     try:
         while True:
             if watched:
-                jobs = [queue.get(job_id) for job_id in watched]
+                jobs = [queue.get(job_id) for job_id in watched if job_id not in ended]
                 check(jobs)
-                done = [job for job in jobs if job.state in FINISHED_STATES]
-                total, finished = len(jobs), len(done)
-                failed = [job.id for job in done if job.state in (DEAD, CANCELLED)]
+                ended.update((job.id, job) for job in jobs if job.state in FINISHED_STATES)
+                total, finished = len(watched), len(ended)
+                failed = [j for j in watched if j in ended and ended[j].state in (DEAD, CANCELLED)]
             else:
                 counts = queue.status()["counts"]
                 finished = sum(counts[s] for s in FINISHED_STATES)

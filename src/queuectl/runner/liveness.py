@@ -78,6 +78,15 @@ def kill_leftovers(store: Store, runners: list[Runner], now_ms: int, lease_s: fl
     return kill_attempts(left) if left else 0
 
 
+def live_local(runners: list[Runner], now_ms: int, lease_s: float) -> list[str]:
+    """The ids of those `runners` of this host that are alive: their expired leases are never
+    recovered. Their processes answer, not their leases: a wall-clock step or a store outage
+    longer than the lease leaves a healthy runner's leases expired until its next heartbeat,
+    and its jobs run on meanwhile. A runner stopped past its lease is not among them: its
+    jobs are killed (kill_leftovers) before they are recovered."""
+    return [r.id for r in runners if is_local(r) and not _gone_or_stopped(r, now_ms, lease_s)]
+
+
 def _gone_or_stopped(runner: Runner, now_ms: int, silent_s: float) -> bool:
     """Whether a runner of this host is gone, or stopped (SIGSTOP, Ctrl-Z) with no heartbeat
     for `silent_s`. Running, it is alive whatever its heartbeat says (the clock may jump)."""

@@ -21,7 +21,7 @@ import sys
 import time
 from typing import Any
 
-from queuectl.errors import InvalidInputError, StoreError
+from queuectl.errors import InvalidInputError, NewerSchemaError, StoreError
 from queuectl.lifecycle import Fence, Outcome, Settlement
 from queuectl.models import CANCELLED, COMPLETED, DEAD
 from queuectl.runner import executor
@@ -32,6 +32,7 @@ from queuectl.runner.liveness import (
     is_dead,
     is_local,
     kill_leftovers,
+    live_local,
     process_started,
 )
 from queuectl.runner.log import EventLog
@@ -544,7 +545,15 @@ class Supervisor:
         """Renew this runner and its leases; a stop request or a lost registration answers."""
         lease_s = float(self.config["lease_seconds"])
         self.next_heartbeat = now + lease_s / 3  # a missed beat or two is survivable
-        stop = self.store.heartbeat(self.id, lease_s)
+        try:
+            stop = self.store.heartbeat(self.id, lease_s)
+        except NewerSchemaError as exc:
+            # A newer queuectl's rules (limits, locks, fences) are not known here: claim
+            # nothing more; the running jobs end as in any stop.
+            self.log("newer_schema", f"{exc}: stopping", important=True)
+            self.exit_code = 1
+            self._begin_stop(now, "the store was upgraded by a newer queuectl")
+            return
         if stop is None:
             self._reregister()
         elif stop:
@@ -610,13 +619,15 @@ class Supervisor:
             self._reap(dead)
 
     def _reap(self, dead: list[Runner]) -> None:
-        """Recover the jobs of dead runners (at once on this host) and of expired leases; first
-        kill what the runners of this host that are gone, or frozen past their lease, left."""
+        """Recover the jobs of dead runners (at once on this host) and of expired leases, but
+        never those of a live runner of this host, this one included; first kill what the
+        runners of this host that are gone, or frozen past their lease, left."""
         now_ms = self.store.clock.now_ms()
         lease_s = float(self.config["lease_seconds"])
         if killed := kill_leftovers(self.store, self.others, now_ms, lease_s):
             self.log("leftovers", f"killed {killed} process(es) of lost jobs", important=True)
-        for job_id in self.store.reap([r.id for r in dead], exclude=self.id):
+        spared = [self.id, *live_local(self.others, now_ms, lease_s)]
+        for job_id in self.store.reap([r.id for r in dead], exclude=spared):
             self.log("lost", f"recovered {job_id}: its runner was lost", important=True, job=job_id)
             self.next_claim_at = 0.0  # its slot or lock may let a job start now
         gone = {r.id for r in dead}  # unregistered now, by this runner or another

@@ -364,9 +364,10 @@ class Store(Protocol):
         routine, read at once; folds the counters' deltas into their base if many piled up."""
         ...
 
-    def reap(self, dead_owners: Sequence[str], exclude: str | None = None) -> list[str]:
+    def reap(self, dead_owners: Sequence[str], exclude: Sequence[str] = ()) -> list[str]:
         """Unregister runners known dead and recover their jobs, and those of any expired
-        lease except `exclude`'s, as failed attempts (`worker lost`); the jobs recovered."""
+        lease but the leases of the runners in `exclude`, as failed attempts (`worker lost`);
+        the jobs recovered."""
         ...
 
     # -- configuration and queues

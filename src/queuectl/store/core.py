@@ -58,7 +58,7 @@ from queuectl.store import (
     Runner,
     Schedule,
 )
-from queuectl.store.queries import load_queries
+from queuectl.store.queries import claim_changes, load_queries
 
 if TYPE_CHECKING:
     from queuectl.clock import Clock
@@ -168,6 +168,37 @@ class SQLStore:
     def _list(self, values: Sequence[Any]) -> Any:
         """A list as a query parameter."""
         raise NotImplementedError
+
+    def _refuse_newer_schema(self, conn: Any) -> None:
+        """Raise NewerSchemaError if a newer queuectl has migrated the store (where the
+        dialect's writes do not check it already)."""
+
+    # -- schema
+
+    def _refuse_older_runners(self, conn: Any, version: int) -> None:
+        """Refuse to migrate from `version` past a migration that changes claims while a runner
+        is registered and alive: it knows no schema newer than `version` (a runner of a newer
+        queuectl would have migrated the store already), so it would claim and settle by the
+        old rules, ignoring limits and locks it does not know. Runs inside the migration's
+        transaction, before any change."""
+        changes = claim_changes(self.kind, version)
+        if not changes or version == 0:
+            return
+        from queuectl.runner.liveness import is_dead
+
+        runners = [_runner(r, None, []) for r in conn.execute(self.q["runners"]).fetchall()]
+        if not runners:
+            return
+        now, lease_s = self.now(), float(self._config(conn)["lease_seconds"])
+        live = [r for r in runners if not is_dead(r, now, lease_s)]
+        if live:
+            first = live[0]
+            raise StoreError(
+                f"cannot upgrade the store to schema {changes[-1]}, which changes how jobs are "
+                f"claimed, while runner {first.id} (host {first.host}, pid {first.pid}) of an "
+                f"older queuectl is up{f' (and {len(live) - 1} more)' if len(live) > 1 else ''}:"
+                " stop it first with `queuectl worker stop` (of its version), then try again"
+            )
 
     def _json(self, value: Any) -> Any:
         """A JSON value as a query parameter."""
@@ -1124,6 +1155,7 @@ class SQLStore:
     def heartbeat(self, owner: str, lease_s: float) -> bool | None:
         now = self.now()
         with self._transaction() as conn:
+            self._refuse_newer_schema(conn)
             row = conn.execute(self.q["beat_runner"], (now, owner)).fetchone()
             conn.execute(self.q["renew_leases"], (now + round(lease_s * 1000), owner))
         return None if row is None else bool(row["stop_requested"])
@@ -1181,9 +1213,9 @@ class SQLStore:
         return count
 
     @operation(runner=True)
-    def reap(self, dead_owners: Sequence[str], exclude: str | None = None) -> list[str]:
+    def reap(self, dead_owners: Sequence[str], exclude: Sequence[str] = ()) -> list[str]:
         now = self.now()
-        expired = {"now": now, "exclude": exclude or ""}
+        expired = {"now": now, "exclude": self._list(exclude)}
         if (
             not dead_owners
             and not self._connection().execute(self.q["expired_jobs"], expired).fetchone()

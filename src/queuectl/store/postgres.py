@@ -28,9 +28,9 @@ from psycopg.types.json import Jsonb
 
 from queuectl import lifecycle
 from queuectl.clock import Clock
-from queuectl.errors import InvalidInputError, QueuectlError, StoreError
+from queuectl.errors import InvalidInputError, NewerSchemaError, QueuectlError, StoreError
 from queuectl.store.core import SQLStore
-from queuectl.store.queries import migrations
+from queuectl.store.queries import migrations, newest_migration
 
 T = TypeVar("T")
 #: How long the methods a runner calls keep retrying while the server is unreachable. Short:
@@ -416,6 +416,7 @@ class PostgresStore(SQLStore):
             conn.execute(self.q["pg_create_schema_table"])
             version = int(_scalar(conn.execute(self.q["pg_schema_version"])))
             self._check_version(version, newest)
+            self._refuse_older_runners(conn, version)
             for number, name, sql in known:
                 if number > version:
                     conn.execute(sql)
@@ -424,10 +425,16 @@ class PostgresStore(SQLStore):
 
     def _check_version(self, version: int, newest: int) -> None:
         if version > newest:
-            raise StoreError(
+            raise NewerSchemaError(
                 f"{self.where}: written by a newer queuectl (schema {version}, this one knows "
                 f"{newest}); upgrade queuectl"
             )
+
+    def _refuse_newer_schema(self, conn: Any) -> None:
+        # Every write of SQLite checks the version (its _write); here only a runner's heartbeat
+        # does, a query every third of a lease.
+        version = int(_scalar(conn.execute(self.q["pg_schema_version"])))
+        self._check_version(version, newest_migration("postgres"))
 
     def verify(self) -> None:
         """Nothing to walk: the server guards its pages; this only proves it answers."""

@@ -41,6 +41,17 @@ def newest_migration(dialect: str) -> int:
     return int(os.path.basename(_migration_files(dialect)[-1])[:4])
 
 
+#: The first line of a migration that changes how jobs are claimed or settled, or what a runner
+#: must do when it settles them: a runner that does not know it would break the new rules, so
+#: it is not applied while one lives (see CoreStore._refuse_older_runners).
+CHANGES_CLAIMS = "-- Changes claims:"
+
+
+def claim_changes(dialect: str, after: int) -> list[int]:
+    """The versions of the migrations newer than `after` that change claims."""
+    return [v for v, _, sql in migrations(dialect) if v > after and sql.startswith(CHANGES_CLAIMS)]
+
+
 def migrations(dialect: str) -> list[tuple[int, str, str]]:
     """(version, name, SQL) of every migration of a dialect, in order."""
     found = []

@@ -22,7 +22,7 @@ from contextlib import contextmanager
 from typing import Any, TypeVar
 
 from queuectl.clock import Clock, SystemClock
-from queuectl.errors import InvalidInputError, StoreError
+from queuectl.errors import InvalidInputError, NewerSchemaError, StoreError
 from queuectl.store import lockholder
 from queuectl.store.core import SQLStore
 from queuectl.store.queries import migrations, newest_migration
@@ -213,7 +213,7 @@ class SQLiteStore(SQLStore):
     def _refuse_newer(self, version: int) -> None:
         newest = newest_migration("sqlite")
         if version > newest:
-            raise StoreError(
+            raise NewerSchemaError(
                 f"{self.path}: written by a newer queuectl (schema {version}, this one knows "
                 f"{newest}); upgrade queuectl"
             )
@@ -351,6 +351,7 @@ class SQLiteStore(SQLStore):
         # first and upgrading to a write would deadlock, which no busy timeout resolves.)
         with self._write() as conn:
             version = self._schema_version()
+            self._refuse_older_runners(conn, version)
             for number, _name, sql in migrations("sqlite"):
                 if number > version:
                     for statement in _statements(sql):

@@ -304,10 +304,10 @@ SELECT id, attempts FROM jobs WHERE lease_owner = %s AND state = 'processing'
 
 -- name: expired_jobs
 -- SKIP LOCKED: a row locked now is being settled by its owner or reaped by another runner.
--- A runner never reaps its own leases (`exclude`): it renews them instead.
+-- A runner never reaps its own leases, nor a live local runner's (`exclude`): they renew them.
 SELECT id, attempts, lease_owner FROM jobs
 WHERE state = 'processing' AND lease_expires_at < %(now)s::bigint
-  AND lease_owner <> %(exclude)s::text
+  AND lease_owner <> ALL(%(exclude)s::text[])
 FOR UPDATE SKIP LOCKED
 
 -- name: housekeeping

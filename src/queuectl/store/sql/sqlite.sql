@@ -241,9 +241,10 @@ RETURNING id, queue, attempts, exit_code, last_error, made_by
 SELECT id, attempts FROM jobs WHERE lease_owner = ? AND state = 'processing'
 
 -- name: expired_jobs
--- A runner never reaps its own leases (`exclude`): it renews them instead.
+-- A runner never reaps its own leases, nor a live local runner's (`exclude`): they renew them.
 SELECT id, attempts, lease_owner FROM jobs
-WHERE state = 'processing' AND lease_expires_at < :now AND lease_owner <> :exclude
+WHERE state = 'processing' AND lease_expires_at < :now
+  AND lease_owner NOT IN (SELECT value FROM json_each(:exclude))
 
 -- name: housekeeping
 -- What a runner's housekeeping reads, in one statement: the jobs leased to it; every

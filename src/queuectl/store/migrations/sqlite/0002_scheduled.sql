@@ -1,3 +1,4 @@
+-- Changes claims: a claim takes only jobs promoted from `scheduled`, which runners promote.
 -- Jobs waiting for a future run_at (delayed jobs, retries after a backoff) leave the claim
 -- index until they are due: a runner promotes them (scheduled = 0) when their time comes, so
 -- a claim never walks past delayed jobs, however many are stored.

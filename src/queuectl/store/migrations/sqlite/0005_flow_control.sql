@@ -1,3 +1,4 @@
+-- Changes claims: a claim keeps to queue limits and job locks.
 -- Flow control (SPEC 9.2): per-queue concurrency and rate limits, and a job's lock.
 -- A queue's limits live on its settings row (NULL: no limit); rate_ms is the window's length.
 ALTER TABLE queues ADD COLUMN concurrency INTEGER;
