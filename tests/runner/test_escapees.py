@@ -1,12 +1,15 @@
 """Processes that left the job's process group (setsid, a double fork) die with the job (SPEC 9.7).
 
-Each test runs with each mechanism this machine offers: a cgroup per job, and the subreaper
-that follows a job's descendants through /proc (forced by QUEUECTL_NO_CGROUP=1).
+Each test runs with each mechanism this machine offers: a cgroup per job that the job's shell
+is born in (clone3), the same with the shell moving itself there first (posix_spawn and a
+prologue, forced by QUEUECTL_NO_CLONE3=1), and the subreaper that follows a job's descendants
+through /proc (forced by QUEUECTL_NO_CGROUP=1).
 """
 
 from __future__ import annotations
 
 import glob
+import re
 import signal
 import subprocess
 from pathlib import Path
@@ -14,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from queuectl import Queue
+from queuectl.runner.executor import NO_CLONE3_ENV
 from queuectl.runner.tree import NO_CGROUP_ENV, CgroupTree, own_cgroup
 from tests.support.runners import alive, read_pid, wait_until
 
@@ -29,16 +33,28 @@ DAEMONS = (
 READY = 'sleep 0.6; echo ok > "$PIDS/ready"; '
 
 
-@pytest.fixture(params=["cgroup", "subreaper"])
+def cgroups_writable() -> bool:
+    made = CgroupTree.make()
+    if made is None:
+        return False
+    made.close()
+    return True
+
+
+@pytest.fixture(params=["cgroup", "cgroup-prologue", "subreaper"])
 def mechanism(request: pytest.FixtureRequest) -> dict[str, str]:
     """The runner's environment that selects the mechanism under test."""
     if request.param == "subreaper":
         return {NO_CGROUP_ENV: "1"}
-    made = CgroupTree.make()
-    if made is None:
+    if not cgroups_writable():
         pytest.skip("cgroup v2 is not writable here")
-    made.close()
+    if request.param == "cgroup-prologue":
+        return {NO_CLONE3_ENV: "1"}
     return {}
+
+
+def subreaper(mechanism: dict[str, str]) -> bool:
+    return NO_CGROUP_ENV in mechanism
 
 
 def daemon_pids(pids: Path) -> list[int]:
@@ -55,11 +71,11 @@ def check_contained(daemons: list[int], runner_pid: int, mechanism: dict[str, st
     for pid in daemons:
         assert alive(pid)
         cgroup = Path(f"/proc/{pid}/cgroup").read_text()
-        if mechanism:
+        if subreaper(mechanism):
             assert f"queuectl-{runner_pid}-" not in cgroup
         else:
             assert f"queuectl-{runner_pid}-" in cgroup
-    if mechanism:  # the double-forked one was orphaned to the runner, not to init
+    if subreaper(mechanism):  # the double-forked one was orphaned to the runner, not to init
         stat = Path(f"/proc/{daemons[1]}/stat").read_text()
         assert int(stat[stat.rindex(")") + 2 :].split()[1]) == runner_pid
 
@@ -176,3 +192,29 @@ def test_jobs_after_the_first_are_contained_too(
         check_contained(daemons, runner.pid, mechanism)
         wait_until(lambda job=job: queue.get(job.id).state == "completed", 10, "the job to end")
         wait_until(lambda daemons=daemons: all_dead(daemons), 3, "its daemons to die with it")
+
+
+# Builtins only up to the cgroup line: the shell reads its own cgroup before it forks anything.
+OWN_CGROUP = (
+    'while read -r line; do case $line in 0::*) echo "$line";; esac; done < /proc/$$/cgroup; '
+    "tr '\\0' '\\n' < /proc/$$/cmdline"
+)
+
+
+@pytest.mark.parametrize("clone3", [True, False])
+def test_a_jobs_shell_is_born_in_its_cgroup(queue: Queue, start_runner, clone3: bool) -> None:
+    """With the compiled spawn, the job's shell is in the job's cgroup from its first
+    instruction and runs the command alone; without it, a prologue moves it there first."""
+    if not cgroups_writable():
+        pytest.skip("cgroup v2 is not writable here")
+    if clone3:
+        pytest.importorskip("queuectl.runner._spawn", reason="the spawn extension is not built")
+    job = queue.enqueue(OWN_CGROUP)
+    runner = start_runner(env={} if clone3 else {NO_CLONE3_ENV: "1"})
+
+    wait_until(lambda: queue.get(job.id).state == "completed", 10, "the job to complete")
+    cgroup, *argv = queue.output(job.id).decode().splitlines()
+    assert re.fullmatch(rf"0::/(.+/)?queuectl-{runner.pid}-[0-9a-f]+/job-\d+", cgroup)
+    assert argv[:2] == ["/bin/sh", "-c"]
+    assert (argv[2] == OWN_CGROUP) == clone3  # else the prologue comes first
+    assert argv[2].endswith(OWN_CGROUP)
