@@ -43,18 +43,16 @@ def cgroups_writable() -> bool:
 
 @pytest.fixture(params=["cgroup", "cgroup-prologue", "subreaper"])
 def mechanism(request: pytest.FixtureRequest) -> dict[str, str]:
-    """The runner's environment that selects the mechanism under test."""
+    """The runner's environment that selects the mechanism under test (whatever the suite's)."""
     if request.param == "subreaper":
         return {NO_CGROUP_ENV: "1"}
     if not cgroups_writable():
         pytest.skip("cgroup v2 is not writable here")
-    if request.param == "cgroup-prologue":
-        return {NO_CLONE3_ENV: "1"}
-    return {}
+    return {NO_CGROUP_ENV: "", NO_CLONE3_ENV: "1" if request.param == "cgroup-prologue" else ""}
 
 
 def subreaper(mechanism: dict[str, str]) -> bool:
-    return NO_CGROUP_ENV in mechanism
+    return mechanism[NO_CGROUP_ENV] == "1"
 
 
 def daemon_pids(pids: Path) -> list[int]:
@@ -210,7 +208,7 @@ def test_a_jobs_shell_is_born_in_its_cgroup(queue: Queue, start_runner, clone3: 
     if clone3:
         pytest.importorskip("queuectl.runner._spawn", reason="the spawn extension is not built")
     job = queue.enqueue(OWN_CGROUP)
-    runner = start_runner(env={} if clone3 else {NO_CLONE3_ENV: "1"})
+    runner = start_runner(env={NO_CGROUP_ENV: "", NO_CLONE3_ENV: "" if clone3 else "1"})
 
     wait_until(lambda: queue.get(job.id).state == "completed", 10, "the job to complete")
     cgroup, *argv = queue.output(job.id).decode().splitlines()
