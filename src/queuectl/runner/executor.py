@@ -177,7 +177,7 @@ def probe(tree: Tree) -> None:
     cgroup mark of some kernels, see CgroupTree) or refuses clone3, jobs are spawned with
     posix_spawn and the cgroup's prologue."""
     global _clone
-    if _clone is None:
+    if _clone is None or tree.kind != "cgroup":
         return
     job = tree.new_job("probe", 0)
     place = tree.birthplace(job)
