@@ -22,6 +22,7 @@ PR_SET_CHILD_SUBREAPER = 36
 SCAN_AFTER_S = 0.05  # a job this young is not looked at: a drain of short jobs costs no walk
 SCAN_EVERY_S = 0.2  # how often a running job's descendants are looked for
 DYING_SCAN_S = 0.05  # how often an ended job's remaining processes are looked for again
+SLOW_DYING_SCAN_S = 1.0  # the same, once they have outlived EMPTY_WAIT_S
 EMPTY_WAIT_S = 2.0  # how long a stopping runner waits for its killed cgroups to empty
 ENDED_KEPT = 1000  # ended attempts remembered, to recognise their late orphans by environment
 ENDED_CGROUPS_KEPT = 32  # ended jobs' empty cgroups kept for reuse (slots need fewer)
@@ -159,7 +160,7 @@ class CgroupTree(Tree):
         self.shells: dict[int, int] = {}  # job: its shell's pid, which is its process group
         self.spent: list[str] = []  # cgroups of ended jobs, empty and never killed
         self.killed: set[str] = set()  # job cgroups that had a cgroup.kill
-        self.dying: list[str] = []  # killed cgroups of ended jobs, removed once empty
+        self.dying: dict[str, float] = {}  # killed cgroups of ended jobs: when, till removed
         self.next_removal = 0.0
         self.dirs: dict[str, int] = {}  # each cgroup's directory, open for clone3
         self.events: dict[str, int] = {}  # each cgroup's cgroup.events, open
@@ -283,7 +284,7 @@ class CgroupTree(Tree):
         if _remove(path):
             self.killed.discard(path)
         else:
-            self.dying.append(path)
+            self.dying[path] = time.monotonic()
 
     def _empty(self, path: str) -> bool:
         """Whether a cgroup that still exists has no process left in it."""
@@ -308,10 +309,13 @@ class CgroupTree(Tree):
 
     def poll(self, now: float) -> None:
         if self.dying and now >= self.next_removal:
-            self.next_removal = now + DYING_SCAN_S
             removed = [path for path in self.dying if _remove(path)]
-            self.dying = [path for path in self.dying if path not in removed]
+            for path in removed:
+                del self.dying[path]
             self.killed.difference_update(removed)
+            # A process slow to die (in uninterruptible sleep) is looked for less often.
+            young = any(now - since < EMPTY_WAIT_S for since in self.dying.values())
+            self.next_removal = now + (DYING_SCAN_S if young else SLOW_DYING_SCAN_S)
 
     def next_due(self, now: float) -> float | None:
         return self.next_removal if self.dying else None
