@@ -9,16 +9,18 @@ through /proc (forced by QUEUECTL_NO_CGROUP=1).
 from __future__ import annotations
 
 import glob
+import os
 import re
 import signal
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from queuectl import Queue
 from queuectl.runner.executor import NO_CLONE3_ENV
-from queuectl.runner.tree import NO_CGROUP_ENV, CgroupTree, own_cgroup
+from queuectl.runner.tree import NO_CGROUP_ENV, CgroupTree, own_cgroup, populated
 from tests.support.runners import alive, read_pid, wait_until
 
 pytestmark = pytest.mark.backends("sqlite")  # the store plays no part
@@ -220,3 +222,37 @@ def test_a_jobs_shell_is_born_in_its_cgroup(queue: Queue, start_runner, clone3: 
     assert argv[:2] == ["/bin/sh", "-c"]
     assert (argv[2] == OWN_CGROUP) == clone3  # else the prologue comes first
     assert argv[2].endswith(OWN_CGROUP)
+
+
+@pytest.fixture
+def killed_home() -> Iterator[str]:
+    """This test's process (and so the runners it starts) in a cgroup that once had a
+    cgroup.kill; the cgroup's path."""
+    if not cgroups_writable():
+        pytest.skip("cgroup v2 is not writable here")
+    own = own_cgroup()
+    home = f"{own}/killed-home-{os.getpid()}-{os.urandom(3).hex()}"
+    os.mkdir(home)
+    Path(f"{home}/cgroup.kill").write_text("1")
+    Path(f"{home}/cgroup.procs").write_text(str(os.getpid()))
+    try:
+        yield home
+    finally:
+        Path(f"{own}/cgroup.procs").write_text(str(os.getpid()))
+        # The runner's watchdog, there too, removes its cgroups once the runner was killed.
+        wait_until(lambda: not populated(home), 10, "the runner and its watchdog to go")
+        wait_until(lambda: not glob.glob(f"{home}/*/"), 10, "the runner's cgroups to go")
+        os.rmdir(home)
+
+
+def test_jobs_run_in_their_cgroups_where_one_born_there_would_be_killed(
+    queue: Queue, killed_home: str, start_runner
+) -> None:
+    """Some kernels (6.18) kill a process born by clone3 into a cgroup whose kill count differs
+    from its parent's: the runner sees it at start and has its jobs' shells move instead."""
+    job = queue.enqueue(OWN_CGROUP)
+    runner = start_runner(env={NO_CGROUP_ENV: "", NO_CLONE3_ENV: ""})
+
+    wait_until(lambda: queue.get(job.id).state == "completed", 10, "the job to complete")
+    cgroup = queue.output(job.id).decode().splitlines()[0]
+    assert f"/{os.path.basename(killed_home)}/queuectl-{runner.pid}-" in cgroup
