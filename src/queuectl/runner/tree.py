@@ -138,11 +138,10 @@ class CgroupTree(Tree):
 
     The job's shell is born in the job's cgroup (clone3's CLONE_INTO_CGROUP, see executor), so
     nothing the command starts is born outside, and nobody migrates: a move into a cgroup waits
-    in the kernel for an RCU grace period (about 12 ms) unless another move came just before,
-    and moving the runner in and out around each spawn held its one loop there. Where the
-    shell cannot be born there, it moves itself before it runs the command (a prologue on the
-    same line of its script); moving it from the runner after its start would race with its
-    first fork.
+    in the kernel for an RCU grace period unless another move came just before, and moving the
+    runner in and out around each spawn held its one loop there. Where the shell cannot be
+    born there, it moves itself before it runs the command (a prologue on the same line of its
+    script); moving it from the runner after its start would race with its first fork.
 
     An ended job's cgroup serves a later job if it was left empty, as most are: one read of its
     `cgroup.events`, kept open, where a mkdir, an rmdir and a kill would be. A cgroup that was
