@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 
 .PHONY: demo test bench install lint mutate
 
-$(BIN)/queuectl: pyproject.toml
+$(BIN)/queuectl: pyproject.toml setup.py src/queuectl/runner/_spawn.c
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -e '.[dev]'

@@ -1,20 +1,26 @@
 """Processes that left the job's process group (setsid, a double fork) die with the job (SPEC 9.7).
 
-Each test runs with each mechanism this machine offers: a cgroup per job, and the subreaper
-that follows a job's descendants through /proc (forced by QUEUECTL_NO_CGROUP=1).
+Each test runs with each mechanism this machine offers: a cgroup per job that the job's shell
+is born in (clone3), the same with the shell moving itself there first (posix_spawn and a
+prologue, forced by QUEUECTL_NO_CLONE3=1), and the subreaper that follows a job's descendants
+through /proc (forced by QUEUECTL_NO_CGROUP=1).
 """
 
 from __future__ import annotations
 
 import glob
+import os
+import re
 import signal
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from queuectl import Queue
-from queuectl.runner.tree import NO_CGROUP_ENV, CgroupTree, own_cgroup
+from queuectl.runner.executor import NO_CLONE3_ENV
+from queuectl.runner.tree import NO_CGROUP_ENV, CgroupTree, own_cgroup, populated
 from tests.support.runners import alive, read_pid, wait_until
 
 pytestmark = pytest.mark.backends("sqlite")  # the store plays no part
@@ -29,16 +35,26 @@ DAEMONS = (
 READY = 'sleep 0.6; echo ok > "$PIDS/ready"; '
 
 
-@pytest.fixture(params=["cgroup", "subreaper"])
-def mechanism(request: pytest.FixtureRequest) -> dict[str, str]:
-    """The runner's environment that selects the mechanism under test."""
-    if request.param == "subreaper":
-        return {NO_CGROUP_ENV: "1"}
+def cgroups_writable() -> bool:
     made = CgroupTree.make()
     if made is None:
-        pytest.skip("cgroup v2 is not writable here")
+        return False
     made.close()
-    return {}
+    return True
+
+
+@pytest.fixture(params=["cgroup", "cgroup-prologue", "subreaper"])
+def mechanism(request: pytest.FixtureRequest) -> dict[str, str]:
+    """The runner's environment that selects the mechanism under test (whatever the suite's)."""
+    if request.param == "subreaper":
+        return {NO_CGROUP_ENV: "1"}
+    if not cgroups_writable():
+        pytest.skip("cgroup v2 is not writable here")
+    return {NO_CGROUP_ENV: "", NO_CLONE3_ENV: "1" if request.param == "cgroup-prologue" else ""}
+
+
+def subreaper(mechanism: dict[str, str]) -> bool:
+    return mechanism[NO_CGROUP_ENV] == "1"
 
 
 def daemon_pids(pids: Path) -> list[int]:
@@ -55,11 +71,11 @@ def check_contained(daemons: list[int], runner_pid: int, mechanism: dict[str, st
     for pid in daemons:
         assert alive(pid)
         cgroup = Path(f"/proc/{pid}/cgroup").read_text()
-        if mechanism:
+        if subreaper(mechanism):
             assert f"queuectl-{runner_pid}-" not in cgroup
         else:
             assert f"queuectl-{runner_pid}-" in cgroup
-    if mechanism:  # the double-forked one was orphaned to the runner, not to init
+    if subreaper(mechanism):  # the double-forked one was orphaned to the runner, not to init
         stat = Path(f"/proc/{daemons[1]}/stat").read_text()
         assert int(stat[stat.rindex(")") + 2 :].split()[1]) == runner_pid
 
@@ -165,7 +181,8 @@ def test_the_command_runs_as_if_given_to_sh_alone(
 def test_jobs_after_the_first_are_contained_too(
     queue: Queue, start_runner, mechanism: dict[str, str], tmp_path: Path
 ) -> None:
-    # One slot, jobs one after another: later jobs run in the cgroups earlier ones emptied.
+    # One slot, jobs one after another, each leaving daemons: a cgroup that was killed is not
+    # used again (a kernel may kill whatever is born into it), and is removed once empty.
     dirs = [tmp_path / str(n) for n in range(4)]
     for folder in dirs:
         folder.mkdir()
@@ -176,6 +193,9 @@ def test_jobs_after_the_first_are_contained_too(
         check_contained(daemons, runner.pid, mechanism)
         wait_until(lambda job=job: queue.get(job.id).state == "completed", 10, "the job to end")
         wait_until(lambda daemons=daemons: all_dead(daemons), 3, "its daemons to die with it")
+    if not subreaper(mechanism):
+        killed = lambda: glob.glob(f"{own_cgroup()}/queuectl-{runner.pid}-*/job-*")  # noqa: E731
+        wait_until(lambda: killed() == [], 5, "the killed cgroups to be removed")
 
 
 def test_a_daemon_that_cleared_its_environment_dies_with_its_job_without_cgroups(
@@ -195,3 +215,63 @@ def test_a_daemon_that_cleared_its_environment_dies_with_its_job_without_cgroups
     assert b"QUEUECTL_JOB_ID" not in environ
     wait_until(lambda: not alive(sleeper), 3, "the daemon to die with the ended job")
     assert runner.process.poll() is None
+
+
+# Builtins only up to the cgroup line: the shell reads its own cgroup before it forks anything.
+OWN_CGROUP = (
+    'while read -r line; do case $line in 0::*) echo "$line";; esac; done < /proc/$$/cgroup; '
+    "tr '\\0' '\\n' < /proc/$$/cmdline"
+)
+
+
+@pytest.mark.parametrize("clone3", [True, False])
+def test_a_jobs_shell_is_born_in_its_cgroup(queue: Queue, start_runner, clone3: bool) -> None:
+    """With the compiled spawn, the job's shell is in the job's cgroup from its first
+    instruction and runs the command alone; without it, a prologue moves it there first."""
+    if not cgroups_writable():
+        pytest.skip("cgroup v2 is not writable here")
+    if clone3:
+        pytest.importorskip("queuectl.runner._spawn", reason="the spawn extension is not built")
+    job = queue.enqueue(OWN_CGROUP)
+    runner = start_runner(env={NO_CGROUP_ENV: "", NO_CLONE3_ENV: "" if clone3 else "1"})
+
+    wait_until(lambda: queue.get(job.id).state == "completed", 10, "the job to complete")
+    cgroup, *argv = queue.output(job.id).decode().splitlines()
+    assert re.fullmatch(rf"0::/(.+/)?queuectl-{runner.pid}-[0-9a-f]+/job-\d+", cgroup)
+    assert argv[:2] == ["/bin/sh", "-c"]
+    assert (argv[2] == OWN_CGROUP) == clone3  # else the prologue comes first
+    assert argv[2].endswith(OWN_CGROUP)
+
+
+@pytest.fixture
+def killed_home() -> Iterator[str]:
+    """This test's process (and so the runners it starts) in a cgroup that once had a
+    cgroup.kill; the cgroup's path."""
+    if not cgroups_writable():
+        pytest.skip("cgroup v2 is not writable here")
+    own = own_cgroup()
+    home = f"{own}/killed-home-{os.getpid()}-{os.urandom(3).hex()}"
+    os.mkdir(home)
+    Path(f"{home}/cgroup.kill").write_text("1")
+    Path(f"{home}/cgroup.procs").write_text(str(os.getpid()))
+    try:
+        yield home
+    finally:
+        Path(f"{own}/cgroup.procs").write_text(str(os.getpid()))
+        # The runner's watchdog, there too, removes its cgroups once the runner was killed.
+        wait_until(lambda: not populated(home), 10, "the runner and its watchdog to go")
+        wait_until(lambda: not glob.glob(f"{home}/*/"), 10, "the runner's cgroups to go")
+        os.rmdir(home)
+
+
+def test_jobs_run_in_their_cgroups_where_one_born_there_would_be_killed(
+    queue: Queue, killed_home: str, start_runner
+) -> None:
+    """Some kernels (6.18) kill a process born by clone3 into a cgroup whose kill count differs
+    from its parent's: the runner sees it at start and has its jobs' shells move instead."""
+    job = queue.enqueue(OWN_CGROUP)
+    runner = start_runner(env={NO_CGROUP_ENV: "", NO_CLONE3_ENV: ""})
+
+    wait_until(lambda: queue.get(job.id).state == "completed", 10, "the job to complete")
+    cgroup = queue.output(job.id).decode().splitlines()[0]
+    assert f"/{os.path.basename(killed_home)}/queuectl-{runner.pid}-" in cgroup

@@ -6,18 +6,22 @@ tail as it goes. The pipe makes a fast writer wait for the runner instead of fil
 what is held per job stays within the tail, the slack and the pipe's buffer, however fast it
 writes. The loop never waits for the pipe's end, so a grandchild that keeps it open hangs nothing.
 
-Spawning uses os.posix_spawn (a vfork-style clone in the C library): it costs the runner about
-a third of subprocess.Popen's time, and the runner's single loop spawns every job.
+Spawning uses clone3 as posix_spawn would (a vfork-style clone, in the `_spawn` extension
+compiled at install, Linux), with the shell born in the job's cgroup where it has one; else
+os.posix_spawn, with the cgroup's prologue. Either costs the runner about a third of
+subprocess.Popen's time, and the runner's single loop spawns every job.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import os
 import signal
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO
 
@@ -32,6 +36,11 @@ SHELL = "/bin/sh"
 # Python ignores these; a command must start with them at their defaults, as from a shell.
 DEFAULT_SIGNALS = (signal.SIGPIPE, signal.SIGXFSZ)
 _DEVNULL: int | None = None
+#: "1": spawn with posix_spawn (and the cgroup's prologue) even where clone3 is there.
+NO_CLONE3_ENV = "QUEUECTL_NO_CLONE3"
+# clone3, or its cgroup field, refused by this system (an older kernel, a seccomp filter): the
+# runner spawns with posix_spawn from then on.
+UNSUPPORTED = (errno.ENOSYS, errno.E2BIG, errno.EINVAL, errno.EPERM)
 
 
 @dataclass
@@ -109,22 +118,9 @@ def start(
     attempt.pipe = pipe_r
     try:
         # The runner's loop is single-threaded, so changing its directory for the spawn is safe;
-        # posix_spawn has no portable chdir of its own.
+        # neither spawn has a chdir of its own.
         os.chdir(claim.cwd)
-        # The prologue shares the command's first line, so its line numbers are unchanged.
-        script = attempt.tree.prologue(attempt.job) + claim.command
-        attempt.pid = os.posix_spawn(
-            SHELL,
-            [SHELL, "-c", script],
-            env,
-            file_actions=[
-                (os.POSIX_SPAWN_DUP2, _DEVNULL, 0),
-                (os.POSIX_SPAWN_DUP2, out, 1),
-                (os.POSIX_SPAWN_DUP2, out, 2),
-            ],
-            setsid=True,  # its own session and process group, killed as a whole
-            setsigdef=DEFAULT_SIGNALS,
-        )
+        attempt.pid = _spawn(attempt, env, _DEVNULL, out)
         attempt.tree.started(attempt.job, attempt.pid)
     except OSError as exc:
         where = f": {claim.cwd}" if exc.filename else ""
@@ -133,6 +129,69 @@ def start(
     finally:
         os.close(out)  # the command holds its own copies
     return attempt
+
+
+def _spawn(attempt: Attempt, env: dict[str, str], stdin: int, out: int) -> int:
+    """Start the attempt's shell, in its own session and process group (killed as a whole)."""
+    global _clone
+    tree, job, command = attempt.tree, attempt.job, attempt.claim.command
+    renewed = False
+    while _clone is not None:
+        try:
+            return _clone(
+                SHELL,
+                [SHELL, "-c", command],
+                [f"{name}={value}" for name, value in env.items()],
+                stdin,
+                out,
+                out,
+                tree.birthplace(job),
+                DEFAULT_SIGNALS,
+            )
+        except OSError as exc:
+            if exc.filename is not None:  # the exec failed: posix_spawn would fail alike
+                raise
+            if exc.errno in UNSUPPORTED:
+                _clone = None
+            elif exc.errno == errno.ENOENT and not renewed and tree.renew(job):
+                renewed = True  # its cgroup was removed: once more, in a new one
+            else:
+                break  # posix_spawn says what is wrong (no process left, no memory)
+    return os.posix_spawn(
+        SHELL,
+        # The prologue shares the command's first line, so its line numbers are unchanged.
+        [SHELL, "-c", tree.prologue(job) + command],
+        env,
+        file_actions=[
+            (os.POSIX_SPAWN_DUP2, stdin, 0),
+            (os.POSIX_SPAWN_DUP2, out, 1),
+            (os.POSIX_SPAWN_DUP2, out, 2),
+        ],
+        setsid=True,
+        setsigdef=DEFAULT_SIGNALS,
+    )
+
+
+def probe(tree: Tree) -> None:
+    """Spawn a shell that does nothing where jobs will be born: if the system kills it (a
+    cgroup mark of some kernels, see CgroupTree) or refuses clone3, jobs are spawned with
+    posix_spawn and the cgroup's prologue."""
+    global _clone
+    if _clone is None or tree.kind != "cgroup":
+        return
+    job = tree.new_job("probe", 0)
+    place = tree.birthplace(job)
+    if place >= 0:
+        null = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
+        try:
+            pid = _clone(SHELL, [SHELL, "-c", ":"], [], null, null, null, place, ())
+            if os.waitpid(pid, 0)[1] != 0:
+                _clone = None
+        except OSError:
+            _clone = None
+        finally:
+            os.close(null)
+    tree.ended(job)
 
 
 def pump(attempt: Attempt, keep: int, slack: int) -> bool:
@@ -201,6 +260,17 @@ def _load_fallocate() -> object:
         return None
 
 
+def _load_clone() -> Callable[..., int] | None:
+    if os.environ.get(NO_CLONE3_ENV) == "1":
+        return None
+    try:
+        from queuectl.runner._spawn import spawn
+    except ImportError:  # not compiled (no compiler at install, another system)
+        return None
+    return spawn
+
+
+_clone = _load_clone()
 _splice = getattr(os, "splice", None)  # Linux: pipe to file inside the kernel
 PUNCH_HOLE_KEEP_SIZE = 0x02 | 0x01  # FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE
 _fallocate: Any = _load_fallocate() if hasattr(os, "memfd_create") else None

@@ -141,6 +141,7 @@ class Supervisor:
             close_fds=True,
         )
         self.tree = open_tree({self.watchdog.pid})
+        executor.probe(self.tree)
         selector = self.selector = selectors.DefaultSelector()
         selector.register(wake_r, selectors.EVENT_READ, "signal")
         if listener is not None:

@@ -22,9 +22,10 @@ PR_SET_CHILD_SUBREAPER = 36
 SCAN_AFTER_S = 0.05  # a job this young is not looked at: a drain of short jobs costs no walk
 SCAN_EVERY_S = 0.2  # how often a running job's descendants are looked for
 DYING_SCAN_S = 0.05  # how often an ended job's remaining processes are looked for again
+SLOW_DYING_SCAN_S = 1.0  # the same, once they have outlived EMPTY_WAIT_S
 EMPTY_WAIT_S = 2.0  # how long a stopping runner waits for its killed cgroups to empty
 ENDED_KEPT = 1000  # ended attempts remembered, to recognise their late orphans by environment
-ENDED_CGROUPS_KEPT = 32  # ended jobs' cgroups kept for reuse (a runner's slots need fewer)
+ENDED_CGROUPS_KEPT = 32  # ended jobs' empty cgroups kept for reuse (slots need fewer)
 NO_CGROUP_ENV = "QUEUECTL_NO_CGROUP"  # "1": the subreaper even where cgroups are writable
 
 
@@ -42,9 +43,18 @@ class Tree:
         self._serial += 1
         return self._serial
 
+    def birthplace(self, job: int) -> int:
+        """A descriptor of the directory of the cgroup the job's shell is to be born in, or -1:
+        the runner's own."""
+        return -1
+
+    def renew(self, job: int) -> bool:
+        """The job's cgroup is gone: whether another could be made for it."""
+        return False
+
     def prologue(self, job: int) -> str:
-        """Shell text run before the job's command, in the same shell: what it starts after
-        that is the job's."""
+        """Shell text run before the job's command, in the same shell, where it could not be
+        born in its place: what it starts after that is the job's."""
         return ""
 
     def started(self, job: int, pid: int) -> None:
@@ -126,11 +136,17 @@ def populated(cgroup: str) -> bool:
 class CgroupTree(Tree):
     """A cgroup per job, beneath one for the runner; a job is killed by its `cgroup.kill`.
 
-    The job's shell moves itself into the job's cgroup before it runs the command (a prologue
-    on the same line of its script), so nothing the command starts is born outside, and the
-    runner never migrates: posix_spawn cannot place a child itself, moving the shell from the
-    runner after its start would race with its first fork, and moving the runner in and out
-    around each spawn held its one loop in the kernel's cgroup migration (a third of a drain).
+    The job's shell is born in the job's cgroup (clone3's CLONE_INTO_CGROUP, see executor), so
+    nothing the command starts is born outside, and nobody migrates: a move into a cgroup waits
+    in the kernel for an RCU grace period unless another move came just before, and moving the
+    runner in and out around each spawn held its one loop there. Where the shell cannot be
+    born there, it moves itself before it runs the command (a prologue on the same line of its
+    script); moving it from the runner after its start would race with its first fork.
+
+    An ended job's cgroup serves a later job if it was left empty, as most are: one read of its
+    `cgroup.events`, kept open, where a mkdir, an rmdir and a kill would be. A cgroup that was
+    killed is never used again: on some kernels (6.18) `cgroup.kill` leaves a mark that kills
+    every process born into that cgroup afterwards. It is removed once it has emptied.
     """
 
     kind = "cgroup"
@@ -141,7 +157,12 @@ class CgroupTree(Tree):
         self.base = base
         self.jobs: dict[int, str | None] = {}
         self.shells: dict[int, int] = {}  # job: its shell's pid, which is its process group
-        self.spent: list[str] = []  # cgroups of ended jobs (killed), oldest first
+        self.spent: list[str] = []  # cgroups of ended jobs, empty and never killed
+        self.killed: set[str] = set()  # job cgroups that had a cgroup.kill
+        self.dying: dict[str, float] = {}  # killed cgroups of ended jobs: when, till removed
+        self.next_removal = 0.0
+        self.dirs: dict[str, int] = {}  # each cgroup's directory, open for clone3
+        self.events: dict[str, int] = {}  # each cgroup's cgroup.events, open
         self.watch.append(f"c{base}")
 
     @classmethod
@@ -176,11 +197,14 @@ class CgroupTree(Tree):
 
     def new_job(self, job_id: str, attempt: int) -> int:
         serial = super().new_job(job_id, attempt)
-        # An ended job's cgroup, once empty, serves the next job: a mkdir and an rmdir saved.
-        # The oldest is looked at, and only now: it has had the most time to empty.
-        if self.spent and _empty(self.spent[0]):
+        if self.spent:
             self.jobs[serial] = self.spent.pop(0)
-            return serial
+        else:
+            self.jobs[serial] = self._make(serial)
+        return serial
+
+    def _make(self, serial: int) -> str | None:
+        """A new cgroup; None if none can be made (the job is contained by its process group)."""
         path = f"{self.base}/job-{serial}"
         try:
             try:
@@ -189,10 +213,30 @@ class CgroupTree(Tree):
                 os.mkdir(self.base)
                 os.mkdir(path)
         except OSError:
-            self.jobs[serial] = None  # runs contained by its process group only
-            return serial
-        self.jobs[serial] = path
-        return serial
+            return None
+        return path
+
+    def renew(self, job: int) -> bool:
+        # Removed as stale by another runner (one in another PID namespace may take this one
+        # for gone while it is idle): so are the other ended jobs' cgroups.
+        for path in [self.jobs.get(job), *self.spent]:
+            if path is not None:
+                self._forget(path)
+                self.killed.discard(path)
+        self.spent = []
+        self.jobs[job] = self._make(job)
+        return self.jobs[job] is not None
+
+    def birthplace(self, job: int) -> int:
+        path = self.jobs.get(job)
+        if path is None:
+            return -1
+        if path not in self.dirs:
+            try:
+                self.dirs[path] = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+            except OSError:
+                return -1
+        return self.dirs[path]
 
     def prologue(self, job: int) -> str:
         path = self.jobs.get(job)
@@ -207,8 +251,7 @@ class CgroupTree(Tree):
         if path is None:
             return
         if signum == signal.SIGKILL:
-            with contextlib.suppress(OSError):
-                _write(f"{path}/cgroup.kill", "1")
+            self._kill(path)
             return
         try:
             with open(f"{path}/cgroup.procs") as handle:
@@ -224,36 +267,67 @@ class CgroupTree(Tree):
         self.shells[job] = pid
 
     def ended(self, job: int) -> None:
-        self.signal(job, signal.SIGKILL)
         self.shells.pop(job, None)
         path = self.jobs.pop(job, None)
-        if path is not None:
-            self.spent.append(path)
+        if path is None:
+            return
+        if path not in self.killed and self._empty(path):
+            if len(self.spent) < ENDED_CGROUPS_KEPT:
+                self.spent.append(path)
+            else:
+                self._forget(path)
+                _remove(path)
+            return
+        self._kill(path)
+        self._forget(path)
+        if _remove(path):
+            self.killed.discard(path)
+        else:
+            self.dying[path] = time.monotonic()
+
+    def _empty(self, path: str) -> bool:
+        """Whether a cgroup that still exists has no process left in it."""
+        try:
+            if path not in self.events:
+                self.events[path] = os.open(f"{path}/cgroup.events", os.O_RDONLY | os.O_CLOEXEC)
+            return b"populated 0" in os.pread(self.events[path], 256, 0)
+        except OSError:  # removed (as stale, by another runner): not to be used
+            return False
+
+    def _kill(self, path: str) -> None:
+        self.killed.add(path)
+        with contextlib.suppress(OSError):
+            _write(f"{path}/cgroup.kill", "1")
+
+    def _forget(self, path: str) -> None:
+        """Close what is open of a cgroup that no job will use again."""
+        for fds in (self.dirs, self.events):
+            fd = fds.pop(path, None)
+            if fd is not None:
+                os.close(fd)
 
     def poll(self, now: float) -> None:
-        # More ended cgroups than slots ever reuse (a burst of short jobs, or some slow to
-        # empty): the surplus is removed once empty.
-        if len(self.spent) > ENDED_CGROUPS_KEPT:
-            surplus = self.spent[: len(self.spent) - ENDED_CGROUPS_KEPT]
-            removed = [path for path in surplus if _remove(path)]
-            self.spent = [path for path in self.spent if path not in removed]
+        if self.dying and now >= self.next_removal:
+            removed = [path for path in self.dying if _remove(path)]
+            for path in removed:
+                del self.dying[path]
+            self.killed.difference_update(removed)
+            # A process slow to die (in uninterruptible sleep) is looked for less often.
+            young = any(now - since < EMPTY_WAIT_S for since in self.dying.values())
+            self.next_removal = now + (DYING_SCAN_S if young else SLOW_DYING_SCAN_S)
+
+    def next_due(self, now: float) -> float | None:
+        return self.next_removal if self.dying else None
 
     def close(self) -> None:
+        for path in list({*self.dirs, *self.events}):
+            self._forget(path)
         with contextlib.suppress(OSError):
             _write(f"{self.base}/cgroup.kill", "1")
         give_up = time.monotonic() + EMPTY_WAIT_S
         while populated(self.base) and time.monotonic() < give_up:
             time.sleep(0.01)
         remove_cgroup(self.base)
-
-
-def _empty(cgroup: str) -> bool:
-    """Whether a cgroup that still exists has no process left in it."""
-    try:
-        with open(f"{cgroup}/cgroup.events") as handle:
-            return "populated 0" in handle.read()
-    except OSError:  # removed (as stale, by another runner): not to be used
-        return False
 
 
 def _remove(path: str) -> bool:

@@ -14,6 +14,7 @@ import zlib
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    import _socket
     import socket
 
 RUNTIME_ROOT = "/tmp"
@@ -48,7 +49,7 @@ class SocketWakeup:
 
     def __init__(self, db_path: str) -> None:
         self.folder = wakeup_folder(db_path)
-        self._sender: socket.socket | None = None
+        self._sender: _socket.socket | None = None
         self._receiver: socket.socket | None = None
         self._address: str | None = None
 
@@ -60,11 +61,12 @@ class SocketWakeup:
         if not names:
             return
         if self._sender is None:
-            # Imported only when there is a runner to wake: socket's import is a few
-            # milliseconds of a one-shot `queuectl enqueue`.
-            import socket
+            # Only when there is a runner to wake, and only the C module: `socket`'s import
+            # (enum classes, selectors) costs a one-shot `queuectl enqueue` milliseconds
+            # between its commit and the runner's start of the job.
+            import _socket
 
-            self._sender = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+            self._sender = _socket.socket(_socket.AF_UNIX, _socket.SOCK_DGRAM)
             self._sender.setblocking(False)
         for name in names:
             address = os.path.join(self.folder, name)
