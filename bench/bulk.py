@@ -39,7 +39,8 @@ HOUR_MS = 3_600_000
 
 def _values(state: str, kind: str) -> str:
     """The SELECT list of job `x` in `state`: job x + 1 of every ten depends on job x (a pending
-    dependant waits on it), attempts and their outcome as the state has them."""
+    dependant waits on it), attempts and their outcome as the state has them; finished ones
+    a millisecond apart, in the order of their ids, an hour ago."""
     p, mod = ("?", "%") if kind == "sqlite" else ("%s", "%%")
     finished = state != "pending"
     attempts = {"pending": "0", "dead": "4", "completed": "1"}[state]
@@ -52,7 +53,8 @@ def _values(state: str, kind: str) -> str:
     return (
         f"'bulk-' || x, 'true', '{state}', 'default', 0, {attempts}, 3, {p}, {depends}, "
         f"{waiting}, '/', '{{}}', {p}, {p}, {p if finished else 'NULL'}, "
-        f"{p if finished else 'NULL'}, {exit_code}, {error}, {'3' if finished else 'NULL'}, "
+        f"{p + ' + x' if finished else 'NULL'}, {exit_code}, {error}, "
+        f"{'3' if finished else 'NULL'}, "
         f"{'0' if kind == 'sqlite' else 'false'}"
     )
 

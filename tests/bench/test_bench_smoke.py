@@ -52,3 +52,18 @@ def test_smoke_run_writes_every_section(tmp_path: Path) -> None:
         assert "seconds" in cell or {"skipped", "error", "timeout"} & set(cell), cell
     assert all({"target", "value", "bound", "ok"} <= set(t) for t in results["targets"])
     assert "Targets" in run.stdout
+
+
+@pytest.mark.timeout(120)
+def test_bulk_changes_run_on_both_stores() -> None:
+    run = subprocess.run(
+        [sys.executable, "-m", "bench.bulk", "--n", "200", "--ops", "cancel", "purge"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=110,
+    )
+    assert run.returncode == 0, run.stderr[-2000:]
+    rows = [line for line in run.stdout.splitlines() if line.startswith("| ") and "200" in line]
+    assert len(rows) == 4, run.stdout
+    assert all(line.rstrip(" |").endswith("| 200") for line in rows), run.stdout
