@@ -58,11 +58,10 @@ def explain_job(queue: Queue, job_id: str) -> dict[str, Any]:
             f"{job.id} is running (attempt {job.attempts} of {job.max_retries + 1}) on runner "
             f"{owner.host} pid {owner.pid} since {ms_to_iso(job.started_at_ms)}.",
         )
-    unfinished = []
-    for dep in job.depends_on:
-        dep_job = queue.find(dep)
-        if dep_job is not None and dep_job.state != COMPLETED:
-            unfinished.append(f"{dep} ({dep_job.state})")
+    deps = queue.dependencies(job.id) if job.depends_on else {}
+    unfinished = [
+        f"{dep} ({deps[dep]})" for dep in job.depends_on if deps.get(dep, COMPLETED) != COMPLETED
+    ]
     if unfinished:
         return answer(
             "waiting_for_dependency",

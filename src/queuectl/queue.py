@@ -138,6 +138,12 @@ class Queue:
         """The job, or None when there is none with that id."""
         return self._store.get(job_id)
 
+    def dependencies(self, job_id: str) -> dict[str, str]:
+        """The jobs a job still depends on, with their states: those its `depends_on` named
+        that are still stored (one deleted since is no dependency any more, even if a new job
+        took its id)."""
+        return self._store.dependencies(job_id)
+
     def list(
         self,
         state: str | Sequence[str] | None = None,
@@ -286,21 +292,30 @@ class Queue:
         """Cancel pending, failed or running jobs (all or none); a running process is killed."""
         return self._store.cancel([validate_id(job_id) for job_id in job_ids])
 
-    def cancel_all(self, queue: str | None = None) -> builtins.list[Job]:
-        """Cancel every pending, failed and running job of `queue` (None: of every queue)."""
+    def cancel_all(
+        self, queue: str | None = None, progress: Callable[[int], None] | None = None
+    ) -> int:
+        """Cancel every pending, failed and running job of `queue` (None: of every queue), and
+        their dependants, in batches that each commit (`progress` gets the jobs cancelled so far
+        after each); how many were cancelled."""
         name = None if queue is None else validate_id(queue, "queue")
-        return self._store.cancel(None, name)
+        return self._store.cancel_all(name, progress=progress)
 
     def retry(
-        self, *job_ids: str, all: bool = False, queue: str | None = None
+        self,
+        *job_ids: str,
+        all: bool = False,
+        queue: str | None = None,
+        progress: Callable[[int], None] | None = None,
     ) -> builtins.list[str]:
         """Move dead jobs back to pending with attempts reset (`all=True`: every dead job, of
-        `queue` if given)."""
+        `queue` if given, in batches that each commit; `progress` gets the jobs retried so far
+        after each)."""
         if all or queue is not None:
             if job_ids:
                 raise InvalidInputError("name dead jobs or ask for all of them, not both")
             name = None if queue is None else validate_id(queue, "queue")
-            return self._store.requeue(None, [DEAD], name)
+            return self._store.requeue(None, [DEAD], name, progress=progress)
         if not job_ids:
             raise InvalidInputError("name the dead jobs to retry, or use all")
         return self._store.requeue([validate_id(job_id) for job_id in job_ids], [DEAD])
@@ -312,12 +327,18 @@ class Queue:
         ids = [validate_id(job_id) for job_id in job_ids]
         return self._store.requeue(ids, [COMPLETED, DEAD, CANCELLED])
 
-    def purge(self, state: str, older_than: str | float = 0) -> int:
-        """Delete finished jobs in `state` that finished more than `older_than` ago."""
+    def purge(
+        self,
+        state: str,
+        older_than: str | float = 0,
+        progress: Callable[[int], None] | None = None,
+    ) -> int:
+        """Delete finished jobs in `state` that finished more than `older_than` ago, in batches
+        that each commit (`progress` gets the jobs deleted so far after each)."""
         states = purgeable_states(state)
         age_s = parse_duration(older_than, "older-than")
         cutoff = self.now_ms() - round(age_s * 1000)
-        return self._store.purge(states, cutoff + (1 if age_s == 0 else 0))
+        return self._store.purge(states, cutoff + (1 if age_s == 0 else 0), progress=progress)
 
     # -- configuration
 

@@ -219,3 +219,18 @@ def test_against_head_installs_it_and_compares_both(tmp_path: Path) -> None:
     assert "README table:" in run.stdout
     assert f"| figure | {release['name']} | {ours['name']} | / {head[:7]} |" in run.stdout
     print(f"--against HEAD took {time.monotonic() - started:.0f} s")
+
+
+@pytest.mark.timeout(120)
+def test_bulk_changes_run_on_both_stores() -> None:
+    run = subprocess.run(
+        [sys.executable, "-m", "bench.bulk", "--n", "200", "--ops", "cancel", "purge"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=110,
+    )
+    assert run.returncode == 0, run.stderr[-2000:]
+    rows = [line for line in run.stdout.splitlines() if line.startswith("| ") and "200" in line]
+    assert len(rows) == 4, run.stdout
+    assert all(line.rstrip(" |").endswith("| 200") for line in rows), run.stdout

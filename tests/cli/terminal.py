@@ -39,9 +39,11 @@ def in_terminal(
     columns: int = 80,
     env: dict[str, str] | None = None,
     typed: str | None = None,
+    stderr_too: bool = False,
 ) -> Screen:
     """`queuectl ARGS` on `target` with stdout on a terminal `columns` wide (COLUMNS too);
-    with `typed`, stdin is that terminal too and `typed` is what the user types."""
+    with `typed`, stdin is that terminal too and `typed` is what the user types; with
+    `stderr_too`, stderr as well (what it wrote is then on the screen)."""
     leader, follower = pty.openpty()
     fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 50, columns, 0, 0))
     full_env = {**os.environ, "QUEUECTL_DB": target, "COLUMNS": str(columns), "TERM": "xterm"}
@@ -52,7 +54,7 @@ def in_terminal(
         [QUEUECTL, *args],
         stdin=subprocess.DEVNULL if typed is None else follower,
         stdout=follower,
-        stderr=subprocess.PIPE,
+        stderr=follower if stderr_too else subprocess.PIPE,
         env=full_env,
     )
     os.close(follower)
@@ -68,8 +70,9 @@ def in_terminal(
             break
         chunks.append(chunk)
     os.close(leader)
-    assert process.stderr is not None
-    stderr = process.stderr.read().decode()
-    process.stderr.close()
+    stderr = ""
+    if process.stderr is not None:
+        stderr = process.stderr.read().decode()
+        process.stderr.close()
     process.wait(timeout=60)
     return Screen(process.returncode, b"".join(chunks).decode(), stderr)

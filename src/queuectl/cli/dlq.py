@@ -40,7 +40,10 @@ def dlq_retry(session: Session, job_ids: tuple[str, ...], every: bool, queue: st
         raise click.UsageError("give the ids of dead jobs or --queue/--all, not both")
     if not job_ids and not every and queue is None:
         raise click.UsageError("give the ids of dead jobs, --queue Q or --all")
-    retried = session.queue.retry(*job_ids, all=every, queue=queue)
+    from queuectl.cli.jobs import progress_line
+
+    with progress_line("retried", None) as progress:
+        retried = session.queue.retry(*job_ids, all=every, queue=queue, progress=progress)
     for job_id in retried:
         click.echo(job_id)
     click.echo(f"retried {len(retried)} job{'s' if len(retried) != 1 else ''}", err=True)
@@ -51,7 +54,7 @@ def dlq_retry(session: Session, job_ids: tuple[str, ...], every: bool, queue: st
 @click.pass_obj
 def dlq_purge(session: Session, yes: bool) -> None:
     """Delete every dead job (also: dlq clear)."""
-    from queuectl.cli.jobs import confirm
+    from queuectl.cli.jobs import confirm, progress_line
 
     queue = session.queue
     if not yes:
@@ -60,7 +63,8 @@ def dlq_purge(session: Session, yes: bool) -> None:
             click.echo("the dead-letter queue is empty", err=True)
             return
         confirm(yes, f"delete {dead} dead job{'s' if dead != 1 else ''}?")
-    count = queue.purge("dead")
+    with progress_line("deleted", None) as progress:
+        count = queue.purge("dead", progress=progress)
     click.echo(f"purged {count} dead job{'s' if count != 1 else ''}", err=True)
 
 

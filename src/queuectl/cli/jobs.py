@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import click
@@ -462,8 +463,9 @@ def cancel(
         return
     if not yes and sys.stdin.isatty():
         confirm(yes, f"cancel {count} job{'s' if count != 1 else ''} of {where}?")
-    cancelled = opened.cancel_all(queue)
-    click.echo(f"cancelled {len(cancelled)} job{'s' if len(cancelled) != 1 else ''}", err=True)
+    with progress_line("cancelled", count) as progress:
+        cancelled = opened.cancel_all(queue, progress=progress)
+    click.echo(f"cancelled {cancelled} job{'s' if cancelled != 1 else ''}", err=True)
 
 
 @click.command()
@@ -502,8 +504,28 @@ def purge(session: Session, state: str, older_than: str, yes: bool) -> None:
     parse_duration(older_than, "older-than")
     queue = session.queue
     confirm(yes, f"delete {state} jobs finished more than {older_than} ago?")
-    count = queue.purge(state, older_than)
+    with progress_line("deleted", None) as progress:
+        count = queue.purge(state, older_than, progress=progress)
     click.echo(f"purged {count} job{'s' if count != 1 else ''}", err=True)
+
+
+@contextmanager
+def progress_line(done: str, total: int | None) -> Iterator[Callable[[int], None] | None]:
+    """A bulk change's progress (`<done> N [of TOTAL] jobs`) on one line of stderr, rewritten
+    as each batch commits and erased at the end; on a terminal only (None elsewhere: nothing
+    on a pipe or in a log)."""
+    if not sys.stderr.isatty():
+        yield None
+        return
+    of = "" if total is None else f" of {total:,}"
+
+    def show(count: int) -> None:
+        click.echo(f"\r{done} {count:,}{of} jobs\x1b[K", err=True, nl=False)
+
+    try:
+        yield show
+    finally:
+        click.echo("\r\x1b[K", err=True, nl=False)
 
 
 def confirm(yes: bool, question: str) -> None:

@@ -20,6 +20,11 @@ if TYPE_CHECKING:
     from queuectl.models import Job, NewJob
 
 
+#: Jobs a bulk change (cancel_all, requeue of every dead job, purge) takes per transaction:
+#: each batch commits, so other clients' enqueues and claims wait for one batch at most.
+BULK_BATCH = 1000
+
+
 @dataclass(frozen=True)
 class Claim:
     """A job taken by a runner: what it needs to run one attempt."""
@@ -311,22 +316,49 @@ class Store(Protocol):
         """Per queue, the earliest run_at of the jobs that may start now."""
         ...
 
-    def cancel(self, job_ids: Sequence[str] | None, queue: str | None = None) -> list[Job]:
-        """Cancel the named jobs (all or none), or with None every job that may still run (of
-        `queue`, None: of every queue); cascades to dependants. Returns the jobs cancelled,
-        as they were before."""
+    def cancel(self, job_ids: Sequence[str]) -> list[Job]:
+        """Cancel the named jobs (all or none) in one transaction; cascades to dependants.
+        Returns the jobs cancelled, as they were before."""
+        ...
+
+    def cancel_all(
+        self,
+        queue: str | None = None,
+        batch: int = BULK_BATCH,
+        progress: Callable[[int], None] | None = None,
+    ) -> int:
+        """Cancel every job that may still run (of `queue`, None: of every queue) as it began,
+        and their dependants, `batch` jobs a transaction: other clients' writes go on between
+        batches. `progress` gets the jobs cancelled so far after each. How many were."""
         ...
 
     def requeue(
-        self, job_ids: Sequence[str] | None, states: Sequence[str], queue: str | None = None
+        self,
+        job_ids: Sequence[str] | None,
+        states: Sequence[str],
+        queue: str | None = None,
+        batch: int = BULK_BATCH,
+        progress: Callable[[int], None] | None = None,
     ) -> list[str]:
         """Move finished jobs in `states` back to pending with attempts 0, history kept: the
-        named ones (each must be in one of `states`), or with None every such job (of
-        `queue`)."""
+        named ones (each must be in one of `states`; all or none), or with None every such job
+        (of `queue`), `batch` a transaction as cancel_all does."""
         ...
 
-    def purge(self, states: Sequence[str], finished_before_ms: int) -> int:
-        """Delete jobs in `states` that finished before the instant, with their history."""
+    def dependencies(self, job_id: str) -> dict[str, str]:
+        """The jobs a job still depends on (its dependency edges; one deleted since is none
+        any more), with their states."""
+        ...
+
+    def purge(
+        self,
+        states: Sequence[str],
+        finished_before_ms: int,
+        batch: int = BULK_BATCH,
+        progress: Callable[[int], None] | None = None,
+    ) -> int:
+        """Delete jobs in `states` that finished before the instant, with their history,
+        `batch` a transaction as cancel_all does; how many."""
         ...
 
     def expire(self, states: Sequence[str], finished_before_ms: int, batch: int) -> int:

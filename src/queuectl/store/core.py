@@ -44,6 +44,7 @@ from queuectl.models import (
     new_job,
 )
 from queuectl.store import (
+    BULK_BATCH,
     OVER_ALL_BOUNDS,
     Attempt,
     Bucket,
@@ -842,15 +843,31 @@ class SQLStore:
         return {outcome.job_id: settlement for outcome, settlement in decided}
 
     def _cancel_dependants(self, conn: Any, job_id: str, state: str, now: int) -> list[Any]:
-        """A dependency that ends dead or cancelled cancels its dependants, transitively; the
-        rows of the jobs cancelled (read whole: SQLite applies an UPDATE ... RETURNING as its
-        rows are fetched)."""
-        return list(
-            conn.execute(
-                self.q["cancel_dependants"],
-                {"id": job_id, "reason": f"dependency {job_id} is {state}", "now": now},
-            ).fetchall()
-        )
+        """A dependency that ends dead or cancelled cancels its dependants (see _cascade)."""
+        return self._cascade(conn, [job_id], state, now)
+
+    def _cascade(self, conn: Any, roots: Iterable[str], state: str, now: int) -> list[Any]:
+        """Cancel the dependants of jobs that ended `state` (dead or cancelled), and theirs in
+        turn, a level of dependants a statement, through the jobs cancelled only: each job and
+        edge is read once, however many of the roots share dependants (a bulk cancel's batch).
+        Each dependant names as its reason the root that reached it (the smallest, when several
+        did at once). The rows of the jobs cancelled (read whole: SQLite applies an UPDATE ...
+        RETURNING as its rows are fetched)."""
+        reached = {job_id: job_id for job_id in roots}
+        cascaded: list[Any] = []
+        while reached:
+            doomed: dict[str, str] = {}
+            edges = conn.execute(self.q["dependants_of"], (self._list(list(reached)),))
+            for edge in edges.fetchall():
+                root, dependant = reached[edge["dep_id"]], edge["job_id"]
+                doomed[dependant] = min(root, doomed.get(dependant, root))
+            if not doomed:
+                break
+            params = {"doomed": self._json(doomed), "state": state, "now": now}
+            rows = conn.execute(self.q["cancel_dependants"], params).fetchall()
+            cascaded += rows
+            reached = {row["id"]: doomed[row["id"]] for row in rows}
+        return cascaded
 
     @operation()
     def release(self, owner: str, job_id: str, attempt: int) -> bool:
@@ -1009,118 +1026,260 @@ class SQLStore:
     # -- changing jobs
 
     @operation(replayable=False)
-    def cancel(self, job_ids: Sequence[str] | None, queue: str | None = None) -> list[Job]:
+    def cancel(self, job_ids: Sequence[str]) -> list[Job]:
         now = self.now()
         with self._transaction() as conn:
-            named = job_ids is not None
-            if job_ids is None:
-                job_ids = self._ids_in_states(conn, sorted(CANCELLABLE_STATES), queue)
-            before = {job.id: job for job in self._jobs_by_ids(conn, job_ids)}
-            for job_id in job_ids if named else ():
-                if job_id not in before:
+            locked = conn.execute(self.q["locked_jobs"], (self._list(job_ids),)).fetchall()
+            rows = {row["id"]: row for row in locked}
+            for job_id in job_ids:  # all or nothing
+                if job_id not in rows:
                     raise NotFoundError(f"no job {job_id!r}")
-                _check_cancellable(before[job_id])
-            cancelled = []
-            cascaded: list[Any] = []
-            for job_id in sorted(set(job_ids)):  # one lock order for every canceller
-                if not conn.execute(self.q["cancel_job"], {"id": job_id, "now": now}).rowcount:
-                    if named:  # finished since we looked: all or nothing, the cancel is refused
-                        _check_cancellable(self._jobs_by_ids(conn, [job_id])[0])
-                    continue
-                if before[job_id].state == PROCESSING:
-                    conn.execute(self.q["close_attempt"], {"id": job_id, "now": now})
-                cascaded += self._cancel_dependants(conn, job_id, CANCELLED, now)
-                cancelled.append(job_id)
-            if cancelled and self._hooks(conn):
-                self._fire_cancelled(conn, [before[job_id] for job_id in cancelled], cascaded, now)
-            if cancelled:
-                self._wake(conn)  # runners kill what was cancelled
-        return [before[job_id] for job_id in dict.fromkeys(job_ids) if job_id in cancelled]
+                _check_cancellable(job_id, rows[job_id]["state"])
+            cancelled, _ = self._cancel_rows(conn, locked, now)
+        return [self._job(rows[job_id]) for job_id in dict.fromkeys(job_ids) if job_id in cancelled]
+
+    def cancel_all(
+        self,
+        queue: str | None = None,
+        batch: int = BULK_BATCH,
+        progress: Callable[[int], None] | None = None,
+    ) -> int:
+        return self._bulk(sorted(CANCELLABLE_STATES), queue, batch, self._cancel_batch, progress)
+
+    @operation()
+    def _cancel_batch(
+        self, state: str, queue: str | None, after: int, upto: int, batch: int
+    ) -> tuple[int, int, int]:
+        """One batch of cancel_all, in a transaction of its own (see _bulk)."""
+        now = self.now()
+        with self._transaction() as conn:
+            ids, after = self._bulk_ids(conn, state, queue, after, upto, batch)
+            if not ids:
+                return 0, after, 0
+            locked = conn.execute(self.q["locked_jobs"], (self._list(ids),)).fetchall()
+            rows = [row for row in locked if row["state"] in CANCELLABLE_STATES]
+            cancelled, cascaded = self._cancel_rows(conn, rows, now)
+        return len(ids), after, len(cancelled) + cascaded
+
+    def _cancel_rows(self, conn: Any, rows: Sequence[Any], now: int) -> tuple[set[str], int]:
+        """Cancel the jobs of these `locked_jobs` rows (in a state that may be cancelled), then
+        their dependants, and fire the hooks; the ids cancelled, and how many dependants were
+        cancelled with them. Jobs that are not running are cancelled in one statement."""
+        waiting = [row["id"] for row in rows if row["state"] != PROCESSING]
+        cancelled: set[str] = set()
+        if waiting:
+            params = {"ids": self._list(waiting), "now": now}
+            cancelled.update(r["id"] for r in conn.execute(self.q["cancel_waiting"], params))
+        for row in rows:  # running ones: a few at most, one per busy worker
+            job_id = row["id"]
+            if row["state"] != PROCESSING:
+                continue
+            if conn.execute(self.q["cancel_job"], {"id": job_id, "now": now}).rowcount:
+                conn.execute(self.q["close_attempt"], {"id": job_id, "now": now})
+                cancelled.add(job_id)
+        if not cancelled:
+            return cancelled, 0
+        cascaded = self._cascade(conn, cancelled, CANCELLED, now)
+        if self._hooks(conn):
+            self._fire_cancelled(conn, [r for r in rows if r["id"] in cancelled], cascaded, now)
+        self._wake(conn)  # runners kill what was cancelled
+        return cancelled, len(cascaded)
 
     @operation(replayable=False)
     def requeue(
-        self, job_ids: Sequence[str] | None, states: Sequence[str], queue: str | None = None
+        self,
+        job_ids: Sequence[str] | None,
+        states: Sequence[str],
+        queue: str | None = None,
+        batch: int = BULK_BATCH,
+        progress: Callable[[int], None] | None = None,
     ) -> list[str]:
-        now = self.now()
-        done: list[str] = []
+        if job_ids is None:
+            done: list[str] = []
+
+            def step(
+                state: str, queue: str | None, after: int, upto: int, batch: int
+            ) -> tuple[int, int, int]:
+                found, after, requeued = self._requeue_batch(
+                    states, state, queue, after, upto, batch
+                )
+                done.extend(requeued)
+                return found, after, len(requeued)
+
+            self._bulk(states, queue, batch, step, progress)
+            return done
         with self._transaction() as conn:
-            named = job_ids is not None
-            if job_ids is None:
-                job_ids = self._ids_in_states(conn, states, queue)
             found = {job.id: job for job in self._jobs_by_ids(conn, job_ids)}
-            for job_id in job_ids if named else ():
+            for job_id in job_ids:
                 if job_id not in found:
                     raise NotFoundError(f"no job {job_id!r}")
                 if found[job_id].state not in states:
                     raise WrongStateError(
                         f"job {job_id!r} is {found[job_id].state}, not {' or '.join(states)}"
                     )
-            waiting = self._requeue_waiting(conn, [found[i] for i in job_ids if i in found])
-            params = {"now": now, "states": self._list(states)}
-            for job_id in dict.fromkeys(job_ids):
+            return self._requeue_jobs(conn, [found[i] for i in dict.fromkeys(job_ids)], states)
+
+    @operation(replayable=False)
+    def _requeue_batch(
+        self,
+        states: Sequence[str],
+        state: str,
+        queue: str | None,
+        after: int,
+        upto: int,
+        batch: int,
+    ) -> tuple[int, int, list[str]]:
+        """One batch of a bulk requeue, in a transaction of its own (see _bulk)."""
+        with self._transaction() as conn:
+            ids, after = self._bulk_ids(conn, state, queue, after, upto, batch)
+            if not ids:
+                return 0, after, []
+            jobs = [job for job in self._jobs_by_ids(conn, ids) if job.state in states]
+            return len(ids), after, self._requeue_jobs(conn, jobs, states, named=False)
+
+    def _requeue_jobs(
+        self, conn: Any, jobs: Sequence[Job], states: Sequence[str], named: bool = True
+    ) -> list[str]:
+        """Requeue these jobs (read in this transaction) in one statement; the ids requeued, in
+        their order. Named ones must all be (each was in `states`): one requeued by someone else
+        since is refused."""
+        waiting = self._requeue_waiting(conn, jobs)
+        params = {"now": self.now(), "states": self._list(states)}
+        wanted = {job.id: waiting.get(job.id, 0) for job in jobs}
+        conn.execute(self.q["savepoint"])
+        try:
+            rows = conn.execute(self.q["requeue"], {**params, "jobs": self._json(wanted)})
+            changed = {row["id"] for row in rows.fetchall()}
+        except self.unique_violation:
+            conn.execute(self.q["rollback_savepoint"])
+            for job_id, count in wanted.items():  # which one: the first refused
                 try:
-                    changed = conn.execute(
-                        self.q["requeue"],
-                        {**params, "id": job_id, "waiting_on": waiting.get(job_id, 0)},
-                    ).rowcount
+                    conn.execute(self.q["requeue"], {**params, "jobs": self._json({job_id: count})})
                 except self.unique_violation:
                     raise ConflictError(
                         f"job {job_id!r} cannot run again: an active job holds its unique_key"
                     ) from None
-                if changed:
-                    done.append(job_id)
-                elif named:  # requeued by someone else since we looked
-                    raise WrongStateError(f"job {job_id!r} is no longer {' or '.join(states)}")
-            if done:
-                self._wake(conn)
-        return done
+            raise  # refused as a whole, yet each alone was not: cannot happen with one writer
+        conn.execute(self.q["release_savepoint"])
+        if named:
+            for job in jobs:  # requeued by someone else since we looked
+                if job.id not in changed:
+                    raise WrongStateError(f"job {job.id!r} is no longer {' or '.join(states)}")
+        if changed:
+            self._wake(conn)
+        return [job.id for job in jobs if job.id in changed]
 
     def _requeue_waiting(self, conn: Any, jobs: Sequence[Job]) -> dict[str, int]:
         """How many dependencies each job run again waits on: those not completed, counted
         afresh (what was counted when it was cancelled may be stale), the jobs run again with
-        it counting as pending. A dependency deleted since (retention, purge) waits on nothing;
-        one dead or cancelled would keep the job waiting forever, so the requeue is refused.
-        The dependencies are read as enqueue reads them (locked on PostgreSQL), so none can
-        complete unseen before this commits."""
-        deps = sorted({dep for job in jobs for dep in job.depends_on})
-        if not deps:
+        it counting as pending. Only the dependencies its edges still link it to count: one
+        deleted since (retention, purge) took its edges with it and waits on nothing, even if
+        a new job has its id now. One dead or cancelled would keep the job waiting forever, so
+        the requeue is refused. The dependencies are read as enqueue reads them (locked on
+        PostgreSQL), so none can complete unseen before this commits."""
+        ids = [job.id for job in jobs if job.depends_on]
+        if not ids:
             return {}
         again = {job.id for job in jobs}
-        dep_state = {
-            r["id"]: PENDING if r["id"] in again else r["state"]
-            for r in conn.execute(self.q["dep_states"], (self._list(deps),)).fetchall()
-        }
+        edges = conn.execute(self.q["locked_dependencies_of"], (self._list(ids),)).fetchall()
         waiting: dict[str, int] = {}
-        for job in jobs:
-            for dep in job.depends_on:
-                if dep_state.get(dep) in (DEAD, CANCELLED):
-                    raise WrongStateError(
-                        f"job {job.id!r} depends on {dep!r}, which is {dep_state[dep]}: "
-                        f"requeue {dep!r} too"
-                    )
-            waiting[job.id] = sum(
-                1 for dep in job.depends_on if dep_state.get(dep, COMPLETED) != COMPLETED
-            )
+        for edge in sorted(edges, key=lambda e: (e["job_id"], e["dep_id"])):
+            job_id, dep = edge["job_id"], edge["dep_id"]
+            state = PENDING if dep in again else edge["state"]
+            if state in (DEAD, CANCELLED):
+                raise WrongStateError(
+                    f"job {job_id!r} depends on {dep!r}, which is {state}: requeue {dep!r} too"
+                )
+            waiting[job_id] = waiting.get(job_id, 0) + (state != COMPLETED)
         return waiting
 
-    def _ids_in_states(self, conn: Any, states: Sequence[str], queue: str | None) -> list[str]:
-        params = {"states": self._list(states), "queue": queue}
-        return [row["id"] for row in conn.execute(self.q["ids_in_states"], params).fetchall()]
+    @operation()
+    def dependencies(self, job_id: str) -> dict[str, str]:
+        rows = self._connection().execute(self.q["dependencies_of"], (self._list([job_id]),))
+        return {row["dep_id"]: row["state"] for row in rows}
+
+    def _bulk(
+        self,
+        states: Sequence[str],
+        queue: str | None,
+        batch: int,
+        step: Callable[[str, str | None, int, int, int], tuple[int, int, int]],
+        progress: Callable[[int], None] | None,
+    ) -> int:
+        """Change every job in `states` (of `queue`, None: of every queue) that exists now, a
+        batch of at most `batch` at a time, each batch a transaction of its own: other clients'
+        enqueues and claims go on between them. `step(state, queue, after, upto, batch)` changes
+        the next batch of jobs in `state` after the cursor `after` (a seq) up to `upto`, and says
+        how many it found, the new cursor and how many jobs it changed; `progress` gets the
+        running total after each batch. A job can move between the states meanwhile (a runner
+        claims or settles it) behind a cursor: the walks start again until one finds nothing.
+        How many jobs were changed."""
+        upto = self._newest_seq()
+        done = 0
+        while True:
+            found_any = False
+            for state in states:
+                after = 0
+                while True:
+                    found, after, changed = step(state, queue, after, upto, batch)
+                    found_any = found_any or found > 0
+                    done += changed
+                    if changed and progress is not None:
+                        progress(done)
+                    if found < batch:
+                        break
+            if not found_any:
+                return done
 
     @operation()
-    def purge(self, states: Sequence[str], finished_before_ms: int) -> int:
-        with self._transaction() as conn:
-            return int(
-                conn.execute(
-                    self.q["purge"], {"states": self._list(states), "before": finished_before_ms}
-                ).rowcount
-            )
+    def _newest_seq(self) -> int:
+        return int(self._value(self._connection(), "newest_seq"))
+
+    def _bulk_ids(
+        self, conn: Any, state: str, queue: str | None, after: int, upto: int, batch: int
+    ) -> tuple[list[str], int]:
+        """The ids of the next batch of a bulk change (see _bulk), and the cursor after it."""
+        params = {"state": state, "queue": queue, "after": after, "upto": upto, "batch": batch}
+        name = "bulk_batch" if queue is None else "bulk_batch_of_queue"
+        rows = conn.execute(self.q[name], params).fetchall()
+        return [row["id"] for row in rows], int(rows[-1]["seq"]) if rows else after
+
+    def purge(
+        self,
+        states: Sequence[str],
+        finished_before_ms: int,
+        batch: int = BULK_BATCH,
+        progress: Callable[[int], None] | None = None,
+    ) -> int:
+        done, since = 0, 0
+        while True:
+            deleted, since = self._purge_batch(states, finished_before_ms, since, batch)
+            done += deleted
+            if deleted and progress is not None:
+                progress(done)
+            if deleted < batch:
+                return done
+
+    @operation()
+    def _purge_batch(
+        self, states: Sequence[str], before: int, since: int, batch: int
+    ) -> tuple[int, int]:
+        return self._delete_finished(states, before, since, batch)
 
     @operation(runner=True)
     def expire(self, states: Sequence[str], finished_before_ms: int, batch: int) -> int:
-        params = {"states": self._list(states), "before": finished_before_ms, "batch": batch}
+        return self._delete_finished(states, finished_before_ms, 0, batch)[0]
+
+    def _delete_finished(
+        self, states: Sequence[str], before: int, since: int, batch: int
+    ) -> tuple[int, int]:
+        """Delete the oldest `batch` jobs in `states` that finished in [since, before), in a
+        transaction of their own; how many, and when the last of them finished (where the next
+        batch starts looking: the jobs of other states older than that are not read again)."""
+        params = {"states": self._list(states), "before": before, "since": since, "batch": batch}
         with self._transaction() as conn:
-            return int(conn.execute(self.q["expire_finished"], params).rowcount)
+            rows = conn.execute(self.q["expire_finished"], params).fetchall()
+        return len(rows), max((int(r["finished_at"]) for r in rows), default=since)
 
     @operation(runner=True)
     def forget_finished_minutes(self, before_ms: int) -> None:
@@ -1345,12 +1504,14 @@ class SQLStore:
         self._fire_hooks(conn, [*events, *self._cascade_events(cascaded)], now)
 
     def _fire_cancelled(
-        self, conn: Any, jobs: Sequence[Job], cascaded: Sequence[Any], now: int
+        self, conn: Any, rows: Sequence[Any], cascaded: Sequence[Any], now: int
     ) -> None:
+        """The hooks on `cancelled` for the jobs of these rows (as they were) and the dependants
+        cancelled with them."""
         events = [
-            Event(job.id, job.queue, CANCELLED, job.attempts, job.exit_code, "cancelled")
-            for job in jobs
-            if job.made_by is None
+            Event(r["id"], r["queue"], CANCELLED, r["attempts"], r["exit_code"], "cancelled")
+            for r in rows
+            if r["made_by"] is None
         ]
         self._fire_hooks(conn, [*events, *self._cascade_events(cascaded)], now)
 
@@ -1532,9 +1693,9 @@ def _runner(row: Any, queues: list[str] | None, running: list[str]) -> Runner:
     )
 
 
-def _check_cancellable(job: Job) -> None:
-    if job.state not in CANCELLABLE_STATES:
-        raise WrongStateError(f"job {job.id!r} is {job.state}; it cannot be cancelled")
+def _check_cancellable(job_id: str, state: str) -> None:
+    if state not in CANCELLABLE_STATES:
+        raise WrongStateError(f"job {job_id!r} is {state}; it cannot be cancelled")
 
 
 def _inserted_job(job: NewJob, row: Sequence[Any]) -> Job:

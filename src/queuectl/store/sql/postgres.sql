@@ -286,17 +286,26 @@ FROM (SELECT job_id, COUNT(*) AS n FROM job_deps WHERE dep_id = ANY(%(ids)s::tex
       GROUP BY job_id) AS done
 WHERE jobs.id = done.job_id AND jobs.state = 'pending' AND jobs.waiting_on > 0
 
+-- name: dependants_of
+-- The edges from the jobs named to their dependants. `ANY(ARRAY(...))`: a list the planner
+-- cannot count, so it probes the index for each, whatever the statistics say (a store just
+-- filled has none, and a list of a batch's ids then looks like a good part of the table).
+SELECT dep_id, job_id FROM job_deps WHERE dep_id = ANY(ARRAY(SELECT unnest(%s::text[])))
+
 -- name: cancel_dependants
--- The jobs cancelled are returned, for the hooks on `cancelled`.
-WITH RECURSIVE doomed (id) AS (
-    SELECT job_id FROM job_deps WHERE dep_id = %(id)s
-    UNION
-    SELECT job_deps.job_id FROM job_deps JOIN doomed ON job_deps.dep_id = doomed.id
-)
+-- Dependants cancelled because a dependency ended `state` (dead or cancelled): `doomed` maps
+-- each to the job it names as the reason (a JSON object). Those still pending or failed are
+-- returned, for the hooks on `cancelled` and the next step of the cascade. Each row is found
+-- by its id, whatever the statistics say (a store just filled has none): `= ANY(ARRAY(...))`,
+-- as a join with the object's rows, which the planner cannot count, may hash every pending
+-- job; and `state || ''`, which no index of state can serve, as a walk of every pending job
+-- may look cheaper (the same in cancel_waiting and requeue).
 UPDATE jobs
-SET state = 'cancelled', last_error = %(reason)s::text, finished_at = %(now)s::bigint,
-    updated_at = %(now)s::bigint
-WHERE id IN (SELECT id FROM doomed) AND state IN ('pending', 'failed')
+SET state = 'cancelled',
+    last_error = 'dependency ' || (%(doomed)s::jsonb ->> id) || ' is ' || %(state)s::text,
+    finished_at = %(now)s::bigint, updated_at = %(now)s::bigint
+WHERE id = ANY(ARRAY(SELECT jsonb_object_keys(%(doomed)s::jsonb)))
+  AND state || '' IN ('pending', 'failed')
 RETURNING id, queue, attempts, exit_code, last_error, made_by
 
 -- name: owned_jobs
@@ -350,31 +359,80 @@ SET state = 'cancelled', last_error = 'cancelled', finished_at = %(now)s::bigint
     lease_owner = NULL, lease_expires_at = NULL
 WHERE id = %(id)s AND state IN ('pending', 'failed', 'processing')
 
+-- name: cancel_waiting
+-- Jobs that are not running cancelled in one statement: nothing of theirs runs to be killed
+-- or closed. Those still pending or failed are returned. (`state || ''`: by id, see
+-- cancel_dependants.)
+UPDATE jobs
+SET state = 'cancelled', last_error = 'cancelled', finished_at = %(now)s::bigint,
+    updated_at = %(now)s::bigint
+WHERE id = ANY(%(ids)s::text[]) AND state || '' IN ('pending', 'failed')
+RETURNING id
+
+-- name: locked_jobs
+-- The jobs named, locked until commit in id order (the order settlements lock in, so a bulk
+-- change and a runner cannot deadlock): what is read is what the transaction changes.
+SELECT {job_columns} FROM jobs WHERE id = ANY(%s::text[]) ORDER BY id FOR UPDATE
+
+-- name: newest_seq
+SELECT COALESCE(MAX(seq), 0) AS value FROM jobs
+
+-- name: bulk_batch
+-- The next jobs of a bulk change in one state, oldest first: after a cursor (`after`), up to
+-- the newest job when the change began (`upto`). Each batch walks on from where the last one
+-- ended, so the whole change reads each job once. `BETWEEN` and the index's own order: see
+-- list_jobs_by_state.
+SELECT id, seq FROM jobs
+WHERE state BETWEEN %(state)s::text AND %(state)s::text
+  AND seq > %(after)s::bigint AND seq <= %(upto)s::bigint
+ORDER BY state, seq LIMIT %(batch)s::bigint
+
+-- name: bulk_batch_of_queue
+SELECT id, seq FROM jobs
+WHERE queue = %(queue)s::text AND state BETWEEN %(state)s::text AND %(state)s::text
+  AND seq > %(after)s::bigint AND seq <= %(upto)s::bigint
+ORDER BY state, seq LIMIT %(batch)s::bigint
+
+-- name: dependencies_of
+-- The dependencies that the jobs named still have, by their edges, with their states: a
+-- dependency deleted since took its edges with it, and is none any more, whatever job holds
+-- its id now.
+SELECT job_deps.job_id, jobs.id AS dep_id, jobs.state
+FROM job_deps JOIN jobs ON jobs.id = job_deps.dep_id
+WHERE job_deps.job_id = ANY(ARRAY(SELECT unnest(%s::text[])))  -- see dependants_of
+
+-- name: locked_dependencies_of
+-- The same, read to count what a job run again waits on; FOR SHARE as in dep_states: none of
+-- them can complete unseen before this commits.
+{dependencies_of}
+FOR SHARE OF jobs
+
 -- name: requeue
--- A finished job runs again from its first attempt; its history stays. `waiting_on`: its
--- dependencies not completed now (see SQLStore._requeue_waiting).
+-- Finished jobs run again from their first attempt; their history stays. `jobs` maps each to
+-- its `waiting_on`: its dependencies not completed now (see SQLStore._requeue_waiting). Those
+-- still in `states` are returned. Each row found by its id (see cancel_dependants).
 UPDATE jobs
 SET state = 'pending', attempts = 0, run_at = %(now)s::bigint, scheduled = false,
     updated_at = %(now)s::bigint, started_at = NULL, finished_at = NULL, exit_code = NULL,
-    last_error = NULL, duration_ms = NULL, waiting_on = %(waiting_on)s::integer
-WHERE id = %(id)s AND state = ANY(%(states)s::text[])
-
--- name: ids_in_states
-SELECT id FROM jobs
-WHERE state = ANY(%(states)s::text[]) AND (%(queue)s::text IS NULL OR queue = %(queue)s::text)
-ORDER BY seq
+    last_error = NULL, duration_ms = NULL,
+    waiting_on = (%(jobs)s::jsonb ->> id)::integer
+WHERE id = ANY(ARRAY(SELECT jsonb_object_keys(%(jobs)s::jsonb)))
+  AND state || '' = ANY(%(states)s::text[])
+RETURNING id
 
 -- name: expire_finished
--- One small batch of jobs finished before `before`, so enqueues and claims never wait long;
--- SKIP LOCKED: a row another runner is expiring now is its to delete.
+-- One small batch of the oldest jobs in these states that finished in [since, before), so
+-- enqueues and claims never wait long; when each finished, so that the next batch starts
+-- there (retention starts from 0, and its batches are few). SKIP LOCKED: a row another
+-- runner is expiring now is its to delete.
 DELETE FROM jobs WHERE seq IN (
     SELECT seq FROM jobs
-    WHERE finished_at < %(before)s::bigint AND state = ANY(%(states)s::text[])
+    WHERE finished_at < %(before)s::bigint AND finished_at >= %(since)s::bigint
+      AND state = ANY(%(states)s::text[])
+    ORDER BY finished_at
     LIMIT %(batch)s::bigint
     FOR UPDATE SKIP LOCKED)
-
--- name: purge
-DELETE FROM jobs WHERE state = ANY(%(states)s::text[]) AND finished_at < %(before)s::bigint
+RETURNING finished_at
 
 -- name: counts
 -- Jobs and attempts per queue and state: the compacted base plus the deltas appended since

@@ -225,16 +225,20 @@ SET waiting_on = waiting_on - (
 WHERE id IN (SELECT job_id FROM job_deps WHERE dep_id IN (SELECT value FROM json_each(:ids)))
   AND +state = 'pending' AND waiting_on > 0
 
+-- name: dependants_of
+-- The edges from the jobs named (a JSON list) to their dependants.
+SELECT dep_id, job_id FROM job_deps WHERE dep_id IN (SELECT value FROM json_each(?))
+
 -- name: cancel_dependants
--- The jobs cancelled are returned, for the hooks on `cancelled`.
-WITH RECURSIVE doomed (id) AS (
-    SELECT job_id FROM job_deps WHERE dep_id = :id
-    UNION
-    SELECT job_deps.job_id FROM job_deps JOIN doomed ON job_deps.dep_id = doomed.id
-)
+-- Dependants cancelled because a dependency ended `state` (dead or cancelled): `doomed` maps
+-- each to the job it names as the reason (a JSON object). Those still pending or failed are
+-- returned, for the hooks on `cancelled` and the next step of the cascade. (`+state`: each
+-- row is found by its id, not by a walk of every pending job.)
 UPDATE jobs
-SET state = 'cancelled', last_error = :reason, finished_at = :now, updated_at = :now
-WHERE id IN (SELECT id FROM doomed) AND state IN ('pending', 'failed')
+SET state = 'cancelled', last_error = 'dependency ' || doomed.value || ' is ' || :state,
+    finished_at = :now, updated_at = :now
+FROM json_each(:doomed) AS doomed
+WHERE jobs.id = doomed.key AND +jobs.state IN ('pending', 'failed')
 RETURNING id, queue, attempts, exit_code, last_error, made_by
 
 -- name: owned_jobs
@@ -285,31 +289,70 @@ SET state = 'cancelled', last_error = 'cancelled', finished_at = :now, updated_a
     lease_owner = NULL, lease_expires_at = NULL
 WHERE id = :id AND state IN ('pending', 'failed', 'processing')
 
+-- name: cancel_waiting
+-- Jobs that are not running (a JSON list) cancelled in one statement: nothing of theirs runs
+-- to be killed or closed. Those still pending or failed are returned. (`+state`: by id.)
+UPDATE jobs
+SET state = 'cancelled', last_error = 'cancelled', finished_at = :now, updated_at = :now
+WHERE id IN (SELECT value FROM json_each(:ids)) AND +state IN ('pending', 'failed')
+RETURNING id
+
+-- name: locked_jobs
+-- The jobs named (a JSON list), to change in this transaction; SQLite has one writer, so
+-- nothing more to lock.
+SELECT {job_columns} FROM jobs WHERE id IN (SELECT value FROM json_each(?))
+
+-- name: newest_seq
+SELECT COALESCE(MAX(seq), 0) AS value FROM jobs
+
+-- name: bulk_batch
+-- The next jobs of a bulk change in one state, oldest first: after a cursor (`after`), up to
+-- the newest job when the change began (`upto`). Each batch walks on from where the last one
+-- ended, so the whole change reads each job once.
+SELECT id, seq FROM jobs INDEXED BY jobs_by_state
+WHERE state = :state AND seq > :after AND seq <= :upto
+ORDER BY seq LIMIT :batch
+
+-- name: bulk_batch_of_queue
+SELECT id, seq FROM jobs INDEXED BY jobs_by_queue_state
+WHERE queue = :queue AND state = :state AND seq > :after AND seq <= :upto
+ORDER BY seq LIMIT :batch
+
+-- name: dependencies_of
+-- The dependencies that the jobs named (a JSON list) still have, by their edges, with their
+-- states: a dependency deleted since took its edges with it, and is none any more, whatever
+-- job holds its id now.
+SELECT job_deps.job_id, jobs.id AS dep_id, jobs.state
+FROM job_deps JOIN jobs ON jobs.id = job_deps.dep_id
+WHERE job_deps.job_id IN (SELECT value FROM json_each(?))
+
+-- name: locked_dependencies_of
+-- The same, read to count what a job run again waits on (SQLite has one writer).
+{dependencies_of}
+
 -- name: requeue
--- A finished job runs again from its first attempt; its history stays. `waiting_on`: its
--- dependencies not completed now (see SQLStore._requeue_waiting).
+-- Finished jobs run again from their first attempt; their history stays. `jobs` maps each to
+-- its `waiting_on`: its dependencies not completed now (see SQLStore._requeue_waiting). Those
+-- still in `states` are returned. (`+state`: each row found by its id.)
 UPDATE jobs
 SET state = 'pending', attempts = 0, run_at = :now, scheduled = 0, updated_at = :now,
     started_at = NULL, finished_at = NULL, exit_code = NULL, last_error = NULL,
-    duration_ms = NULL, waiting_on = :waiting_on
-WHERE id = :id AND state IN (SELECT value FROM json_each(:states))
-
--- name: ids_in_states
-SELECT id FROM jobs
-WHERE state IN (SELECT value FROM json_each(:states)) AND (:queue IS NULL OR queue = :queue)
-ORDER BY seq
+    duration_ms = NULL, waiting_on = again.value
+FROM json_each(:jobs) AS again
+WHERE jobs.id = again.key AND +jobs.state IN (SELECT value FROM json_each(:states))
+RETURNING id
 
 -- name: expire_finished
--- One small batch of jobs finished before :before, so enqueues and claims never wait long.
+-- One small batch of the oldest jobs in these states that finished in [since, before), so
+-- enqueues and claims never wait long; when each finished, so that the next batch starts
+-- there (retention starts from 0, and its batches are few).
 DELETE FROM jobs WHERE seq IN (
     SELECT seq FROM jobs INDEXED BY jobs_finished
-    WHERE finished_at < :before AND finished_at IS NOT NULL
+    WHERE finished_at < :before AND finished_at >= :since AND finished_at IS NOT NULL
       AND +state IN (SELECT value FROM json_each(:states))
+    ORDER BY finished_at
     LIMIT :batch)
-
--- name: purge
-DELETE FROM jobs
-WHERE state IN (SELECT value FROM json_each(:states)) AND finished_at < :before
+RETURNING finished_at
 
 -- name: counts
 -- Jobs and attempts per queue and state, from the counters of migration 0004 (`deltas`:

@@ -1,0 +1,203 @@
+"""Bulk changes of many jobs (issue 26): `cancel --all` of N pending jobs, `dlq retry --all` of N
+dead ones, `purge` of N completed ones, and retention's expiry of N completed ones, on both
+stores, in seconds.
+
+    python -m bench.bulk --n 300000 [--kinds sqlite postgres] [--ops cancel retry purge expire]
+
+Each measurement runs on a store of its own holding the N jobs, built with direct SQL (as
+bench.reads builds its big stores; enqueue_many would take minutes): every tenth job has a
+dependant among the others (a dependency edge each, so the cascades and the edges' clean-up are
+part of what is timed). The dead and completed jobs have one attempt of history each. Timed:
+the Queue call, in this process (no process start), as the CLI makes it: `cancel_all()`,
+`retry(all=True)`, `purge(state)`; expiry calls the store as a runner's retention pass does,
+batch after batch, until one deletes fewer than a batch. Each line also says how many jobs the
+call changed, which must be N.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sqlite3
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from bench.stores import Scratch, fresh_store
+
+OPS = ("cancel", "retry", "purge", "expire")
+#: The state the jobs of each measurement are built in.
+BUILT_STATE = {"cancel": "pending", "retry": "dead", "purge": "completed", "expire": "completed"}
+COLUMNS = (
+    "id, command, state, queue, priority, attempts, max_retries, run_at, depends_on, "
+    "waiting_on, cwd, env, created_at, updated_at, started_at, finished_at, exit_code, "
+    "last_error, duration_ms, scheduled"
+)
+HOUR_MS = 3_600_000
+
+
+def _values(state: str, kind: str) -> str:
+    """The SELECT list of job `x` in `state`: job x + 1 of every ten depends on job x (a pending
+    dependant waits on it), attempts and their outcome as the state has them; finished ones
+    a millisecond apart, in the order of their ids, an hour ago."""
+    p, mod = ("?", "%") if kind == "sqlite" else ("%s", "%%")
+    finished = state != "pending"
+    attempts = {"pending": "0", "dead": "4", "completed": "1"}[state]
+    exit_code = {"pending": "NULL", "dead": "1", "completed": "0"}[state]
+    error = "'exit code 1'" if state == "dead" else "NULL"
+    waiting = f"CASE WHEN x {mod} 10 = 2 THEN 1 ELSE 0 END" if state == "pending" else "0"
+    depends = f"CASE WHEN x {mod} 10 = 2 THEN '[\"bulk-' || (x - 1) || '\"]' ELSE '[]' END"
+    if kind != "sqlite":
+        depends = f"({depends})::jsonb"
+    return (
+        f"'bulk-' || x, 'true', '{state}', 'default', 0, {attempts}, 3, {p}, {depends}, "
+        f"{waiting}, '/', '{{}}', {p}, {p}, {p if finished else 'NULL'}, "
+        f"{p + ' + x' if finished else 'NULL'}, {exit_code}, {error}, "
+        f"{'3' if finished else 'NULL'}, "
+        f"{'0' if kind == 'sqlite' else 'false'}"
+    )
+
+
+def build_sqlite(path: str, state: str, n: int) -> float:
+    """N jobs in `state` in a migrated SQLite store; seconds taken."""
+    started = time.perf_counter()
+    now = time.time_ns() // 1_000_000
+    then = now - HOUR_MS
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute("PRAGMA journal_mode = WAL")
+    conn.execute("PRAGMA synchronous = OFF")
+    conn.execute("BEGIN")
+    series = "WITH RECURSIVE n(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM n WHERE x < ?) "
+    finished = state != "pending"
+    stamps = (then, then, then, then, then) if finished else (now, now, now)
+    conn.execute(
+        f"{series} INSERT INTO jobs ({COLUMNS}) SELECT {_values(state, 'sqlite')} FROM n",
+        (n, *stamps),
+    )
+    conn.execute(
+        f"{series} INSERT INTO job_deps (dep_id, job_id) "
+        "SELECT 'bulk-' || (x - 1), 'bulk-' || x FROM n WHERE x % 10 = 2",
+        (n,),
+    )
+    if finished:
+        conn.execute(
+            "INSERT INTO attempts (job_id, attempt, runner, host, started_at, finished_at, "
+            "exit_code, duration_ms, output) SELECT id, attempts, 'bench', 'bench', started_at, "
+            "finished_at, exit_code, 3, CAST('done' AS BLOB) FROM jobs"
+        )
+    # The store counts what it inserts itself (migration 0007): these rows are counted here.
+    conn.execute("DELETE FROM job_counts")
+    conn.execute(
+        "INSERT INTO job_counts (queue, state, n, attempts) "
+        "SELECT queue, state, COUNT(*), SUM(attempts) FROM jobs GROUP BY queue, state"
+    )
+    conn.execute("COMMIT")
+    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    conn.close()
+    return time.perf_counter() - started
+
+
+def build_pg(target: str, state: str, n: int) -> float:
+    """N jobs in `state` in a migrated PostgreSQL store (the counters' triggers count them);
+    seconds taken."""
+    import psycopg
+
+    started = time.perf_counter()
+    now = time.time_ns() // 1_000_000
+    then = now - HOUR_MS
+    finished = state != "pending"
+    stamps = (then, then, then, then, then) if finished else (now, now, now)
+    with psycopg.connect(target, autocommit=True) as conn:
+        conn.execute(
+            f"INSERT INTO jobs ({COLUMNS}) SELECT {_values(state, 'postgres')} "
+            "FROM generate_series(1, %s) AS x",
+            (*stamps, n),
+        )
+        conn.execute(
+            "INSERT INTO job_deps (dep_id, job_id) SELECT 'bulk-' || (x - 1), 'bulk-' || x "
+            "FROM generate_series(1, %s) AS x WHERE x %% 10 = 2",
+            (n,),
+        )
+        if finished:
+            conn.execute(
+                "INSERT INTO attempts (job_id, attempt, runner, host, started_at, finished_at, "
+                "exit_code, duration_ms, output) SELECT id, attempts, 'bench', 'bench', "
+                "started_at, finished_at, exit_code, 3, 'done'::bytea FROM jobs"
+            )
+        conn.execute("VACUUM ANALYZE")
+    return time.perf_counter() - started
+
+
+def run(op: str, target: str) -> int:
+    """The bulk call of `op` on the store; how many jobs it changed."""
+    from queuectl import Queue
+    from queuectl.models import CANCELLED, COMPLETED
+    from queuectl.runner.supervisor import EXPIRY_BATCH
+
+    with Queue(target) as queue:
+        if op == "cancel":
+            return queue.cancel_all()
+        if op == "retry":
+            return len(queue.retry(all=True))
+        if op == "purge":
+            return queue.purge("completed")
+        store = queue._store  # as a runner's retention pass calls it
+        before = queue.now_ms()
+        done = 0
+        while True:
+            deleted = store.expire([COMPLETED, CANCELLED], before, EXPIRY_BATCH)
+            done += deleted
+            if deleted < EXPIRY_BATCH:
+                return done
+
+
+def measure(kind: str, op: str, n: int, scratch: Scratch) -> dict[str, Any]:
+    """Build a store for `op` of N jobs, then time the call."""
+    with fresh_store(kind, scratch) as target:
+        build = build_sqlite if kind == "sqlite" else build_pg
+        build_s = build(target, BUILT_STATE[op], n)
+        started = time.perf_counter()
+        changed = run(op, target)
+        seconds = time.perf_counter() - started
+        if kind == "sqlite":
+            for suffix in ("", "-wal", "-shm"):
+                Path(target + suffix).unlink(missing_ok=True)
+    return {"n": n, "seconds": round(seconds, 2), "changed": changed, "build_s": round(build_s, 1)}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.bulk", description=__doc__)
+    parser.add_argument("--n", type=int, nargs="+", default=[300_000], help="jobs per call")
+    parser.add_argument("--kinds", nargs="+", default=["sqlite", "postgres"])
+    parser.add_argument("--ops", nargs="+", choices=OPS, default=list(OPS))
+    args = parser.parse_args(argv)
+    scratch = Scratch()
+    results: dict[str, Any] = {}
+    try:
+        for kind in args.kinds:
+            for op in args.ops:
+                for n in args.n:
+                    found = measure(kind, op, n, scratch)
+                    results.setdefault(kind, {}).setdefault(op, []).append(found)
+                    print(f"{kind} {op} {n:,}: {json.dumps(found)}", file=sys.stderr, flush=True)
+    finally:
+        scratch.close()
+    print(render(results))
+    return 0
+
+
+def render(results: dict[str, Any]) -> str:
+    """A markdown table: seconds of each call on each store and size."""
+    lines = ["| call | store | jobs | seconds | changed |", "|---|---|---|---|---|"]
+    for kind, by_op in results.items():
+        for op, rows in by_op.items():
+            for row in rows:
+                lines.append(
+                    f"| {op} | {kind} | {row['n']:,} | {row['seconds']:.2f} | {row['changed']:,} |"
+                )
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
