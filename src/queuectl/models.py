@@ -79,6 +79,30 @@ NEW_JOB_FIELDS = frozenset(
 )
 
 
+#: json's words for a document nested deeper than its parser's recursion allows.
+TOO_DEEP = "nested too deeply"
+_scan_json = json.JSONDecoder().scan_once  # type: ignore[attr-defined]  # not in typeshed
+
+
+def parse_json(text: str | bytes) -> Any:
+    """json.loads of a user's input, the one parser of the CLI's and the API's JSON: a document
+    nested too deeply for the parser is a JSONDecodeError like any other invalid JSON."""
+    try:
+        return json.loads(text)
+    except RecursionError:
+        raise json.JSONDecodeError(TOO_DEEP, text if isinstance(text, str) else "", 0) from None
+
+
+def scan_json(text: str, at: int) -> tuple[Any, int]:
+    """The JSON value starting exactly at `at`, and where it ends; StopIteration when no value
+    starts there. Nesting too deep is a JSONDecodeError, as in parse_json."""
+    try:
+        value, end = _scan_json(text, at)
+    except RecursionError:
+        raise json.JSONDecodeError(TOO_DEEP, text, at) from None
+    return value, end
+
+
 def _dt(ms: int | None) -> datetime | None:
     return None if ms is None else datetime.fromtimestamp(ms / 1000, tz=UTC)
 
