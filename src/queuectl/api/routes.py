@@ -11,7 +11,7 @@ from fastapi import APIRouter, Body, Depends, Query, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from queuectl.api import schemas, stats
-from queuectl.api.app import get_queue, require_token
+from queuectl.api.app import JsonRoute, get_queue, require_token
 from queuectl.errors import InvalidInputError
 from queuectl.models import DEAD, STATES, new_job
 from queuectl.queue import Queue, hook_dict, jobs_json, schedule_dict
@@ -31,7 +31,9 @@ CONFLICT: Responses = {
 MAX_PAGE = 1000
 THROUGHPUT_CACHE_S = 5.0
 
-router = APIRouter(prefix="/api", dependencies=[Depends(require_token)], responses=ERRORS)
+router = APIRouter(
+    prefix="/api", dependencies=[Depends(require_token)], responses=ERRORS, route_class=JsonRoute
+)
 open_router = APIRouter(prefix="/api", responses=ERRORS)  # /api/health: no token needed
 metrics_router = APIRouter(dependencies=[Depends(require_token)], responses=ERRORS)
 
