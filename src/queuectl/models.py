@@ -305,8 +305,7 @@ def _new_job(data: dict[str, Any], default_cwd: str | None = None) -> NewJob:
     if data.get("max_retries") is not None:
         job.max_retries = _int(data["max_retries"], "max_retries", 0, 100)
     if data.get("timeout") is not None:
-        timeout = parse_duration(data["timeout"], "timeout")
-        job.timeout = timeout or None
+        job.timeout = parse_duration(data["timeout"], "timeout")
     if data.get("run_at") is not None and data.get("delay") is not None:
         raise InvalidInputError("give run_at or delay, not both")
     if data.get("run_at") is not None:

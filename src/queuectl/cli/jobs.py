@@ -295,7 +295,9 @@ def enqueue_options(function: Any) -> Any:
             ),
             click.option("--priority", "-p", type=int, help="Higher runs first (default 0)."),
             click.option("--max-retries", type=int, help="Retries after the first attempt."),
-            click.option("--timeout", help="Kill an attempt after this long (30s, 5m...)."),
+            click.option(
+                "--timeout", help="Kill an attempt after this long (30s, 5m...; 0: never)."
+            ),
             click.option("--delay", help="Start no sooner than this from now (10s, 2h...)."),
             click.option("--run-at", help="Start no sooner than this ISO-8601 time."),
             click.option(
