@@ -149,3 +149,15 @@ def test_a_one_line_array_is_enqueued_in_the_memory_of_a_few_jobs(tmp_path: Path
         [QUEUECTL, "--db", db, "status", "--json"], capture_output=True, text=True, timeout=60
     )
     assert json.loads(listed.stdout)["counts"]["pending"] == count + 1
+
+
+def test_a_held_unique_key_is_noted_for_arrays_and_lines_alike(cli) -> None:
+    first = cli("enqueue", '{"id": "first", "command": "a", "unique_key": "k"}')
+    assert first.returncode == 0, first.stderr
+    again = '{"id": "again", "command": "b", "unique_key": "k"}'
+    note = "note: job first already holds unique key 'k'; its id is printed and no job again was added\n"
+    for text in (f"[{again}]", f"{again}\n", f'{again}\n{{"id": "new", "command": "c"}}\n'):
+        result = cli("enqueue", "--file", "-", input=text)
+        assert result.returncode == 0, result.stderr
+        assert result.stdout.splitlines()[0] == "first"
+        assert result.stderr == note

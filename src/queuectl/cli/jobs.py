@@ -435,18 +435,22 @@ def enqueue(
     session: Session = ctx.obj
     jobs = session.queue.enqueue_many(validated)
     for asked, job in zip(validated, jobs, strict=True):
-        if asked.unique_key is not None and asked.id is not None and job.id != asked.id:
-            click.echo(
-                f"note: job {job.id} already holds unique key {asked.unique_key!r}; "
-                f"its id is printed and no job {asked.id} was added",
-                err=True,
-            )
+        _note_unique_key_held(asked.id, asked.unique_key, job.id)
     if as_json:
         from queuectl.cli.render import print_json
 
         print_json([job.to_dict() for job in jobs])
     else:
         sys.stdout.write("".join(f"{job.id}\n" for job in jobs))
+
+
+def _note_unique_key_held(wanted: object, key: object, got: str) -> None:
+    if key is not None and wanted is not None and got != wanted:
+        click.echo(
+            f"note: job {got} already holds unique key {key!r}; "
+            f"its id is printed and no job {wanted} was added",
+            err=True,
+        )
 
 
 def enqueue_stream(
@@ -456,12 +460,27 @@ def enqueue_stream(
     printed once the transaction has committed, so a refused stream prints nothing."""
     import shutil
     import tempfile
+    from collections import deque
+
+    # The id and unique key each job asked for, until its batch is stored: a job whose key
+    # another holds comes back as that one, which the notes say.
+    asked: deque[tuple[object, object]] = deque()
+    held: list[tuple[object, object, str]] = []
+
+    def remembered() -> Iterator[tuple[str, dict[str, Any]]]:
+        for label, item in items:
+            asked.append((item.get("id"), item.get("unique_key")))
+            yield label, item
 
     with tempfile.TemporaryFile("w+", encoding="utf-8") as spool:
         separator = "[\n"  # print_json's layout of a list, one job at a time
 
         def each(jobs: list[Any]) -> None:
             nonlocal separator
+            for job in jobs:
+                wanted, key = asked.popleft()
+                if key is not None and wanted is not None and job.id != wanted:
+                    held.append((wanted, key, job.id))
             if as_json:
                 for job in jobs:
                     text = json.dumps(job.to_dict(), indent=2, ensure_ascii=False)
@@ -470,9 +489,11 @@ def enqueue_stream(
             else:
                 spool.write("".join(f"{job.id}\n" for job in jobs))
 
-        session.queue.enqueue_stream(items, each)
+        session.queue.enqueue_stream(remembered(), each)
         if as_json:
             spool.write("\n]\n")
+        for wanted, key, got in held:
+            _note_unique_key_held(wanted, key, got)
         spool.seek(0)
         shutil.copyfileobj(spool, sys.stdout)
 
