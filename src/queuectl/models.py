@@ -79,7 +79,7 @@ NEW_JOB_FIELDS = frozenset(
 )
 
 
-#: json's words for a document nested deeper than its parser's recursion allows.
+#: What a document nested deeper than the parser can recurse is refused as.
 TOO_DEEP = "nested too deeply"
 _scan_json = json.JSONDecoder().scan_once  # type: ignore[attr-defined]  # not in typeshed
 

@@ -155,7 +155,10 @@ def test_a_held_unique_key_is_noted_for_arrays_and_lines_alike(cli) -> None:
     first = cli("enqueue", '{"id": "first", "command": "a", "unique_key": "k"}')
     assert first.returncode == 0, first.stderr
     again = '{"id": "again", "command": "b", "unique_key": "k"}'
-    note = "note: job first already holds unique key 'k'; its id is printed and no job again was added\n"
+    note = (
+        "note: job first already holds unique key 'k'; "
+        "its id is printed and no job again was added\n"
+    )
     for text in (f"[{again}]", f"{again}\n", f'{again}\n{{"id": "new", "command": "c"}}\n'):
         result = cli("enqueue", "--file", "-", input=text)
         assert result.returncode == 0, result.stderr

@@ -435,7 +435,8 @@ def enqueue(
     session: Session = ctx.obj
     jobs = session.queue.enqueue_many(validated)
     for asked, job in zip(validated, jobs, strict=True):
-        _note_unique_key_held(asked.id, asked.unique_key, job.id)
+        if note := _held_key_note(asked.id, asked.unique_key, job.id):
+            click.echo(note, err=True)
     if as_json:
         from queuectl.cli.render import print_json
 
@@ -444,13 +445,14 @@ def enqueue(
         sys.stdout.write("".join(f"{job.id}\n" for job in jobs))
 
 
-def _note_unique_key_held(wanted: object, key: object, got: str) -> None:
-    if key is not None and wanted is not None and got != wanted:
-        click.echo(
-            f"note: job {got} already holds unique key {key!r}; "
-            f"its id is printed and no job {wanted} was added",
-            err=True,
-        )
+def _held_key_note(wanted: object, key: object, got: str) -> str | None:
+    """What to tell of a job asked as `wanted` that came back as job `got`, holder of its key."""
+    if key is None or wanted is None or got == wanted:
+        return None
+    return (
+        f"note: job {got} already holds unique key {key!r}; "
+        f"its id is printed and no job {wanted} was added"
+    )
 
 
 def enqueue_stream(
@@ -465,7 +467,7 @@ def enqueue_stream(
     # The id and unique key each job asked for, until its batch is stored: a job whose key
     # another holds comes back as that one, which the notes say.
     asked: deque[tuple[object, object]] = deque()
-    held: list[tuple[object, object, str]] = []
+    notes: list[str] = []
 
     def remembered() -> Iterator[tuple[str, dict[str, Any]]]:
         for label, item in items:
@@ -478,9 +480,8 @@ def enqueue_stream(
         def each(jobs: list[Any]) -> None:
             nonlocal separator
             for job in jobs:
-                wanted, key = asked.popleft()
-                if key is not None and wanted is not None and job.id != wanted:
-                    held.append((wanted, key, job.id))
+                if note := _held_key_note(*asked.popleft(), job.id):
+                    notes.append(note)
             if as_json:
                 for job in jobs:
                     text = json.dumps(job.to_dict(), indent=2, ensure_ascii=False)
@@ -492,8 +493,8 @@ def enqueue_stream(
         session.queue.enqueue_stream(remembered(), each)
         if as_json:
             spool.write("\n]\n")
-        for wanted, key, got in held:
-            _note_unique_key_held(wanted, key, got)
+        for note in notes:
+            click.echo(note, err=True)
         spool.seek(0)
         shutil.copyfileobj(spool, sys.stdout)
 
