@@ -79,6 +79,30 @@ NEW_JOB_FIELDS = frozenset(
 )
 
 
+#: What a document nested deeper than the parser can recurse is refused as.
+TOO_DEEP = "nested too deeply"
+_scan_json = json.JSONDecoder().scan_once  # type: ignore[attr-defined]  # not in typeshed
+
+
+def parse_json(text: str | bytes) -> Any:
+    """json.loads of a user's input, the one parser of the CLI's and the API's JSON: a document
+    nested too deeply for the parser is a JSONDecodeError like any other invalid JSON."""
+    try:
+        return json.loads(text)
+    except RecursionError:
+        raise json.JSONDecodeError(TOO_DEEP, text if isinstance(text, str) else "", 0) from None
+
+
+def scan_json(text: str, at: int) -> tuple[Any, int]:
+    """The JSON value starting exactly at `at`, and where it ends; StopIteration when no value
+    starts there. Nesting too deep is a JSONDecodeError, as in parse_json."""
+    try:
+        value, end = _scan_json(text, at)
+    except RecursionError:
+        raise json.JSONDecodeError(TOO_DEEP, text, at) from None
+    return value, end
+
+
 def _dt(ms: int | None) -> datetime | None:
     return None if ms is None else datetime.fromtimestamp(ms / 1000, tz=UTC)
 
@@ -281,8 +305,7 @@ def _new_job(data: dict[str, Any], default_cwd: str | None = None) -> NewJob:
     if data.get("max_retries") is not None:
         job.max_retries = _int(data["max_retries"], "max_retries", 0, 100)
     if data.get("timeout") is not None:
-        timeout = parse_duration(data["timeout"], "timeout")
-        job.timeout = timeout or None
+        job.timeout = parse_duration(data["timeout"], "timeout")
     if data.get("run_at") is not None and data.get("delay") is not None:
         raise InvalidInputError("give run_at or delay, not both")
     if data.get("run_at") is not None:

@@ -385,12 +385,13 @@ class Queue:
             raise InvalidInputError("give a concurrency, a rate, or both")
         limit = None if concurrency is UNCHANGED else parse_concurrency(concurrency)
         window = None if rate is UNCHANGED else parse_rate(rate)
-        current = self._store.queue_settings().get(name)
-        if concurrency is UNCHANGED:
-            limit = None if current is None else current.concurrency
-        if rate is UNCHANGED and current is not None and current.rate_jobs is not None:
-            window = (current.rate_jobs, current.rate_ms or 0)
-        self._store.set_limits(name, limit, window)
+        self._store.set_limits(
+            name,
+            limit,
+            window,
+            keep_concurrency=concurrency is UNCHANGED,
+            keep_rate=rate is UNCHANGED,
+        )
         return self.queues()[name]
 
     def queue_flow(self, name: str) -> QueueFlow:

@@ -51,6 +51,14 @@ def validate_schedule(
 
         if not croniter.is_valid(cron):
             raise InvalidInputError(f"--cron: {cron!r} is not a valid cron expression")
+        from croniter import CroniterBadDateError
+
+        try:
+            croniter(cron, datetime.now(_zone(tz))).get_next(datetime)
+        except CroniterBadDateError:
+            raise InvalidInputError(
+                f"--cron: {cron!r} matches no date that ever comes (such as February 30)"
+            ) from None
     if "id" in job:
         raise InvalidInputError("a scheduled job cannot have an id: each run gets '<name>.<slot>'")
     checked = new_job(job)

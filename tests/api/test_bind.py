@@ -26,7 +26,7 @@ def test_an_address_not_of_this_host_is_one_error_line(target: str) -> None:
         ("192.0.2.1", "cannot assign requested address"),  # TEST-NET-1: never a local address
         ("no-such-host.invalid", "cannot bind no-such-host.invalid"),
     ):
-        result = run_cli(target, "serve", "--host", host, "--port", str(port), "--token", "t" * 20)
+        result = run_cli(target, "serve", "--host", host, "--port", str(port), "--token", "t" * 32)
         assert result.returncode == 1, result.stderr
         lines = result.stderr.splitlines()
         assert len(lines) == 1, result.stderr

@@ -39,3 +39,47 @@ def test_validation_errors_are_in_plain_words(
     assert error.startswith(said)
     for word in ("Input should", "decode", "query.", "body.", "JSON decode"):
         assert word not in error
+
+
+#: A job nested deeper than JSON's parser can recurse.
+DEEP_ENV = "[" * 50_000 + "]" * 50_000
+
+
+def _unchanged(queue: Queue) -> None:
+    assert queue.list() == []
+    assert queue.schedules() == []
+    assert queue.hooks() == []
+
+
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [
+        ("/api/jobs", '{"command": "true", "env": %s}'),
+        ("/api/jobs", '[{"command": "true"}, {"command": "true", "env": %s}]'),
+        ("/api/schedules", '{"name": "s", "every": "1m", "job": {"command": "x", "env": %s}}'),
+        ("/api/hooks", '{"name": "h", "on": "completed", "job": {"command": "x", "env": %s}}'),
+        ("/api/queues/q", '{"concurrency": %s}'),
+        ("/api/config/max_retries", '{"value": %s}'),
+    ],
+)
+def test_json_nested_too_deeply_is_422(client, queue: Queue, path: str, body: str) -> None:
+    method = "PUT" if path.startswith(("/api/queues", "/api/config")) else "POST"
+    response = client.request(
+        method, path, content=body % DEEP_ENV, headers={"content-type": "application/json"}
+    )
+    assert response.status_code == 422, response.text
+    assert response.json() == {"error": "the body is not valid JSON (nested too deeply)"}
+    _unchanged(queue)
+    assert queue.config()["max_retries"] == 3
+
+
+@pytest.mark.parametrize("cron", ["0 0 31 2 *", "0 0 30 2 *", "0 0 31 4,6,9,11 *"])
+def test_a_cron_date_that_never_comes_is_422(client, queue: Queue, cron: str) -> None:
+    for tz in (None, "Europe/Paris"):
+        body = {"name": "s", "cron": cron, "tz": tz, "job": {"command": "x"}}
+        response = client.post("/api/schedules", json=body)
+        assert response.status_code == 422, response.text
+        assert response.json()["error"] == (
+            f"--cron: {cron!r} matches no date that ever comes (such as February 30)"
+        )
+    _unchanged(queue)

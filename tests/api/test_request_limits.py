@@ -8,6 +8,7 @@ import contextlib
 import socket
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
@@ -119,3 +120,48 @@ def test_the_limit_is_configurable(serve, target: str) -> None:
         assert answer.startswith(b"HTTP/1.1 422 "), answer
     finally:
         server.stop()
+
+
+def test_a_body_of_tiny_jobs_past_the_per_request_limit_is_422_and_memory_stays_flat(
+    serve, queue
+) -> None:
+    # About 1 MiB of tiny jobs cost the server some kilobytes of objects each, far more than
+    # their text: refused whole once past the limit, before any is validated.
+    import httpx
+
+    from queuectl.api.routes import MAX_JOBS_PER_REQUEST
+
+    server = serve()
+    pid = server.process.pid
+    count = 65_000
+    body = "[" + ",".join('{"command":"t"}' for _ in range(count)) + "]"
+    assert len(body) <= MiB
+    before = _rss_kib(pid)
+    answer = httpx.post(
+        f"{server.url}/api/jobs",
+        content=body,
+        headers={**server.headers, "content-type": "application/json"},
+        timeout=60,
+    )
+    after = _rss_kib(pid)
+    print(f"server RSS {before} KiB before, {after} KiB after")
+    assert answer.status_code == 422, answer.text
+    assert answer.json() == {
+        "error": f"at most {MAX_JOBS_PER_REQUEST} jobs per request, got {count}: send them in "
+        "several requests (or use queuectl enqueue --file)"
+    }
+    assert queue.list() == []
+    assert after - before < 32 * 1024
+
+
+def test_the_jobs_per_request_limit_is_exact_and_documented(client, queue) -> None:
+    from queuectl.api.routes import MAX_JOBS_PER_REQUEST
+
+    over = client.post("/api/jobs", json=[{"command": "t"}] * (MAX_JOBS_PER_REQUEST + 1))
+    assert over.status_code == 422, over.text
+    assert queue.list() == []
+    full = client.post("/api/jobs", json=[{"command": "t"}] * MAX_JOBS_PER_REQUEST)
+    assert full.status_code == 201, full.text
+    assert queue.count() == MAX_JOBS_PER_REQUEST
+    docs = (Path(__file__).resolve().parents[2] / "docs" / "http-api.md").read_text()
+    assert f"at most {MAX_JOBS_PER_REQUEST:,} jobs" in docs

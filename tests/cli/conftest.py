@@ -47,7 +47,8 @@ def make(store: Store, job_id: str, state: str, **fields: Any) -> None:
 
 
 def dump(store: Store) -> str:
-    """Everything a command could change: jobs, their history and output, config and queues."""
+    """Everything a command could change: jobs, their history and output, config, queues and
+    their limits, schedules and hooks."""
     jobs = [job.to_dict() for job in store.list_jobs(None, None, None, None).jobs]
     outputs = {
         job["id"]: [repr(a) for a in store.history(job["id"])]
@@ -55,6 +56,14 @@ def dump(store: Store) -> str:
         for job in jobs
     }
     return json.dumps(
-        {"jobs": jobs, "outputs": outputs, "config": store.config(), "queues": store.queues()},
+        {
+            "jobs": jobs,
+            "outputs": outputs,
+            "config": store.config(),
+            "queues": store.queues(),
+            "limits": {name: repr(s) for name, s in store.queue_settings().items()},
+            "schedules": [repr(s) for s in store.schedules()],
+            "hooks": [repr(h) for h in store.hooks()],
+        },
         sort_keys=True,
     )

@@ -17,6 +17,8 @@ Cli = Callable[..., subprocess.CompletedProcess[str]]
 
 GOOD = '{"command":"true"}'
 BAD_LINE = '{"command":"true","priority":"high"}'
+#: A job nested deeper than JSON's parser can recurse (and shorter than one argv string may be)
+DEEP = '{"command":"true","env":' + "[" * 50_000 + "]" * 50_000 + "}"
 
 #: (name, argv, stdin, exit code)
 CASES: list[tuple[str, list[str], str | bytes | None, int]] = [
@@ -103,6 +105,25 @@ CASES: list[tuple[str, list[str], str | bytes | None, int]] = [
         ["enqueue", "--file", "-"],
         '{"id":"n1","command":"a"}\n{"id":"n1","command":"b"}\n',
         1,
+    ),
+    ("json-nested-too-deep", ["enqueue", DEEP], None, 2),
+    ("json-lines-nested-too-deep", ["enqueue", "--file", "-"], f"{GOOD}\n{DEEP}\n", 2),
+    ("json-array-nested-too-deep", ["enqueue", "--file", "-"], f"[{GOOD},{DEEP}]", 2),
+    ("json-file-nested-too-deep", ["enqueue", "--file", "-"], DEEP.replace(",", ",\n"), 2),
+    ("hook-json-nested-too-deep", ["hook", "add", "h", "--on", "completed", DEEP], None, 2),
+    ("schedule-json-nested-too-deep", ["schedule", "add", "s", "--every", "1m", DEEP], None, 2),
+    ("cron-never-comes", ["schedule", "add", "s", "--cron", "0 0 31 2 *", "-c", "x"], None, 2),
+    (
+        "cron-never-comes-tz",
+        ["schedule", "add", "s", "--cron", "0 0 30 2 *", "--tz", "Europe/Paris", "-c", "x"],
+        None,
+        2,
+    ),
+    (
+        "cron-never-comes-april-31",
+        ["schedule", "add", "s", "--cron", "0 0 31 4,6 *", "-c", "x"],
+        None,
+        2,
     ),
     ("show-unknown", ["show", "ghost"], None, 1),
     ("show-unknown-json", ["show", "ghost", "--json"], None, 1),

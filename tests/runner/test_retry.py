@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shlex
 import time
 from pathlib import Path
@@ -69,6 +70,26 @@ def test_config_job_timeout_applies_to_a_job_without_timeout(
     wait_until(lambda: not group_members(shell), 2, "the job's processes to die")
     done = queue.get(job.id)
     assert (done.timeout, done.attempts, done.last_error) == (None, 1, "timed out after 1s")
+
+
+def test_timeout_0_means_none_whatever_job_timeout_says(
+    queue: Queue, start_runner, cli, tmp_path: Path
+) -> None:
+    queue.set_config("job_timeout", 1)
+    enqueued = cli(
+        "enqueue", "--id", "forever", "--timeout", "0", "--max-retries", "0", "--", "sleep", "2"
+    )
+    assert enqueued.returncode == 0, enqueued.stderr
+    shown = json.loads(cli("show", "forever", "--json").stdout)
+    assert shown["timeout"] == 0  # kept as asked, not turned into "the default"
+    bounded = queue.enqueue("sleep 2", max_retries=0)
+    start_runner("-n", "2")
+
+    wait_until(lambda: queue.get("forever").state == "completed", 10, "the job to complete")
+    done = queue.get("forever")
+    assert (done.timeout, done.attempts, done.exit_code) == (0, 1, 0)
+    wait_until(lambda: queue.get(bounded.id).state == "dead", 10, "the other to time out")
+    assert queue.get(bounded.id).last_error == "timed out after 1s"
 
 
 def test_a_job_enqueued_into_an_idle_runner_starts_at_once(queue: Queue, start_runner) -> None:

@@ -254,3 +254,39 @@ def test_limits_set_or_lifted_between_two_claims_apply_to_the_next(store: Store)
     store.set_paused("other", True)
     fourth = claim(store, 10, third.claims)
     assert queues_of(fourth.claims) == ["limited"] * 3  # what is left of it
+
+
+def test_two_limits_set_at_once_are_both_kept(target: str) -> None:
+    # Each `queue set` writes only the limit it was given: one that read the row and wrote it
+    # back whole would put back the other's limit as it was before.
+    import threading
+
+    tries = 40
+    queues = [Queue(target), Queue(target)]
+    try:
+        barrier = threading.Barrier(2)
+
+        def set_each(queue: Queue, limit: dict[str, object]) -> None:
+            for n in range(tries):
+                barrier.wait(timeout=30)
+                queue.set_queue(f"q{n}", **limit)
+
+        setters = [
+            threading.Thread(target=set_each, args=(queues[0], {"concurrency": 1})),
+            threading.Thread(target=set_each, args=(queues[1], {"rate": "5/1m"})),
+        ]
+        for setter in setters:
+            setter.start()
+        for setter in setters:
+            setter.join(timeout=120)
+        settings = queues[0].queues()
+        lost = [
+            name
+            for name in (f"q{n}" for n in range(tries))
+            if (settings[name]["concurrency"], settings[name]["rate"])
+            != (1, {"jobs": 5, "seconds": 60})
+        ]
+        assert lost == [], {name: settings[name] for name in lost}
+    finally:
+        for queue in queues:
+            queue.close()

@@ -135,8 +135,9 @@ def test_invalid_max_retries(retries: object) -> None:
         ("2h", 7200.0),
         ("7d", 604800.0),
         (12, 12.0),
-        ("0", None),
-        (0, None),
+        ("0", 0.0),  # no timeout, whatever job_timeout says
+        (0, 0.0),
+        ("0s", 0.0),
     ],
 )
 def test_timeout(given: object, seconds: float | None) -> None:

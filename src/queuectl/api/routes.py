@@ -11,7 +11,7 @@ from fastapi import APIRouter, Body, Depends, Query, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from queuectl.api import schemas, stats
-from queuectl.api.app import get_queue, require_token
+from queuectl.api.app import JsonRoute, get_queue, require_token
 from queuectl.errors import InvalidInputError
 from queuectl.models import DEAD, STATES, new_job
 from queuectl.queue import Queue, hook_dict, jobs_json, schedule_dict
@@ -29,9 +29,14 @@ CONFLICT: Responses = {
     409: {"model": schemas.ErrorOut, "description": "duplicate id or wrong state"}
 }
 MAX_PAGE = 1000
+#: Jobs one POST /api/jobs may enqueue: each costs the server some kilobytes of objects while
+#: it is validated, stored and answered, far more than its text in the body.
+MAX_JOBS_PER_REQUEST = 1000
 THROUGHPUT_CACHE_S = 5.0
 
-router = APIRouter(prefix="/api", dependencies=[Depends(require_token)], responses=ERRORS)
+router = APIRouter(
+    prefix="/api", dependencies=[Depends(require_token)], responses=ERRORS, route_class=JsonRoute
+)
 open_router = APIRouter(prefix="/api", responses=ERRORS)  # /api/health: no token needed
 metrics_router = APIRouter(dependencies=[Depends(require_token)], responses=ERRORS)
 
@@ -55,10 +60,15 @@ QueueDep = Annotated[Queue, Depends(get_queue)]
     },
 )
 def enqueue(queue: QueueDep, payload: Annotated[Any, Body()]) -> Any:
-    """Enqueue a job object, or an array of them (all or none); 201 with the job(s)."""
+    """Enqueue a job object, or an array of at most 1000 (all or none); 201 with the job(s)."""
     if isinstance(payload, list):
         if not payload:
             raise InvalidInputError("an empty array enqueues nothing")
+        if len(payload) > MAX_JOBS_PER_REQUEST:
+            raise InvalidInputError(
+                f"at most {MAX_JOBS_PER_REQUEST} jobs per request, got {len(payload)}: "
+                f"send them in several requests (or use queuectl enqueue --file)"
+            )
         return jobs_json(queue.enqueue_many(payload))
     if not isinstance(payload, dict):
         raise InvalidInputError("the body must be a job object or an array of job objects")

@@ -21,7 +21,9 @@ class JobIn(BaseModel):
     queue: str | None = "default"
     priority: int | None = 0
     max_retries: int | None = Field(None, description="default: config max_retries")
-    timeout: float | str | None = Field(None, description="seconds or 30s, 5m...; null = config")
+    timeout: float | str | None = Field(
+        None, description="seconds or 30s, 5m...; 0 = none; null = config job_timeout"
+    )
     run_at: str | None = Field(None, description="ISO-8601 earliest start")
     delay: float | str | None = Field(None, description="start after this long (not with run_at)")
     depends_on: list[str] | None = None

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
+import re
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -13,7 +15,7 @@ import click
 
 from queuectl.cli import Session, complete
 from queuectl.errors import InvalidInputError
-from queuectl.models import new_job
+from queuectl.models import new_job, parse_json, scan_json
 
 
 class Utf8Text(click.ParamType):  # type: ignore[type-arg]  # (generic only from click 8.2)
@@ -48,7 +50,7 @@ def parse_jobs_text(text: str) -> list[dict[str, Any]]:
     if not stripped:
         raise InvalidInputError("no job given (the input is empty)")
     try:
-        whole = json.loads(stripped)
+        whole = parse_json(stripped)
     except json.JSONDecodeError as exc:
         # Several lines that fail as one document may be JSON Lines: parsed line by line below.
         if "Extra data" not in exc.msg and "\n" not in stripped:
@@ -70,7 +72,7 @@ def parse_jobs_text(text: str) -> list[dict[str, Any]]:
         if not line.strip():
             continue
         try:
-            item = json.loads(line)
+            item = parse_json(line)
         except json.JSONDecodeError as exc:
             raise InvalidInputError(f"line {n}: invalid JSON: {exc.msg}") from None
         if not isinstance(item, dict):
@@ -80,22 +82,28 @@ def parse_jobs_text(text: str) -> list[dict[str, Any]]:
 
 
 def stream_job_lines(file: Any) -> tuple[Iterator[tuple[str, dict[str, Any]]] | None, str]:
-    """JSON Lines read a line at a time, labelled with their line numbers ("line 7"; no label
-    for a lone job). When the first job's line is not a JSON object on its own (a JSON array,
-    an object over several lines, nothing at all), no iterator but the whole file's text, for
+    """The jobs of --file as they are read, labelled ("line 7", "item 3"; no label for a lone
+    job): JSON Lines a line at a time, a JSON array an item at a time. When the file is neither
+    (an object over several lines, nothing at all), no iterator but the whole file's text, for
     parse_jobs_text."""
-    lines = enumerate(_utf8_lines(file), 1)
-    read, first = "", 0
-    for n, line in lines:
-        read, first = read + line, n
-        if line.strip():
+    chunks = _chunks(file)
+    blank = 0  # lines before the first value
+    start = ""
+    for chunk in chunks:
+        start = chunk.lstrip(JSON_WHITESPACE)
+        blank += chunk.count("\n", 0, len(chunk) - len(start))
+        if start:
             break
+    if start.startswith("["):
+        return _array_items(start, chunks), ""
+    lines = enumerate(_lines(start, chunks), blank + 1)
+    first, read = next(lines, (blank + 1, ""))
     try:
-        item = json.loads(read) if read.strip() else None
+        item = parse_json(read) if read.strip() else None
     except json.JSONDecodeError:
         item = None
     if not isinstance(item, dict):
-        return None, read + "".join(line for _, line in lines)
+        return None, "\n" * blank + read + "".join(line for _, line in lines)
 
     def items() -> Iterator[tuple[str, dict[str, Any]]]:
         pending: dict[str, Any] | None = item
@@ -119,7 +127,7 @@ def stream_job_lines(file: Any) -> tuple[Iterator[tuple[str, dict[str, Any]]] | 
 
 
 JSON_WHITESPACE = " \t\n\r"  # all that json.loads skips around a value
-_scan_json = json.JSONDecoder().scan_once  # type: ignore[attr-defined]  # not in typeshed
+_JSON_SPACE = re.compile(r"[ \t\n\r]*")
 
 
 def _json_value(line: str) -> Any:
@@ -127,11 +135,11 @@ def _json_value(line: str) -> Any:
     ends with it but for JSON whitespace: json.loads' own handling of that whitespace costs
     three times the parse of a short job. Anything else, and every error, is json.loads'."""
     try:
-        value, end = _scan_json(line, 0)
+        value, end = scan_json(line, 0)
     except (StopIteration, json.JSONDecodeError):
-        return json.loads(line)
+        return parse_json(line)
     if line[end:].strip(JSON_WHITESPACE):
-        return json.loads(line)
+        return parse_json(line)
     return value
 
 
@@ -141,23 +149,128 @@ def _json_value(line: str) -> Any:
 READ_CHARS = 8192
 
 
-def _utf8_lines(file: Any) -> Iterator[str]:
-    """The file's lines, each with its newline (the last may have none), as readline gives them:
-    the text layer has made every line end "\n" already."""
-    pending = ""
+def _chunks(file: Any) -> Iterator[str]:
+    """The file's text, READ_CHARS characters at a time."""
     while True:
         try:
             chunk = file.read(READ_CHARS)
         except UnicodeDecodeError as exc:
             raise InvalidInputError(f"--file: not UTF-8 text (byte {exc.start})") from None
         if not chunk:
-            break
-        lines = (pending + chunk).split("\n")
-        pending = lines.pop()
+            return
+        yield chunk
+
+
+def _lines(start: str, chunks: Iterator[str]) -> Iterator[str]:
+    """The lines of `start` and the chunks after it, each with its newline (the last may have
+    none), as readline gives them: the text layer has made every line end "\n" already. A line
+    longer than a read is kept in pieces and joined once, when it ends."""
+    pieces: list[str] = []
+    for chunk in itertools.chain((start,), chunks):
+        if "\n" not in chunk:
+            pieces.append(chunk)
+            continue
+        lines = chunk.split("\n")
+        if pieces:
+            pieces.append(lines[0])
+            lines[0] = "".join(pieces)
+        pieces = [lines.pop()]
         for line in lines:
             yield line + "\n"
-    if pending:
-        yield pending
+    last = "".join(pieces)
+    if last:
+        yield last
+
+
+#: Characters from the end of what is read within which a parse error may only mean the value
+#: goes on past it (a literal such as `false` or a \\uXXXX escape cut in two).
+_CUT_SLACK = 16
+
+
+class _JsonText:
+    """JSON text read from chunks as far as the value being parsed needs: what was parsed is
+    dropped, and a value that goes on past what was read is parsed again after reading as much
+    again, so each character is parsed a bounded number of times and memory holds the value
+    being parsed and at most as much again, whatever the length of the whole."""
+
+    def __init__(self, text: str, chunks: Iterator[str]) -> None:
+        self.text = text
+        self.at = 0
+        self.chunks = chunks
+        self.ended = False
+
+    def _read(self, at_least: int) -> None:
+        pieces = [self.text[self.at :]]
+        got = 0
+        for chunk in self.chunks:
+            pieces.append(chunk)
+            got += len(chunk)
+            if got >= at_least:
+                break
+        else:
+            self.ended = True
+        self.text, self.at = "".join(pieces), 0
+
+    def peek(self) -> str:
+        """The next character but for JSON whitespace ("" at the end of the text)."""
+        while True:
+            self.at = _JSON_SPACE.match(self.text, self.at).end()  # type: ignore[union-attr]
+            if self.at < len(self.text) or self.ended:
+                return self.text[self.at : self.at + 1]
+            self._read(READ_CHARS)
+
+    def value(self) -> Any:
+        """The JSON value that comes next, parsed."""
+        self.peek()
+        while True:
+            error: json.JSONDecodeError | None = None
+            try:
+                value, end = scan_json(self.text, self.at)
+            except StopIteration:
+                error = json.JSONDecodeError("Expecting value", self.text, self.at)
+            except json.JSONDecodeError as exc:
+                error = exc
+            else:
+                if end < len(self.text) or self.ended:  # a number may go on past the read
+                    self.at = end
+                    return value
+            if error is not None and (self.ended or not self._maybe_cut(error)):
+                raise error
+            self._read(max(len(self.text) - self.at, READ_CHARS))
+
+    def _maybe_cut(self, error: json.JSONDecodeError) -> bool:
+        """Whether the error may only say that the value goes on past what was read."""
+        return error.msg.startswith("Unterminated string") or (
+            error.pos >= len(self.text) - _CUT_SLACK
+        )
+
+
+def _array_items(text: str, chunks: Iterator[str]) -> Iterator[tuple[str, dict[str, Any]]]:
+    """The jobs of a JSON array (`text` starts with its "["), labelled "item N"."""
+    source = _JsonText(text[1:], chunks)
+    n = 0
+    where = "item 1"
+    try:
+        if source.peek() == "]":
+            raise InvalidInputError("no job given (the array is empty)")
+        while True:
+            n += 1
+            where = f"item {n}"
+            item = source.value()
+            if not isinstance(item, dict):
+                raise InvalidInputError(f"{where}: a job must be a JSON object")
+            yield where, item
+            where = f"after item {n}"
+            after = source.peek()
+            source.at += 1
+            if after == "]":
+                break
+            if after != ",":
+                raise json.JSONDecodeError("Expecting ',' delimiter", source.text, source.at - 1)
+        if source.peek():
+            raise json.JSONDecodeError("Extra data", source.text, source.at)
+    except json.JSONDecodeError as exc:
+        raise InvalidInputError(f"{where}: invalid JSON: {exc.msg}") from None
 
 
 def parse_env(pairs: tuple[str, ...]) -> dict[str, str]:
@@ -183,7 +296,9 @@ def enqueue_options(function: Any) -> Any:
             ),
             click.option("--priority", "-p", type=int, help="Higher runs first (default 0)."),
             click.option("--max-retries", type=int, help="Retries after the first attempt."),
-            click.option("--timeout", help="Kill an attempt after this long (30s, 5m...)."),
+            click.option(
+                "--timeout", help="Kill an attempt after this long (30s, 5m...; 0: never)."
+            ),
             click.option("--delay", help="Start no sooner than this from now (10s, 2h...)."),
             click.option("--run-at", help="Start no sooner than this ISO-8601 time."),
             click.option(
@@ -321,18 +436,24 @@ def enqueue(
     session: Session = ctx.obj
     jobs = session.queue.enqueue_many(validated)
     for asked, job in zip(validated, jobs, strict=True):
-        if asked.unique_key is not None and asked.id is not None and job.id != asked.id:
-            click.echo(
-                f"note: job {job.id} already holds unique key {asked.unique_key!r}; "
-                f"its id is printed and no job {asked.id} was added",
-                err=True,
-            )
+        if note := _held_key_note(asked.id, asked.unique_key, job.id):
+            click.echo(note, err=True)
     if as_json:
         from queuectl.cli.render import print_json
 
         print_json([job.to_dict() for job in jobs])
     else:
         sys.stdout.write("".join(f"{job.id}\n" for job in jobs))
+
+
+def _held_key_note(wanted: object, key: object, got: str) -> str | None:
+    """What to tell of a job asked as `wanted` that came back as job `got`, holder of its key."""
+    if key is None or wanted is None or got == wanted:
+        return None
+    return (
+        f"note: job {got} already holds unique key {key!r}; "
+        f"its id is printed and no job {wanted} was added"
+    )
 
 
 def enqueue_stream(
@@ -342,12 +463,26 @@ def enqueue_stream(
     printed once the transaction has committed, so a refused stream prints nothing."""
     import shutil
     import tempfile
+    from collections import deque
+
+    # The id and unique key each job asked for, until its batch is stored: a job whose key
+    # another holds comes back as that one, which the notes say.
+    asked: deque[tuple[object, object]] = deque()
+    notes: list[str] = []
+
+    def remembered() -> Iterator[tuple[str, dict[str, Any]]]:
+        for label, item in items:
+            asked.append((item.get("id"), item.get("unique_key")))
+            yield label, item
 
     with tempfile.TemporaryFile("w+", encoding="utf-8") as spool:
         separator = "[\n"  # print_json's layout of a list, one job at a time
 
         def each(jobs: list[Any]) -> None:
             nonlocal separator
+            for job in jobs:
+                if note := _held_key_note(*asked.popleft(), job.id):
+                    notes.append(note)
             if as_json:
                 for job in jobs:
                     text = json.dumps(job.to_dict(), indent=2, ensure_ascii=False)
@@ -356,9 +491,11 @@ def enqueue_stream(
             else:
                 spool.write("".join(f"{job.id}\n" for job in jobs))
 
-        session.queue.enqueue_stream(items, each)
+        session.queue.enqueue_stream(remembered(), each)
         if as_json:
             spool.write("\n]\n")
+        for note in notes:
+            click.echo(note, err=True)
         spool.seek(0)
         shutil.copyfileobj(spool, sys.stdout)
 

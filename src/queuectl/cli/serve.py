@@ -19,6 +19,10 @@ import click
 from queuectl.cli import Session
 from queuectl.errors import QueuectlError
 
+#: The shortest token that may guard a non-loopback address: one anyone on the network can
+#: guess at must be too long to guess (32 random hex digits are 128 bits).
+MIN_PUBLIC_TOKEN = 32
+
 SIZE_UNITS = {
     "": 1,
     "b": 1,
@@ -49,7 +53,8 @@ def _byte_size(ctx: click.Context, param: click.Parameter, value: str) -> int:
     envvar="QUEUECTL_API_TOKEN",
     metavar="T",
     help="Require `Authorization: Bearer T` on /api and /metrics (env QUEUECTL_API_TOKEN); "
-    "needed to bind anything but loopback. Default: a token kept 0600 beside the store.",
+    "needed to bind anything but loopback, and then at least 32 characters. Default: a token "
+    "kept 0600 beside the store.",
 )
 @click.option(
     "--max-body",
@@ -75,6 +80,12 @@ def serve(session: Session, host: str, port: int, token: str | None, max_body: i
         raise click.UsageError(
             f"refusing to serve {host} without a token: anyone who reaches it could run "
             f"commands; give --token or QUEUECTL_API_TOKEN, or bind 127.0.0.1"
+        )
+    if token is not None and len(token) < MIN_PUBLIC_TOKEN and not is_loopback(host):
+        raise click.UsageError(
+            f"refusing to serve {host} with a {len(token)}-character token: off this "
+            f"machine it must have at least {MIN_PUBLIC_TOKEN}; make one with "
+            f"QUEUECTL_API_TOKEN=$(openssl rand -hex 32)"
         )
     sock = bind(host, port)
     try:

@@ -91,7 +91,7 @@ def start(
     env = {**base_env, **claim.env}
     env["QUEUECTL_JOB_ID"] = claim.id
     env["QUEUECTL_ATTEMPT"] = str(claim.attempt)
-    timeout_s = claim.timeout or default_timeout_s or None
+    timeout_s = (default_timeout_s or None) if claim.timeout is None else (claim.timeout or None)
     output = _output_file()
     started_at_ms = time.time_ns() // 1_000_000
     mono = time.monotonic()

@@ -420,8 +420,17 @@ class Store(Protocol):
         """Queues with a settings row (paused or limited once), by name."""
         ...
 
-    def set_limits(self, queue: str, concurrency: int | None, rate: tuple[int, int] | None) -> None:
-        """Set a queue's concurrency and rate (jobs, window ms); None removes a limit."""
+    def set_limits(
+        self,
+        queue: str,
+        concurrency: int | None,
+        rate: tuple[int, int] | None,
+        *,
+        keep_concurrency: bool = False,
+        keep_rate: bool = False,
+    ) -> None:
+        """Set a queue's concurrency and rate (jobs, window ms); None removes a limit, keep_X
+        leaves that limit as the row has it when written (not as it was read before)."""
         ...
 
     def window_starts(self, queue: str, since_ms: int) -> list[int]:

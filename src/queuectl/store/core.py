@@ -1436,7 +1436,15 @@ class SQLStore:
         }
 
     @operation()
-    def set_limits(self, queue: str, concurrency: int | None, rate: tuple[int, int] | None) -> None:
+    def set_limits(
+        self,
+        queue: str,
+        concurrency: int | None,
+        rate: tuple[int, int] | None,
+        *,
+        keep_concurrency: bool = False,
+        keep_rate: bool = False,
+    ) -> None:
         rate_jobs, rate_ms = rate or (None, None)
         with self._transaction() as conn:
             conn.execute(
@@ -1446,9 +1454,11 @@ class SQLStore:
                     "concurrency": concurrency,
                     "rate_jobs": rate_jobs,
                     "rate_ms": rate_ms,
+                    "keep_concurrency": keep_concurrency,
+                    "keep_rate": keep_rate,
                 },
             )
-            if rate is None:
+            if rate is None and not keep_rate:
                 conn.execute(self.q["flow_forget_starts"], {"queue": queue})
             self._wake(conn)  # a raised limit may let waiting jobs start
 

@@ -626,10 +626,14 @@ SELECT name, paused, concurrency, rate_jobs, rate_ms,
 FROM queues ORDER BY name
 
 -- name: flow_set_limits
+-- A limit kept is the row's own at this write: two settings at once each keep the other's.
 INSERT INTO queues (name, paused, concurrency, rate_jobs, rate_ms)
 VALUES (:name, 0, :concurrency, :rate_jobs, :rate_ms)
-ON CONFLICT (name) DO UPDATE SET concurrency = excluded.concurrency,
-    rate_jobs = excluded.rate_jobs, rate_ms = excluded.rate_ms
+ON CONFLICT (name) DO UPDATE SET
+    concurrency = CASE WHEN :keep_concurrency THEN queues.concurrency
+                       ELSE excluded.concurrency END,
+    rate_jobs = CASE WHEN :keep_rate THEN queues.rate_jobs ELSE excluded.rate_jobs END,
+    rate_ms = CASE WHEN :keep_rate THEN queues.rate_ms ELSE excluded.rate_ms END
 
 -- name: flow_forget_starts
 DELETE FROM queue_starts WHERE queue = :queue
