@@ -159,3 +159,12 @@ def test_explain_says_a_requeued_job_waits_for_its_cancelled_attempt(
         assert explain_job(queue, job_id)["reason"] != "waiting_for_previous_attempt"
     finally:
         queue.close()
+
+
+def test_owned_jobs_names_the_dying_attempts_too_with_their_own_numbers(store: Store) -> None:
+    add(store, id="a")
+    add(store, id="b")
+    claim(store, want=2)
+    store.cancel(["a"])
+    store.requeue(["a"], ["cancelled"])  # attempts 0 now; its dying processes carry 1
+    assert store.owned_jobs("r1") == {"a": 1, "b": 1}

@@ -267,7 +267,8 @@ class Store(Protocol):
         ...
 
     def owned_jobs(self, owner: str) -> dict[str, int]:
-        """The jobs leased to `owner` now, with their attempt numbers."""
+        """The jobs whose processes `owner` may still have (running, or cancelled and not yet
+        reported gone), with the attempt numbers those processes carry."""
         ...
 
     def get(self, job_id: str) -> Job | None: ...

@@ -869,7 +869,7 @@ class SQLStore:
 
     @operation(runner=True)
     def owned_jobs(self, owner: str) -> dict[str, int]:
-        rows = self._connection().execute(self.q["owned_jobs"], (owner,))
+        rows = self._connection().execute(self.q["owned_jobs"], {"owner": owner})
         return {r["id"]: r["attempts"] for r in rows}
 
     # -- reading

@@ -244,7 +244,15 @@ WHERE id IN (SELECT id FROM doomed) AND state IN ('pending', 'failed')
 RETURNING id, queue, attempts, exit_code, last_error, made_by
 
 -- name: owned_jobs
-SELECT id, attempts FROM jobs WHERE lease_owner = ? AND state = 'processing'
+-- The attempts whose processes the runner may still have: running, or cancelled and dying;
+-- with the attempt number their processes carry (a requeued job's own starts again).
+SELECT jobs.id, attempts.attempt AS attempts FROM jobs
+JOIN attempts ON attempts.job_id = jobs.id AND attempts.token = jobs.token
+WHERE jobs.lease_owner = :owner AND jobs.state = 'processing'
+UNION ALL
+SELECT jobs.id, attempts.attempt FROM jobs INDEXED BY jobs_dying
+JOIN attempts ON attempts.job_id = jobs.id AND attempts.token = jobs.token
+WHERE jobs.lease_owner = :owner AND jobs.lease_owner IS NOT NULL AND jobs.state <> 'processing'
 
 -- name: expired_dying
 -- Attempts cancelled while they ran whose runner is gone (`owners`) or stopped renewing
