@@ -59,14 +59,19 @@ def _loop(target: str, index: int, batch: int, seconds: float, go: Any, done: An
 
 
 def _fence(claim: Any) -> dict[str, Any]:
-    """The retry rules the claim returned, as a runner passes them back in its outcome (none
+    """The claim's token and retry rules, as a runner passes them back in its outcome (none
     from a queuectl whose claims do not return them: the bench measures it as it is)."""
     from queuectl.lifecycle import Fence
 
+    token = getattr(claim, "token", None)  # a queuectl before claim tokens has none
+    given: dict[str, Any] = {} if token is None else {"token": token}
     max_retries = getattr(claim, "max_retries", None)
-    if max_retries is None:
-        return {}
-    return {"fence": Fence(claim.attempt, max_retries, claim.no_retry_exit_codes)}
+    if max_retries is not None:
+        fenced = [claim.attempt, max_retries, claim.no_retry_exit_codes]
+        if token is not None:
+            fenced.insert(1, token)
+        given["fence"] = Fence(*fenced)
+    return given
 
 
 def _collect(done: Any, workers: list[Any], timeout_s: float) -> list[Any]:

@@ -73,7 +73,7 @@ def soak(target: str, kind: str, n: int, batch: int, rate: float, vacuum_every: 
             time.sleep(max(0.0, started + done / rate - time.monotonic()))
         store.enqueue_many([new_job({"command": "true"}, cwd="/") for _ in range(batch)])
         claims = store.finish_and_claim("soak", [], batch, None, 30).claims
-        outcomes = [Outcome(c.id, c.attempt, 0, None, 1, b"ok\n") for c in claims]
+        outcomes = [Outcome(c.id, c.attempt, 0, None, 1, b"ok\n", token=c.token) for c in claims]
         store.finish_and_claim("soak", outcomes, 0, None, 30)
         done += len(claims)
         if store.now() >= next_expiry:  # as a runner's housekeeping

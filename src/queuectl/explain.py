@@ -38,6 +38,12 @@ def explain_job(queue: Queue, job_id: str) -> dict[str, Any]:
             f"`queuectl dlq retry {job.id}` runs it again.",
         )
     if job.state == CANCELLED:
+        if job.lease_owner is not None:
+            return answer(
+                "finished",
+                f"{job.id} was cancelled ({job.last_error}); its runner {job.lease_owner} is "
+                f"still killing its processes, which hold its lock and queue slot until gone.",
+            )
         return answer("finished", f"{job.id} was cancelled ({job.last_error}).")
     runners = queue.runners()
     if job.state == PROCESSING:
@@ -57,6 +63,12 @@ def explain_job(queue: Queue, job_id: str) -> dict[str, Any]:
             "running",
             f"{job.id} is running (attempt {job.attempts} of {job.max_retries + 1}) on runner "
             f"{owner.host} pid {owner.pid} since {ms_to_iso(job.started_at_ms)}.",
+        )
+    if job.lease_owner is not None:  # requeued while its cancelled attempt still dies
+        return answer(
+            "waiting_for_previous_attempt",
+            f"{job.id} waits for the processes of its cancelled attempt to end on runner "
+            f"{job.lease_owner}; it may start once they are gone.",
         )
     deps = queue.dependencies(job.id) if job.depends_on else {}
     unfinished = [

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from queuectl.models import COMPLETED, DEAD, FAILED
 from queuectl.retry import backoff_delay
@@ -11,9 +11,11 @@ from queuectl.retry import backoff_delay
 
 @dataclass(frozen=True)
 class Fence:
-    """What the store holds of an attempt still under this runner: its number and retry rules."""
+    """What the store holds of an attempt still under this runner: its number, its claim's
+    token and its retry rules."""
 
     attempt: int
+    token: int
     max_retries: int
     no_retry_exit_codes: list[int]
 
@@ -36,6 +38,11 @@ class Outcome:
     #: enqueued): the store can then decide the settlement before it writes, in one round trip
     #: on PostgreSQL. None: the store reads them.
     fence: Fence | None = None
+    #: The runner killed the attempt as no longer its own (cancelled): nothing to settle; it
+    #: reports that the attempt's processes are gone, letting go of what they held.
+    abandoned: bool = False
+    #: The claim's token (see store.Claim): what the store fences the result by.
+    token: int = field(kw_only=True)
 
     @property
     def succeeded(self) -> bool:
@@ -89,7 +96,7 @@ def settle_ours(
     decided = []
     for outcome in outcomes:
         fence = ours.get(outcome.job_id)
-        if fence is not None and fence.attempt == outcome.attempt:
+        if fence is not None and fence.token == outcome.token:
             settlement = settle(
                 outcome,
                 fence.max_retries,
@@ -117,5 +124,5 @@ def settle_params(
         "now": now_ms,
         "id": outcome.job_id,
         "owner": owner,
-        "attempt": outcome.attempt,
+        "token": outcome.token,
     }

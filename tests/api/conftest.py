@@ -33,6 +33,7 @@ with warnings.catch_warnings():
     from fastapi.testclient import TestClient
 
 from queuectl.api.app import create_app
+from tests.support.claims import token_of
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
@@ -89,7 +90,9 @@ def claim(queue: Queue, want: int = 1, queues: list[str] | None = None) -> list[
 def finish(queue: Queue, job_id: str, exit_code: int = 1, output: bytes | None = None) -> None:
     """End the running attempt of `job_id` with `exit_code` (0 completes it)."""
     attempt = queue.get(job_id).attempts
-    outcome = Outcome(job_id, attempt, exit_code, None, 1500, output)
+    outcome = Outcome(
+        job_id, attempt, exit_code, None, 1500, output, token=token_of(queue._store, job_id)
+    )
     queue._store.finish_and_claim(OWNER, [outcome], 0, None, 30)
 
 

@@ -154,6 +154,7 @@ def fill_busy(queue: Queue) -> None:
             800 + n * 40,
             b"done\n",
             ended_mono=time.monotonic() - (now - finished) / 1000,
+            token=claimed.token,
         )
         queue._store.finish_and_claim(OWNER, [outcome], 0, None, 30)
     queue.enqueue("python train.py --epochs 3", id="train-model", queue="reports")

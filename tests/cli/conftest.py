@@ -26,7 +26,7 @@ def finish(store: Store, job_id: str, exit_code: int, owner: str = "setup") -> s
     assert job is not None
     claims = store.finish_and_claim(owner, [], 1, [job.queue], 30).claims
     assert [c.id for c in claims] == [job_id]
-    outcome = Outcome(job_id, claims[0].attempt, exit_code, None, 0)
+    outcome = Outcome(job_id, claims[0].attempt, exit_code, None, 0, token=claims[0].token)
     settled = store.finish_and_claim(owner, [outcome], 0, None, 30).settled
     return settled[job_id].state
 

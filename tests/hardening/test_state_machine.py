@@ -5,7 +5,9 @@ reaps them, retries dead jobs, cancels and purges, on the real store (a SQLite f
 PostgreSQL database). After every step the store must agree with the model: each job's state
 and attempts, the counts, the claim order, and the DLQ rule (dead only after 1 + max_retries
 runs, or at once for a no-retry exit code). Writers that were fenced out (a stale owner or
-attempt, a lease that was reaped, a cancelled job) must change nothing.
+claim, a lease that was reaped, a cancelled job) must change nothing, also when the job was run
+again since with the same attempt number (a DLQ retry, a requeue). A cancelled attempt keeps
+its lease until its owner reports it gone (or the lease is reaped); its job, requeued, waits.
 """
 
 from __future__ import annotations
@@ -54,6 +56,12 @@ class Model:
     owner: str | None = None
     lease_until_ms: int | None = None
     last_error: str | None = None
+    token: int = 0  # the job's claims counted: never reset, unlike attempts
+
+    @property
+    def dying(self) -> bool:
+        """Cancelled while it ran, and its owner has not reported its processes gone."""
+        return self.owner is not None and self.state != "processing"
 
 
 def snapshot(queue: Queue) -> str:
@@ -83,7 +91,8 @@ class QueueMachine(RuleBasedStateMachine):
         self.store = self.queue._store
         self.model: dict[str, Model] = {}
         self.seq = 0
-        self.late: list[tuple[str, str, int]] = []  # attempts that ended without their owner
+        #: Attempts that ended without their owner: (job id, owner, attempt, token).
+        self.late: list[tuple[str, str, int, int]] = []
         self.attempts_seen: dict[str, int] = {}
 
     def teardown(self) -> None:
@@ -91,6 +100,12 @@ class QueueMachine(RuleBasedStateMachine):
             active = [job_id for job_id, m in self.model.items() if m.state in ACTIVE]
             if active:
                 self.store.cancel(active)
+            for job_id, m in self.model.items():
+                if m.owner is not None:  # running or dying: its processes reported gone
+                    gone = Outcome(
+                        job_id, m.attempts, None, None, None, abandoned=True, token=m.token
+                    )
+                    self.store.finish_and_claim(m.owner, [gone], 0, None, LEASE_S)
             for state in FINISHED:
                 self.queue.purge(state, 0)
             assert self.store.list_jobs(None, None, None, None).jobs == []
@@ -163,7 +178,7 @@ class QueueMachine(RuleBasedStateMachine):
             (
                 job_id
                 for job_id, m in self.model.items()
-                if m.state in ("pending", "failed") and m.run_at_ms <= self.now()
+                if m.state in ("pending", "failed") and m.run_at_ms <= self.now() and not m.dying
             ),
             key=lambda j: (-self.model[j].priority, self.model[j].run_at_ms, self.model[j].seq),
         )
@@ -171,7 +186,8 @@ class QueueMachine(RuleBasedStateMachine):
         for c in claims:
             m = self.model[c.id]
             m.attempts += 1
-            assert c.attempt == m.attempts
+            m.token += 1
+            assert (c.attempt, c.token) == (m.attempts, m.token)
             m.state, m.owner, m.lease_until_ms = "processing", owner, self.now() + LEASE_S * 1000
 
     @precondition(lambda self: self.has("processing"))
@@ -183,7 +199,7 @@ class QueueMachine(RuleBasedStateMachine):
         owner = m.owner
         assert owner is not None
         self.now()
-        outcome = Outcome(job_id, m.attempts, exit_code, None, 10, b"out")
+        outcome = Outcome(job_id, m.attempts, exit_code, None, 10, b"out", token=m.token)
         exchange = self.store.finish_and_claim(owner, [outcome], 0, None, LEASE_S)
         settled, claims = exchange.settled, exchange.claims
         assert list(settled) == [job_id]
@@ -198,28 +214,42 @@ class QueueMachine(RuleBasedStateMachine):
         job_id = self.pick(index, ("processing",))
         assert job_id is not None
         m = self.model[job_id]
-        owner, attempt = m.owner, m.attempts
+        owner, attempt, token = m.owner, m.attempts, m.token
         if how == "owner":
             owner = next(o for o in (*OWNERS, "stranger") if o != m.owner)
         else:
-            attempt += -1 if how == "older" else 1
-        self.assert_fenced_out(job_id, str(owner), attempt)
+            token += -1 if how == "older" else 1
+        self.assert_fenced_out(job_id, str(owner), attempt, token)
 
     @precondition(lambda self: bool(self.late))
     @rule(index=st.integers(0, 99))
     def late_writer(self, index: int) -> None:
         """The owner of an attempt that was reaped or cancelled reports at last: nothing changes."""
-        job_id, owner, attempt = self.late[index % len(self.late)]
+        job_id, owner, attempt, token = self.late[index % len(self.late)]
         if job_id in self.model:
-            self.assert_fenced_out(job_id, owner, attempt)
+            self.assert_fenced_out(job_id, owner, attempt, token)
 
-    def assert_fenced_out(self, job_id: str, owner: str, attempt: int) -> None:
+    @precondition(lambda self: any(m.dying for m in self.model.values()))
+    @rule(index=st.integers(0, 99))
+    def dying_attempt_gone(self, index: int) -> None:
+        """The owner of a cancelled attempt reports its processes gone: its lease is let go,
+        and its job, if requeued, may start."""
+        dying = sorted(job_id for job_id, m in self.model.items() if m.dying)
+        job_id = dying[index % len(dying)]
+        m = self.model[job_id]
+        assert m.owner is not None
+        outcome = Outcome(job_id, m.attempts, None, None, None, abandoned=True, token=m.token)
+        settled = self.store.finish_and_claim(m.owner, [outcome], 0, None, LEASE_S).settled
+        assert settled == {}
+        m.owner = m.lease_until_ms = None
+
+    def assert_fenced_out(self, job_id: str, owner: str, attempt: int, token: int) -> None:
         before = snapshot(self.queue)
         self.now()
-        outcome = Outcome(job_id, attempt, 0, None, 10, b"late")
+        outcome = Outcome(job_id, attempt, 0, None, 10, b"late", token=token)
         settled = self.store.finish_and_claim(owner, [outcome], 0, None, LEASE_S).settled
         assert settled == {}
-        assert self.store.release(owner, job_id, attempt) is False
+        assert self.store.release(owner, job_id, token) is False
         assert snapshot(self.queue) == before
 
     @rule(seconds=st.sampled_from([0.5, 2, 4, 8, LEASE_S + 1]))
@@ -232,15 +262,18 @@ class QueueMachine(RuleBasedStateMachine):
         expired = {
             job_id
             for job_id, m in self.model.items()
-            if m.state == "processing"
+            if m.owner is not None
             and m.lease_until_ms is not None
             and m.lease_until_ms < self.now()
         }
-        assert set(recovered) == expired
+        assert set(recovered) == {job_id for job_id in expired if not self.model[job_id].dying}
         for job_id in expired:
             m = self.model[job_id]
             assert m.owner is not None
-            self.late.append((job_id, m.owner, m.attempts))
+            if m.dying:  # nobody is left to say its processes are gone: let go
+                m.owner = m.lease_until_ms = None
+                continue
+            self.late.append((job_id, m.owner, m.attempts, m.token))
             self.settle(job_id, None, "worker lost")
 
     @precondition(lambda self: self.has("dead"))
@@ -284,15 +317,26 @@ class QueueMachine(RuleBasedStateMachine):
             assert snapshot(self.queue) == before
             return
         self.queue.cancel(job_id)
-        if m.state == "processing":
+        if m.state == "processing":  # its lease stays until its owner reports it gone
             assert m.owner is not None
-            self.late.append((job_id, m.owner, m.attempts))
-        m.state, m.owner, m.lease_until_ms, m.last_error = "cancelled", None, None, "cancelled"
+            self.late.append((job_id, m.owner, m.attempts, m.token))
+        m.state, m.last_error = "cancelled", "cancelled"
+
+    @precondition(lambda self: self.has(*FINISHED))
+    @rule(index=st.integers(0, 99))
+    def requeue(self, index: int) -> None:
+        job_id = self.pick(index, FINISHED)
+        assert job_id is not None
+        assert self.queue.requeue(job_id) == [job_id]
+        m = self.model[job_id]
+        m.state, m.attempts, m.run_at_ms, m.last_error = "pending", 0, self.now(), None
+        self.attempts_seen[job_id] = 0
 
     @rule(state=st.sampled_from(FINISHED))
     def purge(self, state: str) -> None:
         count = self.queue.purge(state, 0)
-        gone = [job_id for job_id, m in self.model.items() if m.state == state]
+        # A cancelled job whose attempt still dies is kept: its lease holds its lock and slot.
+        gone = [job_id for job_id, m in self.model.items() if m.state == state and not m.dying]
         assert count == len(gone)
         for job_id in gone:
             del self.model[job_id]

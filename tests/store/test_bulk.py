@@ -24,6 +24,7 @@ from queuectl.lifecycle import Outcome
 from queuectl.models import new_job
 from queuectl.store import Hook, Store, open_store
 from tests.store.test_counters import check_exact
+from tests.support.claims import token_of
 from tests.support.clock import FakeClock
 
 LEASE_S = 30.0
@@ -47,7 +48,7 @@ def claim(store: Store, owner: str = "r1", want: int = 10) -> list[str]:
 def finish(store: Store, job_id: str, code: int, owner: str = "r1") -> str:
     job = store.get(job_id)
     assert job is not None
-    outcome = Outcome(job_id, job.attempts, code, None, 100, b"")
+    outcome = Outcome(job_id, job.attempts, code, None, 100, b"", token=token_of(store, job_id))
     return store.finish_and_claim(owner, [outcome], 0, None, LEASE_S).settled[job_id].state
 
 

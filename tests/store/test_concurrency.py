@@ -26,7 +26,7 @@ while True:
     if not claims:
         break
     now = store.clock.now_ms()
-    outcomes = [Outcome(c.id, c.attempt, 0, None, 0) for c in claims]
+    outcomes = [Outcome(c.id, c.attempt, 0, None, 0, token=c.token) for c in claims]
     print("\n".join(c.id for c in claims), flush=True)
 store.close()
 """

@@ -75,14 +75,16 @@ def add(store: Store, clock: FakeClock, *jobs: dict[str, Any]) -> list[Job]:
     return store.enqueue_many([new_job({"command": "true", **job}) for job in jobs])
 
 
-def claim(store: Store, want: int, owner: str = "r1") -> list[tuple[str, int]]:
+def claim(store: Store, want: int, owner: str = "r1") -> list[tuple[str, int, int]]:
     claims = store.finish_and_claim(owner, [], want, None, LEASE_S).claims
-    return [(c.id, c.attempt) for c in claims]
+    return [(c.id, c.attempt, c.token) for c in claims]
 
 
-def settle(store: Store, job: tuple[str, int], exit_code: int | None, owner: str = "r1") -> None:
+def settle(
+    store: Store, job: tuple[str, int, int], exit_code: int | None, owner: str = "r1"
+) -> None:
     error = None if exit_code is not None else "worker lost"
-    outcome = Outcome(job[0], job[1], exit_code, error, 10)
+    outcome = Outcome(job[0], job[1], exit_code, error, 10, token=job[2])
     store.finish_and_claim(owner, [outcome], 0, None, LEASE_S)
 
 

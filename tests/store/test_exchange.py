@@ -24,8 +24,8 @@ def outcome(claim: Claim, with_rules: bool) -> Outcome:
     fence = None
     if with_rules:
         assert claim.max_retries is not None
-        fence = Fence(claim.attempt, claim.max_retries, claim.no_retry_exit_codes)
-    return Outcome(claim.id, claim.attempt, code, error, 40, b"out", fence=fence)
+        fence = Fence(claim.attempt, claim.token, claim.max_retries, claim.no_retry_exit_codes)
+    return Outcome(claim.id, claim.attempt, code, error, 40, b"out", fence=fence, token=claim.token)
 
 
 def settle_all(store: Store, prefix: str, with_rules: bool) -> dict[str, Any]:

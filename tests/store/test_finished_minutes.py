@@ -30,7 +30,7 @@ def add(store: Store, **job: Any) -> str:
 def run(store: Store, exit_code: int, duration_ms: int) -> None:
     """Claim the one due job and end its attempt."""
     [claim] = store.finish_and_claim("r1", [], 1, None, LEASE_S).claims
-    outcome = Outcome(claim.id, claim.attempt, exit_code, None, duration_ms)
+    outcome = Outcome(claim.id, claim.attempt, exit_code, None, duration_ms, token=claim.token)
     store.finish_and_claim("r1", [outcome], 0, None, LEASE_S)
 
 
@@ -137,7 +137,7 @@ def test_settlements_racing_on_two_connections_are_all_counted(target: str) -> N
 
         def drain(store: Store, owner: str) -> None:
             while claims := store.finish_and_claim(owner, [], 2, None, LEASE_S).claims:
-                outcomes = [Outcome(c.id, c.attempt, 0, None, 20) for c in claims]
+                outcomes = [Outcome(c.id, c.attempt, 0, None, 20, token=c.token) for c in claims]
                 store.finish_and_claim(owner, outcomes, 0, None, LEASE_S)
 
         threads = [

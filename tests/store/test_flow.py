@@ -25,13 +25,29 @@ def enqueue(store: Store, count: int, **fields: object) -> list[str]:
 
 
 def claim(
-    store: Store, want: int = 10, outcomes: Sequence[Claim] = (), owner: str = "r1"
+    store: Store,
+    want: int = 10,
+    outcomes: Sequence[Claim] = (),
+    owner: str = "r1",
+    gone: Sequence[Claim] = (),
 ) -> Exchange:
+    """Report `outcomes` completed and the processes of the cancelled `gone` ended, and claim."""
+    ended = [
+        Outcome(c.id, c.attempt, None, None, None, abandoned=True, token=c.token) for c in gone
+    ]
     done = [
-        Outcome(c.id, c.attempt, 0, None, 1, fence=Fence(c.attempt, c.max_retries or 0, []))
+        Outcome(
+            c.id,
+            c.attempt,
+            0,
+            None,
+            1,
+            fence=Fence(c.attempt, c.token, c.max_retries or 0, []),
+            token=c.token,
+        )
         for c in outcomes
     ]
-    return store.finish_and_claim(owner, done, want, None, 300)
+    return store.finish_and_claim(owner, [*done, *ended], want, None, 300)
 
 
 def test_concurrency_runs_exactly_the_limit(store: Store) -> None:
@@ -44,9 +60,10 @@ def test_concurrency_runs_exactly_the_limit(store: Store) -> None:
     renders = [c for c in first if c.queue == "renders"]
     again = claim(store, outcomes=renders[:1]).claims
     assert [c.queue for c in again] == ["renders"]
-    # A cancelled job frees its slot at once.
+    # A cancelled job's slot is free once its runner says its processes are gone.
     store.cancel([renders[1].id])
-    assert [c.queue for c in claim(store).claims] == ["renders"]
+    assert claim(store).claims == []
+    assert [c.queue for c in claim(store, gone=renders[1:2]).claims] == ["renders"]
     assert claim(store).claims == []
     assert {c.id for c in first} >= set(others)
 
@@ -90,10 +107,13 @@ def test_locks_run_one_at_a_time_in_claim_order(store: Store) -> None:
     assert sorted(c.id for c in first) == sorted([deploys[0], other[0], *free])
     assert claim(store).claims == []
     done = [c for c in first if c.id == deploys[0]]
-    assert [c.id for c in claim(store, outcomes=done).claims] == [deploys[1]]
-    # A cancelled holder frees its lock at once.
+    again = claim(store, outcomes=done).claims
+    assert [c.id for c in again] == [deploys[1]]
+    # A cancelled holder's lock is free once its runner says its processes are gone.
+    (holder,) = again
     store.cancel([deploys[1]])
-    assert [c.id for c in claim(store).claims] == [deploys[2]]
+    assert claim(store).claims == []
+    assert [c.id for c in claim(store, gone=[holder]).claims] == [deploys[2]]
 
 
 def test_a_lock_inside_a_limited_queue(store: Store) -> None:
@@ -142,7 +162,9 @@ while True:
     # Settled as a runner does, with the rules the claim returned (PostgreSQL then settles
     # and claims in one round trip, the claim under limits counted after the queue is locked).
     outcomes = [
-        Outcome(c.id, c.attempt, 0, None, 1, fence=Fence(c.attempt, c.max_retries or 0, []))
+        Outcome(
+            c.id, c.attempt, 0, None, 1, fence=Fence(c.attempt, c.token, c.max_retries or 0, []), token=c.token
+        )
         for c in claims
     ]
 store.close()
@@ -207,7 +229,15 @@ def test_a_claim_under_a_limit_waits_for_a_claim_in_progress(
     if counted_before:  # a first exchange finds the limit; its jobs are settled
         taken = store.finish_and_claim("r1", [], 2, None, 300).claims
         done = [
-            Outcome(c.id, c.attempt, 0, None, 1, fence=Fence(c.attempt, c.max_retries or 0, []))
+            Outcome(
+                c.id,
+                c.attempt,
+                0,
+                None,
+                1,
+                fence=Fence(c.attempt, c.token, c.max_retries or 0, []),
+                token=c.token,
+            )
             for c in taken
         ]
         assert store.finish_and_claim("r1", done, 0, None, 300).settled.keys() == {

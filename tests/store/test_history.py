@@ -14,6 +14,7 @@ from queuectl.errors import NotFoundError, WrongStateError
 from queuectl.lifecycle import Outcome
 from queuectl.models import new_job
 from queuectl.store import Store, open_store
+from tests.support.claims import token_of
 from tests.support.clock import FakeClock
 
 LEASE_S = 30.0
@@ -31,7 +32,16 @@ def claim(store: Store, owner: str = "r1", want: int = 10) -> list[str]:
 def finish(
     store: Store, job_id: str, attempt: int, code: int, output: bytes, dropped: int = 0
 ) -> None:
-    outcome = Outcome(job_id, attempt, code, None, 100, output, output_dropped=dropped)
+    outcome = Outcome(
+        job_id,
+        attempt,
+        code,
+        None,
+        100,
+        output,
+        output_dropped=dropped,
+        token=token_of(store, job_id),
+    )
     assert job_id in store.finish_and_claim("r1", [outcome], 0, None, LEASE_S).settled
 
 

@@ -33,7 +33,7 @@ def run(store: Store, job_id: str, exit_code: int | None = 0, error: str | None 
     assert job is not None
     claims = store.finish_and_claim("r1", [], 1, [job.queue], LEASE_S).claims
     assert [c.id for c in claims] == [job_id]
-    outcome = Outcome(job_id, claims[0].attempt, exit_code, error, 10)
+    outcome = Outcome(job_id, claims[0].attempt, exit_code, error, 10, token=claims[0].token)
     return store.finish_and_claim("r1", [outcome], 0, None, LEASE_S).settled[job_id].state
 
 
@@ -150,7 +150,7 @@ def test_hook_jobs_fire_no_hooks(store: Store) -> None:
     (made,) = hook_jobs(store)
     claims = store.finish_and_claim("r1", [], 1, None, LEASE_S).claims
     assert [c.id for c in claims] == [made.id]
-    outcome = Outcome(made.id, 1, 1, None, 10)
+    outcome = Outcome(made.id, 1, 1, None, 10, token=claims[0].token)
     assert (
         store.finish_and_claim("r1", [outcome], 0, None, LEASE_S).settled[made.id].state == "dead"
     )
@@ -208,7 +208,9 @@ def test_a_hook_job_that_cannot_be_written_leaves_the_change_undone(
     _refuse_hook_jobs(target)
 
     with pytest.raises(QueuectlError):
-        store.finish_and_claim("r1", [Outcome("settled", 1, 0, None, 10)], 0, None, LEASE_S)
+        store.finish_and_claim(
+            "r1", [Outcome("settled", 1, 0, None, 10, token=_claim.token)], 0, None, LEASE_S
+        )
     with pytest.raises(QueuectlError):
         store.cancel(["cancelled"])
 

@@ -14,6 +14,7 @@ from queuectl.errors import InvalidInputError, NotFoundError, WrongStateError
 from queuectl.lifecycle import Outcome
 from queuectl.models import new_job
 from queuectl.store import Output, Store
+from tests.support.claims import token_of
 from tests.support.clock import FakeClock
 
 LEASE_S = 30.0
@@ -31,7 +32,7 @@ def claim(store: Store, owner: str = "r1", want: int = 10) -> list[str]:
 def finish(store: Store, job_id: str, code: int, output: bytes = b"", owner: str = "r1") -> str:
     job = store.get(job_id)
     assert job is not None
-    outcome = Outcome(job_id, job.attempts, code, None, 100, output)
+    outcome = Outcome(job_id, job.attempts, code, None, 100, output, token=token_of(store, job_id))
     return store.finish_and_claim(owner, [outcome], 0, None, LEASE_S).settled[job_id].state
 
 
@@ -151,13 +152,16 @@ def test_a_cancelled_attempt_keeps_what_its_runner_saw_it_print(
     assert (kept.attempt, kept.data, kept.dropped) == (1, b"last words\n", 7)
     [cancelled] = store.history("a")
     assert cancelled.error == "cancelled"
-    # run again (by the same runner, the same attempt number): the old attempt's late words
-    # stay with it, never on the attempt that runs now
+    # run again (by the same runner, the same attempt number, once the first one's processes
+    # are gone): the old attempt's late words stay with it, never on the attempt that runs now
+    gone = Outcome("a", 1, None, None, None, abandoned=True, token=1)
+    store.finish_and_claim("r1", [gone], 0, None, LEASE_S)
     store.requeue(["a"], AGAIN)
     claim(store)
-    assert store.save_output("r1", "a", 1, b"new run") is True  # the live copy, as before
+    assert store.save_output("r1", "a", 2, b"new run") is True  # the live copy, as before
+    assert store.save_output("r1", "a", 1, b"last words\n", 7) is True  # still the first's
     store.cancel(["a"])
-    assert store.save_output("r1", "a", 1, b"second run\n") is True
+    assert store.save_output("r1", "a", 2, b"second run\n") is True
     assert [o.data for o in (store.output("a", 1), store.output("a", 2)) if o] == [
         b"last words\n",
         b"second run\n",

@@ -78,7 +78,7 @@ CLAIMER = textwrap.dedent(
     while True:
         claims = store.finish_and_claim(owner, outcomes, 10, None, 60).claims
         now = store.clock.now_ms()
-        outcomes = [Outcome(c.id, c.attempt, 0, None, 0) for c in claims]
+        outcomes = [Outcome(c.id, c.attempt, 0, None, 0, token=c.token) for c in claims]
         claimed += [c.id for c in claims]
         if not claims:
             break
@@ -280,7 +280,7 @@ def test_a_runner_call_waits_out_a_blip_and_gives_up_soon_on_an_outage(url: str)
 def test_outcome_settled_across_a_reconnect_is_fenced(store: Any) -> None:
     store.enqueue_many([new_job({"command": "true", "id": "a"})])
     (claim,) = store.finish_and_claim("r1", [], 1, None, 30).claims
-    done = Outcome("a", claim.attempt, 0, None, 0)
+    done = Outcome("a", claim.attempt, 0, None, 0, token=claim.token)
     settled = store.finish_and_claim("r1", [done], 0, None, 30).settled
     terminate(store._conn().info.backend_pid)
     again = store.finish_and_claim("r1", [done], 0, None, 30).settled

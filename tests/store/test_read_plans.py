@@ -176,6 +176,7 @@ def settle(store: Any) -> None:
                 None,
                 40,
                 b"done\n",
+                token=c.token,
             )
             for c in claims
         ]

@@ -32,7 +32,7 @@ def test_expiry_racing_two_runners_deletes_only_finished_jobs(target: str) -> No
             exchange = store.finish_and_claim(owner, outcomes, 2, None, LEASE_S)
             settled.append(len(exchange.settled))
             outcomes = [
-                Outcome(c.id, c.attempt, 0 if c.attempt == 2 else 1, None, 1)
+                Outcome(c.id, c.attempt, 0 if c.attempt == 2 else 1, None, 1, token=c.token)
                 for c in exchange.claims
             ]
             if exchange.claims:

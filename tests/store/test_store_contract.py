@@ -22,6 +22,7 @@ from queuectl.errors import (
 from queuectl.lifecycle import Fence, Outcome, Settlement
 from queuectl.models import Job, new_job
 from queuectl.store import Runner, Schedule, Store, open_store
+from tests.support.claims import token_of
 from tests.support.clock import FakeClock
 
 LEASE_S = 30.0
@@ -52,13 +53,15 @@ def finish(
     error: str | None = None,
     owner: str = "r1",
     output: bytes | None = None,
+    token: int | None = None,
 ) -> Settlement | None:
     """Report an attempt's end as a runner does, with the retry rules its claim returned; how
     it was settled (None when fenced out)."""
     job = store.get(job_id)
     assert job is not None
-    fence = Fence(attempt, job.max_retries, job.no_retry_exit_codes)
-    result = Outcome(job_id, attempt, exit_code, error, 100, output, fence=fence)
+    token = token_of(store, job_id) if token is None else token
+    fence = Fence(attempt, token, job.max_retries, job.no_retry_exit_codes)
+    result = Outcome(job_id, attempt, exit_code, error, 100, output, fence=fence, token=token)
     exchange = store.finish_and_claim(owner, [result], 0, None, LEASE_S)
     settled, claims = exchange.settled, exchange.claims
     assert claims == []
@@ -443,17 +446,18 @@ def test_settle_uses_the_stored_backoff_config(store: Store, clock: FakeClock) -
     assert get(store, "a").run_at_ms == clock.now_ms() + 3000
 
 
-@pytest.mark.parametrize(("owner", "attempt"), [("r2", 1), ("r1", 2), ("r1", 0)])
+@pytest.mark.parametrize(("owner", "token"), [("r2", 1), ("r1", 2), ("r1", 0)])
 def test_a_late_writer_changes_nothing(
-    store: Store, clock: FakeClock, owner: str, attempt: int
+    store: Store, clock: FakeClock, owner: str, token: int
 ) -> None:
     add(store, {"id": "a"})
     claim(store)
     before = get(store, "a")
-    assert finish(store, clock, "a", attempt, exit_code=0, owner=owner, output=b"x") is None
+    late = finish(store, clock, "a", 1, exit_code=0, owner=owner, output=b"x", token=token)
+    assert late is None
     assert get(store, "a") == before
     assert output(store, "a") == b""  # the attempt runs on, with nothing saved yet
-    assert store.release(owner, "a", attempt) is False
+    assert store.release(owner, "a", token) is False
     assert get(store, "a") == before
 
 
@@ -483,7 +487,9 @@ def test_finishing_a_cancelled_job_changes_nothing(store: Store, clock: FakeCloc
 def test_finish_and_claim_in_one_call(store: Store, clock: FakeClock) -> None:
     add(store, {"id": "a"}, {"id": "b"})
     claim(store)
-    exchange = store.finish_and_claim("r1", [Outcome("a", 1, 0, None, 0)], 1, None, LEASE_S)
+    exchange = store.finish_and_claim(
+        "r1", [Outcome("a", 1, 0, None, 0, token=1)], 1, None, LEASE_S
+    )
     settled, claims = exchange.settled, exchange.claims
     assert [c.id for c in claims] == ["b"]
     assert settled["a"].state == "completed"
@@ -634,9 +640,10 @@ def test_cancel(store: Store, clock: FakeClock) -> None:
         ("run", "processing"),
         ("f", "failed"),
     ]
-    for job_id in ("pending", "run", "f"):
+    # the running one keeps its runner's lease until its processes are gone
+    for job_id, owner in (("pending", None), ("run", "r1"), ("f", None)):
         job = get(store, job_id)
-        assert (job.state, job.last_error, job.lease_owner) == ("cancelled", "cancelled", None)
+        assert (job.state, job.last_error, job.lease_owner) == ("cancelled", "cancelled", owner)
         assert job.finished_at_ms == clock.now_ms()
 
 

@@ -13,6 +13,7 @@ import pytest
 from queuectl.lifecycle import Outcome, Settlement
 from queuectl.models import Job, new_job
 from queuectl.store import Store
+from tests.support.claims import token_of
 from tests.support.clock import FakeClock
 
 LEASE_S = 30.0
@@ -41,7 +42,7 @@ def finish(
     exit_code: int,
     output: bytes | None = None,
 ) -> Settlement:
-    outcome = Outcome(job_id, attempt, exit_code, None, 100, output)
+    outcome = Outcome(job_id, attempt, exit_code, None, 100, output, token=token_of(store, job_id))
     exchange = store.finish_and_claim("r1", [outcome], 0, None, LEASE_S)
     assert exchange.claims == []
     return exchange.settled[job_id]

@@ -12,7 +12,7 @@ T0 = 1_800_000_000_000
 
 
 def outcome(attempt: int, exit_code: int | None = 1, error: str | None = None) -> Outcome:
-    return Outcome("j", attempt, exit_code, error, 500)
+    return Outcome("j", attempt, exit_code, error, 500, token=attempt)
 
 
 def test_success_completes() -> None:

@@ -162,17 +162,18 @@ def test_the_default_draw_gives_the_shortest_jittered_wait() -> None:
 # -- lifecycle: settling a batch of outcomes under the fences still held
 
 
-def outcome(job_id: str, attempt: int, exit_code: int | None) -> Outcome:
-    return Outcome(job_id, attempt, exit_code, None, 700)
+def outcome(job_id: str, attempt: int, exit_code: int | None, token: int = 0) -> Outcome:
+    return Outcome(job_id, attempt, exit_code, None, 700, token=token or attempt)
 
 
 def test_settle_ours_settles_only_the_attempts_still_ours_with_their_own_rules() -> None:
     ours = {
-        "done": Fence(1, 3, []),
-        "retry": Fence(2, 3, []),
-        "last": Fence(2, 1, []),
-        "fatal": Fence(1, 3, [64]),
-        "stale": Fence(3, 3, []),
+        "done": Fence(1, 1, 3, []),
+        "retry": Fence(2, 2, 3, []),
+        "last": Fence(2, 2, 1, []),
+        "fatal": Fence(1, 1, 3, [64]),
+        "stale": Fence(3, 3, 3, []),
+        "again": Fence(1, 5, 3, []),  # run again (requeued) since: attempt 1 anew, claim 5
     }
     outcomes = [
         outcome("done", 1, 0),
@@ -181,6 +182,7 @@ def test_settle_ours_settles_only_the_attempts_still_ours_with_their_own_rules()
         outcome("fatal", 1, 64),
         outcome("stale", 2, 0),
         outcome("gone", 1, 0),
+        outcome("again", 1, 0, token=4),  # the earlier claim's attempt 1
     ]
     draws = iter([0.0, 0.5, 0.25, 0.75])
     config_ = {**DEFAULTS, "backoff_jitter": 0.5}
@@ -199,7 +201,7 @@ def test_settle_ours_with_nothing_ours_decides_nothing() -> None:
 
 
 def test_settle_params_are_the_statements_parameters() -> None:
-    ended = Outcome("job", 2, 1, None, 700)
+    ended = Outcome("job", 2, 1, None, 700, token=7)
     params = lifecycle.settle_params(
         ended, Settlement("failed", T0 + 4000, "exit code 1"), "r1", T0 + 5, T0
     )
@@ -213,18 +215,18 @@ def test_settle_params_are_the_statements_parameters() -> None:
         "now": T0 + 5,
         "id": "job",
         "owner": "r1",
-        "attempt": 2,
+        "token": 7,
     }
 
 
 def test_settle_params_never_give_a_negative_duration() -> None:
-    backwards = Outcome("job", 1, 0, None, -10)
+    backwards = Outcome("job", 1, 0, None, -10, token=1)
     settled = Settlement("completed", None, None)
     assert lifecycle.settle_params(backwards, settled, "r1", T0, T0)["duration_ms"] == 0
 
 
 def test_settle_params_leave_an_unknown_duration_to_the_store() -> None:
-    lost = Outcome("job", 1, None, "worker lost", None)
+    lost = Outcome("job", 1, None, "worker lost", None, token=1)
     settled = Settlement("failed", T0 + 2000, "worker lost")
     assert lifecycle.settle_params(lost, settled, "r1", T0, T0)["duration_ms"] is None
 

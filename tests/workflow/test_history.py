@@ -110,7 +110,9 @@ def test_dlq_retry_of_one_queue(queue: Queue, cli: Cli) -> None:
     for claim in store.finish_and_claim("r", [], 2, None, 30).claims:
         from queuectl.lifecycle import Outcome
 
-        store.finish_and_claim("r", [Outcome(claim.id, 1, 1, None, 5)], 0, None, 30)
+        store.finish_and_claim(
+            "r", [Outcome(claim.id, 1, 1, None, 5, token=claim.token)], 0, None, 30
+        )
     assert ok(cli("dlq", "retry", "--queue", "x")) == "x\n"
     assert (queue.get("x").state, queue.get("y").state) == ("pending", "dead")
 

@@ -88,7 +88,9 @@ class Supervisor:
         self.queues = queues
         self.grace_s = grace_s
         self.log = log or EventLog()
-        self.running: dict[str, Attempt] = {}
+        #: By (job id, claim token): a cancelled attempt still dying and a later claim of its
+        #: job are two attempts, each killed and reported on its own.
+        self.running: dict[tuple[str, int], Attempt] = {}
         self.signals: list[int] = []
         self.stopping = False
         self.stop_at: float | None = None  # when the jobs still running are killed and released
@@ -105,7 +107,8 @@ class Supervisor:
         self.schedule_due_ms: int | None = None  # the next schedule slot, as last read
         self.others: list[Runner] = []  # the other runners, as last read
         self.unsent: list[Outcome] = []  # results not yet written (the store may be down)
-        self.unreleased: list[tuple[str, int]] = []  # jobs stopped by shutdown, to give back
+        #: Jobs stopped by shutdown, to give back: (job id, claim token).
+        self.unreleased: list[tuple[str, int]] = []
         self.store_error: str | None = None
         self.store_retry_at = 0.0
         self.exit_code = 0
@@ -331,7 +334,7 @@ class Supervisor:
                 executor.end(attempt)  # what the shell left behind dies with the job
                 if attempt.pgid is not None:
                     self._watch(f"-{attempt.pgid}")
-                del self.running[attempt.claim.id]
+                del self.running[attempt.claim.id, attempt.claim.token]
                 self._result(attempt)
                 continue
             if self.stop_at is not None and now >= self.stop_at and not attempt.released:
@@ -352,22 +355,36 @@ class Supervisor:
         """Queue what must be written about an ended attempt (nothing if it is not ours)."""
         claim = attempt.claim
         if attempt.released:
-            self.unreleased.append((claim.id, claim.attempt))
+            self.unreleased.append((claim.id, claim.token))
             executor.close(attempt)
             return
         output = executor.tail(attempt, int(self.config["output_limit"]))
         dropped = max(0, executor.output_size(attempt) - len(output))
+        ended = time.monotonic()
         if attempt.abandoned:
             # Cancelled (or lost): no settlement follows, but a cancelled attempt's history
             # keeps what it printed; the store refuses the output of an attempt not ours.
             # Best effort: with the store unreachable, that output is lost, not the turn.
             with contextlib.suppress(StoreError):
-                self.store.save_output(self.id, claim.id, claim.attempt, output, dropped)
+                self.store.save_output(self.id, claim.id, claim.token, output, dropped)
+            # Its processes are gone: the outcome says so, and lets go of what they held.
+            self.unsent.append(
+                Outcome(
+                    claim.id,
+                    claim.attempt,
+                    attempt.exit_code,
+                    attempt.error,
+                    None,
+                    abandoned=True,
+                    token=claim.token,
+                )
+            )
         else:
-            ended = time.monotonic()
             fence = None
             if claim.max_retries is not None:
-                fence = Fence(claim.attempt, claim.max_retries, claim.no_retry_exit_codes)
+                fence = Fence(
+                    claim.attempt, claim.token, claim.max_retries, claim.no_retry_exit_codes
+                )
             self.unsent.append(
                 Outcome(
                     claim.id,
@@ -379,6 +396,7 @@ class Supervisor:
                     ended_mono=ended,
                     output_dropped=dropped,
                     fence=fence,
+                    token=claim.token,
                 )
             )
         executor.close(attempt)
@@ -386,8 +404,8 @@ class Supervisor:
     def _exchange(self, now: float) -> None:
         """Write results and claim new jobs, in one transaction."""
         while self.unreleased:
-            job_id, attempt_number = self.unreleased[0]
-            self.store.release(self.id, job_id, attempt_number)
+            job_id, token = self.unreleased[0]
+            self.store.release(self.id, job_id, token)
             self.unreleased.pop(0)
             self.log("released", f"released {job_id}: back to pending", job=job_id)
         outcomes = self.unsent
@@ -401,7 +419,8 @@ class Supervisor:
         )
         self.unsent = []
         for outcome in outcomes:
-            self._log_outcome(outcome, exchange.settled.get(outcome.job_id))
+            if not outcome.abandoned:
+                self._log_outcome(outcome, exchange.settled.get(outcome.job_id))
         if want:
             self.may_have_work = len(exchange.claims) == want
             if not self.may_have_work:
@@ -412,7 +431,7 @@ class Supervisor:
             attempt = executor.start(
                 claim, self.base_env, float(self.config["job_timeout"]), self.tree
             )
-            self.running[claim.id] = attempt
+            self.running[claim.id, claim.token] = attempt
             if attempt.pipe is not None:
                 self.selector.register(attempt.pipe, selectors.EVENT_READ, attempt)
             if attempt.pgid is not None:
@@ -567,18 +586,19 @@ class Supervisor:
         self._register()
 
     def _check_owned(self, now: float, owned: dict[str, int]) -> None:
-        """Kill the jobs that are no longer ours; give back those leased to us but not run."""
-        for job_id, attempt in self.running.items():
-            if owned.get(job_id) != attempt.claim.attempt and not attempt.abandoned:
+        """Kill the jobs that are no longer ours; give back those leased to us but not run.
+        `owned`: the claim token of each job running under this runner, as the store says."""
+        for (job_id, token), attempt in self.running.items():
+            if owned.get(job_id) != token and not attempt.abandoned:
                 attempt.abandoned = True
                 executor.terminate(attempt, now, None)
                 self.log("abandoned", f"killing {job_id}: cancelled or no longer ours", job=job_id)
         # A claim whose commit was acknowledged only after a reconnect (the store replayed it)
         # leases jobs this runner never started: give them back rather than keep them forever.
-        pending = {o.job_id for o in self.unsent} | {job_id for job_id, _ in self.unreleased}
-        for job_id, attempt_number in owned.items():
-            if job_id not in self.running and job_id not in pending:
-                self.store.release(self.id, job_id, attempt_number)
+        known = {(o.job_id, o.token) for o in self.unsent} | set(self.unreleased)
+        for job_id, token in owned.items():
+            if (job_id, token) not in self.running and (job_id, token) not in known:
+                self.store.release(self.id, job_id, token)
                 self.log(
                     "orphan",
                     f"released {job_id}: leased to this runner but never started",
@@ -667,4 +687,4 @@ class Supervisor:
                 claim = attempt.claim
                 tail = executor.tail(attempt, limit)
                 dropped = max(0, size - len(tail))
-                self.store.save_output(self.id, claim.id, claim.attempt, tail, dropped)
+                self.store.save_output(self.id, claim.id, claim.token, tail, dropped)

@@ -31,6 +31,9 @@ class Claim:
 
     id: str
     attempt: int
+    #: This claim's token: the job's claims counted, never reset (its attempt numbers start
+    #: again when it is requeued). Every write about the attempt is fenced by it.
+    token: int
     command: str
     cwd: str
     env: dict[str, str]
@@ -74,7 +77,7 @@ class Runner:
 class Housekeeping:
     """What a runner's housekeeping reads from the store, in one statement."""
 
-    #: The jobs leased to the runner now, with their attempt numbers.
+    #: The jobs leased to the runner and running now, with their claims' tokens.
     owned: dict[str, int]
     #: Every registered runner (without their running jobs), the reader included if it is.
     runners: list[Runner]
@@ -133,6 +136,8 @@ class Attempt:
     exit_code: int | None
     error: str | None
     duration_ms: int | None
+    #: Its claim's token (see Claim); None for an attempt that ended before tokens existed.
+    token: int | None = None
 
 
 @dataclass(frozen=True)
@@ -197,8 +202,13 @@ class Store(Protocol):
     """What the queue needs from a database. Each method is one transaction (or one read).
 
     Fenced writes (`finish_and_claim`'s settlements, `release`, `save_output`) change a job only
-    while it is `processing` under the given owner and attempt: a runner that lost a job (lease
-    expired, cancelled) can never overwrite what happened after. Every instant written comes
+    while it is `processing` under the given owner and claim token (never repeated for a job,
+    unlike attempt numbers, which a requeue starts again): a runner that lost a job (lease
+    expired, cancelled) can never overwrite what happened after.
+
+    A running attempt that is cancelled keeps its runner's lease (its lock, its queue's slot)
+    until the runner reports its processes gone (its outcome, `abandoned`, in
+    `finish_and_claim`) or the runner is reaped; its job, run again meanwhile, waits for that. Every instant written comes
     from `now()`, the store's clock (the database server's on PostgreSQL).
     """
 
@@ -249,20 +259,21 @@ class Store(Protocol):
         None: every queue), leased to `owner` for `lease_s`."""
         ...
 
-    def release(self, owner: str, job_id: str, attempt: int) -> bool:
+    def release(self, owner: str, job_id: str, token: int) -> bool:
         """Give back a job stopped by its runner's shutdown: pending again, attempt returned.
         Fenced; whether it was still ours."""
         ...
 
     def save_output(
-        self, owner: str, job_id: str, attempt: int, data: bytes, dropped: int = 0
+        self, owner: str, job_id: str, token: int, data: bytes, dropped: int = 0
     ) -> bool:
         """Store the running attempt's output so far (its tail, after `dropped` bytes), or all
         of it once the attempt was cancelled while it ran. Fenced; whether it was still ours."""
         ...
 
     def owned_jobs(self, owner: str) -> dict[str, int]:
-        """The jobs leased to `owner` now, with their attempt numbers."""
+        """The jobs whose processes `owner` may still have (running, or cancelled and not yet
+        reported gone), with the attempt numbers those processes carry."""
         ...
 
     def get(self, job_id: str) -> Job | None: ...

@@ -556,7 +556,14 @@ class SQLStore:
         if not rows and self._flow_may_apply(conn, params):
             rows, window_next = self._claim_flow(conn, params)
         started = [
-            {"id": r["id"], "attempt": r["attempts"], "owner": owner, "now": now} for r in rows
+            {
+                "id": r["id"],
+                "attempt": r["attempts"],
+                "token": r["token"],
+                "owner": owner,
+                "now": now,
+            }
+            for r in rows
         ]
         self._many(conn, "start_attempt", started)
         claims = self._claims(rows)
@@ -580,6 +587,7 @@ class SQLStore:
             Claim(
                 r["id"],
                 r["attempts"],
+                r["token"],
                 r["command"],
                 r["cwd"],
                 dict(self._from_json(r["env"])),
@@ -603,10 +611,10 @@ class SQLStore:
         """How each outcome settles if its attempt is still ours, decided before anything is
         written, from the retry rules its claim returned; None when the plain path must settle
         them: an outcome without them, one that ends dead or cancelled (its dependants are
-        cancelled), or hooks to fire."""
+        cancelled), an abandoned attempt's (a lease to let go), or hooks to fire."""
         if not outcomes:
             return []  # nothing to decide, nor any configuration to read for it
-        if any(o.fence is None for o in outcomes):
+        if any(o.fence is None or o.abandoned for o in outcomes):
             return None
         if outcomes and self._hooks(self._connection()):
             return None
@@ -796,13 +804,19 @@ class SQLStore:
         rows = conn.execute(self.q["fenced_jobs"], (ids, owner)).fetchall()
         ours = {
             r["id"]: lifecycle.Fence(
-                r["attempts"], r["max_retries"], list(self._from_json(r["no_retry_exit_codes"]))
+                r["attempts"],
+                r["token"],
+                r["max_retries"],
+                list(self._from_json(r["no_retry_exit_codes"])),
             )
             for r in rows
         }
         finished_at = self._finished_at(now)
         config = self._settle_config(conn)
-        decided = lifecycle.settle_ours(outcomes, ours, config, random.random, finished_at)
+        decided = lifecycle.settle_ours(
+            [o for o in outcomes if not o.abandoned], ours, config, random.random, finished_at
+        )
+        self._let_go(conn, owner, [(o.job_id, o.token) for o in outcomes if o.abandoned])
         self._many(
             conn,
             "settle_job",
@@ -814,7 +828,7 @@ class SQLStore:
             [
                 {
                     "id": o.job_id,
-                    "attempt": o.attempt,
+                    "token": o.token,
                     "finished_at": finished_at(o),
                     "exit_code": o.exit_code,
                     "error": s.last_error,
@@ -841,6 +855,16 @@ class SQLStore:
         ):
             self._wake(conn)
         return {outcome.job_id: settlement for outcome, settlement in decided}
+
+    def _let_go(self, conn: Any, owner: str, attempts: Sequence[tuple[str, int]]) -> None:
+        """The processes of these cancelled attempts (job id, token) under `owner` are gone:
+        their leases, holding a lock, a queue's slot and their job, are let go."""
+        freed = 0
+        for job_id, token in attempts:
+            params = {"id": job_id, "owner": owner, "token": token}
+            freed += conn.execute(self.q["let_go"], params).rowcount
+        if freed:
+            self._wake(conn)
 
     def _cancel_dependants(self, conn: Any, job_id: str, state: str, now: int) -> list[Any]:
         """A dependency that ends dead or cancelled cancels its dependants (see _cascade)."""
@@ -870,30 +894,30 @@ class SQLStore:
         return cascaded
 
     @operation()
-    def release(self, owner: str, job_id: str, attempt: int) -> bool:
+    def release(self, owner: str, job_id: str, token: int) -> bool:
         self._held.pop(job_id, None)  # given back: the wake below tells the other runners
         with self._transaction() as conn:
             changed = conn.execute(
                 self.q["release_job"],
-                {"now": self.now(), "id": job_id, "owner": owner, "attempt": attempt},
+                {"now": self.now(), "id": job_id, "owner": owner, "token": token},
             ).rowcount
             if changed:
-                conn.execute(self.q["drop_attempt"], {"id": job_id, "attempt": attempt})
+                conn.execute(self.q["drop_attempt"], {"id": job_id, "token": token})
                 self._wake(conn)
         return bool(changed == 1)
 
     @operation(runner=True)
     def save_output(
-        self, owner: str, job_id: str, attempt: int, data: bytes, dropped: int = 0
+        self, owner: str, job_id: str, token: int, data: bytes, dropped: int = 0
     ) -> bool:
-        params = {"id": job_id, "owner": owner, "attempt": attempt, "data": data}
+        params = {"id": job_id, "owner": owner, "token": token, "data": data}
         with self._transaction() as conn:
             changed = conn.execute(self.q["save_live_output"], {**params, "dropped": dropped})
         return bool(changed.rowcount == 1)
 
     @operation(runner=True)
     def owned_jobs(self, owner: str) -> dict[str, int]:
-        rows = self._connection().execute(self.q["owned_jobs"], (owner,))
+        rows = self._connection().execute(self.q["owned_jobs"], {"owner": owner})
         return {r["id"]: r["attempts"] for r in rows}
 
     # -- reading
@@ -966,6 +990,7 @@ class SQLStore:
                 exit_code=row["exit_code"],
                 error=row["error"],
                 duration_ms=row["duration_ms"],
+                token=row["token"],
             )
             for row in self._connection().execute(self.q["history"], (job_id,))
         ]
@@ -1316,7 +1341,9 @@ class SQLStore:
         with self._transaction() as conn:
             self._refuse_newer_schema(conn)
             row = conn.execute(self.q["beat_runner"], (now, owner)).fetchone()
-            conn.execute(self.q["renew_leases"], (now + round(lease_s * 1000), owner))
+            until = now + round(lease_s * 1000)
+            conn.execute(self.q["renew_leases"], (until, owner))
+            conn.execute(self.q["renew_dying"], (until, owner))
         return None if row is None else bool(row["stop_requested"])
 
     @operation()
@@ -1375,22 +1402,27 @@ class SQLStore:
     def reap(self, dead_owners: Sequence[str], exclude: Sequence[str] = ()) -> list[str]:
         now = self.now()
         expired = {"now": now, "exclude": self._list(exclude)}
+        dying = {**expired, "owners": self._list(dead_owners)}
         if (
             not dead_owners
             and not self._connection().execute(self.q["expired_jobs"], expired).fetchone()
+            and not self._connection().execute(self.q["expired_dying"], dying).fetchone()
         ):
             return []
         recovered: list[str] = []
         with self._transaction() as conn:
-            victims: dict[tuple[str, int, str], None] = {}
+            # Cancelled attempts that nobody is left to report gone (their watchdog kills them).
+            for row in conn.execute(self.q["expired_dying"], dying).fetchall():
+                self._let_go(conn, row["lease_owner"], [(row["id"], row["token"])])
+            victims: dict[tuple[str, int, int, str], None] = {}
             for owner in dead_owners:
                 for row in conn.execute(self.q["jobs_of_owner"], (owner,)).fetchall():
-                    victims[(row["id"], row["attempts"], owner)] = None
+                    victims[(row["id"], row["attempts"], row["token"], owner)] = None
                 conn.execute(self.q["unregister_runner"], (owner,))
             for row in conn.execute(self.q["expired_jobs"], expired).fetchall():
-                victims[(row["id"], row["attempts"], row["lease_owner"])] = None
-            for job_id, attempt, owner in victims:
-                lost = lifecycle.Outcome(job_id, attempt, None, "worker lost", None)
+                victims[(row["id"], row["attempts"], row["token"], row["lease_owner"])] = None
+            for job_id, attempt, token, owner in victims:
+                lost = lifecycle.Outcome(job_id, attempt, None, "worker lost", None, token=token)
                 recovered += self._settle(conn, owner, [lost], now)
             if recovered:
                 self._wake(conn)

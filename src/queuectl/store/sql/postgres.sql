@@ -90,13 +90,14 @@ WHERE scheduled AND state IN ('pending', 'failed') AND run_at <= %s::bigint
 -- `picked` (seq) start an attempt under this runner; a statement that includes it may return
 -- more columns after it.
 UPDATE jobs
-SET state = 'processing', attempts = attempts + 1, lease_owner = %(owner)s::text,
+SET state = 'processing', attempts = attempts + 1, token = token + 1,
+    lease_owner = %(owner)s::text,
     lease_expires_at = %(lease_until)s::bigint, started_at = %(now)s::bigint,
     updated_at = %(now)s::bigint
 FROM picked
 WHERE jobs.seq = picked.seq
-RETURNING jobs.id, jobs.attempts, jobs.command, jobs.cwd, jobs.env, jobs.timeout, jobs.queue,
-          jobs.priority, jobs.run_at, jobs.seq
+RETURNING jobs.id, jobs.attempts, jobs.token, jobs.command, jobs.cwd, jobs.env, jobs.timeout,
+          jobs.queue, jobs.priority, jobs.run_at, jobs.seq
 
 -- name: claim
 -- SKIP LOCKED: concurrent claimers take different rows instead of queueing on the same ones.
@@ -126,9 +127,9 @@ WITH picked AS (
 -- name: pg_attempts_of_claimed
 -- The history rows of the attempts that the CTE `claimed` started, under this runner's host;
 -- shared by the claims sent in one round trip with the settlements.
-INSERT INTO attempts (job_id, attempt, runner, host, started_at)
-SELECT id, attempts, %(owner)s::text, (SELECT host FROM runners WHERE id = %(owner)s::text),
-       %(now)s::bigint
+INSERT INTO attempts (job_id, attempt, token, runner, host, started_at)
+SELECT id, attempts, token, %(owner)s::text,
+       (SELECT host FROM runners WHERE id = %(owner)s::text), %(now)s::bigint
 FROM claimed
 
 -- name: pg_claim_started
@@ -164,11 +165,11 @@ SELECT (EXISTS (
        AND {startable} AS value
 
 -- name: fenced_jobs
--- The attempts still ours among those named; the caller compares each attempt number.
+-- The attempts still ours among those named; the caller compares each claim's token.
 -- FOR UPDATE, in id order (one lock order for every settler, so two cannot deadlock): the rows
 -- stay ours until commit, so a concurrent cancel or reap cannot slip in before the settlement.
 -- has_dependants spares the update of dependants when there are none (the common case).
-SELECT id, attempts, max_retries, no_retry_exit_codes,
+SELECT id, attempts, token, max_retries, no_retry_exit_codes,
        EXISTS (SELECT 1 FROM job_deps WHERE dep_id = jobs.id) AS has_dependants
 FROM jobs
 WHERE id = ANY(%s) AND state = 'processing' AND lease_owner = %s
@@ -185,12 +186,12 @@ SET state = %(state)s::text, run_at = COALESCE(%(run_at)s::bigint, run_at),
                            GREATEST(0, %(finished_at)s::bigint - started_at)),
     updated_at = %(now)s::bigint, lease_owner = NULL, lease_expires_at = NULL
 WHERE id = %(id)s AND state = 'processing' AND lease_owner = %(owner)s
-  AND attempts = %(attempt)s::integer
+  AND token = %(token)s::bigint
 
 -- name: pg_settle_fenced
 -- One outcome in one statement, decided ahead by the runner (lifecycle.settle_ours, from the
 -- retry rules its claim returned): the job, only if still processing under this owner and
--- attempt (the fence; the UPDATE locks the row and checks again after any wait); then its
+-- claim (the fence; the UPDATE locks the row and checks again after any wait); then its
 -- history row; then, if it completed, its dependants wait on one fewer, and the runners are
 -- woken (at commit) if any was unblocked. A row comes back only if the job was settled.
 WITH settled AS ({settle_job}
@@ -218,17 +219,27 @@ UPDATE jobs
 SET state = 'pending', attempts = attempts - 1, lease_owner = NULL, lease_expires_at = NULL,
     scheduled = false, updated_at = %(now)s::bigint
 WHERE id = %(id)s AND state = 'processing' AND lease_owner = %(owner)s
-  AND attempts = %(attempt)s::integer
+  AND token = %(token)s::bigint
+
+-- name: let_go
+-- The processes of an attempt no longer processing (cancelled) are gone, as its runner says
+-- (or its runner is gone): its lease, which held its lock and its queue's slot, is let go. A
+-- job run again meanwhile waited on this (see `requeue`): it may start now.
+UPDATE jobs
+SET lease_owner = NULL, lease_expires_at = NULL,
+    waiting_on = waiting_on - CASE WHEN state IN ('pending', 'failed') THEN 1 ELSE 0 END
+WHERE id = %(id)s AND lease_owner = %(owner)s AND token = %(token)s::bigint
+  AND state <> 'processing'
 
 -- name: start_attempt
 -- The history entry of an attempt just claimed; its host is the claiming runner's.
-INSERT INTO attempts (job_id, attempt, runner, host, started_at)
-VALUES (%(id)s, %(attempt)s::integer, %(owner)s::text,
+INSERT INTO attempts (job_id, attempt, token, runner, host, started_at)
+VALUES (%(id)s, %(attempt)s::integer, %(token)s::bigint, %(owner)s::text,
         (SELECT host FROM runners WHERE id = %(owner)s::text), %(now)s::bigint)
 
 -- name: finish_attempt
--- The last entry of a job, if it is this attempt and still open. A null output keeps what
--- the live copy saved.
+-- The entry of this claim of the job, if still open. A null output keeps what the live copy
+-- saved.
 UPDATE attempts
 SET finished_at = %(finished_at)s::bigint, exit_code = %(exit_code)s::integer,
     error = %(error)s::text,
@@ -236,14 +247,12 @@ SET finished_at = %(finished_at)s::bigint, exit_code = %(exit_code)s::integer,
                            GREATEST(0, %(finished_at)s::bigint - started_at)),
     output = COALESCE(%(output)s::bytea, output),
     output_dropped = COALESCE(%(dropped)s::bigint, output_dropped)
-WHERE seq = (SELECT MAX(seq) FROM attempts WHERE job_id = %(id)s)
-  AND attempt = %(attempt)s::integer AND finished_at IS NULL
+WHERE job_id = %(id)s AND token = %(token)s::bigint AND finished_at IS NULL
 
 -- name: drop_attempt
 -- An attempt given back by a stopping runner is not history: its number is used again.
 DELETE FROM attempts
-WHERE seq = (SELECT MAX(seq) FROM attempts WHERE job_id = %(id)s)
-  AND attempt = %(attempt)s::integer AND finished_at IS NULL
+WHERE job_id = %(id)s AND token = %(token)s::bigint AND finished_at IS NULL
 
 -- name: close_attempt
 -- A running attempt cancelled: it ends now.
@@ -258,12 +267,11 @@ WHERE seq = (SELECT MAX(seq) FROM attempts WHERE job_id = %(id)s) AND finished_a
 -- or, from the runner that ran it, once it was cancelled while it ran (what it printed before
 -- it was killed, which no settlement writes).
 UPDATE attempts SET output = %(data)s::bytea, output_dropped = %(dropped)s::bigint
-WHERE seq = (SELECT MAX(seq) FROM attempts WHERE job_id = %(id)s)
-  AND attempt = %(attempt)s::integer AND runner = %(owner)s::text
+WHERE job_id = %(id)s AND token = %(token)s::bigint AND runner = %(owner)s::text
   AND (finished_at IS NULL
        AND EXISTS (SELECT 1 FROM jobs WHERE id = %(id)s AND state = 'processing'
                                         AND lease_owner = %(owner)s
-                                        AND attempts = %(attempt)s::integer)
+                                        AND token = %(token)s::bigint)
        OR error = 'cancelled')
 
 -- name: last_output
@@ -276,7 +284,8 @@ SELECT attempt, output, output_dropped FROM attempts
 WHERE job_id = %(id)s ORDER BY seq LIMIT 1 OFFSET %(n)s::bigint - 1
 
 -- name: history
-SELECT attempt, runner, host, started_at, finished_at, exit_code, error, duration_ms
+SELECT attempt, runner, host, started_at, finished_at, exit_code, error, duration_ms,
+       token
 FROM attempts WHERE job_id = %s ORDER BY seq
 
 -- name: unblock_dependants
@@ -309,24 +318,41 @@ WHERE id = ANY(ARRAY(SELECT jsonb_object_keys(%(doomed)s::jsonb)))
 RETURNING id, queue, attempts, exit_code, last_error, made_by
 
 -- name: owned_jobs
-SELECT id, attempts FROM jobs WHERE lease_owner = %s AND state = 'processing'
+-- The attempts whose processes the runner may still have: running, or cancelled and dying;
+-- with the attempt number their processes carry (a requeued job's own starts again).
+SELECT jobs.id, attempts.attempt AS attempts FROM jobs
+JOIN attempts ON attempts.job_id = jobs.id AND attempts.token = jobs.token
+WHERE jobs.lease_owner = %(owner)s AND jobs.state = 'processing'
+UNION ALL
+SELECT jobs.id, attempts.attempt FROM jobs
+JOIN attempts ON attempts.job_id = jobs.id AND attempts.token = jobs.token
+WHERE jobs.lease_owner = %(owner)s AND jobs.state <> 'processing'
+
+-- name: expired_dying
+-- Attempts cancelled while they ran whose runner is gone (`owners`) or stopped renewing
+-- their lease: nobody is left to say their processes are gone.
+SELECT id, token, lease_owner FROM jobs
+WHERE lease_owner IS NOT NULL AND state <> 'processing'
+  AND (lease_owner = ANY(%(owners)s::text[])
+       OR lease_expires_at < %(now)s::bigint AND lease_owner <> ALL(%(exclude)s::text[]))
+FOR UPDATE SKIP LOCKED
 
 -- name: expired_jobs
 -- SKIP LOCKED: a row locked now is being settled by its owner or reaped by another runner.
 -- A runner never reaps its own leases, nor a live local runner's (`exclude`): they renew them.
-SELECT id, attempts, lease_owner FROM jobs
+SELECT id, attempts, token, lease_owner FROM jobs
 WHERE state = 'processing' AND lease_expires_at < %(now)s::bigint
   AND lease_owner <> ALL(%(exclude)s::text[])
 FOR UPDATE SKIP LOCKED
 
 -- name: housekeeping
 -- What a runner's housekeeping reads, in one statement (one snapshot, one round trip): the
--- jobs leased to it; every registered runner, itself included (its stop request; whether it is
+-- jobs leased to it (with their claims' tokens); every registered runner, itself included (its stop request; whether it is
 -- registered still); whether another runner's lease expired; the next schedule slot; whether
 -- a job of its queues may start (the fallback poll, for a lost wakeup); the configuration;
 -- and how many count deltas piled up (at most `deltas`). Each part probes an index.
 SELECT
-    (SELECT json_agg(json_build_array(id, attempts)) FROM jobs
+    (SELECT json_agg(json_build_array(id, token)) FROM jobs
      WHERE lease_owner = %(owner)s::text AND state = 'processing') AS owned,
     (SELECT json_agg(r) FROM (
         SELECT id, host, pid, pid_started, workers, queues, started_at, heartbeat_at,
@@ -350,13 +376,13 @@ SELECT MIN(run_at) AS value FROM jobs
 WHERE scheduled AND state IN ('pending', 'failed') AND run_at > %s::bigint
 
 -- name: cancel_job
--- (SET expressions see the row as it was: a running job's duration ends now.)
+-- (SET expressions see the row as it was: a running job's duration ends now.) A running
+-- job keeps its lease until its runner says its processes are gone (see let_go).
 UPDATE jobs
 SET state = 'cancelled', last_error = 'cancelled', finished_at = %(now)s::bigint,
     updated_at = %(now)s::bigint,
     duration_ms = CASE WHEN state = 'processing' THEN GREATEST(0, %(now)s::bigint - started_at)
-                       ELSE duration_ms END,
-    lease_owner = NULL, lease_expires_at = NULL
+                       ELSE duration_ms END
 WHERE id = %(id)s AND state IN ('pending', 'failed', 'processing')
 
 -- name: cancel_waiting
@@ -409,13 +435,16 @@ FOR SHARE OF jobs
 
 -- name: requeue
 -- Finished jobs run again from their first attempt; their history stays. `jobs` maps each to
--- its `waiting_on`: its dependencies not completed now (see SQLStore._requeue_waiting). Those
--- still in `states` are returned. Each row found by its id (see cancel_dependants).
+-- its `waiting_on`: its dependencies not completed now (see SQLStore._requeue_waiting), and
+-- one more while the processes of its cancelled attempt still live (their lease held; see
+-- let_go). Those still in `states` are returned. Each row found by its id (see
+-- cancel_dependants).
 UPDATE jobs
 SET state = 'pending', attempts = 0, run_at = %(now)s::bigint, scheduled = false,
     updated_at = %(now)s::bigint, started_at = NULL, finished_at = NULL, exit_code = NULL,
     last_error = NULL, duration_ms = NULL,
     waiting_on = (%(jobs)s::jsonb ->> id)::integer
+                 + CASE WHEN lease_owner IS NULL THEN 0 ELSE 1 END
 WHERE id = ANY(ARRAY(SELECT jsonb_object_keys(%(jobs)s::jsonb)))
   AND state || '' = ANY(%(states)s::text[])
 RETURNING id
@@ -424,11 +453,12 @@ RETURNING id
 -- One small batch of the oldest jobs in these states that finished in [since, before), so
 -- enqueues and claims never wait long; when each finished, so that the next batch starts
 -- there (retention starts from 0, and its batches are few). SKIP LOCKED: a row another
--- runner is expiring now is its to delete.
+-- runner is expiring now is its to delete. A cancelled job whose attempt still dies is kept
+-- (its lease holds its lock and slot until its processes are gone).
 DELETE FROM jobs WHERE seq IN (
     SELECT seq FROM jobs
     WHERE finished_at < %(before)s::bigint AND finished_at >= %(since)s::bigint
-      AND state = ANY(%(states)s::text[])
+      AND state = ANY(%(states)s::text[]) AND lease_owner IS NULL
     ORDER BY finished_at
     LIMIT %(batch)s::bigint
     FOR UPDATE SKIP LOCKED)
@@ -476,6 +506,11 @@ UPDATE runners SET heartbeat_at = %s::bigint WHERE id = %s RETURNING stop_reques
 -- name: renew_leases
 UPDATE jobs SET lease_expires_at = %s::bigint WHERE lease_owner = %s AND state = 'processing'
 
+-- name: renew_dying
+-- The leases of this runner's cancelled attempts whose processes it is still killing.
+UPDATE jobs SET lease_expires_at = %s::bigint
+WHERE lease_owner = %s AND state <> 'processing'
+
 -- name: unregister_runner
 DELETE FROM runners WHERE id = %s
 
@@ -490,7 +525,7 @@ SELECT lease_owner, id FROM jobs WHERE state = 'processing' ORDER BY lease_owner
 UPDATE runners SET stop_requested = TRUE
 
 -- name: jobs_of_owner
-SELECT id, attempts FROM jobs WHERE state = 'processing' AND lease_owner = %s
+SELECT id, attempts, token FROM jobs WHERE state = 'processing' AND lease_owner = %s
 FOR UPDATE SKIP LOCKED
 
 -- name: pg_now_ms
@@ -672,7 +707,10 @@ room AS (
         THEN GREATEST(0, LEAST(
             %(want)s::bigint, limits.concurrency - (
                 SELECT COUNT(*) FROM jobs
-                WHERE jobs.queue = waiting.queue AND jobs.state = 'processing')))
+                WHERE jobs.queue = waiting.queue AND jobs.state = 'processing')
+            - (SELECT COUNT(*) FROM jobs AS dying
+                 WHERE dying.queue = waiting.queue AND dying.lease_owner IS NOT NULL
+                   AND dying.state <> 'processing')))
         WHEN limits.name IS NULL OR NOT (limits.paused OR limits.concurrency IS NOT NULL
                                          OR limits.rate_jobs IS NOT NULL) THEN %(want)s::bigint
         ELSE 0 END AS n
@@ -695,9 +733,13 @@ picked AS (
 {pg_start_picked}, jobs.lock_key, jobs.max_retries, jobs.no_retry_exit_codes
 
 -- name: flow_queues
--- The running count of each limited queue (a statement after the lock, see flow_lock_queues).
+-- The running count of each limited queue (a statement after the lock, see flow_lock_queues),
+-- with the cancelled attempts still dying.
 SELECT name, (SELECT COUNT(*) FROM jobs
-              WHERE jobs.state = 'processing' AND jobs.queue = queues.name) AS running
+              WHERE jobs.state = 'processing' AND jobs.queue = queues.name)
+             + (SELECT COUNT(*) FROM jobs AS dying
+                 WHERE dying.queue = queues.name AND dying.lease_owner IS NOT NULL
+                   AND dying.state <> 'processing') AS running
 FROM queues WHERE name = ANY(%(names)s::text[])
 
 -- name: flow_window_starts
@@ -719,7 +761,7 @@ WHERE queue = %(queue)s AND state IN ('pending', 'failed') AND waiting_on = 0
   AND NOT scheduled
   AND (lock_key IS NULL OR NOT EXISTS (
       SELECT 1 FROM jobs AS held
-      WHERE held.lock_key = jobs.lock_key AND held.state = 'processing'))
+      WHERE held.lock_key = jobs.lock_key AND held.lease_owner IS NOT NULL))
 ORDER BY priority DESC, run_at, seq
 LIMIT %(n)s::bigint
 
@@ -737,7 +779,7 @@ SELECT seq, queue, priority, run_at, lock_key FROM (
       AND (%(queues)s::text[] IS NULL OR queue = ANY(%(queues)s::text[]))) AS heads
 WHERE place = 1 AND NOT EXISTS (
     SELECT 1 FROM jobs AS held
-    WHERE held.lock_key = heads.lock_key AND held.state = 'processing')
+    WHERE held.lock_key = heads.lock_key AND held.lease_owner IS NOT NULL)
 ORDER BY priority DESC, run_at, seq
 LIMIT %(want)s::bigint
 
@@ -760,22 +802,26 @@ SELECT pg_try_advisory_xact_lock(hashtextextended('queuectl.lock:' || %(key)s, 0
 
 -- name: flow_held_locks
 -- (after flow_try_lock: a new statement sees what the key's previous claimer committed)
-SELECT lock_key FROM jobs WHERE lock_key = ANY(%(keys)s::text[]) AND state = 'processing'
+SELECT lock_key FROM jobs WHERE lock_key = ANY(%(keys)s::text[]) AND lease_owner IS NOT NULL
 
 -- name: flow_claim
 UPDATE jobs
-SET state = 'processing', attempts = attempts + 1, lease_owner = %(owner)s::text,
+SET state = 'processing', attempts = attempts + 1, token = token + 1,
+    lease_owner = %(owner)s::text,
     lease_expires_at = %(lease_until)s::bigint, started_at = %(now)s::bigint,
     updated_at = %(now)s::bigint
 WHERE seq = ANY(%(seqs)s::bigint[]) AND state IN ('pending', 'failed')
-RETURNING id, attempts, command, cwd, env, timeout, queue, priority, run_at, seq, lock_key,
-          max_retries, no_retry_exit_codes
+RETURNING id, attempts, token, command, cwd, env, timeout, queue, priority, run_at, seq,
+          lock_key, max_retries, no_retry_exit_codes
 
 -- name: flow_settings
 -- Every queue's settings (a row exists once a queue was paused or limited).
 SELECT name, paused, concurrency, rate_jobs, rate_ms,
        (SELECT COUNT(*) FROM jobs
-        WHERE jobs.state = 'processing' AND jobs.queue = queues.name) AS running
+        WHERE jobs.state = 'processing' AND jobs.queue = queues.name)
+       + (SELECT COUNT(*) FROM jobs AS dying
+          WHERE dying.queue = queues.name AND dying.lease_owner IS NOT NULL
+            AND dying.state <> 'processing') AS running
 FROM queues ORDER BY name
 
 -- name: flow_set_limits
@@ -794,7 +840,7 @@ ON CONFLICT (name) DO UPDATE SET
 DELETE FROM queue_starts WHERE queue = %(queue)s
 
 -- name: flow_lock_holder
-SELECT id AS value FROM jobs WHERE lock_key = %(key)s AND state = 'processing'
+SELECT id AS value FROM jobs WHERE lock_key = %(key)s AND lease_owner IS NOT NULL
 
 -- Hooks (SPEC 9.9) and reset (SPEC 9.10)
 

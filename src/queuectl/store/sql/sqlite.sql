@@ -98,7 +98,7 @@ WHERE scheduled = 1 AND state IN ('pending', 'failed') AND run_at <= ?
 -- A job not `scheduled` is due, whatever its run_at: this process's clock may run a few ms
 -- behind its enqueuer's (another host's, or before a step), and must not hold it back.
 UPDATE jobs
-SET state = 'processing', attempts = attempts + 1, lease_owner = :owner,
+SET state = 'processing', attempts = attempts + 1, token = token + 1, lease_owner = :owner,
     lease_expires_at = :lease_until, started_at = :now, updated_at = :now
 WHERE seq IN (
     SELECT seq FROM jobs INDEXED BY jobs_claim
@@ -114,8 +114,8 @@ WHERE seq IN (
           WHERE lock_key IS NOT NULL AND state IN ('pending', 'failed') AND waiting_on = 0)
     ORDER BY priority DESC, run_at, seq
     LIMIT :want)
-RETURNING id, attempts, command, cwd, env, timeout, queue, priority, run_at, seq, max_retries,
-          no_retry_exit_codes
+RETURNING id, attempts, token, command, cwd, env, timeout, queue, priority, run_at, seq,
+          max_retries, no_retry_exit_codes
 
 -- name: startable
 -- (an expression) Whether a job of the served queues (`queues`, NULL: every queue) may start
@@ -141,9 +141,9 @@ SELECT (EXISTS (
        AND {startable} AS value
 
 -- name: fenced_jobs
--- The attempts still ours among those named; the caller compares each attempt number.
+-- The attempts still ours among those named; the caller compares each claim's token.
 -- has_dependants spares the update of dependants when there are none (the common case).
-SELECT id, attempts, max_retries, no_retry_exit_codes,
+SELECT id, attempts, token, max_retries, no_retry_exit_codes,
        EXISTS (SELECT 1 FROM job_deps WHERE dep_id = jobs.id) AS has_dependants
 FROM jobs
 WHERE id IN (SELECT value FROM json_each(?)) AND state = 'processing' AND lease_owner = ?
@@ -154,34 +154,40 @@ SET state = :state, run_at = COALESCE(:run_at, run_at), scheduled = COALESCE(:ru
     finished_at = :finished_at, exit_code = :exit_code, last_error = :last_error,
     duration_ms = COALESCE(:duration_ms, MAX(0, :finished_at - started_at)),
     updated_at = :now, lease_owner = NULL, lease_expires_at = NULL
-WHERE id = :id AND state = 'processing' AND lease_owner = :owner AND attempts = :attempt
+WHERE id = :id AND state = 'processing' AND lease_owner = :owner AND token = :token
 
 -- name: release_job
 UPDATE jobs
 SET state = 'pending', attempts = attempts - 1, lease_owner = NULL, lease_expires_at = NULL,
     scheduled = 0, updated_at = :now
-WHERE id = :id AND state = 'processing' AND lease_owner = :owner AND attempts = :attempt
+WHERE id = :id AND state = 'processing' AND lease_owner = :owner AND token = :token
+
+-- name: let_go
+-- The processes of an attempt no longer processing (cancelled) are gone, as its runner says
+-- (or its runner is gone): its lease, which held its lock and its queue's slot, is let go. A
+-- job run again meanwhile waited on this (see `requeue`): it may start now.
+UPDATE jobs
+SET lease_owner = NULL, lease_expires_at = NULL,
+    waiting_on = waiting_on - (state IN ('pending', 'failed'))
+WHERE id = :id AND lease_owner = :owner AND token = :token AND state <> 'processing'
 
 -- name: start_attempt
 -- The history entry of an attempt just claimed; its host is the claiming runner's.
-INSERT INTO attempts (job_id, attempt, runner, host, started_at)
-VALUES (:id, :attempt, :owner, (SELECT host FROM runners WHERE id = :owner), :now)
+INSERT INTO attempts (job_id, attempt, token, runner, host, started_at)
+VALUES (:id, :attempt, :token, :owner, (SELECT host FROM runners WHERE id = :owner), :now)
 
 -- name: finish_attempt
--- The last entry of a job, if it is this attempt and still open. A null output keeps what
--- the live copy saved.
+-- The entry of this claim of the job, if still open. A null output keeps what the live copy
+-- saved.
 UPDATE attempts
 SET finished_at = :finished_at, exit_code = :exit_code, error = :error,
     duration_ms = COALESCE(:duration_ms, MAX(0, :finished_at - started_at)),
     output = COALESCE(:output, output), output_dropped = COALESCE(:dropped, output_dropped)
-WHERE seq = (SELECT MAX(seq) FROM attempts WHERE job_id = :id)
-  AND attempt = :attempt AND finished_at IS NULL
+WHERE job_id = :id AND token = :token AND finished_at IS NULL
 
 -- name: drop_attempt
 -- An attempt given back by a stopping runner is not history: its number is used again.
-DELETE FROM attempts
-WHERE seq = (SELECT MAX(seq) FROM attempts WHERE job_id = :id)
-  AND attempt = :attempt AND finished_at IS NULL
+DELETE FROM attempts WHERE job_id = :id AND token = :token AND finished_at IS NULL
 
 -- name: close_attempt
 -- A running attempt cancelled: it ends now.
@@ -195,11 +201,10 @@ WHERE seq = (SELECT MAX(seq) FROM attempts WHERE job_id = :id) AND finished_at I
 -- or, from the runner that ran it, once it was cancelled while it ran (what it printed before
 -- it was killed, which no settlement writes).
 UPDATE attempts SET output = :data, output_dropped = :dropped
-WHERE seq = (SELECT MAX(seq) FROM attempts WHERE job_id = :id)
-  AND attempt = :attempt AND runner = :owner
+WHERE job_id = :id AND token = :token AND runner = :owner
   AND (finished_at IS NULL
        AND EXISTS (SELECT 1 FROM jobs WHERE id = :id AND state = 'processing'
-                                        AND lease_owner = :owner AND attempts = :attempt)
+                                        AND lease_owner = :owner AND token = :token)
        OR error = 'cancelled')
 
 -- name: last_output
@@ -212,7 +217,8 @@ SELECT attempt, output, output_dropped FROM attempts
 WHERE job_id = :id ORDER BY seq LIMIT 1 OFFSET :n - 1
 
 -- name: history
-SELECT attempt, runner, host, started_at, finished_at, exit_code, error, duration_ms
+SELECT attempt, runner, host, started_at, finished_at, exit_code, error, duration_ms,
+       token
 FROM attempts WHERE job_id = ? ORDER BY seq
 
 -- name: unblock_dependants
@@ -242,22 +248,39 @@ WHERE jobs.id = doomed.key AND +jobs.state IN ('pending', 'failed')
 RETURNING id, queue, attempts, exit_code, last_error, made_by
 
 -- name: owned_jobs
-SELECT id, attempts FROM jobs WHERE lease_owner = ? AND state = 'processing'
+-- The attempts whose processes the runner may still have: running, or cancelled and dying;
+-- with the attempt number their processes carry (a requeued job's own starts again).
+SELECT jobs.id, attempts.attempt AS attempts FROM jobs
+JOIN attempts ON attempts.job_id = jobs.id AND attempts.token = jobs.token
+WHERE jobs.lease_owner = :owner AND jobs.state = 'processing'
+UNION ALL
+SELECT jobs.id, attempts.attempt FROM jobs INDEXED BY jobs_dying
+JOIN attempts ON attempts.job_id = jobs.id AND attempts.token = jobs.token
+WHERE jobs.lease_owner = :owner AND jobs.lease_owner IS NOT NULL AND jobs.state <> 'processing'
+
+-- name: expired_dying
+-- Attempts cancelled while they ran whose runner is gone (`owners`) or stopped renewing
+-- their lease: nobody is left to say their processes are gone.
+SELECT id, token, lease_owner FROM jobs INDEXED BY jobs_dying
+WHERE lease_owner IS NOT NULL AND state <> 'processing'
+  AND (lease_owner IN (SELECT value FROM json_each(:owners))
+       OR lease_expires_at < :now AND lease_owner NOT IN (SELECT value FROM json_each(:exclude)))
 
 -- name: expired_jobs
 -- A runner never reaps its own leases, nor a live local runner's (`exclude`): they renew them.
-SELECT id, attempts, lease_owner FROM jobs
+SELECT id, attempts, token, lease_owner FROM jobs
 WHERE state = 'processing' AND lease_expires_at < :now
   AND lease_owner NOT IN (SELECT value FROM json_each(:exclude))
 
 -- name: housekeeping
 -- What a runner's housekeeping reads, in one statement: the jobs leased to it; every
 -- registered runner, itself included (its stop request; whether it is registered still);
--- whether another runner's lease expired; the next schedule slot; whether a job of its queues
+-- (with their claims' tokens); whether another runner's lease expired; the next schedule slot;
+-- whether a job of its queues
 -- may start (the fallback poll, for a lost wakeup); the configuration; `deltas` is
 -- PostgreSQL's (SQLite updates its counters in place).
 SELECT
-    (SELECT json_group_array(json_array(id, attempts)) FROM jobs
+    (SELECT json_group_array(json_array(id, token)) FROM jobs
      WHERE lease_owner = :owner AND state = 'processing') AS owned,
     (SELECT json_group_array(json_object(
         'id', id, 'host', host, 'pid', pid, 'pid_started', pid_started, 'workers', workers,
@@ -281,12 +304,12 @@ SELECT MIN(run_at) AS value FROM jobs INDEXED BY jobs_scheduled
 WHERE scheduled = 1 AND state IN ('pending', 'failed') AND run_at > ?
 
 -- name: cancel_job
--- (SET expressions see the row as it was: a running job's duration ends now.)
+-- (SET expressions see the row as it was: a running job's duration ends now.) A running
+-- job keeps its lease until its runner says its processes are gone (see let_go).
 UPDATE jobs
 SET state = 'cancelled', last_error = 'cancelled', finished_at = :now, updated_at = :now,
     duration_ms = CASE WHEN state = 'processing' THEN MAX(0, :now - started_at)
-                       ELSE duration_ms END,
-    lease_owner = NULL, lease_expires_at = NULL
+                       ELSE duration_ms END
 WHERE id = :id AND state IN ('pending', 'failed', 'processing')
 
 -- name: cancel_waiting
@@ -332,12 +355,14 @@ WHERE job_deps.job_id IN (SELECT value FROM json_each(?))
 
 -- name: requeue
 -- Finished jobs run again from their first attempt; their history stays. `jobs` maps each to
--- its `waiting_on`: its dependencies not completed now (see SQLStore._requeue_waiting). Those
+-- its `waiting_on`: its dependencies not completed now (see SQLStore._requeue_waiting), and
+-- one more while the processes of its cancelled attempt still live (their lease held; see
+-- let_go). Those
 -- still in `states` are returned. (`+state`: each row found by its id.)
 UPDATE jobs
 SET state = 'pending', attempts = 0, run_at = :now, scheduled = 0, updated_at = :now,
     started_at = NULL, finished_at = NULL, exit_code = NULL, last_error = NULL,
-    duration_ms = NULL, waiting_on = again.value
+    duration_ms = NULL, waiting_on = again.value + (lease_owner IS NOT NULL)
 FROM json_each(:jobs) AS again
 WHERE jobs.id = again.key AND +jobs.state IN (SELECT value FROM json_each(:states))
 RETURNING id
@@ -345,11 +370,12 @@ RETURNING id
 -- name: expire_finished
 -- One small batch of the oldest jobs in these states that finished in [since, before), so
 -- enqueues and claims never wait long; when each finished, so that the next batch starts
--- there (retention starts from 0, and its batches are few).
+-- there (retention starts from 0, and its batches are few). A cancelled job whose attempt still dies is kept
+-- (its lease holds its lock and slot until its processes are gone).
 DELETE FROM jobs WHERE seq IN (
     SELECT seq FROM jobs INDEXED BY jobs_finished
     WHERE finished_at < :before AND finished_at >= :since AND finished_at IS NOT NULL
-      AND +state IN (SELECT value FROM json_each(:states))
+      AND +state IN (SELECT value FROM json_each(:states)) AND lease_owner IS NULL
     ORDER BY finished_at
     LIMIT :batch)
 RETURNING finished_at
@@ -388,6 +414,11 @@ UPDATE runners SET heartbeat_at = ? WHERE id = ? RETURNING stop_requested
 -- name: renew_leases
 UPDATE jobs SET lease_expires_at = ? WHERE lease_owner = ? AND state = 'processing'
 
+-- name: renew_dying
+-- The leases of this runner's cancelled attempts whose processes it is still killing.
+UPDATE jobs INDEXED BY jobs_dying SET lease_expires_at = ?
+WHERE lease_owner = ? AND lease_owner IS NOT NULL AND state <> 'processing'
+
 -- name: unregister_runner
 DELETE FROM runners WHERE id = ?
 
@@ -402,7 +433,7 @@ SELECT lease_owner, id FROM jobs WHERE state = 'processing' ORDER BY lease_owner
 UPDATE runners SET stop_requested = 1
 
 -- name: jobs_of_owner
-SELECT id, attempts FROM jobs WHERE state = 'processing' AND lease_owner = ?
+SELECT id, attempts, token FROM jobs WHERE state = 'processing' AND lease_owner = ?
 
 -- name: upsert_schedule
 INSERT INTO schedules (name, cron, every_s, tz, job, created_at, last_at, next_at)
@@ -514,7 +545,10 @@ room AS (
         WHEN waiting.queue IN (SELECT value FROM json_each(:names)) THEN MAX(0, MIN(
             :want, limits.concurrency - (
                 SELECT COUNT(*) FROM jobs INDEXED BY jobs_by_queue_state
-                WHERE jobs.queue = waiting.queue AND jobs.state = 'processing')))
+                WHERE jobs.queue = waiting.queue AND jobs.state = 'processing') - (
+                SELECT COUNT(*) FROM jobs AS dying INDEXED BY jobs_dying
+                WHERE dying.queue = waiting.queue AND dying.lease_owner IS NOT NULL
+                  AND dying.state <> 'processing')))
         WHEN limits.name IS NULL OR NOT (limits.paused = 1 OR limits.concurrency IS NOT NULL
                                          OR limits.rate_jobs IS NOT NULL) THEN :want
         ELSE 0 END AS n
@@ -538,16 +572,19 @@ picked AS (
     SELECT seq FROM heads WHERE place <= n ORDER BY priority DESC, run_at, seq LIMIT :want
 )
 UPDATE jobs
-SET state = 'processing', attempts = attempts + 1, lease_owner = :owner,
+SET state = 'processing', attempts = attempts + 1, token = token + 1, lease_owner = :owner,
     lease_expires_at = :lease_until, started_at = :now, updated_at = :now
 WHERE seq IN (SELECT seq FROM picked) AND state IN ('pending', 'failed')
-RETURNING id, attempts, command, cwd, env, timeout, queue, priority, run_at, seq, lock_key,
-          max_retries, no_retry_exit_codes
+RETURNING id, attempts, token, command, cwd, env, timeout, queue, priority, run_at, seq,
+          lock_key, max_retries, no_retry_exit_codes
 
 -- name: flow_queues
--- The running count of each limited queue.
+-- The running count of each limited queue, with the cancelled attempts still dying.
 SELECT name, (SELECT COUNT(*) FROM jobs INDEXED BY jobs_by_queue_state
-              WHERE jobs.queue = queues.name AND jobs.state = 'processing') AS running
+              WHERE jobs.queue = queues.name AND jobs.state = 'processing')
+             + (SELECT COUNT(*) FROM jobs AS dying INDEXED BY jobs_dying
+                 WHERE dying.queue = queues.name AND dying.lease_owner IS NOT NULL
+                   AND dying.state <> 'processing') AS running
 FROM queues WHERE name IN (SELECT value FROM json_each(:names))
 
 -- name: flow_window_starts
@@ -568,7 +605,7 @@ WHERE queue = :queue AND state IN ('pending', 'failed') AND waiting_on = 0 AND s
   AND (lock_key IS NULL OR NOT EXISTS (
       SELECT 1 FROM jobs AS held
       WHERE held.lock_key = jobs.lock_key AND held.lock_key IS NOT NULL
-        AND held.state = 'processing'))
+        AND held.lease_owner IS NOT NULL))
 ORDER BY priority DESC, run_at, seq
 LIMIT :n
 
@@ -587,7 +624,7 @@ SELECT seq, queue, priority, run_at, lock_key FROM (
 WHERE place = 1 AND NOT EXISTS (
     SELECT 1 FROM jobs AS held
     WHERE held.lock_key = heads.lock_key AND held.lock_key IS NOT NULL
-      AND held.state = 'processing')
+      AND held.lease_owner IS NOT NULL)
 ORDER BY priority DESC, run_at, seq
 LIMIT :want
 
@@ -608,21 +645,24 @@ SELECT 1 AS value WHERE :key IS NOT NULL
 
 -- name: flow_held_locks
 SELECT lock_key FROM jobs INDEXED BY jobs_lock_held
-WHERE lock_key IN (SELECT value FROM json_each(:keys)) AND state = 'processing'
+WHERE lock_key IN (SELECT value FROM json_each(:keys)) AND lease_owner IS NOT NULL
 
 -- name: flow_claim
 UPDATE jobs
-SET state = 'processing', attempts = attempts + 1, lease_owner = :owner,
+SET state = 'processing', attempts = attempts + 1, token = token + 1, lease_owner = :owner,
     lease_expires_at = :lease_until, started_at = :now, updated_at = :now
 WHERE seq IN (SELECT value FROM json_each(:seqs)) AND state IN ('pending', 'failed')
-RETURNING id, attempts, command, cwd, env, timeout, queue, priority, run_at, seq, lock_key,
-          max_retries, no_retry_exit_codes
+RETURNING id, attempts, token, command, cwd, env, timeout, queue, priority, run_at, seq,
+          lock_key, max_retries, no_retry_exit_codes
 
 -- name: flow_settings
 -- Every queue's settings (a row exists once a queue was paused or limited).
 SELECT name, paused, concurrency, rate_jobs, rate_ms,
        (SELECT COUNT(*) FROM jobs INDEXED BY jobs_by_queue_state
-        WHERE state = 'processing' AND jobs.queue = queues.name) AS running
+        WHERE state = 'processing' AND jobs.queue = queues.name)
+       + (SELECT COUNT(*) FROM jobs AS dying INDEXED BY jobs_dying
+          WHERE dying.queue = queues.name AND dying.lease_owner IS NOT NULL
+            AND dying.state <> 'processing') AS running
 FROM queues ORDER BY name
 
 -- name: flow_set_limits
@@ -640,7 +680,7 @@ DELETE FROM queue_starts WHERE queue = :queue
 
 -- name: flow_lock_holder
 SELECT id AS value FROM jobs INDEXED BY jobs_lock_held
-WHERE lock_key = :key AND state = 'processing'
+WHERE lock_key = :key AND lease_owner IS NOT NULL
 
 -- Hooks (SPEC 9.9) and reset (SPEC 9.10)
 
