@@ -57,6 +57,7 @@ from queuectl.store import (
     QueueSettings,
     Runner,
     Schedule,
+    Totals,
 )
 from queuectl.store.queries import load_queries
 
@@ -971,6 +972,27 @@ class SQLStore:
         return result
 
     @operation()
+    def totals(self) -> Totals:
+        rows = self._connection().execute(self.q["counters"]).fetchall()
+        deltas = sum(int(row["deltas"]) for row in rows)
+        if deltas > self.compact_after:
+            self._compact_counts(deltas)
+        totals = Totals()
+        for row in rows:
+            queue, label, n = row["queue"], row["label"], int(row["n"])
+            if row["what"] == "enqueued":
+                totals.enqueued[queue] = n
+            elif row["what"] == "finished":
+                totals.finished.setdefault(queue, {})[label] = n
+            else:
+                outcomes = totals.attempts.setdefault(queue, {})
+                outcomes[label] = outcomes.get(label, 0) + n
+                bound = int(row["bound_ms"])
+                bucket = Bucket(None if bound < 0 else bound, n, int(row["total_ms"]))
+                totals.durations.setdefault(queue, []).append(bucket)
+        return totals
+
+    @operation()
     def oldest_due(self, now_ms: int) -> dict[str, int]:
         rows = self._connection().execute(self.q["oldest_due"], {"now": now_ms})
         return {row["queue"]: int(row["run_at"]) for row in rows}
@@ -1399,6 +1421,7 @@ class SQLStore:
                 for what in ("schedules", "hooks", "queues", "config"):
                     deleted[what] = int(conn.execute(self.q[f"reset_{what}"]).rowcount)
                 conn.execute(self.q["reset_queue_starts"])
+                conn.execute(self.q["reset_counters"])
             self._config_cache = self._hooks_cache = None
             self._wake(conn)
         return deleted
