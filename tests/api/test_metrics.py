@@ -71,8 +71,10 @@ def test_counters_only_go_up_through_a_runner_and_retention(
     wait_until(lambda: queue.get("gone").state == "processing", what="the long job to start")
     queue.cancel("gone")
     wait_until(
-        lambda: queue.counts().get("web", {}).keys() <= {"completed", "dead"}
-        and not queue.get("gone").lease_owner,
+        lambda: (
+            queue.counts().get("web", {}).keys() <= {"completed", "dead"}
+            and not queue.get("gone").lease_owner
+        ),
         what="every job to end",
     )
     _, second = scrape(client)
