@@ -84,6 +84,21 @@ class QueueCollector(Collector):
                 [runner.id, runner.host], max(0, now_ms - runner.heartbeat_at_ms) / 1000
             )
         yield heartbeat
+        serving = GaugeMetricFamily(
+            "queuectl_queue_runners",
+            "Live runners that serve the queue (those of every queue included)",
+            labels=["queue"],
+        )
+        for name in queues:
+            serving.add_metric(
+                [name], sum(1 for r in runners if r.queues is None or name in r.queues)
+            )
+        yield serving
+        yield GaugeMetricFamily(
+            "queuectl_lease_seconds",
+            "A runner silent this long loses its jobs (config lease_seconds)",
+            value=queue.get_config("lease_seconds"),
+        )
         yield GaugeMetricFamily(
             "queuectl_completed_last_minute",
             "Jobs completed in the last minute",
