@@ -4,6 +4,7 @@ cumulative histogram of every attempt that ended."""
 
 from __future__ import annotations
 
+import signal
 from collections.abc import Callable
 from typing import Any
 
@@ -113,7 +114,7 @@ def test_counters_only_go_up_through_a_runner_and_retention(
         assert inf == len(ended)
 
     # Retention deletes every finished job: the gauges fall, no counter does.
-    runner.send(15)
+    runner.send(signal.SIGTERM)
     runner.wait(20)
     assert cli("config", "set", "retain_completed", "1s").returncode == 0
     assert cli("config", "set", "retain_dead", "1s").returncode == 0

@@ -28,8 +28,7 @@ BEGIN
     INSERT INTO counters (queue, what, label, bound_ms, n, total_ms)
     SELECT new.queue, 'finished', new.state, 0, 1, 0
     WHERE new.state IN ('completed', 'dead', 'cancelled')
-    ON CONFLICT (queue, what, label, bound_ms) DO UPDATE SET n = n + 1;
-    INSERT INTO counters (queue, what, label, bound_ms, n, total_ms)
+    UNION ALL
     SELECT new.queue, 'attempt',
            CASE WHEN new.state = 'completed' THEN 'completed'
                 WHEN new.state = 'cancelled' THEN 'cancelled'
@@ -49,7 +48,7 @@ BEGIN
            1, COALESCE(new.duration_ms, 0)
     WHERE old.state = 'processing' AND new.state <> 'pending'
     ON CONFLICT (queue, what, label, bound_ms) DO UPDATE
-    SET n = n + 1, total_ms = total_ms + excluded.total_ms;
+    SET n = n + excluded.n, total_ms = total_ms + excluded.total_ms;
 END;
 
 -- What the store holds already, as if counted as it happened: its jobs enqueued, those
