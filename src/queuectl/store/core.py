@@ -37,6 +37,7 @@ from queuectl.models import (
     CANCELLED,
     COMPLETED,
     DEAD,
+    FINISHED_STATES,
     PENDING,
     PROCESSING,
     Job,
@@ -979,14 +980,15 @@ class SQLStore:
             self._compact_counts(deltas)
         totals = Totals()
         for row in rows:
-            queue, label, n = row["queue"], row["label"], int(row["n"])
+            queue, state, n = row["queue"], row["state"], int(row["n"])
             if row["what"] == "enqueued":
-                totals.enqueued[queue] = n
-            elif row["what"] == "finished":
-                totals.finished.setdefault(queue, {})[label] = n
-            else:
+                totals.enqueued[queue] = totals.enqueued.get(queue, 0) + n
+            if state in FINISHED_STATES:
+                states = totals.finished.setdefault(queue, {})
+                states[state] = states.get(state, 0) + n
+            if row["what"] == "attempt":
                 outcomes = totals.attempts.setdefault(queue, {})
-                outcomes[label] = outcomes.get(label, 0) + n
+                outcomes[row["outcome"]] = outcomes.get(row["outcome"], 0) + n
                 bound = int(row["bound_ms"])
                 bucket = Bucket(None if bound < 0 else bound, n, int(row["total_ms"]))
                 totals.durations.setdefault(queue, []).append(bucket)

@@ -40,20 +40,18 @@ ON CONFLICT (queue, state) DO UPDATE SET n = n + excluded.n
 
 -- name: sqlite_count_enqueued
 -- The same batch added to the counters that only go up (migration 0011): the jobs enqueued
--- into each queue, and those enqueued cancelled (a dependency had failed) as finished.
-INSERT INTO counters (queue, what, label, bound_ms, n, total_ms)
-SELECT ?1, 'enqueued', '', 0, ?3, 0 WHERE true
-UNION ALL
-SELECT ?1, 'finished', ?2, 0, ?3, 0 WHERE ?2 IN ('completed', 'dead', 'cancelled')
-ON CONFLICT (queue, what, label, bound_ms) DO UPDATE SET n = n + excluded.n
+-- into each queue, in each state (cancelled: a dependency had failed).
+INSERT INTO counters (queue, what, outcome, state, bound_ms, n, total_ms)
+VALUES (?, 'enqueued', '', ?, 0, ?, 0)
+ON CONFLICT (queue, what, outcome, state, bound_ms) DO UPDATE SET n = n + excluded.n
 
 -- name: sqlite_count_enqueued_ids
 -- The same for jobs just inserted under these new ids, as sqlite_count_inserted_ids.
-INSERT INTO counters (queue, what, label, bound_ms, n, total_ms)
-SELECT queue, 'enqueued', '', 0, COUNT(*), 0 FROM jobs
+INSERT INTO counters (queue, what, outcome, state, bound_ms, n, total_ms)
+SELECT queue, 'enqueued', '', state, 0, COUNT(*), 0 FROM jobs
 WHERE id IN (SELECT value FROM json_each(?))
-GROUP BY queue
-ON CONFLICT (queue, what, label, bound_ms) DO UPDATE SET n = n + excluded.n
+GROUP BY queue, state
+ON CONFLICT (queue, what, outcome, state, bound_ms) DO UPDATE SET n = n + excluded.n
 
 -- name: insert_job
 -- A job whose unique_key an active job holds is not inserted (no row returned): the caller
@@ -334,7 +332,7 @@ SELECT queue, state, n, attempts, 0 AS deltas FROM job_counts WHERE n > 0
 
 -- name: counters
 -- The counters that only go up (migration 0011), one row each; `deltas` as in `counts`.
-SELECT queue, what, label, bound_ms, n, total_ms, 0 AS deltas FROM counters
+SELECT queue, what, outcome, state, bound_ms, n, total_ms, 0 AS deltas FROM counters
 
 -- name: done_since
 SELECT COUNT(*) AS value FROM jobs INDEXED BY jobs_finished
