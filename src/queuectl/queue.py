@@ -35,6 +35,7 @@ from queuectl.store import (
     Runner,
     Schedule,
     Store,
+    Totals,
     open_store,
 )
 
@@ -269,6 +270,11 @@ class Queue:
         """Durations of the attempts that ended since the instant's minute, per queue, in the
         buckets of DURATION_BOUNDS_MS."""
         return self._store.recent_durations(since_ms)
+
+    def totals(self) -> Totals:
+        """The counters that only go up (jobs enqueued, finished, attempts ended and their
+        durations), per queue."""
+        return self._store.totals()
 
     def oldest_due(self) -> dict[str, int]:
         """Per queue, the earliest run_at of the jobs that may start now."""

@@ -357,7 +357,10 @@ def test_metrics_are_computed_at_scrape_time(client, queue: Queue) -> None:
     assert 'queuectl_job_attempts{queue="web",state="dead"} 1.0' in text
     assert 'queuectl_job_duration_seconds_bucket{le="1.0",queue="web"} 0.0' in text
     assert 'queuectl_job_duration_seconds_bucket{le="5.0",queue="web"} 2.0' in text
-    assert 'queuectl_job_duration_seconds_gsum{queue="web"} 3.0' in text
+    assert 'queuectl_job_duration_seconds_count{queue="web"} 2.0' in text
+    assert 'queuectl_job_duration_seconds_sum{queue="web"} 3.0' in text
+    assert 'queuectl_jobs_enqueued_total{queue="mail"} 1.0' in text
+    assert 'queuectl_attempts_total{outcome="failed",queue="web"} 1.0' in text
     assert 'queuectl_oldest_due_job_age_seconds{queue="mail"}' in text
     assert "queuectl_runners 1.0" in text
     assert "queuectl_workers 3.0" in text

@@ -217,3 +217,72 @@ def test_random_operations_keep_the_counters_exact(
         elif step == "time":
             clock.advance(rng.choice([1, 3, LEASE_S + 1]))
         check_exact(store, clock)
+
+
+def totals_of(store: Store) -> dict[str, Any]:
+    totals = store.totals()
+    histogram: dict[str, dict[int | None, tuple[int, int]]] = {}
+    for queue, buckets in totals.durations.items():
+        for bucket in buckets:
+            n, ms = histogram.setdefault(queue, {}).get(bucket.bound_ms, (0, 0))
+            histogram[queue][bucket.bound_ms] = (n + bucket.count, ms + bucket.total_ms)
+    return {
+        "enqueued": totals.enqueued,
+        "finished": totals.finished,
+        "attempts": totals.attempts,
+        "durations": histogram,
+    }
+
+
+def test_the_totals_count_every_event_and_only_reset_all_lowers_them(
+    store: Store, clock: FakeClock, compaction: str
+) -> None:
+    """Every way a job is enqueued, ends an attempt or finishes is counted once; giving a job
+    back, running it again, purging, expiring and resetting the jobs count nothing."""
+    assert totals_of(store) == {"enqueued": {}, "finished": {}, "attempts": {}, "durations": {}}
+    store.add_hook(Hook("told", ["completed"], "mail", {"command": "true", "queue": "hooks"}, 0))
+    add(store, clock, {"id": "ok", "queue": "mail"}, {"id": "bad", "max_retries": 0})
+    add(store, clock, {"id": "slow"}, {"id": "gone"}, {"id": "left"})
+    add(store, clock, {"id": "kid", "depends_on": ["bad"]})
+    outcomes = {
+        "ok": Outcome("ok", 1, 0, None, 7),  # the hook enqueues a job into `hooks`
+        "bad": Outcome("bad", 1, 3, None, 70),  # dead: `kid` is cancelled
+        "slow": Outcome("slow", 1, None, "timed out after 1s", 2000),
+    }
+    claimed = claim(store, 6)
+    assert {job for job, _ in claimed} == {"ok", "bad", "slow", "gone", "left"}
+    store.finish_and_claim("r1", list(outcomes.values()), 0, None, LEASE_S)
+    clock.advance(0.5)
+    store.cancel(["gone"])  # running: its attempt ends, cancelled, after 500 ms
+    assert store.release("r1", "left", 1)  # given back: no attempt ended
+    add(store, clock, {"id": "orphan", "depends_on": ["bad"]})  # enqueued cancelled
+    assert claim(store, 1) == [("left", 1)]
+    clock.advance(LEASE_S + 1)
+    assert store.reap([]) == ["left"]  # worker lost: failed, to be retried
+    expected = {
+        "enqueued": {"mail": 1, "default": 6, "hooks": 1},
+        "finished": {
+            "mail": {"completed": 1},
+            "default": {"dead": 1, "cancelled": 3},
+        },
+        "attempts": {
+            "mail": {"completed": 1},
+            "default": {"failed": 1, "timed_out": 1, "cancelled": 1, "lost": 1},
+        },
+        "durations": {
+            "mail": {10: (1, 7)},
+            "default": {100: (1, 70), 5000: (1, 2000), 500: (1, 500), 60000: (1, 31000)},
+        },
+    }
+    assert totals_of(store) == expected
+    assert store.requeue(["ok"], ["completed"])  # runs again: nothing counted until it ends
+    assert store.purge(["completed", "dead", "cancelled"], clock.now_ms() + 1) > 0
+    assert store.expire(["completed", "dead", "cancelled"], clock.now_ms() + 1, 100) == 0
+    assert totals_of(store) == expected
+    assert store.reset(False)["jobs"] > 0
+    assert totals_of(store) == expected
+    add(store, clock, {"id": "after", "queue": "mail"})
+    expected["enqueued"]["mail"] += 1
+    assert totals_of(store) == expected
+    store.reset(True)
+    assert totals_of(store) == {"enqueued": {}, "finished": {}, "attempts": {}, "durations": {}}

@@ -37,7 +37,7 @@ from queuectl.lifecycle import Outcome
 from queuectl.models import new_job
 from queuectl.queue import Queue
 from queuectl.runner.liveness import host_name, process_started
-from queuectl.store import Runner, open_store
+from queuectl.store import DURATION_BOUNDS_MS, Runner, open_store
 
 OWNER = "plans-runner"
 QUEUES = ("default", "mail", "video", "reports", "sync")
@@ -463,3 +463,25 @@ def test_a_poll_costs_the_same_on_a_store_ten_times_bigger(
     small = run_poll(poll, stores[SMALL], monkeypatch).steps
     big = run_poll(poll, stores[BIG], monkeypatch).steps
     assert big <= small * MOST_GROWTH, (small, big)
+
+
+def test_metrics_reads_counters_whose_rows_do_not_grow_with_the_jobs(
+    stores: dict[int, Stored], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The counters that only go up are read by /metrics from a table of a few rows per queue
+    (and, on PostgreSQL, the deltas appended since their last compaction, which the read
+    folds in once they pile up): not grown by the jobs stored, nor by those that ran."""
+    # Per queue: enqueued pending or cancelled; finished without an attempt; an attempt's
+    # (outcome, state reached) pairs, each in any bucket.
+    most = len(QUEUES) * (2 + 3 + 8 * (len(DURATION_BOUNDS_MS) + 2))
+    rows = {}
+    for stored, store in stores.items():
+        found = run_poll("GET /metrics", store, monkeypatch)
+        assert any("FROM counters" in str(sql) for sql, _ in found.statements)
+        with _raw(store.target) as execute:
+            rows[stored] = execute("SELECT COUNT(*) FROM counters").fetchone()[0]
+            if store.kind == "postgres":
+                piled = execute("SELECT COUNT(*) FROM counter_deltas").fetchone()[0]
+                assert piled <= 1000
+        assert 0 < rows[stored] <= most
+    assert len(set(rows.values())) == 1, rows

@@ -5,14 +5,19 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from prometheus_client.core import GaugeHistogramMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
 from prometheus_client.registry import Collector, CollectorRegistry
 
-from queuectl.models import STATES
+from queuectl.models import FINISHED_STATES, STATES
 from queuectl.queue import Queue
 from queuectl.store import DURATION_BOUNDS_MS
 
-RECENT_MS = 3_600_000  # the durations histogram covers the attempts that ended in the last hour
+OUTCOMES = ("completed", "failed", "timed_out", "lost", "cancelled")
 
 
 class QueueCollector(Collector):
@@ -50,21 +55,7 @@ class QueueCollector(Collector):
                 attempts.add_metric([name, state], total)
         yield attempts
 
-        durations = GaugeHistogramMetricFamily(
-            "queuectl_job_duration_seconds",
-            "Duration of the attempts that ended (completed, failed, dead) in the last hour",
-            labels=["queue"],
-        )
-        recent = queue.recent_durations(now_ms - RECENT_MS)
-        for name, found in sorted(recent.items()):
-            per_bound = {bucket.bound_ms: bucket.count for bucket in found}
-            buckets, seen = [], 0
-            for bound_ms in DURATION_BOUNDS_MS:
-                seen += per_bound.get(bound_ms, 0)
-                buckets.append((_bound(bound_ms / 1000), seen))
-            buckets.append(("+Inf", sum(bucket.count for bucket in found)))
-            durations.add_metric([name], buckets, sum(b.total_ms for b in found) / 1000)
-        yield durations
+        yield from _totals(queue)
 
         oldest = GaugeMetricFamily(
             "queuectl_oldest_due_job_age_seconds",
@@ -93,11 +84,73 @@ class QueueCollector(Collector):
                 [runner.id, runner.host], max(0, now_ms - runner.heartbeat_at_ms) / 1000
             )
         yield heartbeat
+        serving = GaugeMetricFamily(
+            "queuectl_queue_runners",
+            "Live runners that serve the queue (those of every queue included)",
+            labels=["queue"],
+        )
+        for name in queues:
+            serving.add_metric(
+                [name], sum(1 for r in runners if r.queues is None or name in r.queues)
+            )
+        yield serving
+        yield GaugeMetricFamily(
+            "queuectl_lease_seconds",
+            "A runner silent this long loses its jobs (config lease_seconds)",
+            value=queue.get_config("lease_seconds"),
+        )
         yield GaugeMetricFamily(
             "queuectl_completed_last_minute",
             "Jobs completed in the last minute",
             value=queue.done_since(now_ms - 60_000),
         )
+
+
+def _totals(queue: Queue) -> Iterator[Metric]:
+    """The counters that only go up, and the cumulative histogram of attempt durations: every
+    label of a queue is there from its first event, at 0, so that rate() sees it start."""
+    totals = queue.totals()
+    names = sorted({*totals.enqueued, *totals.finished, *totals.attempts})
+    enqueued = CounterMetricFamily("queuectl_jobs_enqueued", "Jobs enqueued", labels=["queue"])
+    for name in names:
+        enqueued.add_metric([name], totals.enqueued.get(name, 0))
+    yield enqueued
+    finished = CounterMetricFamily(
+        "queuectl_jobs_finished",
+        "Jobs that reached a final state (completed, dead, cancelled)",
+        labels=["queue", "state"],
+    )
+    for name in names:
+        for state in sorted(FINISHED_STATES):
+            finished.add_metric([name, state], totals.finished.get(name, {}).get(state, 0))
+    yield finished
+    attempts = CounterMetricFamily(
+        "queuectl_attempts",
+        "Attempts that ended, by outcome (completed, failed, timed_out, lost, cancelled)",
+        labels=["queue", "outcome"],
+    )
+    for name in names:
+        for outcome in OUTCOMES:
+            attempts.add_metric([name, outcome], totals.attempts.get(name, {}).get(outcome, 0))
+    yield attempts
+    durations = HistogramMetricFamily(
+        "queuectl_job_duration_seconds",
+        "Duration of every attempt that ended",
+        labels=["queue"],
+    )
+    for name in names:
+        found = totals.durations.get(name, [])
+        per_bound: dict[int, int] = {}
+        for bucket in found:
+            if bucket.bound_ms is not None:
+                per_bound[bucket.bound_ms] = per_bound.get(bucket.bound_ms, 0) + bucket.count
+        buckets, seen = [], 0
+        for bound_ms in DURATION_BOUNDS_MS:
+            seen += per_bound.get(bound_ms, 0)
+            buckets.append((_bound(bound_ms / 1000), seen))
+        buckets.append(("+Inf", sum(bucket.count for bucket in found)))
+        durations.add_metric([name], buckets, sum(b.total_ms for b in found) / 1000)
+    yield durations
 
 
 def _flow_metrics(queue: Queue, queues: dict[str, dict[str, Any]]) -> Iterator[Metric]:

@@ -163,7 +163,8 @@ class Output:
         return marker.encode() + self.data[torn:]
 
 
-#: The duration buckets that recent_durations counts in, in ms (migration 0009 holds them too).
+#: The duration buckets that recent_durations and totals count in, in ms (migrations 0009 and
+#: 0011 hold them too).
 DURATION_BOUNDS_MS = (10, 50, 100, 500, 1000, 5000, 10000, 30000, 60000, 300000, 1800000, 3600000)
 #: recent_durations' stored bound of a duration longer than every bound.
 OVER_ALL_BOUNDS = -2
@@ -176,6 +177,18 @@ class Bucket:
     bound_ms: int | None
     count: int
     total_ms: int
+
+
+@dataclass(frozen=True)
+class Totals:
+    """The counters that only go up (retention, purge and `reset` of jobs leave them), per
+    queue: jobs enqueued, jobs finished per final state, attempts ended per outcome
+    (completed, failed, timed_out, lost, cancelled) and their durations' buckets."""
+
+    enqueued: dict[str, int] = field(default_factory=dict)
+    finished: dict[str, dict[str, int]] = field(default_factory=dict)
+    attempts: dict[str, dict[str, int]] = field(default_factory=dict)
+    durations: dict[str, list[Bucket]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -325,6 +338,10 @@ class Store(Protocol):
 
     def oldest_due(self, now_ms: int) -> dict[str, int]:
         """Per queue, the earliest run_at of the jobs that may start now."""
+        ...
+
+    def totals(self) -> Totals:
+        """The counters that only go up, as of now."""
         ...
 
     def cancel(self, job_ids: Sequence[str]) -> list[Job]:
@@ -485,7 +502,7 @@ class Store(Protocol):
 
     def reset(self, everything: bool) -> dict[str, int]:
         """Delete every job with its history in one transaction (`everything`: schedules,
-        hooks, queue settings and configuration too); refused with ConflictError while a
+        hooks, queue settings, configuration and the counters of `totals` too); refused with ConflictError while a
         runner is registered. The counts deleted: jobs, attempts."""
         ...
 

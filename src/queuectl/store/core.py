@@ -37,6 +37,7 @@ from queuectl.models import (
     CANCELLED,
     COMPLETED,
     DEAD,
+    FINISHED_STATES,
     PENDING,
     PROCESSING,
     Job,
@@ -58,6 +59,7 @@ from queuectl.store import (
     QueueSettings,
     Runner,
     Schedule,
+    Totals,
 )
 from queuectl.store.queries import claim_changes, load_queries
 
@@ -1044,6 +1046,28 @@ class SQLStore:
         return result
 
     @operation()
+    def totals(self) -> Totals:
+        rows = self._connection().execute(self.q["counters"]).fetchall()
+        deltas = sum(int(row["deltas"]) for row in rows)
+        if deltas > self.compact_after:
+            self._compact_counts(deltas)
+        totals = Totals()
+        for row in rows:
+            queue, state, n = row["queue"], row["state"], int(row["n"])
+            if row["what"] == "enqueued":
+                totals.enqueued[queue] = totals.enqueued.get(queue, 0) + n
+            if state in FINISHED_STATES:
+                states = totals.finished.setdefault(queue, {})
+                states[state] = states.get(state, 0) + n
+            if row["what"] == "attempt":
+                outcomes = totals.attempts.setdefault(queue, {})
+                outcomes[row["outcome"]] = outcomes.get(row["outcome"], 0) + n
+                bound = int(row["bound_ms"])
+                bucket = Bucket(None if bound < 0 else bound, n, int(row["total_ms"]))
+                totals.durations.setdefault(queue, []).append(bucket)
+        return totals
+
+    @operation()
     def oldest_due(self, now_ms: int) -> dict[str, int]:
         rows = self._connection().execute(self.q["oldest_due"], {"now": now_ms})
         return {row["queue"]: int(row["run_at"]) for row in rows}
@@ -1634,6 +1658,7 @@ class SQLStore:
                 for what in ("schedules", "hooks", "queues", "config"):
                     deleted[what] = int(conn.execute(self.q[f"reset_{what}"]).rowcount)
                 conn.execute(self.q["reset_queue_starts"])
+                conn.execute(self.q["reset_counters"])
             self._config_cache = self._hooks_cache = None
             self._wake(conn)
         return deleted

@@ -315,10 +315,14 @@ class SQLiteStore(SQLStore):
         return sql[:end] + ", (?, ?)" * (rows - 1) + sql[end:]
 
     def _count_inserted(self, conn: sqlite3.Connection, counts: dict[tuple[str, str], int]) -> None:
-        conn.executemany(self.q["sqlite_count_inserted"], [(*key, n) for key, n in counts.items()])
+        rows = [(*key, n) for key, n in counts.items()]
+        conn.executemany(self.q["sqlite_count_inserted"], rows)
+        conn.executemany(self.q["sqlite_count_enqueued"], rows)
 
     def _count_inserted_ids(self, conn: sqlite3.Connection, ids: Sequence[str]) -> None:
-        conn.execute(self.q["sqlite_count_inserted_ids"], (self._list(ids),))
+        inserted = (self._list(ids),)
+        conn.execute(self.q["sqlite_count_inserted_ids"], inserted)
+        conn.execute(self.q["sqlite_count_enqueued_ids"], inserted)
 
     def _list(self, values: Sequence[Any]) -> str:
         return json.dumps(list(values))

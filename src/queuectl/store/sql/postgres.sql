@@ -474,6 +474,18 @@ SELECT queue, state, SUM(n) AS n, SUM(attempts) AS attempts, SUM(delta) AS delta
 ) AS counters
 GROUP BY queue, state
 
+-- name: counters
+-- The counters that only go up (migration 0012): the compacted base plus the deltas appended
+-- since, in one statement, as `counts`.
+SELECT queue, what, outcome, state, bound_ms, SUM(n) AS n, SUM(total_ms) AS total_ms,
+       SUM(delta) AS deltas
+FROM (
+    SELECT queue, what, outcome, state, bound_ms, n, total_ms, 0 AS delta FROM counters
+    UNION ALL
+    SELECT queue, what, outcome, state, bound_ms, n, total_ms, 1 FROM counter_deltas
+) AS counted
+GROUP BY queue, what, outcome, state, bound_ms
+
 -- name: done_since
 SELECT COUNT(*) AS value FROM jobs WHERE finished_at >= %s::bigint AND state = 'completed'
 
@@ -640,8 +652,19 @@ SELECT pg_try_advisory_xact_lock(hashtextextended('queuectl.compact_counts', 0))
 
 -- name: pg_compact_counts
 -- Folds the committed deltas into the base in one transaction: a concurrent read sees either
--- both or neither; deltas of transactions still open stay for the next compaction.
-WITH folded AS (DELETE FROM job_count_deltas RETURNING queue, state, n, attempts)
+-- both or neither; deltas of transactions still open stay for the next compaction. The
+-- counters that only go up (migration 0012) are folded alongside.
+WITH folded AS (DELETE FROM job_count_deltas RETURNING queue, state, n, attempts),
+counted AS (
+    DELETE FROM counter_deltas RETURNING queue, what, outcome, state, bound_ms, n, total_ms
+),
+totals AS (
+    INSERT INTO counters AS base (queue, what, outcome, state, bound_ms, n, total_ms)
+    SELECT queue, what, outcome, state, bound_ms, SUM(n), SUM(total_ms) FROM counted
+    GROUP BY queue, what, outcome, state, bound_ms
+    ON CONFLICT (queue, what, outcome, state, bound_ms) DO UPDATE
+    SET n = base.n + excluded.n, total_ms = base.total_ms + excluded.total_ms
+)
 INSERT INTO job_counts AS base (queue, state, n, attempts)
 SELECT queue, state, SUM(n), SUM(attempts) FROM folded GROUP BY queue, state
 ON CONFLICT (queue, state) DO UPDATE
@@ -902,6 +925,9 @@ TRUNCATE finished_minutes
 
 -- name: reset_queue_starts
 DELETE FROM queue_starts
+
+-- name: reset_counters
+TRUNCATE counters, counter_deltas
 
 -- name: reset_schedules
 DELETE FROM schedules

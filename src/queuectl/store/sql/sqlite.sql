@@ -38,6 +38,21 @@ SELECT queue, state, COUNT(*), 0 FROM jobs WHERE id IN (SELECT value FROM json_e
 GROUP BY queue, state
 ON CONFLICT (queue, state) DO UPDATE SET n = n + excluded.n
 
+-- name: sqlite_count_enqueued
+-- The same batch added to the counters that only go up (migration 0012): the jobs enqueued
+-- into each queue, in each state (cancelled: a dependency had failed).
+INSERT INTO counters (queue, what, outcome, state, bound_ms, n, total_ms)
+VALUES (?, 'enqueued', '', ?, 0, ?, 0)
+ON CONFLICT (queue, what, outcome, state, bound_ms) DO UPDATE SET n = n + excluded.n
+
+-- name: sqlite_count_enqueued_ids
+-- The same for jobs just inserted under these new ids, as sqlite_count_inserted_ids.
+INSERT INTO counters (queue, what, outcome, state, bound_ms, n, total_ms)
+SELECT queue, 'enqueued', '', state, 0, COUNT(*), 0 FROM jobs
+WHERE id IN (SELECT value FROM json_each(?))
+GROUP BY queue, state
+ON CONFLICT (queue, what, outcome, state, bound_ms) DO UPDATE SET n = n + excluded.n
+
 -- name: insert_job
 -- A job whose unique_key an active job holds is not inserted (no row returned): the caller
 -- then looks up the holder. The index predicate makes this the arbiter of the conflict.
@@ -384,6 +399,10 @@ RETURNING finished_at
 -- Jobs and attempts per queue and state, from the counters of migration 0004 (`deltas`:
 -- PostgreSQL's not yet compacted; SQLite updates its counters in place).
 SELECT queue, state, n, attempts, 0 AS deltas FROM job_counts WHERE n > 0
+
+-- name: counters
+-- The counters that only go up (migration 0012), one row each; `deltas` as in `counts`.
+SELECT queue, what, outcome, state, bound_ms, n, total_ms, 0 AS deltas FROM counters
 
 -- name: done_since
 SELECT COUNT(*) AS value FROM jobs INDEXED BY jobs_finished
@@ -742,6 +761,9 @@ DELETE FROM finished_minutes
 
 -- name: reset_queue_starts
 DELETE FROM queue_starts
+
+-- name: reset_counters
+DELETE FROM counters
 
 -- name: reset_schedules
 DELETE FROM schedules
