@@ -244,19 +244,22 @@ def test_the_totals_count_every_event_and_only_reset_all_lowers_them(
     add(store, clock, {"id": "ok", "queue": "mail"}, {"id": "bad", "max_retries": 0})
     add(store, clock, {"id": "slow"}, {"id": "gone"}, {"id": "left"})
     add(store, clock, {"id": "kid", "depends_on": ["bad"]})
-    outcomes = {
-        "ok": Outcome("ok", 1, 0, None, 7),  # the hook enqueues a job into `hooks`
-        "bad": Outcome("bad", 1, 3, None, 70),  # dead: `kid` is cancelled
-        "slow": Outcome("slow", 1, None, "timed out after 1s", 2000),
-    }
     claimed = claim(store, 6)
-    assert {job for job, _ in claimed} == {"ok", "bad", "slow", "gone", "left"}
+    assert {job for job, _, _ in claimed} == {"ok", "bad", "slow", "gone", "left"}
+    token = {job: token for job, _, token in claimed}
+    outcomes = {
+        # the hook enqueues a job into `hooks`
+        "ok": Outcome("ok", 1, 0, None, 7, token=token["ok"]),
+        # dead: `kid` is cancelled
+        "bad": Outcome("bad", 1, 3, None, 70, token=token["bad"]),
+        "slow": Outcome("slow", 1, None, "timed out after 1s", 2000, token=token["slow"]),
+    }
     store.finish_and_claim("r1", list(outcomes.values()), 0, None, LEASE_S)
     clock.advance(0.5)
     store.cancel(["gone"])  # running: its attempt ends, cancelled, after 500 ms
-    assert store.release("r1", "left", 1)  # given back: no attempt ended
+    assert store.release("r1", "left", token["left"])  # given back: no attempt ended
     add(store, clock, {"id": "orphan", "depends_on": ["bad"]})  # enqueued cancelled
-    assert claim(store, 1) == [("left", 1)]
+    assert [(job, attempt) for job, attempt, _ in claim(store, 1)] == [("left", 1)]
     clock.advance(LEASE_S + 1)
     assert store.reap([]) == ["left"]  # worker lost: failed, to be retried
     expected = {
