@@ -202,6 +202,39 @@ MUTANTS: list[Mutant] = [
         "a lock counts as held by a completed job, not a running one (two holders at once)",
         ("tests/store/test_flow.py", "-k", "locks or lock_inside"),
     ),
+    # -- the dialects
+    Mutant(
+        "sqlite-no-wakeup",
+        "store/sqlite.py",
+        "        if self._local.wake:\n            self._wakeup.notify()",
+        "        if False:\n            self._wakeup.notify()",
+        "SQLite runners are never woken: an enqueued job waits for the poll",
+        ("tests/runner/test_flow.py", "-k", "freed_lock_wakes"),
+    ),
+    Mutant(
+        "sqlite-deferred-writes",
+        "store/sqlite.py",
+        'conn.execute("BEGIN IMMEDIATE")',
+        'conn.execute("BEGIN")',
+        "SQLite transactions take the write lock only at their first write (read, then lose it)",
+        ("tests/store/test_concurrency.py",),
+    ),
+    Mutant(
+        "pg-fenced-out-reported-settled",
+        "store/postgres.py",
+        "for o, s, cursor in settling if cursor.fetchone() is not None}",
+        "for o, s, cursor in settling if cursor.fetchone() is not None or True}",
+        "PostgreSQL's one round trip reports a fenced-out outcome as settled",
+        _contract("fenced_out", "late_writer", "cancelled_job_changes_nothing"),
+    ),
+    Mutant(
+        "pg-no-wakeup",
+        "store/postgres.py",
+        '        conn.execute(self.q["pg_notify"])',
+        "        pass",
+        "PostgreSQL runners are never woken: an enqueued job waits for the poll",
+        ("tests/runner/test_flow.py", "-k", "freed_lock_wakes"),
+    ),
     # -- the store core
     Mutant(
         "core-insert-after-cancelled-waits",
