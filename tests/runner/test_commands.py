@@ -134,3 +134,31 @@ def test_a_command_that_cannot_start_fails_with_the_reason(
     assert done.last_error is not None
     assert done.last_error.startswith("cannot start: ")
     assert str(missing) in done.last_error
+
+
+def test_a_runner_runs_at_most_its_workers_jobs_at_once(
+    queue: Queue, start_runner, cli, tmp_path: Path
+) -> None:
+    running, counts = tmp_path / "running", tmp_path / "counts"
+    running.mkdir()
+    command = (
+        f'touch {running}/"$QUEUECTL_JOB_ID"; ls {running} | wc -l >> {counts}; '
+        f'sleep 0.3; rm {running}/"$QUEUECTL_JOB_ID"'
+    )
+    for _ in range(6):
+        queue.enqueue(command)
+    start_runner("-n", "2")
+
+    assert cli("wait", timeout=30).returncode == 0
+    seen = [int(line) for line in counts.read_text().split()]
+    assert len(seen) == 6
+    assert max(seen) == 2, seen
+
+
+def test_a_job_killed_by_a_signal_exits_128_plus_its_number(queue: Queue, start_runner) -> None:
+    job = queue.enqueue("kill -TERM $$", max_retries=0)
+    start_runner()
+
+    wait_until(lambda: queue.get(job.id).state == "dead", 10, "the job to end")
+    done = queue.get(job.id)
+    assert (done.exit_code, done.last_error) == (143, "exit code 143")

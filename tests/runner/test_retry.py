@@ -57,6 +57,25 @@ def test_timeout_kills_the_grandchild_and_the_job_ends_dead(
     assert (done.attempts, done.last_error) == (1, "timed out after 1s")
 
 
+def test_a_job_that_ignores_sigterm_is_killed_after_the_grace(
+    queue: Queue, start_runner, tmp_path: Path
+) -> None:
+    pid_file = tmp_path / "pid"
+    # The shell and what it starts ignore TERM: only the SIGKILL that follows it ends them.
+    job = queue.enqueue(
+        f"trap '' TERM; echo $$ > {shlex.quote(str(pid_file))}; sleep 60 & wait",
+        timeout="1s",
+        max_retries=0,
+    )
+    start_runner()
+    shell = read_pid(pid_file)
+
+    wait_until(lambda: queue.get(job.id).state == "dead", 8, "the SIGKILL after the timeout")
+    wait_until(lambda: not group_members(shell), 2, "the job's processes to die")
+    done = queue.get(job.id)
+    assert (done.last_error, done.exit_code) == ("timed out after 1s", 137)
+
+
 def test_config_job_timeout_applies_to_a_job_without_timeout(
     queue: Queue, start_runner, tmp_path: Path
 ) -> None:

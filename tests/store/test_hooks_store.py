@@ -9,7 +9,7 @@ import pytest
 
 from queuectl.errors import ConflictError, QueuectlError
 from queuectl.hook import Event, made_by
-from queuectl.lifecycle import Outcome
+from queuectl.lifecycle import Fence, Outcome
 from queuectl.models import Job, new_job
 from queuectl.store import Hook, Runner, Schedule, Store
 from tests.support.clock import FakeClock
@@ -83,6 +83,25 @@ def test_each_event_enqueues_one_hook_job_with_the_event_in_its_environment(
     assert first.env["KEEP"] == "1"
     assert first.to_dict()["made_by"] == "hook h: completed of ok"
     assert "made_by" not in store.get("ok").to_dict()  # type: ignore[union-attr]
+
+
+def test_a_runner_settling_by_its_claims_rules_fires_the_hooks(store: Store) -> None:
+    """The runner's outcomes carry the retry rules of their claim (PostgreSQL may then settle
+    them in one round trip): the hooks fire all the same."""
+    hook(store, "h", ["completed", "failed"])
+    add(store, "ok")
+    add(store, "bad", max_retries=1)
+    outcomes = []
+    for c in store.finish_and_claim("r1", [], 2, None, LEASE_S).claims:
+        assert c.max_retries is not None
+        fence = Fence(c.attempt, c.max_retries, c.no_retry_exit_codes)
+        outcomes.append(Outcome(c.id, c.attempt, 0 if c.id == "ok" else 3, None, 10, fence=fence))
+    settled = store.finish_and_claim("r1", outcomes, 0, None, LEASE_S).settled
+    assert {job_id: s.state for job_id, s in settled.items()} == {
+        "ok": "completed",
+        "bad": "failed",
+    }
+    assert sorted((e[1], e[2]) for e in events(store)) == [("completed", "ok"), ("failed", "bad")]
 
 
 def test_a_hook_fires_only_on_its_events_and_its_queue(store: Store) -> None:

@@ -86,6 +86,19 @@ def test_a_requeue_that_would_wait_on_a_dead_dependency_is_refused_and_changes_n
     assert claim(store) == ["a"]
 
 
+def test_a_requeue_that_would_wait_on_a_cancelled_dependency_is_refused(store: Store) -> None:
+    add(store, {"id": "a"}, {"id": "b", "depends_on": ["a"]})
+    store.cancel(["a"])  # and b with it
+    assert state(store, "b") == "cancelled"
+    with pytest.raises(WrongStateError, match="'b' depends on 'a', which is cancelled"):
+        store.requeue(["b"], AGAIN)
+    assert state(store, "b") == "cancelled"
+    assert store.requeue(["a", "b"], AGAIN) == ["a", "b"]
+    assert claim(store) == ["a"]
+    finish(store, "a", 0)
+    assert claim(store) == ["b"]
+
+
 def test_a_dependency_deleted_since_holds_no_requeued_job_back(
     store: Store, clock: FakeClock
 ) -> None:

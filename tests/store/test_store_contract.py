@@ -276,6 +276,55 @@ def test_a_dead_dependency_cancels_the_dependants(store: Store, clock: FakeClock
     assert "a" in (d.last_error or "")
 
 
+@pytest.mark.parametrize("fenced", [True, False], ids=["runner", "unfenced"])
+def test_dependencies_that_complete_together_unblock_their_dependant(
+    store: Store, clock: FakeClock, fenced: bool
+) -> None:
+    """Both results in one exchange (a runner with two slots): the dependant waits on none.
+    Unfenced outcomes (a result without its claim's retry rules) take PostgreSQL's general
+    path, fenced ones its one-round-trip path."""
+    add(store, {"id": "a"}, {"id": "b"}, {"id": "c", "depends_on": ["a", "b"]})
+    assert claim(store, 10) == ["a", "b"]
+    outcomes = [
+        Outcome(job_id, 1, 0, None, 100, fence=Fence(1, 3, []) if fenced else None)
+        for job_id in ("a", "b")
+    ]
+    settled = store.finish_and_claim("r1", outcomes, 0, None, LEASE_S).settled
+    assert {job_id: s.state for job_id, s in settled.items()} == {
+        "a": "completed",
+        "b": "completed",
+    }
+    assert claim(store, 10) == ["c"]
+
+
+def test_a_failed_dependency_keeps_its_dependants_waiting_on_the_runners_path(
+    store: Store, clock: FakeClock
+) -> None:
+    """A dependency that fails and will be retried has not completed: its dependant waits,
+    also when the runner settles with its claim's retry rules (PostgreSQL's one round trip)."""
+    add(store, {"id": "dep", "max_retries": 1}, {"id": "child", "depends_on": ["dep"]})
+    assert claim(store, 10) == ["dep"]
+    assert finish(store, clock, "dep", 1, exit_code=1) is not None
+    assert state(store, "dep") == "failed"
+    assert get(store, "child").state == "pending"
+    assert claim(store, 10) == []
+    clock.advance(3600)
+    assert claim(store, 10) == ["dep"]
+    finish(store, clock, "dep", 2)
+    assert claim(store, 10) == ["child"]
+
+
+def test_a_job_enqueued_after_a_cancelled_dependency_is_cancelled(store: Store) -> None:
+    """It could never start: stored cancelled, naming why, as after a dead dependency."""
+    add(store, {"id": "a"})
+    store.cancel(["a"])
+    [b] = add(store, {"id": "b", "depends_on": ["a"]})
+    assert b.state == "cancelled"
+    assert b.last_error == "dependency a is cancelled"
+    assert (get(store, "b").state, claim(store, 10)) == ("cancelled", [])
+    assert store.counts() == {"default": {"cancelled": 2}}
+
+
 # -- claim
 
 
@@ -532,6 +581,16 @@ def test_expired_leases_are_reaped_as_worker_lost(store: Store, clock: FakeClock
     assert store.reap([]) == []
 
 
+def test_a_runner_never_reaps_its_own_expired_leases(store: Store, clock: FakeClock) -> None:
+    """Its jobs still run (its clock stepped, say): it renews their leases at its next beat."""
+    add(store, {"id": "a"})
+    claim(store, owner="r1")
+    clock.advance(LEASE_S + 1)
+    assert store.reap([], exclude="r1") == []
+    assert (state(store, "a"), get(store, "a").lease_owner) == ("processing", "r1")
+    assert store.reap([], exclude="r2") == ["a"]
+
+
 def test_heartbeat_renews_the_leases(store: Store, clock: FakeClock) -> None:
     add(store, {"id": "a"})
     claim(store)
@@ -715,6 +774,35 @@ def test_retry_dead_refuses_when_its_unique_key_is_held(store: Store, clock: Fak
     with pytest.raises(ConflictError):
         store.requeue(None, ["dead"])
     assert (state(store, "a"), state(store, "b")) == ("dead", "pending")
+
+
+def test_retry_all_runs_only_the_dead_jobs_again(
+    store: Store, clock: FakeClock, target: str
+) -> None:
+    """`dlq retry --all` (and with a queue): dead jobs only; cancelled and completed ones stay."""
+    add(
+        store,
+        {"id": "dead", "max_retries": 0, "queue": "qa"},
+        {"id": "dead-b", "max_retries": 0, "queue": "qb"},
+        {"id": "cancelled", "queue": "qa"},
+        {"id": "done", "queue": "qc"},
+    )
+    kill(store, clock, "dead")
+    kill(store, clock, "dead-b")
+    store.cancel(["cancelled"])
+    assert claim(store, queues=["qc"]) == ["done"]
+    finish(store, clock, "done", 1)
+    with Queue(target) as queue:
+        assert queue.retry(queue="qa") == ["dead"]
+        assert queue.retry(all=True) == ["dead-b"]
+        assert queue.retry(all=True) == []
+    states = {job_id: state(store, job_id) for job_id in ("dead", "dead-b", "cancelled", "done")}
+    assert states == {
+        "dead": "pending",
+        "dead-b": "pending",
+        "cancelled": "cancelled",
+        "done": "completed",
+    }
 
 
 def test_purge_by_state_and_age(store: Store, clock: FakeClock) -> None:
