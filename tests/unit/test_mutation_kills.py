@@ -103,7 +103,8 @@ def test_minus_infinity_is_refused_as_not_finite_below_no_bound() -> None:
 def test_unknown_key_lists_the_known_ones() -> None:
     assert message(lambda: config.canonical_key("nope")) == (
         "unknown config key 'nope' (known: max_retries, backoff_base, backoff_max, "
-        "backoff_jitter, job_timeout, lease_seconds, output_limit, retain_completed, retain_dead)"
+        "backoff_jitter, job_timeout, lease_seconds, output_limit, retain_completed, retain_dead, "
+        "retry_not_runnable)"
     )
 
 
