@@ -85,13 +85,24 @@ def explain_job(queue: Queue, job_id: str) -> dict[str, Any]:
     if held is not None:
         return answer(*held)
     serving = [r for r in runners if r.queues is None or job.queue in r.queues]
+    hint = "" if job.queue == "default" else f" --queue {job.queue}"
     if not serving:
-        hint = "" if job.queue == "default" else f" --queue {job.queue}"
         return answer(
             "no_runner",
             f"{job.id} is due, but no runner serving queue '{job.queue}' is up; "
             f"start one with `queuectl worker start{hint}`.",
         )
+    if all(r.stop_requested for r in serving):
+        only = "the only runner" if len(serving) == 1 else f"all {len(serving)} runners"
+        return answer(
+            "runner_stopping",
+            f"{job.id} is due, but {only} serving queue '{job.queue}' "
+            f"{'is' if len(serving) == 1 else 'are'} stopping (asked by `queuectl worker stop`) "
+            f"and take{'s' if len(serving) == 1 else ''} no new job; `queuectl worker stop "
+            f"--cancel` lets {'it' if len(serving) == 1 else 'them'} serve again, or start "
+            f"another with `queuectl worker start{hint}`.",
+        )
+    serving = [r for r in serving if not r.stop_requested]
     workers = sum(r.workers for r in serving)
     busy = sum(len(r.running) for r in serving)
     if busy >= workers:

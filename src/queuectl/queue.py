@@ -486,6 +486,10 @@ class Queue:
         """Ask every runner of this store to stop gracefully; how many were asked."""
         return self._store.request_stop()
 
+    def withdraw_stop(self) -> int:
+        """Withdraw the stop asked of runners still draining (they take jobs again); how many."""
+        return self._store.withdraw_stop()
+
 
 @contextmanager
 def _collector_paused(paused: bool) -> Iterator[None]:
@@ -550,6 +554,7 @@ def runner_dict(runner: Runner) -> dict[str, Any]:
         "started_at": ms_to_iso(runner.started_at_ms),
         "heartbeat_at": ms_to_iso(runner.heartbeat_at_ms),
         "running": list(runner.running),
+        "stopping": runner.stop_requested,
     }
 
 

@@ -264,6 +264,23 @@ def test_the_layout_fits_the_window(live, page, queue: Queue, tmp_path: Path, wi
     assert page.errors == []
 
 
+@pytest.mark.parametrize("width", [1400, 420])
+def test_a_runner_asked_to_stop_is_shown_stopping(
+    live, page, queue: Queue, tmp_path: Path, width: int
+) -> None:
+    register_runner(queue, workers=2)
+    page.set_viewport_size({"width": width, "height": 900})
+    open_dashboard(page, live().url)
+    badge = page.locator("#runners tbody tr .state")
+    expect(badge).to_have_text("up")
+    queue.request_stop()
+    expect(badge).to_have_text("stopping", timeout=6000)
+    expect(badge).to_have_class("state stopping")
+    page.locator("#runners").scroll_into_view_if_needed()
+    page.screenshot(path=str(screenshot_path(tmp_path, f"runner-stopping-{width}.png")))
+    assert page.errors == []
+
+
 def test_a_job_opens_where_the_user_looks_and_escape_closes_it(
     live, page, queue: Queue, tmp_path: Path
 ) -> None:

@@ -260,6 +260,20 @@ def test_status_has_the_shape_of_status_json(client, queue: Queue) -> None:
     assert body["done_last_minute"] == 1
     (runner,) = body["runners"]
     assert {"id", "host", "pid", "workers", "started_at", "heartbeat_at", "running"} <= set(runner)
+    assert runner["stopping"] is False
+
+
+def test_a_runner_asked_to_stop_is_stopping_until_the_request_is_withdrawn(
+    client, queue: Queue
+) -> None:
+    register_runner(queue)
+    assert queue.request_stop() == 1
+    [runner] = client.get("/api/status").json()["runners"]
+    assert runner["stopping"] is True
+    assert queue.withdraw_stop() == 1
+    assert queue.withdraw_stop() == 0
+    [runner] = client.get("/api/status").json()["runners"]
+    assert runner["stopping"] is False
 
 
 def test_config_get_and_set(client, queue: Queue) -> None:

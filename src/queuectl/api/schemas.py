@@ -103,6 +103,7 @@ class RunnerOut(BaseModel):
     started_at: str
     heartbeat_at: str
     running: list[str]
+    stopping: bool  # asked to stop: it finishes its running jobs and takes no new one
 
 
 class StatusOut(BaseModel):

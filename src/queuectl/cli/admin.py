@@ -47,6 +47,11 @@ def status(session: Session, as_json: bool, since: str | None) -> None:
         print_table("queues", ["QUEUE", *headers], rows)
     if report["runners"]:
         print_runners(report["runners"])
+        if all(r["stopping"] for r in report["runners"]):
+            click.echo(
+                "every runner is stopping: no new job starts "
+                "(keep them with: queuectl worker stop --cancel)"
+            )
     else:
         click.echo("no runner is up (start one with: queuectl worker start)")
     click.echo(f"done in the last minute: {report['done_last_minute']}")
@@ -64,7 +69,7 @@ def print_since(window: dict[str, Any], since: str) -> None:
 
 
 def print_runners(runners: list[dict[str, Any]]) -> None:
-    from queuectl.cli.render import local_time, print_table
+    from queuectl.cli.render import local_time, print_table, state_text
 
     rows = [
         (
@@ -74,11 +79,12 @@ def print_runners(runners: list[dict[str, Any]]) -> None:
             ",".join(r["queues"] or ["*"]),
             local_time(r["started_at"]),
             local_time(r["heartbeat_at"]),
+            state_text("stopping") if r["stopping"] else state_text("up"),
             " ".join(r["running"]) or "-",
         )
         for r in runners
     ]
-    columns = ["HOST", "PID", "WORKERS", "QUEUES", "STARTED", "HEARTBEAT", "RUNNING"]
+    columns = ["HOST", "PID", "WORKERS", "QUEUES", "STARTED", "HEARTBEAT", "STATUS", "RUNNING"]
     print_table("runners", columns, rows, elastic=("RUNNING",), droppable=("STARTED", "WORKERS"))
 
 

@@ -25,6 +25,8 @@ STATE_STYLES = {
     "failed": "yellow",
     "dead": "red",
     "cancelled": "magenta",
+    "up": "green",
+    "stopping": "yellow",  # a runner asked to stop: it drains and takes no new job
 }
 
 #: C0 and C1 controls, DEL, and the bidirectional overrides that can disguise a command.

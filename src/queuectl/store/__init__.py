@@ -359,6 +359,10 @@ class Store(Protocol):
         """Ask every runner to stop gracefully; how many were asked."""
         ...
 
+    def withdraw_stop(self) -> int:
+        """Withdraw the stop asked of every runner still draining; how many it reaches."""
+        ...
+
     def housekeeping(self, owner: str, queues: Sequence[str] | None) -> Housekeeping:
         """Everything a runner (serving `queues`, None: every queue) checks as a matter of
         routine, read at once; folds the counters' deltas into their base if many piled up."""

@@ -1180,6 +1180,13 @@ class SQLStore:
             self._wake(conn)
         return count
 
+    @operation()
+    def withdraw_stop(self) -> int:
+        with self._transaction() as conn:
+            count = int(conn.execute(self.q["withdraw_stop"]).rowcount)
+            self._wake(conn)
+        return count
+
     @operation(runner=True)
     def reap(self, dead_owners: Sequence[str], exclude: str | None = None) -> list[str]:
         now = self.now()

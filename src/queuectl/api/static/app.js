@@ -162,6 +162,9 @@
         el("td", { class: "queue", title: (r.queues || ["*"]).join(", ") }, (r.queues || ["*"]).join(", ")),
         el("td", {}, when(r.started_at)),
         el("td", { title: when(r.heartbeat_at) }, ago(r.heartbeat_at)),
+        el("td", {}, r.stopping
+          ? el("span", { class: "state stopping", title: "asked to stop: finishes its running jobs, takes no new one" }, "stopping")
+          : el("span", { class: "state up" }, "up")),
         el("td", { class: "ids", title: r.running.join(" ") }, r.running.join(" ") || "-"))));
     $("no-runner").hidden = runners.length > 0;
   }

@@ -431,6 +431,9 @@ SELECT lease_owner, id FROM jobs WHERE state = 'processing' ORDER BY lease_owner
 -- name: request_stop
 UPDATE runners SET stop_requested = TRUE
 
+-- name: withdraw_stop
+UPDATE runners SET stop_requested = FALSE WHERE stop_requested = TRUE
+
 -- name: jobs_of_owner
 SELECT id, attempts FROM jobs WHERE state = 'processing' AND lease_owner = %s
 FOR UPDATE SKIP LOCKED

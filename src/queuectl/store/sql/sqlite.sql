@@ -357,6 +357,9 @@ SELECT lease_owner, id FROM jobs WHERE state = 'processing' ORDER BY lease_owner
 -- name: request_stop
 UPDATE runners SET stop_requested = 1
 
+-- name: withdraw_stop
+UPDATE runners SET stop_requested = 0 WHERE stop_requested = 1
+
 -- name: jobs_of_owner
 SELECT id, attempts FROM jobs WHERE state = 'processing' AND lease_owner = ?
 
