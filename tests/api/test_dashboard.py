@@ -277,6 +277,7 @@ def test_a_runner_asked_to_stop_is_shown_stopping(
     expect(badge).to_have_text("stopping", timeout=6000)
     expect(badge).to_have_class("state stopping")
     page.locator("#runners").scroll_into_view_if_needed()
+    expect(badge).to_be_in_viewport()  # beside the host, not scrolled away on a phone
     page.screenshot(path=str(screenshot_path(tmp_path, f"runner-stopping-{width}.png")))
     assert page.errors == []
 

@@ -158,13 +158,14 @@
   function renderRunners(runners) {
     replaceRows($("runners"), runners.map((r) =>
       el("tr", {},
-        el("td", { class: "queue", title: r.host }, r.host), el("td", {}, r.pid), el("td", {}, r.workers),
-        el("td", { class: "queue", title: (r.queues || ["*"]).join(", ") }, (r.queues || ["*"]).join(", ")),
-        el("td", {}, when(r.started_at)),
-        el("td", { title: when(r.heartbeat_at) }, ago(r.heartbeat_at)),
+        el("td", { class: "queue", title: r.host }, r.host),
         el("td", {}, r.stopping
           ? el("span", { class: "state stopping", title: "asked to stop: finishes its running jobs, takes no new one" }, "stopping")
           : el("span", { class: "state up" }, "up")),
+        el("td", {}, r.pid), el("td", {}, r.workers),
+        el("td", { class: "queue", title: (r.queues || ["*"]).join(", ") }, (r.queues || ["*"]).join(", ")),
+        el("td", {}, when(r.started_at)),
+        el("td", { title: when(r.heartbeat_at) }, ago(r.heartbeat_at)),
         el("td", { class: "ids", title: r.running.join(" ") }, r.running.join(" ") || "-"))));
     $("no-runner").hidden = runners.length > 0;
   }
