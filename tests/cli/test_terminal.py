@@ -12,7 +12,7 @@ import pytest
 from rich.cells import cell_len
 
 from queuectl.store import Runner, Store
-from tests.cli.conftest import make
+from tests.cli.conftest import finish, make
 from tests.cli.terminal import ANSI, in_terminal
 
 Cli = Callable[..., subprocess.CompletedProcess[str]]
@@ -97,7 +97,9 @@ def test_times_share_one_local_format(cli: Cli, target: str, store: Store) -> No
     assert len(LOCAL_TIME.findall(workers.text)) == 2, workers.text
     workers = in_terminal(target, "worker", "list", columns=60, env=tokyo)
     assert len(workers.lines) == 3, workers.text  # the title, the header, one runner
-    assert LOCAL_TIME.search(workers.text), workers.text  # the heartbeat, whole
+    # Narrow: the heartbeat is short, its zone named in the header.
+    assert "HEARTBEAT JST" in workers.lines[1], workers.text
+    assert re.search(r"\b\d\d:\d\d:\d\d\b", workers.lines[2]), workers.text
     shown = in_terminal(target, "show", "done", env=tokyo).text
     # run_at, created, updated, started, finished; then the attempt's start and finish
     assert len(LOCAL_TIME.findall(shown)) == 7
@@ -162,3 +164,85 @@ def test_escape_sequences_in_commands_are_made_visible(cli: Cli, target: str) ->
         assert "\x1b" not in piped, argv
         assert visible in piped, argv
     assert ANSI.sub("", visible) == visible
+
+
+#: What psql says when its server is down: longer than any column an 80-column table can give.
+REFUSED = (
+    'psql: error: connection to server at "db.internal.example.com" (10.0.0.5), port 5432 '
+    "failed: Connection refused. Is the server running on that host and accepting TCP/IP "
+    "connections?"
+)
+HMS = re.compile(r"\b\d\d:\d\d:\d\d\b")
+
+
+def died(store: Store, job_id: str, code: int, said: str) -> None:
+    """A dead job whose only attempt exited `code` having printed `said`."""
+    make(store, job_id, "pending", max_retries=0, command=f"backup --to {job_id}")
+    assert finish(store, job_id, code, output=f"starting\n{said}\n".encode()) == "dead"
+
+
+@pytest.mark.parametrize("argv", [["list"], ["dlq", "list"]])
+def test_ids_and_errors_are_never_cut_at_80_columns(
+    target: str, store: Store, argv: list[str]
+) -> None:
+    died(store, "nightly-backup.20261129", 2, REFUSED)
+    died(store, "1a2441d6aa41b0c2f3e9d8a7", 127, "sh: 1: pgdump: not found")
+    make(store, "fine", "completed")
+    screen = in_terminal(target, *argv, columns=80, env={"TZ": "Europe/Paris"})
+    assert screen.returncode == 0, screen.stderr
+    lines = screen.lines
+    assert all(cell_len(line) <= 80 for line in lines), screen.text
+    assert all(line == line.rstrip() for line in lines), screen.text
+    flat = " ".join(line.strip() for line in lines)
+    assert f"exit code 2: {REFUSED}" in flat, screen.text
+    assert "exit code 127 (command not found): sh: 1: pgdump: not found (not retried)" in flat
+    for job_id in ("nightly-backup.20261129", "1a2441d6aa41b0c2f3e9d8a7"):
+        [row] = [line for line in lines if line.startswith(job_id + " ")]
+        assert HMS.search(row), row  # a short time...
+        assert not LOCAL_TIME.search(row), row
+    header = next(line for line in lines if line.startswith("ID "))
+    assert re.search(r"UPDATED CET\b", header), header  # ...whose zone the header names
+
+
+@pytest.mark.parametrize("argv", [["list"], ["dlq", "list"]])
+def test_at_200_columns_each_job_is_one_line_with_its_whole_error(
+    target: str, store: Store, argv: list[str]
+) -> None:
+    died(store, "nightly-backup.20261129", 2, "psql: error: connection refused")
+    screen = in_terminal(target, *argv, columns=200, env={"TZ": "America/New_York"})
+    assert screen.returncode == 0, screen.stderr
+    [row] = [line for line in screen.lines if line.startswith("nightly-backup.20261129 ")]
+    assert "exit code 2: psql: error: connection refused" in row
+    assert re.search(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d EST\b", row), row
+    assert "LAST ERROR" in screen.text
+
+
+def test_config_list_keeps_every_key_and_value_whole_at_80_columns(cli: Cli, target: str) -> None:
+    ok(cli("config", "set", "backoff_max", "36000"))
+    ok(cli("config", "set", "retain_completed", "8640000"))
+    screen = in_terminal(target, "config", "list", columns=80)
+    assert screen.returncode == 0, screen.stderr
+    assert all(cell_len(line) <= 80 for line in screen.lines), screen.text
+    assert "…" not in screen.text
+    rows = {line.split()[0]: line.split()[1:3] for line in screen.lines[1:] if line[:1] != " "}
+    assert rows["backoff_max"] == ["36000", "3600"]
+    assert rows["retain_completed"] == ["8640000", "604800"]
+    assert rows["retry_not_runnable"] == ["0", "0"]
+    flat = " ".join(" ".join(line.split()) for line in screen.lines)
+    assert "seconds completed and cancelled jobs are kept; 0 = forever" in flat  # wrapped
+
+
+def test_queue_list_keeps_rate_and_every_count_at_80_columns(cli: Cli, target: str) -> None:
+    ok(cli("queue", "set", "reports-nightly", "--rate", "10/1m", "--concurrency", "4"))
+    ok(cli("enqueue", "--queue", "reports-nightly", "--command", "true"))
+    narrow = in_terminal(target, "queue", "list", columns=80)
+    assert narrow.returncode == 0, narrow.stderr
+    assert all(cell_len(line) <= 80 for line in narrow.lines), narrow.text
+    assert narrow.lines[0].split() == [
+        "QUEUE", "STATUS", "LIMIT", "RATE", "pend", "run", "done", "fail", "dead", "canc"
+    ]  # fmt: skip
+    assert narrow.lines[1].split() == ["reports-nightly", "active", "4", "10/60s", "1"] + ["0"] * 5
+    wide = in_terminal(target, "queue", "list", columns=200)
+    assert "processing" in wide.lines[0]
+    piped = ok(cli("queue", "list"))
+    assert all(line == line.rstrip() for line in piped.splitlines()), piped
