@@ -51,8 +51,18 @@ def ms_to_iso(ms: int | None) -> str | None:
     return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def parse_iso(value: str, what: str = "time") -> int:
-    """Epoch milliseconds from an ISO-8601 time; a time without an offset is taken as UTC."""
+def local_text(ms: int | None) -> str:
+    """Epoch milliseconds as this host's local time, its zone named: `2026-11-29 03:12:05 CET`;
+    the one clock every human-readable view shows."""
+    if ms is None:
+        return "-"
+    return datetime.fromtimestamp(ms / 1000).astimezone().strftime("%Y-%m-%d %H:%M:%S %Z")
+
+
+def parse_iso(value: str, what: str = "time", naive_is_local: bool = False) -> int:
+    """Epoch milliseconds from an ISO-8601 time; a time without an offset is taken as UTC (the
+    JSON format's rule), or as this host's local time with `naive_is_local` (what a person
+    types on the command line, as `at` and cron read it)."""
     if not isinstance(value, str):
         raise InvalidInputError(f"{what}: expected an ISO-8601 time, got {value!r}")
     text = value.strip()
@@ -64,10 +74,10 @@ def parse_iso(value: str, what: str = "time") -> int:
         raise InvalidInputError(
             f"{what}: {value!r} is not an ISO-8601 time (e.g. 2026-11-27T22:33:28Z)"
         ) from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
     try:
+        if moment.tzinfo is None:
+            moment = moment.astimezone() if naive_is_local else moment.replace(tzinfo=UTC)
         moment = moment.astimezone(UTC)
-    except OverflowError:
+    except (OverflowError, ValueError, OSError):
         raise InvalidInputError(f"{what}: {value!r} is out of range in UTC") from None
     return (moment - _EPOCH) // timedelta(milliseconds=1)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from queuectl.durations import ms_to_iso
+from queuectl.durations import local_text
 from queuectl.models import CANCELLED, COMPLETED, DEAD, PROCESSING, Job
 
 if TYPE_CHECKING:
@@ -30,7 +30,7 @@ def explain_job(queue: Queue, job_id: str) -> dict[str, Any]:
         return found if job.made_by is None else made_by_hook(found, job.made_by)
 
     if job.state == COMPLETED:
-        return answer("finished", f"{job.id} completed at {ms_to_iso(job.finished_at_ms)}.")
+        return answer("finished", f"{job.id} completed at {local_text(job.finished_at_ms)}.")
     if job.state == DEAD:
         return answer(
             "finished",
@@ -50,13 +50,13 @@ def explain_job(queue: Queue, job_id: str) -> dict[str, Any]:
             return answer(
                 "lease_owner_gone",
                 f"{job.id} is marked running, but its runner {job.lease_owner} is gone; its lease "
-                f"{when} at {ms_to_iso(job.lease_expires_at_ms)}, and a live runner recovers it "
+                f"{when} at {local_text(job.lease_expires_at_ms)}, and a live runner recovers it "
                 f"as 'worker lost'.",
             )
         return answer(
             "running",
             f"{job.id} is running (attempt {job.attempts} of {job.max_retries + 1}) on runner "
-            f"{owner.host} pid {owner.pid} since {ms_to_iso(job.started_at_ms)}.",
+            f"{owner.host} pid {owner.pid} since {local_text(job.started_at_ms)}.",
         )
     unfinished = []
     for dep in job.depends_on:
@@ -73,7 +73,7 @@ def explain_job(queue: Queue, job_id: str) -> dict[str, Any]:
         why = f"a retry after '{job.last_error}'" if job.last_error else "its run_at"
         return answer(
             "waiting_for_run_at",
-            f"{job.id} waits for {why}: due in {_in(job.run_at_ms - now)}, at {ms_to_iso(job.run_at_ms)}.",
+            f"{job.id} waits for {why}: due in {_in(job.run_at_ms - now)}, at {local_text(job.run_at_ms)}.",
         )
     if queue.is_paused(job.queue):
         return answer(
@@ -140,7 +140,7 @@ def flow_reason(queue: Queue, job: Job, now: int) -> tuple[str, str] | None:
             "queue_rate_limit",
             f"{job.id} is due, but queue '{job.queue}' started {flow.started_in_window} job(s) "
             f"within its rate window (at most {flow.rate_jobs}); the window next allows a start "
-            f"in {_in(flow.window_opens_at_ms - now)}, at {ms_to_iso(flow.window_opens_at_ms)}.",
+            f"in {_in(flow.window_opens_at_ms - now)}, at {local_text(flow.window_opens_at_ms)}.",
         )
     return None
 

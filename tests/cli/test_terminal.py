@@ -3,6 +3,7 @@ strings drawn as text (never as rich markup, never as raw escape sequences)."""
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 from collections.abc import Callable
@@ -246,3 +247,47 @@ def test_queue_list_keeps_rate_and_every_count_at_80_columns(cli: Cli, target: s
     assert "processing" in wide.lines[0]
     piped = ok(cli("queue", "list"))
     assert all(line == line.rstrip() for line in piped.splitlines()), piped
+
+
+@pytest.mark.parametrize(
+    ("zone", "utc", "shown"),
+    [
+        ("Europe/Paris", "2031-12-06T07:00:00.000Z", "2031-12-06 08:00:00 CET"),
+        ("America/New_York", "2031-12-06T13:00:00.000Z", "2031-12-06 08:00:00 EST"),
+    ],
+)
+def test_a_run_at_without_an_offset_is_local_time_shown_back_with_its_zone(
+    cli: Cli, target: str, zone: str, utc: str, shown: str
+) -> None:
+    here = {"TZ": zone}
+    added = cli("enqueue", "--run-at", "2031-12-06 08:00", "--command", "true", env=here)
+    job_id = ok(added).strip()
+    assert added.stderr == f"{job_id} starts no sooner than {shown}\n"
+    assert json.loads(ok(cli("show", job_id, "--json", env=here)))["run_at"] == utc
+    # An explicit offset means what it says, whatever the local zone.
+    pinned = ok(cli("enqueue", "--run-at", "2031-12-06T08:00:00Z", "-c", "true", env=here))
+    assert (
+        json.loads(ok(cli("show", pinned.strip(), "--json")))["run_at"]
+        == "2031-12-06T08:00:00.000Z"
+    )
+    # explain and show read the same clock as the user typed in.
+    said = ok(cli("explain", job_id, env=here))
+    assert shown in said, said
+    assert not ISO.search(said), said
+    assert shown in in_terminal(target, "show", job_id, env=here).text
+
+
+def test_a_cron_without_tz_says_it_is_read_in_utc(cli: Cli) -> None:
+    paris = {"TZ": "Europe/Paris"}
+    added = cli("schedule", "add", "morning", "--cron", "0 8 * * *", "-c", "true", env=paris)
+    assert added.returncode == 0, added.stderr
+    assert re.fullmatch(
+        r"schedule morning: next at \d{4}-\d\d-\d\d 09:00:00 CET \(the cron is read in UTC; "
+        r"--tz names another zone, e.g\. --tz Europe/Paris\)\n",
+        added.stderr,
+    ), added.stderr
+    local = cli(
+        "schedule", "add", "local", "--cron", "0 8 * * *", "--tz", "Europe/Paris", "-c", "true",
+        env=paris,
+    )  # fmt: skip
+    assert re.fullmatch(r"schedule local: next at \S+ 08:00:00 CET\n", local.stderr), local.stderr

@@ -184,7 +184,10 @@ def enqueue_options(function: Any) -> Any:
             click.option("--max-retries", type=int, help="Retries after the first attempt."),
             click.option("--timeout", help="Kill an attempt after this long (30s, 5m...)."),
             click.option("--delay", help="Start no sooner than this from now (10s, 2h...)."),
-            click.option("--run-at", help="Start no sooner than this ISO-8601 time."),
+            click.option(
+                "--run-at",
+                help="Start no sooner than this ISO-8601 time (local time unless it has an offset).",
+            ),
             click.option(
                 "--after",
                 multiple=True,
@@ -230,7 +233,7 @@ def options_as_fields(options: dict[str, Any]) -> dict[str, Any]:
         "max_retries": options.get("max_retries"),
         "timeout": options.get("timeout"),
         "delay": options.get("delay"),
-        "run_at": options.get("run_at"),
+        "run_at": _local_run_at(options.get("run_at")),
         "unique_key": options.get("unique_key"),
         "lock": options.get("lock_key"),
         "cwd": options.get("cwd"),
@@ -242,6 +245,16 @@ def options_as_fields(options: dict[str, Any]) -> dict[str, Any]:
     if options.get("no_retry"):
         fields["no_retry_exit_codes"] = list(options["no_retry"])
     return {key: value for key, value in fields.items() if value is not None}
+
+
+def _local_run_at(value: str | None) -> str | None:
+    """--run-at without an offset is local time: pinned here as UTC, which the job JSON reads
+    a time without an offset as."""
+    if value is None:
+        return None
+    from queuectl.durations import ms_to_iso, parse_iso
+
+    return ms_to_iso(parse_iso(value, "--run-at", naive_is_local=True))
 
 
 def command_from_words(words: tuple[str, ...]) -> str:
@@ -326,6 +339,10 @@ def enqueue(
                 f"its id is printed and no job {asked.id} was added",
                 err=True,
             )
+    if (options.get("run_at") or options.get("delay")) and len(jobs) == 1:
+        from queuectl.cli.render import local_time
+
+        click.echo(f"{jobs[0].id} starts no sooner than {local_time(jobs[0].run_at_ms)}", err=True)
     if as_json:
         from queuectl.cli.render import print_json
 

@@ -13,6 +13,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
+from queuectl.durations import local_text, parse_iso
 from queuectl.models import Job
 from queuectl.store import Attempt
 
@@ -63,8 +64,9 @@ def one_line(text: str | None) -> str:
 
 def local_time(value: str | int | None) -> str:
     """An ISO-8601 UTC time (or epoch ms) in the local zone, named: `2026-11-29 03:12:05 CET`."""
-    moment = _local(value)
-    return "-" if moment is None else moment.strftime("%Y-%m-%d %H:%M:%S %Z")
+    if value is None or value == "":
+        return "-"
+    return local_text(value if isinstance(value, int) else parse_iso(value))
 
 
 def short_time(value: str | int | None) -> str:
@@ -80,6 +82,20 @@ def short_time(value: str | int | None) -> str:
 
 def zone_name() -> str:
     return datetime.now().astimezone().strftime("%Z")
+
+
+def local_zone() -> str:
+    """This host's time zone as a --tz value: TZ, else /etc/localtime's name, else its
+    abbreviation."""
+    import os
+
+    named = os.environ.get("TZ", "").lstrip(":")
+    if not named:
+        try:
+            named = os.readlink("/etc/localtime").split("zoneinfo/", 1)[1]
+        except (OSError, IndexError):
+            named = zone_name()
+    return named
 
 
 def _local(value: str | int | None) -> datetime | None:
