@@ -67,6 +67,35 @@ def test_a_mistyped_command_gets_a_suggestion(cli: Cli) -> None:
     assert "did you mean" not in one_error(cli("frobnicate"), 2)
 
 
+@pytest.mark.parametrize(
+    ("word", "named"),
+    [
+        ("retry", "queuectl requeue ID"),
+        ("restart", "queuectl dlq retry ID"),
+        ("ls", "queuectl list"),
+        ("start", "queuectl worker start"),
+        ("stop", "queuectl worker stop"),
+        ("add", "queuectl enqueue"),
+        ("follow", "queuectl logs --follow"),
+        ("kill", "queuectl cancel ID"),
+        ("rm", "queuectl purge"),
+        ("clean", "queuectl purge"),
+    ],
+)
+def test_other_tools_words_name_their_command_here(cli: Cli, word: str, named: str) -> None:
+    message = one_error(cli(word), 2)
+    assert named in message, message
+    assert "reset" not in message  # never a destructive command for a harmless word
+
+
+def test_a_destructive_command_is_offered_only_for_its_near_spelling(cli: Cli) -> None:
+    assert "did you mean 'reset'" in one_error(cli("resett"), 2)
+    for word in ("retyr", "rest", "restat", "stat"):
+        message = one_error(cli(word), 2)
+        assert "reset" not in message, message
+        assert "purge" not in message, message
+
+
 def test_no_framework_words_reach_the_user(cli: Cli, tmp_path: Path) -> None:
     missing = str(tmp_path / "missing.json")
     for argv, words in [
