@@ -20,6 +20,7 @@ from queuectl.models import (
     COMPLETED,
     DEAD,
     FINISHED_STATES,
+    PROCESSING,
     STATES,
     Job,
     NewJob,
@@ -155,7 +156,8 @@ class Queue:
         cursor: str | None = None,
     ) -> tuple[builtins.list[Job], str | None]:
         """A page of jobs, newest first, and the cursor of the next page (None at the end)."""
-        states = _names(state)
+        # "running" is the word the dashboard and `worker list` use for processing jobs.
+        states = [PROCESSING if n == "running" else n for n in _names(state) or ()] or None
         for name in states or ():
             if name not in STATES:
                 raise InvalidInputError(f"state: {name!r} is not one of {', '.join(STATES)}")

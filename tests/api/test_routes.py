@@ -63,6 +63,22 @@ def test_a_body_that_is_not_json_answers_422(client, queue: Queue) -> None:
     assert queue.list() == []
 
 
+def test_a_json_body_without_content_type_is_read_as_json(client, queue: Queue) -> None:
+    added = client.post("/api/jobs", content=b'{"command": "true", "id": "bare"}')
+    assert added.status_code == 201, added.text
+    assert queue.get("bare").command == "true"
+    assert client.put("/api/config/max-retries", content=b'{"value": 5}').status_code == 200
+
+
+def test_running_is_a_word_for_processing(client, queue: Queue) -> None:
+    queue.enqueue("sleep 5", id="busy")
+    queue.enqueue("true", id="waiting")
+    claim(queue)
+    assert [j.id for j in queue.list(state="running")] == ["busy"]
+    page = client.get("/api/jobs", params={"state": "running"}).json()
+    assert [job["id"] for job in page["jobs"]] == ["busy"]
+
+
 def test_a_duplicate_id_answers_409(client, queue: Queue) -> None:
     assert client.post("/api/jobs", json={"id": "same", "command": "true"}).status_code == 201
     response = client.post("/api/jobs", json={"id": "same", "command": "false"})

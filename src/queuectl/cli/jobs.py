@@ -385,7 +385,7 @@ def enqueue_stream(
     "-s",
     "states",
     multiple=True,
-    help="Only jobs in this state (repeatable: any of them).",
+    help="Only jobs in this state (repeatable: any of them; running = processing).",
     shell_complete=complete.states,
 )
 @click.option(
