@@ -15,7 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from queuectl.store import Store
+from queuectl.runner.liveness import host_name, process_started
+from queuectl.store import Runner, Store
 from tests.cli.conftest import make
 from tests.cli.terminal import in_terminal
 from tests.support.cli import QUEUECTL
@@ -275,7 +276,36 @@ def test_a_unique_key_held_by_another_id_says_so(cli: Cli) -> None:
     assert "second" in again.stderr
     assert "unique key 'k'" in again.stderr
     quiet = cli("enqueue", "--unique-key", "k", "-c", "true")
-    assert quiet.stderr == ""
+    assert "unique key" not in quiet.stderr
+
+
+def test_enqueue_says_when_no_runner_serves_the_queue(cli: Cli, store: Store) -> None:
+    alone = cli("enqueue", "-c", "true")
+    assert alone.returncode == 0
+    assert alone.stderr == (
+        "note: no runner serving queue 'default' is up; start one with: queuectl worker start\n"
+    )
+    now = store.clock.now_ms()
+    store.register_runner(
+        Runner(
+            id="r1",
+            host=host_name(),
+            pid=os.getpid(),  # alive: not taken for dead
+            workers=1,
+            queues=["default"],
+            started_at_ms=now,
+            heartbeat_at_ms=now,
+            pid_started=process_started(os.getpid()),
+        )
+    )
+    assert cli("enqueue", "-c", "true").stderr == ""
+    other = cli("enqueue", "--queue", "reports", "-c", "true")
+    assert other.stderr == (
+        "note: no runner serving queue 'reports' is up; start one with: "
+        "queuectl worker start --queue reports\n"
+    )
+    store.request_stop()
+    assert "queue 'default'" in cli("enqueue", "-c", "true").stderr  # a stopping one takes none
 
 
 # -- items 9 and 10: the runner's log file, and detaching exactly once

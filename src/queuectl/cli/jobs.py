@@ -349,6 +349,14 @@ def enqueue(
         print_json([job.to_dict() for job in jobs])
     else:
         sys.stdout.write("".join(f"{job.id}\n" for job in jobs))
+    sys.stdout.flush()
+    for name in session.queue.unserved([job.queue for job in jobs]):
+        flag = "" if name == "default" else f" --queue {name}"
+        click.echo(
+            f"note: no runner serving queue {name!r} is up; start one with: "
+            f"queuectl worker start{flag}",
+            err=True,
+        )
 
 
 def enqueue_stream(
