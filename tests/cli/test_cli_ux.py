@@ -354,3 +354,13 @@ def test_log_file_in_the_foreground_gets_the_log(cli: Cli, target: str, tmp_path
         runner.send_signal(signal.SIGTERM)
         runner.communicate(timeout=30)
     assert runner.returncode == 0
+
+
+def test_logs_of_a_job_that_has_not_run_says_so(cli: Cli, store: Store) -> None:
+    waiting = cli("enqueue", "--id", "later", "-c", "echo hi")
+    assert waiting.returncode == 0
+    shown = cli("logs", "later")
+    assert (shown.returncode, shown.stdout) == (0, "")
+    assert shown.stderr == "later has not run (pending); `queuectl explain later` says why\n"
+    make(store, "ran", "completed")
+    assert cli("logs", "ran").stderr == ""  # it ran and printed nothing: nothing to add

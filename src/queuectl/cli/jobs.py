@@ -576,10 +576,20 @@ def logs(session: Session, job_id: str, follow: bool, attempt: int | None, as_js
     if not follow:
         out.write(queue.output(job_id, attempt))
         out.flush()
+        if attempt is None:
+            _say_if_never_run(queue, job_id)
         return
     from queuectl.cli.follow import follow_output
 
     sys.exit(follow_output(queue, job_id, out))
+
+
+def _say_if_never_run(queue: Any, job_id: str) -> None:
+    """An empty `logs` of a job that has not run yet says so, rather than nothing."""
+    job = queue.get(job_id)
+    if job.attempts == 0:
+        why = f"; `queuectl explain {job_id}` says why" if job.state == "pending" else ""
+        click.echo(f"{job_id} has not run ({job.state}){why}", err=True)
 
 
 @click.command()
