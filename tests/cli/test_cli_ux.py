@@ -336,6 +336,7 @@ def test_detach_with_bundled_flags_starts_one_runner(
         assert [(r["pid"], r["workers"]) for r in listed] == [(pid, 2)]
         logs = list((state / "queuectl").iterdir())
         assert [log.name.endswith(f"-{pid}.log") for log in logs] == [True]
+        assert logs[0].stat().st_mode & 0o777 == 0o600  # commands and output: the user's only
         time.sleep(1)  # a runner that detached again would have registered by now
         assert len(runners(cli)) == 1
     finally:
@@ -350,6 +351,7 @@ def test_log_file_in_the_foreground_gets_the_log(cli: Cli, target: str, tmp_path
         assert cli("enqueue", "--id", "logged", "-c", "true").returncode == 0
         assert cli("wait", "logged", "--timeout", "20s", timeout=30).returncode == 0
         wait_until(lambda: log.exists() and "logged" in log.read_text(), "the log line")
+        assert log.stat().st_mode & 0o777 == 0o600
     finally:
         runner.send_signal(signal.SIGTERM)
         runner.communicate(timeout=30)

@@ -85,7 +85,7 @@ def worker_start(
     stream = None
     if log_file is not None and not detached_child:  # a detached runner's stderr is the file
         try:
-            stream = open(log_file, "a", buffering=1, encoding="utf-8")  # noqa: SIM115
+            stream = open(_private(log_file), "a", buffering=1, encoding="utf-8")  # noqa: SIM115
         except OSError as exc:
             raise click.ClickException(
                 f"--log-file: cannot write {log_file}: {exc.strerror}"
@@ -102,6 +102,11 @@ def worker_start(
     sys.exit(supervisor.run())
 
 
+def _private(path: str) -> int:
+    """A log file opened for appending, made 0600 if new: job output and commands go there."""
+    return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+
+
 def _detach(session: Session, log_file: str | None) -> None:
     """Run this same command again in a new session, as a runner that does not detach."""
     named = log_file is not None
@@ -114,7 +119,7 @@ def _detach(session: Session, log_file: str | None) -> None:
     env = {**os.environ, DETACHED_ENV: "1"}
     if session.target:
         env["QUEUECTL_DB"] = session.target
-    log = open(log_file, "ab")  # noqa: SIM115 - handed to the child
+    log = open(_private(log_file), "ab")  # noqa: SIM115 - handed to the child
     process = subprocess.Popen(
         [sys.executable, "-m", "queuectl", *sys.argv[1:]],
         stdin=subprocess.DEVNULL,
