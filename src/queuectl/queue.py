@@ -135,6 +135,29 @@ class Queue:
             raise NotFoundError(f"no job {job_id!r}")
         return job
 
+    def explain(self, job_id: str) -> dict[str, Any]:
+        """Why the job is or is not running now: {"id", "state", "reason", "message"}, as
+        `queuectl explain --json`."""
+        from queuectl.explain import explain_job
+
+        return explain_job(self, job_id)
+
+    def wait(self, *job_ids: str, timeout: float | None = None) -> builtins.list[Job]:
+        """Block until every job named is finished (completed, dead or cancelled); the jobs,
+        in the order named. TimeoutError after `timeout` seconds."""
+        import time
+
+        ids = [validate_id(job_id) for job_id in dict.fromkeys(job_ids)]
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            jobs = [self.get(job_id) for job_id in ids]
+            if all(job.state in FINISHED_STATES for job in jobs):
+                return jobs
+            if deadline is not None and time.monotonic() >= deadline:
+                waiting = [job.id for job in jobs if job.state not in FINISHED_STATES]
+                raise TimeoutError(f"still unfinished after {timeout:g}s: {', '.join(waiting)}")
+            time.sleep(0.1 if deadline is None else max(0.0, min(0.1, deadline - time.monotonic())))
+
     def find(self, job_id: str) -> Job | None:
         """The job, or None when there is none with that id."""
         return self._store.get(job_id)

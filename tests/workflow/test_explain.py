@@ -8,6 +8,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from queuectl import Queue
 from queuectl.durations import local_text
 from tests.workflow.conftest import Cli, all_in, ok, wait_until
@@ -108,3 +110,14 @@ def test_flow_control_reasons_name_what_holds_the_job(
     wait_until(all_in(queue, "completed", next_render, next_deploy), 15, "the others to run")
     assert reason(cli, next_call) == "queue_rate_limit"
     queue.cancel(next_call)
+
+
+def test_the_python_api_explains_and_waits(queue: Queue, start_runner: Callable[..., Any]) -> None:
+    job = queue.enqueue("true")
+    assert queue.explain(job.id)["reason"] == "no_runner"
+    with pytest.raises(TimeoutError, match=job.id):
+        queue.wait(job.id, timeout=0.2)
+    start_runner()
+    [done] = queue.wait(job.id, timeout=20)
+    assert (done.id, done.state) == (job.id, "completed")
+    assert queue.explain(job.id)["reason"] == "finished"
