@@ -101,6 +101,9 @@ def test_the_token_is_asked_for_and_kept_for_the_session(live, page, queue: Queu
     server = live(TOKEN)
     page.goto(server.url + "/")
     expect(page.locator("#token-panel")).to_be_visible()
+    # Where the token is, and how to get the address carrying it again.
+    expect(page.locator("#token-panel")).to_contain_text("queuectl serve --print-url")
+    expect(page.locator("#token-panel")).to_contain_text("beside the store")
     expect(page.locator("#jobs tbody tr")).to_have_count(0)
     page.fill("#token-input", TOKEN)
     page.click("#token-form button")
