@@ -366,3 +366,13 @@ def test_logs_of_a_job_that_has_not_run_says_so(cli: Cli, store: Store) -> None:
     assert shown.stderr == "later has not run (pending); `queuectl explain later` says why\n"
     make(store, "ran", "completed")
     assert cli("logs", "ran").stderr == ""  # it ran and printed nothing: nothing to add
+
+
+def test_the_demo_ends_with_a_hint_that_works(cli: Cli, tmp_path: Path) -> None:
+    """Without --keep the scratch store is deleted: the closing hint points at --keep rather
+    than at commands that would act on the user's own store."""
+    shown = cli("demo", env={"COLUMNS": "200", "TMPDIR": str(tmp_path)}, timeout=60)
+    assert shown.returncode == 0, shown.stderr
+    last = shown.stdout.strip().splitlines()[-1]
+    assert last.startswith("next: queuectl demo --keep keeps the scratch store"), last
+    assert list(tmp_path.iterdir()) == []  # the scratch store is gone
