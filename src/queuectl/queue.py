@@ -135,6 +135,28 @@ class Queue:
             raise NotFoundError(f"no job {job_id!r}")
         return job
 
+    def resolve(self, ref: str) -> str:
+        """The id a person means: the id itself, a unique prefix of one (as git and docker take
+        them), or `@last` for the newest job of this store."""
+        if ref == LAST:
+            newest = self.list(limit=1)
+            if not newest:
+                raise NotFoundError("@last: this store holds no job yet")
+            return newest[0].id
+        validate_id(ref)
+        if self._store.get(ref) is not None:
+            return ref
+        found = self._store.ids_with_prefix(ref, SHOWN_CANDIDATES + 1)
+        if len(found) == 1:
+            return found[0]
+        if not found:
+            raise NotFoundError(f"no job {ref!r}")
+        more = " and more" if len(found) > SHOWN_CANDIDATES else ""
+        raise InvalidInputError(
+            f"{ref!r} starts more than one job id: "
+            f"{', '.join(found[:SHOWN_CANDIDATES])}{more}; give more of it"
+        )
+
     def explain(self, job_id: str) -> dict[str, Any]:
         """Why the job is or is not running now: {"id", "state", "reason", "message"}, as
         `queuectl explain --json`."""
@@ -550,6 +572,12 @@ def _collector_paused(paused: bool) -> Iterator[None]:
         yield
     finally:
         gc.enable()
+
+
+#: The reference to the newest job of a store, wherever an id is taken on the command line.
+LAST = "@last"
+#: The candidates an ambiguous id prefix lists.
+SHOWN_CANDIDATES = 5
 
 
 def _names(value: str | Sequence[str] | None) -> builtins.list[str] | None:

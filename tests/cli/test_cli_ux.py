@@ -376,3 +376,19 @@ def test_the_demo_ends_with_a_hint_that_works(cli: Cli, tmp_path: Path) -> None:
     last = shown.stdout.strip().splitlines()[-1]
     assert last.startswith("next: queuectl demo --keep keeps the scratch store"), last
     assert list(tmp_path.iterdir()) == []  # the scratch store is gone
+
+
+def test_ids_are_taken_by_unique_prefix_and_last(cli: Cli) -> None:
+    for job_id in ("nightly-1", "nightly-2", "weekly-1"):
+        assert cli("enqueue", "--id", job_id, "-c", "true").returncode == 0
+    shown = cli("show", "week", "--json")
+    assert shown.returncode == 0, shown.stderr
+    assert json.loads(shown.stdout)["id"] == "weekly-1"
+    assert json.loads(cli("explain", "@last", "--json").stdout)["id"] == "weekly-1"
+    ambiguous = one_error(cli("cancel", "nightly"), 2)
+    assert ambiguous == (
+        "error: 'nightly' starts more than one job id: nightly-1, nightly-2; give more of it"
+    )
+    cancelled = cli("cancel", "nightly-2")
+    assert cancelled.returncode == 0, cancelled.stderr
+    assert "no job 'monthly'" in one_error(cli("logs", "monthly"), 1)

@@ -33,6 +33,20 @@ class Utf8Text(click.ParamType):  # type: ignore[type-arg]  # (generic only from
 UTF8 = Utf8Text()
 
 
+class JobRef(Utf8Text):
+    """A job id as a person gives it: whole, a unique prefix, or `@last` (the newest job)."""
+
+    name = "id"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        text = super().convert(value, param, ctx)
+        session = ctx.find_object(Session) if ctx is not None else None
+        return text if session is None else session.existing_queue.resolve(text)
+
+
+JOB_REF = JobRef()
+
+
 class EnqueueCommand(click.Command):
     """Remembers whether `--` was given: after it, the words are the command's argv."""
 
@@ -431,7 +445,7 @@ def list_jobs(
 
 
 @click.command()
-@click.argument("job_id", metavar="ID", type=UTF8, shell_complete=complete.job_ids)
+@click.argument("job_id", metavar="ID", type=JOB_REF, shell_complete=complete.job_ids)
 @click.option("--json", "as_json", is_flag=True, help="Print the job as a JSON object.")
 @click.pass_obj
 def show(session: Session, job_id: str, as_json: bool) -> None:
@@ -449,7 +463,9 @@ def show(session: Session, job_id: str, as_json: bool) -> None:
 
 
 @click.command()
-@click.argument("job_ids", nargs=-1, metavar="[ID...]", shell_complete=complete.job_ids)
+@click.argument(
+    "job_ids", nargs=-1, metavar="[ID...]", type=JOB_REF, shell_complete=complete.job_ids
+)
 @click.option(
     "--queue",
     "-q",
@@ -493,7 +509,12 @@ def cancel(
 
 @click.command()
 @click.argument(
-    "job_ids", nargs=-1, required=True, metavar="ID...", shell_complete=complete.job_ids
+    "job_ids",
+    nargs=-1,
+    required=True,
+    metavar="ID...",
+    type=JOB_REF,
+    shell_complete=complete.job_ids,
 )
 @click.pass_obj
 def requeue(session: Session, job_ids: tuple[str, ...]) -> None:
@@ -542,7 +563,7 @@ def confirm(yes: bool, question: str) -> None:
 
 
 @click.command()
-@click.argument("job_id", metavar="ID", type=UTF8, shell_complete=complete.job_ids)
+@click.argument("job_id", metavar="ID", type=JOB_REF, shell_complete=complete.job_ids)
 @click.option("--follow", "-f", is_flag=True, help="Stream the output until the job ends.")
 @click.option(
     "--attempt",
@@ -593,7 +614,9 @@ def _say_if_never_run(queue: Any, job_id: str) -> None:
 
 
 @click.command()
-@click.argument("job_ids", nargs=-1, metavar="[ID...]", type=UTF8, shell_complete=complete.job_ids)
+@click.argument(
+    "job_ids", nargs=-1, metavar="[ID...]", type=JOB_REF, shell_complete=complete.job_ids
+)
 @click.option("--timeout", help="Give up after this long (exit 124).")
 @click.pass_obj
 def wait(session: Session, job_ids: tuple[str, ...], timeout: str | None) -> None:
@@ -604,7 +627,7 @@ def wait(session: Session, job_ids: tuple[str, ...], timeout: str | None) -> Non
 
 
 @click.command()
-@click.argument("job_id", metavar="ID", type=UTF8, shell_complete=complete.job_ids)
+@click.argument("job_id", metavar="ID", type=JOB_REF, shell_complete=complete.job_ids)
 @click.option("--json", "as_json", is_flag=True, help="Print the reason as JSON.")
 @click.pass_obj
 def explain(session: Session, job_id: str, as_json: bool) -> None:

@@ -262,6 +262,10 @@ class Store(Protocol):
 
     def get(self, job_id: str) -> Job | None: ...
 
+    def ids_with_prefix(self, prefix: str, limit: int) -> list[str]:
+        """Up to `limit` job ids that start with `prefix`, in order."""
+        ...
+
     def list_jobs(
         self,
         states: Sequence[str] | None,

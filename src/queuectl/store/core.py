@@ -856,6 +856,12 @@ class SQLStore:
         return None if row is None else self._job(row)
 
     @operation()
+    def ids_with_prefix(self, prefix: str, limit: int) -> list[str]:
+        # U+10FFFF sorts after every character an id may hold, byte-wise in UTF-8 too.
+        bounds = (prefix, prefix + "\U0010ffff", limit)
+        return [row["id"] for row in self._connection().execute(self.q["ids_from"], bounds)]
+
+    @operation()
     def list_jobs(
         self,
         states: Sequence[str] | None,
