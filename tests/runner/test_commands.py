@@ -5,9 +5,11 @@ from __future__ import annotations
 import json
 import shlex
 import socket
+import subprocess
 from pathlib import Path
 
 from queuectl import Queue
+from tests.support.cli import QUEUECTL
 from tests.support.runners import alive, wait_until
 
 
@@ -109,3 +111,37 @@ def test_a_command_that_cannot_start_fails_with_the_reason(
     assert done.last_error is not None
     assert done.last_error.startswith("cannot start: ")
     assert str(missing) in done.last_error
+
+
+def test_env_all_gives_the_job_the_enqueuers_environment_but_its_secrets(
+    queue: Queue, process_env: dict[str, str], start_runner
+) -> None:
+    shown = 'printf "%s|" "$MYVAR" "$SHARED" "$API_TOKEN" "$DB_PASSWORD"'
+    here = {
+        **process_env,
+        "MYVAR": "from the shell",
+        "SHARED": "enqueuer",
+        "API_TOKEN": "t0ken",
+        "DB_PASSWORD": "hunter2",
+    }
+
+    def enqueue(*args: str) -> None:
+        result = subprocess.run(
+            [QUEUECTL, "enqueue", *args, "-c", shown], env=here, capture_output=True, text=True
+        )
+        assert result.returncode == 0, result.stderr
+
+    enqueue("--id", "plain")
+    enqueue("--id", "every", "-E")
+    enqueue("--id", "named", "-E", "--env", "API_TOKEN")
+    assert "DB_PASSWORD" not in queue.get("every").env
+    assert not any(name.startswith("QUEUECTL_") for name in queue.get("every").env)
+    start_runner(env={"SHARED": "runner"})
+    wait_until(
+        lambda: all(queue.get(j).state == "completed" for j in ("plain", "every", "named")),
+        10,
+        "the jobs to complete",
+    )
+    assert queue.output("plain") == b"|runner|||"  # the runner's environment alone
+    assert queue.output("every") == b"from the shell|enqueuer|||"
+    assert queue.output("named") == b"from the shell|enqueuer|t0ken||"

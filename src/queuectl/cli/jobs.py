@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 from collections.abc import Iterator
 from typing import Any
@@ -173,12 +174,44 @@ def _utf8_lines(file: Any) -> Iterator[str]:
         yield pending
 
 
+#: Variables --env-all leaves out unless named with --env: secrets by the look of their name,
+#: queuectl's own (its store's URL may carry a password), and the shell's bookkeeping.
+SECRET_LOOKING = re.compile(
+    r"TOKEN|SECRET|PASSW|PASSPHRASE|CREDENTIAL|PRIVATE|API_?KEY|ACCESS_?KEY|_KEY$|^KEY$|AUTH"
+    r"|COOKIE|SESSION|_DSN$|DATABASE_URL|^QUEUECTL_",
+    re.IGNORECASE,
+)
+SHELL_ONLY = frozenset({"_", "SHLVL", "PWD", "OLDPWD"})
+
+
+def captured_env() -> dict[str, str]:
+    """This process's environment as --env-all gives it to a job (see SECRET_LOOKING)."""
+    from queuectl.models import ENV_NAME
+
+    kept = {}
+    for name, value in os.environ.items():
+        if name in SHELL_ONLY or SECRET_LOOKING.search(name) or not ENV_NAME.fullmatch(name):
+            continue
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:  # bytes that are not UTF-8 cannot be stored as text
+            continue
+        if "\x00" not in value:
+            kept[name] = value
+    return kept
+
+
 def parse_env(pairs: tuple[str, ...]) -> dict[str, str]:
     env = {}
     for pair in pairs:
         name, equals, value = pair.partition("=")
         if not equals:
-            raise InvalidInputError(f"--env: expected NAME=VALUE, got {pair!r}")
+            # `--env NAME` passes this shell's NAME on, as `docker run -e NAME` does.
+            if name not in os.environ:
+                raise InvalidInputError(
+                    f"--env: expected NAME=VALUE, or the NAME of a set variable, got {pair!r}"
+                )
+            value = os.environ[name]
         env[name] = value
     return env
 
@@ -222,7 +255,15 @@ def enqueue_options(function: Any) -> Any:
                 "env_pairs",
                 multiple=True,
                 metavar="K=V",
-                help="Extra environment variable (repeatable).",
+                help="Extra environment variable (repeatable); NAME alone passes this shell's.",
+            ),
+            click.option(
+                "--env-all",
+                "-E",
+                "env_all",
+                is_flag=True,
+                help="Give the job this shell's environment (but secret-looking variables, "
+                "unless named with --env).",
             ),
             click.option(
                 "--no-retry-exit-code",
@@ -254,7 +295,9 @@ def options_as_fields(options: dict[str, Any]) -> dict[str, Any]:
     }
     if options.get("after"):
         fields["depends_on"] = list(options["after"])
-    if options.get("env_pairs"):
+    if options.get("env_all"):
+        fields["env"] = {**captured_env(), **parse_env(options.get("env_pairs") or ())}
+    elif options.get("env_pairs"):
         fields["env"] = parse_env(options["env_pairs"])
     if options.get("no_retry"):
         fields["no_retry_exit_codes"] = list(options["no_retry"])
