@@ -3,6 +3,7 @@ line the command printed (where the reason usually is)."""
 
 from __future__ import annotations
 
+import re
 import signal
 
 #: Exit codes that retrying the same command will not change (the shell could not run it).
@@ -11,6 +12,11 @@ NOT_RUNNABLE = (126, 127)
 _MEANINGS = {126: "not executable", 127: "command not found"}
 #: The longest last line kept in an error: enough for a message, not a dump.
 LINE_LIMIT = 200
+
+
+#: Terminal styles (colours) a command may print, and the other control characters.
+_STYLES = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]")
+_CONTROLS = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 
 
 def meaning(code: int) -> str | None:
@@ -31,8 +37,9 @@ def last_line(output: bytes | None) -> str | None:
     if not output:
         return None
     for raw in reversed(output[-64 * 1024 :].splitlines()):
-        line = " ".join(raw.decode("utf-8", "replace").split())
-        if line:
+        text = _STYLES.sub("", raw.decode("utf-8", "replace"))
+        line = " ".join(_CONTROLS.sub("", text).split())
+        if line.replace("\ufffd", ""):  # bytes that are no text say nothing
             if len(line) > LINE_LIMIT:
                 line = line[: LINE_LIMIT - 1] + "…"
             return line

@@ -146,7 +146,7 @@ def test_show_and_output_of_a_job(client, queue: Queue) -> None:
     body = client.get(f"/api/jobs/{job_id}").json()
     assert body["state"] == "dead"
     assert body["exit_code"] == 3
-    assert body["last_error"] == "exit code 3"
+    assert body["last_error"] == "exit code 3: boom"  # the last line that is text
     output = client.get(f"/api/jobs/{job_id}/output")
     assert output.status_code == 200
     assert output.headers["content-type"].startswith("text/plain")

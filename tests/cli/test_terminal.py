@@ -291,3 +291,17 @@ def test_a_cron_without_tz_says_it_is_read_in_utc(cli: Cli) -> None:
         env=paris,
     )  # fmt: skip
     assert re.fullmatch(r"schedule local: next at \S+ 08:00:00 CET\n", local.stderr), local.stderr
+
+
+def test_a_hook_job_is_marked_in_list_and_its_json(cli: Cli, target: str, store: Store) -> None:
+    ok(cli("hook", "add", "page", "--on", "dead", "--command", "notify-me"))
+    make(store, "broken", "dead")
+    listed = in_terminal(target, "list", columns=120).text
+    [row] = [line for line in listed.splitlines() if "notify-me" in line]
+    assert "hook page: notify-me" in row, listed
+    [broken] = [line for line in listed.splitlines() if line.startswith("broken ")]
+    assert "hook" not in broken
+    jobs = json.loads(ok(cli("list", "--json")))
+    marks = {job["command"]: (job.get("hook"), job.get("made_by")) for job in jobs}
+    assert marks["notify-me"] == ("page", "hook page: dead of broken")
+    assert marks["true"] == (None, None)

@@ -124,3 +124,9 @@ def test_a_command_that_cannot_run_is_not_retried_by_default(code: int) -> None:
     assert result.last_error.endswith("(not retried)")
     again = {**DEFAULTS, "retry_not_runnable": 1}
     assert settle(failed_with(code, None), 5, [], again, 0.0, T0).state == FAILED
+
+
+def test_the_last_line_is_text_without_styles_or_controls() -> None:
+    said = b"\x1b[31merror:\x1b[0m disk\x07 full\n\xff\xfe\n"
+    result = settle(failed_with(1, said), 3, [], DEFAULTS, 0.0, T0)
+    assert result.last_error == "exit code 1: error: disk full"

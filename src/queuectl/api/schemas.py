@@ -66,6 +66,8 @@ class JobOut(BaseModel):
     last_error: str | None
     duration_ms: int | None
     lock: str | None = None
+    made_by: str | None = None  # hook jobs only: "hook NAME: EVENT of JOB"
+    hook: str | None = None  # hook jobs only: the hook's name
 
 
 class AttemptOut(BaseModel):

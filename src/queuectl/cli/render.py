@@ -241,7 +241,7 @@ def print_jobs(jobs: Sequence[Job], as_json: bool, title: str | None = None) -> 
         {
             "ID": cell(job.id),
             "STATE": state_text(job.state),
-            "COMMAND": cell(job.command),
+            "COMMAND": _command_cell(job),
             "UPDATED": cell(local_time(job.updated_at_ms)),
             "RUNS": cell(f"{job.attempts}/{job.max_retries + 1}"),
             "QUEUE": cell(job.queue),
@@ -295,6 +295,17 @@ def print_jobs(jobs: Sequence[Job], as_json: bool, title: str | None = None) -> 
     out += lines[header + len(jobs) :]
     sys.stdout.write("\n".join(_TRAILING.sub(r"\1", line) for line in out))
     sys.stdout.flush()
+
+
+def _command_cell(job: Job) -> Any:
+    """The command, after a `hook NAME:` mark for a job a hook made."""
+    from rich.text import Text
+
+    if job.hook is None:
+        return cell(job.command)
+    marked = Text(f"hook {one_line(job.hook)}: ", style="italic")
+    marked.append(one_line(job.command))
+    return marked
 
 
 def _fold(text: str, room: int) -> list[str]:

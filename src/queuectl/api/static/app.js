@@ -177,7 +177,8 @@
       el("tr", { "data-id": j.id, class: j.id === selectedId ? "selected" : "", onclick: () => select(j.id) },
         el("td", { class: "id", title: j.id }, j.id), el("td", {}, stateBadge(j.state)),
         el("td", { class: "queue", title: j.queue }, j.queue),
-        el("td", { class: "command", title: j.command }, j.command),
+        el("td", { class: "command", title: j.made_by ? `${j.made_by}: ${j.command}` : j.command },
+          ...(j.hook ? [el("span", { class: "hook-badge", title: j.made_by }, "hook " + j.hook), " "] : []), j.command),
         el("td", {}, `${j.attempts}/${j.max_retries + 1}`), el("td", {}, when(j.created_at)),
         el("td", { class: "error", title: j.last_error || "" }, j.last_error || ""))));
     $("more").hidden = !page.next_cursor;
