@@ -285,6 +285,19 @@ def test_a_runner_asked_to_stop_is_shown_stopping(
     assert page.errors == []
 
 
+def test_a_hook_job_wears_a_badge(live, page, queue: Queue, tmp_path: Path) -> None:
+    queue.add_hook("page", ["dead"], {"command": "notify-me"})
+    run_once(queue, "false", 1)
+    open_dashboard(page, live().url)
+    badge = page.locator("#jobs .hook-badge")
+    expect(badge).to_have_count(1)
+    expect(badge).to_have_text("hook page")
+    row = page.locator("#jobs tr", has=page.locator(".hook-badge"))
+    expect(row.locator("td.command")).to_contain_text("notify-me")
+    page.screenshot(path=str(screenshot_path(tmp_path, "hook-badge.png")))
+    assert page.errors == []
+
+
 def test_a_job_opens_where_the_user_looks_and_escape_closes_it(
     live, page, queue: Queue, tmp_path: Path
 ) -> None:
