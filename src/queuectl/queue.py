@@ -19,6 +19,7 @@ from queuectl.models import (
     CANCELLED,
     COMPLETED,
     DEAD,
+    FAILED,
     FINISHED_STATES,
     PROCESSING,
     STATES,
@@ -353,11 +354,12 @@ class Queue:
         return self._store.requeue([validate_id(job_id) for job_id in job_ids], [DEAD])
 
     def requeue(self, *job_ids: str) -> builtins.list[str]:
-        """Run completed, dead or cancelled jobs again from attempt 0; their history stays."""
+        """Run completed, dead or cancelled jobs again from attempt 0, and failed ones waiting
+        for their retry at once (from attempt 0 too); their history stays."""
         if not job_ids:
             raise InvalidInputError("name the jobs to run again")
         ids = [validate_id(job_id) for job_id in job_ids]
-        return self._store.requeue(ids, [COMPLETED, DEAD, CANCELLED])
+        return self._store.requeue(ids, [COMPLETED, DEAD, CANCELLED, FAILED])
 
     def purge(self, state: str, older_than: str | float = 0) -> int:
         """Delete finished jobs in `state` that finished more than `older_than` ago."""

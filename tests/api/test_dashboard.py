@@ -298,6 +298,21 @@ def test_a_hook_job_wears_a_badge(live, page, queue: Queue, tmp_path: Path) -> N
     assert page.errors == []
 
 
+def test_a_failed_job_shows_its_next_run_and_runs_now_by_a_click(live, page, queue: Queue) -> None:
+    job_id = run_once(queue, "false", 1, max_retries=3)
+    open_dashboard(page, live().url)
+    row = page.locator(f'#jobs tr[data-id="{job_id}"]')
+    expect(row.locator(".next-run")).to_contain_text("next run")
+    row.click()
+    button = page.locator("#detail-retry")
+    expect(button).to_have_text("Run now")
+    button.click()
+    expect(row.locator(".next-run")).to_have_count(0, timeout=6000)
+    job = queue.get(job_id)
+    assert (job.state, job.attempts) == ("pending", 0)
+    assert page.errors == []
+
+
 def test_a_job_opens_where_the_user_looks_and_escape_closes_it(
     live, page, queue: Queue, tmp_path: Path
 ) -> None:

@@ -203,11 +203,22 @@ def test_retry_a_dead_job(client, queue: Queue) -> None:
     assert (body["state"], body["attempts"]) == ("pending", 0)
 
 
+def test_retry_runs_a_failed_job_waiting_for_its_retry_at_once(client, queue: Queue) -> None:
+    job_id = run_once(queue, "false", 1, max_retries=3)
+    waiting = queue.get(job_id)
+    assert waiting.state == "failed"
+    assert waiting.run_at_ms > queue.now_ms()
+    body = client.post(f"/api/jobs/{job_id}/retry").json()
+    assert (body["state"], body["attempts"]) == ("pending", 0)
+    assert queue.get(job_id).run_at_ms <= queue.now_ms()
+    assert claim(queue) != []  # due now
+
+
 def test_retry_a_job_that_has_not_finished_answers_409(client, queue: Queue) -> None:
     job = queue.enqueue("true")
     response = client.post(f"/api/jobs/{job.id}/retry")
     assert response.status_code == 409
-    assert "not completed or dead or cancelled" in response.json()["error"]
+    assert "not completed or dead or cancelled or failed" in response.json()["error"]
     assert queue.get(job.id).state == "pending"
 
 

@@ -7,7 +7,9 @@ import json
 import re
 import subprocess
 from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 from rich.cells import cell_len
@@ -305,3 +307,25 @@ def test_a_hook_job_is_marked_in_list_and_its_json(cli: Cli, target: str, store:
     marks = {job["command"]: (job.get("hook"), job.get("made_by")) for job in jobs}
     assert marks["notify-me"] == ("page", "hook page: dead of broken")
     assert marks["true"] == (None, None)
+
+
+def test_a_failed_job_shows_when_it_runs_next_and_requeue_runs_it_now(
+    cli: Cli, target: str, store: Store
+) -> None:
+    make(store, "flaky", "pending", max_retries=3, command="flaky.sh")
+    assert finish(store, "flaky", 1, output=b"timeout talking to api\n") == "failed"
+    waiting = store.get("flaky")
+    assert waiting is not None
+    paris = {"TZ": "Europe/Paris"}
+    listed = in_terminal(target, "list", columns=200, env=paris).text
+    at = datetime.fromtimestamp(waiting.run_at_ms / 1000, ZoneInfo("Europe/Paris"))
+    today = at.date() == datetime.now(ZoneInfo("Europe/Paris")).date()
+    short = f"{at:%H:%M:%S}" if today else f"{at:%m-%d %H:%M}"
+    expected = f"exit code 1: timeout talking to api (next run {short})"
+    assert expected in listed, listed
+    ran = cli("requeue", "flaky")
+    assert (ran.returncode, ran.stdout) == (0, "flaky\n"), ran.stderr
+    again = store.get("flaky")
+    assert again is not None
+    assert (again.state, again.attempts) == ("pending", 0)
+    assert again.run_at_ms <= store.clock.now_ms()

@@ -140,8 +140,8 @@ def cancel(queue: QueueDep, job_id: str) -> dict[str, Any]:
     responses={**NOT_FOUND, **CONFLICT},
 )
 def retry(queue: QueueDep, job_id: str) -> dict[str, Any]:
-    """Run a completed, dead or cancelled job again from attempt 0 (its history is kept);
-    409 in any other state."""
+    """Run a completed, dead or cancelled job again from attempt 0 (its history is kept), or
+    a failed job waiting for its retry at once; 409 in any other state."""
     queue.requeue(job_id)
     return queue.get(job_id).to_dict()
 

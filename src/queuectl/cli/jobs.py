@@ -561,7 +561,8 @@ def cancel(
 )
 @click.pass_obj
 def requeue(session: Session, job_ids: tuple[str, ...]) -> None:
-    """Run completed, dead or cancelled jobs again from their first attempt (history kept)."""
+    """Run completed, dead or cancelled jobs again from their first attempt (history kept);
+    a failed job waiting for its retry runs at once."""
     for job_id in session.queue.requeue(*job_ids):
         click.echo(job_id)
 

@@ -245,7 +245,7 @@ def print_jobs(jobs: Sequence[Job], as_json: bool, title: str | None = None) -> 
             "UPDATED": cell(local_time(job.updated_at_ms)),
             "RUNS": cell(f"{job.attempts}/{job.max_retries + 1}"),
             "QUEUE": cell(job.queue),
-            "LAST ERROR": cell(job.last_error),
+            "LAST ERROR": cell(_error_text(job)),
             "PRI": cell(job.priority),
         }
         for job in jobs
@@ -291,10 +291,17 @@ def print_jobs(jobs: Sequence[Job], as_json: bool, title: str | None = None) -> 
     for n, job in enumerate(jobs):
         out.append(lines[header + n])
         if under and job.last_error:
-            out += [" " * _ERROR_INDENT + line for line in _fold(one_line(job.last_error), room)]
+            out += [" " * _ERROR_INDENT + line for line in _fold(one_line(_error_text(job)), room)]
     out += lines[header + len(jobs) :]
     sys.stdout.write("\n".join(_TRAILING.sub(r"\1", line) for line in out))
     sys.stdout.flush()
+
+
+def _error_text(job: Job) -> str | None:
+    """The last error; for a failed job waiting for its retry, when that runs."""
+    if job.state == "failed" and job.last_error:
+        return f"{job.last_error} (next run {short_time(job.run_at_ms)})"
+    return job.last_error
 
 
 def _command_cell(job: Job) -> Any:

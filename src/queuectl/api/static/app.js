@@ -180,7 +180,8 @@
         el("td", { class: "command", title: j.made_by ? `${j.made_by}: ${j.command}` : j.command },
           ...(j.hook ? [el("span", { class: "hook-badge", title: j.made_by }, "hook " + j.hook), " "] : []), j.command),
         el("td", {}, `${j.attempts}/${j.max_retries + 1}`), el("td", {}, when(j.created_at)),
-        el("td", { class: "error", title: j.last_error || "" }, j.last_error || ""))));
+        el("td", { class: "error", title: j.last_error || "" }, j.last_error || "",
+          j.state === "failed" ? el("span", { class: "next-run" }, ` (next run ${when(j.run_at)})`) : ""))));
     $("more").hidden = !page.next_cursor;
   }
 
@@ -284,7 +285,8 @@
     }
     $("detail-fields").replaceChildren(...fields);
     $("detail-cancel").hidden = !["pending", "processing", "failed"].includes(job.state);
-    $("detail-retry").hidden = !["completed", "dead", "cancelled"].includes(job.state);
+    $("detail-retry").hidden = !["completed", "dead", "cancelled", "failed"].includes(job.state);
+    $("detail-retry").textContent = job.state === "failed" ? "Run now" : "Run again";
     const history = job.history || [];
     // Output is asked for by position (a requeue starts attempt numbers again).
     replaceRows($("detail-history"), history.map((a, index) => {
