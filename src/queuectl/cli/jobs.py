@@ -13,7 +13,7 @@ import click
 
 from queuectl.cli import Session, complete
 from queuectl.errors import InvalidInputError
-from queuectl.models import new_job
+from queuectl.models import CANCELLED, new_job
 
 
 class Utf8Text(click.ParamType):  # type: ignore[type-arg]  # (generic only from click 8.2)
@@ -530,8 +530,14 @@ def cancel(
     if not job_ids and queue is None and not every:
         raise click.UsageError("give the ids of the jobs to cancel, --queue Q or --all")
     if job_ids:
-        for job in session.queue.cancel(*job_ids):
+        # Cancelling twice asks for what already holds: said, not refused.
+        ids = list(dict.fromkeys(job_ids))
+        already = [i for i in ids if session.queue.get(i).state == CANCELLED]
+        wanted = [i for i in ids if i not in already]
+        for job in session.queue.cancel(*wanted) if wanted else ():
             click.echo(f"cancelled {job.id} (was {job.state})", err=True)
+        for job_id in already:
+            click.echo(f"{job_id} was already cancelled", err=True)
         return
     if queue is not None:
         from queuectl.models import validate_id
