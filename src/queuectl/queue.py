@@ -465,22 +465,25 @@ class Queue:
             runners = [r for r in runners if r.id not in gone]
         return runners
 
-    def unserved(self, names: Sequence[str]) -> builtins.list[str]:
-        """Those of the queues `names` that no live runner, not stopping, serves (a read only:
-        nothing is reaped)."""
+    def unserved(self, names: Sequence[str]) -> dict[str, str]:
+        """Those of the queues `names` that no live runner, not stopping, serves, each with
+        why: "none is up" or "stopping" (a read only: nothing is reaped)."""
         runners = self._store.runners()
         if not runners:
-            return sorted(set(names))
+            return dict.fromkeys(sorted(set(names)), "none is up")
         from queuectl.runner.liveness import is_dead  # socket: needed only with a runner up
 
         now_ms = self.now_ms()
         lease_s = float(self._store.config()["lease_seconds"])
-        serving = [r for r in runners if not r.stop_requested and not is_dead(r, now_ms, lease_s)]
-        return sorted(
-            name
-            for name in set(names)
-            if not any(r.queues is None or name in r.queues for r in serving)
-        )
+        alive = [r for r in runners if not is_dead(r, now_ms, lease_s)]
+        found = {}
+        for name in sorted(set(names)):
+            serving = [r for r in alive if r.queues is None or name in r.queues]
+            if not serving:
+                found[name] = "none is up"
+            elif all(r.stop_requested for r in serving):
+                found[name] = "stopping"
+        return found
 
     # -- schedules
 

@@ -305,7 +305,10 @@ def test_enqueue_says_when_no_runner_serves_the_queue(cli: Cli, store: Store) ->
         "queuectl worker start --queue reports\n"
     )
     store.request_stop()
-    assert "queue 'default'" in cli("enqueue", "-c", "true").stderr  # a stopping one takes none
+    assert cli("enqueue", "-c", "true").stderr == (
+        "note: no runner serving queue 'default' takes jobs: every one is stopping; "
+        "start one with: queuectl worker start\n"
+    )
 
 
 # -- items 9 and 10: the runner's log file, and detaching exactly once

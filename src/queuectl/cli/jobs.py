@@ -407,10 +407,11 @@ def enqueue(
     else:
         sys.stdout.write("".join(f"{job.id}\n" for job in jobs))
     sys.stdout.flush()
-    for name in session.queue.unserved([job.queue for job in jobs]):
+    for name, why in session.queue.unserved([job.queue for job in jobs]).items():
         flag = "" if name == "default" else f" --queue {name}"
+        said = "is up" if why == "none is up" else "takes jobs: every one is stopping"
         click.echo(
-            f"note: no runner serving queue {name!r} is up; start one with: "
+            f"note: no runner serving queue {name!r} {said}; start one with: "
             f"queuectl worker start{flag}",
             err=True,
         )
