@@ -13,8 +13,18 @@ $(BIN)/queuectl: pyproject.toml setup.py src/queuectl/runner/_spawn.c
 
 install: $(BIN)/queuectl
 
-demo: install
-	$(BIN)/queuectl demo
+# The demo needs queuectl alone, not the tools of its tests: a development environment is
+# used when there is one, else a small one is made for the demo.
+DEMO_VENV := .venv-demo
+
+$(DEMO_VENV)/bin/queuectl: pyproject.toml
+	$(PY) -m venv $(DEMO_VENV)
+	$(DEMO_VENV)/bin/pip install -q .
+	touch $(DEMO_VENV)/bin/queuectl
+
+demo:
+	@if [ -x $(BIN)/queuectl ]; then $(BIN)/queuectl demo; \
+	else $(MAKE) --no-print-directory $(DEMO_VENV)/bin/queuectl && $(DEMO_VENV)/bin/queuectl demo; fi
 
 # Bytecode is cached even where PYTHONDONTWRITEBYTECODE is set: the tests start the CLI
 # hundreds of times, and compiling queuectl each time would double their run time.

@@ -23,6 +23,10 @@ Generated from the commands themselves by `python docs/gen_cli.py`; a test fails
 file and the commands disagree. Every command takes `-h`/`--help`. The global option `--db`
 goes before the command: `queuectl --db /tmp/q.db list`.
 
+Wherever a command takes a job ID, a unique prefix of one will do (`show 1a2441d6e`, as git
+and docker take them; a prefix that starts several ids is an error listing them), and `@last`
+names the newest job of the store.
+
 Exit codes: 0 success; 1 the operation failed (not found, conflict, wrong state, a waited job
 that ended `dead` or `cancelled`); 2 bad usage or invalid input; 124 `wait --timeout` ran out;
 130 interrupted by Ctrl-C. Errors are one `error: ...` line on stderr.

@@ -84,6 +84,12 @@ KEYS: dict[str, Key] = {
             "seconds completed and cancelled jobs are kept; 0 = forever",
         ),
         Key("retain_dead", 0, _seconds(0), "seconds dead jobs are kept; 0 = forever"),
+        Key(
+            "retry_not_runnable",
+            0,
+            _integer(0, 1),
+            "1 = retry exit 126 (not executable) and 127 (command not found); 0 = dead at once",
+        ),
     )
 }
 

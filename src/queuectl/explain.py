@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from queuectl.durations import ms_to_iso
+from queuectl.durations import local_text
 from queuectl.models import CANCELLED, COMPLETED, DEAD, PROCESSING, Job
 
 if TYPE_CHECKING:
@@ -30,7 +30,7 @@ def explain_job(queue: Queue, job_id: str) -> dict[str, Any]:
         return found if job.made_by is None else made_by_hook(found, job.made_by)
 
     if job.state == COMPLETED:
-        return answer("finished", f"{job.id} completed at {ms_to_iso(job.finished_at_ms)}.")
+        return answer("finished", f"{job.id} completed at {local_text(job.finished_at_ms)}.")
     if job.state == DEAD:
         return answer(
             "finished",
@@ -56,13 +56,13 @@ def explain_job(queue: Queue, job_id: str) -> dict[str, Any]:
             return answer(
                 "lease_owner_gone",
                 f"{job.id} is marked running, but its runner {job.lease_owner} is gone; its lease "
-                f"{when} at {ms_to_iso(job.lease_expires_at_ms)}, and a live runner recovers it "
+                f"{when} at {local_text(job.lease_expires_at_ms)}, and a live runner recovers it "
                 f"as 'worker lost'.",
             )
         return answer(
             "running",
             f"{job.id} is running (attempt {job.attempts} of {job.max_retries + 1}) on runner "
-            f"{owner.host} pid {owner.pid} since {ms_to_iso(job.started_at_ms)}.",
+            f"{owner.host} pid {owner.pid} since {local_text(job.started_at_ms)}.",
         )
     if job.lease_owner is not None:  # requeued while its cancelled attempt still dies
         return answer(
@@ -84,7 +84,7 @@ def explain_job(queue: Queue, job_id: str) -> dict[str, Any]:
         why = f"a retry after '{job.last_error}'" if job.last_error else "its run_at"
         return answer(
             "waiting_for_run_at",
-            f"{job.id} waits for {why}: due in {_in(job.run_at_ms - now)}, at {ms_to_iso(job.run_at_ms)}.",
+            f"{job.id} waits for {why}: due in {_in(job.run_at_ms - now)}, at {local_text(job.run_at_ms)}.",
         )
     if queue.is_paused(job.queue):
         return answer(
@@ -96,13 +96,24 @@ def explain_job(queue: Queue, job_id: str) -> dict[str, Any]:
     if held is not None:
         return answer(*held)
     serving = [r for r in runners if r.queues is None or job.queue in r.queues]
+    hint = "" if job.queue == "default" else f" --queue {job.queue}"
     if not serving:
-        hint = "" if job.queue == "default" else f" --queue {job.queue}"
         return answer(
             "no_runner",
             f"{job.id} is due, but no runner serving queue '{job.queue}' is up; "
             f"start one with `queuectl worker start{hint}`.",
         )
+    if all(r.stop_requested for r in serving):
+        only = "the only runner" if len(serving) == 1 else f"all {len(serving)} runners"
+        return answer(
+            "runner_stopping",
+            f"{job.id} is due, but {only} serving queue '{job.queue}' "
+            f"{'is' if len(serving) == 1 else 'are'} stopping (asked by `queuectl worker stop`) "
+            f"and take{'s' if len(serving) == 1 else ''} no new job; `queuectl worker stop "
+            f"--cancel` lets {'it' if len(serving) == 1 else 'them'} serve again, or start "
+            f"another with `queuectl worker start{hint}`.",
+        )
+    serving = [r for r in serving if not r.stop_requested]
     workers = sum(r.workers for r in serving)
     busy = sum(len(r.running) for r in serving)
     if busy >= workers:
@@ -140,7 +151,7 @@ def flow_reason(queue: Queue, job: Job, now: int) -> tuple[str, str] | None:
             "queue_rate_limit",
             f"{job.id} is due, but queue '{job.queue}' started {flow.started_in_window} job(s) "
             f"within its rate window (at most {flow.rate_jobs}); the window next allows a start "
-            f"in {_in(flow.window_opens_at_ms - now)}, at {ms_to_iso(flow.window_opens_at_ms)}.",
+            f"in {_in(flow.window_opens_at_ms - now)}, at {local_text(flow.window_opens_at_ms)}.",
         )
     return None
 

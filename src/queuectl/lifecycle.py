@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
+from queuectl.exits import NOT_RUNNABLE, exit_error
 from queuectl.models import COMPLETED, DEAD, FAILED
 from queuectl.retry import backoff_delay
 
@@ -68,8 +69,11 @@ def settle(
     """The job's next state after `outcome`, its `attempt`-th run, ended at `finished_at_ms`."""
     if outcome.succeeded:
         return Settlement(COMPLETED, None, None)
-    error = outcome.error or f"exit code {outcome.exit_code}"
-    if outcome.error is None and outcome.exit_code in no_retry_exit_codes:
+    error = outcome.error or exit_error(outcome.exit_code, outcome.output)
+    if outcome.error is None and (
+        outcome.exit_code in no_retry_exit_codes
+        or (outcome.exit_code in NOT_RUNNABLE and not config.get("retry_not_runnable"))
+    ):
         return Settlement(DEAD, None, f"{error} (not retried)")
     if outcome.attempt > max_retries:
         return Settlement(DEAD, None, error)

@@ -183,8 +183,15 @@ class Job:
             "duration_ms": self.duration_ms,
             "lock": self.lock,
             # Only hook jobs carry it (SPEC 9.9): every other job's JSON is SPEC section 2's.
-            **({"made_by": self.made_by} if self.made_by is not None else {}),
+            **({"made_by": self.made_by, "hook": self.hook} if self.made_by is not None else {}),
         }
+
+    @property
+    def hook(self) -> str | None:
+        """The name of the hook that made this job, or None for a job enqueued by someone."""
+        if self.made_by is None or not self.made_by.startswith("hook "):
+            return None
+        return self.made_by[len("hook ") :].split(":", 1)[0]
 
 
 @dataclass(slots=True)

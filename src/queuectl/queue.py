@@ -19,7 +19,9 @@ from queuectl.models import (
     CANCELLED,
     COMPLETED,
     DEAD,
+    FAILED,
     FINISHED_STATES,
+    PROCESSING,
     STATES,
     Job,
     NewJob,
@@ -135,6 +137,51 @@ class Queue:
             raise NotFoundError(f"no job {job_id!r}")
         return job
 
+    def resolve(self, ref: str) -> str:
+        """The id a person means: the id itself, a unique prefix of one (as git and docker take
+        them), or `@last` for the newest job of this store."""
+        if ref == LAST:
+            newest = self.list(limit=1)
+            if not newest:
+                raise NotFoundError("@last: this store holds no job yet")
+            return newest[0].id
+        validate_id(ref)
+        if self._store.get(ref) is not None:
+            return ref
+        found = self._store.ids_with_prefix(ref, SHOWN_CANDIDATES + 1)
+        if len(found) == 1:
+            return found[0]
+        if not found:
+            raise NotFoundError(f"no job {ref!r}")
+        more = " and more" if len(found) > SHOWN_CANDIDATES else ""
+        raise InvalidInputError(
+            f"{ref!r} starts more than one job id: "
+            f"{', '.join(found[:SHOWN_CANDIDATES])}{more}; give more of it"
+        )
+
+    def explain(self, job_id: str) -> dict[str, Any]:
+        """Why the job is or is not running now: {"id", "state", "reason", "message"}, as
+        `queuectl explain --json`."""
+        from queuectl.explain import explain_job
+
+        return explain_job(self, job_id)
+
+    def wait(self, *job_ids: str, timeout: float | None = None) -> builtins.list[Job]:
+        """Block until every job named is finished (completed, dead or cancelled); the jobs,
+        in the order named. TimeoutError after `timeout` seconds."""
+        import time
+
+        ids = [validate_id(job_id) for job_id in dict.fromkeys(job_ids)]
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            jobs = [self.get(job_id) for job_id in ids]
+            if all(job.state in FINISHED_STATES for job in jobs):
+                return jobs
+            if deadline is not None and time.monotonic() >= deadline:
+                waiting = [job.id for job in jobs if job.state not in FINISHED_STATES]
+                raise TimeoutError(f"still unfinished after {timeout:g}s: {', '.join(waiting)}")
+            time.sleep(0.1 if deadline is None else max(0.0, min(0.1, deadline - time.monotonic())))
+
     def find(self, job_id: str) -> Job | None:
         """The job, or None when there is none with that id."""
         return self._store.get(job_id)
@@ -162,7 +209,8 @@ class Queue:
         cursor: str | None = None,
     ) -> tuple[builtins.list[Job], str | None]:
         """A page of jobs, newest first, and the cursor of the next page (None at the end)."""
-        states = _names(state)
+        # "running" is the word the dashboard and `worker list` use for processing jobs.
+        states = [PROCESSING if n == "running" else n for n in _names(state) or ()] or None
         for name in states or ():
             if name not in STATES:
                 raise InvalidInputError(f"state: {name!r} is not one of {', '.join(STATES)}")
@@ -327,11 +375,12 @@ class Queue:
         return self._store.requeue([validate_id(job_id) for job_id in job_ids], [DEAD])
 
     def requeue(self, *job_ids: str) -> builtins.list[str]:
-        """Run completed, dead or cancelled jobs again from attempt 0; their history stays."""
+        """Run completed, dead or cancelled jobs again from attempt 0, and failed ones waiting
+        for their retry at once (from attempt 0 too); their history stays."""
         if not job_ids:
             raise InvalidInputError("name the jobs to run again")
         ids = [validate_id(job_id) for job_id in job_ids]
-        return self._store.requeue(ids, [COMPLETED, DEAD, CANCELLED])
+        return self._store.requeue(ids, [COMPLETED, DEAD, CANCELLED, FAILED])
 
     def purge(
         self,
@@ -441,6 +490,26 @@ class Queue:
         lease_s = float(self._store.config()["lease_seconds"])
         return [r for r in runners if not is_dead(r, now_ms, lease_s)]
 
+    def unserved(self, names: Sequence[str]) -> dict[str, str]:
+        """Those of the queues `names` that no live runner, not stopping, serves, each with
+        why: "none is up" or "stopping" (a read only: nothing is reaped)."""
+        runners = self._store.runners()
+        if not runners:
+            return dict.fromkeys(sorted(set(names)), "none is up")
+        from queuectl.runner.liveness import is_dead  # socket: needed only with a runner up
+
+        now_ms = self.now_ms()
+        lease_s = float(self._store.config()["lease_seconds"])
+        alive = [r for r in runners if not is_dead(r, now_ms, lease_s)]
+        found = {}
+        for name in sorted(set(names)):
+            serving = [r for r in alive if r.queues is None or name in r.queues]
+            if not serving:
+                found[name] = "none is up"
+            elif all(r.stop_requested for r in serving):
+                found[name] = "stopping"
+        return found
+
     # -- schedules
 
     def add_schedule(
@@ -525,6 +594,10 @@ class Queue:
         """Ask every runner of this store to stop gracefully; how many were asked."""
         return self._store.request_stop()
 
+    def withdraw_stop(self) -> int:
+        """Withdraw the stop asked of runners still draining (they take jobs again); how many."""
+        return self._store.withdraw_stop()
+
 
 @contextmanager
 def _collector_paused(paused: bool) -> Iterator[None]:
@@ -543,6 +616,12 @@ def _collector_paused(paused: bool) -> Iterator[None]:
         yield
     finally:
         gc.enable()
+
+
+#: The reference to the newest job of a store, wherever an id is taken on the command line.
+LAST = "@last"
+#: The candidates an ambiguous id prefix lists.
+SHOWN_CANDIDATES = 5
 
 
 def _names(value: str | Sequence[str] | None) -> builtins.list[str] | None:
@@ -589,6 +668,7 @@ def runner_dict(runner: Runner) -> dict[str, Any]:
         "started_at": ms_to_iso(runner.started_at_ms),
         "heartbeat_at": ms_to_iso(runner.heartbeat_at_ms),
         "running": list(runner.running),
+        "stopping": runner.stop_requested,
     }
 
 

@@ -101,6 +101,9 @@ def test_the_token_is_asked_for_and_kept_for_the_session(live, page, queue: Queu
     server = live(TOKEN)
     page.goto(server.url + "/")
     expect(page.locator("#token-panel")).to_be_visible()
+    # Where the token is, and how to get the address carrying it again.
+    expect(page.locator("#token-panel")).to_contain_text("queuectl serve --print-url")
+    expect(page.locator("#token-panel")).to_contain_text("beside the store")
     expect(page.locator("#jobs tbody tr")).to_have_count(0)
     page.fill("#token-input", TOKEN)
     page.click("#token-form button")
@@ -262,6 +265,52 @@ def test_the_layout_fits_the_window(live, page, queue: Queue, tmp_path: Path, wi
     assert chart["barsRight"] >= chart["chartRight"] - 8
     assert chart["nowText"] == "now"
     assert chart["chartLeft"] <= chart["nowLeft"] < chart["nowRight"] <= chart["chartRight"]
+    assert page.errors == []
+
+
+@pytest.mark.parametrize("width", [1400, 420])
+def test_a_runner_asked_to_stop_is_shown_stopping(
+    live, page, queue: Queue, tmp_path: Path, width: int
+) -> None:
+    register_runner(queue, workers=2)
+    page.set_viewport_size({"width": width, "height": 900})
+    open_dashboard(page, live().url)
+    badge = page.locator("#runners tbody tr .state")
+    expect(badge).to_have_text("up")
+    queue.request_stop()
+    expect(badge).to_have_text("stopping", timeout=6000)
+    expect(badge).to_have_class("state stopping")
+    page.locator("#runners").scroll_into_view_if_needed()
+    expect(badge).to_be_in_viewport()  # beside the host, not scrolled away on a phone
+    page.screenshot(path=str(screenshot_path(tmp_path, f"runner-stopping-{width}.png")))
+    assert page.errors == []
+
+
+def test_a_hook_job_wears_a_badge(live, page, queue: Queue, tmp_path: Path) -> None:
+    queue.add_hook("page", ["dead"], {"command": "notify-me"})
+    run_once(queue, "false", 1)
+    open_dashboard(page, live().url)
+    badge = page.locator("#jobs .hook-badge")
+    expect(badge).to_have_count(1)
+    expect(badge).to_have_text("hook page")
+    row = page.locator("#jobs tr", has=page.locator(".hook-badge"))
+    expect(row.locator("td.command")).to_contain_text("notify-me")
+    page.screenshot(path=str(screenshot_path(tmp_path, "hook-badge.png")))
+    assert page.errors == []
+
+
+def test_a_failed_job_shows_its_next_run_and_runs_now_by_a_click(live, page, queue: Queue) -> None:
+    job_id = run_once(queue, "false", 1, max_retries=3)
+    open_dashboard(page, live().url)
+    row = page.locator(f'#jobs tr[data-id="{job_id}"]')
+    expect(row.locator(".next-run")).to_contain_text("next run")
+    row.click()
+    button = page.locator("#detail-retry")
+    expect(button).to_have_text("Run now")
+    button.click()
+    expect(row.locator(".next-run")).to_have_count(0, timeout=6000)
+    job = queue.get(job_id)
+    assert (job.state, job.attempts) == ("pending", 0)
     assert page.errors == []
 
 

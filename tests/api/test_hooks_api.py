@@ -27,6 +27,14 @@ def test_hooks_add_list_and_remove(client, queue: Queue) -> None:
     assert [job.made_by for job in queue.list() if job.made_by] == [
         f"hook page: dead of {queue.list(state='dead')[0].id}"
     ]
+    # The API marks the hook job (its hook's name, and what made it); other jobs carry neither.
+    dead_id = queue.list(state="dead")[0].id
+    listed_jobs = client.get("/api/jobs").json()["jobs"]
+    marked = [(j.get("hook"), j.get("made_by")) for j in listed_jobs]
+    assert marked.count(("page", f"hook page: dead of {dead_id}")) == 1
+    assert marked.count((None, None)) == len(listed_jobs) - 1
+    made = next(j for j in listed_jobs if j.get("hook"))
+    assert client.get(f"/api/jobs/{made['id']}").json()["hook"] == "page"
     assert client.delete("/api/hooks/page").json() == {"removed": "page"}
     assert [h.name for h in queue.hooks()] == ["all"]
     assert client.delete("/api/hooks/page").status_code == 404

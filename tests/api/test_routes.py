@@ -63,6 +63,22 @@ def test_a_body_that_is_not_json_answers_422(client, queue: Queue) -> None:
     assert queue.list() == []
 
 
+def test_a_json_body_without_content_type_is_read_as_json(client, queue: Queue) -> None:
+    added = client.post("/api/jobs", content=b'{"command": "true", "id": "bare"}')
+    assert added.status_code == 201, added.text
+    assert queue.get("bare").command == "true"
+    assert client.put("/api/config/max-retries", content=b'{"value": 5}').status_code == 200
+
+
+def test_running_is_a_word_for_processing(client, queue: Queue) -> None:
+    queue.enqueue("sleep 5", id="busy")
+    queue.enqueue("true", id="waiting")
+    claim(queue)
+    assert [j.id for j in queue.list(state="running")] == ["busy"]
+    page = client.get("/api/jobs", params={"state": "running"}).json()
+    assert [job["id"] for job in page["jobs"]] == ["busy"]
+
+
 def test_a_duplicate_id_answers_409(client, queue: Queue) -> None:
     assert client.post("/api/jobs", json={"id": "same", "command": "true"}).status_code == 201
     response = client.post("/api/jobs", json={"id": "same", "command": "false"})
@@ -130,7 +146,7 @@ def test_show_and_output_of_a_job(client, queue: Queue) -> None:
     body = client.get(f"/api/jobs/{job_id}").json()
     assert body["state"] == "dead"
     assert body["exit_code"] == 3
-    assert body["last_error"] == "exit code 3"
+    assert body["last_error"] == "exit code 3: boom"  # the last line that is text
     output = client.get(f"/api/jobs/{job_id}/output")
     assert output.status_code == 200
     assert output.headers["content-type"].startswith("text/plain")
@@ -187,11 +203,22 @@ def test_retry_a_dead_job(client, queue: Queue) -> None:
     assert (body["state"], body["attempts"]) == ("pending", 0)
 
 
+def test_retry_runs_a_failed_job_waiting_for_its_retry_at_once(client, queue: Queue) -> None:
+    job_id = run_once(queue, "false", 1, max_retries=3)
+    waiting = queue.get(job_id)
+    assert waiting.state == "failed"
+    assert waiting.run_at_ms > queue.now_ms()
+    body = client.post(f"/api/jobs/{job_id}/retry").json()
+    assert (body["state"], body["attempts"]) == ("pending", 0)
+    assert queue.get(job_id).run_at_ms <= queue.now_ms()
+    assert claim(queue) != []  # due now
+
+
 def test_retry_a_job_that_has_not_finished_answers_409(client, queue: Queue) -> None:
     job = queue.enqueue("true")
     response = client.post(f"/api/jobs/{job.id}/retry")
     assert response.status_code == 409
-    assert "not completed or dead or cancelled" in response.json()["error"]
+    assert "not completed or dead or cancelled or failed" in response.json()["error"]
     assert queue.get(job.id).state == "pending"
 
 
@@ -260,6 +287,20 @@ def test_status_has_the_shape_of_status_json(client, queue: Queue) -> None:
     assert body["done_last_minute"] == 1
     (runner,) = body["runners"]
     assert {"id", "host", "pid", "workers", "started_at", "heartbeat_at", "running"} <= set(runner)
+    assert runner["stopping"] is False
+
+
+def test_a_runner_asked_to_stop_is_stopping_until_the_request_is_withdrawn(
+    client, queue: Queue
+) -> None:
+    register_runner(queue)
+    assert queue.request_stop() == 1
+    [runner] = client.get("/api/status").json()["runners"]
+    assert runner["stopping"] is True
+    assert queue.withdraw_stop() == 1
+    assert queue.withdraw_stop() == 0
+    [runner] = client.get("/api/status").json()["runners"]
+    assert runner["stopping"] is False
 
 
 def test_config_get_and_set(client, queue: Queue) -> None:

@@ -48,6 +48,16 @@ def test_serve_makes_a_private_token_and_prints_the_address_with_it(serve, queue
     assert again.headers == server.headers  # reused by later runs
 
 
+def test_print_url_prints_the_address_with_the_kept_token(serve, queue: Queue, target: str) -> None:
+    printed = run_cli(target, "serve", "--print-url", "--port", "9999")
+    assert printed.returncode == 0, printed.stderr
+    token = Path(token_path(queue)).read_text().strip()
+    assert printed.stdout == f"http://127.0.0.1:9999/#token={token}\n"
+    server = serve()  # the server started later uses the same token
+    assert server.headers["Authorization"] == f"Bearer {token}"
+    server.stop()
+
+
 def test_a_chosen_token_is_used_and_neither_kept_nor_printed(serve, queue: Queue) -> None:
     server = serve(CHOSEN)
     assert httpx.get(f"{server.url}/api/status", headers=server.headers).status_code == 200

@@ -20,13 +20,18 @@ def store(target: str) -> Iterator[Store]:
     opened.close()
 
 
-def finish(store: Store, job_id: str, exit_code: int, owner: str = "setup") -> str:
-    """Claim `job_id` (alone in its queue) and end its attempt; its new state."""
+def finish(
+    store: Store, job_id: str, exit_code: int, owner: str = "setup", output: bytes | None = None
+) -> str:
+    """Claim `job_id` (alone in its queue) and end its attempt, having printed `output`; its
+    new state."""
     job = store.get(job_id)
     assert job is not None
     claims = store.finish_and_claim(owner, [], 1, [job.queue], 30).claims
     assert [c.id for c in claims] == [job_id]
-    outcome = Outcome(job_id, claims[0].attempt, exit_code, None, 0, token=claims[0].token)
+    outcome = Outcome(
+        job_id, claims[0].attempt, exit_code, None, 0, output=output, token=claims[0].token
+    )
     settled = store.finish_and_claim(owner, [outcome], 0, None, 30).settled
     return settled[job_id].state
 

@@ -15,7 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from queuectl.store import Store
+from queuectl.runner.liveness import host_name, process_started
+from queuectl.store import Runner, Store
 from tests.cli.conftest import make
 from tests.cli.terminal import in_terminal
 from tests.support.cli import QUEUECTL
@@ -65,6 +66,35 @@ def test_a_mistyped_command_gets_a_suggestion(cli: Cli) -> None:
     assert "did you mean 'enqueue'" in one_error(cli("enqeue"), 2)
     assert "did you mean 'retry'" in one_error(cli("dlq", "retyr"), 2)
     assert "did you mean" not in one_error(cli("frobnicate"), 2)
+
+
+@pytest.mark.parametrize(
+    ("word", "named"),
+    [
+        ("retry", "queuectl requeue ID"),
+        ("restart", "queuectl dlq retry ID"),
+        ("ls", "queuectl list"),
+        ("start", "queuectl worker start"),
+        ("stop", "queuectl worker stop"),
+        ("add", "queuectl enqueue"),
+        ("follow", "queuectl logs --follow"),
+        ("kill", "queuectl cancel ID"),
+        ("rm", "queuectl purge"),
+        ("clean", "queuectl purge"),
+    ],
+)
+def test_other_tools_words_name_their_command_here(cli: Cli, word: str, named: str) -> None:
+    message = one_error(cli(word), 2)
+    assert named in message, message
+    assert "reset" not in message  # never a destructive command for a harmless word
+
+
+def test_a_destructive_command_is_offered_only_for_its_near_spelling(cli: Cli) -> None:
+    assert "did you mean 'reset'" in one_error(cli("resett"), 2)
+    for word in ("retyr", "rest", "restat", "stat"):
+        message = one_error(cli(word), 2)
+        assert "reset" not in message, message
+        assert "purge" not in message, message
 
 
 def test_no_framework_words_reach_the_user(cli: Cli, tmp_path: Path) -> None:
@@ -246,7 +276,39 @@ def test_a_unique_key_held_by_another_id_says_so(cli: Cli) -> None:
     assert "second" in again.stderr
     assert "unique key 'k'" in again.stderr
     quiet = cli("enqueue", "--unique-key", "k", "-c", "true")
-    assert quiet.stderr == ""
+    assert "unique key" not in quiet.stderr
+
+
+def test_enqueue_says_when_no_runner_serves_the_queue(cli: Cli, store: Store) -> None:
+    alone = cli("enqueue", "-c", "true")
+    assert alone.returncode == 0
+    assert alone.stderr == (
+        "note: no runner serving queue 'default' is up; start one with: queuectl worker start\n"
+    )
+    now = store.clock.now_ms()
+    store.register_runner(
+        Runner(
+            id="r1",
+            host=host_name(),
+            pid=os.getpid(),  # alive: not taken for dead
+            workers=1,
+            queues=["default"],
+            started_at_ms=now,
+            heartbeat_at_ms=now,
+            pid_started=process_started(os.getpid()),
+        )
+    )
+    assert cli("enqueue", "-c", "true").stderr == ""
+    other = cli("enqueue", "--queue", "reports", "-c", "true")
+    assert other.stderr == (
+        "note: no runner serving queue 'reports' is up; start one with: "
+        "queuectl worker start --queue reports\n"
+    )
+    store.request_stop()
+    assert cli("enqueue", "-c", "true").stderr == (
+        "note: no runner serving queue 'default' takes jobs: every one is stopping; "
+        "start one with: queuectl worker start\n"
+    )
 
 
 # -- items 9 and 10: the runner's log file, and detaching exactly once
@@ -277,6 +339,7 @@ def test_detach_with_bundled_flags_starts_one_runner(
         assert [(r["pid"], r["workers"]) for r in listed] == [(pid, 2)]
         logs = list((state / "queuectl").iterdir())
         assert [log.name.endswith(f"-{pid}.log") for log in logs] == [True]
+        assert logs[0].stat().st_mode & 0o777 == 0o600  # commands and output: the user's only
         time.sleep(1)  # a runner that detached again would have registered by now
         assert len(runners(cli)) == 1
     finally:
@@ -291,7 +354,44 @@ def test_log_file_in_the_foreground_gets_the_log(cli: Cli, target: str, tmp_path
         assert cli("enqueue", "--id", "logged", "-c", "true").returncode == 0
         assert cli("wait", "logged", "--timeout", "20s", timeout=30).returncode == 0
         wait_until(lambda: log.exists() and "logged" in log.read_text(), "the log line")
+        assert log.stat().st_mode & 0o777 == 0o600
     finally:
         runner.send_signal(signal.SIGTERM)
         runner.communicate(timeout=30)
     assert runner.returncode == 0
+
+
+def test_logs_of_a_job_that_has_not_run_says_so(cli: Cli, store: Store) -> None:
+    waiting = cli("enqueue", "--id", "later", "-c", "echo hi")
+    assert waiting.returncode == 0
+    shown = cli("logs", "later")
+    assert (shown.returncode, shown.stdout) == (0, "")
+    assert shown.stderr == "later has not run (pending); `queuectl explain later` says why\n"
+    make(store, "ran", "completed")
+    assert cli("logs", "ran").stderr == ""  # it ran and printed nothing: nothing to add
+
+
+def test_the_demo_ends_with_a_hint_that_works(cli: Cli, tmp_path: Path) -> None:
+    """Without --keep the scratch store is deleted: the closing hint points at --keep rather
+    than at commands that would act on the user's own store."""
+    shown = cli("demo", env={"COLUMNS": "200", "TMPDIR": str(tmp_path)}, timeout=60)
+    assert shown.returncode == 0, shown.stderr
+    last = shown.stdout.strip().splitlines()[-1]
+    assert last.startswith("next: queuectl demo --keep keeps the scratch store"), last
+    assert list(tmp_path.iterdir()) == []  # the scratch store is gone
+
+
+def test_ids_are_taken_by_unique_prefix_and_last(cli: Cli) -> None:
+    for job_id in ("nightly-1", "nightly-2", "weekly-1"):
+        assert cli("enqueue", "--id", job_id, "-c", "true").returncode == 0
+    shown = cli("show", "week", "--json")
+    assert shown.returncode == 0, shown.stderr
+    assert json.loads(shown.stdout)["id"] == "weekly-1"
+    assert json.loads(cli("explain", "@last", "--json").stdout)["id"] == "weekly-1"
+    ambiguous = one_error(cli("cancel", "nightly"), 2)
+    assert ambiguous == (
+        "error: 'nightly' starts more than one job id: nightly-1, nightly-2; give more of it"
+    )
+    cancelled = cli("cancel", "nightly-2")
+    assert cancelled.returncode == 0, cancelled.stderr
+    assert "no job 'monthly'" in one_error(cli("logs", "monthly"), 1)

@@ -98,3 +98,18 @@ def test_a_postgresql_store_without_the_postgres_extra_is_one_line_and_exit_2(
         [QUEUECTL, "status"], env=env, capture_output=True, text=True, timeout=60
     )
     assert (result.returncode, result.stdout, result.stderr) == (2, "", POSTGRES_LINE + "\n")
+
+
+def test_make_demo_installs_queuectl_without_the_development_tools(tmp_path: Path) -> None:
+    """Without a development environment, `make demo` makes one of queuectl's own
+    dependencies (not '.[dev]': the test and lint tools are hundreds of MB)."""
+    dry = subprocess.run(
+        ["make", "-n", "--no-print-directory", ".venv-demo/bin/queuectl", "-B"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert dry.returncode == 0, dry.stderr
+    installs = [line for line in dry.stdout.splitlines() if "pip install" in line]
+    assert installs == [".venv-demo/bin/pip install -q ."], dry.stdout

@@ -178,7 +178,7 @@ class QueueMachine(RuleBasedStateMachine):
         if error is None and exit_code == 0:
             m.state, m.last_error = "completed", None
             return
-        reason = error or f"exit code {exit_code}"
+        reason = error or f"exit code {exit_code}: out"  # every attempt here prints "out"
         if error is None and m.no_retry and exit_code == NO_RETRY:
             m.state, m.last_error = "dead", f"{reason} (not retried)"
         elif m.attempts > m.max_retries:

@@ -162,3 +162,37 @@ def test_a_job_killed_by_a_signal_exits_128_plus_its_number(queue: Queue, start_
     wait_until(lambda: queue.get(job.id).state == "dead", 10, "the job to end")
     done = queue.get(job.id)
     assert (done.exit_code, done.last_error) == (143, "exit code 143")
+
+
+def test_env_all_gives_the_job_the_enqueuers_environment_but_its_secrets(
+    queue: Queue, process_env: dict[str, str], start_runner
+) -> None:
+    shown = 'printf "%s|" "$MYVAR" "$SHARED" "$API_TOKEN" "$DB_PASSWORD"'
+    here = {
+        **process_env,
+        "MYVAR": "from the shell",
+        "SHARED": "enqueuer",
+        "API_TOKEN": "t0ken",
+        "DB_PASSWORD": "hunter2",
+    }
+
+    def enqueue(*args: str) -> None:
+        result = subprocess.run(
+            [QUEUECTL, "enqueue", *args, "-c", shown], env=here, capture_output=True, text=True
+        )
+        assert result.returncode == 0, result.stderr
+
+    enqueue("--id", "plain")
+    enqueue("--id", "every", "-E")
+    enqueue("--id", "named", "-E", "--env", "API_TOKEN")
+    assert "DB_PASSWORD" not in queue.get("every").env
+    assert not any(name.startswith("QUEUECTL_") for name in queue.get("every").env)
+    start_runner(env={"SHARED": "runner"})
+    wait_until(
+        lambda: all(queue.get(j).state == "completed" for j in ("plain", "every", "named")),
+        10,
+        "the jobs to complete",
+    )
+    assert queue.output("plain") == b"|runner|||"  # the runner's environment alone
+    assert queue.output("every") == b"from the shell|enqueuer|||"
+    assert queue.output("named") == b"from the shell|enqueuer|t0ken||"

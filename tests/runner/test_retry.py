@@ -121,3 +121,26 @@ def test_a_job_enqueued_into_an_idle_runner_starts_at_once(queue: Queue, start_r
         # The fallback poll is 2 s; only a wakeup starts it this soon. The real figure is
         # measured by the benchmark, not asserted here.
         assert done.started_at_ms - done.created_at_ms < 1000
+
+
+def test_a_failure_says_why_and_a_missing_command_is_not_retried(
+    queue: Queue, start_runner
+) -> None:
+    said = queue.enqueue(
+        "echo starting; echo 'psql: error: connection refused' >&2; exit 2", max_retries=0
+    )
+    missing = queue.enqueue("no-such-command-anywhere --flag", max_retries=3)
+    start_runner()
+
+    wait_until(
+        lambda: {queue.get(said.id).state, queue.get(missing.id).state} == {"dead"},
+        20,
+        "both jobs to end dead",
+    )
+    assert queue.get(said.id).last_error == "exit code 2: psql: error: connection refused"
+    gone = queue.get(missing.id)
+    assert gone.attempts == 1, "exit 127 is not retried by default"
+    assert gone.last_error is not None
+    assert gone.last_error.startswith("exit code 127 (command not found): ")
+    assert "no-such-command-anywhere" in gone.last_error
+    assert gone.last_error.endswith("(not retried)")

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from queuectl import Queue
+from queuectl.explain import explain_job
 from tests.support.cli import QUEUECTL
 from tests.support.runners import RunnerProcess, group_members, read_pid, wait_until
 
@@ -113,3 +114,42 @@ def test_an_idle_runner_stops_at_once_on_sigterm(queue: Queue, start_runner) -> 
 
     assert runner.wait(5) == 0
     assert queue.runners() == []
+
+
+def test_a_runner_asked_to_stop_shows_stopping_until_the_request_is_withdrawn(
+    queue: Queue, start_runner, cli, tmp_path: Path
+) -> None:
+    release = tmp_path / "release"
+    pid_file = tmp_path / "pid"
+    busy = queue.enqueue(
+        f"echo $$ > {shlex.quote(str(pid_file))}; "
+        f"while [ ! -e {shlex.quote(str(release))} ]; do sleep 0.05; done"
+    )
+    runner = start_runner("-n", "2")
+    read_pid(pid_file)
+
+    gave_up = cli("worker", "stop", "--timeout", "0.3s")
+    assert gave_up.returncode == 1
+    [line] = gave_up.stderr.splitlines()[1:]  # after "asked 1 runner to stop; waiting"
+    assert line.startswith("error: 1 runner still running after 0.3s, finishing 1 job(s)")
+    assert f"kill -INT {runner.pid}" in line
+    assert "queuectl worker stop --cancel" in line
+    runner.logged("stopping;")
+    [shown] = queue.status()["runners"]
+    assert shown["stopping"] is True
+    waiting = queue.enqueue("true")
+    why = explain_job(queue, waiting.id)
+    assert why["reason"] == "runner_stopping", why
+    assert "the only runner serving queue 'default' is stopping" in why["message"]
+    listed = cli("worker", "list")
+    assert "stopping" in listed.stdout, listed.stdout
+
+    kept = cli("worker", "stop", "--cancel")
+    assert (kept.returncode, kept.stderr) == (0, "1 runner no longer stopping: taking jobs again\n")
+    runner.logged("stop request withdrawn")
+    wait_until(lambda: queue.get(waiting.id).state == "completed", 10, "the runner to serve again")
+    assert queue.status()["runners"][0]["stopping"] is False
+    release.touch()
+    wait_until(lambda: queue.get(busy.id).state == "completed", 10, "the first job to end")
+    assert runner.process.poll() is None, "a withdrawn stop leaves the runner up"
+    assert cli("worker", "stop", "--cancel").stderr == "no runner is stopping\n"

@@ -19,6 +19,7 @@ def test_defaults_are_the_specs() -> None:
         "output_limit": 65536,
         "retain_completed": 604800,
         "retain_dead": 0,
+        "retry_not_runnable": 0,
     }
 
 

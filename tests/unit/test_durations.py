@@ -38,7 +38,7 @@ def test_parse_duration_accepts_seconds_and_units(text: str | float, seconds: fl
         "-5",
         "-5s",
         "5x",
-        "5 minutes",
+        "5 fortnights",
         "1e3",
         "inf",
         "nan",
@@ -109,3 +109,27 @@ def test_ms_to_iso() -> None:
     assert ms_to_iso(-1) == "1969-12-31T23:59:59.999Z"
     assert ms_to_iso(1_800_000_000_123) == "2027-01-15T08:00:00.123Z"
     assert parse_iso("2027-01-15T08:00:00.123Z") == 1_800_000_000_123
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [
+        ("1h30m", 5400),
+        ("2m 30s", 150),
+        ("1d2h3m4s", 93784),
+        ("10min", 600),
+        ("10 mins", 600),
+        ("2 hours", 7200),
+        ("45sec", 45),
+        ("1 day", 86400),
+        ("250msec", 0.25),
+    ],
+)
+def test_durations_as_people_write_them(text: str, seconds: float) -> None:
+    assert parse_duration(text) == seconds
+
+
+@pytest.mark.parametrize("text", ["1h30", "5M", "1h 30x", "m5", "1hh"])
+def test_a_sum_needs_a_known_unit_on_every_part(text: str) -> None:
+    with pytest.raises(InvalidInputError, match="is not a duration"):
+        parse_duration(text)

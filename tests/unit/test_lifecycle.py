@@ -83,3 +83,50 @@ def test_timeout_and_worker_lost_are_retried_with_their_error() -> None:
 def test_an_error_is_a_failure_even_with_exit_code_zero() -> None:
     # A timeout kills the process; whatever code it reports, the attempt failed.
     assert settle(outcome(1, 0, "timed out after 1s"), 3, [0], DEFAULTS, 0.0, T0).state == FAILED
+
+
+def failed_with(code: int, output: bytes | None) -> Outcome:
+    return Outcome("j", 1, code, None, 500, output=output)
+
+
+def test_the_error_carries_the_last_line_the_command_printed() -> None:
+    said = b"starting\npsql: error: connection refused\n\n  \n"
+    result = settle(failed_with(2, said), 3, [], DEFAULTS, 0.0, T0)
+    assert result.last_error == "exit code 2: psql: error: connection refused"
+
+
+@pytest.mark.parametrize(
+    ("code", "named"),
+    [
+        (127, "exit code 127 (command not found)"),
+        (126, "exit code 126 (not executable)"),
+        (137, "exit code 137 (killed by signal 9 (KILL))"),
+        (143, "exit code 143 (killed by signal 15 (TERM))"),
+        (1, "exit code 1"),
+    ],
+)
+def test_common_exit_codes_are_named(code: int, named: str) -> None:
+    result = settle(failed_with(code, b""), 3, [], {**DEFAULTS, "retry_not_runnable": 1}, 0, T0)
+    assert result.last_error == named
+
+
+def test_a_long_last_line_is_bounded() -> None:
+    result = settle(failed_with(1, b"x" * 5000), 3, [], DEFAULTS, 0.0, T0)
+    assert result.last_error is not None
+    assert result.last_error == "exit code 1: " + "x" * 199 + "…"
+
+
+@pytest.mark.parametrize("code", [126, 127])
+def test_a_command_that_cannot_run_is_not_retried_by_default(code: int) -> None:
+    result = settle(failed_with(code, b"sh: 1: nope: not found\n"), 5, [], DEFAULTS, 0.0, T0)
+    assert result.state == DEAD
+    assert result.last_error is not None
+    assert result.last_error.endswith("(not retried)")
+    again = {**DEFAULTS, "retry_not_runnable": 1}
+    assert settle(failed_with(code, None), 5, [], again, 0.0, T0).state == FAILED
+
+
+def test_the_last_line_is_text_without_styles_or_controls() -> None:
+    said = b"\x1b[31merror:\x1b[0m disk\x07 full\n\xff\xfe\n"
+    result = settle(failed_with(1, said), 3, [], DEFAULTS, 0.0, T0)
+    assert result.last_error == "exit code 1: error: disk full"

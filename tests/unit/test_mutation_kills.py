@@ -103,7 +103,8 @@ def test_minus_infinity_is_refused_as_not_finite_below_no_bound() -> None:
 def test_unknown_key_lists_the_known_ones() -> None:
     assert message(lambda: config.canonical_key("nope")) == (
         "unknown config key 'nope' (known: max_retries, backoff_base, backoff_max, "
-        "backoff_jitter, job_timeout, lease_seconds, output_limit, retain_completed, retain_dead)"
+        "backoff_jitter, job_timeout, lease_seconds, output_limit, retain_completed, retain_dead, "
+        "retry_not_runnable)"
     )
 
 
@@ -396,3 +397,12 @@ def test_a_unique_key_of_exactly_1024_characters_is_accepted() -> None:
 def test_new_job_uses_the_cwd_given_for_the_batch() -> None:
     assert models.new_job({"command": "true"}, "", "/srv/batch").cwd == "/srv/batch"
     assert models.new_job({"command": "true"}, "job 1", "/srv/batch").cwd == "/srv/batch"
+
+
+@pytest.mark.usefixtures("away_from_utc")
+def test_a_time_typed_without_an_offset_is_local_on_the_command_line() -> None:
+    five_hours = 5 * 3600_000  # New York in January
+    assert durations.parse_iso("2026-01-01 00:00", naive_is_local=True) == (
+        1_767_225_600_000 + five_hours
+    )
+    assert durations.parse_iso("2026-01-01T00:00:00Z", naive_is_local=True) == 1_767_225_600_000

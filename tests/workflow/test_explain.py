@@ -8,8 +8,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from queuectl import Queue
-from queuectl.durations import ms_to_iso
+from queuectl.durations import local_text
 from tests.workflow.conftest import Cli, all_in, ok, wait_until
 
 
@@ -102,9 +104,20 @@ def test_flow_control_reasons_name_what_holds_the_job(
     answer = json.loads(ok(cli("explain", next_call, "--json")))
     assert answer["reason"] == "queue_rate_limit"
     opens = queue.history(called)[0].started_at_ms + 3600_000
-    assert ms_to_iso(opens) in answer["message"]
+    assert local_text(opens) in answer["message"]  # the one clock of every view
 
     gate.touch()
     wait_until(all_in(queue, "completed", next_render, next_deploy), 15, "the others to run")
     assert reason(cli, next_call) == "queue_rate_limit"
     queue.cancel(next_call)
+
+
+def test_the_python_api_explains_and_waits(queue: Queue, start_runner: Callable[..., Any]) -> None:
+    job = queue.enqueue("true")
+    assert queue.explain(job.id)["reason"] == "no_runner"
+    with pytest.raises(TimeoutError, match=job.id):
+        queue.wait(job.id, timeout=0.2)
+    start_runner()
+    [done] = queue.wait(job.id, timeout=20)
+    assert (done.id, done.state) == (job.id, "completed")
+    assert queue.explain(job.id)["reason"] == "finished"

@@ -24,7 +24,7 @@ def test_show_and_logs_keep_every_attempt(
     shown = cli_json("show", "flaky")
     history = shown["history"]
     assert [(a["attempt"], a["exit_code"], a["error"]) for a in history] == [
-        (1, 3, "exit code 3"),
+        (1, 3, "exit code 3: boom"),
         (2, 0, None),
     ]
     assert all(a["host"] and a["runner"] and a["finished_at"] for a in history)

@@ -65,7 +65,8 @@ def test_concurrent_enqueues_of_one_unique_key_make_one_job(
                 process.wait()
     for process, (_, err) in zip(processes, results, strict=True):
         assert process.returncode == 0, err
-        assert err == ""
+        # No error; at most the note that no runner is up to run the job.
+        assert all(line.startswith("note: no runner serving") for line in err.splitlines()), err
     ids = {out.strip() for out, _ in results}
     assert len(ids) == 1, ids
     [job_id] = ids

@@ -133,6 +133,7 @@ def create_app(
     app.add_exception_handler(RequestValidationError, _validation_error)  # type: ignore[arg-type]
     app.add_exception_handler(HTTPException, _http_error)  # type: ignore[arg-type]
     app.middleware("http")(_guard_browser_requests)
+    app.add_middleware(JsonByDefault)
 
     app.add_middleware(Gate, token=token, max_body=max_body)  # added last: runs first
 
@@ -206,6 +207,23 @@ def _plain(item: Any, where: str) -> str:
 
 async def _http_error(request: Request, exc: HTTPException) -> JSONResponse:
     return error(exc.status_code, str(exc.detail), exc.headers)
+
+
+class JsonByDefault:
+    """A request body to /api without a Content-Type is read as JSON (many clients send none).
+    A body that names another type is still refused: a cross-site form's text/plain must never
+    be taken for a job."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and scope.get("path", "").startswith("/api/"):
+            headers = list(scope.get("headers") or [])
+            if not any(name == b"content-type" for name, _ in headers):
+                headers.append((b"content-type", b"application/json"))
+                scope = {**scope, "headers": headers}
+        await self.app(scope, receive, send)
 
 
 async def _guard_browser_requests(

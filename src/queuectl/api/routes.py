@@ -51,6 +51,7 @@ QueueDep = Annotated[Queue, Depends(get_queue)]
     status_code=201,
     tags=["jobs"],
     response_model=schemas.JobOut | list[schemas.JobOut],
+    response_model_exclude_unset=True,
     responses=CONFLICT,
     openapi_extra={
         "requestBody": {
@@ -75,7 +76,9 @@ def enqueue(queue: QueueDep, payload: Annotated[Any, Body()]) -> Any:
     return queue.enqueue_many([new_job(payload)])[0].to_dict()
 
 
-@router.get("/jobs", tags=["jobs"], response_model=schemas.JobPage)
+@router.get(
+    "/jobs", tags=["jobs"], response_model=schemas.JobPage, response_model_exclude_unset=True
+)
 def list_jobs(
     queue: QueueDep,
     state: Annotated[
@@ -96,7 +99,13 @@ def list_jobs(
     return {"jobs": jobs_json(jobs), "next_cursor": next_cursor}
 
 
-@router.get("/jobs/{job_id}", tags=["jobs"], response_model=schemas.JobDetail, responses=NOT_FOUND)
+@router.get(
+    "/jobs/{job_id}",
+    tags=["jobs"],
+    response_model=schemas.JobDetail,
+    response_model_exclude_unset=True,
+    responses=NOT_FOUND,
+)
 def show(queue: QueueDep, job_id: str) -> dict[str, Any]:
     """One job, every field, and its attempts (`history`), oldest first."""
     return queue.detail(job_id)
@@ -124,6 +133,7 @@ def output(
     "/jobs/{job_id}/cancel",
     tags=["jobs"],
     response_model=schemas.JobOut,
+    response_model_exclude_unset=True,
     responses={**NOT_FOUND, **CONFLICT},
 )
 def cancel(queue: QueueDep, job_id: str) -> dict[str, Any]:
@@ -136,11 +146,12 @@ def cancel(queue: QueueDep, job_id: str) -> dict[str, Any]:
     "/jobs/{job_id}/retry",
     tags=["jobs"],
     response_model=schemas.JobOut,
+    response_model_exclude_unset=True,
     responses={**NOT_FOUND, **CONFLICT},
 )
 def retry(queue: QueueDep, job_id: str) -> dict[str, Any]:
-    """Run a completed, dead or cancelled job again from attempt 0 (its history is kept);
-    409 in any other state."""
+    """Run a completed, dead or cancelled job again from attempt 0 (its history is kept), or
+    a failed job waiting for its retry at once; 409 in any other state."""
     queue.requeue(job_id)
     return queue.get(job_id).to_dict()
 
@@ -148,7 +159,9 @@ def retry(queue: QueueDep, job_id: str) -> dict[str, Any]:
 # -- dead-letter queue
 
 
-@router.get("/dlq", tags=["dlq"], response_model=list[schemas.JobOut])
+@router.get(
+    "/dlq", tags=["dlq"], response_model=list[schemas.JobOut], response_model_exclude_unset=True
+)
 def dlq_list(
     queue: QueueDep, limit: Annotated[int | None, Query(ge=1, le=MAX_PAGE)] = None
 ) -> list[dict[str, Any]]:

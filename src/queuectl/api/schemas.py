@@ -68,6 +68,8 @@ class JobOut(BaseModel):
     last_error: str | None
     duration_ms: int | None
     lock: str | None = None
+    made_by: str | None = None  # hook jobs only: "hook NAME: EVENT of JOB"
+    hook: str | None = None  # hook jobs only: the hook's name
 
 
 class AttemptOut(BaseModel):
@@ -105,6 +107,7 @@ class RunnerOut(BaseModel):
     started_at: str
     heartbeat_at: str
     running: list[str]
+    stopping: bool  # asked to stop: it finishes its running jobs and takes no new one
 
 
 class StatusOut(BaseModel):

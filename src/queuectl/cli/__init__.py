@@ -167,6 +167,27 @@ class Session:
         return self._queue
 
 
+#: Commands that delete: offered for a mistyped word only when it is nearly their own.
+DESTRUCTIVE = frozenset({"reset", "purge"})
+
+#: The words of pueue, task-spooler and the like, and what they are called here.
+OTHER_TOOLS_WORDS = {
+    "retry": "run a job again with `queuectl requeue ID` (or `queuectl dlq retry ID` from the DLQ)",
+    "restart": "run a job again with `queuectl requeue ID` (or `queuectl dlq retry ID` from the DLQ)",
+    "ls": "jobs are listed by `queuectl list`",
+    "start": "a runner is started by `queuectl worker start`",
+    "stop": "runners are stopped by `queuectl worker stop`",
+    "add": "jobs are added by `queuectl enqueue -- CMD ARGS`",
+    "follow": "output is followed by `queuectl logs --follow ID`",
+    "kill": "a job is killed by `queuectl cancel ID`",
+    "rm": "finished jobs are deleted by `queuectl purge` (a waiting job by `queuectl cancel ID`)",
+    "remove": "finished jobs are deleted by `queuectl purge` (a waiting job by `queuectl cancel ID`)",
+    "clean": "finished jobs are deleted by `queuectl purge`",
+    "log": "a job's output is printed by `queuectl logs ID`",
+    "run": "jobs are added by `queuectl enqueue -- CMD ARGS`; `queuectl worker start` runs them",
+}
+
+
 def fail(message: str, code: int) -> None:
     click.echo(f"error: {message}", err=True)
     sys.exit(code)
@@ -200,9 +221,15 @@ def usage_message(exc: click.UsageError) -> str:
 
         group = exc.ctx.command
         names = group.list_commands(exc.ctx) if isinstance(group, click.Group) else []
-        close = difflib.get_close_matches(exc.command_name, names, n=1)
+        word = exc.command_name
+        known = OTHER_TOOLS_WORDS.get(word.lower()) if exc.ctx.parent is None else None
+        if known is not None:
+            return f"no command {word!r}; {known}"
+        close = difflib.get_close_matches(word, [n for n in names if n not in DESTRUCTIVE], n=1)
+        if not close:  # a command that deletes is offered only for a near-exact spelling of it
+            close = difflib.get_close_matches(word, sorted(DESTRUCTIVE & set(names)), 1, 0.9)
         hint = f"; did you mean {close[0]!r}?" if close else f" (see {exc.ctx.command_path} --help)"
-        return f"no command {exc.command_name!r}{hint}"
+        return f"no command {word!r}{hint}"
     return exc.format_message()
 
 

@@ -47,6 +47,11 @@ def status(session: Session, as_json: bool, since: str | None) -> None:
         print_table("queues", ["QUEUE", *headers], rows)
     if report["runners"]:
         print_runners(report["runners"])
+        if all(r["stopping"] for r in report["runners"]):
+            click.echo(
+                "every runner is stopping: no new job starts "
+                "(keep them with: queuectl worker stop --cancel)"
+            )
     else:
         click.echo("no runner is up (start one with: queuectl worker start)")
     click.echo(f"done in the last minute: {report['done_last_minute']}")
@@ -64,7 +69,7 @@ def print_since(window: dict[str, Any], since: str) -> None:
 
 
 def print_runners(runners: list[dict[str, Any]]) -> None:
-    from queuectl.cli.render import local_time, print_table
+    from queuectl.cli.render import local_time, print_table, short_time, state_text, zone_name
 
     rows = [
         (
@@ -74,12 +79,25 @@ def print_runners(runners: list[dict[str, Any]]) -> None:
             ",".join(r["queues"] or ["*"]),
             local_time(r["started_at"]),
             local_time(r["heartbeat_at"]),
+            state_text("stopping") if r["stopping"] else state_text("up"),
             " ".join(r["running"]) or "-",
         )
         for r in runners
     ]
-    columns = ["HOST", "PID", "WORKERS", "QUEUES", "STARTED", "HEARTBEAT", "RUNNING"]
-    print_table("runners", columns, rows, elastic=("RUNNING",), droppable=("STARTED", "WORKERS"))
+    columns = ["HOST", "PID", "WORKERS", "QUEUES", "STARTED", "HEARTBEAT", "STATUS", "RUNNING"]
+    zone = zone_name()
+    short = {
+        name: (f"{name} {zone}", [short_time(r[key]) for r in runners])
+        for name, key in (("HEARTBEAT", "heartbeat_at"), ("STARTED", "started_at"))
+    }
+    print_table(
+        "runners",
+        columns,
+        rows,
+        wrap=("RUNNING",),
+        short=short,
+        droppable=("STARTED", "WORKERS"),
+    )
 
 
 @click.group(cls=Group)
@@ -103,6 +121,7 @@ def config_list(session: Session, as_json: bool) -> None:
         None,
         ["KEY", "VALUE", "DEFAULT", "MEANING"],
         [(key, values[key], KEYS[key].default, KEYS[key].help) for key in KEYS],
+        wrap=("MEANING",),
     )
 
 
@@ -136,7 +155,7 @@ def queue() -> None:
 @click.pass_obj
 def queue_list(session: Session, as_json: bool) -> None:
     """Named queues with their limits and counts per state."""
-    from queuectl.cli.render import print_json, print_table, state_text
+    from queuectl.cli.render import print_json, print_table, short_state_text, state_text
     from queuectl.models import STATES
 
     queues = session.existing_queue.queues()
@@ -154,7 +173,9 @@ def queue_list(session: Session, as_json: bool) -> None:
         for name, q in queues.items()
     ]
     headers = ["QUEUE", "STATUS", "LIMIT", "RATE", *(state_text(s) for s in STATES)]
-    print_table(None, headers, rows, droppable=("RATE", "LIMIT"))
+    counts = {s: [q["counts"][s] for q in queues.values()] for s in STATES}
+    short = {s: (short_state_text(s), counts[s]) for s in STATES}
+    print_table(None, headers, rows, short=short)
 
 
 def _rate_text(rate: dict[str, Any] | None) -> str:

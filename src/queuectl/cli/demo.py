@@ -67,7 +67,7 @@ def demo(keep: bool) -> None:
     console.print("\n[bold]the runner's log[/] (one line per job event; last 8 lines):")
     for line in lines[-8:]:
         console.print(f"  [dim]{line}[/]", highlight=False)
-    _summary(console, queue)
+    _summary(console, queue, keep)
     queue.close()
     if keep:
         console.print(f"\nthe store is kept: [bold]export QUEUECTL_DB={target}[/]")
@@ -110,7 +110,7 @@ def _table(queue: Queue) -> Table:
     return table
 
 
-def _summary(console: Console, queue: Queue) -> None:
+def _summary(console: Console, queue: Queue, keep: bool) -> None:
     status = queue.status()
     dead = queue.list(state="dead")
     print_ = console.print
@@ -126,7 +126,16 @@ def _summary(console: Console, queue: Queue) -> None:
         f"\n[bold]summary[/]: {counts['completed']} completed, {counts['dead']} dead, "
         f"{counts['cancelled']} cancelled"
     )
-    print_(
-        "next: [dim]queuectl dlq retry --all[/] moves dead jobs back to pending; "
-        "[dim]queuectl --help[/] lists every command."
-    )
+    if keep:
+        print_(
+            "next: with that store ([dim]export QUEUECTL_DB=...[/] below), "
+            "[dim]queuectl dlq retry --all[/] moves its dead jobs back to pending; "
+            "[dim]queuectl --help[/] lists every command."
+        )
+    else:
+        # The scratch store is deleted below: a hint acting on it must say how to keep it.
+        print_(
+            "next: [dim]queuectl demo --keep[/] keeps the scratch store, to try "
+            "[dim]queuectl dlq retry --all[/] and the other commands on it; "
+            "[dim]queuectl --help[/] lists every command."
+        )

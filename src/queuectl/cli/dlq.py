@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from queuectl.cli import Group, Session, complete
+from queuectl.cli.jobs import JOB_REF
 
 
 @click.group(cls=Group)
@@ -28,7 +29,9 @@ def dlq_list(session: Session, limit: int, as_json: bool) -> None:
 
 
 @dlq.command("retry")
-@click.argument("job_ids", nargs=-1, metavar="ID...", shell_complete=complete.dead_ids)
+@click.argument(
+    "job_ids", nargs=-1, metavar="ID...", type=JOB_REF, shell_complete=complete.dead_ids
+)
 @click.option("--all", "every", is_flag=True, help="Retry every dead job.")
 @click.option(
     "--queue", "-q", help="Retry every dead job of this queue.", shell_complete=complete.queues

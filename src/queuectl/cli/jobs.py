@@ -15,7 +15,7 @@ import click
 
 from queuectl.cli import Session, complete
 from queuectl.errors import InvalidInputError
-from queuectl.models import new_job, parse_json, scan_json
+from queuectl.models import CANCELLED, new_job, parse_json, scan_json
 
 
 class Utf8Text(click.ParamType):  # type: ignore[type-arg]  # (generic only from click 8.2)
@@ -34,6 +34,20 @@ class Utf8Text(click.ParamType):  # type: ignore[type-arg]  # (generic only from
 
 
 UTF8 = Utf8Text()
+
+
+class JobRef(Utf8Text):
+    """A job id as a person gives it: whole, a unique prefix, or `@last` (the newest job)."""
+
+    name = "id"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        text = super().convert(value, param, ctx)
+        session = ctx.find_object(Session) if ctx is not None else None
+        return text if session is None else session.existing_queue.resolve(text)
+
+
+JOB_REF = JobRef()
 
 
 class EnqueueCommand(click.Command):
@@ -273,12 +287,44 @@ def _array_items(text: str, chunks: Iterator[str]) -> Iterator[tuple[str, dict[s
         raise InvalidInputError(f"{where}: invalid JSON: {exc.msg}") from None
 
 
+#: Variables --env-all leaves out unless named with --env: secrets by the look of their name,
+#: queuectl's own (its store's URL may carry a password), and the shell's bookkeeping.
+SECRET_LOOKING = re.compile(
+    r"TOKEN|SECRET|PASSW|PASSPHRASE|CREDENTIAL|PRIVATE|API_?KEY|ACCESS_?KEY|_KEY$|^KEY$|AUTH"
+    r"|COOKIE|SESSION|_DSN$|DATABASE_URL|^QUEUECTL_",
+    re.IGNORECASE,
+)
+SHELL_ONLY = frozenset({"_", "SHLVL", "PWD", "OLDPWD"})
+
+
+def captured_env() -> dict[str, str]:
+    """This process's environment as --env-all gives it to a job (see SECRET_LOOKING)."""
+    from queuectl.models import ENV_NAME
+
+    kept = {}
+    for name, value in os.environ.items():
+        if name in SHELL_ONLY or SECRET_LOOKING.search(name) or not ENV_NAME.fullmatch(name):
+            continue
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:  # bytes that are not UTF-8 cannot be stored as text
+            continue
+        if "\x00" not in value:
+            kept[name] = value
+    return kept
+
+
 def parse_env(pairs: tuple[str, ...]) -> dict[str, str]:
     env = {}
     for pair in pairs:
         name, equals, value = pair.partition("=")
         if not equals:
-            raise InvalidInputError(f"--env: expected NAME=VALUE, got {pair!r}")
+            # `--env NAME` passes this shell's NAME on, as `docker run -e NAME` does.
+            if name not in os.environ:
+                raise InvalidInputError(
+                    f"--env: expected NAME=VALUE, or the NAME of a set variable, got {pair!r}"
+                )
+            value = os.environ[name]
         env[name] = value
     return env
 
@@ -300,7 +346,10 @@ def enqueue_options(function: Any) -> Any:
                 "--timeout", help="Kill an attempt after this long (30s, 5m...; 0: never)."
             ),
             click.option("--delay", help="Start no sooner than this from now (10s, 2h...)."),
-            click.option("--run-at", help="Start no sooner than this ISO-8601 time."),
+            click.option(
+                "--run-at",
+                help="Start no sooner than this ISO-8601 time (local time unless it has an offset).",
+            ),
             click.option(
                 "--after",
                 multiple=True,
@@ -321,7 +370,15 @@ def enqueue_options(function: Any) -> Any:
                 "env_pairs",
                 multiple=True,
                 metavar="K=V",
-                help="Extra environment variable (repeatable).",
+                help="Extra environment variable (repeatable); NAME alone passes this shell's.",
+            ),
+            click.option(
+                "--env-all",
+                "-E",
+                "env_all",
+                is_flag=True,
+                help="Give the job this shell's environment (but secret-looking variables, "
+                "unless named with --env).",
             ),
             click.option(
                 "--no-retry-exit-code",
@@ -346,18 +403,30 @@ def options_as_fields(options: dict[str, Any]) -> dict[str, Any]:
         "max_retries": options.get("max_retries"),
         "timeout": options.get("timeout"),
         "delay": options.get("delay"),
-        "run_at": options.get("run_at"),
+        "run_at": _local_run_at(options.get("run_at")),
         "unique_key": options.get("unique_key"),
         "lock": options.get("lock_key"),
         "cwd": options.get("cwd"),
     }
     if options.get("after"):
         fields["depends_on"] = list(options["after"])
-    if options.get("env_pairs"):
+    if options.get("env_all"):
+        fields["env"] = {**captured_env(), **parse_env(options.get("env_pairs") or ())}
+    elif options.get("env_pairs"):
         fields["env"] = parse_env(options["env_pairs"])
     if options.get("no_retry"):
         fields["no_retry_exit_codes"] = list(options["no_retry"])
     return {key: value for key, value in fields.items() if value is not None}
+
+
+def _local_run_at(value: str | None) -> str | None:
+    """--run-at without an offset is local time: pinned here as UTC, which the job JSON reads
+    a time without an offset as."""
+    if value is None:
+        return None
+    from queuectl.durations import ms_to_iso, parse_iso
+
+    return ms_to_iso(parse_iso(value, "--run-at", naive_is_local=True))
 
 
 def command_from_words(words: tuple[str, ...]) -> str:
@@ -438,12 +507,25 @@ def enqueue(
     for asked, job in zip(validated, jobs, strict=True):
         if note := _held_key_note(asked.id, asked.unique_key, job.id):
             click.echo(note, err=True)
+    if (options.get("run_at") or options.get("delay")) and len(jobs) == 1:
+        from queuectl.cli.render import local_time
+
+        click.echo(f"{jobs[0].id} starts no sooner than {local_time(jobs[0].run_at_ms)}", err=True)
     if as_json:
         from queuectl.cli.render import print_json
 
         print_json([job.to_dict() for job in jobs])
     else:
         sys.stdout.write("".join(f"{job.id}\n" for job in jobs))
+    sys.stdout.flush()
+    for name, why in session.queue.unserved([job.queue for job in jobs]).items():
+        flag = "" if name == "default" else f" --queue {name}"
+        said = "is up" if why == "none is up" else "takes jobs: every one is stopping"
+        click.echo(
+            f"note: no runner serving queue {name!r} {said}; start one with: "
+            f"queuectl worker start{flag}",
+            err=True,
+        )
 
 
 def _held_key_note(wanted: object, key: object, got: str) -> str | None:
@@ -506,7 +588,7 @@ def enqueue_stream(
     "-s",
     "states",
     multiple=True,
-    help="Only jobs in this state (repeatable: any of them).",
+    help="Only jobs in this state (repeatable: any of them; running = processing).",
     shell_complete=complete.states,
 )
 @click.option(
@@ -544,7 +626,7 @@ def list_jobs(
 
 
 @click.command()
-@click.argument("job_id", metavar="ID", type=UTF8, shell_complete=complete.job_ids)
+@click.argument("job_id", metavar="ID", type=JOB_REF, shell_complete=complete.job_ids)
 @click.option("--json", "as_json", is_flag=True, help="Print the job as a JSON object.")
 @click.pass_obj
 def show(session: Session, job_id: str, as_json: bool) -> None:
@@ -562,7 +644,9 @@ def show(session: Session, job_id: str, as_json: bool) -> None:
 
 
 @click.command()
-@click.argument("job_ids", nargs=-1, metavar="[ID...]", shell_complete=complete.job_ids)
+@click.argument(
+    "job_ids", nargs=-1, metavar="[ID...]", type=JOB_REF, shell_complete=complete.job_ids
+)
 @click.option(
     "--queue",
     "-q",
@@ -584,8 +668,14 @@ def cancel(
     if not job_ids and queue is None and not every:
         raise click.UsageError("give the ids of the jobs to cancel, --queue Q or --all")
     if job_ids:
-        for job in session.queue.cancel(*job_ids):
+        # Cancelling twice asks for what already holds: said, not refused.
+        ids = list(dict.fromkeys(job_ids))
+        already = [i for i in ids if session.queue.get(i).state == CANCELLED]
+        wanted = [i for i in ids if i not in already]
+        for job in session.queue.cancel(*wanted) if wanted else ():
             click.echo(f"cancelled {job.id} (was {job.state})", err=True)
+        for job_id in already:
+            click.echo(f"{job_id} was already cancelled", err=True)
         return
     if queue is not None:
         from queuectl.models import validate_id
@@ -607,11 +697,17 @@ def cancel(
 
 @click.command()
 @click.argument(
-    "job_ids", nargs=-1, required=True, metavar="ID...", shell_complete=complete.job_ids
+    "job_ids",
+    nargs=-1,
+    required=True,
+    metavar="ID...",
+    type=JOB_REF,
+    shell_complete=complete.job_ids,
 )
 @click.pass_obj
 def requeue(session: Session, job_ids: tuple[str, ...]) -> None:
-    """Run completed, dead or cancelled jobs again from their first attempt (history kept)."""
+    """Run completed, dead or cancelled jobs again from their first attempt (history kept);
+    a failed job waiting for its retry runs at once."""
     for job_id in session.queue.requeue(*job_ids):
         click.echo(job_id)
 
@@ -676,7 +772,7 @@ def confirm(yes: bool, question: str) -> None:
 
 
 @click.command()
-@click.argument("job_id", metavar="ID", type=UTF8, shell_complete=complete.job_ids)
+@click.argument("job_id", metavar="ID", type=JOB_REF, shell_complete=complete.job_ids)
 @click.option("--follow", "-f", is_flag=True, help="Stream the output until the job ends.")
 @click.option(
     "--attempt",
@@ -710,14 +806,26 @@ def logs(session: Session, job_id: str, follow: bool, attempt: int | None, as_js
     if not follow:
         out.write(queue.output(job_id, attempt))
         out.flush()
+        if attempt is None:
+            _say_if_never_run(queue, job_id)
         return
     from queuectl.cli.follow import follow_output
 
     sys.exit(follow_output(queue, job_id, out))
 
 
+def _say_if_never_run(queue: Any, job_id: str) -> None:
+    """An empty `logs` of a job that has not run yet says so, rather than nothing."""
+    job = queue.get(job_id)
+    if job.attempts == 0:
+        why = f"; `queuectl explain {job_id}` says why" if job.state == "pending" else ""
+        click.echo(f"{job_id} has not run ({job.state}){why}", err=True)
+
+
 @click.command()
-@click.argument("job_ids", nargs=-1, metavar="[ID...]", type=UTF8, shell_complete=complete.job_ids)
+@click.argument(
+    "job_ids", nargs=-1, metavar="[ID...]", type=JOB_REF, shell_complete=complete.job_ids
+)
 @click.option("--timeout", help="Give up after this long (exit 124).")
 @click.pass_obj
 def wait(session: Session, job_ids: tuple[str, ...], timeout: str | None) -> None:
@@ -728,7 +836,7 @@ def wait(session: Session, job_ids: tuple[str, ...], timeout: str | None) -> Non
 
 
 @click.command()
-@click.argument("job_id", metavar="ID", type=UTF8, shell_complete=complete.job_ids)
+@click.argument("job_id", metavar="ID", type=JOB_REF, shell_complete=complete.job_ids)
 @click.option("--json", "as_json", is_flag=True, help="Print the reason as JSON.")
 @click.pass_obj
 def explain(session: Session, job_id: str, as_json: bool) -> None:

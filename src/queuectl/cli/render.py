@@ -9,10 +9,11 @@ from __future__ import annotations
 import json
 import re
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
+from queuectl.durations import local_text, parse_iso
 from queuectl.models import Job
 from queuectl.store import Attempt
 
@@ -25,6 +26,18 @@ STATE_STYLES = {
     "failed": "yellow",
     "dead": "red",
     "cancelled": "magenta",
+    "up": "green",
+    "stopping": "yellow",  # a runner asked to stop: it drains and takes no new job
+}
+
+#: Each state's word where columns of counts must be narrow (`queue list` at 80 columns).
+SHORT_STATES = {
+    "pending": "pend",
+    "processing": "run",
+    "completed": "done",
+    "failed": "fail",
+    "dead": "dead",
+    "cancelled": "canc",
 }
 
 #: C0 and C1 controls, DEL, and the bidirectional overrides that can disguise a command.
@@ -53,11 +66,44 @@ def local_time(value: str | int | None) -> str:
     """An ISO-8601 UTC time (or epoch ms) in the local zone, named: `2026-11-29 03:12:05 CET`."""
     if value is None or value == "":
         return "-"
+    return local_text(value if isinstance(value, int) else parse_iso(value))
+
+
+def short_time(value: str | int | None) -> str:
+    """The same instant for a narrow column, its zone named in the header (`zone_name`):
+    `03:12:05` today, `11-28 03:12` another day."""
+    moment = _local(value)
+    if moment is None:
+        return "-"
+    if moment.date() == datetime.now().astimezone().date():
+        return moment.strftime("%H:%M:%S")
+    return moment.strftime("%m-%d %H:%M")
+
+
+def zone_name() -> str:
+    return datetime.now().astimezone().strftime("%Z")
+
+
+def local_zone() -> str:
+    """This host's time zone as a --tz value: TZ, else /etc/localtime's name, else its
+    abbreviation."""
+    import os
+
+    named = os.environ.get("TZ", "").lstrip(":")
+    if not named:
+        try:
+            named = os.readlink("/etc/localtime").split("zoneinfo/", 1)[1]
+        except (OSError, IndexError):
+            named = zone_name()
+    return named
+
+
+def _local(value: str | int | None) -> datetime | None:
+    if value is None or value == "":
+        return None
     if isinstance(value, int):
-        moment = datetime.fromtimestamp(value / 1000).astimezone()
-    else:
-        moment = datetime.fromisoformat(value).astimezone()
-    return moment.strftime("%Y-%m-%d %H:%M:%S %Z")
+        return datetime.fromtimestamp(value / 1000).astimezone()
+    return datetime.fromisoformat(value).astimezone()
 
 
 def console(stderr: bool = False) -> Any:
@@ -76,6 +122,13 @@ def state_text(state: str) -> Any:
     return Text(state, style=STATE_STYLES.get(state, ""))
 
 
+def short_state_text(state: str) -> Any:
+    """A state's short word for a narrow header, in the state's colour."""
+    from rich.text import Text
+
+    return Text(SHORT_STATES.get(state, state), style=STATE_STYLES.get(state, ""))
+
+
 def print_json(value: Any) -> None:
     sys.stdout.write(json.dumps(value, indent=2, ensure_ascii=False) + "\n")
 
@@ -89,63 +142,88 @@ def cell(value: Any) -> Any:
     return Text("" if value is None else one_line(str(value)))
 
 
+#: Trailing blanks of a drawn line, before any closing style codes.
+_TRAILING = re.compile(r" +((?:\x1b\[[0-9;]*m)*)$")
+
+
+def emit(drawn: Any, *renderables: Any) -> None:
+    """Print through `drawn` with no trailing blanks on any line (rich pads every cell)."""
+    with drawn.capture() as captured:
+        drawn.print(*renderables)
+    lines = captured.get().split("\n")
+    sys.stdout.write("\n".join(_TRAILING.sub(r"\1", line) for line in lines))
+    sys.stdout.flush()
+
+
 def print_table(
     title: str | None,
     columns: Sequence[str | Any],
     rows: Sequence[Sequence[Any]],
     elastic: Sequence[str] = (),
     droppable: Sequence[str] = (),
+    wrap: Sequence[str] = (),
+    short: Mapping[str, tuple[Any, Sequence[Any]]] | None = None,
 ) -> None:
-    """A borderless table of one-line rows: `elastic` columns are cut with an ellipsis to fit,
-    `droppable` ones (in that order) are left out on a terminal too narrow for them."""
+    """A borderless table: `elastic` columns are cut with an ellipsis to fit, `wrap` ones fold
+    onto more lines (never cut); on a terminal too narrow for them every `short` column takes
+    its short header and cells, then the `droppable` ones (in that order) are left out."""
     from rich.cells import cell_len
     from rich.table import Table
     from rich.text import Text
 
     names = [column.plain if isinstance(column, Text) else str(column) for column in columns]
+    headers: list[Any] = list(columns)
     cells = [[cell(value) for value in row] for row in rows]
-    widths = [
-        max([cell_len(name), *(cell_len(row[n].plain) for row in cells)])
-        for n, name in enumerate(names)
-    ]
+
+    def width(n: int) -> int:
+        header = cell(headers[n]).plain
+        return max([cell_len(header), *(cell_len(row[n].plain) for row in cells)])
+
     drawn = console()
     shown = list(range(len(names)))
 
     def needed() -> int:
-        return sum(min(widths[n], 8) if names[n] in elastic else widths[n] for n in shown) + (
-            2 * (len(shown) - 1)
-        )
+        total = 0
+        for n in shown:
+            if names[n] in elastic:
+                total += min(width(n), 8)
+            elif names[n] in wrap:
+                longest = max([1, *(cell_len(w) for row in cells for w in row[n].plain.split())])
+                total += min(width(n), max(12, longest))
+            else:
+                total += width(n)
+        return total + 2 * (len(shown) - 1)
 
+    for name, (header, texts) in (short or {}).items() if needed() > drawn.width else ():
+        n = names.index(name)
+        headers[n] = header
+        for row, text in zip(cells, texts, strict=True):
+            row[n] = cell(text)
     for name in droppable:
         if needed() <= drawn.width:
             break
         shown = [n for n in shown if names[n] != name]
     table = Table(title=title, box=None, header_style="bold", pad_edge=False)
     for n in shown:
-        table.add_column(columns[n], no_wrap=names[n] not in elastic, overflow="ellipsis")
+        folds = names[n] in elastic or names[n] in wrap
+        table.add_column(
+            headers[n], no_wrap=not folds, overflow="fold" if names[n] in wrap else "ellipsis"
+        )
     for row in cells:
-        for text in row:
-            text.no_wrap, text.overflow = True, "ellipsis"
+        for n, text in enumerate(row):
+            if names[n] in wrap:
+                text.no_wrap, text.overflow = False, "fold"
+            else:
+                text.no_wrap, text.overflow = True, "ellipsis"
         table.add_row(*(row[n] for n in shown))
-    drawn.print(table)
+    emit(drawn, table)
 
 
-#: The job table's columns, most important first: on a narrow terminal the last ones go.
-_JOB_COLUMNS = ("ID", "STATE", "COMMAND", "UPDATED", "RUNS", "QUEUE", "LAST ERROR", "PRI")
-_ELASTIC_MIN = {"COMMAND": 16, "LAST ERROR": 12}
-
-
-def _fit_columns(widths: dict[str, int], room: int) -> list[str]:
-    """The columns that fit in `room` cells, keeping the most important (elastic at minimum)."""
-    kept: list[str] = []
-    used = 0
-    for name in _JOB_COLUMNS:
-        need = min(widths[name], _ELASTIC_MIN.get(name, widths[name])) + (2 if kept else 0)
-        if len(kept) >= 3 and used + need > room:
-            break
-        kept.append(name)
-        used += need
-    return kept
+#: The job table's columns in the order drawn; on a narrow terminal LAST ERROR goes under its
+#: row, UPDATED gets short, then PRI, QUEUE and RUNS go. ID, STATE and errors are never cut.
+_JOB_COLUMNS = ("ID", "STATE", "QUEUE", "PRI", "RUNS", "COMMAND", "LAST ERROR", "UPDATED")
+_COMMAND_MIN = 16
+_ERROR_INDENT = 4
 
 
 def print_jobs(jobs: Sequence[Job], as_json: bool, title: str | None = None) -> None:
@@ -157,39 +235,91 @@ def print_jobs(jobs: Sequence[Job], as_json: bool, title: str | None = None) -> 
         return
     from rich.cells import cell_len
     from rich.table import Table
+    from rich.text import Text
 
     rows = [
         {
             "ID": cell(job.id),
             "STATE": state_text(job.state),
-            "COMMAND": cell(job.command),
+            "COMMAND": _command_cell(job),
             "UPDATED": cell(local_time(job.updated_at_ms)),
             "RUNS": cell(f"{job.attempts}/{job.max_retries + 1}"),
             "QUEUE": cell(job.queue),
-            "LAST ERROR": cell(job.last_error),
+            "LAST ERROR": cell(_error_text(job)),
             "PRI": cell(job.priority),
         }
         for job in jobs
     ]
-    widths = {
-        name: max(cell_len(name), *(cell_len(row[name].plain) for row in rows))
-        for name in _JOB_COLUMNS
-    }
+    headers = {name: name for name in _JOB_COLUMNS}
+
+    def width(name: str) -> int:
+        return max(cell_len(headers[name]), *(cell_len(row[name].plain) for row in rows))
+
     drawn = console()
-    kept = _fit_columns(widths, drawn.width)
-    order = ("ID", "STATE", "QUEUE", "PRI", "RUNS", "COMMAND", "LAST ERROR", "UPDATED")
-    shown = [name for name in order if name in kept]
-    table = Table(title=title, box=None, header_style="bold", pad_edge=False)
+    shown = list(_JOB_COLUMNS)
+
+    def fits() -> bool:
+        used = sum(min(width(n), _COMMAND_MIN) if n == "COMMAND" else width(n) for n in shown)
+        return bool(used + 2 * (len(shown) - 1) <= drawn.width)
+
+    under = not fits()  # the error whole on the lines under its row, not cut in a column
+    if under:
+        shown.remove("LAST ERROR")
+    if not fits():
+        headers["UPDATED"] = f"UPDATED {zone_name()}".strip()
+        for row, job in zip(rows, jobs, strict=True):
+            row["UPDATED"] = cell(short_time(job.updated_at_ms))
+    for name in ("PRI", "QUEUE", "RUNS"):
+        if not fits():
+            shown.remove(name)
+    table = Table(box=None, header_style="bold", pad_edge=False)
     for name in shown:
-        # Only the elastic columns may shrink (rich collapses wrappable columns first); their
-        # cells are one line each, cut with an ellipsis.
-        table.add_column(name, no_wrap=name not in _ELASTIC_MIN, overflow="ellipsis")
+        # Only COMMAND may shrink (rich collapses wrappable columns first); cut, one line.
+        table.add_column(headers[name], no_wrap=name != "COMMAND", overflow="ellipsis")
     for row in rows:
-        for name in _ELASTIC_MIN:
-            row[name].no_wrap = True
-            row[name].overflow = "ellipsis"
+        for text in row.values():
+            text.no_wrap, text.overflow = True, "ellipsis"
         table.add_row(*(row[name] for name in shown))
-    drawn.print(table)
+    with drawn.capture() as captured:
+        if title:
+            drawn.print(Text(title, style="italic"))
+        drawn.print(table)
+    lines = captured.get().split("\n")
+    header = 2 if title else 1  # then one line a job: every cell is one line
+    out = lines[:header]
+    room = max(20, drawn.width - _ERROR_INDENT)
+    for n, job in enumerate(jobs):
+        out.append(lines[header + n])
+        if under and job.last_error:
+            out += [" " * _ERROR_INDENT + line for line in _fold(one_line(_error_text(job)), room)]
+    out += lines[header + len(jobs) :]
+    sys.stdout.write("\n".join(_TRAILING.sub(r"\1", line) for line in out))
+    sys.stdout.flush()
+
+
+def _error_text(job: Job) -> str | None:
+    """The last error; for a failed job waiting for its retry, when that runs."""
+    if job.state == "failed" and job.last_error:
+        return f"{job.last_error} (next run {short_time(job.run_at_ms)})"
+    return job.last_error
+
+
+def _command_cell(job: Job) -> Any:
+    """The command, after a `hook NAME:` mark for a job a hook made."""
+    from rich.text import Text
+
+    if job.hook is None:
+        return cell(job.command)
+    marked = Text(f"hook {one_line(job.hook)}: ", style="italic")
+    marked.append(one_line(job.command))
+    return marked
+
+
+def _fold(text: str, room: int) -> list[str]:
+    """`text` on lines of at most `room` cells, broken between words where it can be."""
+    import textwrap
+
+    return textwrap.wrap(text, room, break_on_hyphens=False) or [""]
 
 
 def print_job(job: Job) -> None:

@@ -36,7 +36,7 @@ def schedule_add(
     **options: Any,
 ) -> None:
     """Add (or replace) schedule NAME: (--cron EXPR | --every DURATION) (--command CMD | JSON)."""
-    from queuectl.cli.render import local_time
+    from queuectl.cli.render import local_time, local_zone, zone_name
 
     if (command is None) == (job_json is None):
         raise click.UsageError("give exactly one of --command CMD or a JSON job")
@@ -52,7 +52,10 @@ def schedule_add(
 
     validate_schedule(name, cron, every, tz, job)  # bad input is refused before the store opens
     added = session.queue.add_schedule(name, job, cron=cron, every=every, tz=tz)
-    click.echo(f"schedule {added.name}: next at {local_time(added.next_at_ms)}", err=True)
+    said = f"schedule {added.name}: next at {local_time(added.next_at_ms)}"
+    if cron is not None and tz is None and zone_name() not in ("UTC", "GMT"):
+        said += f" (the cron is read in UTC; --tz names another zone, e.g. --tz {local_zone()})"
+    click.echo(said, err=True)
 
 
 @schedule.command("list")

@@ -64,10 +64,23 @@ def _byte_size(ctx: click.Context, param: click.Parameter, value: str) -> int:
     show_default=True,
     help="Refuse request bodies larger than this with 413 (env QUEUECTL_API_MAX_BODY).",
 )
+@click.option(
+    "--print-url",
+    is_flag=True,
+    help="Print the dashboard's address with its token (as serve does on start) and exit.",
+)
 @click.pass_obj
-def serve(session: Session, host: str, port: int, token: str | None, max_body: int) -> None:
+def serve(
+    session: Session, host: str, port: int, token: str | None, max_body: int, print_url: bool
+) -> None:
     """Serve the HTTP API and the dashboard. Enqueue runs shell commands: the API is remote
     code execution for whoever can call it, so it always needs a token."""
+    if print_url:
+        from queuectl.api.token import stored_token
+
+        shown = f"[{host}]" if ":" in host else host
+        click.echo(f"http://{shown}:{port}/#token={token or stored_token(session.queue)}")
+        return
     from queuectl.extras import require
 
     require(

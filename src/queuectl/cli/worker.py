@@ -6,10 +6,14 @@ import os
 import subprocess
 import sys
 import time
+from typing import TYPE_CHECKING
 
 import click
 
 from queuectl.cli import Group, Session, complete
+
+if TYPE_CHECKING:
+    from queuectl.store import Runner
 
 #: Set by `worker start --detach` for the runner it starts in the background: that process
 #: runs in the foreground whatever its arguments say, so detaching can never repeat.
@@ -81,7 +85,7 @@ def worker_start(
     stream = None
     if log_file is not None and not detached_child:  # a detached runner's stderr is the file
         try:
-            stream = open(log_file, "a", buffering=1, encoding="utf-8")  # noqa: SIM115
+            stream = open(_private(log_file), "a", buffering=1, encoding="utf-8")  # noqa: SIM115
         except OSError as exc:
             raise click.ClickException(
                 f"--log-file: cannot write {log_file}: {exc.strerror}"
@@ -98,6 +102,11 @@ def worker_start(
     sys.exit(supervisor.run())
 
 
+def _private(path: str) -> int:
+    """A log file opened for appending, made 0600 if new: job output and commands go there."""
+    return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+
+
 def _detach(session: Session, log_file: str | None) -> None:
     """Run this same command again in a new session, as a runner that does not detach."""
     named = log_file is not None
@@ -110,7 +119,7 @@ def _detach(session: Session, log_file: str | None) -> None:
     env = {**os.environ, DETACHED_ENV: "1"}
     if session.target:
         env["QUEUECTL_DB"] = session.target
-    log = open(log_file, "ab")  # noqa: SIM115 - handed to the child
+    log = open(_private(log_file), "ab")  # noqa: SIM115 - handed to the child
     process = subprocess.Popen(
         [sys.executable, "-m", "queuectl", *sys.argv[1:]],
         stdin=subprocess.DEVNULL,
@@ -139,25 +148,57 @@ def _detach(session: Session, log_file: str | None) -> None:
 
 
 @worker.command("stop")
-@click.option("--timeout", help="Give up waiting after this long (exit 1).")
+@click.option("--timeout", help="Give up waiting after this long (exit 1); the runners still stop.")
+@click.option("--cancel", is_flag=True, help="Withdraw the stop asked of runners still draining.")
 @click.pass_obj
-def worker_stop(session: Session, timeout: str | None) -> None:
-    """Ask every runner on this store to stop gracefully, and wait until they have exited."""
+def worker_stop(session: Session, timeout: str | None, cancel: bool) -> None:
+    """Ask every runner on this store to stop gracefully, and wait until they have exited.
+
+    A stopping runner takes no new job and exits when its running jobs end; with --timeout it
+    goes on draining after the command gives up. `worker stop --cancel` lets it serve again.
+    """
     from queuectl.durations import parse_duration
 
     limit_s = None if timeout is None else parse_duration(timeout, "--timeout")
     queue = session.queue
+    if cancel:
+        kept = queue.withdraw_stop()
+        if kept:
+            click.echo(f"{_runners(kept)} no longer stopping: taking jobs again", err=True)
+        else:
+            click.echo("no runner is stopping", err=True)
+        return
     asked = queue.request_stop()
     if not asked:
         click.echo("no runner is up", err=True)
         return
-    click.echo(f"asked {asked} runner{'s' if asked != 1 else ''} to stop; waiting", err=True)
+    click.echo(f"asked {_runners(asked)} to stop; waiting", err=True)
     started = time.monotonic()
     while runners := queue.runners():
         if limit_s is not None and time.monotonic() - started > limit_s:
-            raise click.ClickException(f"{len(runners)} runner(s) still running after {timeout}")
+            raise click.ClickException(_still_stopping(runners, timeout or ""))
         time.sleep(0.1)
     click.echo("every runner has stopped", err=True)
+
+
+def _runners(count: int) -> str:
+    return f"{count} runner{'s' if count != 1 else ''}"
+
+
+def _still_stopping(runners: list[Runner], timeout: str) -> str:
+    """What happens to runners still draining when `worker stop` gives up, and the ways on."""
+    from queuectl.runner.liveness import host_name
+
+    jobs = sum(len(r.running) for r in runners)
+    pids = " ".join(
+        str(r.pid) if r.host == host_name() else f"{r.pid} (on {r.host})" for r in runners
+    )
+    return (
+        f"{_runners(len(runners))} still running after {timeout}, finishing {jobs} job(s) and "
+        f"taking no new one; each exits when its jobs end. To stop now (running jobs are "
+        f"killed and return to pending): kill -INT {pids}; to keep serving: "
+        f"queuectl worker stop --cancel"
+    )
 
 
 @worker.command("list")

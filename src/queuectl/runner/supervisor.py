@@ -93,6 +93,7 @@ class Supervisor:
         self.running: dict[tuple[str, int], Attempt] = {}
         self.signals: list[int] = []
         self.stopping = False
+        self.stop_by_request = False  # stopping because the store asked, and only for that
         self.stop_at: float | None = None  # when the jobs still running are killed and released
         self.may_have_work = True
         self.poll_s = poll_s
@@ -307,7 +308,26 @@ class Supervisor:
                 self.stop_at = now
                 self.give_up_at = now
             else:
+                self.stop_by_request = False
                 self._begin_stop(now, f"{name} received")
+
+    def _stop_asked(self, now: float, asked: bool) -> None:
+        """Follow the store's stop request: begin stopping, or go on serving once it is
+        withdrawn (`worker stop --cancel`) while this runner still drains. A signal's stop
+        is not the store's to withdraw."""
+        if asked:
+            if not self.stopping:
+                self._begin_stop(now, "stop requested")
+                self.stop_by_request = True
+        elif (
+            self.stopping and self.stop_by_request and (self.stop_at is None or now < self.stop_at)
+        ):
+            self.stopping = self.stop_by_request = False
+            self.stop_at = None
+            self.give_up_at = float("inf")
+            self.may_have_work = True
+            self.next_claim_at = 0.0
+            self.log("resumed", "stop request withdrawn: taking jobs again", important=True)
 
     def _begin_stop(self, now: float, why: str) -> None:
         if self.stopping:
@@ -544,8 +564,8 @@ class Supervisor:
         me = next((r for r in seen.runners if r.id == self.id), None)
         if me is None:
             self._reregister()
-        elif me.stop_requested:
-            self._begin_stop(now, "stop requested")
+        else:
+            self._stop_asked(now, me.stop_requested)
         self._check_owned(now, seen.owned)
         self.others = [r for r in seen.runners if r.id != self.id]
         now_ms = self.store.clock.now_ms()
@@ -576,8 +596,8 @@ class Supervisor:
             return
         if stop is None:
             self._reregister()
-        elif stop:
-            self._begin_stop(now, "stop requested")
+        else:
+            self._stop_asked(now, stop)
 
     def _reregister(self) -> None:
         self.log(

@@ -291,6 +291,10 @@ class Store(Protocol):
 
     def get(self, job_id: str) -> Job | None: ...
 
+    def ids_with_prefix(self, prefix: str, limit: int) -> list[str]:
+        """Up to `limit` job ids that start with `prefix`, in order."""
+        ...
+
     def list_jobs(
         self,
         states: Sequence[str] | None,
@@ -417,6 +421,10 @@ class Store(Protocol):
 
     def request_stop(self) -> int:
         """Ask every runner to stop gracefully; how many were asked."""
+        ...
+
+    def withdraw_stop(self) -> int:
+        """Withdraw the stop asked of every runner still draining; how many it reaches."""
         ...
 
     def housekeeping(self, owner: str, queues: Sequence[str] | None) -> Housekeeping:

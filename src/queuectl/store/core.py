@@ -930,6 +930,12 @@ class SQLStore:
         return None if row is None else self._job(row)
 
     @operation()
+    def ids_with_prefix(self, prefix: str, limit: int) -> list[str]:
+        # U+10FFFF sorts after every character an id may hold, byte-wise in UTF-8 too.
+        bounds = (prefix, prefix + "\U0010ffff", limit)
+        return [row["id"] for row in self._connection().execute(self.q["ids_from"], bounds)]
+
+    @operation()
     def list_jobs(
         self,
         states: Sequence[str] | None,
@@ -1419,6 +1425,13 @@ class SQLStore:
     def request_stop(self) -> int:
         with self._transaction() as conn:
             count = int(conn.execute(self.q["request_stop"]).rowcount)
+            self._wake(conn)
+        return count
+
+    @operation()
+    def withdraw_stop(self) -> int:
+        with self._transaction() as conn:
+            count = int(conn.execute(self.q["withdraw_stop"]).rowcount)
             self._wake(conn)
         return count
 

@@ -158,7 +158,11 @@
   function renderRunners(runners) {
     replaceRows($("runners"), runners.map((r) =>
       el("tr", {},
-        el("td", { class: "queue", title: r.host }, r.host), el("td", {}, r.pid), el("td", {}, r.workers),
+        el("td", { class: "queue", title: r.host }, r.host),
+        el("td", {}, r.stopping
+          ? el("span", { class: "state stopping", title: "asked to stop: finishes its running jobs, takes no new one" }, "stopping")
+          : el("span", { class: "state up" }, "up")),
+        el("td", {}, r.pid), el("td", {}, r.workers),
         el("td", { class: "queue", title: (r.queues || ["*"]).join(", ") }, (r.queues || ["*"]).join(", ")),
         el("td", {}, when(r.started_at)),
         el("td", { title: when(r.heartbeat_at) }, ago(r.heartbeat_at)),
@@ -173,9 +177,11 @@
       el("tr", { "data-id": j.id, class: j.id === selectedId ? "selected" : "", onclick: () => select(j.id) },
         el("td", { class: "id", title: j.id }, j.id), el("td", {}, stateBadge(j.state)),
         el("td", { class: "queue", title: j.queue }, j.queue),
-        el("td", { class: "command", title: j.command }, j.command),
+        el("td", { class: "command", title: j.made_by ? `${j.made_by}: ${j.command}` : j.command },
+          ...(j.hook ? [el("span", { class: "hook-badge", title: j.made_by }, "hook " + j.hook), " "] : []), j.command),
         el("td", {}, `${j.attempts}/${j.max_retries + 1}`), el("td", {}, when(j.created_at)),
-        el("td", { class: "error", title: j.last_error || "" }, j.last_error || ""))));
+        el("td", { class: "error", title: j.last_error || "" }, j.last_error || "",
+          j.state === "failed" ? el("span", { class: "next-run" }, ` (next run ${when(j.run_at)})`) : ""))));
     $("more").hidden = !page.next_cursor;
   }
 
@@ -279,7 +285,8 @@
     }
     $("detail-fields").replaceChildren(...fields);
     $("detail-cancel").hidden = !["pending", "processing", "failed"].includes(job.state);
-    $("detail-retry").hidden = !["completed", "dead", "cancelled"].includes(job.state);
+    $("detail-retry").hidden = !["completed", "dead", "cancelled", "failed"].includes(job.state);
+    $("detail-retry").textContent = job.state === "failed" ? "Run now" : "Run again";
     const history = job.history || [];
     // Output is asked for by position (a requeue starts attempt numbers again).
     replaceRows($("detail-history"), history.map((a, index) => {

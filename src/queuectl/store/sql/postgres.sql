@@ -50,6 +50,12 @@ SELECT {job_columns} FROM jobs WHERE id = ANY(%s::text[])
 -- name: get_job
 SELECT {job_columns} FROM jobs WHERE id = %s
 
+-- name: ids_from
+-- Ids in [lo, hi), in order: the ids starting with a prefix (compared as bytes, whatever
+-- the database's collation).
+SELECT id FROM jobs WHERE id COLLATE "C" >= %s AND id COLLATE "C" < %s ORDER BY id COLLATE "C"
+LIMIT %s
+
 -- name: list_jobs
 -- One query per filter combination, each walking its own index newest first (migration
 -- 0004): a filter that matches few of a million jobs reads only those.
@@ -535,6 +541,9 @@ SELECT lease_owner, id FROM jobs WHERE state = 'processing' ORDER BY lease_owner
 
 -- name: request_stop
 UPDATE runners SET stop_requested = TRUE
+
+-- name: withdraw_stop
+UPDATE runners SET stop_requested = FALSE WHERE stop_requested = TRUE
 
 -- name: jobs_of_owner
 SELECT id, attempts, token FROM jobs WHERE state = 'processing' AND lease_owner = %s

@@ -80,6 +80,10 @@ SELECT {job_columns} FROM jobs WHERE id IN (SELECT value FROM json_each(?))
 -- name: get_job
 SELECT {job_columns} FROM jobs WHERE id = ?
 
+-- name: ids_from
+-- Ids in [lo, hi), in order: the ids starting with a prefix (SQLite compares bytes).
+SELECT id FROM jobs WHERE id >= ? AND id < ? ORDER BY id LIMIT ?
+
 -- name: list_jobs
 -- One query per filter combination, each walking its own index newest first (migration
 -- 0004): a filter that matches few of a million jobs reads only those.
@@ -450,6 +454,9 @@ SELECT lease_owner, id FROM jobs WHERE state = 'processing' ORDER BY lease_owner
 
 -- name: request_stop
 UPDATE runners SET stop_requested = 1
+
+-- name: withdraw_stop
+UPDATE runners SET stop_requested = 0 WHERE stop_requested = 1
 
 -- name: jobs_of_owner
 SELECT id, attempts, token FROM jobs WHERE state = 'processing' AND lease_owner = ?
