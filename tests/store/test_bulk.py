@@ -313,6 +313,26 @@ def test_bulk_retry_and_purge_go_in_batches(store: Store, clock: FakeClock) -> N
     check_exact(store, clock)
 
 
+def test_a_bulk_retry_runs_each_dead_job_again_once_while_a_runner_runs_them(
+    store: Store,
+) -> None:
+    """A job retried by an early batch, run by a runner and dead again before the retry ends,
+    is not retried a second time by the same `dlq retry --all` (nor is the retry endless)."""
+    add(store, *({"id": f"d{n}", "max_retries": 0} for n in range(4)))
+    assert len(claim(store, want=4)) == 4
+    for n in range(4):
+        assert finish(store, f"d{n}", 1) == "dead"
+
+    def runner_kills_them(done: int) -> None:  # between the batches: the runner's turn
+        assert done <= 4, "a job retried twice by one bulk retry"
+        for job_id in claim(store, "r2"):
+            assert finish(store, job_id, 1, "r2") == "dead"
+
+    retried = store.requeue(None, ["dead"], batch=2, progress=runner_kills_them)
+    assert retried == ["d0", "d1", "d2", "d3"]
+    assert all(len(store.history(f"d{n}")) == 2 for n in range(4))
+
+
 # -- a dependency deleted, its id taken by a new job
 
 

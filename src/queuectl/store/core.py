@@ -1213,7 +1213,9 @@ class SQLStore:
         how many it found, the new cursor and how many jobs it changed; `progress` gets the
         running total after each batch. A job can move between the states meanwhile (a runner
         claims or settles it) behind a cursor: the walks start again until one finds nothing.
-        How many jobs were changed."""
+        With one state there is no such move: a job found in it again was changed by this walk
+        and came back (retried, run and dead again), so it is not changed twice. How many jobs
+        were changed."""
         upto = self._newest_seq()
         done = 0
         while True:
@@ -1228,7 +1230,7 @@ class SQLStore:
                         progress(done)
                     if found < batch:
                         break
-            if not found_any:
+            if not found_any or len(states) == 1:
                 return done
 
     @operation()
