@@ -333,6 +333,29 @@ def test_a_bulk_retry_runs_each_dead_job_again_once_while_a_runner_runs_them(
     assert all(len(store.history(f"d{n}")) == 2 for n in range(4))
 
 
+@pytest.mark.parametrize("batch", [1, 1000])
+def test_a_bulk_retry_leaves_dead_the_jobs_whose_unique_key_an_active_job_holds(
+    store: Store, batch: int
+) -> None:
+    """Two dead jobs of one unique key, and one whose key a pending job holds: a bulk retry
+    retries the first of the two and every other job, and leaves the rest dead, where it
+    stopped at the first refusal (and did so again when run again, the key still held)."""
+    add(store, {"id": "a", "unique_key": "k", "max_retries": 0})
+    add(store, {"id": "h", "unique_key": "held", "max_retries": 0})
+    assert claim(store) == ["a", "h"]
+    assert finish(store, "a", 1) == "dead"
+    assert finish(store, "h", 1) == "dead"
+    add(store, {"id": "b", "unique_key": "k", "max_retries": 0}, {"id": "c", "max_retries": 0})
+    assert claim(store) == ["b", "c"]
+    assert finish(store, "b", 1) == "dead"
+    assert finish(store, "c", 1) == "dead"
+    add(store, {"id": "holder", "unique_key": "held", "delay": "1h"})
+
+    assert store.requeue(None, ["dead"], batch=batch) == ["a", "c"]
+    assert [state(store, i) for i in "abch"] == ["pending", "dead", "pending", "dead"]
+    assert store.requeue(None, ["dead"], batch=batch) == []
+
+
 # -- a dependency deleted, its id taken by a new job
 
 

@@ -1142,7 +1142,8 @@ class SQLStore:
     ) -> list[str]:
         """Requeue these jobs (read in this transaction) in one statement; the ids requeued, in
         their order. Named ones must all be (each was in `states`): one requeued by someone else
-        since is refused."""
+        since is refused, as is one whose unique_key an active job holds. A bulk change leaves
+        those dead instead (the first of two dead jobs of one key runs again), and goes on."""
         waiting = self._requeue_waiting(conn, jobs)
         params = {"now": self.now(), "states": self._list(states)}
         wanted = {job.id: waiting.get(job.id, 0) for job in jobs}
@@ -1152,14 +1153,25 @@ class SQLStore:
             changed = {row["id"] for row in rows.fetchall()}
         except self.unique_violation:
             conn.execute(self.q["rollback_savepoint"])
-            for job_id, count in wanted.items():  # which one: the first refused
+            refused: set[str] = set()
+            for job_id, count in wanted.items():  # which ones, one after the other
+                conn.execute(self.q["savepoint"])
                 try:
                     conn.execute(self.q["requeue"], {**params, "jobs": self._json({job_id: count})})
                 except self.unique_violation:
-                    raise ConflictError(
-                        f"job {job_id!r} cannot run again: an active job holds its unique_key"
-                    ) from None
-            raise  # refused as a whole, yet each alone was not: cannot happen with one writer
+                    conn.execute(self.q["rollback_savepoint"])
+                    if named:
+                        raise ConflictError(
+                            f"job {job_id!r} cannot run again: an active job holds its unique_key"
+                        ) from None
+                    refused.add(job_id)
+                conn.execute(self.q["release_savepoint"])
+            conn.execute(self.q["rollback_savepoint"])  # the rest again, counted without those
+            conn.execute(self.q["release_savepoint"])
+            if not refused:
+                raise  # refused as a whole, yet each alone was not: cannot happen with one writer
+            kept = [job for job in jobs if job.id not in refused]
+            return self._requeue_jobs(conn, kept, states, named) if kept else []
         conn.execute(self.q["release_savepoint"])
         if named:
             for job in jobs:  # requeued by someone else since we looked
