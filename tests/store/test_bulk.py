@@ -356,6 +356,29 @@ def test_a_bulk_retry_leaves_dead_the_jobs_whose_unique_key_an_active_job_holds(
     assert store.requeue(None, ["dead"], batch=batch) == []
 
 
+def test_a_bulk_retry_of_a_queue_leaves_dead_a_job_whose_dependency_stays_dead(
+    store: Store,
+) -> None:
+    """b of queue `q` depends on a of another queue; both dead. A bulk retry of `q` cannot run
+    b (it would wait for a forever): it leaves b dead and retries the rest of `q`, where it
+    stopped at b, run again or not."""
+    add(store, {"id": "a", "queue": "p", "max_retries": 0})
+    add(store, {"id": "b", "queue": "q", "depends_on": ["a"], "max_retries": 0})
+    assert claim(store) == ["a"]
+    assert finish(store, "a", 0) == "completed"
+    assert claim(store) == ["b"]
+    assert finish(store, "b", 1) == "dead"
+    assert store.requeue(["a"], ["completed"]) == ["a"]
+    assert claim(store) == ["a"]
+    assert finish(store, "a", 1) == "dead"
+    add(store, {"id": "c", "queue": "q", "max_retries": 0})
+    assert claim(store) == ["c"]
+    assert finish(store, "c", 1) == "dead"
+
+    assert store.requeue(None, ["dead"], "q", batch=1) == ["c"]
+    assert [state(store, i) for i in "abc"] == ["dead", "dead", "pending"]
+
+
 # -- a dependency deleted, its id taken by a new job
 
 

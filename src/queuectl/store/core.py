@@ -1142,9 +1142,14 @@ class SQLStore:
     ) -> list[str]:
         """Requeue these jobs (read in this transaction) in one statement; the ids requeued, in
         their order. Named ones must all be (each was in `states`): one requeued by someone else
-        since is refused, as is one whose unique_key an active job holds. A bulk change leaves
-        those dead instead (the first of two dead jobs of one key runs again), and goes on."""
-        waiting = self._requeue_waiting(conn, jobs)
+        since is refused, as is one whose unique_key an active job holds or with a dependency
+        dead or cancelled (not run again with it). A bulk change leaves those dead instead (the
+        first of two dead jobs of one key runs again), and goes on."""
+        stuck: set[str] = set()
+        waiting = self._requeue_waiting(conn, jobs, None if named else stuck)
+        if stuck:  # left dead, so are the jobs of this batch that depend on them
+            kept = [job for job in jobs if job.id not in stuck]
+            return self._requeue_jobs(conn, kept, states, named) if kept else []
         params = {"now": self.now(), "states": self._list(states)}
         wanted = {job.id: waiting.get(job.id, 0) for job in jobs}
         conn.execute(self.q["savepoint"])
@@ -1181,14 +1186,17 @@ class SQLStore:
             self._wake(conn)
         return [job.id for job in jobs if job.id in changed]
 
-    def _requeue_waiting(self, conn: Any, jobs: Sequence[Job]) -> dict[str, int]:
+    def _requeue_waiting(
+        self, conn: Any, jobs: Sequence[Job], stuck: set[str] | None = None
+    ) -> dict[str, int]:
         """How many dependencies each job run again waits on: those not completed, counted
         afresh (what was counted when it was cancelled may be stale), the jobs run again with
         it counting as pending. Only the dependencies its edges still link it to count: one
         deleted since (retention, purge) took its edges with it and waits on nothing, even if
         a new job has its id now. One dead or cancelled would keep the job waiting forever, so
-        the requeue is refused. The dependencies are read as enqueue reads them (locked on
-        PostgreSQL), so none can complete unseen before this commits."""
+        the requeue is refused (with `stuck`, a bulk change's, the job is added to it instead).
+        The dependencies are read as enqueue reads them (locked on PostgreSQL), so none can
+        complete unseen before this commits."""
         ids = [job.id for job in jobs if job.depends_on]
         if not ids:
             return {}
@@ -1198,7 +1206,9 @@ class SQLStore:
         for edge in sorted(edges, key=lambda e: (e["job_id"], e["dep_id"])):
             job_id, dep = edge["job_id"], edge["dep_id"]
             state = PENDING if dep in again else edge["state"]
-            if state in (DEAD, CANCELLED):
+            if state in (DEAD, CANCELLED) and stuck is not None:
+                stuck.add(job_id)
+            elif state in (DEAD, CANCELLED):
                 raise WrongStateError(
                     f"job {job_id!r} depends on {dep!r}, which is {state}: requeue {dep!r} too"
                 )
