@@ -224,17 +224,23 @@ def test_a_purged_jobs_late_output_does_not_reach_a_new_job_with_its_id(
     job_pid = read_pid(pid_file)
     wait_until(lambda: b"old" in queue.output("j"), 10, "the old job's output in the store")
 
-    # The runner is late (frozen) while the job is cancelled, purged and its id reused; the job
-    # goes on printing, so its runner has new output to copy when it resumes.
+    # The runner is late (frozen) while the job is cancelled and purged; the job goes on
+    # printing, so its runner has new output to copy when it resumes. The purge keeps the job
+    # while its cancelled attempt's processes live: its id is not free for a new job yet.
     runner.freeze(target)
     ok(cli("cancel", "j"))
     ok(cli("purge", "--state", "cancelled", "--older-than", "0", "--yes"))
-    ok(cli("enqueue", "--id", "j", "--delay", "1h", "--command", "echo new"))  # the id is free
-    assert ok(cli("logs", "j")) == "", "the purge left the old output behind"
+    taken = cli("enqueue", "--id", "j", "--delay", "1h", "--command", "echo new")
+    assert taken.returncode == 1
+    assert "already exists" in taken.stderr
 
     runner.send(signal.SIGCONT)
     runner.logged("killing j: cancelled or no longer ours")
     wait_until(lambda: not alive(job_pid), 10, "the old job to be killed")
+    wait_until(lambda: queue.get("j").lease_owner is None, 10, "its runner to report it gone")
+    ok(cli("purge", "--state", "cancelled", "--older-than", "0", "--yes"))
+    ok(cli("enqueue", "--id", "j", "--delay", "1h", "--command", "echo new"))  # the id is free
+    assert ok(cli("logs", "j")) == "", "the purge left the old output behind"
     wait_beats(queue, runner.pid)  # its output sync has run since
 
     assert ok(cli("logs", "j")) == ""

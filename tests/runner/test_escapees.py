@@ -21,7 +21,7 @@ import pytest
 from queuectl import Queue
 from queuectl.runner.executor import NO_CLONE3_ENV
 from queuectl.runner.tree import NO_CGROUP_ENV, CgroupTree, own_cgroup, populated
-from tests.support.runners import alive, read_pid, wait_until
+from tests.support.runners import alive, read_pid, tagged, wait_until
 
 pytestmark = pytest.mark.backends("sqlite")  # the store plays no part
 
@@ -275,3 +275,33 @@ def test_jobs_run_in_their_cgroups_where_one_born_there_would_be_killed(
     wait_until(lambda: queue.get(job.id).state == "completed", 10, "the job to complete")
     cgroup = queue.output(job.id).decode().splitlines()[0]
     assert f"/{os.path.basename(killed_home)}/queuectl-{runner.pid}-" in cgroup
+
+
+def test_a_runner_killed_as_its_job_makes_a_daemon_takes_the_daemon(
+    queue: Queue,
+    start_runner,
+    mechanism: dict[str, str],
+    tmp_path: Path,
+    tag: str,
+    request: pytest.FixtureRequest,
+) -> None:
+    """The runner SIGKILLed (here by its own job) a moment after the job made a daemon, before
+    any scan of the job's processes: the daemon dies with the runner too."""
+    if subreaper(mechanism):
+        request.applymarker(
+            pytest.mark.xfail(
+                strict=True,
+                reason="the watchdog kills the processes the runner told it of; the runner "
+                "finds a job's new processes every 0.2 s, so a daemon made since outlives it",
+            )
+        )
+    runner = start_runner(env=mechanism)
+    queue.enqueue(
+        "setsid sh -c 'echo $$ > \"$PIDS/setsid\"; exec sleep 600' & "
+        'until [ -s "$PIDS/setsid" ]; do :; done; kill -9 $PPID; sleep 600',
+        env={"PIDS": str(tmp_path)},
+    )
+    daemon = read_pid(tmp_path / "setsid")
+    assert runner.wait() == -signal.SIGKILL
+    wait_until(lambda: not tagged(tag), 2, "every process of the job to die with the runner")
+    assert not alive(daemon)

@@ -314,6 +314,72 @@ def test_bulk_retry_and_purge_go_in_batches(store: Store, clock: FakeClock) -> N
     check_exact(store, clock)
 
 
+def test_a_bulk_retry_runs_each_dead_job_again_once_while_a_runner_runs_them(
+    store: Store,
+) -> None:
+    """A job retried by an early batch, run by a runner and dead again before the retry ends,
+    is not retried a second time by the same `dlq retry --all` (nor is the retry endless)."""
+    add(store, *({"id": f"d{n}", "max_retries": 0} for n in range(4)))
+    assert len(claim(store, want=4)) == 4
+    for n in range(4):
+        assert finish(store, f"d{n}", 1) == "dead"
+
+    def runner_kills_them(done: int) -> None:  # between the batches: the runner's turn
+        assert done <= 4, "a job retried twice by one bulk retry"
+        for job_id in claim(store, "r2"):
+            assert finish(store, job_id, 1, "r2") == "dead"
+
+    retried = store.requeue(None, ["dead"], batch=2, progress=runner_kills_them)
+    assert retried == ["d0", "d1", "d2", "d3"]
+    assert all(len(store.history(f"d{n}")) == 2 for n in range(4))
+
+
+@pytest.mark.parametrize("batch", [1, 1000])
+def test_a_bulk_retry_leaves_dead_the_jobs_whose_unique_key_an_active_job_holds(
+    store: Store, batch: int
+) -> None:
+    """Two dead jobs of one unique key, and one whose key a pending job holds: a bulk retry
+    retries the first of the two and every other job, and leaves the rest dead, where it
+    stopped at the first refusal (and did so again when run again, the key still held)."""
+    add(store, {"id": "a", "unique_key": "k", "max_retries": 0})
+    add(store, {"id": "h", "unique_key": "held", "max_retries": 0})
+    assert claim(store) == ["a", "h"]
+    assert finish(store, "a", 1) == "dead"
+    assert finish(store, "h", 1) == "dead"
+    add(store, {"id": "b", "unique_key": "k", "max_retries": 0}, {"id": "c", "max_retries": 0})
+    assert claim(store) == ["b", "c"]
+    assert finish(store, "b", 1) == "dead"
+    assert finish(store, "c", 1) == "dead"
+    add(store, {"id": "holder", "unique_key": "held", "delay": "1h"})
+
+    assert store.requeue(None, ["dead"], batch=batch) == ["a", "c"]
+    assert [state(store, i) for i in "abch"] == ["pending", "dead", "pending", "dead"]
+    assert store.requeue(None, ["dead"], batch=batch) == []
+
+
+def test_a_bulk_retry_of_a_queue_leaves_dead_a_job_whose_dependency_stays_dead(
+    store: Store,
+) -> None:
+    """b of queue `q` depends on a of another queue; both dead. A bulk retry of `q` cannot run
+    b (it would wait for a forever): it leaves b dead and retries the rest of `q`, where it
+    stopped at b, run again or not."""
+    add(store, {"id": "a", "queue": "p", "max_retries": 0})
+    add(store, {"id": "b", "queue": "q", "depends_on": ["a"], "max_retries": 0})
+    assert claim(store) == ["a"]
+    assert finish(store, "a", 0) == "completed"
+    assert claim(store) == ["b"]
+    assert finish(store, "b", 1) == "dead"
+    assert store.requeue(["a"], ["completed"]) == ["a"]
+    assert claim(store) == ["a"]
+    assert finish(store, "a", 1) == "dead"
+    add(store, {"id": "c", "queue": "q", "max_retries": 0})
+    assert claim(store) == ["c"]
+    assert finish(store, "c", 1) == "dead"
+
+    assert store.requeue(None, ["dead"], "q", batch=1) == ["c"]
+    assert [state(store, i) for i in "abc"] == ["dead", "dead", "pending"]
+
+
 # -- a dependency deleted, its id taken by a new job
 
 

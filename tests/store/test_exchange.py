@@ -74,8 +74,8 @@ def test_outcomes_with_their_rules_settle_as_those_read_by_the_store(
     assert ahead == read
     assert ahead["settled"] == {
         "ok": ("completed", None),
-        "retry": ("failed", "exit code 3"),
-        "fatal": ("dead", "exit code 7 (not retried)"),
+        "retry": ("failed", "exit code 3: out"),
+        "fatal": ("dead", "exit code 7: out (not retried)"),
         "slow": ("failed", "timed out"),
     }
 

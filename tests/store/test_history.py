@@ -59,7 +59,7 @@ def test_each_attempt_keeps_its_own_record_and_output(store: Store, clock: FakeC
     clock.advance(2)
     claim(store)
     finish(store, "a", 2, 0, b"")
-    assert history(store, "a") == [(1, 3, "exit code 3", "r1"), (2, 0, None, "r1")]
+    assert history(store, "a") == [(1, 3, "exit code 3: first", "r1"), (2, 0, None, "r1")]
     first, second = store.history("a")
     assert (first.host, first.started_at_ms, first.finished_at_ms) == (
         "h1",

@@ -94,8 +94,9 @@ def test_a_runner_settling_by_its_claims_rules_fires_the_hooks(store: Store) -> 
     outcomes = []
     for c in store.finish_and_claim("r1", [], 2, None, LEASE_S).claims:
         assert c.max_retries is not None
-        fence = Fence(c.attempt, c.max_retries, c.no_retry_exit_codes)
-        outcomes.append(Outcome(c.id, c.attempt, 0 if c.id == "ok" else 3, None, 10, fence=fence))
+        fence = Fence(c.attempt, c.token, c.max_retries, c.no_retry_exit_codes)
+        code = 0 if c.id == "ok" else 3
+        outcomes.append(Outcome(c.id, c.attempt, code, None, 10, fence=fence, token=c.token))
     settled = store.finish_and_claim("r1", outcomes, 0, None, LEASE_S).settled
     assert {job_id: s.state for job_id, s in settled.items()} == {
         "ok": "completed",

@@ -86,7 +86,7 @@ def test_an_error_is_a_failure_even_with_exit_code_zero() -> None:
 
 
 def failed_with(code: int, output: bytes | None) -> Outcome:
-    return Outcome("j", 1, code, None, 500, output=output)
+    return Outcome("j", 1, code, None, 500, output=output, token=1)
 
 
 def test_the_error_carries_the_last_line_the_command_printed() -> None:

@@ -1197,8 +1197,14 @@ class SQLStore:
     ) -> list[str]:
         """Requeue these jobs (read in this transaction) in one statement; the ids requeued, in
         their order. Named ones must all be (each was in `states`): one requeued by someone else
-        since is refused."""
-        waiting = self._requeue_waiting(conn, jobs)
+        since is refused, as is one whose unique_key an active job holds or with a dependency
+        dead or cancelled (not run again with it). A bulk change leaves those dead instead (the
+        first of two dead jobs of one key runs again), and goes on."""
+        stuck: set[str] = set()
+        waiting = self._requeue_waiting(conn, jobs, None if named else stuck)
+        if stuck:  # left dead, so are the jobs of this batch that depend on them
+            kept = [job for job in jobs if job.id not in stuck]
+            return self._requeue_jobs(conn, kept, states, named) if kept else []
         params = {"now": self.now(), "states": self._list(states)}
         wanted = {job.id: waiting.get(job.id, 0) for job in jobs}
         conn.execute(self.q["savepoint"])
@@ -1207,14 +1213,25 @@ class SQLStore:
             changed = {row["id"] for row in rows.fetchall()}
         except self.unique_violation:
             conn.execute(self.q["rollback_savepoint"])
-            for job_id, count in wanted.items():  # which one: the first refused
+            refused: set[str] = set()
+            for job_id, count in wanted.items():  # which ones, one after the other
+                conn.execute(self.q["savepoint"])
                 try:
                     conn.execute(self.q["requeue"], {**params, "jobs": self._json({job_id: count})})
                 except self.unique_violation:
-                    raise ConflictError(
-                        f"job {job_id!r} cannot run again: an active job holds its unique_key"
-                    ) from None
-            raise  # refused as a whole, yet each alone was not: cannot happen with one writer
+                    conn.execute(self.q["rollback_savepoint"])
+                    if named:
+                        raise ConflictError(
+                            f"job {job_id!r} cannot run again: an active job holds its unique_key"
+                        ) from None
+                    refused.add(job_id)
+                conn.execute(self.q["release_savepoint"])
+            conn.execute(self.q["rollback_savepoint"])  # the rest again, counted without those
+            conn.execute(self.q["release_savepoint"])
+            if not refused:
+                raise  # refused as a whole, yet each alone was not: cannot happen with one writer
+            kept = [job for job in jobs if job.id not in refused]
+            return self._requeue_jobs(conn, kept, states, named) if kept else []
         conn.execute(self.q["release_savepoint"])
         if named:
             for job in jobs:  # requeued by someone else since we looked
@@ -1224,14 +1241,17 @@ class SQLStore:
             self._wake(conn)
         return [job.id for job in jobs if job.id in changed]
 
-    def _requeue_waiting(self, conn: Any, jobs: Sequence[Job]) -> dict[str, int]:
+    def _requeue_waiting(
+        self, conn: Any, jobs: Sequence[Job], stuck: set[str] | None = None
+    ) -> dict[str, int]:
         """How many dependencies each job run again waits on: those not completed, counted
         afresh (what was counted when it was cancelled may be stale), the jobs run again with
         it counting as pending. Only the dependencies its edges still link it to count: one
         deleted since (retention, purge) took its edges with it and waits on nothing, even if
         a new job has its id now. One dead or cancelled would keep the job waiting forever, so
-        the requeue is refused. The dependencies are read as enqueue reads them (locked on
-        PostgreSQL), so none can complete unseen before this commits."""
+        the requeue is refused (with `stuck`, a bulk change's, the job is added to it instead).
+        The dependencies are read as enqueue reads them (locked on PostgreSQL), so none can
+        complete unseen before this commits."""
         ids = [job.id for job in jobs if job.depends_on]
         if not ids:
             return {}
@@ -1241,7 +1261,9 @@ class SQLStore:
         for edge in sorted(edges, key=lambda e: (e["job_id"], e["dep_id"])):
             job_id, dep = edge["job_id"], edge["dep_id"]
             state = PENDING if dep in again else edge["state"]
-            if state in (DEAD, CANCELLED):
+            if state in (DEAD, CANCELLED) and stuck is not None:
+                stuck.add(job_id)
+            elif state in (DEAD, CANCELLED):
                 raise WrongStateError(
                     f"job {job_id!r} depends on {dep!r}, which is {state}: requeue {dep!r} too"
                 )
@@ -1268,7 +1290,9 @@ class SQLStore:
         how many it found, the new cursor and how many jobs it changed; `progress` gets the
         running total after each batch. A job can move between the states meanwhile (a runner
         claims or settles it) behind a cursor: the walks start again until one finds nothing.
-        How many jobs were changed."""
+        With one state there is no such move: a job found in it again was changed by this walk
+        and came back (retried, run and dead again), so it is not changed twice. How many jobs
+        were changed."""
         upto = self._newest_seq()
         done = 0
         while True:
@@ -1283,7 +1307,7 @@ class SQLStore:
                         progress(done)
                     if found < batch:
                         break
-            if not found_any:
+            if not found_any or len(states) == 1:
                 return done
 
     @operation()
