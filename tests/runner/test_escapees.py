@@ -287,14 +287,6 @@ def test_a_runner_killed_as_its_job_makes_a_daemon_takes_the_daemon(
 ) -> None:
     """The runner SIGKILLed (here by its own job) a moment after the job made a daemon, before
     any scan of the job's processes: the daemon dies with the runner too."""
-    if subreaper(mechanism):
-        request.applymarker(
-            pytest.mark.xfail(
-                strict=True,
-                reason="the watchdog kills the processes the runner told it of; the runner "
-                "finds a job's new processes every 0.2 s, so a daemon made since outlives it",
-            )
-        )
     runner = start_runner(env=mechanism)
     queue.enqueue(
         "setsid sh -c 'echo $$ > \"$PIDS/setsid\"; exec sleep 600' & "

@@ -354,6 +354,7 @@ class Supervisor:
                 executor.end(attempt)  # what the shell left behind dies with the job
                 if attempt.pgid is not None:
                     self._watch(f"-{attempt.pgid}")
+                self._watch(f"-a{attempt.claim.id}:{attempt.claim.attempt}")
                 del self.running[attempt.claim.id, attempt.claim.token]
                 self._result(attempt)
                 continue
@@ -448,6 +449,10 @@ class Supervisor:
         if exchange.claims:
             self.next_read = min(self.next_read, now + TICK_S)  # busy now: see _control
         for claim in exchange.claims:
+            # Told before the spawn: a crash between the spawn and the next flush must take
+            # this job, and whatever it started meanwhile, along.
+            self._watch(f"+a{claim.id}:{claim.attempt}")
+            self._flush_watch()
             attempt = executor.start(
                 claim, self.base_env, float(self.config["job_timeout"]), self.tree
             )

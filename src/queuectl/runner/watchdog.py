@@ -1,11 +1,12 @@
 """The watchdog: a small process beside each runner that kills its jobs if the runner dies.
 
-The runner writes, on a pipe, `+PGID` when a job starts and `-PGID` when it ends; `+pPID:START`
-and `-pPID:START` for a job's process that left its group (found by the subreaper's walk), and
-`cPATH` for the cgroup that holds every job's cgroup. When the pipe closes (the runner exited,
-was SIGKILLed or crashed), every recorded group, process (if its start time still matches) and
-cgroup is SIGKILLed. This keeps the runner's fast spawn path: nothing runs in the child before
-exec.
+The runner writes, on a pipe, `+aJOB:ATTEMPT` before a job starts, `+PGID` once it has, and
+`-PGID` and `-aJOB:ATTEMPT` when it ends; `+pPID:START` and `-pPID:START` for a job's process that
+left its group (found by the subreaper's walk), and `cPATH` for the cgroup that holds every job's
+cgroup. When the pipe closes (the runner exited, was SIGKILLed or crashed), every recorded group,
+process (if its start time still matches) and cgroup is SIGKILLed, and so is every process whose
+environment names a recorded attempt: a job spawned, or a daemon it made, since the runner last
+told of them. This keeps the runner's fast spawn path: nothing runs in the child before exec.
 """
 
 from __future__ import annotations
@@ -16,7 +17,13 @@ import signal
 import sys
 import time
 
-from queuectl.runner.tree import EMPTY_WAIT_S, populated, read_start, remove_cgroup
+from queuectl.runner.tree import (
+    EMPTY_WAIT_S,
+    kill_attempts,
+    populated,
+    read_start,
+    remove_cgroup,
+)
 
 # After a read, let the runner's lines pile up for this long: a busy runner then wakes its
 # watchdog a few times a second rather than twice per job (each wakeup is a context switch
@@ -31,12 +38,19 @@ def main() -> None:
     fd = sys.stdin.fileno()
     groups: set[int] = set()
     processes: set[tuple[int, int]] = set()
+    attempts: set[tuple[str, int]] = set()
     cgroups: list[str] = []
     pending = b""
     while chunk := os.read(fd, 1 << 16):
         *lines, pending = (pending + chunk).split(b"\n")
         for word in lines:
-            if word[:2] in (b"+p", b"-p"):
+            if word[:2] in (b"+a", b"-a"):
+                job_id, attempt = word[2:].decode().rsplit(":", 1)
+                if word[:1] == b"+":
+                    attempts.add((job_id, int(attempt)))
+                else:
+                    attempts.discard((job_id, int(attempt)))
+            elif word[:2] in (b"+p", b"-p"):
                 number, start = word[2:].split(b":")
                 entry = (int(number), int(start))
                 if word[:1] == b"+":
@@ -61,6 +75,8 @@ def main() -> None:
         if info is not None and info[0] == started:
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.kill(pid, signal.SIGKILL)
+    if attempts:
+        kill_attempts(attempts)
     give_up = time.monotonic() + EMPTY_WAIT_S
     for path in cgroups:
         while populated(path) and time.monotonic() < give_up:
