@@ -496,7 +496,7 @@ class Queue:
         runners = self._store.runners()
         if not runners:
             return dict.fromkeys(sorted(set(names)), "none is up")
-        from queuectl.runner.liveness import is_dead  # socket: needed only with a runner up
+        from queuectl.runner.liveness import is_dead  # the runner's modules: only with one up
 
         now_ms = self.now_ms()
         lease_s = float(self._store.config()["lease_seconds"])

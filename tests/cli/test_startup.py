@@ -13,7 +13,9 @@ from pathlib import Path
 import pytest
 
 import queuectl
+from queuectl import Queue
 from tests.support.cli import run
+from tests.support.runners import process_env, start_runner, tag  # noqa: F401 - fixtures
 
 HEAVY = [
     "rich",
@@ -105,6 +107,20 @@ def test_enqueue_wakes_a_runner_with_the_c_socket_module_alone(tmp_path: Path) -
         assert receiver.recv(16) == b"!"
     finally:
         runner.close()
+
+
+@pytest.mark.backends("sqlite")
+def test_enqueue_beside_a_live_runner_loads_no_socket_module(
+    queue: Queue,
+    target: str,
+    start_runner,  # type: ignore[no-untyped-def]  # noqa: F811 - the imported fixture
+) -> None:
+    """With a runner up, the enqueue wakes it and looks whether it serves the queue: neither
+    needs `socket`, whose import costs more than the rest of the wakeup."""
+    start_runner()
+    loaded = modules_loaded_by(Path(target), "enqueue", "--command", "true")
+    assert "queuectl.runner.liveness" in loaded  # it did look at the runner
+    assert "socket" not in loaded
 
 
 def test_only_several_words_after_dashdash_load_shlex(tmp_path: Path) -> None:

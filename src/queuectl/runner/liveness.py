@@ -9,7 +9,6 @@ heartbeat alone.
 from __future__ import annotations
 
 import os
-import socket
 from functools import cache
 from typing import TYPE_CHECKING
 
@@ -25,8 +24,10 @@ STALE_LEASES = 2
 
 @cache
 def host_name() -> str:
-    """This host's identity; `QUEUECTL_HOSTNAME` overrides it (tests of several hosts)."""
-    return os.environ.get("QUEUECTL_HOSTNAME") or socket.gethostname()
+    """This host's identity; `QUEUECTL_HOSTNAME` overrides it (tests of several hosts). The
+    kernel's node name is what gethostname answers, without importing `socket` into every
+    `enqueue` that looks for a live runner."""
+    return os.environ.get("QUEUECTL_HOSTNAME") or os.uname().nodename
 
 
 @cache
