@@ -53,7 +53,7 @@ mutate: install
 
 # Planted bugs in what mutmut cannot reach: the store's SQL (both dialects), the store core and
 # the runner, each run against the tests that should catch it (tests/mutation/mutants.py).
-# Needs PostgreSQL, as the tests do. About six minutes: not part of `test` or CI (CI checks
+# Needs PostgreSQL, as the tests do. About seven minutes: not part of `test` or CI (CI checks
 # only that each entry still applies). `make mutate-core K=sqlite` runs the matching ones.
 mutate-core: install
 	QUEUECTL_REQUIRE_PG=1 $(BIN)/python -m tests.mutation $(if $(K),-k $(K))

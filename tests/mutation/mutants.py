@@ -14,6 +14,7 @@ from pathlib import Path
 SRC = Path(__file__).resolve().parents[2] / "src" / "queuectl"
 
 CONTRACT = "tests/store/test_store_contract.py"
+CLAIMS = "tests/store/test_claim_tokens.py"
 SQLITE_SQL = "store/sql/sqlite.sql"
 PG_SQL = "store/sql/postgres.sql"
 
@@ -46,8 +47,8 @@ MUTANTS: list[Mutant] = [
     Mutant(
         "sqlite-claim-lowest-priority-first",
         SQLITE_SQL,
-        "    ORDER BY priority DESC, run_at, seq\n    LIMIT :want)\nRETURNING id, attempts, command",
-        "    ORDER BY priority, run_at, seq\n    LIMIT :want)\nRETURNING id, attempts, command",
+        "    ORDER BY priority DESC, run_at, seq\n    LIMIT :want)\nRETURNING id, attempts, token,",
+        "    ORDER BY priority, run_at, seq\n    LIMIT :want)\nRETURNING id, attempts, token,",
         "the plain claim takes the lowest priority first",
         _contract("claim_order", "claim_one_at_a_time"),
     ),
@@ -62,8 +63,10 @@ MUTANTS: list[Mutant] = [
     Mutant(
         "sqlite-expired-lease-inverted",
         SQLITE_SQL,
-        "WHERE state = 'processing' AND lease_expires_at < :now AND lease_owner <> :exclude",
-        "WHERE state = 'processing' AND lease_expires_at > :now AND lease_owner <> :exclude",
+        "WHERE state = 'processing' AND lease_expires_at < :now\n"
+        "  AND lease_owner NOT IN (SELECT value FROM json_each(:exclude))",
+        "WHERE state = 'processing' AND lease_expires_at > :now\n"
+        "  AND lease_owner NOT IN (SELECT value FROM json_each(:exclude))",
         "the reaper takes the leases that have not expired",
         _contract("reaped_as_worker_lost", "heartbeat_renews", "worker_lost_on_the_last"),
     ),
@@ -76,14 +79,62 @@ MUTANTS: list[Mutant] = [
         _contract("heartbeat_renews"),
     ),
     Mutant(
-        "sqlite-cancel-not-transitive",
+        "sqlite-release-ignores-token",
         SQLITE_SQL,
-        "    SELECT job_deps.job_id FROM job_deps JOIN doomed ON job_deps.dep_id = doomed.id\n)\n"
-        "UPDATE jobs\nSET state = 'cancelled', last_error = :reason",
-        "    SELECT job_deps.job_id FROM job_deps JOIN doomed ON 0\n)\n"
-        "UPDATE jobs\nSET state = 'cancelled', last_error = :reason",
-        "a dead dependency cancels its dependants but not theirs (they wait forever)",
-        _contract("dead_dependency_cancels"),
+        "    scheduled = 0, updated_at = :now\n"
+        "WHERE id = :id AND state = 'processing' AND lease_owner = :owner AND token = :token",
+        "    scheduled = 0, updated_at = :now\n"
+        "WHERE id = :id AND state = 'processing' AND lease_owner = :owner",
+        "a stopping runner gives back a later claim of the job in place of its stale one",
+        (CLAIMS, "-k", "stale_result"),
+    ),
+    Mutant(
+        "sqlite-save-output-ignores-token",
+        SQLITE_SQL,
+        "WHERE job_id = :id AND token = :token AND runner = :owner",
+        "WHERE job_id = :id AND runner = :owner",
+        "a running attempt's output also overwrites that of the job's cancelled attempts",
+        (CLAIMS, "-k", "own_output or own_history_row or stale_result"),
+    ),
+    Mutant(
+        "sqlite-let-go-never",
+        SQLITE_SQL,
+        "WHERE id = :id AND lease_owner = :owner AND token = :token AND state <> 'processing'",
+        "WHERE id = :id AND lease_owner = :owner AND token = :token AND state = 'processing'",
+        "a cancelled attempt whose processes are gone keeps its lease: its lock and slot forever",
+        (CLAIMS, "-k", "until_it_is_gone or waits_for_its_attempt"),
+    ),
+    Mutant(
+        "sqlite-dying-of-dead-runner-kept",
+        SQLITE_SQL,
+        "  AND (lease_owner IN (SELECT value FROM json_each(:owners))\n",
+        "  AND (0\n",
+        "a dead runner's cancelled attempts hold their lock and slot until their lease runs out",
+        (CLAIMS, "-k", "dead_runners_cancelled"),
+    ),
+    Mutant(
+        "sqlite-requeue-beside-dying",
+        SQLITE_SQL,
+        "waiting_on = again.value + (lease_owner IS NOT NULL)",
+        "waiting_on = again.value + 0",
+        "a cancelled job run again starts while its cancelled attempt's processes still live",
+        (CLAIMS, "tests/runner/test_cancel_requeue.py", "-k", "requeued"),
+    ),
+    Mutant(
+        "sqlite-bulk-past-its-start",
+        SQLITE_SQL,
+        "WHERE state = :state AND seq > :after AND seq <= :upto\n",
+        "WHERE state = :state AND seq > :after\n",
+        "a bulk cancel also cancels the jobs enqueued while it runs",
+        ("tests/store/test_bulk.py", "-k", "between_the_batches"),
+    ),
+    Mutant(
+        "sqlite-counter-lost-as-failed",
+        "store/migrations/sqlite/0012_counters.sql",
+        "                WHEN new.last_error = 'worker lost' THEN 'lost'\n",
+        "",
+        "an attempt whose runner was lost is counted as failed",
+        ("tests/store/test_counters.py", "tests/api/test_metrics.py"),
     ),
     Mutant(
         "sqlite-promote-a-second-late",
@@ -112,9 +163,9 @@ MUTANTS: list[Mutant] = [
     Mutant(
         "sqlite-lock-held-by-pending",
         SQLITE_SQL,
-        "WHERE lock_key IN (SELECT value FROM json_each(:keys)) AND state = 'processing'",
-        "WHERE lock_key IN (SELECT value FROM json_each(:keys)) AND state = 'completed'",
-        "a lock counts as held by a completed job, not a running one (two holders at once)",
+        "WHERE lock_key IN (SELECT value FROM json_each(:keys)) AND lease_owner IS NOT NULL",
+        "WHERE lock_key IN (SELECT value FROM json_each(:keys)) AND lease_owner IS NULL",
+        "a lock counts as held by a job without a lease, not a running one (two holders at once)",
         ("tests/store/test_flow.py", "-k", "locks or lock_inside"),
     ),
     Mutant(
@@ -128,8 +179,8 @@ MUTANTS: list[Mutant] = [
     Mutant(
         "sqlite-expire-any-state",
         SQLITE_SQL,
-        "      AND +state IN (SELECT value FROM json_each(:states))\n    LIMIT :batch)",
-        "    LIMIT :batch)",
+        "      AND +state IN (SELECT value FROM json_each(:states)) AND lease_owner IS NULL\n",
+        "      AND lease_owner IS NULL\n",
         "retention deletes jobs of any state that ever finished (failed jobs awaiting a retry)",
         ("tests/store/test_retention_race.py", "tests/store/test_history.py", "-k", "expire"),
     ),
@@ -146,8 +197,8 @@ MUTANTS: list[Mutant] = [
     Mutant(
         "sqlite-requeue-waits-on-nothing",
         SQLITE_SQL,
-        "    duration_ms = NULL, waiting_on = :waiting_on",
-        "    duration_ms = NULL, waiting_on = 0",
+        "waiting_on = again.value + (lease_owner IS NOT NULL)",
+        "waiting_on = 0 + (lease_owner IS NOT NULL)",
         "a job run again starts before its dependencies, pending again, complete",
         ("tests/store/test_hostile_history.py", "-k", "requeue"),
     ),
@@ -180,9 +231,9 @@ MUTANTS: list[Mutant] = [
         "pg-expired-lease-inverted",
         PG_SQL,
         "WHERE state = 'processing' AND lease_expires_at < %(now)s::bigint\n"
-        "  AND lease_owner <> %(exclude)s::text",
+        "  AND lease_owner <> ALL(%(exclude)s::text[])",
         "WHERE state = 'processing' AND lease_expires_at > %(now)s::bigint\n"
-        "  AND lease_owner <> %(exclude)s::text",
+        "  AND lease_owner <> ALL(%(exclude)s::text[])",
         "the reaper takes the leases that have not expired",
         _contract("reaped_as_worker_lost", "heartbeat_renews", "worker_lost_on_the_last"),
     ),
@@ -197,10 +248,78 @@ MUTANTS: list[Mutant] = [
     Mutant(
         "pg-lock-held-by-pending",
         PG_SQL,
-        "SELECT lock_key FROM jobs WHERE lock_key = ANY(%(keys)s::text[]) AND state = 'processing'",
-        "SELECT lock_key FROM jobs WHERE lock_key = ANY(%(keys)s::text[]) AND state = 'completed'",
-        "a lock counts as held by a completed job, not a running one (two holders at once)",
+        "WHERE lock_key = ANY(%(keys)s::text[]) AND lease_owner IS NOT NULL",
+        "WHERE lock_key = ANY(%(keys)s::text[]) AND lease_owner IS NULL",
+        "a lock counts as held by a job without a lease, not a running one (two holders at once)",
         ("tests/store/test_flow.py", "-k", "locks or lock_inside"),
+    ),
+    Mutant(
+        "pg-settle-ignores-token",
+        PG_SQL,
+        "WHERE id = %(id)s AND state = 'processing' AND lease_owner = %(owner)s\n"
+        "  AND token = %(token)s::bigint\n\n-- name: pg_settle_fenced",
+        "WHERE id = %(id)s AND state = 'processing' AND lease_owner = %(owner)s\n"
+        "\n-- name: pg_settle_fenced",
+        "PostgreSQL's one-round-trip settlement takes a stale claim's result for the later one",
+        (CLAIMS, "-k", "postgres"),
+    ),
+    Mutant(
+        "pg-release-ignores-token",
+        PG_SQL,
+        "    scheduled = false, updated_at = %(now)s::bigint\n"
+        "WHERE id = %(id)s AND state = 'processing' AND lease_owner = %(owner)s\n"
+        "  AND token = %(token)s::bigint",
+        "    scheduled = false, updated_at = %(now)s::bigint\n"
+        "WHERE id = %(id)s AND state = 'processing' AND lease_owner = %(owner)s",
+        "a stopping runner gives back a later claim of the job in place of its stale one",
+        (CLAIMS, "-k", "stale_result"),
+    ),
+    Mutant(
+        "pg-save-output-ignores-token",
+        PG_SQL,
+        "WHERE job_id = %(id)s AND token = %(token)s::bigint AND runner = %(owner)s::text",
+        "WHERE job_id = %(id)s AND runner = %(owner)s::text",
+        "a running attempt's output also overwrites that of the job's cancelled attempts",
+        (CLAIMS, "-k", "own_output or own_history_row or stale_result"),
+    ),
+    Mutant(
+        "pg-let-go-keeps-waiting",
+        PG_SQL,
+        "    waiting_on = waiting_on - CASE WHEN state IN ('pending', 'failed') THEN 1 ELSE 0 END",
+        "    waiting_on = waiting_on",
+        "a job run again while its cancelled attempt died waits forever once that attempt is gone",
+        (CLAIMS, "-k", "waits_for_its_attempt or let_go"),
+    ),
+    Mutant(
+        "pg-dying-lease-never-expires",
+        PG_SQL,
+        "       OR lease_expires_at < %(now)s::bigint AND lease_owner <> ALL(%(exclude)s::text[]))\n"
+        "FOR UPDATE SKIP LOCKED",
+        "       OR lease_expires_at < 0 AND lease_owner <> ALL(%(exclude)s::text[]))\n"
+        "FOR UPDATE SKIP LOCKED",
+        "a cancelled attempt of a frozen runner of another host holds its lock and slot forever",
+        (CLAIMS, "-k", "dead_runners_cancelled"),
+    ),
+    Mutant(
+        "pg-requeue-beside-dying",
+        PG_SQL,
+        "                 + CASE WHEN lease_owner IS NULL THEN 0 ELSE 1 END\n",
+        "",
+        "a cancelled job run again starts while its cancelled attempt's processes still live",
+        (CLAIMS, "tests/runner/test_cancel_requeue.py", "-k", "requeued"),
+    ),
+    Mutant(
+        "pg-counter-waiting-cancel-uncounted",
+        "store/migrations/postgres/0012_counters.sql",
+        "      AND (was = 'processing' OR state IN ('completed', 'dead', 'cancelled'))",
+        "      AND (was = 'processing' OR state IN ('completed', 'dead'))",
+        "a job cancelled while it waited is not counted as finished",
+        (
+            "tests/store/test_counters.py",
+            "tests/api/test_metrics.py",
+            "-k",
+            "postgres or not store",
+        ),
     ),
     # -- the dialects
     Mutant(
@@ -217,7 +336,11 @@ MUTANTS: list[Mutant] = [
         'conn.execute("BEGIN IMMEDIATE")',
         'conn.execute("BEGIN")',
         "SQLite transactions take the write lock only at their first write (read, then lose it)",
-        ("tests/store/test_concurrency.py",),
+        (
+            "tests/store/test_concurrent_open.py::"
+            "test_a_write_waits_for_another_process_holding_the_write_lock",
+            "tests/store/test_concurrency.py",
+        ),
     ),
     Mutant(
         "pg-fenced-out-reported-settled",
@@ -271,8 +394,8 @@ MUTANTS: list[Mutant] = [
     Mutant(
         "core-requeue-after-cancelled-dependency",
         "store/core.py",
-        "                if dep_state.get(dep) in (DEAD, CANCELLED):",
-        "                if dep_state.get(dep) in (DEAD,):",
+        "            if state in (DEAD, CANCELLED):\n                raise WrongStateError(",
+        "            if state in (DEAD,):\n                raise WrongStateError(",
         "a job requeued while its dependency is cancelled is pending and waits forever",
         ("tests/store/test_hostile_history.py", "-k", "requeue"),
     ),
@@ -295,17 +418,57 @@ MUTANTS: list[Mutant] = [
     Mutant(
         "core-reap-own-leases",
         "store/core.py",
-        'expired = {"now": now, "exclude": exclude or ""}',
-        'expired = {"now": now, "exclude": ""}',
+        'expired = {"now": now, "exclude": self._list(exclude)}',
+        'expired = {"now": now, "exclude": self._list([])}',
         "a runner reaps its own expired leases (a clock step recovers its running jobs)",
         _contract("own_expired_leases"),
+    ),
+    Mutant(
+        "core-heartbeat-lets-dying-expire",
+        "store/core.py",
+        '            conn.execute(self.q["renew_dying"], (until, owner))',
+        "            pass",
+        "a live runner's cancelled attempt loses its lease while it is killed: its lock is freed",
+        (CLAIMS, "-k", "dead_runners_cancelled or renews"),
+    ),
+    Mutant(
+        "core-cascade-one-level",
+        "store/core.py",
+        '            reached = {row["id"]: doomed[row["id"]] for row in rows}',
+        "            reached = {}",
+        "a dead dependency cancels its dependants but not theirs (they wait forever)",
+        (CONTRACT, "tests/store/test_bulk.py", "-k", "dead_dependency_cancels or cascade"),
+    ),
+    Mutant(
+        "core-bulk-cursor-skips",
+        "store/core.py",
+        'return [row["id"] for row in rows], int(rows[-1]["seq"]) if rows else after',
+        'return [row["id"] for row in rows], int(rows[-1]["seq"]) + 1 if rows else after',
+        "each batch of a bulk change skips the job after the last one it read",
+        ("tests/store/test_bulk.py", "-k", "batch"),
+    ),
+    Mutant(
+        "lifecycle-fence-ignores-token",
+        "lifecycle.py",
+        "if fence is not None and fence.token == outcome.token:",
+        "if fence is not None:",
+        "a late result of an earlier claim of the same attempt number settles the later claim",
+        (CLAIMS, "-k", "stale_result or own_history_row"),
+    ),
+    Mutant(
+        "queries-every-migration-changes-claims",
+        "store/queries.py",
+        "if v > after and sql.startswith(CHANGES_CLAIMS)]",
+        "if v > after]",
+        "an upgrade that changes no claim waits for every older runner to stop",
+        ("tests/store/test_upgrade_runners.py",),
     ),
     # -- the library
     Mutant(
         "queue-retry-all-cancelled",
         "queue.py",
-        "return self._store.requeue(None, [DEAD], name)",
-        "return self._store.requeue(None, [DEAD, CANCELLED], name)",
+        "return self._store.requeue(None, [DEAD], name, progress=progress)",
+        "return self._store.requeue(None, [DEAD, CANCELLED], name, progress=progress)",
         "dlq retry --all also runs the cancelled jobs again",
         _contract("retry_all"),
     ),
@@ -355,7 +518,7 @@ MUTANTS: list[Mutant] = [
     Mutant(
         "runner-stopped-job-not-given-back",
         "runner/supervisor.py",
-        "            self.unreleased.append((claim.id, claim.attempt))",
+        "            self.unreleased.append((claim.id, claim.token))",
         "            pass",
         "a job killed by a stop is left processing, not given back",
         ("tests/runner/test_stop.py", "-k", "grace or second_sigint"),
@@ -379,8 +542,8 @@ MUTANTS: list[Mutant] = [
     Mutant(
         "executor-default-timeout-ignored",
         "runner/executor.py",
-        "timeout_s = claim.timeout or default_timeout_s or None",
-        "timeout_s = claim.timeout or None",
+        "timeout_s = (default_timeout_s or None) if claim.timeout is None",
+        "timeout_s = None if claim.timeout is None",
         "the configured job_timeout does not apply to a job without its own",
         ("tests/runner/test_retry.py", "-k", "job_timeout"),
     ),
@@ -407,6 +570,38 @@ MUTANTS: list[Mutant] = [
         "        attempt.kill_at = now + 3600 * KILL_GRACE_S",
         "the SIGKILL that follows a SIGTERM comes an hour later",
         ("tests/runner/test_retry.py", "-k", "ignores_sigterm"),
+    ),
+    Mutant(
+        "runner-reaps-live-local",
+        "runner/supervisor.py",
+        "spared = [self.id, *live_local(self.others, now_ms, lease_s)]",
+        "spared = [self.id]",
+        "a runner recovers the expired leases of a live runner of its host (its jobs run twice)",
+        ("tests/reliability/test_siblings.py", "-k", "does_not_reap or wall_clock_step"),
+    ),
+    Mutant(
+        "runner-heartbeat-once-a-lease",
+        "runner/supervisor.py",
+        "self.next_heartbeat = now + lease_s / 3",
+        "self.next_heartbeat = now + lease_s",
+        "a runner renews its leases only as they run out: one late beat loses its jobs",
+        ("tests/reliability/test_siblings.py", "-k", "renews_its_lease"),
+    ),
+    Mutant(
+        "runner-grace-0-waits",
+        "runner/supervisor.py",
+        "        if self.grace_s is not None:\n            self.stop_at = now + self.grace_s",
+        "        if self.grace_s:\n            self.stop_at = now + self.grace_s",
+        "a stop with --grace 0 waits for the running jobs instead of killing them at once",
+        ("tests/runner/test_stop.py", "-k", "grace_0"),
+    ),
+    Mutant(
+        "liveness-no-live-local",
+        "runner/liveness.py",
+        "    return [r.id for r in runners if is_local(r) and not _gone_or_stopped(r, now_ms, lease_s)]",
+        "    return []",
+        "a runner recovers the expired leases of a live runner of its host (its jobs run twice)",
+        ("tests/reliability/test_siblings.py", "-k", "does_not_reap or wall_clock_step"),
     ),
     Mutant(
         "liveness-local-pid-reuse",
@@ -443,10 +638,27 @@ MUTANTS: list[Mutant] = [
     Mutant(
         "tree-cgroup-not-killed",
         "runner/tree.py",
-        '                _write(f"{path}/cgroup.kill", "1")\n            return',
-        "                pass\n            return",
+        "        self.killed.add(path)\n        with contextlib.suppress(OSError):\n"
+        '            _write(f"{path}/cgroup.kill", "1")',
+        "        self.killed.add(path)\n        with contextlib.suppress(OSError):\n            pass",
         "a job's cgroup is not killed: what left its process group outlives its end",
         ("tests/runner/test_escapees.py", "-k", "cgroup"),
+    ),
+    Mutant(
+        "tree-ended-forgets-its-processes",
+        "runner/tree.py",
+        "        self.dying[job] = found\n        self._finish_dying()",
+        "        self._finish_dying()",
+        "without cgroups: a daemon without the job's marker outlives its job's end",
+        ("tests/runner/test_escapees.py", "-k", "cleared_its_environment"),
+    ),
+    Mutant(
+        "executor-fallback-no-prologue",
+        "runner/executor.py",
+        '[SHELL, "-c", tree.prologue(job) + command],',
+        '[SHELL, "-c", command],',
+        "without clone3: the job's shell is not moved into its cgroup (a cancel misses it)",
+        ("tests/runner/test_escapees.py", "-k", "born_in_its_cgroup or where_one_born"),
     ),
     Mutant(
         "tree-dying-not-killed",

@@ -89,6 +89,22 @@ def test_every_attempt_of_a_requeued_job_keeps_its_own_history_row(store: Store)
     assert [o.data for o in outputs if o] == [b"run 0\n", b"run 1\n", b"run 2\n"]
 
 
+def test_each_attempt_of_a_cancelled_and_requeued_job_keeps_its_own_output(
+    store: Store,
+) -> None:
+    job_id = add(store, id="a")
+    (first,) = claim(store)
+    assert store.save_output("r1", job_id, first.token, b"first\n")
+    store.cancel(["a"])
+    # what the cancelled attempt printed before it was killed is still saved
+    assert store.save_output("r1", job_id, first.token, b"first, till killed\n")
+    assert store.requeue(["a"], ["cancelled"]) == ["a"]
+    (second,) = store.finish_and_claim("r1", [gone(first)], 1, None, LEASE_S).claims
+    assert store.save_output("r1", job_id, second.token, b"second\n")
+    outputs = [store.output(job_id, n) for n in (1, 2)]
+    assert [o.data for o in outputs if o] == [b"first, till killed\n", b"second\n"]
+
+
 def test_a_cancelled_job_requeued_waits_for_its_attempt_to_be_gone(store: Store) -> None:
     add(store, id="a")
     (first,) = claim(store)
@@ -142,6 +158,21 @@ def test_a_dead_runners_cancelled_attempts_are_let_go(store: Store, clock: FakeC
     clock.advance(2)
     store.reap([], exclude="r3")
     assert [c.id for c in claim(store, owner="r3")] == ["b"]
+
+
+def test_a_heartbeat_renews_the_lease_of_a_cancelled_attempt_still_dying(
+    store: Store, clock: FakeClock
+) -> None:
+    add(store, id="a", lock="prod")
+    add(store, id="b", lock="prod")
+    claim(store)
+    store.cancel(["a"])
+    clock.advance(LEASE_S - 1)
+    store.heartbeat("r1", LEASE_S)  # r1 still kills a's processes
+    clock.advance(2)  # past the lease of a's claim, not the one renewed
+    store.reap([], exclude="r2")
+    assert claim(store, owner="r2") == []
+    assert store.lock_holder("prod") == "a"
 
 
 def test_explain_says_a_requeued_job_waits_for_its_cancelled_attempt(

@@ -239,6 +239,21 @@ def test_opening_waits_for_another_process_migrating(tmp_path: Path) -> None:
     assert len(Queue(str(db)).list()) == 1
 
 
+def test_a_write_waits_for_another_process_holding_the_write_lock(tmp_path: Path) -> None:
+    """A write takes the write lock as it begins, and so waits its turn (the busy timeout): a
+    transaction that read first could not wait for it, and would fail at once."""
+    db = tmp_path / "queue.db"
+    queue = Queue(str(db))
+    try:
+        queue.enqueue("true", id="before")
+        holder = hold(db, "BEGIN IMMEDIATE", 1.0)
+        queue.enqueue("true", id="after")  # while the other process holds the lock
+        holder.communicate(timeout=10)
+        assert sorted(job.id for job in queue.list()) == ["after", "before"]
+    finally:
+        queue.close()
+
+
 def test_a_runner_refuses_to_write_once_a_newer_queuectl_migrated_its_store(
     tmp_path: Path,
 ) -> None:
