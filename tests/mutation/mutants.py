@@ -394,8 +394,8 @@ MUTANTS: list[Mutant] = [
     Mutant(
         "core-requeue-after-cancelled-dependency",
         "store/core.py",
-        "            if state in (DEAD, CANCELLED):\n                raise WrongStateError(",
-        "            if state in (DEAD,):\n                raise WrongStateError(",
+        "            elif state in (DEAD, CANCELLED):\n                raise WrongStateError(",
+        "            elif state in (DEAD,):\n                raise WrongStateError(",
         "a job requeued while its dependency is cancelled is pending and waits forever",
         ("tests/store/test_hostile_history.py", "-k", "requeue"),
     ),
