@@ -668,6 +668,22 @@ MUTANTS: list[Mutant] = [
         "without cgroups: processes that left a job's group outlive its end",
         ("tests/runner/test_escapees.py", "-k", "subreaper"),
     ),
+    Mutant(
+        "watchdog-attempts-not-scanned",
+        "runner/watchdog.py",
+        "    if attempts:\n        kill_attempts(attempts)",
+        "    if not attempts:\n        kill_attempts(attempts)",
+        "without cgroups: a job's daemon made since the runner's last walk outlives its runner",
+        ("tests/runner/test_escapees.py", "-k", "runner_killed_as_its_job"),
+    ),
+    Mutant(
+        "supervisor-attempt-told-after-spawn",
+        "runner/supervisor.py",
+        '            self._watch(f"+a{claim.id}:{claim.attempt}")\n            self._flush_watch()',
+        "            pass",
+        "the watchdog never hears of the attempts, so it cannot find their processes",
+        ("tests/runner/test_escapees.py", "-k", "runner_killed_as_its_job"),
+    ),
 ]
 
 
