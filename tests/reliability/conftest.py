@@ -50,8 +50,10 @@ def job_command(log: Path, work: str = "sleep 0.01", on_term: str | None = None)
     mark = '"$QUEUECTL_JOB_ID $QUEUECTL_ATTEMPT $$ $PPID ${QUEUECTL_HOSTNAME:--} $(date +%s%N)"'
     if on_term is None:
         return f"echo S {mark} >> {path}; {work}; echo E {mark} >> {path}"
+    # SIGTERM goes to the whole group: `date` must outlive it, or a line loses its instant.
+    mark = mark.replace("$(date", "$(trap '' TERM; date")
     return (
-        f"ended() {{ echo E {mark} >> {path}; }}; trap '{on_term}; ended; exit 143' TERM; "
+        f'ended() {{ echo E {mark} >> {path}; }}; trap "{on_term}; ended; exit 143" TERM; '
         f"echo S {mark} >> {path}; {work}; ended"
     )
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import random
+import signal
 import time
 from collections import Counter
 from pathlib import Path
@@ -26,7 +27,7 @@ from tests.reliability.conftest import (
     kill_runner,
     peak,
 )
-from tests.support.runners import tagged, wait_until
+from tests.support.runners import GATED, alive, read_pid, tagged, wait_until
 
 SECONDS = float(os.environ.get("QUEUECTL_CANCEL_CHAOS_SECONDS", "8"))
 JOBS = 120
@@ -139,7 +140,12 @@ def test_cancel_requeue_and_retry_through_chaos_hold_attempts_locks_and_limits(
         counts = queue.status()["counts"]
         return counts["completed"] + counts["dead"] + counts["cancelled"] == JOBS
 
-    wait_until(settled, 60, "the final runner to settle every job", step=0.2)
+    try:
+        wait_until(settled, 60, "the final runner to settle every job", step=0.2)
+    except AssertionError as exc:
+        stuck = queue.list(state=["pending", "processing", "failed"], limit=None)
+        explained = [(job.id, job.state, queue.explain(job.id)) for job in stuck[:5]]
+        raise AssertionError(f"{exc}; {len(stuck)} unsettled, first: {explained}") from None
     runners.stop_all()
     assert final.process.returncode == 0
 
@@ -195,3 +201,32 @@ def test_cancel_requeue_and_retry_through_chaos_hold_attempts_locks_and_limits(
     assert (kills >= 1, while_dying >= 1, retried >= 1) == (True, True, True)
     assert (limited_peak, lock_peak) == (LIMIT, 1)
     assert tagged(tag) == []
+
+
+def test_a_job_that_ends_by_itself_as_it_is_cancelled_frees_its_lock(
+    target: str, runners: Runners, tmp_path: Path
+) -> None:
+    """Its result comes back fenced ('no longer ours'); its runner still says it is gone."""
+    queue = Queue(target)
+    runner = runners.start(target, 2)
+    pid_file, go = tmp_path / "pid", tmp_path / "go"
+    gated = GATED.format(runs=tmp_path / "runs", go=go)
+    queue.enqueue(f"echo $$ > {pid_file}; {gated}", id="first", lock="L")
+    pid = read_pid(pid_file)
+    # The runner is stopped while the job is cancelled and ends on its own: it sees both at once.
+    runner.send(signal.SIGSTOP)
+    try:
+        queue.cancel("first")
+        go.touch()
+        wait_until(lambda: not alive(pid), 10, "the cancelled job to end by itself")
+    finally:
+        runner.send(signal.SIGCONT)
+    queue.enqueue("true", id="second", lock="L")
+    wait_until(
+        lambda: queue.get("second").state == "completed",
+        10,
+        f"the next holder of the lock to run: {queue.explain('second')['message']}",
+        step=0.1,
+    )
+    assert queue.get("first").state == "cancelled"
+    queue.close()
