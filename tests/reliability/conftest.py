@@ -231,14 +231,24 @@ def audit(log: Path, rerun: bool = False) -> Audit:
     """
     result = Audit()
     seen: dict[tuple[str, int], Run] = {}
+    last_ns = 0
     for pos, line in enumerate(log.read_text().splitlines()):
         word = line.split()
         if word[0] == "#":
             continue
         if word[0] == "K":
             result.kills[int(word[1])] = (pos, int(word[2]))
+            last_ns = int(word[2])
             continue
+        if len(word) == 6:
+            # SIGTERM caught the line's `date` before the job could ignore it (the job traps
+            # TERM). An end line: the trap writes another. A start line: the instant of the
+            # line before, a little early, so it can only make runs look longer.
+            if word[0] == "E":
+                continue
+            word.append(str(last_ns))
         kind, job, attempt, pgid, ppid, host, ns = word
+        last_ns = int(ns)
         key = (job, int(pgid) if rerun else int(attempt))
         if kind == "S":
             if key in seen:

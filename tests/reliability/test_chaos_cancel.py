@@ -39,11 +39,13 @@ CANCEL_EVERY = 0.15  # seconds between two cancels of a running job
 
 
 def job_fields(n: int) -> dict[str, object]:
-    """Job n's queue and lock; every 5th fails (to the DLQ) until the test lets it succeed."""
+    """Job n's queue and lock; every 5th fails with exit 3, not retried (to the DLQ), until
+    the test lets it succeed; a runner kill costs any job an attempt, retried."""
     return {
         **({"queue": LIMITED} if n % 3 == 0 else {}),
         **({"lock": LOCK} if n % 4 == 0 else {}),
-        "max_retries": 0 if n % 5 == 0 else 20,
+        "max_retries": 20,  # enough for every runner kill to cost an attempt
+        **({"no_retry_exit_codes": [3]} if n % 5 == 0 else {}),
     }
 
 
@@ -51,7 +53,7 @@ def command(log: Path, folder: Path, n: int) -> str:
     """Job n: half of the jobs take a while to die of SIGTERM (under the runner's kill grace)."""
     on_term = "sleep 0.3" if n % 2 else "true"
     run = job_command(log, f"sleep 0.{2 + n % 3}", on_term=on_term)
-    return f"{run}; [ -e {folder}/ok-$QUEUECTL_JOB_ID ]" if n % 5 == 0 else run
+    return f"{run}; [ -e {folder}/ok-$QUEUECTL_JOB_ID ] || exit 3" if n % 5 == 0 else run
 
 
 def end_of(result: Audit, job: str, after_ns: int) -> int | None:
@@ -154,8 +156,8 @@ def test_cancel_requeue_and_retry_through_chaos_hold_attempts_locks_and_limits(
     jobs = {job.id: job for job in queue.list(limit=None)}
     assert set(jobs) == set(ids)
     expected = {}
-    for job_id in ids:
-        succeeds = fields[job_id]["max_retries"] or (tmp_path / f"ok-{job_id}").exists()
+    for n, job_id in enumerate(ids):
+        succeeds = n % 5 or (tmp_path / f"ok-{job_id}").exists()
         want = (
             "cancelled" if last.get(job_id) == "cancel" else ("completed" if succeeds else "dead")
         )
@@ -230,4 +232,24 @@ def test_a_job_that_ends_by_itself_as_it_is_cancelled_frees_its_lock(
         step=0.1,
     )
     assert queue.get("first").state == "cancelled"
+    queue.close()
+
+
+def test_a_cancelled_attempt_of_a_runner_gone_unregistered_is_let_go_when_its_lease_expires(
+    target: str, runners: Runners
+) -> None:
+    """Its lease, once expired, is let go by a live runner though nothing else expired."""
+    queue = Queue(target)
+    queue.enqueue("true", id="first", lock="L")
+    (claim,) = queue._store.finish_and_claim("gone", [], 1, None, 1.0).claims
+    assert claim.id == "first"
+    queue.cancel("first")
+    runners.start(target, 2)
+    queue.enqueue("true", id="second", lock="L")
+    wait_until(
+        lambda: queue.get("second").state == "completed",
+        15,
+        f"the next holder of the lock to run: {queue.explain('second')['message']}",
+        step=0.1,
+    )
     queue.close()
