@@ -188,9 +188,9 @@ MUTANTS: list[Mutant] = [
         "sqlite-housekeeping-never-expired",
         SQLITE_SQL,
         "            WHERE state = 'processing' AND lease_expires_at < :now\n"
-        "              AND lease_owner <> :owner) AS expired",
+        "              AND lease_owner <> :owner)\n    OR EXISTS",
         "            WHERE state = 'processing' AND lease_expires_at < 0\n"
-        "              AND lease_owner <> :owner) AS expired",
+        "              AND lease_owner <> :owner)\n    OR EXISTS",
         "a runner never sees another's expired lease: its job waits until that runner is dead",
         _contract("housekeeping_reads"),
     ),

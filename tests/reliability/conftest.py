@@ -40,11 +40,22 @@ from tests.support.runners import (  # noqa: F401 - `tag` is an autouse fixture 
 PG_BIN = Path(os.environ.get("QUEUECTL_PG_BIN", "/usr/lib/postgresql/15/bin"))
 
 
-def job_command(log: Path, work: str = "sleep 0.01") -> str:
-    """A job that logs its start and its end around `work` (see the module docstring)."""
+def job_command(log: Path, work: str = "sleep 0.01", on_term: str | None = None) -> str:
+    """A job that logs its start and its end around `work` (see the module docstring).
+
+    `on_term`: the job traps SIGTERM, runs this (a dying that takes a while), logs its end and
+    exits; its end line is then the last thing it does, as on a normal end.
+    """
     path = shlex.quote(str(log))
     mark = '"$QUEUECTL_JOB_ID $QUEUECTL_ATTEMPT $$ $PPID ${QUEUECTL_HOSTNAME:--} $(date +%s%N)"'
-    return f"echo S {mark} >> {path}; {work}; echo E {mark} >> {path}"
+    if on_term is None:
+        return f"echo S {mark} >> {path}; {work}; echo E {mark} >> {path}"
+    # SIGTERM goes to the whole group: `date` must outlive it, or a line loses its instant.
+    mark = mark.replace("$(date", "$(trap '' TERM; date")
+    return (
+        f'ended() {{ echo E {mark} >> {path}; }}; trap "{on_term}; ended; exit 143" TERM; '
+        f"echo S {mark} >> {path}; {work}; ended"
+    )
 
 
 # -- runner processes
@@ -212,19 +223,33 @@ class Audit:
         return {run.host for run in self.runs}
 
 
-def audit(log: Path) -> Audit:
-    """Parse the run log and check that no two runs of a job overlapped in time."""
+def audit(log: Path, rerun: bool = False) -> Audit:
+    """Parse the run log and check that no two runs of a job overlapped in time.
+
+    `rerun`: jobs were requeued or retried from the DLQ, so their attempt numbers start again
+    and a run is told from another by its process group instead.
+    """
     result = Audit()
     seen: dict[tuple[str, int], Run] = {}
+    last_ns = 0
     for pos, line in enumerate(log.read_text().splitlines()):
         word = line.split()
         if word[0] == "#":
             continue
         if word[0] == "K":
             result.kills[int(word[1])] = (pos, int(word[2]))
+            last_ns = int(word[2])
             continue
+        if len(word) == 6:
+            # SIGTERM caught the line's `date` before the job could ignore it (the job traps
+            # TERM). An end line: the trap writes another. A start line: the instant of the
+            # line before, a little early, so it can only make runs look longer.
+            if word[0] == "E":
+                continue
+            word.append(str(last_ns))
         kind, job, attempt, pgid, ppid, host, ns = word
-        key = (job, int(attempt))
+        last_ns = int(ns)
+        key = (job, int(pgid) if rerun else int(attempt))
         if kind == "S":
             if key in seen:
                 result.problems.append(f"attempt {attempt} of {job} started twice (line {pos + 1})")
@@ -258,6 +283,35 @@ def audit(log: Path) -> Audit:
                     f"(lines {before.start_pos + 1} to {closed_pos + 1} and {after.start_pos + 1})"
                 )
     return result
+
+
+def peak(runs: list[Run], result: Audit, recovered: dict[tuple[str, int], int]) -> int:
+    """The most of `runs` running at once, from what the jobs recorded.
+
+    A run that logged its end ran from its S line to its E line (both written by the job
+    itself, so inside the attempt: the store marked it processing before the S line, and
+    settles it only after the E line). A run with no E line was cut short when its runner was
+    SIGKILLed: its process died with the runner (the watchdog kills the groups; kill_runner
+    waits for that before it writes the K line), at an instant nothing records. It counts as
+    running until the earlier of the K line and the moment the store recovered its attempt
+    (`recovered`, by job and process group: the history's finished_at, epoch milliseconds):
+    the limit is the store's, so from that moment the slot is free for another job, and until
+    then no other job could have it.
+    """
+    events = []
+    for run in runs:
+        if run.end_ns is not None:
+            end = run.end_ns
+        else:
+            # (a run neither ended nor killed is a problem the audit reports already)
+            kill_ns = result.kills.get(run.runner_pid, (0, 2**63))[1]
+            end = min(kill_ns, recovered[(run.job, run.pgid)] * 1_000_000)
+        events += [(run.start_ns, 1), (end, -1)]
+    running = highest = 0
+    for _, step in sorted(events):  # an end at the same instant as a start comes first
+        running += step
+        highest = max(highest, running)
+    return highest
 
 
 def check_final_state(queue: Queue, result: Audit, ids: list[str]) -> list[str]:

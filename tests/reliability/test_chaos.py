@@ -19,14 +19,13 @@ import pytest
 
 from queuectl import Queue
 from tests.reliability.conftest import (
-    Audit,
-    Run,
     Runners,
     append_line,
     audit,
     check_final_state,
     job_command,
     kill_runner,
+    peak,
 )
 from tests.support.runners import tagged, wait_until
 
@@ -45,34 +44,6 @@ def job_fields(n: int) -> dict[str, object]:
         **({"queue": LIMITED} if n % 5 == 0 else {}),
         **({"lock": LOCK} if n % 10 in (0, 3) else {}),
     }
-
-
-def peak(runs: list[Run], result: Audit, recovered: dict[tuple[str, int], int]) -> int:
-    """The most of `runs` running at once, from what the jobs recorded.
-
-    A run that logged its end ran from its S line to its E line (both written by the job
-    itself, so inside the attempt: the store marked it processing before the S line, and
-    settles it only after the E line). A run with no E line was cut short when its runner was
-    SIGKILLed: its process died with the runner (the watchdog kills the groups; kill_runner
-    waits for that before it writes the K line), at an instant nothing records. It counts as
-    running until the earlier of the K line and the moment the store recovered its attempt
-    (`recovered`, the history's finished_at): the limit is the store's, so from that moment
-    the slot is free for another job, and until then no other job could have it.
-    """
-    events = []
-    for run in runs:
-        if run.end_ns is not None:
-            end = run.end_ns
-        else:
-            # (a run neither ended nor killed is a problem the audit reports already)
-            kill_ns = result.kills.get(run.runner_pid, (0, 2**63))[1]
-            end = min(kill_ns, recovered[(run.job, run.attempt)] * 1_000_000)
-        events += [(run.start_ns, 1), (end, -1)]
-    running = highest = 0
-    for _, step in sorted(events):  # an end at the same instant as a start comes first
-        running += step
-        highest = max(highest, running)
-    return highest
 
 
 def chaos(
@@ -132,8 +103,9 @@ def chaos(
     result = audit(log)
     problems = result.problems + check_final_state(queue, result, ids)
     cut = {(r.job, r.attempt) for r in result.runs if r.end_ns is None}
+    pgids = {(r.job, r.attempt): r.pgid for r in result.runs}
     recovered = {
-        (job, a.attempt): a.finished_at_ms or 0
+        (job, pgids[job, a.attempt]): a.finished_at_ms or 0
         for job in {job for job, _ in cut}
         for a in queue.history(job)
         if (job, a.attempt) in cut

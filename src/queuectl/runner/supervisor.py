@@ -441,7 +441,23 @@ class Supervisor:
         self.unsent = []
         for outcome in outcomes:
             if not outcome.abandoned:
-                self._log_outcome(outcome, exchange.settled.get(outcome.job_id))
+                settlement = exchange.settled.get(outcome.job_id)
+                self._log_outcome(outcome, settlement)
+                if settlement is None:
+                    # Cancelled as it ended by itself: nothing else will say that its processes
+                    # are gone, and until then its lease holds its lock, its queue's slot and
+                    # its job (requeued meanwhile). The store ignores it for an attempt reaped.
+                    self.unsent.append(
+                        Outcome(
+                            outcome.job_id,
+                            outcome.attempt,
+                            outcome.exit_code,
+                            outcome.error,
+                            None,
+                            abandoned=True,
+                            token=outcome.token,
+                        )
+                    )
         if want:
             self.may_have_work = len(exchange.claims) == want
             if not self.may_have_work:

@@ -354,8 +354,9 @@ FOR UPDATE SKIP LOCKED
 -- name: housekeeping
 -- What a runner's housekeeping reads, in one statement (one snapshot, one round trip): the
 -- jobs leased to it (with their claims' tokens); every registered runner, itself included (its stop request; whether it is
--- registered still); whether another runner's lease expired; the next schedule slot; whether
--- a job of its queues may start (the fallback poll, for a lost wakeup); the configuration;
+-- registered still); whether another runner's lease expired (a dying attempt's too: a
+-- runner gone without a word leaves it, and nothing else would reap it); the next schedule
+-- slot; whether a job of its queues may start (the fallback poll, for a lost wakeup); the configuration;
 -- and how many count deltas piled up (at most `deltas`). Each part probes an index.
 SELECT
     (SELECT json_agg(json_build_array(id, token)) FROM jobs
@@ -366,7 +367,11 @@ SELECT
         FROM runners) AS r) AS runners,
     EXISTS (SELECT 1 FROM jobs
             WHERE state = 'processing' AND lease_expires_at < %(now)s::bigint
-              AND lease_owner <> %(owner)s::text) AS expired,
+              AND lease_owner <> %(owner)s::text)
+    OR EXISTS (SELECT 1 FROM jobs
+               WHERE lease_owner IS NOT NULL AND state <> 'processing'
+                 AND lease_expires_at < %(now)s::bigint
+                 AND lease_owner <> %(owner)s::text) AS expired,
     (SELECT MIN(next_at) FROM schedules) AS next_schedule,
     {startable} OR EXISTS (
         SELECT 1 FROM jobs

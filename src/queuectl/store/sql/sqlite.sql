@@ -294,10 +294,10 @@ WHERE state = 'processing' AND lease_expires_at < :now
 -- name: housekeeping
 -- What a runner's housekeeping reads, in one statement: the jobs leased to it; every
 -- registered runner, itself included (its stop request; whether it is registered still);
--- (with their claims' tokens); whether another runner's lease expired; the next schedule slot;
--- whether a job of its queues
--- may start (the fallback poll, for a lost wakeup); the configuration; `deltas` is
--- PostgreSQL's (SQLite updates its counters in place).
+-- (with their claims' tokens); whether another runner's lease expired (a dying attempt's
+-- too: a runner gone without a word leaves it, and nothing else would reap it); the next
+-- schedule slot; whether a job of its queues may start (the fallback poll, for a lost
+-- wakeup); the configuration; `deltas` is PostgreSQL's (SQLite updates its counters in place).
 SELECT
     (SELECT json_group_array(json_array(id, token)) FROM jobs
      WHERE lease_owner = :owner AND state = 'processing') AS owned,
@@ -307,7 +307,10 @@ SELECT
         'stop_requested', stop_requested)) FROM runners) AS runners,
     EXISTS (SELECT 1 FROM jobs
             WHERE state = 'processing' AND lease_expires_at < :now
-              AND lease_owner <> :owner) AS expired,
+              AND lease_owner <> :owner)
+    OR EXISTS (SELECT 1 FROM jobs INDEXED BY jobs_dying
+               WHERE lease_owner IS NOT NULL AND state <> 'processing'
+                 AND lease_expires_at < :now AND lease_owner <> :owner) AS expired,
     (SELECT MIN(next_at) FROM schedules) AS next_schedule,
     {startable} OR EXISTS (
         SELECT 1 FROM jobs INDEXED BY jobs_scheduled
