@@ -35,7 +35,7 @@ __all__ = [
 ]
 # The one place the version is written: pyproject.toml reads it, and CHANGELOG.md names the
 # commit of each release.
-__version__ = "0.2.0.dev0"
+__version__ = "0.2.0"
 
 
 def __getattr__(name: str) -> Any:
