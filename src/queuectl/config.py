@@ -1,4 +1,4 @@
-"""The configuration keys of SPEC section 6: names, defaults and validators."""
+"""The configuration keys stored in the queue: names, defaults and validators."""
 
 from __future__ import annotations
 

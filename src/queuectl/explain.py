@@ -130,7 +130,7 @@ def explain_job(queue: Queue, job_id: str) -> dict[str, Any]:
 
 
 def flow_reason(queue: Queue, job: Job, now: int) -> tuple[str, str] | None:
-    """The flow control (SPEC 9.2) holding a due job back, if any: (reason, message)."""
+    """The flow control holding a due job back, if any: (reason, message)."""
     if job.lock is not None:
         holder = queue.lock_holder(job.lock)
         if holder is not None and holder != job.id:
@@ -157,5 +157,5 @@ def flow_reason(queue: Queue, job: Job, now: int) -> tuple[str, str] | None:
 
 
 def made_by_hook(found: dict[str, Any], made_by: str) -> dict[str, Any]:
-    """A hook job's explanation also says which job and event made it (SPEC 9.9)."""
+    """A hook job's explanation also says which job and event made it."""
     return {**found, "made_by": made_by, "message": f"{found['message']} It was made by {made_by}."}

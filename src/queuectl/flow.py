@@ -1,4 +1,4 @@
-"""Flow control values (SPEC 9.2): a queue's concurrency and rate as given and as shown, and
+"""Flow control values: a queue's concurrency and rate as given and as shown, and
 when a sliding rate window next lets an attempt start. Pure: no I/O, no clock."""
 
 from __future__ import annotations
@@ -58,12 +58,6 @@ def rate_json(jobs: int | None, window_ms: int | None) -> dict[str, Any] | None:
         return None
     seconds = window_ms / 1000
     return {"jobs": jobs, "seconds": int(seconds) if seconds.is_integer() else seconds}
-
-
-def rate_text(jobs: int | None, window_ms: int | None) -> str:
-    """The rate as a table shows it: 10/60s, or - without one."""
-    shown = rate_json(jobs, window_ms)
-    return "-" if shown is None else f"{shown['jobs']}/{shown['seconds']}s"
 
 
 def window_opens_at(starts: Sequence[int], jobs: int, window_ms: int) -> int | None:

@@ -1,4 +1,4 @@
-"""Hooks (SPEC 9.9): when a job completes, fails, dies or is cancelled, a hook job is enqueued.
+"""Hooks: when a job completes, fails, dies or is cancelled, a hook job is enqueued.
 
 Validation of a hook and the job it makes for one event; the store fires hooks in the same
 transaction as the change they follow, so a hook job is never lost nor doubled by a crash.

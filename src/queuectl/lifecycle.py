@@ -1,4 +1,4 @@
-"""What happens to a job after an attempt (SPEC section 3): pure decisions, applied by the store."""
+"""What happens to a job after an attempt: pure decisions, applied by the store."""
 
 from __future__ import annotations
 

@@ -34,31 +34,6 @@ MAX_PRIORITY = 2**31 - 1
 # limit is in bytes, the same on SQLite, and checked before any store sees the key.
 MAX_UNIQUE_KEY_BYTES = 1024
 
-JSON_FIELDS = (
-    "id",
-    "command",
-    "state",
-    "queue",
-    "priority",
-    "attempts",
-    "max_retries",
-    "timeout",
-    "run_at",
-    "depends_on",
-    "no_retry_exit_codes",
-    "unique_key",
-    "cwd",
-    "env",
-    "created_at",
-    "updated_at",
-    "started_at",
-    "finished_at",
-    "exit_code",
-    "last_error",
-    "duration_ms",
-    "lock",
-)
-
 NEW_JOB_FIELDS = frozenset(
     {
         "id",
@@ -109,7 +84,7 @@ def _dt(ms: int | None) -> datetime | None:
 
 @dataclass(slots=True)
 class Job:
-    """One job as stored. Instants are epoch milliseconds; `to_dict` gives the SPEC's JSON."""
+    """One job as stored. Instants are epoch milliseconds; `to_dict` gives its JSON."""
 
     id: str
     command: str
@@ -158,7 +133,7 @@ class Job:
         return self.state in FINISHED_STATES
 
     def to_dict(self) -> dict[str, Any]:
-        """The SPEC section 2 JSON object, keys in the SPEC's order."""
+        """The job's JSON object, keys in the documented order (docs/json.md)."""
         return {
             "id": self.id,
             "command": self.command,
@@ -182,7 +157,7 @@ class Job:
             "last_error": self.last_error,
             "duration_ms": self.duration_ms,
             "lock": self.lock,
-            # Only hook jobs carry it (SPEC 9.9): every other job's JSON is SPEC section 2's.
+            # Only hook jobs carry it, so every other job's JSON keeps its documented shape.
             **({"made_by": self.made_by, "hook": self.hook} if self.made_by is not None else {}),
         }
 

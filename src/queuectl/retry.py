@@ -1,4 +1,4 @@
-"""The backoff arithmetic of SPEC section 3: pure, no I/O, no clock."""
+"""The backoff arithmetic: pure, no I/O, no clock."""
 
 from __future__ import annotations
 

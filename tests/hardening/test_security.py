@@ -17,7 +17,8 @@ import pytest
 
 from queuectl import Queue
 from queuectl.api import app as app_module
-from queuectl.api.app import create_app, require_token
+from queuectl.api.app import create_app
+from queuectl.api.deps import require_token
 from queuectl.store.wakeup import wakeup_folder
 from tests.support.cli import run
 from tests.support.server import Server

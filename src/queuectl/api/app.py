@@ -9,26 +9,24 @@ also refused by their Origin (against cross-site request forgery).
 
 from __future__ import annotations
 
-import hmac
 import ipaddress
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Any
 from urllib.parse import urlsplit
 
-from fastapi import Depends, FastAPI, Request, Response
+from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
-from fastapi.routing import APIRoute
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.exceptions import HTTPException
 from starlette.staticfiles import StaticFiles
 
 import queuectl
+from queuectl.api import metrics, routes
 from queuectl.api.gate import DEFAULT_MAX_BODY, Gate
+from queuectl.api.token import stored_token
 from queuectl.errors import QueuectlError
-from queuectl.models import parse_json
 from queuectl.queue import Queue
 from queuectl.urls import redact_url
 
@@ -39,8 +37,6 @@ DASHBOARD_CSP = (
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
     "connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
 )
-
-bearer = HTTPBearer(auto_error=False, description="the token given to `queuectl serve --token`")
 
 
 def is_loopback(host: str) -> bool:
@@ -58,50 +54,11 @@ def error(status: int, message: str, headers: Mapping[str, str] | None = None) -
     return JSONResponse({"error": message}, status_code=status, headers=headers)
 
 
-async def require_token(
-    request: Request,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
-) -> None:
-    """401 unless the request carries `Authorization: Bearer TOKEN` (when a token is set)."""
-    expected: str = request.app.state.token
-    given = credentials.credentials if credentials is not None else ""
-    if not hmac.compare_digest(given.encode(), expected.encode()):
-        raise HTTPException(401, "a valid bearer token is required", {"WWW-Authenticate": "Bearer"})
-
-
-async def get_queue(request: Request) -> Queue:
-    queue: Queue = request.app.state.queue
-    return queue
-
-
-class _JsonRequest(Request):
-    async def json(self) -> Any:
-        if not hasattr(self, "_json"):
-            self._json = parse_json(await self.body())
-        return self._json
-
-
-class JsonRoute(APIRoute):
-    """A route whose JSON body goes through the one parser of user JSON: a body nested too
-    deeply is invalid JSON (422) like any other, not a parser's crash."""
-
-    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
-        handle = super().get_route_handler()
-
-        async def route(request: Request) -> Response:
-            return await handle(_JsonRequest(request.scope, request.receive))
-
-        return route
-
-
 def create_app(
     target: str | None, token: str | None = None, max_body: int = DEFAULT_MAX_BODY
 ) -> FastAPI:
     """The app on the store `target`; /api and /metrics need `token` as a bearer token (None:
     the token kept beside the store, made on first use); bodies over `max_body` bytes are 413."""
-    from queuectl.api import metrics, routes
-    from queuectl.api.token import stored_token
-
     queue = Queue(target)
     try:
         token = token or stored_token(queue)

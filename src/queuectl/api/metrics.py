@@ -154,7 +154,7 @@ def _totals(queue: Queue) -> Iterator[Metric]:
 
 
 def _flow_metrics(queue: Queue, queues: dict[str, dict[str, Any]]) -> Iterator[Metric]:
-    """Each limited queue's limits (SPEC 9.2), and every queue's running jobs."""
+    """Each limited queue's limits, and every queue's running jobs."""
     limit = GaugeMetricFamily(
         "queuectl_queue_concurrency_limit",
         "At most this many jobs of the queue run at once (queues with a limit)",

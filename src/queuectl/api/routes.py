@@ -1,23 +1,22 @@
-"""The routes of SPEC section 7 over the Queue API. Sync functions: FastAPI runs them in its
+"""The HTTP API's routes over the Queue API. Sync functions: FastAPI runs them in its
 threadpool, and the SQLite store gives each thread its own connection."""
 
 from __future__ import annotations
 
 import threading
 import time
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, Query, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+import queuectl
 from queuectl.api import schemas, stats
-from queuectl.api.app import JsonRoute, get_queue, require_token
+from queuectl.api.deps import JsonRoute, get_queue, require_token
+from queuectl.config import canonical_key
 from queuectl.errors import InvalidInputError
 from queuectl.models import DEAD, STATES, new_job
-from queuectl.queue import Queue, hook_dict, jobs_json, schedule_dict
-
-if TYPE_CHECKING:
-    pass
+from queuectl.queue import UNCHANGED, Queue, hook_dict, jobs_json, schedule_dict
 
 ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"model": schemas.ErrorOut, "description": "missing or wrong bearer token"},
@@ -225,8 +224,6 @@ def config_list(queue: QueueDep) -> dict[str, float]:
 @router.put("/config/{key}", tags=["config"], response_model=schemas.ConfigValue)
 def config_set(queue: QueueDep, key: str, body: schemas.ConfigValueIn) -> dict[str, Any]:
     """Validate and store one value; runners pick it up within seconds."""
-    from queuectl.config import canonical_key
-
     stored = queue.set_config(key, body.value)
     return {"key": canonical_key(key), "value": stored}
 
@@ -239,9 +236,7 @@ def queues(queue: QueueDep) -> dict[str, Any]:
 
 @router.put("/queues/{name}", tags=["queues"], response_model=schemas.QueueOut)
 def set_queue(queue: QueueDep, name: str, body: schemas.QueueLimitsIn) -> dict[str, Any]:
-    """Set a queue's concurrency and rate limits (SPEC 9.2); the queue need not have jobs."""
-    from queuectl.queue import UNCHANGED
-
+    """Set a queue's concurrency and rate limits; the queue need not have jobs."""
     given = body.model_fields_set
     return queue.set_queue(
         name,
@@ -291,7 +286,7 @@ def remove_schedule(queue: QueueDep, name: str) -> dict[str, Any]:
     return {"removed": name}
 
 
-# -- hooks (SPEC 9.9)
+# -- hooks
 
 
 @router.get("/hooks", tags=["hooks"], response_model=list[schemas.HookOut])
@@ -317,8 +312,6 @@ def remove_hook(queue: QueueDep, name: str) -> dict[str, Any]:
 @open_router.get("/health", tags=["status"], response_model=schemas.Health)
 def health(queue: QueueDep) -> dict[str, Any]:
     """200 with the store's kind and schema version when the store answers."""
-    import queuectl
-
     info = queue.describe()
     return {
         "status": "ok",

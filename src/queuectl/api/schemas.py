@@ -12,7 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 
 class JobIn(BaseModel):
-    """A job to enqueue (SPEC section 2); only `command` is required."""
+    """A job to enqueue; only `command` is required."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -44,7 +44,7 @@ JOBS_IN_SCHEMA: dict[str, Any] = {
 
 
 class JobOut(BaseModel):
-    """A job as SPEC section 2 shows it."""
+    """A job, as every `--json` and the API show it."""
 
     id: str
     command: str
@@ -73,7 +73,7 @@ class JobOut(BaseModel):
 
 
 class AttemptOut(BaseModel):
-    """One attempt of a job (SPEC 9.3); a running one has `finished_at` null."""
+    """One attempt of a job; a running one has `finished_at` null."""
 
     attempt: int
     runner: str | None
@@ -126,7 +126,7 @@ class RateOut(BaseModel):
 
 
 class QueueOut(BaseModel):
-    """A queue as `queue list --json` shows it (SPEC 9.2)."""
+    """A queue as `queue list --json` shows it."""
 
     paused: bool
     concurrency: int | None = None
@@ -192,8 +192,7 @@ class Throughput(BaseModel):
 
     bucket_seconds: int
     buckets: list[ThroughputBucket]
-    sampled: int = Field(description="finished jobs looked at")
-    capped: bool = Field(description="true if older jobs were not looked at (very large store)")
+    sampled: int = Field(description="the completed jobs and failed attempts counted")
 
 
 class ScheduleIn(BaseModel):
@@ -228,7 +227,7 @@ class ErrorOut(BaseModel):
     error: str
 
 
-# -- hooks and recent counts (SPEC 9.9, 9.10)
+# -- hooks and recent counts
 
 
 class SinceOut(BaseModel):

@@ -24,9 +24,4 @@ def throughput(queue: Queue, now_ms: int, minutes: int = 60) -> dict[str, object
         buckets.append(
             {"start": ms_to_iso(minute * MINUTE_MS), "completed": completed, "failed": failed}
         )
-    return {
-        "bucket_seconds": MINUTE_MS // 1000,
-        "buckets": buckets,
-        "sampled": sampled,
-        "capped": False,
-    }
+    return {"bucket_seconds": MINUTE_MS // 1000, "buckets": buckets, "sampled": sampled}

@@ -1,4 +1,4 @@
-"""Hooks (SPEC 9.9): add, list, remove; a job's end enqueues a hook job."""
+"""Hooks: add, list, remove; a job's end enqueues a hook job."""
 
 from __future__ import annotations
 

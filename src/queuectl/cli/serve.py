@@ -1,4 +1,4 @@
-"""`queuectl serve`: the HTTP API and the dashboard (SPEC section 7), on FastAPI and uvicorn.
+"""`queuectl serve`: the HTTP API and the dashboard, on FastAPI and uvicorn.
 
 The socket is bound here, before anything says the server is up: a busy port or a bad host is
 one `error:` line and exit 1. Without a token, the one kept beside the store is used (made on
