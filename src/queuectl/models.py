@@ -20,7 +20,7 @@ DEAD = "dead"
 CANCELLED = "cancelled"
 
 STATES = (PENDING, PROCESSING, COMPLETED, FAILED, DEAD, CANCELLED)
-#: States a job leaves only by a person's action (DLQ retry) or never.
+#: States a job leaves only by a person's action (`requeue`, `dlq retry`) or never.
 FINISHED_STATES = frozenset({COMPLETED, DEAD, CANCELLED})
 #: States that may still run; a unique_key is held while a job is in one of them.
 ACTIVE_STATES = frozenset({PENDING, PROCESSING, FAILED})

@@ -66,7 +66,6 @@ class QueueCollector(Collector):
             oldest.add_metric([name], max(0, now_ms - run_at_ms) / 1000)
         yield oldest
 
-        # Queue.list shadows the builtin inside the class, which confuses mypy about its lists.
         runners = queue.runners()
         yield GaugeMetricFamily("queuectl_runners", "Live runners", value=len(runners))
         yield GaugeMetricFamily(

@@ -265,9 +265,7 @@ def resume(queue: QueueDep, name: str) -> dict[str, Any]:
 @router.get("/schedules", tags=["schedules"], response_model=list[schemas.ScheduleOut])
 def schedules(queue: QueueDep) -> list[dict[str, Any]]:
     """The schedules, with their last and next enqueue times."""
-    # Queue.list shadows the builtin inside the class, which confuses mypy about Queue's lists.
-    found = queue.schedules()
-    return [schedule_dict(s) for s in found]
+    return [schedule_dict(s) for s in queue.schedules()]
 
 
 @router.post("/schedules", tags=["schedules"], status_code=201, response_model=schemas.ScheduleOut)
@@ -292,8 +290,7 @@ def remove_schedule(queue: QueueDep, name: str) -> dict[str, Any]:
 @router.get("/hooks", tags=["hooks"], response_model=list[schemas.HookOut])
 def hooks(queue: QueueDep) -> list[dict[str, Any]]:
     """The hooks: what each enqueues, on which events of which queue's jobs."""
-    found = queue.hooks()
-    return [hook_dict(h) for h in found]
+    return [hook_dict(h) for h in queue.hooks()]
 
 
 @router.post("/hooks", tags=["hooks"], status_code=201, response_model=schemas.HookOut)
