@@ -1,4 +1,4 @@
-"""`python -m bench`: every measurement of issue 7 in one run, a table on stdout, JSON on disk.
+"""`python -m bench`: every measurement of the benchmark in one run, a table on stdout, JSON on disk.
 
 Sizes: `--n`, `--workers`, `--latency-samples`, `--bulk`, `--stored`...; `--smoke` shrinks them
 all for CI (N=50, no scale run) and skips what is not installed or not reachable.

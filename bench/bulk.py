@@ -1,4 +1,4 @@
-"""Bulk changes of many jobs (issue 26): `cancel --all` of N pending jobs, `dlq retry --all` of N
+"""Bulk changes of many jobs: `cancel --all` of N pending jobs, `dlq retry --all` of N
 dead ones, `purge` of N completed ones, and retention's expiry of N completed ones, on both
 stores, in seconds.
 

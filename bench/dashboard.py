@@ -1,4 +1,4 @@
-"""What an open dashboard costs over a big store (issue 19: under 5% of a core at 1,000,000 jobs).
+"""What an open dashboard costs over a big store (the target: under 5% of a core at 1,000,000 jobs).
 
     python -m bench.dashboard [--stored 1000000] [--kinds sqlite postgres] [--seconds 60]
 

@@ -1,4 +1,4 @@
-"""Reads with a million jobs stored (issue 19): `status`, `queue list`, `/api/status`,
+"""Reads with a million jobs stored: `status`, `queue list`, `/api/status`,
 `/api/queues`, `/metrics` and `list` with every kind of filter, on an empty store and on a big
 one, and the peak memory of `enqueue --file` of N JSON Lines.
 
@@ -129,7 +129,7 @@ def build_big_sqlite(path: Path, stored: int) -> float:
     return time.perf_counter() - started
 
 
-#: The reads issue 19 bounds by 20 ms and by 1.2x the same read on an empty store.
+#: The reads the targets bound by 20 ms and by 1.2x the same read on an empty store.
 SUMMARY = ("status", "queue list", "GET /api/status", "GET /api/queues", "GET /metrics")
 BOUND_MS = 20.0
 BOUND_RATIO = 1.2

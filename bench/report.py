@@ -1,4 +1,4 @@
-"""The bench's results as a table on stdout, and the targets of issue 7 checked against them."""
+"""The bench's results as a table on stdout, and the targets checked against them."""
 
 from __future__ import annotations
 
@@ -62,7 +62,7 @@ def _worst(rows: list[dict[str, Any]], key: str) -> float | None:
 
 
 def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
-    """Each target of issue 7: what was measured, the bound, and whether it holds."""
+    """Each target: what was measured, the bound, and whether it holds."""
     checks: list[dict[str, Any]] = []
 
     def check(

@@ -1,4 +1,4 @@
-"""`python -m bench.soak`: the store stays small when finished jobs expire (SPEC 9.4).
+"""`python -m bench.soak`: the store stays small when finished jobs expire.
 
     python -m bench.soak [--n 200000] [--rate 2000] [--kind sqlite|postgres]
 

@@ -116,7 +116,7 @@ def drain_hosts(
 
 
 def flow(kind: str, n: int, workers: int, scratch: Scratch, timeout_s: float) -> dict[str, Any]:
-    """The drain with a concurrency limit of W on the queue (SPEC 9.2), over the drain with
+    """The drain with a concurrency limit of W on the queue, over the drain with
     none."""
 
     def limit(target: str) -> None:
@@ -130,7 +130,7 @@ def flow(kind: str, n: int, workers: int, scratch: Scratch, timeout_s: float) ->
 
 def counters(kind: str, n: int, workers: int, scratch: Scratch, timeout_s: float) -> dict[str, Any]:
     """The drain without the triggers that count state changes, over the drain with them
-    (issue 19: exact counts must not make runners wait on each other)."""
+    (exact counts must not make runners wait on each other)."""
     from bench.stores import drop_count_triggers
 
     return changed_drain(
