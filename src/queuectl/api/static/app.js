@@ -20,6 +20,7 @@
   const PAGE = 50;
 
   const $ = (id) => document.getElementById(id);
+  const NARROW = window.matchMedia("(max-width: 640px)");
 
   let jobLimit = PAGE;
   let selectedId = null;
@@ -78,7 +79,7 @@
   function fromNow(iso) {
     const s = Math.round((Date.parse(iso) - Date.now()) / 1000);
     if (Number.isNaN(s)) return "";
-    if (s <= 0) return "now";
+    if (s <= 0) return "due now";
     if (s < 120) return `in ${s}s`;
     const m = Math.round(s / 60);
     return m < 120 ? `in ${m}m` : `in ${Math.floor(m / 60)}h ${m % 60}m`;
@@ -277,7 +278,7 @@
         el("td", { class: "queue", title: j.queue, "data-label": "queue" }, j.queue),
         commandCell(j),
         el("td", { "data-label": "attempts" }, `${j.attempts}/${j.max_retries + 1}`),
-        el("td", { "data-label": "created" }, when(j.created_at)),
+        el("td", { class: "created", "data-label": "created" }, when(j.created_at)),
         el("td", { class: "error", title: j.last_error || "" },
           ...(j.last_error ? [el("div", {}, j.last_error)] : []), waitNote(j)),
         el("td", { class: "act" }, rowAction(j, "jobs-message")))));
@@ -325,6 +326,7 @@
         }, "Remove")));
     }));
     $("no-schedule").hidden = schedules.length > 0;
+    $("schedules").hidden = schedules.length === 0;
   }
 
   function renderHooks(hooks) {
@@ -457,7 +459,8 @@
     $("detail-attempt").textContent = shown ? "of attempt " + shown.attempt : "";
     const out = $("detail-output");
     const atEnd = out.scrollTop + out.clientHeight >= out.scrollHeight - 4;
-    const text = output || (job.state === "pending" && !history.length ? "(not run yet)" : "(no output yet)");
+    const ended = shown ? Boolean(shown.finished_at) : false;
+    const text = output || (!shown ? "(not run yet)" : ended ? "(it printed nothing)" : "(no output yet)");
     if (out.textContent !== text) {
       out.textContent = text;
       if (atEnd) out.scrollTop = out.scrollHeight;
@@ -553,7 +556,9 @@
       renderHooks(hooks);
       // A live view reads its job by itself; the others follow the page's pace.
       if ($("detail-live").hidden) await renderDetail();
-      $("connection").textContent = "updated " + localTime(new Date());
+      const now = localTime(new Date());
+      // On a phone the date would push the buttons to a second line: the time is enough.
+      $("connection").textContent = "updated " + (NARROW.matches ? now.slice(11) : now);
       $("connection").className = "muted";
     } catch (error) {
       $("connection").textContent = error.message;
