@@ -198,14 +198,14 @@
   function renderQueues(queues) {
     const rows = Object.entries(queues).map(([name, q]) =>
       el("tr", { "data-queue": name },
-        el("td", { class: "queue", title: name }, name),
-        el("td", {}, q.paused ? "paused" : "active"),
-        el("td", { class: "limit" }, q.concurrency == null ? "-" : String(q.concurrency)),
-        el("td", { class: "rate" }, q.rate == null ? "-" : `${q.rate.jobs}/${q.rate.seconds}s`),
-        ...STATES.map((s) => el("td", {}, q.counts[s] || 0)),
-        el("td", {}, el("button", {
+        el("td", { class: "queue name", title: name }, name),
+        el("td", { class: "st" }, q.paused ? "paused" : "active"),
+        el("td", { class: "limit", "data-label": "limit" }, q.concurrency == null ? "-" : String(q.concurrency)),
+        el("td", { class: "rate", "data-label": "rate" }, q.rate == null ? "-" : `${q.rate.jobs}/${q.rate.seconds}s`),
+        ...STATES.map((s) => el("td", { "data-label": s }, q.counts[s] || 0)),
+        el("td", { class: "act" }, el("button", {
           type: "button",
-          onclick: () => act(`/api/queues/${encodeURIComponent(name)}/${q.paused ? "resume" : "pause"}`, "dlq-message"),
+          onclick: () => act(`/api/queues/${encodeURIComponent(name)}/${q.paused ? "resume" : "pause"}`, "queue-message"),
         }, q.paused ? "Resume" : "Pause"))));
     replaceRows($("queues"), rows);
     setOptions($("filter-queue"), Object.keys(queues));
@@ -214,15 +214,15 @@
   function renderRunners(runners) {
     replaceRows($("runners"), runners.map((r) =>
       el("tr", {},
-        el("td", { class: "queue", title: r.host }, r.host),
-        el("td", {}, r.stopping
+        el("td", { class: "queue name", title: r.host }, r.host),
+        el("td", { class: "st" }, r.stopping
           ? el("span", { class: "state stopping", title: "asked to stop: finishes its running jobs, takes no new one" }, "stopping")
           : el("span", { class: "state up" }, "up")),
-        el("td", {}, r.pid), el("td", {}, r.workers),
-        el("td", { class: "queue", title: (r.queues || ["*"]).join(", ") }, (r.queues || ["*"]).join(", ")),
-        el("td", {}, when(r.started_at)),
-        el("td", { title: when(r.heartbeat_at) }, ago(r.heartbeat_at)),
-        el("td", { class: "ids", title: r.running.join(" ") }, r.running.join(" ") || "-"))));
+        el("td", { "data-label": "pid" }, r.pid), el("td", { "data-label": "workers" }, r.workers),
+        el("td", { class: "queue", "data-label": "queues", title: (r.queues || ["*"]).join(", ") }, (r.queues || ["*"]).join(", ")),
+        el("td", { "data-label": "started" }, when(r.started_at)),
+        el("td", { "data-label": "heartbeat", title: when(r.heartbeat_at) }, ago(r.heartbeat_at)),
+        el("td", { class: "ids", "data-label": "running", title: r.running.join(" ") }, r.running.join(" ") || "-"))));
     $("no-runner").hidden = runners.length > 0;
   }
 
@@ -332,8 +332,8 @@
   function renderHooks(hooks) {
     replaceRows($("hooks"), hooks.map((h) =>
       el("tr", { "data-hook": h.name },
-        el("td", { class: "queue", title: h.name }, h.name), el("td", {}, h.on.join(", ")),
-        el("td", { class: "queue", title: h.queue || "*" }, h.queue || "*"),
+        el("td", { class: "queue name", title: h.name }, h.name), el("td", { class: "rule", "data-label": "on" }, h.on.join(", ")),
+        el("td", { class: "queue", "data-label": "queue", title: h.queue || "*" }, h.queue || "*"),
         el("td", { class: "command", title: h.job.command }, h.job.command))));
     $("no-hook").hidden = hooks.length > 0;
   }
