@@ -34,7 +34,9 @@ def busy_with_schedules(queue: Queue) -> None:
 
 
 def job_ids(page: Any) -> list[str]:
-    ids: list[str] = page.eval_on_selector_all("#jobs tbody tr", "rows => rows.map(r => r.dataset.id)")
+    ids: list[str] = page.eval_on_selector_all(
+        "#jobs tbody tr", "rows => rows.map(r => r.dataset.id)"
+    )
     return ids
 
 
@@ -66,7 +68,9 @@ def test_a_state_card_filters_the_jobs(live, page, queue: Queue, width: int) -> 
     assert job_ids(page) == ["done"]
     page.locator('#counts .card[data-state="all"]').click()
     expect(page.locator("#jobs tbody tr")).to_have_count(4)
-    expect(page.locator('#counts .card[data-state="all"]')).to_have_attribute("aria-pressed", "true")
+    expect(page.locator('#counts .card[data-state="all"]')).to_have_attribute(
+        "aria-pressed", "true"
+    )
     assert page.errors == []
 
 
@@ -103,7 +107,7 @@ def test_the_output_of_a_running_job_appears_as_it_is_written(
 
 def test_the_live_view_stops_reading_when_the_job_ends(live, page, queue: Queue) -> None:
     queue.enqueue("sleep 60", id="long")
-    (claimed,) = claim(queue, 1)
+    assert [c.id for c in claim(queue, 1)] == ["long"]  # processing, as a runner would have it
     server = live()
     open_dashboard(page, server.url)
     reads: list[str] = []
@@ -266,9 +270,7 @@ def test_on_a_phone_every_column_of_a_job_is_reachable(
 
 @pytest.mark.backends("sqlite")
 @pytest.mark.parametrize("width", [420, 1024, 1400])
-def test_screenshots_at_each_width(
-    live, page, queue: Queue, tmp_path: Path, width: int
-) -> None:
+def test_screenshots_at_each_width(live, page, queue: Queue, tmp_path: Path, width: int) -> None:
     busy_with_schedules(queue)
     page.set_viewport_size({"width": width, "height": 900})
     open_dashboard(page, live().url)
