@@ -15,14 +15,18 @@
   })();
   const STATES = ["pending", "processing", "completed", "failed", "dead", "cancelled"];
   const POLL_MS = 2000;
+  // A running job's output is saved by its runner about once a second: read it as often.
+  const LIVE_MS = 1000;
   const PAGE = 50;
 
   const $ = (id) => document.getElementById(id);
+  const NARROW = window.matchMedia("(max-width: 640px)");
 
   let jobLimit = PAGE;
   let selectedId = null;
   let selectedAttempt = null; // null: the latest attempt
   let timer = null;
+  let liveTimer = null;
   let needToken = false;
 
   // -- building DOM from data, safely
@@ -62,6 +66,27 @@
     if (!iso) return "";
     const date = new Date(iso);
     return Number.isNaN(date.getTime()) ? String(iso) : localTime(date);
+  }
+
+  // The same without the date when it is today: for the narrow columns.
+  function shortWhen(iso) {
+    const full = when(iso);
+    const today = localTime(new Date()).slice(0, 11);
+    return full.startsWith(today) ? full.slice(11) : full;
+  }
+
+  // "in 45s", "in 3m", "in 2h 5m"; "now" once it is due.
+  function fromNow(iso) {
+    const s = Math.round((Date.parse(iso) - Date.now()) / 1000);
+    if (Number.isNaN(s)) return "";
+    if (s <= 0) return "due now";
+    if (s < 120) return `in ${s}s`;
+    const m = Math.round(s / 60);
+    return m < 120 ? `in ${m}m` : `in ${Math.floor(m / 60)}h ${m % 60}m`;
+  }
+
+  function isLater(iso) {
+    return Boolean(iso) && Date.parse(iso) > Date.now();
   }
 
   function ago(iso) {
@@ -123,11 +148,42 @@
 
   // -- rendering
 
+  // The cards are made once and only their counts change: a card replaced under the pointer
+  // would lose the click.
+  (function makeCards() {
+    $("counts").replaceChildren(...["all", ...STATES].map((state) => {
+      const card = el("button", {
+        type: "button", class: "card " + state, "data-state": state, "aria-pressed": "false",
+        title: state === "all" ? "list the jobs in every state" : `list only the ${state} jobs (click again for all)`,
+      }, el("div", { class: "count" }, "0"), el("div", { class: "label" }, state));
+      card.addEventListener("click", () => filterByState(state === "all" || state === $("filter-state").value ? "" : state));
+      return card;
+    }));
+  })();
+
+  function filterByState(state) {
+    $("filter-state").value = state;
+    jobLimit = PAGE;
+    markCards();
+    refresh();
+  }
+
+  function markCards() {
+    const chosen = $("filter-state").value || "all";
+    for (const card of $("counts").children) {
+      card.setAttribute("aria-pressed", String(card.dataset.state === chosen));
+    }
+  }
+
   function renderCounts(status) {
-    $("counts").replaceChildren(...STATES.map((state) =>
-      el("div", { class: "card " + state, "data-state": state },
-        el("div", { class: "count" }, status.counts[state] || 0),
-        el("div", { class: "label" }, state))));
+    let total = 0;
+    for (const state of STATES) {
+      const n = status.counts[state] || 0;
+      total += n;
+      $("counts").querySelector(`[data-state="${state}"] .count`).textContent = String(n);
+    }
+    $("counts").querySelector('[data-state="all"] .count').textContent = String(total);
+    markCards();
   }
 
   function setOptions(select, values) {
@@ -142,14 +198,14 @@
   function renderQueues(queues) {
     const rows = Object.entries(queues).map(([name, q]) =>
       el("tr", { "data-queue": name },
-        el("td", { class: "queue", title: name }, name),
-        el("td", {}, q.paused ? "paused" : "active"),
-        el("td", { class: "limit" }, q.concurrency == null ? "-" : String(q.concurrency)),
-        el("td", { class: "rate" }, q.rate == null ? "-" : `${q.rate.jobs}/${q.rate.seconds}s`),
-        ...STATES.map((s) => el("td", {}, q.counts[s] || 0)),
-        el("td", {}, el("button", {
+        el("td", { class: "queue name", title: name }, name),
+        el("td", { class: "st" }, q.paused ? "paused" : "active"),
+        el("td", { class: "limit", "data-label": "limit" }, q.concurrency == null ? "-" : String(q.concurrency)),
+        el("td", { class: "rate", "data-label": "rate" }, q.rate == null ? "-" : `${q.rate.jobs}/${q.rate.seconds}s`),
+        ...STATES.map((s) => el("td", { "data-label": s }, q.counts[s] || 0)),
+        el("td", { class: "act" }, el("button", {
           type: "button",
-          onclick: () => act(`/api/queues/${encodeURIComponent(name)}/${q.paused ? "resume" : "pause"}`, "dlq-message"),
+          onclick: () => act(`/api/queues/${encodeURIComponent(name)}/${q.paused ? "resume" : "pause"}`, "queue-message"),
         }, q.paused ? "Resume" : "Pause"))));
     replaceRows($("queues"), rows);
     setOptions($("filter-queue"), Object.keys(queues));
@@ -158,16 +214,59 @@
   function renderRunners(runners) {
     replaceRows($("runners"), runners.map((r) =>
       el("tr", {},
-        el("td", { class: "queue", title: r.host }, r.host),
-        el("td", {}, r.stopping
+        el("td", { class: "queue name", title: r.host }, r.host),
+        el("td", { class: "st" }, r.stopping
           ? el("span", { class: "state stopping", title: "asked to stop: finishes its running jobs, takes no new one" }, "stopping")
           : el("span", { class: "state up" }, "up")),
-        el("td", {}, r.pid), el("td", {}, r.workers),
-        el("td", { class: "queue", title: (r.queues || ["*"]).join(", ") }, (r.queues || ["*"]).join(", ")),
-        el("td", {}, when(r.started_at)),
-        el("td", { title: when(r.heartbeat_at) }, ago(r.heartbeat_at)),
-        el("td", { class: "ids", title: r.running.join(" ") }, r.running.join(" ") || "-"))));
+        el("td", { "data-label": "pid" }, r.pid), el("td", { "data-label": "workers" }, r.workers),
+        el("td", { class: "queue", "data-label": "queues", title: (r.queues || ["*"]).join(", ") }, (r.queues || ["*"]).join(", ")),
+        el("td", { "data-label": "started" }, when(r.started_at)),
+        el("td", { "data-label": "heartbeat", title: when(r.heartbeat_at) }, ago(r.heartbeat_at)),
+        el("td", { class: "ids", "data-label": "running", title: r.running.join(" ") }, r.running.join(" ") || "-"))));
     $("no-runner").hidden = runners.length > 0;
+  }
+
+
+  // What may be done to a job from its row, by state: the one thing most often wanted.
+  const ROW_ACTIONS = {
+    failed: ["Run now", "retry", "run it at once instead of waiting for its next attempt"],
+    dead: ["Retry", "retry", "run it again from attempt 0"],
+    cancelled: ["Retry", "retry", "run it again from attempt 0"],
+    pending: ["Cancel", "cancel", "cancel it"],
+    processing: ["Cancel", "cancel", "kill it and cancel it"],
+  };
+
+  function rowAction(job, messageId) {
+    const action = ROW_ACTIONS[job.state];
+    if (!action) return "";
+    const [label, verb, title] = action;
+    return el("button", {
+      type: "button", class: verb, title,
+      onclick: (event) => {
+        event.stopPropagation(); // not also a click on the row
+        if (verb === "cancel" && !confirm(`Cancel job ${job.id}?` + (job.state === "processing" ? " Its command is killed." : ""))) return;
+        act(jobPath(job.id) + "/" + verb, messageId);
+      },
+    }, label);
+  }
+
+  // Why a job waits, under its error: a failed job's next attempt, a delayed job's start.
+  function waitNote(job) {
+    if (job.state === "failed" && job.run_at) {
+      return el("div", { class: "next-run", title: `next attempt ${when(job.run_at)} (${fromNow(job.run_at)})` },
+        `next run ${shortWhen(job.run_at)}`);
+    }
+    if (job.state === "pending" && isLater(job.run_at)) {
+      return el("div", { class: "run-at", title: `not started before ${when(job.run_at)} (${fromNow(job.run_at)})` },
+        `runs at ${shortWhen(job.run_at)}`);
+    }
+    return "";
+  }
+
+  function commandCell(job) {
+    return el("td", { class: "command", title: job.made_by ? `${job.made_by}: ${job.command}` : job.command },
+      ...(job.hook ? [el("span", { class: "hook-badge", title: job.made_by || "enqueued by a hook" }, "hook " + job.hook), " "] : []),
+      job.command);
   }
 
   function renderJobs(page) {
@@ -175,35 +274,66 @@
     const jobs = needle ? page.jobs.filter((j) => j.id.includes(needle)) : page.jobs;
     replaceRows($("jobs"), jobs.map((j) =>
       el("tr", { "data-id": j.id, class: j.id === selectedId ? "selected" : "", onclick: () => select(j.id) },
-        el("td", { class: "id", title: j.id }, j.id), el("td", {}, stateBadge(j.state)),
-        el("td", { class: "queue", title: j.queue }, j.queue),
-        el("td", { class: "command", title: j.made_by ? `${j.made_by}: ${j.command}` : j.command },
-          ...(j.hook ? [el("span", { class: "hook-badge", title: j.made_by }, "hook " + j.hook), " "] : []), j.command),
-        el("td", {}, `${j.attempts}/${j.max_retries + 1}`), el("td", {}, when(j.created_at)),
-        el("td", { class: "error", title: j.last_error || "" }, j.last_error || "",
-          j.state === "failed" ? el("span", { class: "next-run" }, ` (next run ${when(j.run_at)})`) : ""))));
+        el("td", { class: "id", title: j.id }, j.id), el("td", { class: "st" }, stateBadge(j.state)),
+        el("td", { class: "queue", title: j.queue, "data-label": "queue" }, j.queue),
+        commandCell(j),
+        el("td", { "data-label": "attempts" }, `${j.attempts}/${j.max_retries + 1}`),
+        el("td", { class: "created", "data-label": "created" }, when(j.created_at)),
+        el("td", { class: "error", title: j.last_error || "" },
+          ...(j.last_error ? [el("div", {}, j.last_error)] : []), waitNote(j)),
+        el("td", { class: "act" }, rowAction(j, "jobs-message")))));
+    $("no-job").hidden = jobs.length > 0;
     $("more").hidden = !page.next_cursor;
   }
 
   function renderDlq(jobs) {
     replaceRows($("dlq"), jobs.map((j) =>
-      el("tr", { "data-id": j.id },
-        el("td", { class: "id", title: j.id }, j.id), el("td", { class: "queue", title: j.queue }, j.queue),
-        el("td", { class: "command", title: j.command }, j.command),
-        el("td", {}, j.attempts), el("td", {}, when(j.finished_at)),
+      el("tr", { "data-id": j.id, onclick: () => select(j.id) },
+        el("td", { class: "id", title: j.id }, j.id),
+        el("td", { class: "queue", title: j.queue, "data-label": "queue" }, j.queue),
+        commandCell(j),
+        el("td", { "data-label": "attempts" }, j.attempts),
+        el("td", { "data-label": "finished" }, when(j.finished_at)),
         el("td", { class: "error", title: j.last_error || "" }, j.last_error || ""),
-        el("td", {}, el("button", {
-          type: "button", class: "retry",
-          onclick: () => act(jobPath(j.id) + "/retry", "dlq-message"),
-        }, "Retry")))));
+        el("td", { class: "act" }, rowAction(j, "dlq-message")))));
     $("dlq-retry-all").disabled = $("dlq-purge").disabled = jobs.length === 0;
+  }
+
+  function seconds(total) {
+    const units = [[86400, "d"], [3600, "h"], [60, "m"], [1, "s"]];
+    for (const [size, unit] of units) if (total % size === 0) return `${total / size}${unit}`;
+    return `${total}s`;
+  }
+
+  function renderSchedules(schedules) {
+    replaceRows($("schedules"), schedules.map((s) => {
+      const rule = s.cron ? `cron ${s.cron}${s.tz ? " " + s.tz : " UTC"}` : `every ${seconds(s.every)}`;
+      const job = s.job || {};
+      return el("tr", { "data-schedule": s.name },
+        el("td", { class: "id", title: s.name }, s.name),
+        el("td", { class: "rule" }, rule),
+        el("td", { class: "queue", title: job.queue || "default", "data-label": "queue" }, job.queue || "default"),
+        el("td", { class: "command", title: job.command || "" }, job.command || ""),
+        el("td", { "data-label": "last", title: when(s.last_at) }, s.last_at ? shortWhen(s.last_at) : "never"),
+        el("td", { "data-label": "next", title: s.next_at ? `${when(s.next_at)} (${fromNow(s.next_at)})` : "" }, s.next_at ? shortWhen(s.next_at) : "-"),
+        el("td", { class: "act" }, el("button", {
+          type: "button", class: "danger remove", title: "remove the schedule; the jobs it enqueued stay",
+          onclick: () => {
+            if (confirm(`Remove schedule ${s.name}? The jobs it already enqueued stay.`)) {
+              act("/api/schedules/" + encodeURIComponent(s.name), "schedule-message", "DELETE");
+            }
+          },
+        }, "Remove")));
+    }));
+    $("no-schedule").hidden = schedules.length > 0;
+    $("schedules").hidden = schedules.length === 0;
   }
 
   function renderHooks(hooks) {
     replaceRows($("hooks"), hooks.map((h) =>
       el("tr", { "data-hook": h.name },
-        el("td", { class: "queue", title: h.name }, h.name), el("td", {}, h.on.join(", ")),
-        el("td", { class: "queue", title: h.queue || "*" }, h.queue || "*"),
+        el("td", { class: "queue name", title: h.name }, h.name), el("td", { class: "rule", "data-label": "on" }, h.on.join(", ")),
+        el("td", { class: "queue", "data-label": "queue", title: h.queue || "*" }, h.queue || "*"),
         el("td", { class: "command", title: h.job.command }, h.job.command))));
     $("no-hook").hidden = hooks.length > 0;
   }
@@ -258,9 +388,34 @@
     resizeTimer = setTimeout(() => { if (lastSeries) renderChart(lastSeries); }, 100);
   });
 
+  // -- one job's view
+
+  // Only the newest call draws: an older answer arriving late is dropped.
+  let detailSeq = 0;
+
+  function explainWait(job) {
+    const last = job.history && job.history.length ? job.history[job.history.length - 1] : null;
+    if (job.state === "failed") {
+      return `Attempt ${job.attempts} of ${job.max_retries + 1} failed (${job.last_error || "no error kept"}); `
+        + `next run ${when(job.run_at)} (${fromNow(job.run_at)}). "Run now" starts it at once.`;
+    }
+    if (job.state === "pending" && isLater(job.run_at)) {
+      return `Waits until ${when(job.run_at)} (${fromNow(job.run_at)}).`;
+    }
+    if (job.state === "pending" && job.depends_on && job.depends_on.length) {
+      return `Waits for ${job.depends_on.join(", ")} to complete.`;
+    }
+    if (job.state === "processing") {
+      return `Running since ${when(job.started_at)}${last && last.host ? " on " + last.host : ""}.`;
+    }
+    return "";
+  }
+
   async function renderDetail() {
     if (selectedId === null) return;
     const id = selectedId;
+    const seq = ++detailSeq;
+    clearTimeout(liveTimer);
     let job, output;
     try {
       const attempt = selectedAttempt === null ? "" : "?attempt=" + selectedAttempt;
@@ -269,13 +424,14 @@
         api("GET", jobPath(id) + "/output" + attempt),
       ]);
     } catch (error) {
-      if (id === selectedId) $("detail-message").textContent = error.message;
+      if (seq === detailSeq) $("detail-message").textContent = error.message;
       return;
     }
-    if (id !== selectedId) return;
+    if (seq !== detailSeq || id !== selectedId) return;
     const dialog = $("detail");
     if (!dialog.open) dialog.showModal();
     $("detail-id").textContent = job.id;
+    $("detail-when").textContent = explainWait(job);
     const fields = [];
     for (const [key, value] of Object.entries(job)) {
       if (key === "history") continue;
@@ -303,10 +459,16 @@
     $("detail-attempt").textContent = shown ? "of attempt " + shown.attempt : "";
     const out = $("detail-output");
     const atEnd = out.scrollTop + out.clientHeight >= out.scrollHeight - 4;
-    if (out.textContent !== output) {
-      out.textContent = output || "(no output yet)";
+    const ended = shown ? Boolean(shown.finished_at) : false;
+    const text = output || (!shown ? "(not run yet)" : ended ? "(it printed nothing)" : "(no output yet)");
+    if (out.textContent !== text) {
+      out.textContent = text;
       if (atEnd) out.scrollTop = out.scrollHeight;
     }
+    // While the attempt shown runs, its output is read again every second, until it ends.
+    const live = job.state === "processing" && (selectedAttempt === null || selectedAttempt === history.length);
+    $("detail-live").hidden = !live;
+    if (live) liveTimer = setTimeout(renderDetail, LIVE_MS);
   }
 
   function select(id) {
@@ -314,6 +476,8 @@
     selectedAttempt = null;
     $("detail-message").textContent = "";
     $("search-message").textContent = "";
+    $("detail-output").textContent = "";
+    $("detail-when").textContent = "";
     renderDetail();
   }
 
@@ -335,6 +499,9 @@
   // Escape closes a modal dialog by itself; either way the selection goes with it.
   $("detail").addEventListener("close", () => {
     selectedId = null;
+    detailSeq++;
+    clearTimeout(liveTimer);
+    $("detail-live").hidden = true;
     $("detail-output").textContent = "";
     refresh();
   });
@@ -344,9 +511,8 @@
   });
   $("more").addEventListener("click", () => { jobLimit = Math.min(1000, jobLimit + PAGE); refresh(); });
   $("filter-state").append(...STATES.map((s) => el("option", { value: s }, s)));
-  for (const id of ["filter-state", "filter-queue"]) {
-    $(id).addEventListener("change", () => { jobLimit = PAGE; refresh(); });
-  }
+  $("filter-state").addEventListener("change", () => filterByState($("filter-state").value));
+  $("filter-queue").addEventListener("change", () => { jobLimit = PAGE; refresh(); });
   $("search").addEventListener("input", () => refresh());
   $("search-form").addEventListener("submit", async (event) => {
     event.preventDefault();
@@ -375,20 +541,24 @@
     if ($("filter-state").value) params.set("state", $("filter-state").value);
     if ($("filter-queue").value) params.set("queue", $("filter-queue").value);
     try {
-      const [status, page, dlq, queues, series] = await Promise.all([
+      const [status, page, dlq, queues, series, schedules, hooks] = await Promise.all([
         api("GET", "/api/status"), api("GET", "/api/jobs?" + params),
         api("GET", "/api/dlq?limit=100"), api("GET", "/api/queues"),
-        api("GET", "/api/stats/throughput"),
+        api("GET", "/api/stats/throughput"), api("GET", "/api/schedules"), api("GET", "/api/hooks"),
       ]);
       renderCounts(status);
       renderQueues(queues);
       renderRunners(status.runners);
       renderJobs(page);
       renderDlq(dlq);
+      renderSchedules(schedules);
       renderChart(series);
-      renderHooks(await api("GET", "/api/hooks"));
-      await renderDetail();
-      $("connection").textContent = "updated " + localTime(new Date());
+      renderHooks(hooks);
+      // A live view reads its job by itself; the others follow the page's pace.
+      if ($("detail-live").hidden) await renderDetail();
+      const now = localTime(new Date());
+      // On a phone the date would push the buttons to a second line: the time is enough.
+      $("connection").textContent = "updated " + (NARROW.matches ? now.slice(11) : now);
       $("connection").className = "muted";
     } catch (error) {
       $("connection").textContent = error.message;
