@@ -25,6 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO
 
+from queuectl.runner.limits import JobCgroups, from_rusage, limits_of, oom_error, own_peak
 from queuectl.runner.tree import Tree
 from queuectl.store import Claim
 
@@ -64,6 +65,9 @@ class Attempt:
     pipe: int | None = None  # the read end of the command's stdout and stderr, until its end
     tree: Tree = field(default_factory=Tree)  # its processes outside its group (Linux)
     job: int = 0  # its handle in `tree`
+    cpu_ms: int | None = None  # what it cost, once ended (see end)
+    max_rss_bytes: int | None = None
+    cgroups: JobCgroups | None = None  # those made for its limits, if it has any
 
     @property
     def pgid(self) -> int | None:
@@ -74,11 +78,12 @@ class Attempt:
         if self.pid is None:
             return True
         try:
-            pid, status = os.waitpid(self.pid, os.WNOHANG)
+            pid, status, usage = os.wait4(self.pid, os.WNOHANG)
         except ChildProcessError:
             return True
         if pid == 0:
             return False
+        self.cpu_ms, self.max_rss_bytes = from_rusage(usage)
         code = os.waitstatus_to_exitcode(status)
         self.exit_code = code if code >= 0 else 128 - code  # killed by signal N: 128 + N
         return True
@@ -107,6 +112,13 @@ def start(
     if tree is not None:
         attempt.tree = tree
         attempt.job = tree.new_job(claim.id, claim.attempt)
+    limits = limits_of(claim)
+    if limits:
+        try:
+            attempt.cgroups = attempt.tree.limiter.apply(limits, attempt.tree.fresh(attempt.job))
+        except OSError as exc:
+            attempt.error = f"cannot start: cannot set the job's limits: {exc.strerror or exc}"
+            return attempt
     global _DEVNULL
     if _DEVNULL is None:
         _DEVNULL = os.open(os.devnull, os.O_RDONLY)
@@ -135,6 +147,8 @@ def _spawn(attempt: Attempt, env: dict[str, str], stdin: int, out: int) -> int:
     """Start the attempt's shell, in its own session and process group (killed as a whole)."""
     global _clone
     tree, job, command = attempt.tree, attempt.job, attempt.claim.command
+    if attempt.cgroups is not None:
+        command = attempt.cgroups.prologue + command
     renewed = False
     while _clone is not None:
         try:
@@ -290,7 +304,20 @@ def end(attempt: Attempt) -> None:
     if attempt.pgid is not None:
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(attempt.pgid, signal.SIGKILL)
-    attempt.tree.ended(attempt.job)
+    cgroups = attempt.cgroups
+    counted = cgroups.usage() if cgroups is not None else (None, None, False)
+    orphans = attempt.tree.ended(attempt.job)
+    attempt.max_rss_bytes = own_peak(attempt.max_rss_bytes)
+    if orphans is not None and attempt.cpu_ms is not None:
+        attempt.cpu_ms += round(orphans[0] * 1000)
+        attempt.max_rss_bytes = max(attempt.max_rss_bytes or 0, orphans[1] * 1024)
+    if cgroups is not None:
+        # The cgroups count every process the attempt started, reaped by the runner or not.
+        attempt.cpu_ms = counted[0] if counted[0] is not None else attempt.cpu_ms
+        attempt.max_rss_bytes = counted[1] if counted[1] is not None else attempt.max_rss_bytes
+        if counted[2] and attempt.error is None:
+            attempt.error = oom_error(cgroups.limits.memory)
+        attempt.tree.limiter.release(cgroups)
 
 
 def terminate(attempt: Attempt, now: float, error: str | None) -> None:

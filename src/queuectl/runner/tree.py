@@ -18,6 +18,9 @@ import sys
 import time
 from dataclasses import dataclass, field
 
+from queuectl.runner import limits
+from queuectl.runner.limits import Limiter
+
 PR_SET_CHILD_SUBREAPER = 36
 SCAN_AFTER_S = 0.05  # a job this young is not looked at: a drain of short jobs costs no walk
 SCAN_EVERY_S = 0.2  # how often a running job's descendants are looked for
@@ -37,6 +40,7 @@ class Tree:
     def __init__(self) -> None:
         self.watch: list[str] = []  # lines for the watchdog, taken by the supervisor
         self._serial = 0
+        self.limiter = Limiter()  # the limits this runner's jobs can be held to (open_tree)
 
     def new_job(self, job_id: str, attempt: int) -> int:
         """A handle for an attempt about to start."""
@@ -52,6 +56,11 @@ class Tree:
         """The job's cgroup is gone: whether another could be made for it."""
         return False
 
+    def fresh(self, job: int) -> str | None:
+        """The job's cgroup v2, made for it alone and never given to another (its limits,
+        peak and counts are its own), or None."""
+        return None
+
     def prologue(self, job: int) -> str:
         """Shell text run before the job's command, in the same shell, where it could not be
         born in its place: what it starts after that is the job's."""
@@ -63,8 +72,10 @@ class Tree:
     def signal(self, job: int, signum: int) -> None:
         """Signal the job's processes outside its process group."""
 
-    def ended(self, job: int) -> None:
-        """The job's shell has exited (and been reaped): SIGKILL whatever it left."""
+    def ended(self, job: int) -> tuple[float, int] | None:
+        """The job's shell has exited (and been reaped): SIGKILL whatever it left. What the
+        orphans of the job reaped meanwhile cost: (CPU seconds, largest peak in KiB), or None."""
+        return None
 
     def poll(self, now: float) -> None:
         """Look for new descendants, reap re-parented orphans, remove emptied cgroups."""
@@ -158,6 +169,7 @@ class CgroupTree(Tree):
         self.jobs: dict[int, str | None] = {}
         self.shells: dict[int, int] = {}  # job: its shell's pid, which is its process group
         self.spent: list[str] = []  # cgroups of ended jobs, empty and never killed
+        self.limited: set[str] = set()  # cgroups of running jobs with limits: never reused
         self.killed: set[str] = set()  # job cgroups that had a cgroup.kill
         self.dying: dict[str, float] = {}  # killed cgroups of ended jobs: when, till removed
         self.next_removal = 0.0
@@ -227,6 +239,15 @@ class CgroupTree(Tree):
         self.jobs[job] = self._make(job)
         return self.jobs[job] is not None
 
+    def fresh(self, job: int) -> str | None:
+        path = self.jobs.get(job)
+        if path is not None and os.path.basename(path) != f"job-{job}":
+            self.spent.insert(0, path)  # another's before: made anew
+            path = self.jobs[job] = self._make(job)
+        if path is not None:
+            self.limited.add(path)
+        return path
+
     def birthplace(self, job: int) -> int:
         path = self.jobs.get(job)
         if path is None:
@@ -266,24 +287,27 @@ class CgroupTree(Tree):
     def started(self, job: int, pid: int) -> None:
         self.shells[job] = pid
 
-    def ended(self, job: int) -> None:
+    def ended(self, job: int) -> tuple[float, int] | None:
         self.shells.pop(job, None)
         path = self.jobs.pop(job, None)
         if path is None:
-            return
+            return None
+        limited = path in self.limited
+        self.limited.discard(path)
         if path not in self.killed and self._empty(path):
-            if len(self.spent) < ENDED_CGROUPS_KEPT:
+            if len(self.spent) < ENDED_CGROUPS_KEPT and not limited:
                 self.spent.append(path)
             else:
                 self._forget(path)
                 _remove(path)
-            return
+            return None
         self._kill(path)
         self._forget(path)
         if _remove(path):
             self.killed.discard(path)
         else:
             self.dying[path] = time.monotonic()
+        return None
 
     def _empty(self, path: str) -> bool:
         """Whether a cgroup that still exists has no process left in it."""
@@ -328,6 +352,7 @@ class CgroupTree(Tree):
         while populated(self.base) and time.monotonic() < give_up:
             time.sleep(0.01)
         remove_cgroup(self.base)
+        self.limiter.close()
 
 
 def _remove(path: str) -> bool:
@@ -451,6 +476,8 @@ class _Job:
     shell: int | None = None
     started_at: float = field(default_factory=time.monotonic)
     known: dict[int, int] = field(default_factory=dict)  # pid -> start time
+    cpu_s: float = 0.0  # what its orphans that the runner reaped cost
+    max_rss_kib: int = 0
 
 
 class ProcTree(Tree):
@@ -503,16 +530,17 @@ class ProcTree(Tree):
             self._scan([found])
             self._kill(found, signum)
 
-    def ended(self, job: int) -> None:
+    def ended(self, job: int) -> tuple[float, int] | None:
         found = self.jobs.pop(job, None)
         if found is None:
-            return
+            return None
         found.shell = None  # reaped: its pid may be reused
         self.ended_keys[found.key] = None
         while len(self.ended_keys) > ENDED_KEPT:
             del self.ended_keys[next(iter(self.ended_keys))]
         self.dying[job] = found
         self._finish_dying()
+        return (found.cpu_s, found.max_rss_kib) if found.max_rss_kib else None
 
     def poll(self, now: float) -> None:
         if self.dying and now >= self.next_dying:
@@ -537,6 +565,7 @@ class ProcTree(Tree):
         while self.dying and time.monotonic() < give_up:
             time.sleep(0.01)
             self._finish_dying()
+        self.limiter.close()
 
     # -- the walk
 
@@ -617,16 +646,21 @@ class ProcTree(Tree):
         """Forget the job's processes that are gone, reaping those that are the runner's."""
         for pid, start in list(job.known.items()):
             info = read_start(pid)
-            if info is None or info[0] != start or (info[1] == "Z" and self._waitpid(pid)):
+            if info is None or info[0] != start or (info[1] == "Z" and self._waitpid(pid, job)):
                 self._forget(job, pid)
 
     def _forget(self, job: _Job, pid: int) -> None:
         self.watch.append(f"-p{pid}:{job.known.pop(pid)}")
 
-    def _waitpid(self, pid: int) -> bool:
-        """Reap `pid` if it is the runner's zombie; True once it is gone either way."""
+    def _waitpid(self, pid: int, job: _Job | None = None) -> bool:
+        """Reap `pid` if it is the runner's zombie, adding its cost to `job`'s; True once it
+        is gone either way."""
         try:
-            return os.waitpid(pid, os.WNOHANG)[0] != 0
+            reaped, _, usage = os.wait4(pid, os.WNOHANG)
+            if reaped != 0 and job is not None:
+                job.cpu_s += usage.ru_utime + usage.ru_stime
+                job.max_rss_kib = max(job.max_rss_kib, usage.ru_maxrss)
+            return reaped != 0
         except ChildProcessError:
             return read_start(pid) is None  # another's child: gone once its parent reaps it
 
@@ -635,8 +669,10 @@ def open_tree(keep: set[int]) -> Tree:
     """The best way this system offers; `keep` are the runner's children that are no job's."""
     if not sys.platform.startswith("linux"):
         return Tree()
-    if os.environ.get(NO_CGROUP_ENV) != "1":
-        cgroup = CgroupTree.make()
-        if cgroup is not None:
-            return cgroup
-    return ProcTree.make(keep) or Tree()
+    if os.environ.get(NO_CGROUP_ENV) == "1":
+        return ProcTree.make(keep) or Tree()
+    tree: Tree | None = CgroupTree.make()
+    if tree is None:
+        tree = ProcTree.make(keep) or Tree()
+    tree.limiter = limits.make(tree.base if isinstance(tree, CgroupTree) else None)
+    return tree

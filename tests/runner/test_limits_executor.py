@@ -1,0 +1,183 @@
+"""Job limits and accounting at the executor: real shells in real cgroups (limits_harness)."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from queuectl.runner import limits
+
+pytestmark = pytest.mark.backends("sqlite")  # the store plays no part
+
+ROOT = Path(__file__).resolve().parents[2]
+MIB = 1 << 20
+#: Touches every page of N MiB, then spins for a while: a peak and CPU time to measure.
+HEAVY = (
+    'python3 -c "import sys; x = bytearray(int(sys.argv[1]) << 20); '
+    "x[::4096] = b'a' * (len(x) // 4096); i = 0\n"
+    'while i < int(sys.argv[2]): i += 1" {mib} {spins}'
+)
+
+
+def run(*batches: list[dict[str, object]], **env: str) -> dict[str, object]:
+    """Run each batch of jobs at once, one after the other, in one runner's tree."""
+    result = subprocess.run(
+        [sys.executable, "-m", "tests.runner.limits_harness"],
+        input=json.dumps({"batches": batches}),
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env={**os.environ, **env},
+        timeout=60,
+        check=True,
+    )
+    found: dict[str, object] = json.loads(result.stdout)
+    return found
+
+
+def attempts(*batches: list[dict[str, object]], **env: str) -> list[dict]:
+    found = run(*batches, **env)["attempts"]
+    assert isinstance(found, list)
+    return found
+
+
+ENFORCES = run()["enforces"]
+EVERY_LIMIT = set(limits.NAMES) <= set(ENFORCES)
+needs = pytest.mark.skipif(not EVERY_LIMIT, reason=f"this host enforces only {ENFORCES}")
+
+
+def test_limits_are_named_in_the_largest_whole_unit() -> None:
+    assert limits.oom_error(512 * MIB) == "out of memory (limit 512 MiB)"
+    assert limits.oom_error(4 << 30) == "out of memory (limit 4 GiB)"
+    assert limits.oom_error(1536 * 1024) == "out of memory (limit 1536 KiB)"
+    assert limits.oom_error(1000) == "out of memory (limit 1000 B)"
+    assert limits.oom_error(None) == "out of memory"
+
+
+@needs
+def test_a_job_over_its_memory_is_killed_alone_and_fails_out_of_memory() -> None:
+    oom, sibling, later = attempts(
+        [
+            {"command": HEAVY.format(mib=256, spins=0) + "; echo survived", "memory": 64 * MIB},
+            {"command": "sleep 0.5; echo fine"},
+            {"command": "sleep 0.7; " + HEAVY.format(mib=128, spins=0) + " && echo fits"},
+        ]
+    )
+    assert oom["error"] == "out of memory (limit 64 MiB)"
+    assert oom["max_rss_bytes"] <= 64 * MIB
+    assert (sibling["error"], sibling["exit_code"], sibling["output"]) == (None, 0, "fine\n")
+    assert (later["error"], later["exit_code"], later["output"]) == (None, 0, "fits\n")
+
+
+@needs
+def test_a_job_within_its_memory_completes() -> None:
+    [job] = attempts([{"command": HEAVY.format(mib=32, spins=0), "memory": 256 * MIB}])
+    assert (job["error"], job["exit_code"]) == (None, 0)
+    assert 32 * MIB <= job["max_rss_bytes"] <= 256 * MIB
+
+
+@needs
+def test_a_cgroup_that_held_limits_serves_no_later_job() -> None:
+    """The limited job's cgroups are its own: the job after it, in the same runner, is in
+    none of them and can use more than that limit."""
+    where = "cat /proc/self/cgroup"
+    after = {"command": f"{where}; {HEAVY.format(mib=128, spins=0)} && echo fits"}
+    first, *later = attempts(
+        [{"command": where, "memory": 64 * MIB, "cpus": 0.5, "max_procs": 20}],
+        [after, after, after],  # more than the ended cgroups kept for reuse
+    )
+    first_lines = set(first["output"].splitlines())
+    for second in later:
+        shared = first_lines & set(second["output"].splitlines())
+        assert not [line for line in shared if "queuectl-" in line], shared
+        assert second["output"].endswith("fits\n")
+        assert second["error"] is None
+
+
+@needs
+def test_cpus_throttle_a_busy_loop_to_its_share() -> None:
+    spin = "timeout 1 sh -c 'while :; do :; done'"
+    limited, free = attempts([{"command": spin, "cpus": 0.25}, {"command": spin}])
+    share = limited["cpu_ms"] / limited["wall_ms"]
+    assert 0.1 < share < 0.35, limited
+    assert free["cpu_ms"] > 2 * limited["cpu_ms"], (free, limited)
+
+
+@needs
+def test_max_procs_refuses_the_fork_past_it() -> None:
+    forks = "for i in 1 2 3 4 5 6; do sleep 1 & done; wait; echo done"
+    limited, free = attempts([{"command": forks, "max_procs": 4}, {"command": forks}])
+    assert re.search(r"fork|Resource temporarily unavailable", limited["output"], re.I), limited
+    assert free["output"] == "done\n"
+
+
+def time_v(command: str) -> tuple[int, int]:
+    """(cpu_ms, max_rss_bytes) of the command as GNU time -v reports them."""
+    result = subprocess.run(
+        ["/usr/bin/time", "-v", "/bin/sh", "-c", command],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    field = dict(
+        line.strip().rsplit(": ", 1) for line in result.stderr.splitlines() if ": " in line
+    )
+    cpu_s = float(field["User time (seconds)"]) + float(field["System time (seconds)"])
+    return round(cpu_s * 1000), int(field["Maximum resident set size (kbytes)"]) * 1024
+
+
+@pytest.mark.skipif(not os.path.exists("/usr/bin/time"), reason="GNU time is not installed")
+@pytest.mark.parametrize("limited", [False, True], ids=["wait4", "cgroup"])
+def test_accounting_agrees_with_gnu_time(limited: bool) -> None:
+    if limited and not EVERY_LIMIT:
+        pytest.skip(f"this host enforces only {ENFORCES}")
+    command = HEAVY.format(mib=160, spins=4_000_000)
+    job: dict[str, object] = {"command": command}
+    if limited:
+        job.update(memory=1 << 30, cpus=2)
+    [ours] = attempts([job])
+    cpu_ms, max_rss = time_v(command)
+    assert abs(ours["cpu_ms"] - cpu_ms) <= 0.1 * cpu_ms + 20, (ours, cpu_ms)
+    assert abs(ours["max_rss_bytes"] - max_rss) <= 0.1 * max_rss, (ours, max_rss)
+
+
+@needs
+def test_a_limited_jobs_cgroups_count_the_processes_the_runner_never_reaped() -> None:
+    """Without a subreaper, an orphan's cost is lost to wait4; its cgroups still count it."""
+    heavy = HEAVY.format(mib=96, spins=3_000_000)
+    [job] = attempts([{"command": f"( {heavy} & ); sleep 1.5", "memory": 512 * MIB}])
+    cpu_ms, max_rss = time_v(heavy)
+    assert job["cpu_ms"] >= 0.8 * cpu_ms, (job, cpu_ms)
+    assert job["max_rss_bytes"] >= 0.9 * max_rss, (job, max_rss)
+
+
+def test_a_small_job_does_not_report_the_runners_own_size() -> None:
+    """The shell shares the runner's memory until its exec: its peak is not the job's."""
+    [job] = attempts([{"command": "true"}])
+    assert job["max_rss_bytes"] is None or job["max_rss_bytes"] < 8 * MIB
+    assert job["cpu_ms"] is not None
+
+
+def test_orphans_the_runner_reaped_are_counted() -> None:
+    """As a subreaper the runner reaps what the shell left: its CPU is the job's."""
+    orphan = "( " + HEAVY.format(mib=64, spins=3_000_000) + " & ); sleep 1.5"
+    [job] = attempts([{"command": orphan}], QUEUECTL_NO_CGROUP="1")
+    cpu_ms, max_rss = time_v(HEAVY.format(mib=64, spins=3_000_000))
+    assert job["cpu_ms"] >= 0.8 * cpu_ms, (job, cpu_ms)
+    assert job["max_rss_bytes"] >= 0.9 * max_rss, (job, max_rss)
+
+
+def test_without_cgroups_nothing_is_enforced_and_a_limited_job_does_not_start() -> None:
+    found = run([{"command": "echo ran", "memory": 64 * MIB}], QUEUECTL_NO_CGROUP="1")
+    assert found["enforces"] == []
+    [job] = found["attempts"]  # type: ignore[misc]
+    assert job["output"] == ""
+    assert job["error"] == "cannot start: cannot set the job's limits: this runner cannot " + (
+        "enforce memory"
+    )
