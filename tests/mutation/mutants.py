@@ -685,14 +685,6 @@ MUTANTS: list[Mutant] = [
         ("tests/runner/test_escapees.py", "-k", "runner_killed_as_its_job"),
     ),
     Mutant(
-        "limits-cgroup-reused",
-        "runner/tree.py",
-        "            if len(self.spent) < ENDED_CGROUPS_KEPT and not limited:",
-        "            if len(self.spent) < ENDED_CGROUPS_KEPT:",
-        "a cgroup that held a job's limits is given to a later job",
-        ("tests/runner/test_limits_executor.py", "-k", "serves_no_later"),
-    ),
-    Mutant(
         "limits-oom-not-read-v1",
         "runner/limits.py",
         '            oom = oom or _keyed(f"{memory}/memory.oom_control").get("oom_kill", 0) > 0',

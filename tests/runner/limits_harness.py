@@ -74,7 +74,12 @@ def run(batches: list[list[dict[str, object]]]) -> dict[str, object]:
             results.extend(ended[index] for index in range(len(attempts)))
     finally:
         tree.close()
-    return {"kind": tree.kind, "enforces": tree.limiter.enforces, "attempts": results}
+    return {
+        "kind": tree.kind,
+        "enforces": tree.limiter.enforces,
+        "v2_limits": sorted(tree.limiter.v2_names),
+        "attempts": results,
+    }
 
 
 if __name__ == "__main__":

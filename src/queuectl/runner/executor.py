@@ -115,7 +115,7 @@ def start(
     limits = limits_of(claim)
     if limits:
         try:
-            attempt.cgroups = attempt.tree.limiter.apply(limits, attempt.tree.fresh(attempt.job))
+            attempt.cgroups = attempt.tree.limiter.apply(limits, attempt.tree, attempt.job)
         except OSError as exc:
             attempt.error = f"cannot start: cannot set the job's limits: {exc.strerror or exc}"
             return attempt

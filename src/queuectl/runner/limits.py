@@ -11,7 +11,10 @@ import shlex
 import signal
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from queuectl.runner.tree import Tree
 
 #: Every limit a job can have, in the order they are named.
 NAMES = ("memory", "cpus", "max_procs")
@@ -103,7 +106,9 @@ class JobCgroups:
     """The cgroups made for one limited attempt."""
 
     limits: Limits
-    v2: str | None = None  # its own cgroup v2 (from the tree): limits, cpu.stat, memory.peak
+    v2: str | None = None  # its cgroup v2 (the tree's): limits, cpu.stat, memory.peak
+    v2_memory: bool = False  # whether that cgroup has the memory controller, and is its own
+    cpu_base_usec: int = 0  # its cpu.stat's usage as it started (a cgroup used before)
     v1: dict[str, str] = field(default_factory=dict)  # controller: its cgroup v1 directory
     prologue: str = ""  # shell text that moves the shell into its v1 cgroups
     serial: int = 0  # names its v1 cgroups
@@ -114,11 +119,12 @@ class JobCgroups:
         cpu_ms = peak = None
         oom = False
         if self.v2 is not None:
-            stat = _keyed(f"{self.v2}/cpu.stat")
-            if "usage_usec" in stat:
-                cpu_ms = round(stat["usage_usec"] / 1000)
-            peak = _number(f"{self.v2}/memory.peak")
-            oom = _keyed(f"{self.v2}/memory.events").get("oom_kill", 0) > 0
+            usage_usec = _cpu_usec(self.v2)
+            if usage_usec is not None:
+                cpu_ms = round((usage_usec - self.cpu_base_usec) / 1000)
+            if self.v2_memory:
+                peak = _number(f"{self.v2}/memory.peak")
+                oom = _keyed(f"{self.v2}/memory.events").get("oom_kill", 0) > 0
         memory = self.v1.get("memory")
         if memory is not None:
             peak = _number(f"{memory}/memory.max_usage_in_bytes")
@@ -145,15 +151,21 @@ class Limiter:
         v1 = {name for name, controller in CONTROLLERS.items() if controller in self.v1}
         return [name for name in NAMES if name in self.v2_names or name in v1]
 
-    def apply(self, limits: Limits, v2: str | None) -> JobCgroups:
-        """Cgroups with these limits for an attempt about to start; `v2` is its own cgroup v2,
-        fresh (see CgroupTree.fresh), or None. OSError if a limit cannot be set."""
+    def apply(self, limits: Limits, tree: Tree, job: int) -> JobCgroups:
+        """Cgroups with these limits for the attempt `job` of `tree`, about to start. OSError if
+        a limit cannot be set."""
         self._remove_pending()
         missing = [name for name in limits.names() if name not in self.enforces]
         if missing:
             raise OSError(f"this runner cannot enforce {', '.join(missing)}")
         self.serial += 1
-        cgroups = JobCgroups(limits, v2, serial=self.serial)
+        # Its cgroup v2 is made for it alone only if it holds limits: else it has been used
+        # before, and its CPU is counted from where it stands now.
+        on_v2 = any(name in self.v2_names for name in limits.names())
+        v2 = tree.cgroup(job, fresh=on_v2)
+        cgroups = JobCgroups(limits, v2, on_v2 and "memory" in self.v2_names, serial=self.serial)
+        if v2 is not None and not on_v2:
+            cgroups.cpu_base_usec = _cpu_usec(v2) or 0
         try:
             for name in limits.names():
                 if v2 is not None and name in self.v2_names:
@@ -190,9 +202,10 @@ class Limiter:
         """The attempt has ended (its processes killed): remove its v1 cgroups. Its v2 cgroup
         is the tree's, which never gives it to another job."""
         for path in dict.fromkeys(cgroups.v1.values()):
-            _kill_v1(path)
             if not _remove(path):
-                self.pending.append(path)
+                _kill_v1(path)
+                if not _remove(path):
+                    self.pending.append(path)
         cgroups.v1 = {}
 
     def _remove_pending(self) -> None:
@@ -257,9 +270,9 @@ def _enable_v2(base: str) -> set[str]:
     wanted = set(CONTROLLERS.values())
     try:
         available = set(_read(f"{own}/cgroup.controllers").split()) & wanted
+        missing = available - set(_read(f"{own}/cgroup.subtree_control").split())
     except OSError:
         return set()
-    missing = available - set(_read(f"{own}/cgroup.subtree_control").split())
     if (
         missing
         and not _subtree(own, missing)
@@ -268,7 +281,10 @@ def _enable_v2(base: str) -> set[str]:
         available -= missing
     if not available or not _subtree(base, available):
         return set()
-    enabled = set(_read(f"{base}/cgroup.subtree_control").split())
+    try:
+        enabled = set(_read(f"{base}/cgroup.subtree_control").split())
+    except OSError:
+        return set()
     return {name for name, controller in CONTROLLERS.items() if controller in enabled}
 
 
@@ -436,8 +452,16 @@ def _write(path: str, text: str) -> None:
 
 
 def _read(path: str) -> str:
-    with open(path) as handle:
-        return handle.read()
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        return os.read(fd, 65536).decode()
+    finally:
+        os.close(fd)
+
+
+def _cpu_usec(cgroup: str) -> int | None:
+    """The CPU time of a cgroup v2 (its cpu.stat is there without the cpu controller)."""
+    return _keyed(f"{cgroup}/cpu.stat").get("usage_usec")
 
 
 def _number(path: str) -> int | None:

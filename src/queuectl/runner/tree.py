@@ -56,9 +56,9 @@ class Tree:
         """The job's cgroup is gone: whether another could be made for it."""
         return False
 
-    def fresh(self, job: int) -> str | None:
-        """The job's cgroup v2, made for it alone and never given to another (its limits,
-        peak and counts are its own), or None."""
+    def cgroup(self, job: int, fresh: bool) -> str | None:
+        """The job's cgroup v2, or None; `fresh`: one made for it alone and never given to
+        another (to hold its limits, and a peak and counts of its own)."""
         return None
 
     def prologue(self, job: int) -> str:
@@ -239,12 +239,12 @@ class CgroupTree(Tree):
         self.jobs[job] = self._make(job)
         return self.jobs[job] is not None
 
-    def fresh(self, job: int) -> str | None:
+    def cgroup(self, job: int, fresh: bool) -> str | None:
         path = self.jobs.get(job)
-        if path is not None and os.path.basename(path) != f"job-{job}":
+        if fresh and path is not None and os.path.basename(path) != f"job-{job}":
             self.spent.insert(0, path)  # another's before: made anew
             path = self.jobs[job] = self._make(job)
-        if path is not None:
+        if fresh and path is not None:
             self.limited.add(path)
         return path
 
