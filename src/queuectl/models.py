@@ -50,8 +50,18 @@ NEW_JOB_FIELDS = frozenset(
         "cwd",
         "env",
         "lock",
+        "memory",
+        "cpus",
+        "max_procs",
     }
 )
+#: A job's limits at most: what PostgreSQL's bigint holds, far more CPUs and processes than any
+#: host has (the kernel's pid limit).
+MAX_MEMORY = 2**62
+MAX_CPUS = 65536.0
+MAX_PROCS = 4_194_304
+SIZE = re.compile(r"\s*(\d+(?:\.\d+)?)\s*(?:([KMGT])(?:i?B)?|B)?\s*", re.IGNORECASE)
+SIZE_UNITS = {"": 0, "K": 1, "M": 2, "G": 3, "T": 4}
 
 
 #: What a document nested deeper than the parser can recurse is refused as.
@@ -111,6 +121,9 @@ class Job:
     lease_expires_at_ms: int | None = None
     lock: str | None = None
     made_by: str | None = None  # what made a hook job: "hook NAME: EVENT of JOB"
+    memory: int | None = None  # bytes
+    cpus: float | None = None
+    max_procs: int | None = None
 
     @property
     def run_at(self) -> datetime:
@@ -157,6 +170,9 @@ class Job:
             "last_error": self.last_error,
             "duration_ms": self.duration_ms,
             "lock": self.lock,
+            "memory": self.memory,
+            "cpus": self.cpus,
+            "max_procs": self.max_procs,
             # Only hook jobs carry it, so every other job's JSON keeps its documented shape.
             **({"made_by": self.made_by, "hook": self.hook} if self.made_by is not None else {}),
         }
@@ -187,6 +203,9 @@ class NewJob:
     cwd: str = ""
     env: dict[str, str] = field(default_factory=dict)
     lock: str | None = None
+    memory: int | None = None
+    cpus: float | None = None
+    max_procs: int | None = None
 
     def first_run_at(self, now_ms: int) -> int:
         """When the job may first start: its run_at, else now plus its delay."""
@@ -205,6 +224,43 @@ def _int(value: object, what: str, low: int, high: int) -> int:
     if not low <= value <= high:
         raise InvalidInputError(f"{what}: must be between {low} and {high}, got {value}")
     return value
+
+
+def parse_memory(value: object, what: str = "memory") -> int:
+    """Bytes from 536870912 or "512M" (K, M, G, T: powers of 1024; "512MiB" too)."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        count = value
+    elif isinstance(value, str) and (match := SIZE.fullmatch(value)):
+        unit = SIZE_UNITS[(match.group(2) or "").upper()]
+        count = round(float(match.group(1)) * 1024**unit)
+    else:
+        raise InvalidInputError(
+            f"{what}: expected bytes or a size such as 512M or 4G, got {json.dumps(value)}"
+        )
+    if not 1 <= count <= MAX_MEMORY:
+        raise InvalidInputError(f"{what}: must be between 1 byte and 4 EiB, got {value}")
+    return count
+
+
+def parse_cpus(value: object, what: str = "cpus") -> float:
+    """A number of CPUs, more than 0 (1.5: one and a half CPUs' time)."""
+    number: float | None = None
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        number = float(value)
+    elif isinstance(value, str):
+        try:
+            number = float(value)
+        except ValueError:
+            number = None
+    if number is None or not 0 < number <= MAX_CPUS:  # also NaN
+        raise InvalidInputError(
+            f"{what}: expected a number of CPUs above 0 (1.5, 4), got {json.dumps(value)}"
+        )
+    return number
+
+
+def parse_max_procs(value: object, what: str = "max_procs") -> int:
+    return _int(value, what, 1, MAX_PROCS)
 
 
 def validate_id(value: object, what: str = "id") -> str:
@@ -326,4 +382,10 @@ def _new_job(data: dict[str, Any], default_cwd: str | None = None) -> NewJob:
             if not _is_text(value) or "\x00" in value:
                 raise InvalidInputError(f"env: the value of {name} must be a string of UTF-8 text")
         job.env = dict(env)
+    if data.get("memory") is not None:
+        job.memory = parse_memory(data["memory"])
+    if data.get("cpus") is not None:
+        job.cpus = parse_cpus(data["cpus"])
+    if data.get("max_procs") is not None:
+        job.max_procs = parse_max_procs(data["max_procs"])
     return job

@@ -32,6 +32,11 @@ class JobIn(BaseModel):
     cwd: str | None = Field(None, description="working directory; default: the server's")
     env: dict[str, str] | None = None
     lock: str | None = Field(None, description="never runs while a job holding it runs")
+    memory: int | str | None = Field(
+        None, description="bytes, or 512M, 4G (powers of 1024); killed beyond it"
+    )
+    cpus: float | None = Field(None, description="CPUs' worth of time, above 0")
+    max_procs: int | None = Field(None, description="processes and threads at once")
 
 
 #: The request body of POST /api/jobs: one job object or an array of them.
@@ -68,6 +73,9 @@ class JobOut(BaseModel):
     last_error: str | None
     duration_ms: int | None
     lock: str | None = None
+    memory: int | None = None
+    cpus: float | None = None
+    max_procs: int | None = None
     made_by: str | None = None  # hook jobs only: "hook NAME: EVENT of JOB"
     hook: str | None = None  # hook jobs only: the hook's name
 
@@ -83,6 +91,8 @@ class AttemptOut(BaseModel):
     exit_code: int | None
     error: str | None
     duration_ms: int | None
+    cpu_ms: int | None = None
+    max_rss_bytes: int | None = None
 
 
 class JobDetail(JobOut):

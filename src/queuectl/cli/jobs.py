@@ -388,6 +388,15 @@ def enqueue_options(function: Any) -> Any:
                 metavar="N",
                 help="An exit code that goes to the DLQ at once (repeatable).",
             ),
+            click.option(
+                "--memory",
+                metavar="SIZE",
+                help="Kill an attempt that uses more memory (512M, 4G: powers of 1024).",
+            ),
+            click.option("--cpus", metavar="N", help="CPU time it may use, in CPUs (1.5)."),
+            click.option(
+                "--max-procs", metavar="N", help="Processes and threads it may run at once."
+            ),
         ]
     ):
         function = option(function)
@@ -407,6 +416,9 @@ def options_as_fields(options: dict[str, Any]) -> dict[str, Any]:
         "unique_key": options.get("unique_key"),
         "lock": options.get("lock_key"),
         "cwd": options.get("cwd"),
+        "memory": options.get("memory"),
+        "cpus": options.get("cpus"),
+        "max_procs": options.get("max_procs"),
     }
     if options.get("after"):
         fields["depends_on"] = list(options["after"])
