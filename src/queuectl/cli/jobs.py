@@ -630,17 +630,59 @@ def list_jobs(
 @click.option("--json", "as_json", is_flag=True, help="Print the job as a JSON object.")
 @click.pass_obj
 def show(session: Session, job_id: str, as_json: bool) -> None:
-    """Show one job, every field."""
-    from queuectl.cli.render import print_job, print_json
+    """Show one job: its state and why, command, attempts, times, then each attempt; --json
+    for every field."""
+    from queuectl.cli.render import print_json
 
     queue = session.existing_queue
     if as_json:
         print_json(queue.detail(job_id))
-    else:
-        from queuectl.cli.render import print_history
+        return
+    from queuectl.cli.render import print_history, print_job
 
-        print_job(queue.get(job_id))
-        print_history(queue.history(job_id))
+    job = queue.get(job_id)
+    print_job(job, job_facts(queue, job))
+    print_history(queue.history(job_id))
+
+
+#: `explain` reasons that the other lines of `show` already say.
+_SAID_BY_SHOW = frozenset({"finished", "running", "waiting_for_run_at"})
+
+
+def job_facts(queue: Any, job: Any) -> Any:
+    """What `show` says of a job beyond its fields: why it waits, its dependencies' states,
+    the size of its last output."""
+    from queuectl.cli.render import JobFacts
+
+    facts = JobFacts(now_ms=queue.now_ms())
+    if job.state == "dead":
+        facts.why = f"`queuectl dlq retry {job.id}` runs it again"
+    elif job.state in ("pending", "failed", "processing"):
+        from queuectl.explain import explain_job
+
+        found = explain_job(queue, job.id)
+        pending_later = found["reason"] == "waiting_for_run_at" and job.state == "pending"
+        if found["state"] == job.state and (
+            found["reason"] not in _SAID_BY_SHOW or pending_later
+        ):
+            facts.why = _as_sentence(found["message"], job.id, job.made_by)
+    if job.depends_on:
+        facts.dependencies = queue.dependencies(job.id)
+    if job.attempts or job.finished_at_ms is not None:
+        kept = queue.attempt_output(job.id)
+        if kept.attempt:
+            facts.output = (kept.attempt, len(kept.data), kept.dropped)
+    return facts
+
+
+def _as_sentence(message: str, job_id: str, made_by: str | None) -> str:
+    """`explain`'s message about the job shown: "It" for its id, without the hook that made
+    it (a line of its own)."""
+    if message.startswith(f"{job_id} "):
+        message = "It " + message[len(job_id) + 1 :]
+    if made_by is not None:
+        message = message.removesuffix(f" It was made by {made_by}.")
+    return message
 
 
 @click.command()
