@@ -914,9 +914,17 @@ def purge(session: Session, state: str, older_than: str, yes: bool) -> None:
     from queuectl.queue import purgeable_states
 
     purgeable_states(state)
-    parse_duration(older_than, "older-than")
+    age_s = parse_duration(older_than, "older-than")
     queue = session.queue
-    confirm(yes, f"delete {state} jobs finished more than {older_than} ago?")
+    if not yes:
+        refuse_without_terminal()
+        # Those finished within --older-than stay: counted apart, they are taken off.
+        count = queue.count(state) - (queue.finished_since(age_s)[state] if age_s else 0)
+        older = f" finished more than {older_than} ago" if age_s else ""
+        if count <= 0:
+            click.echo(f"no {state} jobs{older}: nothing to purge", err=True)
+            return
+        confirm(yes, f"delete {count:,} {state} job{'s' if count != 1 else ''}{older}?")
     with progress_line("deleted", None) as progress:
         count = queue.purge(state, older_than, progress=progress)
     click.echo(f"purged {count} job{'s' if count != 1 else ''}", err=True)
@@ -941,12 +949,17 @@ def progress_line(done: str, total: int | None) -> Iterator[Callable[[int], None
         click.echo("\r\x1b[K", err=True, nl=False)
 
 
+def refuse_without_terminal() -> None:
+    """Insist on --yes where no one can be asked, rather than guess."""
+    if not sys.stdin.isatty():
+        raise click.UsageError("refusing to delete without --yes (stdin is not a terminal)")
+
+
 def confirm(yes: bool, question: str) -> None:
     """Ask on a terminal; without one, insist on --yes rather than guess."""
     if yes:
         return
-    if not sys.stdin.isatty():
-        raise click.UsageError("refusing to delete without --yes (stdin is not a terminal)")
+    refuse_without_terminal()
     if not click.confirm(question, default=False, err=True):
         raise click.Abort()
 
