@@ -32,13 +32,17 @@ def test_purge_asks_with_how_many_it_will_delete(target: str, store: Store) -> N
         past.close()
     make(store, "new", "completed")
     before = dump(store)
-    declined = in_terminal(target, "purge", "--state", "completed", "--older-than", "2d", typed="n\n")
+    declined = in_terminal(
+        target, "purge", "--state", "completed", "--older-than", "2d", typed="n\n"
+    )
     assert "delete 3 completed jobs finished more than 2d ago? [y/N]" in declined.stderr
     assert declined.returncode == 1
     assert dump(store) == before
     everything = in_terminal(target, "purge", "--state", "completed", typed="n\n")
     assert "delete 4 completed jobs? [y/N]" in everything.stderr
-    accepted = in_terminal(target, "purge", "--state", "completed", "--older-than", "2d", typed="y\n")
+    accepted = in_terminal(
+        target, "purge", "--state", "completed", "--older-than", "2d", typed="y\n"
+    )
     assert accepted.returncode == 0, accepted.stderr
     assert "purged 3 jobs" in accepted.stderr
     assert ids(store) == {"new"}

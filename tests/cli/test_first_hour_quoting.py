@@ -32,7 +32,7 @@ MANGLED = {
     # cut by the shell at its spaces, quotes intact (cmd.exe, or "$json" unquoted).
     "cut": (['{"id":', '"job1",', '"command":', '"sleep', '2"}'], "split it into 5 words"),
     # a shell that does not take ' as a quote passes it on.
-    "outer-quotes": (["'{\"id\":\"job1\",\"command\":\"sleep 2\"}'"], "the quotes around it"),
+    "outer-quotes": (['\'{"id":"job1","command":"sleep 2"}\''], "the quotes around it"),
 }
 
 
@@ -70,7 +70,8 @@ def test_mangled_json_gets_the_forms_that_work_in_both_shells(
     # Never the JSON as a command: no form starts with it, none puts it after `--`.
     for form in forms:
         assert not form.startswith(("{", "'{", '"{')), form
-        assert "-- {" not in form and "-- '{" not in form, form
+        assert "-- {" not in form, form
+        assert "-- '{" not in form, form
     # Each works as shown, in a real shell, on a store of its own.
     for n, form in enumerate(forms):
         each = str(tmp_path / f"form{n}.db")
@@ -95,7 +96,12 @@ def test_a_job_read_back_keeps_its_fields_in_the_hint(cli: Cli, tmp_path: Path) 
         "queuectl enqueue --id nightly --queue backups --priority 3 --command 'pg_dump -f /tmp/x db'"
     )
     piped = json.loads(forms[2].split("'")[1])
-    assert piped == {"id": "nightly", "queue": "backups", "priority": 3, "command": "pg_dump -f /tmp/x db"}
+    assert piped == {
+        "id": "nightly",
+        "queue": "backups",
+        "priority": 3,
+        "command": "pg_dump -f /tmp/x db",
+    }
     ran = subprocess.run(
         ["bash", "-c", forms[2]],
         capture_output=True,

@@ -74,7 +74,9 @@ def column(table: str, name: str) -> str:
     start = header.index(name)
     following = re.search(r"\S", header[start + len(name) :])  # the next column's header
     end = None if following is None else start + len(name) + following.start()
-    return " ".join(" ".join(line[start:end].split()) for line in lines[2:] if line[start:end].strip())
+    return " ".join(
+        " ".join(line[start:end].split()) for line in lines[2:] if line[start:end].strip()
+    )
 
 
 def paris(ms: int | None) -> str:

@@ -528,8 +528,7 @@ def parse_json_words(words: tuple[str, ...]) -> list[dict[str, Any]]:
     if how is not None:
         raise InvalidInputError(
             f"the JSON job was mangled by the shell's quoting: {how} "
-            f"(got {text if text.isprintable() else repr(text)})\n"
-            + quoting_hint(words)
+            f"(got {text if text.isprintable() else repr(text)})\n" + quoting_hint(words)
         )
     if len(words) != 1:
         raise click.UsageError("give the JSON job as one argument (quote it), or use -- CMD ARGS")
@@ -543,8 +542,9 @@ def parse_json_words(words: tuple[str, ...]) -> list[dict[str, Any]]:
 
 #: A word that begins as a job's JSON does, or as one of its `key:` pairs does once a shell has
 #: taken its quotes and split it at its commas (bash's brace expansion of `{"a":1,"b":2}`).
+_FIELD_NAMES = "|".join(sorted(NEW_JOB_FIELDS))
 _JSON_START = re.compile(
-    r"""^\s*['"]?\s*[{\[]|^\s*[{\[]?\s*"?(?:%s)"?\s*:""" % "|".join(sorted(NEW_JOB_FIELDS))
+    r"""^\s*['"]?\s*[{\[]|^\s*[{\[]?\s*"?(?:""" + _FIELD_NAMES + r""")"?\s*:"""
 )
 
 
@@ -800,9 +800,7 @@ def job_facts(queue: Any, job: Any) -> Any:
 
         found = explain_job(queue, job.id)
         pending_later = found["reason"] == "waiting_for_run_at" and job.state == "pending"
-        if found["state"] == job.state and (
-            found["reason"] not in _SAID_BY_SHOW or pending_later
-        ):
+        if found["state"] == job.state and (found["reason"] not in _SAID_BY_SHOW or pending_later):
             facts.why = _as_sentence(found["message"], job.id, job.made_by)
     if job.depends_on:
         facts.dependencies = queue.dependencies(job.id)
