@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 import click
 
 from queuectl.cli import Group, Session, complete
 from queuectl.cli.jobs import JOB_REF
+
+if TYPE_CHECKING:
+    from queuectl.queue import Queue
 
 
 @click.group(cls=Group)
@@ -82,7 +85,7 @@ def some(ids: list[str]) -> str:
     return shown if len(ids) <= SHOWN_IDS else f"{shown} and {len(ids) - SHOWN_IDS:,} more"
 
 
-def left_dead(queue: Any, name: str | None, retried: set[str]) -> dict[str, list[str]]:
+def left_dead(queue: Queue, name: str | None, retried: set[str]) -> dict[str, list[str]]:
     """The dead jobs a bulk retry left (of queue `name`, None: of every queue), by why (a key
     of LEFT_BECAUSE), oldest first: the store leaves one whose dependency is dead or cancelled
     (it would wait forever) and one whose unique key another job holds, and says only which

@@ -9,13 +9,17 @@ import re
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from queuectl.cli import Session, complete
 from queuectl.errors import InvalidInputError
-from queuectl.models import CANCELLED, NEW_JOB_FIELDS, new_job, parse_json, scan_json
+from queuectl.models import CANCELLED, NEW_JOB_FIELDS, Job, new_job, parse_json, scan_json
+
+if TYPE_CHECKING:
+    from queuectl.cli.render import JobFacts
+    from queuectl.queue import Queue
 
 
 class Utf8Text(click.ParamType):  # type: ignore[type-arg]  # (generic only from click 8.2)
@@ -787,7 +791,7 @@ def show(session: Session, job_id: str, as_json: bool) -> None:
 _SAID_BY_SHOW = frozenset({"finished", "running", "waiting_for_run_at"})
 
 
-def job_facts(queue: Any, job: Any) -> Any:
+def job_facts(queue: Queue, job: Job) -> JobFacts:
     """What `show` says of a job beyond its fields: why it waits, its dependencies' states,
     the size of its last output."""
     from queuectl.cli.render import JobFacts
