@@ -103,9 +103,12 @@ def test_times_share_one_local_format(cli: Cli, target: str, store: Store) -> No
     # Narrow: the heartbeat is short, its zone named in the header.
     assert "HEARTBEAT JST" in workers.lines[1], workers.text
     assert re.search(r"\b\d\d:\d\d:\d\d\b", workers.lines[2]), workers.text
-    shown = in_terminal(target, "show", "done", env=tokyo).text
-    # run_at, created, updated, started, finished; then the attempt's start and finish
-    assert len(LOCAL_TIME.findall(shown)) == 7
+    shown = in_terminal(target, "show", "done", columns=200, env=tokyo).text
+    # since when it is completed, created, started, finished; then the attempt's start and end
+    assert len(LOCAL_TIME.findall(shown)) == 6, shown
+    narrow = in_terminal(target, "show", "done", columns=80, env=tokyo).text
+    assert len(LOCAL_TIME.findall(narrow)) == 4, narrow  # the attempt's times short...
+    assert "STARTED JST" in narrow, narrow  # ...their zone in the header
     # --json stays ISO-8601 UTC, whatever the zone.
     shown_json = in_terminal(target, "show", "done", "--json", env=tokyo).text
     assert len(re.findall(r'"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z"', shown_json)) == 7

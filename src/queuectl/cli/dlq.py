@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import click
 
 from queuectl.cli import Group, Session, complete
 from queuectl.cli.jobs import JOB_REF
+
+if TYPE_CHECKING:
+    from queuectl.queue import Queue
 
 
 @click.group(cls=Group)
@@ -49,7 +54,54 @@ def dlq_retry(session: Session, job_ids: tuple[str, ...], every: bool, queue: st
         retried = session.queue.retry(*job_ids, all=every, queue=queue, progress=progress)
     for job_id in retried:
         click.echo(job_id)
-    click.echo(f"retried {len(retried)} job{'s' if len(retried) != 1 else ''}", err=True)
+    said = f"retried {len(retried)} job{'s' if len(retried) != 1 else ''}"
+    if job_ids:  # named ones are all retried, or the command fails
+        click.echo(said, err=True)
+        return
+    left = left_dead(session.queue, queue, set(retried))
+    total = sum(len(ids) for ids in left.values())
+    click.echo(f"{said}; {total:,} left dead" if total else said, err=True)
+    for why, ids in left.items():
+        click.echo(f"  {len(ids):,} {LEFT_BECAUSE[why][len(ids) != 1]}: {some(ids)}", err=True)
+
+
+#: Ids named per reason a bulk retry left jobs dead; the rest are counted.
+SHOWN_IDS = 3
+
+#: Why a bulk retry left a dead job, for one job and for several.
+LEFT_BECAUSE = {
+    "dependency": (
+        "depends on a job still dead or cancelled",
+        "depend on jobs still dead or cancelled",
+    ),
+    "unique_key": ("has a unique key another job holds", "have a unique key another job holds"),
+    "died": ("died while the retry ran", "died while the retry ran"),
+}
+
+
+def some(ids: list[str]) -> str:
+    """The first few ids, and how many more."""
+    shown = ", ".join(ids[:SHOWN_IDS])
+    return shown if len(ids) <= SHOWN_IDS else f"{shown} and {len(ids) - SHOWN_IDS:,} more"
+
+
+def left_dead(queue: Queue, name: str | None, retried: set[str]) -> dict[str, list[str]]:
+    """The dead jobs a bulk retry left (of queue `name`, None: of every queue), by why (a key
+    of LEFT_BECAUSE), oldest first: the store leaves one whose dependency is dead or cancelled
+    (it would wait forever) and one whose unique key another job holds, and says only which
+    it retried; so the others are read afterwards, and one that died meanwhile told apart."""
+    reasons: dict[str, list[str]] = {}
+    for job in reversed(queue.list(state="dead", queue=name)):
+        if job.id in retried:  # run again, and dead again already
+            continue
+        deps = queue.dependencies(job.id) if job.depends_on else {}
+        stuck = [dep for dep, state in deps.items() if state in ("dead", "cancelled")]
+        if stuck:
+            why, shown = "dependency", f"{job.id} (after {', '.join(stuck)})"
+        else:
+            why, shown = "unique_key" if job.unique_key is not None else "died", job.id
+        reasons.setdefault(why, []).append(shown)
+    return reasons
 
 
 @dlq.command("purge")
@@ -65,7 +117,7 @@ def dlq_purge(session: Session, yes: bool) -> None:
         if not dead:
             click.echo("the dead-letter queue is empty", err=True)
             return
-        confirm(yes, f"delete {dead} dead job{'s' if dead != 1 else ''}?")
+        confirm(yes, f"delete {dead:,} dead job{'s' if dead != 1 else ''}?")
     with progress_line("deleted", None) as progress:
         count = queue.purge("dead", progress=progress)
     click.echo(f"purged {count} dead job{'s' if count != 1 else ''}", err=True)

@@ -9,13 +9,17 @@ import re
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from queuectl.cli import Session, complete
 from queuectl.errors import InvalidInputError
-from queuectl.models import CANCELLED, new_job, parse_json, scan_json
+from queuectl.models import CANCELLED, NEW_JOB_FIELDS, Job, new_job, parse_json, scan_json
+
+if TYPE_CHECKING:
+    from queuectl.cli.render import JobFacts
+    from queuectl.queue import Queue
 
 
 class Utf8Text(click.ParamType):  # type: ignore[type-arg]  # (generic only from click 8.2)
@@ -498,16 +502,7 @@ def enqueue(
     elif ctx.meta.get("dashdash"):
         items = [{"command": command_from_words(words)}]
     else:
-        if len(words) != 1:
-            raise click.UsageError(
-                "give the JSON job as one argument (quote it), or use -- CMD ARGS"
-            )
-        if not words[0].lstrip().startswith(("{", "[")):
-            raise InvalidInputError(
-                f"{words[0]!r} is not a JSON job; a plain command goes after --command or --: "
-                f"queuectl enqueue -- {words[0]}"
-            )
-        items = parse_jobs_text(words[0])
+        items = parse_json_words(words)
     where = "line" if file is not None and len(items) > 1 else "job"
     cwd = os.getcwd()
     validated = [
@@ -538,6 +533,153 @@ def enqueue(
             f"queuectl worker start{flag}",
             err=True,
         )
+
+
+def parse_json_words(words: tuple[str, ...]) -> list[dict[str, Any]]:
+    """The jobs of enqueue's JSON argument; one that a shell's quoting mangled on its way
+    (split into words, its double quotes taken, or its outer quotes kept) is refused with the
+    forms that reach queuectl whole, rather than a JSON parser's complaint."""
+    text = words[0] if len(words) == 1 else " ".join(words)
+    how = _mangled(words)
+    if how is not None:
+        raise InvalidInputError(
+            f"the JSON job was mangled by the shell's quoting: {how} "
+            f"(got {text if text.isprintable() else repr(text)})\n" + quoting_hint(words)
+        )
+    if len(words) != 1:
+        raise click.UsageError("give the JSON job as one argument (quote it), or use -- CMD ARGS")
+    if not words[0].lstrip().startswith(("{", "[")):
+        raise InvalidInputError(
+            f"{words[0]!r} is not a JSON job; a plain command goes after --command or --: "
+            f"queuectl enqueue -- {words[0]}"
+        )
+    return parse_jobs_text(words[0])
+
+
+#: A word that begins as a job's JSON does, or as one of its `key:` pairs does once a shell has
+#: taken its quotes and split it at its commas (bash's brace expansion of `{"a":1,"b":2}`).
+_FIELD_NAMES = "|".join(sorted(NEW_JOB_FIELDS))
+_JSON_START = re.compile(
+    r"""^\s*['"]?\s*[{\[]|^\s*[{\[]?\s*"?(?:""" + _FIELD_NAMES + r""")"?\s*:"""
+)
+
+
+def _mangled(words: tuple[str, ...]) -> str | None:
+    """How a shell mangled the JSON job given as these words, or None if it did not look
+    like JSON or came through whole."""
+    first = words[0]
+    if not _JSON_START.match(first):
+        return None
+    text = " ".join(words)
+    stripped = text.strip()
+    if len(words) > 1:
+        lost = "" if '"' in text else " and took its double quotes"
+        return f"the shell split it into {len(words)} words{lost}"
+    if len(stripped) > 1 and stripped[0] == stripped[-1] and stripped[0] in "'\"":
+        return "the quotes around it came through as part of it"
+    if stripped[:1] in "{[" and '"' not in stripped and ":" in stripped:
+        return "its double quotes were taken"
+    if stripped[:1] not in "{[":
+        return "its braces and double quotes were taken"
+    return None
+
+
+#: The job the quoting hint shows when the mangled one cannot be read back.
+_EXAMPLE_JOB = {"id": "job1", "command": "sleep 2"}
+#: What a hint may show unquoted, or within single quotes, alike in bash and PowerShell (`,`
+#: and `@` mean something unquoted in PowerShell; `'` would need quoting in each its own way).
+_PLAIN = re.compile(r"[\w./:=%+-]+")
+_SAFE_IN_QUOTES = re.compile(r"[\w./:=@%+,\- ]+")
+#: Options that give a job's field as enqueue's own.
+_FIELD_OPTIONS = {
+    "id": "--id",
+    "queue": "--queue",
+    "priority": "--priority",
+    "max_retries": "--max-retries",
+    "timeout": "--timeout",
+    "delay": "--delay",
+    "run_at": "--run-at",
+    "unique_key": "--unique-key",
+    "lock": "--lock",
+    "cwd": "--cwd",
+}
+
+
+def quoting_hint(words: tuple[str, ...]) -> str:
+    """The forms of the job that no shell mangles (the user's own job where it can be read
+    back from what came through, else an example): options with --command, the command after
+    --, and the JSON piped to --file -. Each works as shown in bash and in PowerShell."""
+    job = _read_back(words)
+    example = " (with an example job)" if job is None else ""
+    job = job or _EXAMPLE_JOB
+    command = job["command"]
+    options = "".join(
+        f" {_FIELD_OPTIONS[key]} {_quoted(str(value))}"
+        for key, value in job.items()
+        if key != "command"
+    )
+    dashdash = command if _PLAIN.fullmatch(command.replace(" ", "")) else None
+    piped = json.dumps(job, ensure_ascii=False)
+    lines = [
+        f"hint: these forms reach queuectl whole, in bash and in PowerShell alike{example}:",
+        f"  queuectl enqueue{options} --command {_quoted(command)}",
+    ]
+    if dashdash is not None:
+        lines.append(f"  queuectl enqueue{options} -- {dashdash}")
+    else:
+        lines.append(f"  queuectl enqueue{options} -- CMD ARGS...")
+    lines.append(f"  echo '{piped}' | queuectl enqueue --file -")
+    return "\n".join(lines)
+
+
+#: Fields whose JSON is a number: read back as one.
+_NUMBERS = frozenset({"priority", "max_retries", "timeout"})
+
+
+def _quoted(value: str) -> str:
+    return value if _PLAIN.fullmatch(value) else f"'{value}'"
+
+
+def _read_back(words: tuple[str, ...]) -> dict[str, Any] | None:
+    """The job a shell mangled, read back from its `key:value` pairs when each is plain
+    enough to show again in a hint; None when it is not."""
+    text = " ".join(words).strip()
+    if len(text) > 1 and text[0] == text[-1] and text[0] in "'\"":
+        try:
+            whole = parse_json(text[1:-1])
+        except json.JSONDecodeError:
+            whole = None
+        if isinstance(whole, dict):
+            pairs = [(str(k), v if isinstance(v, str) else json.dumps(v)) for k, v in whole.items()]
+            return _plain_job(pairs)
+        text = text[1:-1]
+    if text.startswith("{") and text.endswith("}"):
+        pieces = text[1:-1].split(",")
+    elif "{" in text or "}" in text:
+        return None
+    else:
+        pieces = list(words)
+    pairs = []
+    for piece in pieces:
+        key, colon, value = piece.partition(":")
+        if not colon:
+            return None
+        pairs.append((key.strip().strip('"'), value.strip().strip('"')))
+    return _plain_job(pairs)
+
+
+def _plain_job(pairs: list[tuple[str, str]]) -> dict[str, Any] | None:
+    """The job of these pairs, when each is a field with a value a hint can show as it is."""
+    job: dict[str, Any] = {}
+    for key, value in pairs:
+        if key != "command" and key not in _FIELD_OPTIONS:
+            return None
+        if not value or not _SAFE_IN_QUOTES.fullmatch(value):
+            return None
+        job[key] = int(value) if key in _NUMBERS and re.fullmatch(r"-?\d+", value) else value
+    if "command" not in job:
+        return None
+    return job
 
 
 def _held_key_note(wanted: object, key: object, got: str) -> str | None:
@@ -642,17 +784,57 @@ def list_jobs(
 @click.option("--json", "as_json", is_flag=True, help="Print the job as a JSON object.")
 @click.pass_obj
 def show(session: Session, job_id: str, as_json: bool) -> None:
-    """Show one job, every field."""
-    from queuectl.cli.render import print_job, print_json
+    """Show one job: its state and why, command, attempts, times, then each attempt; --json
+    for every field."""
+    from queuectl.cli.render import print_json
 
     queue = session.existing_queue
     if as_json:
         print_json(queue.detail(job_id))
-    else:
-        from queuectl.cli.render import print_history
+        return
+    from queuectl.cli.render import print_history, print_job
 
-        print_job(queue.get(job_id))
-        print_history(queue.history(job_id))
+    job = queue.get(job_id)
+    print_job(job, job_facts(queue, job))
+    print_history(queue.history(job_id))
+
+
+#: `explain` reasons that the other lines of `show` already say.
+_SAID_BY_SHOW = frozenset({"finished", "running", "waiting_for_run_at"})
+
+
+def job_facts(queue: Queue, job: Job) -> JobFacts:
+    """What `show` says of a job beyond its fields: why it waits, its dependencies' states,
+    the size of its last output."""
+    from queuectl.cli.render import JobFacts
+
+    facts = JobFacts(now_ms=queue.now_ms())
+    if job.state == "dead":
+        facts.why = f"`queuectl dlq retry {job.id}` runs it again"
+    elif job.state in ("pending", "failed", "processing"):
+        from queuectl.explain import explain_job
+
+        found = explain_job(queue, job.id)
+        pending_later = found["reason"] == "waiting_for_run_at" and job.state == "pending"
+        if found["state"] == job.state and (found["reason"] not in _SAID_BY_SHOW or pending_later):
+            facts.why = _as_sentence(found["message"], job.id, job.made_by)
+    if job.depends_on:
+        facts.dependencies = queue.dependencies(job.id)
+    if job.attempts or job.finished_at_ms is not None:
+        kept = queue.attempt_output(job.id)
+        if kept.attempt:
+            facts.output = (kept.attempt, len(kept.data), kept.dropped)
+    return facts
+
+
+def _as_sentence(message: str, job_id: str, made_by: str | None) -> str:
+    """`explain`'s message about the job shown: "It" for its id, without the hook that made
+    it (a line of its own)."""
+    if message.startswith(f"{job_id} "):
+        message = "It " + message[len(job_id) + 1 :]
+    if made_by is not None:
+        message = message.removesuffix(f" It was made by {made_by}.")
+    return message
 
 
 @click.command()
@@ -746,9 +928,17 @@ def purge(session: Session, state: str, older_than: str, yes: bool) -> None:
     from queuectl.queue import purgeable_states
 
     purgeable_states(state)
-    parse_duration(older_than, "older-than")
+    age_s = parse_duration(older_than, "older-than")
     queue = session.queue
-    confirm(yes, f"delete {state} jobs finished more than {older_than} ago?")
+    if not yes:
+        refuse_without_terminal()
+        # Those finished within --older-than stay: counted apart, they are taken off.
+        count = queue.count(state) - (queue.finished_since(age_s)[state] if age_s else 0)
+        older = f" finished more than {older_than} ago" if age_s else ""
+        if count <= 0:
+            click.echo(f"no {state} jobs{older}: nothing to purge", err=True)
+            return
+        confirm(yes, f"delete {count:,} {state} job{'s' if count != 1 else ''}{older}?")
     with progress_line("deleted", None) as progress:
         count = queue.purge(state, older_than, progress=progress)
     click.echo(f"purged {count} job{'s' if count != 1 else ''}", err=True)
@@ -773,12 +963,17 @@ def progress_line(done: str, total: int | None) -> Iterator[Callable[[int], None
         click.echo("\r\x1b[K", err=True, nl=False)
 
 
+def refuse_without_terminal() -> None:
+    """Insist on --yes where no one can be asked, rather than guess."""
+    if not sys.stdin.isatty():
+        raise click.UsageError("refusing to delete without --yes (stdin is not a terminal)")
+
+
 def confirm(yes: bool, question: str) -> None:
     """Ask on a terminal; without one, insist on --yes rather than guess."""
     if yes:
         return
-    if not sys.stdin.isatty():
-        raise click.UsageError("refusing to delete without --yes (stdin is not a terminal)")
+    refuse_without_terminal()
     if not click.confirm(question, default=False, err=True):
         raise click.Abort()
 

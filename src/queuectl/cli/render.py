@@ -10,6 +10,7 @@ import json
 import re
 import sys
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -322,31 +323,135 @@ def _fold(text: str, room: int) -> list[str]:
     return textwrap.wrap(text, room, break_on_hyphens=False) or [""]
 
 
-def print_job(job: Job) -> None:
-    """Every field of one job, one a line; times local, the command's controls visible."""
+@dataclass
+class JobFacts:
+    """What `show` tells of a job beyond its own fields, read from the queue when it is shown."""
+
+    now_ms: int
+    #: Why a job not finished is where it is (`explain`'s sentence), when that is not said
+    #: by the other lines.
+    why: str | None = None
+    #: The state of each job it depends on that is still stored.
+    dependencies: dict[str, str] = field(default_factory=dict)
+    #: The kept output of its last attempt: (attempt, bytes kept, bytes dropped before them).
+    output: tuple[int, int, int] | None = None
+
+
+#: The width of the label column of `show`.
+_LABEL = 10
+
+
+def print_job(job: Job, facts: JobFacts) -> None:
+    """One job as a person reads it: its state and why, its command, its attempts and times
+    (local), and only the settings it has; `show --json` gives every field."""
+    from rich.table import Table
     from rich.text import Text
 
-    fields = job.to_dict()
-    width = max(len(key) for key in fields)
-    drawn = console()
-    for key, value in fields.items():
-        line = Text(f"{key:<{width}}  ")
-        if key == "state":
-            line.append_text(state_text(value))
-        elif key.endswith("_at"):
-            line.append(local_time(value))
-        elif value is None:
-            line.append("-")
-        elif isinstance(value, list | dict):
-            line.append(visible(json.dumps(value, ensure_ascii=False)))
-        else:
-            indent = "\n" + " " * (width + 2)
-            line.append(visible(str(value), keep_lines=True).replace("\n", indent))
-        drawn.print(line, soft_wrap=True)
+    rows: list[tuple[str, Any]] = [("id", Text(job.id))]
+    state = state_text(job.state)
+    since = _state_since(job)
+    if since is not None:
+        state.append(f" since {local_time(since)}")
+    rows.append(("state", state))
+    if facts.why:
+        rows.append(("", Text(visible(facts.why))))
+    if job.made_by is not None:
+        rows.append(("made by", Text(visible(job.made_by), style="italic")))
+    rows.append(("command", Text(visible(job.command, keep_lines=True))))
+    rows.append(("queue", Text(f"{visible(job.queue)}, priority {job.priority}")))
+    tries = f"{job.attempts} of {job.max_retries + 1}"
+    if job.no_retry_exit_codes:
+        codes = ", ".join(str(code) for code in job.no_retry_exit_codes)
+        tries += f"; exit {codes} not retried"
+    rows.append(("attempts", Text(tries)))
+    if job.timeout is not None:
+        rows.append(("timeout", Text(_span(round(job.timeout * 1000)))))
+    if job.last_error:
+        rows.append(("last error", Text(visible(job.last_error))))
+    if job.state == "failed" and job.run_at_ms > facts.now_ms:
+        wait = _span(max(1, round((job.run_at_ms - facts.now_ms) / 1000)) * 1000)
+        rows.append(("next retry", Text(f"{local_time(job.run_at_ms)} (in {wait})")))
+    elif job.run_at_ms != job.created_at_ms:
+        rows.append(("run at", Text(local_time(job.run_at_ms))))
+    rows.append(("created", Text(local_time(job.created_at_ms))))
+    if job.started_at_ms is not None:
+        rows.append(("started", Text(local_time(job.started_at_ms))))
+    if job.finished_at_ms is not None:
+        took = "" if job.duration_ms is None else f", took {_span(job.duration_ms)}"
+        rows.append(("finished", Text(local_time(job.finished_at_ms) + took)))
+    if job.depends_on:
+        after = ", ".join(
+            f"{dep} ({facts.dependencies.get(dep, 'deleted')})" for dep in job.depends_on
+        )
+        rows.append(("after", Text(visible(after))))
+    if job.unique_key is not None:
+        rows.append(("unique key", Text(visible(job.unique_key))))
+    if job.lock is not None:
+        rows.append(("lock", Text(visible(job.lock))))
+    if job.state == "processing" and job.lease_owner is not None:
+        rows.append(("runner", Text(visible(job.lease_owner))))
+    rows.append(("cwd", Text(visible(job.cwd))))
+    if job.env:
+        rows.append(("env", Text(visible(" ".join(sorted(job.env))) + " (values: --json)")))
+    if facts.output is not None:
+        rows.append(("output", Text(_output_text(job.id, *facts.output))))
+    grid = Table.grid(padding=(0, 2))
+    grid.add_column(no_wrap=True, min_width=_LABEL)
+    grid.add_column(overflow="fold")
+    for label, value in rows:
+        value.overflow = "fold"
+        grid.add_row(Text(label, style="bold"), value)
+    emit(console(), grid)
+
+
+def _state_since(job: Job) -> int | None:
+    """When the job came to its state, where that is known."""
+    if job.state == "processing":
+        return job.started_at_ms
+    if job.state in ("completed", "dead", "cancelled", "failed"):
+        return job.finished_at_ms or job.updated_at_ms
+    return None
+
+
+def _output_text(job_id: str, attempt: int, kept: int, dropped: int) -> str:
+    if not kept and not dropped:
+        return f"none from attempt {attempt}"
+    size = _bytes(kept)
+    if dropped:
+        size += f" (the last of {_bytes(kept + dropped)})"
+    return f"{size} from attempt {attempt}: queuectl logs {job_id}"
+
+
+def _bytes(count: int) -> str:
+    if count < 1000:
+        return f"{count} byte{'s' if count != 1 else ''}"
+    if count < 1_000_000:
+        return f"{count / 1000:.1f} kB"
+    return f"{count / 1_000_000:.1f} MB"
+
+
+def _span(ms: int) -> str:
+    """A duration as a person says it: `0.412s`, `42s`, `1m30s`, `5m`, `2h05m`, `3d4h`."""
+    if ms < 10_000:
+        return f"{ms / 1000:.3f}".rstrip("0").rstrip(".") + "s"
+    seconds = round(ms / 1000)
+    if seconds < 60:
+        return f"{seconds}s"
+    minutes, seconds = divmod(seconds, 60)
+    if minutes < 60:
+        return f"{minutes}m{seconds:02d}s" if seconds else f"{minutes}m"
+    hours, minutes = divmod(minutes, 60)
+    if hours < 24:
+        return f"{hours}h{minutes:02d}m" if minutes else f"{hours}h"
+    days, hours = divmod(hours, 24)
+    if not hours:
+        return f"{days}d"
+    return f"{days}d{hours}h"
 
 
 def print_history(attempts: Sequence[Attempt]) -> None:
-    """A job's attempts as a table under it (nothing when it has not run)."""
+    """A job's attempts as a table under it (nothing when it has not run): errors whole, times
+    short with the zone in the header where the terminal is narrow."""
     if not attempts:
         return
     print()
@@ -363,10 +468,26 @@ def print_history(attempts: Sequence[Attempt]) -> None:
         ]
         for attempt in attempts
     ]
+    zone = zone_name()
+    short = {
+        "STARTED": (
+            f"STARTED {zone}".strip(),
+            [short_time(attempt.started_at_ms) for attempt in attempts],
+        ),
+        "FINISHED": (
+            f"FINISHED {zone}".strip(),
+            [
+                "running" if attempt.finished_at_ms is None else short_time(attempt.finished_at_ms)
+                for attempt in attempts
+            ],
+        ),
+    }
     print_table(
         "attempts",
         ["#", "STARTED", "FINISHED", "TOOK", "EXIT", "ERROR", "HOST", "RUNNER"],
         rows,
-        elastic=("ERROR", "RUNNER"),
+        elastic=("RUNNER",),
+        wrap=("ERROR",),
         droppable=("RUNNER", "HOST", "FINISHED"),
+        short=short,
     )
