@@ -9,6 +9,7 @@ from queuectl.models import CANCELLED, COMPLETED, DEAD, PROCESSING, Job
 
 if TYPE_CHECKING:
     from queuectl.queue import Queue
+    from queuectl.store import Runner
 
 
 def _in(ms: int) -> str:
@@ -114,6 +115,10 @@ def explain_job(queue: Queue, job_id: str) -> dict[str, Any]:
             f"another with `queuectl worker start{hint}`.",
         )
     serving = [r for r in serving if not r.stop_requested]
+    limits = queue.job_limits(job)
+    if limits and not [r for r in serving if set(limits) <= set(r.enforces)]:
+        return answer("no_runner_enforces_limits", _unenforced(job, limits, serving))
+    serving = [r for r in serving if set(limits) <= set(r.enforces)]
     workers = sum(r.workers for r in serving)
     busy = sum(len(r.running) for r in serving)
     if busy >= workers:
@@ -127,6 +132,27 @@ def explain_job(queue: Queue, job_id: str) -> dict[str, Any]:
         f"{job.id} is due now and a runner serving '{job.queue}' has a free worker; it should "
         f"start within moments (jobs of higher priority or older run first).",
     )
+
+
+def _unenforced(job: Job, limits: dict[str, Any], serving: list[Runner]) -> str:
+    """Which of the job's limits no runner that serves its queue enforces (if each has one
+    that does, none enforces them all)."""
+    missing = [name for name in limits if not any(name in r.enforces for r in serving)]
+    shown = ", ".join(f"{name} {_limit_text(name, limits[name])}" for name in missing or limits)
+    which = "its limits" if not missing else f"its limit{'s' if len(missing) > 1 else ''}"
+    return (
+        f"{job.id} is due, but no runner serving queue '{job.queue}' enforces {which} "
+        f"({shown}{', all together' if not missing else ''}); a runner enforces limits where "
+        f"each job gets a cgroup of its own (`queuectl worker list` shows what each enforces)."
+    )
+
+
+def _limit_text(name: str, value: Any) -> str:
+    if name == "memory":
+        from queuectl.usage import size_name
+
+        return size_name(value)
+    return f"{value:g}" if isinstance(value, float) else str(value)
 
 
 def flow_reason(queue: Queue, job: Job, now: int) -> tuple[str, str] | None:

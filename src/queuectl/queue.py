@@ -26,6 +26,9 @@ from queuectl.models import (
     Job,
     NewJob,
     new_job,
+    parse_cpus,
+    parse_max_procs,
+    parse_memory,
     validate_id,
 )
 from queuectl.store import (
@@ -40,6 +43,7 @@ from queuectl.store import (
     Totals,
     open_store,
 )
+from queuectl.usage import Usage
 
 MAX_ROW = 2**63 - 1  # both stores' row keys, LIMITs and OFFSETs are signed 64-bit
 #: A limit `set_queue` leaves as it is (None removes one).
@@ -292,11 +296,18 @@ class Queue:
         }
 
     def finished_since(self, seconds: float) -> dict[str, Any]:
-        """{"seconds", "completed", "dead", "cancelled"}: the jobs that finished in the last
-        `seconds`, the window's start included."""
+        """{"seconds", "completed", "dead", "cancelled", "cpu_seconds"}: the jobs that finished
+        in the last `seconds`, the window's start included, and the CPU time of the attempts
+        that ended in it (counted by the minute: from the start of the window's first)."""
         start = self.now_ms() - round(seconds * 1000)
         shown = int(seconds) if float(seconds).is_integer() else seconds
-        return {"seconds": shown, **self._store.finished_since(start)}
+        cpu_seconds = self._store.cpu_since(start) / 1000
+        return {"seconds": shown, **self._store.finished_since(start), "cpu_seconds": cpu_seconds}
+
+    def usage_totals(self) -> builtins.list[Usage]:
+        """What the attempts that ended cost, per queue and peak-memory bucket, since the store
+        began (the counters of /metrics)."""
+        return self._store.usage_totals()
 
     def counts(self) -> dict[str, dict[str, int]]:
         """Jobs per queue, then per state (states with no job are absent)."""
@@ -425,29 +436,61 @@ class Queue:
                     settings.get(name, none).rate_jobs, settings.get(name, none).rate_ms
                 ),
                 "counts": {**dict.fromkeys(STATES, 0), **counts.get(name, {})},
+                "memory": settings.get(name, none).memory,
+                "cpus": settings.get(name, none).cpus,
+                "max_procs": settings.get(name, none).max_procs,
             }
             for name in names
         }
 
     def set_queue(
-        self, name: str, concurrency: object = UNCHANGED, rate: object = UNCHANGED
+        self,
+        name: str,
+        concurrency: object = UNCHANGED,
+        rate: object = UNCHANGED,
+        memory: object = UNCHANGED,
+        cpus: object = UNCHANGED,
+        max_procs: object = UNCHANGED,
     ) -> dict[str, Any]:
-        """Set a queue's concurrency (N, or None: no limit) and rate ("N/DURATION", or None);
-        a limit not given stays as it is. The queue need not have jobs yet. Its new entry of
-        `queues()`."""
+        """Set a queue's concurrency (N, or None: no limit) and rate ("N/DURATION", or None),
+        and its jobs' default limits (memory, cpus, max_procs: a value, or None/"none": no
+        default); what is not given stays as it is. The queue need not have jobs yet. Its new
+        entry of `queues()`."""
         validate_id(name, "queue")
-        if concurrency is UNCHANGED and rate is UNCHANGED:
-            raise InvalidInputError("give a concurrency, a rate, or both")
+        defaults = {"memory": memory, "cpus": cpus, "max_procs": max_procs}
+        given = {key: value for key, value in defaults.items() if value is not UNCHANGED}
+        if concurrency is UNCHANGED and rate is UNCHANGED and not given:
+            raise InvalidInputError("give a concurrency, a rate, or a default limit")
+        parsers = {"memory": parse_memory, "cpus": parse_cpus, "max_procs": parse_max_procs}
+        values = {
+            key: None if value is None or value == "none" else parsers[key](value)
+            for key, value in given.items()
+        }
         limit = None if concurrency is UNCHANGED else parse_concurrency(concurrency)
         window = None if rate is UNCHANGED else parse_rate(rate)
-        self._store.set_limits(
-            name,
-            limit,
-            window,
-            keep_concurrency=concurrency is UNCHANGED,
-            keep_rate=rate is UNCHANGED,
-        )
+        if concurrency is not UNCHANGED or rate is not UNCHANGED:
+            self._store.set_limits(
+                name,
+                limit,
+                window,
+                keep_concurrency=concurrency is UNCHANGED,
+                keep_rate=rate is UNCHANGED,
+            )
+        if values:
+            self._store.set_job_defaults(name, values)
         return self.queues()[name]
+
+    def job_limits(self, job: Job) -> dict[str, Any]:
+        """The limits a job runs under, by name: its own, else its queue's defaults."""
+        settings = self._store.queue_settings().get(job.queue)
+        found = {}
+        for name in ("memory", "cpus", "max_procs"):
+            value = getattr(job, name)
+            if value is None and settings is not None:
+                value = getattr(settings, name)
+            if value is not None:
+                found[name] = value
+        return found
 
     def queue_flow(self, name: str) -> QueueFlow:
         """A queue's limits and where it stands against them now (for `explain`)."""
@@ -669,6 +712,7 @@ def runner_dict(runner: Runner) -> dict[str, Any]:
         "heartbeat_at": ms_to_iso(runner.heartbeat_at_ms),
         "running": list(runner.running),
         "stopping": runner.stop_requested,
+        "enforces": list(runner.enforces),
     }
 
 
@@ -683,6 +727,8 @@ def attempt_dict(attempt: Attempt) -> dict[str, Any]:
         "exit_code": attempt.exit_code,
         "error": attempt.error,
         "duration_ms": attempt.duration_ms,
+        "cpu_ms": attempt.cpu_ms,
+        "max_rss_bytes": attempt.max_rss_bytes,
     }
 
 

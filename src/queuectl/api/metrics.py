@@ -16,6 +16,7 @@ from prometheus_client.registry import Collector, CollectorRegistry
 from queuectl.models import FINISHED_STATES, STATES
 from queuectl.queue import Queue
 from queuectl.store import DURATION_BOUNDS_MS
+from queuectl.usage import NO_PEAK, PEAK_BOUNDS_BYTES, Usage
 
 OUTCOMES = ("completed", "failed", "timed_out", "lost", "cancelled")
 
@@ -150,6 +151,38 @@ def _totals(queue: Queue) -> Iterator[Metric]:
         buckets.append(("+Inf", sum(bucket.count for bucket in found)))
         durations.add_metric([name], buckets, sum(b.total_ms for b in found) / 1000)
     yield durations
+    yield from _usage(names, queue.usage_totals())
+
+
+def _usage(names: list[str], rows: list[Usage]) -> Iterator[Metric]:
+    """CPU time and the histogram of peak memory of the attempts that ended (those that
+    recorded a peak), from their counted totals."""
+    per_queue: dict[str, list[Usage]] = {}
+    for row in rows:
+        per_queue.setdefault(row.queue, []).append(row)
+    cpu = CounterMetricFamily(
+        "queuectl_cpu_seconds",
+        "CPU time (user and system) of every attempt that ended",
+        labels=["queue"],
+    )
+    peaks = HistogramMetricFamily(
+        "queuectl_peak_memory_bytes",
+        "Peak memory of every attempt that ended with one recorded",
+        labels=["queue"],
+    )
+    for name in sorted({*names, *per_queue}):
+        found = per_queue.get(name, [])
+        cpu.add_metric([name], sum(row.cpu_ms for row in found) / 1000)
+        per_bound = {row.bound_bytes: row.n for row in found}
+        buckets, seen = [], 0
+        for bound in PEAK_BOUNDS_BYTES:
+            seen += per_bound.get(bound, 0)
+            buckets.append((_bound(float(bound)), seen))
+        recorded = [row for row in found if row.bound_bytes != NO_PEAK]
+        buckets.append(("+Inf", sum(row.n for row in recorded)))
+        peaks.add_metric([name], buckets, float(sum(row.peak_bytes for row in recorded)))
+    yield cpu
+    yield peaks
 
 
 def _flow_metrics(queue: Queue, queues: dict[str, dict[str, Any]]) -> Iterator[Metric]:

@@ -65,7 +65,11 @@ def print_since(window: dict[str, Any], since: str) -> None:
 
     states = ("completed", "dead", "cancelled")
     title = f"finished in the last {since}"
-    print_table(title, [state_text(s) for s in states], [[window[s] for s in states]])
+    print_table(
+        title,
+        [*(state_text(s) for s in states), "CPU"],
+        [[*(window[s] for s in states), f"{window['cpu_seconds']:.1f}s"]],
+    )
 
 
 def print_runners(runners: list[dict[str, Any]]) -> None:
@@ -81,10 +85,12 @@ def print_runners(runners: list[dict[str, Any]]) -> None:
             local_time(r["heartbeat_at"]),
             state_text("stopping") if r["stopping"] else state_text("up"),
             " ".join(r["running"]) or "-",
+            ",".join(r["enforces"]) or "-",
         )
         for r in runners
     ]
     columns = ["HOST", "PID", "WORKERS", "QUEUES", "STARTED", "HEARTBEAT", "STATUS", "RUNNING"]
+    columns.append("ENFORCES")
     zone = zone_name()
     short = {
         name: (f"{name} {zone}", [short_time(r[key]) for r in runners])
@@ -96,7 +102,7 @@ def print_runners(runners: list[dict[str, Any]]) -> None:
         rows,
         wrap=("RUNNING",),
         short=short,
-        droppable=("STARTED", "WORKERS"),
+        droppable=("STARTED", "WORKERS", "ENFORCES"),
     )
 
 
@@ -188,21 +194,49 @@ def _rate_text(rate: dict[str, Any] | None) -> str:
 @click.option(
     "--rate", metavar="N/DURATION|none", help="At most N jobs start in any DURATION (10/1m)."
 )
+@click.option(
+    "--memory", metavar="SIZE|none", help="Its jobs' memory unless they give theirs (512M, 4G)."
+)
+@click.option("--cpus", metavar="N|none", help="Its jobs' CPUs unless they give theirs (1.5).")
+@click.option(
+    "--max-procs", metavar="N|none", help="Its jobs' process limit unless they give theirs."
+)
 @click.pass_obj
-def queue_set(session: Session, name: str, concurrency: str | None, rate: str | None) -> None:
-    """Limit a queue across every runner and host; `none` removes a limit."""
+def queue_set(
+    session: Session,
+    name: str,
+    concurrency: str | None,
+    rate: str | None,
+    memory: str | None,
+    cpus: str | None,
+    max_procs: str | None,
+) -> None:
+    """Limit a queue across every runner and host, or give its jobs default limits; `none`
+    removes one."""
     from queuectl.errors import InvalidInputError
     from queuectl.queue import UNCHANGED
 
-    if concurrency is None and rate is None:
-        raise InvalidInputError("give --concurrency, --rate, or both")
+    defaults = {"memory": memory, "cpus": cpus, "max_procs": max_procs}
+    if concurrency is None and rate is None and all(v is None for v in defaults.values()):
+        raise InvalidInputError("give --concurrency, --rate, --memory, --cpus or --max-procs")
     shown = session.queue.set_queue(
         name,
         concurrency=UNCHANGED if concurrency is None else concurrency,
         rate=UNCHANGED if rate is None else rate,
+        **{key: UNCHANGED if value is None else value for key, value in defaults.items()},
     )
     limit = "none" if shown["concurrency"] is None else shown["concurrency"]
-    click.echo(f"{name}: concurrency {limit}, rate {_rate_text(shown['rate'])}", err=True)
+    said = f"{name}: concurrency {limit}, rate {_rate_text(shown['rate'])}"
+    given = [f"{key} {_default_text(key, shown[key])}" for key in defaults if shown[key]]
+    click.echo(", ".join([said, *given]), err=True)
+
+
+def _default_text(key: str, value: Any) -> str:
+    if key == "memory":
+        from queuectl.usage import size_name
+
+        return size_name(value)
+    return f"{value:g}" if isinstance(value, float) else str(value)
 
 
 @queue.command("pause")

@@ -449,6 +449,18 @@ def _span(ms: int) -> str:
     return f"{days}d{hours}h"
 
 
+def size_text(count: int | None) -> str:
+    """`213.4 MiB`: a number of bytes in the largest unit under which it stays 1 or more."""
+    if count is None:
+        return "-"
+    value, unit = float(count), "B"
+    for larger in ("KiB", "MiB", "GiB", "TiB"):
+        if value < 1024:
+            break
+        value, unit = value / 1024, larger
+    return f"{count} B" if unit == "B" else f"{value:.1f} {unit}"
+
+
 def print_history(attempts: Sequence[Attempt]) -> None:
     """A job's attempts as a table under it (nothing when it has not run): errors whole, times
     short with the zone in the header where the terminal is narrow."""
@@ -461,6 +473,8 @@ def print_history(attempts: Sequence[Attempt]) -> None:
             local_time(attempt.started_at_ms),
             "running" if attempt.finished_at_ms is None else local_time(attempt.finished_at_ms),
             "-" if attempt.duration_ms is None else f"{attempt.duration_ms / 1000:.3f}s",
+            "-" if attempt.cpu_ms is None else f"{attempt.cpu_ms / 1000:.3f}s",
+            size_text(attempt.max_rss_bytes),
             "-" if attempt.exit_code is None else attempt.exit_code,
             attempt.error or "",
             attempt.host or "",
@@ -484,10 +498,10 @@ def print_history(attempts: Sequence[Attempt]) -> None:
     }
     print_table(
         "attempts",
-        ["#", "STARTED", "FINISHED", "TOOK", "EXIT", "ERROR", "HOST", "RUNNER"],
+        ["#", "STARTED", "FINISHED", "TOOK", "CPU", "PEAK", "EXIT", "ERROR", "HOST", "RUNNER"],
         rows,
         elastic=("RUNNER",),
         wrap=("ERROR",),
-        droppable=("RUNNER", "HOST", "FINISHED"),
+        droppable=("RUNNER", "HOST", "FINISHED", "PEAK", "CPU"),
         short=short,
     )

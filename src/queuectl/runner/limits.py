@@ -13,6 +13,8 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from queuectl.usage import size_name
+
 if TYPE_CHECKING:
     from queuectl.runner.tree import Tree
 
@@ -23,7 +25,6 @@ CPU_PERIOD_US = 100_000
 MIN_QUOTA_US = 1_000  # the kernel refuses a smaller quota
 EMPTY_WAIT_S = 2.0  # how long a stopping runner waits for a limited job's cgroups to empty
 CANNOT_ENTER = 125  # the shell's exit code when it could not enter its limits' cgroups
-UNITS = ("B", "KiB", "MiB", "GiB", "TiB")
 # What proves each v1 controller can limit: the file its limit is written to.
 V1_FILES = {"memory": "memory.limit_in_bytes", "cpu": "cpu.cfs_quota_us", "pids": "pids.max"}
 
@@ -62,19 +63,11 @@ def limits_of(claim: Any) -> Limits:
     )
 
 
-def describe_bytes(count: int) -> str:
-    """`512 MiB`: the largest unit that divides the count whole."""
-    unit = 0
-    while unit + 1 < len(UNITS) and count and count % (1024 ** (unit + 1)) == 0:
-        unit += 1
-    return f"{count // 1024**unit} {UNITS[unit]}"
-
-
 def oom_error(memory: int | None) -> str:
     """The error of an attempt that the kernel's OOM killer ended."""
     if memory is None:
         return "out of memory"
-    return f"out of memory (limit {describe_bytes(memory)})"
+    return f"out of memory (limit {size_name(memory)})"
 
 
 def from_rusage(usage: Any) -> tuple[int, int]:
