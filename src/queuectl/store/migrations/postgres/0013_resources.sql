@@ -29,3 +29,38 @@ CREATE TABLE usage_minutes (
     peak_bytes NUMERIC NOT NULL,
     PRIMARY KEY (minute, queue, bound_bytes, writer)
 );
+
+-- The bucket of a peak (see usage.PEAK_BOUNDS_BYTES).
+CREATE FUNCTION queuectl_peak_bound(peak BIGINT) RETURNS BIGINT
+LANGUAGE sql IMMUTABLE AS $$
+    SELECT CASE WHEN peak IS NULL THEN -1
+                WHEN peak <= 1048576 THEN 1048576
+                WHEN peak <= 4194304 THEN 4194304
+                WHEN peak <= 16777216 THEN 16777216
+                WHEN peak <= 67108864 THEN 67108864
+                WHEN peak <= 268435456 THEN 268435456
+                WHEN peak <= 1073741824 THEN 1073741824
+                WHEN peak <= 4294967296 THEN 4294967296
+                WHEN peak <= 17179869184 THEN 17179869184
+                WHEN peak <= 68719476736 THEN 68719476736 ELSE -2 END
+$$;
+
+-- Every attempt that ends with its cost counted adds it to its minute and to the totals: a
+-- row trigger (a statement's would copy every updated row, output included, to count none),
+-- which only a history write that names cpu_ms wakes, and only for an attempt that ended.
+CREATE FUNCTION queuectl_note_usage() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO usage_minutes AS u (minute, queue, bound_bytes, writer, n, cpu_ms, peak_bytes)
+    SELECT minutes.minute, jobs.queue, queuectl_peak_bound(NEW.max_rss_bytes),
+           pg_backend_pid(), 1, NEW.cpu_ms, COALESCE(NEW.max_rss_bytes, 0)
+    FROM jobs, (VALUES (NEW.finished_at / 60000), (-1)) AS minutes (minute)
+    WHERE jobs.id = NEW.job_id
+    ON CONFLICT (minute, queue, bound_bytes, writer) DO UPDATE
+    SET n = u.n + 1, cpu_ms = u.cpu_ms + excluded.cpu_ms,
+        peak_bytes = u.peak_bytes + excluded.peak_bytes;
+    RETURN NULL;
+END;
+$$;
+CREATE TRIGGER attempts_usage AFTER UPDATE OF cpu_ms ON attempts FOR EACH ROW
+WHEN (NEW.cpu_ms IS NOT NULL AND OLD.cpu_ms IS NULL AND NEW.finished_at IS NOT NULL)
+EXECUTE FUNCTION queuectl_note_usage();

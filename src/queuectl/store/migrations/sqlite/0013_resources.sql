@@ -28,3 +28,28 @@ CREATE TABLE usage_minutes (
     peak_bytes INTEGER NOT NULL,
     PRIMARY KEY (minute, queue, bound_bytes, writer)
 ) WITHOUT ROWID;
+
+-- Every attempt that ends with its cost counted adds it to its minute and to the totals: one
+-- trigger, which only a history write that names cpu_ms wakes.
+CREATE TRIGGER attempts_usage AFTER UPDATE OF cpu_ms ON attempts
+WHEN new.cpu_ms IS NOT NULL AND old.cpu_ms IS NULL AND new.finished_at IS NOT NULL
+BEGIN
+    INSERT INTO usage_minutes (minute, queue, bound_bytes, writer, n, cpu_ms, peak_bytes)
+    SELECT minutes.minute, jobs.queue,
+           CASE WHEN new.max_rss_bytes IS NULL THEN -1
+           WHEN new.max_rss_bytes <= 1048576 THEN 1048576
+           WHEN new.max_rss_bytes <= 4194304 THEN 4194304
+           WHEN new.max_rss_bytes <= 16777216 THEN 16777216
+           WHEN new.max_rss_bytes <= 67108864 THEN 67108864
+           WHEN new.max_rss_bytes <= 268435456 THEN 268435456
+           WHEN new.max_rss_bytes <= 1073741824 THEN 1073741824
+           WHEN new.max_rss_bytes <= 4294967296 THEN 4294967296
+           WHEN new.max_rss_bytes <= 17179869184 THEN 17179869184
+           WHEN new.max_rss_bytes <= 68719476736 THEN 68719476736 ELSE -2 END,
+           0, 1, new.cpu_ms, COALESCE(new.max_rss_bytes, 0)
+    FROM jobs, (SELECT new.finished_at / 60000 AS minute UNION ALL SELECT -1) AS minutes
+    WHERE jobs.id = new.job_id
+    ON CONFLICT (minute, queue, bound_bytes, writer) DO UPDATE
+    SET n = n + 1, cpu_ms = cpu_ms + excluded.cpu_ms,
+        peak_bytes = peak_bytes + excluded.peak_bytes;
+END;
