@@ -60,6 +60,8 @@ NEW_JOB_FIELDS = frozenset(
 MAX_MEMORY = 2**62
 MAX_CPUS = 65536.0
 MAX_PROCS = 4_194_304
+#: The limits a job can have, in the order they are named; a runner says which it enforces.
+LIMITS = ("memory", "cpus", "max_procs")
 SIZE = re.compile(r"\s*(\d+(?:\.\d+)?)\s*(?:([KMGT])(?:i?B)?|B)?\s*", re.IGNORECASE)
 SIZE_UNITS = {"": 0, "K": 1, "M": 2, "G": 3, "T": 4}
 
@@ -261,6 +263,11 @@ def parse_cpus(value: object, what: str = "cpus") -> float:
 
 def parse_max_procs(value: object, what: str = "max_procs") -> int:
     return _int(value, what, 1, MAX_PROCS)
+
+
+def limits_mask(names: list[str] | tuple[str, ...]) -> int:
+    """The limits named, as the claim's bits (memory 1, cpus 2, max_procs 4)."""
+    return sum(1 << LIMITS.index(name) for name in set(names))
 
 
 def validate_id(value: object, what: str = "id") -> str:

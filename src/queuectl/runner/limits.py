@@ -13,13 +13,13 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from queuectl.models import LIMITS
 from queuectl.usage import size_name
 
 if TYPE_CHECKING:
     from queuectl.runner.tree import Tree
 
-#: Every limit a job can have, in the order they are named.
-NAMES = ("memory", "cpus", "max_procs")
+NAMES = LIMITS
 CONTROLLERS = {"memory": "memory", "cpus": "cpu", "max_procs": "pids"}
 CPU_PERIOD_US = 100_000
 MIN_QUOTA_US = 1_000  # the kernel refuses a smaller quota
