@@ -1,4 +1,4 @@
-"""PostgreSQL-specific behaviour of PostgresStore: concurrent claims across processes,
+"""PostgreSQL-specific behaviour of the PostgreSQL store: concurrent claims across processes,
 LISTEN/NOTIFY wakeups, surviving broken connections and outages, and errors in our words."""
 
 from __future__ import annotations

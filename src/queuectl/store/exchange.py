@@ -20,6 +20,8 @@ class Exchanger(Flow):
     def __init__(self, db: Dialect, settle: Settle, flow: FlowControl) -> None:
         super().__init__(db)
         self.settle, self.flow = settle, flow
+        #: The ledger of callers that pass none: one runner per store (tests, benchmarks).
+        self.ledger = Ledger()
 
     @operation(runner=True)
     def finish_and_claim(
@@ -29,11 +31,11 @@ class Exchanger(Flow):
         want: int,
         queues: Sequence[str] | None,
         lease_s: float,
-        ledger: Ledger,
+        ledger: Ledger | None = None,
     ) -> Exchange:
         # Replayed after a connection lost during COMMIT, outcomes already settled are fenced
         # out, and claims that did commit stay leased to `owner` until owned_jobs shows them.
-        db = self.db
+        db, ledger = self.db, self.ledger if ledger is None else ledger
         now = db.now()
         params = {
             "owner": owner,
@@ -141,8 +143,10 @@ class Exchanger(Flow):
         return claims, next_due
 
     @operation()
-    def release(self, owner: str, job_id: str, token: int, ledger: Ledger) -> bool:
-        ledger.held.pop(job_id, None)  # given back: the wake below tells the other runners
+    def release(self, owner: str, job_id: str, token: int, ledger: Ledger | None = None) -> bool:
+        (self.ledger if ledger is None else ledger).held.pop(
+            job_id, None
+        )  # given back: the wake below tells the other runners
         db = self.db
         with db.transaction() as conn:
             changed = conn.execute(

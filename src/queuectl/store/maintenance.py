@@ -118,15 +118,16 @@ class Maintenance(Flow):
 
     @operation()
     def request_stop(self) -> int:
-        with self.db.transaction() as conn:
-            count = int(conn.execute(self.db.q["request_stop"]).rowcount)
-            self.db.wake(conn)
-        return count
+        return self._tell_runners("request_stop")
 
     @operation()
     def withdraw_stop(self) -> int:
+        return self._tell_runners("withdraw_stop")
+
+    def _tell_runners(self, statement: str) -> int:
+        """Run a statement that changes runners' rows, and wake them; how many it reached."""
         with self.db.transaction() as conn:
-            count = int(conn.execute(self.db.q["withdraw_stop"]).rowcount)
+            count = int(conn.execute(self.db.q[statement]).rowcount)
             self.db.wake(conn)
         return count
 

@@ -68,32 +68,33 @@ def insert_blocks(placeholder: str) -> dict[str, str]:
 
 def inserted_job(job: NewJob, row: JobRow) -> Job:
     """The job of a plain batch (no dependency) just inserted as `row`."""
-    # No copy of an empty field: a bulk enqueue builds one Job per row.
+    # Positional in Job's field order, and no copy of an empty field: a bulk enqueue builds one
+    # Job per row.
     return Job(
-        id=row.id,
-        command=row.command,
-        state=row.state,
-        queue=row.queue,
-        priority=row.priority,
-        attempts=0,
-        max_retries=row.max_retries,
-        timeout=row.timeout,
-        run_at_ms=row.run_at,
-        depends_on=[],
-        no_retry_exit_codes=list(job.no_retry_exit_codes) if job.no_retry_exit_codes else [],
-        unique_key=row.unique_key,
-        cwd=row.cwd,
-        env=dict(job.env) if job.env else {},
-        created_at_ms=row.created_at,
-        updated_at_ms=row.updated_at,
-        started_at_ms=None,
-        finished_at_ms=row.finished_at,
-        exit_code=None,
-        last_error=row.last_error,
-        duration_ms=None,
-        lease_owner=None,
-        lease_expires_at_ms=None,
-        lock=row.lock_key,
+        row.id,
+        row.command,
+        row.state,
+        row.queue,
+        row.priority,
+        0,  # attempts
+        row.max_retries,
+        row.timeout,
+        row.run_at,
+        [],  # depends_on
+        list(job.no_retry_exit_codes) if job.no_retry_exit_codes else [],
+        row.unique_key,
+        row.cwd,
+        dict(job.env) if job.env else {},
+        row.created_at,
+        row.updated_at,
+        None,  # started_at_ms
+        row.finished_at,
+        None,  # exit_code
+        row.last_error,
+        None,  # duration_ms
+        None,  # lease_owner
+        None,  # lease_expires_at_ms
+        row.lock_key,
     )
 
 

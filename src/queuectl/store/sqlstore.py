@@ -6,10 +6,8 @@ the store wires them to the dialect and lends their methods out under the Store'
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from queuectl import lifecycle
 from queuectl.store.actions import Actions
 from queuectl.store.admin import Admin
 from queuectl.store.dialect import Dialect
@@ -19,7 +17,7 @@ from queuectl.store.flowcontrol import FlowControl
 from queuectl.store.hooks import Hooks
 from queuectl.store.maintenance import Maintenance
 from queuectl.store.reads import Reads
-from queuectl.store.records import Exchange, Ledger
+from queuectl.store.records import Ledger
 from queuectl.store.settings import Settings
 from queuectl.store.settle import Settle
 
@@ -42,11 +40,10 @@ class SQLStore:
         reads = Reads(db)
         maintenance = Maintenance(db, enqueue, settle, actions)
         admin = Admin(db, settings)
-        self._exchanger = exchanger
-        #: The ledger of callers that pass none: one runner per store, as the CLI's tests run.
-        self._ledger = Ledger()
 
         # -- what a runner needs
+        self.finish_and_claim = exchanger.finish_and_claim
+        self.release = exchanger.release
         self.save_output = exchanger.save_output
         self.owned_jobs = exchanger.owned_jobs
         self.register_runner = maintenance.register_runner
@@ -124,22 +121,6 @@ class SQLStore:
     def ledger(self) -> Ledger:
         """A new ledger for one runner's claims, to pass to finish_and_claim and release."""
         return Ledger()
-
-    def finish_and_claim(
-        self,
-        owner: str,
-        outcomes: Sequence[lifecycle.Outcome],
-        want: int,
-        queues: Sequence[str] | None,
-        lease_s: float,
-        ledger: Ledger | None = None,
-    ) -> Exchange:
-        ledger = self._ledger if ledger is None else ledger
-        return self._exchanger.finish_and_claim(owner, outcomes, want, queues, lease_s, ledger)
-
-    def release(self, owner: str, job_id: str, token: int, ledger: Ledger | None = None) -> bool:
-        ledger = self._ledger if ledger is None else ledger
-        return self._exchanger.release(owner, job_id, token, ledger)
 
     def migrate(self) -> int:
         return self.db.migrate()
