@@ -104,9 +104,9 @@ def _ensure_template() -> str:
                 _unavailable = f"no PostgreSQL at {SERVER}: {str(exc).splitlines()[0]}"
             else:
                 atexit.register(_drop, name)
-                from queuectl.store.postgres import PostgresStore
+                from queuectl.store.postgres import PostgresDialect
 
-                store = PostgresStore(database_url(name))
+                store = PostgresDialect(database_url(name))
                 try:
                     store.migrate()
                 finally:

@@ -15,8 +15,6 @@ SRC = Path(__file__).resolve().parents[2] / "src" / "queuectl"
 
 CONTRACT = "tests/store/test_store_contract.py"
 CLAIMS = "tests/store/test_claim_tokens.py"
-SQLITE_SQL = "store/sql/sqlite.sql"
-PG_SQL = "store/sql/postgres.sql"
 
 
 @dataclass(frozen=True)
@@ -38,7 +36,7 @@ MUTANTS: list[Mutant] = [
     # -- the SQLite store's SQL
     Mutant(
         "sqlite-unblock-by-one",
-        SQLITE_SQL,
+        "store/sql/sqlite/settle.sql",
         "SET waiting_on = waiting_on - (\n",
         "SET waiting_on = waiting_on - 1 + 0 * (\n",
         "dependants wait on one fewer, however many of their dependencies completed at once",
@@ -46,7 +44,7 @@ MUTANTS: list[Mutant] = [
     ),
     Mutant(
         "sqlite-claim-lowest-priority-first",
-        SQLITE_SQL,
+        "store/sql/sqlite/exchange.sql",
         "    ORDER BY priority DESC, run_at, seq\n    LIMIT :want)\nRETURNING id, attempts, token,",
         "    ORDER BY priority, run_at, seq\n    LIMIT :want)\nRETURNING id, attempts, token,",
         "the plain claim takes the lowest priority first",
@@ -54,7 +52,7 @@ MUTANTS: list[Mutant] = [
     ),
     Mutant(
         "sqlite-fence-ignores-owner",
-        SQLITE_SQL,
+        "store/sql/sqlite/settle.sql",
         "WHERE id IN (SELECT value FROM json_each(?)) AND state = 'processing' AND lease_owner = ?",
         "WHERE id IN (SELECT value FROM json_each(?)) AND state = 'processing' AND ? IS NOT NULL",
         "a settlement is fenced by the job's state only, not by the runner holding it",
@@ -62,7 +60,7 @@ MUTANTS: list[Mutant] = [
     ),
     Mutant(
         "sqlite-expired-lease-inverted",
-        SQLITE_SQL,
+        "store/sql/sqlite/maintenance.sql",
         "WHERE state = 'processing' AND lease_expires_at < :now\n"
         "  AND lease_owner NOT IN (SELECT value FROM json_each(:exclude))",
         "WHERE state = 'processing' AND lease_expires_at > :now\n"
@@ -72,7 +70,7 @@ MUTANTS: list[Mutant] = [
     ),
     Mutant(
         "sqlite-renew-no-leases",
-        SQLITE_SQL,
+        "store/sql/sqlite/maintenance.sql",
         "UPDATE jobs SET lease_expires_at = ? WHERE lease_owner = ? AND state = 'processing'",
         "UPDATE jobs SET lease_expires_at = ? WHERE lease_owner = ? AND state = 'pending'",
         "a heartbeat renews the runner but not its leases",
@@ -80,7 +78,7 @@ MUTANTS: list[Mutant] = [
     ),
     Mutant(
         "sqlite-release-ignores-token",
-        SQLITE_SQL,
+        "store/sql/sqlite/exchange.sql",
         "    scheduled = 0, updated_at = :now\n"
         "WHERE id = :id AND state = 'processing' AND lease_owner = :owner AND token = :token",
         "    scheduled = 0, updated_at = :now\n"
@@ -90,7 +88,7 @@ MUTANTS: list[Mutant] = [
     ),
     Mutant(
         "sqlite-save-output-ignores-token",
-        SQLITE_SQL,
+        "store/sql/sqlite/exchange.sql",
         "WHERE job_id = :id AND token = :token AND runner = :owner",
         "WHERE job_id = :id AND runner = :owner",
         "a running attempt's output also overwrites that of the job's cancelled attempts",
@@ -98,7 +96,7 @@ MUTANTS: list[Mutant] = [
     ),
     Mutant(
         "sqlite-let-go-never",
-        SQLITE_SQL,
+        "store/sql/sqlite/settle.sql",
         "WHERE id = :id AND lease_owner = :owner AND token = :token AND state <> 'processing'",
         "WHERE id = :id AND lease_owner = :owner AND token = :token AND state = 'processing'",
         "a cancelled attempt whose processes are gone keeps its lease: its lock and slot forever",
@@ -106,7 +104,7 @@ MUTANTS: list[Mutant] = [
     ),
     Mutant(
         "sqlite-dying-of-dead-runner-kept",
-        SQLITE_SQL,
+        "store/sql/sqlite/maintenance.sql",
         "  AND (lease_owner IN (SELECT value FROM json_each(:owners))\n",
         "  AND (0\n",
         "a dead runner's cancelled attempts hold their lock and slot until their lease runs out",
@@ -114,7 +112,7 @@ MUTANTS: list[Mutant] = [
     ),
     Mutant(
         "sqlite-requeue-beside-dying",
-        SQLITE_SQL,
+        "store/sql/sqlite/actions.sql",
         "waiting_on = again.value + (lease_owner IS NOT NULL)",
         "waiting_on = again.value + 0",
         "a cancelled job run again starts while its cancelled attempt's processes still live",
@@ -122,7 +120,7 @@ MUTANTS: list[Mutant] = [
     ),
     Mutant(
         "sqlite-bulk-past-its-start",
-        SQLITE_SQL,
+        "store/sql/sqlite/actions.sql",
         "WHERE state = :state AND seq > :after AND seq <= :upto\n",
         "WHERE state = :state AND seq > :after\n",
         "a bulk cancel also cancels the jobs enqueued while it runs",
@@ -138,7 +136,7 @@ MUTANTS: list[Mutant] = [
     ),
     Mutant(
         "sqlite-promote-a-second-late",
-        SQLITE_SQL,
+        "store/sql/sqlite/exchange.sql",
         "WHERE scheduled = 1 AND state IN ('pending', 'failed') AND run_at <= ?",
         "WHERE scheduled = 1 AND state IN ('pending', 'failed') AND run_at + 1000 <= ?",
         "a delayed job becomes due a second after its run_at",
@@ -146,7 +144,7 @@ MUTANTS: list[Mutant] = [
     ),
     Mutant(
         "sqlite-release-keeps-the-attempt",
-        SQLITE_SQL,
+        "store/sql/sqlite/exchange.sql",
         "SET state = 'pending', attempts = attempts - 1, lease_owner = NULL",
         "SET state = 'pending', attempts = attempts, lease_owner = NULL",
         "a job given back by a stopping runner uses up an attempt",
@@ -154,7 +152,7 @@ MUTANTS: list[Mutant] = [
     ),
     Mutant(
         "sqlite-concurrency-one-over",
-        SQLITE_SQL,
+        "store/sql/sqlite/flowcontrol.sql",
         "            :want, limits.concurrency - (",
         "            :want, limits.concurrency + 1 - (",
         "a concurrency-limited queue runs one job more than its limit",
@@ -162,7 +160,7 @@ MUTANTS: list[Mutant] = [
     ),
     Mutant(
         "sqlite-lock-held-by-pending",
-        SQLITE_SQL,
+        "store/sql/sqlite/flowcontrol.sql",
         "WHERE lock_key IN (SELECT value FROM json_each(:keys)) AND lease_owner IS NOT NULL",
         "WHERE lock_key IN (SELECT value FROM json_each(:keys)) AND lease_owner IS NULL",
         "a lock counts as held by a job without a lease, not a running one (two holders at once)",
@@ -170,7 +168,7 @@ MUTANTS: list[Mutant] = [
     ),
     Mutant(
         "sqlite-rate-prunes-the-window",
-        SQLITE_SQL,
+        "store/sql/sqlite/flowcontrol.sql",
         "DELETE FROM queue_starts WHERE queue = :queue AND started_at <= :since",
         "DELETE FROM queue_starts WHERE queue = :queue AND started_at <= :since + 60000",
         "the rate limit forgets starts still inside its window",
@@ -178,7 +176,7 @@ MUTANTS: list[Mutant] = [
     ),
     Mutant(
         "sqlite-expire-any-state",
-        SQLITE_SQL,
+        "store/sql/sqlite/actions.sql",
         "      AND +state IN (SELECT value FROM json_each(:states)) AND lease_owner IS NULL\n",
         "      AND lease_owner IS NULL\n",
         "retention deletes jobs of any state that ever finished (failed jobs awaiting a retry)",
@@ -186,7 +184,7 @@ MUTANTS: list[Mutant] = [
     ),
     Mutant(
         "sqlite-housekeeping-never-expired",
-        SQLITE_SQL,
+        "store/sql/sqlite/maintenance.sql",
         "            WHERE state = 'processing' AND lease_expires_at < :now\n"
         "              AND lease_owner <> :owner)\n    OR EXISTS",
         "            WHERE state = 'processing' AND lease_expires_at < 0\n"
@@ -196,7 +194,7 @@ MUTANTS: list[Mutant] = [
     ),
     Mutant(
         "sqlite-requeue-waits-on-nothing",
-        SQLITE_SQL,
+        "store/sql/sqlite/actions.sql",
         "waiting_on = again.value + (lease_owner IS NOT NULL)",
         "waiting_on = 0 + (lease_owner IS NOT NULL)",
         "a job run again starts before its dependencies, pending again, complete",
@@ -205,7 +203,7 @@ MUTANTS: list[Mutant] = [
     # -- the PostgreSQL store's SQL
     Mutant(
         "pg-settle-unblocks-on-failure",
-        PG_SQL,
+        "store/sql/postgres/exchange.sql",
         "      AND EXISTS (SELECT 1 FROM settled WHERE state = 'completed')",
         "      AND EXISTS (SELECT 1 FROM settled WHERE state IN ('completed', 'failed'))",
         "a dependency that fails and will retry unblocks its dependants",
@@ -213,7 +211,7 @@ MUTANTS: list[Mutant] = [
     ),
     Mutant(
         "pg-claim-lowest-priority-first",
-        PG_SQL,
+        "store/sql/postgres/exchange.sql",
         "    ORDER BY priority DESC, run_at, seq\n    LIMIT %(want)s::bigint\n    FOR UPDATE SKIP LOCKED\n)",
         "    ORDER BY priority, run_at, seq\n    LIMIT %(want)s::bigint\n    FOR UPDATE SKIP LOCKED\n)",
         "the plain claim takes the lowest priority first",
@@ -221,7 +219,7 @@ MUTANTS: list[Mutant] = [
     ),
     Mutant(
         "pg-fence-ignores-owner",
-        PG_SQL,
+        "store/sql/postgres/settle.sql",
         "WHERE id = ANY(%s) AND state = 'processing' AND lease_owner = %s",
         "WHERE id = ANY(%s) AND state = 'processing' AND %s IS NOT NULL",
         "a settlement read is fenced by the job's state only, not by the runner holding it",
@@ -229,7 +227,7 @@ MUTANTS: list[Mutant] = [
     ),
     Mutant(
         "pg-expired-lease-inverted",
-        PG_SQL,
+        "store/sql/postgres/maintenance.sql",
         "WHERE state = 'processing' AND lease_expires_at < %(now)s::bigint\n"
         "  AND lease_owner <> ALL(%(exclude)s::text[])",
         "WHERE state = 'processing' AND lease_expires_at > %(now)s::bigint\n"
@@ -239,7 +237,7 @@ MUTANTS: list[Mutant] = [
     ),
     Mutant(
         "pg-unblock-by-one",
-        PG_SQL,
+        "store/sql/postgres/settle.sql",
         "UPDATE jobs SET waiting_on = jobs.waiting_on - done.n",
         "UPDATE jobs SET waiting_on = jobs.waiting_on - 1",
         "the general settlement path: dependants wait on one fewer however many completed",
@@ -247,7 +245,7 @@ MUTANTS: list[Mutant] = [
     ),
     Mutant(
         "pg-lock-held-by-pending",
-        PG_SQL,
+        "store/sql/postgres/flowcontrol.sql",
         "WHERE lock_key = ANY(%(keys)s::text[]) AND lease_owner IS NOT NULL",
         "WHERE lock_key = ANY(%(keys)s::text[]) AND lease_owner IS NULL",
         "a lock counts as held by a job without a lease, not a running one (two holders at once)",
@@ -255,17 +253,16 @@ MUTANTS: list[Mutant] = [
     ),
     Mutant(
         "pg-settle-ignores-token",
-        PG_SQL,
+        "store/sql/postgres/settle.sql",
         "WHERE id = %(id)s AND state = 'processing' AND lease_owner = %(owner)s\n"
-        "  AND token = %(token)s::bigint\n\n-- name: pg_settle_fenced",
-        "WHERE id = %(id)s AND state = 'processing' AND lease_owner = %(owner)s\n"
-        "\n-- name: pg_settle_fenced",
+        "  AND token = %(token)s::bigint\n\n-- name: let_go",
+        "WHERE id = %(id)s AND state = 'processing' AND lease_owner = %(owner)s\n\n-- name: let_go",
         "PostgreSQL's one-round-trip settlement takes a stale claim's result for the later one",
         (CLAIMS, "-k", "postgres"),
     ),
     Mutant(
         "pg-release-ignores-token",
-        PG_SQL,
+        "store/sql/postgres/exchange.sql",
         "    scheduled = false, updated_at = %(now)s::bigint\n"
         "WHERE id = %(id)s AND state = 'processing' AND lease_owner = %(owner)s\n"
         "  AND token = %(token)s::bigint",
@@ -276,7 +273,7 @@ MUTANTS: list[Mutant] = [
     ),
     Mutant(
         "pg-save-output-ignores-token",
-        PG_SQL,
+        "store/sql/postgres/exchange.sql",
         "WHERE job_id = %(id)s AND token = %(token)s::bigint AND runner = %(owner)s::text",
         "WHERE job_id = %(id)s AND runner = %(owner)s::text",
         "a running attempt's output also overwrites that of the job's cancelled attempts",
@@ -284,7 +281,7 @@ MUTANTS: list[Mutant] = [
     ),
     Mutant(
         "pg-let-go-keeps-waiting",
-        PG_SQL,
+        "store/sql/postgres/settle.sql",
         "    waiting_on = waiting_on - CASE WHEN state IN ('pending', 'failed') THEN 1 ELSE 0 END",
         "    waiting_on = waiting_on",
         "a job run again while its cancelled attempt died waits forever once that attempt is gone",
@@ -292,7 +289,7 @@ MUTANTS: list[Mutant] = [
     ),
     Mutant(
         "pg-dying-lease-never-expires",
-        PG_SQL,
+        "store/sql/postgres/maintenance.sql",
         "       OR lease_expires_at < %(now)s::bigint AND lease_owner <> ALL(%(exclude)s::text[]))\n"
         "FOR UPDATE SKIP LOCKED",
         "       OR lease_expires_at < 0 AND lease_owner <> ALL(%(exclude)s::text[]))\n"
@@ -302,7 +299,7 @@ MUTANTS: list[Mutant] = [
     ),
     Mutant(
         "pg-requeue-beside-dying",
-        PG_SQL,
+        "store/sql/postgres/actions.sql",
         "                 + CASE WHEN lease_owner IS NULL THEN 0 ELSE 1 END\n",
         "",
         "a cancelled job run again starts while its cancelled attempt's processes still live",
@@ -345,8 +342,8 @@ MUTANTS: list[Mutant] = [
     Mutant(
         "pg-fenced-out-reported-settled",
         "store/postgres.py",
-        "for o, s, cursor in settling if cursor.fetchone() is not None}",
-        "for o, s, cursor in settling if cursor.fetchone() is not None or True}",
+        "for job_id, cursor in settling if cursor.fetchone() is not None}",
+        "for job_id, cursor in settling if cursor.fetchone() is not None or True}",
         "PostgreSQL's one round trip reports a fenced-out outcome as settled",
         _contract("fenced_out", "late_writer", "cancelled_job_changes_nothing"),
     ),
@@ -361,7 +358,7 @@ MUTANTS: list[Mutant] = [
     # -- the store core
     Mutant(
         "core-insert-after-cancelled-waits",
-        "store/core.py",
+        "store/enqueue.py",
         "                if states[dep] in (DEAD, CANCELLED):\n                    cancelled_by",
         "                if states[dep] in (DEAD,):\n                    cancelled_by",
         "a job enqueued after a cancelled dependency is stored pending and waits forever",
@@ -369,7 +366,7 @@ MUTANTS: list[Mutant] = [
     ),
     Mutant(
         "core-insert-waits-on-nothing",
-        "store/core.py",
+        "store/enqueue.py",
         "waiting_on = sum(1 for dep in job.depends_on if states[dep] != COMPLETED)",
         "waiting_on = sum(1 for dep in job.depends_on if states[dep] == DEAD)",
         "a job enqueued after a pending dependency starts at once",
@@ -377,7 +374,7 @@ MUTANTS: list[Mutant] = [
     ),
     Mutant(
         "core-dead-does-not-cascade",
-        "store/core.py",
+        "store/settle.py",
         "            if settlement.state in (DEAD, CANCELLED):\n                cascaded +=",
         "            if settlement.state == CANCELLED:\n                cascaded +=",
         "a dependency that ends dead leaves its dependants waiting forever",
@@ -385,7 +382,7 @@ MUTANTS: list[Mutant] = [
     ),
     Mutant(
         "core-unblock-on-failure",
-        "store/core.py",
+        "store/settle.py",
         "o.job_id for o, s in decided if s.state == COMPLETED and o.job_id in with_dependants",
         "o.job_id for o, s in decided if s.state != DEAD and o.job_id in with_dependants",
         "a dependency that fails and will retry unblocks its dependants",
@@ -393,7 +390,7 @@ MUTANTS: list[Mutant] = [
     ),
     Mutant(
         "core-requeue-after-cancelled-dependency",
-        "store/core.py",
+        "store/actions.py",
         "            elif state in (DEAD, CANCELLED):\n                raise WrongStateError(",
         "            elif state in (DEAD,):\n                raise WrongStateError(",
         "a job requeued while its dependency is cancelled is pending and waits forever",
@@ -401,7 +398,7 @@ MUTANTS: list[Mutant] = [
     ),
     Mutant(
         "core-decide-ahead-through-dead",
-        "store/core.py",
+        "store/settle.py",
         "if len(decided) != len(outcomes) or any(s.state in (DEAD, CANCELLED) for _, s in decided):",
         "if len(decided) != len(outcomes):",
         "PostgreSQL's one-round-trip settlement takes a dead outcome: no cascade to dependants",
@@ -409,31 +406,31 @@ MUTANTS: list[Mutant] = [
     ),
     Mutant(
         "core-decide-ahead-with-hooks",
-        "store/core.py",
-        "        if outcomes and self._hooks(self._connection()):\n            return None",
+        "store/settle.py",
+        "        if self.hooks.any(self.db.connection()):\n            return None",
         "        if False:\n            return None",
         "PostgreSQL's one-round-trip settlement skips the hooks on completion",
         ("tests/store/test_hooks_store.py", "-k", "claims_rules"),
     ),
     Mutant(
         "core-reap-own-leases",
-        "store/core.py",
-        'expired = {"now": now, "exclude": self._list(exclude)}',
-        'expired = {"now": now, "exclude": self._list([])}',
+        "store/maintenance.py",
+        'expired = {"now": now, "exclude": self.db.array(exclude)}',
+        'expired = {"now": now, "exclude": self.db.array([])}',
         "a runner reaps its own expired leases (a clock step recovers its running jobs)",
         _contract("own_expired_leases"),
     ),
     Mutant(
         "core-heartbeat-lets-dying-expire",
-        "store/core.py",
-        '            conn.execute(self.q["renew_dying"], (until, owner))',
+        "store/maintenance.py",
+        '            conn.execute(self.db.q["renew_dying"], (until, owner))',
         "            pass",
         "a live runner's cancelled attempt loses its lease while it is killed: its lock is freed",
         (CLAIMS, "-k", "dead_runners_cancelled or renews"),
     ),
     Mutant(
         "core-cascade-one-level",
-        "store/core.py",
+        "store/settle.py",
         '            reached = {row["id"]: doomed[row["id"]] for row in rows}',
         "            reached = {}",
         "a dead dependency cancels its dependants but not theirs (they wait forever)",
@@ -441,7 +438,7 @@ MUTANTS: list[Mutant] = [
     ),
     Mutant(
         "core-bulk-cursor-skips",
-        "store/core.py",
+        "store/actions.py",
         'return [row["id"] for row in rows], int(rows[-1]["seq"]) if rows else after',
         'return [row["id"] for row in rows], int(rows[-1]["seq"]) + 1 if rows else after',
         "each batch of a bulk change skips the job after the last one it read",

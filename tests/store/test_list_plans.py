@@ -32,7 +32,7 @@ def skewed() -> Iterator[tuple[str, dict[str, str]]]:
     """A store whose oldest third is pending in queue `old`; the rest completed in `new`."""
     with fresh_database() as url:
         store = open_store(url)
-        queries = store.q  # type: ignore[attr-defined]
+        queries = store.db.q  # type: ignore[attr-defined]
         store.close()
         with psycopg.connect(url, autocommit=True) as conn:
             conn.execute(

@@ -8,14 +8,14 @@ from pathlib import Path
 from queuectl.models import new_job
 from queuectl.store import open_store
 from queuectl.store.queries import migrations
-from queuectl.store.sqlite import SQLiteStore, _statements
+from queuectl.store.sqlite import SQLiteDialect, _statements
 from tests.support.clock import FakeClock
 
 
 def test_a_version_1_sqlite_store_migrates_and_its_delayed_jobs_wait(tmp_path: Path) -> None:
     path = str(tmp_path / "old.db")
     clock = FakeClock()
-    old = SQLiteStore(path, clock)
+    old = SQLiteDialect(path, clock)
     conn = old.conn
     for statement in _statements(migrations("sqlite")[0][2]):
         conn.execute(statement)

@@ -1,4 +1,4 @@
-"""PostgreSQL-specific behaviour of PostgresStore: concurrent claims across processes,
+"""PostgreSQL-specific behaviour of the PostgreSQL store: concurrent claims across processes,
 LISTEN/NOTIFY wakeups, surviving broken connections and outages, and errors in our words."""
 
 from __future__ import annotations
@@ -126,7 +126,7 @@ def test_claim_takes_several_in_order_while_another_transaction_holds_some(store
         [new_job({"command": "true", "id": f"j{n}", "priority": n % 3}) for n in range(9)]
     )
     # Another session locks the best job: SKIP LOCKED takes the next ones instead of waiting.
-    with psycopg.connect(store.url, autocommit=True) as other, other.transaction():
+    with psycopg.connect(store.db.url, autocommit=True) as other, other.transaction():
         other.execute("SELECT 1 FROM jobs WHERE id = 'j8' FOR UPDATE")
         started = time.monotonic()
         claims = store.finish_and_claim("r1", [], 4, None, 30).claims
@@ -191,7 +191,7 @@ def test_a_terminated_backend_is_survived_by_the_next_call(store: Any) -> None:
         lambda: store.enqueue_many([new_job({"command": "true", "id": "b"})]),
         lambda: store.counts(),
     ):
-        terminate(store._conn().info.backend_pid)
+        terminate(store.db.connection().info.backend_pid)
         call()
     assert store.get("a").state == "processing"
     assert store.get("b") is not None
@@ -282,7 +282,7 @@ def test_outcome_settled_across_a_reconnect_is_fenced(store: Any) -> None:
     (claim,) = store.finish_and_claim("r1", [], 1, None, 30).claims
     done = Outcome("a", claim.attempt, 0, None, 0, token=claim.token)
     settled = store.finish_and_claim("r1", [done], 0, None, 30).settled
-    terminate(store._conn().info.backend_pid)
+    terminate(store.db.connection().info.backend_pid)
     again = store.finish_and_claim("r1", [done], 0, None, 30).settled
     assert (settled["a"].state, again) == ("completed", {})
 
@@ -357,10 +357,12 @@ def test_output_is_bytes_and_describe_hides_the_password(store: Any) -> None:
     assert store.output("a").data == bytes(range(256))
     described = store.describe()
     assert (described["kind"], described["schema_version"]) == ("postgres", NEWEST)
-    from queuectl.store.postgres import _redact
+    from queuectl.urls import redact_url
 
-    assert _redact("postgresql://u:secret@h:5/db") == "postgresql://u:***@h:5/db"
-    assert _redact("postgresql://h/db?password=secret&x=1") == "postgresql://h/db?password=***&x=1"
+    assert redact_url("postgresql://u:secret@h:5/db") == "postgresql://u:***@h:5/db"
+    assert (
+        redact_url("postgresql://h/db?password=secret&x=1") == "postgresql://h/db?password=***&x=1"
+    )
 
 
 def test_the_cli_does_not_load_psycopg_for_sqlite(tmp_path: Any) -> None:
@@ -381,7 +383,7 @@ def test_a_bulk_enqueue_sends_one_notification(store: Any, url: str, tmp_path: A
     listener = psycopg.connect(url, autocommit=True)
     listener.execute("LISTEN queuectl_wakeup")
     trace = tmp_path / "trace"
-    conn = store._conn()
+    conn = store.db.connection()
     conn.prepare_threshold = None  # each statement's text in the trace, none prepared by name
     with trace.open("w") as sink:
         conn.pgconn.trace(sink.fileno())

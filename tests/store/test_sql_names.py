@@ -17,8 +17,8 @@ def shared(dialect: str) -> set[str]:
 
 def test_both_dialects_define_the_same_names() -> None:
     sqlite, postgres = shared("sqlite"), shared("postgres")
-    assert sorted(sqlite - postgres) == [], "defined in sqlite.sql only"
-    assert sorted(postgres - sqlite) == [], "defined in postgres.sql only"
+    assert sorted(sqlite - postgres) == [], "defined in sql/sqlite/ only"
+    assert sorted(postgres - sqlite) == [], "defined in sql/postgres/ only"
 
 
 def test_no_dialect_uses_the_other_ones_prefix() -> None:

@@ -127,6 +127,7 @@ class Supervisor:
     def run(self) -> int:
         """Serve until stopped; 0 after a graceful stop."""
         self.store = open_store(self.target, durable=False)
+        self.ledger = self.store.ledger()  # what this runner's claims hold between exchanges
         self.config = self.store.config()
         listener = self.store.listener(self.id)
         wake_r, wake_w = os.pipe()
@@ -426,7 +427,7 @@ class Supervisor:
         """Write results and claim new jobs, in one transaction."""
         while self.unreleased:
             job_id, token = self.unreleased[0]
-            self.store.release(self.id, job_id, token)
+            self.store.release(self.id, job_id, token, self.ledger)
             self.unreleased.pop(0)
             self.log("released", f"released {job_id}: back to pending", job=job_id)
         outcomes = self.unsent
@@ -436,7 +437,7 @@ class Supervisor:
         if not outcomes and not want:
             return
         exchange = self.store.finish_and_claim(
-            self.id, outcomes, want, self.queues, float(self.config["lease_seconds"])
+            self.id, outcomes, want, self.queues, float(self.config["lease_seconds"]), self.ledger
         )
         self.unsent = []
         for outcome in outcomes:
@@ -639,7 +640,7 @@ class Supervisor:
         known = {(o.job_id, o.token) for o in self.unsent} | set(self.unreleased)
         for job_id, token in owned.items():
             if (job_id, token) not in self.running and (job_id, token) not in known:
-                self.store.release(self.id, job_id, token)
+                self.store.release(self.id, job_id, token, self.ledger)
                 self.log(
                     "orphan",
                     f"released {job_id}: leased to this runner but never started",

@@ -1,5 +1,6 @@
 """The PostgreSQL dialect: runners on several hosts share one queue; wakeups over LISTEN/NOTIFY.
-The queue's flows live in store/core.py.
+The queue's flows are written once over it (see store/dialect.py); it adds the exchange in one
+round trip (`settle_and_claim_at_once`).
 
 Claims use `FOR UPDATE SKIP LOCKED`, so concurrent claimers take different jobs without
 waiting on each other. Instants are epoch milliseconds on the database server's clock.
@@ -18,7 +19,6 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, TypeVar
-from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 from psycopg import errors as pg_errors
@@ -26,11 +26,12 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
-from queuectl import lifecycle
 from queuectl.clock import Clock
 from queuectl.errors import InvalidInputError, NewerSchemaError, QueuectlError, StoreError
-from queuectl.store.core import SQLStore
+from queuectl.store.dialect import AtOnce, Dialect
 from queuectl.store.queries import migrations, newest_migration
+from queuectl.store.rows import INSERT_COLUMNS, JSON_COLUMNS, JobRow
+from queuectl.urls import redact_url
 
 T = TypeVar("T")
 #: How long the methods a runner calls keep retrying while the server is unreachable. Short:
@@ -40,9 +41,9 @@ RUNNER_RETRY_S = 1.0
 #: Deadlocks and serialisation failures roll the whole transaction back; it is run again.
 CONFLICT_RETRIES = 5
 CLOCK_RESYNC_S = 60.0
-#: The JSONB columns of an `insert_jobs` row (depends_on, no_retry_exit_codes, env): COPY's
-#: text for them is their JSON, which a bulk enqueue writes without the Jsonb dumper.
-COPY_JSON_COLUMNS = (8, 10, 13)
+#: Where a JobRow holds its JSONB columns: COPY's text for them is their JSON, which a bulk
+#: enqueue writes without the Jsonb dumper.
+COPY_JSON_COLUMNS = tuple(INSERT_COLUMNS.index(name) for name in JSON_COLUMNS)
 _CONFLICTS = (
     pg_errors.DeadlockDetected,
     pg_errors.SerializationFailure,
@@ -102,11 +103,12 @@ class DatabaseClock:
         self._next_sync = after + CLOCK_RESYNC_S
 
 
-class PostgresStore(SQLStore):
-    """The Store on one PostgreSQL database."""
+class PostgresDialect(Dialect):
+    """One PostgreSQL database."""
 
     kind = "postgres"
     unique_violation = pg_errors.UniqueViolation
+    placeholder = "%s"
 
     def __init__(self, url: str, clock: Clock | None = None) -> None:
         # The server's clock for real time; an injected clock (tests) is used as is.
@@ -123,6 +125,7 @@ class PostgresStore(SQLStore):
         self._lock = threading.Lock()
         self._connections: list[psycopg.Connection[Any]] = []
         self._listeners: list[PostgresListener] = []
+        self.at_once = self.settle_and_claim_at_once
 
     # -- connections and transactions
 
@@ -198,9 +201,9 @@ class PostgresStore(SQLStore):
                 conn.close()
         self._local.conn = None
 
-    # -- what the core needs
+    # -- what the flows need
 
-    def _attempt(self, call: Callable[[], T], runner: bool, replayable: bool) -> T:
+    def attempt(self, call: Callable[[], T], runner: bool, replayable: bool) -> T:
         """Driver errors stop here: a conflict is retried, a broken connection is reopened once
         (or, for a runner, for RUNNER_RETRY_S with backoff), anything else becomes a StoreError.
 
@@ -262,60 +265,56 @@ class PostgresStore(SQLStore):
             time.sleep(min(delay, deadline - now))
             delay = min(delay * 2, 2.0)
 
-    def _connection(self) -> psycopg.Connection[Any]:
+    def connection(self) -> psycopg.Connection[Any]:
         return self._conn()
 
-    def _transaction(self) -> Any:
+    def transaction(self) -> Any:
         return self._tx()
 
-    def _many(
+    def many(
         self,
         conn: psycopg.Connection[Any],
         name: str,
-        rows: Sequence[Sequence[Any] | dict[str, Any]],
+        params: Sequence[Sequence[Any] | dict[str, Any]],
     ) -> None:
-        if len(rows) == 1:
-            conn.execute(self.q[name], rows[0])
-        elif rows:
+        if len(params) == 1:
+            conn.execute(self.q[name], params[0])
+        elif params:
             with conn.cursor() as cursor:  # executemany pipelines: one round trip for many
-                cursor.executemany(self.q[name], rows)
+                cursor.executemany(self.q[name], params)
 
-    def _insert_jobs(self, conn: psycopg.Connection[Any], rows: Sequence[Sequence[Any]]) -> None:
-        if len(rows) == 1:  # an INSERT is one round trip, a COPY two
-            conn.execute(self.q["insert_jobs"], rows[0])
+    def insert_jobs(self, conn: psycopg.Connection[Any], jobs: Sequence[JobRow]) -> None:
+        if len(jobs) == 1:  # an INSERT is one round trip, a COPY two
+            conn.execute(self.q["insert_jobs"], jobs[0])
             return
         with conn.cursor() as cursor, cursor.copy(self.q["pg_copy_jobs"]) as copy:
-            for row in rows:
+            for row in jobs:
                 values = list(row)
                 for column in COPY_JSON_COLUMNS:
                     values[column] = _json_text(values[column].obj)
                 copy.write_row(values)
 
-    def _count_inserted(
+    def count_inserted(
         self, conn: psycopg.Connection[Any], counts: dict[tuple[str, str], int]
     ) -> None:
         pass  # the counters' statement trigger (migration 0004) sees every insert
 
-    def _count_inserted_ids(self, conn: psycopg.Connection[Any], ids: Sequence[str]) -> None:
+    def count_inserted_ids(self, conn: psycopg.Connection[Any], ids: Sequence[str]) -> None:
         pass  # as above
 
-    def _list(self, values: Sequence[Any]) -> list[Any]:
+    def array(self, values: Sequence[Any]) -> list[Any]:
         return list(values)
 
-    def _json(self, value: Any) -> Jsonb:
+    def json(self, value: Any) -> Jsonb:
         return Jsonb(value)
 
-    def _from_json(self, value: Any) -> Any:
+    def from_json(self, value: Any) -> Any:
         return value
 
-    settles_at_once = True
-
-    def _settle_and_claim_at_once(
-        self,
-        owner: str,
-        decided: Sequence[tuple[lifecycle.Outcome, lifecycle.Settlement]],
-        params: dict[str, Any],
-    ) -> tuple[dict[str, lifecycle.Settlement], list[Any], int | None, bool]:
+    def settle_and_claim_at_once(
+        self, settle: Sequence[dict[str, Any]], params: dict[str, Any], counted: list[str] | None
+    ) -> AtOnce:
+        """The exchange in one round trip (see dialect.SettleAtOnce)."""
         # Pipelined: BEGIN, every statement and COMMIT leave together and the answers come back
         # together, one round trip where waiting for each answer took eight or more. Nothing
         # sent depends on an answer: settlements were decided ahead, the attempts claimed
@@ -323,28 +322,11 @@ class PostgresStore(SQLStore):
         # queues the last flow claim found limited, locked by the statement before it (their
         # limits are rechecked, and the limits found decide whether the general claim runs).
         now = params["now"]
-        counted = self._counted
-        finished_at = self._finished_at(now)
         conn = self._conn()
         self._local.committing = True  # from here a lost connection leaves the outcome unknown
         with conn.pipeline(), conn.transaction():
             settling = [
-                (
-                    outcome,
-                    settlement,
-                    conn.execute(
-                        self.q["pg_settle_fenced"],
-                        {
-                            **lifecycle.settle_params(
-                                outcome, settlement, owner, now, finished_at(outcome)
-                            ),
-                            "error": settlement.last_error,  # finish_attempt's name for it
-                            "output": outcome.output,
-                            "dropped": None if outcome.output is None else outcome.output_dropped,
-                        },
-                    ),
-                )
-                for outcome, settlement in decided
+                (row["id"], conn.execute(self.q["pg_settle_fenced"], row)) for row in settle
             ]
             claimed = due = limits = None
             if params["want"] > 0:
@@ -352,35 +334,31 @@ class PostgresStore(SQLStore):
                 if counted is None:
                     claimed = conn.execute(self.q["pg_claim_started"], params)
                 else:
-                    flow = {**params, "names": self._list(counted)}
+                    flow = {**params, "names": self.array(counted)}
                     limits = conn.execute(self.q["flow_lock_queues"], flow)
                     claimed = conn.execute(self.q["pg_flow_claim_started"], flow)
                 due = conn.execute(self.q["next_due"], (now,))
         self._local.committing = False
-        settled = {o.job_id: s for o, s, cursor in settling if cursor.fetchone() is not None}
+        settled = {job_id for job_id, cursor in settling if cursor.fetchone() is not None}
         answer = [] if claimed is None else claimed.fetchall()
         next_due = None if due is None else _scalar(due)
         if limits is None:  # the plain claim takes nothing where flow control may apply
             held_back = bool(answer and answer[0]["held_back"])
             rows = [row for row in answer if row["id"] is not None]  # nulls: nothing claimed
-            return settled, rows, next_due, not rows and held_back
-        assert counted is not None
-        rows = answer
-        self._hold(rows, counted)
-        self._counted = self._counted_names(limits.fetchall())
-        return settled, rows, next_due, self._counted != counted
+            return AtOnce(settled, rows, next_due, held_back, None)
+        return AtOnce(settled, answer, next_due, False, limits.fetchall())
 
-    def _flow_may_apply(self, conn: psycopg.Connection[Any], params: dict[str, Any]) -> bool:
+    def flow_may_apply(self, conn: psycopg.Connection[Any], params: dict[str, Any]) -> bool:
         # A statement after the claim has a later snapshot than the claim's: a job with a lock
         # taken meanwhile by another runner would hide a job it held back here. So the plain
         # path always tries the flow claim; the one-round-trip path asks in the claim itself.
         return True
 
-    def _wake(self, conn: psycopg.Connection[Any]) -> None:
+    def wake(self, conn: psycopg.Connection[Any]) -> None:
         # Inside a transaction a NOTIFY is delivered at commit, and not at all on rollback.
         conn.execute(self.q["pg_notify"])
 
-    def _compact_counts(self, deltas: int | None = None) -> None:
+    def compact_counts(self, deltas: int | None = None) -> None:
         # Its own transaction, skipped while another session compacts: compaction only ever
         # contends with compaction, never with the claims and settlements appending deltas.
         if deltas is None:
@@ -397,7 +375,7 @@ class PostgresStore(SQLStore):
         """Bring the schema to the newest version under an advisory lock, so concurrent first
         uses are safe; refuse a database from a newer queuectl."""
         try:
-            return self._attempt(self._migrate, runner=False, replayable=True)
+            return self.attempt(self._migrate, runner=False, replayable=True)
         except QueuectlError:
             self.close()  # open_store drops a store it could not migrate
             raise
@@ -416,7 +394,7 @@ class PostgresStore(SQLStore):
             conn.execute(self.q["pg_create_schema_table"])
             version = int(_scalar(conn.execute(self.q["pg_schema_version"])))
             self._check_version(version, newest)
-            self._refuse_older_runners(conn, version)
+            self.refuse_older_runners(conn, version)
             for number, name, sql in known:
                 if number > version:
                     conn.execute(sql)
@@ -430,7 +408,7 @@ class PostgresStore(SQLStore):
                 f"{newest}); upgrade queuectl"
             )
 
-    def _refuse_newer_schema(self, conn: Any) -> None:
+    def refuse_newer_schema(self, conn: Any) -> None:
         # Every write of SQLite checks the version (its _write); here only a runner's heartbeat
         # does, a query every third of a lease.
         version = int(_scalar(conn.execute(self.q["pg_schema_version"])))
@@ -438,13 +416,13 @@ class PostgresStore(SQLStore):
 
     def verify(self) -> None:
         """Nothing to walk: the server guards its pages; this only proves it answers."""
-        self._attempt(lambda: _scalar(self._conn().execute(self.q["verify"])), False, True)
+        self.attempt(lambda: _scalar(self._conn().execute(self.q["verify"])), False, True)
 
     def describe(self) -> dict[str, Any]:
-        version = self._attempt(
+        version = self.attempt(
             lambda: _scalar(self._conn().execute(self.q["pg_schema_version"])), False, True
         )
-        return {"kind": self.kind, "target": _redact(self.url), "schema_version": int(version)}
+        return {"kind": self.kind, "target": redact_url(self.url), "schema_version": int(version)}
 
     # -- wakeups
 
@@ -464,7 +442,7 @@ class PostgresListener:
     `fileno()` never changes: a selector registers it once, across server restarts.
     """
 
-    def __init__(self, store: PostgresStore) -> None:
+    def __init__(self, store: PostgresDialect) -> None:
         self._store = store
         self._read_fd, self._write_fd = os.pipe()
         self._stop_read, self._stop_write = os.pipe()
@@ -584,16 +562,6 @@ def _reason(exc: BaseException) -> str:
     first = lines[0] if lines else type(exc).__name__
     first = re.sub(r"^(connection failed: )?(FATAL|ERROR):\s*", "", first)
     return first
-
-
-def _redact(url: str) -> str:
-    """The URL without its password."""
-    with contextlib.suppress(ValueError):
-        parts = urlsplit(url)
-        if parts.password is not None:
-            netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
-            url = urlunsplit(parts._replace(netloc=netloc))
-    return re.sub(r"(password=)[^&\s]*", r"\1***", url)
 
 
 def _json_text(value: Any) -> str:

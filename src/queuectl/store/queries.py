@@ -1,4 +1,5 @@
-"""Named SQL blocks (`-- name: claim`) from store/sql/<dialect>.sql, loaded once per dialect."""
+"""Named SQL blocks (`-- name: claim`) from store/sql/<dialect>/*.sql, loaded once per dialect,
+and the migrations."""
 
 from __future__ import annotations
 
@@ -12,16 +13,18 @@ _NAME = re.compile(r"^--\s*name:\s*([a-z_][a-z0-9_]*)\s*$", re.MULTILINE)
 
 @cache
 def load_queries(dialect: str) -> dict[str, str]:
-    """The named queries of one dialect, name -> SQL text."""
-    # A plain read: importlib.resources would cost the CLI's start-up ~10 ms of imports.
-    with open(os.path.join(HERE, "sql", f"{dialect}.sql"), encoding="utf-8") as handle:
-        text = handle.read()
-    parts = _NAME.split(text)
+    """The named queries of one dialect, from every file of store/sql/<dialect>/ (one a flow),
+    name -> SQL text."""
+    # A plain read: importlib.resources would cost the CLI's start-up its imports.
+    folder = os.path.join(HERE, "sql", dialect)
     queries: dict[str, str] = {}
-    for name, body in zip(parts[1::2], parts[2::2], strict=True):
-        if name in queries:
-            raise ValueError(f"{dialect}.sql defines {name!r} twice")
-        queries[name] = body.strip().rstrip(";")
+    for file in sorted(name for name in os.listdir(folder) if name.endswith(".sql")):
+        with open(os.path.join(folder, file), encoding="utf-8") as handle:
+            parts = _NAME.split(handle.read())
+        for name, body in zip(parts[1::2], parts[2::2], strict=True):
+            if name in queries:
+                raise ValueError(f"{dialect}/{file} defines {name!r} again")
+            queries[name] = body.strip().rstrip(";")
     return queries
 
 
@@ -43,7 +46,7 @@ def newest_migration(dialect: str) -> int:
 
 #: The first line of a migration that changes how jobs are claimed or settled, or what a runner
 #: must do when it settles them: a runner that does not know it would break the new rules, so
-#: it is not applied while one lives (see CoreStore._refuse_older_runners).
+#: it is not applied while one lives (see Dialect.refuse_older_runners).
 CHANGES_CLAIMS = "-- Changes claims:"
 
 

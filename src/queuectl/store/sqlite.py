@@ -1,5 +1,5 @@
 """The SQLite dialect: one file in WAL mode, short IMMEDIATE transactions, wakeups over Unix
-sockets. The queue's flows live in store/core.py.
+sockets. The queue's flows are written once over it (see store/dialect.py).
 
 Several processes share the file. Writers serialise on SQLite's write lock (`BEGIN IMMEDIATE`
 with a busy timeout, then a bounded retry), so a claim is atomic across processes. Each
@@ -24,14 +24,16 @@ from typing import Any, TypeVar
 from queuectl.clock import Clock, SystemClock
 from queuectl.errors import InvalidInputError, NewerSchemaError, StoreError
 from queuectl.store import lockholder
-from queuectl.store.core import SQLStore
+from queuectl.store.dialect import Dialect
 from queuectl.store.queries import migrations, newest_migration
+from queuectl.store.rows import PER_JOB_COLUMNS, JobRow
 from queuectl.store.wakeup import SocketWakeup
 
 T = TypeVar("T")
 BUSY_TIMEOUT_S = 10.0
 BUSY_RETRIES = 5
-#: Rows of one multi-row INSERT of a bulk enqueue (20 parameters each; SQLite allows 32,766).
+#: Rows of one multi-row INSERT of a bulk enqueue (a JobRow's parameters each; SQLite allows
+#: 32,766 in a statement).
 ROWS_PER_INSERT = 100
 #: Rows of one INSERT of rows that share all columns but id and command: 2 parameters each,
 #: 818 in all, within even the 999 of SQLite before 3.32. Larger statements gain nothing.
@@ -39,9 +41,11 @@ SHARED_ROWS_PER_INSERT = 400
 #: Fewer rows in a run that share those columns go in with the others, ROWS_PER_INSERT a
 #: statement: each other length of run is a statement to prepare.
 SHARED_RUN_MIN = 20
-#: All of an `insert_jobs` row but its id and command; its id and command.
-_SHARED_COLUMNS = operator.itemgetter(slice(2, None))
-_ID_AND_COMMAND = operator.itemgetter(0, 1)
+#: All of a JobRow but its id and command; its id and command.
+_PER_JOB = len(PER_JOB_COLUMNS)
+_SHARED_COLUMNS = operator.itemgetter(slice(_PER_JOB, None))
+_ID_AND_COMMAND = operator.itemgetter(*range(_PER_JOB))
+_PER_JOB_VALUES = ", (" + ", ".join("?" * _PER_JOB) + ")"
 
 
 def _translate(exc: sqlite3.Error, path: str) -> StoreError:
@@ -112,11 +116,12 @@ def _switch_to_wal(conn: sqlite3.Connection) -> None:
         delay = min(delay * 2, 0.1)
 
 
-class SQLiteStore(SQLStore):
-    """The Store on one SQLite file."""
+class SQLiteDialect(Dialect):
+    """One SQLite file."""
 
     kind = "sqlite"
     unique_violation = sqlite3.IntegrityError
+    placeholder = "?"
 
     def __init__(self, path: str, clock: Clock | None = None, durable: bool = True) -> None:
         super().__init__(clock or SystemClock())
@@ -225,9 +230,9 @@ class SQLiteStore(SQLStore):
             self._local.conn = None
         self._wakeup.close()
 
-    # -- what the core needs
+    # -- what the flows need
 
-    def _attempt(self, call: Callable[[], T], runner: bool, replayable: bool) -> T:
+    def attempt(self, call: Callable[[], T], runner: bool, replayable: bool) -> T:
         """Driver errors stop here: a lock becomes a bounded retry, anything else a StoreError.
         A runner's calls first check that the file is still the one it opened."""
         for attempt in range(BUSY_RETRIES + 1):
@@ -249,23 +254,23 @@ class SQLiteStore(SQLStore):
                 ) from None
         raise AssertionError("unreachable")
 
-    def _connection(self) -> sqlite3.Connection:
+    def connection(self) -> sqlite3.Connection:
         return self.conn
 
-    def _transaction(self) -> Any:
+    def transaction(self) -> Any:
         return self._write()
 
-    def _many(
-        self, conn: sqlite3.Connection, name: str, rows: Sequence[Sequence[Any] | dict[str, Any]]
+    def many(
+        self, conn: sqlite3.Connection, name: str, params: Sequence[Sequence[Any] | dict[str, Any]]
     ) -> None:
-        conn.executemany(self.q[name], rows)
+        conn.executemany(self.q[name], params)
 
-    def _insert_jobs(self, conn: sqlite3.Connection, rows: Sequence[Sequence[Any]]) -> None:
+    def insert_jobs(self, conn: sqlite3.Connection, jobs: Sequence[JobRow]) -> None:
         # Running a statement, and binding a parameter, each cost about what storing a value
         # does: rows go in many a statement, and a run of rows that differ only in id and
         # command (a bulk enqueue's usual jobs) binds their other columns once.
         mixed: list[Sequence[Any]] = []
-        for shared, run in itertools.groupby(rows, _SHARED_COLUMNS):
+        for shared, run in itertools.groupby(jobs, _SHARED_COLUMNS):
             same = list(run)
             if len(same) < SHARED_RUN_MIN:
                 mixed += same
@@ -273,18 +278,18 @@ class SQLiteStore(SQLStore):
             self._insert_rows(conn, mixed)
             mixed = []
             pairs = list(itertools.chain.from_iterable(map(_ID_AND_COMMAND, same)))
-            whole = len(pairs) - len(pairs) % (2 * SHARED_ROWS_PER_INSERT)
+            whole = len(pairs) - len(pairs) % (_PER_JOB * SHARED_ROWS_PER_INSERT)
             if whole:
                 conn.executemany(
                     self._insert_shared(SHARED_ROWS_PER_INSERT),
                     [
-                        (*shared, *pairs[i : i + 2 * SHARED_ROWS_PER_INSERT])
-                        for i in range(0, whole, 2 * SHARED_ROWS_PER_INSERT)
+                        (*shared, *pairs[i : i + _PER_JOB * SHARED_ROWS_PER_INSERT])
+                        for i in range(0, whole, _PER_JOB * SHARED_ROWS_PER_INSERT)
                     ],
                 )
             if whole < len(pairs):
                 rest = pairs[whole:]
-                conn.execute(self._insert_shared(len(rest) // 2), (*shared, *rest))
+                conn.execute(self._insert_shared(len(rest) // _PER_JOB), (*shared, *rest))
         self._insert_rows(conn, mixed)
 
     def _insert_rows(self, conn: sqlite3.Connection, rows: Sequence[Sequence[Any]]) -> None:
@@ -312,37 +317,43 @@ class SQLiteStore(SQLStore):
         """`sqlite_insert_jobs_shared` for this many rows."""
         sql = self.q["sqlite_insert_jobs_shared"]
         end = sql.rindex(")")  # the VALUES list's
-        return sql[:end] + ", (?, ?)" * (rows - 1) + sql[end:]
+        return sql[:end] + _PER_JOB_VALUES * (rows - 1) + sql[end:]
 
-    def _count_inserted(self, conn: sqlite3.Connection, counts: dict[tuple[str, str], int]) -> None:
+    def count_inserted(self, conn: sqlite3.Connection, counts: dict[tuple[str, str], int]) -> None:
         rows = [(*key, n) for key, n in counts.items()]
         conn.executemany(self.q["sqlite_count_inserted"], rows)
         conn.executemany(self.q["sqlite_count_enqueued"], rows)
 
-    def _count_inserted_ids(self, conn: sqlite3.Connection, ids: Sequence[str]) -> None:
-        inserted = (self._list(ids),)
+    def count_inserted_ids(self, conn: sqlite3.Connection, ids: Sequence[str]) -> None:
+        inserted = (self.array(ids),)
         conn.execute(self.q["sqlite_count_inserted_ids"], inserted)
         conn.execute(self.q["sqlite_count_enqueued_ids"], inserted)
 
-    def _list(self, values: Sequence[Any]) -> str:
+    def array(self, values: Sequence[Any]) -> str:
         return json.dumps(list(values))
 
-    def _json(self, value: Any) -> str:
+    def json(self, value: Any) -> str:
         if value == [] or value == {}:  # the common empty field, without a call into json
             return "[]" if isinstance(value, list) else "{}"
         return json.dumps(value)
 
-    def _from_json(self, value: Any) -> Any:
+    def from_json(self, value: Any) -> Any:
         return json.loads(value)
 
-    def _wake(self, conn: sqlite3.Connection) -> None:
+    def wake(self, conn: sqlite3.Connection) -> None:
         self._local.wake = True
+
+    def refuse_newer_schema(self, conn: sqlite3.Connection) -> None:
+        pass  # every write checks it already (_write)
+
+    def compact_counts(self, deltas: int | None = None) -> None:
+        pass  # with one writer, the counters are updated in place: no deltas pile up
 
     # -- schema
 
     def migrate(self) -> int:
         """Bring the schema to the newest version; refuse a file from a newer queuectl."""
-        return self._attempt(self._migrate, runner=False, replayable=True)
+        return self.attempt(self._migrate, runner=False, replayable=True)
 
     def _migrate(self) -> int:
         newest = newest_migration("sqlite")
@@ -355,7 +366,7 @@ class SQLiteStore(SQLStore):
         # first and upgrading to a write would deadlock, which no busy timeout resolves.)
         with self._write() as conn:
             version = self._schema_version()
-            self._refuse_older_runners(conn, version)
+            self.refuse_older_runners(conn, version)
             for number, _name, sql in migrations("sqlite"):
                 if number > version:
                     for statement in _statements(sql):
@@ -376,14 +387,14 @@ class SQLiteStore(SQLStore):
 
     def verify(self) -> None:
         """Check the whole file's structure; StoreError names the first problem."""
-        rows = self._attempt(lambda: self.conn.execute(self.q["verify"]).fetchall(), False, True)
+        rows = self.attempt(lambda: self.conn.execute(self.q["verify"]).fetchall(), False, True)
         problems = [str(row[0]) for row in rows]
         if problems != ["ok"]:
             first = " ".join(problems[0].replace("***", "").split("\n", 2)[:2]).strip()
             raise StoreError(f"{self.path}: the database is corrupt ({first}); restore a backup")
 
     def describe(self) -> dict[str, Any]:
-        version = self._attempt(self._schema_version, False, True)
+        version = self.attempt(self._schema_version, False, True)
         return {"kind": self.kind, "target": self.path, "schema_version": version}
 
     # -- wakeups

@@ -1,0 +1,316 @@
+"""Lifecycle actions on stored jobs: cancel, requeue, purge, one at a time or in batches a
+transaction each."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from queuectl.errors import ConflictError, NotFoundError, WrongStateError
+from queuectl.models import (
+    CANCELLABLE_STATES,
+    CANCELLED,
+    COMPLETED,
+    DEAD,
+    PENDING,
+    PROCESSING,
+    Job,
+)
+from queuectl.store import rows as rows_
+from queuectl.store.dialect import Dialect, Flow, operation
+from queuectl.store.enqueue import Enqueue
+from queuectl.store.hooks import Hooks
+from queuectl.store.records import BULK_BATCH
+from queuectl.store.settle import Settle
+
+
+class Actions(Flow):
+    """Cancel, requeue and purge."""
+
+    def __init__(self, db: Dialect, enqueue: Enqueue, settle: Settle, hooks: Hooks) -> None:
+        super().__init__(db)
+        self.enqueue, self.settle, self.hooks = enqueue, settle, hooks
+
+    @operation(replayable=False)
+    def cancel(self, job_ids: Sequence[str]) -> list[Job]:
+        now = self.db.now()
+        with self.db.transaction() as conn:
+            locked = conn.execute(self.db.q["locked_jobs"], (self.db.array(job_ids),)).fetchall()
+            rows = {row["id"]: row for row in locked}
+            for job_id in job_ids:  # all or nothing
+                if job_id not in rows:
+                    raise NotFoundError(f"no job {job_id!r}")
+                _check_cancellable(job_id, rows[job_id]["state"])
+            cancelled, _ = self._cancel_rows(conn, locked, now)
+        return [
+            rows_.job(rows[job_id], self.db.from_json)
+            for job_id in dict.fromkeys(job_ids)
+            if job_id in cancelled
+        ]
+
+    def cancel_all(
+        self,
+        queue: str | None = None,
+        batch: int = BULK_BATCH,
+        progress: Callable[[int], None] | None = None,
+    ) -> int:
+        return self._bulk(sorted(CANCELLABLE_STATES), queue, batch, self._cancel_batch, progress)
+
+    @operation()
+    def _cancel_batch(
+        self, state: str, queue: str | None, after: int, upto: int, batch: int
+    ) -> tuple[int, int, int]:
+        """One batch of cancel_all, in a transaction of its own (see _bulk)."""
+        now = self.db.now()
+        with self.db.transaction() as conn:
+            ids, after = self._bulk_ids(conn, state, queue, after, upto, batch)
+            if not ids:
+                return 0, after, 0
+            locked = conn.execute(self.db.q["locked_jobs"], (self.db.array(ids),)).fetchall()
+            rows = [row for row in locked if row["state"] in CANCELLABLE_STATES]
+            cancelled, cascaded = self._cancel_rows(conn, rows, now)
+        return len(ids), after, len(cancelled) + cascaded
+
+    def _cancel_rows(self, conn: Any, rows: Sequence[Any], now: int) -> tuple[set[str], int]:
+        """Cancel the jobs of these `locked_jobs` rows (in a state that may be cancelled), then
+        their dependants, and fire the hooks; the ids cancelled, and how many dependants were
+        cancelled with them. Jobs that are not running are cancelled in one statement."""
+        waiting = [row["id"] for row in rows if row["state"] != PROCESSING]
+        cancelled: set[str] = set()
+        if waiting:
+            params = {"ids": self.db.array(waiting), "now": now}
+            cancelled.update(r["id"] for r in conn.execute(self.db.q["cancel_waiting"], params))
+        for row in rows:  # running ones: a few at most, one per busy worker
+            job_id = row["id"]
+            if row["state"] != PROCESSING:
+                continue
+            if conn.execute(self.db.q["cancel_job"], {"id": job_id, "now": now}).rowcount:
+                conn.execute(self.db.q["close_attempt"], {"id": job_id, "now": now})
+                cancelled.add(job_id)
+        if not cancelled:
+            return cancelled, 0
+        cascaded = self.settle.cascade(conn, cancelled, CANCELLED, now)
+        if self.hooks.any(conn):
+            self.hooks.fire_cancelled(
+                conn, [r for r in rows if r["id"] in cancelled], cascaded, now
+            )
+        self.db.wake(conn)  # runners kill what was cancelled
+        return cancelled, len(cascaded)
+
+    @operation(replayable=False)
+    def requeue(
+        self,
+        job_ids: Sequence[str] | None,
+        states: Sequence[str],
+        queue: str | None = None,
+        batch: int = BULK_BATCH,
+        progress: Callable[[int], None] | None = None,
+    ) -> list[str]:
+        if job_ids is None:
+            done: list[str] = []
+
+            def step(
+                state: str, queue: str | None, after: int, upto: int, batch: int
+            ) -> tuple[int, int, int]:
+                found, after, requeued = self._requeue_batch(
+                    states, state, queue, after, upto, batch
+                )
+                done.extend(requeued)
+                return found, after, len(requeued)
+
+            self._bulk(states, queue, batch, step, progress)
+            return done
+        with self.db.transaction() as conn:
+            found = {job.id: job for job in self.enqueue.jobs_by_ids(conn, job_ids)}
+            for job_id in job_ids:
+                if job_id not in found:
+                    raise NotFoundError(f"no job {job_id!r}")
+                if found[job_id].state not in states:
+                    raise WrongStateError(
+                        f"job {job_id!r} is {found[job_id].state}, not {' or '.join(states)}"
+                    )
+            return self._requeue_jobs(conn, [found[i] for i in dict.fromkeys(job_ids)], states)
+
+    @operation(replayable=False)
+    def _requeue_batch(
+        self,
+        states: Sequence[str],
+        state: str,
+        queue: str | None,
+        after: int,
+        upto: int,
+        batch: int,
+    ) -> tuple[int, int, list[str]]:
+        """One batch of a bulk requeue, in a transaction of its own (see _bulk)."""
+        with self.db.transaction() as conn:
+            ids, after = self._bulk_ids(conn, state, queue, after, upto, batch)
+            if not ids:
+                return 0, after, []
+            jobs = [job for job in self.enqueue.jobs_by_ids(conn, ids) if job.state in states]
+            return len(ids), after, self._requeue_jobs(conn, jobs, states, named=False)
+
+    def _requeue_jobs(
+        self, conn: Any, jobs: Sequence[Job], states: Sequence[str], named: bool = True
+    ) -> list[str]:
+        """Requeue these jobs (read in this transaction) in one statement; the ids requeued, in
+        their order. Named ones must all be (each was in `states`): one requeued by someone else
+        since is refused, as is one whose unique_key an active job holds or with a dependency
+        dead or cancelled (not run again with it). A bulk change leaves those dead instead (the
+        first of two dead jobs of one key runs again), and goes on."""
+        stuck: set[str] = set()
+        waiting = self._requeue_waiting(conn, jobs, None if named else stuck)
+        if stuck:  # left dead, so are the jobs of this batch that depend on them
+            kept = [job for job in jobs if job.id not in stuck]
+            return self._requeue_jobs(conn, kept, states, named) if kept else []
+        params = {"now": self.db.now(), "states": self.db.array(states)}
+        wanted = {job.id: waiting.get(job.id, 0) for job in jobs}
+        conn.execute(self.db.q["savepoint"])
+        try:
+            rows = conn.execute(self.db.q["requeue"], {**params, "jobs": self.db.json(wanted)})
+            changed = {row["id"] for row in rows.fetchall()}
+        except self.db.unique_violation:
+            conn.execute(self.db.q["rollback_savepoint"])
+            refused: set[str] = set()
+            for job_id, count in wanted.items():  # which ones, one after the other
+                conn.execute(self.db.q["savepoint"])
+                try:
+                    conn.execute(
+                        self.db.q["requeue"], {**params, "jobs": self.db.json({job_id: count})}
+                    )
+                except self.db.unique_violation:
+                    conn.execute(self.db.q["rollback_savepoint"])
+                    if named:
+                        raise ConflictError(
+                            f"job {job_id!r} cannot run again: an active job holds its unique_key"
+                        ) from None
+                    refused.add(job_id)
+                conn.execute(self.db.q["release_savepoint"])
+            conn.execute(self.db.q["rollback_savepoint"])  # the rest again, counted without those
+            conn.execute(self.db.q["release_savepoint"])
+            if not refused:
+                raise  # refused as a whole, yet each alone was not: cannot happen with one writer
+            kept = [job for job in jobs if job.id not in refused]
+            return self._requeue_jobs(conn, kept, states, named) if kept else []
+        conn.execute(self.db.q["release_savepoint"])
+        if named:
+            for job in jobs:  # requeued by someone else since we looked
+                if job.id not in changed:
+                    raise WrongStateError(f"job {job.id!r} is no longer {' or '.join(states)}")
+        if changed:
+            self.db.wake(conn)
+        return [job.id for job in jobs if job.id in changed]
+
+    def _requeue_waiting(
+        self, conn: Any, jobs: Sequence[Job], stuck: set[str] | None = None
+    ) -> dict[str, int]:
+        """How many dependencies each job run again waits on: those not completed, counted
+        afresh (what was counted when it was cancelled may be stale), the jobs run again with
+        it counting as pending. Only the dependencies its edges still link it to count: one
+        deleted since (retention, purge) took its edges with it and waits on nothing, even if
+        a new job has its id now. One dead or cancelled would keep the job waiting forever, so
+        the requeue is refused (with `stuck`, a bulk change's, the job is added to it instead).
+        The dependencies are read as enqueue reads them (locked on PostgreSQL), so none can
+        complete unseen before this commits."""
+        ids = [job.id for job in jobs if job.depends_on]
+        if not ids:
+            return {}
+        again = {job.id for job in jobs}
+        edges = conn.execute(self.db.q["locked_dependencies_of"], (self.db.array(ids),)).fetchall()
+        waiting: dict[str, int] = {}
+        for edge in sorted(edges, key=lambda e: (e["job_id"], e["dep_id"])):
+            job_id, dep = edge["job_id"], edge["dep_id"]
+            state = PENDING if dep in again else edge["state"]
+            if state in (DEAD, CANCELLED) and stuck is not None:
+                stuck.add(job_id)
+            elif state in (DEAD, CANCELLED):
+                raise WrongStateError(
+                    f"job {job_id!r} depends on {dep!r}, which is {state}: requeue {dep!r} too"
+                )
+            waiting[job_id] = waiting.get(job_id, 0) + (state != COMPLETED)
+        return waiting
+
+    def _bulk(
+        self,
+        states: Sequence[str],
+        queue: str | None,
+        batch: int,
+        step: Callable[[str, str | None, int, int, int], tuple[int, int, int]],
+        progress: Callable[[int], None] | None,
+    ) -> int:
+        """Change every job in `states` (of `queue`, None: of every queue) that exists now, a
+        batch of at most `batch` at a time, each batch a transaction of its own: other clients'
+        enqueues and claims go on between them. `step(state, queue, after, upto, batch)` changes
+        the next batch of jobs in `state` after the cursor `after` (a seq) up to `upto`, and says
+        how many it found, the new cursor and how many jobs it changed; `progress` gets the
+        running total after each batch. A job can move between the states meanwhile (a runner
+        claims or settles it) behind a cursor: the walks start again until one finds nothing.
+        With one state there is no such move: a job found in it again was changed by this walk
+        and came back (retried, run and dead again), so it is not changed twice. How many jobs
+        were changed."""
+        upto = self._newest_seq()
+        done = 0
+        while True:
+            found_any = False
+            for state in states:
+                after = 0
+                while True:
+                    found, after, changed = step(state, queue, after, upto, batch)
+                    found_any = found_any or found > 0
+                    done += changed
+                    if changed and progress is not None:
+                        progress(done)
+                    if found < batch:
+                        break
+            if not found_any or len(states) == 1:
+                return done
+
+    @operation()
+    def _newest_seq(self) -> int:
+        return int(self.db.value(self.db.connection(), "newest_seq"))
+
+    def _bulk_ids(
+        self, conn: Any, state: str, queue: str | None, after: int, upto: int, batch: int
+    ) -> tuple[list[str], int]:
+        """The ids of the next batch of a bulk change (see _bulk), and the cursor after it."""
+        params = {"state": state, "queue": queue, "after": after, "upto": upto, "batch": batch}
+        name = "bulk_batch" if queue is None else "bulk_batch_of_queue"
+        rows = conn.execute(self.db.q[name], params).fetchall()
+        return [row["id"] for row in rows], int(rows[-1]["seq"]) if rows else after
+
+    def purge(
+        self,
+        states: Sequence[str],
+        finished_before_ms: int,
+        batch: int = BULK_BATCH,
+        progress: Callable[[int], None] | None = None,
+    ) -> int:
+        done, since = 0, 0
+        while True:
+            deleted, since = self._purge_batch(states, finished_before_ms, since, batch)
+            done += deleted
+            if deleted and progress is not None:
+                progress(done)
+            if deleted < batch:
+                return done
+
+    @operation()
+    def _purge_batch(
+        self, states: Sequence[str], before: int, since: int, batch: int
+    ) -> tuple[int, int]:
+        return self.delete_finished(states, before, since, batch)
+
+    def delete_finished(
+        self, states: Sequence[str], before: int, since: int, batch: int
+    ) -> tuple[int, int]:
+        """Delete the oldest `batch` jobs in `states` that finished in [since, before), in a
+        transaction of their own; how many, and when the last of them finished (where the next
+        batch starts looking: the jobs of other states older than that are not read again)."""
+        params = {"states": self.db.array(states), "before": before, "since": since, "batch": batch}
+        with self.db.transaction() as conn:
+            rows = conn.execute(self.db.q["expire_finished"], params).fetchall()
+        return len(rows), max((int(r["finished_at"]) for r in rows), default=since)
+
+
+def _check_cancellable(job_id: str, state: str) -> None:
+    if state not in CANCELLABLE_STATES:
+        raise WrongStateError(f"job {job_id!r} is {state}; it cannot be cancelled")

@@ -1,0 +1,191 @@
+"""Reads: jobs, their output and history, and the counts and totals that status and metrics
+show."""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Sequence
+from typing import Any
+
+from queuectl.models import CANCELLED, COMPLETED, DEAD, FINISHED_STATES, Job
+from queuectl.store import rows as rows_
+from queuectl.store.dialect import Flow, operation
+from queuectl.store.records import OVER_ALL_BOUNDS, Attempt, Bucket, Output, Page, Totals
+
+FAR_FUTURE = 2**62
+#: `list_jobs` by (state given, queue given): one query per combination, each walking its index.
+LIST_QUERIES = {
+    (False, False): "list_jobs",
+    (True, False): "list_jobs_by_state",
+    (False, True): "list_jobs_by_queue",
+    (True, True): "list_jobs_by_queue_state",
+}
+
+
+class Reads(Flow):
+    """What the CLI, the API and metrics read; none of it writes but the counters' compaction."""
+
+    @operation()
+    def get(self, job_id: str) -> Job | None:
+        row = self.db.connection().execute(self.db.q["get_job"], (job_id,)).fetchone()
+        return None if row is None else rows_.job(row, self.db.from_json)
+
+    @operation()
+    def ids_with_prefix(self, prefix: str, limit: int) -> list[str]:
+        # U+10FFFF sorts after every character an id may hold, byte-wise in UTF-8 too.
+        bounds = (prefix, prefix + "\U0010ffff", limit)
+        return [row["id"] for row in self.db.connection().execute(self.db.q["ids_from"], bounds)]
+
+    @operation()
+    def list_jobs(
+        self,
+        states: Sequence[str] | None,
+        queues: Sequence[str] | None,
+        limit: int | None,
+        before: int | None,
+    ) -> Page:
+        # A lone name is a Sequence[str] too, of letters: take it as the one name it is.
+        states = [states] if isinstance(states, str) else states
+        queues = [queues] if isinstance(queues, str) else queues
+        params: dict[str, Any] = {
+            "limit": FAR_FUTURE if limit is None else limit,
+            "before": FAR_FUTURE if before is None else before,
+        }
+        conn = self.db.connection()
+        any_: list[str | None] = [None]
+        # Several states or queues (`list --state a --state b`, the union): one walk of an index
+        # per pair, merged newest first. One query over all of them could walk no index in
+        # `seq` order, and would read every matching job to sort them.
+        walks = [
+            conn.execute(
+                self.db.q[LIST_QUERIES[state is not None, queue is not None]],
+                {**params, "state": state, "queue": queue},
+            ).fetchall()
+            for state in dict.fromkeys(states or any_)
+            for queue in dict.fromkeys(queues or any_)
+        ]
+        merged = heapq.merge(*walks, key=lambda row: int(row["seq"]), reverse=True)
+        rows: list[Any] = []
+        for row in merged:
+            if len(rows) == params["limit"]:
+                break
+            # a job that changed state between two walks is seen twice, or not at all
+            if not rows or rows[-1]["seq"] != row["seq"]:
+                rows.append(row)
+        more = limit is not None and limit > 0 and len(rows) == limit
+        return Page(
+            [rows_.job(r, self.db.from_json) for r in rows], rows[-1]["seq"] if more else None
+        )
+
+    @operation()
+    def output(self, job_id: str, nth: int | None = None) -> Output | None:
+        conn = self.db.connection()
+        if nth is None:
+            row = conn.execute(self.db.q["last_output"], (job_id,)).fetchone()
+        else:
+            row = conn.execute(self.db.q["nth_output"], {"id": job_id, "n": nth}).fetchone()
+        if row is None:
+            return None
+        data = b"" if row["output"] is None else bytes(row["output"])
+        return Output(row["attempt"], data, int(row["output_dropped"]))
+
+    @operation()
+    def history(self, job_id: str) -> list[Attempt]:
+        return [
+            Attempt(
+                attempt=row["attempt"],
+                runner=row["runner"],
+                host=row["host"],
+                started_at_ms=row["started_at"],
+                finished_at_ms=row["finished_at"],
+                exit_code=row["exit_code"],
+                error=row["error"],
+                duration_ms=row["duration_ms"],
+                token=row["token"],
+            )
+            for row in self.db.connection().execute(self.db.q["history"], (job_id,))
+        ]
+
+    @operation()
+    def counts(self) -> dict[str, dict[str, int]]:
+        return self._counters("n")
+
+    def _counters(self, column: str) -> dict[str, dict[str, int]]:
+        """`column` ("n" or "attempts") of the counters per queue and state with jobs."""
+        rows = self.db.connection().execute(self.db.q["counts"]).fetchall()
+        deltas = sum(int(row["deltas"]) for row in rows)
+        if deltas > self.db.compact_after:
+            self.db.compact_counts(deltas)
+        result: dict[str, dict[str, int]] = {}
+        for row in rows:
+            if int(row["n"]) > 0:
+                result.setdefault(row["queue"], {})[row["state"]] = int(row[column])
+        return result
+
+    @operation()
+    def done_since(self, since_ms: int) -> int:
+        return int(self.db.value(self.db.connection(), "done_since", (since_ms,)))
+
+    @operation()
+    def finished_per_minute(self, since_ms: int) -> dict[int, dict[str, int]]:
+        result: dict[int, dict[str, int]] = {}
+        rows = self.db.connection().execute(self.db.q["finished_per_minute"], {"since": since_ms})
+        for row in rows:
+            result.setdefault(int(row["minute"]), {})[row["state"]] = int(row["n"])
+        return result
+
+    @operation()
+    def attempts_by_queue(self) -> dict[str, dict[str, int]]:
+        return self._counters("attempts")
+
+    @operation()
+    def recent_durations(self, since_ms: int) -> dict[str, list[Bucket]]:
+        result: dict[str, list[Bucket]] = {}
+        rows = self.db.connection().execute(self.db.q["recent_durations"], {"since": since_ms})
+        for row in rows:
+            bound = int(row["bound_ms"])
+            total = int(row["total_ms"])
+            bucket = Bucket(None if bound == OVER_ALL_BOUNDS else bound, int(row["n"]), total)
+            result.setdefault(row["queue"], []).append(bucket)
+        return result
+
+    @operation()
+    def totals(self) -> Totals:
+        rows = self.db.connection().execute(self.db.q["counters"]).fetchall()
+        deltas = sum(int(row["deltas"]) for row in rows)
+        if deltas > self.db.compact_after:
+            self.db.compact_counts(deltas)
+        totals = Totals()
+        for row in rows:
+            queue, state, n = row["queue"], row["state"], int(row["n"])
+            if row["what"] == "enqueued":
+                totals.enqueued[queue] = totals.enqueued.get(queue, 0) + n
+            if state in FINISHED_STATES:
+                states = totals.finished.setdefault(queue, {})
+                states[state] = states.get(state, 0) + n
+            if row["what"] == "attempt":
+                outcomes = totals.attempts.setdefault(queue, {})
+                outcomes[row["outcome"]] = outcomes.get(row["outcome"], 0) + n
+                bound = int(row["bound_ms"])
+                bucket = Bucket(None if bound < 0 else bound, n, int(row["total_ms"]))
+                totals.durations.setdefault(queue, []).append(bucket)
+        return totals
+
+    @operation()
+    def oldest_due(self, now_ms: int) -> dict[str, int]:
+        rows = self.db.connection().execute(self.db.q["oldest_due"], {"now": now_ms})
+        return {row["queue"]: int(row["run_at"]) for row in rows}
+
+    @operation()
+    def dependencies(self, job_id: str) -> dict[str, str]:
+        rows = self.db.connection().execute(
+            self.db.q["dependencies_of"], (self.db.array([job_id]),)
+        )
+        return {row["dep_id"]: row["state"] for row in rows}
+
+    @operation()
+    def finished_since(self, since_ms: int) -> dict[str, int]:
+        counts = dict.fromkeys((COMPLETED, DEAD, CANCELLED), 0)
+        for row in self.db.connection().execute(self.db.q["finished_since"], (since_ms,)):
+            counts[row["state"]] = int(row["n"])
+        return counts

@@ -1,0 +1,81 @@
+-- Named queries of the PostgreSQL store, one file a flow; a block names another as {name}
+-- to include it, from any file. This one: what every flow shares, and what the dialect runs.
+-- Instants are epoch milliseconds on the database's clock. Names starting `pg_` exist
+-- only in this dialect (migration lock, clock, LISTEN/NOTIFY, counter compaction).
+
+-- name: job_columns
+seq, id, command, state, queue, priority, attempts, max_retries, timeout, run_at, depends_on,
+no_retry_exit_codes, unique_key, cwd, env, created_at, updated_at, started_at, finished_at,
+exit_code, last_error, duration_ms, lease_owner, lease_expires_at, lock_key, made_by
+
+-- name: pg_now_ms
+-- clock_timestamp(), not now(): the instant of the read, not of the transaction's start.
+SELECT (extract(epoch FROM clock_timestamp()) * 1000)::bigint AS value
+
+-- name: pg_migration_lock
+-- Held until commit; advisory locks are per database, so other databases are not blocked.
+SELECT pg_advisory_xact_lock(hashtextextended('queuectl.migrate', 0))
+
+-- name: pg_schema_exists
+SELECT to_regclass('queuectl_schema') IS NOT NULL AS value
+
+-- name: pg_create_schema_table
+CREATE TABLE IF NOT EXISTS queuectl_schema (
+    version INTEGER PRIMARY KEY,
+    name TEXT NOT NULL,
+    applied_at TIMESTAMPTZ NOT NULL DEFAULT now()
+)
+
+-- name: pg_schema_version
+SELECT COALESCE(MAX(version), 0) AS value FROM queuectl_schema
+
+-- name: pg_record_migration
+INSERT INTO queuectl_schema (version, name) VALUES (%s, %s)
+
+-- name: pg_listen
+LISTEN queuectl_wakeup
+
+-- name: pg_notify
+-- Inside a transaction it is delivered at commit, and not at all on rollback.
+NOTIFY queuectl_wakeup
+
+-- name: savepoint
+SAVEPOINT fire
+
+-- name: release_savepoint
+RELEASE SAVEPOINT fire
+
+-- name: rollback_savepoint
+ROLLBACK TO SAVEPOINT fire
+
+-- name: verify
+-- PostgreSQL guards its own pages (WAL, optional checksums): nothing for queuectl to walk.
+SELECT 'ok' AS value
+
+-- name: pg_count_deltas
+-- Whether enough deltas piled up to be worth compacting (reads at most `limit` of them).
+SELECT COUNT(*) AS value FROM (SELECT 1 FROM job_count_deltas LIMIT %s::bigint) AS piled
+
+-- name: pg_compaction_lock
+-- One compactor at a time (the others skip): two would lock base rows in any order.
+SELECT pg_try_advisory_xact_lock(hashtextextended('queuectl.compact_counts', 0)) AS value
+
+-- name: pg_compact_counts
+-- Folds the committed deltas into the base in one transaction: a concurrent read sees either
+-- both or neither; deltas of transactions still open stay for the next compaction. The
+-- counters that only go up (migration 0012) are folded alongside.
+WITH folded AS (DELETE FROM job_count_deltas RETURNING queue, state, n, attempts),
+counted AS (
+    DELETE FROM counter_deltas RETURNING queue, what, outcome, state, bound_ms, n, total_ms
+),
+totals AS (
+    INSERT INTO counters AS base (queue, what, outcome, state, bound_ms, n, total_ms)
+    SELECT queue, what, outcome, state, bound_ms, SUM(n), SUM(total_ms) FROM counted
+    GROUP BY queue, what, outcome, state, bound_ms
+    ON CONFLICT (queue, what, outcome, state, bound_ms) DO UPDATE
+    SET n = base.n + excluded.n, total_ms = base.total_ms + excluded.total_ms
+)
+INSERT INTO job_counts AS base (queue, state, n, attempts)
+SELECT queue, state, SUM(n), SUM(attempts) FROM folded GROUP BY queue, state
+ON CONFLICT (queue, state) DO UPDATE
+SET n = base.n + excluded.n, attempts = base.attempts + excluded.attempts

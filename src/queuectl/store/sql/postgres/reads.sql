@@ -1,0 +1,120 @@
+-- Named queries of the PostgreSQL store for reads (store/reads.py).
+
+-- name: get_job
+SELECT {job_columns} FROM jobs WHERE id = %s
+
+-- name: ids_from
+-- Ids in [lo, hi), in order: the ids starting with a prefix (compared as bytes, whatever
+-- the database's collation).
+SELECT id FROM jobs WHERE id COLLATE "C" >= %s AND id COLLATE "C" < %s ORDER BY id COLLATE "C"
+LIMIT %s
+
+-- name: list_jobs
+-- One query per filter combination, each walking its own index newest first (migration
+-- 0004): a filter that matches few of a million jobs reads only those.
+SELECT {job_columns} FROM jobs
+WHERE seq < %(before)s::bigint
+ORDER BY seq DESC LIMIT %(limit)s::bigint
+
+-- name: list_jobs_by_state
+-- `BETWEEN x AND x` and ORDER BY the index's own columns, not `= x` and `ORDER BY seq`: under
+-- `=` the planner drops the constant column from the order, sees that the primary key (or a
+-- one-column index) yields `seq DESC` as well, and may walk that instead, filtering, which reads
+-- every newer job when the wanted ones are old (`list --state pending` at a million
+-- jobs). A range is no constant: only this index gives this order. The same holds below.
+SELECT {job_columns} FROM jobs
+WHERE state BETWEEN %(state)s::text AND %(state)s::text AND seq < %(before)s::bigint
+ORDER BY state DESC, seq DESC LIMIT %(limit)s::bigint
+
+-- name: list_jobs_by_queue
+SELECT {job_columns} FROM jobs
+WHERE queue BETWEEN %(queue)s::text AND %(queue)s::text AND seq < %(before)s::bigint
+ORDER BY queue DESC, seq DESC LIMIT %(limit)s::bigint
+
+-- name: list_jobs_by_queue_state
+-- `queue =` here: a range on the first column would no longer end the walk at the last
+-- (queue, state) entry, and a state with no job would read the whole queue.
+SELECT {job_columns} FROM jobs
+WHERE queue = %(queue)s::text AND state BETWEEN %(state)s::text AND %(state)s::text
+  AND seq < %(before)s::bigint
+ORDER BY state DESC, seq DESC LIMIT %(limit)s::bigint
+
+-- name: last_output
+SELECT attempt, output, output_dropped FROM attempts
+WHERE job_id = %s ORDER BY seq DESC LIMIT 1
+
+-- name: nth_output
+-- The job's n-th attempt of all it ever made (a requeue starts attempt numbers again).
+SELECT attempt, output, output_dropped FROM attempts
+WHERE job_id = %(id)s ORDER BY seq LIMIT 1 OFFSET %(n)s::bigint - 1
+
+-- name: history
+SELECT attempt, runner, host, started_at, finished_at, exit_code, error, duration_ms,
+       token
+FROM attempts WHERE job_id = %s ORDER BY seq
+
+-- name: dependencies_of
+-- The dependencies that the jobs named still have, by their edges, with their states: a
+-- dependency deleted since took its edges with it, and is none any more, whatever job holds
+-- its id now.
+SELECT job_deps.job_id, jobs.id AS dep_id, jobs.state
+FROM job_deps JOIN jobs ON jobs.id = job_deps.dep_id
+WHERE job_deps.job_id = ANY(ARRAY(SELECT unnest(%s::text[])))  -- see dependants_of
+
+-- name: counts
+-- Jobs and attempts per queue and state: the compacted base plus the deltas appended since
+-- (migration 0004), in one statement, so one snapshot; `deltas` says when to compact.
+SELECT queue, state, SUM(n) AS n, SUM(attempts) AS attempts, SUM(delta) AS deltas FROM (
+    SELECT queue, state, n, attempts, 0 AS delta FROM job_counts
+    UNION ALL
+    SELECT queue, state, n, attempts, 1 FROM job_count_deltas
+) AS counters
+GROUP BY queue, state
+
+-- name: counters
+-- The counters that only go up (migration 0012): the compacted base plus the deltas appended
+-- since, in one statement, as `counts`.
+SELECT queue, what, outcome, state, bound_ms, SUM(n) AS n, SUM(total_ms) AS total_ms,
+       SUM(delta) AS deltas
+FROM (
+    SELECT queue, what, outcome, state, bound_ms, n, total_ms, 0 AS delta FROM counters
+    UNION ALL
+    SELECT queue, what, outcome, state, bound_ms, n, total_ms, 1 FROM counter_deltas
+) AS counted
+GROUP BY queue, what, outcome, state, bound_ms
+
+-- name: done_since
+SELECT COUNT(*) AS value FROM jobs WHERE finished_at >= %s::bigint AND state = 'completed'
+
+-- name: finished_per_minute
+-- Attempts that ended since the minute of an instant, per minute and outcome (failed: those
+-- that will be retried), from the rows kept as they ended (migration 0009).
+SELECT minute, state, SUM(n) AS n FROM finished_minutes
+WHERE minute >= %(since)s::bigint / 60000
+GROUP BY minute, state
+
+-- name: recent_durations
+-- The durations of the attempts that ended since the minute of an instant, per queue and
+-- bucket (bound_ms: -1 none recorded, -2 longer than every bound).
+SELECT queue, bound_ms, SUM(n) AS n, SUM(total_ms) AS total_ms FROM finished_minutes
+WHERE minute >= %(since)s::bigint / 60000 AND bound_ms <> -1
+GROUP BY queue, bound_ms
+
+-- name: oldest_due
+-- Per queue, the earliest run_at of the jobs that may start now: one probe of the
+-- jobs_ready index per queue named by the counters.
+SELECT queue, run_at FROM (
+    SELECT names.queue, (
+        SELECT run_at FROM jobs
+        WHERE jobs.queue = names.queue AND state IN ('pending', 'failed') AND waiting_on = 0
+          AND run_at <= %(now)s::bigint
+        ORDER BY run_at LIMIT 1) AS run_at
+    FROM (SELECT queue FROM job_counts UNION SELECT queue FROM job_count_deltas) AS names
+) AS due
+WHERE run_at IS NOT NULL
+
+-- name: finished_since
+-- Jobs that finished at or after an instant, per final state.
+SELECT state, COUNT(*) AS n FROM jobs
+WHERE finished_at >= %s::bigint AND state IN ('completed', 'dead', 'cancelled')
+GROUP BY state

@@ -1,0 +1,100 @@
+-- Named queries of the SQLite store for reads (store/reads.py).
+
+-- name: get_job
+SELECT {job_columns} FROM jobs WHERE id = ?
+
+-- name: ids_from
+-- Ids in [lo, hi), in order: the ids starting with a prefix (SQLite compares bytes).
+SELECT id FROM jobs WHERE id >= ? AND id < ? ORDER BY id LIMIT ?
+
+-- name: list_jobs
+-- One query per filter combination, each walking its own index newest first (migration
+-- 0004): a filter that matches few of a million jobs reads only those.
+SELECT {job_columns} FROM jobs
+WHERE seq < :before
+ORDER BY seq DESC LIMIT :limit
+
+-- name: list_jobs_by_state
+SELECT {job_columns} FROM jobs INDEXED BY jobs_by_state
+WHERE state = :state AND seq < :before
+ORDER BY seq DESC LIMIT :limit
+
+-- name: list_jobs_by_queue
+SELECT {job_columns} FROM jobs INDEXED BY jobs_by_queue
+WHERE queue = :queue AND seq < :before
+ORDER BY seq DESC LIMIT :limit
+
+-- name: list_jobs_by_queue_state
+SELECT {job_columns} FROM jobs INDEXED BY jobs_by_queue_state
+WHERE queue = :queue AND state = :state AND seq < :before
+ORDER BY seq DESC LIMIT :limit
+
+-- name: last_output
+SELECT attempt, output, output_dropped FROM attempts
+WHERE job_id = ? ORDER BY seq DESC LIMIT 1
+
+-- name: nth_output
+-- The job's n-th attempt of all it ever made (a requeue starts attempt numbers again).
+SELECT attempt, output, output_dropped FROM attempts
+WHERE job_id = :id ORDER BY seq LIMIT 1 OFFSET :n - 1
+
+-- name: history
+SELECT attempt, runner, host, started_at, finished_at, exit_code, error, duration_ms,
+       token
+FROM attempts WHERE job_id = ? ORDER BY seq
+
+-- name: dependencies_of
+-- The dependencies that the jobs named (a JSON list) still have, by their edges, with their
+-- states: a dependency deleted since took its edges with it, and is none any more, whatever
+-- job holds its id now.
+SELECT job_deps.job_id, jobs.id AS dep_id, jobs.state
+FROM job_deps JOIN jobs ON jobs.id = job_deps.dep_id
+WHERE job_deps.job_id IN (SELECT value FROM json_each(?))
+
+-- name: counts
+-- Jobs and attempts per queue and state, from the counters of migration 0004 (`deltas`:
+-- PostgreSQL's not yet compacted; SQLite updates its counters in place).
+SELECT queue, state, n, attempts, 0 AS deltas FROM job_counts WHERE n > 0
+
+-- name: counters
+-- The counters that only go up (migration 0012), one row each; `deltas` as in `counts`.
+SELECT queue, what, outcome, state, bound_ms, n, total_ms, 0 AS deltas FROM counters
+
+-- name: done_since
+SELECT COUNT(*) AS value FROM jobs INDEXED BY jobs_finished
+WHERE finished_at >= ? AND finished_at IS NOT NULL AND +state = 'completed'
+
+-- name: finished_per_minute
+-- Attempts that ended since the minute of an instant, per minute and outcome (failed: those
+-- that will be retried), from the rows kept as they ended (migration 0009).
+SELECT minute, state, SUM(n) AS n FROM finished_minutes
+WHERE minute >= :since / 60000
+GROUP BY minute, state
+
+-- name: recent_durations
+-- The durations of the attempts that ended since the minute of an instant, per queue and
+-- bucket (bound_ms: -1 none recorded, -2 longer than every bound).
+SELECT queue, bound_ms, SUM(n) AS n, SUM(total_ms) AS total_ms FROM finished_minutes
+WHERE minute >= :since / 60000 AND bound_ms <> -1
+GROUP BY queue, bound_ms
+
+-- name: oldest_due
+-- Per queue, the earliest run_at of the jobs that may start now: one probe of the
+-- jobs_ready index per queue that has pending or failed jobs.
+SELECT queue, run_at FROM (
+    SELECT names.queue, (
+        SELECT run_at FROM jobs INDEXED BY jobs_ready
+        WHERE jobs.queue = names.queue AND state IN ('pending', 'failed') AND waiting_on = 0
+          AND run_at <= :now
+        ORDER BY run_at LIMIT 1) AS run_at
+    FROM job_counts AS names
+    WHERE names.state IN ('pending', 'failed') AND names.n > 0
+    GROUP BY names.queue)
+WHERE run_at IS NOT NULL
+
+-- name: finished_since
+-- Jobs that finished at or after an instant, per final state.
+SELECT state, COUNT(*) AS n FROM jobs INDEXED BY jobs_finished
+WHERE finished_at >= ? AND finished_at IS NOT NULL
+  AND +state IN ('completed', 'dead', 'cancelled')
+GROUP BY state
