@@ -44,6 +44,9 @@ class Outcome:
     abandoned: bool = False
     #: The claim's token (see store.Claim): what the store fences the result by.
     token: int = field(kw_only=True)
+    #: What the attempt cost: CPU time of its processes, and its peak memory (None: unknown).
+    cpu_ms: int | None = field(default=None, kw_only=True)
+    max_rss_bytes: int | None = field(default=None, kw_only=True)
 
     @property
     def succeeded(self) -> bool:

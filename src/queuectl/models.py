@@ -270,6 +270,9 @@ def limits_mask(names: list[str] | tuple[str, ...]) -> int:
     return sum(1 << LIMITS.index(name) for name in set(names))
 
 
+ALL_LIMITS = limits_mask(LIMITS)
+
+
 def validate_id(value: object, what: str = "id") -> str:
     """A job id (or queue name) matching `[A-Za-z0-9._:-]{1,128}`."""
     if not isinstance(value, str) or not ID_PATTERN.fullmatch(value):

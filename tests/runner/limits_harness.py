@@ -7,20 +7,10 @@ import json
 import os
 import sys
 import time
-from dataclasses import dataclass
 
 from queuectl.runner import executor
 from queuectl.runner.tree import open_tree
 from queuectl.store import Claim
-
-
-@dataclass(frozen=True)
-class LimitedClaim(Claim):
-    """A claim with the limits the store's claim carries."""
-
-    memory: int | None = None
-    cpus: float | None = None
-    max_procs: int | None = None
 
 
 def run(batches: list[list[dict[str, object]]]) -> dict[str, object]:
@@ -33,7 +23,7 @@ def run(batches: list[list[dict[str, object]]]) -> dict[str, object]:
         for jobs in batches:
             attempts = []
             for index, job in enumerate(jobs):
-                claim = LimitedClaim(
+                claim = Claim(
                     id=f"job-{len(results) + index}",
                     attempt=1,
                     token=1,

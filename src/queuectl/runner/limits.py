@@ -18,6 +18,7 @@ from queuectl.usage import size_name
 
 if TYPE_CHECKING:
     from queuectl.runner.tree import Tree
+    from queuectl.store import Claim
 
 NAMES = LIMITS
 CONTROLLERS = {"memory": "memory", "cpus": "cpu", "max_procs": "pids"}
@@ -54,13 +55,9 @@ class Limits:
         return self.memory is not None or self.cpus is not None or self.max_procs is not None
 
 
-def limits_of(claim: Any) -> Limits:
+def limits_of(claim: Claim) -> Limits:
     """The limits a claimed job runs under (its own, or its queue's defaults)."""
-    return Limits(
-        getattr(claim, "memory", None),
-        getattr(claim, "cpus", None),
-        getattr(claim, "max_procs", None),
-    )
+    return Limits(claim.memory, claim.cpus, claim.max_procs)
 
 
 def oom_error(memory: int | None) -> str:

@@ -23,7 +23,7 @@ from typing import Any
 
 from queuectl.errors import InvalidInputError, NewerSchemaError, StoreError
 from queuectl.lifecycle import Fence, Outcome, Settlement
-from queuectl.models import CANCELLED, COMPLETED, DEAD
+from queuectl.models import CANCELLED, COMPLETED, DEAD, limits_mask
 from queuectl.runner import executor
 from queuectl.runner.executor import Attempt
 from queuectl.runner.liveness import (
@@ -203,6 +203,7 @@ class Supervisor:
                 started_at_ms=0,  # stamped by the store's clock
                 heartbeat_at_ms=0,
                 pid_started=process_started(os.getpid()),
+                enforces=self.tree.limiter.enforces,
             )
         )
 
@@ -419,6 +420,8 @@ class Supervisor:
                     output_dropped=dropped,
                     fence=fence,
                     token=claim.token,
+                    cpu_ms=attempt.cpu_ms,
+                    max_rss_bytes=attempt.max_rss_bytes,
                 )
             )
         executor.close(attempt)
@@ -437,7 +440,13 @@ class Supervisor:
         if not outcomes and not want:
             return
         exchange = self.store.finish_and_claim(
-            self.id, outcomes, want, self.queues, float(self.config["lease_seconds"]), self.ledger
+            self.id,
+            outcomes,
+            want,
+            self.queues,
+            float(self.config["lease_seconds"]),
+            self.ledger,
+            enforces=limits_mask(self.tree.limiter.enforces),
         )
         self.unsent = []
         for outcome in outcomes:

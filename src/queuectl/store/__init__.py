@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING, Any, Protocol
 
+from queuectl.models import ALL_LIMITS
 from queuectl.store.records import (
     BULK_BATCH,
     DURATION_BOUNDS_MS,
@@ -37,6 +38,7 @@ if TYPE_CHECKING:
     from queuectl.clock import Clock
     from queuectl.lifecycle import Outcome
     from queuectl.models import Job, NewJob
+    from queuectl.usage import Usage
 
 __all__ = [
     "BULK_BATCH",
@@ -126,10 +128,12 @@ class RunnerStore(BaseStore, Protocol):
         queues: Sequence[str] | None,
         lease_s: float,
         ledger: Ledger | None = None,
+        enforces: int = ALL_LIMITS,
     ) -> Exchange:
         """Settle finished attempts still ours, then claim up to `want` due jobs (of `queues`,
         None: every queue), leased to `owner` for `lease_s`. `ledger` is the runner's (from
-        `ledger()`; None: the store's own, for one runner a store)."""
+        `ledger()`; None: the store's own, for one runner a store). A job with limits is
+        claimed only if `enforces` (models.limits_mask) has every one it runs under."""
         ...
 
     def release(self, owner: str, job_id: str, token: int, ledger: Ledger | None = None) -> bool:
@@ -371,6 +375,20 @@ class AdminStore(BaseStore, Protocol):
     ) -> None:
         """Set a queue's concurrency and rate (jobs, window ms); None removes a limit, keep_X
         leaves that limit as the row has it when written (not as it was read before)."""
+        ...
+
+    def set_job_defaults(self, queue: str, values: dict[str, Any]) -> None:
+        """Set the defaults of a queue's jobs' limits named in `values` (memory, cpus,
+        max_procs; None removes one); the others stay as the row has them."""
+        ...
+
+    def usage_totals(self) -> list[Usage]:
+        """What the attempts that ended cost since the store began, per queue and bucket of
+        peak memory (usage.PEAK_BOUNDS_BYTES)."""
+        ...
+
+    def cpu_since(self, since_ms: int) -> int:
+        """CPU milliseconds of the attempts that ended from the instant's minute on."""
         ...
 
     def add_schedule(self, schedule: Schedule) -> None:

@@ -83,6 +83,7 @@ class Admin(Flow):
                 "reset_jobs",
                 "reset_counts",
                 "reset_finished_minutes",
+                "reset_usage_minutes",
             ):
                 conn.execute(self.db.q[name])
             if everything:
@@ -90,6 +91,7 @@ class Admin(Flow):
                     deleted[what] = int(conn.execute(self.db.q[f"reset_{what}"]).rowcount)
                 conn.execute(self.db.q["reset_queue_starts"])
                 conn.execute(self.db.q["reset_counters"])
+                conn.execute(self.db.q["reset_usage_totals"])
             self.settings.forget()
             self.db.wake(conn)
         return deleted

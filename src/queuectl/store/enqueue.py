@@ -185,6 +185,9 @@ class Enqueue(Flow):
             last_error=cancelled_by,
             scheduled=run_at > now,
             lock_key=job.lock,
+            memory=job.memory,
+            cpus=job.cpus,
+            max_procs=job.max_procs,
         )
 
     def insert_one(

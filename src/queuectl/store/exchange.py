@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from queuectl import lifecycle
+from queuectl.models import ALL_LIMITS
 from queuectl.store import rows
 from queuectl.store.dialect import Dialect, Flow, operation
 from queuectl.store.flowcontrol import FlowControl, counted_names, hold
@@ -32,6 +33,7 @@ class Exchanger(Flow):
         queues: Sequence[str] | None,
         lease_s: float,
         ledger: Ledger | None = None,
+        enforces: int = ALL_LIMITS,
     ) -> Exchange:
         # Replayed after a connection lost during COMMIT, outcomes already settled are fenced
         # out, and claims that did commit stay leased to `owner` until owned_jobs shows them.
@@ -43,6 +45,7 @@ class Exchanger(Flow):
             "lease_until": now + round(lease_s * 1000),
             "queues": None if queues is None else db.array(queues),
             "want": want,
+            "enforces": enforces,
         }
         if db.at_once is not None:
             ahead = self.settle.decide_ahead(outcomes, now)
@@ -83,6 +86,8 @@ class Exchanger(Flow):
                 "error": s.last_error,  # finish_attempt's name for it
                 "output": o.output,
                 "dropped": None if o.output is None else o.output_dropped,
+                "cpu_ms": o.cpu_ms,
+                "max_rss_bytes": o.max_rss_bytes,
             }
             for o, s in decided
         ]

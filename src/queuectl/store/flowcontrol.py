@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from queuectl.flow import window_opens_at
+from queuectl.models import LIMITS
 from queuectl.store.dialect import Flow, operation
 from queuectl.store.records import Ledger, QueueSettings
 
@@ -63,9 +64,19 @@ class FlowControl(Flow):
             room[name] = max(0, allowed)
             if room[name]:
                 # A few more than the room: some may share a lock with a job chosen first.
-                found = {"now": now, "queue": name, "n": room[name] + FLOW_SLACK}
+                found = {
+                    "now": now,
+                    "queue": name,
+                    "n": room[name] + FLOW_SLACK,
+                    "enforces": params["enforces"],
+                }
                 candidates += conn.execute(q["flow_queue_candidates"], found).fetchall()
-        others = {"now": now, "queues": params["queues"], "want": want}
+        others = {
+            "now": now,
+            "queues": params["queues"],
+            "want": want,
+            "enforces": params["enforces"],
+        }
         candidates += conn.execute(q["flow_lock_candidates"], others).fetchall()
         candidates += conn.execute(q["flow_free_candidates"], others).fetchall()
         candidates.sort(key=lambda r: (-r["priority"], r["run_at"], r["seq"]))
@@ -117,6 +128,9 @@ class FlowControl(Flow):
                 rate_jobs=r["rate_jobs"],
                 rate_ms=r["rate_ms"],
                 running=int(r["running"]),
+                memory=r["memory"],
+                cpus=r["cpus"],
+                max_procs=r["max_procs"],
             )
             for r in self.db.connection().execute(self.db.q["flow_settings"]).fetchall()
         }
@@ -147,6 +161,16 @@ class FlowControl(Flow):
             if rate is None and not keep_rate:
                 conn.execute(self.db.q["flow_forget_starts"], {"queue": queue})
             self.db.wake(conn)  # a raised limit may let waiting jobs start
+
+    @operation()
+    def set_job_defaults(self, queue: str, values: dict[str, Any]) -> None:
+        params: dict[str, Any] = {"name": queue}
+        for name in LIMITS:
+            params[name] = values.get(name)
+            params[f"keep_{name}"] = name not in values
+        with self.db.transaction() as conn:
+            conn.execute(self.db.q["set_job_defaults"], params)
+            self.db.wake(conn)  # a runner that could not take a job may take it now
 
     @operation()
     def window_starts(self, queue: str, since_ms: int) -> list[int]:

@@ -17,6 +17,9 @@ from queuectl.store.enqueue import Enqueue
 from queuectl.store.records import Firing, Housekeeping, Runner, Schedule
 from queuectl.store.settle import Settle
 
+#: How long the per-minute counts of what attempts cost are kept (for `status --since`).
+USAGE_KEPT_MS = 7 * 86_400_000
+
 
 class Maintenance(Flow):
     """What runners do besides the exchange, and what keeps the store tidy."""
@@ -33,6 +36,7 @@ class Maintenance(Flow):
     def forget_finished_minutes(self, before_ms: int) -> None:
         with self.db.transaction() as conn:
             conn.execute(self.db.q["forget_finished_minutes"], {"since": before_ms})
+            conn.execute(self.db.q["forget_usage_minutes"], {"since": before_ms - USAGE_KEPT_MS})
 
     # -- runners and leases
 
@@ -52,6 +56,7 @@ class Maintenance(Flow):
                     None if runner.queues is None else self.db.json(list(runner.queues)),
                     now,
                     now,
+                    self.db.json(list(runner.enforces)),
                 ),
             )
             # The other runners learn of it at once: on this host they watch its process, and
@@ -85,6 +90,7 @@ class Maintenance(Flow):
                 r,
                 None if r["queues"] is None else self.db.from_json(r["queues"]),
                 running.get(r["id"], []),
+                None if r["enforces"] is None else self.db.from_json(r["enforces"]),
             )
             for r in conn.execute(self.db.q["runners"]).fetchall()
         ]

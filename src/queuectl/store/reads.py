@@ -11,6 +11,7 @@ from queuectl.models import CANCELLED, COMPLETED, DEAD, FINISHED_STATES, Job
 from queuectl.store import rows as rows_
 from queuectl.store.dialect import Flow, operation
 from queuectl.store.records import OVER_ALL_BOUNDS, Attempt, Bucket, Output, Page, Totals
+from queuectl.usage import Usage
 
 FAR_FUTURE = 2**62
 #: `list_jobs` by (state given, queue given): one query per combination, each walking its index.
@@ -102,6 +103,8 @@ class Reads(Flow):
                 error=row["error"],
                 duration_ms=row["duration_ms"],
                 token=row["token"],
+                cpu_ms=row["cpu_ms"],
+                max_rss_bytes=row["max_rss_bytes"],
             )
             for row in self.db.connection().execute(self.db.q["history"], (job_id,))
         ]
@@ -182,6 +185,23 @@ class Reads(Flow):
             self.db.q["dependencies_of"], (self.db.array([job_id]),)
         )
         return {row["dep_id"]: row["state"] for row in rows}
+
+    @operation()
+    def usage_totals(self) -> list[Usage]:
+        return [
+            Usage(
+                row["queue"],
+                int(row["bound_bytes"]),
+                int(row["n"]),
+                int(row["cpu_ms"]),
+                int(row["peak_bytes"]),
+            )
+            for row in self.db.connection().execute(self.db.q["usage_totals"])
+        ]
+
+    @operation()
+    def cpu_since(self, since_ms: int) -> int:
+        return int(self.db.value(self.db.connection(), "cpu_since", {"since": since_ms}) or 0)
 
     @operation()
     def finished_since(self, since_ms: int) -> dict[str, int]:

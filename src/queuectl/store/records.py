@@ -33,6 +33,10 @@ class Claim:
     #: read them (the store then reads them when it settles).
     max_retries: int | None = None
     no_retry_exit_codes: list[int] = field(default_factory=list)
+    #: The limits it runs under: its own, else its queue's defaults (None: none).
+    memory: int | None = None
+    cpus: float | None = None
+    max_procs: int | None = None
 
 
 @dataclass(frozen=True)
@@ -60,6 +64,8 @@ class Runner:
     pid_started: str | None = None
     stop_requested: bool = False
     running: list[str] = field(default_factory=list)
+    #: The limits it enforces (models.LIMITS); it claims no job with another.
+    enforces: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -127,6 +133,9 @@ class Attempt:
     duration_ms: int | None
     #: Its claim's token (see Claim); None for an attempt that ended before tokens existed.
     token: int | None = None
+    #: What it cost (None: not known, or it has not ended).
+    cpu_ms: int | None = None
+    max_rss_bytes: int | None = None
 
 
 @dataclass(frozen=True)
@@ -190,6 +199,10 @@ class QueueSettings:
     rate_jobs: int | None
     rate_ms: int | None
     running: int
+    #: Defaults for its jobs' limits (None: none).
+    memory: int | None = None
+    cpus: float | None = None
+    max_procs: int | None = None
 
 
 @dataclass(frozen=True)

@@ -44,6 +44,9 @@ class JobRow(NamedTuple):
     last_error: str | None
     scheduled: bool
     lock_key: str | None
+    memory: int | None
+    cpus: float | None
+    max_procs: int | None
 
 
 #: The INSERT's columns, in the order of a JobRow.
@@ -95,6 +98,9 @@ def inserted_job(job: NewJob, row: JobRow) -> Job:
         None,  # lease_owner
         None,  # lease_expires_at_ms
         row.lock_key,
+        memory=row.memory,
+        cpus=row.cpus,
+        max_procs=row.max_procs,
     )
 
 
@@ -126,6 +132,9 @@ def job(row: Any, from_json: Callable[[Any], Any]) -> Job:
         lease_expires_at_ms=row["lease_expires_at"],
         lock=row["lock_key"],
         made_by=row["made_by"],
+        memory=row["memory"],
+        cpus=row["cpus"],
+        max_procs=row["max_procs"],
     )
 
 
@@ -145,12 +154,28 @@ def claims(rows: Sequence[Any], from_json: Callable[[Any], Any]) -> list[Claim]:
             r["priority"],
             r["max_retries"],
             list(from_json(r["no_retry_exit_codes"])),
+            *_limits(r, from_json),
         )
         for r in rows
     ]
 
 
-def runner(row: Any, queues: list[str] | None, running: list[str]) -> Runner:
+def _limits(row: Any, from_json: Callable[[Any], Any]) -> tuple[Any, Any, Any]:
+    """A claimed job's limits: its own, else its queue's defaults (`queue_limits`, a JSON
+    array, only for a queue that has some)."""
+    own = (row["memory"], row["cpus"], row["max_procs"])
+    if row["queue_limits"] is None:
+        return own
+    defaults = from_json(row["queue_limits"])
+    found = [
+        mine if mine is not None else theirs for mine, theirs in zip(own, defaults, strict=True)
+    ]
+    return found[0], found[1], found[2]
+
+
+def runner(
+    row: Any, queues: list[str] | None, running: list[str], enforces: list[str] | None = None
+) -> Runner:
     """The one mapping of a `runners` row (or its JSON object) to a Runner."""
     return Runner(
         id=row["id"],
@@ -163,6 +188,7 @@ def runner(row: Any, queues: list[str] | None, running: list[str]) -> Runner:
         heartbeat_at_ms=row["heartbeat_at"],
         stop_requested=bool(row["stop_requested"]),
         running=running,
+        enforces=list(enforces or []),
     )
 
 

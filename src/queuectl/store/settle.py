@@ -67,6 +67,8 @@ class Settle:
                     "duration_ms": o.duration_ms,
                     "output": o.output,
                     "dropped": None if o.output is None else o.output_dropped,
+                    "cpu_ms": o.cpu_ms,
+                    "max_rss_bytes": o.max_rss_bytes,
                 }
                 for o, s in decided
             ],

@@ -72,6 +72,8 @@ class SQLStore:
         self.totals = reads.totals
         self.dependencies = reads.dependencies
         self.finished_since = reads.finished_since
+        self.usage_totals = reads.usage_totals
+        self.cpu_since = reads.cpu_since
         self.runners = maintenance.runners
         self.queues = admin.queues
         self.queue_settings = flow.queue_settings
@@ -92,6 +94,7 @@ class SQLStore:
         self.set_config = admin.set_config
         self.set_paused = admin.set_paused
         self.set_limits = flow.set_limits
+        self.set_job_defaults = flow.set_job_defaults
         self.add_schedule = maintenance.add_schedule
         self.remove_schedule = maintenance.remove_schedule
         self.add_hook = admin.add_hook

@@ -6,7 +6,8 @@
 -- name: job_columns
 seq, id, command, state, queue, priority, attempts, max_retries, timeout, run_at, depends_on,
 no_retry_exit_codes, unique_key, cwd, env, created_at, updated_at, started_at, finished_at,
-exit_code, last_error, duration_ms, lease_owner, lease_expires_at, lock_key, made_by
+exit_code, last_error, duration_ms, lease_owner, lease_expires_at, lock_key, made_by,
+memory, cpus, max_procs
 
 -- name: pg_now_ms
 -- clock_timestamp(), not now(): the instant of the read, not of the transaction's start.
@@ -79,3 +80,28 @@ INSERT INTO job_counts AS base (queue, state, n, attempts)
 SELECT queue, state, SUM(n), SUM(attempts) FROM folded GROUP BY queue, state
 ON CONFLICT (queue, state) DO UPDATE
 SET n = base.n + excluded.n, attempts = base.attempts + excluded.attempts
+
+-- name: enforced
+-- (an expression, over a row of jobs) Whether the claiming runner enforces every limit the
+-- job runs under, its own or its queue's default: `enforces` holds the limits' bits
+-- (models.limits_mask). A runner that enforces them all (7) takes any job, and a job without
+-- limits costs a claim no more than that comparison and three NULL checks.
+(%(enforces)s::integer = 7 OR (
+    (memory IS NULL OR (%(enforces)s::integer & 1) <> 0)
+    AND (cpus IS NULL OR (%(enforces)s::integer & 2) <> 0)
+    AND (max_procs IS NULL OR (%(enforces)s::integer & 4) <> 0)
+    AND queue <> ALL(ARRAY(
+        SELECT name FROM queues
+        WHERE memory IS NOT NULL AND (%(enforces)s::integer & 1) = 0
+           OR cpus IS NOT NULL AND (%(enforces)s::integer & 2) = 0
+           OR max_procs IS NOT NULL AND (%(enforces)s::integer & 4) = 0))))
+
+-- name: claimed_limits
+-- (columns of a claim's RETURNING) The job's own limits, and its queue's defaults as a JSON
+-- array only for a queue that has some: the set of such queues is read once a statement.
+jobs.memory, jobs.cpus, jobs.max_procs,
+CASE WHEN jobs.queue = ANY(ARRAY(
+         SELECT name FROM queues
+         WHERE memory IS NOT NULL OR cpus IS NOT NULL OR max_procs IS NOT NULL))
+     THEN (SELECT jsonb_build_array(defaults.memory, defaults.cpus, defaults.max_procs)
+           FROM queues AS defaults WHERE defaults.name = jobs.queue) END AS queue_limits

@@ -17,7 +17,7 @@ SET state = 'processing', attempts = attempts + 1, token = token + 1,
 FROM picked
 WHERE jobs.seq = picked.seq
 RETURNING jobs.id, jobs.attempts, jobs.token, jobs.command, jobs.cwd, jobs.env, jobs.timeout,
-          jobs.queue, jobs.priority, jobs.run_at, jobs.seq
+          jobs.queue, jobs.priority, jobs.run_at, jobs.seq, {claimed_limits}
 
 -- name: claim
 -- SKIP LOCKED: concurrent claimers take different rows instead of queueing on the same ones.
@@ -38,6 +38,8 @@ WITH picked AS (
           SELECT 1 FROM jobs AS locked
           WHERE locked.lock_key IS NOT NULL AND locked.state IN ('pending', 'failed')
             AND locked.waiting_on = 0)
+      -- Limits: only jobs whose every limit this runner enforces.
+      AND {enforced}
     ORDER BY priority DESC, run_at, seq
     LIMIT %(want)s::bigint
     FOR UPDATE SKIP LOCKED

@@ -76,6 +76,7 @@ heads AS (
         SELECT seq, priority, run_at FROM jobs
         WHERE jobs.queue = room.queue AND state IN ('pending', 'failed') AND waiting_on = 0
           AND NOT scheduled AND lock_key IS NULL
+          AND {enforced}  -- limits: only jobs whose every limit this runner enforces
         ORDER BY priority DESC, run_at, seq
         LIMIT room.n
         FOR UPDATE SKIP LOCKED) AS head
@@ -115,6 +116,7 @@ WHERE queue = %(queue)s AND state IN ('pending', 'failed') AND waiting_on = 0
   AND (lock_key IS NULL OR NOT EXISTS (
       SELECT 1 FROM jobs AS held
       WHERE held.lock_key = jobs.lock_key AND held.lease_owner IS NOT NULL))
+  AND {enforced}  -- limits: only jobs whose every limit this runner enforces
 ORDER BY priority DESC, run_at, seq
 LIMIT %(n)s::bigint
 
@@ -129,7 +131,8 @@ SELECT seq, queue, priority, run_at, lock_key FROM (
       AND NOT scheduled
       AND queue NOT IN (SELECT name FROM queues
                         WHERE paused OR concurrency IS NOT NULL OR rate_jobs IS NOT NULL)
-      AND (%(queues)s::text[] IS NULL OR queue = ANY(%(queues)s::text[]))) AS heads
+      AND (%(queues)s::text[] IS NULL OR queue = ANY(%(queues)s::text[]))
+      AND {enforced}) AS heads  -- limits: only jobs whose every limit this runner enforces
 WHERE place = 1 AND NOT EXISTS (
     SELECT 1 FROM jobs AS held
     WHERE held.lock_key = heads.lock_key AND held.lease_owner IS NOT NULL)
@@ -144,6 +147,7 @@ WHERE state IN ('pending', 'failed') AND waiting_on = 0 AND NOT scheduled
   AND queue NOT IN (SELECT name FROM queues
                     WHERE paused OR concurrency IS NOT NULL OR rate_jobs IS NOT NULL)
   AND (%(queues)s::text[] IS NULL OR queue = ANY(%(queues)s::text[]))
+  AND {enforced}  -- limits: only jobs whose every limit this runner enforces
 ORDER BY priority DESC, run_at, seq
 LIMIT %(want)s::bigint
 FOR UPDATE SKIP LOCKED
@@ -165,7 +169,7 @@ SET state = 'processing', attempts = attempts + 1, token = token + 1,
     updated_at = %(now)s::bigint
 WHERE seq = ANY(%(seqs)s::bigint[]) AND state IN ('pending', 'failed')
 RETURNING id, attempts, token, command, cwd, env, timeout, queue, priority, run_at, seq,
-          lock_key, max_retries, no_retry_exit_codes
+          lock_key, max_retries, no_retry_exit_codes, {claimed_limits}
 
 -- name: flow_settings
 -- Every queue's settings (a row exists once a queue was paused or limited).
@@ -174,7 +178,8 @@ SELECT name, paused, concurrency, rate_jobs, rate_ms,
         WHERE jobs.state = 'processing' AND jobs.queue = queues.name)
        + (SELECT COUNT(*) FROM jobs AS dying
           WHERE dying.queue = queues.name AND dying.lease_owner IS NOT NULL
-            AND dying.state <> 'processing') AS running
+            AND dying.state <> 'processing') AS running,
+       memory, cpus, max_procs
 FROM queues ORDER BY name
 
 -- name: flow_set_limits
@@ -188,6 +193,17 @@ ON CONFLICT (name) DO UPDATE SET
     rate_jobs = CASE WHEN %(keep_rate)s::boolean THEN queues.rate_jobs
                      ELSE excluded.rate_jobs END,
     rate_ms = CASE WHEN %(keep_rate)s::boolean THEN queues.rate_ms ELSE excluded.rate_ms END
+
+-- name: set_job_defaults
+-- A default kept is the row's own at this write, as flow_set_limits keeps a limit.
+INSERT INTO queues (name, paused, memory, cpus, max_procs)
+VALUES (%(name)s, FALSE, %(memory)s::bigint, %(cpus)s::double precision,
+        %(max_procs)s::integer)
+ON CONFLICT (name) DO UPDATE SET
+    memory = CASE WHEN %(keep_memory)s::boolean THEN queues.memory ELSE excluded.memory END,
+    cpus = CASE WHEN %(keep_cpus)s::boolean THEN queues.cpus ELSE excluded.cpus END,
+    max_procs = CASE WHEN %(keep_max_procs)s::boolean THEN queues.max_procs
+                     ELSE excluded.max_procs END
 
 -- name: flow_forget_starts
 DELETE FROM queue_starts WHERE queue = %(queue)s

@@ -51,12 +51,13 @@ SELECT
 
 -- name: register_runner
 INSERT INTO runners (id, host, pid, pid_started, workers, queues, started_at, heartbeat_at,
-                     stop_requested)
-VALUES (%s, %s, %s, %s, %s, %s, %s, %s, FALSE)
+                     stop_requested, enforces)
+VALUES (%s, %s, %s, %s, %s, %s, %s, %s, FALSE, %s)
 ON CONFLICT (id) DO UPDATE
 SET host = excluded.host, pid = excluded.pid, pid_started = excluded.pid_started,
     workers = excluded.workers, queues = excluded.queues, started_at = excluded.started_at,
-    heartbeat_at = excluded.heartbeat_at, stop_requested = FALSE
+    heartbeat_at = excluded.heartbeat_at, stop_requested = FALSE,
+    enforces = excluded.enforces
 
 -- name: beat_runner
 UPDATE runners SET heartbeat_at = %s::bigint WHERE id = %s RETURNING stop_requested
@@ -73,7 +74,8 @@ WHERE lease_owner = %s AND state <> 'processing'
 DELETE FROM runners WHERE id = %s
 
 -- name: runners
-SELECT id, host, pid, pid_started, workers, queues, started_at, heartbeat_at, stop_requested
+SELECT id, host, pid, pid_started, workers, queues, started_at, heartbeat_at, stop_requested,
+       enforces
 FROM runners ORDER BY started_at
 
 -- name: running_jobs
@@ -119,3 +121,8 @@ SELECT MIN(next_at) AS value FROM schedules
 -- name: forget_finished_minutes
 -- The rows of minutes no read looks at any more.
 DELETE FROM finished_minutes WHERE minute < %(since)s::bigint / 60000
+
+-- name: forget_usage_minutes
+-- The per-minute counts of what attempts cost, once older than `status --since` reads; the
+-- totals (minute -1) stay.
+DELETE FROM usage_minutes WHERE minute >= 0 AND minute < %(since)s::bigint / 60000

@@ -50,7 +50,7 @@ WHERE job_id = %(id)s ORDER BY seq LIMIT 1 OFFSET %(n)s::bigint - 1
 
 -- name: history
 SELECT attempt, runner, host, started_at, finished_at, exit_code, error, duration_ms,
-       token
+       token, cpu_ms, max_rss_bytes
 FROM attempts WHERE job_id = %s ORDER BY seq
 
 -- name: dependencies_of
@@ -118,3 +118,14 @@ WHERE run_at IS NOT NULL
 SELECT state, COUNT(*) AS n FROM jobs
 WHERE finished_at >= %s::bigint AND state IN ('completed', 'dead', 'cancelled')
 GROUP BY state
+
+-- name: usage_totals
+-- What the attempts that ended cost since the store began (minute -1), per queue and bucket
+-- of peak memory (-1: none recorded, -2: above every bound).
+SELECT queue, bound_bytes, SUM(n) AS n, SUM(cpu_ms) AS cpu_ms, SUM(peak_bytes) AS peak_bytes
+FROM usage_minutes WHERE minute = -1
+GROUP BY queue, bound_bytes ORDER BY queue, bound_bytes
+
+-- name: cpu_since
+-- CPU milliseconds of the attempts that ended from the minute of an instant on.
+SELECT SUM(cpu_ms) AS value FROM usage_minutes WHERE minute >= %(since)s::bigint / 60000

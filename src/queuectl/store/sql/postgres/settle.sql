@@ -44,7 +44,8 @@ SET finished_at = %(finished_at)s::bigint, exit_code = %(exit_code)s::integer,
     duration_ms = COALESCE(%(duration_ms)s::bigint,
                            GREATEST(0, %(finished_at)s::bigint - started_at)),
     output = COALESCE(%(output)s::bytea, output),
-    output_dropped = COALESCE(%(dropped)s::bigint, output_dropped)
+    output_dropped = COALESCE(%(dropped)s::bigint, output_dropped),
+    cpu_ms = %(cpu_ms)s::bigint, max_rss_bytes = %(max_rss_bytes)s::bigint
 WHERE job_id = %(id)s AND token = %(token)s::bigint AND finished_at IS NULL
 
 -- name: unblock_dependants

@@ -66,3 +66,10 @@ DELETE FROM queues
 
 -- name: reset_config
 DELETE FROM config
+
+-- name: reset_usage_minutes
+-- What the deleted jobs' attempts cost, by the minute; the totals stay, as the counters do.
+DELETE FROM usage_minutes WHERE minute >= 0
+
+-- name: reset_usage_totals
+DELETE FROM usage_minutes

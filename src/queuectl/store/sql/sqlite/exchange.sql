@@ -25,10 +25,12 @@ WHERE seq IN (
       AND NOT EXISTS (
           SELECT 1 FROM jobs INDEXED BY jobs_lock_waiting
           WHERE lock_key IS NOT NULL AND state IN ('pending', 'failed') AND waiting_on = 0)
+      -- Limits: only jobs whose every limit this runner enforces.
+      AND {enforced}
     ORDER BY priority DESC, run_at, seq
     LIMIT :want)
 RETURNING id, attempts, token, command, cwd, env, timeout, queue, priority, run_at, seq,
-          max_retries, no_retry_exit_codes
+          max_retries, no_retry_exit_codes, {claimed_limits}
 
 -- name: startable
 -- (an expression) Whether a job of the served queues (`queues`, NULL: every queue) may start

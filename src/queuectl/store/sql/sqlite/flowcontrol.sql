@@ -61,6 +61,7 @@ heads AS (
         SELECT seq FROM jobs AS head INDEXED BY jobs_queue_claim
         WHERE head.queue = room.queue AND state IN ('pending', 'failed') AND waiting_on = 0
           AND scheduled = 0 AND lock_key IS NULL
+          AND {enforced}  -- limits: only jobs whose every limit this runner enforces
         ORDER BY priority DESC, run_at, seq
         LIMIT :want)
     WHERE room.n > 0
@@ -73,7 +74,7 @@ SET state = 'processing', attempts = attempts + 1, token = token + 1, lease_owne
     lease_expires_at = :lease_until, started_at = :now, updated_at = :now
 WHERE seq IN (SELECT seq FROM picked) AND state IN ('pending', 'failed')
 RETURNING id, attempts, token, command, cwd, env, timeout, queue, priority, run_at, seq,
-          lock_key, max_retries, no_retry_exit_codes
+          lock_key, max_retries, no_retry_exit_codes, {claimed_limits}
 
 -- name: flow_queues
 -- The running count of each limited queue, with the cancelled attempts still dying.
@@ -103,6 +104,7 @@ WHERE queue = :queue AND state IN ('pending', 'failed') AND waiting_on = 0 AND s
       SELECT 1 FROM jobs AS held
       WHERE held.lock_key = jobs.lock_key AND held.lock_key IS NOT NULL
         AND held.lease_owner IS NOT NULL))
+  AND {enforced}  -- limits: only jobs whose every limit this runner enforces
 ORDER BY priority DESC, run_at, seq
 LIMIT :n
 
@@ -117,7 +119,8 @@ SELECT seq, queue, priority, run_at, lock_key FROM (
       AND scheduled = 0
       AND queue NOT IN (SELECT name FROM queues
                         WHERE paused = 1 OR concurrency IS NOT NULL OR rate_jobs IS NOT NULL)
-      AND (:queues IS NULL OR queue IN (SELECT value FROM json_each(:queues)))) AS heads
+      AND (:queues IS NULL OR queue IN (SELECT value FROM json_each(:queues)))
+      AND {enforced}) AS heads  -- limits: only jobs whose every limit this runner enforces
 WHERE place = 1 AND NOT EXISTS (
     SELECT 1 FROM jobs AS held
     WHERE held.lock_key = heads.lock_key AND held.lock_key IS NOT NULL
@@ -133,6 +136,7 @@ WHERE state IN ('pending', 'failed') AND waiting_on = 0 AND scheduled = 0
   AND queue NOT IN (SELECT name FROM queues
                     WHERE paused = 1 OR concurrency IS NOT NULL OR rate_jobs IS NOT NULL)
   AND (:queues IS NULL OR queue IN (SELECT value FROM json_each(:queues)))
+  AND {enforced}  -- limits: only jobs whose every limit this runner enforces
 ORDER BY priority DESC, run_at, seq
 LIMIT :want
 
@@ -150,7 +154,7 @@ SET state = 'processing', attempts = attempts + 1, token = token + 1, lease_owne
     lease_expires_at = :lease_until, started_at = :now, updated_at = :now
 WHERE seq IN (SELECT value FROM json_each(:seqs)) AND state IN ('pending', 'failed')
 RETURNING id, attempts, token, command, cwd, env, timeout, queue, priority, run_at, seq,
-          lock_key, max_retries, no_retry_exit_codes
+          lock_key, max_retries, no_retry_exit_codes, {claimed_limits}
 
 -- name: flow_settings
 -- Every queue's settings (a row exists once a queue was paused or limited).
@@ -159,7 +163,8 @@ SELECT name, paused, concurrency, rate_jobs, rate_ms,
         WHERE state = 'processing' AND jobs.queue = queues.name)
        + (SELECT COUNT(*) FROM jobs AS dying INDEXED BY jobs_dying
           WHERE dying.queue = queues.name AND dying.lease_owner IS NOT NULL
-            AND dying.state <> 'processing') AS running
+            AND dying.state <> 'processing') AS running,
+       memory, cpus, max_procs
 FROM queues ORDER BY name
 
 -- name: flow_set_limits
@@ -171,6 +176,15 @@ ON CONFLICT (name) DO UPDATE SET
                        ELSE excluded.concurrency END,
     rate_jobs = CASE WHEN :keep_rate THEN queues.rate_jobs ELSE excluded.rate_jobs END,
     rate_ms = CASE WHEN :keep_rate THEN queues.rate_ms ELSE excluded.rate_ms END
+
+-- name: set_job_defaults
+-- A default kept is the row's own at this write, as flow_set_limits keeps a limit.
+INSERT INTO queues (name, paused, memory, cpus, max_procs)
+VALUES (:name, 0, :memory, :cpus, :max_procs)
+ON CONFLICT (name) DO UPDATE SET
+    memory = CASE WHEN :keep_memory THEN queues.memory ELSE excluded.memory END,
+    cpus = CASE WHEN :keep_cpus THEN queues.cpus ELSE excluded.cpus END,
+    max_procs = CASE WHEN :keep_max_procs THEN queues.max_procs ELSE excluded.max_procs END
 
 -- name: flow_forget_starts
 DELETE FROM queue_starts WHERE queue = :queue

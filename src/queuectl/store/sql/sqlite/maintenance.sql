@@ -47,8 +47,8 @@ SELECT
 
 -- name: register_runner
 INSERT OR REPLACE INTO runners (id, host, pid, pid_started, workers, queues, started_at,
-                                heartbeat_at, stop_requested)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0)
+                                heartbeat_at, stop_requested, enforces)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0, ?)
 
 -- name: beat_runner
 UPDATE runners SET heartbeat_at = ? WHERE id = ? RETURNING stop_requested
@@ -65,7 +65,8 @@ WHERE lease_owner = ? AND lease_owner IS NOT NULL AND state <> 'processing'
 DELETE FROM runners WHERE id = ?
 
 -- name: runners
-SELECT id, host, pid, pid_started, workers, queues, started_at, heartbeat_at, stop_requested
+SELECT id, host, pid, pid_started, workers, queues, started_at, heartbeat_at, stop_requested,
+       enforces
 FROM runners ORDER BY started_at
 
 -- name: running_jobs
@@ -106,3 +107,8 @@ SELECT MIN(next_at) AS value FROM schedules
 -- name: forget_finished_minutes
 -- The rows of minutes no read looks at any more.
 DELETE FROM finished_minutes WHERE minute < :since / 60000
+
+-- name: forget_usage_minutes
+-- The per-minute counts of what attempts cost, once older than `status --since` reads; the
+-- totals (minute -1) stay.
+DELETE FROM usage_minutes WHERE minute >= 0 AND minute < :since / 60000

@@ -32,7 +32,8 @@ WHERE id = :id AND lease_owner = :owner AND token = :token AND state <> 'process
 UPDATE attempts
 SET finished_at = :finished_at, exit_code = :exit_code, error = :error,
     duration_ms = COALESCE(:duration_ms, MAX(0, :finished_at - started_at)),
-    output = COALESCE(:output, output), output_dropped = COALESCE(:dropped, output_dropped)
+    output = COALESCE(:output, output), output_dropped = COALESCE(:dropped, output_dropped),
+    cpu_ms = :cpu_ms, max_rss_bytes = :max_rss_bytes
 WHERE job_id = :id AND token = :token AND finished_at IS NULL
 
 -- name: unblock_dependants
