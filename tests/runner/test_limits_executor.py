@@ -104,13 +104,19 @@ def test_a_cgroup_that_held_limits_serves_no_later_job() -> None:
         assert second["error"] is None
 
 
+#: A busy loop for a second, then how often its cgroup's CPU quota held it back.
+SPIN = (
+    f"timeout 1 sh -c 'while :; do :; done'; python3 {Path(__file__).parent / 'cpu_throttled.py'}"
+)
+
+
 @needs
 def test_cpus_throttle_a_busy_loop_to_its_share() -> None:
-    spin = "timeout 1 sh -c 'while :; do :; done'"
-    limited, free = attempts([{"command": spin, "cpus": 0.25}, {"command": spin}])
-    share = limited["cpu_ms"] / limited["wall_ms"]
-    assert 0.1 < share < 0.35, limited
-    assert free["cpu_ms"] > 2 * limited["cpu_ms"], (free, limited)
+    """Its share of the CPU stays under its quota, which the kernel enforced (however busy the
+    machine, which may give it less)."""
+    [limited] = attempts([{"command": SPIN, "cpus": 0.25}])
+    assert limited["cpu_ms"] / limited["wall_ms"] < 0.3, limited
+    assert int(limited["output"].split()[-1]) > 0, limited  # the quota held it back
 
 
 @needs

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from queuectl import Queue
-from tests.runner.test_limits_executor import EVERY_LIMIT, HEAVY, MIB
+from tests.runner.test_limits_executor import EVERY_LIMIT, HEAVY, MIB, SPIN
 from tests.support.runners import wait_until
 
 needs = pytest.mark.skipif(not EVERY_LIMIT, reason="this host's runner enforces no limit")
@@ -45,7 +45,7 @@ def test_a_job_over_its_memory_dies_alone_and_the_runner_serves_on(
 
 @needs
 def test_cpus_throttle_and_max_procs_refuse_forks(queue: Queue, start_runner) -> None:
-    spin = queue.enqueue("timeout 1 sh -c 'while :; do :; done'", cpus=0.25, max_retries=0)
+    spin = queue.enqueue(SPIN, cpus=0.25, max_retries=0)
     forks = queue.enqueue(
         "for i in 1 2 3 4 5 6; do sleep 1 & done; wait", max_procs=4, max_retries=0
     )
@@ -56,7 +56,8 @@ def test_cpus_throttle_and_max_procs_refuse_forks(queue: Queue, start_runner) ->
     [attempt] = queue.history(spin.id)
     assert attempt.cpu_ms is not None
     assert attempt.duration_ms is not None
-    assert 0.1 < attempt.cpu_ms / attempt.duration_ms < 0.35, attempt
+    assert attempt.cpu_ms / attempt.duration_ms < 0.3, attempt
+    assert int((queue.output(spin.id) or b"").split()[-1]) > 0  # its quota held it back
     error = queue.get(forks.id).last_error or ""
     assert "fork" in error.lower() or "temporarily unavailable" in error.lower(), error
 
@@ -145,7 +146,11 @@ def test_every_attempt_records_its_cost_where_it_is_shown(
     from queuectl.api.app import create_app
 
     with TestClient(create_app(target, token="t" * 32)) as client:
-        text = client.get("/metrics", headers={"Authorization": "Bearer " + "t" * 32}).text
+        headers = {"Authorization": "Bearer " + "t" * 32}
+        text = client.get("/metrics", headers=headers).text
+        detail = client.get(f"/api/jobs/{job.id}", headers=headers).json()
+    assert detail["history"][0]["cpu_ms"] == attempt.cpu_ms
+    assert detail["history"][0]["max_rss_bytes"] == attempt.max_rss_bytes
     assert f'queuectl_cpu_seconds_total{{queue="default"}} {attempt.cpu_ms / 1000}' in text
     assert 'queuectl_peak_memory_bytes_count{queue="default"} 1.0' in text
     assert 'queuectl_peak_memory_bytes_bucket{le="67108864.0",queue="default"} 0.0' in text
@@ -170,3 +175,24 @@ def test_limits_are_validated_before_anything_is_stored(queue: Queue, cli, tmp_p
         cli("enqueue", "--memory", "1.5G", "--cpus", "2", "-c", "true", "--json").stdout
     )
     assert (made[0]["memory"], made[0]["cpus"], made[0]["max_procs"]) == (1536 * MIB, 2.0, None)
+
+
+@pytest.mark.parametrize("lock", [False, True], ids=["counted", "general"])
+def test_under_flow_control_too_a_runner_takes_only_the_limits_it_enforces(
+    queue: Queue, start_runner, lock: bool
+) -> None:
+    """The claims of limited queues and locks (counted in one statement, or through the
+    candidates of each kind) keep to the limits as the plain claim does."""
+    queue.set_queue("capped", concurrency=5)
+    extra = {"lock": "k"} if lock else {}
+    refused = [
+        queue.enqueue("echo ran", memory="64M", **extra),
+        queue.enqueue("echo ran", queue="capped", cpus=1),
+        queue.enqueue("echo ran", max_procs=10),
+    ]
+    taken = [queue.enqueue("echo ran", queue="capped"), queue.enqueue("echo ran", **extra)]
+    start_runner("-n", "4", env=NO_CGROUP)
+    for job in taken:
+        finished(queue, job.id)
+    for job in refused:
+        assert queue.get(job.id).state == "pending"

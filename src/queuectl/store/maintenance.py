@@ -92,7 +92,7 @@ class Maintenance(Flow):
                 running.get(r["id"], []),
                 None if r["enforces"] is None else self.db.from_json(r["enforces"]),
             )
-            for r in conn.execute(self.db.q["runners"]).fetchall()
+            for r in conn.execute(self.db.q["runners_listed"]).fetchall()
         ]
 
     @operation(runner=True)

@@ -444,12 +444,19 @@
     $("detail-retry").hidden = !["completed", "dead", "cancelled", "failed"].includes(job.state);
     $("detail-retry").textContent = job.state === "failed" ? "Run now" : "Run again";
     const history = job.history || [];
+    const bytes = (n) => {
+      let value = n, unit = 0;
+      while (value >= 1024 && unit < 4) { value /= 1024; unit += 1; }
+      return unit ? value.toFixed(1) + " " + ["B", "KiB", "MiB", "GiB", "TiB"][unit] : n + " B";
+    };
     // Output is asked for by position (a requeue starts attempt numbers again).
     replaceRows($("detail-history"), history.map((a, index) => {
       const took = a.duration_ms == null ? "" : (a.duration_ms / 1000).toFixed(3) + " s";
+      const cpu = a.cpu_ms == null ? "" : (a.cpu_ms / 1000).toFixed(3) + " s";
       const row = el("tr", { class: "clickable" },
         el("td", {}, String(a.attempt)), el("td", {}, when(a.started_at)),
         el("td", {}, a.finished_at ? when(a.finished_at) : "running"), el("td", {}, took),
+        el("td", {}, cpu), el("td", {}, a.max_rss_bytes == null ? "" : bytes(a.max_rss_bytes)),
         el("td", {}, a.exit_code == null ? "" : String(a.exit_code)), el("td", {}, a.error || ""),
         el("td", {}, a.host || ""));
       row.addEventListener("click", () => { selectedAttempt = index + 1; renderDetail(); });

@@ -65,6 +65,11 @@ WHERE lease_owner = ? AND lease_owner IS NOT NULL AND state <> 'processing'
 DELETE FROM runners WHERE id = ?
 
 -- name: runners
+SELECT id, host, pid, pid_started, workers, queues, started_at, heartbeat_at, stop_requested
+FROM runners ORDER BY started_at
+
+-- name: runners_listed
+-- (`runners` serves the check before a migration too, on the schema it migrates from.)
 SELECT id, host, pid, pid_started, workers, queues, started_at, heartbeat_at, stop_requested,
        enforces
 FROM runners ORDER BY started_at
