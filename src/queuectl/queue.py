@@ -8,7 +8,7 @@ import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from queuectl import config as config_keys
 from queuectl.clock import Clock
@@ -41,6 +41,9 @@ from queuectl.store import (
     open_store,
 )
 
+if TYPE_CHECKING:
+    from queuectl.runner.recovery import Recovered
+
 MAX_ROW = 2**63 - 1  # both stores' row keys, LIMITs and OFFSETs are signed 64-bit
 #: A limit `set_queue` leaves as it is (None removes one).
 UNCHANGED: Any = object()
@@ -48,7 +51,7 @@ UNCHANGED: Any = object()
 
 @dataclass(frozen=True)
 class QueueFlow:
-    """A queue's limits (None: none) against what runs and started now (SPEC 9.2)."""
+    """A queue's limits (None: none) against what runs and started now."""
 
     concurrency: int | None
     running: int
@@ -85,7 +88,7 @@ class Queue:
     # -- enqueue
 
     def enqueue(self, command: str, **options: Any) -> Job:
-        """Enqueue one job; options are the JSON fields of SPEC section 2 (and `delay`)."""
+        """Enqueue one job; options are the job's JSON fields (see docs/json.md) and `delay`."""
         return self.enqueue_many([{"command": command, **options}])[0]
 
     def enqueue_many(self, jobs: Iterable[dict[str, Any] | NewJob]) -> list[Job]:
@@ -252,7 +255,7 @@ class Queue:
         return self._store.history(job_id)
 
     def detail(self, job_id: str) -> dict[str, Any]:
-        """The job as `show --json` gives it: every field and its history (SPEC 9.3)."""
+        """The job as `show --json` gives it: every field and its history."""
         job = self.get(job_id)
         return {**job.to_dict(), "history": [attempt_dict(a) for a in self._store.history(job_id)]}
 
@@ -272,7 +275,7 @@ class Queue:
     def status(self, since: str | float | None = None) -> dict[str, Any]:
         """Counts per state and queue, live runners, and jobs completed in the last minute;
         with `since` (a duration: "10m", or seconds), the jobs finished in that window by
-        state (SPEC 9.10)."""
+        state."""
         window_s = None if since is None else parse_duration(since, "since")
         runners = [runner_dict(r) for r in self.runners()]
         per_queue = self._store.counts()
@@ -412,7 +415,7 @@ class Queue:
 
     def queues(self) -> dict[str, dict[str, Any]]:
         """Every named queue (with jobs, paused or limited): whether paused, its limits and its
-        counts per state (SPEC 9.2's `queue list --json`)."""
+        counts per state (as `queue list --json` gives them)."""
         settings = self._store.queue_settings()
         counts = self._store.counts()
         names = sorted(set(settings) | set(counts))
@@ -478,29 +481,45 @@ class Queue:
         self._store.set_paused(validate_id(queue, "queue"), False)
 
     def runners(self) -> builtins.list[Runner]:
-        """Live runners: the dead ones (see liveness.is_dead) are left out, not reaped. Only
-        runners recover jobs: a reader sees one moment, and a misjudgement of its (a clock
-        step, a host it cannot see) would make the job run twice."""
-        from queuectl.runner.liveness import is_dead
+        """Live runners: those that look gone (see liveness.is_dead) are left out."""
+        return self._judge_runners()[0]
 
+    def lost_runners(self) -> builtins.list[Runner]:
+        """Registered runners that look gone (see liveness.is_dead). Reading changes nothing:
+        their jobs stay `processing`, and their leftover processes run on, until a runner
+        recovers them or `recover` is called."""
+        return self._judge_runners()[1]
+
+    def _judge_runners(self) -> tuple[builtins.list[Runner], builtins.list[Runner]]:
+        """The registered runners, live and lost. Only runners and `recover` act on what the
+        lost ones left: a reader sees one moment, and a misjudgement of its (a clock step, a
+        host it cannot see) must not make a job run twice behind its back."""
         runners = self._store.runners()
         if not runners:
-            return runners
-        now_ms = self.now_ms()
-        lease_s = float(self._store.config()["lease_seconds"])
-        return [r for r in runners if not is_dead(r, now_ms, lease_s)]
-
-    def unserved(self, names: Sequence[str]) -> dict[str, str]:
-        """Those of the queues `names` that no live runner, not stopping, serves, each with
-        why: "none is up" or "stopping" (a read only: nothing is reaped)."""
-        runners = self._store.runners()
-        if not runners:
-            return dict.fromkeys(sorted(set(names)), "none is up")
+            return runners, []
         from queuectl.runner.liveness import is_dead  # the runner's modules: only with one up
 
         now_ms = self.now_ms()
         lease_s = float(self._store.config()["lease_seconds"])
-        alive = [r for r in runners if not is_dead(r, now_ms, lease_s)]
+        live: builtins.list[Runner] = []
+        lost: builtins.list[Runner] = []
+        for runner in runners:
+            (lost if is_dead(runner, now_ms, lease_s) else live).append(runner)
+        return live, lost
+
+    def recover(self) -> Recovered:
+        """Do now what every runner does as it runs: kill the leftover processes of the
+        runners of this host that are gone, unregister every runner that looks gone, and run
+        their jobs, and those of expired leases, again as 'worker lost'. Never a job of a
+        live runner of this host."""
+        from queuectl.runner.recovery import recover_now
+
+        return recover_now(self._store)
+
+    def unserved(self, names: Sequence[str]) -> dict[str, str]:
+        """Those of the queues `names` that no live runner, not stopping, serves, each with
+        why: "none is up" or "stopping" (a read only: nothing is reaped)."""
+        alive = self.runners()
         found = {}
         for name in sorted(set(names)):
             serving = [r for r in alive if r.queues is None or name in r.queues]
@@ -545,7 +564,7 @@ class Queue:
     def schedules(self) -> builtins.list[Schedule]:
         return self._store.schedules()
 
-    # -- hooks (SPEC 9.9)
+    # -- hooks
 
     def add_hook(
         self, name: str, on: str | builtins.list[str], job: dict[str, Any], queue: str | None = None
@@ -567,7 +586,7 @@ class Queue:
     def hooks(self) -> builtins.list[Hook]:
         return self._store.hooks()
 
-    # -- reset (SPEC 9.10)
+    # -- reset
 
     def reset(self, all: bool = False) -> dict[str, int]:
         """Delete every job with its history and output, in one transaction (`all`: also the
@@ -658,7 +677,7 @@ def purgeable_states(state: str) -> list[str]:
 
 
 def runner_dict(runner: Runner) -> dict[str, Any]:
-    """A runner as SPEC section 5's JSON."""
+    """A runner as `status --json` gives it."""
     return {
         "id": runner.id,
         "host": runner.host,
@@ -673,7 +692,7 @@ def runner_dict(runner: Runner) -> dict[str, Any]:
 
 
 def attempt_dict(attempt: Attempt) -> dict[str, Any]:
-    """An attempt as SPEC 9.3's history entry."""
+    """An attempt as a job's history entry in `show --json`."""
     return {
         "attempt": attempt.attempt,
         "runner": attempt.runner,

@@ -596,6 +596,24 @@ MUTANTS: list[Mutant] = [
         ("tests/runner/test_stop.py", "-k", "grace_0"),
     ),
     Mutant(
+        "recovery-leftovers-not-killed",
+        "runner/recovery.py",
+        "    killed = kill_leftovers(store, list(runners), now_ms, lease_s)",
+        "    killed = 0",
+        "a recovery frees a dead runner's job while its processes still run",
+        ("tests/reliability/test_recover.py", "-k", "sqlite"),
+    ),
+    Mutant(
+        "queue-readers-recover",
+        "queue.py",
+        "        runners = self._store.runners()\n        if not runners:\n            return runners, []",
+        "        from queuectl.runner.recovery import recover_now\n\n"
+        "        recover_now(self._store)\n"
+        "        runners = self._store.runners()\n        if not runners:\n            return runners, []",
+        "readers (status, worker list, the API, /metrics) kill leftovers and recover jobs",
+        ("tests/reliability/test_recover.py", "-k", "sqlite"),
+    ),
+    Mutant(
         "liveness-no-live-local",
         "runner/liveness.py",
         "    return [r.id for r in runners if is_local(r) and not _gone_or_stopped(r, now_ms, lease_s)]",
