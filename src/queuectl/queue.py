@@ -66,7 +66,7 @@ STREAM_BATCH = 5000
 #: Batches of this many jobs or more are enqueued with the garbage collector paused.
 PAUSE_COLLECTOR_AT = 1000
 #: A stream (which pauses the collector) collects its young garbage after this many jobs: each
-#: collection walks the batches still referenced, so once a batch would cost 5% of the time.
+#: collection walks the batches still referenced, so now and then, not after every batch.
 STREAM_COLLECT_EVERY = 10 * STREAM_BATCH
 
 
@@ -592,22 +592,8 @@ class Queue:
         """Delete every job with its history and output, in one transaction (`all`: also the
         schedules, hooks, queue settings and configuration). Refused while a runner is up.
         What was deleted: counts by kind."""
-        self._unregister_dead()  # only a live runner refuses the reset
+        self.recover()  # only a live runner refuses the reset; a dead one's jobs are deleted
         return self._store.reset(all)
-
-    def _unregister_dead(self) -> None:
-        """Unregister the dead runners, first killing what those of this host left running:
-        a reset deletes their jobs, so none is recovered."""
-        from queuectl.runner.liveness import is_dead, kill_leftovers
-
-        runners = self._store.runners()
-        if not runners:
-            return
-        now_ms = self.now_ms()
-        lease_s = float(self._store.config()["lease_seconds"])
-        kill_leftovers(self._store, runners, now_ms, lease_s)
-        if dead := [r.id for r in runners if is_dead(r, now_ms, lease_s)]:
-            self._store.reap(dead)
 
     def request_stop(self) -> int:
         """Ask every runner of this store to stop gracefully; how many were asked."""
@@ -623,8 +609,8 @@ def _collector_paused(paused: bool) -> Iterator[None]:
     """Python's cyclic garbage collector paused (if `paused`) while a bulk enqueue runs.
 
     A bulk enqueue keeps some ten new objects a job until it returns, and makes no reference
-    cycle. The collector, run every 700 allocations and over the whole heap as it grows, walked
-    them again and again to free nothing: a third of the time of 50,000 jobs. A collector
+    cycle. The collector, run every few hundred allocations and over the whole heap as it
+    grows, would walk them again and again to free nothing. A collector
     paused already stays so; another thread's enqueue ending the pause early costs only time.
     """
     if not paused or not gc.isenabled():

@@ -63,7 +63,8 @@ def test_a_lock_is_freed_only_when_the_dead_runners_job_is_dead(
             assert queue.get("first").state == "processing", "a reader recovered a job"
         if recoverer == "recover":
             done = queue.recover()
-            assert (done.jobs, done.killed) == (["first"], 1)
+            assert done.jobs == ["first"]
+            assert done.killed >= 1, "the dead runner's job was not killed"
             assert queue.get("first").state == "dead"
         if recoverer != "runner":
             runners.start(target, workers=1)

@@ -8,8 +8,8 @@ writes. The loop never waits for the pipe's end, so a grandchild that keeps it o
 
 Spawning uses clone3 as posix_spawn would (a vfork-style clone, in the `_spawn` extension
 compiled at install, Linux), with the shell born in the job's cgroup where it has one; else
-os.posix_spawn, with the cgroup's prologue. Either costs the runner about a third of
-subprocess.Popen's time, and the runner's single loop spawns every job.
+os.posix_spawn, with the cgroup's prologue. Either is much cheaper than subprocess.Popen,
+and the runner's single loop spawns every job.
 """
 
 from __future__ import annotations
@@ -235,8 +235,8 @@ def close_pipe(attempt: Attempt) -> None:
 def _output_file() -> BinaryIO:
     """An unnamed file for the command's output: in memory on Linux (memfd), else on disk.
 
-    A memfd costs microseconds where a temporary file on ext4 costs a third of a millisecond;
-    `trim` keeps its memory bounded by punching out what lies before the kept tail.
+    A memfd is much cheaper to make than a temporary file on disk; `trim` keeps its memory
+    bounded by punching out what lies before the kept tail.
     """
     if hasattr(os, "memfd_create"):
         return open(os.memfd_create("queuectl-output", os.MFD_CLOEXEC), "w+b", buffering=0)
