@@ -398,6 +398,13 @@ class Queue:
         cutoff = self.now_ms() - round(age_s * 1000)
         return self._store.purge(states, cutoff + (1 if age_s == 0 else 0), progress=progress)
 
+    def reset(self, all: bool = False) -> dict[str, int]:
+        """Delete every job with its history and output, in one transaction (`all`: also the
+        schedules, hooks, queue settings and configuration). Refused while a runner is up.
+        What was deleted: counts by kind."""
+        self.recover()  # only a live runner refuses the reset; a dead one's jobs are deleted
+        return self._store.reset(all)
+
     # -- configuration
 
     def config(self) -> dict[str, float]:
@@ -482,51 +489,43 @@ class Queue:
 
     def runners(self) -> builtins.list[Runner]:
         """Live runners: those that look gone (see liveness.is_dead) are left out."""
-        return self._judge_runners()[0]
+        return self._runners(lost=False)
 
     def lost_runners(self) -> builtins.list[Runner]:
-        """Registered runners that look gone (see liveness.is_dead). Reading changes nothing:
-        their jobs stay `processing`, and their leftover processes run on, until a runner
-        recovers them or `recover` is called."""
-        return self._judge_runners()[1]
+        """Registered runners that look gone: shown, not acted on (a runner or `recover` is)."""
+        return self._runners(lost=True)
 
-    def _judge_runners(self) -> tuple[builtins.list[Runner], builtins.list[Runner]]:
-        """The registered runners, live and lost. Only runners and `recover` act on what the
-        lost ones left: a reader sees one moment, and a misjudgement of its (a clock step, a
-        host it cannot see) must not make a job run twice behind its back."""
-        runners = self._store.runners()
-        if not runners:
-            return runners, []
+    def _runners(self, lost: bool) -> builtins.list[Runner]:
+        if not (runners := self._store.runners()):
+            return runners
         from queuectl.runner.liveness import is_dead  # the runner's modules: only with one up
 
-        now_ms = self.now_ms()
-        lease_s = float(self._store.config()["lease_seconds"])
-        live: builtins.list[Runner] = []
-        lost: builtins.list[Runner] = []
-        for runner in runners:
-            (lost if is_dead(runner, now_ms, lease_s) else live).append(runner)
-        return live, lost
+        now_ms, lease_s = self.now_ms(), float(self._store.config()["lease_seconds"])
+        return [r for r in runners if is_dead(r, now_ms, lease_s) == lost]
 
     def recover(self) -> Recovered:
-        """Do now what every runner does as it runs: kill the leftover processes of the
-        runners of this host that are gone, unregister every runner that looks gone, and run
-        their jobs, and those of expired leases, again as 'worker lost'. Never a job of a
-        live runner of this host."""
+        """What runners do as they run: kill what this host's gone runners left, unregister the
+        runners that look gone, run their jobs (and expired leases') again as 'worker lost'."""
         from queuectl.runner.recovery import recover_now
 
         return recover_now(self._store)
 
+    def request_stop(self) -> int:
+        """Ask every runner of this store to stop gracefully; how many were asked."""
+        return self._store.request_stop()
+
+    def withdraw_stop(self) -> int:
+        """Withdraw the stop asked of runners still draining (they take jobs again); how many."""
+        return self._store.withdraw_stop()
+
     def unserved(self, names: Sequence[str]) -> dict[str, str]:
-        """Those of the queues `names` that no live runner, not stopping, serves, each with
-        why: "none is up" or "stopping" (a read only: nothing is reaped)."""
+        """The queues of `names` no runner serves: {name: "none is up" or "stopping"}."""
         alive = self.runners()
         found = {}
         for name in sorted(set(names)):
             serving = [r for r in alive if r.queues is None or name in r.queues]
-            if not serving:
-                found[name] = "none is up"
-            elif all(r.stop_requested for r in serving):
-                found[name] = "stopping"
+            if all(r.stop_requested for r in serving):  # none serving, or every one stopping
+                found[name] = "stopping" if serving else "none is up"
         return found
 
     # -- schedules
@@ -586,32 +585,14 @@ class Queue:
     def hooks(self) -> builtins.list[Hook]:
         return self._store.hooks()
 
-    # -- reset
-
-    def reset(self, all: bool = False) -> dict[str, int]:
-        """Delete every job with its history and output, in one transaction (`all`: also the
-        schedules, hooks, queue settings and configuration). Refused while a runner is up.
-        What was deleted: counts by kind."""
-        self.recover()  # only a live runner refuses the reset; a dead one's jobs are deleted
-        return self._store.reset(all)
-
-    def request_stop(self) -> int:
-        """Ask every runner of this store to stop gracefully; how many were asked."""
-        return self._store.request_stop()
-
-    def withdraw_stop(self) -> int:
-        """Withdraw the stop asked of runners still draining (they take jobs again); how many."""
-        return self._store.withdraw_stop()
-
 
 @contextmanager
 def _collector_paused(paused: bool) -> Iterator[None]:
     """Python's cyclic garbage collector paused (if `paused`) while a bulk enqueue runs.
 
-    A bulk enqueue keeps some ten new objects a job until it returns, and makes no reference
-    cycle. The collector, run every few hundred allocations and over the whole heap as it
-    grows, would walk them again and again to free nothing. A collector
-    paused already stays so; another thread's enqueue ending the pause early costs only time.
+    A bulk enqueue keeps some ten new objects a job until it returns and makes no reference
+    cycle: the collector would walk them again and again to free nothing. A collector paused
+    already stays so; another thread's enqueue ending the pause early costs only time.
     """
     if not paused or not gc.isenabled():
         yield
