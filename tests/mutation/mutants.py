@@ -606,10 +606,10 @@ MUTANTS: list[Mutant] = [
     Mutant(
         "queue-readers-recover",
         "queue.py",
-        "        runners = self._store.runners()\n        if not runners:\n            return runners, []",
+        "        if not (runners := self._store.runners()):",
         "        from queuectl.runner.recovery import recover_now\n\n"
         "        recover_now(self._store)\n"
-        "        runners = self._store.runners()\n        if not runners:\n            return runners, []",
+        "        if not (runners := self._store.runners()):",
         "readers (status, worker list, the API, /metrics) kill leftovers and recover jobs",
         ("tests/reliability/test_recover.py", "-k", "sqlite"),
     ),
