@@ -14,11 +14,15 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import subprocess
 import sys
 import time
+from collections.abc import Callable
+from typing import Any
 
 from queuectl.runner.tree import (
     EMPTY_WAIT_S,
+    Tree,
     kill_attempts,
     populated,
     read_start,
@@ -29,6 +33,52 @@ from queuectl.runner.tree import (
 # watchdog a few times a second rather than twice per job (each wakeup is a context switch
 # on a machine whose cores are spawning jobs). An idle watchdog blocks in read and costs nothing.
 BATCH_S = 0.05
+
+
+class Watchdog:
+    """The runner's end: starts the watchdog, and tells it (in batches) what dies with it."""
+
+    def __init__(self, log: Callable[..., Any]) -> None:
+        self.log = log
+        self.lines: list[bytes] = []
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "queuectl.runner.watchdog"],
+            stdin=subprocess.PIPE,
+            start_new_session=True,
+            close_fds=True,
+        )
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def watch(self, line: str) -> None:
+        """Tell the watchdog (at the next flush) which process groups die with this runner."""
+        self.lines.append(line.encode() + b"\n")
+
+    def flush(self, tree: Tree) -> None:
+        """Send what it was told, and what `tree` found, in one write."""
+        if tree.watch:
+            self.lines.extend(f"{line}\n".encode() for line in tree.watch)
+            tree.watch.clear()
+        stdin = self.process.stdin
+        if not self.lines or stdin is None:
+            return
+        data, self.lines = b"".join(self.lines), []
+        try:
+            os.write(stdin.fileno(), data)
+        except BrokenPipeError:
+            self.log(
+                "watchdog_lost",
+                "the watchdog died: jobs may outlive a crash of this runner",
+                important=True,
+            )
+
+    def close(self) -> None:
+        """Close the pipe (the watchdog kills what it was told of that is left) and wait."""
+        if self.process.stdin is not None:
+            self.process.stdin.close()
+        self.process.wait()
 
 
 def main() -> None:
