@@ -114,8 +114,8 @@ SPIN = (
 def test_cpus_throttle_a_busy_loop_to_its_share() -> None:
     """Its share of the CPU stays under its quota, which the kernel enforced (however busy the
     machine, which may give it less)."""
-    [limited] = attempts([{"command": SPIN, "cpus": 0.25}])
-    assert limited["cpu_ms"] / limited["wall_ms"] < 0.3, limited
+    [limited] = attempts([{"command": SPIN, "cpus": 0.05}])
+    assert limited["cpu_ms"] / limited["wall_ms"] < 0.1, limited
     assert int(limited["output"].split()[-1]) > 0, limited  # the quota held it back
 
 
@@ -157,11 +157,20 @@ def test_accounting_agrees_with_gnu_time(limited: bool) -> None:
     assert abs(ours["max_rss_bytes"] - max_rss) <= 0.1 * max_rss, (ours, max_rss)
 
 
+def orphaned(command: str, where: Path) -> str:
+    """A job that leaves `command` running as an orphan and ends once the orphan has (a
+    moment later, so that its parent has it as a zombie to reap)."""
+    done = where / "orphan-done"
+    return f"( ( {command}; touch {done} ) & ); until [ -e {done} ]; do sleep 0.05; done; sleep 0.3"
+
+
 @needs
-def test_a_limited_jobs_cgroups_count_the_processes_the_runner_never_reaped() -> None:
+def test_a_limited_jobs_cgroups_count_the_processes_the_runner_never_reaped(
+    tmp_path: Path,
+) -> None:
     """Without a subreaper, an orphan's cost is lost to wait4; its cgroups still count it."""
     heavy = HEAVY.format(mib=96, spins=3_000_000)
-    [job] = attempts([{"command": f"( {heavy} & ); sleep 1.5", "memory": 512 * MIB}])
+    [job] = attempts([{"command": orphaned(heavy, tmp_path), "memory": 512 * MIB}])
     cpu_ms, max_rss = time_v(heavy)
     assert job["cpu_ms"] >= 0.8 * cpu_ms, (job, cpu_ms)
     assert job["max_rss_bytes"] >= 0.9 * max_rss, (job, max_rss)
@@ -174,9 +183,9 @@ def test_a_small_job_does_not_report_the_runners_own_size() -> None:
     assert job["cpu_ms"] is not None
 
 
-def test_orphans_the_runner_reaped_are_counted() -> None:
+def test_orphans_the_runner_reaped_are_counted(tmp_path: Path) -> None:
     """As a subreaper the runner reaps what the shell left: its CPU is the job's."""
-    orphan = "( " + HEAVY.format(mib=64, spins=3_000_000) + " & ); sleep 1.5"
+    orphan = orphaned(HEAVY.format(mib=64, spins=3_000_000), tmp_path)
     [job] = attempts([{"command": orphan}], QUEUECTL_NO_CGROUP="1")
     cpu_ms, max_rss = time_v(HEAVY.format(mib=64, spins=3_000_000))
     assert job["cpu_ms"] >= 0.8 * cpu_ms, (job, cpu_ms)
