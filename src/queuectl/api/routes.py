@@ -236,12 +236,16 @@ def queues(queue: QueueDep) -> dict[str, Any]:
 
 @router.put("/queues/{name}", tags=["queues"], response_model=schemas.QueueOut)
 def set_queue(queue: QueueDep, name: str, body: schemas.QueueLimitsIn) -> dict[str, Any]:
-    """Set a queue's concurrency and rate limits; the queue need not have jobs."""
+    """Set a queue's concurrency and rate limits, and its jobs' default limits (memory, cpus,
+    max_procs); the queue need not have jobs."""
     given = body.model_fields_set
     return queue.set_queue(
         name,
         concurrency=body.concurrency if "concurrency" in given else UNCHANGED,
         rate=body.rate if "rate" in given else UNCHANGED,
+        memory=body.memory if "memory" in given else UNCHANGED,
+        cpus=body.cpus if "cpus" in given else UNCHANGED,
+        max_procs=body.max_procs if "max_procs" in given else UNCHANGED,
     )
 
 

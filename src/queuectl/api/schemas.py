@@ -118,6 +118,7 @@ class RunnerOut(BaseModel):
     heartbeat_at: str
     running: list[str]
     stopping: bool  # asked to stop: it finishes its running jobs and takes no new one
+    enforces: list[str] = []  # the limits it enforces; it takes no job with another
 
 
 class StatusOut(BaseModel):
@@ -142,6 +143,9 @@ class QueueOut(BaseModel):
     concurrency: int | None = None
     rate: RateOut | None = None
     counts: dict[str, int]
+    memory: int | None = None  # defaults of its jobs' limits
+    cpus: float | None = None
+    max_procs: int | None = None
 
 
 class QueueLimitsIn(BaseModel):
@@ -153,6 +157,9 @@ class QueueLimitsIn(BaseModel):
     rate: Any = Field(
         None, description='"N/DURATION" (10/1m) or {"jobs": N, "seconds": S}; null: no limit'
     )
+    memory: Any = Field(None, description="its jobs' memory unless they give theirs; null: none")
+    cpus: Any = Field(None, description="its jobs' CPUs unless they give theirs; null: none")
+    max_procs: Any = Field(None, description="its jobs' process limit; null: none")
 
 
 class QueueState(BaseModel):
@@ -247,6 +254,7 @@ class SinceOut(BaseModel):
     completed: int
     dead: int
     cancelled: int
+    cpu_seconds: float = 0.0  # of the attempts that ended in the window, by the minute
 
 
 class HookIn(BaseModel):

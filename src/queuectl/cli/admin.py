@@ -89,8 +89,10 @@ def print_runners(runners: list[dict[str, Any]]) -> None:
         )
         for r in runners
     ]
-    columns = ["HOST", "PID", "WORKERS", "QUEUES", "STARTED", "HEARTBEAT", "STATUS", "RUNNING"]
-    columns.append("ENFORCES")
+    columns = [
+        *("HOST", "PID", "WORKERS", "QUEUES", "STARTED", "HEARTBEAT", "STATUS", "RUNNING"),
+        "ENFORCES",
+    ]
     zone = zone_name()
     short = {
         name: (f"{name} {zone}", [short_time(r[key]) for r in runners])
