@@ -337,6 +337,9 @@ def test_queues_pause_and_resume(client, queue: Queue) -> None:
         "concurrency": None,
         "rate": None,
         "counts": dict.fromkeys(STATES, 0),
+        "memory": None,
+        "cpus": None,
+        "max_procs": None,
     }
     limited = client.put("/api/queues/mail", json={"concurrency": 2, "rate": "10/1m"}).json()
     assert (limited["concurrency"], limited["rate"]) == (2, {"jobs": 10, "seconds": 60})

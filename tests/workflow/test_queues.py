@@ -13,7 +13,7 @@ from tests.workflow.conftest import Cli, all_in, ok, wait_until
 ZERO = dict.fromkeys(STATES, 0)
 
 #: A queue with no flow control (SPEC 9.2).
-NO_LIMITS = {"concurrency": None, "rate": None}
+NO_LIMITS = {"concurrency": None, "rate": None, "memory": None, "cpus": None, "max_procs": None}
 
 
 def test_a_paused_queue_keeps_its_jobs_until_resumed(
