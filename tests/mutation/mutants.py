@@ -759,8 +759,10 @@ MUTANTS: list[Mutant] = [
     Mutant(
         "claim-ignores-queue-default-limits",
         "store/sql/sqlite/common.sql",
-        "    AND queue NOT IN (SELECT name FROM queues\n                      WHERE memory IS NOT NULL AND (:enforces & 1) = 0",
-        "    AND queue NOT IN (SELECT name FROM queues\n                      WHERE 0 AND (:enforces & 1) = 0",
+        "                      WHERE memory IS NOT NULL AND (:enforces & 1) = 0\n"
+        "                         OR cpus IS NOT NULL AND (:enforces & 2) = 0\n"
+        "                         OR max_procs IS NOT NULL AND (:enforces & 4) = 0)))",
+        "                      WHERE 0)))",
         "a runner claims a job whose only limits are its queue's defaults without enforcing them",
         ("tests/runner/test_limits_runner.py", "-k", "enforces_nothing and sqlite"),
     ),
