@@ -42,14 +42,19 @@ def parse_jobs_text(text: str) -> list[dict[str, Any]]:
     for n, line in enumerate(text.splitlines(), 1):
         if not line.strip():
             continue
-        try:
-            item = parse_json(line)
-        except json.JSONDecodeError as exc:
-            raise InvalidInputError(f"line {n}: invalid JSON: {exc.msg}") from None
-        if not isinstance(item, dict):
-            raise InvalidInputError(f"line {n}: a job must be a JSON object")
-        jobs.append(item)
+        jobs.append(_line_job(n, line, parse_json))
     return jobs
+
+
+def _line_job(n: int, line: str, parse: Any) -> dict[str, Any]:
+    """The job on line `n` of JSON Lines, or one line saying what is wrong with it."""
+    try:
+        item = parse(line)
+    except json.JSONDecodeError as exc:
+        raise InvalidInputError(f"line {n}: invalid JSON: {exc.msg}") from None
+    if not isinstance(item, dict):
+        raise InvalidInputError(f"line {n}: a job must be a JSON object")
+    return item
 
 
 def stream_job_lines(file: Any) -> tuple[Iterator[tuple[str, dict[str, Any]]] | None, str]:
@@ -81,12 +86,7 @@ def stream_job_lines(file: Any) -> tuple[Iterator[tuple[str, dict[str, Any]]] | 
         for n, line in lines:
             if not line.strip():
                 continue
-            try:
-                parsed = _json_value(line)
-            except json.JSONDecodeError as exc:
-                raise InvalidInputError(f"line {n}: invalid JSON: {exc.msg}") from None
-            if not isinstance(parsed, dict):
-                raise InvalidInputError(f"line {n}: a job must be a JSON object")
+            parsed = _line_job(n, line, _json_value)
             if pending is not None:
                 yield f"line {first}", pending
                 pending = None
