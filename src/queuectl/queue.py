@@ -42,6 +42,10 @@ from queuectl.store import (
 )
 
 MAX_ROW = 2**63 - 1  # both stores' row keys, LIMITs and OFFSETs are signed 64-bit
+#: What `bulk` may do to the jobs a filter matches.
+BULK_ACTIONS = ("cancel", "retry", "hold", "release", "delete")
+#: The jobs a search's page holds when no limit is given.
+SEARCH_PAGE = 1000
 #: A limit `set_queue` leaves as it is (None removes one).
 UNCHANGED: Any = object()
 
@@ -201,14 +205,40 @@ class Queue:
         """Jobs, newest first, in any of the states and queues given (None: any)."""
         return self.page(state, queue, limit)[0]
 
+    def search(
+        self,
+        text: str,
+        state: str | Sequence[str] | None = None,
+        queue: str | Sequence[str] | None = None,
+        limit: int | None = None,
+    ) -> builtins.list[Job]:
+        """Jobs, newest first, whose id starts with `text` or whose command or last error
+        holds it (ASCII letters in any case), in any of the states and queues given; every
+        match (None) or the newest `limit`."""
+        if not text:
+            raise InvalidInputError("search: give some text to look for")
+        found: builtins.list[Job] = []
+        cursor: str | None = None
+        while limit is None or len(found) < limit:
+            want = SEARCH_PAGE if limit is None else min(SEARCH_PAGE, limit - len(found))
+            jobs, cursor = self.page(state, queue, want, cursor, search=text)
+            found.extend(jobs)
+            if cursor is None:
+                break
+        return found
+
     def page(
         self,
         state: str | Sequence[str] | None = None,
         queue: str | Sequence[str] | None = None,
         limit: int | None = None,
         cursor: str | None = None,
+        search: str | None = None,
     ) -> tuple[builtins.list[Job], str | None]:
-        """A page of jobs, newest first, and the cursor of the next page (None at the end)."""
+        """A page of jobs, newest first, and the cursor of the next page (None at the end).
+        `search`: only jobs whose id starts with it or whose command or last error holds it;
+        a search reads a bounded window of jobs, so its page may be short (even empty) and
+        still have a next cursor."""
         # "running" is the word the dashboard and `worker list` use for processing jobs.
         states = [PROCESSING if n == "running" else n for n in _names(state) or ()] or None
         for name in states or ():
@@ -224,6 +254,11 @@ class Queue:
             if not (cursor.isascii() and cursor.isdigit() and int(cursor) <= MAX_ROW):
                 raise InvalidInputError(f"cursor: {cursor!r} is not a cursor from this API")
             before = int(cursor)
+        if search:
+            page = self._store.search_jobs(
+                search, states, _names(queue), SEARCH_PAGE if limit is None else limit, before
+            )
+            return page.jobs, None if page.next_before is None else str(page.next_before)
         page = self._store.list_jobs(states, _names(queue), limit, before)
         return page.jobs, None if page.next_before is None else str(page.next_before)
 
@@ -394,6 +429,47 @@ class Queue:
         age_s = parse_duration(older_than, "older-than")
         cutoff = self.now_ms() - round(age_s * 1000)
         return self._store.purge(states, cutoff + (1 if age_s == 0 else 0), progress=progress)
+
+    def bulk(
+        self,
+        action: str,
+        state: str | Sequence[str] | None = None,
+        queue: str | Sequence[str] | None = None,
+        search: str | None = None,
+        *,
+        all: bool = False,
+        dry_run: bool = False,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> dict[str, int]:
+        """Cancel, retry, hold, release or delete (`action`) every job matching the filter
+        (any of the states and queues, and `search` as in `search`), in batches that each
+        commit; `progress(matched, changed)` after each. An empty filter needs `all=True`.
+        {"matched", "changed"}: jobs whose state forbids the action are matched, not changed;
+        `dry_run`: {"matched"} only, nothing changed."""
+        if action not in BULK_ACTIONS:
+            raise InvalidInputError(f"action: {action!r} is not one of {', '.join(BULK_ACTIONS)}")
+        from queuectl.store.actions import BULK_ACTIONS as CHANGES
+
+        if action not in CHANGES:
+            raise InvalidInputError(f"action: {action} is not supported yet")
+        states = [PROCESSING if n == "running" else n for n in _names(state) or ()] or None
+        for name in states or ():
+            if name not in STATES:
+                raise InvalidInputError(f"state: {name!r} is not one of {', '.join(STATES)}")
+        queues = [validate_id(name, "queue") for name in _names(queue) or ()] or None
+        if not (states or queues or search) and not all:
+            raise InvalidInputError(
+                "filter: an empty filter matches every job; give a state, a queue or a search, "
+                "or all: true"
+            )
+        if dry_run:
+            if not search:
+                return {"matched": self.count(states, queues)}
+            return {"matched": self._store.bulk(None, states, queues, search)[0]}
+        matched, changed = self._store.bulk(
+            action, states, queues, search or None, progress=progress
+        )
+        return {"matched": matched, "changed": changed}
 
     # -- configuration
 

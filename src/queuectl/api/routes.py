@@ -28,6 +28,7 @@ CONFLICT: Responses = {
     409: {"model": schemas.ErrorOut, "description": "duplicate id or wrong state"}
 }
 MAX_PAGE = 1000
+MAX_SEARCH = 500
 #: Jobs one POST /api/jobs may enqueue: each costs the server some kilobytes of objects while
 #: it is validated, stored and answered, far more than its text in the body.
 MAX_JOBS_PER_REQUEST = 1000
@@ -89,12 +90,22 @@ def list_jobs(
     ] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 50,
     cursor: Annotated[str | None, Query(description="next_cursor of the previous page")] = None,
+    search: Annotated[
+        str | None,
+        Query(
+            max_length=MAX_SEARCH,
+            description="an id prefix, or text in the command or the last error; a page of a "
+            "search may be short, or empty, and still have a next_cursor",
+        ),
+    ] = None,
 ) -> dict[str, Any]:
     """Jobs, newest first, a page at a time; repeated `state` or `queue`: the union, as
     `list --state A --state B` (an empty value filters nothing)."""
     states = [name for name in state or () if name]
     names = [name for name in queue_name or () if name]
-    jobs, next_cursor = queue.page(states or None, names or None, limit, cursor or None)
+    jobs, next_cursor = queue.page(
+        states or None, names or None, limit, cursor or None, search=search or None
+    )
     return {"jobs": jobs_json(jobs), "next_cursor": next_cursor}
 
 
@@ -153,6 +164,25 @@ def retry(queue: QueueDep, job_id: str) -> dict[str, Any]:
     a failed job waiting for its retry at once; 409 in any other state."""
     queue.requeue(job_id)
     return queue.get(job_id).to_dict()
+
+
+@router.post(
+    "/jobs/bulk",
+    tags=["jobs"],
+    response_model=schemas.BulkOut,
+    response_model_exclude_none=True,
+)
+def bulk(queue: QueueDep, body: schemas.BulkIn) -> dict[str, Any]:
+    """Cancel, retry, hold, release or delete every job the filter matches, in batches that
+    each commit; `dry_run: true` only counts them (for a confirmation)."""
+    return queue.bulk(
+        body.action,
+        [name for name in body.filter.state or () if name],
+        [name for name in body.filter.queue or () if name],
+        body.filter.search or None,
+        all=body.all,
+        dry_run=body.dry_run,
+    )
 
 
 # -- dead-letter queue

@@ -216,6 +216,20 @@ class ReadStore(BaseStore, Protocol):
         continues a previous page."""
         ...
 
+    def search_jobs(
+        self,
+        text: str,
+        states: Sequence[str] | None,
+        queues: Sequence[str] | None,
+        limit: int,
+        before: int | None,
+    ) -> Page:
+        """Jobs newest first whose id starts with `text` or whose command or last error holds
+        it (ASCII letters in any case), in any of `states` and `queues`; reads a bounded
+        window of jobs before `before` (None: from the newest), so a page may be short, or
+        empty, with a position to read on from."""
+        ...
+
     def output(self, job_id: str, nth: int | None = None) -> Output | None:
         """The output of the job's last attempt, or of the `nth` of all the attempts it ever
         made, oldest first (None: no such attempt)."""
@@ -346,6 +360,22 @@ class AdminStore(BaseStore, Protocol):
     ) -> int:
         """Delete jobs in `states` that finished before the instant, with their history,
         `batch` a transaction as cancel_all does; how many."""
+        ...
+
+    def bulk(
+        self,
+        action: str | None,
+        states: Sequence[str] | None,
+        queues: Sequence[str] | None,
+        text: str | None,
+        batch: int = BULK_BATCH,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> tuple[int, int]:
+        """Cancel, retry (run again) or delete (`action`; None: only count) every job that
+        matches the filter (states, queues, search text as search_jobs; None: any) when it
+        begins, `batch` a transaction, found outside them; jobs whose state forbids the action
+        are matched, not changed. `progress(matched, changed)` after each batch. (matched,
+        changed)."""
         ...
 
     def request_stop(self) -> int:

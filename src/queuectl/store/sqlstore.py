@@ -61,6 +61,7 @@ class SQLStore:
         self.get = reads.get
         self.ids_with_prefix = reads.ids_with_prefix
         self.list_jobs = reads.list_jobs
+        self.search_jobs = reads.search_jobs
         self.output = reads.output
         self.history = reads.history
         self.counts = reads.counts
@@ -87,6 +88,7 @@ class SQLStore:
         self.cancel_all = actions.cancel_all
         self.requeue = actions.requeue
         self.purge = actions.purge
+        self.bulk = actions.bulk
         self.request_stop = maintenance.request_stop
         self.withdraw_stop = maintenance.withdraw_stop
         self.set_config = admin.set_config
