@@ -133,7 +133,7 @@ def run(op: str, target: str) -> int:
     """The bulk call of `op` on the store; how many jobs it changed."""
     from queuectl import Queue
     from queuectl.models import CANCELLED, COMPLETED
-    from queuectl.runner.supervisor import EXPIRY_BATCH
+    from queuectl.runner.maintenance import EXPIRY_BATCH
 
     with Queue(target) as queue:
         if op == "cancel":

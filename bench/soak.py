@@ -26,7 +26,7 @@ from typing import Any
 from bench.stores import Scratch, fresh_store
 from queuectl.lifecycle import Outcome
 from queuectl.models import new_job
-from queuectl.runner.supervisor import EXPIRY_BATCH, EXPIRY_MAX_BATCHES
+from queuectl.runner.maintenance import EXPIRY_BATCH, EXPIRY_MAX_BATCHES
 from queuectl.store import Store, open_store
 
 FINISHED = ["completed", "cancelled"]

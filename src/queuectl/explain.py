@@ -57,7 +57,7 @@ def explain_job(queue: Queue, job_id: str) -> dict[str, Any]:
                 "lease_owner_gone",
                 f"{job.id} is marked running, but its runner {job.lease_owner} is gone; its lease "
                 f"{when} at {local_text(job.lease_expires_at_ms)}, and a live runner recovers it "
-                f"as 'worker lost'.",
+                f"as 'worker lost' (with none up, `queuectl worker recover` does).",
             )
         return answer(
             "running",

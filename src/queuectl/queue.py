@@ -8,7 +8,7 @@ import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from queuectl import config as config_keys
 from queuectl.clock import Clock
@@ -41,6 +41,9 @@ from queuectl.store import (
     open_store,
 )
 
+if TYPE_CHECKING:
+    from queuectl.runner.recovery import Recovered
+
 MAX_ROW = 2**63 - 1  # both stores' row keys, LIMITs and OFFSETs are signed 64-bit
 #: What `bulk` may do to the jobs a filter matches.
 BULK_ACTIONS = ("cancel", "retry", "hold", "release", "delete")
@@ -52,7 +55,7 @@ UNCHANGED: Any = object()
 
 @dataclass(frozen=True)
 class QueueFlow:
-    """A queue's limits (None: none) against what runs and started now (SPEC 9.2)."""
+    """A queue's limits (None: none) against what runs and started now."""
 
     concurrency: int | None
     running: int
@@ -67,7 +70,7 @@ STREAM_BATCH = 5000
 #: Batches of this many jobs or more are enqueued with the garbage collector paused.
 PAUSE_COLLECTOR_AT = 1000
 #: A stream (which pauses the collector) collects its young garbage after this many jobs: each
-#: collection walks the batches still referenced, so once a batch would cost 5% of the time.
+#: collection walks the batches still referenced, so now and then, not after every batch.
 STREAM_COLLECT_EVERY = 10 * STREAM_BATCH
 
 
@@ -89,7 +92,7 @@ class Queue:
     # -- enqueue
 
     def enqueue(self, command: str, **options: Any) -> Job:
-        """Enqueue one job; options are the JSON fields of SPEC section 2 (and `delay`)."""
+        """Enqueue one job; options are the job's JSON fields (see docs/json.md) and `delay`."""
         return self.enqueue_many([{"command": command, **options}])[0]
 
     def enqueue_many(self, jobs: Iterable[dict[str, Any] | NewJob]) -> list[Job]:
@@ -287,7 +290,7 @@ class Queue:
         return self._store.history(job_id)
 
     def detail(self, job_id: str) -> dict[str, Any]:
-        """The job as `show --json` gives it: every field and its history (SPEC 9.3)."""
+        """The job as `show --json` gives it: every field and its history."""
         job = self.get(job_id)
         return {**job.to_dict(), "history": [attempt_dict(a) for a in self._store.history(job_id)]}
 
@@ -307,7 +310,7 @@ class Queue:
     def status(self, since: str | float | None = None) -> dict[str, Any]:
         """Counts per state and queue, live runners, and jobs completed in the last minute;
         with `since` (a duration: "10m", or seconds), the jobs finished in that window by
-        state (SPEC 9.10)."""
+        state."""
         window_s = None if since is None else parse_duration(since, "since")
         runners = [runner_dict(r) for r in self.runners()]
         per_queue = self._store.counts()
@@ -471,6 +474,13 @@ class Queue:
         )
         return {"matched": matched, "changed": changed}
 
+    def reset(self, all: bool = False) -> dict[str, int]:
+        """Delete every job with its history and output, in one transaction (`all`: also the
+        schedules, hooks, queue settings and configuration). Refused while a runner is up.
+        What was deleted: counts by kind."""
+        self.recover()  # only a live runner refuses the reset; a dead one's jobs are deleted
+        return self._store.reset(all)
+
     # -- configuration
 
     def config(self) -> dict[str, float]:
@@ -488,7 +498,7 @@ class Queue:
 
     def queues(self) -> dict[str, dict[str, Any]]:
         """Every named queue (with jobs, paused or limited): whether paused, its limits and its
-        counts per state (SPEC 9.2's `queue list --json`)."""
+        counts per state (as `queue list --json` gives them)."""
         settings = self._store.queue_settings()
         counts = self._store.counts()
         names = sorted(set(settings) | set(counts))
@@ -554,36 +564,44 @@ class Queue:
         self._store.set_paused(validate_id(queue, "queue"), False)
 
     def runners(self) -> builtins.list[Runner]:
-        """Live runners: the dead ones (see liveness.is_dead) are left out, not reaped. Only
-        runners recover jobs: a reader sees one moment, and a misjudgement of its (a clock
-        step, a host it cannot see) would make the job run twice."""
-        from queuectl.runner.liveness import is_dead
+        """Live runners: those that look gone (see liveness.is_dead) are left out."""
+        return self._runners(lost=False)
 
-        runners = self._store.runners()
-        if not runners:
+    def lost_runners(self) -> builtins.list[Runner]:
+        """Registered runners that look gone: shown, not acted on (a runner or `recover` is)."""
+        return self._runners(lost=True)
+
+    def _runners(self, lost: bool) -> builtins.list[Runner]:
+        if not (runners := self._store.runners()):
             return runners
-        now_ms = self.now_ms()
-        lease_s = float(self._store.config()["lease_seconds"])
-        return [r for r in runners if not is_dead(r, now_ms, lease_s)]
-
-    def unserved(self, names: Sequence[str]) -> dict[str, str]:
-        """Those of the queues `names` that no live runner, not stopping, serves, each with
-        why: "none is up" or "stopping" (a read only: nothing is reaped)."""
-        runners = self._store.runners()
-        if not runners:
-            return dict.fromkeys(sorted(set(names)), "none is up")
         from queuectl.runner.liveness import is_dead  # the runner's modules: only with one up
 
-        now_ms = self.now_ms()
-        lease_s = float(self._store.config()["lease_seconds"])
-        alive = [r for r in runners if not is_dead(r, now_ms, lease_s)]
+        now_ms, lease_s = self.now_ms(), float(self._store.config()["lease_seconds"])
+        return [r for r in runners if is_dead(r, now_ms, lease_s) == lost]
+
+    def recover(self) -> Recovered:
+        """What runners do as they run: kill what this host's gone runners left, unregister the
+        runners that look gone, run their jobs (and expired leases') again as 'worker lost'."""
+        from queuectl.runner.recovery import recover_now
+
+        return recover_now(self._store)
+
+    def request_stop(self) -> int:
+        """Ask every runner of this store to stop gracefully; how many were asked."""
+        return self._store.request_stop()
+
+    def withdraw_stop(self) -> int:
+        """Withdraw the stop asked of runners still draining (they take jobs again); how many."""
+        return self._store.withdraw_stop()
+
+    def unserved(self, names: Sequence[str]) -> dict[str, str]:
+        """The queues of `names` no runner serves: {name: "none is up" or "stopping"}."""
+        alive = self.runners()
         found = {}
         for name in sorted(set(names)):
             serving = [r for r in alive if r.queues is None or name in r.queues]
-            if not serving:
-                found[name] = "none is up"
-            elif all(r.stop_requested for r in serving):
-                found[name] = "stopping"
+            if all(r.stop_requested for r in serving):  # none serving, or every one stopping
+                found[name] = "stopping" if serving else "none is up"
         return found
 
     # -- schedules
@@ -621,7 +639,7 @@ class Queue:
     def schedules(self) -> builtins.list[Schedule]:
         return self._store.schedules()
 
-    # -- hooks (SPEC 9.9)
+    # -- hooks
 
     def add_hook(
         self, name: str, on: str | builtins.list[str], job: dict[str, Any], queue: str | None = None
@@ -643,46 +661,14 @@ class Queue:
     def hooks(self) -> builtins.list[Hook]:
         return self._store.hooks()
 
-    # -- reset (SPEC 9.10)
-
-    def reset(self, all: bool = False) -> dict[str, int]:
-        """Delete every job with its history and output, in one transaction (`all`: also the
-        schedules, hooks, queue settings and configuration). Refused while a runner is up.
-        What was deleted: counts by kind."""
-        self._unregister_dead()  # only a live runner refuses the reset
-        return self._store.reset(all)
-
-    def _unregister_dead(self) -> None:
-        """Unregister the dead runners, first killing what those of this host left running:
-        a reset deletes their jobs, so none is recovered."""
-        from queuectl.runner.liveness import is_dead, kill_leftovers
-
-        runners = self._store.runners()
-        if not runners:
-            return
-        now_ms = self.now_ms()
-        lease_s = float(self._store.config()["lease_seconds"])
-        kill_leftovers(self._store, runners, now_ms, lease_s)
-        if dead := [r.id for r in runners if is_dead(r, now_ms, lease_s)]:
-            self._store.reap(dead)
-
-    def request_stop(self) -> int:
-        """Ask every runner of this store to stop gracefully; how many were asked."""
-        return self._store.request_stop()
-
-    def withdraw_stop(self) -> int:
-        """Withdraw the stop asked of runners still draining (they take jobs again); how many."""
-        return self._store.withdraw_stop()
-
 
 @contextmanager
 def _collector_paused(paused: bool) -> Iterator[None]:
     """Python's cyclic garbage collector paused (if `paused`) while a bulk enqueue runs.
 
-    A bulk enqueue keeps some ten new objects a job until it returns, and makes no reference
-    cycle. The collector, run every 700 allocations and over the whole heap as it grows, walked
-    them again and again to free nothing: a third of the time of 50,000 jobs. A collector
-    paused already stays so; another thread's enqueue ending the pause early costs only time.
+    A bulk enqueue keeps some ten new objects a job until it returns and makes no reference
+    cycle: the collector would walk them again and again to free nothing. A collector paused
+    already stays so; another thread's enqueue ending the pause early costs only time.
     """
     if not paused or not gc.isenabled():
         yield
@@ -734,7 +720,7 @@ def purgeable_states(state: str) -> list[str]:
 
 
 def runner_dict(runner: Runner) -> dict[str, Any]:
-    """A runner as SPEC section 5's JSON."""
+    """A runner as `status --json` gives it."""
     return {
         "id": runner.id,
         "host": runner.host,
@@ -749,7 +735,7 @@ def runner_dict(runner: Runner) -> dict[str, Any]:
 
 
 def attempt_dict(attempt: Attempt) -> dict[str, Any]:
-    """An attempt as SPEC 9.3's history entry."""
+    """An attempt as a job's history entry in `show --json`."""
     return {
         "attempt": attempt.attempt,
         "runner": attempt.runner,

@@ -473,8 +473,8 @@ MUTANTS: list[Mutant] = [
     Mutant(
         "runner-slots-ignore-running",
         "runner/supervisor.py",
-        "free = self.count - len(self.running)",
-        "free = self.count",
+        "free = self.slots.free",
+        "free = self.slots.count",
         "a runner claims a full batch whatever it runs already (more jobs than workers)",
         ("tests/runner/test_commands.py", "-k", "at_most_its_workers"),
     ),
@@ -530,7 +530,7 @@ MUTANTS: list[Mutant] = [
     ),
     Mutant(
         "runner-live-output-never-copied",
-        "runner/supervisor.py",
+        "runner/maintenance.py",
         "            if size != attempt.synced_size:",
         "            if size != size:",
         "a running job's output reaches the store only when it ends (logs --follow sees nothing)",
@@ -570,17 +570,17 @@ MUTANTS: list[Mutant] = [
     ),
     Mutant(
         "runner-reaps-live-local",
-        "runner/supervisor.py",
-        "spared = [self.id, *live_local(self.others, now_ms, lease_s)]",
-        "spared = [self.id]",
+        "runner/recovery.py",
+        "spared = [*mine, *live_local(list(runners), now_ms, lease_s)]",
+        "spared = [*mine]",
         "a runner recovers the expired leases of a live runner of its host (its jobs run twice)",
         ("tests/reliability/test_siblings.py", "-k", "does_not_reap or wall_clock_step"),
     ),
     Mutant(
         "runner-heartbeat-once-a-lease",
-        "runner/supervisor.py",
-        "self.next_heartbeat = now + lease_s / 3",
-        "self.next_heartbeat = now + lease_s",
+        "runner/maintenance.py",
+        'return float(self.runner.config["lease_seconds"]) / 3',
+        'return float(self.runner.config["lease_seconds"])',
         "a runner renews its leases only as they run out: one late beat loses its jobs",
         ("tests/reliability/test_siblings.py", "-k", "renews_its_lease"),
     ),
@@ -591,6 +591,24 @@ MUTANTS: list[Mutant] = [
         "        if self.grace_s:\n            self.stop_at = now + self.grace_s",
         "a stop with --grace 0 waits for the running jobs instead of killing them at once",
         ("tests/runner/test_stop.py", "-k", "grace_0"),
+    ),
+    Mutant(
+        "recovery-leftovers-not-killed",
+        "runner/recovery.py",
+        "    killed = kill_leftovers(store, list(runners), now_ms, lease_s)",
+        "    killed = 0",
+        "a recovery frees a dead runner's job while its processes still run",
+        ("tests/reliability/test_recover.py", "-k", "sqlite"),
+    ),
+    Mutant(
+        "queue-readers-recover",
+        "queue.py",
+        "        if not (runners := self._store.runners()):",
+        "        from queuectl.runner.recovery import recover_now\n\n"
+        "        recover_now(self._store)\n"
+        "        if not (runners := self._store.runners()):",
+        "readers (status, worker list, the API, /metrics) kill leftovers and recover jobs",
+        ("tests/reliability/test_recover.py", "-k", "sqlite"),
     ),
     Mutant(
         "liveness-no-live-local",
@@ -676,10 +694,21 @@ MUTANTS: list[Mutant] = [
     Mutant(
         "supervisor-attempt-told-after-spawn",
         "runner/supervisor.py",
-        '            self._watch(f"+a{claim.id}:{claim.attempt}")\n            self._flush_watch()',
+        '            self.watchdog.watch(f"+a{claim.id}:{claim.token}")\n'
+        "            self.watchdog.flush(self.tree)",
         "            pass",
         "the watchdog never hears of the attempts, so it cannot find their processes",
         ("tests/runner/test_escapees.py", "-k", "runner_killed_as_its_job"),
+    ),
+    Mutant(
+        "tree-marker-by-attempt-number",
+        "runner/tree.py",
+        '        elif word.startswith(b"QUEUECTL_CLAIM_TOKEN="):\n'
+        '            token = word[21:].decode(errors="replace")',
+        '        elif word.startswith(b"QUEUECTL_ATTEMPT="):\n'
+        '            token = word[17:].decode(errors="replace")',
+        "a dead runner's watchdog kills a later attempt of the same number run by another runner",
+        ("tests/runner/test_watchdog_claims.py",),
     ),
 ]
 

@@ -34,12 +34,13 @@ def watchdog_of(runner_pid: int) -> int:
 
 
 @pytest.mark.timeout(120)
-@pytest.mark.parametrize("recoverer", ["runner", "reader"])
+@pytest.mark.parametrize("recoverer", ["runner", "reader", "recover"])
 def test_a_lock_is_freed_only_when_the_dead_runners_job_is_dead(
     target: str, runners: Runners, tmp_path: Path, recoverer: str
 ) -> None:
     """`recoverer`: when the dead runner's job is recovered: by another runner of this host
-    already up, or by the next runner to start (readers such as `queuectl status` leave it)."""
+    already up, by the next runner to start (readers such as `queuectl status` leave it), or
+    by `Queue.recover` (`queuectl worker recover`) before any runner is up."""
     log = tmp_path / "log"
     queue = Queue(target)
     first = runners.start(target, workers=1)
@@ -57,9 +58,15 @@ def test_a_lock_is_freed_only_when_the_dead_runners_job_is_dead(
     try:
         first.send(signal.SIGKILL)
         first.wait(10)
-        if recoverer == "reader":
+        if recoverer in ("reader", "recover"):
             assert queue.runners() == []
             assert queue.get("first").state == "processing", "a reader recovered a job"
+        if recoverer == "recover":
+            done = queue.recover()
+            assert done.jobs == ["first"]
+            assert done.killed >= 1, "the dead runner's job was not killed"
+            assert queue.get("first").state == "dead"
+        if recoverer != "runner":
             runners.start(target, workers=1)
         wait_until(lambda: queue.get("second").state == "completed", 30, "the second job to run")
         time.sleep(4.5)  # past the end the first job would have reached, had it lived

@@ -26,14 +26,16 @@ StartRunner = Callable[..., RunnerProcess]
 
 
 def listed_runners(cli: Cli) -> list[dict[str, Any]]:
-    """`worker list --json`, and the same runners in `status --json`."""
+    """The live runners of `worker list --json` (not those shown lost), and the same in
+    `status --json`."""
     result = cli("worker", "list", "--json")
     assert result.returncode == 0, result.stderr
     runners: list[dict[str, Any]] = json.loads(result.stdout)
     status = cli("status", "--json")
     assert status.returncode == 0, status.stderr
-    assert {r["id"] for r in json.loads(status.stdout)["runners"]} >= {r["id"] for r in runners}
-    return runners
+    live = [r for r in runners if r["state"] != "lost"]
+    assert {r["id"] for r in json.loads(status.stdout)["runners"]} >= {r["id"] for r in live}
+    return live
 
 
 # -- survivor 3: timeout, cancel and --grace send SIGTERM to the whole process group
@@ -119,6 +121,8 @@ def test_a_runner_whose_pid_was_reused_by_another_process_is_reaped_at_once(
         ids = {r["id"] for r in listed_runners(cli)}
         assert "reused" not in ids, "a runner whose pid belongs to another process is listed"
         assert "genuine" in ids, "the runner that does own the pid is gone"
+        everyone = json.loads(cli("worker", "list", "--json").stdout)
+        assert {r["id"]: r["state"] for r in everyone} == {"reused": "lost", "genuine": "up"}
         assert queue.get(ours.id).state == "processing", "a reader recovered a job"
         start_runner("--queue", "elsewhere")  # a runner does, at once
         lost = wait_until(

@@ -140,7 +140,7 @@ def test_expire_keeps_a_job_finished_at_the_boundary_instant_and_every_unfinishe
     assert store.get("done") is not None
     assert store.expire(["completed", "cancelled"], at + 1, 100) == 2  # done, gone
     assert store.get("done") is None
-    # as the runners ask (see Supervisor._expire), long after everything ran
+    # as the runners ask (see maintenance.Expiry), long after everything ran
     clock.advance(3600 * 24 * 365)
     assert store.expire(["completed", "cancelled"], clock.now_ms(), 100) == 0
     assert store.expire(["dead"], clock.now_ms(), 100) == 1

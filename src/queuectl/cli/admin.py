@@ -79,7 +79,7 @@ def print_runners(runners: list[dict[str, Any]]) -> None:
             ",".join(r["queues"] or ["*"]),
             local_time(r["started_at"]),
             local_time(r["heartbeat_at"]),
-            state_text("stopping") if r["stopping"] else state_text("up"),
+            state_text(r.get("state") or ("stopping" if r["stopping"] else "up")),
             " ".join(r["running"]) or "-",
         )
         for r in runners

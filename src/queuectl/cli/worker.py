@@ -1,4 +1,4 @@
-"""Runner commands: worker start, stop and list."""
+"""Runner commands: worker start, stop, list and recover."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ DETACHED_ENV = "QUEUECTL_DETACHED_RUNNER"
 
 @click.group(cls=Group)
 def worker() -> None:
-    """Run, stop and list runners (the processes that execute jobs)."""
+    """Run, stop and list runners (the processes that execute jobs), and recover lost ones."""
 
 
 @worker.command("start")
@@ -205,15 +205,55 @@ def _still_stopping(runners: list[Runner], timeout: str) -> str:
 @click.option("--json", "as_json", is_flag=True, help="Print the runners as a JSON array.")
 @click.pass_obj
 def worker_list(session: Session, as_json: bool) -> None:
-    """Live runners: host, pid, workers, started, last heartbeat, running job ids."""
+    """Runners: host, pid, workers, started, last heartbeat, status, running job ids.
+
+    A runner that looks gone (its process ended, or silent for two leases) is listed as lost:
+    its jobs stay processing until a runner recovers them, or `queuectl worker recover`.
+    """
     from queuectl.cli.admin import print_runners
     from queuectl.cli.render import print_json
     from queuectl.queue import runner_dict
 
-    runners = [runner_dict(r) for r in session.existing_queue.runners()]
+    queue = session.existing_queue
+    runners = [
+        {**runner_dict(r), "state": "stopping" if r.stop_requested else "up"}
+        for r in queue.runners()
+    ]
+    # Shown, not acted on: its jobs wait for a runner, or `worker recover`.
+    runners += [{**runner_dict(r), "state": "lost"} for r in queue.lost_runners()]
     if as_json:
         print_json(runners)
     elif runners:
         print_runners(runners)
     else:
         click.echo("no runner is up", err=True)
+
+
+@worker.command("recover")
+@click.option("--json", "as_json", is_flag=True, help="Print what was recovered as JSON.")
+@click.pass_obj
+def worker_recover(session: Session, as_json: bool) -> None:
+    """Recover what lost runners left, as a running runner would.
+
+    Kills the leftover processes of this host's runners that are gone, unregisters every
+    runner that looks gone, and runs their jobs (and any whose lease expired) again as
+    `worker lost`. Running runners do this on their own; this is for when none is up.
+    """
+    from queuectl.cli.render import print_json
+
+    done = session.existing_queue.recover()
+    if as_json:
+        print_json({"runners": done.runners, "jobs": done.jobs, "killed": done.killed})
+        return
+    if not done.runners and not done.jobs and not done.killed:
+        click.echo("nothing to recover")
+        return
+    click.echo(
+        f"recovered {_count(len(done.jobs), 'job')} as 'worker lost', unregistered "
+        f"{_count(len(done.runners), 'lost runner')}, killed "
+        f"{_count(done.killed, 'leftover process', 'leftover processes')}"
+    )
+
+
+def _count(number: int, one: str, many: str | None = None) -> str:
+    return f"{number} {one if number == 1 else many or one + 's'}"

@@ -1,1 +1,1 @@
-"""The runner: a supervisor process that executes jobs on N worker slots."""
+"""The runner: one process (`worker start`) whose Supervisor runs jobs on its worker slots."""

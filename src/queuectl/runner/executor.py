@@ -8,8 +8,8 @@ writes. The loop never waits for the pipe's end, so a grandchild that keeps it o
 
 Spawning uses clone3 as posix_spawn would (a vfork-style clone, in the `_spawn` extension
 compiled at install, Linux), with the shell born in the job's cgroup where it has one; else
-os.posix_spawn, with the cgroup's prologue. Either costs the runner about a third of
-subprocess.Popen's time, and the runner's single loop spawns every job.
+os.posix_spawn, with the cgroup's prologue. Either is much cheaper than subprocess.Popen,
+and the runner's single loop spawns every job.
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ KILL_GRACE_S = 1.0
 PIPE_BYTES = 256 << 10  # the pipe's buffer: fewer wakeups of the runner for a chatty job
 MOVE_BYTES = 128 << 10  # moved by one splice; the file is trimmed before it would pass its bound
 PUMP_MAX = 8 << 20  # bytes moved per wakeup at most, so one job cannot hold up the loop
+TRIM_SLACK = 1 << 20  # output beyond output_limit that may pile up before it is freed
 SHELL = "/bin/sh"
 # Python ignores these; a command must start with them at their defaults, as from a shell.
 DEFAULT_SIGNALS = (signal.SIGPIPE, signal.SIGXFSZ)
@@ -45,7 +46,7 @@ UNSUPPORTED = (errno.ENOSYS, errno.E2BIG, errno.EINVAL, errno.EPERM)
 
 @dataclass
 class Attempt:
-    """A running attempt and what the supervisor knows about it."""
+    """A running attempt of a job, and what the runner knows about it."""
 
     claim: Claim
     pid: int | None  # also its process group: each command leads a session of its own
@@ -64,6 +65,7 @@ class Attempt:
     pipe: int | None = None  # the read end of the command's stdout and stderr, until its end
     tree: Tree = field(default_factory=Tree)  # its processes outside its group (Linux)
     job: int = 0  # its handle in `tree`
+    slot: int = -1  # the index of the worker slot it holds (see Slots)
 
     @property
     def pgid(self) -> int | None:
@@ -85,12 +87,20 @@ class Attempt:
 
 
 def start(
-    claim: Claim, base_env: dict[str, str], default_timeout_s: float, tree: Tree | None = None
+    claim: Claim,
+    base_env: dict[str, str],
+    default_timeout_s: float,
+    tree: Tree | None = None,
+    slot: int = -1,
 ) -> Attempt:
-    """Spawn the command. A command that cannot start is an attempt that failed at once."""
+    """Spawn the command on worker slot `slot`. A command that cannot start is an attempt
+    that failed at once."""
     env = {**base_env, **claim.env}
     env["QUEUECTL_JOB_ID"] = claim.id
     env["QUEUECTL_ATTEMPT"] = str(claim.attempt)
+    # Attempt numbers start again at a requeue; a claim's token never repeats, so it alone
+    # tells this attempt's processes from a later attempt's.
+    env["QUEUECTL_CLAIM_TOKEN"] = str(claim.token)
     timeout_s = (default_timeout_s or None) if claim.timeout is None else (claim.timeout or None)
     output = _output_file()
     started_at_ms = time.time_ns() // 1_000_000
@@ -103,10 +113,11 @@ def start(
         mono,
         None if timeout_s is None else mono + timeout_s,
         timeout_s,
+        slot=slot,
     )
     if tree is not None:
         attempt.tree = tree
-        attempt.job = tree.new_job(claim.id, claim.attempt)
+        attempt.job = tree.new_job(claim.id, claim.token)
     global _DEVNULL
     if _DEVNULL is None:
         _DEVNULL = os.open(os.devnull, os.O_RDONLY)
@@ -227,8 +238,8 @@ def close_pipe(attempt: Attempt) -> None:
 def _output_file() -> BinaryIO:
     """An unnamed file for the command's output: in memory on Linux (memfd), else on disk.
 
-    A memfd costs microseconds where a temporary file on ext4 costs a third of a millisecond;
-    `trim` keeps its memory bounded by punching out what lies before the kept tail.
+    A memfd is much cheaper to make than a temporary file on disk; `trim` keeps its memory
+    bounded by punching out what lies before the kept tail.
     """
     if hasattr(os, "memfd_create"):
         return open(os.memfd_create("queuectl-output", os.MFD_CLOEXEC), "w+b", buffering=0)
@@ -286,7 +297,7 @@ def signal_group(attempt: Attempt, signum: int) -> None:
 
 
 def end(attempt: Attempt) -> None:
-    """The shell has exited and been reaped: every process it started dies with it (SPEC 9.7)."""
+    """The shell has exited and been reaped: every process it started dies with it."""
     if attempt.pgid is not None:
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(attempt.pgid, signal.SIGKILL)

@@ -1,9 +1,12 @@
-"""The runner process: one event loop that claims jobs, runs them on N slots and keeps leases.
+"""The runner process: one loop that claims jobs, runs them on its worker slots and keeps leases.
+
+Words: a runner (`queuectl worker start`) is one process, driven by its Supervisor; it has
+`count` workers, here slots (see Slots); each run of a job on a slot is an Attempt.
 
 Everything happens on the main thread: a selector waits on the store's wakeup listener and on
-the signal wakeup fd (SIGCHLD, SIGINT, SIGTERM, SIGHUP), with a timeout set by the nearest timer (a
-job's timeout, the next delayed job, housekeeping). Finished attempts are settled and new jobs
-claimed in one transaction.
+the signal wakeup fd (SIGCHLD, SIGINT, SIGTERM, SIGHUP), with a timeout set by the nearest timer
+(a job's timeout, the next delayed job, a maintenance task). Finished attempts are settled and
+new jobs claimed in one transaction.
 
 Crash behaviour: a watchdog process holds a pipe to the runner and SIGKILLs the recorded
 process groups when the runner dies; the runner's jobs are then recovered by any other runner,
@@ -16,43 +19,25 @@ import contextlib
 import os
 import selectors
 import signal
-import subprocess
-import sys
 import time
 from typing import Any
 
-from queuectl.errors import InvalidInputError, NewerSchemaError, StoreError
+from queuectl.errors import InvalidInputError, StoreError
 from queuectl.lifecycle import Fence, Outcome, Settlement
-from queuectl.models import CANCELLED, COMPLETED, DEAD
+from queuectl.models import COMPLETED, DEAD
 from queuectl.runner import executor
 from queuectl.runner.executor import Attempt
-from queuectl.runner.liveness import (
-    host_name,
-    is_alive,
-    is_dead,
-    is_local,
-    kill_leftovers,
-    live_local,
-    process_started,
-)
+from queuectl.runner.liveness import host_name, process_started
 from queuectl.runner.log import EventLog
+from queuectl.runner.maintenance import READ_MIN_S, TICK_S, maintenance_of
+from queuectl.runner.slots import Slots
 from queuectl.runner.tree import open_tree
-from queuectl.store import Runner, Store, open_store
+from queuectl.runner.watchdog import Watchdog
+from queuectl.store import Claim, Runner, Store, open_store
 
 POLL_S = 2.0  # the fallback poll for work, for a wakeup that was lost (made by the store read)
 #: Tests lengthen the poll, so that only a wakeup can explain a prompt start.
 POLL_ENV = "QUEUECTL_POLL_S"
-EXPIRY_S = 10.0  # how often finished jobs past their retention are deleted
-EXPIRY_BATCH = 100  # jobs deleted per transaction: about 40 ms of write lock, never a long wait
-EXPIRY_MAX_BATCHES = 100  # per round (up to 1,000 jobs a second); a larger backlog takes rounds
-#: The counts of attempts that ended are kept this long: the reads look back an hour.
-FINISHED_MINUTES_KEPT_MS = 2 * 3_600_000
-TICK_S = 1.0  # housekeeping: dead runners of this host, live output; the store read if busy
-#: How often an idle runner reads the store (cancellations, runners, expired leases, schedules,
-#: configuration, the fallback poll): every change among them but a lease expiring wakes it.
-IDLE_READ_S = 2.0
-CONTROL_MIN_S = 0.2  # at most this often do wakeups trigger a check of stop requests and cancels
-TRIM_SLACK = 1 << 20  # output beyond output_limit that may pile up before it is freed
 STORE_RETRY_S = 1.0  # how often an unreachable store is tried again
 STORE_GIVE_UP_S = 30.0  # how long unwritten results may hold a stopping runner's exit
 
@@ -84,43 +69,33 @@ class Supervisor:
         poll_s: float = POLL_S,
     ) -> None:
         self.target = target
-        self.count = count
         self.queues = queues
         self.grace_s = grace_s
         self.log = log or EventLog()
-        #: By (job id, claim token): a cancelled attempt still dying and a later claim of its
-        #: job are two attempts, each killed and reported on its own.
-        self.running: dict[tuple[str, int], Attempt] = {}
+        self.poll_s = poll_s
+        self.id = f"{host_name()}-{os.getpid()}-{os.urandom(2).hex()}"
+        self.base_env = dict(os.environ)
+        self.slots = Slots(count)
         self.signals: list[int] = []
+        # Stopping: since when, why, and until when the running jobs are waited for.
         self.stopping = False
         self.stop_by_request = False  # stopping because the store asked, and only for that
         self.stop_at: float | None = None  # when the jobs still running are killed and released
+        self.give_up_at = float("inf")  # when a stopping runner stops waiting for the store
+        self.exit_code = 0
+        # Claiming: whether a claim may find work now, else when one is due unasked.
         self.may_have_work = True
-        self.poll_s = poll_s
         self.next_claim_at = 0.0
-        self.next_poll_at = 0.0
-        self.next_tick = 0.0
-        self.next_read = 0.0
-        self.next_heartbeat = 0.0
-        self.next_expiry = 0.0
-        self.forgot_before_minute = -1  # the minute finished_minutes was last cut at
-        self.next_schedule_at: float | None = None
-        self.schedule_due_ms: int | None = None  # the next schedule slot, as last read
-        self.others: list[Runner] = []  # the other runners, as last read
-        self.unsent: list[Outcome] = []  # results not yet written (the store may be down)
-        #: Jobs stopped by shutdown, to give back: (job id, claim token).
-        self.unreleased: list[tuple[str, int]] = []
+        # Results: what the store has not been told yet (it may be down).
+        self.unsent: list[Outcome] = []
+        self.unreleased: list[tuple[str, int]] = []  # stopped by shutdown: (job id, token)
         self.store_error: str | None = None
         self.store_retry_at = 0.0
-        self.exit_code = 0
-        self.give_up_at = float("inf")  # when a stopping runner stops waiting for the store
-        self.last_control = 0.0
-        self.control_due = False
+        # What the store said.
         self.store: Store
         self.config: dict[str, float] = {}
-        self.id = f"{host_name()}-{os.getpid()}-{os.urandom(2).hex()}"
-        self.base_env = dict(os.environ)
-        self.watch_lines: list[bytes] = []
+        self.others: list[Runner] = []  # the other runners, as last read
+        self.maintenance, self.read = maintenance_of(self)
 
     # -- life of the runner
 
@@ -129,9 +104,9 @@ class Supervisor:
         self.store = open_store(self.target, durable=False)
         self.ledger = self.store.ledger()  # what this runner's claims hold between exchanges
         self.config = self.store.config()
-        listener = self.store.listener(self.id)
-        wake_r, wake_w = os.pipe()
-        os.set_blocking(wake_r, False)
+        self.listener: Any = self.store.listener(self.id)
+        self.wake_r, wake_w = os.pipe()
+        os.set_blocking(self.wake_r, False)
         os.set_blocking(wake_w, False)
         previous_fd = signal.set_wakeup_fd(wake_w, warn_on_full_buffer=False)
         handlers = {
@@ -139,26 +114,22 @@ class Supervisor:
             # SIGHUP (its terminal closed, an SSH session dropped) is a graceful stop too.
             for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGCHLD)
         }
-        self.watchdog = subprocess.Popen(
-            [sys.executable, "-m", "queuectl.runner.watchdog"],
-            stdin=subprocess.PIPE,
-            start_new_session=True,
-            close_fds=True,
-        )
+        self.watchdog = Watchdog(self.log)
         self.tree = open_tree({self.watchdog.pid})
         executor.probe(self.tree)
         selector = self.selector = selectors.DefaultSelector()
-        selector.register(wake_r, selectors.EVENT_READ, "signal")
-        if listener is not None:
-            selector.register(listener, selectors.EVENT_READ, "wakeup")
+        selector.register(self.wake_r, selectors.EVENT_READ, "signal")
+        if self.listener is not None:
+            selector.register(self.listener, selectors.EVENT_READ, "wakeup")
         where = ", ".join(self.queues) if self.queues else "every queue"
+        count = self.slots.count
         self.log(
             "runner_started",
-            f"runner {self.id} started: {self.count} worker{'s' if self.count != 1 else ''} "
+            f"runner {self.id} started: {count} worker{'s' if count != 1 else ''} "
             f"on {where} ({self.store.describe()['target']})",
             important=True,
             runner=self.id,
-            workers=self.count,
+            workers=count,
             queues=self.queues,
         )
         try:
@@ -170,110 +141,85 @@ class Supervisor:
                 # The store went away between opening it and now: wait for it like any
                 # outage; the first heartbeat that finds this runner unknown registers it.
                 self._store_lost(time.monotonic(), exc)
-            self._loop(selector, wake_r, listener)
+            self._loop()
         finally:
-            for attempt in list(self.running.values()):
+            for attempt in list(self.slots.running.values()):
                 executor.signal_group(attempt, signal.SIGKILL)
             self.tree.close()
             with contextlib.suppress(Exception):
                 self.store.unregister_runner(self.id)
-            if self.watchdog.stdin is not None:
-                self.watchdog.stdin.close()
-            self.watchdog.wait()
+            self.watchdog.close()
             selector.close()
             signal.set_wakeup_fd(previous_fd)
             for signum, handler in handlers.items():
                 signal.signal(signum, handler)
-            os.close(wake_r)
+            os.close(self.wake_r)
             os.close(wake_w)
-            if listener is not None:
-                listener.close()
+            if self.listener is not None:
+                self.listener.close()
             self.store.close()
         self.log("runner_stopped", f"runner {self.id} stopped", important=True, runner=self.id)
         return self.exit_code
 
-    def _register(self) -> None:
-        self.store.register_runner(
-            Runner(
-                id=self.id,
-                host=host_name(),
-                pid=os.getpid(),
-                workers=self.count,
-                queues=self.queues,
-                started_at_ms=0,  # stamped by the store's clock
-                heartbeat_at_ms=0,
-                pid_started=process_started(os.getpid()),
-            )
-        )
-
-    def _on_signal(self, signum: int, frame: Any) -> None:
-        self.signals.append(signum)
-
-    def _loop(self, selector: selectors.BaseSelector, wake_r: int, listener: Any) -> None:
+    def _loop(self) -> None:
+        """The runner's steps, each turn; then sleep until a signal, a wakeup, output or a
+        timer."""
         while True:
             now = time.monotonic()
-            self._handle_signals(now)
-            self._collect(now)
+            self._take_signals(now)
+            self._collect_finished()
+            self._enforce_deadlines(now)
             if self.store_error is None or now >= self.store_retry_at:
-                self._talk_to_store(now)
-            if self.stopping and not self.running and not self.unsent and not self.unreleased:
-                return
-            if self.stopping and not self.running and now >= self.give_up_at:
-                self.log(
-                    "gave_up",
-                    "the store is still unreachable: exiting; its jobs will be "
-                    "recovered as worker lost",
-                    important=True,
-                )
-                self.exit_code = 1
+                try:
+                    claims = self._settle_and_claim(now)
+                    self._spawn(claims)
+                    self.maintenance.run_due(now)
+                except StoreError as exc:
+                    self._store_lost(now, exc)
+                else:
+                    self._store_back()
+            if self._done(now):
                 return
             self.tree.poll(time.monotonic())
-            self._flush_watch()
-            timeout = self._next_timer(time.monotonic())
-            for key, _ in selector.select(timeout):
-                if isinstance(key.data, Attempt):
-                    self._pump(key.data)
-                elif key.data == "signal":
-                    with contextlib.suppress(BlockingIOError):
-                        while os.read(wake_r, 512):
-                            pass
-                else:
-                    listener.drain()
-                    self.may_have_work = True
-                    self.control_due = True
+            self.watchdog.flush(self.tree)
+            self._wait(time.monotonic())
 
-    def _talk_to_store(self, now: float) -> None:
-        """Every store call of one loop turn; an unreachable store pauses claiming, not jobs."""
-        try:
-            self._exchange(now)
-            if now >= self.next_tick:
-                self._housekeeping(now)
-            elif self.next_schedule_at is not None and now >= self.next_schedule_at:
-                self._fire_schedules(now)
-            elif self.control_due and now - self.last_control >= CONTROL_MIN_S:
-                self._control(now)
-        except StoreError as exc:
-            self._store_lost(now, exc)
-            return
-        if self.store_error is not None:
-            self.log("store_back", "the store is reachable again", important=True)
-            self.store_error = None
-
-    def _store_lost(self, now: float, exc: StoreError) -> None:
-        """Note an unreachable store (said once) and when to try it again."""
-        if self.store_error is None:
+    def _done(self, now: float) -> bool:
+        """Whether a stopping runner may exit: nothing runs and the store knows every result,
+        or the store stayed unreachable too long."""
+        if not self.stopping or self.slots.running:
+            return False
+        if not self.unsent and not self.unreleased:
+            return True
+        if now >= self.give_up_at:
             self.log(
-                "store_unreachable",
-                f"cannot use the store: {exc}; running jobs go on, their results are kept "
-                "until it is back, no new job is claimed",
+                "gave_up",
+                "the store is still unreachable: exiting; its jobs will be "
+                "recovered as worker lost",
                 important=True,
             )
-        self.store_error = str(exc)
-        self.store_retry_at = now + STORE_RETRY_S
+            self.exit_code = 1
+            return True
+        return False
 
-    def _next_timer(self, now: float) -> float:
+    def _wait(self, now: float) -> None:
+        """Sleep until the nearest timer, or until something happens: empty a job's output
+        pipe, take a signal, or note a wakeup from the store."""
+        for key, _ in self.selector.select(self._timeout(now)):
+            if isinstance(key.data, Attempt):
+                self._pump(key.data)
+            elif key.data == "signal":
+                with contextlib.suppress(BlockingIOError):
+                    while os.read(self.wake_r, 512):
+                        pass
+            else:
+                self.listener.drain()
+                self.may_have_work = True
+                self.maintenance.sooner(self.read, self.read.last + READ_MIN_S)
+
+    def _timeout(self, now: float) -> float:
         timers = []
-        for attempt in self.running.values():
+        for attempt in self.slots.running.values():
             if attempt.kill_at is not None:
                 timers.append(attempt.kill_at)
             elif attempt.deadline is not None:
@@ -284,21 +230,59 @@ class Supervisor:
             timers.append(tree_at)
         if self.store_error is not None:
             timers.append(self.store_retry_at)  # nothing else needs the store until it is back
-            if self.stopping and not self.running:
+            if self.stopping and not self.slots.running:
                 timers.append(self.give_up_at)
             return max(0.0, min(timers) - now)
-        timers.append(self.next_tick)
-        if self.control_due:
-            timers.append(self.last_control + CONTROL_MIN_S)
-        if not self.stopping and len(self.running) < self.count:
+        timers.append(self.maintenance.due)
+        if not self.stopping and self.slots.free:
             timers.append(self.next_claim_at)
-        if self.next_schedule_at is not None:
-            timers.append(self.next_schedule_at)
         return max(0.0, min(timers) - now)
+
+    # -- registration and the store
+
+    def _register(self) -> None:
+        self.store.register_runner(
+            Runner(
+                id=self.id,
+                host=host_name(),
+                pid=os.getpid(),
+                workers=self.slots.count,
+                queues=self.queues,
+                started_at_ms=0,  # stamped by the store's clock
+                heartbeat_at_ms=0,
+                pid_started=process_started(os.getpid()),
+            )
+        )
+
+    def reregister(self) -> None:
+        self.log(
+            "reregistered", "this runner was taken for dead; registering again", important=True
+        )
+        self._register()
+
+    def _store_lost(self, now: float, exc: StoreError) -> None:
+        """Note an unreachable store (said once) and when to try it again; running jobs go on."""
+        if self.store_error is None:
+            self.log(
+                "store_unreachable",
+                f"cannot use the store: {exc}; running jobs go on, their results are kept "
+                "until it is back, no new job is claimed",
+                important=True,
+            )
+        self.store_error = str(exc)
+        self.store_retry_at = now + STORE_RETRY_S
+
+    def _store_back(self) -> None:
+        if self.store_error is not None:
+            self.log("store_back", "the store is reachable again", important=True)
+            self.store_error = None
 
     # -- signals and stopping
 
-    def _handle_signals(self, now: float) -> None:
+    def _on_signal(self, signum: int, frame: Any) -> None:
+        self.signals.append(signum)
+
+    def _take_signals(self, now: float) -> None:
         while self.signals:
             signum = self.signals.pop(0)
             if signum == signal.SIGCHLD:
@@ -310,15 +294,15 @@ class Supervisor:
                 self.give_up_at = now
             else:
                 self.stop_by_request = False
-                self._begin_stop(now, f"{name} received")
+                self.begin_stop(now, f"{name} received")
 
-    def _stop_asked(self, now: float, asked: bool) -> None:
+    def stop_asked(self, now: float, asked: bool) -> None:
         """Follow the store's stop request: begin stopping, or go on serving once it is
         withdrawn (`worker stop --cancel`) while this runner still drains. A signal's stop
         is not the store's to withdraw."""
         if asked:
             if not self.stopping:
-                self._begin_stop(now, "stop requested")
+                self.begin_stop(now, "stop requested")
                 self.stop_by_request = True
         elif (
             self.stopping and self.stop_by_request and (self.stop_at is None or now < self.stop_at)
@@ -330,7 +314,7 @@ class Supervisor:
             self.next_claim_at = 0.0
             self.log("resumed", "stop request withdrawn: taking jobs again", important=True)
 
-    def _begin_stop(self, now: float, why: str) -> None:
+    def begin_stop(self, now: float, why: str) -> None:
         if self.stopping:
             return
         self.stopping = True
@@ -340,25 +324,29 @@ class Supervisor:
         grace = "" if self.grace_s is None else f", for at most {self.grace_s:g}s"
         self.log(
             "stopping",
-            f"{why}: stopping; waiting for {len(self.running)} running job(s){grace}",
+            f"{why}: stopping; waiting for {len(self.slots.running)} running job(s){grace}",
             important=True,
         )
 
     # -- attempts
 
-    def _collect(self, now: float) -> None:
-        """Turn attempts whose process ended into results to write; kill what must die."""
-        for attempt in list(self.running.values()):
+    def _collect_finished(self) -> None:
+        """Turn attempts whose process ended into results to write, freeing their slots."""
+        for attempt in list(self.slots.running.values()):
             if attempt.poll():
                 self._pump(attempt)  # what it wrote last; a grandchild's later writes are lost
                 self._stop_reading(attempt)
                 executor.end(attempt)  # what the shell left behind dies with the job
                 if attempt.pgid is not None:
-                    self._watch(f"-{attempt.pgid}")
-                self._watch(f"-a{attempt.claim.id}:{attempt.claim.attempt}")
-                del self.running[attempt.claim.id, attempt.claim.token]
+                    self.watchdog.watch(f"-{attempt.pgid}")
+                self.watchdog.watch(f"-a{attempt.claim.id}:{attempt.claim.token}")
+                self.slots.remove(attempt)
                 self._result(attempt)
-                continue
+
+    def _enforce_deadlines(self, now: float) -> None:
+        """Kill what must die: jobs past their timeout, past a stop's grace, or past the
+        grace between their SIGTERM and SIGKILL."""
+        for attempt in self.slots.running.values():
             if self.stop_at is not None and now >= self.stop_at and not attempt.released:
                 attempt.released = True
                 executor.terminate(attempt, now, None)
@@ -371,6 +359,27 @@ class Supervisor:
                     "timeout",
                     f"timed out {attempt.claim.id} after {attempt.timeout_s:g}s",
                     job=attempt.claim.id,
+                )
+
+    def check_owned(self, now: float, owned: dict[str, int]) -> None:
+        """Kill the jobs that are no longer ours; give back those leased to us but not run.
+        `owned`: the claim token of each job running under this runner, as the store says."""
+        for (job_id, token), attempt in self.slots.running.items():
+            if owned.get(job_id) != token and not attempt.abandoned:
+                attempt.abandoned = True
+                executor.terminate(attempt, now, None)
+                self.log("abandoned", f"killing {job_id}: cancelled or no longer ours", job=job_id)
+        # A claim whose commit was acknowledged only after a reconnect (the store replayed it)
+        # leases jobs this runner never started: give them back rather than keep them forever.
+        known = {(o.job_id, o.token) for o in self.unsent} | set(self.unreleased)
+        for job_id, token in owned.items():
+            if (job_id, token) not in self.slots.running and (job_id, token) not in known:
+                self.store.release(self.id, job_id, token, self.ledger)
+                self.log(
+                    "orphan",
+                    f"released {job_id}: leased to this runner but never started",
+                    important=True,
+                    job=job_id,
                 )
 
     def _result(self, attempt: Attempt) -> None:
@@ -423,19 +432,19 @@ class Supervisor:
             )
         executor.close(attempt)
 
-    def _exchange(self, now: float) -> None:
-        """Write results and claim new jobs, in one transaction."""
+    def _settle_and_claim(self, now: float) -> list[Claim]:
+        """Write results and claim new jobs, in one transaction; the jobs claimed."""
         while self.unreleased:
             job_id, token = self.unreleased[0]
             self.store.release(self.id, job_id, token, self.ledger)
             self.unreleased.pop(0)
             self.log("released", f"released {job_id}: back to pending", job=job_id)
         outcomes = self.unsent
-        free = self.count - len(self.running)
+        free = self.slots.free
         wants_work = outcomes or self.may_have_work or now >= self.next_claim_at
         want = free if free > 0 and not self.stopping and wants_work else 0
         if not outcomes and not want:
-            return
+            return []
         exchange = self.store.finish_and_claim(
             self.id, outcomes, want, self.queues, float(self.config["lease_seconds"]), self.ledger
         )
@@ -462,23 +471,42 @@ class Supervisor:
         if want:
             self.may_have_work = len(exchange.claims) == want
             if not self.may_have_work:
-                self.next_claim_at = self._next_claim_time(now, exchange.next_due_ms)
+                self.next_claim_at = self._next_claim_time(exchange.next_due_ms)
         if exchange.claims:
-            self.next_read = min(self.next_read, now + TICK_S)  # busy now: see _control
-        for claim in exchange.claims:
+            self.maintenance.sooner(self.read, now + TICK_S)  # busy now: see StoreRead
+        return exchange.claims
+
+    def _next_claim_time(self, due_ms: int | None) -> float:
+        """When to claim again unasked: when the next delayed job falls due (as the claim saw
+        it). Work that comes otherwise wakes this runner; a lost wakeup is the poll's, made by
+        the store read."""
+        if due_ms is None:
+            return float("inf")
+        # From the instant of this clock reading, plus a millisecond for its rounding: a claim
+        # a hair early misses the job, and then only the poll finds it.
+        wait_s = (due_ms - self.store.clock.now_ms() + 1) / 1000
+        return time.monotonic() + max(0.0, wait_s)
+
+    def _spawn(self, claims: list[Claim]) -> None:
+        """Start the jobs claimed, each on a free slot."""
+        for claim in claims:
             # Told before the spawn: a crash between the spawn and the next flush must take
             # this job, and whatever it started meanwhile, along.
-            self._watch(f"+a{claim.id}:{claim.attempt}")
-            self._flush_watch()
+            self.watchdog.watch(f"+a{claim.id}:{claim.token}")
+            self.watchdog.flush(self.tree)
             attempt = executor.start(
-                claim, self.base_env, float(self.config["job_timeout"]), self.tree
+                claim,
+                self.base_env,
+                float(self.config["job_timeout"]),
+                self.tree,
+                self.slots.take(),
             )
-            self.running[claim.id, claim.token] = attempt
+            self.slots.add(attempt)
             if attempt.pipe is not None:
                 self.selector.register(attempt.pipe, selectors.EVENT_READ, attempt)
             if attempt.pgid is not None:
-                self._watch(f"+{attempt.pgid}")
-            self._flush_watch()  # before anything else: a crash now must take this job along
+                self.watchdog.watch(f"+{attempt.pgid}")
+            self.watchdog.flush(self.tree)  # before anything else: a crash now must take it along
             self.log(
                 "started",
                 f"started {claim.id} (attempt {claim.attempt}): {claim.command[:200]}",
@@ -486,17 +514,6 @@ class Supervisor:
                 attempt=claim.attempt,
                 queue=claim.queue,
             )
-
-    def _next_claim_time(self, now: float, due_ms: int | None) -> float:
-        """When to claim again unasked: when the next delayed job falls due (as the claim saw
-        it). Work that comes otherwise wakes this runner; a lost wakeup is the poll's, made by
-        the store read (see _control)."""
-        if due_ms is None:
-            return float("inf")
-        # From the instant of this clock reading (not the older `now`), plus a millisecond for
-        # its rounding: a claim a hair early misses the job, and then only the poll finds it.
-        wait_s = (due_ms - self.store.clock.now_ms() + 1) / 1000
-        return time.monotonic() + max(0.0, wait_s)
 
     def _log_outcome(self, outcome: Outcome, settlement: Settlement | None) -> None:
         took = f"in {outcome.duration_ms}ms"
@@ -525,208 +542,15 @@ class Supervisor:
                 **fields,
             )
 
+    # -- output
+
     def _pump(self, attempt: Attempt) -> None:
         """Empty the attempt's output pipe into its file, keeping about output_limit + slack."""
         limit = int(self.config["output_limit"])
-        if attempt.pipe is not None and not executor.pump(attempt, limit, TRIM_SLACK):
+        if attempt.pipe is not None and not executor.pump(attempt, limit, executor.TRIM_SLACK):
             self._stop_reading(attempt)
 
     def _stop_reading(self, attempt: Attempt) -> None:
         if attempt.pipe is not None:
             self.selector.unregister(attempt.pipe)
             executor.close_pipe(attempt)
-
-    def _watch(self, line: str) -> None:
-        """Tell the watchdog (at the next flush) which process groups die with this runner."""
-        self.watch_lines.append(line.encode() + b"\n")
-
-    def _flush_watch(self) -> None:
-        if self.tree.watch:
-            self.watch_lines.extend(f"{line}\n".encode() for line in self.tree.watch)
-            self.tree.watch.clear()
-        if not self.watch_lines or self.watchdog.stdin is None:
-            return
-        data, self.watch_lines = b"".join(self.watch_lines), []
-        try:
-            os.write(self.watchdog.stdin.fileno(), data)
-        except BrokenPipeError:
-            self.log(
-                "watchdog_lost",
-                "the watchdog died: jobs may outlive a crash of this runner",
-                important=True,
-            )
-
-    # -- housekeeping
-
-    def _housekeeping(self, now: float) -> None:
-        self.next_tick = now + TICK_S
-        if now >= self.next_read:
-            self._control(now)
-        else:
-            self._reap_local()
-        self._sync_output(now)
-        if now >= self.next_expiry:
-            self.next_expiry = now + EXPIRY_S
-            self._expire()
-
-    def _control(self, now: float) -> None:
-        """Read the store once (after the heartbeat, when due): honour a stop request, kill
-        what is not ours, recover the jobs of dead runners, fire schedules, and poll for work
-        that a lost wakeup hid."""
-        self.last_control = now
-        self.control_due = False
-        # Busy, every tick: a job cancelled or taken is killed within a second even if its
-        # wakeup was lost. Idle, less often: a dead runner of this host is still seen within
-        # a tick (_reap_local), and every other change wakes this runner.
-        self.next_read = now + (TICK_S if self.running else IDLE_READ_S)
-        if now >= self.next_heartbeat:
-            self._heartbeat(now)  # first: our own leases are renewed before expired ones are reaped
-        seen = self.store.housekeeping(self.id, self.queues)
-        self.config = seen.config
-        me = next((r for r in seen.runners if r.id == self.id), None)
-        if me is None:
-            self._reregister()
-        else:
-            self._stop_asked(now, me.stop_requested)
-        self._check_owned(now, seen.owned)
-        self.others = [r for r in seen.runners if r.id != self.id]
-        now_ms = self.store.clock.now_ms()
-        lease_s = float(self.config["lease_seconds"])
-        dead = [r for r in self.others if is_dead(r, now_ms, lease_s)]
-        if dead or seen.expired:
-            self._reap(dead)
-        self.schedule_due_ms = seen.next_schedule_ms
-        self._fire_schedules(now)
-        if now >= self.next_poll_at:
-            self.next_poll_at = now + self.poll_s
-            if seen.startable:
-                self.may_have_work = True
-                self.next_claim_at = 0.0
-
-    def _heartbeat(self, now: float) -> None:
-        """Renew this runner and its leases; a stop request or a lost registration answers."""
-        lease_s = float(self.config["lease_seconds"])
-        self.next_heartbeat = now + lease_s / 3  # a missed beat or two is survivable
-        try:
-            stop = self.store.heartbeat(self.id, lease_s)
-        except NewerSchemaError as exc:
-            # A newer queuectl's rules (limits, locks, fences) are not known here: claim
-            # nothing more; the running jobs end as in any stop.
-            self.log("newer_schema", f"{exc}: stopping", important=True)
-            self.exit_code = 1
-            self._begin_stop(now, "the store was upgraded by a newer queuectl")
-            return
-        if stop is None:
-            self._reregister()
-        else:
-            self._stop_asked(now, stop)
-
-    def _reregister(self) -> None:
-        self.log(
-            "reregistered", "this runner was taken for dead; registering again", important=True
-        )
-        self._register()
-
-    def _check_owned(self, now: float, owned: dict[str, int]) -> None:
-        """Kill the jobs that are no longer ours; give back those leased to us but not run.
-        `owned`: the claim token of each job running under this runner, as the store says."""
-        for (job_id, token), attempt in self.running.items():
-            if owned.get(job_id) != token and not attempt.abandoned:
-                attempt.abandoned = True
-                executor.terminate(attempt, now, None)
-                self.log("abandoned", f"killing {job_id}: cancelled or no longer ours", job=job_id)
-        # A claim whose commit was acknowledged only after a reconnect (the store replayed it)
-        # leases jobs this runner never started: give them back rather than keep them forever.
-        known = {(o.job_id, o.token) for o in self.unsent} | set(self.unreleased)
-        for job_id, token in owned.items():
-            if (job_id, token) not in self.running and (job_id, token) not in known:
-                self.store.release(self.id, job_id, token, self.ledger)
-                self.log(
-                    "orphan",
-                    f"released {job_id}: leased to this runner but never started",
-                    important=True,
-                    job=job_id,
-                )
-
-    def _fire_schedules(self, now: float) -> None:
-        """Enqueue the jobs of schedules whose slot has come (the store makes it once per slot)."""
-        if self.stopping:
-            self.next_schedule_at = None
-            return
-        due_ms = self.schedule_due_ms
-        now_ms = self.store.clock.now_ms()
-        if due_ms is not None and due_ms <= now_ms:
-            for firing in self.store.fire_schedules():
-                name = firing.schedule
-                if firing.error:
-                    self.log(
-                        "schedule_failed",
-                        f"schedule {name} could not enqueue: {firing.error}",
-                        important=True,
-                        schedule=name,
-                    )
-                else:
-                    job_id = firing.job_id
-                    self.log(
-                        "scheduled", f"schedule {name} enqueued {job_id}", schedule=name, job=job_id
-                    )
-                self.may_have_work = True
-            due_ms = self.schedule_due_ms = self.store.next_schedule_ms()
-        self.next_schedule_at = None if due_ms is None else now + max(0.0, (due_ms - now_ms) / 1000)
-
-    def _reap_local(self) -> None:
-        """Between store reads: recover the jobs of a runner of this host whose process is gone
-        (its process answers; no need to ask the store)."""
-        dead = [r for r in self.others if is_local(r) and not is_alive(r.pid, r.pid_started)]
-        if dead:
-            self._reap(dead)
-
-    def _reap(self, dead: list[Runner]) -> None:
-        """Recover the jobs of dead runners (at once on this host) and of expired leases, but
-        never those of a live runner of this host, this one included; first kill what the
-        runners of this host that are gone, or frozen past their lease, left."""
-        now_ms = self.store.clock.now_ms()
-        lease_s = float(self.config["lease_seconds"])
-        if killed := kill_leftovers(self.store, self.others, now_ms, lease_s):
-            self.log("leftovers", f"killed {killed} process(es) of lost jobs", important=True)
-        spared = [self.id, *live_local(self.others, now_ms, lease_s)]
-        for job_id in self.store.reap([r.id for r in dead], exclude=spared):
-            self.log("lost", f"recovered {job_id}: its runner was lost", important=True, job=job_id)
-            self.next_claim_at = 0.0  # its slot or lock may let a job start now
-        gone = {r.id for r in dead}  # unregistered now, by this runner or another
-        self.others = [r for r in self.others if r.id not in gone]
-
-    def _expire(self) -> None:
-        """Delete finished jobs older than their retention (SPEC 9.4), in small batches, and
-        the counts of attempts that ended longer ago than any read looks back."""
-        now_ms = self.store.clock.now_ms()
-        # Rows are per minute: cutting more than once a minute deletes nothing, and would add
-        # a transaction to an idle runner's every retention pass.
-        cut_minute = (now_ms - FINISHED_MINUTES_KEPT_MS) // 60_000
-        if cut_minute != self.forgot_before_minute:
-            self.store.forget_finished_minutes(cut_minute * 60_000)
-            self.forgot_before_minute = cut_minute
-        for states, key in (([COMPLETED, CANCELLED], "retain_completed"), ([DEAD], "retain_dead")):
-            keep_s = float(self.config[key])
-            if keep_s <= 0:
-                continue
-            before_ms = now_ms - round(keep_s * 1000)
-            for _ in range(EXPIRY_MAX_BATCHES):
-                if self.store.expire(states, before_ms, EXPIRY_BATCH) < EXPIRY_BATCH:
-                    break
-
-    def _sync_output(self, now: float) -> None:
-        """Copy the output of long-running jobs to the store, for `logs --follow` anywhere."""
-        limit = int(self.config["output_limit"])
-        for attempt in self.running.values():
-            if now - attempt.started_mono < TICK_S or attempt.pid is None:
-                continue
-            size = executor.output_size(attempt)
-            if size > limit + TRIM_SLACK:
-                executor.trim(attempt, limit)
-            if size != attempt.synced_size:
-                attempt.synced_size = size
-                claim = attempt.claim
-                tail = executor.tail(attempt, limit)
-                dropped = max(0, size - len(tail))
-                self.store.save_output(self.id, claim.id, claim.token, tail, dropped)

@@ -1,11 +1,11 @@
 """The watchdog: a small process beside each runner that kills its jobs if the runner dies.
 
-The runner writes, on a pipe, `+aJOB:ATTEMPT` before a job starts, `+PGID` once it has, and
-`-PGID` and `-aJOB:ATTEMPT` when it ends; `+pPID:START` and `-pPID:START` for a job's process that
+The runner writes, on a pipe, `+aJOB:TOKEN` before a job starts (TOKEN: its claim's token), `+PGID`
+once it has, and `-PGID` and `-aJOB:TOKEN` when it ends; `+pPID:START` and `-pPID:START` for a job's process that
 left its group (found by the subreaper's walk), and `cPATH` for the cgroup that holds every job's
 cgroup. When the pipe closes (the runner exited, was SIGKILLed or crashed), every recorded group,
 process (if its start time still matches) and cgroup is SIGKILLed, and so is every process whose
-environment names a recorded attempt: a job spawned, or a daemon it made, since the runner last
+environment names a recorded claim: a job spawned, or a daemon it made, since the runner last
 told of them. This keeps the runner's fast spawn path: nothing runs in the child before exec.
 """
 
@@ -14,11 +14,15 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import subprocess
 import sys
 import time
+from collections.abc import Callable
+from typing import Any
 
 from queuectl.runner.tree import (
     EMPTY_WAIT_S,
+    Tree,
     kill_attempts,
     populated,
     read_start,
@@ -29,6 +33,52 @@ from queuectl.runner.tree import (
 # watchdog a few times a second rather than twice per job (each wakeup is a context switch
 # on a machine whose cores are spawning jobs). An idle watchdog blocks in read and costs nothing.
 BATCH_S = 0.05
+
+
+class Watchdog:
+    """The runner's end: starts the watchdog, and tells it (in batches) what dies with it."""
+
+    def __init__(self, log: Callable[..., Any]) -> None:
+        self.log = log
+        self.lines: list[bytes] = []
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "queuectl.runner.watchdog"],
+            stdin=subprocess.PIPE,
+            start_new_session=True,
+            close_fds=True,
+        )
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def watch(self, line: str) -> None:
+        """Tell the watchdog (at the next flush) which process groups die with this runner."""
+        self.lines.append(line.encode() + b"\n")
+
+    def flush(self, tree: Tree) -> None:
+        """Send what it was told, and what `tree` found, in one write."""
+        if tree.watch:
+            self.lines.extend(f"{line}\n".encode() for line in tree.watch)
+            tree.watch.clear()
+        stdin = self.process.stdin
+        if not self.lines or stdin is None:
+            return
+        data, self.lines = b"".join(self.lines), []
+        try:
+            os.write(stdin.fileno(), data)
+        except BrokenPipeError:
+            self.log(
+                "watchdog_lost",
+                "the watchdog died: jobs may outlive a crash of this runner",
+                important=True,
+            )
+
+    def close(self) -> None:
+        """Close the pipe (the watchdog kills what it was told of that is left) and wait."""
+        if self.process.stdin is not None:
+            self.process.stdin.close()
+        self.process.wait()
 
 
 def main() -> None:
@@ -45,11 +95,11 @@ def main() -> None:
         *lines, pending = (pending + chunk).split(b"\n")
         for word in lines:
             if word[:2] in (b"+a", b"-a"):
-                job_id, attempt = word[2:].decode().rsplit(":", 1)
+                job_id, token = word[2:].decode().rsplit(":", 1)
                 if word[:1] == b"+":
-                    attempts.add((job_id, int(attempt)))
+                    attempts.add((job_id, int(token)))
                 else:
-                    attempts.discard((job_id, int(attempt)))
+                    attempts.discard((job_id, int(token)))
             elif word[:2] in (b"+p", b"-p"):
                 number, start = word[2:].split(b":")
                 entry = (int(number), int(start))

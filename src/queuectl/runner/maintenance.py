@@ -1,0 +1,292 @@
+"""A runner's maintenance: small tasks, each run between jobs on an interval of its own.
+
+The loop runs `Maintenance.run_due` every turn; a task runs once its `due` instant (monotonic)
+has come, and is due again `interval()` later unless it says otherwise. The loop sleeps no
+longer than the earliest `due`, so a task that is never due costs nothing.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from queuectl.errors import NewerSchemaError
+from queuectl.models import CANCELLED, COMPLETED, DEAD
+from queuectl.runner import executor
+from queuectl.runner.liveness import is_alive, is_dead, is_local
+from queuectl.runner.recovery import recover
+
+if TYPE_CHECKING:
+    from queuectl.runner.supervisor import Supervisor
+    from queuectl.store import Runner
+
+TICK_S = 1.0  # dead runners of this host, live output; the store read while jobs run
+#: How often an idle runner reads the store (cancellations, runners, expired leases, schedules,
+#: configuration, the fallback poll): every change among them but a lease expiring wakes it.
+IDLE_READ_S = 2.0
+READ_MIN_S = 0.2  # at most this often do wakeups trigger a store read (stop requests, cancels)
+EXPIRY_S = 10.0  # how often finished jobs past their retention are deleted
+EXPIRY_BATCH = 100  # jobs deleted per transaction: a short write lock, never a long wait
+EXPIRY_MAX_BATCHES = 100  # per round; a larger backlog takes several rounds
+#: The counts of attempts that ended are kept this long: the reads look back an hour.
+FINISHED_MINUTES_KEPT_MS = 2 * 3_600_000
+#: Those counts are kept per minute: cutting them more often deletes nothing.
+FORGET_S = 60.0
+
+
+class Periodic:
+    """A maintenance task of one runner."""
+
+    due = 0.0  # when it runs next (monotonic); at once at first
+
+    def __init__(self, runner: Supervisor) -> None:
+        self.runner = runner
+
+    def interval(self) -> float:
+        """How long after a run it is due again (read as it starts)."""
+        raise NotImplementedError
+
+    def run(self, now: float) -> None:
+        raise NotImplementedError
+
+
+class Maintenance:
+    """The maintenance tasks of one runner, run in their order when due."""
+
+    def __init__(self, tasks: Sequence[Periodic]) -> None:
+        self.tasks = tasks
+        self.due = 0.0  # the earliest task's
+
+    def run_due(self, now: float) -> None:
+        """Run the tasks that are due (a StoreError leaves those not run yet due)."""
+        if now < self.due:
+            return
+        try:
+            for task in self.tasks:
+                if now >= task.due:
+                    task.due = now + task.interval()
+                    task.run(now)
+        finally:
+            self.due = min(task.due for task in self.tasks)
+
+    def sooner(self, task: Periodic, at: float) -> None:
+        """Make `task` due at `at` if that is sooner."""
+        if at < task.due:
+            task.due = at
+            self.due = min(self.due, at)
+
+
+class Heartbeat(Periodic):
+    """Renew this runner and its leases; a stop request or a lost registration answers. First
+    in line: its own leases are renewed before the store read recovers expired ones."""
+
+    def interval(self) -> float:
+        return float(self.runner.config["lease_seconds"]) / 3  # a missed beat or two is survivable
+
+    def run(self, now: float) -> None:
+        runner = self.runner
+        try:
+            stop = runner.store.heartbeat(runner.id, float(runner.config["lease_seconds"]))
+        except NewerSchemaError as exc:
+            # A newer queuectl's rules (limits, locks, fences) are not known here: claim
+            # nothing more; the running jobs end as in any stop.
+            runner.log("newer_schema", f"{exc}: stopping", important=True)
+            runner.exit_code = 1
+            runner.begin_stop(now, "the store was upgraded by a newer queuectl")
+            return
+        if stop is None:
+            runner.reregister()
+        else:
+            runner.stop_asked(now, stop)
+
+
+class Schedules(Periodic):
+    """Enqueue the jobs of schedules whose slot has come (the store makes each slot once)."""
+
+    due = math.inf  # until the store read says when the next slot is
+    due_ms: int | None = None  # the next slot, as last read
+
+    def interval(self) -> float:
+        return math.inf  # run() says when
+
+    def learn(self, now: float, due_ms: int | None) -> None:
+        """The next slot, as the store read saw it."""
+        self.due_ms = due_ms
+        self.run(now)
+
+    def run(self, now: float) -> None:
+        runner = self.runner
+        if runner.stopping:
+            self.due = math.inf
+            return
+        store = runner.store
+        due_ms = self.due_ms
+        now_ms = store.clock.now_ms()
+        if due_ms is not None and due_ms <= now_ms:
+            for firing in store.fire_schedules():
+                name = firing.schedule
+                if firing.error:
+                    runner.log(
+                        "schedule_failed",
+                        f"schedule {name} could not enqueue: {firing.error}",
+                        important=True,
+                        schedule=name,
+                    )
+                else:
+                    job_id = firing.job_id
+                    runner.log(
+                        "scheduled", f"schedule {name} enqueued {job_id}", schedule=name, job=job_id
+                    )
+                runner.may_have_work = True
+            due_ms = self.due_ms = store.next_schedule_ms()
+        self.due = math.inf if due_ms is None else now + max(0.0, (due_ms - now_ms) / 1000)
+
+
+class StoreRead(Periodic):
+    """Read the store once: honour a stop request, kill what is not ours, recover the jobs of
+    dead runners, learn the next schedule slot, and poll for work that a lost wakeup hid."""
+
+    last = -math.inf  # when it last ran
+
+    def __init__(self, runner: Supervisor, schedules: Schedules) -> None:
+        super().__init__(runner)
+        self.schedules = schedules
+        self.next_poll_at = 0.0
+
+    def interval(self) -> float:
+        # Busy, every tick: a job cancelled or taken is killed within a second even if its
+        # wakeup was lost. Idle, less often: a dead runner of this host is still seen within
+        # a tick (ReapLocal), and every other change wakes this runner.
+        return TICK_S if self.runner.slots.running else IDLE_READ_S
+
+    def run(self, now: float) -> None:
+        self.last = now
+        runner = self.runner
+        store = runner.store
+        seen = store.housekeeping(runner.id, runner.queues)
+        runner.config = seen.config
+        me = next((r for r in seen.runners if r.id == runner.id), None)
+        if me is None:
+            runner.reregister()
+        else:
+            runner.stop_asked(now, me.stop_requested)
+        runner.check_owned(now, seen.owned)
+        runner.others = [r for r in seen.runners if r.id != runner.id]
+        now_ms = store.clock.now_ms()
+        lease_s = float(runner.config["lease_seconds"])
+        dead = [r for r in runner.others if is_dead(r, now_ms, lease_s)]
+        if dead or seen.expired:
+            recover_lost(runner, dead)
+        self.schedules.learn(now, seen.next_schedule_ms)
+        if now >= self.next_poll_at:
+            self.next_poll_at = now + runner.poll_s
+            if seen.startable:
+                runner.may_have_work = True
+                runner.next_claim_at = 0.0
+
+
+class ReapLocal(Periodic):
+    """Between store reads: recover the jobs of a runner of this host whose process is gone
+    (its process answers; no need to ask the store)."""
+
+    def __init__(self, runner: Supervisor, read: StoreRead) -> None:
+        super().__init__(runner)
+        self.read = read
+
+    def interval(self) -> float:
+        return TICK_S
+
+    def run(self, now: float) -> None:
+        if self.read.last == now:
+            return  # the read of this very turn judged every runner
+        others = self.runner.others
+        dead = [r for r in others if is_local(r) and not is_alive(r.pid, r.pid_started)]
+        if dead:
+            recover_lost(self.runner, dead)
+
+
+def recover_lost(runner: Supervisor, dead: list[Runner]) -> None:
+    """Recover the jobs of dead runners (at once on this host) and of expired leases, never
+    those of a live runner of this host, this one included."""
+    store = runner.store
+    now_ms = store.clock.now_ms()
+    lease_s = float(runner.config["lease_seconds"])
+    done = recover(store, runner.others, dead, now_ms, lease_s, mine=[runner.id])
+    if done.killed:
+        runner.log("leftovers", f"killed {done.killed} process(es) of lost jobs", important=True)
+    for job_id in done.jobs:
+        runner.log("lost", f"recovered {job_id}: its runner was lost", important=True, job=job_id)
+        runner.next_claim_at = 0.0  # its slot or lock may let a job start now
+    gone = set(done.runners)  # unregistered now, by this runner or another
+    runner.others = [r for r in runner.others if r.id not in gone]
+
+
+class OutputSync(Periodic):
+    """Copy the output of long-running jobs to the store, for `logs --follow` anywhere."""
+
+    def interval(self) -> float:
+        return TICK_S
+
+    def run(self, now: float) -> None:
+        runner = self.runner
+        limit = int(runner.config["output_limit"])
+        for attempt in runner.slots.running.values():
+            if now - attempt.started_mono < TICK_S or attempt.pid is None:
+                continue
+            size = executor.output_size(attempt)
+            if size > limit + executor.TRIM_SLACK:
+                executor.trim(attempt, limit)
+            if size != attempt.synced_size:
+                attempt.synced_size = size
+                claim = attempt.claim
+                tail = executor.tail(attempt, limit)
+                dropped = max(0, size - len(tail))
+                runner.store.save_output(runner.id, claim.id, claim.token, tail, dropped)
+
+
+class Expiry(Periodic):
+    """Delete finished jobs older than their retention, in small batches."""
+
+    def interval(self) -> float:
+        return EXPIRY_S
+
+    def run(self, now: float) -> None:
+        runner = self.runner
+        now_ms = runner.store.clock.now_ms()
+        for states, key in (([COMPLETED, CANCELLED], "retain_completed"), ([DEAD], "retain_dead")):
+            keep_s = float(runner.config[key])
+            if keep_s <= 0:
+                continue
+            before_ms = now_ms - round(keep_s * 1000)
+            for _ in range(EXPIRY_MAX_BATCHES):
+                if runner.store.expire(states, before_ms, EXPIRY_BATCH) < EXPIRY_BATCH:
+                    break
+
+
+class ForgetMinutes(Periodic):
+    """Delete the counts of attempts that ended longer ago than any read looks back."""
+
+    def interval(self) -> float:
+        return FORGET_S
+
+    def run(self, now: float) -> None:
+        store = self.runner.store
+        cut_minute = (store.clock.now_ms() - FINISHED_MINUTES_KEPT_MS) // 60_000
+        store.forget_finished_minutes(cut_minute * 60_000)
+
+
+def maintenance_of(runner: Supervisor) -> tuple[Maintenance, StoreRead]:
+    """A runner's maintenance, and its store read (which wakeups and claims hasten)."""
+    schedules = Schedules(runner)
+    read = StoreRead(runner, schedules)
+    tasks = [
+        Heartbeat(runner),
+        read,
+        schedules,
+        ReapLocal(runner, read),
+        OutputSync(runner),
+        Expiry(runner),
+        ForgetMinutes(runner),
+    ]
+    return Maintenance(tasks), read
