@@ -85,6 +85,12 @@ KEYS: dict[str, Key] = {
         ),
         Key("retain_dead", 0, _seconds(0), "seconds dead jobs are kept; 0 = forever"),
         Key(
+            "retain_audit",
+            7776000,
+            _seconds(0),
+            "seconds the audit of API requests is kept; 0 = forever",
+        ),
+        Key(
             "retry_not_runnable",
             0,
             _integer(0, 1),

@@ -30,6 +30,7 @@ from queuectl.models import (
 )
 from queuectl.store import (
     Attempt,
+    AuditEntry,
     Bucket,
     Hook,
     Output,
@@ -37,6 +38,7 @@ from queuectl.store import (
     Runner,
     Schedule,
     Store,
+    Token,
     Totals,
     open_store,
 )
@@ -45,6 +47,10 @@ if TYPE_CHECKING:
     from queuectl.runner.recovery import Recovered
 
 MAX_ROW = 2**63 - 1  # both stores' row keys, LIMITs and OFFSETs are signed 64-bit
+#: The roles of API tokens, each allowed what the one before it is, and more.
+ROLES = ("read", "operate", "admin")
+#: The start of every API token made by `add_token` (a secret scanner can know them by it).
+TOKEN_PREFIX = "qct_"
 #: What `bulk` may do to the jobs a filter matches.
 BULK_ACTIONS = ("cancel", "retry", "hold", "release", "delete")
 #: The jobs a search's page holds when no limit is given.
@@ -481,6 +487,60 @@ class Queue:
         self.recover()  # only a live runner refuses the reset; a dead one's jobs are deleted
         return self._store.reset(all)
 
+    # -- who may call the API, and what they did
+
+    def add_token(self, name: str, role: str) -> str:
+        """Make an API token with a role (read, operate, admin); the token, which only its
+        digest is stored of: shown once."""
+        import hashlib
+        import secrets
+
+        validate_id(name, "name")
+        if role not in ROLES:
+            raise InvalidInputError(f"role: {role!r} is not one of {', '.join(ROLES)}")
+        secret = TOKEN_PREFIX + secrets.token_urlsafe(32)
+        self._store.add_token(name, role, hashlib.sha256(secret.encode()).hexdigest())
+        return secret
+
+    def tokens(self) -> builtins.list[Token]:
+        return self._store.tokens()
+
+    def revoke_token(self, name: str) -> None:
+        if not self._store.revoke_token(name):
+            raise NotFoundError(f"no token {name!r}")
+
+    def token_role(self, secret: str) -> tuple[str, str] | None:
+        """The name and role of an API token, if it is one."""
+        import hashlib
+
+        return self._store.token_role(hashlib.sha256(secret.encode()).hexdigest())
+
+    def record_audit(self, entry: AuditEntry) -> None:
+        self._store.record_audit(entry)
+
+    def audit(
+        self, since: str | float | None = None, limit: int = 1000
+    ) -> builtins.list[AuditEntry]:
+        """The audit's entries, newest first: of the last `since` (a duration), or all kept."""
+        since_ms = 0
+        if since is not None:
+            since_ms = self.now_ms() - round(parse_duration(since, "since") * 1000)
+        return self._store.audit(since_ms, limit)
+
+    def expire_audit(self, older_than: str | float | None = None) -> int:
+        """Delete the audit's entries older than `older_than` (default: `retain_audit`; 0
+        keeps them all); how many."""
+        keep_s = parse_duration(
+            self.get_config("retain_audit") if older_than is None else older_than, "older-than"
+        )
+        if keep_s <= 0:
+            return 0
+        before = self.now_ms() - round(keep_s * 1000)
+        done = 0
+        while (deleted := self._store.expire_audit(before, 1000)) > 0:
+            done += deleted
+        return done
+
     # -- configuration
 
     def config(self) -> dict[str, float]:
@@ -770,6 +830,24 @@ def hook_dict(hook: Hook) -> dict[str, Any]:
         "job": hook.job,
         "created_at": ms_to_iso(hook.created_at_ms),
     }
+
+
+def audit_dict(entry: AuditEntry) -> dict[str, Any]:
+    """An audit entry as JSON (`audit --json`, the HTTP API)."""
+    return {
+        "at": ms_to_iso(entry.at_ms),
+        "token": entry.token,
+        "client": entry.client,
+        "method": entry.method,
+        "route": entry.route,
+        "target": entry.target,
+        "status": entry.status,
+    }
+
+
+def token_dict(token: Token) -> dict[str, Any]:
+    """A token as `token list --json` shows it (never the token itself)."""
+    return {"name": token.name, "role": token.role, "created_at": ms_to_iso(token.created_at_ms)}
 
 
 def jobs_json(jobs: Sequence[Job]) -> list[dict[str, Any]]:

@@ -290,3 +290,25 @@ class BulkOut(BaseModel):
 
     matched: int
     changed: int | None = None
+
+
+# -- who may do what
+
+
+class WhoAmI(BaseModel):
+    """The token of the request: its name ("(serve)" for the token given to serve) and role."""
+
+    name: str
+    role: str = Field(description="read, operate or admin")
+
+
+class AuditOut(BaseModel):
+    """A mutating request: when, which token, from where, what it did and touched."""
+
+    at: str
+    token: str
+    client: str
+    method: str
+    route: str
+    target: str
+    status: int

@@ -16,6 +16,7 @@ from queuectl.store.records import (
     DURATION_BOUNDS_MS,
     OVER_ALL_BOUNDS,
     Attempt,
+    AuditEntry,
     Bucket,
     Claim,
     Exchange,
@@ -28,6 +29,7 @@ from queuectl.store.records import (
     QueueSettings,
     Runner,
     Schedule,
+    Token,
     Totals,
 )
 
@@ -42,8 +44,10 @@ __all__ = [
     "BULK_BATCH",
     "DURATION_BOUNDS_MS",
     "OVER_ALL_BOUNDS",
+    "AccessStore",
     "AdminStore",
     "Attempt",
+    "AuditEntry",
     "Bucket",
     "Claim",
     "Exchange",
@@ -60,6 +64,7 @@ __all__ = [
     "RunnerStore",
     "Schedule",
     "Store",
+    "Token",
     "Totals",
     "default_target",
     "open_store",
@@ -422,7 +427,38 @@ class AdminStore(BaseStore, Protocol):
         ...
 
 
-class Store(RunnerStore, ReadStore, AdminStore, Protocol):
+class AccessStore(BaseStore, Protocol):
+    """Who may call the API (tokens by role, found by the SHA-256 of the token, which is never
+    stored), and the audit of what mutating requests did."""
+
+    def add_token(self, name: str, role: str, digest: str) -> Token:
+        """Store a token's digest under a new name; ConflictError if the name is taken."""
+        ...
+
+    def tokens(self) -> list[Token]: ...
+
+    def revoke_token(self, name: str) -> bool:
+        """Delete the token; whether there was one."""
+        ...
+
+    def token_role(self, digest: str) -> tuple[str, str] | None:
+        """The name and role of the token with this digest."""
+        ...
+
+    def record_audit(self, entry: AuditEntry) -> None:
+        """Append an entry (`at_ms` 0: the store's now)."""
+        ...
+
+    def audit(self, since_ms: int, limit: int) -> list[AuditEntry]:
+        """The newest `limit` entries from the instant on, newest first."""
+        ...
+
+    def expire_audit(self, before_ms: int, batch: int) -> int:
+        """Delete at most `batch` entries older than the instant; how many."""
+        ...
+
+
+class Store(RunnerStore, ReadStore, AdminStore, AccessStore, Protocol):
     """What the queue needs from a database: every role."""
 
 
