@@ -373,7 +373,7 @@ class AdminStore(BaseStore, Protocol):
         states: Sequence[str] | None,
         queues: Sequence[str] | None,
         text: str | None,
-        batch: int = BULK_BATCH,
+        batch: int = BULK_BATCH // 2,
         progress: Callable[[int, int], None] | None = None,
     ) -> tuple[int, int]:
         """Cancel, retry (run again) or delete (`action`; None: only count) every job that
