@@ -110,6 +110,9 @@ def test_cli_bulk_forms(cli: Any, queue: Queue) -> None:
     nothing = cli("requeue", "--search", "no-such-text")
     assert nothing.returncode == 0
     assert "no job matches" in nothing.stderr
+    mixed = cli("cancel", "--all", "--state", "failed")
+    assert mixed.returncode == 2
+    assert "not several" in mixed.stderr
     both = cli("requeue", "p1", "--state", "dead")
     assert both.returncode == 2
     assert "not both" in both.stderr

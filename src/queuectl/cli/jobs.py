@@ -871,7 +871,11 @@ def cancel(
     yes: bool,
 ) -> None:
     """Cancel pending, failed or running jobs (a running command is killed)."""
-    if (states or search is not None) and not (job_ids or every):
+    if states or search is not None:
+        if job_ids or every:
+            raise click.UsageError(
+                "give job ids, --all or a filter (--state, --search), not several"
+            )
         bulk_change(session, "cancel", "cancelled", states, queue, search, yes)
         return
     if job_ids and (queue is not None or every):
