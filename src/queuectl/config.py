@@ -85,16 +85,16 @@ KEYS: dict[str, Key] = {
         ),
         Key("retain_dead", 0, _seconds(0), "seconds dead jobs are kept; 0 = forever"),
         Key(
-            "retain_audit",
-            7776000,
-            _seconds(0),
-            "seconds the audit of API requests is kept; 0 = forever",
-        ),
-        Key(
             "retry_not_runnable",
             0,
             _integer(0, 1),
             "1 = retry exit 126 (not executable) and 127 (command not found); 0 = dead at once",
+        ),
+        Key(
+            "retain_audit",
+            7776000,
+            _seconds(0),
+            "seconds the audit of API requests is kept; 0 = forever",
         ),
     )
 }
