@@ -401,15 +401,22 @@ def kill_attempts(attempts: set[tuple[str, int]], wait_s: float = EMPTY_WAIT_S) 
 # -- subreaper and /proc
 
 
-def read_start(pid: int) -> tuple[int, str] | None:
-    """(start time in clock ticks since boot, state) of a process, or None if it is gone."""
+def stat_fields(pid: int) -> list[bytes] | None:
+    """The fields of /proc/PID/stat after the command name (the state first), or None if the
+    process is gone."""
     try:
         with open(f"/proc/{pid}/stat", "rb") as handle:
             data = handle.read()
     except OSError:
         return None
-    fields = data[data.rindex(b")") + 2 :].split()
-    return int(fields[19]), fields[0].decode()
+    # The command name may hold spaces and parentheses: fields are counted after the last ')'.
+    return data[data.rindex(b")") + 2 :].split()
+
+
+def read_start(pid: int) -> tuple[int, str] | None:
+    """(start time in clock ticks since boot, state) of a process, or None if it is gone."""
+    fields = stat_fields(pid)
+    return None if fields is None else (int(fields[19]), fields[0].decode())
 
 
 def _children(pid: int) -> list[int]:
