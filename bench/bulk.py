@@ -1,8 +1,13 @@
 """Bulk changes of many jobs: `cancel --all` of N pending jobs, `dlq retry --all` of N
-dead ones, `purge` of N completed ones, and retention's expiry of N completed ones, on both
-stores, in seconds.
+dead ones, `purge` of N completed ones, retention's expiry of N completed ones, and the
+dashboard's retry of every job a filter matches (`filter-retry`: POST /api/jobs/bulk's
+Queue.bulk, state dead and a search) of N dead ones, on both stores, in seconds.
 
-    python -m bench.bulk --n 300000 [--kinds sqlite postgres] [--ops cancel retry purge expire]
+    python -m bench.bulk --n 300000 [--kinds sqlite postgres] [--ops cancel retry ...] [--probe]
+
+`--probe`: while each call runs, another process enqueues, claims and settles jobs of a queue of
+its own, one at a time; the longest of those turns (an enqueue and an exchange, and their 99th
+percentile) says how long the bulk change made other writers wait.
 
 Each measurement runs on a store of its own holding the N jobs, built with direct SQL (as
 bench.reads builds its big stores; enqueue_many would take minutes): every tenth job has a
@@ -17,6 +22,7 @@ call changed, which must be N.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import sqlite3
 import sys
@@ -26,15 +32,23 @@ from typing import Any
 
 from bench.stores import Scratch, fresh_store
 
-OPS = ("cancel", "retry", "purge", "expire")
+OPS = ("cancel", "retry", "purge", "expire", "filter-retry")
 #: The state the jobs of each measurement are built in.
-BUILT_STATE = {"cancel": "pending", "retry": "dead", "purge": "completed", "expire": "completed"}
+BUILT_STATE = {
+    "cancel": "pending",
+    "retry": "dead",
+    "purge": "completed",
+    "expire": "completed",
+    "filter-retry": "dead",
+}
 COLUMNS = (
     "id, command, state, queue, priority, attempts, max_retries, run_at, depends_on, "
     "waiting_on, cwd, env, created_at, updated_at, started_at, finished_at, exit_code, "
     "last_error, duration_ms, scheduled"
 )
 HOUR_MS = 3_600_000
+#: How long each batch of the last filter-retry took (its search and its transaction), seconds.
+BATCHES: list[float] = []
 
 
 def _values(state: str, kind: str) -> str:
@@ -142,6 +156,16 @@ def run(op: str, target: str) -> int:
             return len(queue.retry(all=True))
         if op == "purge":
             return queue.purge("completed")
+        if op == "filter-retry":
+            marks = [time.perf_counter()]
+            done = queue.bulk(
+                "retry",
+                state="dead",
+                search="true",
+                progress=lambda *_: marks.append(time.perf_counter()),
+            )
+            BATCHES.extend(b - a for a, b in itertools.pairwise(marks))
+            return done["changed"]
         store = queue._store  # as a runner's retention pass calls it
         before = queue.now_ms()
         done = 0
@@ -152,18 +176,77 @@ def run(op: str, target: str) -> int:
                 return done
 
 
-def measure(kind: str, op: str, n: int, scratch: Scratch) -> dict[str, Any]:
-    """Build a store for `op` of N jobs, then time the call."""
+def measure(kind: str, op: str, n: int, scratch: Scratch, probe: bool = False) -> dict[str, Any]:
+    """Build a store for `op` of N jobs, then time the call (and, with `probe`, the claims made
+    meanwhile)."""
     with fresh_store(kind, scratch) as target:
         build = build_sqlite if kind == "sqlite" else build_pg
         build_s = build(target, BUILT_STATE[op], n)
+        prober = Prober(target) if probe else None
+        BATCHES.clear()
         started = time.perf_counter()
         changed = run(op, target)
         seconds = time.perf_counter() - started
+        claims = prober.stop() if prober is not None else {}
+        if BATCHES:
+            claims["batch_max_ms"] = round(max(BATCHES) * 1000, 1)
+            claims["batches"] = len(BATCHES)
         if kind == "sqlite":
             for suffix in ("", "-wal", "-shm"):
                 Path(target + suffix).unlink(missing_ok=True)
-    return {"n": n, "seconds": round(seconds, 2), "changed": changed, "build_s": round(build_s, 1)}
+    return {
+        "n": n,
+        "seconds": round(seconds, 2),
+        "changed": changed,
+        "build_s": round(build_s, 1),
+        **claims,
+    }
+
+
+class Prober:
+    """A runner's exchanges, one job at a time on a queue of their own, in a process of its own
+    (not a thread: the GIL would add the bulk change's Python time to every claim), timed."""
+
+    def __init__(self, target: str) -> None:
+        import multiprocessing
+
+        context = multiprocessing.get_context("spawn")
+        self.done = context.Event()
+        self.ready = context.Event()
+        self.results: Any = context.Queue()
+        self.process = context.Process(
+            target=_probe, args=(target, self.done, self.ready, self.results), daemon=True
+        )
+        self.process.start()
+        self.ready.wait(60)  # it claims before the bulk change starts
+
+    def stop(self) -> dict[str, Any]:
+        self.done.set()
+        times: list[float] = sorted(self.results.get(timeout=60))
+        self.process.join(30)
+        return {
+            "claims": len(times),
+            "claim_max_ms": round(times[-1] * 1000, 1),
+            "claim_p99_ms": round(times[int(len(times) * 0.99)] * 1000, 1),
+        }
+
+
+def _probe(target: str, done: Any, ready: Any, results: Any) -> None:
+    from queuectl import Queue
+    from queuectl.lifecycle import Outcome
+
+    times: list[float] = []
+    with Queue(target) as queue:
+        store = queue._store
+        held: list[Outcome] = []
+        while not done.is_set():
+            started = time.perf_counter()
+            queue.enqueue("true", queue="probe")
+            claims = store.finish_and_claim("probe", held, 1, ["probe"], 30).claims
+            times.append(time.perf_counter() - started)
+            held = [Outcome(c.id, c.attempt, 0, None, 1, None, token=c.token) for c in claims]
+            ready.set()
+    results.put(times)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -171,6 +254,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--n", type=int, nargs="+", default=[300_000], help="jobs per call")
     parser.add_argument("--kinds", nargs="+", default=["sqlite", "postgres"])
     parser.add_argument("--ops", nargs="+", choices=OPS, default=list(OPS))
+    parser.add_argument(
+        "--probe", action="store_true", help="time a runner's claims during each call"
+    )
     args = parser.parse_args(argv)
     scratch = Scratch()
     results: dict[str, Any] = {}
@@ -178,7 +264,7 @@ def main(argv: list[str] | None = None) -> int:
         for kind in args.kinds:
             for op in args.ops:
                 for n in args.n:
-                    found = measure(kind, op, n, scratch)
+                    found = measure(kind, op, n, scratch, args.probe)
                     results.setdefault(kind, {}).setdefault(op, []).append(found)
                     print(f"{kind} {op} {n:,}: {json.dumps(found)}", file=sys.stderr, flush=True)
     finally:
@@ -189,12 +275,23 @@ def main(argv: list[str] | None = None) -> int:
 
 def render(results: dict[str, Any]) -> str:
     """A markdown table: seconds of each call on each store and size."""
-    lines = ["| call | store | jobs | seconds | changed |", "|---|---|---|---|---|"]
+    lines = [
+        "| call | store | jobs | seconds | changed | claims meanwhile: max / p99 ms"
+        " | longest batch, ms |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for kind, by_op in results.items():
         for op, rows in by_op.items():
             for row in rows:
+                probed = (
+                    f"{row['claim_max_ms']} / {row['claim_p99_ms']} ({row['claims']:,})"
+                    if "claims" in row
+                    else "-"
+                )
+                batch = f"{row['batch_max_ms']} ({row['batches']:,})" if "batches" in row else "-"
                 lines.append(
-                    f"| {op} | {kind} | {row['n']:,} | {row['seconds']:.2f} | {row['changed']:,} |"
+                    f"| {op} | {kind} | {row['n']:,} | {row['seconds']:.2f} | {row['changed']:,}"
+                    f" | {probed} | {batch} |"
                 )
     return "\n".join(lines)
 

@@ -169,6 +169,11 @@ def reads(targets: list[str], stored: int, repeat: int = 51) -> list[dict[str, f
             "/metrics",
             "/api/jobs?limit=50",
             "/api/stats/throughput",
+            # A search: one that matches nothing reads its whole window of jobs (the worst
+            # case), an old id's prefix, and text every job's command holds (a page at once).
+            "/api/jobs?limit=50&search=no-such-text",
+            "/api/jobs?limit=50&search=delayed-1",
+            "/api/jobs?limit=50&search=TRUE&state=pending",
         ):
             calls[f"GET {path}"] = [
                 lambda c=c, p=path: c.get(p).raise_for_status() for c in clients

@@ -172,6 +172,6 @@ def at_schema(conn: Any, version: int) -> None:
         "CREATE TABLE queuectl_schema (version INTEGER PRIMARY KEY, name TEXT NOT NULL,"
         " applied_at TIMESTAMPTZ NOT NULL DEFAULT now())"
     )
-    for number, name, sql in migrations("postgres")[:version]:
+    for number, name, sql in (m for m in migrations("postgres") if m[0] <= version):
         conn.execute(sql)
         conn.execute("INSERT INTO queuectl_schema VALUES (%s, %s)", (number, name))

@@ -90,6 +90,12 @@ KEYS: dict[str, Key] = {
             _integer(0, 1),
             "1 = retry exit 126 (not executable) and 127 (command not found); 0 = dead at once",
         ),
+        Key(
+            "retain_audit",
+            7776000,
+            _seconds(0),
+            "seconds the audit of API requests is kept; 0 = forever",
+        ),
     )
 }
 

@@ -33,6 +33,7 @@ from queuectl.models import (
 )
 from queuectl.store import (
     Attempt,
+    AuditEntry,
     Bucket,
     Hook,
     Output,
@@ -40,6 +41,7 @@ from queuectl.store import (
     Runner,
     Schedule,
     Store,
+    Token,
     Totals,
     open_store,
 )
@@ -49,6 +51,14 @@ if TYPE_CHECKING:
     from queuectl.runner.recovery import Recovered
 
 MAX_ROW = 2**63 - 1  # both stores' row keys, LIMITs and OFFSETs are signed 64-bit
+#: The roles of API tokens, each allowed what the one before it is, and more.
+ROLES = ("read", "operate", "admin")
+#: The start of every API token made by `add_token` (a secret scanner can know them by it).
+TOKEN_PREFIX = "qct_"
+#: What `bulk` may do to the jobs a filter matches.
+BULK_ACTIONS = ("cancel", "retry", "hold", "release", "delete")
+#: The jobs a search's page holds when no limit is given.
+SEARCH_PAGE = 1000
 #: A limit `set_queue` leaves as it is (None removes one).
 UNCHANGED: Any = object()
 
@@ -208,14 +218,40 @@ class Queue:
         """Jobs, newest first, in any of the states and queues given (None: any)."""
         return self.page(state, queue, limit)[0]
 
+    def search(
+        self,
+        text: str,
+        state: str | Sequence[str] | None = None,
+        queue: str | Sequence[str] | None = None,
+        limit: int | None = None,
+    ) -> builtins.list[Job]:
+        """Jobs, newest first, whose id starts with `text` or whose command or last error
+        holds it (ASCII letters in any case), in any of the states and queues given; every
+        match (None) or the newest `limit`."""
+        if not text:
+            raise InvalidInputError("search: give some text to look for")
+        found: builtins.list[Job] = []
+        cursor: str | None = None
+        while limit is None or len(found) < limit:
+            want = SEARCH_PAGE if limit is None else min(SEARCH_PAGE, limit - len(found))
+            jobs, cursor = self.page(state, queue, want, cursor, search=text)
+            found.extend(jobs)
+            if cursor is None:
+                break
+        return found
+
     def page(
         self,
         state: str | Sequence[str] | None = None,
         queue: str | Sequence[str] | None = None,
         limit: int | None = None,
         cursor: str | None = None,
+        search: str | None = None,
     ) -> tuple[builtins.list[Job], str | None]:
-        """A page of jobs, newest first, and the cursor of the next page (None at the end)."""
+        """A page of jobs, newest first, and the cursor of the next page (None at the end).
+        `search`: only jobs whose id starts with it or whose command or last error holds it;
+        a search reads a bounded window of jobs, so its page may be short (even empty) and
+        still have a next cursor."""
         # "running" is the word the dashboard and `worker list` use for processing jobs.
         states = [PROCESSING if n == "running" else n for n in _names(state) or ()] or None
         for name in states or ():
@@ -231,6 +267,11 @@ class Queue:
             if not (cursor.isascii() and cursor.isdigit() and int(cursor) <= MAX_ROW):
                 raise InvalidInputError(f"cursor: {cursor!r} is not a cursor from this API")
             before = int(cursor)
+        if search:
+            page = self._store.search_jobs(
+                search, states, _names(queue), SEARCH_PAGE if limit is None else limit, before
+            )
+            return page.jobs, None if page.next_before is None else str(page.next_before)
         page = self._store.list_jobs(states, _names(queue), limit, before)
         return page.jobs, None if page.next_before is None else str(page.next_before)
 
@@ -409,12 +450,107 @@ class Queue:
         cutoff = self.now_ms() - round(age_s * 1000)
         return self._store.purge(states, cutoff + (1 if age_s == 0 else 0), progress=progress)
 
+    def bulk(
+        self,
+        action: str,
+        state: str | Sequence[str] | None = None,
+        queue: str | Sequence[str] | None = None,
+        search: str | None = None,
+        *,
+        all: bool = False,
+        dry_run: bool = False,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> dict[str, int]:
+        """Cancel, retry, hold, release or delete (`action`) every job matching the filter
+        (any of the states and queues, and `search` as in `search`), in batches that each
+        commit; `progress(matched, changed)` after each. An empty filter needs `all=True`.
+        {"matched", "changed"}: jobs whose state forbids the action are matched, not changed;
+        `dry_run`: {"matched"} only, nothing changed."""
+        if action not in BULK_ACTIONS:
+            raise InvalidInputError(f"action: {action!r} is not one of {', '.join(BULK_ACTIONS)}")
+        from queuectl.store.actions import BULK_ACTIONS as CHANGES
+
+        if action not in CHANGES:
+            raise InvalidInputError(f"action: {action} is not supported yet")
+        states = [PROCESSING if n == "running" else n for n in _names(state) or ()] or None
+        for name in states or ():
+            if name not in STATES:
+                raise InvalidInputError(f"state: {name!r} is not one of {', '.join(STATES)}")
+        queues = [validate_id(name, "queue") for name in _names(queue) or ()] or None
+        if not (states or queues or search) and not all:
+            raise InvalidInputError(
+                "filter: an empty filter matches every job; give a state, a queue or a search, "
+                "or all: true"
+            )
+        if dry_run:
+            if not search:
+                return {"matched": self.count(states, queues)}
+            return {"matched": self._store.bulk(None, states, queues, search)[0]}
+        matched, changed = self._store.bulk(
+            action, states, queues, search or None, progress=progress
+        )
+        return {"matched": matched, "changed": changed}
+
     def reset(self, all: bool = False) -> dict[str, int]:
         """Delete every job with its history and output, in one transaction (`all`: also the
         schedules, hooks, queue settings and configuration). Refused while a runner is up.
         What was deleted: counts by kind."""
         self.recover()  # only a live runner refuses the reset; a dead one's jobs are deleted
         return self._store.reset(all)
+
+    # -- who may call the API, and what they did
+
+    def add_token(self, name: str, role: str) -> str:
+        """Make an API token with a role (read, operate, admin); the token, which only its
+        digest is stored of: shown once."""
+        import hashlib
+        import secrets
+
+        validate_id(name, "name")
+        if role not in ROLES:
+            raise InvalidInputError(f"role: {role!r} is not one of {', '.join(ROLES)}")
+        secret = TOKEN_PREFIX + secrets.token_urlsafe(32)
+        self._store.add_token(name, role, hashlib.sha256(secret.encode()).hexdigest())
+        return secret
+
+    def tokens(self) -> builtins.list[Token]:
+        return self._store.tokens()
+
+    def revoke_token(self, name: str) -> None:
+        if not self._store.revoke_token(name):
+            raise NotFoundError(f"no token {name!r}")
+
+    def token_role(self, secret: str) -> tuple[str, str] | None:
+        """The name and role of an API token, if it is one."""
+        import hashlib
+
+        return self._store.token_role(hashlib.sha256(secret.encode()).hexdigest())
+
+    def record_audit(self, entry: AuditEntry) -> None:
+        self._store.record_audit(entry)
+
+    def audit(
+        self, since: str | float | None = None, limit: int = 1000
+    ) -> builtins.list[AuditEntry]:
+        """The audit's entries, newest first: of the last `since` (a duration), or all kept."""
+        since_ms = 0
+        if since is not None:
+            since_ms = self.now_ms() - round(parse_duration(since, "since") * 1000)
+        return self._store.audit(since_ms, limit)
+
+    def expire_audit(self, older_than: str | float | None = None) -> int:
+        """Delete the audit's entries older than `older_than` (default: `retain_audit`; 0
+        keeps them all); how many."""
+        keep_s = parse_duration(
+            self.get_config("retain_audit") if older_than is None else older_than, "older-than"
+        )
+        if keep_s <= 0:
+            return 0
+        before = self.now_ms() - round(keep_s * 1000)
+        done = 0
+        while (deleted := self._store.expire_audit(before, 1000)) > 0:
+            done += deleted
+        return done
 
     # -- configuration
 
@@ -740,6 +876,24 @@ def hook_dict(hook: Hook) -> dict[str, Any]:
         "job": hook.job,
         "created_at": ms_to_iso(hook.created_at_ms),
     }
+
+
+def audit_dict(entry: AuditEntry) -> dict[str, Any]:
+    """An audit entry as JSON (`audit --json`, the HTTP API)."""
+    return {
+        "at": ms_to_iso(entry.at_ms),
+        "token": entry.token,
+        "client": entry.client,
+        "method": entry.method,
+        "route": entry.route,
+        "target": entry.target,
+        "status": entry.status,
+    }
+
+
+def token_dict(token: Token) -> dict[str, Any]:
+    """A token as `token list --json` shows it (never the token itself)."""
+    return {"name": token.name, "role": token.role, "created_at": ms_to_iso(token.created_at_ms)}
 
 
 def jobs_json(jobs: Sequence[Job]) -> list[dict[str, Any]]:

@@ -366,6 +366,7 @@ def test_config_list_get_set(cli: Cli, store: Store) -> None:
         "retain_completed": 604800,
         "retain_dead": 0,
         "retry_not_runnable": 0,
+        "retain_audit": 7776000,
     }
     assert ok(cli("config", "get", "max_retries")) == "3\n"
     assert ok(cli("config", "get", "max-retries")) == "3\n"

@@ -808,6 +808,47 @@ MUTANTS: list[Mutant] = [
         "a dead runner's watchdog kills a later attempt of the same number run by another runner",
         ("tests/runner/test_watchdog_claims.py",),
     ),
+    # -- search, bulk changes, roles and the audit
+    Mutant(
+        "search-wildcards-unescaped",
+        "store/reads.py",
+        '    escaped = text.replace("\\\\", "\\\\\\\\").replace("%", "\\\\%").replace("_", "\\\\_")',
+        "    escaped = text",
+        "a search for 50% finds every job whose text has 50 followed by anything",
+        ("tests/store/test_search_jobs.py", "-k", "id_prefix_command"),
+    ),
+    Mutant(
+        "bulk-one-batch",
+        "store/actions.py",
+        "self._bulk_match(states, queues, text, after, upto, batch, window)",
+        "self._bulk_match(states, queues, text, after, upto, batch * 100, window)",
+        "a bulk change holds the write lock for all its jobs at once: claims wait for it",
+        ("tests/api/test_bulk_api.py", "-k", "thousands"),
+    ),
+    Mutant(
+        "roles-operate-enqueues",
+        "api/deps.py",
+        '        ("POST", "/api/jobs/bulk"),\n',
+        '        ("POST", "/api/jobs/bulk"),\n        ("POST", "/api/jobs"),\n',
+        "an operate token enqueues commands: code execution without the admin role",
+        ("tests/api/test_roles_api.py", "-k", "each_role"),
+    ),
+    Mutant(
+        "audit-refusals-unrecorded",
+        "api/gate.py",
+        "            if record is not None:\n",
+        "            if record is not None and status < 400:\n",
+        "a request refused for its token's role leaves no trace in the audit",
+        ("tests/api/test_roles_api.py", "-k", "audited"),
+    ),
+    Mutant(
+        "audit-never-expires",
+        "runner/maintenance.py",
+        "        AuditExpiry(runner),\n",
+        "",
+        "runners keep the audit forever, whatever retain_audit says",
+        ("tests/runner/test_audit_retention.py",),
+    ),
 ]
 
 

@@ -40,7 +40,7 @@ def old_store(target: str, version: int) -> None:
 
     conn = sqlite3.connect(target, isolation_level=None)
     try:
-        for _, _, sql in migrations("sqlite")[:version]:
+        for _, _, sql in (m for m in migrations("sqlite") if m[0] <= version):
             for statement in _statements(sql):
                 conn.execute(statement)
         conn.execute(f"PRAGMA user_version = {version}")

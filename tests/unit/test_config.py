@@ -20,6 +20,7 @@ def test_defaults_are_the_specs() -> None:
         "retain_completed": 604800,
         "retain_dead": 0,
         "retry_not_runnable": 0,
+        "retain_audit": 7776000,
     }
 
 

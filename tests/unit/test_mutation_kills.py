@@ -104,7 +104,7 @@ def test_unknown_key_lists_the_known_ones() -> None:
     assert message(lambda: config.canonical_key("nope")) == (
         "unknown config key 'nope' (known: max_retries, backoff_base, backoff_max, "
         "backoff_jitter, job_timeout, lease_seconds, output_limit, retain_completed, retain_dead, "
-        "retry_not_runnable)"
+        "retry_not_runnable, retain_audit)"
     )
 
 

@@ -28,6 +28,7 @@ from queuectl.api.gate import DEFAULT_MAX_BODY, Gate
 from queuectl.api.token import stored_token
 from queuectl.errors import QueuectlError
 from queuectl.queue import Queue
+from queuectl.store import AuditEntry
 from queuectl.urls import redact_url
 
 STATIC = Path(__file__).with_name("static")
@@ -92,7 +93,11 @@ def create_app(
     app.middleware("http")(_guard_browser_requests)
     app.add_middleware(JsonByDefault)
 
-    app.add_middleware(Gate, token=token, max_body=max_body)  # added last: runs first
+    def record(entry: dict[str, Any]) -> None:
+        queue.record_audit(AuditEntry(at_ms=0, **entry))
+
+    # added last: runs first
+    app.add_middleware(Gate, token=token, max_body=max_body, lookup=queue.token_role, record=record)
 
     app.include_router(routes.open_router)
     app.include_router(routes.router)

@@ -3,6 +3,7 @@ threadpool, and the SQLite store gives each thread its own connection."""
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from typing import Annotated, Any
@@ -12,11 +13,12 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 import queuectl
 from queuectl.api import schemas, stats
-from queuectl.api.deps import JsonRoute, get_queue, require_token
+from queuectl.api.deps import JsonRoute, get_queue, require_role, require_token, touched
+from queuectl.api.gate import IDENTITY
 from queuectl.config import canonical_key
 from queuectl.errors import InvalidInputError
 from queuectl.models import DEAD, STATES, new_job
-from queuectl.queue import UNCHANGED, Queue, hook_dict, jobs_json, schedule_dict
+from queuectl.queue import UNCHANGED, Queue, audit_dict, hook_dict, jobs_json, schedule_dict
 
 ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"model": schemas.ErrorOut, "description": "missing or wrong bearer token"},
@@ -28,6 +30,7 @@ CONFLICT: Responses = {
     409: {"model": schemas.ErrorOut, "description": "duplicate id or wrong state"}
 }
 MAX_PAGE = 1000
+MAX_SEARCH = 500
 #: Jobs one POST /api/jobs may enqueue: each costs the server some kilobytes of objects while
 #: it is validated, stored and answered, far more than its text in the body.
 MAX_JOBS_PER_REQUEST = 1000
@@ -59,7 +62,7 @@ QueueDep = Annotated[Queue, Depends(get_queue)]
         }
     },
 )
-def enqueue(queue: QueueDep, payload: Annotated[Any, Body()]) -> Any:
+def enqueue(request: Request, queue: QueueDep, payload: Annotated[Any, Body()]) -> Any:
     """Enqueue a job object, or an array of at most 1000 (all or none); 201 with the job(s)."""
     if isinstance(payload, list):
         if not payload:
@@ -69,10 +72,14 @@ def enqueue(queue: QueueDep, payload: Annotated[Any, Body()]) -> Any:
                 f"at most {MAX_JOBS_PER_REQUEST} jobs per request, got {len(payload)}: "
                 f"send them in several requests (or use queuectl enqueue --file)"
             )
-        return jobs_json(queue.enqueue_many(payload))
+        jobs = queue.enqueue_many(payload)
+        touched(request, " ".join(job.id for job in jobs))
+        return jobs_json(jobs)
     if not isinstance(payload, dict):
         raise InvalidInputError("the body must be a job object or an array of job objects")
-    return queue.enqueue_many([new_job(payload)])[0].to_dict()
+    job = queue.enqueue_many([new_job(payload)])[0]
+    touched(request, job.id)
+    return job.to_dict()
 
 
 @router.get(
@@ -89,12 +96,22 @@ def list_jobs(
     ] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 50,
     cursor: Annotated[str | None, Query(description="next_cursor of the previous page")] = None,
+    search: Annotated[
+        str | None,
+        Query(
+            max_length=MAX_SEARCH,
+            description="an id prefix, or text in the command or the last error; a page of a "
+            "search may be short, or empty, and still have a next_cursor",
+        ),
+    ] = None,
 ) -> dict[str, Any]:
     """Jobs, newest first, a page at a time; repeated `state` or `queue`: the union, as
     `list --state A --state B` (an empty value filters nothing)."""
     states = [name for name in state or () if name]
     names = [name for name in queue_name or () if name]
-    jobs, next_cursor = queue.page(states or None, names or None, limit, cursor or None)
+    jobs, next_cursor = queue.page(
+        states or None, names or None, limit, cursor or None, search=search or None
+    )
     return {"jobs": jobs_json(jobs), "next_cursor": next_cursor}
 
 
@@ -155,6 +172,30 @@ def retry(queue: QueueDep, job_id: str) -> dict[str, Any]:
     return queue.get(job_id).to_dict()
 
 
+@router.post(
+    "/jobs/bulk",
+    tags=["jobs"],
+    response_model=schemas.BulkOut,
+    response_model_exclude_none=True,
+)
+def bulk(request: Request, queue: QueueDep, body: schemas.BulkIn) -> dict[str, Any]:
+    """Cancel, retry, hold, release or delete every job the filter matches, in batches that
+    each commit; `dry_run: true` only counts them (for a confirmation). A delete needs the
+    admin role, the others operate."""
+    if body.action == "delete" and not body.dry_run:
+        require_role(request, "admin")
+    done = queue.bulk(
+        body.action,
+        [name for name in body.filter.state or () if name],
+        [name for name in body.filter.queue or () if name],
+        body.filter.search or None,
+        all=body.all,
+        dry_run=body.dry_run,
+    )
+    touched(request, f"{body.model_dump_json(exclude_defaults=True)} -> {json.dumps(done)}")
+    return done
+
+
 # -- dead-letter queue
 
 
@@ -171,17 +212,40 @@ def dlq_list(
 @router.post(
     "/dlq/retry", tags=["dlq"], response_model=schemas.Retried, responses={**NOT_FOUND, **CONFLICT}
 )
-def dlq_retry(queue: QueueDep, body: schemas.DlqRetryIn) -> dict[str, Any]:
+def dlq_retry(request: Request, queue: QueueDep, body: schemas.DlqRetryIn) -> dict[str, Any]:
     """Move the named dead jobs (`ids`), or every dead job (`all: true`), back to pending."""
     if bool(body.ids) == body.all:
         raise InvalidInputError('give "ids": [dead job ids] or "all": true')
-    return {"retried": queue.retry(*(body.ids or ()), all=body.all)}
+    retried = queue.retry(*(body.ids or ()), all=body.all)
+    touched(request, " ".join(retried))
+    return {"retried": retried}
 
 
 @router.delete("/dlq", tags=["dlq"], response_model=schemas.Purged)
 def dlq_purge(queue: QueueDep) -> dict[str, Any]:
     """Delete every dead job."""
     return {"purged": queue.purge(DEAD)}
+
+
+# -- who is calling, and what was done
+
+
+@router.get("/whoami", tags=["access"], response_model=schemas.WhoAmI)
+def whoami(request: Request) -> dict[str, Any]:
+    """The name and role of the token this request carries (the dashboard hides what its
+    role may not do)."""
+    identity = request.scope[IDENTITY]
+    return {"name": identity.name, "role": identity.role}
+
+
+@router.get("/audit", tags=["access"], response_model=list[schemas.AuditOut])
+def audit(
+    queue: QueueDep,
+    since: Annotated[str | None, Query(description="only the last 10m, 2h, 7d...")] = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 100,
+) -> list[dict[str, Any]]:
+    """The mutating requests recorded, newest first."""
+    return [audit_dict(entry) for entry in queue.audit(since or None, limit)]
 
 
 # -- status, configuration, queues

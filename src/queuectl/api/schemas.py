@@ -6,7 +6,7 @@ job input schema here is documentation only; responses are checked against these
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -276,3 +276,57 @@ class HookOut(BaseModel):
     queue: str | None
     job: dict[str, Any]
     created_at: str
+
+
+# -- acting on every job a filter matches
+
+
+class BulkFilterIn(BaseModel):
+    """Which jobs: any of `state`, any of `queue`, and `search` (as GET /api/jobs's)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    state: list[str] | None = None
+    queue: list[str] | None = None
+    search: str | None = Field(default=None, max_length=500)
+
+
+class BulkIn(BaseModel):
+    """An action on every job the filter matches; an empty filter needs `all: true`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    filter: BulkFilterIn = Field(default_factory=BulkFilterIn)
+    action: Literal["cancel", "retry", "hold", "release", "delete"]
+    all: bool = False
+    dry_run: bool = Field(False, description="only count the jobs matched; change nothing")
+
+
+class BulkOut(BaseModel):
+    """Jobs matched, and of them those changed (a state that forbids the action: matched,
+    not changed); a dry run has no `changed`."""
+
+    matched: int
+    changed: int | None = None
+
+
+# -- who may do what
+
+
+class WhoAmI(BaseModel):
+    """The token of the request: its name ("(serve)" for the token given to serve) and role."""
+
+    name: str
+    role: str = Field(description="read, operate or admin")
+
+
+class AuditOut(BaseModel):
+    """A mutating request: when, which token, from where, what it did and touched."""
+
+    at: str
+    token: str
+    client: str
+    method: str
+    route: str
+    target: str
+    status: int

@@ -41,6 +41,8 @@ COMMANDS = {
     "hook": "hook:hook",
     "reset": "admin:reset",
     "serve": "serve:serve",
+    "token": "access:token",
+    "audit": "access:audit",
     "demo": "demo:demo",
 }
 

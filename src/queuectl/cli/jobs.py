@@ -384,15 +384,28 @@ def enqueue_stream(
     show_default=True,
     help="At most this many (0 = all).",
 )
+@click.option(
+    "--search",
+    type=UTF8,
+    help="Only jobs whose id starts with TEXT, or whose command or last error holds it.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON array of jobs.")
 @click.pass_obj
 def list_jobs(
-    session: Session, states: tuple[str, ...], queues: tuple[str, ...], limit: int, as_json: bool
+    session: Session,
+    states: tuple[str, ...],
+    queues: tuple[str, ...],
+    limit: int,
+    search: str | None,
+    as_json: bool,
 ) -> None:
     """List jobs, newest first."""
     from queuectl.cli.render import print_jobs
 
     queue = session.existing_queue
+    if search is not None:
+        print_jobs(queue.search(search, states, queues, limit or None), as_json)
+        return
     jobs = queue.list(state=states, queue=queues, limit=limit or None)
     print_jobs(jobs, as_json)
     if limit and len(jobs) == limit and not as_json:
@@ -470,13 +483,35 @@ def _as_sentence(message: str, job_id: str, made_by: str | None) -> str:
     help="Every pending, failed and running job of this queue.",
     shell_complete=complete.queues,
 )
+@click.option(
+    "--state",
+    "-s",
+    "states",
+    multiple=True,
+    help="With --queue or --search: only jobs in this state (repeatable).",
+    shell_complete=complete.states,
+)
+@click.option("--search", type=UTF8, help="Every job whose id, command or last error has TEXT.")
 @click.option("--all", "every", is_flag=True, help="Every pending, failed and running job.")
 @click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation (--queue, --all).")
 @click.pass_obj
 def cancel(
-    session: Session, job_ids: tuple[str, ...], queue: str | None, every: bool, yes: bool
+    session: Session,
+    job_ids: tuple[str, ...],
+    queue: str | None,
+    states: tuple[str, ...],
+    search: str | None,
+    every: bool,
+    yes: bool,
 ) -> None:
     """Cancel pending, failed or running jobs (a running command is killed)."""
+    if states or search is not None:
+        if job_ids or every:
+            raise click.UsageError(
+                "give job ids, --all or a filter (--state, --search), not several"
+            )
+        bulk_change(session, "cancel", "cancelled", states, queue, search, yes)
+        return
     if job_ids and (queue is not None or every):
         raise click.UsageError("give job ids, --queue or --all, not several")
     if queue is not None and every:
@@ -513,19 +548,78 @@ def cancel(
 
 @click.command()
 @click.argument(
-    "job_ids",
-    nargs=-1,
-    required=True,
-    metavar="ID...",
-    type=JOB_REF,
-    shell_complete=complete.job_ids,
+    "job_ids", nargs=-1, metavar="[ID...]", type=JOB_REF, shell_complete=complete.job_ids
 )
+@click.option(
+    "--state",
+    "-s",
+    "states",
+    multiple=True,
+    help="Every job in this state (repeatable).",
+    shell_complete=complete.states,
+)
+@click.option(
+    "--queue",
+    "-q",
+    "queues",
+    multiple=True,
+    type=UTF8,
+    help="Every job of this queue (repeatable).",
+    shell_complete=complete.queues,
+)
+@click.option("--search", type=UTF8, help="Every job whose id, command or last error has TEXT.")
+@click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation (a filter).")
 @click.pass_obj
-def requeue(session: Session, job_ids: tuple[str, ...]) -> None:
+def requeue(
+    session: Session,
+    job_ids: tuple[str, ...],
+    states: tuple[str, ...],
+    queues: tuple[str, ...],
+    search: str | None,
+    yes: bool,
+) -> None:
     """Run completed, dead or cancelled jobs again from their first attempt (history kept);
-    a failed job waiting for its retry runs at once."""
+    a failed job waiting for its retry runs at once. By ids, or every job a filter matches
+    (--state, --queue, --search), those in another state left as they are."""
+    filtered = bool(states or queues or search is not None)
+    if job_ids and filtered:
+        raise click.UsageError("give job ids or a filter (--state, --queue, --search), not both")
+    if not job_ids and not filtered:
+        raise click.UsageError("give the ids of the jobs to run again, or --state/--queue/--search")
+    if filtered:
+        bulk_change(session, "retry", "requeued", states, queues, search, yes)
+        return
     for job_id in session.queue.requeue(*job_ids):
         click.echo(job_id)
+
+
+def bulk_change(
+    session: Session,
+    action: str,
+    done: str,
+    states: tuple[str, ...],
+    queues: str | tuple[str, ...] | None,
+    search: str | None,
+    yes: bool,
+) -> None:
+    """`action` on every job the filter matches, after a question with their count (on a
+    terminal; --yes elsewhere), with a progress line; says how many were changed."""
+    queue = session.queue
+    counted = queue.bulk(action, states, queues, search, dry_run=True)["matched"]
+    if not counted:
+        click.echo("no job matches: nothing to do", err=True)
+        return
+    if not yes and sys.stdin.isatty():
+        verb = "run again" if action == "retry" else action
+        confirm(yes, f"{verb} the {counted:,} job{'s' if counted != 1 else ''} that match?")
+    with progress_line(done, counted) as progress:
+        shown = None if progress is None else (lambda matched, changed: progress(changed))
+        found = queue.bulk(action, states, queues, search, progress=shown)
+    left = found["matched"] - found["changed"]
+    said = f"{done} {found['changed']:,} job{'s' if found['changed'] != 1 else ''}"
+    click.echo(
+        f"{said}; {left:,} matched in a state it does not apply to" if left else said, err=True
+    )
 
 
 @click.command()

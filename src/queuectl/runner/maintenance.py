@@ -264,6 +264,23 @@ class Expiry(Periodic):
                     break
 
 
+class AuditExpiry(Periodic):
+    """Delete the audit's entries older than `retain_audit`, in small batches."""
+
+    def interval(self) -> float:
+        return EXPIRY_S
+
+    def run(self, now: float) -> None:
+        runner = self.runner
+        keep_s = float(runner.config.get("retain_audit", 0))
+        if keep_s <= 0:
+            return
+        before_ms = runner.store.clock.now_ms() - round(keep_s * 1000)
+        for _ in range(EXPIRY_MAX_BATCHES):
+            if runner.store.expire_audit(before_ms, EXPIRY_BATCH) < EXPIRY_BATCH:
+                break
+
+
 class ForgetMinutes(Periodic):
     """Delete the counts of attempts that ended longer ago than any read looks back."""
 
@@ -288,5 +305,6 @@ def maintenance_of(runner: Supervisor) -> tuple[Maintenance, StoreRead]:
         OutputSync(runner),
         Expiry(runner),
         ForgetMinutes(runner),
+        AuditExpiry(runner),
     ]
     return Maintenance(tasks), read

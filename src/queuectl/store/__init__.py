@@ -17,6 +17,7 @@ from queuectl.store.records import (
     DURATION_BOUNDS_MS,
     OVER_ALL_BOUNDS,
     Attempt,
+    AuditEntry,
     Bucket,
     Claim,
     Exchange,
@@ -29,6 +30,7 @@ from queuectl.store.records import (
     QueueSettings,
     Runner,
     Schedule,
+    Token,
     Totals,
 )
 
@@ -44,8 +46,10 @@ __all__ = [
     "BULK_BATCH",
     "DURATION_BOUNDS_MS",
     "OVER_ALL_BOUNDS",
+    "AccessStore",
     "AdminStore",
     "Attempt",
+    "AuditEntry",
     "Bucket",
     "Claim",
     "Exchange",
@@ -62,6 +66,7 @@ __all__ = [
     "RunnerStore",
     "Schedule",
     "Store",
+    "Token",
     "Totals",
     "default_target",
     "open_store",
@@ -220,6 +225,20 @@ class ReadStore(BaseStore, Protocol):
         continues a previous page."""
         ...
 
+    def search_jobs(
+        self,
+        text: str,
+        states: Sequence[str] | None,
+        queues: Sequence[str] | None,
+        limit: int,
+        before: int | None,
+    ) -> Page:
+        """Jobs newest first whose id starts with `text` or whose command or last error holds
+        it (ASCII letters in any case), in any of `states` and `queues`; reads a bounded
+        window of jobs before `before` (None: from the newest), so a page may be short, or
+        empty, with a position to read on from."""
+        ...
+
     def output(self, job_id: str, nth: int | None = None) -> Output | None:
         """The output of the job's last attempt, or of the `nth` of all the attempts it ever
         made, oldest first (None: no such attempt)."""
@@ -352,6 +371,22 @@ class AdminStore(BaseStore, Protocol):
         `batch` a transaction as cancel_all does; how many."""
         ...
 
+    def bulk(
+        self,
+        action: str | None,
+        states: Sequence[str] | None,
+        queues: Sequence[str] | None,
+        text: str | None,
+        batch: int = BULK_BATCH // 2,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> tuple[int, int]:
+        """Cancel, retry (run again) or delete (`action`; None: only count) every job that
+        matches the filter (states, queues, search text as search_jobs; None: any) when it
+        begins, `batch` a transaction, found outside them; jobs whose state forbids the action
+        are matched, not changed. `progress(matched, changed)` after each batch. (matched,
+        changed)."""
+        ...
+
     def request_stop(self) -> int:
         """Ask every runner to stop gracefully; how many were asked."""
         ...
@@ -410,7 +445,38 @@ class AdminStore(BaseStore, Protocol):
         ...
 
 
-class Store(RunnerStore, ReadStore, AdminStore, Protocol):
+class AccessStore(BaseStore, Protocol):
+    """Who may call the API (tokens by role, found by the SHA-256 of the token, which is never
+    stored), and the audit of what mutating requests did."""
+
+    def add_token(self, name: str, role: str, digest: str) -> Token:
+        """Store a token's digest under a new name; ConflictError if the name is taken."""
+        ...
+
+    def tokens(self) -> list[Token]: ...
+
+    def revoke_token(self, name: str) -> bool:
+        """Delete the token; whether there was one."""
+        ...
+
+    def token_role(self, digest: str) -> tuple[str, str] | None:
+        """The name and role of the token with this digest."""
+        ...
+
+    def record_audit(self, entry: AuditEntry) -> None:
+        """Append an entry (`at_ms` 0: the store's now)."""
+        ...
+
+    def audit(self, since_ms: int, limit: int) -> list[AuditEntry]:
+        """The newest `limit` entries from the instant on, newest first."""
+        ...
+
+    def expire_audit(self, before_ms: int, batch: int) -> int:
+        """Delete at most `batch` entries older than the instant; how many."""
+        ...
+
+
+class Store(RunnerStore, ReadStore, AdminStore, AccessStore, Protocol):
     """What the queue needs from a database: every role."""
 
 

@@ -12,6 +12,8 @@ from queuectl.models import (
     CANCELLED,
     COMPLETED,
     DEAD,
+    FAILED,
+    FINISHED_STATES,
     PENDING,
     PROCESSING,
     Job,
@@ -20,8 +22,22 @@ from queuectl.store import rows as rows_
 from queuectl.store.dialect import Dialect, Flow, operation
 from queuectl.store.enqueue import Enqueue
 from queuectl.store.hooks import Hooks
+from queuectl.store.reads import contains_pattern
 from queuectl.store.records import BULK_BATCH
 from queuectl.store.settle import Settle
+
+#: The states in which each action of `bulk` changes a job; others are matched, not changed.
+BULK_ACTIONS: dict[str, frozenset[str]] = {
+    "cancel": CANCELLABLE_STATES,
+    "retry": frozenset({COMPLETED, DEAD, CANCELLED, FAILED}),
+    "delete": FINISHED_STATES,
+}
+#: Jobs `bulk` changes per transaction: half of BULK_BATCH, since each of its batches reads
+#: and writes whole jobs, whatever their state, so that a claim waits little for one.
+FILTER_BATCH = BULK_BATCH // 2
+#: The jobs (by seq) one statement of a bulk change's search reads at most while it looks for
+#: the next matches: a filter that matches few of many jobs is read a window at a time.
+BULK_WINDOW = 100_000
 
 
 class Actions(Flow):
@@ -276,6 +292,90 @@ class Actions(Flow):
         name = "bulk_batch" if queue is None else "bulk_batch_of_queue"
         rows = conn.execute(self.db.q[name], params).fetchall()
         return [row["id"] for row in rows], int(rows[-1]["seq"]) if rows else after
+
+    def bulk(
+        self,
+        action: str | None,
+        states: Sequence[str] | None,
+        queues: Sequence[str] | None,
+        text: str | None,
+        batch: int = FILTER_BATCH,
+        progress: Callable[[int, int], None] | None = None,
+        window: int = BULK_WINDOW,
+    ) -> tuple[int, int]:
+        """Apply `action` (a key of BULK_ACTIONS; None: only count) to every job that existed
+        when it began and matches the filter, oldest first: each batch of at most `batch`
+        matches is read outside any write transaction, then changed in a short transaction of
+        its own (those whose state now allows it), so claims and enqueues go on between
+        batches. `progress(matched, changed)` after each batch. How many jobs matched, and how
+        many were changed."""
+        allowed = sorted(
+            BULK_ACTIONS[action] & set(states or BULK_ACTIONS[action]) if action else ()
+        )
+        change = {"cancel": self._bulk_cancel, "retry": self._bulk_retry}.get(
+            action or "", self._bulk_delete
+        )
+        upto = self._newest_seq()
+        after = matched = changed = 0
+        while after < upto:
+            ids, after = self._bulk_match(states, queues, text, after, upto, batch, window)
+            if not ids:
+                continue
+            matched += len(ids)
+            if allowed:
+                changed += change(ids, allowed)
+            if progress is not None:
+                progress(matched, changed)
+        return matched, changed
+
+    @operation()
+    def _bulk_match(
+        self,
+        states: Sequence[str] | None,
+        queues: Sequence[str] | None,
+        text: str | None,
+        after: int,
+        upto: int,
+        batch: int,
+        window: int,
+    ) -> tuple[list[str], int]:
+        """The ids of the next batch of a bulk change (see bulk), and the cursor after it: the
+        last id found if the batch is full, else the end of the window read."""
+        end = min(upto, after + window)
+        params = {
+            "states": None if not states else self.db.array(states),
+            "queues": None if not queues else self.db.array(queues),
+            "text": text or None,
+            "pattern": contains_pattern(text or ""),
+            "after": after,
+            "upto": end,
+            "batch": batch,
+        }
+        rows = self.db.connection().execute(self.db.q["bulk_match"], params).fetchall()
+        if len(rows) < batch:
+            return [row["id"] for row in rows], end
+        return [row["id"] for row in rows], int(rows[-1]["seq"])
+
+    @operation(replayable=False)
+    def _bulk_cancel(self, ids: Sequence[str], allowed: Sequence[str]) -> int:
+        now = self.db.now()
+        with self.db.transaction() as conn:
+            locked = conn.execute(self.db.q["locked_jobs"], (self.db.array(ids),)).fetchall()
+            rows = [row for row in locked if row["state"] in allowed]
+            cancelled, _ = self._cancel_rows(conn, rows, now)
+        return len(cancelled)
+
+    @operation(replayable=False)
+    def _bulk_retry(self, ids: Sequence[str], allowed: Sequence[str]) -> int:
+        with self.db.transaction() as conn:
+            jobs = [job for job in self.enqueue.jobs_by_ids(conn, ids) if job.state in allowed]
+            return len(self._requeue_jobs(conn, jobs, allowed, named=False)) if jobs else 0
+
+    @operation()
+    def _bulk_delete(self, ids: Sequence[str], allowed: Sequence[str]) -> int:
+        params = {"ids": self.db.array(ids), "states": self.db.array(allowed)}
+        with self.db.transaction() as conn:
+            return len(conn.execute(self.db.q["bulk_delete"], params).fetchall())
 
     def purge(
         self,

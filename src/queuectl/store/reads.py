@@ -14,6 +14,9 @@ from queuectl.store.records import OVER_ALL_BOUNDS, Attempt, Bucket, Output, Pag
 from queuectl.usage import Usage
 
 FAR_FUTURE = 2**62
+#: The jobs (by seq) one search reads at most, newest first: a search that matches few jobs
+#: answers within this window, with a cursor to read on past it, instead of reading them all.
+SEARCH_WINDOW = 500_000
 #: `list_jobs` by (state given, queue given): one query per combination, each walking its index.
 LIST_QUERIES = {
     (False, False): "list_jobs",
@@ -21,6 +24,12 @@ LIST_QUERIES = {
     (False, True): "list_jobs_by_queue",
     (True, True): "list_jobs_by_queue_state",
 }
+
+
+def contains_pattern(text: str) -> str:
+    """A LIKE pattern (escaped by a backslash) for the values that hold `text` as it is."""
+    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
 
 
 class Reads(Flow):
@@ -77,6 +86,50 @@ class Reads(Flow):
         return Page(
             [rows_.job(r, self.db.from_json) for r in rows], rows[-1]["seq"] if more else None
         )
+
+    @operation()
+    def search_jobs(
+        self,
+        text: str,
+        states: Sequence[str] | None,
+        queues: Sequence[str] | None,
+        limit: int,
+        before: int | None,
+        window: int = SEARCH_WINDOW,
+    ) -> Page:
+        conn = self.db.connection()
+        if before is None:
+            before = int(self.db.value(conn, "newest_seq")) + 1
+        floor = max(0, before - window)
+        params: dict[str, Any] = {
+            "text": text,
+            "pattern": contains_pattern(text),
+            "before": before,
+            "floor": floor,
+            "limit": limit,
+        }
+        any_: list[str | None] = [None]
+        walks = [
+            conn.execute(
+                self.db.q["search_jobs"], {**params, "state": state, "queue": queue}
+            ).fetchall()
+            for state in dict.fromkeys(states or any_)
+            for queue in dict.fromkeys(queues or any_)
+        ]
+        merged = heapq.merge(*walks, key=lambda row: int(row["seq"]), reverse=True)
+        rows: list[Any] = []
+        for row in merged:
+            if len(rows) == limit:
+                break
+            if not rows or rows[-1]["seq"] != row["seq"]:
+                rows.append(row)
+        if limit > 0 and len(rows) == limit:
+            next_before: int | None = int(rows[-1]["seq"])
+        elif floor > int(self.db.value(conn, "oldest_seq")):
+            next_before = floor  # the window ended before the page filled: read on past it
+        else:
+            next_before = None
+        return Page([rows_.job(r, self.db.from_json) for r in rows], next_before)
 
     @operation()
     def output(self, job_id: str, nth: int | None = None) -> Output | None:

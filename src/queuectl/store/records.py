@@ -224,3 +224,26 @@ class Ledger:
     #: The limited queues a claim counts in one statement (flow_claim_counted), as the last
     #: flow claim found them; None where it could not (no limit, a rate, a lock due).
     counted: list[str] | None = None
+
+
+@dataclass(frozen=True)
+class Token:
+    """An API token as listed: its name and role (the token itself is never stored)."""
+
+    name: str
+    role: str
+    created_at_ms: int
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    """One mutating API request: when, by which token, from where, what it did and touched,
+    and the status it was answered with."""
+
+    at_ms: int
+    token: str
+    client: str
+    method: str
+    route: str
+    target: str
+    status: int

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from queuectl.store.access import Access
 from queuectl.store.actions import Actions
 from queuectl.store.admin import Admin
 from queuectl.store.dialect import Dialect
@@ -40,6 +41,7 @@ class SQLStore:
         reads = Reads(db)
         maintenance = Maintenance(db, enqueue, settle, actions)
         admin = Admin(db, settings)
+        access = Access(db)
 
         # -- what a runner needs
         self.finish_and_claim = exchanger.finish_and_claim
@@ -61,6 +63,7 @@ class SQLStore:
         self.get = reads.get
         self.ids_with_prefix = reads.ids_with_prefix
         self.list_jobs = reads.list_jobs
+        self.search_jobs = reads.search_jobs
         self.output = reads.output
         self.history = reads.history
         self.counts = reads.counts
@@ -89,6 +92,7 @@ class SQLStore:
         self.cancel_all = actions.cancel_all
         self.requeue = actions.requeue
         self.purge = actions.purge
+        self.bulk = actions.bulk
         self.request_stop = maintenance.request_stop
         self.withdraw_stop = maintenance.withdraw_stop
         self.set_config = admin.set_config
@@ -100,6 +104,15 @@ class SQLStore:
         self.add_hook = admin.add_hook
         self.remove_hook = admin.remove_hook
         self.reset = admin.reset
+
+        # -- who may call the API, and what they did
+        self.add_token = access.add_token
+        self.tokens = access.tokens
+        self.revoke_token = access.revoke_token
+        self.token_role = access.token_role
+        self.record_audit = access.record_audit
+        self.audit = access.audit
+        self.expire_audit = access.expire_audit
 
     @property
     def kind(self) -> str:

@@ -140,6 +140,7 @@
     event.preventDefault();
     sessionStorage.setItem(TOKEN_KEY, $("token-input").value);
     $("token-input").value = "";
+    role = null;
     $("token-panel").hidden = true;
     needToken = false;
     refresh();
@@ -204,7 +205,7 @@
         el("td", { class: "rate", "data-label": "rate" }, q.rate == null ? "-" : `${q.rate.jobs}/${q.rate.seconds}s`),
         ...STATES.map((s) => el("td", { "data-label": s }, q.counts[s] || 0)),
         el("td", { class: "act" }, el("button", {
-          type: "button",
+          type: "button", class: "needs-operate",
           onclick: () => act(`/api/queues/${encodeURIComponent(name)}/${q.paused ? "resume" : "pause"}`, "queue-message"),
         }, q.paused ? "Resume" : "Pause"))));
     replaceRows($("queues"), rows);
@@ -241,7 +242,7 @@
     if (!action) return "";
     const [label, verb, title] = action;
     return el("button", {
-      type: "button", class: verb, title,
+      type: "button", class: verb + " needs-operate", title,
       onclick: (event) => {
         event.stopPropagation(); // not also a click on the row
         if (verb === "cancel" && !confirm(`Cancel job ${job.id}?` + (job.state === "processing" ? " Its command is killed." : ""))) return;
@@ -270,8 +271,7 @@
   }
 
   function renderJobs(page) {
-    const needle = $("search").value.trim();
-    const jobs = needle ? page.jobs.filter((j) => j.id.includes(needle)) : page.jobs;
+    const jobs = page.jobs;
     replaceRows($("jobs"), jobs.map((j) =>
       el("tr", { "data-id": j.id, class: j.id === selectedId ? "selected" : "", onclick: () => select(j.id) },
         el("td", { class: "id", title: j.id }, j.id), el("td", { class: "st" }, stateBadge(j.state)),
@@ -283,7 +283,103 @@
           ...(j.last_error ? [el("div", {}, j.last_error)] : []), waitNote(j)),
         el("td", { class: "act" }, rowAction(j, "jobs-message")))));
     $("no-job").hidden = jobs.length > 0;
+    $("no-job").textContent = page.next_cursor ? "No match among the newest jobs yet." : "No job here.";
     $("more").hidden = !page.next_cursor;
+    $("bulk").hidden = !filterParams().toString();
+  }
+
+  // -- the filter: state, queue and search, as the API takes them
+
+  function filterParams() {
+    const params = new URLSearchParams();
+    if ($("filter-state").value) params.set("state", $("filter-state").value);
+    if ($("filter-queue").value) params.set("queue", $("filter-queue").value);
+    const search = $("search").value.trim();
+    if (search) params.set("search", search);
+    return params;
+  }
+
+  function filterBody() {
+    const filter = {};
+    if ($("filter-state").value) filter.state = [$("filter-state").value];
+    if ($("filter-queue").value) filter.queue = [$("filter-queue").value];
+    const search = $("search").value.trim();
+    if (search) filter.search = search;
+    return filter;
+  }
+
+  function describeFilter(filter) {
+    const parts = [];
+    if (filter.state) parts.push("state " + filter.state[0]);
+    if (filter.queue) parts.push("queue " + filter.queue[0]);
+    if (filter.search) parts.push(`search "${filter.search}"`);
+    return parts.join(", ");
+  }
+
+  // A search reads a window of jobs at a time: its pages may be short with more to read, so
+  // the next ones are read until the page is full (or a few windows were read).
+  const SEARCH_WINDOWS = 4;
+
+  async function readJobs() {
+    const params = filterParams();
+    params.set("limit", String(jobLimit));
+    let page = await api("GET", "/api/jobs?" + params);
+    if (!params.has("search")) return page;
+    const jobs = [...page.jobs];
+    for (let n = 1; n < SEARCH_WINDOWS && page.next_cursor && jobs.length < jobLimit; n++) {
+      params.set("cursor", page.next_cursor);
+      params.set("limit", String(jobLimit - jobs.length));
+      page = await api("GET", "/api/jobs?" + params);
+      jobs.push(...page.jobs);
+    }
+    return { jobs, next_cursor: page.next_cursor };
+  }
+
+  // -- acting on every job the filter matches: counted first, confirmed, then done
+
+  const BULK_DONE = { cancel: "cancelled", retry: "retried", delete: "deleted" };
+
+  async function bulk(action) {
+    const filter = filterBody();
+    const message = $("bulk-message");
+    message.className = "muted";
+    message.textContent = "counting…";
+    try {
+      const counted = await api("POST", "/api/jobs/bulk", { filter, action, dry_run: true });
+      const n = counted.matched;
+      if (!n) { message.textContent = "no job matches"; return; }
+      const verb = action === "retry" ? "Retry" : action === "delete" ? "Delete" : "Cancel";
+      if (!confirm(`${verb} the ${n} job${n === 1 ? "" : "s"} that match ${describeFilter(filter)}?`)) {
+        message.textContent = "";
+        return;
+      }
+      message.textContent = `working on ${n} job${n === 1 ? "" : "s"}…`;
+      const done = await api("POST", "/api/jobs/bulk", { filter, action });
+      const left = done.matched - done.changed;
+      message.textContent = `${BULK_DONE[action]} ${done.changed} of ${done.matched}`
+        + (left ? ` (${left} in a state it does not apply to)` : "");
+    } catch (error) {
+      message.className = "error";
+      message.textContent = error.message;
+    }
+    refresh();
+  }
+
+  for (const button of $("bulk").querySelectorAll("button[data-action]")) {
+    button.addEventListener("click", () => bulk(button.dataset.action));
+  }
+
+  // -- who the token is: what its role may not do is hidden
+
+  let role = null;
+
+  async function learnRole() {
+    if (role !== null) return;
+    const me = await api("GET", "/api/whoami");
+    role = me.role;
+    document.body.dataset.role = me.role;
+    $("whoami").textContent = `${me.name} (${me.role})`;
+    $("whoami").title = `this page's token and its role: ${me.role === "admin" ? "every action" : me.role === "operate" ? "cancel, retry, pause and resume" : "looking only"}`;
   }
 
   function renderDlq(jobs) {
@@ -317,7 +413,7 @@
         el("td", { "data-label": "last", title: when(s.last_at) }, s.last_at ? shortWhen(s.last_at) : "never"),
         el("td", { "data-label": "next", title: s.next_at ? `${when(s.next_at)} (${fromNow(s.next_at)})` : "" }, s.next_at ? shortWhen(s.next_at) : "-"),
         el("td", { class: "act" }, el("button", {
-          type: "button", class: "danger remove", title: "remove the schedule; the jobs it enqueued stay",
+          type: "button", class: "danger remove needs-admin", title: "remove the schedule; the jobs it enqueued stay",
           onclick: () => {
             if (confirm(`Remove schedule ${s.name}? The jobs it already enqueued stay.`)) {
               act("/api/schedules/" + encodeURIComponent(s.name), "schedule-message", "DELETE");
@@ -520,17 +616,26 @@
   $("filter-state").append(...STATES.map((s) => el("option", { value: s }, s)));
   $("filter-state").addEventListener("change", () => filterByState($("filter-state").value));
   $("filter-queue").addEventListener("change", () => { jobLimit = PAGE; refresh(); });
-  $("search").addEventListener("input", () => refresh());
+  // The server searches: asked once typing pauses, not at every key.
+  let searchTimer = null;
+  $("search").addEventListener("input", () => {
+    clearTimeout(searchTimer);
+    searchTimer = setTimeout(() => { jobLimit = PAGE; refresh(); }, 300);
+  });
+  // Enter on a whole id opens that job; any other text lists what it matches.
   $("search-form").addEventListener("submit", async (event) => {
     event.preventDefault();
+    clearTimeout(searchTimer);
+    $("search-message").textContent = "";
+    jobLimit = PAGE;
     const id = $("search").value.trim();
-    if (!id) return;
-    try {
-      await api("GET", jobPath(id));
-      select(id);
-    } catch (error) {
-      $("search-message").textContent = error.message;
+    if (id) {
+      try {
+        await api("GET", jobPath(id));
+        select(id);
+      } catch (_) { /* no job of that id: the list shows what matches */ }
     }
+    refresh();
   });
 
   // -- polling
@@ -544,12 +649,10 @@
     clearTimeout(timer);
     if (needToken) return;
     running = true;
-    const params = new URLSearchParams({ limit: String(jobLimit) });
-    if ($("filter-state").value) params.set("state", $("filter-state").value);
-    if ($("filter-queue").value) params.set("queue", $("filter-queue").value);
     try {
+      await learnRole();
       const [status, page, dlq, queues, series, schedules, hooks] = await Promise.all([
-        api("GET", "/api/status"), api("GET", "/api/jobs?" + params),
+        api("GET", "/api/status"), readJobs(),
         api("GET", "/api/dlq?limit=100"), api("GET", "/api/queues"),
         api("GET", "/api/stats/throughput"), api("GET", "/api/schedules"), api("GET", "/api/hooks"),
       ]);

@@ -129,3 +129,19 @@ GROUP BY queue, bound_bytes ORDER BY queue, bound_bytes
 -- name: cpu_since
 -- CPU milliseconds of the attempts that ended from the minute of an instant on.
 SELECT SUM(cpu_ms) AS value FROM usage_minutes WHERE minute >= %(since)s::bigint / 60000
+-- name: search_jobs
+-- Jobs whose id starts with the text, or whose command or last error holds it (ASCII letters
+-- in any case, as SQLite's LIKE), newest first, among the jobs of seq [floor, before): a
+-- bounded walk of the primary key, so a search that matches nothing reads at most that window,
+-- never the whole store. `state` and `queue` NULL: any.
+SELECT {job_columns} FROM jobs
+WHERE seq < %(before)s::bigint AND seq >= %(floor)s::bigint
+  AND (%(state)s::text IS NULL OR state = %(state)s::text)
+  AND (%(queue)s::text IS NULL OR queue = %(queue)s::text)
+  AND (starts_with(id, %(text)s::text)
+       OR command ILIKE %(pattern)s::text ESCAPE '\'
+       OR last_error ILIKE %(pattern)s::text ESCAPE '\')
+ORDER BY seq DESC LIMIT %(limit)s::bigint
+
+-- name: oldest_seq
+SELECT COALESCE(MIN(seq), 0) AS value FROM jobs

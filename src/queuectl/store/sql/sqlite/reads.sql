@@ -109,3 +109,17 @@ GROUP BY queue, bound_bytes ORDER BY queue, bound_bytes
 -- name: cpu_since
 -- CPU milliseconds of the attempts that ended from the minute of an instant on.
 SELECT SUM(cpu_ms) AS value FROM usage_minutes WHERE minute >= :since / 60000
+-- name: search_jobs
+-- Jobs whose id starts with the text, or whose command or last error holds it (ASCII letters
+-- in any case), newest first, among the jobs of seq [floor, before): a bounded walk of the
+-- primary key, so a search that matches nothing reads at most that window, never the whole
+-- store. `state` and `queue` NULL: any.
+SELECT {job_columns} FROM jobs
+WHERE seq < :before AND seq >= :floor
+  AND (:state IS NULL OR state = :state) AND (:queue IS NULL OR queue = :queue)
+  AND (substr(id, 1, length(:text)) = :text
+       OR command LIKE :pattern ESCAPE '\' OR last_error LIKE :pattern ESCAPE '\')
+ORDER BY seq DESC LIMIT :limit
+
+-- name: oldest_seq
+SELECT COALESCE(MIN(seq), 0) AS value FROM jobs

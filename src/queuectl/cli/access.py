@@ -1,0 +1,111 @@
+"""Who may call the HTTP API: tokens with roles; and the audit of what their requests did."""
+
+from __future__ import annotations
+
+import click
+
+from queuectl.cli import Group, Session
+from queuectl.cli.jobs import UTF8
+
+
+@click.group(cls=Group)
+def token() -> None:
+    """API tokens with roles: read (every GET), operate (also cancel, retry, requeue, hold,
+    release, pause, resume), admin (everything, enqueue included)."""
+
+
+@token.command("add")
+@click.argument("name", type=UTF8)
+@click.option(
+    "--role",
+    required=True,
+    type=click.Choice(["read", "operate", "admin"]),
+    help="What the token may do.",
+)
+@click.pass_obj
+def token_add(session: Session, name: str, role: str) -> None:
+    """Make token NAME and print it: it is shown this once (only its SHA-256 is stored)."""
+    secret = session.queue.add_token(name, role)
+    click.echo(secret)
+    click.echo(f"token {name} ({role}): keep it now, it cannot be shown again", err=True)
+
+
+@token.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print the tokens as JSON.")
+@click.pass_obj
+def token_list(session: Session, as_json: bool) -> None:
+    """The tokens: name, role, when made (never the tokens themselves)."""
+    from queuectl.cli.render import local_time, print_json, print_table
+    from queuectl.queue import token_dict
+
+    tokens = [token_dict(t) for t in session.existing_queue.tokens()]
+    if as_json:
+        print_json(tokens)
+        return
+    if not tokens:
+        click.echo("no tokens (the one serve uses is an admin token)", err=True)
+        return
+    rows = [(t["name"], t["role"], local_time(t["created_at"])) for t in tokens]
+    print_table(None, ["NAME", "ROLE", "CREATED"], rows)
+
+
+@token.command("revoke")
+@click.argument("name", type=UTF8)
+@click.pass_obj
+def token_revoke(session: Session, name: str) -> None:
+    """Delete token NAME: a server refuses it within seconds."""
+    session.existing_queue.revoke_token(name)
+    click.echo(f"revoked token {name}", err=True)
+
+
+@click.command()
+@click.option("--since", help="Only the last 10m, 2h, 7d...")
+@click.option(
+    "--limit",
+    "-n",
+    type=click.IntRange(min=1),
+    default=100,
+    show_default=True,
+    help="At most this many, the newest.",
+)
+@click.option(
+    "--expire",
+    is_flag=True,
+    help="Delete the entries older than retain_audit instead (runners do it too).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the entries as JSON.")
+@click.pass_obj
+def audit(session: Session, since: str | None, limit: int, expire: bool, as_json: bool) -> None:
+    """The API's mutating requests, newest first: when, token, client, route, what they
+    touched, status."""
+    if expire:
+        count = session.existing_queue.expire_audit()
+        click.echo(f"deleted {count} audit entr{'y' if count == 1 else 'ies'}", err=True)
+        return
+    from queuectl.cli.render import local_time, print_json, print_table
+    from queuectl.queue import audit_dict
+
+    entries = [audit_dict(e) for e in session.existing_queue.audit(since, limit)]
+    if as_json:
+        print_json(entries)
+        return
+    if not entries:
+        click.echo("no audit entries", err=True)
+        return
+    rows = [
+        (
+            local_time(e["at"]),
+            e["token"],
+            e["client"],
+            f"{e['method']} {e['route']}",
+            e["target"],
+            str(e["status"]),
+        )
+        for e in entries
+    ]
+    print_table(
+        None,
+        ["WHEN", "TOKEN", "CLIENT", "REQUEST", "TOUCHED", "STATUS"],
+        rows,
+        elastic=("TOUCHED",),
+    )
