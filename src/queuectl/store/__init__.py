@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from queuectl.store.records import (
     BULK_BATCH,
+    Batch,
     DURATION_BOUNDS_MS,
     OVER_ALL_BOUNDS,
     Attempt,
@@ -44,6 +45,7 @@ __all__ = [
     "OVER_ALL_BOUNDS",
     "AdminStore",
     "Attempt",
+    "Batch",
     "Bucket",
     "Claim",
     "Exchange",
@@ -211,9 +213,10 @@ class ReadStore(BaseStore, Protocol):
         queues: Sequence[str] | None,
         limit: int | None,
         before: int | None,
+        batch: str | None = None,
     ) -> Page:
-        """Jobs newest first, in any of `states` and `queues` (None or empty: any); `before`
-        continues a previous page."""
+        """Jobs newest first, in any of `states` and `queues` (None or empty: any), of `batch`
+        if given; `before` continues a previous page."""
         ...
 
     def output(self, job_id: str, nth: int | None = None) -> Output | None:
@@ -288,6 +291,14 @@ class ReadStore(BaseStore, Protocol):
         """The id of the running job holding the lock, if any."""
         ...
 
+    def batches(self, name: str | None = None) -> list[Batch]:
+        """Every batch, oldest first, or the one named (an empty list if none)."""
+        ...
+
+    def set_batch_limit(self, name: str, concurrency: int | None) -> bool:
+        """Set a batch's concurrency limit (None: none); whether the batch exists."""
+        ...
+
     def schedules(self) -> list[Schedule]: ...
 
     def hooks(self) -> list[Hook]: ...
@@ -318,8 +329,10 @@ class AdminStore(BaseStore, Protocol):
         queue: str | None = None,
         batch: int = BULK_BATCH,
         progress: Callable[[int], None] | None = None,
+        in_batch: str | None = None,
     ) -> int:
-        """Cancel every job that may still run (of `queue`, None: of every queue) as it began,
+        """Cancel every job that may still run (of `queue`, None: of every queue; of the batch
+        `in_batch` if given, whatever its queue) as it began,
         and their dependants, `batch` jobs a transaction: other clients' writes go on between
         batches. `progress` gets the jobs cancelled so far after each. How many were."""
         ...
@@ -331,6 +344,7 @@ class AdminStore(BaseStore, Protocol):
         queue: str | None = None,
         batch: int = BULK_BATCH,
         progress: Callable[[int], None] | None = None,
+        in_batch: str | None = None,
     ) -> list[str]:
         """Move finished jobs in `states` back to pending with attempts 0, history kept: the
         named ones (each must be in one of `states`; all or none), or with None every such job

@@ -53,17 +53,29 @@ class Actions(Flow):
         queue: str | None = None,
         batch: int = BULK_BATCH,
         progress: Callable[[int], None] | None = None,
+        in_batch: str | None = None,
     ) -> int:
-        return self._bulk(sorted(CANCELLABLE_STATES), queue, batch, self._cancel_batch, progress)
+        def step(
+            state: str, queue: str | None, after: int, upto: int, batch: int
+        ) -> tuple[int, int, int]:
+            return self._cancel_batch(state, queue, after, upto, batch, in_batch)
+
+        return self._bulk(sorted(CANCELLABLE_STATES), queue, batch, step, progress)
 
     @operation()
     def _cancel_batch(
-        self, state: str, queue: str | None, after: int, upto: int, batch: int
+        self,
+        state: str,
+        queue: str | None,
+        after: int,
+        upto: int,
+        batch: int,
+        in_batch: str | None = None,
     ) -> tuple[int, int, int]:
         """One batch of cancel_all, in a transaction of its own (see _bulk)."""
         now = self.db.now()
         with self.db.transaction() as conn:
-            ids, after = self._bulk_ids(conn, state, queue, after, upto, batch)
+            ids, after = self._bulk_ids(conn, state, queue, after, upto, batch, in_batch)
             if not ids:
                 return 0, after, 0
             locked = conn.execute(self.db.q["locked_jobs"], (self.db.array(ids),)).fetchall()
@@ -105,6 +117,7 @@ class Actions(Flow):
         queue: str | None = None,
         batch: int = BULK_BATCH,
         progress: Callable[[int], None] | None = None,
+        in_batch: str | None = None,
     ) -> list[str]:
         if job_ids is None:
             done: list[str] = []
@@ -113,7 +126,7 @@ class Actions(Flow):
                 state: str, queue: str | None, after: int, upto: int, batch: int
             ) -> tuple[int, int, int]:
                 found, after, requeued = self._requeue_batch(
-                    states, state, queue, after, upto, batch
+                    states, state, queue, after, upto, batch, in_batch
                 )
                 done.extend(requeued)
                 return found, after, len(requeued)
@@ -140,10 +153,11 @@ class Actions(Flow):
         after: int,
         upto: int,
         batch: int,
+        in_batch: str | None = None,
     ) -> tuple[int, int, list[str]]:
         """One batch of a bulk requeue, in a transaction of its own (see _bulk)."""
         with self.db.transaction() as conn:
-            ids, after = self._bulk_ids(conn, state, queue, after, upto, batch)
+            ids, after = self._bulk_ids(conn, state, queue, after, upto, batch, in_batch)
             if not ids:
                 return 0, after, []
             jobs = [job for job in self.enqueue.jobs_by_ids(conn, ids) if job.state in states]
@@ -269,11 +283,29 @@ class Actions(Flow):
         return int(self.db.value(self.db.connection(), "newest_seq"))
 
     def _bulk_ids(
-        self, conn: Any, state: str, queue: str | None, after: int, upto: int, batch: int
+        self,
+        conn: Any,
+        state: str,
+        queue: str | None,
+        after: int,
+        upto: int,
+        batch: int,
+        in_batch: str | None = None,
     ) -> tuple[list[str], int]:
-        """The ids of the next batch of a bulk change (see _bulk), and the cursor after it."""
-        params = {"state": state, "queue": queue, "after": after, "upto": upto, "batch": batch}
-        name = "bulk_batch" if queue is None else "bulk_batch_of_queue"
+        """The ids of the next batch of a bulk change (see _bulk), and the cursor after it;
+        `in_batch`: only the jobs of that batch (the queue is not looked at)."""
+        params: dict[str, Any] = {
+            "state": state,
+            "queue": queue,
+            "after": after,
+            "upto": upto,
+            "batch": batch,
+        }
+        if in_batch is not None:
+            params["in_batch"] = in_batch
+            name = "bulk_batch_of_batch"
+        else:
+            name = "bulk_batch" if queue is None else "bulk_batch_of_queue"
         rows = conn.execute(self.db.q[name], params).fetchall()
         return [row["id"] for row in rows], int(rows[-1]["seq"]) if rows else after
 

@@ -70,6 +70,7 @@ class Hooks:
                     job = hook_job(hook.job, event)
                 except QueuectlError:
                     continue  # a template this version no longer accepts must not stop settling
+                job.batch = None  # a hook job belongs to no batch: it would keep one open
                 row = self.enqueue.row(job, new_id(), now, default_retries, 0, None)
                 made.append((row, made_by(hook.name, event)))
         if made:

@@ -43,6 +43,7 @@ class Reads(Flow):
         queues: Sequence[str] | None,
         limit: int | None,
         before: int | None,
+        batch: str | None = None,
     ) -> Page:
         # A lone name is a Sequence[str] too, of letters: take it as the one name it is.
         states = [states] if isinstance(states, str) else states
@@ -56,10 +57,16 @@ class Reads(Flow):
         # Several states or queues (`list --state a --state b`, the union): one walk of an index
         # per pair, merged newest first. One query over all of them could walk no index in
         # `seq` order, and would read every matching job to sort them.
+        if batch is None:
+            names = LIST_QUERIES
+        else:  # a batch's own index, the queue a filter of it
+            names = dict.fromkeys(LIST_QUERIES, "list_jobs_by_batch")
+            names.update({(True, False): "list_jobs_by_batch_state"})
+            names[True, True] = "list_jobs_by_batch_state"
         walks = [
             conn.execute(
-                self.db.q[LIST_QUERIES[state is not None, queue is not None]],
-                {**params, "state": state, "queue": queue},
+                self.db.q[names[state is not None, queue is not None]],
+                {**params, "state": state, "queue": queue, "batch": batch},
             ).fetchall()
             for state in dict.fromkeys(states or any_)
             for queue in dict.fromkeys(queues or any_)

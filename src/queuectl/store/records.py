@@ -211,3 +211,17 @@ class Ledger:
     #: The limited queues a claim counts in one statement (flow_claim_counted), as the last
     #: flow claim found them; None where it could not (no limit, a rate, a lock due).
     counted: list[str] | None = None
+
+
+@dataclass(frozen=True)
+class Batch:
+    """A batch: its limit (None: none), its jobs per state, when it was made, its first
+    start and last end, and when it last became finished (None while it may still run)."""
+
+    name: str
+    concurrency: int | None
+    counts: dict[str, int]
+    created_at_ms: int
+    started_at_ms: int | None
+    ended_at_ms: int | None
+    finished_at_ms: int | None

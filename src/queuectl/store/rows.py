@@ -44,6 +44,8 @@ class JobRow(NamedTuple):
     last_error: str | None
     scheduled: bool
     lock_key: str | None
+    batch: str | None
+    batch_limited: bool
 
 
 #: The INSERT's columns, in the order of a JobRow.
@@ -95,6 +97,8 @@ def inserted_job(job: NewJob, row: JobRow) -> Job:
         None,  # lease_owner
         None,  # lease_expires_at_ms
         row.lock_key,
+        None,  # made_by
+        row.batch,
     )
 
 
@@ -126,6 +130,7 @@ def job(row: Any, from_json: Callable[[Any], Any]) -> Job:
         lease_expires_at_ms=row["lease_expires_at"],
         lock=row["lock_key"],
         made_by=row["made_by"],
+        batch=row["batch"],
     )
 
 

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from queuectl.store.actions import Actions
 from queuectl.store.admin import Admin
+from queuectl.store.batches import Batches
 from queuectl.store.dialect import Dialect
 from queuectl.store.enqueue import Enqueue
 from queuectl.store.exchange import Exchanger
@@ -40,6 +41,7 @@ class SQLStore:
         reads = Reads(db)
         maintenance = Maintenance(db, enqueue, settle, actions)
         admin = Admin(db, settings)
+        batches = Batches(db)
 
         # -- what a runner needs
         self.finish_and_claim = exchanger.finish_and_claim
@@ -79,6 +81,7 @@ class SQLStore:
         self.lock_holder = flow.lock_holder
         self.schedules = maintenance.schedules
         self.hooks = admin.hooks
+        self.batches = batches.batches
 
         # -- what admin needs
         self.enqueue_many = enqueue.enqueue_many
@@ -97,6 +100,7 @@ class SQLStore:
         self.add_hook = admin.add_hook
         self.remove_hook = admin.remove_hook
         self.reset = admin.reset
+        self.set_batch_limit = batches.set_batch_limit
 
     @property
     def kind(self) -> str:

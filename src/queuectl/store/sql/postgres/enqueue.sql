@@ -34,3 +34,23 @@ SELECT id, state FROM jobs WHERE id = ANY(%s::text[]) FOR SHARE
 
 -- name: jobs_by_ids
 SELECT {job_columns} FROM jobs WHERE id = ANY(%s::text[])
+
+-- name: batch_open
+-- A batch made on first use; `set_limit`: its concurrency limit set to `concurrency` (an
+-- array's own limit), else kept. Its limit now (the row stays locked: the counters' trigger locks
+-- it too).
+INSERT INTO batches AS b (name, concurrency, created_at)
+VALUES (%(name)s, %(concurrency)s, %(now)s)
+ON CONFLICT (name) DO UPDATE SET
+    concurrency = CASE WHEN %(set_limit)s THEN excluded.concurrency ELSE b.concurrency END
+RETURNING concurrency AS value
+
+-- name: batch_limit_jobs
+-- A batch's jobs follow its limit: those of a limited batch are claimed through flow control.
+UPDATE jobs SET batch_limited = %(limited)s
+WHERE batch = %(name)s AND batch_limited <> %(limited)s
+
+-- name: batch_count_inserted
+-- Jobs just inserted into a batch, counted once per enqueued batch of rows.
+INSERT INTO batch_counts AS c (batch, state, n) VALUES (%(batch)s, %(state)s, %(n)s)
+ON CONFLICT (batch, state) DO UPDATE SET n = c.n + excluded.n

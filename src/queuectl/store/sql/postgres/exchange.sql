@@ -38,6 +38,11 @@ WITH picked AS (
           SELECT 1 FROM jobs AS locked
           WHERE locked.lock_key IS NOT NULL AND locked.state IN ('pending', 'failed')
             AND locked.waiting_on = 0)
+      -- nor while a job of a batch with a concurrency limit may start
+      AND NOT EXISTS (
+          SELECT 1 FROM jobs AS limited
+          WHERE limited.batch_limited AND limited.state IN ('pending', 'failed')
+            AND limited.waiting_on = 0)
     ORDER BY priority DESC, run_at, seq
     LIMIT %(want)s::bigint
     FOR UPDATE SKIP LOCKED
@@ -81,7 +86,10 @@ SELECT (EXISTS (
               AND (%(queues)s::text[] IS NULL OR name = ANY(%(queues)s::text[])))
         OR EXISTS (
             SELECT 1 FROM jobs
-            WHERE lock_key IS NOT NULL AND state IN ('pending', 'failed') AND waiting_on = 0))
+            WHERE lock_key IS NOT NULL AND state IN ('pending', 'failed') AND waiting_on = 0)
+        OR EXISTS (
+            SELECT 1 FROM jobs
+            WHERE batch_limited AND state IN ('pending', 'failed') AND waiting_on = 0))
        AND {startable} AS value
 
 -- name: pg_settle_fenced

@@ -65,3 +65,21 @@ SELECT id, state FROM jobs WHERE id IN (SELECT value FROM json_each(?))
 
 -- name: jobs_by_ids
 SELECT {job_columns} FROM jobs WHERE id IN (SELECT value FROM json_each(?))
+
+-- name: batch_open
+-- A batch made on first use; `set_limit`: its concurrency limit set to `concurrency` (an
+-- array's `%N`), else kept. Its limit now.
+INSERT INTO batches (name, concurrency, created_at) VALUES (:name, :concurrency, :now)
+ON CONFLICT (name) DO UPDATE SET
+    concurrency = CASE WHEN :set_limit THEN excluded.concurrency ELSE batches.concurrency END
+RETURNING concurrency AS value
+
+-- name: batch_limit_jobs
+-- A batch's jobs follow its limit: those of a limited batch are claimed through flow control.
+UPDATE jobs INDEXED BY jobs_by_batch SET batch_limited = :limited
+WHERE batch = :name AND batch_limited <> :limited
+
+-- name: batch_count_inserted
+-- Jobs just inserted into a batch, counted once per enqueued batch of rows.
+INSERT INTO batch_counts (batch, state, n) VALUES (:batch, :state, :n)
+ON CONFLICT (batch, state) DO UPDATE SET n = n + excluded.n
