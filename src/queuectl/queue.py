@@ -205,8 +205,7 @@ class Queue:
                 return batch
             if deadline is not None and time.monotonic() >= deadline:
                 raise TimeoutError(
-                    f"batch {name}: {batch['done']} of {batch['total']} finished "
-                    f"after {timeout:g}s"
+                    f"batch {name}: {batch['done']} of {batch['total']} finished after {timeout:g}s"
                 )
             time.sleep(0.1 if deadline is None else max(0.0, min(0.1, deadline - time.monotonic())))
 

@@ -392,6 +392,27 @@ def enqueue_options(function: Any) -> Any:
                 metavar="N",
                 help="An exit code that goes to the DLQ at once (repeatable).",
             ),
+            click.option("--batch", metavar="NAME", help="Put the job in this batch."),
+            click.option(
+                "--after-batch",
+                multiple=True,
+                metavar="NAME",
+                help="Run once every job of this batch completed (repeatable).",
+            ),
+            click.option(
+                "--after-any",
+                multiple=True,
+                metavar="ID",
+                shell_complete=complete.job_ids,
+                help="Run after this job finished, in any state (repeatable).",
+            ),
+            click.option(
+                "--after-failure",
+                multiple=True,
+                metavar="ID",
+                shell_complete=complete.job_ids,
+                help="Run only if this job ends dead (repeatable).",
+            ),
         ]
     ):
         function = option(function)
@@ -411,9 +432,15 @@ def options_as_fields(options: dict[str, Any]) -> dict[str, Any]:
         "unique_key": options.get("unique_key"),
         "lock": options.get("lock_key"),
         "cwd": options.get("cwd"),
+        "batch": options.get("batch"),
     }
-    if options.get("after"):
-        fields["depends_on"] = list(options["after"])
+    depends_on: list[Any] = list(options.get("after") or ())
+    depends_on += [{"id": i, "on": "finished"} for i in options.get("after_any") or ()]
+    depends_on += [{"id": i, "on": "failed"} for i in options.get("after_failure") or ()]
+    if depends_on:
+        fields["depends_on"] = depends_on
+    if options.get("after_batch"):
+        fields["after_batch"] = list(options["after_batch"])
     if options.get("env_all"):
         fields["env"] = {**captured_env(), **parse_env(options.get("env_pairs") or ())}
     elif options.get("env_pairs"):
@@ -448,6 +475,13 @@ def command_from_words(words: tuple[str, ...]) -> str:
 @click.option(
     "--file", "-f", "file", type=click.File("r"), help="Jobs as JSON or JSON Lines; - reads stdin."
 )
+@click.option(
+    "--array",
+    "array",
+    metavar="SPEC",
+    help="One job per index (1-100, 0-98:2, 1,5,9; %N: at most N at once), ids ID.INDEX, "
+    "QUEUECTL_ARRAY_INDEX set, all in the batch ID.",
+)
 @enqueue_options
 @click.option("--json", "as_json", is_flag=True, help="Print the new jobs as a JSON array.")
 @click.pass_context
@@ -457,6 +491,7 @@ def enqueue(
     words: tuple[str, ...],
     command: str | None,
     file: Any,
+    array: str | None,
     as_json: bool,
     **options: Any,
 ) -> None:
@@ -477,6 +512,13 @@ def enqueue(
             "give exactly one of: a JSON job, --command CMD, -- CMD ARGS..., or --file PATH"
         )
     overrides = options_as_fields(options)
+    if array is not None:
+        if file is not None:
+            raise click.UsageError("--array makes its jobs from one command: not with --file")
+        enqueue_array(
+            ctx.obj, array, command, words, bool(ctx.meta.get("dashdash")), overrides, as_json
+        )
+        return
     if file is not None:
         stream, text = stream_job_lines(file)
         if stream is not None:  # JSON Lines: one transaction, in the memory of one batch
@@ -680,6 +722,52 @@ def _held_key_note(wanted: object, key: object, got: str) -> str | None:
     )
 
 
+def enqueue_array(
+    session: Session,
+    spec: str,
+    command: str | None,
+    words: tuple[str, ...],
+    dashdash: bool,
+    overrides: dict[str, Any],
+    as_json: bool,
+) -> None:
+    """Enqueue an array of one job; its ids printed (or its JSON) once committed."""
+    from queuectl.arrays import parse_array
+
+    parse_array(spec)  # a bad SPEC is refused before anything else is looked at
+    if command is not None:
+        items = [{"command": command}]
+    elif dashdash:
+        items = [{"command": command_from_words(words)}]
+    else:
+        items = parse_json_words(words)
+    if len(items) != 1:
+        raise InvalidInputError("--array repeats one job: give one, not a list")
+    job = {**items[0], **overrides}
+    import shutil
+    import tempfile
+
+    with tempfile.TemporaryFile("w+", encoding="utf-8") as spool:
+        separator = "[\n"
+
+        def each(jobs: list[Any]) -> None:
+            nonlocal separator
+            if as_json:
+                for one in jobs:
+                    text = json.dumps(one.to_dict(), indent=2, ensure_ascii=False)
+                    spool.write(separator + "  " + text.replace("\n", "\n  "))
+                    separator = ",\n"
+            else:
+                spool.write("".join(f"{one.id}\n" for one in jobs))
+
+        base, count = session.queue.enqueue_array(spec, job, each)
+        if as_json:
+            spool.write("\n]\n" if count else "[]\n")
+        spool.seek(0)
+        shutil.copyfileobj(spool, sys.stdout)
+    click.echo(f"batch {base}: {count} job{'s' if count != 1 else ''}", err=True)
+
+
 def enqueue_stream(
     session: Session, items: Iterator[tuple[str, dict[str, Any]]], as_json: bool
 ) -> None:
@@ -837,12 +925,25 @@ def _as_sentence(message: str, job_id: str, made_by: str | None) -> str:
     shell_complete=complete.queues,
 )
 @click.option("--all", "every", is_flag=True, help="Every pending, failed and running job.")
+@click.option("--batch", metavar="NAME", help="Every pending, failed and running job of a batch.")
 @click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation (--queue, --all).")
 @click.pass_obj
 def cancel(
-    session: Session, job_ids: tuple[str, ...], queue: str | None, every: bool, yes: bool
+    session: Session,
+    job_ids: tuple[str, ...],
+    queue: str | None,
+    every: bool,
+    batch: str | None,
+    yes: bool,
 ) -> None:
     """Cancel pending, failed or running jobs (a running command is killed)."""
+    if batch is not None:
+        if job_ids or queue is not None or every:
+            raise click.UsageError("give job ids, --queue, --batch or --all, not several")
+        with progress_line("cancelled", session.queue.batch(batch)["total"]) as progress:
+            done = session.queue.cancel_all(progress=progress, batch=batch)
+        click.echo(f"cancelled {done} job{'s' if done != 1 else ''} of batch {batch}", err=True)
+        return
     if job_ids and (queue is not None or every):
         raise click.UsageError("give job ids, --queue or --all, not several")
     if queue is not None and every:
@@ -881,16 +982,20 @@ def cancel(
 @click.argument(
     "job_ids",
     nargs=-1,
-    required=True,
     metavar="ID...",
     type=JOB_REF,
     shell_complete=complete.job_ids,
 )
+@click.option("--batch", metavar="NAME", help="Every such job of this batch.")
 @click.pass_obj
-def requeue(session: Session, job_ids: tuple[str, ...]) -> None:
+def requeue(session: Session, job_ids: tuple[str, ...], batch: str | None) -> None:
     """Run completed, dead or cancelled jobs again from their first attempt (history kept);
     a failed job waiting for its retry runs at once."""
-    for job_id in session.queue.requeue(*job_ids):
+    if not job_ids and batch is None:
+        raise click.UsageError("give the ids of the jobs to run again, or --batch NAME")
+    if job_ids and batch is not None:
+        raise click.UsageError("give job ids or --batch, not both")
+    for job_id in session.queue.requeue(*job_ids, batch=batch):
         click.echo(job_id)
 
 
@@ -1022,10 +1127,20 @@ def _say_if_never_run(queue: Any, job_id: str) -> None:
     "job_ids", nargs=-1, metavar="[ID...]", type=JOB_REF, shell_complete=complete.job_ids
 )
 @click.option("--timeout", help="Give up after this long (exit 124).")
+@click.option("--batch", metavar="NAME", help="Wait for every job of this batch.")
 @click.pass_obj
-def wait(session: Session, job_ids: tuple[str, ...], timeout: str | None) -> None:
+def wait(
+    session: Session, job_ids: tuple[str, ...], timeout: str | None, batch: str | None
+) -> None:
     """Block until the jobs (default: all) are finished; exit 1 if any ended dead or cancelled."""
     from queuectl.cli.follow import wait_for
+
+    if batch is not None:
+        if job_ids:
+            raise click.UsageError("give job ids or --batch, not both")
+        from queuectl.cli.batch import wait_batch
+
+        sys.exit(wait_batch(session.existing_queue, batch, timeout))
 
     sys.exit(wait_for(session.existing_queue, list(job_ids), timeout))
 

@@ -13,10 +13,10 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from queuectl.store.records import (
     BULK_BATCH,
-    Batch,
     DURATION_BOUNDS_MS,
     OVER_ALL_BOUNDS,
     Attempt,
+    Batch,
     Bucket,
     Claim,
     Exchange,

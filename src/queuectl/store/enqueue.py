@@ -213,7 +213,12 @@ class Enqueue(Flow):
         limited: set[str] = set()
         for name in sorted(wanted):  # one lock order for every enqueuer
             limit = wanted[name]
-            params = {"name": name, "concurrency": limit, "now": now, "set_limit": limit is not None}
+            params = {
+                "name": name,
+                "concurrency": limit,
+                "now": now,
+                "set_limit": limit is not None,
+            }
             if self.db.value(conn, "batch_open", params) is not None:
                 limited.add(name)
             if limit is not None:
