@@ -21,7 +21,7 @@ from queuectl.store.dialect import Dialect, Flow, operation
 from queuectl.store.enqueue import Enqueue
 from queuectl.store.hooks import Hooks
 from queuectl.store.records import BULK_BATCH
-from queuectl.store.settle import Settle
+from queuectl.store.settle import Settle, batch_ends
 
 
 class Actions(Flow):
@@ -106,6 +106,10 @@ class Actions(Flow):
             self.hooks.fire_cancelled(
                 conn, [r for r in rows if r["id"] in cancelled], cascaded, now
             )
+        ended = [(r["batch"], r["id"], r["queue"]) for r in rows if r["id"] in cancelled]
+        self.settle.finish_batches(
+            conn, [e for e in ended if e[0] is not None] + batch_ends(cascaded), now
+        )
         self.db.wake(conn)  # runners kill what was cancelled
         return cancelled, len(cascaded)
 

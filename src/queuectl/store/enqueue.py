@@ -13,6 +13,9 @@ from queuectl.store import rows
 from queuectl.store.dialect import Dialect, Flow, operation
 from queuectl.store.rows import JobRow, new_id, new_ids
 
+#: How a job waiting for a batch that finished with a job not completed names its end.
+BATCH_NOT_COMPLETED = "finished, not all completed"
+
 #: A unique_key taken by a concurrent enqueue between our look and our insert is looked up
 #: again; this many times at most.
 CONFLICT_RETRIES = 5
@@ -263,6 +266,14 @@ class Enqueue(Flow):
                 if states[dep] in (DEAD, CANCELLED):
                     cancelled_by = f"dependency {dep} is {states[dep]}"
                     break
+        for name in job.after_batch:
+            found = conn.execute(db.q["batch_state"], {"name": name}).fetchone()
+            if found is None:
+                raise InvalidInputError(f"after_batch: no batch {name!r}")
+            if found["finished_at"] is None:
+                waiting_on += 1
+            elif not found["completed"] and cancelled_by is None:
+                cancelled_by = f"dependency batch {name} is {BATCH_NOT_COMPLETED}"
         row = self.row(job, job_id, now, default_retries, waiting_on, cancelled_by, batch_limited)
         # A concurrent enqueue may take the key between our look and our insert: the insert
         # then does nothing (ON CONFLICT), and the next look finds the new holder.
@@ -279,6 +290,9 @@ class Enqueue(Flow):
             raise StoreError(f"unique_key {job.unique_key!r} kept changing hands; try again")
         if job.depends_on:
             db.many(conn, "insert_dep", [(dep, job_id) for dep in job.depends_on])
+        if job.after_batch and cancelled_by is None:
+            edges = [{"batch": name, "job_id": job_id} for name in job.after_batch]
+            db.many(conn, "insert_batch_dep", edges)
         return None
 
     def _duplicate(self, tried: list[str]) -> DuplicateJobError:

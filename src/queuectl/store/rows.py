@@ -148,7 +148,9 @@ def claims(rows: Sequence[Any], from_json: Callable[[Any], Any]) -> list[Claim]:
             r["timeout"],
             r["queue"],
             r["priority"],
-            r["max_retries"],
+            # A batch job's claim carries no retry rules: its outcome is settled by the store's
+            # own reading of them, where the end of its batch is seen (not decided ahead).
+            None if r["batch"] is not None else r["max_retries"],
             list(from_json(r["no_retry_exit_codes"])),
         )
         for r in rows

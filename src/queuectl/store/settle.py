@@ -9,8 +9,9 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from queuectl import lifecycle
-from queuectl.models import CANCELLED, COMPLETED, DEAD
+from queuectl.models import CANCELLED, COMPLETED, DEAD, FINISHED_STATES
 from queuectl.store.dialect import Dialect
+from queuectl.store.enqueue import BATCH_NOT_COMPLETED
 from queuectl.store.hooks import Hooks
 from queuectl.store.settings import Settings
 
@@ -77,6 +78,13 @@ class Settle:
                 cascaded += self.cascade(conn, [outcome.job_id], settlement.state, now)
         if decided and self.hooks.any(conn):
             self.hooks.fire_settled(conn, decided, cascaded, now)
+        fenced = {r["id"]: r for r in rows}
+        ended = [
+            (fenced[o.job_id]["batch"], o.job_id, fenced[o.job_id]["queue"])
+            for o, s in decided
+            if s.state in FINISHED_STATES and fenced[o.job_id]["batch"] is not None
+        ]
+        self.finish_batches(conn, ended + batch_ends(cascaded), now)
         with_dependants = {r["id"] for r in rows if r["has_dependants"]}
         completed = [
             o.job_id for o, s in decided if s.state == COMPLETED and o.job_id in with_dependants
@@ -87,6 +95,41 @@ class Settle:
         ):
             db.wake(conn)
         return {outcome.job_id: settlement for outcome, settlement in decided}
+
+    def finish_batches(self, conn: Any, ended: Sequence[tuple[str, str, str]], now: int) -> None:
+        """Jobs of batches (batch, job id, queue) reached a final state in this transaction:
+        each batch that thereby finished fires its hooks, once, and lets go of the jobs waiting
+        for it (run if all of it completed, else cancelled, naming it; their dependants, and
+        any batch those finish, in turn)."""
+        db = self.db
+        last = {batch: (job_id, queue) for batch, job_id, queue in ended}
+        while last:
+            params = {"names": db.array(sorted(last)), "now": now}
+            finished = conn.execute(db.q["batch_finish"], params).fetchall()
+            more: list[tuple[str, str, str]] = []
+            for row in sorted(finished, key=lambda r: str(r["name"])):
+                name, completed = row["name"], bool(row["completed"])
+                job_id, queue = last[name]
+                if self.hooks.any(conn):
+                    self.hooks.fire_batch(conn, name, completed, job_id, queue, now)
+                released = conn.execute(db.q["batch_release_deps"], {"name": name}).fetchall()
+                waiting = [r["job_id"] for r in released]
+                if not waiting:
+                    continue
+                if completed:
+                    unblock = {"ids": db.array(waiting)}
+                    if conn.execute(db.q["batch_unblock"], unblock).rowcount:
+                        db.wake(conn)
+                    continue
+                doomed = {"doomed": db.json(dict.fromkeys(waiting, f"batch {name}")), "now": now}
+                rows = conn.execute(
+                    db.q["cancel_dependants"], {**doomed, "state": BATCH_NOT_COMPLETED}
+                ).fetchall()
+                cascaded = rows + self.cascade(conn, [r["id"] for r in rows], CANCELLED, now)
+                if cascaded and self.hooks.any(conn):
+                    self.hooks.fire_cancelled(conn, [], cascaded, now)
+                more += batch_ends(cascaded)
+            last = {batch: (job_id, queue) for batch, job_id, queue in more}
 
     def decide_ahead(self, outcomes: Sequence[lifecycle.Outcome], now: int) -> Decided | None:
         """How each outcome settles if its attempt is still ours, decided before anything is
@@ -139,6 +182,11 @@ class Settle:
             cascaded += rows
             reached = {row["id"]: doomed[row["id"]] for row in rows}
         return cascaded
+
+
+def batch_ends(rows: Sequence[Any]) -> list[tuple[str, str, str]]:
+    """(batch, job id, queue) of the jobs of batches among these cancelled rows."""
+    return [(r["batch"], r["id"], r["queue"]) for r in rows if r["batch"] is not None]
 
 
 def finished_at_of(now: int) -> Callable[[lifecycle.Outcome], int]:

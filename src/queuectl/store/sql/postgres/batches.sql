@@ -30,3 +30,41 @@ SELECT id, seq FROM jobs
 WHERE batch = %(in_batch)s::text AND state BETWEEN %(state)s::text AND %(state)s::text
   AND seq > %(after)s::bigint AND seq <= %(upto)s::bigint
 ORDER BY state, seq LIMIT %(batch)s::bigint
+
+-- name: batch_finish
+-- The batches named that have just become finished, marked so: each finishes once, however
+-- many of its jobs end in the transaction, until a job of it runs again. Every change to a
+-- batch's jobs locked its row first (the counters' trigger), so this transaction's later
+-- statement sees every other change of the batch committed. `completed`: every job of it
+-- completed.
+UPDATE batches SET finished_at = %(now)s::bigint
+WHERE name = ANY(%(names)s::text[]) AND finished_at IS NULL
+  AND NOT EXISTS (SELECT 1 FROM batch_counts
+                  WHERE batch_counts.batch = batches.name
+                    AND state IN ('pending', 'processing', 'failed') AND n > 0)
+RETURNING name, NOT EXISTS (SELECT 1 FROM batch_counts
+                            WHERE batch_counts.batch = batches.name
+                              AND state IN ('dead', 'cancelled') AND n > 0) AS completed
+
+-- name: batch_release_deps
+-- The jobs waiting for a batch that just finished, no longer waiting for it.
+DELETE FROM batch_deps WHERE batch = %(name)s::text RETURNING job_id
+
+-- name: batch_unblock
+-- Jobs whose batch dependency is met wait on one fewer.
+UPDATE jobs SET waiting_on = waiting_on - 1
+WHERE id = ANY(%(ids)s::text[]) AND state = 'pending' AND waiting_on > 0
+
+-- name: batch_state
+-- A batch a new job waits for: whether it is finished, and whether all of it completed. FOR
+-- SHARE: it cannot finish between this read and our commit, or its finishing would miss the
+-- job being inserted and leave it waiting forever.
+SELECT name, finished_at,
+       NOT EXISTS (SELECT 1 FROM batch_counts
+                   WHERE batch_counts.batch = batches.name
+                     AND state IN ('dead', 'cancelled') AND n > 0) AS completed
+FROM batches WHERE name = %(name)s::text
+FOR SHARE
+
+-- name: insert_batch_dep
+INSERT INTO batch_deps (batch, job_id) VALUES (%(batch)s, %(job_id)s) ON CONFLICT DO NOTHING

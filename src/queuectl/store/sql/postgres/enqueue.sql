@@ -42,7 +42,8 @@ SELECT {job_columns} FROM jobs WHERE id = ANY(%s::text[])
 INSERT INTO batches AS b (name, concurrency, created_at)
 VALUES (%(name)s, %(concurrency)s, %(now)s)
 ON CONFLICT (name) DO UPDATE SET
-    concurrency = CASE WHEN %(set_limit)s THEN excluded.concurrency ELSE b.concurrency END
+    concurrency = CASE WHEN %(set_limit)s THEN excluded.concurrency ELSE b.concurrency END,
+    finished_at = NULL  -- a job joins it: it is no longer finished
 RETURNING concurrency AS value
 
 -- name: batch_limit_jobs

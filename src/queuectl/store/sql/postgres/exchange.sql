@@ -47,7 +47,7 @@ WITH picked AS (
     LIMIT %(want)s::bigint
     FOR UPDATE SKIP LOCKED
 )
-{pg_start_picked}, jobs.max_retries, jobs.no_retry_exit_codes
+{pg_start_picked}, jobs.max_retries, jobs.no_retry_exit_codes, jobs.batch
 
 -- name: pg_attempts_of_claimed
 -- The history rows of the attempts that the CTE `claimed` started, under this runner's host;

@@ -88,7 +88,7 @@ heads AS (
 picked AS (
     SELECT seq FROM heads ORDER BY priority DESC, run_at, seq LIMIT %(want)s::bigint
 )
-{pg_start_picked}, jobs.lock_key, jobs.max_retries, jobs.no_retry_exit_codes
+{pg_start_picked}, jobs.lock_key, jobs.max_retries, jobs.no_retry_exit_codes, jobs.batch
 
 -- name: flow_queues
 -- The running count of each limited queue (a statement after the lock, see flow_lock_queues),

@@ -6,7 +6,7 @@
 -- FOR UPDATE, in id order (one lock order for every settler, so two cannot deadlock): the rows
 -- stay ours until commit, so a concurrent cancel or reap cannot slip in before the settlement.
 -- has_dependants spares the update of dependants when there are none (the common case).
-SELECT id, attempts, token, max_retries, no_retry_exit_codes,
+SELECT id, attempts, token, max_retries, no_retry_exit_codes, queue, batch,
        EXISTS (SELECT 1 FROM job_deps WHERE dep_id = jobs.id) AS has_dependants
 FROM jobs
 WHERE id = ANY(%s) AND state = 'processing' AND lease_owner = %s
@@ -74,7 +74,7 @@ SET state = 'cancelled',
     finished_at = %(now)s::bigint, updated_at = %(now)s::bigint
 WHERE id = ANY(ARRAY(SELECT jsonb_object_keys(%(doomed)s::jsonb)))
   AND state || '' IN ('pending', 'failed')
-RETURNING id, queue, attempts, exit_code, last_error, made_by
+RETURNING id, queue, attempts, exit_code, last_error, made_by, batch
 
 -- name: hook_subjects
 -- The queue of each settled job, and whether a hook made it (such jobs fire no hooks).

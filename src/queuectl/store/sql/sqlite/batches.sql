@@ -27,3 +27,36 @@ ORDER BY seq DESC LIMIT :limit
 SELECT id, seq FROM jobs INDEXED BY jobs_by_batch
 WHERE batch = :in_batch AND state = :state AND seq > :after AND seq <= :upto
 ORDER BY seq LIMIT :batch
+
+-- name: batch_finish
+-- The batches named (a JSON list) that have just become finished, marked so: each finishes
+-- once, however many of its jobs end in the transaction, until a job of it runs again.
+-- `completed`: every job of it completed.
+UPDATE batches SET finished_at = :now
+WHERE name IN (SELECT value FROM json_each(:names)) AND finished_at IS NULL
+  AND NOT EXISTS (SELECT 1 FROM batch_counts
+                  WHERE batch_counts.batch = batches.name
+                    AND state IN ('pending', 'processing', 'failed') AND n > 0)
+RETURNING name, NOT EXISTS (SELECT 1 FROM batch_counts
+                            WHERE batch_counts.batch = batches.name
+                              AND state IN ('dead', 'cancelled') AND n > 0) AS completed
+
+-- name: batch_release_deps
+-- The jobs waiting for a batch that just finished, no longer waiting for it.
+DELETE FROM batch_deps WHERE batch = :name RETURNING job_id
+
+-- name: batch_unblock
+-- Jobs whose batch dependency is met (a JSON list) wait on one fewer.
+UPDATE jobs SET waiting_on = waiting_on - 1
+WHERE id IN (SELECT value FROM json_each(:ids)) AND +state = 'pending' AND waiting_on > 0
+
+-- name: batch_state
+-- A batch a new job waits for: whether it is finished, and whether all of it completed.
+SELECT name, finished_at,
+       NOT EXISTS (SELECT 1 FROM batch_counts
+                   WHERE batch_counts.batch = batches.name
+                     AND state IN ('dead', 'cancelled') AND n > 0) AS completed
+FROM batches WHERE name = :name
+
+-- name: insert_batch_dep
+INSERT OR IGNORE INTO batch_deps (batch, job_id) VALUES (:batch, :job_id)

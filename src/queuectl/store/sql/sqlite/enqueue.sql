@@ -71,7 +71,8 @@ SELECT {job_columns} FROM jobs WHERE id IN (SELECT value FROM json_each(?))
 -- array's `%N`), else kept. Its limit now.
 INSERT INTO batches (name, concurrency, created_at) VALUES (:name, :concurrency, :now)
 ON CONFLICT (name) DO UPDATE SET
-    concurrency = CASE WHEN :set_limit THEN excluded.concurrency ELSE batches.concurrency END
+    concurrency = CASE WHEN :set_limit THEN excluded.concurrency ELSE batches.concurrency END,
+    finished_at = NULL  -- a job joins it: it is no longer finished
 RETURNING concurrency AS value
 
 -- name: batch_limit_jobs

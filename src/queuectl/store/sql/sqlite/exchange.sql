@@ -32,7 +32,7 @@ WHERE seq IN (
     ORDER BY priority DESC, run_at, seq
     LIMIT :want)
 RETURNING id, attempts, token, command, cwd, env, timeout, queue, priority, run_at, seq,
-          max_retries, no_retry_exit_codes
+          max_retries, no_retry_exit_codes, batch
 
 -- name: startable
 -- (an expression) Whether a job of the served queues (`queues`, NULL: every queue) may start

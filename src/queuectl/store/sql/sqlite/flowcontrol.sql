@@ -78,7 +78,7 @@ SET state = 'processing', attempts = attempts + 1, token = token + 1, lease_owne
     lease_expires_at = :lease_until, started_at = :now, updated_at = :now
 WHERE seq IN (SELECT seq FROM picked) AND state IN ('pending', 'failed')
 RETURNING id, attempts, token, command, cwd, env, timeout, queue, priority, run_at, seq,
-          lock_key, max_retries, no_retry_exit_codes
+          lock_key, max_retries, no_retry_exit_codes, batch
 
 -- name: flow_queues
 -- The running count of each limited queue, with the cancelled attempts still dying.

@@ -4,7 +4,7 @@
 -- name: fenced_jobs
 -- The attempts still ours among those named; the caller compares each claim's token.
 -- has_dependants spares the update of dependants when there are none (the common case).
-SELECT id, attempts, token, max_retries, no_retry_exit_codes,
+SELECT id, attempts, token, max_retries, no_retry_exit_codes, queue, batch,
        EXISTS (SELECT 1 FROM job_deps WHERE dep_id = jobs.id) AS has_dependants
 FROM jobs
 WHERE id IN (SELECT value FROM json_each(?)) AND state = 'processing' AND lease_owner = ?
@@ -59,7 +59,7 @@ SET state = 'cancelled', last_error = 'dependency ' || doomed.value || ' is ' ||
     finished_at = :now, updated_at = :now
 FROM json_each(:doomed) AS doomed
 WHERE jobs.id = doomed.key AND +jobs.state IN ('pending', 'failed')
-RETURNING id, queue, attempts, exit_code, last_error, made_by
+RETURNING id, queue, attempts, exit_code, last_error, made_by, batch
 
 -- name: hook_subjects
 -- The queue of each settled job, and whether a hook made it (such jobs fire no hooks).
