@@ -7,6 +7,8 @@ import pytest
 
 from queuectl import Queue
 from queuectl.errors import InvalidInputError, NotFoundError
+from queuectl.lifecycle import Fence, Outcome
+from queuectl.store import Claim
 
 
 def claim(queue: Queue, owner: str, want: int = 50) -> list[str]:
@@ -127,3 +129,27 @@ def test_a_batch_limit_and_a_queue_limit_both_hold(queue: Queue) -> None:
     queue.enqueue_array("1-4%3", {"command": "true", "id": "a", "queue": "q"})
     assert len(claim(queue, "r1")) == 1
     assert claim(queue, "r2") == []
+
+
+def _settle_as_a_runner(queue: Queue, claim_: Claim, exit_code: int = 0) -> None:
+    """Settle a claim as a runner does: with the retry rules the claim gave."""
+    fence = None
+    if claim_.max_retries is not None:
+        rules = (claim_.max_retries, claim_.no_retry_exit_codes)
+        fence = Fence(claim_.attempt, claim_.token, *rules)
+    done = Outcome(claim_.id, claim_.attempt, exit_code, None, 5, token=claim_.token, fence=fence)
+    queue._store.finish_and_claim("r1", [done], 0, None, 30)
+
+
+def test_a_batch_finished_by_a_runner_settlement_lets_its_dependants_go(queue: Queue) -> None:
+    queue.enqueue("true", batch="b", id="b1")
+    queue.enqueue("true", after_batch=["b"], id="after")
+    queue.enqueue("true", batch="c", id="c1", max_retries=0)
+    queue.enqueue("true", after_batch=["c"], id="doomed")
+    claims = {c.id: c for c in queue._store.finish_and_claim("r1", [], 50, None, 30).claims}
+    assert sorted(claims) == ["b1", "c1"]
+    _settle_as_a_runner(queue, claims["b1"])
+    assert queue.batch("b")["completed"]
+    _settle_as_a_runner(queue, claims["c1"], exit_code=3)
+    assert queue.get("doomed").state == "cancelled"
+    assert claim(queue, "r2") == ["after"]
