@@ -269,6 +269,18 @@ def validate_command(value: object) -> str:
 CONDITIONS = ("completed", "finished", "failed")
 
 
+def condition_met(condition: str, state: str) -> bool | None:
+    """Whether a dependency in `state` meets `condition`: True, False (it never will: its
+    dependant is cancelled), or None (not yet: it has not finished)."""
+    if state not in FINISHED_STATES:
+        return None
+    if condition == "finished":
+        return True
+    if condition == "failed":
+        return state == DEAD
+    return state == COMPLETED
+
+
 def _dependency(value: object) -> tuple[str, str]:
     """A depends_on entry: an id (completed), or {"id": ID, "on": CONDITION}."""
     if isinstance(value, dict):

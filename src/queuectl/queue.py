@@ -25,6 +25,7 @@ from queuectl.models import (
     STATES,
     Job,
     NewJob,
+    condition_met,
     new_job,
     validate_id,
 )
@@ -261,6 +262,29 @@ class Queue:
                 waiting = [job.id for job in jobs if job.state not in FINISHED_STATES]
                 raise TimeoutError(f"still unfinished after {timeout:g}s: {', '.join(waiting)}")
             time.sleep(0.1 if deadline is None else max(0.0, min(0.1, deadline - time.monotonic())))
+
+    def conditions(self, job_id: str) -> builtins.list[dict[str, Any]]:
+        """Each dependency a job has, with its condition, its state and whether the condition
+        is met (None: not yet); then each batch it waits for (`after_batch`)."""
+        job = self.get(job_id)
+        states = self._store.dependencies(job.id) if job.depends_on else {}
+        conditions = self._store.conditions(job.id) if job.depends_on else {}
+        found: builtins.list[dict[str, Any]] = []
+        for dep in job.depends_on:
+            on = conditions.get(dep, COMPLETED)
+            state = states.get(dep)
+            met = None if state is None else condition_met(on, state)
+            found.append({"id": dep, "on": on, "state": state or "deleted", "met": met})
+        for name in self._store.batch_waits(job.id):
+            got = self._store.batches(name)
+            progress = batch_dict(got[0], self.now_ms()) if got else None
+            done = (
+                "deleted"
+                if progress is None
+                else f"{progress['done']}/{progress['total']} finished"
+            )
+            found.append({"batch": name, "on": COMPLETED, "state": done, "met": None})
+        return found
 
     def find(self, job_id: str) -> Job | None:
         """The job, or None when there is none with that id."""

@@ -26,4 +26,5 @@ SPEC_FIELDS = [
     "last_error",
     "duration_ms",
     "lock",
+    "batch",
 ]

@@ -896,6 +896,7 @@ def job_facts(queue: Queue, job: Job) -> JobFacts:
             facts.why = _as_sentence(found["message"], job.id, job.made_by)
     if job.depends_on:
         facts.dependencies = queue.dependencies(job.id)
+    facts.conditions = queue.conditions(job.id)
     if job.attempts or job.finished_at_ms is not None:
         kept = queue.attempt_output(job.id)
         if kept.attempt:

@@ -233,6 +233,14 @@ class ReadStore(BaseStore, Protocol):
         any more), with their states."""
         ...
 
+    def conditions(self, job_id: str) -> dict[str, str]:
+        """The condition of each dependency a job still has (completed, finished, failed)."""
+        ...
+
+    def batch_waits(self, job_id: str) -> list[str]:
+        """The batches a job still waits for (`after_batch`), by name."""
+        ...
+
     def counts(self) -> dict[str, dict[str, int]]:
         """Jobs per queue, then per state (states with no job are absent)."""
         ...

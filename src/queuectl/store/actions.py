@@ -10,11 +10,10 @@ from queuectl.errors import ConflictError, NotFoundError, WrongStateError
 from queuectl.models import (
     CANCELLABLE_STATES,
     CANCELLED,
-    COMPLETED,
-    DEAD,
     PENDING,
     PROCESSING,
     Job,
+    condition_met,
 )
 from queuectl.store import rows as rows_
 from queuectl.store.dialect import Dialect, Flow, operation
@@ -238,13 +237,14 @@ class Actions(Flow):
         for edge in sorted(edges, key=lambda e: (e["job_id"], e["dep_id"])):
             job_id, dep = edge["job_id"], edge["dep_id"]
             state = PENDING if dep in again else edge["state"]
-            if state in (DEAD, CANCELLED) and stuck is not None:
+            met = condition_met(edge["cond"], state)
+            if met is False and stuck is not None:
                 stuck.add(job_id)
-            elif state in (DEAD, CANCELLED):
+            elif met is False:
                 raise WrongStateError(
                     f"job {job_id!r} depends on {dep!r}, which is {state}: requeue {dep!r} too"
                 )
-            waiting[job_id] = waiting.get(job_id, 0) + (state != COMPLETED)
+            waiting[job_id] = waiting.get(job_id, 0) + (met is None)
         return waiting
 
     def _bulk(

@@ -29,6 +29,11 @@ class Batches(Flow):
         )
 
     @operation()
+    def batch_waits(self, job_id: str) -> list[str]:
+        found = self.db.connection().execute(self.db.q["batch_waits"], {"id": job_id})
+        return sorted(row["batch"] for row in found.fetchall())
+
+    @operation()
     def set_batch_limit(self, name: str, concurrency: int | None) -> bool:
         """Set a batch's concurrency limit (None: none); whether the batch exists. Its jobs
         follow: those of a limited batch are claimed through flow control."""

@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from queuectl.errors import DuplicateJobError, InvalidInputError, StoreError
-from queuectl.models import CANCELLED, COMPLETED, DEAD, PENDING, Job, NewJob
+from queuectl.models import CANCELLED, COMPLETED, PENDING, Job, NewJob, condition_met
 from queuectl.store import rows
 from queuectl.store.dialect import Dialect, Flow, operation
 from queuectl.store.rows import JobRow, new_id, new_ids
@@ -261,11 +261,12 @@ class Enqueue(Flow):
                     f"depends_on: no job {unknown[0]!r} (a job may depend on jobs already "
                     f"enqueued or on earlier jobs of its batch)"
                 )
-            waiting_on = sum(1 for dep in job.depends_on if states[dep] != COMPLETED)
             for dep in job.depends_on:
-                if states[dep] in (DEAD, CANCELLED):
+                met = condition_met(job.conditions.get(dep, COMPLETED), states[dep])
+                if met is None:
+                    waiting_on += 1
+                elif not met and cancelled_by is None:
                     cancelled_by = f"dependency {dep} is {states[dep]}"
-                    break
         for name in job.after_batch:
             found = conn.execute(db.q["batch_state"], {"name": name}).fetchone()
             if found is None:
@@ -289,10 +290,11 @@ class Enqueue(Flow):
         else:
             raise StoreError(f"unique_key {job.unique_key!r} kept changing hands; try again")
         if job.depends_on:
-            db.many(conn, "insert_dep", [(dep, job_id) for dep in job.depends_on])
+            edges = [(dep, job_id, job.conditions.get(dep, COMPLETED)) for dep in job.depends_on]
+            db.many(conn, "insert_dep", edges)
         if job.after_batch and cancelled_by is None:
-            edges = [{"batch": name, "job_id": job_id} for name in job.after_batch]
-            db.many(conn, "insert_batch_dep", edges)
+            waits = [{"batch": name, "job_id": job_id} for name in job.after_batch]
+            db.many(conn, "insert_batch_dep", waits)
         return None
 
     def _duplicate(self, tried: list[str]) -> DuplicateJobError:

@@ -191,6 +191,13 @@ class Reads(Flow):
         return {row["dep_id"]: row["state"] for row in rows}
 
     @operation()
+    def conditions(self, job_id: str) -> dict[str, str]:
+        rows = self.db.connection().execute(
+            self.db.q["dependencies_of"], (self.db.array([job_id]),)
+        )
+        return {row["dep_id"]: row["cond"] for row in rows}
+
+    @operation()
     def finished_since(self, since_ms: int) -> dict[str, int]:
         counts = dict.fromkeys((COMPLETED, DEAD, CANCELLED), 0)
         for row in self.db.connection().execute(self.db.q["finished_since"], (since_ms,)):

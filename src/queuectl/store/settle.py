@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from queuectl import lifecycle
-from queuectl.models import CANCELLED, COMPLETED, DEAD, FINISHED_STATES
+from queuectl.models import CANCELLED, COMPLETED, DEAD, FINISHED_STATES, condition_met
 from queuectl.store.dialect import Dialect
 from queuectl.store.enqueue import BATCH_NOT_COMPLETED
 from queuectl.store.hooks import Hooks
@@ -94,6 +94,11 @@ class Settle:
             and conn.execute(db.q["unblock_dependants"], {"ids": db.array(completed)}).rowcount
         ):
             db.wake(conn)
+        if completed:  # those waiting for its failure never run
+            doomed = self.cascade(conn, completed, COMPLETED, now)
+            if doomed and self.hooks.any(conn):
+                self.hooks.fire_cancelled(conn, [], doomed, now)
+            self.finish_batches(conn, batch_ends(doomed), now)
         return {outcome.job_id: settlement for outcome, settlement in decided}
 
     def finish_batches(self, conn: Any, ended: Sequence[tuple[str, str, str]], now: int) -> None:
@@ -160,27 +165,43 @@ class Settle:
             self.db.wake(conn)
 
     def cascade(self, conn: Any, roots: Iterable[str], state: str, now: int) -> list[Any]:
-        """Cancel the dependants of jobs that ended `state` (dead or cancelled), and theirs in
-        turn, a level of dependants a statement, through the jobs cancelled only: each job and
-        edge is read once, however many of the roots share dependants (a bulk cancel's batch).
-        Each dependant names as its reason the root that reached it (the smallest, when several
-        did at once). The rows of the jobs cancelled (read whole: SQLite applies an UPDATE ...
-        RETURNING as its rows are fetched)."""
+        """Settle the dependants of jobs that ended `state`, and theirs in turn, a level of
+        dependants a statement, through the jobs cancelled only: each job and edge is read
+        once, however many of the roots share dependants (a bulk cancel's batch). A dependant
+        whose condition the ending meets waits on one fewer (those waiting for a completion
+        were let go by the caller); one whose condition it can no longer meet is cancelled,
+        naming as its reason the root that reached it (the smallest, when several did at once)
+        and the root's state; below a completed root, the cancelled job it depends on. The
+        rows of the jobs cancelled (read whole: SQLite applies an UPDATE ... RETURNING as its
+        rows are fetched)."""
         db = self.db
         reached = {job_id: job_id for job_id in roots}
         cascaded: list[Any] = []
+        ended, named = state, state  # the state of this level's jobs; the one reasons name
         while reached:
             doomed: dict[str, str] = {}
+            met: dict[str, int] = {}
             edges = conn.execute(db.q["dependants_of"], (db.array(list(reached)),))
             for edge in edges.fetchall():
                 root, dependant = reached[edge["dep_id"]], edge["job_id"]
-                doomed[dependant] = min(root, doomed.get(dependant, root))
+                verdict = condition_met(edge["cond"], ended)
+                if verdict is False:
+                    doomed[dependant] = min(root, doomed.get(dependant, root))
+                elif verdict and ended != COMPLETED:
+                    met[dependant] = met.get(dependant, 0) + 1
+            if met and conn.execute(db.q["unblock_met"], {"jobs": db.json(met)}).rowcount:
+                db.wake(conn)
             if not doomed:
                 break
-            params = {"doomed": db.json(doomed), "state": state, "now": now}
+            params = {"doomed": db.json(doomed), "state": named, "now": now}
             rows = conn.execute(db.q["cancel_dependants"], params).fetchall()
             cascaded += rows
-            reached = {row["id"]: doomed[row["id"]] for row in rows}
+            if ended == COMPLETED:
+                reached = {row["id"]: row["id"] for row in rows}
+                named = CANCELLED
+            else:
+                reached = {row["id"]: doomed[row["id"]] for row in rows}
+            ended = CANCELLED
         return cascaded
 
 

@@ -82,6 +82,8 @@ class SQLStore:
         self.schedules = maintenance.schedules
         self.hooks = admin.hooks
         self.batches = batches.batches
+        self.batch_waits = batches.batch_waits
+        self.conditions = reads.conditions
 
         # -- what admin needs
         self.enqueue_many = enqueue.enqueue_many

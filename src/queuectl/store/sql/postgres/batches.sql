@@ -68,3 +68,6 @@ FOR SHARE
 
 -- name: insert_batch_dep
 INSERT INTO batch_deps (batch, job_id) VALUES (%(batch)s, %(job_id)s) ON CONFLICT DO NOTHING
+
+-- name: batch_waits
+SELECT batch FROM batch_deps WHERE job_id = %(id)s::text

@@ -22,7 +22,7 @@ ON CONFLICT (unique_key)
 RETURNING seq
 
 -- name: insert_dep
-INSERT INTO job_deps (dep_id, job_id) VALUES (%s, %s) ON CONFLICT DO NOTHING
+INSERT INTO job_deps (dep_id, job_id, cond) VALUES (%s, %s, %s) ON CONFLICT DO NOTHING
 
 -- name: find_unique
 SELECT id FROM jobs WHERE unique_key = %s AND state IN ('pending', 'processing', 'failed')

@@ -99,6 +99,9 @@ SELECT (EXISTS (
 -- history row; then, if it completed, its dependants wait on one fewer, and the runners are
 -- woken (at commit) if any was unblocked. A row comes back only if the job was settled.
 WITH settled AS ({settle_job}
+      -- a job that others wait on for something else than its completion is left to the
+      -- plain settlement, which cancels those whose condition it fails (see cascade)
+      AND NOT EXISTS (SELECT 1 FROM job_deps WHERE dep_id = %(id)s AND cond <> 'completed')
     RETURNING id, state
 ),
 finished AS ({finish_attempt}

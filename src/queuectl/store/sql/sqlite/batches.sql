@@ -60,3 +60,6 @@ FROM batches WHERE name = :name
 
 -- name: insert_batch_dep
 INSERT OR IGNORE INTO batch_deps (batch, job_id) VALUES (:batch, :job_id)
+
+-- name: batch_waits
+SELECT batch FROM batch_deps WHERE job_id = :id

@@ -55,7 +55,7 @@ ON CONFLICT (unique_key)
 RETURNING seq
 
 -- name: insert_dep
-INSERT OR IGNORE INTO job_deps (dep_id, job_id) VALUES (?, ?)
+INSERT OR IGNORE INTO job_deps (dep_id, job_id, cond) VALUES (?, ?, ?)
 
 -- name: find_unique
 SELECT id FROM jobs WHERE unique_key = ? AND state IN ('pending', 'processing', 'failed')

@@ -41,13 +41,14 @@ WHERE job_id = :id AND token = :token AND finished_at IS NULL
 UPDATE jobs
 SET waiting_on = waiting_on - (
     SELECT COUNT(*) FROM job_deps
-    WHERE job_deps.job_id = jobs.id AND job_deps.dep_id IN (SELECT value FROM json_each(:ids)))
+    WHERE job_deps.job_id = jobs.id AND job_deps.dep_id IN (SELECT value FROM json_each(:ids))
+      AND job_deps.cond IN ('completed', 'finished'))  -- those waiting for a failure: cascade
 WHERE id IN (SELECT job_id FROM job_deps WHERE dep_id IN (SELECT value FROM json_each(:ids)))
   AND +state = 'pending' AND waiting_on > 0
 
 -- name: dependants_of
 -- The edges from the jobs named (a JSON list) to their dependants.
-SELECT dep_id, job_id FROM job_deps WHERE dep_id IN (SELECT value FROM json_each(?))
+SELECT dep_id, job_id, cond FROM job_deps WHERE dep_id IN (SELECT value FROM json_each(?))
 
 -- name: cancel_dependants
 -- Dependants cancelled because a dependency ended `state` (dead or cancelled): `doomed` maps
@@ -73,3 +74,10 @@ VALUES ({insert_values}, ?)
 ON CONFLICT (unique_key)
     WHERE unique_key IS NOT NULL AND state IN ('pending', 'processing', 'failed')
     DO NOTHING
+
+-- name: unblock_met
+-- Dependants whose condition a dependency's end met (a JSON object: id -> how many of theirs)
+-- wait on that many fewer. (`+state`: each row found by its id.)
+UPDATE jobs SET waiting_on = MAX(0, waiting_on - met.value)
+FROM json_each(:jobs) AS met
+WHERE jobs.id = met.key AND +jobs.state = 'pending' AND waiting_on > 0
