@@ -71,15 +71,22 @@ def explain_job(queue: Queue, job_id: str) -> dict[str, Any]:
             f"{job.id} waits for the processes of its cancelled attempt to end on runner "
             f"{job.lease_owner}; it may start once they are gone.",
         )
-    deps = queue.dependencies(job.id) if job.depends_on else {}
+    waits = queue.conditions(job.id) if job.depends_on or job.state == "pending" else []
     unfinished = [
-        f"{dep} ({deps[dep]})" for dep in job.depends_on if deps.get(dep, COMPLETED) != COMPLETED
+        f"batch {w['batch']} to complete ({w['state']})"
+        if "batch" in w
+        else f"{w['id']} ({w['state']})"
+        if w["on"] == COMPLETED
+        else f"{w['id']} to {'fail' if w['on'] == 'failed' else 'finish'} ({w['state']})"
+        for w in waits
+        if w["met"] is None and w["state"] != "deleted"
     ]
     if unfinished:
         return answer(
             "waiting_for_dependency",
-            f"{job.id} waits for {len(unfinished)} dependenc{'y' if len(unfinished) == 1 else 'ies'} "
-            f"to complete: {', '.join(unfinished)}.",
+            f"{job.id} waits for {len(unfinished)} dependenc{'y' if len(unfinished) == 1 else 'ies'}"
+            f"{' to complete' if all(w['on'] == COMPLETED and 'batch' not in w for w in waits) else ''}"
+            f": {', '.join(unfinished)}.",
         )
     if job.run_at_ms > now:
         why = f"a retry after '{job.last_error}'" if job.last_error else "its run_at"

@@ -1,4 +1,4 @@
-"""Hooks: when a job completes, fails, dies or is cancelled, a hook job is enqueued.
+"""Hooks: a job enqueued when a job completes, fails, dies or is cancelled, or a batch finishes.
 
 Validation of a hook and the job it makes for one event; the store fires hooks in the same
 transaction as the change they follow, so a hook job is never lost nor doubled by a crash.
@@ -12,7 +12,7 @@ from typing import Any
 from queuectl.errors import InvalidInputError
 from queuectl.models import NewJob, new_job, validate_id
 
-EVENTS = ("completed", "failed", "dead", "cancelled")
+EVENTS = ("completed", "failed", "dead", "cancelled", "batch_completed", "batch_finished")
 MAX_NAME = 100
 #: Fields a hook's job cannot have: each event makes a new job, which has no fixed id, no
 #: dependency (it might be gone when the event comes) and no absolute start.
@@ -29,6 +29,8 @@ class Event:
     attempt: int
     exit_code: int | None
     error: str | None
+    #: The batch that finished, for batch_completed and batch_finished (the job is its last).
+    batch: str | None = None
 
 
 def parse_events(on: str | list[str]) -> list[str]:
@@ -64,6 +66,8 @@ def validate_hook(
 
 def made_by(hook: str, event: Event) -> str:
     """What `show` and `explain` say made a hook job."""
+    if event.batch is not None:
+        return f"hook {hook}: {event.event} of batch {event.batch}"
     return f"hook {hook}: {event.event} of {event.job_id}"
 
 
@@ -78,5 +82,6 @@ def hook_job(template: dict[str, Any], event: Event) -> NewJob:
         "QUEUECTL_EVENT_ATTEMPT": str(event.attempt),
         "QUEUECTL_EVENT_EXIT_CODE": "" if event.exit_code is None else str(event.exit_code),
         "QUEUECTL_EVENT_ERROR": event.error or "",
+        **({"QUEUECTL_EVENT_BATCH": event.batch} if event.batch is not None else {}),
     }
     return job

@@ -53,6 +53,8 @@ NEW_JOB_FIELDS = frozenset(
         "memory",
         "cpus",
         "max_procs",
+        "batch",
+        "after_batch",
     }
 )
 #: A job's limits at most: what PostgreSQL's bigint holds, far more CPUs and processes than any
@@ -126,6 +128,7 @@ class Job:
     memory: int | None = None  # bytes
     cpus: float | None = None
     max_procs: int | None = None
+    batch: str | None = None
 
     @property
     def run_at(self) -> datetime:
@@ -175,6 +178,7 @@ class Job:
             "memory": self.memory,
             "cpus": self.cpus,
             "max_procs": self.max_procs,
+            "batch": self.batch,
             # Only hook jobs carry it, so every other job's JSON keeps its documented shape.
             **({"made_by": self.made_by, "hook": self.hook} if self.made_by is not None else {}),
         }
@@ -208,6 +212,13 @@ class NewJob:
     memory: int | None = None
     cpus: float | None = None
     max_procs: int | None = None
+    batch: str | None = None
+    #: Batches whose every job must complete before this job runs.
+    after_batch: list[str] = field(default_factory=list)
+    #: Dependencies on another outcome than completion (id: "finished" or "failed").
+    conditions: dict[str, str] = field(default_factory=dict)
+    #: The concurrency limit this job's enqueue sets on its batch (an array's `%N`).
+    batch_limit: int | None = None
 
     def first_run_at(self, now_ms: int) -> int:
         """When the job may first start: its run_at, else now plus its delay."""
@@ -320,6 +331,36 @@ def validate_command(value: object) -> str:
     return value
 
 
+#: What a dependency may wait for: its job completed, finished in any state, or ended dead.
+CONDITIONS = ("completed", "finished", "failed")
+
+
+def condition_met(condition: str, state: str) -> bool | None:
+    """Whether a dependency in `state` meets `condition`: True, False (it never will: its
+    dependant is cancelled), or None (not yet: it has not finished)."""
+    if state not in FINISHED_STATES:
+        return None
+    if condition == "finished":
+        return True
+    if condition == "failed":
+        return state == DEAD
+    return state == COMPLETED
+
+
+def _dependency(value: object) -> tuple[str, str]:
+    """A depends_on entry: an id (completed), or {"id": ID, "on": CONDITION}."""
+    if isinstance(value, dict):
+        if not {"id", "on"}.issuperset(value) or "id" not in value:
+            raise InvalidInputError('depends_on: an entry is an id or {"id": ID, "on": CONDITION}')
+        on = value.get("on", COMPLETED)
+        if on not in CONDITIONS:
+            raise InvalidInputError(
+                f"depends_on: on must be one of {', '.join(CONDITIONS)}, got {on!r}"
+            )
+        return validate_id(value["id"], "depends_on"), str(on)
+    return validate_id(value, "depends_on"), COMPLETED
+
+
 def new_job(data: dict[str, Any], where: str = "", cwd: str | None = None) -> NewJob:
     """Validate one job object (JSON from the CLI, the API or Python keywords).
 
@@ -366,7 +407,15 @@ def _new_job(data: dict[str, Any], default_cwd: str | None = None) -> NewJob:
             deps = [deps]
         if not isinstance(deps, list):
             raise InvalidInputError("depends_on: expected a list of job ids")
-        job.depends_on = list(dict.fromkeys(validate_id(d, "depends_on") for d in deps))
+        ids: list[str] = []
+        for dep in deps:
+            dep_id, on = _dependency(dep)
+            ids.append(dep_id)
+            if on != COMPLETED:
+                job.conditions[dep_id] = on
+            else:
+                job.conditions.pop(dep_id, None)
+        job.depends_on = list(dict.fromkeys(ids))
         if job.id is not None and job.id in job.depends_on:
             raise InvalidInputError("depends_on: a job cannot depend on itself")
     if data.get("no_retry_exit_codes") is not None:
@@ -378,6 +427,15 @@ def _new_job(data: dict[str, Any], default_cwd: str | None = None) -> NewJob:
         job.unique_key = _text_key(data["unique_key"], "unique_key")
     if data.get("lock") is not None:
         job.lock = _text_key(data["lock"], "lock")
+    if data.get("batch") is not None:
+        job.batch = validate_id(data["batch"], "batch")
+    if data.get("after_batch") is not None:
+        names = data["after_batch"]
+        if isinstance(names, str):
+            names = [names]
+        if not isinstance(names, list):
+            raise InvalidInputError("after_batch: expected a list of batch names")
+        job.after_batch = list(dict.fromkeys(validate_id(n, "after_batch") for n in names))
     cwd = data.get("cwd")
     if cwd is not None and (not _is_text(cwd) or not cwd or "\x00" in cwd):
         raise InvalidInputError("cwd: must be a non-empty path")

@@ -25,6 +25,7 @@ from queuectl.models import (
     STATES,
     Job,
     NewJob,
+    condition_met,
     new_job,
     parse_cpus,
     parse_max_procs,
@@ -34,6 +35,7 @@ from queuectl.models import (
 from queuectl.store import (
     Attempt,
     AuditEntry,
+    Batch,
     Bucket,
     Hook,
     Output,
@@ -146,6 +148,87 @@ class Queue:
         with _collector_paused(True):
             return self._store.enqueue_batches(batches(), each)
 
+    def enqueue_array(
+        self,
+        spec: str,
+        job: dict[str, Any],
+        each: Callable[[builtins.list[Job]], None] | None = None,
+    ) -> tuple[str, int]:
+        """Enqueue one job per index of an array SPEC (`1-100`, `0-98:2`, `1,5,9`, `%N`) in
+        one transaction: ids BASE.INDEX (BASE: the job's id, else a new one), each with
+        QUEUECTL_ARRAY_INDEX in its environment, all in the batch BASE, whose concurrency
+        limit `%N` sets. The batch's name and how many jobs were enqueued; `each` gets each
+        batch of jobs before the commit."""
+        import dataclasses
+
+        from queuectl.arrays import parse_array
+        from queuectl.store.rows import new_id
+
+        array = parse_array(spec)
+        if job.get("batch") is not None:
+            raise InvalidInputError("an array is a batch of its own, named by its id: no batch")
+        template = new_job({**job, "id": None})
+        base = validate_id(job["id"]) if job.get("id") is not None else new_id()
+        if len(base) + 1 + len(str(max(stop for _, stop, _ in array.ranges))) > 128:
+            raise InvalidInputError(f"id: {base!r} is too long for the ids of its array")
+        template.batch = base
+        template.batch_limit = array.limit
+
+        def batches() -> Iterator[builtins.list[tuple[str, NewJob]]]:
+            batch: builtins.list[tuple[str, NewJob]] = []
+            # copy.copy's generic path would cost more than the insert: the fields, passed on
+            fields = {f.name: getattr(template, f.name) for f in dataclasses.fields(NewJob)}
+            env = template.env
+            for index in array.indices():
+                fields["id"] = f"{base}.{index}"
+                fields["env"] = {**env, "QUEUECTL_ARRAY_INDEX": str(index)}
+                batch.append(("", NewJob(**fields)))
+                if len(batch) == STREAM_BATCH:
+                    yield batch
+                    batch = []
+            if batch:
+                yield batch
+
+        with _collector_paused(True):
+            count = self._store.enqueue_batches(batches(), each or (lambda jobs: None))
+        return base, count
+
+    # -- batches
+
+    def batches(self) -> builtins.list[dict[str, Any]]:
+        """Every batch, oldest first, as `batch list --json` shows them."""
+        now = self.now_ms()
+        return [batch_dict(batch, now) for batch in self._store.batches()]
+
+    def batch(self, name: str) -> dict[str, Any]:
+        """One batch's progress (as `batch show --json`, without its jobs)."""
+        found = self._store.batches(validate_id(name, "batch"))
+        if not found:
+            raise NotFoundError(f"no batch {name!r}")
+        return batch_dict(found[0], self.now_ms())
+
+    def set_batch(self, name: str, concurrency: object) -> None:
+        """Set a batch's concurrency limit (None or "none": no limit)."""
+        limit = parse_concurrency(concurrency)
+        if not self._store.set_batch_limit(validate_id(name, "batch"), limit):
+            raise NotFoundError(f"no batch {name!r}")
+
+    def wait_batch(self, name: str, timeout: float | None = None) -> dict[str, Any]:
+        """Block until every job of the batch is finished; the batch (`completed`: whether
+        every job completed). TimeoutError after `timeout` seconds."""
+        import time
+
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            batch = self.batch(name)
+            if batch["finished"]:
+                return batch
+            if deadline is not None and time.monotonic() >= deadline:
+                raise TimeoutError(
+                    f"batch {name}: {batch['done']} of {batch['total']} finished after {timeout:g}s"
+                )
+            time.sleep(0.1 if deadline is None else max(0.0, min(0.1, deadline - time.monotonic())))
+
     # -- reading
 
     def get(self, job_id: str) -> Job:
@@ -199,6 +282,29 @@ class Queue:
                 raise TimeoutError(f"still unfinished after {timeout:g}s: {', '.join(waiting)}")
             time.sleep(0.1 if deadline is None else max(0.0, min(0.1, deadline - time.monotonic())))
 
+    def conditions(self, job_id: str) -> builtins.list[dict[str, Any]]:
+        """Each dependency a job has, with its condition, its state and whether the condition
+        is met (None: not yet); then each batch it waits for (`after_batch`)."""
+        job = self.get(job_id)
+        states = self._store.dependencies(job.id) if job.depends_on else {}
+        conditions = self._store.conditions(job.id) if job.depends_on else {}
+        found: builtins.list[dict[str, Any]] = []
+        for dep in job.depends_on:
+            on = conditions.get(dep, COMPLETED)
+            state = states.get(dep)
+            met = None if state is None else condition_met(on, state)
+            found.append({"id": dep, "on": on, "state": state or "deleted", "met": met})
+        for name in self._store.batch_waits(job.id):
+            got = self._store.batches(name)
+            progress = batch_dict(got[0], self.now_ms()) if got else None
+            done = (
+                "deleted"
+                if progress is None
+                else f"{progress['done']}/{progress['total']} finished"
+            )
+            found.append({"batch": name, "on": COMPLETED, "state": done, "met": None})
+        return found
+
     def find(self, job_id: str) -> Job | None:
         """The job, or None when there is none with that id."""
         return self._store.get(job_id)
@@ -214,9 +320,11 @@ class Queue:
         state: str | Sequence[str] | None = None,
         queue: str | Sequence[str] | None = None,
         limit: int | None = None,
+        batch: str | None = None,
     ) -> builtins.list[Job]:
-        """Jobs, newest first, in any of the states and queues given (None: any)."""
-        return self.page(state, queue, limit)[0]
+        """Jobs, newest first, in any of the states and queues given (None: any), of `batch`
+        if given."""
+        return self.page(state, queue, limit, batch=batch)[0]
 
     def search(
         self,
@@ -247,6 +355,7 @@ class Queue:
         limit: int | None = None,
         cursor: str | None = None,
         search: str | None = None,
+        batch: str | None = None,
     ) -> tuple[builtins.list[Job], str | None]:
         """A page of jobs, newest first, and the cursor of the next page (None at the end).
         `search`: only jobs whose id starts with it or whose command or last error holds it;
@@ -267,12 +376,16 @@ class Queue:
             if not (cursor.isascii() and cursor.isdigit() and int(cursor) <= MAX_ROW):
                 raise InvalidInputError(f"cursor: {cursor!r} is not a cursor from this API")
             before = int(cursor)
+        if batch is not None:
+            validate_id(batch, "batch")
         if search:
+            if batch is not None:
+                raise InvalidInputError("search: not within a batch yet; give one of them")
             page = self._store.search_jobs(
                 search, states, _names(queue), SEARCH_PAGE if limit is None else limit, before
             )
             return page.jobs, None if page.next_before is None else str(page.next_before)
-        page = self._store.list_jobs(states, _names(queue), limit, before)
+        page = self._store.list_jobs(states, _names(queue), limit, before, batch)
         return page.jobs, None if page.next_before is None else str(page.next_before)
 
     def attempt_output(self, job_id: str, nth: int | None = None) -> Output:
@@ -402,13 +515,20 @@ class Queue:
         return self._store.cancel([validate_id(job_id) for job_id in job_ids])
 
     def cancel_all(
-        self, queue: str | None = None, progress: Callable[[int], None] | None = None
+        self,
+        queue: str | None = None,
+        progress: Callable[[int], None] | None = None,
+        batch: str | None = None,
     ) -> int:
-        """Cancel every pending, failed and running job of `queue` (None: of every queue), and
-        their dependants, in batches that each commit (`progress` gets the jobs cancelled so far
-        after each); how many were cancelled."""
+        """Cancel every pending, failed and running job of `queue` (None: of every queue; of
+        `batch` if given), and their dependants, in batches that each commit (`progress` gets
+        the jobs cancelled so far after each); how many were cancelled."""
         name = None if queue is None else validate_id(queue, "queue")
-        return self._store.cancel_all(name, progress=progress)
+        if batch is not None:
+            if queue is not None:
+                raise InvalidInputError("give a queue or a batch, not both")
+            self.batch(batch)  # no such batch: refused, not "nothing to cancel"
+        return self._store.cancel_all(name, progress=progress, in_batch=batch)
 
     def retry(
         self,
@@ -416,10 +536,16 @@ class Queue:
         all: bool = False,
         queue: str | None = None,
         progress: Callable[[int], None] | None = None,
+        batch: str | None = None,
     ) -> builtins.list[str]:
         """Move dead jobs back to pending with attempts reset (`all=True`: every dead job, of
         `queue` if given, in batches that each commit; `progress` gets the jobs retried so far
-        after each)."""
+        after each; `batch`: every dead job of that batch)."""
+        if batch is not None:
+            if job_ids or queue is not None:
+                raise InvalidInputError("give dead jobs, a queue or a batch, not several")
+            self.batch(batch)
+            return self._store.requeue(None, [DEAD], None, progress=progress, in_batch=batch)
         if all or queue is not None:
             if job_ids:
                 raise InvalidInputError("name dead jobs or ask for all of them, not both")
@@ -429,9 +555,21 @@ class Queue:
             raise InvalidInputError("name the dead jobs to retry, or use all")
         return self._store.requeue([validate_id(job_id) for job_id in job_ids], [DEAD])
 
-    def requeue(self, *job_ids: str) -> builtins.list[str]:
+    def requeue(
+        self,
+        *job_ids: str,
+        batch: str | None = None,
+        progress: Callable[[int], None] | None = None,
+    ) -> builtins.list[str]:
         """Run completed, dead or cancelled jobs again from attempt 0, and failed ones waiting
-        for their retry at once (from attempt 0 too); their history stays."""
+        for their retry at once (from attempt 0 too); their history stays. `batch`: every
+        such job of that batch, in batches that each commit."""
+        if batch is not None:
+            if job_ids:
+                raise InvalidInputError("name jobs or a batch, not both")
+            self.batch(batch)
+            states = [COMPLETED, DEAD, CANCELLED, FAILED]
+            return self._store.requeue(None, states, None, progress=progress, in_batch=batch)
         if not job_ids:
             raise InvalidInputError("name the jobs to run again")
         ids = [validate_id(job_id) for job_id in job_ids]
@@ -894,6 +1032,31 @@ def audit_dict(entry: AuditEntry) -> dict[str, Any]:
 def token_dict(token: Token) -> dict[str, Any]:
     """A token as `token list --json` shows it (never the token itself)."""
     return {"name": token.name, "role": token.role, "created_at": ms_to_iso(token.created_at_ms)}
+
+
+def batch_dict(batch: Batch, now_ms: int) -> dict[str, Any]:
+    """A batch's JSON: counts by state, done of total, first start, last end, and while it
+    runs an estimate of the seconds left, from its pace since its first start."""
+    counts = {state: batch.counts.get(state, 0) for state in STATES}
+    total = sum(counts.values())
+    done = sum(counts[state] for state in FINISHED_STATES)
+    finished = total > 0 and done == total
+    eta_s: float | None = None
+    if not finished and done and batch.started_at_ms is not None and now_ms > batch.started_at_ms:
+        eta_s = round((total - done) * (now_ms - batch.started_at_ms) / done / 1000, 1)
+    return {
+        "name": batch.name,
+        "total": total,
+        "done": done,
+        "counts": counts,
+        "finished": finished,
+        "completed": finished and counts[COMPLETED] == total,
+        "concurrency": batch.concurrency,
+        "created_at": ms_to_iso(batch.created_at_ms),
+        "first_start": ms_to_iso(batch.started_at_ms),
+        "last_end": ms_to_iso(batch.ended_at_ms),
+        "eta_s": eta_s,
+    }
 
 
 def jobs_json(jobs: Sequence[Job]) -> list[dict[str, Any]]:

@@ -139,10 +139,10 @@ def test_an_older_runner_of_another_host_holds_the_upgrade_while_its_heartbeat_i
 
 def test_an_upgrade_that_changes_no_claim_goes_on_beside_a_live_runner(target: str) -> None:
     newest = migrations("sqlite")[-1][0]
-    calm = [v for v in range(1, newest) if not claim_changes("sqlite", v)]
-    if not calm:
-        pytest.skip("the newest migration changes claims: every upgrade to it does")
-    old_store(target, max(calm))
+    version = max((v for v in range(1, newest) if not claim_changes("sqlite", v)), default=None)
+    if version is None:
+        pytest.skip("the newest migration changes claims: no upgrade to it leaves them alone")
+    old_store(target, version)
     register_old_runner(target, 4242, host="other-host")
     upgraded = run_cli(target, "status")
     assert upgraded.returncode == 0, upgraded.stderr

@@ -29,4 +29,5 @@ SPEC_FIELDS = [
     "memory",
     "cpus",
     "max_procs",
+    "batch",
 ]

@@ -104,13 +104,19 @@ def list_jobs(
             "search may be short, or empty, and still have a next_cursor",
         ),
     ] = None,
+    batch: Annotated[str | None, Query(description="only the jobs of this batch")] = None,
 ) -> dict[str, Any]:
     """Jobs, newest first, a page at a time; repeated `state` or `queue`: the union, as
     `list --state A --state B` (an empty value filters nothing)."""
     states = [name for name in state or () if name]
     names = [name for name in queue_name or () if name]
     jobs, next_cursor = queue.page(
-        states or None, names or None, limit, cursor or None, search=search or None
+        states or None,
+        names or None,
+        limit,
+        cursor or None,
+        search=search or None,
+        batch=batch or None,
     )
     return {"jobs": jobs_json(jobs), "next_cursor": next_cursor}
 
@@ -194,6 +200,38 @@ def bulk(request: Request, queue: QueueDep, body: schemas.BulkIn) -> dict[str, A
     )
     touched(request, f"{body.model_dump_json(exclude_defaults=True)} -> {json.dumps(done)}")
     return done
+
+
+# -- batches
+
+
+@router.get("/batches", tags=["batches"], response_model=list[schemas.BatchOut])
+def batches(queue: QueueDep) -> list[dict[str, Any]]:
+    """Every batch, oldest first, with its counts by state and progress."""
+    return queue.batches()
+
+
+@router.get(
+    "/batches/{name}", tags=["batches"], response_model=schemas.BatchDetail, responses=NOT_FOUND
+)
+def batch(
+    queue: QueueDep, name: str, limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 50
+) -> dict[str, Any]:
+    """One batch's progress (counts, done/total, first start, last end, ETA) and its newest
+    jobs."""
+    got = queue.batch(name)
+    return {**got, "jobs": jobs_json(queue.list(batch=name, limit=limit))}
+
+
+@router.post(
+    "/batches/{name}/cancel",
+    tags=["batches"],
+    response_model=schemas.BatchCancelled,
+    responses=NOT_FOUND,
+)
+def cancel_batch(queue: QueueDep, name: str) -> dict[str, Any]:
+    """Cancel every pending, failed and running job of the batch, and their dependants."""
+    return {"cancelled": queue.cancel_all(batch=name)}
 
 
 # -- dead-letter queue

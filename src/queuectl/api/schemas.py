@@ -11,6 +11,15 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 
+class DependencyIn(BaseModel):
+    """A dependency with its condition: its job completed, finished in any state, or dead."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: str
+    on: Literal["completed", "finished", "failed"] = "completed"
+
+
 class JobIn(BaseModel):
     """A job to enqueue; only `command` is required."""
 
@@ -26,7 +35,9 @@ class JobIn(BaseModel):
     )
     run_at: str | None = Field(None, description="ISO-8601 earliest start")
     delay: float | str | None = Field(None, description="start after this long (not with run_at)")
-    depends_on: list[str] | None = None
+    depends_on: list[str | DependencyIn] | None = Field(
+        None, description='ids (each to complete), or {"id": ID, "on": CONDITION}'
+    )
     no_retry_exit_codes: list[int] | None = None
     unique_key: str | None = None
     cwd: str | None = Field(None, description="working directory; default: the server's")
@@ -37,6 +48,10 @@ class JobIn(BaseModel):
     )
     cpus: float | None = Field(None, description="CPUs' worth of time, above 0")
     max_procs: int | None = Field(None, description="processes and threads at once")
+    batch: str | None = Field(None, description="the batch the job joins (made on first use)")
+    after_batch: list[str] | None = Field(
+        None, description="batches whose every job must complete first"
+    )
 
 
 #: The request body of POST /api/jobs: one job object or an array of them.
@@ -76,6 +91,7 @@ class JobOut(BaseModel):
     memory: int | None = None
     cpus: float | None = None
     max_procs: int | None = None
+    batch: str | None = None
     made_by: str | None = None  # hook jobs only: "hook NAME: EVENT of JOB"
     hook: str | None = None  # hook jobs only: the hook's name
 
@@ -330,3 +346,36 @@ class AuditOut(BaseModel):
     route: str
     target: str
     status: int
+
+
+class BatchCounts(BaseModel):
+    pending: int
+    processing: int
+    completed: int
+    failed: int
+    dead: int
+    cancelled: int
+
+
+class BatchOut(BaseModel):
+    """A batch's progress, as `batch list --json` shows it."""
+
+    name: str
+    total: int
+    done: int
+    counts: BatchCounts
+    finished: bool = Field(description="every job completed, dead or cancelled")
+    completed: bool = Field(description="every job completed")
+    concurrency: int | None = Field(description="at most this many of its jobs processing")
+    created_at: str
+    first_start: str | None
+    last_end: str | None
+    eta_s: float | None = Field(description="seconds left at its pace so far, while it runs")
+
+
+class BatchDetail(BatchOut):
+    jobs: list[JobOut] = Field(description="its newest jobs, at most `limit`")
+
+
+class BatchCancelled(BaseModel):
+    cancelled: int

@@ -39,6 +39,7 @@ COMMANDS = {
     "worker": "worker:worker",
     "schedule": "schedule:schedule",
     "hook": "hook:hook",
+    "batch": "batch:batch",
     "reset": "admin:reset",
     "serve": "serve:serve",
     "token": "access:token",

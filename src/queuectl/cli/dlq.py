@@ -41,9 +41,24 @@ def dlq_list(session: Session, limit: int, as_json: bool) -> None:
 @click.option(
     "--queue", "-q", help="Retry every dead job of this queue.", shell_complete=complete.queues
 )
+@click.option("--batch", metavar="NAME", help="Retry every dead job of this batch.")
 @click.pass_obj
-def dlq_retry(session: Session, job_ids: tuple[str, ...], every: bool, queue: str | None) -> None:
+def dlq_retry(
+    session: Session, job_ids: tuple[str, ...], every: bool, queue: str | None, batch: str | None
+) -> None:
     """Move dead jobs back to pending, with attempts reset."""
+    if batch is not None:
+        if job_ids or every or queue is not None:
+            raise click.UsageError("give the ids of dead jobs, --queue, --batch or --all")
+        from queuectl.cli.jobs import progress_line
+
+        with progress_line("retried", None) as progress:
+            retried = session.queue.retry(progress=progress, batch=batch)
+        for job_id in retried:
+            click.echo(job_id)
+        n = len(retried)
+        click.echo(f"retried {n} job{'s' if n != 1 else ''} of batch {batch}", err=True)
+        return
     if job_ids and (every or queue is not None):
         raise click.UsageError("give the ids of dead jobs or --queue/--all, not both")
     if not job_ids and not every and queue is None:

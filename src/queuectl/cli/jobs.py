@@ -170,6 +170,27 @@ def enqueue_options(function: Any) -> Any:
             click.option(
                 "--max-procs", metavar="N", help="Processes and threads it may run at once."
             ),
+            click.option("--batch", metavar="NAME", help="Put the job in this batch."),
+            click.option(
+                "--after-batch",
+                multiple=True,
+                metavar="NAME",
+                help="Run once every job of this batch completed (repeatable).",
+            ),
+            click.option(
+                "--after-any",
+                multiple=True,
+                metavar="ID",
+                shell_complete=complete.job_ids,
+                help="Run after this job finished, in any state (repeatable).",
+            ),
+            click.option(
+                "--after-failure",
+                multiple=True,
+                metavar="ID",
+                shell_complete=complete.job_ids,
+                help="Run only if this job ends dead (repeatable).",
+            ),
         ]
     ):
         function = option(function)
@@ -192,9 +213,15 @@ def options_as_fields(options: dict[str, Any]) -> dict[str, Any]:
         "memory": options.get("memory"),
         "cpus": options.get("cpus"),
         "max_procs": options.get("max_procs"),
+        "batch": options.get("batch"),
     }
-    if options.get("after"):
-        fields["depends_on"] = list(options["after"])
+    depends_on: list[Any] = list(options.get("after") or ())
+    depends_on += [{"id": i, "on": "finished"} for i in options.get("after_any") or ()]
+    depends_on += [{"id": i, "on": "failed"} for i in options.get("after_failure") or ()]
+    if depends_on:
+        fields["depends_on"] = depends_on
+    if options.get("after_batch"):
+        fields["after_batch"] = list(options["after_batch"])
     if options.get("env_all"):
         fields["env"] = {**captured_env(), **parse_env(options.get("env_pairs") or ())}
     elif options.get("env_pairs"):
@@ -229,6 +256,13 @@ def command_from_words(words: tuple[str, ...]) -> str:
 @click.option(
     "--file", "-f", "file", type=click.File("r"), help="Jobs as JSON or JSON Lines; - reads stdin."
 )
+@click.option(
+    "--array",
+    "array",
+    metavar="SPEC",
+    help="One job per index (1-100, 0-98:2, 1,5,9; %N: at most N at once), ids ID.INDEX, "
+    "QUEUECTL_ARRAY_INDEX set, all in the batch ID.",
+)
 @enqueue_options
 @click.option("--json", "as_json", is_flag=True, help="Print the new jobs as a JSON array.")
 @click.pass_context
@@ -238,6 +272,7 @@ def enqueue(
     words: tuple[str, ...],
     command: str | None,
     file: Any,
+    array: str | None,
     as_json: bool,
     **options: Any,
 ) -> None:
@@ -258,6 +293,13 @@ def enqueue(
             "give exactly one of: a JSON job, --command CMD, -- CMD ARGS..., or --file PATH"
         )
     overrides = options_as_fields(options)
+    if array is not None:
+        if file is not None:
+            raise click.UsageError("--array makes its jobs from one command: not with --file")
+        enqueue_array(
+            ctx.obj, array, command, words, bool(ctx.meta.get("dashdash")), overrides, as_json
+        )
+        return
     if file is not None:
         stream, text = stream_job_lines(file)
         if stream is not None:  # JSON Lines: one transaction, in the memory of one batch
@@ -312,6 +354,52 @@ def _held_key_note(wanted: object, key: object, got: str) -> str | None:
         f"note: job {got} already holds unique key {key!r}; "
         f"its id is printed and no job {wanted} was added"
     )
+
+
+def enqueue_array(
+    session: Session,
+    spec: str,
+    command: str | None,
+    words: tuple[str, ...],
+    dashdash: bool,
+    overrides: dict[str, Any],
+    as_json: bool,
+) -> None:
+    """Enqueue an array of one job; its ids printed (or its JSON) once committed."""
+    from queuectl.arrays import parse_array
+
+    parse_array(spec)  # a bad SPEC is refused before anything else is looked at
+    if command is not None:
+        items = [{"command": command}]
+    elif dashdash:
+        items = [{"command": command_from_words(words)}]
+    else:
+        items = parse_json_words(words)
+    if len(items) != 1:
+        raise InvalidInputError("--array repeats one job: give one, not a list")
+    job = {**items[0], **overrides}
+    import shutil
+    import tempfile
+
+    with tempfile.TemporaryFile("w+", encoding="utf-8") as spool:
+        separator = "[\n"
+
+        def each(jobs: list[Any]) -> None:
+            nonlocal separator
+            if as_json:
+                for one in jobs:
+                    text = json.dumps(one.to_dict(), indent=2, ensure_ascii=False)
+                    spool.write(separator + "  " + text.replace("\n", "\n  "))
+                    separator = ",\n"
+            else:
+                spool.write("".join(f"{one.id}\n" for one in jobs))
+
+        base, count = session.queue.enqueue_array(spec, job, each)
+        if as_json:
+            spool.write("\n]\n" if count else "[]\n")
+        spool.seek(0)
+        shutil.copyfileobj(spool, sys.stdout)
+    click.echo(f"batch {base}: {count} job{'s' if count != 1 else ''}", err=True)
 
 
 def enqueue_stream(
@@ -455,6 +543,7 @@ def job_facts(queue: Queue, job: Job) -> JobFacts:
             facts.why = _as_sentence(found["message"], job.id, job.made_by)
     if job.depends_on:
         facts.dependencies = queue.dependencies(job.id)
+    facts.conditions = queue.conditions(job.id)
     if job.attempts or job.finished_at_ms is not None:
         kept = queue.attempt_output(job.id)
         if kept.attempt:
@@ -493,6 +582,7 @@ def _as_sentence(message: str, job_id: str, made_by: str | None) -> str:
 )
 @click.option("--search", type=UTF8, help="Every job whose id, command or last error has TEXT.")
 @click.option("--all", "every", is_flag=True, help="Every pending, failed and running job.")
+@click.option("--batch", metavar="NAME", help="Every pending, failed and running job of a batch.")
 @click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation (--queue, --all).")
 @click.pass_obj
 def cancel(
@@ -502,9 +592,17 @@ def cancel(
     states: tuple[str, ...],
     search: str | None,
     every: bool,
+    batch: str | None,
     yes: bool,
 ) -> None:
     """Cancel pending, failed or running jobs (a running command is killed)."""
+    if batch is not None:
+        if job_ids or queue is not None or every or states or search is not None:
+            raise click.UsageError("give job ids, --queue, --batch or --all, not several")
+        with progress_line("cancelled", session.queue.batch(batch)["total"]) as progress:
+            done = session.queue.cancel_all(progress=progress, batch=batch)
+        click.echo(f"cancelled {done} job{'s' if done != 1 else ''} of batch {batch}", err=True)
+        return
     if states or search is not None:
         if job_ids or every:
             raise click.UsageError(
@@ -568,6 +666,7 @@ def cancel(
     shell_complete=complete.queues,
 )
 @click.option("--search", type=UTF8, help="Every job whose id, command or last error has TEXT.")
+@click.option("--batch", metavar="NAME", help="Every such job of this batch.")
 @click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation (a filter).")
 @click.pass_obj
 def requeue(
@@ -576,16 +675,25 @@ def requeue(
     states: tuple[str, ...],
     queues: tuple[str, ...],
     search: str | None,
+    batch: str | None,
     yes: bool,
 ) -> None:
     """Run completed, dead or cancelled jobs again from their first attempt (history kept);
     a failed job waiting for its retry runs at once. By ids, or every job a filter matches
     (--state, --queue, --search), those in another state left as they are."""
+    if batch is not None:
+        if job_ids or states or queues or search is not None:
+            raise click.UsageError("give job ids, a filter or --batch, not several")
+        for job_id in session.queue.requeue(batch=batch):
+            click.echo(job_id)
+        return
     filtered = bool(states or queues or search is not None)
     if job_ids and filtered:
         raise click.UsageError("give job ids or a filter (--state, --queue, --search), not both")
     if not job_ids and not filtered:
-        raise click.UsageError("give the ids of the jobs to run again, or --state/--queue/--search")
+        raise click.UsageError(
+            "give the ids of the jobs to run again, or --state/--queue/--search/--batch"
+        )
     if filtered:
         bulk_change(session, "retry", "requeued", states, queues, search, yes)
         return
@@ -750,10 +858,20 @@ def _say_if_never_run(queue: Any, job_id: str) -> None:
     "job_ids", nargs=-1, metavar="[ID...]", type=JOB_REF, shell_complete=complete.job_ids
 )
 @click.option("--timeout", help="Give up after this long (exit 124).")
+@click.option("--batch", metavar="NAME", help="Wait for every job of this batch.")
 @click.pass_obj
-def wait(session: Session, job_ids: tuple[str, ...], timeout: str | None) -> None:
+def wait(
+    session: Session, job_ids: tuple[str, ...], timeout: str | None, batch: str | None
+) -> None:
     """Block until the jobs (default: all) are finished; exit 1 if any ended dead or cancelled."""
     from queuectl.cli.follow import wait_for
+
+    if batch is not None:
+        if job_ids:
+            raise click.UsageError("give job ids or --batch, not both")
+        from queuectl.cli.batch import wait_batch
+
+        sys.exit(wait_batch(session.existing_queue, batch, timeout))
 
     sys.exit(wait_for(session.existing_queue, list(job_ids), timeout))
 

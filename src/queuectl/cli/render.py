@@ -333,6 +333,8 @@ class JobFacts:
     why: str | None = None
     #: The state of each job it depends on that is still stored.
     dependencies: dict[str, str] = field(default_factory=dict)
+    #: Each dependency with its condition, state and whether met (Queue.conditions).
+    conditions: list[dict[str, Any]] = field(default_factory=list)
     #: The kept output of its last attempt: (attempt, bytes kept, bytes dropped before them).
     output: tuple[int, int, int] | None = None
 
@@ -379,9 +381,11 @@ def print_job(job: Job, facts: JobFacts) -> None:
     if job.finished_at_ms is not None:
         took = "" if job.duration_ms is None else f", took {_span(job.duration_ms)}"
         rows.append(("finished", Text(local_time(job.finished_at_ms) + took)))
-    if job.depends_on:
+    if facts.conditions:
         after = ", ".join(
-            f"{dep} ({facts.dependencies.get(dep, 'deleted')})" for dep in job.depends_on
+            f"{w.get('id') or 'batch ' + w['batch']} ({w['state']}; on {w['on']}: "
+            f"{'met' if w['met'] else 'not met' if w['met'] is False else 'waiting'})"
+            for w in facts.conditions
         )
         rows.append(("after", Text(visible(after))))
     if job.unique_key is not None:

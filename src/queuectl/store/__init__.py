@@ -18,6 +18,7 @@ from queuectl.store.records import (
     OVER_ALL_BOUNDS,
     Attempt,
     AuditEntry,
+    Batch,
     Bucket,
     Claim,
     Exchange,
@@ -50,6 +51,7 @@ __all__ = [
     "AdminStore",
     "Attempt",
     "AuditEntry",
+    "Batch",
     "Bucket",
     "Claim",
     "Exchange",
@@ -220,9 +222,10 @@ class ReadStore(BaseStore, Protocol):
         queues: Sequence[str] | None,
         limit: int | None,
         before: int | None,
+        batch: str | None = None,
     ) -> Page:
-        """Jobs newest first, in any of `states` and `queues` (None or empty: any); `before`
-        continues a previous page."""
+        """Jobs newest first, in any of `states` and `queues` (None or empty: any), of `batch`
+        if given; `before` continues a previous page."""
         ...
 
     def search_jobs(
@@ -251,6 +254,14 @@ class ReadStore(BaseStore, Protocol):
     def dependencies(self, job_id: str) -> dict[str, str]:
         """The jobs a job still depends on (its dependency edges; one deleted since is none
         any more), with their states."""
+        ...
+
+    def conditions(self, job_id: str) -> dict[str, str]:
+        """The condition of each dependency a job still has (completed, finished, failed)."""
+        ...
+
+    def batch_waits(self, job_id: str) -> list[str]:
+        """The batches a job still waits for (`after_batch`), by name."""
         ...
 
     def counts(self) -> dict[str, dict[str, int]]:
@@ -311,6 +322,14 @@ class ReadStore(BaseStore, Protocol):
         """The id of the running job holding the lock, if any."""
         ...
 
+    def batches(self, name: str | None = None) -> list[Batch]:
+        """Every batch, oldest first, or the one named (an empty list if none)."""
+        ...
+
+    def set_batch_limit(self, name: str, concurrency: int | None) -> bool:
+        """Set a batch's concurrency limit (None: none); whether the batch exists."""
+        ...
+
     def schedules(self) -> list[Schedule]: ...
 
     def hooks(self) -> list[Hook]: ...
@@ -341,8 +360,10 @@ class AdminStore(BaseStore, Protocol):
         queue: str | None = None,
         batch: int = BULK_BATCH,
         progress: Callable[[int], None] | None = None,
+        in_batch: str | None = None,
     ) -> int:
-        """Cancel every job that may still run (of `queue`, None: of every queue) as it began,
+        """Cancel every job that may still run (of `queue`, None: of every queue; of the batch
+        `in_batch` if given, whatever its queue) as it began,
         and their dependants, `batch` jobs a transaction: other clients' writes go on between
         batches. `progress` gets the jobs cancelled so far after each. How many were."""
         ...
@@ -354,6 +375,7 @@ class AdminStore(BaseStore, Protocol):
         queue: str | None = None,
         batch: int = BULK_BATCH,
         progress: Callable[[int], None] | None = None,
+        in_batch: str | None = None,
     ) -> list[str]:
         """Move finished jobs in `states` back to pending with attempts 0, history kept: the
         named ones (each must be in one of `states`; all or none), or with None every such job

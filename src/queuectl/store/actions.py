@@ -17,6 +17,7 @@ from queuectl.models import (
     PENDING,
     PROCESSING,
     Job,
+    condition_met,
 )
 from queuectl.store import rows as rows_
 from queuectl.store.dialect import Dialect, Flow, operation
@@ -24,7 +25,7 @@ from queuectl.store.enqueue import Enqueue
 from queuectl.store.hooks import Hooks
 from queuectl.store.reads import contains_pattern
 from queuectl.store.records import BULK_BATCH
-from queuectl.store.settle import Settle
+from queuectl.store.settle import Settle, batch_ends
 
 #: The states in which each action of `bulk` changes a job; others are matched, not changed.
 BULK_ACTIONS: dict[str, frozenset[str]] = {
@@ -69,17 +70,29 @@ class Actions(Flow):
         queue: str | None = None,
         batch: int = BULK_BATCH,
         progress: Callable[[int], None] | None = None,
+        in_batch: str | None = None,
     ) -> int:
-        return self._bulk(sorted(CANCELLABLE_STATES), queue, batch, self._cancel_batch, progress)
+        def step(
+            state: str, queue: str | None, after: int, upto: int, batch: int
+        ) -> tuple[int, int, int]:
+            return self._cancel_batch(state, queue, after, upto, batch, in_batch)
+
+        return self._bulk(sorted(CANCELLABLE_STATES), queue, batch, step, progress)
 
     @operation()
     def _cancel_batch(
-        self, state: str, queue: str | None, after: int, upto: int, batch: int
+        self,
+        state: str,
+        queue: str | None,
+        after: int,
+        upto: int,
+        batch: int,
+        in_batch: str | None = None,
     ) -> tuple[int, int, int]:
         """One batch of cancel_all, in a transaction of its own (see _bulk)."""
         now = self.db.now()
         with self.db.transaction() as conn:
-            ids, after = self._bulk_ids(conn, state, queue, after, upto, batch)
+            ids, after = self._bulk_ids(conn, state, queue, after, upto, batch, in_batch)
             if not ids:
                 return 0, after, 0
             locked = conn.execute(self.db.q["locked_jobs"], (self.db.array(ids),)).fetchall()
@@ -110,6 +123,10 @@ class Actions(Flow):
             self.hooks.fire_cancelled(
                 conn, [r for r in rows if r["id"] in cancelled], cascaded, now
             )
+        ended = [(r["batch"], r["id"], r["queue"]) for r in rows if r["id"] in cancelled]
+        self.settle.finish_batches(
+            conn, [e for e in ended if e[0] is not None] + batch_ends(cascaded), now
+        )
         self.db.wake(conn)  # runners kill what was cancelled
         return cancelled, len(cascaded)
 
@@ -121,6 +138,7 @@ class Actions(Flow):
         queue: str | None = None,
         batch: int = BULK_BATCH,
         progress: Callable[[int], None] | None = None,
+        in_batch: str | None = None,
     ) -> list[str]:
         if job_ids is None:
             done: list[str] = []
@@ -129,7 +147,7 @@ class Actions(Flow):
                 state: str, queue: str | None, after: int, upto: int, batch: int
             ) -> tuple[int, int, int]:
                 found, after, requeued = self._requeue_batch(
-                    states, state, queue, after, upto, batch
+                    states, state, queue, after, upto, batch, in_batch
                 )
                 done.extend(requeued)
                 return found, after, len(requeued)
@@ -156,10 +174,11 @@ class Actions(Flow):
         after: int,
         upto: int,
         batch: int,
+        in_batch: str | None = None,
     ) -> tuple[int, int, list[str]]:
         """One batch of a bulk requeue, in a transaction of its own (see _bulk)."""
         with self.db.transaction() as conn:
-            ids, after = self._bulk_ids(conn, state, queue, after, upto, batch)
+            ids, after = self._bulk_ids(conn, state, queue, after, upto, batch, in_batch)
             if not ids:
                 return 0, after, []
             jobs = [job for job in self.enqueue.jobs_by_ids(conn, ids) if job.state in states]
@@ -236,13 +255,14 @@ class Actions(Flow):
         for edge in sorted(edges, key=lambda e: (e["job_id"], e["dep_id"])):
             job_id, dep = edge["job_id"], edge["dep_id"]
             state = PENDING if dep in again else edge["state"]
-            if state in (DEAD, CANCELLED) and stuck is not None:
+            met = condition_met(edge["cond"], state)
+            if met is False and stuck is not None:
                 stuck.add(job_id)
-            elif state in (DEAD, CANCELLED):
+            elif met is False:
                 raise WrongStateError(
                     f"job {job_id!r} depends on {dep!r}, which is {state}: requeue {dep!r} too"
                 )
-            waiting[job_id] = waiting.get(job_id, 0) + (state != COMPLETED)
+            waiting[job_id] = waiting.get(job_id, 0) + (met is None)
         return waiting
 
     def _bulk(
@@ -285,11 +305,29 @@ class Actions(Flow):
         return int(self.db.value(self.db.connection(), "newest_seq"))
 
     def _bulk_ids(
-        self, conn: Any, state: str, queue: str | None, after: int, upto: int, batch: int
+        self,
+        conn: Any,
+        state: str,
+        queue: str | None,
+        after: int,
+        upto: int,
+        batch: int,
+        in_batch: str | None = None,
     ) -> tuple[list[str], int]:
-        """The ids of the next batch of a bulk change (see _bulk), and the cursor after it."""
-        params = {"state": state, "queue": queue, "after": after, "upto": upto, "batch": batch}
-        name = "bulk_batch" if queue is None else "bulk_batch_of_queue"
+        """The ids of the next batch of a bulk change (see _bulk), and the cursor after it;
+        `in_batch`: only the jobs of that batch (the queue is not looked at)."""
+        params: dict[str, Any] = {
+            "state": state,
+            "queue": queue,
+            "after": after,
+            "upto": upto,
+            "batch": batch,
+        }
+        if in_batch is not None:
+            params["in_batch"] = in_batch
+            name = "bulk_batch_of_batch"
+        else:
+            name = "bulk_batch" if queue is None else "bulk_batch_of_queue"
         rows = conn.execute(self.db.q[name], params).fetchall()
         return [row["id"] for row in rows], int(rows[-1]["seq"]) if rows else after
 

@@ -8,10 +8,13 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from queuectl.errors import DuplicateJobError, InvalidInputError, StoreError
-from queuectl.models import CANCELLED, COMPLETED, DEAD, PENDING, Job, NewJob
+from queuectl.models import CANCELLED, COMPLETED, PENDING, Job, NewJob, condition_met
 from queuectl.store import rows
 from queuectl.store.dialect import Dialect, Flow, operation
 from queuectl.store.rows import JobRow, new_id, new_ids
+
+#: How a job waiting for a batch that finished with a job not completed names its end.
+BATCH_NOT_COMPLETED = "finished, not all completed"
 
 #: A unique_key taken by a concurrent enqueue between our look and our insert is looked up
 #: again; this many times at most.
@@ -35,17 +38,20 @@ class Enqueue(Flow):
         try:
             with db.transaction() as conn:
                 default_retries = int(db.read_config(conn)["max_retries"])
+                limited = self.open_batches(conn, jobs, now)
                 if _plain(jobs):
                     # Nothing is decided by the database: the rows are the jobs, no read-back.
                     fresh = iter(new_ids(len(jobs)))
                     tried = [job.id or next(fresh) for job in jobs]
-                    created = self._insert_plain(conn, jobs, tried, now, default_retries)
+                    created = self._insert_plain(conn, jobs, tried, now, default_retries, limited)
                 else:
                     ids: list[str] = []  # a unique_key's holder stands for the job not inserted
                     for job in jobs:
                         job_id = job.id or new_id()
                         tried.append(job_id)
-                        held = self.insert_one(conn, job, job_id, now, default_retries)
+                        held = self.insert_one(
+                            conn, job, job_id, now, default_retries, job.batch in limited
+                        )
                         if held is not None:
                             tried.pop()
                         ids.append(held or job_id)
@@ -122,31 +128,41 @@ class Enqueue(Flow):
     ) -> list[Job]:
         """One batch of a stream, as enqueue_many inserts its jobs."""
         jobs = [job for _, job in batch]
+        limited = self.open_batches(conn, jobs, now)
         if _plain(jobs):
             fresh = iter(new_ids(len(jobs)))
             ids = [job.id or next(fresh) for job in jobs]
-            return self._insert_plain(conn, jobs, ids, now, default_retries)
+            return self._insert_plain(conn, jobs, ids, now, default_retries, limited)
         ids = []
         for label, job in batch:
             job_id = job.id or new_id()
             try:
-                held = self.insert_one(conn, job, job_id, now, default_retries)
+                held = self.insert_one(
+                    conn, job, job_id, now, default_retries, job.batch in limited
+                )
             except InvalidInputError as exc:
                 raise InvalidInputError(f"{label}: {exc}" if label else str(exc)) from None
             ids.append(held or job_id)
         return self._read_back(conn, ids)
 
     def _insert_plain(
-        self, conn: Any, jobs: Sequence[NewJob], ids: Sequence[str], now: int, retries: int
+        self,
+        conn: Any,
+        jobs: Sequence[NewJob],
+        ids: Sequence[str],
+        now: int,
+        retries: int,
+        limited: set[str],
     ) -> list[Job]:
         """Insert jobs that nothing can refuse but a duplicate id, and count them, once for the
         batch; the jobs inserted."""
         inserted = [
-            self.row(job, job_id, now, retries, 0, None)
+            self.row(job, job_id, now, retries, 0, None, job.batch in limited)
             for job, job_id in zip(jobs, ids, strict=True)
         ]
         self.db.insert_jobs(conn, inserted)
         self.db.count_inserted(conn, Counter((row.queue, row.state) for row in inserted))
+        self.count_batches(conn, inserted)
         return [rows.inserted_job(job, row) for job, row in zip(jobs, inserted, strict=True)]
 
     def row(
@@ -157,6 +173,7 @@ class Enqueue(Flow):
         default_retries: int,
         waiting_on: int,
         cancelled_by: str | None,
+        batch_limited: bool = False,
     ) -> JobRow:
         """The job's row as inserted."""
         # Once per job of a bulk enqueue: the common case (due now, empty lists) without calls.
@@ -188,10 +205,50 @@ class Enqueue(Flow):
             memory=job.memory,
             cpus=job.cpus,
             max_procs=job.max_procs,
+            batch=job.batch,
+            batch_limited=batch_limited,
         )
 
+    def open_batches(self, conn: Any, jobs: Iterable[NewJob], now: int) -> set[str]:
+        """Make the batches these jobs join (on first use), setting the limits they bring; the
+        names of those that have a concurrency limit."""
+        wanted: dict[str, int | None] = {}
+        for job in jobs:
+            if job.batch is not None and (job.batch not in wanted or job.batch_limit is not None):
+                wanted[job.batch] = job.batch_limit
+        limited: set[str] = set()
+        for name in sorted(wanted):  # one lock order for every enqueuer
+            limit = wanted[name]
+            params = {
+                "name": name,
+                "concurrency": limit,
+                "now": now,
+                "set_limit": limit is not None,
+            }
+            if self.db.value(conn, "batch_open", params) is not None:
+                limited.add(name)
+            if limit is not None:
+                conn.execute(self.db.q["batch_limit_jobs"], {"name": name, "limited": True})
+        return limited
+
+    def count_batches(self, conn: Any, inserted: Sequence[JobRow]) -> None:
+        """Count the jobs just inserted into batches, once per batch and state."""
+        counts = Counter((row.batch, row.state) for row in inserted if row.batch is not None)
+        if counts:
+            self.db.many(
+                conn,
+                "batch_count_inserted",
+                [{"batch": b, "state": s, "n": n} for (b, s), n in sorted(counts.items())],
+            )
+
     def insert_one(
-        self, conn: Any, job: NewJob, job_id: str, now: int, default_retries: int
+        self,
+        conn: Any,
+        job: NewJob,
+        job_id: str,
+        now: int,
+        default_retries: int,
+        batch_limited: bool = False,
     ) -> str | None:
         """Insert one job with its dependencies; the id of its unique_key's holder, if any."""
         db = self.db
@@ -207,12 +264,21 @@ class Enqueue(Flow):
                     f"depends_on: no job {unknown[0]!r} (a job may depend on jobs already "
                     f"enqueued or on earlier jobs of its batch)"
                 )
-            waiting_on = sum(1 for dep in job.depends_on if states[dep] != COMPLETED)
             for dep in job.depends_on:
-                if states[dep] in (DEAD, CANCELLED):
+                met = condition_met(job.conditions.get(dep, COMPLETED), states[dep])
+                if met is None:
+                    waiting_on += 1
+                elif not met and cancelled_by is None:
                     cancelled_by = f"dependency {dep} is {states[dep]}"
-                    break
-        row = self.row(job, job_id, now, default_retries, waiting_on, cancelled_by)
+        for name in job.after_batch:
+            found = conn.execute(db.q["batch_state"], {"name": name}).fetchone()
+            if found is None:
+                raise InvalidInputError(f"after_batch: no batch {name!r}")
+            if found["finished_at"] is None:
+                waiting_on += 1
+            elif not found["completed"] and cancelled_by is None:
+                cancelled_by = f"dependency batch {name} is {BATCH_NOT_COMPLETED}"
+        row = self.row(job, job_id, now, default_retries, waiting_on, cancelled_by, batch_limited)
         # A concurrent enqueue may take the key between our look and our insert: the insert
         # then does nothing (ON CONFLICT), and the next look finds the new holder.
         for _ in range(CONFLICT_RETRIES):
@@ -222,11 +288,16 @@ class Enqueue(Flow):
                     return str(held["id"])
             if conn.execute(db.q["insert_job"], row).fetchone() is not None:
                 db.count_inserted(conn, {(job.queue, row.state): 1})
+                self.count_batches(conn, [row])
                 break
         else:
             raise StoreError(f"unique_key {job.unique_key!r} kept changing hands; try again")
         if job.depends_on:
-            db.many(conn, "insert_dep", [(dep, job_id) for dep in job.depends_on])
+            edges = [(dep, job_id, job.conditions.get(dep, COMPLETED)) for dep in job.depends_on]
+            db.many(conn, "insert_dep", edges)
+        if job.after_batch and cancelled_by is None:
+            waits = [{"batch": name, "job_id": job_id} for name in job.after_batch]
+            db.many(conn, "insert_batch_dep", waits)
         return None
 
     def _duplicate(self, tried: list[str]) -> DuplicateJobError:
@@ -245,7 +316,9 @@ class Enqueue(Flow):
 
 def _plain(jobs: Iterable[NewJob]) -> bool:
     """Whether no job of the batch has anything for the database to decide."""
-    return all(not job.depends_on and job.unique_key is None for job in jobs)
+    return all(
+        not job.depends_on and job.unique_key is None and not job.after_batch for job in jobs
+    )
 
 
 class _StreamDuplicate(Exception):

@@ -94,6 +94,12 @@ class Exchanger(Flow):
         counted = ledger.counted
         answer = db.at_once(settle, params, counted)
         settled = {o.job_id: s for o, s in decided if o.job_id in answer.settled}
+        missed = [o for o, _ in decided if o.job_id not in answer.settled]
+        if missed:
+            # Fenced out, or a job that others wait on for another end than its completion:
+            # the plain settlement tells them apart, and settles the second kind.
+            with db.transaction() as conn:
+                settled.update(self.settle.settle(conn, owner, missed, now))
         if answer.limits is None:  # the plain claim takes nothing where flow control may apply
             more = not answer.rows and answer.held_back
         else:

@@ -12,6 +12,9 @@ from queuectl.store.dialect import Flow, operation
 from queuectl.store.records import Ledger, QueueSettings
 
 FLOW_SLACK = 4  # candidates read beyond a limited queue's room (see FlowControl.claim)
+#: What a ledger notes as the "queue" of a claim holding a limited batch's slot: no queue's
+#: name can start with it, so a slot it frees wakes the runners as a queue's does.
+BATCH_SLOT = "\x00batch "
 
 
 class FlowControl(Flow):
@@ -79,19 +82,33 @@ class FlowControl(Flow):
         }
         candidates += conn.execute(q["flow_lock_candidates"], others).fetchall()
         candidates += conn.execute(q["flow_free_candidates"], others).fetchall()
+        # The jobs of batches with a concurrency limit (the others' candidates leave them out),
+        # each batch within its room, as a limited queue is.
+        in_batch: dict[int, str] = {}  # seq: its limited batch
+        batch_room = self._batch_room(conn, want)
+        for name, allowed in batch_room.items():
+            if allowed:
+                found = {"batch": name, "queues": params["queues"], "n": allowed + FLOW_SLACK}
+                for c in conn.execute(q["flow_batch_candidates"], found).fetchall():
+                    in_batch[c["seq"]] = name
+                    candidates.append(c)
         candidates.sort(key=lambda r: (-r["priority"], r["run_at"], r["seq"]))
         chosen: list[int] = []
         keys: set[str] = set()
         for c in candidates:
             if len(chosen) == want:
                 break
-            queue, key = c["queue"], c["lock_key"]
+            queue, key, batch = c["queue"], c["lock_key"], in_batch.get(c["seq"])
             if room.get(queue, 1) <= 0 or key in keys:
+                continue
+            if batch is not None and batch_room[batch] <= 0:
                 continue
             if key is not None and not self._take_lock(conn, key):
                 continue
             if queue in room:
                 room[queue] -= 1
+            if batch is not None:
+                batch_room[batch] -= 1
             if key is not None:
                 keys.add(key)
             chosen.append(c["seq"])
@@ -101,6 +118,9 @@ class FlowControl(Flow):
             claim = {**params, "seqs": db.array(chosen)}
             rows = conn.execute(q["flow_claim"], claim).fetchall()
         hold(ledger, rows, names)
+        for r in rows:  # a limited batch's slot, where no queue's is held: freeing it wakes
+            if r["batch_limited"] and ledger.held.get(r["id"], (None, None))[0] is None:
+                ledger.held[r["id"]] = (BATCH_SLOT + r["batch"], r["lock_key"])
         started = [{"queue": r["queue"], "now": now} for r in rows if r["queue"] in windows]
         db.many(conn, "flow_record_start", started)
         opens = [
@@ -108,6 +128,23 @@ class FlowControl(Flow):
             for name, (jobs, ms, starts) in windows.items()
         ]
         return rows, min((at for at in opens if at is not None), default=None)
+
+    def _batch_room(self, conn: Any, want: int) -> dict[str, int]:
+        """How many more jobs each limited batch with a job that may start can start now (its
+        row locked first on PostgreSQL, after the queues', so its claimers take turns)."""
+        db = self.db
+        limited = conn.execute(db.q["flow_lock_batches"], {}).fetchall()
+        if not limited:
+            return {}
+        names = {"names": db.array([r["name"] for r in limited])}
+        running = {
+            r["name"]: int(r["running"])
+            for r in conn.execute(db.q["flow_batches_running"], names).fetchall()
+        }
+        return {
+            r["name"]: max(0, min(want, r["concurrency"] - running.get(r["name"], 0)))
+            for r in limited
+        }
 
     def _take_lock(self, conn: Any, key: str) -> bool:
         """Whether this claim may start a job holding `key`: it has the key (PostgreSQL: an

@@ -58,6 +58,13 @@ class Hooks:
         ]
         self._fire(conn, [*events, *_cascade_events(cascaded)], now)
 
+    def fire_batch(
+        self, conn: Any, batch: str, completed: bool, job_id: str, queue: str, now: int
+    ) -> None:
+        """The hooks on a batch that just finished (its last job's id and queue given)."""
+        event = "batch_completed" if completed else "batch_finished"
+        self._fire(conn, [Event(job_id, queue, event, 0, None, None, batch)], now)
+
     def _fire(self, conn: Any, events: Sequence[Event], now: int) -> None:
         """Enqueue the hook jobs of these events, in the caller's transaction."""
         made: list[tuple[JobRow, str]] = []
@@ -70,6 +77,7 @@ class Hooks:
                     job = hook_job(hook.job, event)
                 except QueuectlError:
                     continue  # a template this version no longer accepts must not stop settling
+                job.batch = None  # a hook job belongs to no batch: it would keep one open
                 row = self.enqueue.row(job, new_id(), now, default_retries, 0, None)
                 made.append((row, made_by(hook.name, event)))
         if made:

@@ -238,8 +238,10 @@ class Maintenance(Flow):
         job_id = slot_job_id(schedule.name, schedule.next_at_ms)
         conn.execute(self.db.q["savepoint"])
         try:
+            job = new_job(schedule.job)
+            limited = self.enqueue.open_batches(conn, [job], now)
             held = self.enqueue.insert_one(
-                conn, new_job(schedule.job), job_id, now, default_retries
+                conn, job, job_id, now, default_retries, job.batch in limited
             )
         except (QueuectlError, self.db.unique_violation) as exc:
             conn.execute(self.db.q["rollback_savepoint"])

@@ -53,6 +53,7 @@ class Reads(Flow):
         queues: Sequence[str] | None,
         limit: int | None,
         before: int | None,
+        batch: str | None = None,
     ) -> Page:
         # A lone name is a Sequence[str] too, of letters: take it as the one name it is.
         states = [states] if isinstance(states, str) else states
@@ -66,10 +67,16 @@ class Reads(Flow):
         # Several states or queues (`list --state a --state b`, the union): one walk of an index
         # per pair, merged newest first. One query over all of them could walk no index in
         # `seq` order, and would read every matching job to sort them.
+        if batch is None:
+            names = LIST_QUERIES
+        else:  # a batch's own index, the queue a filter of it
+            names = dict.fromkeys(LIST_QUERIES, "list_jobs_by_batch")
+            names.update({(True, False): "list_jobs_by_batch_state"})
+            names[True, True] = "list_jobs_by_batch_state"
         walks = [
             conn.execute(
-                self.db.q[LIST_QUERIES[state is not None, queue is not None]],
-                {**params, "state": state, "queue": queue},
+                self.db.q[names[state is not None, queue is not None]],
+                {**params, "state": state, "queue": queue, "batch": batch},
             ).fetchall()
             for state in dict.fromkeys(states or any_)
             for queue in dict.fromkeys(queues or any_)
@@ -255,6 +262,12 @@ class Reads(Flow):
     @operation()
     def cpu_since(self, since_ms: int) -> int:
         return int(self.db.value(self.db.connection(), "cpu_since", {"since": since_ms}) or 0)
+
+    def conditions(self, job_id: str) -> dict[str, str]:
+        rows = self.db.connection().execute(
+            self.db.q["dependencies_of"], (self.db.array([job_id]),)
+        )
+        return {row["dep_id"]: row["cond"] for row in rows}
 
     @operation()
     def finished_since(self, since_ms: int) -> dict[str, int]:

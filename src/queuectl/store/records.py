@@ -247,3 +247,17 @@ class AuditEntry:
     route: str
     target: str
     status: int
+
+
+@dataclass(frozen=True)
+class Batch:
+    """A batch: its limit (None: none), its jobs per state, when it was made, its first
+    start and last end, and when it last became finished (None while it may still run)."""
+
+    name: str
+    concurrency: int | None
+    counts: dict[str, int]
+    created_at_ms: int
+    started_at_ms: int | None
+    ended_at_ms: int | None
+    finished_at_ms: int | None

@@ -47,6 +47,8 @@ class JobRow(NamedTuple):
     memory: int | None
     cpus: float | None
     max_procs: int | None
+    batch: str | None
+    batch_limited: bool
 
 
 #: The INSERT's columns, in the order of a JobRow.
@@ -101,6 +103,7 @@ def inserted_job(job: NewJob, row: JobRow) -> Job:
         memory=row.memory,
         cpus=row.cpus,
         max_procs=row.max_procs,
+        batch=row.batch,
     )
 
 
@@ -135,6 +138,7 @@ def job(row: Any, from_json: Callable[[Any], Any]) -> Job:
         memory=row["memory"],
         cpus=row["cpus"],
         max_procs=row["max_procs"],
+        batch=row["batch"],
     )
 
 
@@ -152,7 +156,9 @@ def claims(rows: Sequence[Any], from_json: Callable[[Any], Any]) -> list[Claim]:
             r["timeout"],
             r["queue"],
             r["priority"],
-            r["max_retries"],
+            # A batch job's claim carries no retry rules: its outcome is settled by the store's
+            # own reading of them, where the end of its batch is seen (not decided ahead).
+            None if r["batch"] is not None else r["max_retries"],
             list(from_json(r["no_retry_exit_codes"])),
             *_limits(r, from_json),
         )

@@ -9,8 +9,9 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from queuectl import lifecycle
-from queuectl.models import CANCELLED, COMPLETED, DEAD
+from queuectl.models import CANCELLED, COMPLETED, DEAD, FINISHED_STATES, condition_met
 from queuectl.store.dialect import Dialect
+from queuectl.store.enqueue import BATCH_NOT_COMPLETED
 from queuectl.store.hooks import Hooks
 from queuectl.store.settings import Settings
 
@@ -79,6 +80,13 @@ class Settle:
                 cascaded += self.cascade(conn, [outcome.job_id], settlement.state, now)
         if decided and self.hooks.any(conn):
             self.hooks.fire_settled(conn, decided, cascaded, now)
+        fenced = {r["id"]: r for r in rows}
+        ended = [
+            (fenced[o.job_id]["batch"], o.job_id, fenced[o.job_id]["queue"])
+            for o, s in decided
+            if s.state in FINISHED_STATES and fenced[o.job_id]["batch"] is not None
+        ]
+        self.finish_batches(conn, ended + batch_ends(cascaded), now)
         with_dependants = {r["id"] for r in rows if r["has_dependants"]}
         completed = [
             o.job_id for o, s in decided if s.state == COMPLETED and o.job_id in with_dependants
@@ -88,7 +96,47 @@ class Settle:
             and conn.execute(db.q["unblock_dependants"], {"ids": db.array(completed)}).rowcount
         ):
             db.wake(conn)
+        if completed:  # those waiting for its failure never run
+            doomed = self.cascade(conn, completed, COMPLETED, now)
+            if doomed and self.hooks.any(conn):
+                self.hooks.fire_cancelled(conn, [], doomed, now)
+            self.finish_batches(conn, batch_ends(doomed), now)
         return {outcome.job_id: settlement for outcome, settlement in decided}
+
+    def finish_batches(self, conn: Any, ended: Sequence[tuple[str, str, str]], now: int) -> None:
+        """Jobs of batches (batch, job id, queue) reached a final state in this transaction:
+        each batch that thereby finished fires its hooks, once, and lets go of the jobs waiting
+        for it (run if all of it completed, else cancelled, naming it; their dependants, and
+        any batch those finish, in turn)."""
+        db = self.db
+        last = {batch: (job_id, queue) for batch, job_id, queue in ended}
+        while last:
+            params = {"names": db.array(sorted(last)), "now": now}
+            finished = conn.execute(db.q["batch_finish"], params).fetchall()
+            more: list[tuple[str, str, str]] = []
+            for row in sorted(finished, key=lambda r: str(r["name"])):
+                name, completed = row["name"], bool(row["completed"])
+                job_id, queue = last[name]
+                if self.hooks.any(conn):
+                    self.hooks.fire_batch(conn, name, completed, job_id, queue, now)
+                released = conn.execute(db.q["batch_release_deps"], {"name": name}).fetchall()
+                waiting = [r["job_id"] for r in released]
+                if not waiting:
+                    continue
+                if completed:
+                    unblock = {"ids": db.array(waiting)}
+                    if conn.execute(db.q["batch_unblock"], unblock).rowcount:
+                        db.wake(conn)
+                    continue
+                doomed = {"doomed": db.json(dict.fromkeys(waiting, f"batch {name}")), "now": now}
+                rows = conn.execute(
+                    db.q["cancel_dependants"], {**doomed, "state": BATCH_NOT_COMPLETED}
+                ).fetchall()
+                cascaded = rows + self.cascade(conn, [r["id"] for r in rows], CANCELLED, now)
+                if cascaded and self.hooks.any(conn):
+                    self.hooks.fire_cancelled(conn, [], cascaded, now)
+                more += batch_ends(cascaded)
+            last = {batch: (job_id, queue) for batch, job_id, queue in more}
 
     def decide_ahead(self, outcomes: Sequence[lifecycle.Outcome], now: int) -> Decided | None:
         """How each outcome settles if its attempt is still ours, decided before anything is
@@ -119,28 +167,49 @@ class Settle:
             self.db.wake(conn)
 
     def cascade(self, conn: Any, roots: Iterable[str], state: str, now: int) -> list[Any]:
-        """Cancel the dependants of jobs that ended `state` (dead or cancelled), and theirs in
-        turn, a level of dependants a statement, through the jobs cancelled only: each job and
-        edge is read once, however many of the roots share dependants (a bulk cancel's batch).
-        Each dependant names as its reason the root that reached it (the smallest, when several
-        did at once). The rows of the jobs cancelled (read whole: SQLite applies an UPDATE ...
-        RETURNING as its rows are fetched)."""
+        """Settle the dependants of jobs that ended `state`, and theirs in turn, a level of
+        dependants a statement, through the jobs cancelled only: each job and edge is read
+        once, however many of the roots share dependants (a bulk cancel's batch). A dependant
+        whose condition the ending meets waits on one fewer (those waiting for a completion
+        were let go by the caller); one whose condition it can no longer meet is cancelled,
+        naming as its reason the root that reached it (the smallest, when several did at once)
+        and the root's state; below a completed root, the cancelled job it depends on. The
+        rows of the jobs cancelled (read whole: SQLite applies an UPDATE ... RETURNING as its
+        rows are fetched)."""
         db = self.db
         reached = {job_id: job_id for job_id in roots}
         cascaded: list[Any] = []
+        ended, named = state, state  # the state of this level's jobs; the one reasons name
         while reached:
             doomed: dict[str, str] = {}
+            met: dict[str, int] = {}
             edges = conn.execute(db.q["dependants_of"], (db.array(list(reached)),))
             for edge in edges.fetchall():
                 root, dependant = reached[edge["dep_id"]], edge["job_id"]
-                doomed[dependant] = min(root, doomed.get(dependant, root))
+                verdict = condition_met(edge["cond"], ended)
+                if verdict is False:
+                    doomed[dependant] = min(root, doomed.get(dependant, root))
+                elif verdict and ended != COMPLETED:
+                    met[dependant] = met.get(dependant, 0) + 1
+            if met and conn.execute(db.q["unblock_met"], {"jobs": db.json(met)}).rowcount:
+                db.wake(conn)
             if not doomed:
                 break
-            params = {"doomed": db.json(doomed), "state": state, "now": now}
+            params = {"doomed": db.json(doomed), "state": named, "now": now}
             rows = conn.execute(db.q["cancel_dependants"], params).fetchall()
             cascaded += rows
-            reached = {row["id"]: doomed[row["id"]] for row in rows}
+            if ended == COMPLETED:
+                reached = {row["id"]: row["id"] for row in rows}
+                named = CANCELLED
+            else:
+                reached = {row["id"]: doomed[row["id"]] for row in rows}
+            ended = CANCELLED
         return cascaded
+
+
+def batch_ends(rows: Sequence[Any]) -> list[tuple[str, str, str]]:
+    """(batch, job id, queue) of the jobs of batches among these cancelled rows."""
+    return [(r["batch"], r["id"], r["queue"]) for r in rows if r["batch"] is not None]
 
 
 def finished_at_of(now: int) -> Callable[[lifecycle.Outcome], int]:

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 from queuectl.store.access import Access
 from queuectl.store.actions import Actions
 from queuectl.store.admin import Admin
+from queuectl.store.batches import Batches
 from queuectl.store.dialect import Dialect
 from queuectl.store.enqueue import Enqueue
 from queuectl.store.exchange import Exchanger
@@ -42,6 +43,7 @@ class SQLStore:
         maintenance = Maintenance(db, enqueue, settle, actions)
         admin = Admin(db, settings)
         access = Access(db)
+        batches = Batches(db)
 
         # -- what a runner needs
         self.finish_and_claim = exchanger.finish_and_claim
@@ -84,6 +86,9 @@ class SQLStore:
         self.lock_holder = flow.lock_holder
         self.schedules = maintenance.schedules
         self.hooks = admin.hooks
+        self.batches = batches.batches
+        self.batch_waits = batches.batch_waits
+        self.conditions = reads.conditions
 
         # -- what admin needs
         self.enqueue_many = enqueue.enqueue_many
@@ -104,6 +109,7 @@ class SQLStore:
         self.add_hook = admin.add_hook
         self.remove_hook = admin.remove_hook
         self.reset = admin.reset
+        self.set_batch_limit = batches.set_batch_limit
 
         # -- who may call the API, and what they did
         self.add_token = access.add_token

@@ -40,11 +40,16 @@ WITH picked AS (
             AND locked.waiting_on = 0)
       -- Limits: only jobs whose every limit this runner enforces.
       AND {enforced}
+      -- nor while a job of a batch with a concurrency limit may start
+      AND NOT EXISTS (
+          SELECT 1 FROM jobs AS limited
+          WHERE limited.batch_limited AND limited.state IN ('pending', 'failed')
+            AND limited.waiting_on = 0)
     ORDER BY priority DESC, run_at, seq
     LIMIT %(want)s::bigint
     FOR UPDATE SKIP LOCKED
 )
-{pg_start_picked}, jobs.max_retries, jobs.no_retry_exit_codes
+{pg_start_picked}, jobs.max_retries, jobs.no_retry_exit_codes, jobs.batch
 
 -- name: pg_attempts_of_claimed
 -- The history rows of the attempts that the CTE `claimed` started, under this runner's host;
@@ -83,7 +88,10 @@ SELECT (EXISTS (
               AND (%(queues)s::text[] IS NULL OR name = ANY(%(queues)s::text[])))
         OR EXISTS (
             SELECT 1 FROM jobs
-            WHERE lock_key IS NOT NULL AND state IN ('pending', 'failed') AND waiting_on = 0))
+            WHERE lock_key IS NOT NULL AND state IN ('pending', 'failed') AND waiting_on = 0)
+        OR EXISTS (
+            SELECT 1 FROM jobs
+            WHERE batch_limited AND state IN ('pending', 'failed') AND waiting_on = 0))
        AND {startable} AS value
 
 -- name: pg_settle_fenced
@@ -93,6 +101,9 @@ SELECT (EXISTS (
 -- history row; then, if it completed, its dependants wait on one fewer, and the runners are
 -- woken (at commit) if any was unblocked. A row comes back only if the job was settled.
 WITH settled AS ({settle_job}
+      -- a job that others wait on for something else than its completion is left to the
+      -- plain settlement, which cancels those whose condition it fails (see cascade)
+      AND NOT EXISTS (SELECT 1 FROM job_deps WHERE dep_id = %(id)s AND cond <> 'completed')
     RETURNING id, state
 ),
 finished AS ({finish_attempt}

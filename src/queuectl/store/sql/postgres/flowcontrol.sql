@@ -26,7 +26,11 @@ SELECT * FROM claimed
 SELECT name, paused, concurrency, rate_jobs, rate_ms,
        EXISTS (SELECT 1 FROM jobs
                WHERE lock_key IS NOT NULL AND state IN ('pending', 'failed')
-                 AND waiting_on = 0) AS locks_due
+                 AND waiting_on = 0)
+       -- a job of a limited batch may start: the general claim keeps to its batch's limit
+       OR EXISTS (SELECT 1 FROM jobs
+                  WHERE batch_limited AND state IN ('pending', 'failed')
+                    AND waiting_on = 0) AS locks_due
 FROM queues
 WHERE ((concurrency IS NOT NULL OR rate_jobs IS NOT NULL) AND NOT paused
        OR name = ANY(%(names)s::text[]))
@@ -77,6 +81,7 @@ heads AS (
         WHERE jobs.queue = room.queue AND state IN ('pending', 'failed') AND waiting_on = 0
           AND NOT scheduled AND lock_key IS NULL
           AND {enforced}  -- limits: only jobs whose every limit this runner enforces
+          AND NOT batch_limited  -- left to the general claim, as locks are
         ORDER BY priority DESC, run_at, seq
         LIMIT room.n
         FOR UPDATE SKIP LOCKED) AS head
@@ -84,7 +89,7 @@ heads AS (
 picked AS (
     SELECT seq FROM heads ORDER BY priority DESC, run_at, seq LIMIT %(want)s::bigint
 )
-{pg_start_picked}, jobs.lock_key, jobs.max_retries, jobs.no_retry_exit_codes
+{pg_start_picked}, jobs.lock_key, jobs.max_retries, jobs.no_retry_exit_codes, jobs.batch
 
 -- name: flow_queues
 -- The running count of each limited queue (a statement after the lock, see flow_lock_queues),
@@ -113,6 +118,7 @@ INSERT INTO queue_starts (queue, started_at) VALUES (%(queue)s, %(now)s::bigint)
 SELECT seq, queue, priority, run_at, lock_key FROM jobs
 WHERE queue = %(queue)s AND state IN ('pending', 'failed') AND waiting_on = 0
   AND NOT scheduled
+  AND NOT batch_limited  -- a limited batch's jobs are flow_batch_candidates
   AND (lock_key IS NULL OR NOT EXISTS (
       SELECT 1 FROM jobs AS held
       WHERE held.lock_key = jobs.lock_key AND held.lease_owner IS NOT NULL))
@@ -128,7 +134,7 @@ SELECT seq, queue, priority, run_at, lock_key FROM (
                AS place
     FROM jobs
     WHERE lock_key IS NOT NULL AND state IN ('pending', 'failed') AND waiting_on = 0
-      AND NOT scheduled
+      AND NOT scheduled AND NOT batch_limited
       AND queue NOT IN (SELECT name FROM queues
                         WHERE paused OR concurrency IS NOT NULL OR rate_jobs IS NOT NULL)
       AND (%(queues)s::text[] IS NULL OR queue = ANY(%(queues)s::text[]))
@@ -143,7 +149,7 @@ LIMIT %(want)s::bigint
 -- Jobs with neither a limit nor a lock; SKIP LOCKED as in `claim`.
 SELECT seq, queue, priority, run_at, lock_key FROM jobs
 WHERE state IN ('pending', 'failed') AND waiting_on = 0 AND NOT scheduled
-  AND lock_key IS NULL
+  AND lock_key IS NULL AND NOT batch_limited
   AND queue NOT IN (SELECT name FROM queues
                     WHERE paused OR concurrency IS NOT NULL OR rate_jobs IS NOT NULL)
   AND (%(queues)s::text[] IS NULL OR queue = ANY(%(queues)s::text[]))
@@ -169,7 +175,7 @@ SET state = 'processing', attempts = attempts + 1, token = token + 1,
     updated_at = %(now)s::bigint
 WHERE seq = ANY(%(seqs)s::bigint[]) AND state IN ('pending', 'failed')
 RETURNING id, attempts, token, command, cwd, env, timeout, queue, priority, run_at, seq,
-          lock_key, max_retries, no_retry_exit_codes, {claimed_limits}
+          lock_key, max_retries, no_retry_exit_codes, batch, batch_limited, {claimed_limits}
 
 -- name: flow_settings
 -- Every queue's settings (a row exists once a queue was paused or limited).
@@ -210,3 +216,46 @@ DELETE FROM queue_starts WHERE queue = %(queue)s
 
 -- name: flow_lock_holder
 SELECT id AS value FROM jobs WHERE lock_key = %(key)s AND lease_owner IS NOT NULL
+
+-- name: flow_lock_batches
+-- The limited batches with a job that may start, found by skipping from one batch to the next
+-- in jobs_batch_waiting (a probe per batch, however many jobs each has waiting); their rows
+-- FOR UPDATE in name order, after the queues' (see flow_lock_queues): claimers of a limited
+-- batch take turns, and each counts what the previous one committed, in a later statement.
+WITH RECURSIVE waiting AS (
+    SELECT MIN(batch) AS batch FROM jobs
+    WHERE batch_limited AND state IN ('pending', 'failed') AND waiting_on = 0
+    UNION ALL
+    SELECT (SELECT MIN(batch) FROM jobs
+            WHERE batch_limited AND state IN ('pending', 'failed') AND waiting_on = 0
+              AND batch > waiting.batch)
+    FROM waiting WHERE waiting.batch IS NOT NULL
+)
+SELECT name, concurrency FROM batches
+WHERE name IN (SELECT batch FROM waiting WHERE batch IS NOT NULL)
+  AND concurrency IS NOT NULL
+ORDER BY name
+FOR UPDATE OF batches
+
+-- name: flow_batches_running
+-- What of each locked batch runs now, the cancelled attempts still dying counted.
+SELECT name, (SELECT COUNT(*) FROM jobs
+              WHERE jobs.batch = batches.name AND jobs.state = 'processing')
+             + (SELECT COUNT(*) FROM jobs AS dying
+                WHERE dying.lease_owner IS NOT NULL AND dying.state <> 'processing'
+                  AND dying.batch = batches.name) AS running
+FROM batches WHERE name = ANY(%(names)s::text[])
+
+-- name: flow_batch_candidates
+-- A limited batch's first jobs that may start, in the served queues not paused, skipping those
+-- whose lock is held.
+SELECT seq, queue, priority, run_at, lock_key, batch FROM jobs
+WHERE batch = %(batch)s::text AND batch_limited AND state IN ('pending', 'failed')
+  AND waiting_on = 0 AND NOT scheduled
+  AND queue NOT IN (SELECT name FROM queues WHERE paused)
+  AND (%(queues)s::text[] IS NULL OR queue = ANY(%(queues)s::text[]))
+  AND (lock_key IS NULL OR NOT EXISTS (
+      SELECT 1 FROM jobs AS held
+      WHERE held.lock_key = jobs.lock_key AND held.lease_owner IS NOT NULL))
+ORDER BY priority DESC, run_at, seq
+LIMIT %(n)s::bigint

@@ -6,7 +6,7 @@
 -- FOR UPDATE, in id order (one lock order for every settler, so two cannot deadlock): the rows
 -- stay ours until commit, so a concurrent cancel or reap cannot slip in before the settlement.
 -- has_dependants spares the update of dependants when there are none (the common case).
-SELECT id, attempts, token, max_retries, no_retry_exit_codes,
+SELECT id, attempts, token, max_retries, no_retry_exit_codes, queue, batch,
        EXISTS (SELECT 1 FROM job_deps WHERE dep_id = jobs.id) AS has_dependants
 FROM jobs
 WHERE id = ANY(%s) AND state = 'processing' AND lease_owner = %s
@@ -52,6 +52,7 @@ WHERE job_id = %(id)s AND token = %(token)s::bigint AND finished_at IS NULL
 -- Dependants of the jobs that just completed (a list) wait on that many fewer.
 UPDATE jobs SET waiting_on = jobs.waiting_on - done.n
 FROM (SELECT job_id, COUNT(*) AS n FROM job_deps WHERE dep_id = ANY(%(ids)s::text[])
+        AND cond IN ('completed', 'finished')  -- those waiting for a failure: see cascade
       GROUP BY job_id) AS done
 WHERE jobs.id = done.job_id AND jobs.state = 'pending' AND jobs.waiting_on > 0
 
@@ -59,7 +60,7 @@ WHERE jobs.id = done.job_id AND jobs.state = 'pending' AND jobs.waiting_on > 0
 -- The edges from the jobs named to their dependants. `ANY(ARRAY(...))`: a list the planner
 -- cannot count, so it probes the index for each, whatever the statistics say (a store just
 -- filled has none, and a list of a batch's ids then looks like a good part of the table).
-SELECT dep_id, job_id FROM job_deps WHERE dep_id = ANY(ARRAY(SELECT unnest(%s::text[])))
+SELECT dep_id, job_id, cond FROM job_deps WHERE dep_id = ANY(ARRAY(SELECT unnest(%s::text[])))
 
 -- name: cancel_dependants
 -- Dependants cancelled because a dependency ended `state` (dead or cancelled): `doomed` maps
@@ -75,7 +76,7 @@ SET state = 'cancelled',
     finished_at = %(now)s::bigint, updated_at = %(now)s::bigint
 WHERE id = ANY(ARRAY(SELECT jsonb_object_keys(%(doomed)s::jsonb)))
   AND state || '' IN ('pending', 'failed')
-RETURNING id, queue, attempts, exit_code, last_error, made_by
+RETURNING id, queue, attempts, exit_code, last_error, made_by, batch
 
 -- name: hook_subjects
 -- The queue of each settled job, and whether a hook made it (such jobs fire no hooks).
@@ -89,3 +90,10 @@ VALUES ({insert_values}, %s)
 ON CONFLICT (unique_key)
     WHERE unique_key IS NOT NULL AND state IN ('pending', 'processing', 'failed')
     DO NOTHING
+
+-- name: unblock_met
+-- Dependants whose condition a dependency's end met (a JSON object: id -> how many of theirs)
+-- wait on that many fewer.
+UPDATE jobs SET waiting_on = GREATEST(0, jobs.waiting_on - met.value::integer)
+FROM jsonb_each_text(%(jobs)s::jsonb) AS met
+WHERE jobs.id = met.key AND jobs.state = 'pending' AND jobs.waiting_on > 0

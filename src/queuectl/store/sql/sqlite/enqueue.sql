@@ -55,7 +55,7 @@ ON CONFLICT (unique_key)
 RETURNING seq
 
 -- name: insert_dep
-INSERT OR IGNORE INTO job_deps (dep_id, job_id) VALUES (?, ?)
+INSERT OR IGNORE INTO job_deps (dep_id, job_id, cond) VALUES (?, ?, ?)
 
 -- name: find_unique
 SELECT id FROM jobs WHERE unique_key = ? AND state IN ('pending', 'processing', 'failed')
@@ -65,3 +65,22 @@ SELECT id, state FROM jobs WHERE id IN (SELECT value FROM json_each(?))
 
 -- name: jobs_by_ids
 SELECT {job_columns} FROM jobs WHERE id IN (SELECT value FROM json_each(?))
+
+-- name: batch_open
+-- A batch made on first use; `set_limit`: its concurrency limit set to `concurrency` (an
+-- array's `%N`), else kept. Its limit now.
+INSERT INTO batches (name, concurrency, created_at) VALUES (:name, :concurrency, :now)
+ON CONFLICT (name) DO UPDATE SET
+    concurrency = CASE WHEN :set_limit THEN excluded.concurrency ELSE batches.concurrency END,
+    finished_at = NULL  -- a job joins it: it is no longer finished
+RETURNING concurrency AS value
+
+-- name: batch_limit_jobs
+-- A batch's jobs follow its limit: those of a limited batch are claimed through flow control.
+UPDATE jobs INDEXED BY jobs_by_batch SET batch_limited = :limited
+WHERE batch = :name AND batch_limited <> :limited
+
+-- name: batch_count_inserted
+-- Jobs just inserted into a batch, counted once per enqueued batch of rows.
+INSERT INTO batch_counts (batch, state, n) VALUES (:batch, :state, :n)
+ON CONFLICT (batch, state) DO UPDATE SET n = n + excluded.n

@@ -25,12 +25,16 @@ WHERE seq IN (
       AND NOT EXISTS (
           SELECT 1 FROM jobs INDEXED BY jobs_lock_waiting
           WHERE lock_key IS NOT NULL AND state IN ('pending', 'failed') AND waiting_on = 0)
+      -- nor while a job of a batch with a concurrency limit may start
+      AND NOT EXISTS (
+          SELECT 1 FROM jobs INDEXED BY jobs_batch_waiting
+          WHERE batch_limited = 1 AND state IN ('pending', 'failed') AND waiting_on = 0)
       -- Limits: only jobs whose every limit this runner enforces.
       AND {enforced}
     ORDER BY priority DESC, run_at, seq
     LIMIT :want)
 RETURNING id, attempts, token, command, cwd, env, timeout, queue, priority, run_at, seq,
-          max_retries, no_retry_exit_codes, {claimed_limits}
+          max_retries, no_retry_exit_codes, batch, {claimed_limits}
 
 -- name: startable
 -- (an expression) Whether a job of the served queues (`queues`, NULL: every queue) may start
@@ -52,7 +56,10 @@ SELECT (EXISTS (
               AND (:queues IS NULL OR name IN (SELECT value FROM json_each(:queues))))
         OR EXISTS (
             SELECT 1 FROM jobs INDEXED BY jobs_lock_waiting
-            WHERE lock_key IS NOT NULL AND state IN ('pending', 'failed') AND waiting_on = 0))
+            WHERE lock_key IS NOT NULL AND state IN ('pending', 'failed') AND waiting_on = 0)
+        OR EXISTS (
+            SELECT 1 FROM jobs INDEXED BY jobs_batch_waiting
+            WHERE batch_limited = 1 AND state IN ('pending', 'failed') AND waiting_on = 0))
        AND {startable} AS value
 
 -- name: release_job

@@ -12,7 +12,11 @@
 SELECT name, paused, concurrency, rate_jobs, rate_ms,
        EXISTS (SELECT 1 FROM jobs INDEXED BY jobs_lock_waiting
                WHERE lock_key IS NOT NULL AND state IN ('pending', 'failed')
-                 AND waiting_on = 0) AS locks_due
+                 AND waiting_on = 0)
+       -- a job of a limited batch may start: the general claim keeps to its batch's limit
+       OR EXISTS (SELECT 1 FROM jobs INDEXED BY jobs_batch_waiting
+                  WHERE batch_limited = 1 AND state IN ('pending', 'failed')
+                    AND waiting_on = 0) AS locks_due
 FROM queues
 WHERE (concurrency IS NOT NULL OR rate_jobs IS NOT NULL) AND paused = 0
   AND (:queues IS NULL OR name IN (SELECT value FROM json_each(:queues)))
@@ -62,6 +66,7 @@ heads AS (
         WHERE head.queue = room.queue AND state IN ('pending', 'failed') AND waiting_on = 0
           AND scheduled = 0 AND lock_key IS NULL
           AND {enforced}  -- limits: only jobs whose every limit this runner enforces
+          AND batch_limited = 0  -- left to the general claim, as locks are
         ORDER BY priority DESC, run_at, seq
         LIMIT :want)
     WHERE room.n > 0
@@ -74,7 +79,7 @@ SET state = 'processing', attempts = attempts + 1, token = token + 1, lease_owne
     lease_expires_at = :lease_until, started_at = :now, updated_at = :now
 WHERE seq IN (SELECT seq FROM picked) AND state IN ('pending', 'failed')
 RETURNING id, attempts, token, command, cwd, env, timeout, queue, priority, run_at, seq,
-          lock_key, max_retries, no_retry_exit_codes, {claimed_limits}
+          lock_key, max_retries, no_retry_exit_codes, batch, {claimed_limits}
 
 -- name: flow_queues
 -- The running count of each limited queue, with the cancelled attempts still dying.
@@ -100,6 +105,7 @@ INSERT INTO queue_starts (queue, started_at) VALUES (:queue, :now)
 -- A limited queue's first jobs that may start, skipping those whose lock is held.
 SELECT seq, queue, priority, run_at, lock_key FROM jobs INDEXED BY jobs_queue_claim
 WHERE queue = :queue AND state IN ('pending', 'failed') AND waiting_on = 0 AND scheduled = 0
+  AND batch_limited = 0  -- a limited batch's jobs are flow_batch_candidates
   AND (lock_key IS NULL OR NOT EXISTS (
       SELECT 1 FROM jobs AS held
       WHERE held.lock_key = jobs.lock_key AND held.lock_key IS NOT NULL
@@ -116,7 +122,7 @@ SELECT seq, queue, priority, run_at, lock_key FROM (
                AS place
     FROM jobs INDEXED BY jobs_lock_waiting
     WHERE lock_key IS NOT NULL AND state IN ('pending', 'failed') AND waiting_on = 0
-      AND scheduled = 0
+      AND scheduled = 0 AND batch_limited = 0
       AND queue NOT IN (SELECT name FROM queues
                         WHERE paused = 1 OR concurrency IS NOT NULL OR rate_jobs IS NOT NULL)
       AND (:queues IS NULL OR queue IN (SELECT value FROM json_each(:queues)))
@@ -132,7 +138,7 @@ LIMIT :want
 -- Jobs with neither a limit nor a lock.
 SELECT seq, queue, priority, run_at, lock_key FROM jobs INDEXED BY jobs_claim
 WHERE state IN ('pending', 'failed') AND waiting_on = 0 AND scheduled = 0
-  AND lock_key IS NULL
+  AND lock_key IS NULL AND batch_limited = 0
   AND queue NOT IN (SELECT name FROM queues
                     WHERE paused = 1 OR concurrency IS NOT NULL OR rate_jobs IS NOT NULL)
   AND (:queues IS NULL OR queue IN (SELECT value FROM json_each(:queues)))
@@ -154,7 +160,7 @@ SET state = 'processing', attempts = attempts + 1, token = token + 1, lease_owne
     lease_expires_at = :lease_until, started_at = :now, updated_at = :now
 WHERE seq IN (SELECT value FROM json_each(:seqs)) AND state IN ('pending', 'failed')
 RETURNING id, attempts, token, command, cwd, env, timeout, queue, priority, run_at, seq,
-          lock_key, max_retries, no_retry_exit_codes, {claimed_limits}
+          lock_key, max_retries, no_retry_exit_codes, batch, batch_limited, {claimed_limits}
 
 -- name: flow_settings
 -- Every queue's settings (a row exists once a queue was paused or limited).
@@ -192,3 +198,47 @@ DELETE FROM queue_starts WHERE queue = :queue
 -- name: flow_lock_holder
 SELECT id AS value FROM jobs INDEXED BY jobs_lock_held
 WHERE lock_key = :key AND lease_owner IS NOT NULL
+
+-- name: flow_lock_batches
+-- The limited batches with a job that may start, found by skipping from one batch to the next
+-- in jobs_batch_waiting (a probe per batch, however many jobs each has waiting), with their
+-- limits; SQLite has one writer, so nothing more to lock.
+WITH RECURSIVE waiting(batch) AS (
+    SELECT (SELECT batch FROM jobs INDEXED BY jobs_batch_waiting
+            WHERE batch_limited = 1 AND state IN ('pending', 'failed') AND waiting_on = 0
+            ORDER BY batch LIMIT 1)
+    UNION ALL
+    SELECT (SELECT batch FROM jobs INDEXED BY jobs_batch_waiting
+            WHERE batch_limited = 1 AND state IN ('pending', 'failed') AND waiting_on = 0
+              AND batch > waiting.batch
+            ORDER BY batch LIMIT 1)
+    FROM waiting WHERE waiting.batch IS NOT NULL
+)
+SELECT batches.name, batches.concurrency
+FROM waiting JOIN batches ON batches.name = waiting.batch
+WHERE batches.concurrency IS NOT NULL
+ORDER BY batches.name
+
+-- name: flow_batches_running
+-- What of each batch named runs now, the cancelled attempts still dying counted.
+SELECT name, (SELECT COUNT(*) FROM jobs INDEXED BY jobs_by_batch
+              WHERE jobs.batch = batches.name AND jobs.state = 'processing')
+             + (SELECT COUNT(*) FROM jobs AS dying INDEXED BY jobs_dying
+                WHERE dying.lease_owner IS NOT NULL AND dying.state <> 'processing'
+                  AND dying.batch = batches.name) AS running
+FROM batches WHERE name IN (SELECT value FROM json_each(:names))
+
+-- name: flow_batch_candidates
+-- A limited batch's first jobs that may start, in the served queues not paused, skipping those
+-- whose lock is held.
+SELECT seq, queue, priority, run_at, lock_key, batch FROM jobs INDEXED BY jobs_batch_waiting
+WHERE batch = :batch AND batch_limited = 1 AND state IN ('pending', 'failed')
+  AND waiting_on = 0 AND scheduled = 0
+  AND queue NOT IN (SELECT name FROM queues WHERE paused = 1)
+  AND (:queues IS NULL OR queue IN (SELECT value FROM json_each(:queues)))
+  AND (lock_key IS NULL OR NOT EXISTS (
+      SELECT 1 FROM jobs AS held
+      WHERE held.lock_key = jobs.lock_key AND held.lock_key IS NOT NULL
+        AND held.lease_owner IS NOT NULL))
+ORDER BY priority DESC, run_at, seq
+LIMIT :n

@@ -47,7 +47,7 @@ FROM attempts WHERE job_id = ? ORDER BY seq
 -- The dependencies that the jobs named (a JSON list) still have, by their edges, with their
 -- states: a dependency deleted since took its edges with it, and is none any more, whatever
 -- job holds its id now.
-SELECT job_deps.job_id, jobs.id AS dep_id, jobs.state
+SELECT job_deps.job_id, jobs.id AS dep_id, jobs.state, job_deps.cond
 FROM job_deps JOIN jobs ON jobs.id = job_deps.dep_id
 WHERE job_deps.job_id IN (SELECT value FROM json_each(?))
 

@@ -4,7 +4,7 @@
 -- name: fenced_jobs
 -- The attempts still ours among those named; the caller compares each claim's token.
 -- has_dependants spares the update of dependants when there are none (the common case).
-SELECT id, attempts, token, max_retries, no_retry_exit_codes,
+SELECT id, attempts, token, max_retries, no_retry_exit_codes, queue, batch,
        EXISTS (SELECT 1 FROM job_deps WHERE dep_id = jobs.id) AS has_dependants
 FROM jobs
 WHERE id IN (SELECT value FROM json_each(?)) AND state = 'processing' AND lease_owner = ?
@@ -42,13 +42,14 @@ WHERE job_id = :id AND token = :token AND finished_at IS NULL
 UPDATE jobs
 SET waiting_on = waiting_on - (
     SELECT COUNT(*) FROM job_deps
-    WHERE job_deps.job_id = jobs.id AND job_deps.dep_id IN (SELECT value FROM json_each(:ids)))
+    WHERE job_deps.job_id = jobs.id AND job_deps.dep_id IN (SELECT value FROM json_each(:ids))
+      AND job_deps.cond IN ('completed', 'finished'))  -- those waiting for a failure: cascade
 WHERE id IN (SELECT job_id FROM job_deps WHERE dep_id IN (SELECT value FROM json_each(:ids)))
   AND +state = 'pending' AND waiting_on > 0
 
 -- name: dependants_of
 -- The edges from the jobs named (a JSON list) to their dependants.
-SELECT dep_id, job_id FROM job_deps WHERE dep_id IN (SELECT value FROM json_each(?))
+SELECT dep_id, job_id, cond FROM job_deps WHERE dep_id IN (SELECT value FROM json_each(?))
 
 -- name: cancel_dependants
 -- Dependants cancelled because a dependency ended `state` (dead or cancelled): `doomed` maps
@@ -60,7 +61,7 @@ SET state = 'cancelled', last_error = 'dependency ' || doomed.value || ' is ' ||
     finished_at = :now, updated_at = :now
 FROM json_each(:doomed) AS doomed
 WHERE jobs.id = doomed.key AND +jobs.state IN ('pending', 'failed')
-RETURNING id, queue, attempts, exit_code, last_error, made_by
+RETURNING id, queue, attempts, exit_code, last_error, made_by, batch
 
 -- name: hook_subjects
 -- The queue of each settled job, and whether a hook made it (such jobs fire no hooks).
@@ -74,3 +75,10 @@ VALUES ({insert_values}, ?)
 ON CONFLICT (unique_key)
     WHERE unique_key IS NOT NULL AND state IN ('pending', 'processing', 'failed')
     DO NOTHING
+
+-- name: unblock_met
+-- Dependants whose condition a dependency's end met (a JSON object: id -> how many of theirs)
+-- wait on that many fewer. (`+state`: each row found by its id.)
+UPDATE jobs SET waiting_on = MAX(0, waiting_on - met.value)
+FROM json_each(:jobs) AS met
+WHERE jobs.id = met.key AND +jobs.state = 'pending' AND waiting_on > 0
