@@ -200,9 +200,11 @@ class Queue:
         state: str | Sequence[str] | None = None,
         queue: str | Sequence[str] | None = None,
         limit: int | None = None,
+        held: bool = False,
     ) -> builtins.list[Job]:
-        """Jobs, newest first, in any of the states and queues given (None: any)."""
-        return self.page(state, queue, limit)[0]
+        """Jobs, newest first, in any of the states and queues given (None: any); `held`:
+        only held ones."""
+        return self.page(state, queue, limit, held=held)[0]
 
     def page(
         self,
@@ -210,6 +212,7 @@ class Queue:
         queue: str | Sequence[str] | None = None,
         limit: int | None = None,
         cursor: str | None = None,
+        held: bool = False,
     ) -> tuple[builtins.list[Job], str | None]:
         """A page of jobs, newest first, and the cursor of the next page (None at the end)."""
         # "running" is the word the dashboard and `worker list` use for processing jobs.
@@ -227,7 +230,8 @@ class Queue:
             if not (cursor.isascii() and cursor.isdigit() and int(cursor) <= MAX_ROW):
                 raise InvalidInputError(f"cursor: {cursor!r} is not a cursor from this API")
             before = int(cursor)
-        page = self._store.list_jobs(states, _names(queue), limit, before)
+        read = self._store.list_held if held else self._store.list_jobs
+        page = read(states, _names(queue), limit, before)
         return page.jobs, None if page.next_before is None else str(page.next_before)
 
     def attempt_output(self, job_id: str, nth: int | None = None) -> Output:
@@ -348,6 +352,23 @@ class Queue:
     def cancel(self, *job_ids: str) -> builtins.list[Job]:
         """Cancel pending, failed or running jobs (all or none); a running process is killed."""
         return self._store.cancel([validate_id(job_id) for job_id in job_ids])
+
+    def hold(self, *job_ids: str) -> builtins.list[Job]:
+        """Hold waiting jobs (all or none; one running or finished is a WrongStateError): no
+        runner takes them until released."""
+        return self._store.hold([validate_id(job_id) for job_id in job_ids])
+
+    def release(self, *job_ids: str) -> builtins.list[Job]:
+        """Release held jobs (all or none)."""
+        return self._store.release_held([validate_id(job_id) for job_id in job_ids])
+
+    def hold_queue(self, queue: str) -> int:
+        """Hold every pending or failed job of a queue; how many were held."""
+        return self._store.hold_queue(validate_id(queue, "queue"))
+
+    def release_queue(self, queue: str) -> int:
+        """Release every held job of a queue; how many were released."""
+        return self._store.release_queue(validate_id(queue, "queue"))
 
     def cancel_all(
         self, queue: str | None = None, progress: Callable[[int], None] | None = None

@@ -89,12 +89,13 @@ def list_jobs(
     ] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 50,
     cursor: Annotated[str | None, Query(description="next_cursor of the previous page")] = None,
+    held: Annotated[bool, Query(description="only held jobs")] = False,
 ) -> dict[str, Any]:
     """Jobs, newest first, a page at a time; repeated `state` or `queue`: the union, as
     `list --state A --state B` (an empty value filters nothing)."""
     states = [name for name in state or () if name]
     names = [name for name in queue_name or () if name]
-    jobs, next_cursor = queue.page(states or None, names or None, limit, cursor or None)
+    jobs, next_cursor = queue.page(states or None, names or None, limit, cursor or None, held=held)
     return {"jobs": jobs_json(jobs), "next_cursor": next_cursor}
 
 
@@ -153,6 +154,30 @@ def retry(queue: QueueDep, job_id: str) -> dict[str, Any]:
     a failed job waiting for its retry at once; 409 in any other state."""
     queue.requeue(job_id)
     return queue.get(job_id).to_dict()
+
+
+@router.post(
+    "/jobs/{job_id}/hold",
+    tags=["jobs"],
+    response_model=schemas.JobOut,
+    response_model_exclude_unset=True,
+    responses={**NOT_FOUND, **CONFLICT},
+)
+def hold(queue: QueueDep, job_id: str) -> dict[str, Any]:
+    """Hold a pending or failed job: no runner takes it until released; 409 otherwise."""
+    return queue.hold(job_id)[0].to_dict()
+
+
+@router.post(
+    "/jobs/{job_id}/release",
+    tags=["jobs"],
+    response_model=schemas.JobOut,
+    response_model_exclude_unset=True,
+    responses={**NOT_FOUND, **CONFLICT},
+)
+def release(queue: QueueDep, job_id: str) -> dict[str, Any]:
+    """Release a held job; 409 if it is running or finished."""
+    return queue.release(job_id)[0].to_dict()
 
 
 # -- dead-letter queue

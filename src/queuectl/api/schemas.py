@@ -32,6 +32,10 @@ class JobIn(BaseModel):
     cwd: str | None = Field(None, description="working directory; default: the server's")
     env: dict[str, str] | None = None
     lock: str | None = Field(None, description="never runs while a job holding it runs")
+    held: bool | None = Field(None, description="enqueue it held: it runs after a release")
+    expires: float | str | None = Field(
+        None, description="cancelled if not started within this (2h) or by this ISO-8601 time"
+    )
 
 
 #: The request body of POST /api/jobs: one job object or an array of them.
@@ -70,6 +74,9 @@ class JobOut(BaseModel):
     lock: str | None = None
     made_by: str | None = None  # hook jobs only: "hook NAME: EVENT of JOB"
     hook: str | None = None  # hook jobs only: the hook's name
+    held: bool = False  # not claimed until released
+    expires_at: str | None = None  # cancelled if not started by then
+    edits: list[dict[str, Any]] = []  # who changed it while it waited, when, which fields
 
 
 class AttemptOut(BaseModel):

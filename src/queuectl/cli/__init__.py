@@ -42,6 +42,8 @@ COMMANDS = {
     "reset": "admin:reset",
     "serve": "serve:serve",
     "demo": "demo:demo",
+    "hold": "control:hold",
+    "release": "control:release",
 }
 
 

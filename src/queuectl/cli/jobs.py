@@ -392,6 +392,14 @@ def enqueue_options(function: Any) -> Any:
                 metavar="N",
                 help="An exit code that goes to the DLQ at once (repeatable).",
             ),
+            click.option(
+                "--hold", is_flag=True, default=None, help="Enqueue it held: run after a release."
+            ),
+            click.option(
+                "--expires",
+                metavar="D|TIME",
+                help="Cancel it if not started within D (2h) or by this ISO-8601 time.",
+            ),
         ]
     ):
         function = option(function)
@@ -411,6 +419,8 @@ def options_as_fields(options: dict[str, Any]) -> dict[str, Any]:
         "unique_key": options.get("unique_key"),
         "lock": options.get("lock_key"),
         "cwd": options.get("cwd"),
+        "held": options.get("hold") or None,
+        "expires": _local_expires(options.get("expires")),
     }
     if options.get("after"):
         fields["depends_on"] = list(options["after"])
@@ -431,6 +441,13 @@ def _local_run_at(value: str | None) -> str | None:
     from queuectl.durations import ms_to_iso, parse_iso
 
     return ms_to_iso(parse_iso(value, "--run-at", naive_is_local=True))
+
+
+def _local_expires(value: str | None) -> str | None:
+    """--expires as a duration, or a time read as --run-at reads one."""
+    if value is None or not any(c in value for c in "T:-"):
+        return value
+    return _local_run_at(value)
 
 
 def command_from_words(words: tuple[str, ...]) -> str:
@@ -590,6 +607,7 @@ _FIELD_OPTIONS = {
     "unique_key": "--unique-key",
     "lock": "--lock",
     "cwd": "--cwd",
+    "expires": "--expires",
 }
 
 
@@ -751,17 +769,23 @@ def enqueue_stream(
     help="At most this many (0 = all).",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON array of jobs.")
+@click.option("--held", is_flag=True, help="Only held jobs.")
 @click.pass_obj
 def list_jobs(
-    session: Session, states: tuple[str, ...], queues: tuple[str, ...], limit: int, as_json: bool
+    session: Session,
+    states: tuple[str, ...],
+    queues: tuple[str, ...],
+    limit: int,
+    as_json: bool,
+    held: bool,
 ) -> None:
     """List jobs, newest first."""
     from queuectl.cli.render import print_jobs
 
     queue = session.existing_queue
-    jobs = queue.list(state=states, queue=queues, limit=limit or None)
+    jobs = queue.list(state=states, queue=queues, limit=limit or None, held=held)
     print_jobs(jobs, as_json)
-    if limit and len(jobs) == limit and not as_json:
+    if limit and len(jobs) == limit and not as_json and not held:
         total = queue.count(states, queues)
         if total > limit:
             click.echo(f"{limit} of {total} shown; --limit 0 for all", err=True)

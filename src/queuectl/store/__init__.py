@@ -191,6 +191,11 @@ class RunnerStore(BaseStore, Protocol):
 
     def config(self) -> dict[str, float]: ...
 
+    def expire_unstarted(self, batch: int = ...) -> list[str]:
+        """Cancel a batch of the jobs not started by their deadline, and their dependants, in
+        one short transaction; the ids expired (fewer than `batch`: none is left)."""
+        ...
+
     def listener(self, name: str) -> Listener | None:
         """Wakeups for one runner: readable when work may have become available."""
         ...
@@ -389,6 +394,33 @@ class AdminStore(BaseStore, Protocol):
         """Delete every job with its history in one transaction (`everything`: schedules,
         hooks, queue settings, configuration and the counters of `totals` too); refused with ConflictError while a
         runner is registered. The counts deleted: jobs, attempts."""
+        ...
+
+    def hold(self, job_ids: Sequence[str]) -> list[Job]:
+        """Hold the jobs named (all or none, each pending or failed: else WrongStateError) so
+        that no runner claims them until released; the jobs as they are now."""
+        ...
+
+    def release_held(self, job_ids: Sequence[str]) -> list[Job]:
+        """Release held jobs (all or none, each pending or failed); the jobs as they are now."""
+        ...
+
+    def hold_queue(self, queue: str, batch: int = ...) -> int:
+        """Hold every pending or failed job of a queue, in batches that each commit."""
+        ...
+
+    def release_queue(self, queue: str, batch: int = ...) -> int:
+        """Release every held job of a queue, in batches that each commit."""
+        ...
+
+    def list_held(
+        self,
+        states: Sequence[str] | None,
+        queues: Sequence[str] | None,
+        limit: int | None,
+        before: int | None,
+    ) -> Page:
+        """Held jobs, newest first, filtered as list_jobs filters."""
         ...
 
 

@@ -183,8 +183,11 @@ class Enqueue(Flow):
             updated_at=now,
             finished_at=now if cancelled_by else None,
             last_error=cancelled_by,
-            scheduled=run_at > now,
+            scheduled=run_at > now or job.held,
             lock_key=job.lock,
+            held=job.held,
+            expires_at=job.expires_at(now),
+            max_retries_set=job.max_retries is not None,
         )
 
     def insert_one(

@@ -190,6 +190,17 @@ class QueueSettings:
     rate_jobs: int | None
     rate_ms: int | None
     running: int
+    #: Defaults for the queue's jobs that set none of their own (None: none).
+    default_timeout: float | None = None
+    default_max_retries: int | None = None
+
+
+@dataclass(frozen=True)
+class QueueDefaults:
+    """What an attempt of a queue's job takes when the job sets none of its own (None: none)."""
+
+    timeout: float | None
+    max_retries: int | None
 
 
 @dataclass(frozen=True)

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import os
 import time
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from queuectl.models import Job, NewJob
-from queuectl.store.records import Claim, Hook, Runner, Schedule
+from queuectl.store.records import Claim, Hook, QueueDefaults, Runner, Schedule
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Sequence
+    from collections.abc import Callable, Mapping, Sequence
 
 #: A JSON column's value as a query parameter (the dialect's encoding).
 Json = Any
@@ -44,6 +45,9 @@ class JobRow(NamedTuple):
     last_error: str | None
     scheduled: bool
     lock_key: str | None
+    held: bool
+    expires_at: int | None
+    max_retries_set: bool
 
 
 #: The INSERT's columns, in the order of a JobRow.
@@ -95,6 +99,9 @@ def inserted_job(job: NewJob, row: JobRow) -> Job:
         None,  # lease_owner
         None,  # lease_expires_at_ms
         row.lock_key,
+        None,  # made_by
+        row.held,
+        row.expires_at,
     )
 
 
@@ -126,13 +133,21 @@ def job(row: Any, from_json: Callable[[Any], Any]) -> Job:
         lease_expires_at_ms=row["lease_expires_at"],
         lock=row["lock_key"],
         made_by=row["made_by"],
+        held=bool(row["held"]),
+        expires_at_ms=row["expires_at"],
+        edits=list(from_json(row["edits"])) if row["edits"] is not None else [],
     )
 
 
-def claims(rows: Sequence[Any], from_json: Callable[[Any], Any]) -> list[Claim]:
-    """Claimed rows as Claims, in claim order."""
+def claims(
+    rows: Sequence[Any],
+    from_json: Callable[[Any], Any],
+    defaults: Mapping[str, QueueDefaults] | None = None,
+) -> list[Claim]:
+    """Claimed rows as Claims, in claim order; a job that sets no timeout or max_retries of
+    its own takes its queue's `defaults`, if the queue has them."""
     rows = sorted(rows, key=lambda r: (-r["priority"], r["run_at"], r["seq"]))
-    return [
+    found = [
         Claim(
             r["id"],
             r["attempts"],
@@ -148,6 +163,18 @@ def claims(rows: Sequence[Any], from_json: Callable[[Any], Any]) -> list[Claim]:
         )
         for r in rows
     ]
+    if defaults:
+        for i, r in enumerate(rows):
+            default = defaults.get(r["queue"])
+            if default is None:
+                continue
+            timeout, max_retries = found[i].timeout, found[i].max_retries
+            if timeout is None:
+                timeout = default.timeout
+            if not r["max_retries_set"] and default.max_retries is not None:
+                max_retries = default.max_retries
+            found[i] = replace(found[i], timeout=timeout, max_retries=max_retries)
+    return found
 
 
 def runner(row: Any, queues: list[str] | None, running: list[str]) -> Runner:

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from queuectl.store.actions import Actions
 from queuectl.store.admin import Admin
+from queuectl.store.control import Control
 from queuectl.store.dialect import Dialect
 from queuectl.store.enqueue import Enqueue
 from queuectl.store.exchange import Exchanger
@@ -40,6 +41,7 @@ class SQLStore:
         reads = Reads(db)
         maintenance = Maintenance(db, enqueue, settle, actions)
         admin = Admin(db, settings)
+        control = Control(db, settle, settle.hooks)
 
         # -- what a runner needs
         self.finish_and_claim = exchanger.finish_and_claim
@@ -56,6 +58,7 @@ class SQLStore:
         self.next_schedule_ms = maintenance.next_schedule_ms
         self.fire_schedules = maintenance.fire_schedules
         self.config = admin.config
+        self.expire_unstarted = control.expire_unstarted
 
         # -- what reads need
         self.get = reads.get
@@ -97,6 +100,11 @@ class SQLStore:
         self.add_hook = admin.add_hook
         self.remove_hook = admin.remove_hook
         self.reset = admin.reset
+        self.hold = control.hold
+        self.release_held = control.release
+        self.hold_queue = control.hold_queue
+        self.release_queue = control.release_queue
+        self.list_held = control.list_held
 
     @property
     def kind(self) -> str:

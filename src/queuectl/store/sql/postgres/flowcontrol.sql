@@ -76,6 +76,7 @@ heads AS (
         SELECT seq, priority, run_at FROM jobs
         WHERE jobs.queue = room.queue AND state IN ('pending', 'failed') AND waiting_on = 0
           AND NOT scheduled AND lock_key IS NULL
+          AND (expires_at IS NULL OR expires_at > %(now)s::bigint)  -- expired: see maintenance
         ORDER BY priority DESC, run_at, seq
         LIMIT room.n
         FOR UPDATE SKIP LOCKED) AS head
@@ -83,7 +84,8 @@ heads AS (
 picked AS (
     SELECT seq FROM heads ORDER BY priority DESC, run_at, seq LIMIT %(want)s::bigint
 )
-{pg_start_picked}, jobs.lock_key, jobs.max_retries, jobs.no_retry_exit_codes
+{pg_start_picked}, jobs.lock_key, jobs.max_retries, jobs.no_retry_exit_codes,
+    jobs.max_retries_set
 
 -- name: flow_queues
 -- The running count of each limited queue (a statement after the lock, see flow_lock_queues),
@@ -164,8 +166,9 @@ SET state = 'processing', attempts = attempts + 1, token = token + 1,
     lease_expires_at = %(lease_until)s::bigint, started_at = %(now)s::bigint,
     updated_at = %(now)s::bigint
 WHERE seq = ANY(%(seqs)s::bigint[]) AND state IN ('pending', 'failed')
+  AND (expires_at IS NULL OR expires_at > %(now)s::bigint)  -- expired: see maintenance
 RETURNING id, attempts, token, command, cwd, env, timeout, queue, priority, run_at, seq,
-          lock_key, max_retries, no_retry_exit_codes
+          lock_key, max_retries, no_retry_exit_codes, max_retries_set
 
 -- name: flow_settings
 -- Every queue's settings (a row exists once a queue was paused or limited).
