@@ -362,6 +362,23 @@ class Queue:
         """Release held jobs (all or none)."""
         return self._store.release_held([validate_id(job_id) for job_id in job_ids])
 
+    def edit(self, job_id: str, *, by: str | None = None, **fields: Any) -> Job:
+        """Change a pending or failed job, atomically against runners (WrongStateError if it is
+        running or finished): `fields` as enqueue's JSON (command, priority, queue, delay or
+        run_at, env (merged into the job's), timeout, max_retries, lock, depends_on, expires;
+        a null timeout, lock or expires clears it). `by` is noted in the job's edits."""
+        unknown = sorted(set(fields) - EDITABLE)
+        if unknown:
+            raise InvalidInputError(f"{unknown[0]!r} cannot be edited")
+        if not fields:
+            raise InvalidInputError("nothing to change")
+        # Only these clear with a null; the others keep what the job has.
+        fields = {k: v for k, v in fields.items() if v is not None or k in CLEARABLE}
+        if not fields:
+            raise InvalidInputError("nothing to change")
+        job = new_job({"command": "true", **fields})
+        return self._store.edit(validate_id(job_id), job, list(fields), by or _user())
+
     def hold_queue(self, queue: str) -> int:
         """Hold every pending or failed job of a queue; how many were held."""
         return self._store.hold_queue(validate_id(queue, "queue"))
@@ -719,3 +736,33 @@ def hook_dict(hook: Hook) -> dict[str, Any]:
 
 def jobs_json(jobs: Sequence[Job]) -> list[dict[str, Any]]:
     return [job.to_dict() for job in jobs]
+
+
+#: What `edit` may change: NewJob's input fields that a waiting job may still take.
+EDITABLE = frozenset(
+    {
+        "command",
+        "priority",
+        "queue",
+        "delay",
+        "run_at",
+        "env",
+        "timeout",
+        "max_retries",
+        "lock",
+        "depends_on",
+        "expires",
+    }
+)
+
+#: What a null clears in `edit`.
+CLEARABLE = frozenset({"timeout", "lock", "expires"})
+
+
+def _user() -> str:
+    import getpass
+
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # no name for this uid (a container)
+        return f"uid {os.getuid()}"

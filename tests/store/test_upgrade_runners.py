@@ -3,6 +3,8 @@ an older queuectl would go on claiming by the old rules (no limits, no locks).""
 
 from __future__ import annotations
 
+import pytest
+
 import sqlite3
 import subprocess
 import time
@@ -137,8 +139,10 @@ def test_an_older_runner_of_another_host_holds_the_upgrade_while_its_heartbeat_i
 
 def test_an_upgrade_that_changes_no_claim_goes_on_beside_a_live_runner(target: str) -> None:
     newest = migrations("sqlite")[-1][0]
-    version = max(v for v in range(1, newest) if not claim_changes("sqlite", v))
-    old_store(target, version)
+    plain = [v for v in range(1, newest) if not claim_changes("sqlite", v)]
+    if not plain:
+        pytest.skip("the newest migration changes claims: no upgrade to it goes on beside one")
+    old_store(target, max(plain))
     register_old_runner(target, 4242, host="other-host")
     upgraded = run_cli(target, "status")
     assert upgraded.returncode == 0, upgraded.stderr

@@ -156,6 +156,27 @@ def retry(queue: QueueDep, job_id: str) -> dict[str, Any]:
     return queue.get(job_id).to_dict()
 
 
+@router.patch(
+    "/jobs/{job_id}",
+    tags=["jobs"],
+    response_model=schemas.JobOut,
+    response_model_exclude_unset=True,
+    responses={**NOT_FOUND, **CONFLICT},
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": schemas.JobEdit.model_json_schema()}},
+        }
+    },
+)
+def edit(queue: QueueDep, job_id: str, payload: Annotated[Any, Body()]) -> dict[str, Any]:
+    """Change a pending or failed job, atomically: 409 if it is running or finished (claimed
+    meanwhile, say), and then nothing changed. The edit is noted in the job's `edits`."""
+    if not isinstance(payload, dict):
+        raise InvalidInputError("the body must be an object of the fields to change")
+    return queue.edit(job_id, by="api", **payload).to_dict()
+
+
 @router.post(
     "/jobs/{job_id}/hold",
     tags=["jobs"],

@@ -38,6 +38,25 @@ class JobIn(BaseModel):
     )
 
 
+class JobEdit(BaseModel):
+    """The fields of a waiting job to change (PATCH /api/jobs/{id}); a null timeout, lock or
+    expires clears it, `env` is merged into the job's, `depends_on` replaces its list."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    command: str | None = None
+    priority: int | None = None
+    queue: str | None = None
+    run_at: str | None = None
+    delay: float | str | None = None
+    env: dict[str, str] | None = None
+    timeout: float | str | None = None
+    max_retries: int | None = None
+    lock: str | None = None
+    depends_on: list[str] | None = None
+    expires: float | str | None = None
+
+
 #: The request body of POST /api/jobs: one job object or an array of them.
 JOBS_IN_SCHEMA: dict[str, Any] = {
     "anyOf": [

@@ -44,6 +44,7 @@ COMMANDS = {
     "demo": "demo:demo",
     "hold": "control:hold",
     "release": "control:release",
+    "edit": "control:edit",
 }
 
 

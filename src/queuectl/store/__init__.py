@@ -423,6 +423,12 @@ class AdminStore(BaseStore, Protocol):
         """Held jobs, newest first, filtered as list_jobs filters."""
         ...
 
+    def edit(self, job_id: str, job: NewJob, fields: Sequence[str], by: str) -> Job:
+        """Change the `fields` (names of NewJob input: command, priority, queue, run_at or
+        delay, env (merged), timeout, max_retries, lock, depends_on, expires) of a pending or
+        failed job to `job`'s, atomically against claims; WrongStateError otherwise."""
+        ...
+
 
 class Store(RunnerStore, ReadStore, AdminStore, Protocol):
     """What the queue needs from a database: every role."""

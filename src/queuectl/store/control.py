@@ -6,9 +6,21 @@ from __future__ import annotations
 import heapq
 import itertools
 from collections.abc import Sequence
+from typing import Any
 
-from queuectl.errors import NotFoundError, WrongStateError
-from queuectl.models import CANCELLED, FAILED, PENDING, PROCESSING, Job
+from queuectl.durations import ms_to_iso
+from queuectl.errors import InvalidInputError, NotFoundError, WrongStateError
+from queuectl.models import (
+    CANCELLED,
+    COMPLETED,
+    DEAD,
+    FAILED,
+    FINISHED_STATES,
+    PENDING,
+    PROCESSING,
+    Job,
+    NewJob,
+)
 from queuectl.store import rows as rows_
 from queuectl.store.dialect import Dialect, Flow, operation
 from queuectl.store.hooks import Hooks
@@ -97,6 +109,77 @@ class Control(Flow):
                 self.db.wake(conn)
         return changed
 
+    @operation(replayable=False)
+    def edit(self, job_id: str, job: NewJob, fields: Sequence[str], by: str) -> Job:
+        """Change the `fields` of a waiting job to those of `job` (validated), in one statement
+        that a claim cannot interleave with; WrongStateError if the job is running or finished
+        (claimed meanwhile, say), and then nothing changed. The edit is noted in the job."""
+        db = self.db
+        now = db.now()
+        given = set(fields)
+        params: dict[str, Any] = {
+            "id": job_id,
+            "now": now,
+            "command": job.command if "command" in given else None,
+            "priority": job.priority if "priority" in given else None,
+            "queue": job.queue if "queue" in given else None,
+            "run_at": job.first_run_at(now) if given & {"run_at", "delay"} else None,
+            "env": db.json(job.env) if "env" in given else None,
+            "set_timeout": "timeout" in given,
+            "timeout": job.timeout,
+            "max_retries": job.max_retries if "max_retries" in given else None,
+            "set_lock": "lock" in given,
+            "lock": job.lock,
+            "set_deps": "depends_on" in given,
+            "depends_on": db.json(job.depends_on),
+            "waiting": 0,
+            "set_expires": "expires" in given,
+            "expires_at": job.expires_at(now),
+            "edit": db.json({"at": ms_to_iso(now), "by": by, "fields": sorted(given)}),
+        }
+        with db.transaction() as conn:
+            if "depends_on" in given:
+                params["waiting"] = self._new_dependencies(conn, job_id, job.depends_on)
+            if conn.execute(db.q["edit_job"], params).fetchone() is None:
+                now_job = self._job(conn, job_id)
+                if now_job is None:
+                    raise NotFoundError(f"no job {job_id!r}")
+                raise WrongStateError(f"job {job_id!r} {_why_not(now_job)}: not changed")
+            if "depends_on" in given:
+                conn.execute(db.q["edit_drop_deps"], {"id": job_id})
+                db.many(conn, "insert_dep", [(dep, job_id) for dep in job.depends_on])
+            db.wake(conn)
+            edited = self._job(conn, job_id)
+        assert edited is not None
+        return edited
+
+    def _job(self, conn: Any, job_id: str) -> Job | None:
+        row = conn.execute(self.db.q["jobs_by_ids"], (self.db.array([job_id]),)).fetchone()
+        return None if row is None else rows_.job(row, self.db.from_json)
+
+    def _new_dependencies(self, conn: Any, job_id: str, deps: Sequence[str]) -> int:
+        """How many of a job's new dependencies are not completed, read as enqueue reads them
+        (locked on PostgreSQL); refused if one is missing, dead or cancelled, or depends on the
+        job itself (a cycle that would never run)."""
+        db = self.db
+        states = {r["id"]: r["state"] for r in conn.execute(db.q["dep_states"], (db.array(deps),))}
+        for dep in deps:
+            if dep not in states:
+                raise InvalidInputError(f"depends_on: no job {dep!r}")
+            if states[dep] in (DEAD, CANCELLED):
+                raise InvalidInputError(f"depends_on: {dep!r} is {states[dep]}; it never completes")
+        seen, level = {job_id}, [job_id]
+        while level:
+            edges = conn.execute(db.q["dependants_of"], (db.array(level),)).fetchall()
+            level = [e["job_id"] for e in edges if e["job_id"] not in seen]
+            seen.update(level)
+        if job_id in deps:
+            raise InvalidInputError("depends_on: a job cannot depend on itself")
+        looped = [dep for dep in deps if dep in seen]
+        if looped:
+            raise InvalidInputError(f"depends_on: {looped[0]!r} waits for {job_id!r} already")
+        return sum(1 for dep in deps if states[dep] != COMPLETED)
+
     @operation()
     def list_held(
         self,
@@ -147,3 +230,12 @@ class Control(Flow):
                     done = [row for row in rows if row["id"] in expired]
                     self.hooks.fire_cancelled(conn, done, cascaded, now)
         return [job_id for job_id in ids if job_id in expired]
+
+
+def _why_not(job: Job) -> str:
+    """Why a job cannot be changed now."""
+    if job.state == PROCESSING:
+        return "is processing (claimed meanwhile)"
+    if job.state in FINISHED_STATES:
+        return f"is {job.state}"
+    return "waits for its cancelled attempt's processes to end"

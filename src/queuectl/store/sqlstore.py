@@ -105,6 +105,7 @@ class SQLStore:
         self.hold_queue = control.hold_queue
         self.release_queue = control.release_queue
         self.list_held = control.list_held
+        self.edit = control.edit
 
     @property
     def kind(self) -> str:

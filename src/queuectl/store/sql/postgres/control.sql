@@ -56,3 +56,33 @@ SELECT {job_columns} FROM jobs
 WHERE held AND (%(queue)s::text IS NULL OR queue = %(queue)s::text)
   AND (%(state)s::text IS NULL OR state = %(state)s::text) AND seq < %(before)s::bigint
 ORDER BY seq DESC LIMIT %(limit)s::bigint
+
+-- name: edit_job
+-- The whole edit in one statement, only while the job waits (pending or failed, its last
+-- attempt's processes gone): a claim that locked the row first wins (this then finds it
+-- processing), one that comes after sees the edited job. A field left NULL (or its `set_`
+-- flag false) is kept; `env` is merged into the job's.
+UPDATE jobs
+SET command = COALESCE(%(command)s::text, command),
+    priority = COALESCE(%(priority)s::integer, priority),
+    queue = COALESCE(%(queue)s::text, queue),
+    run_at = COALESCE(%(run_at)s::bigint, run_at),
+    scheduled = CASE WHEN %(run_at)s::bigint IS NULL THEN scheduled
+                     ELSE held OR %(run_at)s::bigint > %(now)s::bigint END,
+    env = CASE WHEN %(env)s::jsonb IS NULL THEN env ELSE env || %(env)s::jsonb END,
+    timeout = CASE WHEN %(set_timeout)s::boolean THEN %(timeout)s::double precision
+                   ELSE timeout END,
+    max_retries = COALESCE(%(max_retries)s::integer, max_retries),
+    max_retries_set = max_retries_set OR %(max_retries)s::integer IS NOT NULL,
+    lock_key = CASE WHEN %(set_lock)s::boolean THEN %(lock)s::text ELSE lock_key END,
+    depends_on = CASE WHEN %(set_deps)s::boolean THEN %(depends_on)s::jsonb ELSE depends_on END,
+    waiting_on = CASE WHEN %(set_deps)s::boolean THEN %(waiting)s::integer ELSE waiting_on END,
+    expires_at = CASE WHEN %(set_expires)s::boolean THEN %(expires_at)s::bigint
+                      ELSE expires_at END,
+    edits = COALESCE(edits, '[]'::jsonb) || jsonb_build_array(%(edit)s::jsonb),
+    updated_at = %(now)s::bigint
+WHERE id = %(id)s AND state IN ('pending', 'failed') AND lease_owner IS NULL
+RETURNING id
+
+-- name: edit_drop_deps
+DELETE FROM job_deps WHERE job_id = %(id)s

@@ -52,3 +52,29 @@ SELECT {job_columns} FROM jobs INDEXED BY jobs_held
 WHERE held = 1 AND (:queue IS NULL OR queue = :queue) AND (:state IS NULL OR state = :state)
   AND seq < :before
 ORDER BY seq DESC LIMIT :limit
+
+-- name: edit_job
+-- The whole edit in one statement, only while the job waits (pending or failed, its last
+-- attempt's processes gone): a claim sees the job before or after it, never a mix. A field
+-- left NULL (or its `set_` flag false) is kept; `env` is merged into the job's.
+UPDATE jobs
+SET command = COALESCE(:command, command),
+    priority = COALESCE(:priority, priority),
+    queue = COALESCE(:queue, queue),
+    run_at = COALESCE(:run_at, run_at),
+    scheduled = CASE WHEN :run_at IS NULL THEN scheduled ELSE held OR :run_at > :now END,
+    env = CASE WHEN :env IS NULL THEN env ELSE json_patch(env, :env) END,
+    timeout = CASE WHEN :set_timeout THEN :timeout ELSE timeout END,
+    max_retries = COALESCE(:max_retries, max_retries),
+    max_retries_set = max_retries_set OR :max_retries IS NOT NULL,
+    lock_key = CASE WHEN :set_lock THEN :lock ELSE lock_key END,
+    depends_on = CASE WHEN :set_deps THEN :depends_on ELSE depends_on END,
+    waiting_on = CASE WHEN :set_deps THEN :waiting ELSE waiting_on END,
+    expires_at = CASE WHEN :set_expires THEN :expires_at ELSE expires_at END,
+    edits = json_insert(COALESCE(edits, '[]'), '$[#]', json(:edit)),
+    updated_at = :now
+WHERE id = :id AND state IN ('pending', 'failed') AND lease_owner IS NULL
+RETURNING id
+
+-- name: edit_drop_deps
+DELETE FROM job_deps WHERE job_id = :id
