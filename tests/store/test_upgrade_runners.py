@@ -3,13 +3,13 @@ an older queuectl would go on claiming by the old rules (no limits, no locks).""
 
 from __future__ import annotations
 
-import pytest
-
 import sqlite3
 import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
+
+import pytest
 
 from queuectl import Queue
 from queuectl.runner.liveness import host_name, process_started

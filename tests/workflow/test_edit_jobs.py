@@ -65,9 +65,7 @@ def test_an_edit_changes_what_the_next_attempt_runs(fake: tuple[Queue, FakeClock
         ["command", "priority", "queue", "env", "timeout", "max_retries", "lock", "depends_on"]
     )
     assert [c.id for c in claim(queue, ["other"])] == ["dep"]  # waits for dep now
-    queue._store.finish_and_claim(
-        "r1", [_done("dep", claim_token(queue, "dep"))], 0, None, LEASE_S
-    )
+    queue._store.finish_and_claim("r1", [_done("dep", claim_token(queue, "dep"))], 0, None, LEASE_S)
     assert claim(queue, ["default"]) == []  # it moved to `night`
     [got] = claim(queue, ["night"])
     assert (got.command, got.priority, got.env, got.timeout, got.max_retries) == (

@@ -86,3 +86,9 @@ RETURNING id
 
 -- name: edit_drop_deps
 DELETE FROM job_deps WHERE job_id = %(id)s
+
+-- name: any_past_deadline
+SELECT 1 AS value FROM jobs
+WHERE expires_at IS NOT NULL AND expires_at <= %(now)s::bigint
+  AND state IN ('pending', 'failed')
+LIMIT 1

@@ -78,3 +78,8 @@ RETURNING id
 
 -- name: edit_drop_deps
 DELETE FROM job_deps WHERE job_id = :id
+
+-- name: any_past_deadline
+SELECT 1 AS value FROM jobs INDEXED BY jobs_expiring
+WHERE expires_at IS NOT NULL AND expires_at <= :now AND state IN ('pending', 'failed')
+LIMIT 1
