@@ -33,6 +33,7 @@ from queuectl.store import (
     Bucket,
     Hook,
     Output,
+    QueueDefaults,
     QueueSettings,
     Runner,
     Schedule,
@@ -463,6 +464,7 @@ class Queue:
         counts per state (as `queue list --json` gives them)."""
         settings = self._store.queue_settings()
         counts = self._store.counts()
+        defaults = self._store.queue_defaults()
         names = sorted(set(settings) | set(counts))
         none = QueueSettings(False, None, None, None, 0)
         return {
@@ -473,6 +475,8 @@ class Queue:
                     settings.get(name, none).rate_jobs, settings.get(name, none).rate_ms
                 ),
                 "counts": {**dict.fromkeys(STATES, 0), **counts.get(name, {})},
+                # Only queues with defaults carry them, so others keep their documented shape.
+                **({"defaults": _defaults_json(defaults[name])} if name in defaults else {}),
             }
             for name in names
         }
@@ -494,6 +498,31 @@ class Queue:
             window,
             keep_concurrency=concurrency is UNCHANGED,
             keep_rate=rate is UNCHANGED,
+        )
+        return self.queues()[name]
+
+    def set_queue_defaults(
+        self, name: str, timeout: object = UNCHANGED, max_retries: object = UNCHANGED
+    ) -> dict[str, Any]:
+        """Set a queue's defaults for its jobs that set none of their own: `timeout` (a
+        duration; "none" or None: no default) and `max_retries` (N; "none" or None: no
+        default); one not given stays. Runners apply them to every attempt they start from
+        then on, of jobs already waiting too. Its new entry of `queues()`."""
+        validate_id(name, "queue")
+        if timeout is UNCHANGED and max_retries is UNCHANGED:
+            raise InvalidInputError("give a timeout, max_retries, or both")
+        seconds = None
+        if timeout is not UNCHANGED and timeout not in (None, "none"):
+            seconds = parse_duration(timeout, "timeout")  # type: ignore[arg-type]
+        retries = None
+        if max_retries is not UNCHANGED and max_retries not in (None, "none"):
+            retries = new_job({"command": "true", "max_retries": max_retries}).max_retries
+        self._store.set_queue_defaults(
+            name,
+            seconds,
+            retries,
+            keep_timeout=timeout is UNCHANGED,
+            keep_max_retries=max_retries is UNCHANGED,
         )
         return self.queues()[name]
 
@@ -766,3 +795,7 @@ def _user() -> str:
         return getpass.getuser()
     except (KeyError, OSError):  # no name for this uid (a container)
         return f"uid {os.getuid()}"
+
+
+def _defaults_json(defaults: QueueDefaults) -> dict[str, Any]:
+    return {"timeout": defaults.timeout, "max_retries": defaults.max_retries}

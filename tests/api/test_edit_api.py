@@ -7,8 +7,7 @@ from typing import Any
 from queuectl import Queue
 
 
-def test_patch_edits_a_waiting_job_and_refuses_a_finished_one(client: Any, target: str) -> None:
-    queue = Queue(target)
+def test_patch_edits_a_waiting_job_and_refuses_a_finished_one(client: Any, queue: Queue) -> None:
     job = queue.enqueue("echo old", queue="nowhere")
     answer = client.patch(f"/api/jobs/{job.id}", json={"command": "echo new", "priority": 3})
     assert answer.status_code == 200, answer.text

@@ -7,8 +7,7 @@ from typing import Any
 from queuectl import Queue
 
 
-def test_hold_and_release_over_http(client: Any, target: str) -> None:
-    queue = Queue(target)
+def test_hold_and_release_over_http(client: Any, queue: Queue) -> None:
     job = queue.enqueue("true")
     answer = client.post(f"/api/jobs/{job.id}/hold")
     assert answer.status_code == 200, answer.text

@@ -274,16 +274,35 @@ def config_set(queue: QueueDep, key: str, body: schemas.ConfigValueIn) -> dict[s
     return {"key": canonical_key(key), "value": stored}
 
 
-@router.get("/queues", tags=["queues"], response_model=dict[str, schemas.QueueOut])
+@router.get(
+    "/queues",
+    tags=["queues"],
+    response_model=dict[str, schemas.QueueOut],
+    response_model_exclude_unset=True,
+)
 def queues(queue: QueueDep) -> dict[str, Any]:
     """Named queues: whether paused, their limits, their counts per state."""
     return queue.queues()
 
 
-@router.put("/queues/{name}", tags=["queues"], response_model=schemas.QueueOut)
+@router.put(
+    "/queues/{name}",
+    tags=["queues"],
+    response_model=schemas.QueueOut,
+    response_model_exclude_unset=True,
+)
 def set_queue(queue: QueueDep, name: str, body: schemas.QueueLimitsIn) -> dict[str, Any]:
-    """Set a queue's concurrency and rate limits; the queue need not have jobs."""
+    """Set a queue's concurrency and rate limits, and its jobs' default timeout and
+    max_retries; the queue need not have jobs."""
     given = body.model_fields_set
+    if given & {"timeout", "max_retries"}:
+        shown = queue.set_queue_defaults(
+            name,
+            timeout=body.timeout if "timeout" in given else UNCHANGED,
+            max_retries=body.max_retries if "max_retries" in given else UNCHANGED,
+        )
+        if not given & {"concurrency", "rate"}:
+            return shown
     return queue.set_queue(
         name,
         concurrency=body.concurrency if "concurrency" in given else UNCHANGED,

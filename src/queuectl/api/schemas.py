@@ -151,6 +151,13 @@ class RateOut(BaseModel):
     seconds: float
 
 
+class QueueDefaultsOut(BaseModel):
+    """What a queue's jobs that set none of their own take (null: no default)."""
+
+    timeout: float | None
+    max_retries: int | None
+
+
 class QueueOut(BaseModel):
     """A queue as `queue list --json` shows it."""
 
@@ -158,6 +165,7 @@ class QueueOut(BaseModel):
     concurrency: int | None = None
     rate: RateOut | None = None
     counts: dict[str, int]
+    defaults: QueueDefaultsOut | None = None  # only a queue with defaults for its jobs
 
 
 class QueueLimitsIn(BaseModel):
@@ -169,6 +177,8 @@ class QueueLimitsIn(BaseModel):
     rate: Any = Field(
         None, description='"N/DURATION" (10/1m) or {"jobs": N, "seconds": S}; null: no limit'
     )
+    timeout: Any = Field(None, description="default timeout of its jobs; null: none")
+    max_retries: Any = Field(None, description="default max_retries of its jobs; null: none")
 
 
 class QueueState(BaseModel):

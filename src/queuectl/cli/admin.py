@@ -173,9 +173,24 @@ def queue_list(session: Session, as_json: bool) -> None:
         for name, q in queues.items()
     ]
     headers = ["QUEUE", "STATUS", "LIMIT", "RATE", *(state_text(s) for s in STATES)]
+    if any("defaults" in q for q in queues.values()):  # a column only where it says something
+        headers.append("DEFAULTS")
+        for row, q in zip(rows, queues.values(), strict=True):
+            row.append(_defaults_text(q.get("defaults")))
     counts = {s: [q["counts"][s] for q in queues.values()] for s in STATES}
     short = {s: (short_state_text(s), counts[s]) for s in STATES}
     print_table(None, headers, rows, short=short)
+
+
+def _defaults_text(defaults: dict[str, Any] | None) -> str:
+    if not defaults:
+        return "none"
+    said = []
+    if defaults["timeout"] is not None:
+        said.append(f"timeout {defaults['timeout']:g}s")
+    if defaults["max_retries"] is not None:
+        said.append(f"max retries {defaults['max_retries']}")
+    return ", ".join(said)
 
 
 def _rate_text(rate: dict[str, Any] | None) -> str:
@@ -188,21 +203,47 @@ def _rate_text(rate: dict[str, Any] | None) -> str:
 @click.option(
     "--rate", metavar="N/DURATION|none", help="At most N jobs start in any DURATION (10/1m)."
 )
+@click.option(
+    "--timeout", metavar="D|none", help="Default timeout of its jobs that set none (30s, 5m)."
+)
+@click.option(
+    "--max-retries", metavar="N|none", help="Default max retries of its jobs that set none."
+)
 @click.pass_obj
-def queue_set(session: Session, name: str, concurrency: str | None, rate: str | None) -> None:
-    """Limit a queue across every runner and host; `none` removes a limit."""
+def queue_set(
+    session: Session,
+    name: str,
+    concurrency: str | None,
+    rate: str | None,
+    timeout: str | None,
+    max_retries: str | None,
+) -> None:
+    """Limit a queue across every runner and host, and give its jobs defaults; `none` removes
+    a limit or a default.
+
+    A default applies to the jobs of the queue that set none of their own, as each attempt
+    starts: a change reaches the jobs already waiting.
+    """
     from queuectl.errors import InvalidInputError
     from queuectl.queue import UNCHANGED
 
-    if concurrency is None and rate is None:
-        raise InvalidInputError("give --concurrency, --rate, or both")
-    shown = session.queue.set_queue(
-        name,
-        concurrency=UNCHANGED if concurrency is None else concurrency,
-        rate=UNCHANGED if rate is None else rate,
-    )
+    if concurrency is None and rate is None and timeout is None and max_retries is None:
+        raise InvalidInputError("give --concurrency, --rate, --timeout or --max-retries")
+    if timeout is not None or max_retries is not None:
+        shown = session.queue.set_queue_defaults(
+            name,
+            timeout=UNCHANGED if timeout is None else timeout,
+            max_retries=UNCHANGED if max_retries is None else max_retries,
+        )
+    if concurrency is not None or rate is not None:
+        shown = session.queue.set_queue(
+            name,
+            concurrency=UNCHANGED if concurrency is None else concurrency,
+            rate=UNCHANGED if rate is None else rate,
+        )
     limit = "none" if shown["concurrency"] is None else shown["concurrency"]
-    click.echo(f"{name}: concurrency {limit}, rate {_rate_text(shown['rate'])}", err=True)
+    said = f"{name}: concurrency {limit}, rate {_rate_text(shown['rate'])}"
+    click.echo(f"{said}, defaults {_defaults_text(shown.get('defaults'))}", err=True)
 
 
 @queue.command("pause")

@@ -25,6 +25,7 @@ from queuectl.store.records import (
     Ledger,
     Output,
     Page,
+    QueueDefaults,
     QueueSettings,
     Runner,
     Schedule,
@@ -54,6 +55,7 @@ __all__ = [
     "Listener",
     "Output",
     "Page",
+    "QueueDefaults",
     "QueueSettings",
     "ReadStore",
     "Runner",
@@ -295,6 +297,10 @@ class ReadStore(BaseStore, Protocol):
 
     def schedules(self) -> list[Schedule]: ...
 
+    def queue_defaults(self) -> dict[str, QueueDefaults]:
+        """The queues whose jobs take defaults, with them."""
+        ...
+
     def hooks(self) -> list[Hook]: ...
 
 
@@ -427,6 +433,19 @@ class AdminStore(BaseStore, Protocol):
         """Change the `fields` (names of NewJob input: command, priority, queue, run_at or
         delay, env (merged), timeout, max_retries, lock, depends_on, expires) of a pending or
         failed job to `job`'s, atomically against claims; WrongStateError otherwise."""
+        ...
+
+    def set_queue_defaults(
+        self,
+        queue: str,
+        timeout: float | None,
+        max_retries: int | None,
+        *,
+        keep_timeout: bool = False,
+        keep_max_retries: bool = False,
+    ) -> None:
+        """Set a queue's defaults for its jobs that set none (None: no default; `keep_*`:
+        the one stored stays); runners apply them to the attempts they start from then on."""
         ...
 
 

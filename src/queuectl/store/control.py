@@ -25,7 +25,7 @@ from queuectl.store import rows as rows_
 from queuectl.store.dialect import Dialect, Flow, operation
 from queuectl.store.hooks import Hooks
 from queuectl.store.reads import FAR_FUTURE
-from queuectl.store.records import BULK_BATCH, Page
+from queuectl.store.records import BULK_BATCH, Page, QueueDefaults
 from queuectl.store.settle import Settle
 
 WAITING = (PENDING, FAILED)
@@ -38,7 +38,7 @@ class Control(Flow):
 
     def __init__(self, db: Dialect, settle: Settle, hooks: Hooks) -> None:
         super().__init__(db)
-        self.settle, self.hooks = settle, hooks
+        self.settle, self.hooks, self.settings = settle, hooks, settle.settings
 
     @operation(replayable=False)
     def hold(self, job_ids: Sequence[str]) -> list[Job]:
@@ -203,6 +203,33 @@ class Control(Flow):
         more = limit is not None and limit > 0 and len(found) == limit
         jobs = [rows_.job(r, self.db.from_json) for r in found]
         return Page(jobs, found[-1]["seq"] if more else None)
+
+    # -- queues' defaults for their jobs
+
+    @operation()
+    def queue_defaults(self) -> dict[str, QueueDefaults]:
+        return self.settings.read_queue_defaults(self.db.connection())
+
+    @operation()
+    def set_queue_defaults(
+        self,
+        queue: str,
+        timeout: float | None,
+        max_retries: int | None,
+        *,
+        keep_timeout: bool = False,
+        keep_max_retries: bool = False,
+    ) -> None:
+        params = {
+            "name": queue,
+            "timeout": timeout,
+            "max_retries": max_retries,
+            "keep_timeout": keep_timeout,
+            "keep_max_retries": keep_max_retries,
+        }
+        with self.db.transaction() as conn:
+            conn.execute(self.db.q["set_queue_defaults"], params)
+        self.settings.forget(config=False, hooks=False)
 
     # -- expiry, by the runners' maintenance
 

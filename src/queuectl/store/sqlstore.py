@@ -82,6 +82,7 @@ class SQLStore:
         self.lock_holder = flow.lock_holder
         self.schedules = maintenance.schedules
         self.hooks = admin.hooks
+        self.queue_defaults = control.queue_defaults
 
         # -- what admin needs
         self.enqueue_many = enqueue.enqueue_many
@@ -106,6 +107,7 @@ class SQLStore:
         self.release_queue = control.release_queue
         self.list_held = control.list_held
         self.edit = control.edit
+        self.set_queue_defaults = control.set_queue_defaults
 
     @property
     def kind(self) -> str:
