@@ -75,7 +75,9 @@ def test_a_default_max_retries_decides_the_retry_and_none_clears_it(
 
 
 def test_queue_set_from_the_cli_reaches_a_waiting_job(
-    cli: Cli, queue: Queue, start_runner: Callable[..., RunnerProcess]
+    cli: Cli,
+    queue: Queue,
+    start_runner: Callable[..., RunnerProcess],  # noqa: F811 - the imported fixture
 ) -> None:
     job = queue.enqueue("sleep 5", queue="slow").id
     done = cli("queue", "set", "slow", "--timeout", "1s", "--max-retries", "0")
