@@ -694,11 +694,21 @@ MUTANTS: list[Mutant] = [
     Mutant(
         "supervisor-attempt-told-after-spawn",
         "runner/supervisor.py",
-        '            self.watchdog.watch(f"+a{claim.id}:{claim.attempt}")\n'
+        '            self.watchdog.watch(f"+a{claim.id}:{claim.token}")\n'
         "            self.watchdog.flush(self.tree)",
         "            pass",
         "the watchdog never hears of the attempts, so it cannot find their processes",
         ("tests/runner/test_escapees.py", "-k", "runner_killed_as_its_job"),
+    ),
+    Mutant(
+        "tree-marker-by-attempt-number",
+        "runner/tree.py",
+        '        elif word.startswith(b"QUEUECTL_CLAIM_TOKEN="):\n'
+        '            token = word[21:].decode(errors="replace")',
+        '        elif word.startswith(b"QUEUECTL_ATTEMPT="):\n'
+        '            token = word[17:].decode(errors="replace")',
+        "a dead runner's watchdog kills a later attempt of the same number run by another runner",
+        ("tests/runner/test_watchdog_claims.py",),
     ),
     # -- control before a job runs
     Mutant(

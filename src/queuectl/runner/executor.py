@@ -98,6 +98,9 @@ def start(
     env = {**base_env, **claim.env}
     env["QUEUECTL_JOB_ID"] = claim.id
     env["QUEUECTL_ATTEMPT"] = str(claim.attempt)
+    # Attempt numbers start again at a requeue; a claim's token never repeats, so it alone
+    # tells this attempt's processes from a later attempt's.
+    env["QUEUECTL_CLAIM_TOKEN"] = str(claim.token)
     timeout_s = (default_timeout_s or None) if claim.timeout is None else (claim.timeout or None)
     output = _output_file()
     started_at_ms = time.time_ns() // 1_000_000
@@ -114,7 +117,7 @@ def start(
     )
     if tree is not None:
         attempt.tree = tree
-        attempt.job = tree.new_job(claim.id, claim.attempt)
+        attempt.job = tree.new_job(claim.id, claim.token)
     global _DEVNULL
     if _DEVNULL is None:
         _DEVNULL = os.open(os.devnull, os.O_RDONLY)

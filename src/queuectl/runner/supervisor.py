@@ -339,7 +339,7 @@ class Supervisor:
                 executor.end(attempt)  # what the shell left behind dies with the job
                 if attempt.pgid is not None:
                     self.watchdog.watch(f"-{attempt.pgid}")
-                self.watchdog.watch(f"-a{attempt.claim.id}:{attempt.claim.attempt}")
+                self.watchdog.watch(f"-a{attempt.claim.id}:{attempt.claim.token}")
                 self.slots.remove(attempt)
                 self._result(attempt)
 
@@ -492,7 +492,7 @@ class Supervisor:
         for claim in claims:
             # Told before the spawn: a crash between the spawn and the next flush must take
             # this job, and whatever it started meanwhile, along.
-            self.watchdog.watch(f"+a{claim.id}:{claim.attempt}")
+            self.watchdog.watch(f"+a{claim.id}:{claim.token}")
             self.watchdog.flush(self.tree)
             attempt = executor.start(
                 claim,
