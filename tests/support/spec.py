@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-#: SPEC section 2, in order, plus `lock` (SPEC 9.2).
+#: SPEC section 2, in order, plus `lock` (SPEC 9.2), then those of control before a job runs.
 SPEC_FIELDS = [
     "id",
     "command",
@@ -26,4 +26,7 @@ SPEC_FIELDS = [
     "last_error",
     "duration_ms",
     "lock",
+    "held",
+    "expires_at",
+    "edits",
 ]
