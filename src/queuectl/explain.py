@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from queuectl.durations import local_text
+from queuectl.durations import local_text, ms_to_iso
 from queuectl.models import CANCELLED, COMPLETED, DEAD, PROCESSING, Job
 
 if TYPE_CHECKING:
@@ -28,6 +28,8 @@ def explain_job(queue: Queue, job_id: str) -> dict[str, Any]:
 
     def answer(reason: str, message: str) -> dict[str, Any]:
         found = {"id": job.id, "state": job.state, "reason": reason, "message": message}
+        if job.expires_at_ms is not None and job.state not in (COMPLETED, DEAD, CANCELLED):
+            found = with_deadline(found, job.expires_at_ms)
         return found if job.made_by is None else made_by_hook(found, job.made_by)
 
     if job.state == COMPLETED:
@@ -70,6 +72,11 @@ def explain_job(queue: Queue, job_id: str) -> dict[str, Any]:
             "waiting_for_previous_attempt",
             f"{job.id} waits for the processes of its cancelled attempt to end on runner "
             f"{job.lease_owner}; it may start once they are gone.",
+        )
+    if job.held:
+        return answer(
+            "held",
+            f"{job.id} is held: no runner takes it until `queuectl release {job.id}`.",
         )
     waits = queue.conditions(job.id) if job.depends_on or job.state == "pending" else []
     unfinished = [
@@ -192,3 +199,13 @@ def flow_reason(queue: Queue, job: Job, now: int) -> tuple[str, str] | None:
 def made_by_hook(found: dict[str, Any], made_by: str) -> dict[str, Any]:
     """A hook job's explanation also says which job and event made it."""
     return {**found, "made_by": made_by, "message": f"{found['message']} It was made by {made_by}."}
+
+
+def with_deadline(found: dict[str, Any], expires_at_ms: int) -> dict[str, Any]:
+    """A job with a deadline: the explanation says when it is cancelled if not started."""
+    return {
+        **found,
+        "expires_at": ms_to_iso(expires_at_ms),
+        "message": f"{found['message']} If it has not started by {local_text(expires_at_ms)}, "
+        f"it is cancelled (expired).",
+    }

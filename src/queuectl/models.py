@@ -55,6 +55,8 @@ NEW_JOB_FIELDS = frozenset(
         "max_procs",
         "batch",
         "after_batch",
+        "held",
+        "expires",
     }
 )
 #: A job's limits at most: what PostgreSQL's bigint holds, far more CPUs and processes than any
@@ -129,6 +131,10 @@ class Job:
     cpus: float | None = None
     max_procs: int | None = None
     batch: str | None = None
+    held: bool = False  # not claimed until released
+    expires_at_ms: int | None = None  # cancelled if not started by then
+    #: Changes made to the job while it waited: {"at", "by", "fields"} each, oldest first.
+    edits: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def run_at(self) -> datetime:
@@ -179,6 +185,9 @@ class Job:
             "cpus": self.cpus,
             "max_procs": self.max_procs,
             "batch": self.batch,
+            "held": self.held,
+            "expires_at": ms_to_iso(self.expires_at_ms),
+            "edits": [dict(edit) for edit in self.edits],
             # Only hook jobs carry it, so every other job's JSON keeps its documented shape.
             **({"made_by": self.made_by, "hook": self.hook} if self.made_by is not None else {}),
         }
@@ -219,12 +228,21 @@ class NewJob:
     conditions: dict[str, str] = field(default_factory=dict)
     #: The concurrency limit this job's enqueue sets on its batch (an array's `%N`).
     batch_limit: int | None = None
+    held: bool = False
+    expires_at_ms: int | None = None
+    expires_in_s: float | None = None  # from the enqueue, when given as a duration
 
     def first_run_at(self, now_ms: int) -> int:
         """When the job may first start: its run_at, else now plus its delay."""
         if self.run_at_ms is not None:
             return self.run_at_ms
         return now_ms + round((self.delay_s or 0) * 1000)
+
+    def expires_at(self, now_ms: int) -> int | None:
+        """When the job is cancelled if it has not started by then (None: never)."""
+        if self.expires_in_s is not None:
+            return now_ms + round(self.expires_in_s * 1000)
+        return self.expires_at_ms
 
 
 def _int(value: object, what: str, low: int, high: int) -> int:
@@ -436,6 +454,12 @@ def _new_job(data: dict[str, Any], default_cwd: str | None = None) -> NewJob:
         if not isinstance(names, list):
             raise InvalidInputError("after_batch: expected a list of batch names")
         job.after_batch = list(dict.fromkeys(validate_id(n, "after_batch") for n in names))
+    if data.get("held") is not None:
+        if not isinstance(data["held"], bool):
+            raise InvalidInputError("held: expected true or false")
+        job.held = data["held"]
+    if data.get("expires") is not None:
+        job.expires_at_ms, job.expires_in_s = parse_deadline(data["expires"], "expires")
     cwd = data.get("cwd")
     if cwd is not None and (not _is_text(cwd) or not cwd or "\x00" in cwd):
         raise InvalidInputError("cwd: must be a non-empty path")
@@ -457,3 +481,16 @@ def _new_job(data: dict[str, Any], default_cwd: str | None = None) -> NewJob:
     if data.get("max_procs") is not None:
         job.max_procs = parse_max_procs(data["max_procs"])
     return job
+
+
+def parse_deadline(value: object, what: str) -> tuple[int | None, float | None]:
+    """A deadline given as a duration from now (`2h`: (None, 7200.0)) or an ISO-8601 instant
+    (`(ms, None)`)."""
+    if isinstance(value, str) and ("T" in value or value.count("-") >= 2):
+        return parse_iso(value, what), None
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        raise InvalidInputError(f"{what}: expected a duration (2h) or an ISO-8601 time")
+    seconds = parse_duration(value, what)
+    if seconds <= 0:
+        raise InvalidInputError(f"{what}: must be later than now")
+    return None, seconds

@@ -39,6 +39,7 @@ from queuectl.store import (
     Bucket,
     Hook,
     Output,
+    QueueDefaults,
     QueueSettings,
     Runner,
     Schedule,
@@ -321,10 +322,11 @@ class Queue:
         queue: str | Sequence[str] | None = None,
         limit: int | None = None,
         batch: str | None = None,
+        held: bool = False,
     ) -> builtins.list[Job]:
         """Jobs, newest first, in any of the states and queues given (None: any), of `batch`
-        if given."""
-        return self.page(state, queue, limit, batch=batch)[0]
+        if given; `held`: only held ones."""
+        return self.page(state, queue, limit, batch=batch, held=held)[0]
 
     def search(
         self,
@@ -356,6 +358,7 @@ class Queue:
         cursor: str | None = None,
         search: str | None = None,
         batch: str | None = None,
+        held: bool = False,
     ) -> tuple[builtins.list[Job], str | None]:
         """A page of jobs, newest first, and the cursor of the next page (None at the end).
         `search`: only jobs whose id starts with it or whose command or last error holds it;
@@ -385,7 +388,12 @@ class Queue:
                 search, states, _names(queue), SEARCH_PAGE if limit is None else limit, before
             )
             return page.jobs, None if page.next_before is None else str(page.next_before)
-        page = self._store.list_jobs(states, _names(queue), limit, before, batch)
+        if held:
+            if batch is not None:
+                raise InvalidInputError("held: not within a batch yet; give one of them")
+            page = self._store.list_held(states, _names(queue), limit, before)
+        else:
+            page = self._store.list_jobs(states, _names(queue), limit, before, batch)
         return page.jobs, None if page.next_before is None else str(page.next_before)
 
     def attempt_output(self, job_id: str, nth: int | None = None) -> Output:
@@ -513,6 +521,40 @@ class Queue:
     def cancel(self, *job_ids: str) -> builtins.list[Job]:
         """Cancel pending, failed or running jobs (all or none); a running process is killed."""
         return self._store.cancel([validate_id(job_id) for job_id in job_ids])
+
+    def hold(self, *job_ids: str) -> builtins.list[Job]:
+        """Hold waiting jobs (all or none; one running or finished is a WrongStateError): no
+        runner takes them until released."""
+        return self._store.hold([validate_id(job_id) for job_id in job_ids])
+
+    def release(self, *job_ids: str) -> builtins.list[Job]:
+        """Release held jobs (all or none)."""
+        return self._store.release_held([validate_id(job_id) for job_id in job_ids])
+
+    def edit(self, job_id: str, *, by: str | None = None, **fields: Any) -> Job:
+        """Change a pending or failed job, atomically against runners (WrongStateError if it is
+        running or finished): `fields` as enqueue's JSON (command, priority, queue, delay or
+        run_at, env (merged into the job's), timeout, max_retries, lock, depends_on, expires;
+        a null timeout, lock or expires clears it). `by` is noted in the job's edits."""
+        unknown = sorted(set(fields) - EDITABLE)
+        if unknown:
+            raise InvalidInputError(f"{unknown[0]!r} cannot be edited")
+        if not fields:
+            raise InvalidInputError("nothing to change")
+        # Only these clear with a null; the others keep what the job has.
+        fields = {k: v for k, v in fields.items() if v is not None or k in CLEARABLE}
+        if not fields:
+            raise InvalidInputError("nothing to change")
+        job = new_job({"command": "true", **fields})
+        return self._store.edit(validate_id(job_id), job, list(fields), by or _user())
+
+    def hold_queue(self, queue: str) -> int:
+        """Hold every pending or failed job of a queue; how many were held."""
+        return self._store.hold_queue(validate_id(queue, "queue"))
+
+    def release_queue(self, queue: str) -> int:
+        """Release every held job of a queue; how many were released."""
+        return self._store.release_queue(validate_id(queue, "queue"))
 
     def cancel_all(
         self,
@@ -710,6 +752,7 @@ class Queue:
         counts per state (as `queue list --json` gives them)."""
         settings = self._store.queue_settings()
         counts = self._store.counts()
+        defaults = self._store.queue_defaults()
         names = sorted(set(settings) | set(counts))
         none = QueueSettings(False, None, None, None, 0)
         return {
@@ -723,6 +766,8 @@ class Queue:
                 "memory": settings.get(name, none).memory,
                 "cpus": settings.get(name, none).cpus,
                 "max_procs": settings.get(name, none).max_procs,
+                # Only queues with defaults carry them, so others keep their documented shape.
+                **({"defaults": _defaults_json(defaults[name])} if name in defaults else {}),
             }
             for name in names
         }
@@ -775,6 +820,31 @@ class Queue:
             if value is not None:
                 found[name] = value
         return found
+
+    def set_queue_defaults(
+        self, name: str, timeout: object = UNCHANGED, max_retries: object = UNCHANGED
+    ) -> dict[str, Any]:
+        """Set a queue's defaults for its jobs that set none of their own: `timeout` (a
+        duration; "none" or None: no default) and `max_retries` (N; "none" or None: no
+        default); one not given stays. Runners apply them to every attempt they start from
+        then on, of jobs already waiting too. Its new entry of `queues()`."""
+        validate_id(name, "queue")
+        if timeout is UNCHANGED and max_retries is UNCHANGED:
+            raise InvalidInputError("give a timeout, max_retries, or both")
+        seconds = None
+        if timeout is not UNCHANGED and timeout not in (None, "none"):
+            seconds = parse_duration(timeout, "timeout")  # type: ignore[arg-type]
+        retries = None
+        if max_retries is not UNCHANGED and max_retries not in (None, "none"):
+            retries = new_job({"command": "true", "max_retries": max_retries}).max_retries
+        self._store.set_queue_defaults(
+            name,
+            seconds,
+            retries,
+            keep_timeout=timeout is UNCHANGED,
+            keep_max_retries=max_retries is UNCHANGED,
+        )
+        return self.queues()[name]
 
     def queue_flow(self, name: str) -> QueueFlow:
         """A queue's limits and where it stands against them now (for `explain`)."""
@@ -1061,3 +1131,37 @@ def batch_dict(batch: Batch, now_ms: int) -> dict[str, Any]:
 
 def jobs_json(jobs: Sequence[Job]) -> list[dict[str, Any]]:
     return [job.to_dict() for job in jobs]
+
+
+#: What `edit` may change: NewJob's input fields that a waiting job may still take.
+EDITABLE = frozenset(
+    {
+        "command",
+        "priority",
+        "queue",
+        "delay",
+        "run_at",
+        "env",
+        "timeout",
+        "max_retries",
+        "lock",
+        "depends_on",
+        "expires",
+    }
+)
+
+#: What a null clears in `edit`.
+CLEARABLE = frozenset({"timeout", "lock", "expires"})
+
+
+def _user() -> str:
+    import getpass
+
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # no name for this uid (a container)
+        return f"uid {os.getuid()}"
+
+
+def _defaults_json(defaults: QueueDefaults) -> dict[str, Any]:
+    return {"timeout": defaults.timeout, "max_retries": defaults.max_retries}

@@ -849,6 +849,55 @@ MUTANTS: list[Mutant] = [
         "runners keep the audit forever, whatever retain_audit says",
         ("tests/runner/test_audit_retention.py",),
     ),
+    # -- control before a job runs
+    Mutant(
+        "pg-held-job-promoted",
+        "store/sql/postgres/exchange.sql",
+        "  AND NOT held  -- a held job stays scheduled, out of the claim, until released\n",
+        "",
+        "a held job whose run_at has come is promoted and claimed",
+        ("tests/workflow/test_hold_jobs.py", "-k", "never_claimed and postgres"),
+    ),
+    Mutant(
+        "pg-hold-stays-claimable",
+        "store/sql/postgres/control.sql",
+        "UPDATE jobs SET held = true, scheduled = true, updated_at = %(now)s::bigint\nWHERE id",
+        "UPDATE jobs SET held = true, updated_at = %(now)s::bigint\nWHERE id",
+        "a held job stays in the claim's index: a runner runs it",
+        ("tests/workflow/test_hold_jobs.py", "-k", "race and postgres"),
+    ),
+    Mutant(
+        "pg-edit-unguarded",
+        "store/sql/postgres/control.sql",
+        "WHERE id = %(id)s AND state IN ('pending', 'failed') AND lease_owner IS NULL\n",
+        "WHERE id = %(id)s AND state <> 'completed'\n",
+        "an edit lands on a job already claimed, and says it changed what runs",
+        ("tests/workflow/test_edit_jobs.py", "-k", "race and postgres"),
+    ),
+    Mutant(
+        "sqlite-claim-starts-expired",
+        "store/sql/sqlite/exchange.sql",
+        "      AND (expires_at IS NULL OR expires_at > :now)  -- expired: cancelled by maintenance\n",
+        "",
+        "the plain claim starts a job past its deadline",
+        ("tests/workflow/test_expires_jobs.py", "-k", "never_claimed and sqlite"),
+    ),
+    Mutant(
+        "runner-no-deadlines",
+        "runner/maintenance.py",
+        "        Deadlines(runner),\n",
+        "",
+        "no runner cancels the jobs past their deadline",
+        ("tests/workflow/test_expires_jobs.py", "-k", "runner_cancels and sqlite"),
+    ),
+    Mutant(
+        "settle-ignores-queue-default-retries",
+        "store/settle.py",
+        "                ours[outcome.job_id] = replace(fence, max_retries=outcome.fence.max_retries)",
+        "                pass",
+        "a queue's default max_retries is not what decides the retry",
+        ("tests/cli/test_queue_defaults_cli.py", "-k", "decides_the_retry"),
+    ),
 ]
 
 

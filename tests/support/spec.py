@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-#: SPEC section 2, in order, plus `lock` (SPEC 9.2) and the limits (SPEC 10.1).
+#: The job JSON fields, in order: the seed fields, `lock`, then each later version's.
 SPEC_FIELDS = [
     "id",
     "command",
@@ -30,4 +30,7 @@ SPEC_FIELDS = [
     "cpus",
     "max_procs",
     "batch",
+    "held",
+    "expires_at",
+    "edits",
 ]

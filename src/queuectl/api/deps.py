@@ -30,6 +30,9 @@ OPERATE_ROUTES = frozenset(
         ("POST", "/api/dlq/retry"),
         ("POST", "/api/queues/{name}/pause"),
         ("POST", "/api/queues/{name}/resume"),
+        ("POST", "/api/jobs/{job_id}/hold"),
+        ("POST", "/api/jobs/{job_id}/release"),
+        ("POST", "/api/batches/{name}/cancel"),
     }
 )
 

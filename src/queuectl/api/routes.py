@@ -105,6 +105,7 @@ def list_jobs(
         ),
     ] = None,
     batch: Annotated[str | None, Query(description="only the jobs of this batch")] = None,
+    held: Annotated[bool, Query(description="only held jobs")] = False,
 ) -> dict[str, Any]:
     """Jobs, newest first, a page at a time; repeated `state` or `queue`: the union, as
     `list --state A --state B` (an empty value filters nothing)."""
@@ -117,6 +118,7 @@ def list_jobs(
         cursor or None,
         search=search or None,
         batch=batch or None,
+        held=held,
     )
     return {"jobs": jobs_json(jobs), "next_cursor": next_cursor}
 
@@ -234,6 +236,51 @@ def cancel_batch(queue: QueueDep, name: str) -> dict[str, Any]:
     return {"cancelled": queue.cancel_all(batch=name)}
 
 
+@router.patch(
+    "/jobs/{job_id}",
+    tags=["jobs"],
+    response_model=schemas.JobOut,
+    response_model_exclude_unset=True,
+    responses={**NOT_FOUND, **CONFLICT},
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": schemas.JobEdit.model_json_schema()}},
+        }
+    },
+)
+def edit(queue: QueueDep, job_id: str, payload: Annotated[Any, Body()]) -> dict[str, Any]:
+    """Change a pending or failed job, atomically: 409 if it is running or finished (claimed
+    meanwhile, say), and then nothing changed. The edit is noted in the job's `edits`."""
+    if not isinstance(payload, dict):
+        raise InvalidInputError("the body must be an object of the fields to change")
+    return queue.edit(job_id, by="api", **payload).to_dict()
+
+
+@router.post(
+    "/jobs/{job_id}/hold",
+    tags=["jobs"],
+    response_model=schemas.JobOut,
+    response_model_exclude_unset=True,
+    responses={**NOT_FOUND, **CONFLICT},
+)
+def hold(queue: QueueDep, job_id: str) -> dict[str, Any]:
+    """Hold a pending or failed job: no runner takes it until released; 409 otherwise."""
+    return queue.hold(job_id)[0].to_dict()
+
+
+@router.post(
+    "/jobs/{job_id}/release",
+    tags=["jobs"],
+    response_model=schemas.JobOut,
+    response_model_exclude_unset=True,
+    responses={**NOT_FOUND, **CONFLICT},
+)
+def release(queue: QueueDep, job_id: str) -> dict[str, Any]:
+    """Release a held job; 409 if it is running or finished."""
+    return queue.release(job_id)[0].to_dict()
+
+
 # -- dead-letter queue
 
 
@@ -330,17 +377,35 @@ def config_set(queue: QueueDep, key: str, body: schemas.ConfigValueIn) -> dict[s
     return {"key": canonical_key(key), "value": stored}
 
 
-@router.get("/queues", tags=["queues"], response_model=dict[str, schemas.QueueOut])
+@router.get(
+    "/queues",
+    tags=["queues"],
+    response_model=dict[str, schemas.QueueOut],
+    response_model_exclude_unset=True,
+)
 def queues(queue: QueueDep) -> dict[str, Any]:
     """Named queues: whether paused, their limits, their counts per state."""
     return queue.queues()
 
 
-@router.put("/queues/{name}", tags=["queues"], response_model=schemas.QueueOut)
+@router.put(
+    "/queues/{name}",
+    tags=["queues"],
+    response_model=schemas.QueueOut,
+    response_model_exclude_unset=True,
+)
 def set_queue(queue: QueueDep, name: str, body: schemas.QueueLimitsIn) -> dict[str, Any]:
-    """Set a queue's concurrency and rate limits, and its jobs' default limits (memory, cpus,
-    max_procs); the queue need not have jobs."""
+    """Set a queue's concurrency and rate limits, and its jobs' defaults (memory, cpus,
+    max_procs, timeout, max_retries); the queue need not have jobs."""
     given = body.model_fields_set
+    if given & {"timeout", "max_retries"}:
+        shown = queue.set_queue_defaults(
+            name,
+            timeout=body.timeout if "timeout" in given else UNCHANGED,
+            max_retries=body.max_retries if "max_retries" in given else UNCHANGED,
+        )
+        if not given & {"concurrency", "rate"}:
+            return shown
     return queue.set_queue(
         name,
         concurrency=body.concurrency if "concurrency" in given else UNCHANGED,

@@ -52,6 +52,29 @@ class JobIn(BaseModel):
     after_batch: list[str] | None = Field(
         None, description="batches whose every job must complete first"
     )
+    held: bool | None = Field(None, description="enqueue it held: it runs after a release")
+    expires: float | str | None = Field(
+        None, description="cancelled if not started within this (2h) or by this ISO-8601 time"
+    )
+
+
+class JobEdit(BaseModel):
+    """The fields of a waiting job to change (PATCH /api/jobs/{id}); a null timeout, lock or
+    expires clears it, `env` is merged into the job's, `depends_on` replaces its list."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    command: str | None = None
+    priority: int | None = None
+    queue: str | None = None
+    run_at: str | None = None
+    delay: float | str | None = None
+    env: dict[str, str] | None = None
+    timeout: float | str | None = None
+    max_retries: int | None = None
+    lock: str | None = None
+    depends_on: list[str] | None = None
+    expires: float | str | None = None
 
 
 #: The request body of POST /api/jobs: one job object or an array of them.
@@ -94,6 +117,9 @@ class JobOut(BaseModel):
     batch: str | None = None
     made_by: str | None = None  # hook jobs only: "hook NAME: EVENT of JOB"
     hook: str | None = None  # hook jobs only: the hook's name
+    held: bool = False  # not claimed until released
+    expires_at: str | None = None  # cancelled if not started by then
+    edits: list[dict[str, Any]] = []  # who changed it while it waited, when, which fields
 
 
 class AttemptOut(BaseModel):
@@ -152,6 +178,13 @@ class RateOut(BaseModel):
     seconds: float
 
 
+class QueueDefaultsOut(BaseModel):
+    """What a queue's jobs that set none of their own take (null: no default)."""
+
+    timeout: float | None
+    max_retries: int | None
+
+
 class QueueOut(BaseModel):
     """A queue as `queue list --json` shows it."""
 
@@ -162,6 +195,7 @@ class QueueOut(BaseModel):
     memory: int | None = None  # defaults of its jobs' limits
     cpus: float | None = None
     max_procs: int | None = None
+    defaults: QueueDefaultsOut | None = None  # only a queue with defaults for its jobs
 
 
 class QueueLimitsIn(BaseModel):
@@ -176,6 +210,8 @@ class QueueLimitsIn(BaseModel):
     memory: Any = Field(None, description="its jobs' memory unless they give theirs; null: none")
     cpus: Any = Field(None, description="its jobs' CPUs unless they give theirs; null: none")
     max_procs: Any = Field(None, description="its jobs' process limit; null: none")
+    timeout: Any = Field(None, description="default timeout of its jobs; null: none")
+    max_retries: Any = Field(None, description="default max_retries of its jobs; null: none")
 
 
 class QueueState(BaseModel):

@@ -45,6 +45,9 @@ COMMANDS = {
     "token": "access:token",
     "audit": "access:audit",
     "demo": "demo:demo",
+    "hold": "control:hold",
+    "release": "control:release",
+    "edit": "control:edit",
 }
 
 

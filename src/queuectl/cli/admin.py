@@ -181,9 +181,24 @@ def queue_list(session: Session, as_json: bool) -> None:
         for name, q in queues.items()
     ]
     headers = ["QUEUE", "STATUS", "LIMIT", "RATE", *(state_text(s) for s in STATES)]
+    if any("defaults" in q for q in queues.values()):  # a column only where it says something
+        headers.append("DEFAULTS")
+        for row, q in zip(rows, queues.values(), strict=True):
+            row.append(_defaults_text(q.get("defaults")))
     counts = {s: [q["counts"][s] for q in queues.values()] for s in STATES}
     short = {s: (short_state_text(s), counts[s]) for s in STATES}
     print_table(None, headers, rows, short=short)
+
+
+def _defaults_text(defaults: dict[str, Any] | None) -> str:
+    if not defaults:
+        return "none"
+    said = []
+    if defaults["timeout"] is not None:
+        said.append(f"timeout {defaults['timeout']:g}s")
+    if defaults["max_retries"] is not None:
+        said.append(f"max retries {defaults['max_retries']}")
+    return ", ".join(said)
 
 
 def _rate_text(rate: dict[str, Any] | None) -> str:
@@ -203,6 +218,12 @@ def _rate_text(rate: dict[str, Any] | None) -> str:
 @click.option(
     "--max-procs", metavar="N|none", help="Its jobs' process limit unless they give theirs."
 )
+@click.option(
+    "--timeout", metavar="D|none", help="Default timeout of its jobs that set none (30s, 5m)."
+)
+@click.option(
+    "--max-retries", metavar="N|none", help="Default max retries of its jobs that set none."
+)
 @click.pass_obj
 def queue_set(
     session: Session,
@@ -212,25 +233,48 @@ def queue_set(
     memory: str | None,
     cpus: str | None,
     max_procs: str | None,
+    timeout: str | None,
+    max_retries: str | None,
 ) -> None:
-    """Limit a queue across every runner and host, or give its jobs default limits; `none`
-    removes one."""
+    """Limit a queue across every runner and host, and give its jobs defaults (limits,
+    timeout, max retries); `none` removes a limit or a default.
+
+    A default applies to the jobs of the queue that set none of their own, as each attempt
+    starts: a change reaches the jobs already waiting.
+    """
     from queuectl.errors import InvalidInputError
     from queuectl.queue import UNCHANGED
 
-    defaults = {"memory": memory, "cpus": cpus, "max_procs": max_procs}
-    if concurrency is None and rate is None and all(v is None for v in defaults.values()):
-        raise InvalidInputError("give --concurrency, --rate, --memory, --cpus or --max-procs")
-    shown = session.queue.set_queue(
-        name,
-        concurrency=UNCHANGED if concurrency is None else concurrency,
-        rate=UNCHANGED if rate is None else rate,
-        **{key: UNCHANGED if value is None else value for key, value in defaults.items()},
-    )
+    limits = {"memory": memory, "cpus": cpus, "max_procs": max_procs}
+    if (
+        concurrency is None
+        and rate is None
+        and timeout is None
+        and max_retries is None
+        and all(v is None for v in limits.values())
+    ):
+        raise InvalidInputError(
+            "give --concurrency, --rate, --memory, --cpus, --max-procs, --timeout or --max-retries"
+        )
+    if timeout is not None or max_retries is not None:
+        shown = session.queue.set_queue_defaults(
+            name,
+            timeout=UNCHANGED if timeout is None else timeout,
+            max_retries=UNCHANGED if max_retries is None else max_retries,
+        )
+    if concurrency is not None or rate is not None or any(v is not None for v in limits.values()):
+        shown = session.queue.set_queue(
+            name,
+            concurrency=UNCHANGED if concurrency is None else concurrency,
+            rate=UNCHANGED if rate is None else rate,
+            **{key: UNCHANGED if value is None else value for key, value in limits.items()},
+        )
     limit = "none" if shown["concurrency"] is None else shown["concurrency"]
     said = f"{name}: concurrency {limit}, rate {_rate_text(shown['rate'])}"
-    given = [f"{key} {_default_text(key, shown[key])}" for key in defaults if shown[key]]
-    click.echo(", ".join([said, *given]), err=True)
+    given = [f"{key} {_default_text(key, shown[key])}" for key in limits if shown[key]]
+    click.echo(
+        ", ".join([said, *given, f"defaults {_defaults_text(shown.get('defaults'))}"]), err=True
+    )
 
 
 def _default_text(key: str, value: Any) -> str:

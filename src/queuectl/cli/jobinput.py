@@ -315,6 +315,7 @@ _FIELD_OPTIONS = {
     "unique_key": "--unique-key",
     "lock": "--lock",
     "cwd": "--cwd",
+    "expires": "--expires",
 }
 
 

@@ -191,6 +191,14 @@ def enqueue_options(function: Any) -> Any:
                 shell_complete=complete.job_ids,
                 help="Run only if this job ends dead (repeatable).",
             ),
+            click.option(
+                "--hold", is_flag=True, default=None, help="Enqueue it held: run after a release."
+            ),
+            click.option(
+                "--expires",
+                metavar="D|TIME",
+                help="Cancel it if not started within D (2h) or by this ISO-8601 time.",
+            ),
         ]
     ):
         function = option(function)
@@ -214,6 +222,8 @@ def options_as_fields(options: dict[str, Any]) -> dict[str, Any]:
         "cpus": options.get("cpus"),
         "max_procs": options.get("max_procs"),
         "batch": options.get("batch"),
+        "held": options.get("hold") or None,
+        "expires": _local_expires(options.get("expires")),
     }
     depends_on: list[Any] = list(options.get("after") or ())
     depends_on += [{"id": i, "on": "finished"} for i in options.get("after_any") or ()]
@@ -239,6 +249,13 @@ def _local_run_at(value: str | None) -> str | None:
     from queuectl.durations import ms_to_iso, parse_iso
 
     return ms_to_iso(parse_iso(value, "--run-at", naive_is_local=True))
+
+
+def _local_expires(value: str | None) -> str | None:
+    """--expires as a duration, or a time read as --run-at reads one."""
+    if value is None or not any(c in value for c in "T:-"):
+        return value
+    return _local_run_at(value)
 
 
 def command_from_words(words: tuple[str, ...]) -> str:
@@ -478,6 +495,7 @@ def enqueue_stream(
     help="Only jobs whose id starts with TEXT, or whose command or last error holds it.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON array of jobs.")
+@click.option("--held", is_flag=True, help="Only held jobs.")
 @click.pass_obj
 def list_jobs(
     session: Session,
@@ -486,6 +504,7 @@ def list_jobs(
     limit: int,
     search: str | None,
     as_json: bool,
+    held: bool,
 ) -> None:
     """List jobs, newest first."""
     from queuectl.cli.render import print_jobs
@@ -494,9 +513,9 @@ def list_jobs(
     if search is not None:
         print_jobs(queue.search(search, states, queues, limit or None), as_json)
         return
-    jobs = queue.list(state=states, queue=queues, limit=limit or None)
+    jobs = queue.list(state=states, queue=queues, limit=limit or None, held=held)
     print_jobs(jobs, as_json)
-    if limit and len(jobs) == limit and not as_json:
+    if limit and len(jobs) == limit and not as_json and not held:
         total = queue.count(states, queues)
         if total > limit:
             click.echo(f"{limit} of {total} shown; --limit 0 for all", err=True)

@@ -241,7 +241,7 @@ def print_jobs(jobs: Sequence[Job], as_json: bool, title: str | None = None) -> 
     rows = [
         {
             "ID": cell(job.id),
-            "STATE": state_text(job.state),
+            "STATE": state_text(job.state) + (" held" if job.held else ""),
             "COMMAND": _command_cell(job),
             "UPDATED": cell(local_time(job.updated_at_ms)),
             "RUNS": cell(f"{job.attempts}/{job.max_retries + 1}"),
@@ -354,6 +354,8 @@ def print_job(job: Job, facts: JobFacts) -> None:
     since = _state_since(job)
     if since is not None:
         state.append(f" since {local_time(since)}")
+    if job.held:
+        state.append(", held", style="bold")
     rows.append(("state", state))
     if facts.why:
         rows.append(("", Text(visible(facts.why))))
@@ -388,6 +390,14 @@ def print_job(job: Job, facts: JobFacts) -> None:
             for w in facts.conditions
         )
         rows.append(("after", Text(visible(after))))
+    if job.expires_at_ms is not None:
+        rows.append(("expires", Text(f"{local_time(job.expires_at_ms)} if not started by then")))
+    if job.edits:
+        last = job.edits[-1]
+        fields = ", ".join(last.get("fields", []))
+        said = f"by {last.get('by')} at {last.get('at')} ({fields})"
+        times = f"{len(job.edits)} times, last " if len(job.edits) > 1 else ""
+        rows.append(("edited", Text(visible(times + said))))
     if job.unique_key is not None:
         rows.append(("unique key", Text(visible(job.unique_key))))
     if job.lock is not None:

@@ -29,6 +29,7 @@ READ_MIN_S = 0.2  # at most this often do wakeups trigger a store read (stop req
 EXPIRY_S = 10.0  # how often finished jobs past their retention are deleted
 EXPIRY_BATCH = 100  # jobs deleted per transaction: a short write lock, never a long wait
 EXPIRY_MAX_BATCHES = 100  # per round; a larger backlog takes several rounds
+DEADLINE_BATCH = 100  # jobs past their deadline cancelled per transaction
 #: The counts of attempts that ended are kept this long: the reads look back an hour.
 FINISHED_MINUTES_KEPT_MS = 2 * 3_600_000
 #: Those counts are kept per minute: cutting them more often deletes nothing.
@@ -281,6 +282,23 @@ class AuditExpiry(Periodic):
                 break
 
 
+class Deadlines(Periodic):
+    """Cancel the jobs whose deadline (`--expires`) passed before they started, and their
+    dependants, in small batches: a claim never starts such a job, this ends it."""
+
+    def interval(self) -> float:
+        return IDLE_READ_S  # a probe of an index of the jobs with a deadline; mostly empty
+
+    def run(self, now: float) -> None:
+        runner = self.runner
+        for _ in range(EXPIRY_MAX_BATCHES):
+            expired = runner.store.expire_unstarted(DEADLINE_BATCH)
+            for job_id in expired:
+                runner.log("expired", f"cancelled {job_id}: expired before it started", job=job_id)
+            if len(expired) < DEADLINE_BATCH:
+                break
+
+
 class ForgetMinutes(Periodic):
     """Delete the counts of attempts that ended longer ago than any read looks back."""
 
@@ -306,5 +324,6 @@ def maintenance_of(runner: Supervisor) -> tuple[Maintenance, StoreRead]:
         Expiry(runner),
         ForgetMinutes(runner),
         AuditExpiry(runner),
+        Deadlines(runner),
     ]
     return Maintenance(tasks), read

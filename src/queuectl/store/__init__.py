@@ -28,6 +28,7 @@ from queuectl.store.records import (
     Ledger,
     Output,
     Page,
+    QueueDefaults,
     QueueSettings,
     Runner,
     Schedule,
@@ -62,6 +63,7 @@ __all__ = [
     "Listener",
     "Output",
     "Page",
+    "QueueDefaults",
     "QueueSettings",
     "ReadStore",
     "Runner",
@@ -202,6 +204,11 @@ class RunnerStore(BaseStore, Protocol):
 
     def config(self) -> dict[str, float]: ...
 
+    def expire_unstarted(self, batch: int = ...) -> list[str]:
+        """Cancel a batch of the jobs not started by their deadline, and their dependants, in
+        one short transaction; the ids expired (fewer than `batch`: none is left)."""
+        ...
+
     def listener(self, name: str) -> Listener | None:
         """Wakeups for one runner: readable when work may have become available."""
         ...
@@ -331,6 +338,10 @@ class ReadStore(BaseStore, Protocol):
         ...
 
     def schedules(self) -> list[Schedule]: ...
+
+    def queue_defaults(self) -> dict[str, QueueDefaults]:
+        """The queues whose jobs take defaults, with them."""
+        ...
 
     def hooks(self) -> list[Hook]: ...
 
@@ -464,6 +475,52 @@ class AdminStore(BaseStore, Protocol):
         """Delete every job with its history in one transaction (`everything`: schedules,
         hooks, queue settings, configuration and the counters of `totals` too); refused with ConflictError while a
         runner is registered. The counts deleted: jobs, attempts."""
+        ...
+
+    def hold(self, job_ids: Sequence[str]) -> list[Job]:
+        """Hold the jobs named (all or none, each pending or failed: else WrongStateError) so
+        that no runner claims them until released; the jobs as they are now."""
+        ...
+
+    def release_held(self, job_ids: Sequence[str]) -> list[Job]:
+        """Release held jobs (all or none, each pending or failed); the jobs as they are now."""
+        ...
+
+    def hold_queue(self, queue: str, batch: int = ...) -> int:
+        """Hold every pending or failed job of a queue, in batches that each commit."""
+        ...
+
+    def release_queue(self, queue: str, batch: int = ...) -> int:
+        """Release every held job of a queue, in batches that each commit."""
+        ...
+
+    def list_held(
+        self,
+        states: Sequence[str] | None,
+        queues: Sequence[str] | None,
+        limit: int | None,
+        before: int | None,
+    ) -> Page:
+        """Held jobs, newest first, filtered as list_jobs filters."""
+        ...
+
+    def edit(self, job_id: str, job: NewJob, fields: Sequence[str], by: str) -> Job:
+        """Change the `fields` (names of NewJob input: command, priority, queue, run_at or
+        delay, env (merged), timeout, max_retries, lock, depends_on, expires) of a pending or
+        failed job to `job`'s, atomically against claims; WrongStateError otherwise."""
+        ...
+
+    def set_queue_defaults(
+        self,
+        queue: str,
+        timeout: float | None,
+        max_retries: int | None,
+        *,
+        keep_timeout: bool = False,
+        keep_max_retries: bool = False,
+    ) -> None:
+        """Set a queue's defaults for its jobs that set none (None: no default; `keep_*`:
+        the one stored stays); runners apply them to the attempts they start from then on."""
         ...
 
 

@@ -200,13 +200,16 @@ class Enqueue(Flow):
             updated_at=now,
             finished_at=now if cancelled_by else None,
             last_error=cancelled_by,
-            scheduled=run_at > now,
+            scheduled=run_at > now or job.held,
             lock_key=job.lock,
             memory=job.memory,
             cpus=job.cpus,
             max_procs=job.max_procs,
             batch=job.batch,
             batch_limited=batch_limited,
+            held=job.held,
+            expires_at=job.expires_at(now),
+            max_retries_set=job.max_retries is not None,
         )
 
     def open_batches(self, conn: Any, jobs: Iterable[NewJob], now: int) -> set[str]:

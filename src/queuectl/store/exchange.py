@@ -107,7 +107,8 @@ class Exchanger(Flow):
             hold(ledger, answer.rows, counted)
             ledger.counted = counted_names(answer.limits)
             more = ledger.counted != counted
-        claims = rows.claims(answer.rows, db.from_json)
+        defaults = self.settle.settings.queue_defaults(db.connection()) if answer.rows else None
+        claims = rows.claims(answer.rows, db.from_json, defaults)
         freed = _freed(ledger, outcomes, settled)
         next_due = answer.next_due
         if want > len(claims) and more:
@@ -145,7 +146,8 @@ class Exchanger(Flow):
             for r in found
         ]
         db.many(conn, "start_attempt", started)
-        claims = rows.claims(found, db.from_json)
+        defaults = self.settle.settings.queue_defaults(conn) if found else None
+        claims = rows.claims(found, db.from_json, defaults)
         next_due: int | None = None
         if len(claims) < params["want"]:
             next_due = db.value(conn, "next_due", (now,))

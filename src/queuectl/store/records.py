@@ -203,6 +203,17 @@ class QueueSettings:
     memory: int | None = None
     cpus: float | None = None
     max_procs: int | None = None
+    #: Defaults for the queue's jobs that set none of their own (None: none).
+    default_timeout: float | None = None
+    default_max_retries: int | None = None
+
+
+@dataclass(frozen=True)
+class QueueDefaults:
+    """What an attempt of a queue's job takes when the job sets none of its own (None: none)."""
+
+    timeout: float | None
+    max_retries: int | None
 
 
 @dataclass(frozen=True)

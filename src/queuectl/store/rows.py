@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import os
 import time
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from queuectl.models import Job, NewJob
-from queuectl.store.records import Claim, Hook, Runner, Schedule
+from queuectl.store.records import Claim, Hook, QueueDefaults, Runner, Schedule
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Sequence
+    from collections.abc import Callable, Mapping, Sequence
 
 #: A JSON column's value as a query parameter (the dialect's encoding).
 Json = Any
@@ -49,6 +50,9 @@ class JobRow(NamedTuple):
     max_procs: int | None
     batch: str | None
     batch_limited: bool
+    held: bool
+    expires_at: int | None
+    max_retries_set: bool
 
 
 #: The INSERT's columns, in the order of a JobRow.
@@ -104,6 +108,8 @@ def inserted_job(job: NewJob, row: JobRow) -> Job:
         cpus=row.cpus,
         max_procs=row.max_procs,
         batch=row.batch,
+        held=row.held,
+        expires_at_ms=row.expires_at,
     )
 
 
@@ -139,13 +145,21 @@ def job(row: Any, from_json: Callable[[Any], Any]) -> Job:
         cpus=row["cpus"],
         max_procs=row["max_procs"],
         batch=row["batch"],
+        held=bool(row["held"]),
+        expires_at_ms=row["expires_at"],
+        edits=list(from_json(row["edits"])) if row["edits"] is not None else [],
     )
 
 
-def claims(rows: Sequence[Any], from_json: Callable[[Any], Any]) -> list[Claim]:
-    """Claimed rows as Claims, in claim order."""
+def claims(
+    rows: Sequence[Any],
+    from_json: Callable[[Any], Any],
+    defaults: Mapping[str, QueueDefaults] | None = None,
+) -> list[Claim]:
+    """Claimed rows as Claims, in claim order; a job that sets no timeout or max_retries of
+    its own takes its queue's `defaults`, if the queue has them."""
     rows = sorted(rows, key=lambda r: (-r["priority"], r["run_at"], r["seq"]))
-    return [
+    found = [
         Claim(
             r["id"],
             r["attempts"],
@@ -164,6 +178,18 @@ def claims(rows: Sequence[Any], from_json: Callable[[Any], Any]) -> list[Claim]:
         )
         for r in rows
     ]
+    if defaults:
+        for i, r in enumerate(rows):
+            default = defaults.get(r["queue"])
+            if default is None:
+                continue
+            timeout, max_retries = found[i].timeout, found[i].max_retries
+            if timeout is None:
+                timeout = default.timeout
+            if not r["max_retries_set"] and default.max_retries is not None:
+                max_retries = default.max_retries
+            found[i] = replace(found[i], timeout=timeout, max_retries=max_retries)
+    return found
 
 
 def _limits(row: Any, from_json: Callable[[Any], Any]) -> tuple[Any, Any, Any]:

@@ -7,7 +7,7 @@ from typing import Any
 
 from queuectl.store import rows
 from queuectl.store.dialect import Dialect
-from queuectl.store.records import Hook
+from queuectl.store.records import Hook, QueueDefaults
 
 CONFIG_TTL_S = 1.0  # how stale the configuration used for settling may be
 
@@ -20,6 +20,7 @@ class Settings:
         self.db = db
         self._config: tuple[float, dict[str, float]] | None = None
         self._hooks: tuple[float, list[Hook]] | None = None
+        self._defaults: tuple[float, dict[str, QueueDefaults]] | None = None
 
     def settle_config(self, conn: Any) -> dict[str, float]:
         """The configuration for settling."""
@@ -41,9 +42,23 @@ class Settings:
             rows.hook(r, self.db.from_json) for r in conn.execute(self.db.q["hooks"]).fetchall()
         ]
 
+    def queue_defaults(self, conn: Any) -> dict[str, QueueDefaults]:
+        """The queues' defaults for their jobs' attempts: with none, a claim applies nothing."""
+        cached = self._defaults
+        if cached is None or time.monotonic() - cached[0] > CONFIG_TTL_S:
+            cached = self._defaults = (time.monotonic(), self.read_queue_defaults(conn))
+        return cached[1]
+
+    def read_queue_defaults(self, conn: Any) -> dict[str, QueueDefaults]:
+        return {
+            r["name"]: QueueDefaults(r["default_timeout"], r["default_max_retries"])
+            for r in conn.execute(self.db.q["queue_defaults"]).fetchall()
+        }
+
     def forget(self, config: bool = True, hooks: bool = True) -> None:
         """Read again next time (this process changed them)."""
         if config:
             self._config = None
         if hooks:
             self._hooks = None
+        self._defaults = None

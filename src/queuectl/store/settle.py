@@ -6,6 +6,7 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import replace
 from typing import Any
 
 from queuectl import lifecycle
@@ -44,6 +45,11 @@ class Settle:
             )
             for r in rows
         }
+        for outcome in outcomes:
+            # The retries an attempt may lead to are those its claim gave it (a queue's default).
+            fence = ours.get(outcome.job_id)
+            if fence is not None and outcome.fence is not None:
+                ours[outcome.job_id] = replace(fence, max_retries=outcome.fence.max_retries)
         finished_at = finished_at_of(now)
         config = self.settings.settle_config(conn)
         decided = lifecycle.settle_ours(

@@ -12,6 +12,7 @@ from queuectl.store.access import Access
 from queuectl.store.actions import Actions
 from queuectl.store.admin import Admin
 from queuectl.store.batches import Batches
+from queuectl.store.control import Control
 from queuectl.store.dialect import Dialect
 from queuectl.store.enqueue import Enqueue
 from queuectl.store.exchange import Exchanger
@@ -44,6 +45,7 @@ class SQLStore:
         admin = Admin(db, settings)
         access = Access(db)
         batches = Batches(db)
+        control = Control(db, settle, settle.hooks)
 
         # -- what a runner needs
         self.finish_and_claim = exchanger.finish_and_claim
@@ -60,6 +62,7 @@ class SQLStore:
         self.next_schedule_ms = maintenance.next_schedule_ms
         self.fire_schedules = maintenance.fire_schedules
         self.config = admin.config
+        self.expire_unstarted = control.expire_unstarted
 
         # -- what reads need
         self.get = reads.get
@@ -89,6 +92,7 @@ class SQLStore:
         self.batches = batches.batches
         self.batch_waits = batches.batch_waits
         self.conditions = reads.conditions
+        self.queue_defaults = control.queue_defaults
 
         # -- what admin needs
         self.enqueue_many = enqueue.enqueue_many
@@ -119,6 +123,13 @@ class SQLStore:
         self.record_audit = access.record_audit
         self.audit = access.audit
         self.expire_audit = access.expire_audit
+        self.hold = control.hold
+        self.release_held = control.release
+        self.hold_queue = control.hold_queue
+        self.release_queue = control.release_queue
+        self.list_held = control.list_held
+        self.edit = control.edit
+        self.set_queue_defaults = control.set_queue_defaults
 
     @property
     def kind(self) -> str:

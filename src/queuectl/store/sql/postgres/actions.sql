@@ -67,6 +67,8 @@ UPDATE jobs
 SET state = 'pending', attempts = 0, run_at = %(now)s::bigint, scheduled = false,
     updated_at = %(now)s::bigint, started_at = NULL, finished_at = NULL, exit_code = NULL,
     last_error = NULL, duration_ms = NULL,
+    -- run again now: not held, and a deadline passed no longer applies
+    held = false, expires_at = CASE WHEN expires_at > %(now)s::bigint THEN expires_at END,
     waiting_on = (%(jobs)s::jsonb ->> id)::integer
                  + CASE WHEN lease_owner IS NULL THEN 0 ELSE 1 END
 WHERE id = ANY(ARRAY(SELECT jsonb_object_keys(%(jobs)s::jsonb)))

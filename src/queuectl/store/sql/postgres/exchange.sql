@@ -4,6 +4,7 @@
 -- Scheduled jobs whose time has come join the claim index (see migration 0002).
 UPDATE jobs SET scheduled = false
 WHERE scheduled AND state IN ('pending', 'failed') AND run_at <= %s::bigint
+  AND NOT held  -- a held job stays scheduled, out of the claim, until released
 
 -- name: pg_start_picked
 -- The claim's own change, shared by `claim` and `flow_claim_counted`: the rows of the CTE
@@ -25,11 +26,13 @@ RETURNING jobs.id, jobs.attempts, jobs.token, jobs.command, jobs.cwd, jobs.env, 
 -- start holds a lock (else it takes nothing and the exchange claims through `flow_*` instead).
 -- A job not `scheduled` is due, whatever its run_at: this process's clock may run a few ms
 -- behind its enqueuer's (another host's, or before a step), and must not hold it back.
+-- A held job is still `scheduled` (promote_due skips it): never a candidate here.
 WITH picked AS (
     SELECT seq FROM jobs
     WHERE state IN ('pending', 'failed') AND waiting_on = 0 AND NOT scheduled
       AND queue NOT IN (SELECT name FROM queues WHERE paused)
       AND (%(queues)s::text[] IS NULL OR queue = ANY(%(queues)s::text[]))
+      AND (expires_at IS NULL OR expires_at > %(now)s::bigint)  -- expired: cancelled by maintenance
       AND NOT EXISTS (
           SELECT 1 FROM queues
           WHERE (concurrency IS NOT NULL OR rate_jobs IS NOT NULL) AND NOT paused
@@ -49,7 +52,7 @@ WITH picked AS (
     LIMIT %(want)s::bigint
     FOR UPDATE SKIP LOCKED
 )
-{pg_start_picked}, jobs.max_retries, jobs.no_retry_exit_codes, jobs.batch
+{pg_start_picked}, jobs.max_retries, jobs.no_retry_exit_codes, jobs.batch, jobs.max_retries_set
 
 -- name: pg_attempts_of_claimed
 -- The history rows of the attempts that the CTE `claimed` started, under this runner's host;
@@ -167,4 +170,4 @@ WHERE jobs.lease_owner = %(owner)s AND jobs.state <> 'processing'
 
 -- name: next_due
 SELECT MIN(run_at) AS value FROM jobs
-WHERE scheduled AND state IN ('pending', 'failed') AND run_at > %s::bigint
+WHERE scheduled AND state IN ('pending', 'failed') AND run_at > %s::bigint AND NOT held

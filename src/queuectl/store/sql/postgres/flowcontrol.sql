@@ -82,6 +82,7 @@ heads AS (
           AND NOT scheduled AND lock_key IS NULL
           AND {enforced}  -- limits: only jobs whose every limit this runner enforces
           AND NOT batch_limited  -- left to the general claim, as locks are
+          AND (expires_at IS NULL OR expires_at > %(now)s::bigint)  -- expired: see maintenance
         ORDER BY priority DESC, run_at, seq
         LIMIT room.n
         FOR UPDATE SKIP LOCKED) AS head
@@ -89,7 +90,8 @@ heads AS (
 picked AS (
     SELECT seq FROM heads ORDER BY priority DESC, run_at, seq LIMIT %(want)s::bigint
 )
-{pg_start_picked}, jobs.lock_key, jobs.max_retries, jobs.no_retry_exit_codes, jobs.batch
+{pg_start_picked}, jobs.lock_key, jobs.max_retries, jobs.no_retry_exit_codes, jobs.batch,
+    jobs.max_retries_set
 
 -- name: flow_queues
 -- The running count of each limited queue (a statement after the lock, see flow_lock_queues),
@@ -174,8 +176,10 @@ SET state = 'processing', attempts = attempts + 1, token = token + 1,
     lease_expires_at = %(lease_until)s::bigint, started_at = %(now)s::bigint,
     updated_at = %(now)s::bigint
 WHERE seq = ANY(%(seqs)s::bigint[]) AND state IN ('pending', 'failed')
+  AND (expires_at IS NULL OR expires_at > %(now)s::bigint)  -- expired: see maintenance
 RETURNING id, attempts, token, command, cwd, env, timeout, queue, priority, run_at, seq,
-          lock_key, max_retries, no_retry_exit_codes, batch, batch_limited, {claimed_limits}
+          lock_key, max_retries, no_retry_exit_codes, batch, batch_limited, max_retries_set,
+          {claimed_limits}
 
 -- name: flow_settings
 -- Every queue's settings (a row exists once a queue was paused or limited).

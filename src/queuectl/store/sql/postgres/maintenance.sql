@@ -43,7 +43,7 @@ SELECT
     {startable} OR EXISTS (
         SELECT 1 FROM jobs
         WHERE scheduled AND state IN ('pending', 'failed') AND run_at <= %(now)s::bigint
-          AND waiting_on = 0 AND queue NOT IN (SELECT name FROM queues WHERE paused)
+          AND NOT held AND waiting_on = 0 AND queue NOT IN (SELECT name FROM queues WHERE paused)
           AND (%(queues)s::text[] IS NULL OR queue = ANY(%(queues)s::text[]))) AS startable,
     (SELECT json_object_agg(key, value) FROM config) AS config,
     (SELECT COUNT(*) FROM (SELECT 1 FROM job_count_deltas LIMIT %(deltas)s::bigint) AS piled)

@@ -108,6 +108,7 @@ SELECT queue, run_at FROM (
         SELECT run_at FROM jobs
         WHERE jobs.queue = names.queue AND state IN ('pending', 'failed') AND waiting_on = 0
           AND run_at <= %(now)s::bigint
+          AND NOT held  -- a held job waits for a person, not for a runner
         ORDER BY run_at LIMIT 1) AS run_at
     FROM (SELECT queue FROM job_counts UNION SELECT queue FROM job_count_deltas) AS names
 ) AS due

@@ -57,7 +57,9 @@ ORDER BY seq LIMIT :batch
 UPDATE jobs
 SET state = 'pending', attempts = 0, run_at = :now, scheduled = 0, updated_at = :now,
     started_at = NULL, finished_at = NULL, exit_code = NULL, last_error = NULL,
-    duration_ms = NULL, waiting_on = again.value + (lease_owner IS NOT NULL)
+    duration_ms = NULL, waiting_on = again.value + (lease_owner IS NOT NULL),
+    -- run again now: not held, and a deadline passed no longer applies
+    held = 0, expires_at = CASE WHEN expires_at > :now THEN expires_at END
 FROM json_each(:jobs) AS again
 WHERE jobs.id = again.key AND +jobs.state IN (SELECT value FROM json_each(:states))
 RETURNING id

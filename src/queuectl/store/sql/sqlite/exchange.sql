@@ -4,12 +4,14 @@
 -- Scheduled jobs whose time has come join the claim index (see migration 0002).
 UPDATE jobs INDEXED BY jobs_scheduled SET scheduled = 0
 WHERE scheduled = 1 AND state IN ('pending', 'failed') AND run_at <= ?
+  AND held = 0  -- a held job stays scheduled, out of the claim, until released
 
 -- name: claim
 -- The claim when no flow control applies: no queue served has a limit and no job that may
 -- start holds a lock (else it takes nothing and the exchange claims through `flow_*` instead).
 -- A job not `scheduled` is due, whatever its run_at: this process's clock may run a few ms
 -- behind its enqueuer's (another host's, or before a step), and must not hold it back.
+-- A held job is still `scheduled` (promote_due skips it): never a candidate here.
 UPDATE jobs
 SET state = 'processing', attempts = attempts + 1, token = token + 1, lease_owner = :owner,
     lease_expires_at = :lease_until, started_at = :now, updated_at = :now
@@ -18,6 +20,7 @@ WHERE seq IN (
     WHERE state IN ('pending', 'failed') AND waiting_on = 0 AND scheduled = 0
       AND queue NOT IN (SELECT name FROM queues WHERE paused = 1)
       AND (:queues IS NULL OR queue IN (SELECT value FROM json_each(:queues)))
+      AND (expires_at IS NULL OR expires_at > :now)  -- expired: cancelled by maintenance
       AND NOT EXISTS (
           SELECT 1 FROM queues
           WHERE (concurrency IS NOT NULL OR rate_jobs IS NOT NULL) AND paused = 0
@@ -34,7 +37,7 @@ WHERE seq IN (
     ORDER BY priority DESC, run_at, seq
     LIMIT :want)
 RETURNING id, attempts, token, command, cwd, env, timeout, queue, priority, run_at, seq,
-          max_retries, no_retry_exit_codes, batch, {claimed_limits}
+          max_retries, no_retry_exit_codes, batch, max_retries_set, {claimed_limits}
 
 -- name: startable
 -- (an expression) Whether a job of the served queues (`queues`, NULL: every queue) may start
@@ -102,4 +105,4 @@ WHERE jobs.lease_owner = :owner AND jobs.lease_owner IS NOT NULL AND jobs.state 
 
 -- name: next_due
 SELECT MIN(run_at) AS value FROM jobs INDEXED BY jobs_scheduled
-WHERE scheduled = 1 AND state IN ('pending', 'failed') AND run_at > ?
+WHERE scheduled = 1 AND state IN ('pending', 'failed') AND run_at > ? AND held = 0

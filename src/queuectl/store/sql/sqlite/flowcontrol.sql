@@ -78,8 +78,9 @@ UPDATE jobs
 SET state = 'processing', attempts = attempts + 1, token = token + 1, lease_owner = :owner,
     lease_expires_at = :lease_until, started_at = :now, updated_at = :now
 WHERE seq IN (SELECT seq FROM picked) AND state IN ('pending', 'failed')
+  AND (expires_at IS NULL OR expires_at > :now)  -- expired: cancelled by maintenance
 RETURNING id, attempts, token, command, cwd, env, timeout, queue, priority, run_at, seq,
-          lock_key, max_retries, no_retry_exit_codes, batch, {claimed_limits}
+          lock_key, max_retries, no_retry_exit_codes, batch, max_retries_set, {claimed_limits}
 
 -- name: flow_queues
 -- The running count of each limited queue, with the cancelled attempts still dying.
@@ -159,8 +160,10 @@ UPDATE jobs
 SET state = 'processing', attempts = attempts + 1, token = token + 1, lease_owner = :owner,
     lease_expires_at = :lease_until, started_at = :now, updated_at = :now
 WHERE seq IN (SELECT value FROM json_each(:seqs)) AND state IN ('pending', 'failed')
+  AND (expires_at IS NULL OR expires_at > :now)  -- expired: cancelled by maintenance
 RETURNING id, attempts, token, command, cwd, env, timeout, queue, priority, run_at, seq,
-          lock_key, max_retries, no_retry_exit_codes, batch, batch_limited, {claimed_limits}
+          lock_key, max_retries, no_retry_exit_codes, batch, batch_limited, max_retries_set,
+          {claimed_limits}
 
 -- name: flow_settings
 -- Every queue's settings (a row exists once a queue was paused or limited).

@@ -39,7 +39,7 @@ SELECT
     {startable} OR EXISTS (
         SELECT 1 FROM jobs INDEXED BY jobs_scheduled
         WHERE scheduled = 1 AND state IN ('pending', 'failed') AND run_at <= :now
-          AND waiting_on = 0 AND queue NOT IN (SELECT name FROM queues WHERE paused = 1)
+          AND held = 0 AND waiting_on = 0 AND queue NOT IN (SELECT name FROM queues WHERE paused = 1)
           AND (:queues IS NULL OR queue IN (SELECT value FROM json_each(:queues))))
         AS startable,
     (SELECT json_group_object(key, json(value)) FROM config) AS config,

@@ -86,6 +86,7 @@ SELECT queue, run_at FROM (
         SELECT run_at FROM jobs INDEXED BY jobs_ready
         WHERE jobs.queue = names.queue AND state IN ('pending', 'failed') AND waiting_on = 0
           AND run_at <= :now
+          AND held = 0  -- a held job waits for a person, not for a runner
         ORDER BY run_at LIMIT 1) AS run_at
     FROM job_counts AS names
     WHERE names.state IN ('pending', 'failed') AND names.n > 0

@@ -1,0 +1,270 @@
+"""Control before a job runs: hold and release, edits, and the expiry of jobs not started by
+their deadline."""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+from collections.abc import Sequence
+from typing import Any
+
+from queuectl.durations import ms_to_iso
+from queuectl.errors import InvalidInputError, NotFoundError, WrongStateError
+from queuectl.models import (
+    CANCELLED,
+    COMPLETED,
+    DEAD,
+    FAILED,
+    FINISHED_STATES,
+    PENDING,
+    PROCESSING,
+    Job,
+    NewJob,
+)
+from queuectl.store import rows as rows_
+from queuectl.store.dialect import Dialect, Flow, operation
+from queuectl.store.hooks import Hooks
+from queuectl.store.reads import FAR_FUTURE
+from queuectl.store.records import BULK_BATCH, Page, QueueDefaults
+from queuectl.store.settle import Settle
+
+WAITING = (PENDING, FAILED)
+#: How many expired jobs one transaction of the runners' maintenance cancels.
+EXPIRE_BATCH = 200
+
+
+class Control(Flow):
+    """hold, release, edit, and expiry."""
+
+    def __init__(self, db: Dialect, settle: Settle, hooks: Hooks) -> None:
+        super().__init__(db)
+        self.settle, self.hooks, self.settings = settle, hooks, settle.settings
+
+    @operation(replayable=False)
+    def hold(self, job_ids: Sequence[str]) -> list[Job]:
+        """Hold the jobs named, all or none: each must be waiting (pending or failed); one held
+        already stays so."""
+        return self._change("hold_jobs", job_ids, "held")
+
+    @operation(replayable=False)
+    def release(self, job_ids: Sequence[str]) -> list[Job]:
+        """Release the jobs named, all or none; one not held is left as it is."""
+        return self._change("release_jobs", job_ids, "released")
+
+    def _change(self, name: str, job_ids: Sequence[str], done: str) -> list[Job]:
+        db = self.db
+        now = db.now()
+        with db.transaction() as conn:
+            locked = conn.execute(db.q["locked_jobs"], (db.array(job_ids),)).fetchall()
+            found = {row["id"]: row for row in locked}
+            for job_id in job_ids:
+                if job_id not in found:
+                    raise NotFoundError(f"no job {job_id!r}")
+                state = found[job_id]["state"]
+                if state not in WAITING:
+                    why = "it runs now" if state == PROCESSING else "it has finished"
+                    raise WrongStateError(f"job {job_id!r} is {state} and cannot be {done} ({why})")
+            conn.execute(db.q[name], {"ids": db.array(list(found)), "now": now}).fetchall()
+            if name == "release_jobs":
+                db.wake(conn)
+            changed = conn.execute(db.q["locked_jobs"], (db.array(job_ids),)).fetchall()
+        jobs = {row["id"]: rows_.job(row, db.from_json) for row in changed}
+        return [jobs[job_id] for job_id in dict.fromkeys(job_ids)]
+
+    def hold_queue(self, queue: str, batch: int = BULK_BATCH) -> int:
+        """Hold every waiting job of `queue`, a batch a transaction; how many were held."""
+        done = 0
+        for state in WAITING:
+            after = 0
+            while True:
+                changed, after = self._hold_batch(queue, state, after, batch)
+                done += changed
+                if changed < batch:
+                    break
+        return done
+
+    @operation()
+    def _hold_batch(self, queue: str, state: str, after: int, batch: int) -> tuple[int, int]:
+        params = {"queue": queue, "state": state, "after": after, "batch": batch}
+        with self.db.transaction() as conn:
+            found = conn.execute(self.db.q["hold_queue_batch"], {**params, "now": self.db.now()})
+            seqs = [int(r["seq"]) for r in found.fetchall()]
+        return len(seqs), max(seqs, default=after)
+
+    def release_queue(self, queue: str, batch: int = BULK_BATCH) -> int:
+        """Release every held job of `queue`, a batch a transaction; how many were released."""
+        done = 0
+        while True:
+            changed = self._release_batch(queue, batch)
+            done += changed
+            if changed < batch:
+                return done
+
+    @operation()
+    def _release_batch(self, queue: str, batch: int) -> int:
+        params = {"queue": queue, "batch": batch, "now": self.db.now()}
+        with self.db.transaction() as conn:
+            changed = len(conn.execute(self.db.q["release_queue_batch"], params).fetchall())
+            if changed:
+                self.db.wake(conn)
+        return changed
+
+    @operation(replayable=False)
+    def edit(self, job_id: str, job: NewJob, fields: Sequence[str], by: str) -> Job:
+        """Change the `fields` of a waiting job to those of `job` (validated), in one statement
+        that a claim cannot interleave with; WrongStateError if the job is running or finished
+        (claimed meanwhile, say), and then nothing changed. The edit is noted in the job."""
+        db = self.db
+        now = db.now()
+        given = set(fields)
+        params: dict[str, Any] = {
+            "id": job_id,
+            "now": now,
+            "command": job.command if "command" in given else None,
+            "priority": job.priority if "priority" in given else None,
+            "queue": job.queue if "queue" in given else None,
+            "run_at": job.first_run_at(now) if given & {"run_at", "delay"} else None,
+            "env": db.json(job.env) if "env" in given else None,
+            "set_timeout": "timeout" in given,
+            "timeout": job.timeout,
+            "max_retries": job.max_retries if "max_retries" in given else None,
+            "set_lock": "lock" in given,
+            "lock": job.lock,
+            "set_deps": "depends_on" in given,
+            "depends_on": db.json(job.depends_on),
+            "waiting": 0,
+            "set_expires": "expires" in given,
+            "expires_at": job.expires_at(now),
+            "edit": db.json({"at": ms_to_iso(now), "by": by, "fields": sorted(given)}),
+        }
+        with db.transaction() as conn:
+            if "depends_on" in given:
+                params["waiting"] = self._new_dependencies(conn, job_id, job.depends_on)
+            if conn.execute(db.q["edit_job"], params).fetchone() is None:
+                now_job = self._job(conn, job_id)
+                if now_job is None:
+                    raise NotFoundError(f"no job {job_id!r}")
+                raise WrongStateError(f"job {job_id!r} {_why_not(now_job)}: not changed")
+            if "depends_on" in given:
+                conn.execute(db.q["edit_drop_deps"], {"id": job_id})
+                db.many(conn, "insert_dep", [(dep, job_id) for dep in job.depends_on])
+            db.wake(conn)
+            edited = self._job(conn, job_id)
+        assert edited is not None
+        return edited
+
+    def _job(self, conn: Any, job_id: str) -> Job | None:
+        row = conn.execute(self.db.q["jobs_by_ids"], (self.db.array([job_id]),)).fetchone()
+        return None if row is None else rows_.job(row, self.db.from_json)
+
+    def _new_dependencies(self, conn: Any, job_id: str, deps: Sequence[str]) -> int:
+        """How many of a job's new dependencies are not completed, read as enqueue reads them
+        (locked on PostgreSQL); refused if one is missing, dead or cancelled, or depends on the
+        job itself (a cycle that would never run)."""
+        db = self.db
+        states = {r["id"]: r["state"] for r in conn.execute(db.q["dep_states"], (db.array(deps),))}
+        for dep in deps:
+            if dep not in states:
+                raise InvalidInputError(f"depends_on: no job {dep!r}")
+            if states[dep] in (DEAD, CANCELLED):
+                raise InvalidInputError(f"depends_on: {dep!r} is {states[dep]}; it never completes")
+        seen, level = {job_id}, [job_id]
+        while level:
+            edges = conn.execute(db.q["dependants_of"], (db.array(level),)).fetchall()
+            level = [e["job_id"] for e in edges if e["job_id"] not in seen]
+            seen.update(level)
+        if job_id in deps:
+            raise InvalidInputError("depends_on: a job cannot depend on itself")
+        looped = [dep for dep in deps if dep in seen]
+        if looped:
+            raise InvalidInputError(f"depends_on: {looped[0]!r} waits for {job_id!r} already")
+        return sum(1 for dep in deps if states[dep] != COMPLETED)
+
+    @operation()
+    def list_held(
+        self,
+        states: Sequence[str] | None,
+        queues: Sequence[str] | None,
+        limit: int | None,
+        before: int | None,
+    ) -> Page:
+        """Held jobs, newest first, as list_jobs lists jobs."""
+        conn = self.db.connection()
+        params = {"limit": FAR_FUTURE if limit is None else limit}
+        params["before"] = FAR_FUTURE if before is None else before
+        any_: list[str | None] = [None]
+        walks = [
+            conn.execute(self.db.q["list_held"], {**params, "state": state, "queue": queue})
+            for state in dict.fromkeys(states or any_)
+            for queue in dict.fromkeys(queues or any_)
+        ]
+        merged = heapq.merge(*walks, key=lambda row: int(row["seq"]), reverse=True)
+        found = list(itertools.islice(merged, params["limit"]))
+        more = limit is not None and limit > 0 and len(found) == limit
+        jobs = [rows_.job(r, self.db.from_json) for r in found]
+        return Page(jobs, found[-1]["seq"] if more else None)
+
+    # -- queues' defaults for their jobs
+
+    @operation()
+    def queue_defaults(self) -> dict[str, QueueDefaults]:
+        return self.settings.read_queue_defaults(self.db.connection())
+
+    @operation()
+    def set_queue_defaults(
+        self,
+        queue: str,
+        timeout: float | None,
+        max_retries: int | None,
+        *,
+        keep_timeout: bool = False,
+        keep_max_retries: bool = False,
+    ) -> None:
+        params = {
+            "name": queue,
+            "timeout": timeout,
+            "max_retries": max_retries,
+            "keep_timeout": keep_timeout,
+            "keep_max_retries": keep_max_retries,
+        }
+        with self.db.transaction() as conn:
+            conn.execute(self.db.q["set_queue_defaults"], params)
+        self.settings.forget(config=False, hooks=False)
+
+    # -- expiry, by the runners' maintenance
+
+    @operation()
+    def expire_unstarted(self, batch: int = EXPIRE_BATCH) -> list[str]:
+        """Cancel a batch of the jobs whose deadline passed before they started, and their
+        dependants, in one short transaction; the ids of those expired (fewer than `batch`:
+        none is left)."""
+        db = self.db
+        now = db.now()
+        if not db.value(db.connection(), "any_past_deadline", {"now": now}):
+            return []  # the common case, without taking the write lock
+        with db.transaction() as conn:
+            rows = conn.execute(
+                db.q["unstarted_past_deadline"], {"now": now, "batch": batch}
+            ).fetchall()
+            if not rows:
+                return []
+            ids = [row["id"] for row in rows]
+            params = {"ids": db.array(ids), "now": now}
+            expired = {
+                r["id"] for r in conn.execute(db.q["expire_unstarted_jobs"], params).fetchall()
+            }
+            if expired:
+                cascaded = self.settle.cascade(conn, expired, CANCELLED, now)
+                if self.hooks.any(conn):
+                    done = [row for row in rows if row["id"] in expired]
+                    self.hooks.fire_cancelled(conn, done, cascaded, now)
+        return [job_id for job_id in ids if job_id in expired]
+
+
+def _why_not(job: Job) -> str:
+    """Why a job cannot be changed now."""
+    if job.state == PROCESSING:
+        return "is processing (claimed meanwhile)"
+    if job.state in FINISHED_STATES:
+        return f"is {job.state}"
+    return "waits for its cancelled attempt's processes to end"
