@@ -98,6 +98,7 @@ def start(
     env = {**base_env, **claim.env}
     env["QUEUECTL_JOB_ID"] = claim.id
     env["QUEUECTL_ATTEMPT"] = str(claim.attempt)
+    env["QUEUECTL_SLOT"] = str(slot)
     timeout_s = (default_timeout_s or None) if claim.timeout is None else (claim.timeout or None)
     output = _output_file()
     started_at_ms = time.time_ns() // 1_000_000
