@@ -9,6 +9,7 @@ from queuectl.models import CANCELLED, COMPLETED, DEAD, PROCESSING, Job
 
 if TYPE_CHECKING:
     from queuectl.queue import Queue
+    from queuectl.store import Runner
 
 
 def _in(ms: int) -> str:
@@ -103,6 +104,11 @@ def explain_job(queue: Queue, job_id: str) -> dict[str, Any]:
             f"{job.id} is due, but no runner serving queue '{job.queue}' is up; "
             f"start one with `queuectl worker start{hint}`.",
         )
+    if job.requires:
+        tagged = [r for r in serving if set(job.requires) <= set(r.tags)]
+        if not tagged:
+            return answer("no_runner_with_tags", no_tags_message(job, serving))
+        serving = tagged
     if all(r.stop_requested for r in serving):
         only = "the only runner" if len(serving) == 1 else f"all {len(serving)} runners"
         return answer(
@@ -127,6 +133,22 @@ def explain_job(queue: Queue, job_id: str) -> dict[str, Any]:
         f"{job.id} is due now and a runner serving '{job.queue}' has a free worker; it should "
         f"start within moments (jobs of higher priority or older run first).",
     )
+
+
+def no_tags_message(job: Job, serving: list[Runner]) -> str:
+    """Why no runner serving the job's queue may claim it: the tags none of them has, or
+    that none has them all."""
+    had = {tag for r in serving for tag in r.tags}
+    missing = [tag for tag in job.requires if tag not in had]
+    start = f"queuectl worker start {' '.join(f'--tag {t}' for t in job.requires)}"
+    if job.queue != "default":
+        start += f" --queue {job.queue}"
+    if missing:
+        why = f"no runner serving queue '{job.queue}' has tag{'s' if len(missing) > 1 else ''} "
+        why += ", ".join(missing)
+    else:
+        why = f"no runner serving queue '{job.queue}' has all of {', '.join(job.requires)}"
+    return f"{job.id} is due and requires tags {', '.join(job.requires)}, but {why}; start one with `{start}`."
 
 
 def flow_reason(queue: Queue, job: Job, now: int) -> tuple[str, str] | None:

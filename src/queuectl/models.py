@@ -50,6 +50,8 @@ NEW_JOB_FIELDS = frozenset(
         "cwd",
         "env",
         "lock",
+        "requires",
+        "silence_timeout",
     }
 )
 
@@ -111,6 +113,10 @@ class Job:
     lease_expires_at_ms: int | None = None
     lock: str | None = None
     made_by: str | None = None  # what made a hook job: "hook NAME: EVENT of JOB"
+    requires: list[str] = field(default_factory=list)  # tags a runner must have to claim it
+    silence_timeout: float | None = None
+    #: The current attempt's last progress report as stored (see progress_dict), or None.
+    progress: dict[str, Any] | None = None
 
     @property
     def run_at(self) -> datetime:
@@ -157,8 +163,34 @@ class Job:
             "last_error": self.last_error,
             "duration_ms": self.duration_ms,
             "lock": self.lock,
+            "requires": list(self.requires),
+            "silence_timeout": self.silence_timeout,
+            "progress": self.progress_dict(),
             # Only hook jobs carry it, so every other job's JSON keeps its documented shape.
             **({"made_by": self.made_by, "hook": self.hook} if self.made_by is not None else {}),
+        }
+
+    def progress_dict(self) -> dict[str, Any] | None:
+        """The JSON of the current attempt's last progress report (None before any), with
+        the ETA its rate since the attempt started gives."""
+        report = self.progress
+        if report is None:
+            return None
+        done, total = report["done"], report["total"]
+        percent = round(100 * done / total, 1) if total else None
+        eta_s = None
+        started = self.started_at_ms
+        if started is not None and total and 0 < done < total:
+            elapsed_s = max(0, report["at"] - started) / 1000
+            eta_s = round(elapsed_s * (total - done) / done, 1)
+        elif total and done >= total:
+            eta_s = 0.0
+        return {
+            "done": done,
+            "total": total,
+            "percent": percent,
+            "message": report.get("message"),
+            "eta_s": eta_s,
         }
 
     @property
@@ -187,6 +219,8 @@ class NewJob:
     cwd: str = ""
     env: dict[str, str] = field(default_factory=dict)
     lock: str | None = None
+    requires: list[str] = field(default_factory=list)
+    silence_timeout: float | None = None
 
     def first_run_at(self, now_ms: int) -> int:
         """When the job may first start: its run_at, else now plus its delay."""
@@ -326,4 +360,20 @@ def _new_job(data: dict[str, Any], default_cwd: str | None = None) -> NewJob:
             if not _is_text(value) or "\x00" in value:
                 raise InvalidInputError(f"env: the value of {name} must be a string of UTF-8 text")
         job.env = dict(env)
+    if data.get("requires") is not None:
+        tags = data["requires"]
+        if isinstance(tags, str):
+            tags = [tags]
+        if not isinstance(tags, list):
+            raise InvalidInputError("requires: expected a list of tags")
+        job.requires = sorted({validate_tag(t, "requires") for t in tags})
+    if data.get("silence_timeout") is not None:
+        job.silence_timeout = parse_duration(data["silence_timeout"], "silence_timeout")
+        if job.silence_timeout <= 0:
+            raise InvalidInputError("silence_timeout: must be more than 0")
     return job
+
+
+def validate_tag(value: object, what: str = "tag") -> str:
+    """A runner's tag, or a job's required one: as an id, `[A-Za-z0-9._:-]{1,128}`."""
+    return validate_id(value, what)

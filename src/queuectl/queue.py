@@ -655,6 +655,7 @@ def runner_dict(runner: Runner) -> dict[str, Any]:
         "heartbeat_at": ms_to_iso(runner.heartbeat_at_ms),
         "running": list(runner.running),
         "stopping": runner.stop_requested,
+        "tags": list(runner.tags),
     }
 
 

@@ -38,7 +38,9 @@ def test_running_attempts_never_share_a_slot(
     for a in ids:
         for b in ids:
             if a < b and slot_of[a] == slot_of[b]:
-                overlap = spans[a]["start"] < spans[b]["end"] and spans[b]["start"] < spans[a]["end"]
+                overlap = (
+                    spans[a]["start"] < spans[b]["end"] and spans[b]["start"] < spans[a]["end"]
+                )
                 assert not overlap, f"{a} and {b} ran at once on slot {slot_of[a]}"
     # Three workers and twelve jobs: they did overlap, so the check above had work to do.
     events = sorted((t, 1 if k == "start" else -1) for s in spans.values() for k, t in s.items())

@@ -32,6 +32,10 @@ class JobIn(BaseModel):
     cwd: str | None = Field(None, description="working directory; default: the server's")
     env: dict[str, str] | None = None
     lock: str | None = Field(None, description="never runs while a job holding it runs")
+    requires: list[str] | None = Field(None, description="tags a runner must all have")
+    silence_timeout: float | str | None = Field(
+        None, description="kill an attempt silent this long (seconds or 30s, 5m...)"
+    )
 
 
 #: The request body of POST /api/jobs: one job object or an array of them.
@@ -41,6 +45,16 @@ JOBS_IN_SCHEMA: dict[str, Any] = {
         {"type": "array", "items": JobIn.model_json_schema()},
     ]
 }
+
+
+class ProgressOut(BaseModel):
+    """The running attempt's last progress report; `eta_s` from its rate so far."""
+
+    done: float
+    total: float | None
+    percent: float | None
+    message: str | None
+    eta_s: float | None
 
 
 class JobOut(BaseModel):
@@ -70,6 +84,9 @@ class JobOut(BaseModel):
     lock: str | None = None
     made_by: str | None = None  # hook jobs only: "hook NAME: EVENT of JOB"
     hook: str | None = None  # hook jobs only: the hook's name
+    requires: list[str] = []
+    silence_timeout: float | None = None
+    progress: ProgressOut | None = None
 
 
 class AttemptOut(BaseModel):
@@ -108,6 +125,7 @@ class RunnerOut(BaseModel):
     heartbeat_at: str
     running: list[str]
     stopping: bool  # asked to stop: it finishes its running jobs and takes no new one
+    tags: list[str] = []
 
 
 class StatusOut(BaseModel):

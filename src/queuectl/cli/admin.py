@@ -71,7 +71,7 @@ def print_since(window: dict[str, Any], since: str) -> None:
 def print_runners(runners: list[dict[str, Any]]) -> None:
     from queuectl.cli.render import local_time, print_table, short_time, state_text, zone_name
 
-    rows = [
+    rows: list[tuple[Any, ...]] = [
         (
             r["host"],
             r["pid"],
@@ -85,6 +85,12 @@ def print_runners(runners: list[dict[str, Any]]) -> None:
         for r in runners
     ]
     columns = ["HOST", "PID", "WORKERS", "QUEUES", "STARTED", "HEARTBEAT", "STATUS", "RUNNING"]
+    if any(r.get("tags") for r in runners):  # a column only where runners are tagged
+        columns.insert(4, "TAGS")
+        rows = [
+            (*row[:4], ",".join(r["tags"]) or "-", *row[4:])
+            for row, r in zip(rows, runners, strict=True)
+        ]
     zone = zone_name()
     short = {
         name: (f"{name} {zone}", [short_time(r[key]) for r in runners])

@@ -164,7 +164,7 @@ class StoreRead(Periodic):
         self.last = now
         runner = self.runner
         store = runner.store
-        seen = store.housekeeping(runner.id, runner.queues)
+        seen = store.housekeeping(runner.id, runner.queues, runner.tags)
         runner.config = seen.config
         me = next((r for r in seen.runners if r.id == runner.id), None)
         if me is None:

@@ -67,8 +67,10 @@ class Supervisor:
         grace_s: float | None = None,
         log: EventLog | None = None,
         poll_s: float = POLL_S,
+        tags: list[str] | None = None,
     ) -> None:
         self.target = target
+        self.tags = list(tags or [])  # a job is claimed only if it requires none but these
         self.queues = queues
         self.grace_s = grace_s
         self.log = log or EventLog()
@@ -251,6 +253,7 @@ class Supervisor:
                 started_at_ms=0,  # stamped by the store's clock
                 heartbeat_at_ms=0,
                 pid_started=process_started(os.getpid()),
+                tags=self.tags,
             )
         )
 
@@ -446,7 +449,13 @@ class Supervisor:
         if not outcomes and not want:
             return []
         exchange = self.store.finish_and_claim(
-            self.id, outcomes, want, self.queues, float(self.config["lease_seconds"]), self.ledger
+            self.id,
+            outcomes,
+            want,
+            self.queues,
+            float(self.config["lease_seconds"]),
+            self.ledger,
+            self.tags,
         )
         self.unsent = []
         for outcome in outcomes:

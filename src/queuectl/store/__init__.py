@@ -126,10 +126,12 @@ class RunnerStore(BaseStore, Protocol):
         queues: Sequence[str] | None,
         lease_s: float,
         ledger: Ledger | None = None,
+        tags: Sequence[str] = (),
     ) -> Exchange:
         """Settle finished attempts still ours, then claim up to `want` due jobs (of `queues`,
-        None: every queue), leased to `owner` for `lease_s`. `ledger` is the runner's (from
-        `ledger()`; None: the store's own, for one runner a store)."""
+        None: every queue; whose required tags are all among `tags`), leased to `owner` for
+        `lease_s`. `ledger` is the runner's (from `ledger()`; None: the store's own, for one
+        runner a store)."""
         ...
 
     def release(self, owner: str, job_id: str, token: int, ledger: Ledger | None = None) -> bool:
@@ -160,7 +162,9 @@ class RunnerStore(BaseStore, Protocol):
 
     def unregister_runner(self, owner: str) -> None: ...
 
-    def housekeeping(self, owner: str, queues: Sequence[str] | None) -> Housekeeping:
+    def housekeeping(
+        self, owner: str, queues: Sequence[str] | None, tags: Sequence[str] = ()
+    ) -> Housekeeping:
         """Everything a runner (serving `queues`, None: every queue) checks as a matter of
         routine, read at once; folds the counters' deltas into their base if many piled up."""
         ...

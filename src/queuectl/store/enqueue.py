@@ -185,6 +185,8 @@ class Enqueue(Flow):
             last_error=cancelled_by,
             scheduled=run_at > now,
             lock_key=job.lock,
+            requires=self.db.array(job.requires) if job.requires else None,
+            silence_timeout=job.silence_timeout,
         )
 
     def insert_one(

@@ -32,6 +32,7 @@ class Exchanger(Flow):
         queues: Sequence[str] | None,
         lease_s: float,
         ledger: Ledger | None = None,
+        tags: Sequence[str] = (),
     ) -> Exchange:
         # Replayed after a connection lost during COMMIT, outcomes already settled are fenced
         # out, and claims that did commit stay leased to `owner` until owned_jobs shows them.
@@ -43,6 +44,7 @@ class Exchanger(Flow):
             "lease_until": now + round(lease_s * 1000),
             "queues": None if queues is None else db.array(queues),
             "want": want,
+            "tags": db.array(tags),  # a job's required tags are among them
         }
         if db.at_once is not None:
             ahead = self.settle.decide_ahead(outcomes, now)

@@ -63,9 +63,14 @@ class FlowControl(Flow):
             room[name] = max(0, allowed)
             if room[name]:
                 # A few more than the room: some may share a lock with a job chosen first.
-                found = {"now": now, "queue": name, "n": room[name] + FLOW_SLACK}
+                found = {
+                    "now": now,
+                    "queue": name,
+                    "n": room[name] + FLOW_SLACK,
+                    "tags": params["tags"],
+                }
                 candidates += conn.execute(q["flow_queue_candidates"], found).fetchall()
-        others = {"now": now, "queues": params["queues"], "want": want}
+        others = {"now": now, "queues": params["queues"], "want": want, "tags": params["tags"]}
         candidates += conn.execute(q["flow_lock_candidates"], others).fetchall()
         candidates += conn.execute(q["flow_free_candidates"], others).fetchall()
         candidates.sort(key=lambda r: (-r["priority"], r["run_at"], r["seq"]))

@@ -33,6 +33,8 @@ class Claim:
     #: read them (the store then reads them when it settles).
     max_retries: int | None = None
     no_retry_exit_codes: list[int] = field(default_factory=list)
+    #: Seconds without output after which the attempt is killed (None: never).
+    silence_timeout: float | None = None
 
 
 @dataclass(frozen=True)
@@ -60,6 +62,7 @@ class Runner:
     pid_started: str | None = None
     stop_requested: bool = False
     running: list[str] = field(default_factory=list)
+    tags: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)

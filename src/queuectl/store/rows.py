@@ -44,6 +44,8 @@ class JobRow(NamedTuple):
     last_error: str | None
     scheduled: bool
     lock_key: str | None
+    requires: Any  # the dialect's array of the required tags; NULL when none
+    silence_timeout: float | None
 
 
 #: The INSERT's columns, in the order of a JobRow.
@@ -95,6 +97,8 @@ def inserted_job(job: NewJob, row: JobRow) -> Job:
         None,  # lease_owner
         None,  # lease_expires_at_ms
         row.lock_key,
+        requires=list(job.requires) if job.requires else [],
+        silence_timeout=row.silence_timeout,
     )
 
 
@@ -126,7 +130,19 @@ def job(row: Any, from_json: Callable[[Any], Any]) -> Job:
         lease_expires_at_ms=row["lease_expires_at"],
         lock=row["lock_key"],
         made_by=row["made_by"],
+        requires=[] if row["requires"] is None else list(from_json(row["requires"])),
+        silence_timeout=row["silence_timeout"],
+        progress=current_progress(row, from_json),
     )
+
+
+def current_progress(row: Any, from_json: Callable[[Any], Any]) -> dict[str, Any] | None:
+    """The job's last progress report, if its current attempt made it (a retry starts
+    with none)."""
+    if row["progress"] is None:
+        return None
+    report = dict(from_json(row["progress"]))
+    return report if report.get("token") == row["token"] else None
 
 
 def claims(rows: Sequence[Any], from_json: Callable[[Any], Any]) -> list[Claim]:
@@ -145,12 +161,15 @@ def claims(rows: Sequence[Any], from_json: Callable[[Any], Any]) -> list[Claim]:
             r["priority"],
             r["max_retries"],
             list(from_json(r["no_retry_exit_codes"])),
+            r["silence_timeout"],
         )
         for r in rows
     ]
 
 
-def runner(row: Any, queues: list[str] | None, running: list[str]) -> Runner:
+def runner(
+    row: Any, queues: list[str] | None, running: list[str], tags: list[str] | None = None
+) -> Runner:
     """The one mapping of a `runners` row (or its JSON object) to a Runner."""
     return Runner(
         id=row["id"],
@@ -163,6 +182,7 @@ def runner(row: Any, queues: list[str] | None, running: list[str]) -> Runner:
         heartbeat_at_ms=row["heartbeat_at"],
         stop_requested=bool(row["stop_requested"]),
         running=running,
+        tags=list(tags or []),
     )
 
 

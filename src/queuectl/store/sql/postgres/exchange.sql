@@ -17,7 +17,7 @@ SET state = 'processing', attempts = attempts + 1, token = token + 1,
 FROM picked
 WHERE jobs.seq = picked.seq
 RETURNING jobs.id, jobs.attempts, jobs.token, jobs.command, jobs.cwd, jobs.env, jobs.timeout,
-          jobs.queue, jobs.priority, jobs.run_at, jobs.seq
+          jobs.queue, jobs.priority, jobs.run_at, jobs.seq, jobs.silence_timeout
 
 -- name: claim
 -- SKIP LOCKED: concurrent claimers take different rows instead of queueing on the same ones.
@@ -30,6 +30,7 @@ WITH picked AS (
     WHERE state IN ('pending', 'failed') AND waiting_on = 0 AND NOT scheduled
       AND queue NOT IN (SELECT name FROM queues WHERE paused)
       AND (%(queues)s::text[] IS NULL OR queue = ANY(%(queues)s::text[]))
+      AND {requires_met}  -- a runner's tags
       AND NOT EXISTS (
           SELECT 1 FROM queues
           WHERE (concurrency IS NOT NULL OR rate_jobs IS NOT NULL) AND NOT paused
@@ -69,7 +70,8 @@ EXISTS (
     SELECT 1 FROM jobs
     WHERE state IN ('pending', 'failed') AND waiting_on = 0 AND NOT scheduled
       AND queue NOT IN (SELECT name FROM queues WHERE paused)
-      AND (%(queues)s::text[] IS NULL OR queue = ANY(%(queues)s::text[])))
+      AND (%(queues)s::text[] IS NULL OR queue = ANY(%(queues)s::text[]))
+      AND {requires_met})
 
 -- name: flow_held_back
 -- Whether flow control may hold back a job that `claim` took nothing of: a job of the served
@@ -155,3 +157,8 @@ WHERE jobs.lease_owner = %(owner)s AND jobs.state <> 'processing'
 -- name: next_due
 SELECT MIN(run_at) AS value FROM jobs
 WHERE scheduled AND state IN ('pending', 'failed') AND run_at > %s::bigint
+
+-- name: requires_met
+-- (an expression) The job's required tags are all among this runner's `tags`; a job that
+-- requires none (NULL) is not looked into.
+(requires IS NULL OR requires <@ %(tags)s::text[])

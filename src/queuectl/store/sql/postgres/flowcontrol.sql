@@ -75,7 +75,7 @@ heads AS (
     SELECT head.seq, head.priority, head.run_at FROM room CROSS JOIN LATERAL (
         SELECT seq, priority, run_at FROM jobs
         WHERE jobs.queue = room.queue AND state IN ('pending', 'failed') AND waiting_on = 0
-          AND NOT scheduled AND lock_key IS NULL
+          AND NOT scheduled AND lock_key IS NULL AND {requires_met}
         ORDER BY priority DESC, run_at, seq
         LIMIT room.n
         FOR UPDATE SKIP LOCKED) AS head
@@ -111,7 +111,7 @@ INSERT INTO queue_starts (queue, started_at) VALUES (%(queue)s, %(now)s::bigint)
 -- A limited queue's first jobs that may start, skipping those whose lock is held.
 SELECT seq, queue, priority, run_at, lock_key FROM jobs
 WHERE queue = %(queue)s AND state IN ('pending', 'failed') AND waiting_on = 0
-  AND NOT scheduled
+  AND NOT scheduled AND {requires_met}
   AND (lock_key IS NULL OR NOT EXISTS (
       SELECT 1 FROM jobs AS held
       WHERE held.lock_key = jobs.lock_key AND held.lease_owner IS NOT NULL))
@@ -129,7 +129,8 @@ SELECT seq, queue, priority, run_at, lock_key FROM (
       AND NOT scheduled
       AND queue NOT IN (SELECT name FROM queues
                         WHERE paused OR concurrency IS NOT NULL OR rate_jobs IS NOT NULL)
-      AND (%(queues)s::text[] IS NULL OR queue = ANY(%(queues)s::text[]))) AS heads
+      AND (%(queues)s::text[] IS NULL OR queue = ANY(%(queues)s::text[]))
+      AND {requires_met}) AS heads
 WHERE place = 1 AND NOT EXISTS (
     SELECT 1 FROM jobs AS held
     WHERE held.lock_key = heads.lock_key AND held.lease_owner IS NOT NULL)
@@ -144,6 +145,7 @@ WHERE state IN ('pending', 'failed') AND waiting_on = 0 AND NOT scheduled
   AND queue NOT IN (SELECT name FROM queues
                     WHERE paused OR concurrency IS NOT NULL OR rate_jobs IS NOT NULL)
   AND (%(queues)s::text[] IS NULL OR queue = ANY(%(queues)s::text[]))
+  AND {requires_met}
 ORDER BY priority DESC, run_at, seq
 LIMIT %(want)s::bigint
 FOR UPDATE SKIP LOCKED
@@ -165,7 +167,7 @@ SET state = 'processing', attempts = attempts + 1, token = token + 1,
     updated_at = %(now)s::bigint
 WHERE seq = ANY(%(seqs)s::bigint[]) AND state IN ('pending', 'failed')
 RETURNING id, attempts, token, command, cwd, env, timeout, queue, priority, run_at, seq,
-          lock_key, max_retries, no_retry_exit_codes
+          lock_key, max_retries, no_retry_exit_codes, silence_timeout
 
 -- name: flow_settings
 -- Every queue's settings (a row exists once a queue was paused or limited).

@@ -60,7 +60,7 @@ heads AS (
     FROM room JOIN jobs ON jobs.seq IN (
         SELECT seq FROM jobs AS head INDEXED BY jobs_queue_claim
         WHERE head.queue = room.queue AND state IN ('pending', 'failed') AND waiting_on = 0
-          AND scheduled = 0 AND lock_key IS NULL
+          AND scheduled = 0 AND lock_key IS NULL AND {requires_met}
         ORDER BY priority DESC, run_at, seq
         LIMIT :want)
     WHERE room.n > 0
@@ -73,7 +73,7 @@ SET state = 'processing', attempts = attempts + 1, token = token + 1, lease_owne
     lease_expires_at = :lease_until, started_at = :now, updated_at = :now
 WHERE seq IN (SELECT seq FROM picked) AND state IN ('pending', 'failed')
 RETURNING id, attempts, token, command, cwd, env, timeout, queue, priority, run_at, seq,
-          lock_key, max_retries, no_retry_exit_codes
+          lock_key, max_retries, no_retry_exit_codes, silence_timeout
 
 -- name: flow_queues
 -- The running count of each limited queue, with the cancelled attempts still dying.
@@ -99,6 +99,7 @@ INSERT INTO queue_starts (queue, started_at) VALUES (:queue, :now)
 -- A limited queue's first jobs that may start, skipping those whose lock is held.
 SELECT seq, queue, priority, run_at, lock_key FROM jobs INDEXED BY jobs_queue_claim
 WHERE queue = :queue AND state IN ('pending', 'failed') AND waiting_on = 0 AND scheduled = 0
+  AND {requires_met}
   AND (lock_key IS NULL OR NOT EXISTS (
       SELECT 1 FROM jobs AS held
       WHERE held.lock_key = jobs.lock_key AND held.lock_key IS NOT NULL
@@ -117,7 +118,8 @@ SELECT seq, queue, priority, run_at, lock_key FROM (
       AND scheduled = 0
       AND queue NOT IN (SELECT name FROM queues
                         WHERE paused = 1 OR concurrency IS NOT NULL OR rate_jobs IS NOT NULL)
-      AND (:queues IS NULL OR queue IN (SELECT value FROM json_each(:queues)))) AS heads
+      AND (:queues IS NULL OR queue IN (SELECT value FROM json_each(:queues)))
+      AND {requires_met}) AS heads
 WHERE place = 1 AND NOT EXISTS (
     SELECT 1 FROM jobs AS held
     WHERE held.lock_key = heads.lock_key AND held.lock_key IS NOT NULL
@@ -133,6 +135,7 @@ WHERE state IN ('pending', 'failed') AND waiting_on = 0 AND scheduled = 0
   AND queue NOT IN (SELECT name FROM queues
                     WHERE paused = 1 OR concurrency IS NOT NULL OR rate_jobs IS NOT NULL)
   AND (:queues IS NULL OR queue IN (SELECT value FROM json_each(:queues)))
+  AND {requires_met}
 ORDER BY priority DESC, run_at, seq
 LIMIT :want
 
@@ -150,7 +153,7 @@ SET state = 'processing', attempts = attempts + 1, token = token + 1, lease_owne
     lease_expires_at = :lease_until, started_at = :now, updated_at = :now
 WHERE seq IN (SELECT value FROM json_each(:seqs)) AND state IN ('pending', 'failed')
 RETURNING id, attempts, token, command, cwd, env, timeout, queue, priority, run_at, seq,
-          lock_key, max_retries, no_retry_exit_codes
+          lock_key, max_retries, no_retry_exit_codes, silence_timeout
 
 -- name: flow_settings
 -- Every queue's settings (a row exists once a queue was paused or limited).
