@@ -66,6 +66,8 @@ class Attempt:
     tree: Tree = field(default_factory=Tree)  # its processes outside its group (Linux)
     job: int = 0  # its handle in `tree`
     slot: int = -1  # the index of the worker slot it holds (see Slots)
+    silence_s: float | None = None  # killed after this long without output (None: never)
+    last_output: float = 0.0  # monotonic instant of its last output (or of its start)
 
     @property
     def pgid(self) -> int | None:
@@ -113,6 +115,8 @@ def start(
         timeout_s,
         slot=slot,
     )
+    if claim.silence_timeout is not None:
+        attempt.silence_s, attempt.last_output = claim.silence_timeout, mono
     if tree is not None:
         attempt.tree = tree
         attempt.job = tree.new_job(claim.id, claim.attempt)
@@ -222,6 +226,8 @@ def pump(attempt: Attempt, keep: int, slack: int) -> bool:
             return True
         if count == 0:
             return False
+        if moved == 0 and attempt.silence_s is not None:
+            attempt.last_output = time.monotonic()
         moved += count
     return True
 

@@ -224,8 +224,11 @@ class Supervisor:
         for attempt in self.slots.running.values():
             if attempt.kill_at is not None:
                 timers.append(attempt.kill_at)
-            elif attempt.deadline is not None:
-                timers.append(attempt.deadline)
+            else:
+                if attempt.deadline is not None:
+                    timers.append(attempt.deadline)
+                if attempt.silence_s is not None:
+                    timers.append(attempt.last_output + attempt.silence_s)
         if self.stop_at is not None:
             timers.append(self.stop_at)
         if (tree_at := self.tree.next_due(now)) is not None:
@@ -363,6 +366,21 @@ class Supervisor:
                     f"timed out {attempt.claim.id} after {attempt.timeout_s:g}s",
                     job=attempt.claim.id,
                 )
+            elif attempt.silence_s is not None and now >= attempt.last_output + attempt.silence_s:
+                self._silenced(attempt, now)
+
+    def _silenced(self, attempt: Attempt, now: float) -> None:
+        """Kill an attempt silent for its silence timeout, unless output waits in its pipe
+        (written since the loop last emptied it)."""
+        self._pump(attempt)
+        if now < attempt.last_output + (attempt.silence_s or 0):
+            return
+        executor.terminate(attempt, now, f"no output for {attempt.silence_s:g}s")
+        self.log(
+            "timeout",
+            f"timed out {attempt.claim.id}: no output for {attempt.silence_s:g}s",
+            job=attempt.claim.id,
+        )
 
     def check_owned(self, now: float, owned: dict[str, int]) -> None:
         """Kill the jobs that are no longer ours; give back those leased to us but not run.
