@@ -11,6 +11,7 @@ from typing import Any, TypeGuard
 
 from queuectl.durations import ms_to_iso, parse_duration, parse_iso
 from queuectl.errors import InvalidInputError
+from queuectl.progress import number
 
 PENDING = "pending"
 PROCESSING = "processing"
@@ -186,8 +187,8 @@ class Job:
         elif total and done >= total:
             eta_s = 0.0
         return {
-            "done": done,
-            "total": total,
+            "done": number(done),
+            "total": number(total),
             "percent": percent,
             "message": report.get("message"),
             "eta_s": eta_s,

@@ -42,6 +42,7 @@ COMMANDS = {
     "reset": "admin:reset",
     "serve": "serve:serve",
     "demo": "demo:demo",
+    "progress": "progress:progress",
 }
 
 

@@ -55,6 +55,11 @@ def status(session: Session, as_json: bool, since: str | None) -> None:
     else:
         click.echo("no runner is up (start one with: queuectl worker start)")
     click.echo(f"done in the last minute: {report['done_last_minute']}")
+    if report.get("progress"):
+        from queuectl.progress import text as progress_text
+
+        rows = [[r["id"], r["queue"], progress_text(r["progress"])] for r in report["progress"]]
+        print_table("running, with progress", ["ID", "QUEUE", "PROGRESS"], rows)
     if "since" in report:
         print_since(report["since"], since or "")
 

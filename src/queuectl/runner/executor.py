@@ -68,6 +68,8 @@ class Attempt:
     slot: int = -1  # the index of the worker slot it holds (see Slots)
     silence_s: float | None = None  # killed after this long without output (None: never)
     last_output: float = 0.0  # monotonic instant of its last output (or of its start)
+    progress_file: str | None = None  # where the command may write progress reports
+    progress_seen: tuple[int, int] = (0, 0)  # that file's (size, mtime) as last read
 
     @property
     def pgid(self) -> int | None:
@@ -94,6 +96,7 @@ def start(
     default_timeout_s: float,
     tree: Tree | None = None,
     slot: int = -1,
+    progress_dir: str | None = None,
 ) -> Attempt:
     """Spawn the command on worker slot `slot`. A command that cannot start is an attempt
     that failed at once."""
@@ -101,6 +104,9 @@ def start(
     env["QUEUECTL_JOB_ID"] = claim.id
     env["QUEUECTL_ATTEMPT"] = str(claim.attempt)
     env["QUEUECTL_SLOT"] = str(slot)
+    env["QUEUECTL_CLAIM"] = str(claim.token)  # what `queuectl progress` reports under
+    if progress_dir is not None:
+        env["QUEUECTL_PROGRESS_FILE"] = os.path.join(progress_dir, f"{claim.id}.{claim.token}")
     timeout_s = (default_timeout_s or None) if claim.timeout is None else (claim.timeout or None)
     output = _output_file()
     started_at_ms = time.time_ns() // 1_000_000
@@ -117,6 +123,8 @@ def start(
     )
     if claim.silence_timeout is not None:
         attempt.silence_s, attempt.last_output = claim.silence_timeout, mono
+    if progress_dir is not None:
+        attempt.progress_file = env["QUEUECTL_PROGRESS_FILE"]
     if tree is not None:
         attempt.tree = tree
         attempt.job = tree.new_job(claim.id, claim.attempt)

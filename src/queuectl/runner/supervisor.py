@@ -18,7 +18,9 @@ from __future__ import annotations
 import contextlib
 import os
 import selectors
+import shutil
 import signal
+import tempfile
 import time
 from typing import Any
 
@@ -77,6 +79,9 @@ class Supervisor:
         self.poll_s = poll_s
         self.id = f"{host_name()}-{os.getpid()}-{os.urandom(2).hex()}"
         self.base_env = dict(os.environ)
+        if target is not None:  # `queuectl progress` inside a job reports to this store
+            self.base_env["QUEUECTL_DB"] = target
+        self.progress_dir: str | None = None  # where jobs' progress files are (see ProgressFiles)
         self.slots = Slots(count)
         self.signals: list[int] = []
         # Stopping: since when, why, and until when the running jobs are waited for.
@@ -104,6 +109,7 @@ class Supervisor:
     def run(self) -> int:
         """Serve until stopped; 0 after a graceful stop."""
         self.store = open_store(self.target, durable=False)
+        self.progress_dir = tempfile.mkdtemp(prefix="queuectl-progress-")
         self.ledger = self.store.ledger()  # what this runner's claims hold between exchanges
         self.config = self.store.config()
         self.listener: Any = self.store.listener(self.id)
@@ -160,6 +166,7 @@ class Supervisor:
             if self.listener is not None:
                 self.listener.close()
             self.store.close()
+            shutil.rmtree(self.progress_dir, ignore_errors=True)
         self.log("runner_stopped", f"runner {self.id} stopped", important=True, runner=self.id)
         return self.exit_code
 
@@ -347,6 +354,9 @@ class Supervisor:
                     self.watchdog.watch(f"-{attempt.pgid}")
                 self.watchdog.watch(f"-a{attempt.claim.id}:{attempt.claim.attempt}")
                 self.slots.remove(attempt)
+                if attempt.progress_seen[0]:  # it wrote progress reports: its file goes too
+                    with contextlib.suppress(OSError):
+                        os.unlink(attempt.progress_file or "")
                 self._result(attempt)
 
     def _enforce_deadlines(self, now: float) -> None:
@@ -527,6 +537,7 @@ class Supervisor:
                 float(self.config["job_timeout"]),
                 self.tree,
                 self.slots.take(),
+                self.progress_dir,
             )
             self.slots.add(attempt)
             if attempt.pipe is not None:

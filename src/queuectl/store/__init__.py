@@ -146,6 +146,13 @@ class RunnerStore(BaseStore, Protocol):
         of it once the attempt was cancelled while it ran. Fenced; whether it was still ours."""
         ...
 
+    def save_progress(
+        self, job_id: str, token: int, done: float, total: float, message: str | None
+    ) -> bool:
+        """Record the progress report of the attempt of claim `token`; nothing (False) unless
+        it is the job's running attempt."""
+        ...
+
     def owned_jobs(self, owner: str) -> dict[str, int]:
         """The jobs whose processes `owner` may still have (running, or cancelled and not yet
         reported gone), with the attempt numbers those processes carry."""

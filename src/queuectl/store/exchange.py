@@ -169,6 +169,24 @@ class Exchanger(Flow):
             changed = conn.execute(self.db.q["save_live_output"], {**params, "dropped": dropped})
         return bool(changed.rowcount == 1)
 
+    @operation()
+    def save_progress(
+        self, job_id: str, token: int, done: float, total: float, message: str | None
+    ) -> bool:
+        """Record an attempt's progress report; False if it is not the job's running one."""
+        db = self.db
+        params = {
+            "id": job_id,
+            "token": token,
+            "done": done,
+            "total": total,
+            "message": message,
+            "now": db.now(),
+        }
+        with db.transaction() as conn:
+            changed = conn.execute(db.q["save_progress"], params)
+        return bool(changed.rowcount == 1)
+
     @operation(runner=True)
     def owned_jobs(self, owner: str) -> dict[str, int]:
         found = self.db.connection().execute(self.db.q["owned_jobs"], {"owner": owner})

@@ -162,3 +162,11 @@ WHERE scheduled AND state IN ('pending', 'failed') AND run_at > %s::bigint
 -- (an expression) The job's required tags are all among this runner's `tags`; a job that
 -- requires none (NULL) is not looked into.
 (requires IS NULL OR requires <@ %(tags)s::text[])
+
+-- name: save_progress
+-- Fenced: only the job's current attempt, while it runs, records its progress.
+UPDATE jobs
+SET progress = jsonb_build_object('done', %(done)s::float8, 'total', %(total)s::float8,
+                                  'message', %(message)s::text, 'at', %(now)s::bigint,
+                                  'token', token)
+WHERE id = %(id)s AND state = 'processing' AND token = %(token)s::bigint

@@ -102,3 +102,10 @@ WHERE scheduled = 1 AND state IN ('pending', 'failed') AND run_at > ?
 -- requires none (NULL) is not looked into.
 (requires IS NULL OR NOT EXISTS (
     SELECT 1 FROM json_each(requires) WHERE value NOT IN (SELECT value FROM json_each(:tags))))
+
+-- name: save_progress
+-- Fenced: only the job's current attempt, while it runs, records its progress.
+UPDATE jobs
+SET progress = json_object('done', :done, 'total', :total, 'message', :message, 'at', :now,
+                           'token', token)
+WHERE id = :id AND state = 'processing' AND token = :token
