@@ -65,6 +65,12 @@ WHERE lease_owner = ? AND lease_owner IS NOT NULL AND state <> 'processing'
 -- name: unregister_runner
 DELETE FROM runners WHERE id = ?
 
+-- name: runners_before_migration
+-- The runners as a store of any schema lists them: read before migrating (see
+-- refuse_older_runners), so only the columns every schema has.
+SELECT id, host, pid, pid_started, workers, queues, started_at, heartbeat_at, stop_requested
+FROM runners ORDER BY started_at
+
 -- name: runners
 SELECT id, host, pid, pid_started, workers, queues, started_at, heartbeat_at, stop_requested,
        tags
