@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-#: SPEC section 2, in order, plus `lock` (SPEC 9.2).
+#: SPEC section 2, in order, plus `lock` (SPEC 9.2), then `requires`, `silence_timeout` and
+#: `progress` (SPEC 10.5, 10.6).
 SPEC_FIELDS = [
     "id",
     "command",
@@ -26,4 +27,7 @@ SPEC_FIELDS = [
     "last_error",
     "duration_ms",
     "lock",
+    "requires",
+    "silence_timeout",
+    "progress",
 ]
