@@ -3,7 +3,7 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test bench install lint mutate mutate-core
+.PHONY: demo test test-slow bench install lint mutate mutate-core
 
 $(BIN)/queuectl: pyproject.toml setup.py src/queuectl/runner/_spawn.c
 	$(PY) -m venv $(VENV)
@@ -28,8 +28,21 @@ demo:
 
 # Bytecode is cached even where PYTHONDONTWRITEBYTECODE is set: the tests start the CLI
 # hundreds of times, and compiling queuectl each time would double their run time.
+PYTEST := PYTHONDONTWRITEBYTECODE= $(BIN)/pytest -q -p no:cacheprovider -n 2
+
+# Every guarantee, the chaos included at its short length (tests/README.md says what is slow).
 test: install
-	PYTHONDONTWRITEBYTECODE= $(BIN)/pytest -q -p no:cacheprovider -n 2
+	$(PYTEST) -m "not slow"
+
+# What `test` leaves out: the tests marked slow, then the chaos again for CHAOS_SECONDS a store
+# (0: not again).
+CHAOS_SECONDS ?= 60
+test-slow: install
+	$(PYTEST) -m slow
+	@if [ "$(CHAOS_SECONDS)" != 0 ]; then \
+		echo "QUEUECTL_CHAOS_SECONDS=$(CHAOS_SECONDS) pytest tests/reliability/test_chaos.py"; \
+		QUEUECTL_CHAOS_SECONDS=$(CHAOS_SECONDS) $(PYTEST) tests/reliability/test_chaos.py; \
+	fi
 
 bench: install
 	$(BIN)/python -m bench

@@ -11,7 +11,7 @@ from queuectl.errors import InvalidInputError
 
 #: What a runner gives each attempt so that `queuectl progress` finds its attempt: the claim
 #: token (never repeated for a job, unlike the attempt number) and the file it reads reports from.
-CLAIM_ENV = "QUEUECTL_CLAIM"
+CLAIM_ENV = "QUEUECTL_CLAIM_TOKEN"
 FILE_ENV = "QUEUECTL_PROGRESS_FILE"
 MAX_MESSAGE = 200  # characters kept of a report's message
 _NUMBER = r"(\d+(?:\.\d+)?)"

@@ -139,7 +139,7 @@ class Queue:
     def report_progress(
         self, job_id: str, token: int, done: float, total: float, message: str | None = None
     ) -> bool:
-        """Record the progress of the attempt of claim `token` (QUEUECTL_CLAIM in its
+        """Record the progress of the attempt of claim `token` (QUEUECTL_CLAIM_TOKEN in its
         environment); False, and nothing changed, unless it is the job's running attempt."""
         return self._store.save_progress(job_id, token, done, total, message)
 

@@ -18,8 +18,6 @@ from typing import Any
 import pytest
 
 from queuectl import Queue
-from queuectl.lifecycle import Outcome
-from queuectl.runner.liveness import host_name, process_started
 from queuectl.store import Runner
 from tests.support.server import Server, free_port
 
@@ -33,7 +31,7 @@ with warnings.catch_warnings():
     from fastapi.testclient import TestClient
 
 from queuectl.api.app import create_app
-from tests.support.claims import token_of
+from tests.support import fake_runner
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
@@ -83,17 +81,14 @@ def client(make_client: Callable[..., TestClient]) -> TestClient:
 
 def claim(queue: Queue, want: int = 1, queues: list[str] | None = None) -> list[Any]:
     """Claim up to `want` due jobs (of `queues`) as a runner would: they become processing."""
-    claims = queue._store.finish_and_claim(OWNER, [], want, queues, 30).claims
-    return claims
+    return fake_runner.claims(queue._store, want, queues, owner=OWNER)
 
 
 def finish(queue: Queue, job_id: str, exit_code: int = 1, output: bytes | None = None) -> None:
     """End the running attempt of `job_id` with `exit_code` (0 completes it)."""
-    attempt = queue.get(job_id).attempts
-    outcome = Outcome(
-        job_id, attempt, exit_code, None, 1500, output, token=token_of(queue._store, job_id)
+    fake_runner.settle(
+        queue._store, job_id, exit_code, owner=OWNER, output=output, duration_ms=1500
     )
-    queue._store.finish_and_claim(OWNER, [outcome], 0, None, 30)
 
 
 def run_once(
@@ -105,27 +100,13 @@ def run_once(
     """
     options.setdefault("max_retries", 0)
     job = q.enqueue(command, **options)
-    claimed = claim(q, 1, [job.queue])
-    assert [c.id for c in claimed] == [job.id]
-    finish(q, job.id, exit_code, output)
+    fake_runner.run(q._store, job.id, exit_code, owner=OWNER, output=output, duration_ms=1500)
     return job.id
 
 
 def register_runner(queue: Queue, workers: int = 2) -> Runner:
     """Register this test process as a live runner (its pid is alive, so it is not reaped)."""
-    now = queue._store.clock.now_ms()
-    runner = Runner(
-        id=OWNER,
-        host=host_name(),
-        pid=os.getpid(),
-        workers=workers,
-        queues=None,
-        started_at_ms=now,
-        heartbeat_at_ms=now,
-        pid_started=process_started(os.getpid()),
-    )
-    queue._store.register_runner(runner)
-    return runner
+    return fake_runner.register_live(queue._store, OWNER, workers)
 
 
 # -- a real server

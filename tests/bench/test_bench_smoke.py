@@ -16,6 +16,7 @@ from bench import against
 ROOT = Path(__file__).resolve().parents[2]
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(180)
 def test_smoke_run_writes_every_section(tmp_path: Path) -> None:
     output = tmp_path / "bench.json"
@@ -165,6 +166,7 @@ def test_the_table_flags_a_row_more_than_a_tenth_worse_and_says_why_a_row_is_mis
     assert text.endswith("\n".join(table))
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(300)
 def test_against_head_installs_it_and_compares_both(tmp_path: Path) -> None:
     """The one real install: HEAD into .bench-cache (30 to 60 s the first time, then cached),

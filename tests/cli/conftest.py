@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-from queuectl.lifecycle import Outcome
 from queuectl.models import new_job
 from queuectl.store import Store, open_store
+from tests.support import fake_runner
 
 
 @pytest.fixture
@@ -25,15 +25,7 @@ def finish(
 ) -> str:
     """Claim `job_id` (alone in its queue) and end its attempt, having printed `output`; its
     new state."""
-    job = store.get(job_id)
-    assert job is not None
-    claims = store.finish_and_claim(owner, [], 1, [job.queue], 30).claims
-    assert [c.id for c in claims] == [job_id]
-    outcome = Outcome(
-        job_id, claims[0].attempt, exit_code, None, 0, output=output, token=claims[0].token
-    )
-    settled = store.finish_and_claim(owner, [outcome], 0, None, 30).settled
-    return settled[job_id].state
+    return fake_runner.run(store, job_id, exit_code, owner=owner, output=output, duration_ms=0)
 
 
 def make(store: Store, job_id: str, state: str, **fields: Any) -> None:

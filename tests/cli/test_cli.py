@@ -12,11 +12,12 @@ from typing import Any
 import pytest
 
 from queuectl.durations import now_ms, parse_iso
-from queuectl.runner.liveness import host_name, process_started
-from queuectl.store import Runner, Store, open_store
+from queuectl.runner.liveness import host_name
+from queuectl.store import Store, open_store
 from tests.cli.conftest import make
 from tests.support.cli import QUEUECTL
 from tests.support.clock import FakeClock
+from tests.support.fake_runner import register_live
 from tests.support.spec import SPEC_FIELDS
 
 Cli = Callable[..., subprocess.CompletedProcess[str]]
@@ -314,18 +315,7 @@ def test_status_json_of_an_empty_queue(cli: Cli) -> None:
 
 def test_status_lists_live_runners(cli: Cli, store: Store) -> None:
     before = store.now()
-    store.register_runner(
-        Runner(
-            id="runner-1",
-            host=host_name(),
-            pid=os.getpid(),
-            workers=3,
-            queues=None,
-            started_at_ms=0,
-            heartbeat_at_ms=0,
-            pid_started=process_started(os.getpid()),
-        )
-    )
+    register_live(store, "runner-1", workers=3, at_ms=0)
     after = store.now()
     enqueue(cli, "--id", "r", "--command", "true")
     store.finish_and_claim("runner-1", [], 1, None, 30)

@@ -15,11 +15,11 @@ from pathlib import Path
 
 import pytest
 
-from queuectl.runner.liveness import host_name, process_started
-from queuectl.store import Runner, Store
+from queuectl.store import Store
 from tests.cli.conftest import make
 from tests.cli.terminal import in_terminal
 from tests.support.cli import QUEUECTL
+from tests.support.fake_runner import register_live
 
 Cli = Callable[..., subprocess.CompletedProcess[str]]
 
@@ -285,19 +285,7 @@ def test_enqueue_says_when_no_runner_serves_the_queue(cli: Cli, store: Store) ->
     assert alone.stderr == (
         "note: no runner serving queue 'default' is up; start one with: queuectl worker start\n"
     )
-    now = store.clock.now_ms()
-    store.register_runner(
-        Runner(
-            id="r1",
-            host=host_name(),
-            pid=os.getpid(),  # alive: not taken for dead
-            workers=1,
-            queues=["default"],
-            started_at_ms=now,
-            heartbeat_at_ms=now,
-            pid_started=process_started(os.getpid()),
-        )
-    )
+    register_live(store, "r1", queues=["default"])
     assert cli("enqueue", "-c", "true").stderr == ""
     other = cli("enqueue", "--queue", "reports", "-c", "true")
     assert other.stderr == (

@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
-from queuectl.cli import jobs
-from queuectl.cli.jobs import stream_job_lines
+from queuectl.cli import jobinput
+from queuectl.cli.jobinput import stream_job_lines
 from queuectl.errors import InvalidInputError
 from tests.support.cli import QUEUECTL
 
@@ -67,14 +67,14 @@ def test_a_long_array_item_is_parsed_a_bounded_number_of_times(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     scanned = 0
-    scan = jobs.scan_json
+    scan = jobinput.scan_json
 
     def counting(text: str, at: int) -> tuple[Any, int]:
         nonlocal scanned
         scanned += len(text) - at
         return scan(text, at)
 
-    monkeypatch.setattr(jobs, "scan_json", counting)
+    monkeypatch.setattr(jobinput, "scan_json", counting)
     item = json.dumps({"command": "true", "env": {"A": "x" * (4 * MiB)}})
     text = f'[{{"command": "first"}},\n {item} ,{{"command":"last"}}]\n'
     got = read_all(text)

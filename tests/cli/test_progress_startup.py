@@ -18,7 +18,7 @@ def test_progress_loads_what_enqueue_loads(tmp_path: Path, monkeypatch: pytest.M
         [claim] = queue._store.finish_and_claim("test-runner", [], 1, None, 30).claims
     enqueued = modules_loaded_by(db, "enqueue", "--command", "true")
     monkeypatch.setenv("QUEUECTL_JOB_ID", job)
-    monkeypatch.setenv("QUEUECTL_CLAIM", str(claim.token))
+    monkeypatch.setenv("QUEUECTL_CLAIM_TOKEN", str(claim.token))
     reported = modules_loaded_by(db, "progress", "3/4", "nearly")
     assert sorted(reported - enqueued) == ["queuectl.cli.progress"]
     assert sorted({name.split(".")[0] for name in reported} & set(HEAVY)) == []

@@ -22,7 +22,7 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from queuectl import Queue
-from queuectl.cli.jobs import parse_jobs_text
+from queuectl.cli.jobinput import parse_jobs_text
 from queuectl.durations import MAX_DURATION_S, parse_duration, parse_iso
 from queuectl.errors import InvalidInputError, QueuectlError
 from queuectl.models import ID_PATTERN, MAX_COMMAND_BYTES, NEW_JOB_FIELDS, new_job, validate_id

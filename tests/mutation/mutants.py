@@ -124,7 +124,7 @@ MUTANTS: list[Mutant] = [
         "WHERE state = :state AND seq > :after AND seq <= :upto\n",
         "WHERE state = :state AND seq > :after\n",
         "a bulk cancel also cancels the jobs enqueued while it runs",
-        ("tests/store/test_bulk.py", "-k", "between_the_batches"),
+        ("tests/store/test_actions.py", "-k", "between_the_batches"),
     ),
     Mutant(
         "sqlite-counter-lost-as-failed",
@@ -156,7 +156,7 @@ MUTANTS: list[Mutant] = [
         "            :want, limits.concurrency - (",
         "            :want, limits.concurrency + 1 - (",
         "a concurrency-limited queue runs one job more than its limit",
-        ("tests/store/test_flow.py", "-k", "concurrency_runs_exactly or lost_lease_frees"),
+        ("tests/store/test_flowcontrol.py", "-k", "concurrency_runs_exactly or lost_lease_frees"),
     ),
     Mutant(
         "sqlite-lock-held-by-pending",
@@ -164,7 +164,7 @@ MUTANTS: list[Mutant] = [
         "WHERE lock_key IN (SELECT value FROM json_each(:keys)) AND lease_owner IS NOT NULL",
         "WHERE lock_key IN (SELECT value FROM json_each(:keys)) AND lease_owner IS NULL",
         "a lock counts as held by a job without a lease, not a running one (two holders at once)",
-        ("tests/store/test_flow.py", "-k", "locks or lock_inside"),
+        ("tests/store/test_flowcontrol.py", "-k", "locks or lock_inside"),
     ),
     Mutant(
         "sqlite-rate-prunes-the-window",
@@ -172,7 +172,7 @@ MUTANTS: list[Mutant] = [
         "DELETE FROM queue_starts WHERE queue = :queue AND started_at <= :since",
         "DELETE FROM queue_starts WHERE queue = :queue AND started_at <= :since + 60000",
         "the rate limit forgets starts still inside its window",
-        ("tests/store/test_flow.py", "-k", "rate"),
+        ("tests/store/test_flowcontrol.py", "-k", "rate"),
     ),
     Mutant(
         "sqlite-expire-any-state",
@@ -180,7 +180,7 @@ MUTANTS: list[Mutant] = [
         "      AND +state IN (SELECT value FROM json_each(:states)) AND lease_owner IS NULL\n",
         "      AND lease_owner IS NULL\n",
         "retention deletes jobs of any state that ever finished (failed jobs awaiting a retry)",
-        ("tests/store/test_retention_race.py", "tests/store/test_history.py", "-k", "expire"),
+        ("tests/store/test_maintenance.py", "tests/store/test_history.py", "-k", "expire"),
     ),
     Mutant(
         "sqlite-housekeeping-never-expired",
@@ -249,7 +249,7 @@ MUTANTS: list[Mutant] = [
         "WHERE lock_key = ANY(%(keys)s::text[]) AND lease_owner IS NOT NULL",
         "WHERE lock_key = ANY(%(keys)s::text[]) AND lease_owner IS NULL",
         "a lock counts as held by a job without a lease, not a running one (two holders at once)",
-        ("tests/store/test_flow.py", "-k", "locks or lock_inside"),
+        ("tests/store/test_flowcontrol.py", "-k", "locks or lock_inside"),
     ),
     Mutant(
         "pg-settle-ignores-token",
@@ -334,7 +334,7 @@ MUTANTS: list[Mutant] = [
         'conn.execute("BEGIN")',
         "SQLite transactions take the write lock only at their first write (read, then lose it)",
         (
-            "tests/store/test_concurrent_open.py::"
+            "tests/store/test_open.py::"
             "test_a_write_waits_for_another_process_holding_the_write_lock",
             "tests/store/test_concurrency.py",
         ),
@@ -410,7 +410,7 @@ MUTANTS: list[Mutant] = [
         "        if self.hooks.any(self.db.connection()):\n            return None",
         "        if False:\n            return None",
         "PostgreSQL's one-round-trip settlement skips the hooks on completion",
-        ("tests/store/test_hooks_store.py", "-k", "claims_rules"),
+        ("tests/store/test_hooks.py", "-k", "claims_rules"),
     ),
     Mutant(
         "core-reap-own-leases",
@@ -434,7 +434,7 @@ MUTANTS: list[Mutant] = [
         '            reached = {row["id"]: doomed[row["id"]] for row in rows}',
         "            reached = {}",
         "a dead dependency cancels its dependants but not theirs (they wait forever)",
-        (CONTRACT, "tests/store/test_bulk.py", "-k", "dead_dependency_cancels or cascade"),
+        (CONTRACT, "tests/store/test_actions.py", "-k", "dead_dependency_cancels or cascade"),
     ),
     Mutant(
         "core-bulk-cursor-skips",
@@ -442,7 +442,7 @@ MUTANTS: list[Mutant] = [
         'return [row["id"] for row in rows], int(rows[-1]["seq"]) if rows else after',
         'return [row["id"] for row in rows], int(rows[-1]["seq"]) + 1 if rows else after',
         "each batch of a bulk change skips the job after the last one it read",
-        ("tests/store/test_bulk.py", "-k", "batch"),
+        ("tests/store/test_actions.py", "-k", "batch"),
     ),
     Mutant(
         "lifecycle-fence-ignores-token",
@@ -657,7 +657,7 @@ MUTANTS: list[Mutant] = [
         '            _write(f"{path}/cgroup.kill", "1")',
         "        self.killed.add(path)\n        with contextlib.suppress(OSError):\n            pass",
         "a job's cgroup is not killed: what left its process group outlives its end",
-        ("tests/runner/test_escapees.py", "-k", "cgroup"),
+        ("tests/runner/test_tree.py", "-k", "cgroup"),
     ),
     Mutant(
         "tree-ended-forgets-its-processes",
@@ -665,7 +665,7 @@ MUTANTS: list[Mutant] = [
         "        self.dying[job] = found\n        self._finish_dying()",
         "        self._finish_dying()",
         "without cgroups: a daemon without the job's marker outlives its job's end",
-        ("tests/runner/test_escapees.py", "-k", "cleared_its_environment"),
+        ("tests/runner/test_tree.py", "-k", "cleared_its_environment"),
     ),
     Mutant(
         "executor-fallback-no-prologue",
@@ -673,7 +673,7 @@ MUTANTS: list[Mutant] = [
         '[SHELL, "-c", tree.prologue(job) + command],',
         '[SHELL, "-c", command],',
         "without clone3: the job's shell is not moved into its cgroup (a cancel misses it)",
-        ("tests/runner/test_escapees.py", "-k", "born_in_its_cgroup or where_one_born"),
+        ("tests/runner/test_tree.py", "-k", "born_in_its_cgroup or where_one_born"),
     ),
     Mutant(
         "tree-dying-not-killed",
@@ -681,7 +681,7 @@ MUTANTS: list[Mutant] = [
         "        for serial, job in list(self.dying.items()):\n            self._kill(job, signal.SIGKILL)",
         "        for serial, job in list(self.dying.items()):\n            self._kill(job, 0)",
         "without cgroups: processes that left a job's group outlive its end",
-        ("tests/runner/test_escapees.py", "-k", "subreaper"),
+        ("tests/runner/test_tree.py", "-k", "subreaper"),
     ),
     Mutant(
         "watchdog-attempts-not-scanned",
@@ -689,16 +689,26 @@ MUTANTS: list[Mutant] = [
         "    if attempts:\n        kill_attempts(attempts)",
         "    if not attempts:\n        kill_attempts(attempts)",
         "without cgroups: a job's daemon made since the runner's last walk outlives its runner",
-        ("tests/runner/test_escapees.py", "-k", "runner_killed_as_its_job"),
+        ("tests/runner/test_tree.py", "-k", "runner_killed_as_its_job"),
     ),
     Mutant(
         "supervisor-attempt-told-after-spawn",
         "runner/supervisor.py",
-        '            self.watchdog.watch(f"+a{claim.id}:{claim.attempt}")\n'
+        '            self.watchdog.watch(f"+a{claim.id}:{claim.token}")\n'
         "            self.watchdog.flush(self.tree)",
         "            pass",
         "the watchdog never hears of the attempts, so it cannot find their processes",
-        ("tests/runner/test_escapees.py", "-k", "runner_killed_as_its_job"),
+        ("tests/runner/test_tree.py", "-k", "runner_killed_as_its_job"),
+    ),
+    Mutant(
+        "tree-marker-by-attempt-number",
+        "runner/tree.py",
+        '        elif word.startswith(b"QUEUECTL_CLAIM_TOKEN="):\n'
+        '            token = word[21:].decode(errors="replace")',
+        '        elif word.startswith(b"QUEUECTL_ATTEMPT="):\n'
+        '            token = word[17:].decode(errors="replace")',
+        "a dead runner's watchdog kills a later attempt of the same number run by another runner",
+        ("tests/runner/test_watchdog_claims.py",),
     ),
 ]
 

@@ -23,7 +23,7 @@ from tests.support.runners import (  # noqa: F401 - fixtures used here
 )
 
 StartRunner = Callable[..., RunnerProcess]
-LEASE_S = 30  # the default: a heartbeat every 10 s, the idle sibling's store read every 2 s
+LEASE_S = 9  # a heartbeat every 3 s, the idle sibling's store read every 2 s
 
 
 def execute(target: str, statement: str, *params: object) -> None:

@@ -18,7 +18,7 @@ import pytest
 
 from queuectl import Queue
 from queuectl.runner.liveness import STALE_LEASES, host_name, process_started
-from queuectl.store import Runner
+from tests.support.fake_runner import runner_row
 from tests.support.runners import RunnerProcess, alive, read_pid, wait_until
 
 Cli = Callable[..., subprocess.CompletedProcess[str]]
@@ -98,18 +98,10 @@ def test_a_runner_whose_pid_was_reused_by_another_process_is_reaped_at_once(
         assert started is not None
         now = queue.now_ms()
         for name, pid_started in (("reused", f"{started}0"), ("genuine", started)):
-            queue._store.register_runner(
-                Runner(
-                    id=name,
-                    host=host_name(),
-                    pid=other.pid,
-                    workers=1,
-                    queues=None,
-                    started_at_ms=now,
-                    heartbeat_at_ms=now,
-                    pid_started=pid_started,
-                )
+            row = runner_row(
+                name, host=host_name(), pid=other.pid, at_ms=now, pid_started=pid_started
             )
+            queue._store.register_runner(row)
         ours, theirs = queue.enqueue("true"), queue.enqueue("true")
         assert [c.id for c in queue._store.finish_and_claim("reused", [], 1, None, 600).claims] == [
             ours.id

@@ -16,7 +16,9 @@ from queuectl.errors import QueuectlError
 from queuectl.lifecycle import Outcome
 from queuectl.models import STATES, Job, new_job
 from queuectl.store import Hook, Runner, Store
+from tests.support import fake_runner
 from tests.support.clock import FakeClock
+from tests.support.fake_runner import claims
 
 LEASE_S = 30.0
 QUEUES = ("default", "mail", "video")
@@ -76,16 +78,24 @@ def add(store: Store, clock: FakeClock, *jobs: dict[str, Any]) -> list[Job]:
 
 
 def claim(store: Store, want: int, owner: str = "r1") -> list[tuple[str, int, int]]:
-    claims = store.finish_and_claim(owner, [], want, None, LEASE_S).claims
-    return [(c.id, c.attempt, c.token) for c in claims]
+    return [(c.id, c.attempt, c.token) for c in claims(store, want, owner=owner)]
 
 
 def settle(
     store: Store, job: tuple[str, int, int], exit_code: int | None, owner: str = "r1"
 ) -> None:
+    job_id, attempt, token = job
     error = None if exit_code is not None else "worker lost"
-    outcome = Outcome(job[0], job[1], exit_code, error, 10, token=job[2])
-    store.finish_and_claim(owner, [outcome], 0, None, LEASE_S)
+    fake_runner.settle(
+        store,
+        job_id,
+        exit_code,
+        owner=owner,
+        error=error,
+        duration_ms=10,
+        attempt=attempt,
+        token=token,
+    )
 
 
 def test_every_change_keeps_the_counters_exact(

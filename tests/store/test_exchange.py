@@ -8,10 +8,11 @@ from typing import Any
 
 import pytest
 
-from queuectl.lifecycle import Fence, Outcome
+from queuectl.lifecycle import Outcome
 from queuectl.models import new_job
 from queuectl.store import Claim, Store, open_store
 from tests.support.clock import FakeClock
+from tests.support.fake_runner import ended
 
 LEASE_S = 30.0
 #: (exit code, error) of each job's one attempt: completed, failed and retried, failed on an
@@ -21,11 +22,9 @@ ENDINGS = {"ok": (0, None), "retry": (3, None), "fatal": (7, None), "slow": (Non
 
 def outcome(claim: Claim, with_rules: bool) -> Outcome:
     code, error = ENDINGS[claim.id.split("-")[0]]
-    fence = None
     if with_rules:
         assert claim.max_retries is not None
-        fence = Fence(claim.attempt, claim.token, claim.max_retries, claim.no_retry_exit_codes)
-    return Outcome(claim.id, claim.attempt, code, error, 40, b"out", fence=fence, token=claim.token)
+    return ended(claim, code, b"out", error=error, duration_ms=40, rules=with_rules)
 
 
 def settle_all(store: Store, prefix: str, with_rules: bool) -> dict[str, Any]:

@@ -18,6 +18,7 @@ from queuectl.models import new_job
 from queuectl.store import DURATION_BOUNDS_MS, Bucket, Store, open_store
 from queuectl.store.queries import migrations
 from tests.support.clock import FakeClock
+from tests.support.fake_runner import claim, finish
 
 LEASE_S = 30.0
 MINUTE_MS = 60_000
@@ -29,9 +30,8 @@ def add(store: Store, **job: Any) -> str:
 
 def run(store: Store, exit_code: int, duration_ms: int) -> None:
     """Claim the one due job and end its attempt."""
-    [claim] = store.finish_and_claim("r1", [], 1, None, LEASE_S).claims
-    outcome = Outcome(claim.id, claim.attempt, exit_code, None, duration_ms, token=claim.token)
-    store.finish_and_claim("r1", [outcome], 0, None, LEASE_S)
+    [job_id] = claim(store)
+    finish(store, job_id, exit_code, duration_ms=duration_ms)
 
 
 def at_minute_start(clock: FakeClock) -> int:

@@ -11,11 +11,10 @@ import pytest
 
 from queuectl import Queue
 from queuectl.errors import NotFoundError, WrongStateError
-from queuectl.lifecycle import Outcome
 from queuectl.models import new_job
 from queuectl.store import Store, open_store
-from tests.support.claims import token_of
 from tests.support.clock import FakeClock
+from tests.support.fake_runner import claim_due, runner_row, settled
 
 LEASE_S = 30.0
 FIXTURE = Path(__file__).parent / "fixtures" / "release-0.1.db"
@@ -25,26 +24,6 @@ def add(store: Store, *jobs: dict[str, Any]) -> None:
     store.enqueue_many([new_job({"command": "true", **job}) for job in jobs])
 
 
-def claim(store: Store, owner: str = "r1", want: int = 10) -> list[str]:
-    return sorted(c.id for c in store.finish_and_claim(owner, [], want, None, LEASE_S).claims)
-
-
-def finish(
-    store: Store, job_id: str, attempt: int, code: int, output: bytes, dropped: int = 0
-) -> None:
-    outcome = Outcome(
-        job_id,
-        attempt,
-        code,
-        None,
-        100,
-        output,
-        output_dropped=dropped,
-        token=token_of(store, job_id),
-    )
-    assert job_id in store.finish_and_claim("r1", [outcome], 0, None, LEASE_S).settled
-
-
 def history(store: Store, job_id: str) -> list[tuple[Any, ...]]:
     return [(a.attempt, a.exit_code, a.error, a.runner) for a in store.history(job_id)]
 
@@ -52,13 +31,13 @@ def history(store: Store, job_id: str) -> list[tuple[Any, ...]]:
 def test_each_attempt_keeps_its_own_record_and_output(store: Store, clock: FakeClock) -> None:
     store.register_runner(runner("r1"))
     add(store, {"id": "a", "max_retries": 2})
-    claim(store)
+    claim_due(store)
     started = clock.now_ms()
     clock.advance(1)
-    finish(store, "a", 1, 3, b"first\n")
+    settled(store, "a", 3, attempt=1, output=b"first\n")
     clock.advance(2)
-    claim(store)
-    finish(store, "a", 2, 0, b"")
+    claim_due(store)
+    settled(store, "a", 0, attempt=2, output=b"")
     assert history(store, "a") == [(1, 3, "exit code 3: first", "r1"), (2, 0, None, "r1")]
     first, second = store.history("a")
     assert (first.host, first.started_at_ms, first.finished_at_ms) == (
@@ -79,7 +58,7 @@ def test_each_attempt_keeps_its_own_record_and_output(store: Store, clock: FakeC
 
 def test_a_running_attempt_is_open_and_a_lost_one_says_so(store: Store, clock: FakeClock) -> None:
     add(store, {"id": "a", "max_retries": 1})
-    claim(store)
+    claim_due(store)
     [running] = store.history("a")
     assert (running.finished_at_ms, running.error) == (None, None)
     clock.advance(LEASE_S + 1)
@@ -90,7 +69,7 @@ def test_a_running_attempt_is_open_and_a_lost_one_says_so(store: Store, clock: F
 
 def test_cancel_closes_the_running_attempt(store: Store, clock: FakeClock) -> None:
     add(store, {"id": "a"})
-    claim(store)
+    claim_due(store)
     clock.advance(2)
     store.cancel(["a"])
     [cancelled] = store.history("a")
@@ -102,17 +81,17 @@ def test_cancel_closes_the_running_attempt(store: Store, clock: FakeClock) -> No
 
 def test_an_attempt_given_back_leaves_no_record(store: Store) -> None:
     add(store, {"id": "a"})
-    claim(store)
+    claim_due(store)
     assert store.release("r1", "a", 1)
     assert store.history("a") == []
-    claim(store)
+    claim_due(store)
     assert [a.attempt for a in store.history("a")] == [1]
 
 
 def test_output_cut_at_the_limit_counts_what_was_dropped(store: Store) -> None:
     add(store, {"id": "a"})
-    claim(store)
-    finish(store, "a", 1, 0, b"tail\n", dropped=12345)
+    claim_due(store)
+    settled(store, "a", 0, attempt=1, output=b"tail\n", dropped=12345)
     kept = store.output("a")
     assert kept is not None
     assert kept.shown() == b"[queuectl: 12345 earlier bytes dropped]\ntail\n"
@@ -120,9 +99,9 @@ def test_output_cut_at_the_limit_counts_what_was_dropped(store: Store) -> None:
 
 def test_requeue_runs_a_finished_job_again_with_its_history(store: Store, clock: FakeClock) -> None:
     add(store, {"id": "done"}, {"id": "dead", "max_retries": 0}, {"id": "waiting"})
-    claim(store, want=2)
-    finish(store, "done", 1, 0, b"ok\n")
-    finish(store, "dead", 1, 1, b"no\n")
+    claim_due(store, want=2)
+    settled(store, "done", 0, attempt=1, output=b"ok\n")
+    settled(store, "dead", 1, attempt=1, output=b"no\n")
     store.cancel(["waiting"])
     assert store.requeue(["done", "dead", "waiting"], ["completed", "dead", "cancelled"]) == [
         "done",
@@ -138,7 +117,7 @@ def test_requeue_runs_a_finished_job_again_with_its_history(store: Store, clock:
             None,
             None,
         )
-    assert claim(store) == ["dead", "done", "waiting"]
+    assert claim_due(store) == ["dead", "done", "waiting"]
     assert [a.attempt for a in store.history("done")] == [1, 1]
     with pytest.raises(WrongStateError, match="'done' is processing"):
         store.requeue(["done"], ["completed", "dead", "cancelled"])
@@ -148,14 +127,14 @@ def test_requeue_runs_a_finished_job_again_with_its_history(store: Store, clock:
 
 def test_a_deleted_job_leaves_nothing_behind(store: Store, clock: FakeClock) -> None:
     add(store, {"id": "a"})
-    claim(store)
-    finish(store, "a", 1, 0, b"old output\n")
+    claim_due(store)
+    settled(store, "a", 0, attempt=1, output=b"old output\n")
     clock.advance(1)
     assert store.purge(["completed"], clock.now_ms()) == 1
     add(store, {"id": "a"})
     assert store.history("a") == []
     assert store.output("a") is None
-    claim(store)
+    claim_due(store)
     assert store.save_output("r1", "a", 1, b"new") is True
     assert [a.attempt for a in store.history("a")] == [1]
 
@@ -164,14 +143,14 @@ def test_expire_deletes_exactly_what_is_old_enough_in_batches(
     store: Store, clock: FakeClock
 ) -> None:
     add(store, *({"id": f"old{n}"} for n in range(5)), {"id": "dead", "max_retries": 0})
-    claim(store)
+    claim_due(store)
     for n in range(5):
-        finish(store, f"old{n}", 1, 0, b"")
-    finish(store, "dead", 1, 1, b"")
+        settled(store, f"old{n}", 0, attempt=1, output=b"")
+    settled(store, "dead", 1, attempt=1, output=b"")
     clock.advance(10)
     add(store, {"id": "new"}, {"id": "running"})
-    claim(store, want=2)
-    finish(store, "new", 1, 0, b"")
+    claim_due(store, want=2)
+    settled(store, "new", 0, attempt=1, output=b"")
     cutoff = clock.now_ms() - 5_000
     assert store.expire(["completed", "cancelled"], cutoff, 2) == 2
     assert store.expire(["completed", "cancelled"], cutoff, 2) == 2
@@ -206,9 +185,7 @@ def test_a_store_made_by_release_0_1_keeps_its_jobs_and_their_last_attempt(
 
 
 def runner(name: str) -> Any:
-    from queuectl.store import Runner
-
-    return Runner(name, "h1", 1, 1, None, 0, 0)
+    return runner_row(name, host="h1")
 
 
 @pytest.mark.backends("postgres")

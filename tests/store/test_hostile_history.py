@@ -5,6 +5,7 @@ fake clock, on every backend."""
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 import pytest
@@ -14,26 +15,18 @@ from queuectl.errors import InvalidInputError, NotFoundError, WrongStateError
 from queuectl.lifecycle import Outcome
 from queuectl.models import new_job
 from queuectl.store import Output, Store
-from tests.support.claims import token_of
+from tests.support import fake_runner
 from tests.support.clock import FakeClock
+from tests.support.fake_runner import claim_due
 
 LEASE_S = 30.0
+#: The attempts of this file end having printed nothing, unless a test says what.
+finish = partial(fake_runner.finish, output=b"")
 AGAIN = ["completed", "dead", "cancelled"]  # the states `requeue` runs again
 
 
 def add(store: Store, *jobs: dict[str, Any]) -> None:
     store.enqueue_many([new_job({"command": "true", **job}) for job in jobs])
-
-
-def claim(store: Store, owner: str = "r1", want: int = 10) -> list[str]:
-    return sorted(c.id for c in store.finish_and_claim(owner, [], want, None, LEASE_S).claims)
-
-
-def finish(store: Store, job_id: str, code: int, output: bytes = b"", owner: str = "r1") -> str:
-    job = store.get(job_id)
-    assert job is not None
-    outcome = Outcome(job_id, job.attempts, code, None, 100, output, token=token_of(store, job_id))
-    return store.finish_and_claim(owner, [outcome], 0, None, LEASE_S).settled[job_id].state
 
 
 def state(store: Store, job_id: str) -> str:
@@ -50,40 +43,40 @@ def test_a_job_cancelled_while_it_waited_runs_once_requeued_after_its_dependency
 ) -> None:
     add(store, {"id": "a"}, {"id": "b", "depends_on": ["a"]})
     store.cancel(["b"])  # b still counts a as not completed
-    assert claim(store) == ["a"]
+    assert claim_due(store) == ["a"]
     assert finish(store, "a", 0) == "completed"  # b is cancelled: nothing to unblock
     assert store.requeue(["b"], AGAIN) == ["b"]
-    assert claim(store) == ["b"], "the requeued job waits forever on a completed dependency"
+    assert claim_due(store) == ["b"], "the requeued job waits forever on a completed dependency"
 
 
 def test_a_requeued_job_waits_for_a_dependency_requeued_with_it(store: Store) -> None:
     add(store, {"id": "a"}, {"id": "b", "depends_on": ["a"]})
-    assert claim(store) == ["a"]
+    assert claim_due(store) == ["a"]
     finish(store, "a", 0)
-    assert claim(store) == ["b"]
+    assert claim_due(store) == ["b"]
     finish(store, "b", 0)
     # in either order: b runs again after a's new run, not beside it
     assert store.requeue(["b", "a"], AGAIN) == ["b", "a"]
-    assert claim(store) == ["a"]
+    assert claim_due(store) == ["a"]
     finish(store, "a", 0)
-    assert claim(store) == ["b"]
+    assert claim_due(store) == ["b"]
 
 
 def test_a_requeue_that_would_wait_on_a_dead_dependency_is_refused_and_changes_nothing(
     store: Store,
 ) -> None:
     add(store, {"id": "a", "max_retries": 0}, {"id": "b", "depends_on": ["a"]}, {"id": "c"})
-    assert claim(store, want=1) == ["a"]
+    assert claim_due(store, want=1) == ["a"]
     assert finish(store, "a", 1) == "dead"
     assert state(store, "b") == "cancelled"
-    assert claim(store) == ["c"]
+    assert claim_due(store) == ["c"]
     finish(store, "c", 0)
     with pytest.raises(WrongStateError, match="'b' depends on 'a', which is dead"):
         store.requeue(["c", "b"], AGAIN)
     assert (state(store, "b"), state(store, "c")) == ("cancelled", "completed"), "all or nothing"
     # with the dependency run again too, the dependant waits for it
     assert store.requeue(["b", "a"], AGAIN) == ["b", "a"]
-    assert claim(store) == ["a"]
+    assert claim_due(store) == ["a"]
 
 
 def test_a_requeue_that_would_wait_on_a_cancelled_dependency_is_refused(store: Store) -> None:
@@ -94,9 +87,9 @@ def test_a_requeue_that_would_wait_on_a_cancelled_dependency_is_refused(store: S
         store.requeue(["b"], AGAIN)
     assert state(store, "b") == "cancelled"
     assert store.requeue(["a", "b"], AGAIN) == ["a", "b"]
-    assert claim(store) == ["a"]
+    assert claim_due(store) == ["a"]
     finish(store, "a", 0)
-    assert claim(store) == ["b"]
+    assert claim_due(store) == ["b"]
 
 
 def test_a_dependency_deleted_since_holds_no_requeued_job_back(
@@ -104,12 +97,12 @@ def test_a_dependency_deleted_since_holds_no_requeued_job_back(
 ) -> None:
     add(store, {"id": "a"}, {"id": "b", "depends_on": ["a"]})
     store.cancel(["b"])
-    claim(store)
+    claim_due(store)
     finish(store, "a", 0)
     clock.advance(1)
     assert store.purge(["completed"], clock.now_ms()) == 1  # a is gone, b still names it
     assert store.requeue(["b"], AGAIN) == ["b"]
-    assert claim(store) == ["b"]
+    assert claim_due(store) == ["b"]
 
 
 # -- retention
@@ -127,7 +120,7 @@ def test_expire_keeps_a_job_finished_at_the_boundary_instant_and_every_unfinishe
     )
     add(store, {"id": "later", "delay": 3600}, {"id": "gone"})
     store.cancel(["gone"])
-    claim(store)
+    claim_due(store)
     finish(store, "done", 0)
     assert finish(store, "retried", 1) == "failed"  # it has a finished_at too
     finish(store, "dead", 1)
@@ -155,7 +148,7 @@ def test_a_cancelled_attempt_keeps_what_its_runner_saw_it_print(
     store: Store, clock: FakeClock
 ) -> None:
     add(store, {"id": "a"})
-    claim(store)
+    claim_due(store)
     store.cancel(["a"])
     assert store.save_output("r2", "a", 1, b"not ours") is False
     assert store.save_output("r1", "a", 2, b"no such attempt") is False
@@ -170,7 +163,7 @@ def test_a_cancelled_attempt_keeps_what_its_runner_saw_it_print(
     gone = Outcome("a", 1, None, None, None, abandoned=True, token=1)
     store.finish_and_claim("r1", [gone], 0, None, LEASE_S)
     store.requeue(["a"], AGAIN)
-    claim(store)
+    claim_due(store)
     assert store.save_output("r1", "a", 2, b"new run") is True  # the live copy, as before
     assert store.save_output("r1", "a", 1, b"last words\n", 7) is True  # still the first's
     store.cancel(["a"])
@@ -183,8 +176,8 @@ def test_a_cancelled_attempt_keeps_what_its_runner_saw_it_print(
 
 def test_an_attempt_that_failed_before_a_cancel_keeps_its_own_output(store: Store) -> None:
     add(store, {"id": "a", "max_retries": 3})
-    claim(store)
-    assert finish(store, "a", 1, b"failed\n") == "failed"
+    claim_due(store)
+    assert finish(store, "a", 1, output=b"failed\n") == "failed"
     store.cancel(["a"])  # cancelled while it waited for its retry: no attempt ran
     assert store.save_output("r1", "a", 1, b"overwritten") is False
     kept = store.output("a")

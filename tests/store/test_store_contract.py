@@ -6,6 +6,7 @@ import gc
 import os
 import weakref
 from collections.abc import Iterator
+from functools import partial
 from typing import Any
 
 import pytest
@@ -19,13 +20,18 @@ from queuectl.errors import (
     NotFoundError,
     WrongStateError,
 )
-from queuectl.lifecycle import Fence, Outcome, Settlement
+from queuectl.lifecycle import Fence, Outcome
 from queuectl.models import Job, new_job
 from queuectl.store import Runner, Schedule, Store, open_store
+from tests.support import fake_runner
 from tests.support.claims import token_of
 from tests.support.clock import FakeClock
+from tests.support.fake_runner import claim, runner_row
 
 LEASE_S = 30.0
+#: Report an attempt's end as a runner does, with the retry rules its claim returned; how
+#: it was settled (None when fenced out).
+finish = partial(fake_runner.settle, rules=True)
 
 
 def output(store: Store, job_id: str) -> bytes | None:
@@ -36,36 +42,6 @@ def output(store: Store, job_id: str) -> bytes | None:
 
 def add(store: Store, *jobs: dict[str, Any]) -> list[Job]:
     return store.enqueue_many([new_job({"command": "true", **job}) for job in jobs])
-
-
-def claim(
-    store: Store, want: int = 1, owner: str = "r1", queues: list[str] | None = None
-) -> list[str]:
-    return [c.id for c in store.finish_and_claim(owner, [], want, queues, LEASE_S).claims]
-
-
-def finish(
-    store: Store,
-    clock: FakeClock,
-    job_id: str,
-    attempt: int,
-    exit_code: int | None = 0,
-    error: str | None = None,
-    owner: str = "r1",
-    output: bytes | None = None,
-    token: int | None = None,
-) -> Settlement | None:
-    """Report an attempt's end as a runner does, with the retry rules its claim returned; how
-    it was settled (None when fenced out)."""
-    job = store.get(job_id)
-    assert job is not None
-    token = token_of(store, job_id) if token is None else token
-    fence = Fence(attempt, token, job.max_retries, job.no_retry_exit_codes)
-    result = Outcome(job_id, attempt, exit_code, error, 100, output, fence=fence, token=token)
-    exchange = store.finish_and_claim(owner, [result], 0, None, LEASE_S)
-    settled, claims = exchange.settled, exchange.claims
-    assert claims == []
-    return settled.get(job_id)
 
 
 def state(store: Store, job_id: str) -> str:
@@ -210,13 +186,13 @@ def test_unique_key_returns_the_job_that_holds_it(store: Store, clock: FakeClock
     # Still held while processing and failed...
     assert claim(store) == ["a"]
     assert add(store, {"unique_key": "k"})[0].id == "a"
-    finish(store, clock, "a", 1, exit_code=1)
+    finish(store, "a", attempt=1, exit_code=1)
     assert state(store, "a") == "failed"
     assert add(store, {"unique_key": "k"})[0].id == "a"
     # ...and free once the job is finished.
     clock.advance(60)
     assert claim(store) == ["a"]
-    finish(store, clock, "a", 2, exit_code=0)
+    finish(store, "a", attempt=2, exit_code=0)
     [fresh] = add(store, {"id": "c", "unique_key": "k"})
     assert fresh.id == "c"
     assert held.id == "a"
@@ -233,16 +209,16 @@ def test_depends_on_waits_for_completion(store: Store, clock: FakeClock) -> None
     [c] = add(store, {"id": "c", "depends_on": ["a", "b"], "priority": 9})
     assert c.depends_on == ["a", "b"]
     assert claim(store, 10) == ["a", "b"]
-    finish(store, clock, "a", 1)
+    finish(store, "a", attempt=1)
     assert claim(store, 10) == []
-    finish(store, clock, "b", 1)
+    finish(store, "b", attempt=1)
     assert claim(store, 10) == ["c"]
 
 
 def test_depends_on_a_completed_job_is_due_at_once(store: Store, clock: FakeClock) -> None:
     add(store, {"id": "a"})
     claim(store)
-    finish(store, clock, "a", 1)
+    finish(store, "a", attempt=1)
     add(store, {"id": "b", "depends_on": ["a"]})
     assert claim(store) == ["b"]
 
@@ -250,7 +226,7 @@ def test_depends_on_a_completed_job_is_due_at_once(store: Store, clock: FakeCloc
 def test_depends_on_within_one_batch(store: Store, clock: FakeClock) -> None:
     add(store, {"id": "a"}, {"id": "b", "depends_on": ["a"]})
     assert claim(store, 10) == ["a"]
-    finish(store, clock, "a", 1)
+    finish(store, "a", attempt=1)
     assert claim(store, 10) == ["b"]
 
 
@@ -264,7 +240,7 @@ def test_a_dead_dependency_cancels_the_dependants(store: Store, clock: FakeClock
     add(store, {"id": "a", "max_retries": 0})
     add(store, {"id": "b", "depends_on": ["a"]}, {"id": "c", "depends_on": ["b"]})
     claim(store)
-    finish(store, clock, "a", 1, exit_code=1)
+    finish(store, "a", attempt=1, exit_code=1)
     assert state(store, "a") == "dead"
     for job_id in ("b", "c"):
         job = get(store, job_id)
@@ -312,13 +288,13 @@ def test_a_failed_dependency_keeps_its_dependants_waiting_on_the_runners_path(
     also when the runner settles with its claim's retry rules (PostgreSQL's one round trip)."""
     add(store, {"id": "dep", "max_retries": 1}, {"id": "child", "depends_on": ["dep"]})
     assert claim(store, 10) == ["dep"]
-    assert finish(store, clock, "dep", 1, exit_code=1) is not None
+    assert finish(store, "dep", attempt=1, exit_code=1) is not None
     assert state(store, "dep") == "failed"
     assert get(store, "child").state == "pending"
     assert claim(store, 10) == []
     clock.advance(3600)
     assert claim(store, 10) == ["dep"]
-    finish(store, clock, "dep", 2)
+    finish(store, "dep", attempt=2)
     assert claim(store, 10) == ["child"]
 
 
@@ -451,7 +427,7 @@ def test_success_completes(store: Store, clock: FakeClock) -> None:
     add(store, {"id": "a"})
     claim(store)
     clock.advance(2)
-    finish(store, clock, "a", 1, output=b"hello\n")
+    finish(store, "a", attempt=1, output=b"hello\n")
     job = get(store, "a")
     assert (job.state, job.exit_code, job.last_error, job.attempts) == ("completed", 0, None, 1)
     assert job.finished_at_ms == clock.now_ms()
@@ -466,7 +442,7 @@ def test_failure_backs_off_then_dies(store: Store, clock: FakeClock) -> None:
     add(store, {"id": "a", "max_retries": 2})
     for attempt, wait_s in ((1, 2), (2, 4)):
         assert claim(store) == ["a"]
-        finish(store, clock, "a", attempt, exit_code=3)
+        finish(store, "a", attempt=attempt, exit_code=3)
         job = get(store, "a")
         assert (job.state, job.attempts, job.exit_code, job.last_error) == (
             "failed",
@@ -479,7 +455,7 @@ def test_failure_backs_off_then_dies(store: Store, clock: FakeClock) -> None:
         assert claim(store) == []
         clock.advance(0.001)
     assert claim(store) == ["a"]
-    finish(store, clock, "a", 3, exit_code=3)
+    finish(store, "a", attempt=3, exit_code=3)
     job = get(store, "a")
     assert (job.state, job.attempts, job.last_error) == ("dead", 3, "exit code 3")
     assert claim(store) == []
@@ -488,7 +464,7 @@ def test_failure_backs_off_then_dies(store: Store, clock: FakeClock) -> None:
 def test_no_retry_exit_code_goes_dead_at_once(store: Store, clock: FakeClock) -> None:
     add(store, {"id": "a", "max_retries": 5, "no_retry_exit_codes": [64]})
     claim(store)
-    finish(store, clock, "a", 1, exit_code=64)
+    finish(store, "a", attempt=1, exit_code=64)
     assert state(store, "a") == "dead"
 
 
@@ -499,7 +475,7 @@ def test_settle_uses_the_stored_backoff_config(store: Store, clock: FakeClock) -
     clock.advance(1)
     clock.advance(1)
     claim(store)
-    finish(store, clock, "a", 1, exit_code=1)
+    finish(store, "a", attempt=1, exit_code=1)
     assert get(store, "a").run_at_ms == clock.now_ms() + 3000
 
 
@@ -510,7 +486,7 @@ def test_a_late_writer_changes_nothing(
     add(store, {"id": "a"})
     claim(store)
     before = get(store, "a")
-    late = finish(store, clock, "a", 1, exit_code=0, owner=owner, output=b"x", token=token)
+    late = finish(store, "a", attempt=1, exit_code=0, owner=owner, output=b"x", token=token)
     assert late is None
     assert get(store, "a") == before
     assert output(store, "a") == b""  # the attempt runs on, with nothing saved yet
@@ -525,10 +501,10 @@ def test_a_writer_whose_lease_was_reclaimed_is_fenced_out(store: Store, clock: F
     assert store.reap([]) == ["a"]
     clock.advance(10)
     assert claim(store, owner="r2") == ["a"]
-    finish(store, clock, "a", 1, exit_code=0, owner="r1")
+    finish(store, "a", attempt=1, exit_code=0, owner="r1")
     job = get(store, "a")
     assert (job.state, job.lease_owner, job.attempts) == ("processing", "r2", 2)
-    finish(store, clock, "a", 2, exit_code=0, owner="r2")
+    finish(store, "a", attempt=2, exit_code=0, owner="r2")
     assert state(store, "a") == "completed"
 
 
@@ -536,7 +512,7 @@ def test_finishing_a_cancelled_job_changes_nothing(store: Store, clock: FakeCloc
     add(store, {"id": "a"})
     claim(store)
     store.cancel(["a"])
-    finish(store, clock, "a", 1, exit_code=0)
+    finish(store, "a", attempt=1, exit_code=0)
     job = get(store, "a")
     assert (job.state, job.last_error) == ("cancelled", "cancelled")
 
@@ -694,12 +670,12 @@ def test_an_empty_claim_skips_flow_control_only_when_none_applies(store: Store) 
 def test_cancel(store: Store, clock: FakeClock) -> None:
     add(store, {"id": "p"}, {"id": "run"}, {"id": "f"}, {"id": "done"})
     assert claim(store, 3) == ["p", "run", "f"]
-    finish(store, clock, "f", 1, exit_code=1)
+    finish(store, "f", attempt=1, exit_code=1)
     store.release("r1", "p", 1)
     claim(store, owner="r2")  # "p" again
-    finish(store, clock, "p", 1, exit_code=0, owner="r2")
+    finish(store, "p", attempt=1, exit_code=0, owner="r2")
     assert claim(store) == ["done"]
-    finish(store, clock, "done", 1)
+    finish(store, "done", attempt=1)
     add(store, {"id": "pending"})
     before = store.cancel(["pending", "run", "f"])
     assert [(j.id, j.state) for j in before] == [
@@ -717,7 +693,7 @@ def test_cancel(store: Store, clock: FakeClock) -> None:
 def test_cancel_is_all_or_nothing(store: Store, clock: FakeClock) -> None:
     add(store, {"id": "a"}, {"id": "b"})
     claim(store)
-    finish(store, clock, "a", 1)
+    finish(store, "a", attempt=1)
     with pytest.raises(WrongStateError, match="'a' is completed"):
         store.cancel(["b", "a"])
     assert state(store, "b") == "pending"
@@ -740,7 +716,7 @@ def kill(store: Store, clock: FakeClock, job_id: str) -> None:
     for attempt in range(job.attempts + 1, job.max_retries + 2):
         clock.advance(3600)
         assert claim(store, owner="killer", queues=[job.queue]) == [job_id]
-        finish(store, clock, job_id, attempt, exit_code=1, owner="killer")
+        finish(store, job_id, attempt=attempt, exit_code=1, owner="killer")
     assert state(store, job_id) == "dead"
 
 
@@ -798,7 +774,7 @@ def test_retry_all_runs_only_the_dead_jobs_again(
     kill(store, clock, "dead-b")
     store.cancel(["cancelled"])
     assert claim(store, queues=["qc"]) == ["done"]
-    finish(store, clock, "done", 1)
+    finish(store, "done", attempt=1)
     with Queue(target) as queue:
         assert queue.retry(queue="qa") == ["dead"]
         assert queue.retry(all=True) == ["dead-b"]
@@ -816,10 +792,10 @@ def test_purge_by_state_and_age(store: Store, clock: FakeClock) -> None:
     add(store, {"id": "old"}, {"id": "new"}, {"id": "dead", "max_retries": 0, "queue": "qd"})
     add(store, {"id": "p", "delay": "100d"})
     claim(store)
-    finish(store, clock, "old", 1, output=b"out")
+    finish(store, "old", attempt=1, output=b"out")
     clock.advance(3600)
     claim(store)
-    finish(store, clock, "new", 1)
+    finish(store, "new", attempt=1)
     kill(store, clock, "dead")
     cutoff = get(store, "new").finished_at_ms
     assert cutoff is not None
@@ -916,14 +892,12 @@ def test_config_defaults_set_and_shared(store: Store, target: str, clock: FakeCl
 
 
 def runner(runner_id: str, queues: list[str] | None = None) -> Runner:
-    return Runner(
-        id=runner_id,
-        host="h",
+    return runner_row(
+        runner_id,
         pid=os.getpid(),
         workers=2,
         queues=queues,
-        started_at_ms=1_800_000_000_000,
-        heartbeat_at_ms=1_800_000_000_000,
+        at_ms=1_800_000_000_000,
         pid_started="x",
     )
 

@@ -10,11 +10,10 @@ from typing import Any
 
 import pytest
 
-from queuectl.lifecycle import Outcome, Settlement
 from queuectl.models import Job, new_job
 from queuectl.store import Store
-from tests.support.claims import token_of
 from tests.support.clock import FakeClock
+from tests.support.fake_runner import claim_due, settled
 
 LEASE_S = 30.0
 
@@ -23,29 +22,11 @@ def add(store: Store, *jobs: dict[str, Any]) -> list[Job]:
     return store.enqueue_many([new_job({"command": "true", **job}) for job in jobs])
 
 
-def claim(store: Store, want: int = 10) -> list[str]:
-    return sorted(c.id for c in store.finish_and_claim("r1", [], want, None, LEASE_S).claims)
-
-
 def next_due(store: Store) -> int | None:
     """When the runner would look again, as its claim reports it (nothing due now)."""
     exchange = store.finish_and_claim("r1", [], 1, None, LEASE_S)
     assert exchange.claims == []
     return exchange.next_due_ms
-
-
-def finish(
-    store: Store,
-    clock: FakeClock,
-    job_id: str,
-    attempt: int,
-    exit_code: int,
-    output: bytes | None = None,
-) -> Settlement:
-    outcome = Outcome(job_id, attempt, exit_code, None, 100, output, token=token_of(store, job_id))
-    exchange = store.finish_and_claim("r1", [outcome], 0, None, LEASE_S)
-    assert exchange.claims == []
-    return exchange.settled[job_id]
 
 
 def output(store: Store, job_id: str) -> bytes:
@@ -67,14 +48,14 @@ def test_a_dependency_waiting_for_its_retry_keeps_its_dependants_waiting(
     store: Store, clock: FakeClock
 ) -> None:
     add(store, {"id": "dep", "max_retries": 1}, {"id": "child", "depends_on": ["dep"]})
-    assert claim(store) == ["dep"]
-    assert finish(store, clock, "dep", 1, exit_code=1).state == "failed"
+    assert claim_due(store) == ["dep"]
+    assert settled(store, "dep", attempt=1, exit_code=1).state == "failed"
 
-    assert claim(store) == [], "the dependant started while its dependency waits for a retry"
+    assert claim_due(store) == [], "the dependant started while its dependency waits for a retry"
     clock.advance(2)
-    assert claim(store) == ["dep"], "only the retry is due, not the dependant"
-    assert finish(store, clock, "dep", 2, exit_code=0).state == "completed"
-    assert claim(store) == ["child"]
+    assert claim_due(store) == ["dep"], "only the retry is due, not the dependant"
+    assert settled(store, "dep", attempt=2, exit_code=0).state == "completed"
+    assert claim_due(store) == ["child"]
 
 
 # -- survivor 2: a dependant enqueued after a running or failed dependency is not due
@@ -84,19 +65,19 @@ def test_a_job_enqueued_after_a_running_or_failed_dependency_waits_for_its_compl
     store: Store, clock: FakeClock
 ) -> None:
     add(store, {"id": "dep", "max_retries": 1})
-    assert claim(store) == ["dep"]
+    assert claim_due(store) == ["dep"]
     add(store, {"id": "after-processing", "depends_on": ["dep"]})
     assert get(store, "dep").state == "processing"
-    assert claim(store) == [], "a dependant of a processing job was claimable at once"
+    assert claim_due(store) == [], "a dependant of a processing job was claimable at once"
 
-    finish(store, clock, "dep", 1, exit_code=1)
+    settled(store, "dep", attempt=1, exit_code=1)
     add(store, {"id": "after-failed", "depends_on": ["dep"]})
     assert get(store, "dep").state == "failed"
-    assert claim(store) == [], "a dependant of a failed job was claimable at once"
+    assert claim_due(store) == [], "a dependant of a failed job was claimable at once"
     clock.advance(2)
-    assert claim(store) == ["dep"]
-    finish(store, clock, "dep", 2, exit_code=0)
-    assert claim(store) == ["after-failed", "after-processing"]
+    assert claim_due(store) == ["dep"]
+    settled(store, "dep", attempt=2, exit_code=0)
+    assert claim_due(store) == ["after-failed", "after-processing"]
 
 
 # -- survivor 4: an attempt's output replaces the previous attempt's, even when it is empty
@@ -106,12 +87,12 @@ def test_a_retry_that_prints_nothing_replaces_the_previous_attempts_output(
     store: Store, clock: FakeClock
 ) -> None:
     add(store, {"id": "a", "max_retries": 1})
-    claim(store)
-    finish(store, clock, "a", 1, exit_code=1, output=b"first attempt\n")
+    claim_due(store)
+    settled(store, "a", attempt=1, exit_code=1, output=b"first attempt\n")
     assert output(store, "a") == b"first attempt\n"
     clock.advance(2)
-    claim(store)
-    finish(store, clock, "a", 2, exit_code=0, output=b"")
+    claim_due(store)
+    settled(store, "a", attempt=2, exit_code=0, output=b"")
     assert output(store, "a") == b"", "the second attempt shows the first attempt's output"
 
 
@@ -129,18 +110,18 @@ def test_each_retry_is_due_exactly_its_backoff_after_the_attempt_finished(
     store.set_config("backoff_max", maximum)
     add(store, {"id": "a", "max_retries": len(waits_s)})
     for attempt, wait_s in enumerate(waits_s, 1):
-        assert claim(store) == ["a"]
+        assert claim_due(store) == ["a"]
         clock.advance(0.25)  # the attempt runs for a while: the wait counts from its end
-        settlement = finish(store, clock, "a", attempt, exit_code=1)
+        settlement = settled(store, "a", attempt=attempt, exit_code=1)
         due = clock.now_ms() + round(wait_s * 1000)
         assert (settlement.state, settlement.run_at_ms) == ("failed", due)
         assert get(store, "a").run_at_ms == due
         assert next_due(store) == due, "the runner would not wake for the retry"
         clock.advance(wait_s - 0.001)
-        assert claim(store) == []
+        assert claim_due(store) == []
         clock.advance(0.001)
-    assert claim(store) == ["a"]
-    assert finish(store, clock, "a", len(waits_s) + 1, exit_code=1).state == "dead"
+    assert claim_due(store) == ["a"]
+    assert settled(store, "a", attempt=len(waits_s) + 1, exit_code=1).state == "dead"
     assert next_due(store) is None
 
 

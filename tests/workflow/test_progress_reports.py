@@ -91,7 +91,7 @@ def test_a_later_attempt_starts_without_progress_and_stale_reports_change_nothin
     go = tmp_path / "go"
     # The first attempt reports and fails; the second waits, silent, for the test.
     job = queue.enqueue(
-        f'if [ "$QUEUECTL_ATTEMPT" = 1 ]; then {QUEUECTL} progress 9/10; echo $QUEUECTL_CLAIM '
+        f'if [ "$QUEUECTL_ATTEMPT" = 1 ]; then {QUEUECTL} progress 9/10; echo $QUEUECTL_CLAIM_TOKEN '
         f"> {tmp_path}/claim; sleep 1; exit 3; fi; " + GATE.format(go=go),
         max_retries=1,
     ).id
@@ -100,7 +100,12 @@ def test_a_later_attempt_starts_without_progress_and_stale_reports_change_nothin
     wait_until(lambda: queue.get(job).state == "processing" and queue.get(job).attempts == 2, 30)
     assert progress_of(queue, job) is None
     old_claim = (tmp_path / "claim").read_text().strip()
-    env = {**os.environ, "QUEUECTL_DB": target, "QUEUECTL_JOB_ID": job, "QUEUECTL_CLAIM": old_claim}
+    env = {
+        **os.environ,
+        "QUEUECTL_DB": target,
+        "QUEUECTL_JOB_ID": job,
+        "QUEUECTL_CLAIM_TOKEN": old_claim,
+    }
     refused(run(("progress", "5/10"), target, env=env), 1)
     assert progress_of(queue, job) is None
     go.touch()
@@ -110,7 +115,7 @@ def test_a_later_attempt_starts_without_progress_and_stale_reports_change_nothin
 def test_bad_reports_are_refused(cli: Cli, queue: Queue, target: str) -> None:
     assert "inside a job" in refused(cli("progress", "1/2"))
     job = queue.enqueue("true").id
-    env = {**os.environ, "QUEUECTL_JOB_ID": job, "QUEUECTL_CLAIM": "1"}
+    env = {**os.environ, "QUEUECTL_JOB_ID": job, "QUEUECTL_CLAIM_TOKEN": "1"}
     for bad in ("5/0", "3/2", "150%", "half", "-1/4"):
         refused(run(("progress", bad), target, env=env))
     assert json.loads(ok(cli("show", job, "--json")))["progress"] is None

@@ -17,7 +17,7 @@ from queuectl.errors import InvalidInputError, WrongStateError
 def progress(session: Session, amount: str, message: tuple[str, ...]) -> None:
     """Record the progress of the job this runs in: `progress 30/120 files` or `progress 25%`.
 
-    Run inside a job: the runner gives it QUEUECTL_JOB_ID, QUEUECTL_CLAIM and the store. A
+    Run inside a job: the runner gives it QUEUECTL_JOB_ID, QUEUECTL_CLAIM_TOKEN and the store. A
     report from an attempt that is no longer the job's running one records nothing (exit 1).
     """
     from queuectl.progress import CLAIM_ENV, parse

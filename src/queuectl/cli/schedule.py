@@ -7,7 +7,8 @@ from typing import Any
 import click
 
 from queuectl.cli import Group, Session, complete
-from queuectl.cli.jobs import UTF8, enqueue_options, options_as_fields, parse_jobs_text
+from queuectl.cli.jobinput import parse_jobs_text
+from queuectl.cli.jobs import UTF8, enqueue_options, options_as_fields
 
 
 @click.group(cls=Group)

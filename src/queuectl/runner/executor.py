@@ -103,8 +103,10 @@ def start(
     env = {**base_env, **claim.env}
     env["QUEUECTL_JOB_ID"] = claim.id
     env["QUEUECTL_ATTEMPT"] = str(claim.attempt)
+    # Attempt numbers start again at a requeue; a claim's token never repeats, so it alone
+    # tells this attempt's processes from a later attempt's.
+    env["QUEUECTL_CLAIM_TOKEN"] = str(claim.token)
     env["QUEUECTL_SLOT"] = str(slot)
-    env["QUEUECTL_CLAIM"] = str(claim.token)  # what `queuectl progress` reports under
     if progress_dir is not None:
         env["QUEUECTL_PROGRESS_FILE"] = os.path.join(progress_dir, f"{claim.id}.{claim.token}")
     timeout_s = (default_timeout_s or None) if claim.timeout is None else (claim.timeout or None)
@@ -127,7 +129,7 @@ def start(
         attempt.progress_file = env["QUEUECTL_PROGRESS_FILE"]
     if tree is not None:
         attempt.tree = tree
-        attempt.job = tree.new_job(claim.id, claim.attempt)
+        attempt.job = tree.new_job(claim.id, claim.token)
     global _DEVNULL
     if _DEVNULL is None:
         _DEVNULL = os.open(os.devnull, os.O_RDONLY)

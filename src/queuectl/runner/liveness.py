@@ -12,7 +12,7 @@ import os
 from functools import cache
 from typing import TYPE_CHECKING
 
-from queuectl.runner.tree import kill_attempts
+from queuectl.runner.tree import kill_attempts, stat_fields
 
 if TYPE_CHECKING:
     from queuectl.store import Runner, Store
@@ -44,14 +44,8 @@ def _pid_space() -> str:
 
 def process_started(pid: int) -> str | None:
     """An identity of the process's start (boot, PID namespace, start tick), or None."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as handle:
-            data = handle.read()
-    except OSError:
-        return None
-    # The command name may hold spaces and parentheses: fields are counted after the last ')'.
-    fields = data[data.rindex(b")") + 2 :].split()
-    return f"{_pid_space()}:{fields[19].decode()}"
+    fields = stat_fields(pid)
+    return None if fields is None else f"{_pid_space()}:{fields[19].decode()}"
 
 
 def is_dead(runner: Runner, now_ms: int, lease_s: float) -> bool:

@@ -352,7 +352,7 @@ class Supervisor:
                 executor.end(attempt)  # what the shell left behind dies with the job
                 if attempt.pgid is not None:
                     self.watchdog.watch(f"-{attempt.pgid}")
-                self.watchdog.watch(f"-a{attempt.claim.id}:{attempt.claim.attempt}")
+                self.watchdog.watch(f"-a{attempt.claim.id}:{attempt.claim.token}")
                 self.slots.remove(attempt)
                 if attempt.progress_seen[0]:  # it wrote progress reports: its file goes too
                     with contextlib.suppress(OSError):
@@ -529,7 +529,7 @@ class Supervisor:
         for claim in claims:
             # Told before the spawn: a crash between the spawn and the next flush must take
             # this job, and whatever it started meanwhile, along.
-            self.watchdog.watch(f"+a{claim.id}:{claim.attempt}")
+            self.watchdog.watch(f"+a{claim.id}:{claim.token}")
             self.watchdog.flush(self.tree)
             attempt = executor.start(
                 claim,

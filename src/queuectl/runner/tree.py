@@ -38,8 +38,8 @@ class Tree:
         self.watch: list[str] = []  # lines for the watchdog, taken by the supervisor
         self._serial = 0
 
-    def new_job(self, job_id: str, attempt: int) -> int:
-        """A handle for an attempt about to start."""
+    def new_job(self, job_id: str, token: int) -> int:
+        """A handle for an attempt about to start, known by its job and claim token."""
         self._serial += 1
         return self._serial
 
@@ -195,8 +195,8 @@ class CgroupTree(Tree):
         _remove_stale(own)
         return cls(own, base)
 
-    def new_job(self, job_id: str, attempt: int) -> int:
-        serial = super().new_job(job_id, attempt)
+    def new_job(self, job_id: str, token: int) -> int:
+        serial = super().new_job(job_id, token)
         if self.spent:
             self.jobs[serial] = self.spent.pop(0)
         else:
@@ -362,12 +362,13 @@ def remove_cgroup(base: str) -> None:
 
 
 def kill_attempts(attempts: set[tuple[str, int]], wait_s: float = EMPTY_WAIT_S) -> int:
-    """SIGKILL every process of this host started for one of `attempts` (job id, attempt), and
+    """SIGKILL every process of this host started for one of `attempts` (job id, claim token), and
     the job cgroup each is in; wait (up to `wait_s`) until they are gone. How many were found.
 
     For the jobs of a runner that died here: its watchdog kills them, but nothing orders that
     before another runner frees their slots and locks. A process is known by the
-    QUEUECTL_JOB_ID and QUEUECTL_ATTEMPT in its environment, which every descendant inherits;
+    QUEUECTL_JOB_ID and QUEUECTL_CLAIM_TOKEN in its environment, which every descendant inherits
+    (not by its attempt number: a requeued job's attempts are numbered from 1 again);
     one that cleared them dies with its job's cgroup, where there is one.
     """
     found: dict[int, int] = {}
@@ -400,15 +401,22 @@ def kill_attempts(attempts: set[tuple[str, int]], wait_s: float = EMPTY_WAIT_S) 
 # -- subreaper and /proc
 
 
-def read_start(pid: int) -> tuple[int, str] | None:
-    """(start time in clock ticks since boot, state) of a process, or None if it is gone."""
+def stat_fields(pid: int) -> list[bytes] | None:
+    """The fields of /proc/PID/stat after the command name (the state first), or None if the
+    process is gone."""
     try:
         with open(f"/proc/{pid}/stat", "rb") as handle:
             data = handle.read()
     except OSError:
         return None
-    fields = data[data.rindex(b")") + 2 :].split()
-    return int(fields[19]), fields[0].decode()
+    # The command name may hold spaces and parentheses: fields are counted after the last ')'.
+    return data[data.rindex(b")") + 2 :].split()
+
+
+def read_start(pid: int) -> tuple[int, str] | None:
+    """(start time in clock ticks since boot, state) of a process, or None if it is gone."""
+    fields = stat_fields(pid)
+    return None if fields is None else (int(fields[19]), fields[0].decode())
 
 
 def _children(pid: int) -> list[int]:
@@ -428,21 +436,21 @@ def _children(pid: int) -> list[int]:
 
 
 def _marker(pid: int) -> tuple[str, int] | None:
-    """The job and attempt a process was started for, from its environment."""
+    """The job and claim token a process was started for, from its environment."""
     try:
         with open(f"/proc/{pid}/environ", "rb") as handle:
             words = handle.read().split(b"\0")
     except OSError:
         return None
-    job_id = attempt = None
+    job_id = token = None
     for word in words:
         if word.startswith(b"QUEUECTL_JOB_ID="):
             job_id = word[16:].decode(errors="replace")
-        elif word.startswith(b"QUEUECTL_ATTEMPT="):
-            attempt = word[17:].decode(errors="replace")
-    if job_id is None or attempt is None or not attempt.isdigit():
+        elif word.startswith(b"QUEUECTL_CLAIM_TOKEN="):
+            token = word[21:].decode(errors="replace")
+    if job_id is None or token is None or not token.isdigit():
         return None
-    return job_id, int(attempt)
+    return job_id, int(token)
 
 
 @dataclass
@@ -458,7 +466,7 @@ class ProcTree(Tree):
 
     A running job's tree is walked from its shell (through /proc/PID/task/TID/children) and
     from the runner's own children that are neither job shells nor the watchdog: orphans,
-    known from an earlier walk or told by the QUEUECTL_JOB_ID and QUEUECTL_ATTEMPT in their
+    known from an earlier walk or told by the QUEUECTL_JOB_ID and QUEUECTL_CLAIM_TOKEN in their
     environment. Each pid is kept with its start time (pids are reused) and told to the
     watchdog. Orphans are reaped by pid, never by waitpid(-1), which would take a job's status.
     """
@@ -489,9 +497,9 @@ class ProcTree(Tree):
             return None
         return cls(keep)
 
-    def new_job(self, job_id: str, attempt: int) -> int:
-        serial = super().new_job(job_id, attempt)
-        self.jobs[serial] = _Job((job_id, attempt))
+    def new_job(self, job_id: str, token: int) -> int:
+        serial = super().new_job(job_id, token)
+        self.jobs[serial] = _Job((job_id, token))
         return serial
 
     def started(self, job: int, pid: int) -> None:

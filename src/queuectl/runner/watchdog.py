@@ -1,11 +1,11 @@
 """The watchdog: a small process beside each runner that kills its jobs if the runner dies.
 
-The runner writes, on a pipe, `+aJOB:ATTEMPT` before a job starts, `+PGID` once it has, and
-`-PGID` and `-aJOB:ATTEMPT` when it ends; `+pPID:START` and `-pPID:START` for a job's process that
+The runner writes, on a pipe, `+aJOB:TOKEN` before a job starts (TOKEN: its claim's token), `+PGID`
+once it has, and `-PGID` and `-aJOB:TOKEN` when it ends; `+pPID:START` and `-pPID:START` for a job's process that
 left its group (found by the subreaper's walk), and `cPATH` for the cgroup that holds every job's
 cgroup. When the pipe closes (the runner exited, was SIGKILLed or crashed), every recorded group,
 process (if its start time still matches) and cgroup is SIGKILLed, and so is every process whose
-environment names a recorded attempt: a job spawned, or a daemon it made, since the runner last
+environment names a recorded claim: a job spawned, or a daemon it made, since the runner last
 told of them. This keeps the runner's fast spawn path: nothing runs in the child before exec.
 """
 
@@ -95,11 +95,11 @@ def main() -> None:
         *lines, pending = (pending + chunk).split(b"\n")
         for word in lines:
             if word[:2] in (b"+a", b"-a"):
-                job_id, attempt = word[2:].decode().rsplit(":", 1)
+                job_id, token = word[2:].decode().rsplit(":", 1)
                 if word[:1] == b"+":
-                    attempts.add((job_id, int(attempt)))
+                    attempts.add((job_id, int(token)))
                 else:
-                    attempts.discard((job_id, int(attempt)))
+                    attempts.discard((job_id, int(token)))
             elif word[:2] in (b"+p", b"-p"):
                 number, start = word[2:].split(b":")
                 entry = (int(number), int(start))

@@ -14,7 +14,9 @@ from queuectl import Queue
 from queuectl.lifecycle import Fence, Outcome
 from queuectl.models import new_job
 from queuectl.store import Claim, Exchange, Store
+from tests.support import fake_runner
 from tests.support.clock import FakeClock
+from tests.support.fake_runner import ended
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -32,22 +34,8 @@ def claim(
     gone: Sequence[Claim] = (),
 ) -> Exchange:
     """Report `outcomes` completed and the processes of the cancelled `gone` ended, and claim."""
-    ended = [
-        Outcome(c.id, c.attempt, None, None, None, abandoned=True, token=c.token) for c in gone
-    ]
-    done = [
-        Outcome(
-            c.id,
-            c.attempt,
-            0,
-            None,
-            1,
-            fence=Fence(c.attempt, c.token, c.max_retries or 0, []),
-            token=c.token,
-        )
-        for c in outcomes
-    ]
-    return store.finish_and_claim(owner, [*done, *ended], want, None, 300)
+    reported = [*(ended(c, 0, duration_ms=1) for c in outcomes), *map(fake_runner.gone, gone)]
+    return fake_runner.exchange(store, reported, want, None, owner, 300)
 
 
 def test_concurrency_runs_exactly_the_limit(store: Store) -> None:

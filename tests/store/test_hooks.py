@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+from functools import partial
 from typing import Any
 
 import pytest
@@ -12,9 +13,12 @@ from queuectl.hook import Event, made_by
 from queuectl.lifecycle import Fence, Outcome
 from queuectl.models import Job, new_job
 from queuectl.store import Hook, Runner, Schedule, Store
+from tests.support import fake_runner
 from tests.support.clock import FakeClock
 
 LEASE_S = 30.0
+#: Claim a job (alone in its queue) and end its attempt; its new state.
+run = partial(fake_runner.run, duration_ms=10)
 ALL = ["completed", "failed", "dead", "cancelled"]
 
 
@@ -25,16 +29,6 @@ def hook(store: Store, name: str, events: list[str], queue: str | None = None, *
 
 def add(store: Store, job_id: str, **fields: Any) -> Job:
     return store.enqueue_many([new_job({"id": job_id, "command": "true", **fields})])[0]
-
-
-def run(store: Store, job_id: str, exit_code: int | None = 0, error: str | None = None) -> str:
-    """Claim `job_id` (alone in its queue) and end its attempt; its new state."""
-    job = store.get(job_id)
-    assert job is not None
-    claims = store.finish_and_claim("r1", [], 1, [job.queue], LEASE_S).claims
-    assert [c.id for c in claims] == [job_id]
-    outcome = Outcome(job_id, claims[0].attempt, exit_code, error, 10, token=claims[0].token)
-    return store.finish_and_claim("r1", [outcome], 0, None, LEASE_S).settled[job_id].state
 
 
 def hook_jobs(store: Store) -> list[Job]:

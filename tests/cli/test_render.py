@@ -14,9 +14,10 @@ from zoneinfo import ZoneInfo
 import pytest
 from rich.cells import cell_len
 
-from queuectl.store import Runner, Store
+from queuectl.store import Store
 from tests.cli.conftest import finish, make
 from tests.cli.terminal import ANSI, in_terminal
+from tests.support.fake_runner import runner_row
 
 Cli = Callable[..., subprocess.CompletedProcess[str]]
 
@@ -69,17 +70,7 @@ def test_times_share_one_local_format(cli: Cli, target: str, store: Store) -> No
     make(store, "done", "completed")
     make(store, "gone", "dead")
     now = store.clock.now_ms()
-    store.register_runner(
-        Runner(
-            id="r1",
-            host="elsewhere",
-            pid=4242,
-            workers=2,
-            queues=None,
-            started_at_ms=now,
-            heartbeat_at_ms=now,
-        )
-    )
+    store.register_runner(runner_row("r1", host="elsewhere", pid=4242, workers=2, at_ms=now))
     ok(cli("schedule", "add", "tick", "--every", "1h", "--command", "true"))
     tokyo = {"TZ": "Asia/Tokyo"}
     views = {

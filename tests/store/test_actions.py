@@ -14,20 +14,24 @@ import json
 import sqlite3
 from collections.abc import Iterator
 from contextlib import closing, contextmanager
+from functools import partial
 from typing import Any
 
 import pytest
 
 from queuectl import Queue
 from queuectl.explain import explain_job
-from queuectl.lifecycle import Outcome
 from queuectl.models import new_job
 from queuectl.store import Hook, Store, open_store
 from tests.store.test_counters import check_exact
-from tests.support.claims import token_of
+from tests.support import fake_runner
 from tests.support.clock import FakeClock
+from tests.support.fake_runner import claim_due
 
 LEASE_S = 30.0
+#: The attempts of this file end having printed nothing.
+finish = partial(fake_runner.finish, output=b"")
+
 #: Pending jobs stored beside those a cancel concerns.
 PENDING = 20_000
 #: The most rows of the growing tables one statement may visit on PostgreSQL: a batch of
@@ -39,17 +43,6 @@ GROWING = {"jobs", "attempts", "job_deps"}
 
 def add(store: Store, *jobs: dict[str, Any]) -> None:
     store.enqueue_many([new_job({"command": "true", **job}) for job in jobs])
-
-
-def claim(store: Store, owner: str = "r1", want: int = 10) -> list[str]:
-    return sorted(c.id for c in store.finish_and_claim(owner, [], want, None, LEASE_S).claims)
-
-
-def finish(store: Store, job_id: str, code: int, owner: str = "r1") -> str:
-    job = store.get(job_id)
-    assert job is not None
-    outcome = Outcome(job_id, job.attempts, code, None, 100, b"", token=token_of(store, job_id))
-    return store.finish_and_claim(owner, [outcome], 0, None, LEASE_S).settled[job_id].state
 
 
 def state(store: Store, job_id: str) -> str:
@@ -244,7 +237,7 @@ def test_other_clients_write_between_the_batches_of_a_bulk_cancel(
             seen.append(done)
             if len(seen) == 1:
                 add(other, {"id": "later"})
-                claimed.extend(claim(other, want=1))
+                claimed.extend(claim_due(other, want=1))
 
         assert store.cancel_all(batch=10, progress=progress) == 100
         assert seen == sorted(set(seen)), seen
@@ -263,10 +256,10 @@ def test_a_bulk_cancel_cascades_and_fires_each_hook_once(store: Store, clock: Fa
     store.add_hook(Hook("note", ["cancelled"], None, {"command": "true", "queue": "notes"}, 0))
     add(store, *chains("p", 7))  # a chain's links fall in different batches of 4
     add(store, {"id": "done"}, {"id": "late", "depends_on": ["done"]})
-    assert claim(store, want=1) == ["pa0"]
-    assert claim(store, owner="r2", want=1) == ["pa1"]
+    assert claim_due(store, want=1) == ["pa0"]
+    assert claim_due(store, owner="r2", want=1) == ["pa1"]
     assert finish(store, "pa1", 1, owner="r2") == "failed"  # waits for its retry
-    assert claim(store, owner="r3", want=1) == ["pa2"]  # runs while cancelled
+    assert claim_due(store, owner="r3", want=1) == ["pa2"]  # runs while cancelled
     assert store.cancel_all("default", batch=4) == 7 * 3 + 2
     hooked = sorted(
         job.made_by for job in store.list_jobs(None, ["notes"], None, None).jobs if job.made_by
@@ -296,14 +289,14 @@ def test_a_named_cancel_of_a_job_and_its_dependant_cancels_both(store: Store) ->
 
 def test_bulk_retry_and_purge_go_in_batches(store: Store, clock: FakeClock) -> None:
     add(store, *({"id": f"d{n:02}", "max_retries": 0} for n in range(25)))
-    assert len(claim(store, want=25)) == 25
+    assert len(claim_due(store, want=25)) == 25
     for n in range(25):
         assert finish(store, f"d{n:02}", 1) == "dead"
     seen: list[int] = []
     retried = store.requeue(None, ["dead"], batch=10, progress=seen.append)
     assert retried == [f"d{n:02}" for n in range(25)]
     assert seen == [10, 20, 25]
-    assert len(claim(store, want=25)) == 25
+    assert len(claim_due(store, want=25)) == 25
     for n in range(25):
         clock.advance(1)
         assert finish(store, f"d{n:02}", 0) == "completed"
@@ -320,14 +313,14 @@ def test_a_bulk_retry_runs_each_dead_job_again_once_while_a_runner_runs_them(
     """A job retried by an early batch, run by a runner and dead again before the retry ends,
     is not retried a second time by the same `dlq retry --all` (nor is the retry endless)."""
     add(store, *({"id": f"d{n}", "max_retries": 0} for n in range(4)))
-    assert len(claim(store, want=4)) == 4
+    assert len(claim_due(store, want=4)) == 4
     for n in range(4):
         assert finish(store, f"d{n}", 1) == "dead"
 
     def runner_kills_them(done: int) -> None:  # between the batches: the runner's turn
         assert done <= 4, "a job retried twice by one bulk retry"
-        for job_id in claim(store, "r2"):
-            assert finish(store, job_id, 1, "r2") == "dead"
+        for job_id in claim_due(store, owner="r2"):
+            assert finish(store, job_id, 1, owner="r2") == "dead"
 
     retried = store.requeue(None, ["dead"], batch=2, progress=runner_kills_them)
     assert retried == ["d0", "d1", "d2", "d3"]
@@ -343,11 +336,11 @@ def test_a_bulk_retry_leaves_dead_the_jobs_whose_unique_key_an_active_job_holds(
     stopped at the first refusal (and did so again when run again, the key still held)."""
     add(store, {"id": "a", "unique_key": "k", "max_retries": 0})
     add(store, {"id": "h", "unique_key": "held", "max_retries": 0})
-    assert claim(store) == ["a", "h"]
+    assert claim_due(store) == ["a", "h"]
     assert finish(store, "a", 1) == "dead"
     assert finish(store, "h", 1) == "dead"
     add(store, {"id": "b", "unique_key": "k", "max_retries": 0}, {"id": "c", "max_retries": 0})
-    assert claim(store) == ["b", "c"]
+    assert claim_due(store) == ["b", "c"]
     assert finish(store, "b", 1) == "dead"
     assert finish(store, "c", 1) == "dead"
     add(store, {"id": "holder", "unique_key": "held", "delay": "1h"})
@@ -365,15 +358,15 @@ def test_a_bulk_retry_of_a_queue_leaves_dead_a_job_whose_dependency_stays_dead(
     stopped at b, run again or not."""
     add(store, {"id": "a", "queue": "p", "max_retries": 0})
     add(store, {"id": "b", "queue": "q", "depends_on": ["a"], "max_retries": 0})
-    assert claim(store) == ["a"]
+    assert claim_due(store) == ["a"]
     assert finish(store, "a", 0) == "completed"
-    assert claim(store) == ["b"]
+    assert claim_due(store) == ["b"]
     assert finish(store, "b", 1) == "dead"
     assert store.requeue(["a"], ["completed"]) == ["a"]
-    assert claim(store) == ["a"]
+    assert claim_due(store) == ["a"]
     assert finish(store, "a", 1) == "dead"
     add(store, {"id": "c", "queue": "q", "max_retries": 0})
-    assert claim(store) == ["c"]
+    assert claim_due(store) == ["c"]
     assert finish(store, "c", 1) == "dead"
 
     assert store.requeue(None, ["dead"], "q", batch=1) == ["c"]
@@ -389,10 +382,10 @@ def test_a_job_run_again_does_not_wait_for_a_new_job_that_took_its_dependencys_i
     store: Store, clock: FakeClock, target: str, deleted_by: str, run_again: str
 ) -> None:
     add(store, {"id": "a"}, {"id": "b", "depends_on": ["a"], "max_retries": 0})
-    assert claim(store) == ["a"]
+    assert claim_due(store) == ["a"]
     assert finish(store, "a", 0) == "completed"
     clock.advance(3600)
-    assert claim(store) == ["b"]
+    assert claim_due(store) == ["b"]
     assert finish(store, "b", 1 if run_again == "dlq retry" else 0) in ("dead", "completed")
     before = clock.now_ms() - 1000  # a finished before, b after
     if deleted_by == "purge":
@@ -404,5 +397,5 @@ def test_a_job_run_again_does_not_wait_for_a_new_job_that_took_its_dependencys_i
     assert store.requeue(["b"], states) == ["b"]
     with Queue(target, clock) as queue:
         assert explain_job(queue, "b")["reason"] == "no_runner"  # due; not waiting for a
-        assert claim(store) == ["b"], "b waits for the new job a, which nothing links it to"
+        assert claim_due(store) == ["b"], "b waits for the new job a, which nothing links it to"
         assert queue.dependencies("b") == {}

@@ -1,0 +1,59 @@
+"""A dead runner's watchdog kills what its own claims started, and never a later attempt of the
+same job that another runner on this host runs: a requeue numbers attempts from 1 again, so
+only the claim token tells the two apart."""
+
+from __future__ import annotations
+
+import signal
+from pathlib import Path
+
+from queuectl import Queue
+from tests.support.runners import alive, wait_until
+
+
+def _children(pid: int) -> list[int]:
+    with open(f"/proc/{pid}/task/{pid}/children") as handle:
+        return [int(word) for word in handle.read().split()]
+
+
+def _watchdog_of(pid: int) -> int:
+    for child in _children(pid):
+        with open(f"/proc/{child}/cmdline", "rb") as handle:
+            if b"watchdog" in handle.read():
+                return child
+    raise AssertionError(f"runner {pid} has no watchdog")
+
+
+def _pids(path: Path) -> list[int]:
+    return [int(line) for line in path.read_text().split()] if path.exists() else []
+
+
+def test_a_dead_runners_watchdog_spares_the_next_attempt_one_of_the_same_number(
+    queue: Queue, start_runner, tmp_path: Path
+) -> None:
+    pids = tmp_path / "pids"
+    queue.set_config("lease_seconds", 1)
+    queue.enqueue(command=f"echo $$ >> {pids}; exec sleep 600", id="job")
+    # Runner A, seen by B as on another host (so B reaps it by its lease alone), runs attempt 1.
+    first = start_runner("-n", "1", env={"QUEUECTL_HOSTNAME": "elsewhere"})
+    wait_until(lambda: len(_pids(pids)) == 1, what="attempt 1 under runner A")
+    watchdog = _watchdog_of(first.pid)
+    first.send(signal.SIGSTOP)  # A's watchdog still holds the claim; A renews nothing
+    second = start_runner("-n", "1")
+    wait_until(lambda: (job := queue.get("job")) is not None and job.state == "failed", 20)
+    queue.requeue("job")  # the next attempt is numbered 1 again, under a new claim
+    wait_until(lambda: len(_pids(pids)) == 2, 20, "attempt 1 again, under runner B")
+    old, new = _pids(pids)
+    job = queue.get("job")
+    assert job is not None
+    assert job.state == "processing"
+    assert job.attempts == 1
+
+    first.send(signal.SIGKILL)
+    wait_until(lambda: not alive(watchdog), 10, "runner A's watchdog to finish")
+    assert not alive(old), "A's own attempt outlived A"
+    assert alive(new), "A's watchdog killed B's attempt of the same number"
+    job = queue.get("job")
+    assert job is not None
+    assert job.state == "processing"
+    second.send(signal.SIGTERM)
