@@ -98,6 +98,7 @@ def explain_job(queue: Queue, job_id: str) -> dict[str, Any]:
         return answer(*held)
     serving = [r for r in runners if r.queues is None or job.queue in r.queues]
     hint = "" if job.queue == "default" else f" --queue {job.queue}"
+    hint += "".join(f" --tag {tag}" for tag in job.requires)
     if not serving:
         return answer(
             "no_runner",

@@ -402,6 +402,15 @@ def print_job(job: Job, facts: JobFacts) -> None:
         rows.append(("unique key", Text(visible(job.unique_key))))
     if job.lock is not None:
         rows.append(("lock", Text(visible(job.lock))))
+    if job.requires:
+        rows.append(("requires", Text(visible(", ".join(job.requires)))))
+    if job.silence_timeout is not None:
+        rows.append(
+            (
+                "silence",
+                Text(f"killed after {_span(round(job.silence_timeout * 1000))} without output"),
+            )
+        )
     if job.state == "processing" and job.lease_owner is not None:
         rows.append(("runner", Text(visible(job.lease_owner))))
     rows.append(("cwd", Text(visible(job.cwd))))
