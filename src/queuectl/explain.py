@@ -112,12 +112,18 @@ def explain_job(queue: Queue, job_id: str) -> dict[str, Any]:
         return answer(*held)
     serving = [r for r in runners if r.queues is None or job.queue in r.queues]
     hint = "" if job.queue == "default" else f" --queue {job.queue}"
+    hint += "".join(f" --tag {tag}" for tag in job.requires)
     if not serving:
         return answer(
             "no_runner",
             f"{job.id} is due, but no runner serving queue '{job.queue}' is up; "
             f"start one with `queuectl worker start{hint}`.",
         )
+    if job.requires:
+        tagged = [r for r in serving if set(job.requires) <= set(r.tags)]
+        if not tagged:
+            return answer("no_runner_with_tags", no_tags_message(job, serving))
+        serving = tagged
     if all(r.stop_requested for r in serving):
         only = "the only runner" if len(serving) == 1 else f"all {len(serving)} runners"
         return answer(
@@ -167,6 +173,22 @@ def _limit_text(name: str, value: Any) -> str:
 
         return size_name(value)
     return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def no_tags_message(job: Job, serving: list[Runner]) -> str:
+    """Why no runner serving the job's queue may claim it: the tags none of them has, or
+    that none has them all."""
+    had = {tag for r in serving for tag in r.tags}
+    missing = [tag for tag in job.requires if tag not in had]
+    start = f"queuectl worker start {' '.join(f'--tag {t}' for t in job.requires)}"
+    if job.queue != "default":
+        start += f" --queue {job.queue}"
+    if missing:
+        why = f"no runner serving queue '{job.queue}' has tag{'s' if len(missing) > 1 else ''} "
+        why += ", ".join(missing)
+    else:
+        why = f"no runner serving queue '{job.queue}' has all of {', '.join(job.requires)}"
+    return f"{job.id} is due and requires tags {', '.join(job.requires)}, but {why}; start one with `{start}`."
 
 
 def flow_reason(queue: Queue, job: Job, now: int) -> tuple[str, str] | None:

@@ -11,6 +11,7 @@ from typing import Any, TypeGuard
 
 from queuectl.durations import ms_to_iso, parse_duration, parse_iso
 from queuectl.errors import InvalidInputError
+from queuectl.progress import number
 
 PENDING = "pending"
 PROCESSING = "processing"
@@ -57,6 +58,8 @@ NEW_JOB_FIELDS = frozenset(
         "after_batch",
         "held",
         "expires",
+        "requires",
+        "silence_timeout",
     }
 )
 #: A job's limits at most: what PostgreSQL's bigint holds, far more CPUs and processes than any
@@ -135,6 +138,10 @@ class Job:
     expires_at_ms: int | None = None  # cancelled if not started by then
     #: Changes made to the job while it waited: {"at", "by", "fields"} each, oldest first.
     edits: list[dict[str, Any]] = field(default_factory=list)
+    requires: list[str] = field(default_factory=list)  # tags a runner must have to claim it
+    silence_timeout: float | None = None
+    #: The current attempt's last progress report as stored (see progress_dict), or None.
+    progress: dict[str, Any] | None = None
 
     @property
     def run_at(self) -> datetime:
@@ -188,8 +195,34 @@ class Job:
             "held": self.held,
             "expires_at": ms_to_iso(self.expires_at_ms),
             "edits": [dict(edit) for edit in self.edits],
+            "requires": list(self.requires),
+            "silence_timeout": self.silence_timeout,
+            "progress": self.progress_dict(),
             # Only hook jobs carry it, so every other job's JSON keeps its documented shape.
             **({"made_by": self.made_by, "hook": self.hook} if self.made_by is not None else {}),
+        }
+
+    def progress_dict(self) -> dict[str, Any] | None:
+        """The JSON of the current attempt's last progress report (None before any), with
+        the ETA its rate since the attempt started gives."""
+        report = self.progress
+        if report is None:
+            return None
+        done, total = report["done"], report["total"]
+        percent = round(100 * done / total, 1) if total else None
+        eta_s = None
+        started = self.started_at_ms
+        if started is not None and total and 0 < done < total:
+            elapsed_s = max(0, report["at"] - started) / 1000
+            eta_s = round(elapsed_s * (total - done) / done, 1)
+        elif total and done >= total:
+            eta_s = 0.0
+        return {
+            "done": number(done),
+            "total": number(total),
+            "percent": percent,
+            "message": report.get("message"),
+            "eta_s": eta_s,
         }
 
     @property
@@ -231,6 +264,8 @@ class NewJob:
     held: bool = False
     expires_at_ms: int | None = None
     expires_in_s: float | None = None  # from the enqueue, when given as a duration
+    requires: list[str] = field(default_factory=list)
+    silence_timeout: float | None = None
 
     def first_run_at(self, now_ms: int) -> int:
         """When the job may first start: its run_at, else now plus its delay."""
@@ -480,6 +515,17 @@ def _new_job(data: dict[str, Any], default_cwd: str | None = None) -> NewJob:
         job.cpus = parse_cpus(data["cpus"])
     if data.get("max_procs") is not None:
         job.max_procs = parse_max_procs(data["max_procs"])
+    if data.get("requires") is not None:
+        tags = data["requires"]
+        if isinstance(tags, str):
+            tags = [tags]
+        if not isinstance(tags, list):
+            raise InvalidInputError("requires: expected a list of tags")
+        job.requires = sorted({validate_tag(t, "requires") for t in tags})
+    if data.get("silence_timeout") is not None:
+        job.silence_timeout = parse_duration(data["silence_timeout"], "silence_timeout")
+        if job.silence_timeout <= 0:
+            raise InvalidInputError("silence_timeout: must be more than 0")
     return job
 
 
@@ -494,3 +540,8 @@ def parse_deadline(value: object, what: str) -> tuple[int | None, float | None]:
     if seconds <= 0:
         raise InvalidInputError(f"{what}: must be later than now")
     return None, seconds
+
+
+def validate_tag(value: object, what: str = "tag") -> str:
+    """A runner's tag, or a job's required one: as an id, `[A-Za-z0-9._:-]{1,128}`."""
+    return validate_id(value, what)

@@ -82,6 +82,8 @@ class QueueFlow:
 STREAM_BATCH = 5000
 #: Batches of this many jobs or more are enqueued with the garbage collector paused.
 PAUSE_COLLECTOR_AT = 1000
+#: `status` shows the progress of at most this many running jobs (the newest).
+STATUS_PROGRESS_JOBS = 50
 #: A stream (which pauses the collector) collects its young garbage after this many jobs: each
 #: collection walks the batches still referenced, so now and then, not after every batch.
 STREAM_COLLECT_EVERY = 10 * STREAM_BATCH
@@ -231,6 +233,13 @@ class Queue:
             time.sleep(0.1 if deadline is None else max(0.0, min(0.1, deadline - time.monotonic())))
 
     # -- reading
+
+    def report_progress(
+        self, job_id: str, token: int, done: float, total: float, message: str | None = None
+    ) -> bool:
+        """Record the progress of the attempt of claim `token` (QUEUECTL_CLAIM_TOKEN in its
+        environment); False, and nothing changed, unless it is the job's running attempt."""
+        return self._store.save_progress(job_id, token, done, total, message)
 
     def get(self, job_id: str) -> Job:
         job = self._store.get(job_id)
@@ -457,8 +466,18 @@ class Queue:
             "queues": queues,
             "runners": runners,
             "done_last_minute": self.done_since(self.now_ms() - 60_000),
+            "progress": self.running_progress(),
             **({} if window_s is None else {"since": self.finished_since(window_s)}),
         }
+
+    def running_progress(self, limit: int = STATUS_PROGRESS_JOBS) -> builtins.list[dict[str, Any]]:
+        """The running jobs that reported progress (of the `limit` newest running), each
+        {"id", "queue", "progress"}."""
+        return [
+            {"id": job.id, "queue": job.queue, "progress": report}
+            for job in self.list(PROCESSING, limit=limit)
+            if (report := job.progress_dict()) is not None
+        ]
 
     def finished_since(self, seconds: float) -> dict[str, Any]:
         """{"seconds", "completed", "dead", "cancelled", "cpu_seconds"}: the jobs that finished
@@ -1043,6 +1062,7 @@ def runner_dict(runner: Runner) -> dict[str, Any]:
         "running": list(runner.running),
         "stopping": runner.stop_requested,
         "enforces": list(runner.enforces),
+        "tags": list(runner.tags),
     }
 
 

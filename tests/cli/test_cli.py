@@ -291,7 +291,7 @@ def test_status_json(cli: Cli, store: Store) -> None:
     enqueue(cli, "--id", "p1", "--command", "true")
     enqueue(cli, "--id", "p2", "--queue", "other", "--command", "true")
     status = json.loads(ok(cli("status", "--json")))
-    assert list(status) == ["counts", "queues", "runners", "done_last_minute"]
+    assert list(status) == ["counts", "queues", "runners", "done_last_minute", "progress"]
     assert status["counts"] == {**dict.fromkeys(STATES, 0), "pending": 2, "completed": 1, "dead": 1}
     assert status["queues"] == {
         "default": {**dict.fromkeys(STATES, 0), "pending": 1},
@@ -308,6 +308,7 @@ def test_status_json_of_an_empty_queue(cli: Cli) -> None:
         "queues": {},
         "runners": [],
         "done_last_minute": 0,
+        "progress": [],
     }
     assert ok(cli("status"))
 

@@ -898,6 +898,30 @@ MUTANTS: list[Mutant] = [
         "a queue's default max_retries is not what decides the retry",
         ("tests/cli/test_queue_defaults_cli.py", "-k", "decides_the_retry"),
     ),
+    Mutant(
+        "sqlite-requires-ignored",
+        "store/sql/sqlite/exchange.sql",
+        "(requires IS NULL OR NOT EXISTS (",
+        "(requires IS NOT NULL OR NOT EXISTS (",
+        "a runner without a job's required tags claims it",
+        ("tests/workflow/test_tags_claims.py", "-k", "every_required and sqlite"),
+    ),
+    Mutant(
+        "silence-output-not-noted",
+        "runner/executor.py",
+        "        if moved == 0 and attempt.silence_s is not None:",
+        "        if False:",
+        "an attempt that keeps writing is killed by its silence timeout",
+        ("tests/workflow/test_silence_timeout.py", "-k", "alive and sqlite"),
+    ),
+    Mutant(
+        "sqlite-progress-unfenced",
+        "store/sql/sqlite/exchange.sql",
+        "WHERE id = :id AND state = 'processing' AND token = :token\n",
+        "WHERE id = :id AND state = 'processing'\n",
+        "a report from an attempt no longer current changes the job's progress",
+        ("tests/workflow/test_progress_reports.py", "-k", "later and sqlite"),
+    ),
 ]
 
 

@@ -33,4 +33,7 @@ SPEC_FIELDS = [
     "held",
     "expires_at",
     "edits",
+    "requires",
+    "silence_timeout",
+    "progress",
 ]

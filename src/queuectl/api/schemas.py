@@ -56,6 +56,10 @@ class JobIn(BaseModel):
     expires: float | str | None = Field(
         None, description="cancelled if not started within this (2h) or by this ISO-8601 time"
     )
+    requires: list[str] | None = Field(None, description="tags a runner must all have")
+    silence_timeout: float | str | None = Field(
+        None, description="kill an attempt silent this long (seconds or 30s, 5m...)"
+    )
 
 
 class JobEdit(BaseModel):
@@ -84,6 +88,16 @@ JOBS_IN_SCHEMA: dict[str, Any] = {
         {"type": "array", "items": JobIn.model_json_schema()},
     ]
 }
+
+
+class ProgressOut(BaseModel):
+    """The running attempt's last progress report; `eta_s` from its rate so far."""
+
+    done: float
+    total: float | None
+    percent: float | None
+    message: str | None
+    eta_s: float | None
 
 
 class JobOut(BaseModel):
@@ -120,6 +134,9 @@ class JobOut(BaseModel):
     held: bool = False  # not claimed until released
     expires_at: str | None = None  # cancelled if not started by then
     edits: list[dict[str, Any]] = []  # who changed it while it waited, when, which fields
+    requires: list[str] = []
+    silence_timeout: float | None = None
+    progress: ProgressOut | None = None
 
 
 class AttemptOut(BaseModel):
@@ -161,6 +178,7 @@ class RunnerOut(BaseModel):
     running: list[str]
     stopping: bool  # asked to stop: it finishes its running jobs and takes no new one
     enforces: list[str] = []  # the limits it enforces; it takes no job with another
+    tags: list[str] = []
 
 
 class StatusOut(BaseModel):

@@ -48,6 +48,7 @@ COMMANDS = {
     "hold": "control:hold",
     "release": "control:release",
     "edit": "control:edit",
+    "progress": "progress:progress",
 }
 
 

@@ -55,6 +55,11 @@ def status(session: Session, as_json: bool, since: str | None) -> None:
     else:
         click.echo("no runner is up (start one with: queuectl worker start)")
     click.echo(f"done in the last minute: {report['done_last_minute']}")
+    if report.get("progress"):
+        from queuectl.progress import text as progress_text
+
+        rows = [[r["id"], r["queue"], progress_text(r["progress"])] for r in report["progress"]]
+        print_table("running, with progress", ["ID", "QUEUE", "PROGRESS"], rows)
     if "since" in report:
         print_since(report["since"], since or "")
 
@@ -75,7 +80,7 @@ def print_since(window: dict[str, Any], since: str) -> None:
 def print_runners(runners: list[dict[str, Any]]) -> None:
     from queuectl.cli.render import local_time, print_table, short_time, state_text, zone_name
 
-    rows = [
+    rows: list[tuple[Any, ...]] = [
         (
             r["host"],
             r["pid"],
@@ -93,6 +98,12 @@ def print_runners(runners: list[dict[str, Any]]) -> None:
         *("HOST", "PID", "WORKERS", "QUEUES", "STARTED", "HEARTBEAT", "STATUS", "RUNNING"),
         "ENFORCES",
     ]
+    if any(r.get("tags") for r in runners):  # a column only where runners are tagged
+        columns.insert(4, "TAGS")
+        rows = [
+            (*row[:4], ",".join(r["tags"]) or "-", *row[4:])
+            for row, r in zip(rows, runners, strict=True)
+        ]
     zone = zone_name()
     short = {
         name: (f"{name} {zone}", [short_time(r[key]) for r in runners])

@@ -61,11 +61,13 @@ def follow_output(queue: Queue, job_id: str, out: BinaryIO) -> int:
     attempt = 0
     offset = 0  # bytes of this attempt written out so far
     check = RunnerCheck(queue)
+    report: dict[str, Any] | None = None  # the progress last shown
     while True:
         job = queue.get(job_id)
         finished = job.finished
         if not finished:
             check([job])
+            report = _show_progress(job, report)
         try:
             kept = queue.attempt_output(job_id)
         except NotFoundError:
@@ -92,6 +94,16 @@ def follow_output(queue: Queue, job_id: str, out: BinaryIO) -> int:
                 return 1
             return 0
         time.sleep(POLL_S)
+
+
+def _show_progress(job: Job, shown: dict[str, Any] | None) -> dict[str, Any] | None:
+    """Say the job's progress on stderr when it moved (between output, as its own line)."""
+    report = job.progress_dict()
+    if report is not None and report != shown:
+        from queuectl.progress import text
+
+        click.echo(f"--- progress {text(report)}", err=True)
+    return report
 
 
 def wait_for(queue: Queue, job_ids: list[str], timeout: str | None) -> int:

@@ -199,6 +199,17 @@ def enqueue_options(function: Any) -> Any:
                 metavar="D|TIME",
                 help="Cancel it if not started within D (2h) or by this ISO-8601 time.",
             ),
+            click.option(
+                "--requires",
+                multiple=True,
+                metavar="TAG",
+                help="Run only on a runner started with --tag TAG (repeatable: every one).",
+            ),
+            click.option(
+                "--silence-timeout",
+                metavar="D",
+                help="Kill an attempt that writes no output for this long (as a timeout).",
+            ),
         ]
     ):
         function = option(function)
@@ -238,6 +249,10 @@ def options_as_fields(options: dict[str, Any]) -> dict[str, Any]:
         fields["env"] = parse_env(options["env_pairs"])
     if options.get("no_retry"):
         fields["no_retry_exit_codes"] = list(options["no_retry"])
+    if options.get("requires"):
+        fields["requires"] = list(options["requires"])
+    if options.get("silence_timeout") is not None:
+        fields["silence_timeout"] = options["silence_timeout"]
     return {key: value for key, value in fields.items() if value is not None}
 
 

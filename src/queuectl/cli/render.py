@@ -252,12 +252,21 @@ def print_jobs(jobs: Sequence[Job], as_json: bool, title: str | None = None) -> 
         for job in jobs
     ]
     headers = {name: name for name in _JOB_COLUMNS}
+    columns = list(_JOB_COLUMNS)
+    reports = [job.progress_dict() for job in jobs]
+    if any(reports):  # a column only when a job reported progress
+        from queuectl.progress import text as progress_text
+
+        columns.insert(2, "PROGRESS")
+        headers["PROGRESS"] = "PROGRESS"
+        for row, report in zip(rows, reports, strict=True):
+            row["PROGRESS"] = cell(progress_text(report, short=True) if report else "")
 
     def width(name: str) -> int:
         return max(cell_len(headers[name]), *(cell_len(row[name].plain) for row in rows))
 
     drawn = console()
-    shown = list(_JOB_COLUMNS)
+    shown = columns
 
     def fits() -> bool:
         used = sum(min(width(n), _COMMAND_MIN) if n == "COMMAND" else width(n) for n in shown)
@@ -368,6 +377,11 @@ def print_job(job: Job, facts: JobFacts) -> None:
         codes = ", ".join(str(code) for code in job.no_retry_exit_codes)
         tries += f"; exit {codes} not retried"
     rows.append(("attempts", Text(tries)))
+    report = job.progress_dict()
+    if report is not None:
+        from queuectl.progress import text as progress_text
+
+        rows.append(("progress", Text(visible(progress_text(report)))))
     if job.timeout is not None:
         rows.append(("timeout", Text(_span(round(job.timeout * 1000)))))
     if job.last_error:
@@ -402,6 +416,15 @@ def print_job(job: Job, facts: JobFacts) -> None:
         rows.append(("unique key", Text(visible(job.unique_key))))
     if job.lock is not None:
         rows.append(("lock", Text(visible(job.lock))))
+    if job.requires:
+        rows.append(("requires", Text(visible(", ".join(job.requires)))))
+    if job.silence_timeout is not None:
+        rows.append(
+            (
+                "silence",
+                Text(f"killed after {_span(round(job.silence_timeout * 1000))} without output"),
+            )
+        )
     if job.state == "processing" and job.lease_owner is not None:
         rows.append(("runner", Text(visible(job.lease_owner))))
     rows.append(("cwd", Text(visible(job.cwd))))

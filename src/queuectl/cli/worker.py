@@ -54,6 +54,12 @@ def worker() -> None:
     type=click.Path(dir_okay=False),
     help="Append the log to this file (default with --detach: a file per runner).",
 )
+@click.option(
+    "--tag",
+    "tags",
+    multiple=True,
+    help="A tag of this runner (repeatable): it claims jobs whose --requires are all its tags.",
+)
 @click.pass_obj
 def worker_start(
     session: Session,
@@ -64,6 +70,7 @@ def worker_start(
     log_json: bool,
     quiet: bool,
     log_file: str | None,
+    tags: tuple[str, ...],
 ) -> None:
     """Start a runner with COUNT workers; it runs until SIGINT, SIGTERM or `worker stop`."""
     from queuectl.durations import parse_duration
@@ -73,6 +80,8 @@ def worker_start(
     grace_s = None if grace is None else parse_duration(grace, "--grace")
     for name in queues:
         validate_id(name, "queue")
+    for name in tags:
+        validate_id(name, "--tag")
     poll_s = poll_seconds(os.environ.get(POLL_ENV))
     queue = session.queue  # opens (and migrates) the store now: errors show here, not in a log
     detached_child = os.environ.pop(DETACHED_ENV, None) == "1"  # jobs must not inherit it
@@ -98,6 +107,7 @@ def worker_start(
         grace_s,
         EventLog(log_json, quiet, stream),
         poll_s,
+        sorted(set(tags)),
     )
     sys.exit(supervisor.run())
 

@@ -70,6 +70,10 @@ class Attempt:
     cpu_ms: int | None = None  # what it cost, once ended (see end)
     max_rss_bytes: int | None = None
     cgroups: JobCgroups | None = None  # those made for its limits, if it has any
+    silence_s: float | None = None  # killed after this long without output (None: never)
+    last_output: float = 0.0  # monotonic instant of its last output (or of its start)
+    progress_file: str | None = None  # where the command may write progress reports
+    progress_seen: tuple[int, int] = (0, 0)  # that file's (size, mtime) as last read
 
     @property
     def pgid(self) -> int | None:
@@ -97,6 +101,7 @@ def start(
     default_timeout_s: float,
     tree: Tree | None = None,
     slot: int = -1,
+    progress_dir: str | None = None,
 ) -> Attempt:
     """Spawn the command on worker slot `slot`. A command that cannot start is an attempt
     that failed at once."""
@@ -106,6 +111,9 @@ def start(
     # Attempt numbers start again at a requeue; a claim's token never repeats, so it alone
     # tells this attempt's processes from a later attempt's.
     env["QUEUECTL_CLAIM_TOKEN"] = str(claim.token)
+    env["QUEUECTL_SLOT"] = str(slot)
+    if progress_dir is not None:
+        env["QUEUECTL_PROGRESS_FILE"] = os.path.join(progress_dir, f"{claim.id}.{claim.token}")
     timeout_s = (default_timeout_s or None) if claim.timeout is None else (claim.timeout or None)
     output = _output_file()
     started_at_ms = time.time_ns() // 1_000_000
@@ -120,6 +128,10 @@ def start(
         timeout_s,
         slot=slot,
     )
+    if claim.silence_timeout is not None:
+        attempt.silence_s, attempt.last_output = claim.silence_timeout, mono
+    if progress_dir is not None:
+        attempt.progress_file = env["QUEUECTL_PROGRESS_FILE"]
     if tree is not None:
         attempt.tree = tree
         attempt.job = tree.new_job(claim.id, claim.token)
@@ -238,6 +250,8 @@ def pump(attempt: Attempt, keep: int, slack: int) -> bool:
             return True
         if count == 0:
             return False
+        if moved == 0 and attempt.silence_s is not None:
+            attempt.last_output = time.monotonic()
         moved += count
     return True
 

@@ -8,10 +8,12 @@ longer than the earliest `due`, so a task that is never due costs nothing.
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from queuectl.errors import NewerSchemaError
+from queuectl import progress
+from queuectl.errors import NewerSchemaError, QueuectlError
 from queuectl.models import CANCELLED, COMPLETED, DEAD
 from queuectl.runner import executor
 from queuectl.runner.liveness import is_alive, is_dead, is_local
@@ -34,6 +36,7 @@ DEADLINE_BATCH = 100  # jobs past their deadline cancelled per transaction
 FINISHED_MINUTES_KEPT_MS = 2 * 3_600_000
 #: Those counts are kept per minute: cutting them more often deletes nothing.
 FORGET_S = 60.0
+PROGRESS_TAIL = 4096  # bytes of a progress file read for its last line
 
 
 class Periodic:
@@ -165,7 +168,7 @@ class StoreRead(Periodic):
         self.last = now
         runner = self.runner
         store = runner.store
-        seen = store.housekeeping(runner.id, runner.queues)
+        seen = store.housekeeping(runner.id, runner.queues, runner.tags)
         runner.config = seen.config
         me = next((r for r in seen.runners if r.id == runner.id), None)
         if me is None:
@@ -246,6 +249,41 @@ class OutputSync(Periodic):
                 runner.store.save_output(runner.id, claim.id, claim.token, tail, dropped)
 
 
+class ProgressFiles(Periodic):
+    """Record the last line of each running job's progress file (QUEUECTL_PROGRESS_FILE)
+    when it changed: a report from a job that cannot run `queuectl progress`."""
+
+    def interval(self) -> float:
+        return TICK_S
+
+    def run(self, now: float) -> None:
+        runner = self.runner
+        for attempt in runner.slots.running.values():
+            if attempt.progress_file is None or attempt.abandoned:
+                continue
+            try:
+                with open(attempt.progress_file, "rb") as handle:
+                    info = os.fstat(handle.fileno())
+                    seen = (info.st_size, info.st_mtime_ns)
+                    if seen == attempt.progress_seen or not info.st_size:
+                        continue
+                    attempt.progress_seen = seen
+                    start = max(0, info.st_size - PROGRESS_TAIL)
+                    data = os.pread(handle.fileno(), info.st_size - start, start)
+            except OSError:
+                continue  # none written yet
+            lines = [line for line in data.decode("utf-8", "replace").splitlines() if line.strip()]
+            if not lines:
+                continue
+            try:
+                done, total, message = progress.parse(lines[-1])
+            except QueuectlError as exc:
+                runner.log("bad_progress", f"{attempt.claim.id}: {exc}", job=attempt.claim.id)
+                continue
+            claim = attempt.claim
+            runner.store.save_progress(claim.id, claim.token, done, total, message)
+
+
 class Expiry(Periodic):
     """Delete finished jobs older than their retention, in small batches."""
 
@@ -321,6 +359,7 @@ def maintenance_of(runner: Supervisor) -> tuple[Maintenance, StoreRead]:
         schedules,
         ReapLocal(runner, read),
         OutputSync(runner),
+        ProgressFiles(runner),
         Expiry(runner),
         ForgetMinutes(runner),
         AuditExpiry(runner),

@@ -18,7 +18,9 @@ from __future__ import annotations
 import contextlib
 import os
 import selectors
+import shutil
 import signal
+import tempfile
 import time
 from typing import Any
 
@@ -67,14 +69,19 @@ class Supervisor:
         grace_s: float | None = None,
         log: EventLog | None = None,
         poll_s: float = POLL_S,
+        tags: list[str] | None = None,
     ) -> None:
         self.target = target
+        self.tags = list(tags or [])  # a job is claimed only if it requires none but these
         self.queues = queues
         self.grace_s = grace_s
         self.log = log or EventLog()
         self.poll_s = poll_s
         self.id = f"{host_name()}-{os.getpid()}-{os.urandom(2).hex()}"
         self.base_env = dict(os.environ)
+        if target is not None:  # `queuectl progress` inside a job reports to this store
+            self.base_env["QUEUECTL_DB"] = target
+        self.progress_dir: str | None = None  # where jobs' progress files are (see ProgressFiles)
         self.slots = Slots(count)
         self.signals: list[int] = []
         # Stopping: since when, why, and until when the running jobs are waited for.
@@ -102,6 +109,7 @@ class Supervisor:
     def run(self) -> int:
         """Serve until stopped; 0 after a graceful stop."""
         self.store = open_store(self.target, durable=False)
+        self.progress_dir = tempfile.mkdtemp(prefix="queuectl-progress-")
         self.ledger = self.store.ledger()  # what this runner's claims hold between exchanges
         self.config = self.store.config()
         self.listener: Any = self.store.listener(self.id)
@@ -158,6 +166,7 @@ class Supervisor:
             if self.listener is not None:
                 self.listener.close()
             self.store.close()
+            shutil.rmtree(self.progress_dir, ignore_errors=True)
         self.log("runner_stopped", f"runner {self.id} stopped", important=True, runner=self.id)
         return self.exit_code
 
@@ -222,8 +231,11 @@ class Supervisor:
         for attempt in self.slots.running.values():
             if attempt.kill_at is not None:
                 timers.append(attempt.kill_at)
-            elif attempt.deadline is not None:
-                timers.append(attempt.deadline)
+            else:
+                if attempt.deadline is not None:
+                    timers.append(attempt.deadline)
+                if attempt.silence_s is not None:
+                    timers.append(attempt.last_output + attempt.silence_s)
         if self.stop_at is not None:
             timers.append(self.stop_at)
         if (tree_at := self.tree.next_due(now)) is not None:
@@ -252,6 +264,7 @@ class Supervisor:
                 heartbeat_at_ms=0,
                 pid_started=process_started(os.getpid()),
                 enforces=self.tree.limiter.enforces,
+                tags=self.tags,
             )
         )
 
@@ -342,6 +355,9 @@ class Supervisor:
                     self.watchdog.watch(f"-{attempt.pgid}")
                 self.watchdog.watch(f"-a{attempt.claim.id}:{attempt.claim.token}")
                 self.slots.remove(attempt)
+                if attempt.progress_seen[0]:  # it wrote progress reports: its file goes too
+                    with contextlib.suppress(OSError):
+                        os.unlink(attempt.progress_file or "")
                 self._result(attempt)
 
     def _enforce_deadlines(self, now: float) -> None:
@@ -361,6 +377,21 @@ class Supervisor:
                     f"timed out {attempt.claim.id} after {attempt.timeout_s:g}s",
                     job=attempt.claim.id,
                 )
+            elif attempt.silence_s is not None and now >= attempt.last_output + attempt.silence_s:
+                self._silenced(attempt, now)
+
+    def _silenced(self, attempt: Attempt, now: float) -> None:
+        """Kill an attempt silent for its silence timeout, unless output waits in its pipe
+        (written since the loop last emptied it)."""
+        self._pump(attempt)
+        if now < attempt.last_output + (attempt.silence_s or 0):
+            return
+        executor.terminate(attempt, now, f"no output for {attempt.silence_s:g}s")
+        self.log(
+            "timeout",
+            f"timed out {attempt.claim.id}: no output for {attempt.silence_s:g}s",
+            job=attempt.claim.id,
+        )
 
     def check_owned(self, now: float, owned: dict[str, int]) -> None:
         """Kill the jobs that are no longer ours; give back those leased to us but not run.
@@ -456,6 +487,7 @@ class Supervisor:
             float(self.config["lease_seconds"]),
             self.ledger,
             enforces=limits_mask(self.tree.limiter.enforces),
+            tags=self.tags,
         )
         self.unsent = []
         for outcome in outcomes:
@@ -509,6 +541,7 @@ class Supervisor:
                 float(self.config["job_timeout"]),
                 self.tree,
                 self.slots.take(),
+                self.progress_dir,
             )
             self.slots.add(attempt)
             if attempt.pipe is not None:

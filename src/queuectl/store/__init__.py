@@ -138,11 +138,13 @@ class RunnerStore(BaseStore, Protocol):
         lease_s: float,
         ledger: Ledger | None = None,
         enforces: int = ALL_LIMITS,
+        tags: Sequence[str] = (),
     ) -> Exchange:
         """Settle finished attempts still ours, then claim up to `want` due jobs (of `queues`,
-        None: every queue), leased to `owner` for `lease_s`. `ledger` is the runner's (from
-        `ledger()`; None: the store's own, for one runner a store). A job with limits is
-        claimed only if `enforces` (models.limits_mask) has every one it runs under."""
+        None: every queue; whose required tags are all among `tags`), leased to `owner` for
+        `lease_s`. `ledger` is the runner's (from `ledger()`; None: the store's own, for one
+        runner a store). A job with limits is claimed only if `enforces`
+        (models.limits_mask) has every one it runs under."""
         ...
 
     def release(self, owner: str, job_id: str, token: int, ledger: Ledger | None = None) -> bool:
@@ -155,6 +157,13 @@ class RunnerStore(BaseStore, Protocol):
     ) -> bool:
         """Store the running attempt's output so far (its tail, after `dropped` bytes), or all
         of it once the attempt was cancelled while it ran. Fenced; whether it was still ours."""
+        ...
+
+    def save_progress(
+        self, job_id: str, token: int, done: float, total: float, message: str | None
+    ) -> bool:
+        """Record the progress report of the attempt of claim `token`; nothing (False) unless
+        it is the job's running attempt."""
         ...
 
     def owned_jobs(self, owner: str) -> dict[str, int]:
@@ -173,7 +182,9 @@ class RunnerStore(BaseStore, Protocol):
 
     def unregister_runner(self, owner: str) -> None: ...
 
-    def housekeeping(self, owner: str, queues: Sequence[str] | None) -> Housekeeping:
+    def housekeeping(
+        self, owner: str, queues: Sequence[str] | None, tags: Sequence[str] = ()
+    ) -> Housekeeping:
         """Everything a runner (serving `queues`, None: every queue) checks as a matter of
         routine, read at once; folds the counters' deltas into their base if many piled up."""
         ...

@@ -204,7 +204,8 @@ class Dialect(abc.ABC):
             return
         from queuectl.runner.liveness import is_dead
 
-        runners = [rows.runner(r, None, []) for r in conn.execute(self.q["runners"]).fetchall()]
+        listed = conn.execute(self.q["runners_before_migration"]).fetchall()
+        runners = [rows.runner(r, None, []) for r in listed]
         if not runners:
             return
         now, lease_s = self.now(), float(self.read_config(conn)["lease_seconds"])

@@ -210,6 +210,8 @@ class Enqueue(Flow):
             held=job.held,
             expires_at=job.expires_at(now),
             max_retries_set=job.max_retries is not None,
+            requires=self.db.array(job.requires) if job.requires else None,
+            silence_timeout=job.silence_timeout,
         )
 
     def open_batches(self, conn: Any, jobs: Iterable[NewJob], now: int) -> set[str]:

@@ -34,6 +34,7 @@ class Exchanger(Flow):
         lease_s: float,
         ledger: Ledger | None = None,
         enforces: int = ALL_LIMITS,
+        tags: Sequence[str] = (),
     ) -> Exchange:
         # Replayed after a connection lost during COMMIT, outcomes already settled are fenced
         # out, and claims that did commit stay leased to `owner` until owned_jobs shows them.
@@ -46,6 +47,7 @@ class Exchanger(Flow):
             "queues": None if queues is None else db.array(queues),
             "want": want,
             "enforces": enforces,
+            "tags": db.array(tags),  # a job's required tags are among them
         }
         if db.at_once is not None:
             ahead = self.settle.decide_ahead(outcomes, now)
@@ -178,6 +180,24 @@ class Exchanger(Flow):
         params = {"id": job_id, "owner": owner, "token": token, "data": data}
         with self.db.transaction() as conn:
             changed = conn.execute(self.db.q["save_live_output"], {**params, "dropped": dropped})
+        return bool(changed.rowcount == 1)
+
+    @operation()
+    def save_progress(
+        self, job_id: str, token: int, done: float, total: float, message: str | None
+    ) -> bool:
+        """Record an attempt's progress report; False if it is not the job's running one."""
+        db = self.db
+        params = {
+            "id": job_id,
+            "token": token,
+            "done": done,
+            "total": total,
+            "message": message,
+            "now": db.now(),
+        }
+        with db.transaction() as conn:
+            changed = conn.execute(db.q["save_progress"], params)
         return bool(changed.rowcount == 1)
 
     @operation(runner=True)

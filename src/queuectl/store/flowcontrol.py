@@ -72,6 +72,7 @@ class FlowControl(Flow):
                     "queue": name,
                     "n": room[name] + FLOW_SLACK,
                     "enforces": params["enforces"],
+                    "tags": params["tags"],
                 }
                 candidates += conn.execute(q["flow_queue_candidates"], found).fetchall()
         others = {
@@ -79,6 +80,7 @@ class FlowControl(Flow):
             "queues": params["queues"],
             "want": want,
             "enforces": params["enforces"],
+            "tags": params["tags"],
         }
         candidates += conn.execute(q["flow_lock_candidates"], others).fetchall()
         candidates += conn.execute(q["flow_free_candidates"], others).fetchall()

@@ -57,6 +57,7 @@ class Maintenance(Flow):
                     now,
                     now,
                     self.db.json(list(runner.enforces)),
+                    self.db.json(list(runner.tags)) if runner.tags else None,
                 ),
             )
             # The other runners learn of it at once: on this host they watch its process, and
@@ -91,16 +92,20 @@ class Maintenance(Flow):
                 None if r["queues"] is None else self.db.from_json(r["queues"]),
                 running.get(r["id"], []),
                 None if r["enforces"] is None else self.db.from_json(r["enforces"]),
+                None if r["tags"] is None else self.db.from_json(r["tags"]),
             )
             for r in conn.execute(self.db.q["runners_listed"]).fetchall()
         ]
 
     @operation(runner=True)
-    def housekeeping(self, owner: str, queues: Sequence[str] | None) -> Housekeeping:
+    def housekeeping(
+        self, owner: str, queues: Sequence[str] | None, tags: Sequence[str] = ()
+    ) -> Housekeeping:
         params = {
             "owner": owner,
             "now": self.db.now(),
             "queues": None if queues is None else self.db.array(queues),
+            "tags": self.db.array(tags),
             "deltas": self.db.compact_after + 1,
         }
         row = self.db.connection().execute(self.db.q["housekeeping"], params).fetchone()

@@ -37,6 +37,8 @@ class Claim:
     memory: int | None = None
     cpus: float | None = None
     max_procs: int | None = None
+    #: Seconds without output after which the attempt is killed (None: never).
+    silence_timeout: float | None = None
 
 
 @dataclass(frozen=True)
@@ -66,6 +68,7 @@ class Runner:
     running: list[str] = field(default_factory=list)
     #: The limits it enforces (models.LIMITS); it claims no job with another.
     enforces: list[str] = field(default_factory=list)
+    tags: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)

@@ -53,6 +53,8 @@ class JobRow(NamedTuple):
     held: bool
     expires_at: int | None
     max_retries_set: bool
+    requires: Any  # the dialect's array of the required tags; NULL when none
+    silence_timeout: float | None
 
 
 #: The INSERT's columns, in the order of a JobRow.
@@ -110,6 +112,8 @@ def inserted_job(job: NewJob, row: JobRow) -> Job:
         batch=row.batch,
         held=row.held,
         expires_at_ms=row.expires_at,
+        requires=list(job.requires) if job.requires else [],
+        silence_timeout=row.silence_timeout,
     )
 
 
@@ -148,7 +152,19 @@ def job(row: Any, from_json: Callable[[Any], Any]) -> Job:
         held=bool(row["held"]),
         expires_at_ms=row["expires_at"],
         edits=list(from_json(row["edits"])) if row["edits"] is not None else [],
+        requires=[] if row["requires"] is None else list(from_json(row["requires"])),
+        silence_timeout=row["silence_timeout"],
+        progress=current_progress(row, from_json),
     )
+
+
+def current_progress(row: Any, from_json: Callable[[Any], Any]) -> dict[str, Any] | None:
+    """The job's last progress report, if its current attempt made it (a retry starts
+    with none)."""
+    if row["progress"] is None:
+        return None
+    report = dict(from_json(row["progress"]))
+    return report if report.get("token") == row["token"] else None
 
 
 def claims(
@@ -175,6 +191,7 @@ def claims(
             None if r["batch"] is not None else r["max_retries"],
             list(from_json(r["no_retry_exit_codes"])),
             *_limits(r, from_json),
+            r["silence_timeout"],
         )
         for r in rows
     ]
@@ -206,7 +223,11 @@ def _limits(row: Any, from_json: Callable[[Any], Any]) -> tuple[Any, Any, Any]:
 
 
 def runner(
-    row: Any, queues: list[str] | None, running: list[str], enforces: list[str] | None = None
+    row: Any,
+    queues: list[str] | None,
+    running: list[str],
+    enforces: list[str] | None = None,
+    tags: list[str] | None = None,
 ) -> Runner:
     """The one mapping of a `runners` row (or its JSON object) to a Runner."""
     return Runner(
@@ -221,6 +242,7 @@ def runner(
         stop_requested=bool(row["stop_requested"]),
         running=running,
         enforces=list(enforces or []),
+        tags=list(tags or []),
     )
 
 

@@ -49,6 +49,7 @@ class SQLStore:
 
         # -- what a runner needs
         self.finish_and_claim = exchanger.finish_and_claim
+        self.save_progress = exchanger.save_progress
         self.release = exchanger.release
         self.save_output = exchanger.save_output
         self.owned_jobs = exchanger.owned_jobs

@@ -270,11 +270,23 @@
       job.command);
   }
 
+  // A running job's last progress report: a bar, and its words (done/total, message, ETA).
+  function progressText(p) {
+    const eta = p.eta_s == null ? "" : `, ETA ${Math.round(p.eta_s)} s`;
+    const amount = p.total === 100 ? `${p.percent}%` : `${p.done}/${p.total} (${p.percent}%)`;
+    return amount + (p.message ? " " + p.message : "") + eta;
+  }
+
+  function progressBar(p) {
+    if (!p) return "";
+    return el("progress", { class: "job-progress", max: String(p.total), value: String(p.done), title: progressText(p) });
+  }
+
   function renderJobs(page) {
     const jobs = page.jobs;
     replaceRows($("jobs"), jobs.map((j) =>
       el("tr", { "data-id": j.id, class: j.id === selectedId ? "selected" : "", onclick: () => select(j.id) },
-        el("td", { class: "id", title: j.id }, j.id), el("td", { class: "st" }, stateBadge(j.state)),
+        el("td", { class: "id", title: j.id }, j.id), el("td", { class: "st" }, stateBadge(j.state), progressBar(j.progress)),
         el("td", { class: "queue", title: j.queue, "data-label": "queue" }, j.queue),
         commandCell(j),
         el("td", { "data-label": "attempts" }, `${j.attempts}/${j.max_retries + 1}`),
@@ -531,6 +543,10 @@
     const fields = [];
     for (const [key, value] of Object.entries(job)) {
       if (key === "history") continue;
+      if (key === "progress" && value) {
+        fields.push(el("dt", {}, key), el("dd", { "data-field": key }, progressBar(value), " ", progressText(value)));
+        continue;
+      }
       let text = value !== null && typeof value === "object" ? JSON.stringify(value) : value;
       if (key.endsWith("_at") && typeof value === "string") text = when(value);
       fields.push(el("dt", {}, key), el("dd", { "data-field": key }, text == null ? "" : text));

@@ -18,7 +18,7 @@ SET state = 'processing', attempts = attempts + 1, token = token + 1,
 FROM picked
 WHERE jobs.seq = picked.seq
 RETURNING jobs.id, jobs.attempts, jobs.token, jobs.command, jobs.cwd, jobs.env, jobs.timeout,
-          jobs.queue, jobs.priority, jobs.run_at, jobs.seq, {claimed_limits}
+          jobs.queue, jobs.priority, jobs.run_at, jobs.seq, jobs.silence_timeout, {claimed_limits}
 
 -- name: claim
 -- SKIP LOCKED: concurrent claimers take different rows instead of queueing on the same ones.
@@ -33,6 +33,7 @@ WITH picked AS (
       AND queue NOT IN (SELECT name FROM queues WHERE paused)
       AND (%(queues)s::text[] IS NULL OR queue = ANY(%(queues)s::text[]))
       AND (expires_at IS NULL OR expires_at > %(now)s::bigint)  -- expired: cancelled by maintenance
+      AND {requires_met}  -- a runner's tags
       AND NOT EXISTS (
           SELECT 1 FROM queues
           WHERE (concurrency IS NOT NULL OR rate_jobs IS NOT NULL) AND NOT paused
@@ -79,7 +80,8 @@ EXISTS (
     SELECT 1 FROM jobs
     WHERE state IN ('pending', 'failed') AND waiting_on = 0 AND NOT scheduled
       AND queue NOT IN (SELECT name FROM queues WHERE paused)
-      AND (%(queues)s::text[] IS NULL OR queue = ANY(%(queues)s::text[])))
+      AND (%(queues)s::text[] IS NULL OR queue = ANY(%(queues)s::text[]))
+      AND {requires_met})
 
 -- name: flow_held_back
 -- Whether flow control may hold back a job that `claim` took nothing of: a job of the served
@@ -171,3 +173,16 @@ WHERE jobs.lease_owner = %(owner)s AND jobs.state <> 'processing'
 -- name: next_due
 SELECT MIN(run_at) AS value FROM jobs
 WHERE scheduled AND state IN ('pending', 'failed') AND run_at > %s::bigint AND NOT held
+
+-- name: requires_met
+-- (an expression) The job's required tags are all among this runner's `tags`; a job that
+-- requires none (NULL) is not looked into.
+(requires IS NULL OR requires <@ %(tags)s::text[])
+
+-- name: save_progress
+-- Fenced: only the job's current attempt, while it runs, records its progress.
+UPDATE jobs
+SET progress = jsonb_build_object('done', %(done)s::float8, 'total', %(total)s::float8,
+                                  'message', %(message)s::text, 'at', %(now)s::bigint,
+                                  'token', token)
+WHERE id = %(id)s AND state = 'processing' AND token = %(token)s::bigint

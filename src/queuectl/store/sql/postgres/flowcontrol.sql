@@ -83,6 +83,7 @@ heads AS (
           AND {enforced}  -- limits: only jobs whose every limit this runner enforces
           AND NOT batch_limited  -- left to the general claim, as locks are
           AND (expires_at IS NULL OR expires_at > %(now)s::bigint)  -- expired: see maintenance
+          AND {requires_met}
         ORDER BY priority DESC, run_at, seq
         LIMIT room.n
         FOR UPDATE SKIP LOCKED) AS head
@@ -121,6 +122,7 @@ SELECT seq, queue, priority, run_at, lock_key FROM jobs
 WHERE queue = %(queue)s AND state IN ('pending', 'failed') AND waiting_on = 0
   AND NOT scheduled
   AND NOT batch_limited  -- a limited batch's jobs are flow_batch_candidates
+  AND {requires_met}
   AND (lock_key IS NULL OR NOT EXISTS (
       SELECT 1 FROM jobs AS held
       WHERE held.lock_key = jobs.lock_key AND held.lease_owner IS NOT NULL))
@@ -140,7 +142,7 @@ SELECT seq, queue, priority, run_at, lock_key FROM (
       AND queue NOT IN (SELECT name FROM queues
                         WHERE paused OR concurrency IS NOT NULL OR rate_jobs IS NOT NULL)
       AND (%(queues)s::text[] IS NULL OR queue = ANY(%(queues)s::text[]))
-      AND {enforced}) AS heads  -- limits: only jobs whose every limit this runner enforces
+      AND {enforced} AND {requires_met}) AS heads  -- limits this runner enforces, its tags
 WHERE place = 1 AND NOT EXISTS (
     SELECT 1 FROM jobs AS held
     WHERE held.lock_key = heads.lock_key AND held.lease_owner IS NOT NULL)
@@ -156,6 +158,7 @@ WHERE state IN ('pending', 'failed') AND waiting_on = 0 AND NOT scheduled
                     WHERE paused OR concurrency IS NOT NULL OR rate_jobs IS NOT NULL)
   AND (%(queues)s::text[] IS NULL OR queue = ANY(%(queues)s::text[]))
   AND {enforced}  -- limits: only jobs whose every limit this runner enforces
+  AND {requires_met}
 ORDER BY priority DESC, run_at, seq
 LIMIT %(want)s::bigint
 FOR UPDATE SKIP LOCKED
@@ -179,7 +182,7 @@ WHERE seq = ANY(%(seqs)s::bigint[]) AND state IN ('pending', 'failed')
   AND (expires_at IS NULL OR expires_at > %(now)s::bigint)  -- expired: see maintenance
 RETURNING id, attempts, token, command, cwd, env, timeout, queue, priority, run_at, seq,
           lock_key, max_retries, no_retry_exit_codes, batch, batch_limited, max_retries_set,
-          {claimed_limits}
+          silence_timeout, {claimed_limits}
 
 -- name: flow_settings
 -- Every queue's settings (a row exists once a queue was paused or limited).

@@ -44,20 +44,21 @@ SELECT
         SELECT 1 FROM jobs
         WHERE scheduled AND state IN ('pending', 'failed') AND run_at <= %(now)s::bigint
           AND NOT held AND waiting_on = 0 AND queue NOT IN (SELECT name FROM queues WHERE paused)
-          AND (%(queues)s::text[] IS NULL OR queue = ANY(%(queues)s::text[]))) AS startable,
+          AND (%(queues)s::text[] IS NULL OR queue = ANY(%(queues)s::text[]))
+          AND {requires_met}) AS startable,
     (SELECT json_object_agg(key, value) FROM config) AS config,
     (SELECT COUNT(*) FROM (SELECT 1 FROM job_count_deltas LIMIT %(deltas)s::bigint) AS piled)
         AS deltas
 
 -- name: register_runner
 INSERT INTO runners (id, host, pid, pid_started, workers, queues, started_at, heartbeat_at,
-                     stop_requested, enforces)
-VALUES (%s, %s, %s, %s, %s, %s, %s, %s, FALSE, %s)
+                     stop_requested, enforces, tags)
+VALUES (%s, %s, %s, %s, %s, %s, %s, %s, FALSE, %s, %s)
 ON CONFLICT (id) DO UPDATE
 SET host = excluded.host, pid = excluded.pid, pid_started = excluded.pid_started,
     workers = excluded.workers, queues = excluded.queues, started_at = excluded.started_at,
     heartbeat_at = excluded.heartbeat_at, stop_requested = FALSE,
-    enforces = excluded.enforces
+    enforces = excluded.enforces, tags = excluded.tags
 
 -- name: beat_runner
 UPDATE runners SET heartbeat_at = %s::bigint WHERE id = %s RETURNING stop_requested
@@ -73,14 +74,16 @@ WHERE lease_owner = %s AND state <> 'processing'
 -- name: unregister_runner
 DELETE FROM runners WHERE id = %s
 
--- name: runners
+-- name: runners_before_migration
+-- The runners as a store of any schema lists them: read before migrating (see
+-- refuse_older_runners), so only the columns every schema has.
 SELECT id, host, pid, pid_started, workers, queues, started_at, heartbeat_at, stop_requested
 FROM runners ORDER BY started_at
 
 -- name: runners_listed
 -- (`runners` serves the check before a migration too, on the schema it migrates from.)
 SELECT id, host, pid, pid_started, workers, queues, started_at, heartbeat_at, stop_requested,
-       enforces
+       enforces, tags
 FROM runners ORDER BY started_at
 
 -- name: running_jobs

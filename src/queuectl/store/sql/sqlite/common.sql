@@ -6,7 +6,8 @@
 seq, id, command, state, queue, priority, attempts, max_retries, timeout, run_at, depends_on,
 no_retry_exit_codes, unique_key, cwd, env, created_at, updated_at, started_at, finished_at,
 exit_code, last_error, duration_ms, lease_owner, lease_expires_at, lock_key, made_by,
-memory, cpus, max_procs, batch, held, expires_at, edits
+memory, cpus, max_procs, batch, held, expires_at, edits, requires, silence_timeout, progress,
+token
 
 -- name: savepoint
 SAVEPOINT fire

@@ -21,6 +21,7 @@ WHERE seq IN (
       AND queue NOT IN (SELECT name FROM queues WHERE paused = 1)
       AND (:queues IS NULL OR queue IN (SELECT value FROM json_each(:queues)))
       AND (expires_at IS NULL OR expires_at > :now)  -- expired: cancelled by maintenance
+      AND {requires_met}  -- a runner's tags
       AND NOT EXISTS (
           SELECT 1 FROM queues
           WHERE (concurrency IS NOT NULL OR rate_jobs IS NOT NULL) AND paused = 0
@@ -37,7 +38,8 @@ WHERE seq IN (
     ORDER BY priority DESC, run_at, seq
     LIMIT :want)
 RETURNING id, attempts, token, command, cwd, env, timeout, queue, priority, run_at, seq,
-          max_retries, no_retry_exit_codes, batch, max_retries_set, {claimed_limits}
+          max_retries, no_retry_exit_codes, batch, max_retries_set, silence_timeout,
+          {claimed_limits}
 
 -- name: startable
 -- (an expression) Whether a job of the served queues (`queues`, NULL: every queue) may start
@@ -46,7 +48,8 @@ EXISTS (
     SELECT 1 FROM jobs INDEXED BY jobs_claim
     WHERE state IN ('pending', 'failed') AND waiting_on = 0 AND scheduled = 0
       AND queue NOT IN (SELECT name FROM queues WHERE paused = 1)
-      AND (:queues IS NULL OR queue IN (SELECT value FROM json_each(:queues))))
+      AND (:queues IS NULL OR queue IN (SELECT value FROM json_each(:queues)))
+      AND {requires_met})
 
 -- name: flow_held_back
 -- Whether flow control may hold back a job that `claim` took nothing of: a job of the served
@@ -106,3 +109,16 @@ WHERE jobs.lease_owner = :owner AND jobs.lease_owner IS NOT NULL AND jobs.state 
 -- name: next_due
 SELECT MIN(run_at) AS value FROM jobs INDEXED BY jobs_scheduled
 WHERE scheduled = 1 AND state IN ('pending', 'failed') AND run_at > ? AND held = 0
+
+-- name: requires_met
+-- (an expression) The job's required tags are all among this runner's `tags`; a job that
+-- requires none (NULL) is not looked into.
+(requires IS NULL OR NOT EXISTS (
+    SELECT 1 FROM json_each(requires) WHERE value NOT IN (SELECT value FROM json_each(:tags))))
+
+-- name: save_progress
+-- Fenced: only the job's current attempt, while it runs, records its progress.
+UPDATE jobs
+SET progress = json_object('done', :done, 'total', :total, 'message', :message, 'at', :now,
+                           'token', token)
+WHERE id = :id AND state = 'processing' AND token = :token

@@ -67,6 +67,7 @@ heads AS (
           AND scheduled = 0 AND lock_key IS NULL
           AND {enforced}  -- limits: only jobs whose every limit this runner enforces
           AND batch_limited = 0  -- left to the general claim, as locks are
+          AND {requires_met}
         ORDER BY priority DESC, run_at, seq
         LIMIT :want)
     WHERE room.n > 0
@@ -80,7 +81,8 @@ SET state = 'processing', attempts = attempts + 1, token = token + 1, lease_owne
 WHERE seq IN (SELECT seq FROM picked) AND state IN ('pending', 'failed')
   AND (expires_at IS NULL OR expires_at > :now)  -- expired: cancelled by maintenance
 RETURNING id, attempts, token, command, cwd, env, timeout, queue, priority, run_at, seq,
-          lock_key, max_retries, no_retry_exit_codes, batch, max_retries_set, {claimed_limits}
+          lock_key, max_retries, no_retry_exit_codes, batch, max_retries_set, silence_timeout,
+          {claimed_limits}
 
 -- name: flow_queues
 -- The running count of each limited queue, with the cancelled attempts still dying.
@@ -107,6 +109,7 @@ INSERT INTO queue_starts (queue, started_at) VALUES (:queue, :now)
 SELECT seq, queue, priority, run_at, lock_key FROM jobs INDEXED BY jobs_queue_claim
 WHERE queue = :queue AND state IN ('pending', 'failed') AND waiting_on = 0 AND scheduled = 0
   AND batch_limited = 0  -- a limited batch's jobs are flow_batch_candidates
+  AND {requires_met}
   AND (lock_key IS NULL OR NOT EXISTS (
       SELECT 1 FROM jobs AS held
       WHERE held.lock_key = jobs.lock_key AND held.lock_key IS NOT NULL
@@ -127,7 +130,7 @@ SELECT seq, queue, priority, run_at, lock_key FROM (
       AND queue NOT IN (SELECT name FROM queues
                         WHERE paused = 1 OR concurrency IS NOT NULL OR rate_jobs IS NOT NULL)
       AND (:queues IS NULL OR queue IN (SELECT value FROM json_each(:queues)))
-      AND {enforced}) AS heads  -- limits: only jobs whose every limit this runner enforces
+      AND {enforced} AND {requires_met}) AS heads  -- limits this runner enforces, its tags
 WHERE place = 1 AND NOT EXISTS (
     SELECT 1 FROM jobs AS held
     WHERE held.lock_key = heads.lock_key AND held.lock_key IS NOT NULL
@@ -144,6 +147,7 @@ WHERE state IN ('pending', 'failed') AND waiting_on = 0 AND scheduled = 0
                     WHERE paused = 1 OR concurrency IS NOT NULL OR rate_jobs IS NOT NULL)
   AND (:queues IS NULL OR queue IN (SELECT value FROM json_each(:queues)))
   AND {enforced}  -- limits: only jobs whose every limit this runner enforces
+  AND {requires_met}
 ORDER BY priority DESC, run_at, seq
 LIMIT :want
 
@@ -163,7 +167,7 @@ WHERE seq IN (SELECT value FROM json_each(:seqs)) AND state IN ('pending', 'fail
   AND (expires_at IS NULL OR expires_at > :now)  -- expired: cancelled by maintenance
 RETURNING id, attempts, token, command, cwd, env, timeout, queue, priority, run_at, seq,
           lock_key, max_retries, no_retry_exit_codes, batch, batch_limited, max_retries_set,
-          {claimed_limits}
+          silence_timeout, {claimed_limits}
 
 -- name: flow_settings
 -- Every queue's settings (a row exists once a queue was paused or limited).

@@ -40,15 +40,16 @@ SELECT
         SELECT 1 FROM jobs INDEXED BY jobs_scheduled
         WHERE scheduled = 1 AND state IN ('pending', 'failed') AND run_at <= :now
           AND held = 0 AND waiting_on = 0 AND queue NOT IN (SELECT name FROM queues WHERE paused = 1)
-          AND (:queues IS NULL OR queue IN (SELECT value FROM json_each(:queues))))
+          AND (:queues IS NULL OR queue IN (SELECT value FROM json_each(:queues)))
+          AND {requires_met})
         AS startable,
     (SELECT json_group_object(key, json(value)) FROM config) AS config,
     0 AS deltas
 
 -- name: register_runner
 INSERT OR REPLACE INTO runners (id, host, pid, pid_started, workers, queues, started_at,
-                                heartbeat_at, stop_requested, enforces)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0, ?)
+                                heartbeat_at, stop_requested, enforces, tags)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?)
 
 -- name: beat_runner
 UPDATE runners SET heartbeat_at = ? WHERE id = ? RETURNING stop_requested
@@ -64,14 +65,16 @@ WHERE lease_owner = ? AND lease_owner IS NOT NULL AND state <> 'processing'
 -- name: unregister_runner
 DELETE FROM runners WHERE id = ?
 
--- name: runners
+-- name: runners_before_migration
+-- The runners as a store of any schema lists them: read before migrating (see
+-- refuse_older_runners), so only the columns every schema has.
 SELECT id, host, pid, pid_started, workers, queues, started_at, heartbeat_at, stop_requested
 FROM runners ORDER BY started_at
 
 -- name: runners_listed
 -- (`runners` serves the check before a migration too, on the schema it migrates from.)
 SELECT id, host, pid, pid_started, workers, queues, started_at, heartbeat_at, stop_requested,
-       enforces
+       enforces, tags
 FROM runners ORDER BY started_at
 
 -- name: running_jobs
