@@ -315,6 +315,9 @@ _FIELD_OPTIONS = {
     "unique_key": "--unique-key",
     "lock": "--lock",
     "cwd": "--cwd",
+    "memory": "--memory",
+    "cpus": "--cpus",
+    "max_procs": "--max-procs",
 }
 
 
