@@ -175,6 +175,7 @@ def test_limits_are_validated_before_anything_is_stored(queue: Queue, cli, tmp_p
         cli("enqueue", "--memory", "1.5G", "--cpus", "2", "-c", "true", "--json").stdout
     )
     assert (made[0]["memory"], made[0]["cpus"], made[0]["max_procs"]) == (1536 * MIB, 2.0, None)
+    assert "memory 1536 MiB, cpus 2" in cli("show", made[0]["id"]).stdout
 
 
 @pytest.mark.parametrize("lock", [False, True], ids=["counted", "general"])

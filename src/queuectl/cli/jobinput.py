@@ -316,6 +316,9 @@ _FIELD_OPTIONS = {
     "lock": "--lock",
     "cwd": "--cwd",
     "expires": "--expires",
+    "memory": "--memory",
+    "cpus": "--cpus",
+    "max_procs": "--max-procs",
 }
 
 

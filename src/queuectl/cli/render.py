@@ -17,6 +17,7 @@ from typing import Any
 from queuectl.durations import local_text, parse_iso
 from queuectl.models import Job
 from queuectl.store import Attempt
+from queuectl.usage import size_name
 
 #: The colour of each state, wherever a state is drawn.
 STATE_STYLES = {
@@ -425,6 +426,13 @@ def print_job(job: Job, facts: JobFacts) -> None:
                 Text(f"killed after {_span(round(job.silence_timeout * 1000))} without output"),
             )
         )
+    limits = [f"cpus {job.cpus:g}"] if job.cpus is not None else []
+    if job.memory is not None:
+        limits.insert(0, f"memory {size_name(job.memory)}")
+    if job.max_procs is not None:
+        limits.append(f"max_procs {job.max_procs}")
+    if limits:
+        rows.append(("limits", Text(", ".join(limits))))
     if job.state == "processing" and job.lease_owner is not None:
         rows.append(("runner", Text(visible(job.lease_owner))))
     rows.append(("cwd", Text(visible(job.cwd))))
