@@ -399,8 +399,11 @@ def print_job(job: Job, facts: JobFacts) -> None:
         took = "" if job.duration_ms is None else f", took {_span(job.duration_ms)}"
         rows.append(("finished", Text(local_time(job.finished_at_ms) + took)))
     if facts.conditions:
+        # A plain --after reads as it always did: its state says whether it is met.
         after = ", ".join(
-            f"{w.get('id') or 'batch ' + w['batch']} ({w['state']}; on {w['on']}: "
+            f"{w['id']} ({w['state']})"
+            if "id" in w and w["on"] == "completed"
+            else f"{w.get('id') or 'batch ' + w['batch']} ({w['state']}; on {w['on']}: "
             f"{'met' if w['met'] else 'not met' if w['met'] is False else 'waiting'})"
             for w in facts.conditions
         )
