@@ -232,9 +232,11 @@ def usage_message(exc: click.UsageError) -> str:
         known = OTHER_TOOLS_WORDS.get(word.lower()) if exc.ctx.parent is None else None
         if known is not None:
             return f"no command {word!r}; {known}"
-        close = difflib.get_close_matches(word, [n for n in names if n not in DESTRUCTIVE], n=1)
-        if not close:  # a command that deletes is offered only for a near-exact spelling of it
-            close = difflib.get_close_matches(word, sorted(DESTRUCTIVE & set(names)), 1, 0.9)
+        # A command that deletes is offered only for a near-exact spelling of it, and then
+        # before any other near one (`resett` is `reset`, not `release`).
+        close = difflib.get_close_matches(word, sorted(DESTRUCTIVE & set(names)), 1, 0.9)
+        if not close:
+            close = difflib.get_close_matches(word, [n for n in names if n not in DESTRUCTIVE], 1)
         hint = f"; did you mean {close[0]!r}?" if close else f" (see {exc.ctx.command_path} --help)"
         return f"no command {word!r}{hint}"
     return exc.format_message()
