@@ -128,6 +128,14 @@ class RunnerOut(BaseModel):
     tags: list[str] = []
 
 
+class RunningProgressOut(BaseModel):
+    """A running job that reported progress, as `status` lists it."""
+
+    id: str
+    queue: str
+    progress: ProgressOut
+
+
 class StatusOut(BaseModel):
     """The same shape as `queuectl status --json`."""
 
@@ -136,6 +144,7 @@ class StatusOut(BaseModel):
     runners: list[RunnerOut]
     done_last_minute: int
     since: SinceOut | None = Field(None, description="only with ?since=DURATION")
+    progress: list[RunningProgressOut] = []
 
 
 class RateOut(BaseModel):
