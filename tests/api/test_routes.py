@@ -280,7 +280,7 @@ def test_status_has_the_shape_of_status_json(client, queue: Queue) -> None:
     register_runner(queue)
     body = client.get("/api/status").json()
     assert body == queue.status()
-    assert set(body) == {"counts", "queues", "runners", "done_last_minute"}
+    assert set(body) == {"counts", "queues", "runners", "done_last_minute", "progress"}
     assert list(body["counts"]) == list(STATES)
     assert body["counts"]["completed"] == 1
     assert body["queues"]["slow"]["processing"] == 1

@@ -181,6 +181,14 @@ class RunnerOut(BaseModel):
     tags: list[str] = []
 
 
+class RunningProgressOut(BaseModel):
+    """A running job that reported progress, as `status` lists it."""
+
+    id: str
+    queue: str
+    progress: ProgressOut
+
+
 class StatusOut(BaseModel):
     """The same shape as `queuectl status --json`."""
 
@@ -189,6 +197,7 @@ class StatusOut(BaseModel):
     runners: list[RunnerOut]
     done_last_minute: int
     since: SinceOut | None = Field(None, description="only with ?since=DURATION")
+    progress: list[RunningProgressOut] = []
 
 
 class RateOut(BaseModel):
