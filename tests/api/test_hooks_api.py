@@ -66,5 +66,5 @@ def test_status_since_counts_the_finished_jobs(client, queue: Queue) -> None:
     response = client.get("/api/status", params={"since": "10m"})
     assert '"seconds":600,' in response.text  # whole seconds as an integer, as the CLI has it
     since = response.json()["since"]
-    assert since == {"seconds": 600, "completed": 1, "dead": 1, "cancelled": 1}
+    assert since == {"seconds": 600, "completed": 1, "dead": 1, "cancelled": 1, "cpu_seconds": 0.0}
     assert client.get("/api/status", params={"since": "soon"}).status_code == 422

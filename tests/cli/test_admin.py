@@ -120,14 +120,14 @@ def test_status_since_in_the_table_and_json(cli: Cli, store: Store) -> None:
     make(store, "stopped", "cancelled")
     make(store, "waiting", "pending")
     report = json.loads(ok(cli("status", "--since", "10m", "--json")))
-    assert report["since"] == {"seconds": 600, "completed": 1, "dead": 1, "cancelled": 1}
+    assert report["since"] == {"seconds": 600, "completed": 1, "dead": 1, "cancelled": 1, "cpu_seconds": 0.0}
     assert "since" not in json.loads(ok(cli("status", "--json")))
     table = ok(cli("status", "--since", "90s"))
     assert "finished in the last 90s" in table
     lines = table.splitlines()
     header = next(n for n, line in enumerate(lines) if "finished in the last" in line)
-    assert lines[header + 1].split() == ["completed", "dead", "cancelled"]
-    assert lines[header + 2].split() == ["1", "1", "1"]
+    assert lines[header + 1].split()[:3] == ["completed", "dead", "cancelled"]
+    assert lines[header + 2].split()[:3] == ["1", "1", "1"]
     bad = cli("status", "--since", "lately")
     assert bad.returncode == 2
     assert bad.stderr.startswith("error: since")

@@ -94,7 +94,10 @@ def create_app(
     app.add_middleware(JsonByDefault)
 
     def record(entry: dict[str, Any]) -> None:
-        queue.record_audit(AuditEntry(at_ms=0, **entry))
+        # A request may name what no store can hold (a NUL byte in a path): the audit keeps
+        # it visibly escaped rather than lose the entry.
+        shown = {k: v.replace("\x00", "\\0") if isinstance(v, str) else v for k, v in entry.items()}
+        queue.record_audit(AuditEntry(at_ms=0, **shown))
 
     # added last: runs first
     app.add_middleware(Gate, token=token, max_body=max_body, lookup=queue.token_role, record=record)

@@ -147,7 +147,10 @@ class Control(Flow):
                 raise WrongStateError(f"job {job_id!r} {_why_not(now_job)}: not changed")
             if "depends_on" in given:
                 conn.execute(db.q["edit_drop_deps"], {"id": job_id})
-                db.many(conn, "insert_dep", [(dep, job_id) for dep in job.depends_on])
+                edges = [
+                    (dep, job_id, job.conditions.get(dep, COMPLETED)) for dep in job.depends_on
+                ]
+                db.many(conn, "insert_dep", edges)
             db.wake(conn)
             edited = self._job(conn, job_id)
         assert edited is not None
