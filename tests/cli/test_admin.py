@@ -120,7 +120,13 @@ def test_status_since_in_the_table_and_json(cli: Cli, store: Store) -> None:
     make(store, "stopped", "cancelled")
     make(store, "waiting", "pending")
     report = json.loads(ok(cli("status", "--since", "10m", "--json")))
-    assert report["since"] == {"seconds": 600, "completed": 1, "dead": 1, "cancelled": 1, "cpu_seconds": 0.0}
+    assert report["since"] == {
+        "seconds": 600,
+        "completed": 1,
+        "dead": 1,
+        "cancelled": 1,
+        "cpu_seconds": 0.0,
+    }
     assert "since" not in json.loads(ok(cli("status", "--json")))
     table = ok(cli("status", "--since", "90s"))
     assert "finished in the last 90s" in table

@@ -96,7 +96,10 @@ def create_app(
     def record(entry: dict[str, Any]) -> None:
         # A request may name what no store can hold (a NUL byte in a path): the audit keeps
         # it visibly escaped rather than lose the entry.
-        shown = {k: v.replace("\x00", "\\0") if isinstance(v, str) else v for k, v in entry.items()}
+        shown: dict[str, Any] = {
+            key: value.replace("\x00", "\\0") if isinstance(value, str) else value
+            for key, value in entry.items()
+        }
         queue.record_audit(AuditEntry(at_ms=0, **shown))
 
     # added last: runs first
