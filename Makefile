@@ -28,7 +28,8 @@ demo:
 
 # Bytecode is cached even where PYTHONDONTWRITEBYTECODE is set: the tests start the CLI
 # hundreds of times, and compiling queuectl each time would double their run time.
-PYTEST := PYTHONDONTWRITEBYTECODE= $(BIN)/pytest -q -p no:cacheprovider -n 2
+# Three workers on two cores: most tests wait on runner processes and the store, not the CPU.
+PYTEST := PYTHONDONTWRITEBYTECODE= $(BIN)/pytest -q -p no:cacheprovider -n 3
 
 # Every guarantee, the chaos included at its short length (tests/README.md says what is slow).
 test: install
