@@ -294,7 +294,8 @@ def test_bulk_retry_and_purge_go_in_batches(store: Store, clock: FakeClock) -> N
         assert finish(store, f"d{n:02}", 1) == "dead"
     seen: list[int] = []
     retried = store.requeue(None, ["dead"], batch=10, progress=seen.append)
-    assert retried == [f"d{n:02}" for n in range(25)]
+    # Within a batch the store returns them in no promised order.
+    assert sorted(retried) == [f"d{n:02}" for n in range(25)]
     assert seen == [10, 20, 25]
     assert len(claim_due(store, want=25)) == 25
     for n in range(25):
