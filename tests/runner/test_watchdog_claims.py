@@ -40,9 +40,9 @@ def test_a_dead_runners_watchdog_spares_the_next_attempt_one_of_the_same_number(
     watchdog = _watchdog_of(first.pid)
     first.send(signal.SIGSTOP)  # A's watchdog still holds the claim; A renews nothing
     second = start_runner("-n", "1")
-    wait_until(lambda: (job := queue.get("job")) is not None and job.state == "failed", 20)
+    wait_until(lambda: (job := queue.get("job")) is not None and job.state == "failed", 60)
     queue.requeue("job")  # the next attempt is numbered 1 again, under a new claim
-    wait_until(lambda: len(_pids(pids)) == 2, 20, "attempt 1 again, under runner B")
+    wait_until(lambda: len(_pids(pids)) == 2, 60, "attempt 1 again, under runner B")
     old, new = _pids(pids)
     job = queue.get("job")
     assert job is not None
