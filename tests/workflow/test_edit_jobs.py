@@ -174,15 +174,19 @@ def test_edit_races_the_claim_of_a_running_runner(
     the old job runs) or wins (the new one runs): never a mix of the two."""
     start_runner("--count", "4")
     outcomes: dict[str, bool] = {}
-    for n in range(40):
+    # The pause before each edit sweeps the runner's claim; the sweep widens every 40 jobs
+    # until both outcomes have been seen, since a loaded machine claims later.
+    for n in range(320):
+        if n >= 40 and len(set(outcomes.values())) == 2:
+            break
         job_id = queue.enqueue('echo "old-$V"', env={"V": "old"}).id
-        time.sleep(0.0005 * (n % 8))
+        time.sleep(0.0005 * (n % 8) * 2 ** (n // 40))
         try:
             queue.edit(job_id, command='echo "new-$V"', env={"V": "new"})
             outcomes[job_id] = True
         except WrongStateError:
             outcomes[job_id] = False
-    wait_until(all_in(queue, "completed", *outcomes), 30, "every job to run")
+    wait_until(all_in(queue, "completed", *outcomes), 60, "every job to run")
     for job_id, edited in outcomes.items():
         said = queue.output(job_id).decode().strip()
         assert said == ("new-new" if edited else "old-old"), job_id
