@@ -3,14 +3,18 @@ an older queuectl would go on claiming by the old rules (no limits, no locks).""
 
 from __future__ import annotations
 
+import os
+import shutil
 import sqlite3
 import subprocess
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
+import queuectl
 from queuectl import Queue
 from queuectl.runner.liveness import host_name, process_started
 from queuectl.store.queries import claim_changes, migrations
@@ -137,16 +141,39 @@ def test_an_older_runner_of_another_host_holds_the_upgrade_while_its_heartbeat_i
     assert schema_version(target) == migrations("sqlite")[-1][0]
 
 
-def test_an_upgrade_that_changes_no_claim_goes_on_beside_a_live_runner(target: str) -> None:
+@pytest.mark.parametrize("changes_claims", [False, True], ids=["neutral", "changes-claims"])
+def test_a_live_older_runner_holds_back_only_a_migration_that_changes_claims(
+    target: str, tmp_path: Path, changes_claims: bool
+) -> None:
+    """A queuectl one migration newer than this one (a copy of the package with one more
+    migration) upgrades beside a live runner of this version unless that migration changes
+    claims."""
     newest = migrations("sqlite")[-1][0]
-    version = max((v for v in range(1, newest) if not claim_changes("sqlite", v)), default=None)
-    if version is None:
-        pytest.skip("the newest migration changes claims: no upgrade to it leaves them alone")
-    old_store(target, version)
+    package = tmp_path / "newer" / "queuectl"
+    shutil.copytree(
+        Path(queuectl.__file__).parent, package, ignore=shutil.ignore_patterns("__pycache__")
+    )
+    first_line = "-- Changes claims: a test's migration\n" if changes_claims else ""
+    for dialect in ("sqlite", "postgres"):
+        migration = package / "store" / "migrations" / dialect / f"{newest + 1:04d}_probe.sql"
+        migration.write_text(f"{first_line}CREATE TABLE upgrade_probe (x INTEGER);\n")
+    old_store(target, newest)
     register_old_runner(target, 4242, host="other-host")
-    upgraded = run_cli(target, "status")
-    assert upgraded.returncode == 0, upgraded.stderr
-    assert schema_version(target) == newest
+
+    upgrade = subprocess.run(
+        [sys.executable, "-m", "queuectl", "status"],
+        env={**os.environ, "QUEUECTL_DB": target, "PYTHONPATH": str(package.parent)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    if changes_claims:
+        assert upgrade.returncode == 1
+        assert "runner other-host-4242-0ld0 (host other-host, pid 4242)" in upgrade.stderr
+        assert schema_version(target) == newest
+    else:
+        assert upgrade.returncode == 0, upgrade.stderr
+        assert schema_version(target) == newest + 1
 
 
 def test_a_runner_stops_when_a_newer_queuectl_upgrades_the_store(
