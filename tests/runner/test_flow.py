@@ -53,12 +53,19 @@ def test_concurrency_and_locks_hold_across_runners(
 ) -> None:
     log = tmp_path / "record"
     queue.set_queue("renders", concurrency=2)
+    # Held until every runner is up, so the runners that start later cannot find the others
+    # already run by the first (a loaded machine starts them seconds apart).
     renders = [
-        queue.enqueue(RECORD.format(log=log, hold=0.3), queue="renders").id for _ in range(10)
+        queue.enqueue(RECORD.format(log=log, hold=0.3), queue="renders", held=True).id
+        for _ in range(10)
     ]
-    deploys = [queue.enqueue(RECORD.format(log=log, hold=0.2), lock="prod").id for _ in range(5)]
-    others = [queue.enqueue(RECORD.format(log=log, hold=0.2)).id for _ in range(6)]
+    deploys = [
+        queue.enqueue(RECORD.format(log=log, hold=0.2), lock="prod", held=True).id
+        for _ in range(5)
+    ]
+    others = [queue.enqueue(RECORD.format(log=log, hold=0.4), held=True).id for _ in range(6)]
     three_runners(start_runner, target)
+    queue.release(*renders, *deploys, *others)
     wait_until(drained(queue, renders + deploys + others), 60, "every job to complete")
     assert peak(log, set(renders)) == 2
     assert peak(log, set(deploys)) == 1

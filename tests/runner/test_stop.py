@@ -83,7 +83,7 @@ def test_stop_with_grace_0_kills_the_job_at_once(
 
     stop("worker stop", runner, cli)
 
-    assert runner.wait(1) == 0  # `worker stop` returned: the runner has exited already
+    assert runner.wait(10) == 0  # `worker stop` returned: the runner has exited already
     released = queue.get(job.id)
     assert (released.state, released.attempts, released.lease_owner) == ("pending", 0, None)
     wait_until(lambda: not group_members(shell), 2, "the job's processes to die")
