@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, TypeGuard
@@ -342,6 +343,22 @@ def validate_id(value: object, what: str = "id") -> str:
     if not isinstance(value, str) or not ID_PATTERN.fullmatch(value):
         raise InvalidInputError(f"{what}: {value!r} is not valid (1 to 128 of A-Z a-z 0-9 . _ : -)")
     return value
+
+
+def name_list(value: str | Sequence[str] | None) -> list[str] | None:
+    """One name or several as a list; None (any) for None or none given."""
+    if value is None or isinstance(value, str):
+        return None if value is None else [value]
+    return list(value) or None
+
+
+def parse_states(value: str | Sequence[str] | None) -> list[str] | None:
+    """The states a filter names (`running` is processing, as the dashboard says); None: any."""
+    states = [PROCESSING if name == "running" else name for name in name_list(value) or ()]
+    for name in states:
+        if name not in STATES:
+            raise InvalidInputError(f"state: {name!r} is not one of {', '.join(STATES)}")
+    return states or None
 
 
 def _is_text(value: object) -> TypeGuard[str]:

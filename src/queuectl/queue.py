@@ -3,97 +3,69 @@
 from __future__ import annotations
 
 import builtins
+import functools
 import gc
 import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any, Concatenate, ParamSpec, TypeVar
 
-from queuectl import config as config_keys
+from queuectl.admin import Admin
 from queuectl.clock import Clock
-from queuectl.durations import ms_to_iso, parse_duration
 from queuectl.errors import InvalidInputError, NotFoundError
-from queuectl.flow import parse_concurrency, parse_rate, rate_json, window_opens_at
+from queuectl.flow import parse_concurrency
 from queuectl.models import (
     CANCELLED,
     COMPLETED,
     DEAD,
     FAILED,
     FINISHED_STATES,
-    PROCESSING,
-    STATES,
     Job,
     NewJob,
     condition_met,
+    name_list,
     new_job,
-    parse_cpus,
-    parse_max_procs,
-    parse_memory,
+    parse_states,
     validate_id,
 )
-from queuectl.store import (
-    Attempt,
-    AuditEntry,
-    Batch,
-    Bucket,
-    Hook,
-    Output,
-    QueueDefaults,
-    QueueSettings,
-    Runner,
-    Schedule,
-    Store,
-    Token,
-    Totals,
-    open_store,
-)
-from queuectl.usage import Usage
+from queuectl.shapes import attempt_dict, batch_dict
+from queuectl.store import Attempt, Output, Store, open_store
 
-if TYPE_CHECKING:
-    from queuectl.runner.recovery import Recovered
+P = ParamSpec("P")
+R = TypeVar("R")
 
 MAX_ROW = 2**63 - 1  # both stores' row keys, LIMITs and OFFSETs are signed 64-bit
-#: The roles of API tokens, each allowed what the one before it is, and more.
-ROLES = ("read", "operate", "admin")
-#: The start of every API token made by `add_token` (a secret scanner can know them by it).
-TOKEN_PREFIX = "qct_"
-#: What `bulk` may do to the jobs a filter matches.
-BULK_ACTIONS = ("cancel", "retry", "hold", "release", "delete")
 #: The jobs a search's page holds when no limit is given.
 SEARCH_PAGE = 1000
-#: A limit `set_queue` leaves as it is (None removes one).
-UNCHANGED: Any = object()
-
-
-@dataclass(frozen=True)
-class QueueFlow:
-    """A queue's limits (None: none) against what runs and started now."""
-
-    concurrency: int | None
-    running: int
-    rate_jobs: int | None
-    started_in_window: int
-    window_opens_at_ms: int | None
-
-
 #: Jobs validated and inserted at a time by enqueue_stream: big enough for few round trips,
 #: small enough that a stream of any length fits in a few megabytes.
 STREAM_BATCH = 5000
 #: Batches of this many jobs or more are enqueued with the garbage collector paused.
 PAUSE_COLLECTOR_AT = 1000
-#: `status` shows the progress of at most this many running jobs (the newest).
-STATUS_PROGRESS_JOBS = 50
 #: A stream (which pauses the collector) collects its young garbage after this many jobs: each
 #: collection walks the batches still referenced, so now and then, not after every batch.
 STREAM_COLLECT_EVERY = 10 * STREAM_BATCH
 
 
+def delegated(method: Callable[Concatenate[Admin, P], R]) -> Callable[Concatenate[Queue, P], R]:
+    """Admin's `method` as a method of Queue, with its signature and docstring."""
+
+    @functools.wraps(method)
+    def call(queue: Queue, /, *args: P.args, **kwargs: P.kwargs) -> R:
+        return method(queue._admin, *args, **kwargs)
+
+    return call
+
+
 class Queue:
-    """A queue on a store: `Queue("queue.db")`, `Queue("postgresql://...")`, or the default."""
+    """A queue on a store: `Queue("queue.db")`, `Queue("postgresql://...")`, or the default.
+
+    Its jobs' half is written here; its operators' half (status, queues, runners, schedules,
+    hooks, tokens, purge, bulk, reset) in `Admin`, whose methods it offers as its own."""
 
     def __init__(self, target: str | None = None, clock: Clock | None = None) -> None:
         self._store: Store = open_store(target, clock)
+        self._admin = Admin(self._store)
 
     def close(self) -> None:
         self._store.close()
@@ -374,10 +346,7 @@ class Queue:
         a search reads a bounded window of jobs, so its page may be short (even empty) and
         still have a next cursor."""
         # "running" is the word the dashboard and `worker list` use for processing jobs.
-        states = [PROCESSING if n == "running" else n for n in _names(state) or ()] or None
-        for name in states or ():
-            if name not in STATES:
-                raise InvalidInputError(f"state: {name!r} is not one of {', '.join(STATES)}")
+        states = parse_states(state)
         if limit is not None and limit < 0:
             raise InvalidInputError(f"limit: must be >= 0, got {limit}")
         if limit is not None and limit > MAX_ROW:
@@ -394,15 +363,15 @@ class Queue:
             if batch is not None:
                 raise InvalidInputError("search: not within a batch yet; give one of them")
             page = self._store.search_jobs(
-                search, states, _names(queue), SEARCH_PAGE if limit is None else limit, before
+                search, states, name_list(queue), SEARCH_PAGE if limit is None else limit, before
             )
             return page.jobs, None if page.next_before is None else str(page.next_before)
         if held:
             if batch is not None:
                 raise InvalidInputError("held: not within a batch yet; give one of them")
-            page = self._store.list_held(states, _names(queue), limit, before)
+            page = self._store.list_held(states, name_list(queue), limit, before)
         else:
-            page = self._store.list_jobs(states, _names(queue), limit, before, batch)
+            page = self._store.list_jobs(states, name_list(queue), limit, before, batch)
         return page.jobs, None if page.next_before is None else str(page.next_before)
 
     def attempt_output(self, job_id: str, nth: int | None = None) -> Output:
@@ -433,95 +402,6 @@ class Queue:
         """The job as `show --json` gives it: every field and its history."""
         job = self.get(job_id)
         return {**job.to_dict(), "history": [attempt_dict(a) for a in self._store.history(job_id)]}
-
-    def count(
-        self, state: str | Sequence[str] | None = None, queue: str | Sequence[str] | None = None
-    ) -> int:
-        """How many jobs are in any of the states and queues given (None: any)."""
-        states, queues = _names(state), _names(queue)
-        return sum(
-            number
-            for name, per_state in self._store.counts().items()
-            if queues is None or name in queues
-            for in_state, number in per_state.items()
-            if states is None or in_state in states
-        )
-
-    def status(self, since: str | float | None = None) -> dict[str, Any]:
-        """Counts per state and queue, live runners, and jobs completed in the last minute;
-        with `since` (a duration: "10m", or seconds), the jobs finished in that window by
-        state."""
-        window_s = None if since is None else parse_duration(since, "since")
-        runners = [runner_dict(r) for r in self.runners()]
-        per_queue = self._store.counts()
-        counts = dict.fromkeys(STATES, 0)
-        for states in per_queue.values():
-            for state, count in states.items():
-                counts[state] = counts.get(state, 0) + count
-        queues = {
-            name: {**dict.fromkeys(STATES, 0), **states} for name, states in per_queue.items()
-        }
-        return {
-            "counts": counts,
-            "queues": queues,
-            "runners": runners,
-            "done_last_minute": self.done_since(self.now_ms() - 60_000),
-            "progress": self.running_progress(),
-            **({} if window_s is None else {"since": self.finished_since(window_s)}),
-        }
-
-    def running_progress(self, limit: int = STATUS_PROGRESS_JOBS) -> builtins.list[dict[str, Any]]:
-        """The running jobs that reported progress (of the `limit` newest running), each
-        {"id", "queue", "progress"}."""
-        return [
-            {"id": job.id, "queue": job.queue, "progress": report}
-            for job in self.list(PROCESSING, limit=limit)
-            if (report := job.progress_dict()) is not None
-        ]
-
-    def finished_since(self, seconds: float) -> dict[str, Any]:
-        """{"seconds", "completed", "dead", "cancelled", "cpu_seconds"}: the jobs that finished
-        in the last `seconds`, the window's start included, and the CPU time of the attempts
-        that ended in it (counted by the minute: from the start of the window's first)."""
-        start = self.now_ms() - round(seconds * 1000)
-        shown = int(seconds) if float(seconds).is_integer() else seconds
-        cpu_seconds = self._store.cpu_since(start) / 1000
-        return {"seconds": shown, **self._store.finished_since(start), "cpu_seconds": cpu_seconds}
-
-    def usage_totals(self) -> builtins.list[Usage]:
-        """What the attempts that ended cost, per queue and peak-memory bucket, since the store
-        began (the counters of /metrics)."""
-        return self._store.usage_totals()
-
-    def counts(self) -> dict[str, dict[str, int]]:
-        """Jobs per queue, then per state (states with no job are absent)."""
-        return self._store.counts()
-
-    def done_since(self, since_ms: int) -> int:
-        """Jobs completed at or after the instant (epoch milliseconds)."""
-        return self._store.done_since(since_ms)
-
-    def finished_per_minute(self, since_ms: int) -> dict[int, dict[str, int]]:
-        """Jobs whose last attempt ended since the instant: minute -> state -> count."""
-        return self._store.finished_per_minute(since_ms)
-
-    def attempts_by_queue(self) -> dict[str, dict[str, int]]:
-        """Attempts started by the stored jobs, per queue, then per state."""
-        return self._store.attempts_by_queue()
-
-    def recent_durations(self, since_ms: int) -> dict[str, builtins.list[Bucket]]:
-        """Durations of the attempts that ended since the instant's minute, per queue, in the
-        buckets of DURATION_BOUNDS_MS."""
-        return self._store.recent_durations(since_ms)
-
-    def totals(self) -> Totals:
-        """The counters that only go up (jobs enqueued, finished, attempts ended and their
-        durations), per queue."""
-        return self._store.totals()
-
-    def oldest_due(self) -> dict[str, int]:
-        """Per queue, the earliest run_at of the jobs that may start now."""
-        return self._store.oldest_due(self.now_ms())
 
     def now_ms(self) -> int:
         """The store's clock (the database server's on PostgreSQL), epoch milliseconds."""
@@ -636,360 +516,69 @@ class Queue:
         ids = [validate_id(job_id) for job_id in job_ids]
         return self._store.requeue(ids, [COMPLETED, DEAD, CANCELLED, FAILED])
 
-    def purge(
-        self,
-        state: str,
-        older_than: str | float = 0,
-        progress: Callable[[int], None] | None = None,
-    ) -> int:
-        """Delete finished jobs in `state` that finished more than `older_than` ago, in batches
-        that each commit (`progress` gets the jobs deleted so far after each)."""
-        states = purgeable_states(state)
-        age_s = parse_duration(older_than, "older-than")
-        cutoff = self.now_ms() - round(age_s * 1000)
-        return self._store.purge(states, cutoff + (1 if age_s == 0 else 0), progress=progress)
+    # -- the operators' half, written in admin.py
 
-    def bulk(
-        self,
-        action: str,
-        state: str | Sequence[str] | None = None,
-        queue: str | Sequence[str] | None = None,
-        search: str | None = None,
-        *,
-        all: bool = False,
-        dry_run: bool = False,
-        progress: Callable[[int, int], None] | None = None,
-    ) -> dict[str, int]:
-        """Cancel, retry, hold, release or delete (`action`) every job matching the filter
-        (any of the states and queues, and `search` as in `search`), in batches that each
-        commit; `progress(matched, changed)` after each. An empty filter needs `all=True`.
-        {"matched", "changed"}: jobs whose state forbids the action are matched, not changed;
-        `dry_run`: {"matched"} only, nothing changed."""
-        if action not in BULK_ACTIONS:
-            raise InvalidInputError(f"action: {action!r} is not one of {', '.join(BULK_ACTIONS)}")
-        from queuectl.store.actions import BULK_ACTIONS as CHANGES
+    # what status and /metrics count
+    count = delegated(Admin.count)
+    status = delegated(Admin.status)
+    running_progress = delegated(Admin.running_progress)
+    finished_since = delegated(Admin.finished_since)
+    usage_totals = delegated(Admin.usage_totals)
+    counts = delegated(Admin.counts)
+    done_since = delegated(Admin.done_since)
+    finished_per_minute = delegated(Admin.finished_per_minute)
+    attempts_by_queue = delegated(Admin.attempts_by_queue)
+    recent_durations = delegated(Admin.recent_durations)
+    totals = delegated(Admin.totals)
+    oldest_due = delegated(Admin.oldest_due)
 
-        if action not in CHANGES:
-            raise InvalidInputError(f"action: {action} is not supported yet")
-        states = [PROCESSING if n == "running" else n for n in _names(state) or ()] or None
-        for name in states or ():
-            if name not in STATES:
-                raise InvalidInputError(f"state: {name!r} is not one of {', '.join(STATES)}")
-        queues = [validate_id(name, "queue") for name in _names(queue) or ()] or None
-        if not (states or queues or search) and not all:
-            raise InvalidInputError(
-                "filter: an empty filter matches every job; give a state, a queue or a search, "
-                "or all: true"
-            )
-        if dry_run:
-            if not search:
-                return {"matched": self.count(states, queues)}
-            return {"matched": self._store.bulk(None, states, queues, search)[0]}
-        matched, changed = self._store.bulk(
-            action, states, queues, search or None, progress=progress
-        )
-        return {"matched": matched, "changed": changed}
+    # configuration
+    config = delegated(Admin.config)
+    get_config = delegated(Admin.get_config)
+    set_config = delegated(Admin.set_config)
 
-    def reset(self, all: bool = False) -> dict[str, int]:
-        """Delete every job with its history and output, in one transaction (`all`: also the
-        schedules, hooks, queue settings and configuration). Refused while a runner is up.
-        What was deleted: counts by kind."""
-        self.recover()  # only a live runner refuses the reset; a dead one's jobs are deleted
-        return self._store.reset(all)
+    # queues
+    queues = delegated(Admin.queues)
+    set_queue = delegated(Admin.set_queue)
+    job_limits = delegated(Admin.job_limits)
+    set_queue_defaults = delegated(Admin.set_queue_defaults)
+    queue_flow = delegated(Admin.queue_flow)
+    lock_holder = delegated(Admin.lock_holder)
+    is_paused = delegated(Admin.is_paused)
+    pause = delegated(Admin.pause)
+    resume = delegated(Admin.resume)
 
-    # -- who may call the API, and what they did
+    # runners
+    runners = delegated(Admin.runners)
+    lost_runners = delegated(Admin.lost_runners)
+    recover = delegated(Admin.recover)
+    request_stop = delegated(Admin.request_stop)
+    withdraw_stop = delegated(Admin.withdraw_stop)
+    unserved = delegated(Admin.unserved)
 
-    def add_token(self, name: str, role: str) -> str:
-        """Make an API token with a role (read, operate, admin); the token, which only its
-        digest is stored of: shown once."""
-        import hashlib
-        import secrets
+    # schedules
+    add_schedule = delegated(Admin.add_schedule)
+    remove_schedule = delegated(Admin.remove_schedule)
+    schedules = delegated(Admin.schedules)
 
-        validate_id(name, "name")
-        if role not in ROLES:
-            raise InvalidInputError(f"role: {role!r} is not one of {', '.join(ROLES)}")
-        secret = TOKEN_PREFIX + secrets.token_urlsafe(32)
-        self._store.add_token(name, role, hashlib.sha256(secret.encode()).hexdigest())
-        return secret
+    # hooks
+    add_hook = delegated(Admin.add_hook)
+    remove_hook = delegated(Admin.remove_hook)
+    hooks = delegated(Admin.hooks)
 
-    def tokens(self) -> builtins.list[Token]:
-        return self._store.tokens()
+    # who may call the HTTP API, and what they did
+    add_token = delegated(Admin.add_token)
+    tokens = delegated(Admin.tokens)
+    revoke_token = delegated(Admin.revoke_token)
+    token_role = delegated(Admin.token_role)
+    record_audit = delegated(Admin.record_audit)
+    audit = delegated(Admin.audit)
+    expire_audit = delegated(Admin.expire_audit)
 
-    def revoke_token(self, name: str) -> None:
-        if not self._store.revoke_token(name):
-            raise NotFoundError(f"no token {name!r}")
-
-    def token_role(self, secret: str) -> tuple[str, str] | None:
-        """The name and role of an API token, if it is one."""
-        import hashlib
-
-        return self._store.token_role(hashlib.sha256(secret.encode()).hexdigest())
-
-    def record_audit(self, entry: AuditEntry) -> None:
-        self._store.record_audit(entry)
-
-    def audit(
-        self, since: str | float | None = None, limit: int = 1000
-    ) -> builtins.list[AuditEntry]:
-        """The audit's entries, newest first: of the last `since` (a duration), or all kept."""
-        since_ms = 0
-        if since is not None:
-            since_ms = self.now_ms() - round(parse_duration(since, "since") * 1000)
-        return self._store.audit(since_ms, limit)
-
-    def expire_audit(self, older_than: str | float | None = None) -> int:
-        """Delete the audit's entries older than `older_than` (default: `retain_audit`; 0
-        keeps them all); how many."""
-        keep_s = parse_duration(
-            self.get_config("retain_audit") if older_than is None else older_than, "older-than"
-        )
-        if keep_s <= 0:
-            return 0
-        before = self.now_ms() - round(keep_s * 1000)
-        done = 0
-        while (deleted := self._store.expire_audit(before, 1000)) > 0:
-            done += deleted
-        return done
-
-    # -- configuration
-
-    def config(self) -> dict[str, float]:
-        return self._store.config()
-
-    def get_config(self, key: str) -> float:
-        return self._store.config()[config_keys.canonical_key(key)]
-
-    def set_config(self, key: str, value: object) -> float:
-        name, checked = config_keys.validate(key, value)
-        self._store.set_config(name, checked)
-        return checked
-
-    # -- queues and runners
-
-    def queues(self) -> dict[str, dict[str, Any]]:
-        """Every named queue (with jobs, paused or limited): whether paused, its limits and its
-        counts per state (as `queue list --json` gives them)."""
-        settings = self._store.queue_settings()
-        counts = self._store.counts()
-        defaults = self._store.queue_defaults()
-        names = sorted(set(settings) | set(counts))
-        none = QueueSettings(False, None, None, None, 0)
-        return {
-            name: {
-                "paused": settings.get(name, none).paused,
-                "concurrency": settings.get(name, none).concurrency,
-                "rate": rate_json(
-                    settings.get(name, none).rate_jobs, settings.get(name, none).rate_ms
-                ),
-                "counts": {**dict.fromkeys(STATES, 0), **counts.get(name, {})},
-                "memory": settings.get(name, none).memory,
-                "cpus": settings.get(name, none).cpus,
-                "max_procs": settings.get(name, none).max_procs,
-                # Only queues with defaults carry them, so others keep their documented shape.
-                **({"defaults": _defaults_json(defaults[name])} if name in defaults else {}),
-            }
-            for name in names
-        }
-
-    def set_queue(
-        self,
-        name: str,
-        concurrency: object = UNCHANGED,
-        rate: object = UNCHANGED,
-        memory: object = UNCHANGED,
-        cpus: object = UNCHANGED,
-        max_procs: object = UNCHANGED,
-    ) -> dict[str, Any]:
-        """Set a queue's concurrency (N, or None: no limit) and rate ("N/DURATION", or None),
-        and its jobs' default limits (memory, cpus, max_procs: a value, or None/"none": no
-        default); what is not given stays as it is. The queue need not have jobs yet. Its new
-        entry of `queues()`."""
-        validate_id(name, "queue")
-        defaults = {"memory": memory, "cpus": cpus, "max_procs": max_procs}
-        given = {key: value for key, value in defaults.items() if value is not UNCHANGED}
-        if concurrency is UNCHANGED and rate is UNCHANGED and not given:
-            raise InvalidInputError("give a concurrency, a rate, or a default limit")
-        parsers = {"memory": parse_memory, "cpus": parse_cpus, "max_procs": parse_max_procs}
-        values = {
-            key: None if value is None or value == "none" else parsers[key](value)
-            for key, value in given.items()
-        }
-        limit = None if concurrency is UNCHANGED else parse_concurrency(concurrency)
-        window = None if rate is UNCHANGED else parse_rate(rate)
-        if concurrency is not UNCHANGED or rate is not UNCHANGED:
-            self._store.set_limits(
-                name,
-                limit,
-                window,
-                keep_concurrency=concurrency is UNCHANGED,
-                keep_rate=rate is UNCHANGED,
-            )
-        if values:
-            self._store.set_job_defaults(name, values)
-        return self.queues()[name]
-
-    def job_limits(self, job: Job) -> dict[str, Any]:
-        """The limits a job runs under, by name: its own, else its queue's defaults."""
-        settings = self._store.queue_settings().get(job.queue)
-        found = {}
-        for name in ("memory", "cpus", "max_procs"):
-            value = getattr(job, name)
-            if value is None and settings is not None:
-                value = getattr(settings, name)
-            if value is not None:
-                found[name] = value
-        return found
-
-    def set_queue_defaults(
-        self, name: str, timeout: object = UNCHANGED, max_retries: object = UNCHANGED
-    ) -> dict[str, Any]:
-        """Set a queue's defaults for its jobs that set none of their own: `timeout` (a
-        duration; "none" or None: no default) and `max_retries` (N; "none" or None: no
-        default); one not given stays. Runners apply them to every attempt they start from
-        then on, of jobs already waiting too. Its new entry of `queues()`."""
-        validate_id(name, "queue")
-        if timeout is UNCHANGED and max_retries is UNCHANGED:
-            raise InvalidInputError("give a timeout, max_retries, or both")
-        seconds = None
-        if timeout is not UNCHANGED and timeout not in (None, "none"):
-            seconds = parse_duration(timeout, "timeout")  # type: ignore[arg-type]
-        retries = None
-        if max_retries is not UNCHANGED and max_retries not in (None, "none"):
-            retries = new_job({"command": "true", "max_retries": max_retries}).max_retries
-        self._store.set_queue_defaults(
-            name,
-            seconds,
-            retries,
-            keep_timeout=timeout is UNCHANGED,
-            keep_max_retries=max_retries is UNCHANGED,
-        )
-        return self.queues()[name]
-
-    def queue_flow(self, name: str) -> QueueFlow:
-        """A queue's limits and where it stands against them now (for `explain`)."""
-        settings = self._store.queue_settings().get(name)
-        if settings is None:
-            return QueueFlow(None, 0, None, 0, None)
-        opens_at = None
-        started = 0
-        if settings.rate_jobs is not None and settings.rate_ms is not None:
-            starts = self._store.window_starts(name, self.now_ms() - settings.rate_ms)
-            started = len(starts)
-            opens_at = window_opens_at(starts, settings.rate_jobs, settings.rate_ms)
-        return QueueFlow(
-            settings.concurrency, settings.running, settings.rate_jobs, started, opens_at
-        )
-
-    def lock_holder(self, key: str) -> str | None:
-        """The id of the running job that holds the lock, if any."""
-        return self._store.lock_holder(key)
-
-    def is_paused(self, queue: str) -> bool:
-        return self._store.queues().get(queue, False)
-
-    def pause(self, queue: str) -> None:
-        self._store.set_paused(validate_id(queue, "queue"), True)
-
-    def resume(self, queue: str) -> None:
-        self._store.set_paused(validate_id(queue, "queue"), False)
-
-    def runners(self) -> builtins.list[Runner]:
-        """Live runners: those that look gone (see liveness.is_dead) are left out."""
-        return self._runners(lost=False)
-
-    def lost_runners(self) -> builtins.list[Runner]:
-        """Registered runners that look gone: shown, not acted on (a runner or `recover` is)."""
-        return self._runners(lost=True)
-
-    def _runners(self, lost: bool) -> builtins.list[Runner]:
-        if not (runners := self._store.runners()):
-            return runners
-        from queuectl.runner.liveness import is_dead  # the runner's modules: only with one up
-
-        now_ms, lease_s = self.now_ms(), float(self._store.config()["lease_seconds"])
-        return [r for r in runners if is_dead(r, now_ms, lease_s) == lost]
-
-    def recover(self) -> Recovered:
-        """What runners do as they run: kill what this host's gone runners left, unregister the
-        runners that look gone, run their jobs (and expired leases') again as 'worker lost'."""
-        from queuectl.runner.recovery import recover_now
-
-        return recover_now(self._store)
-
-    def request_stop(self) -> int:
-        """Ask every runner of this store to stop gracefully; how many were asked."""
-        return self._store.request_stop()
-
-    def withdraw_stop(self) -> int:
-        """Withdraw the stop asked of runners still draining (they take jobs again); how many."""
-        return self._store.withdraw_stop()
-
-    def unserved(self, names: Sequence[str]) -> dict[str, str]:
-        """The queues of `names` no runner serves: {name: "none is up" or "stopping"}."""
-        alive = self.runners()
-        found = {}
-        for name in sorted(set(names)):
-            serving = [r for r in alive if r.queues is None or name in r.queues]
-            if all(r.stop_requested for r in serving):  # none serving, or every one stopping
-                found[name] = "stopping" if serving else "none is up"
-        return found
-
-    # -- schedules
-
-    def add_schedule(
-        self,
-        name: str,
-        job: dict[str, Any],
-        cron: str | None = None,
-        every: str | float | None = None,
-        tz: str | None = None,
-    ) -> Schedule:
-        """Create (or replace) a schedule: one job per cron slot or per `every` interval."""
-        from queuectl.schedule import next_slot_ms, validate_schedule
-
-        name, cron, every_s, tz, template = validate_schedule(name, cron, every, tz, job)
-        now = self.now_ms()
-        schedule = Schedule(
-            name=name,
-            cron=cron,
-            every_s=every_s,
-            tz=tz,
-            job=template,
-            created_at_ms=now,
-            last_at_ms=None,
-            next_at_ms=next_slot_ms(cron, every_s, tz, now, now),
-        )
-        self._store.add_schedule(schedule)
-        return schedule
-
-    def remove_schedule(self, name: str) -> None:
-        if not self._store.remove_schedule(name):
-            raise NotFoundError(f"no schedule {name!r}")
-
-    def schedules(self) -> builtins.list[Schedule]:
-        return self._store.schedules()
-
-    # -- hooks
-
-    def add_hook(
-        self, name: str, on: str | builtins.list[str], job: dict[str, Any], queue: str | None = None
-    ) -> Hook:
-        """Create (or replace) a hook: when a job (of `queue`, None: of any) reaches one of
-        the events `on` ("completed,dead" or a list), `job` is enqueued with the event in its
-        environment, in the same transaction."""
-        from queuectl.hook import validate_hook
-
-        name, events, queue, template = validate_hook(name, on, queue, job)
-        hook = Hook(name, events, queue, template, self.now_ms())
-        self._store.add_hook(hook)
-        return hook
-
-    def remove_hook(self, name: str) -> None:
-        if not self._store.remove_hook(name):
-            raise NotFoundError(f"no hook {name!r}")
-
-    def hooks(self) -> builtins.list[Hook]:
-        return self._store.hooks()
+    # many jobs at once, and the whole store
+    purge = delegated(Admin.purge)
+    bulk = delegated(Admin.bulk)
+    reset = delegated(Admin.reset)
 
 
 @contextmanager
@@ -1016,13 +605,6 @@ LAST = "@last"
 SHOWN_CANDIDATES = 5
 
 
-def _names(value: str | Sequence[str] | None) -> builtins.list[str] | None:
-    """One name or several as a list; None (any) for None or none given."""
-    if value is None or isinstance(value, str):
-        return None if value is None else [value]
-    return list(value) or None
-
-
 def check_batch_order(jobs: Sequence[NewJob]) -> None:
     """A job of a batch may depend on jobs before it, never after: so no cycle can form."""
     position: dict[str, int] = {}
@@ -1037,120 +619,6 @@ def check_batch_order(jobs: Sequence[NewJob]) -> None:
                     f"depends_on: job {who} depends on {dep!r}, which comes later in the batch; "
                     f"put a job after the jobs it depends on (dependencies cannot form a cycle)"
                 )
-
-
-def purgeable_states(state: str) -> list[str]:
-    """The states a purge may delete: finished ones only."""
-    if state not in FINISHED_STATES:
-        raise InvalidInputError(
-            f"state: only finished jobs can be purged "
-            f"({', '.join(sorted(FINISHED_STATES))}), got {state!r}"
-        )
-    return [state]
-
-
-def runner_dict(runner: Runner) -> dict[str, Any]:
-    """A runner as `status --json` gives it."""
-    return {
-        "id": runner.id,
-        "host": runner.host,
-        "pid": runner.pid,
-        "workers": runner.workers,
-        "queues": runner.queues,
-        "started_at": ms_to_iso(runner.started_at_ms),
-        "heartbeat_at": ms_to_iso(runner.heartbeat_at_ms),
-        "running": list(runner.running),
-        "stopping": runner.stop_requested,
-        "enforces": list(runner.enforces),
-        "tags": list(runner.tags),
-    }
-
-
-def attempt_dict(attempt: Attempt) -> dict[str, Any]:
-    """An attempt as a job's history entry in `show --json`."""
-    return {
-        "attempt": attempt.attempt,
-        "runner": attempt.runner,
-        "host": attempt.host,
-        "started_at": ms_to_iso(attempt.started_at_ms),
-        "finished_at": ms_to_iso(attempt.finished_at_ms),
-        "exit_code": attempt.exit_code,
-        "error": attempt.error,
-        "duration_ms": attempt.duration_ms,
-        "cpu_ms": attempt.cpu_ms,
-        "max_rss_bytes": attempt.max_rss_bytes,
-    }
-
-
-def schedule_dict(schedule: Schedule) -> dict[str, Any]:
-    """A schedule as JSON (`schedule list --json`, the HTTP API)."""
-    return {
-        "name": schedule.name,
-        "cron": schedule.cron,
-        "every": schedule.every_s,
-        "tz": schedule.tz,
-        "job": schedule.job,
-        "last_at": ms_to_iso(schedule.last_at_ms),
-        "next_at": ms_to_iso(schedule.next_at_ms),
-    }
-
-
-def hook_dict(hook: Hook) -> dict[str, Any]:
-    """A hook as JSON (`hook list --json`, the HTTP API)."""
-    return {
-        "name": hook.name,
-        "on": list(hook.events),
-        "queue": hook.queue,
-        "job": hook.job,
-        "created_at": ms_to_iso(hook.created_at_ms),
-    }
-
-
-def audit_dict(entry: AuditEntry) -> dict[str, Any]:
-    """An audit entry as JSON (`audit --json`, the HTTP API)."""
-    return {
-        "at": ms_to_iso(entry.at_ms),
-        "token": entry.token,
-        "client": entry.client,
-        "method": entry.method,
-        "route": entry.route,
-        "target": entry.target,
-        "status": entry.status,
-    }
-
-
-def token_dict(token: Token) -> dict[str, Any]:
-    """A token as `token list --json` shows it (never the token itself)."""
-    return {"name": token.name, "role": token.role, "created_at": ms_to_iso(token.created_at_ms)}
-
-
-def batch_dict(batch: Batch, now_ms: int) -> dict[str, Any]:
-    """A batch's JSON: counts by state, done of total, first start, last end, and while it
-    runs an estimate of the seconds left, from its pace since its first start."""
-    counts = {state: batch.counts.get(state, 0) for state in STATES}
-    total = sum(counts.values())
-    done = sum(counts[state] for state in FINISHED_STATES)
-    finished = total > 0 and done == total
-    eta_s: float | None = None
-    if not finished and done and batch.started_at_ms is not None and now_ms > batch.started_at_ms:
-        eta_s = round((total - done) * (now_ms - batch.started_at_ms) / done / 1000, 1)
-    return {
-        "name": batch.name,
-        "total": total,
-        "done": done,
-        "counts": counts,
-        "finished": finished,
-        "completed": finished and counts[COMPLETED] == total,
-        "concurrency": batch.concurrency,
-        "created_at": ms_to_iso(batch.created_at_ms),
-        "first_start": ms_to_iso(batch.started_at_ms),
-        "last_end": ms_to_iso(batch.ended_at_ms),
-        "eta_s": eta_s,
-    }
-
-
-def jobs_json(jobs: Sequence[Job]) -> list[dict[str, Any]]:
-    return [job.to_dict() for job in jobs]
 
 
 #: What `edit` may change: NewJob's input fields that a waiting job may still take.
@@ -1181,7 +649,3 @@ def _user() -> str:
         return getpass.getuser()
     except (KeyError, OSError):  # no name for this uid (a container)
         return f"uid {os.getuid()}"
-
-
-def _defaults_json(defaults: QueueDefaults) -> dict[str, Any]:
-    return {"timeout": defaults.timeout, "max_retries": defaults.max_retries}

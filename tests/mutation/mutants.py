@@ -602,7 +602,7 @@ MUTANTS: list[Mutant] = [
     ),
     Mutant(
         "queue-readers-recover",
-        "queue.py",
+        "admin.py",
         "        if not (runners := self._store.runners()):",
         "        from queuectl.runner.recovery import recover_now\n\n"
         "        recover_now(self._store)\n"

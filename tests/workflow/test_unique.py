@@ -19,7 +19,7 @@ ENQUEUERS = 8
 ENQUEUER = """
 import importlib, os, sys, time
 from queuectl.cli import main
-import queuectl.cli.jobs, queuectl.queue
+import queuectl.cli.enqueue, queuectl.queue
 postgres = os.environ["QUEUECTL_DB"].startswith("postgresql://")
 importlib.import_module("queuectl.store." + ("postgres" if postgres else "sqlite"))
 ready, barrier = sys.argv[1], sys.argv[2]

@@ -12,13 +12,15 @@ from fastapi import APIRouter, Body, Depends, Query, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 import queuectl
+from queuectl.admin import UNCHANGED
 from queuectl.api import schemas, stats
 from queuectl.api.deps import JsonRoute, get_queue, require_role, require_token, touched
 from queuectl.api.gate import IDENTITY
 from queuectl.config import canonical_key
 from queuectl.errors import InvalidInputError
 from queuectl.models import DEAD, STATES, new_job
-from queuectl.queue import UNCHANGED, Queue, audit_dict, hook_dict, jobs_json, schedule_dict
+from queuectl.queue import Queue
+from queuectl.shapes import audit_dict, hook_dict, jobs_json, schedule_dict
 
 ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"model": schemas.ErrorOut, "description": "missing or wrong bearer token"},

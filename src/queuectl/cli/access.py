@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from queuectl.cli import Group, Session
-from queuectl.cli.jobs import UTF8
+from queuectl.cli.params import UTF8
 
 
 @click.group(cls=Group)
@@ -36,7 +36,7 @@ def token_add(session: Session, name: str, role: str) -> None:
 def token_list(session: Session, as_json: bool) -> None:
     """The tokens: name, role, when made (never the tokens themselves)."""
     from queuectl.cli.render import local_time, print_json, print_table
-    from queuectl.queue import token_dict
+    from queuectl.shapes import token_dict
 
     tokens = [token_dict(t) for t in session.existing_queue.tokens()]
     if as_json:
@@ -83,7 +83,7 @@ def audit(session: Session, since: str | None, limit: int, expire: bool, as_json
         click.echo(f"deleted {count} audit entr{'y' if count == 1 else 'ies'}", err=True)
         return
     from queuectl.cli.render import local_time, print_json, print_table
-    from queuectl.queue import audit_dict
+    from queuectl.shapes import audit_dict
 
     entries = [audit_dict(e) for e in session.existing_queue.audit(since, limit)]
     if as_json:

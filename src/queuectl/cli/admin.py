@@ -253,8 +253,8 @@ def queue_set(
     A default applies to the jobs of the queue that set none of their own, as each attempt
     starts: a change reaches the jobs already waiting.
     """
+    from queuectl.admin import UNCHANGED
     from queuectl.errors import InvalidInputError
-    from queuectl.queue import UNCHANGED
 
     limits = {"memory": memory, "cpus": cpus, "max_procs": max_procs}
     if (
@@ -333,7 +333,7 @@ def queue_resume(session: Session, name: str) -> None:
 @click.pass_obj
 def reset(session: Session, yes: bool, everything: bool) -> None:
     """Delete every job with its history and output (refused while a runner is up)."""
-    from queuectl.cli.jobs import confirm
+    from queuectl.cli.bulk import confirm
 
     queue = session.existing_queue
     if queue.runners():

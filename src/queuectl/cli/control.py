@@ -8,7 +8,7 @@ from typing import Any
 import click
 
 from queuectl.cli import Session, complete
-from queuectl.cli.jobs import JOB_REF, UTF8
+from queuectl.cli.params import JOB_REF, UTF8
 
 
 def _targets(job_ids: tuple[str, ...], queue: str | None, verb: str) -> None:
@@ -98,17 +98,17 @@ def edit(session: Session, /, job_id: str, **options: Any) -> None:
     The change is atomic: if a runner claimed the job meanwhile, nothing changes and the exit
     code is 1. With no option, on a terminal, $EDITOR opens on the command.
     """
-    from queuectl.cli.jobs import _local_expires, _local_run_at, parse_env
+    from queuectl.cli.params import local_expires, local_run_at, parse_env
 
     fields: dict[str, Any] = {
         "command": options["command"],
         "priority": options["priority"],
         "queue": options["queue"],
         "delay": options["delay"],
-        "run_at": _local_run_at(options["run_at"]),
+        "run_at": local_run_at(options["run_at"]),
         "max_retries": options["max_retries"],
         "lock": options["lock_key"],
-        "expires": _local_expires(options["expires"]),
+        "expires": local_expires(options["expires"]),
     }
     if options["env_pairs"]:
         fields["env"] = parse_env(options["env_pairs"])

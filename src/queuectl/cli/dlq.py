@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 import click
 
 from queuectl.cli import Group, Session, complete
-from queuectl.cli.jobs import JOB_REF
+from queuectl.cli.params import JOB_REF
 
 if TYPE_CHECKING:
     from queuectl.queue import Queue
@@ -50,7 +50,7 @@ def dlq_retry(
     if batch is not None:
         if job_ids or every or queue is not None:
             raise click.UsageError("give the ids of dead jobs, --queue, --batch or --all")
-        from queuectl.cli.jobs import progress_line
+        from queuectl.cli.bulk import progress_line
 
         with progress_line("retried", None) as progress:
             retried = session.queue.retry(progress=progress, batch=batch)
@@ -63,7 +63,7 @@ def dlq_retry(
         raise click.UsageError("give the ids of dead jobs or --queue/--all, not both")
     if not job_ids and not every and queue is None:
         raise click.UsageError("give the ids of dead jobs, --queue Q or --all")
-    from queuectl.cli.jobs import progress_line
+    from queuectl.cli.bulk import progress_line
 
     with progress_line("retried", None) as progress:
         retried = session.queue.retry(*job_ids, all=every, queue=queue, progress=progress)
@@ -124,7 +124,7 @@ def left_dead(queue: Queue, name: str | None, retried: set[str]) -> dict[str, li
 @click.pass_obj
 def dlq_purge(session: Session, yes: bool) -> None:
     """Delete every dead job (also: dlq clear)."""
-    from queuectl.cli.jobs import confirm, progress_line
+    from queuectl.cli.bulk import confirm, progress_line
 
     queue = session.queue
     if not yes:

@@ -8,7 +8,7 @@ import click
 
 from queuectl.cli import Group, Session, complete
 from queuectl.cli.jobinput import parse_jobs_text
-from queuectl.cli.jobs import UTF8, enqueue_options, options_as_fields
+from queuectl.cli.params import UTF8, enqueue_options, options_as_fields
 
 
 @click.group(cls=Group)
@@ -77,7 +77,7 @@ for _param in hook_add.params:
 def hook_list(session: Session, as_json: bool) -> None:
     """The hooks: their events, queue and command."""
     from queuectl.cli.render import print_json, print_table
-    from queuectl.queue import hook_dict
+    from queuectl.shapes import hook_dict
 
     hooks = [hook_dict(h) for h in session.existing_queue.hooks()]
     if as_json:

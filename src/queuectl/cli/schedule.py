@@ -8,7 +8,7 @@ import click
 
 from queuectl.cli import Group, Session, complete
 from queuectl.cli.jobinput import parse_jobs_text
-from queuectl.cli.jobs import UTF8, enqueue_options, options_as_fields
+from queuectl.cli.params import UTF8, enqueue_options, options_as_fields
 
 
 @click.group(cls=Group)
@@ -65,8 +65,8 @@ def schedule_add(
 def schedule_list(session: Session, as_json: bool) -> None:
     """The schedules, with their last and next enqueue times."""
     from queuectl.cli.render import local_time, print_json, print_table
-    from queuectl.queue import schedule_dict
     from queuectl.schedule import describe_every
+    from queuectl.shapes import schedule_dict
 
     schedules = [schedule_dict(s) for s in session.existing_queue.schedules()]
     if as_json:

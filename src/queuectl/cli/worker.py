@@ -222,7 +222,7 @@ def worker_list(session: Session, as_json: bool) -> None:
     """
     from queuectl.cli.admin import print_runners
     from queuectl.cli.render import print_json
-    from queuectl.queue import runner_dict
+    from queuectl.shapes import runner_dict
 
     queue = session.existing_queue
     runners = [
