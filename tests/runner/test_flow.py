@@ -60,8 +60,7 @@ def test_concurrency_and_locks_hold_across_runners(
         for _ in range(10)
     ]
     deploys = [
-        queue.enqueue(RECORD.format(log=log, hold=0.2), lock="prod", held=True).id
-        for _ in range(5)
+        queue.enqueue(RECORD.format(log=log, hold=0.2), lock="prod", held=True).id for _ in range(5)
     ]
     others = [queue.enqueue(RECORD.format(log=log, hold=0.4), held=True).id for _ in range(6)]
     three_runners(start_runner, target)
