@@ -74,6 +74,20 @@ def test_a_default_max_retries_decides_the_retry_and_none_clears_it(
     assert queue.queues()["q"]["defaults"] == {"timeout": 5.0, "max_retries": None}
 
 
+def test_a_batch_jobs_failure_is_retried_as_its_queues_default_says(
+    fake: tuple[Queue, FakeClock],
+) -> None:
+    # A batch job's claim carries no retry rules: the store reads them where it settles.
+    queue, _ = fake
+    queue.set_queue_defaults("q", max_retries=0)
+    queue.enqueue("false", id="a", queue="q", batch="b")
+    store = queue._store
+    [claim] = store.finish_and_claim("r1", [], 1, ["q"], LEASE_S).claims
+    assert claim.max_retries is None
+    outcome = Outcome("a", claim.attempt, 1, None, 5, token=claim.token)
+    assert store.finish_and_claim("r1", [outcome], 0, None, LEASE_S).settled["a"].state == "dead"
+
+
 def test_queue_set_from_the_cli_reaches_a_waiting_job(
     cli: Cli,
     queue: Queue,

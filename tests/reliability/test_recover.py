@@ -18,7 +18,7 @@ from queuectl import Queue
 from queuectl.store import open_store
 from tests.reliability.conftest import Runners
 from tests.reliability.test_leftovers import watchdog_of
-from tests.support.runners import alive, read_pid
+from tests.support.runners import alive, read_pid, wait_until
 
 Cli = Callable[..., subprocess.CompletedProcess[str]]
 
@@ -95,4 +95,39 @@ def test_readers_change_nothing_and_worker_recover_recovers(
         assert ok(cli("worker", "recover")).strip() == "nothing to recover"
     finally:
         os.kill(watchdog, signal.SIGCONT)
+        queue.close()
+
+
+@pytest.mark.timeout(120)
+def test_a_lost_attempt_is_retried_as_its_queues_default_says(
+    target: str, runners: Runners, cli: Cli
+) -> None:
+    """A recovered attempt is a failure like any other: the job's own max_retries, else its
+    queue's default, else the configured one, decide whether it runs again."""
+    queue = Queue(target)
+    try:
+        queue.set_config("max_retries", 0)
+        queue.enqueue("exec sleep 60", id="lenient", queue="lenient")  # enqueued with 0
+        queue.set_config("max_retries", 3)
+        queue.set_queue_defaults("lenient", max_retries=2)
+        queue.set_queue_defaults("strict", max_retries=0)
+        queue.enqueue("exec sleep 60", id="strict", queue="strict")
+        queue.enqueue("exec sleep 60", id="batched", queue="strict", batch="b")
+        queue.enqueue("exec sleep 60", id="own", queue="strict", max_retries=1)
+        runner = runners.start(target, workers=4)
+        wait_until(
+            lambda: queue.status()["counts"]["processing"] == 4, 30, "the four jobs to start"
+        )
+        runner.send(signal.SIGKILL)
+        runner.wait(10)
+        assert "recovered 4 jobs" in ok(cli("worker", "recover"))
+        found = {job_id: queue.get(job_id) for job_id in ("lenient", "strict", "batched", "own")}
+        assert {job_id: job.state for job_id, job in found.items()} == {
+            "lenient": "failed",
+            "strict": "dead",
+            "batched": "dead",
+            "own": "failed",
+        }
+        assert {job.last_error for job in found.values()} == {"worker lost"}
+    finally:
         queue.close()

@@ -176,3 +176,17 @@ def test_batch_set_and_list(cli: Cli) -> None:
     assert json.loads(ok(cli("batch", "list", "--json")))[0]["concurrency"] is None
     assert cli("batch", "set", "a", "--concurrency", "0").returncode == 2
     assert cli("batch", "set", "nope", "--concurrency", "1").returncode != 0
+
+
+def test_a_batch_in_a_queue_with_default_retries_finishes_and_lets_its_dependant_run(
+    queue: Queue, start_runner: Callable[..., Any]
+) -> None:
+    # A batch job's end is seen by the store's settlement, wherever its retry rules come from.
+    queue.set_queue_defaults("q", max_retries=1)
+    queue.enqueue_many(
+        [{"id": f"b{i}", "command": "true", "queue": "q", "batch": "b"} for i in range(3)]
+    )
+    after = queue.enqueue("true", id="after", after_batch="b").id
+    start_runner()
+    wait_until(lambda: queue.get(after).state == "completed", 30, "the job after the batch")
+    assert queue.batch("b")["completed"]

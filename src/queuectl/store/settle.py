@@ -45,11 +45,23 @@ class Settle:
             )
             for r in rows
         }
+        fenced = {r["id"]: r for r in rows}
+        defaults = None
         for outcome in outcomes:
             # The retries an attempt may lead to are those its claim gave it (a queue's default).
             fence = ours.get(outcome.job_id)
-            if fence is not None and outcome.fence is not None:
+            if fence is None:
+                continue
+            if outcome.fence is not None:
                 ours[outcome.job_id] = replace(fence, max_retries=outcome.fence.max_retries)
+            elif not fenced[outcome.job_id]["max_retries_set"]:
+                # No claim says (a lost runner's attempt, a batch's job): the queue's default,
+                # read as a claim reads it, else what the job was enqueued with.
+                if defaults is None:
+                    defaults = self.settings.queue_defaults(conn)
+                default = defaults.get(fenced[outcome.job_id]["queue"])
+                if default is not None and default.max_retries is not None:
+                    ours[outcome.job_id] = replace(fence, max_retries=default.max_retries)
         finished_at = finished_at_of(now)
         config = self.settings.settle_config(conn)
         decided = lifecycle.settle_ours(
@@ -86,7 +98,6 @@ class Settle:
                 cascaded += self.cascade(conn, [outcome.job_id], settlement.state, now)
         if decided and self.hooks.any(conn):
             self.hooks.fire_settled(conn, decided, cascaded, now)
-        fenced = {r["id"]: r for r in rows}
         ended = [
             (fenced[o.job_id]["batch"], o.job_id, fenced[o.job_id]["queue"])
             for o, s in decided

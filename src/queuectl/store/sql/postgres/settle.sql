@@ -6,7 +6,7 @@
 -- FOR UPDATE, in id order (one lock order for every settler, so two cannot deadlock): the rows
 -- stay ours until commit, so a concurrent cancel or reap cannot slip in before the settlement.
 -- has_dependants spares the update of dependants when there are none (the common case).
-SELECT id, attempts, token, max_retries, no_retry_exit_codes, queue, batch,
+SELECT id, attempts, token, max_retries, max_retries_set, no_retry_exit_codes, queue, batch,
        EXISTS (SELECT 1 FROM job_deps WHERE dep_id = jobs.id) AS has_dependants
 FROM jobs
 WHERE id = ANY(%s) AND state = 'processing' AND lease_owner = %s

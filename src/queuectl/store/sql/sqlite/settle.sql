@@ -4,7 +4,7 @@
 -- name: fenced_jobs
 -- The attempts still ours among those named; the caller compares each claim's token.
 -- has_dependants spares the update of dependants when there are none (the common case).
-SELECT id, attempts, token, max_retries, no_retry_exit_codes, queue, batch,
+SELECT id, attempts, token, max_retries, max_retries_set, no_retry_exit_codes, queue, batch,
        EXISTS (SELECT 1 FROM job_deps WHERE dep_id = jobs.id) AS has_dependants
 FROM jobs
 WHERE id IN (SELECT value FROM json_each(?)) AND state = 'processing' AND lease_owner = ?
