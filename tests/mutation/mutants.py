@@ -407,7 +407,7 @@ MUTANTS: list[Mutant] = [
     Mutant(
         "core-decide-ahead-with-hooks",
         "store/settle.py",
-        "        if self.hooks.any(self.db.connection()):\n            return None",
+        "        if self.hooks.on_jobs(self.db.connection()):\n            return None",
         "        if False:\n            return None",
         "PostgreSQL's one-round-trip settlement skips the hooks on completion",
         ("tests/store/test_hooks.py", "-k", "claims_rules"),

@@ -20,7 +20,7 @@ import socket
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
@@ -314,10 +314,13 @@ def peak(runs: list[Run], result: Audit, recovered: dict[tuple[str, int], int]) 
     return highest
 
 
-def check_final_state(queue: Queue, result: Audit, ids: list[str]) -> list[str]:
-    """Every job completed by a run the log shows finished; none processing, none dead."""
+def check_final_state(
+    queue: Queue, result: Audit, ids: list[str], others: Collection[str] = ()
+) -> list[str]:
+    """Every job completed by a run the log shows finished; none processing, none dead. The
+    queue holds `ids` and `others`, whose states the caller checks."""
     problems = []
-    jobs = {job.id: job for job in queue.list(limit=None)}
+    jobs = {job.id: job for job in queue.list(limit=None) if job.id not in others}
     assert set(jobs) == set(ids)
     for job_id in ids:
         job = jobs[job_id]

@@ -2,6 +2,8 @@
 nothing is lost, nothing is stuck, nothing is in the DLQ, and no two runs of a job overlapped.
 Flow control holds through it: a fifth of the jobs go to a queue limited to LIMIT at
 once, a tenth share one lock, and neither limit is ever exceeded by what the jobs recorded.
+Batches too: an array limited to ARRAY_LIMIT at once (never exceeded either), and a batch fed
+over the chaos with one job cancelled; each batch's hook fires exactly once.
 
 `QUEUECTL_CHAOS_SECONDS` sets how long the kills go on (default 15; `make test-slow` runs it
 again for 60); with `QUEUECTL_CHAOS_REPORT=PATH` the figures are written there as JSON, one object per backend.
@@ -13,6 +15,7 @@ import json
 import os
 import random
 import time
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -36,6 +39,8 @@ WORKERS = 4
 FEED_SHARE = 0.7  # jobs are enqueued in batches over this share of the chaos, so kills hit work
 LIMITED, LIMIT = "limited", 2  # every 5th job goes to this queue, limited to LIMIT at once
 LOCK = "chaos"  # every 10th job holds this lock (half of them in the limited queue)
+ARRAY, ARRAY_SPEC, ARRAY_LIMIT = "arr", "1-120%3", 3  # enqueued as the chaos starts
+MIXED = "mixed"  # every 50th job's batch, and a held job cancelled once the feeding is over
 
 
 def job_fields(n: int) -> dict[str, object]:
@@ -43,6 +48,7 @@ def job_fields(n: int) -> dict[str, object]:
     return {
         **({"queue": LIMITED} if n % 5 == 0 else {}),
         **({"lock": LOCK} if n % 10 in (0, 3) else {}),
+        **({"batch": MIXED} if n % 50 == 7 else {}),
     }
 
 
@@ -56,11 +62,21 @@ def chaos(
     queue.set_config("backoff_base", 1)
     queue.set_config("backoff_max", 1)
     queue.set_queue(LIMITED, concurrency=LIMIT)
+    queue.add_hook("batches", "batch_completed,batch_finished", {"command": "true"})
     command = job_command(log, "sleep 0.05")
     ids = [f"job-{n}" for n in range(job_count)]
     fields = {job_id: job_fields(n) for n, job_id in enumerate(ids)}
     batches = [ids[n : n + 100] for n in range(0, job_count, 100)]
+    # Held until the feeding is over: the batch stays open until then, and finishes once.
+    doomed = queue.enqueue("true", id="mixed-doomed", batch=MIXED, held=True).id
     live = [runners.start(target, WORKERS) for _ in range(RUNNERS)]
+    _, arrayed = queue.enqueue_array(
+        ARRAY_SPEC, {"id": ARRAY, "command": command, "max_retries": 20}
+    )
+    array_ids = [f"{ARRAY}.{i}" for i in range(1, arrayed + 1)]
+    fields.update({job_id: {"batch": ARRAY} for job_id in array_ids})
+    ids += array_ids
+    job_count += arrayed
 
     began = time.monotonic()
     end = began + seconds
@@ -76,6 +92,8 @@ def chaos(
                 [{"id": i, "command": command, "max_retries": 20, **fields[i]} for i in batch]
             )
             next_feed += feed_every
+            if not batches:
+                queue.cancel(doomed)
         elif now >= end and not batches:
             break
         elif now >= next_kill:
@@ -93,15 +111,22 @@ def chaos(
     final = runners.start(target, WORKERS)
 
     def drained() -> bool:
+        # Every job finished, the hook jobs too (enqueued with the last of their batch).
         counts = queue.status()["counts"]
-        return counts["completed"] + counts["dead"] + counts["cancelled"] == job_count
+        return counts["pending"] + counts["processing"] + counts["failed"] == 0
 
     wait_until(drained, 240, "the final runner to drain the queue", step=0.5)
     runners.stop_all()
     assert final.process.returncode == 0
 
     result = audit(log)
-    problems = result.problems + check_final_state(queue, result, ids)
+    hook_jobs = [job for job in queue.list(limit=None) if job.made_by is not None]
+    fired = Counter((j.env["QUEUECTL_EVENT"], j.env["QUEUECTL_EVENT_BATCH"]) for j in hook_jobs)
+    problems = result.problems + check_final_state(
+        queue, result, ids, others={doomed, *(j.id for j in hook_jobs)}
+    )
+    if queue.get(doomed).state != "cancelled":
+        problems.append(f"{doomed} is {queue.get(doomed).state}, not cancelled")
     cut = {(r.job, r.attempt) for r in result.runs if r.end_ns is None}
     pgids = {(r.job, r.attempt): r.pgid for r in result.runs}
     recovered = {
@@ -114,11 +139,17 @@ def chaos(
         [r for r in result.runs if fields[r.job].get("queue") == LIMITED], result, recovered
     )
     lock_peak = peak([r for r in result.runs if "lock" in fields[r.job]], result, recovered)
+    array_peak = peak(
+        [r for r in result.runs if fields[r.job].get("batch") == ARRAY], result, recovered
+    )
+    if array_peak > ARRAY_LIMIT:
+        problems.append(f"array {ARRAY!r} ran {array_peak} jobs at once, over its {ARRAY_LIMIT}")
     if limited_peak > LIMIT:
         problems.append(f"queue {LIMITED!r} ran {limited_peak} jobs at once, over its {LIMIT}")
     if lock_peak > 1:
         problems.append(f"{lock_peak} jobs holding lock {LOCK!r} ran at once")
     counts = queue.status()["counts"]
+    states = {job.id: job.state for job in queue.list(limit=None)}
     queue.close()
     figures = {
         "backend": backend,
@@ -129,12 +160,14 @@ def chaos(
         "runners_killed": kills,
         "jobs_running_when_killed": jobs_cut,
         "runs_repeated": result.repeated,
-        "jobs_lost": job_count - counts["completed"],
+        "jobs_lost": sum(1 for job_id in ids if states[job_id] != "completed"),
         "duplicates_overlapping": len(set(result.overlaps)),
         "left_processing": counts["processing"],
         "dead": counts["dead"],
         "limited_peak": limited_peak,
         "lock_peak": lock_peak,
+        "array_peak": array_peak,
+        "batch_hooks": {f"{event} {batch}": n for (event, batch), n in sorted(fired.items())},
         "problems": problems[:20],
     }
     print(f"chaos figures: {json.dumps(figures)}")
@@ -153,10 +186,12 @@ def test_chaos_loses_nothing_and_runs_nothing_twice_at_once(
     figures = chaos(target, backend, runners, tmp_path / "runs.log", SECONDS, JOBS)
 
     assert figures["problems"] == []
-    assert figures["jobs_run"] == JOBS
+    assert figures["jobs_run"] == figures["jobs"]
     assert (figures["jobs_lost"], figures["duplicates_overlapping"]) == (0, 0)
     assert (figures["left_processing"], figures["dead"]) == (0, 0)
     assert figures["runners_killed"] >= 1
     # The limits were reached (so they were tested), and held (checked with the problems).
     assert (figures["limited_peak"], figures["lock_peak"]) == (LIMIT, 1)
+    assert figures["array_peak"] == ARRAY_LIMIT
+    assert figures["batch_hooks"] == {f"batch_completed {ARRAY}": 1, f"batch_finished {MIXED}": 1}
     assert tagged(tag) == []

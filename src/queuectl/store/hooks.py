@@ -14,6 +14,8 @@ from queuectl.store.enqueue import Enqueue
 from queuectl.store.rows import JobRow, new_id
 from queuectl.store.settings import Settings
 
+BATCH_EVENTS = {"batch_completed", "batch_finished"}
+
 
 class Hooks:
     """Fires the hooks on jobs settled or cancelled."""
@@ -24,6 +26,10 @@ class Hooks:
     def any(self, conn: Any) -> bool:
         """Whether any hook exists (cached: with none, settling costs no query)."""
         return bool(self.settings.hooks(conn))
+
+    def on_jobs(self, conn: Any) -> bool:
+        """Whether any hook is on a job's own end, not only on batches finishing."""
+        return any(set(hook.events) - BATCH_EVENTS for hook in self.settings.hooks(conn))
 
     def fire_settled(
         self,

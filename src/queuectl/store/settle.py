@@ -159,12 +159,14 @@ class Settle:
         """How each outcome settles if its attempt is still ours, decided before anything is
         written, from the retry rules its claim returned; None when the plain path must settle
         them: an outcome without them, one that ends dead or cancelled (its dependants are
-        cancelled), an abandoned attempt's (a lease to let go), or hooks to fire."""
+        cancelled), an abandoned attempt's (a lease to let go), or hooks on jobs to fire."""
         if not outcomes:
             return []  # nothing to decide, nor any configuration to read for it
         if any(o.fence is None or o.abandoned for o in outcomes):
             return None
-        if self.hooks.any(self.db.connection()):
+        # Hooks on batches alone leave it be: a batch job's claim gives no retry rules, so no
+        # batch ends among the outcomes decided here.
+        if self.hooks.on_jobs(self.db.connection()):
             return None
         ours = {o.job_id: o.fence for o in outcomes if o.fence is not None}
         config = self.settings.settle_config(self.db.connection())
