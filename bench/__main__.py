@@ -167,6 +167,7 @@ def main(argv: list[str] | None = None) -> int:
         "scale": {},
         "reads": {},
         "flow": {},
+        "array_flow": {},
         "counters": {},
         "hosts": {},
         "store_alone": {},
@@ -322,11 +323,16 @@ def main(argv: list[str] | None = None) -> int:
         for kind, system in (("sqlite", "queuectl-sqlite"), ("postgres", "queuectl-postgres")):
             if unavailable[system]:
                 results["flow"][kind] = {"skipped": unavailable[system]}
+                results["array_flow"][kind] = {"skipped": unavailable[system]}
                 results["counters"][kind] = {"skipped": unavailable[system]}
                 continue
             log(f"drain {kind} W={flow_workers} with a concurrency limit of W, and without")
             results["flow"][kind] = measure(
                 lambda k=kind: subject.flow(k, args.n, flow_workers, scratch, timeout_s)
+            )
+            log(f"drain {kind} W={flow_workers}: an array %W, and a queue limited to W")
+            results["array_flow"][kind] = measure(
+                lambda k=kind: subject.array_flow(k, args.n, flow_workers, scratch, timeout_s)
             )
             log(f"drain {kind} W={flow_workers} without the count triggers, and with them")
             results["counters"][kind] = measure(

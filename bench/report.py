@@ -160,6 +160,8 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
         check(f"slowest list filter {where}", _worst(lists, "stored_ms"), 20, "ms")
     for kind, cell in results.get("flow", {}).items():
         check(f"drain {kind}, concurrency W / no limit", cell.get("ratio"), 1.1, "x")
+    for kind, cell in results.get("array_flow", {}).items():
+        check(f"drain {kind}, array %W / queue concurrency W", cell.get("ratio"), 1.1, "x")
     for kind, cell in results.get("counters", {}).items():
         with_counts = cell["base_s"] / cell["changed_s"] if "ratio" in cell else None
         check(f"drain {kind}, with the count triggers / without", with_counts, 1.1, "x")
@@ -337,6 +339,12 @@ def render(results: dict[str, Any]) -> str:
             "Flow control: the drain with a concurrency limit of W, over no limit",
             "no limit",
             "limit W",
+        ),
+        (
+            "array_flow",
+            "Arrays: the drain of an array limited to W at once, over a queue limited to W",
+            "queue limit W",
+            "array %W",
         ),
         (
             "counters",

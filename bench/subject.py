@@ -128,6 +128,54 @@ def flow(kind: str, n: int, workers: int, scratch: Scratch, timeout_s: float) ->
     return changed_drain(kind, n, workers, scratch, timeout_s, limit)
 
 
+def array_flow(
+    kind: str, n: int, workers: int, scratch: Scratch, timeout_s: float
+) -> dict[str, Any]:
+    """The drain of an array of N `true` jobs limited to W at once (`enqueue --array 1-N%W`),
+    over the drain of N `true` jobs in a queue limited to W: best of two rounds each,
+    alternated. The batch's limit is flow control again, held by the same claims."""
+    from bench.stores import fresh_store
+    from queuectl import Queue
+
+    best: dict[bool, float] = {}
+    for _ in range(2):
+        for arrayed in (False, True):
+            with fresh_store(kind, scratch) as target, Queue(target) as queue:
+                if not arrayed:
+                    queue.set_queue("default", concurrency=workers)
+                with runner(target, workers, scratch.file("runner", ".log")):
+                    spec = f"1-{n}%{workers}" if arrayed else None
+                    seconds = _drain_here(queue, n, timeout_s, spec)
+            best[arrayed] = min(best.get(arrayed, seconds), seconds)
+    return {
+        "workers": workers,
+        "base_s": round(best[False], 4),
+        "changed_s": round(best[True], 4),
+        "ratio": round(best[True] / best[False], 3),
+    }
+
+
+def _drain_here(queue: Any, n: int, timeout_s: float, array: str | None) -> float:
+    """probe.py's drain, in this process: N `true` jobs enqueued in one call (as an array of
+    that SPEC if given), seconds until each completed, looked up one by one in order."""
+    started = time.perf_counter()
+    if array is None:
+        ids = [job.id for job in queue.enqueue_many([{"command": "true"} for _ in range(n)])]
+    else:
+        base, _ = queue.enqueue_array(array, {"command": "true"})
+        ids = [f"{base}.{index}" for index in range(1, n + 1)]
+    done = 0
+    while True:
+        while done < n and queue.get(ids[done]).state == "completed":
+            done += 1
+        elapsed = time.perf_counter() - started
+        if done == n:
+            return elapsed
+        if elapsed > timeout_s:
+            raise TimedOut(done, n, timeout_s)
+        time.sleep(0.01)
+
+
 def counters(kind: str, n: int, workers: int, scratch: Scratch, timeout_s: float) -> dict[str, Any]:
     """The drain without the triggers that count state changes, over the drain with them
     (exact counts must not make runners wait on each other)."""
