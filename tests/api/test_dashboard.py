@@ -204,6 +204,7 @@ LABELS = """
 [...document.querySelectorAll(
   'header h1, header #connection, header button, header a, h2, h3, th, .card .count, ' +
   '.card .label, .filters label, .actions button, #jobs td, #dlq td, #queues td, #runners td, ' +
+  '#batches td, ' +
   '#chart text, .legend'
 )].filter((node) => node.getClientRects().length > 0).map((node) => {
   const box = node.getBoundingClientRect();

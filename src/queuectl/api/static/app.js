@@ -23,6 +23,7 @@
   const NARROW = window.matchMedia("(max-width: 640px)");
 
   let jobLimit = PAGE;
+  let batchFilter = ""; // the batch whose jobs are listed ("": every job)
   let selectedId = null;
   let selectedAttempt = null; // null: the latest attempt
   let timer = null;
@@ -228,6 +229,85 @@
   }
 
 
+  // -- batches: the newest first, each with a bar of its jobs by state
+
+  const BATCHES_SHOWN = 20;
+  // The bar's segments, left to right: what ended, then what runs; the rest waits.
+  const BAR_STATES = ["completed", "dead", "cancelled", "processing", "failed"];
+
+  function batchBar(b) {
+    const bar = svg("svg", {
+      class: "batch-bar", viewBox: "0 0 100 10", preserveAspectRatio: "none", role: "img",
+      "aria-label": `${b.done} of ${b.total} finished`,
+    });
+    bar.append(svg("rect", { class: "bar-rest", x: 0, y: 0, width: 100, height: 10 }));
+    let x = 0;
+    for (const state of BAR_STATES) {
+      const n = b.counts[state] || 0;
+      if (!n || !b.total) continue;
+      const width = (100 * n) / b.total;
+      bar.append(svg("rect", { class: "bar-" + state, x, y: 0, width, height: 10 }));
+      x += width;
+    }
+    return bar;
+  }
+
+  function batchStatus(b) {
+    if (b.completed) return el("span", { class: "state completed" }, "completed");
+    if (b.finished) return el("span", { class: "state dead", title: "every job ended, not all completed" }, "finished");
+    if (b.counts.processing) return el("span", { class: "state processing" }, "running");
+    return el("span", { class: "state pending" }, "waiting");
+  }
+
+  function eta(seconds) {
+    if (seconds == null) return "-";
+    const s = Math.round(seconds);
+    if (s < 120) return `${s}s`;
+    const m = Math.round(s / 60);
+    return m < 120 ? `${m}m` : `${Math.floor(m / 60)}h ${m % 60}m`;
+  }
+
+  function renderBatches(batches) {
+    const newest = batches.slice(-BATCHES_SHOWN).reverse();
+    replaceRows($("batches"), newest.map((b) => {
+      const percent = b.total ? Math.floor((100 * b.done) / b.total) : 0;
+      return el("tr", {
+        "data-batch": b.name, class: b.name === batchFilter ? "selected" : "",
+        title: "list this batch's jobs", onclick: () => filterByBatch(b.name === batchFilter ? "" : b.name),
+      },
+        el("td", { class: "queue name", title: b.name }, b.name),
+        el("td", { class: "st" }, batchStatus(b)),
+        el("td", { class: "progress", "data-label": "progress", title: `${b.done} of ${b.total} finished` },
+          batchBar(b), el("span", { class: "done" }, `${b.done}/${b.total} (${percent}%)`)),
+        el("td", { "data-label": "limit" }, b.concurrency == null ? "-" : String(b.concurrency)),
+        el("td", { "data-label": "ETA", title: b.first_start ? `first start ${when(b.first_start)}` : "not started" }, eta(b.eta_s)),
+        ...STATES.map((s) => el("td", { "data-label": s }, b.counts[s] || 0)),
+        el("td", { class: "act" }, b.finished ? "" : el("button", {
+          type: "button", class: "cancel needs-operate", title: "cancel every job of it that has not ended",
+          onclick: (event) => {
+            event.stopPropagation(); // not also a click on the row
+            if (confirm(`Cancel the ${b.total - b.done} job${b.total - b.done === 1 ? "" : "s"} of batch ${b.name} that have not ended?`)) {
+              act(`/api/batches/${encodeURIComponent(b.name)}/cancel`, "batch-message");
+            }
+          },
+        }, "Cancel")));
+    }));
+    $("no-batch").hidden = batches.length > 0;
+    $("batches").hidden = batches.length === 0;
+    const more = batches.length - newest.length;
+    $("more-batches").hidden = more <= 0;
+    $("more-batches").textContent = more > 0 ? `and ${more} older (queuectl batch list)` : "";
+  }
+
+  function filterByBatch(name) {
+    batchFilter = name;
+    jobLimit = PAGE;
+    $("filter-batch").hidden = !name;
+    $("filter-batch").textContent = name ? `batch ${name} ×` : "";
+    refresh();
+    if (name) $("jobs-panel").scrollIntoView({ block: "start" });
+  }
+
   // What may be done to a job from its row, by state: the one thing most often wanted.
   const ROW_ACTIONS = {
     failed: ["Run now", "retry", "run it at once instead of waiting for its next attempt"],
@@ -238,7 +318,7 @@
   };
 
   function rowAction(job, messageId) {
-    const action = ROW_ACTIONS[job.state];
+    const action = job.held ? ["Release", "release", "let runners take it again"] : ROW_ACTIONS[job.state];
     if (!action) return "";
     const [label, verb, title] = action;
     return el("button", {
@@ -264,6 +344,10 @@
     return "";
   }
 
+  function heldBadge(job) {
+    return job.held ? [" ", el("span", { class: "held-badge", title: "held: no runner takes it until it is released" }, "held")] : [];
+  }
+
   function commandCell(job) {
     return el("td", { class: "command", title: job.made_by ? `${job.made_by}: ${job.command}` : job.command },
       ...(job.hook ? [el("span", { class: "hook-badge", title: job.made_by || "enqueued by a hook" }, "hook " + job.hook), " "] : []),
@@ -286,7 +370,8 @@
     const jobs = page.jobs;
     replaceRows($("jobs"), jobs.map((j) =>
       el("tr", { "data-id": j.id, class: j.id === selectedId ? "selected" : "", onclick: () => select(j.id) },
-        el("td", { class: "id", title: j.id }, j.id), el("td", { class: "st" }, stateBadge(j.state), progressBar(j.progress)),
+        el("td", { class: "id", title: j.id }, j.id),
+        el("td", { class: "st" }, stateBadge(j.state), ...heldBadge(j), progressBar(j.progress)),
         el("td", { class: "queue", title: j.queue, "data-label": "queue" }, j.queue),
         commandCell(j),
         el("td", { "data-label": "attempts" }, `${j.attempts}/${j.max_retries + 1}`),
@@ -306,6 +391,7 @@
     const params = new URLSearchParams();
     if ($("filter-state").value) params.set("state", $("filter-state").value);
     if ($("filter-queue").value) params.set("queue", $("filter-queue").value);
+    if (batchFilter) params.set("batch", batchFilter);
     const search = $("search").value.trim();
     if (search) params.set("search", search);
     return params;
@@ -315,6 +401,7 @@
     const filter = {};
     if ($("filter-state").value) filter.state = [$("filter-state").value];
     if ($("filter-queue").value) filter.queue = [$("filter-queue").value];
+    if (batchFilter) filter.batch = batchFilter;
     const search = $("search").value.trim();
     if (search) filter.search = search;
     return filter;
@@ -324,6 +411,7 @@
     const parts = [];
     if (filter.state) parts.push("state " + filter.state[0]);
     if (filter.queue) parts.push("queue " + filter.queue[0]);
+    if (filter.batch) parts.push("batch " + filter.batch);
     if (filter.search) parts.push(`search "${filter.search}"`);
     return parts.join(", ");
   }
@@ -391,7 +479,7 @@
     role = me.role;
     document.body.dataset.role = me.role;
     $("whoami").textContent = `${me.name} (${me.role})`;
-    $("whoami").title = `this page's token and its role: ${me.role === "admin" ? "every action" : me.role === "operate" ? "cancel, retry, pause and resume" : "looking only"}`;
+    $("whoami").title = `this page's token and its role: ${me.role === "admin" ? "every action" : me.role === "operate" ? "cancel, retry, hold, release, pause and resume" : "looking only"}`;
   }
 
   function renderDlq(jobs) {
@@ -503,6 +591,7 @@
 
   function explainWait(job) {
     const last = job.history && job.history.length ? job.history[job.history.length - 1] : null;
+    if (job.held) return "Held: no runner takes it until it is released.";
     if (job.state === "failed") {
       return `Attempt ${job.attempts} of ${job.max_retries + 1} failed (${job.last_error || "no error kept"}); `
         + `next run ${when(job.run_at)} (${fromNow(job.run_at)}). "Run now" starts it at once.`;
@@ -555,6 +644,8 @@
     $("detail-cancel").hidden = !["pending", "processing", "failed"].includes(job.state);
     $("detail-retry").hidden = !["completed", "dead", "cancelled", "failed"].includes(job.state);
     $("detail-retry").textContent = job.state === "failed" ? "Run now" : "Run again";
+    $("detail-hold").hidden = job.held || !["pending", "failed"].includes(job.state);
+    $("detail-release").hidden = !job.held;
     const history = job.history || [];
     const bytes = (n) => {
       let value = n, unit = 0;
@@ -614,6 +705,9 @@
 
   $("detail-cancel").addEventListener("click", () => act(jobPath(selectedId) + "/cancel", "detail-message"));
   $("detail-retry").addEventListener("click", () => act(jobPath(selectedId) + "/retry", "detail-message"));
+  $("detail-hold").addEventListener("click", () => act(jobPath(selectedId) + "/hold", "detail-message"));
+  $("detail-release").addEventListener("click", () => act(jobPath(selectedId) + "/release", "detail-message"));
+  $("filter-batch").addEventListener("click", () => filterByBatch(""));
   $("detail-close").addEventListener("click", () => $("detail").close());
   // Escape closes a modal dialog by itself; either way the selection goes with it.
   $("detail").addEventListener("close", () => {
@@ -667,10 +761,11 @@
     running = true;
     try {
       await learnRole();
-      const [status, page, dlq, queues, series, schedules, hooks] = await Promise.all([
+      const [status, page, dlq, queues, series, schedules, hooks, batches] = await Promise.all([
         api("GET", "/api/status"), readJobs(),
         api("GET", "/api/dlq?limit=100"), api("GET", "/api/queues"),
         api("GET", "/api/stats/throughput"), api("GET", "/api/schedules"), api("GET", "/api/hooks"),
+        api("GET", "/api/batches"),
       ]);
       renderCounts(status);
       renderQueues(queues);
@@ -680,6 +775,7 @@
       renderSchedules(schedules);
       renderChart(series);
       renderHooks(hooks);
+      renderBatches(batches);
       // A live view reads its job by itself; the others follow the page's pace.
       if ($("detail-live").hidden) await renderDetail();
       const now = localTime(new Date());
