@@ -433,8 +433,9 @@ class Queue:
     def edit(self, job_id: str, *, by: str | None = None, **fields: Any) -> Job:
         """Change a pending or failed job, atomically against runners (WrongStateError if it is
         running or finished): `fields` as enqueue's JSON (command, priority, queue, delay or
-        run_at, env (merged into the job's), timeout, max_retries, lock, depends_on, expires;
-        a null timeout, lock or expires clears it). `by` is noted in the job's edits."""
+        run_at, env (merged into the job's), timeout, max_retries, lock, depends_on, expires,
+        memory, cpus, max_procs; a null timeout, lock, expires or limit clears it). `by` is
+        noted in the job's edits."""
         unknown = sorted(set(fields) - EDITABLE)
         if unknown:
             raise InvalidInputError(f"{unknown[0]!r} cannot be edited")
@@ -635,11 +636,14 @@ EDITABLE = frozenset(
         "lock",
         "depends_on",
         "expires",
+        "memory",
+        "cpus",
+        "max_procs",
     }
 )
 
 #: What a null clears in `edit`.
-CLEARABLE = frozenset({"timeout", "lock", "expires"})
+CLEARABLE = frozenset({"timeout", "lock", "expires", "memory", "cpus", "max_procs"})
 
 
 def _user() -> str:

@@ -119,6 +119,42 @@ def test_an_edit_to_a_later_start_or_a_bad_value_leaves_the_job_as_it_was(
     assert [c.id for c in claim(queue)] == ["job"]
 
 
+def test_an_edit_changes_or_clears_the_limits_a_runner_must_enforce(
+    fake: tuple[Queue, FakeClock],
+) -> None:
+    queue, _ = fake
+    queue.enqueue("true", id="job", memory="512M", cpus=1.5)
+    before = queue.get("job")
+    for bad in ({"memory": "lots"}, {"cpus": 0}, {"max_procs": -1}, {"max_procs": "x"}):
+        with pytest.raises(InvalidInputError):
+            queue.edit("job", **bad)
+        assert queue.get("job") == before, bad
+    edited = queue.edit("job", memory="1G", max_procs=64, cpus=None)
+    assert (edited.memory, edited.cpus, edited.max_procs) == (1 << 30, None, 64)
+    assert edited.edits[-1]["fields"] == ["cpus", "max_procs", "memory"]
+    # A runner that enforces no memory limit may not take it until the limit is gone.
+    store = queue._store
+    no_memory = 2 | 4
+    assert store.finish_and_claim("r1", [], 1, None, LEASE_S, enforces=no_memory).claims == []
+    queue.edit("job", memory=None)
+    [got] = store.finish_and_claim("r1", [], 1, None, LEASE_S, enforces=no_memory).claims
+    assert (got.id, got.memory, got.cpus, got.max_procs) == ("job", None, None, 64)
+
+
+def test_edit_from_the_cli_sets_and_clears_limits(cli: Cli, queue: Queue) -> None:
+    job = queue.enqueue("true", queue="nowhere", memory="1G", cpus=2).id
+    done = cli("edit", job, "--memory", "256M", "--cpus", "none", "--max-procs", "50")
+    assert done.returncode == 0, done.stderr
+    assert "cpus, max_procs, memory" in done.stderr
+    got = queue.get(job)
+    assert (got.memory, got.cpus, got.max_procs) == (256 << 20, None, 50)
+    for bad in (["--memory", "huge"], ["--cpus", "0"], ["--max-procs", "many"]):
+        assert "error:" in refused(cli("edit", job, *bad))
+    assert queue.get(job) == got
+    assert cli("edit", job, "--memory", "none").returncode == 0
+    assert queue.get(job).memory is None
+
+
 def test_edit_from_the_cli_refuses_with_one_line(
     cli: Cli, queue: Queue, start_runner: Callable[..., Any]
 ) -> None:

@@ -63,8 +63,9 @@ class JobIn(BaseModel):
 
 
 class JobEdit(BaseModel):
-    """The fields of a waiting job to change (PATCH /api/jobs/{id}); a null timeout, lock or
-    expires clears it, `env` is merged into the job's, `depends_on` replaces its list."""
+    """The fields of a waiting job to change (PATCH /api/jobs/{id}); a null timeout, lock,
+    expires, memory, cpus or max_procs clears it, `env` is merged into the job's, `depends_on`
+    replaces its list."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -79,6 +80,9 @@ class JobEdit(BaseModel):
     lock: str | None = None
     depends_on: list[str] | None = None
     expires: float | str | None = None
+    memory: int | str | None = Field(None, description="bytes, or 512M, 4G (powers of 1024)")
+    cpus: float | None = None
+    max_procs: int | None = None
 
 
 #: The request body of POST /api/jobs: one job object or an array of them.

@@ -10,6 +10,9 @@ import click
 from queuectl.cli import Session, complete
 from queuectl.cli.params import JOB_REF, UTF8
 
+#: The options of `edit` that `none` clears.
+CLEARED = frozenset({"timeout", "memory", "cpus", "max_procs"})
+
 
 def _targets(job_ids: tuple[str, ...], queue: str | None, verb: str) -> None:
     if job_ids and queue is not None:
@@ -91,6 +94,9 @@ def release(session: Session, job_ids: tuple[str, ...], queue: str | None) -> No
     help="Run after this job completed (repeatable; replaces its dependencies).",
 )
 @click.option("--expires", metavar="D|TIME", help="Cancel it if not started within D or by TIME.")
+@click.option("--memory", metavar="SIZE|none", help="Its memory limit (512M, 4G; none: clear it).")
+@click.option("--cpus", metavar="N|none", help="Its CPU limit, in CPUs (1.5; none: clear it).")
+@click.option("--max-procs", metavar="N|none", help="Its process limit (none: clear it).")
 @click.pass_obj
 def edit(session: Session, /, job_id: str, **options: Any) -> None:
     """Change a job that waits (pending or failed), before a runner takes it.
@@ -114,9 +120,10 @@ def edit(session: Session, /, job_id: str, **options: Any) -> None:
         fields["env"] = parse_env(options["env_pairs"])
     if options["after"]:
         fields["depends_on"] = list(options["after"])
-    if options["timeout"] is not None:
-        fields["timeout"] = None if options["timeout"] == "none" else options["timeout"]
-    fields = {k: v for k, v in fields.items() if v is not None or k == "timeout"}
+    for name in ("timeout", "memory", "cpus", "max_procs"):
+        if options[name] is not None:
+            fields[name] = None if options[name] == "none" else options[name]
+    fields = {k: v for k, v in fields.items() if v is not None or k in CLEARED}
     if not fields:
         if not (sys.stdin.isatty() and sys.stdout.isatty()):
             raise click.UsageError("give what to change (--command C, --priority P...)")

@@ -517,8 +517,9 @@ class AdminStore(BaseStore, Protocol):
 
     def edit(self, job_id: str, job: NewJob, fields: Sequence[str], by: str) -> Job:
         """Change the `fields` (names of NewJob input: command, priority, queue, run_at or
-        delay, env (merged), timeout, max_retries, lock, depends_on, expires) of a pending or
-        failed job to `job`'s, atomically against claims; WrongStateError otherwise."""
+        delay, env (merged), timeout, max_retries, lock, depends_on, expires, memory, cpus,
+        max_procs) of a pending or failed job to `job`'s, atomically against claims;
+        WrongStateError otherwise."""
         ...
 
     def set_queue_defaults(

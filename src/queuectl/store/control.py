@@ -31,6 +31,7 @@ from queuectl.store.settle import Settle
 WAITING = (PENDING, FAILED)
 #: How many expired jobs one transaction of the runners' maintenance cancels.
 EXPIRE_BATCH = 200
+LIMITS = ("memory", "cpus", "max_procs")  # the job's resource limits, each cleared by a null
 
 
 class Control(Flow):
@@ -135,6 +136,8 @@ class Control(Flow):
             "waiting": 0,
             "set_expires": "expires" in given,
             "expires_at": job.expires_at(now),
+            **{f"set_{limit}": limit in given for limit in LIMITS},
+            **{limit: getattr(job, limit) for limit in LIMITS},
             "edit": db.json({"at": ms_to_iso(now), "by": by, "fields": sorted(given)}),
         }
         with db.transaction() as conn:

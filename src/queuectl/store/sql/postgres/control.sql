@@ -79,6 +79,10 @@ SET command = COALESCE(%(command)s::text, command),
     waiting_on = CASE WHEN %(set_deps)s::boolean THEN %(waiting)s::integer ELSE waiting_on END,
     expires_at = CASE WHEN %(set_expires)s::boolean THEN %(expires_at)s::bigint
                       ELSE expires_at END,
+    memory = CASE WHEN %(set_memory)s::boolean THEN %(memory)s::bigint ELSE memory END,
+    cpus = CASE WHEN %(set_cpus)s::boolean THEN %(cpus)s::double precision ELSE cpus END,
+    max_procs = CASE WHEN %(set_max_procs)s::boolean THEN %(max_procs)s::integer
+                     ELSE max_procs END,
     edits = COALESCE(edits, '[]'::jsonb) || jsonb_build_array(%(edit)s::jsonb),
     updated_at = %(now)s::bigint
 WHERE id = %(id)s AND state IN ('pending', 'failed') AND lease_owner IS NULL
