@@ -452,6 +452,16 @@ class Queue:
         """Hold every pending or failed job of a queue; how many were held."""
         return self._store.hold_queue(validate_id(queue, "queue"))
 
+    def hold_batch(self, batch: str) -> int:
+        """Hold every pending or failed job of a batch; how many were held."""
+        self.batch(batch)  # no such batch: refused, not "none held"
+        return self._store.hold_batch(batch)
+
+    def release_batch(self, batch: str) -> int:
+        """Release every held job of a batch; how many were released."""
+        self.batch(batch)
+        return self._store.release_batch(batch)
+
     def release_queue(self, queue: str) -> int:
         """Release every held job of a queue; how many were released."""
         return self._store.release_queue(validate_id(queue, "queue"))

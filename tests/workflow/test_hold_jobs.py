@@ -148,3 +148,58 @@ def test_hold_races_the_claim_of_a_running_runner(
     assert lost, "every hold came first: no race"
     queue.release(*won)
     wait_until(all_in(queue, "completed", *won), 20, "the released jobs to run")
+
+
+def test_hold_and_release_a_batch_leave_its_running_and_finished_jobs_and_other_batches(
+    store: tuple[Queue, FakeClock],
+) -> None:
+    from queuectl.errors import NotFoundError
+    from queuectl.lifecycle import Outcome
+
+    queue, _ = store
+    s = queue._store
+    queue.enqueue_many(
+        [{"id": f"b{n}", "command": "true", "batch": "b", "queue": "q"} for n in range(7)]
+    )
+    queue.enqueue("true", id="other", batch="o", queue="q")
+    queue.enqueue("true", id="loose", queue="q")
+    ended = s.finish_and_claim("r1", [], 3, ["q"], LEASE_S).claims  # b0, b1, b2
+    outcomes = [Outcome(c.id, 1, 1 if c.id == "b0" else 0, None, 5, token=c.token) for c in ended]
+    s.finish_and_claim("r1", outcomes[:2], 0, None, LEASE_S)  # b0 failed, b1 completed
+    running = s.finish_and_claim("r1", [], 1, ["q"], LEASE_S).claims  # b3 runs
+    assert [c.id for c in running] == ["b3"]
+    assert [queue.get(f"b{n}").state for n in range(4)] == [
+        "failed",
+        "completed",
+        "processing",
+        "processing",
+    ]
+    # Two a transaction: the walk goes on past each batch of two.
+    assert s.hold_batch("b", 2) == 4  # b0 (failed), b4, b5, b6
+    assert {j.id for j in queue.list(held=True)} == {"b0", "b4", "b5", "b6"}
+    assert claimed(s) == ["loose", "other"]
+    assert queue.hold_batch("b") == 0  # held already
+    assert s.release_batch("b", 3) == 4
+    assert queue.list(held=True) == []
+    assert queue.release_batch("b") == 0
+    for unknown in (queue.hold_batch, queue.release_batch):
+        with pytest.raises(NotFoundError):
+            unknown("nope")
+
+
+def test_hold_and_release_a_batch_from_the_cli(
+    cli: Cli, queue: Queue, start_runner: Callable[..., Any]
+) -> None:
+    ok(cli("enqueue", "--array", "1-6", "--id", "frames", "--command", "true"))
+    result = cli("hold", "--batch", "frames")
+    assert (result.returncode, result.stderr.strip()) == (0, "held 6 jobs of batch 'frames'")
+    start_runner("--count", "2")
+    loose = queue.enqueue("true").id
+    wait_until(all_in(queue, "completed", loose), 15, "the job outside the batch to run")
+    assert {j.id for j in queue.list(held=True)} == {f"frames.{n}" for n in range(1, 7)}
+    refused(cli("hold", "--batch", "frames", "--queue", "default"))
+    refused(cli("release", "frames.1", "--batch", "frames"))
+    assert "nope" in refused(cli("hold", "--batch", "nope"), 1)
+    result = cli("release", "--batch", "frames")
+    assert (result.returncode, result.stderr.strip()) == (0, "released 6 jobs of batch 'frames'")
+    wait_until(lambda: queue.batch("frames")["completed"], 15, "the released batch to run")

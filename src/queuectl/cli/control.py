@@ -14,11 +14,11 @@ from queuectl.cli.params import JOB_REF, UTF8
 CLEARED = frozenset({"timeout", "memory", "cpus", "max_procs"})
 
 
-def _targets(job_ids: tuple[str, ...], queue: str | None, verb: str) -> None:
-    if job_ids and queue is not None:
-        raise click.UsageError("give job ids or --queue, not both")
-    if not job_ids and queue is None:
-        raise click.UsageError(f"give the ids of the jobs to {verb}, or --queue Q")
+def _targets(job_ids: tuple[str, ...], queue: str | None, batch: str | None, verb: str) -> None:
+    if sum(map(bool, (job_ids, queue is not None, batch is not None))) > 1:
+        raise click.UsageError("give job ids, --queue or --batch, not two of them")
+    if not job_ids and queue is None and batch is None:
+        raise click.UsageError(f"give the ids of the jobs to {verb}, --queue Q or --batch B")
 
 
 @click.command()
@@ -30,14 +30,19 @@ def _targets(job_ids: tuple[str, ...], queue: str | None, verb: str) -> None:
     help="Every pending or failed job of this queue.",
     shell_complete=complete.queues,
 )
+@click.option("--batch", metavar="NAME", help="Every pending or failed job of this batch.")
 @click.pass_obj
-def hold(session: Session, job_ids: tuple[str, ...], queue: str | None) -> None:
+def hold(session: Session, job_ids: tuple[str, ...], queue: str | None, batch: str | None) -> None:
     """Hold waiting jobs: no runner takes them until `release`.
 
     A job stays pending or failed while held. Holding a running or finished job is refused
     (exit 1), and then none of those named is held.
     """
-    _targets(job_ids, queue, "hold")
+    _targets(job_ids, queue, batch, "hold")
+    if batch is not None:
+        held = session.queue.hold_batch(batch)
+        click.echo(f"held {held} job{'s' if held != 1 else ''} of batch {batch!r}", err=True)
+        return
     if queue is not None:
         held = session.queue.hold_queue(queue)
         click.echo(f"held {held} job{'s' if held != 1 else ''} of queue {queue!r}", err=True)
@@ -56,10 +61,17 @@ def hold(session: Session, job_ids: tuple[str, ...], queue: str | None) -> None:
     help="Every held job of this queue.",
     shell_complete=complete.queues,
 )
+@click.option("--batch", metavar="NAME", help="Every held job of this batch.")
 @click.pass_obj
-def release(session: Session, job_ids: tuple[str, ...], queue: str | None) -> None:
+def release(
+    session: Session, job_ids: tuple[str, ...], queue: str | None, batch: str | None
+) -> None:
     """Release held jobs: runners may take them again (at once if they are due)."""
-    _targets(job_ids, queue, "release")
+    _targets(job_ids, queue, batch, "release")
+    if batch is not None:
+        done = session.queue.release_batch(batch)
+        click.echo(f"released {done} job{'s' if done != 1 else ''} of batch {batch!r}", err=True)
+        return
     if queue is not None:
         done = session.queue.release_queue(queue)
         click.echo(f"released {done} job{'s' if done != 1 else ''} of queue {queue!r}", err=True)

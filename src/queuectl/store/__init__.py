@@ -505,6 +505,14 @@ class AdminStore(BaseStore, Protocol):
         """Release every held job of a queue, in batches that each commit."""
         ...
 
+    def hold_batch(self, batch: str, size: int = ...) -> int:
+        """Hold every pending or failed job of a batch, `size` a transaction."""
+        ...
+
+    def release_batch(self, batch: str, size: int = ...) -> int:
+        """Release every held job of a batch, `size` a transaction."""
+        ...
+
     def list_held(
         self,
         states: Sequence[str] | None,

@@ -110,6 +110,38 @@ class Control(Flow):
                 self.db.wake(conn)
         return changed
 
+    def hold_batch(self, batch: str, size: int = BULK_BATCH) -> int:
+        """Hold every waiting job of `batch`, `size` a transaction; how many were held."""
+        return self._batch_walk("hold_in_batch", batch, size)
+
+    def release_batch(self, batch: str, size: int = BULK_BATCH) -> int:
+        """Release every held job of `batch`, `size` a transaction; how many were released."""
+        return self._batch_walk("release_in_batch", batch, size)
+
+    def _batch_walk(self, name: str, batch: str, size: int) -> int:
+        done = 0
+        for state in WAITING:
+            after = 0
+            while True:
+                changed, after = self._batch_step(name, batch, state, after, size)
+                done += changed
+                if changed < size:
+                    break
+        return done
+
+    @operation()
+    def _batch_step(
+        self, name: str, batch: str, state: str, after: int, size: int
+    ) -> tuple[int, int]:
+        """The next `size` of a batch's jobs in `state` after the cursor `after` (a seq)."""
+        params = {"batch": batch, "state": state, "after": after, "size": size}
+        with self.db.transaction() as conn:
+            found = conn.execute(self.db.q[name], {**params, "now": self.db.now()})
+            seqs = [int(r["seq"]) for r in found.fetchall()]
+            if seqs and name == "release_in_batch":
+                self.db.wake(conn)
+        return len(seqs), max(seqs, default=after)
+
     @operation(replayable=False)
     def edit(self, job_id: str, job: NewJob, fields: Sequence[str], by: str) -> Job:
         """Change the `fields` of a waiting job to those of `job` (validated), in one statement

@@ -128,6 +128,8 @@ class SQLStore:
         self.release_held = control.release
         self.hold_queue = control.hold_queue
         self.release_queue = control.release_queue
+        self.hold_batch = control.hold_batch
+        self.release_batch = control.release_batch
         self.list_held = control.list_held
         self.edit = control.edit
         self.set_queue_defaults = control.set_queue_defaults

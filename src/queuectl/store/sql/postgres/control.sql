@@ -15,21 +15,44 @@ WHERE id = ANY(%(ids)s::text[]) AND held
 RETURNING id
 
 -- name: hold_queue_batch
--- The next batch of a queue's jobs in one state held, after the cursor `after` (a seq).
+-- The next batch of a queue's jobs in one state held, after the cursor `after` (a seq). The
+-- batch is picked once (ARRAY): as `seq IN (...)` the planner may rescan the locking subquery
+-- for each row, each rescan skipping the rows this statement changed and picking more, so one
+-- statement held the whole queue, in time quadratic in its size.
 UPDATE jobs SET held = true, scheduled = true, updated_at = %(now)s::bigint
-WHERE seq IN (
+WHERE seq = ANY(ARRAY(
     SELECT seq FROM jobs
     WHERE queue = %(queue)s AND state = %(state)s AND seq > %(after)s::bigint AND NOT held
     ORDER BY seq LIMIT %(batch)s::bigint
-    FOR UPDATE SKIP LOCKED)
+    FOR UPDATE SKIP LOCKED))
   AND state = %(state)s
 RETURNING seq
 
 -- name: release_queue_batch
 UPDATE jobs SET held = false, scheduled = true, updated_at = %(now)s::bigint
-WHERE seq IN (
+WHERE seq = ANY(ARRAY(
     SELECT seq FROM jobs WHERE queue = %(queue)s AND held
-    ORDER BY seq LIMIT %(batch)s::bigint)
+    ORDER BY seq LIMIT %(batch)s::bigint))
+RETURNING seq
+
+-- name: hold_in_batch
+-- The next of a batch's jobs in one state held, after the cursor `after` (a seq), picked once
+-- as hold_queue_batch picks them; one a claim holds is left to it.
+UPDATE jobs SET held = true, scheduled = true, updated_at = %(now)s::bigint
+WHERE seq = ANY(ARRAY(
+    SELECT seq FROM jobs
+    WHERE batch = %(batch)s AND state = %(state)s AND seq > %(after)s::bigint AND NOT held
+    ORDER BY seq LIMIT %(size)s::bigint
+    FOR UPDATE SKIP LOCKED))
+  AND state = %(state)s
+RETURNING seq
+
+-- name: release_in_batch
+UPDATE jobs SET held = false, scheduled = true, updated_at = %(now)s::bigint
+WHERE seq = ANY(ARRAY(
+    SELECT seq FROM jobs
+    WHERE batch = %(batch)s AND state = %(state)s AND seq > %(after)s::bigint AND held
+    ORDER BY seq LIMIT %(size)s::bigint))
 RETURNING seq
 
 -- name: unstarted_past_deadline

@@ -31,6 +31,23 @@ WHERE seq IN (
     ORDER BY seq LIMIT :batch)
 RETURNING seq
 
+-- name: hold_in_batch
+-- The next of a batch's jobs in one state held, after the cursor `after` (a seq).
+UPDATE jobs SET held = 1, scheduled = 1, updated_at = :now
+WHERE seq IN (
+    SELECT seq FROM jobs INDEXED BY jobs_by_batch
+    WHERE batch = :batch AND state = :state AND seq > :after AND held = 0
+    ORDER BY seq LIMIT :size)
+RETURNING seq
+
+-- name: release_in_batch
+UPDATE jobs SET held = 0, scheduled = 1, updated_at = :now
+WHERE seq IN (
+    SELECT seq FROM jobs INDEXED BY jobs_by_batch
+    WHERE batch = :batch AND state = :state AND seq > :after AND held = 1
+    ORDER BY seq LIMIT :size)
+RETURNING seq
+
 -- name: unstarted_past_deadline
 -- A batch of the jobs whose deadline passed before they started, to cancel.
 SELECT {job_columns} FROM jobs INDEXED BY jobs_expiring
