@@ -203,6 +203,7 @@ def claims(
             timeout, max_retries = found[i].timeout, found[i].max_retries
             if timeout is None:
                 timeout = default.timeout
+            # A batch job's claim carries no retry rules, a default neither (see above).
             if not r["max_retries_set"] and default.max_retries is not None and r["batch"] is None:
                 max_retries = default.max_retries
             found[i] = replace(found[i], timeout=timeout, max_retries=max_retries)
