@@ -8,62 +8,50 @@ from typing import Any
 import click
 
 from queuectl.cli import Session, complete
-from queuectl.cli.params import JOB_REF, UTF8
+from queuectl.cli.params import JOB_REF, UTF8, after_option, job_ids_argument, queue_option
 
 
-def _targets(job_ids: tuple[str, ...], queue: str | None, verb: str) -> None:
-    if job_ids and queue is not None:
-        raise click.UsageError("give job ids or --queue, not both")
-    if not job_ids and queue is None:
-        raise click.UsageError(f"give the ids of the jobs to {verb}, or --queue Q")
+def _hold_or_release(verb: str, done: str, whose: str, doc: str) -> click.Command:
+    """The `hold` or `release` command: the jobs named (all or none), or every `whose` job
+    of a --queue."""
+
+    @click.command(verb, help=doc)
+    @job_ids_argument("ID...")
+    @queue_option(f"Every {whose} job of this queue.")
+    @click.pass_obj
+    def command(session: Session, job_ids: tuple[str, ...], queue: str | None) -> None:
+        if job_ids and queue is not None:
+            raise click.UsageError("give job ids or --queue, not both")
+        if not job_ids and queue is None:
+            raise click.UsageError(f"give the ids of the jobs to {verb}, or --queue Q")
+        if queue is not None:
+            count = getattr(session.queue, f"{verb}_queue")(queue)
+            click.echo(
+                f"{done} {count} job{'s' if count != 1 else ''} of queue {queue!r}", err=True
+            )
+            return
+        for job in getattr(session.queue, verb)(*dict.fromkeys(job_ids)):
+            click.echo(f"{done} {job.id} ({job.state})", err=True)
+
+    return command
 
 
-@click.command()
-@click.argument("job_ids", nargs=-1, metavar="ID...", type=JOB_REF, shell_complete=complete.job_ids)
-@click.option(
-    "--queue",
-    "-q",
-    type=UTF8,
-    help="Every pending or failed job of this queue.",
-    shell_complete=complete.queues,
-)
-@click.pass_obj
-def hold(session: Session, job_ids: tuple[str, ...], queue: str | None) -> None:
+hold = _hold_or_release(
+    "hold",
+    "held",
+    "pending or failed",
     """Hold waiting jobs: no runner takes them until `release`.
 
     A job stays pending or failed while held. Holding a running or finished job is refused
     (exit 1), and then none of those named is held.
-    """
-    _targets(job_ids, queue, "hold")
-    if queue is not None:
-        held = session.queue.hold_queue(queue)
-        click.echo(f"held {held} job{'s' if held != 1 else ''} of queue {queue!r}", err=True)
-        return
-    jobs = session.queue.hold(*dict.fromkeys(job_ids))
-    for job in jobs:
-        click.echo(f"held {job.id} ({job.state})", err=True)
-
-
-@click.command()
-@click.argument("job_ids", nargs=-1, metavar="ID...", type=JOB_REF, shell_complete=complete.job_ids)
-@click.option(
-    "--queue",
-    "-q",
-    type=UTF8,
-    help="Every held job of this queue.",
-    shell_complete=complete.queues,
+    """,
 )
-@click.pass_obj
-def release(session: Session, job_ids: tuple[str, ...], queue: str | None) -> None:
-    """Release held jobs: runners may take them again (at once if they are due)."""
-    _targets(job_ids, queue, "release")
-    if queue is not None:
-        done = session.queue.release_queue(queue)
-        click.echo(f"released {done} job{'s' if done != 1 else ''} of queue {queue!r}", err=True)
-        return
-    jobs = session.queue.release(*dict.fromkeys(job_ids))
-    for job in jobs:
-        click.echo(f"released {job.id} ({job.state})", err=True)
+release = _hold_or_release(
+    "release",
+    "released",
+    "held",
+    "Release held jobs: runners may take them again (at once if they are due).",
+)
 
 
 @click.command()
@@ -83,13 +71,7 @@ def release(session: Session, job_ids: tuple[str, ...], queue: str | None) -> No
 @click.option(
     "--lock", "lock_key", metavar="KEY", help="Never run while another job holding KEY runs."
 )
-@click.option(
-    "--after",
-    multiple=True,
-    metavar="ID",
-    shell_complete=complete.job_ids,
-    help="Run after this job completed (repeatable; replaces its dependencies).",
-)
+@after_option("--after", "Run after this job completed (repeatable; replaces its dependencies).")
 @click.option("--expires", metavar="D|TIME", help="Cancel it if not started within D or by TIME.")
 @click.pass_obj
 def edit(session: Session, /, job_id: str, **options: Any) -> None:
