@@ -12,7 +12,6 @@ from typing import Any, TypeGuard
 
 from queuectl.durations import ms_to_iso, parse_duration, parse_iso
 from queuectl.errors import InvalidInputError
-from queuectl.progress import number
 
 PENDING = "pending"
 PROCESSING = "processing"
@@ -70,7 +69,7 @@ MAX_CPUS = 65536.0
 MAX_PROCS = 4_194_304
 #: The limits a job can have, in the order they are named; a runner says which it enforces.
 LIMITS = ("memory", "cpus", "max_procs")
-SIZE = re.compile(r"\s*(\d+(?:\.\d+)?)\s*(?:([KMGT])(?:i?B)?|B)?\s*", re.IGNORECASE)
+SIZE = r"\s*(\d+(?:\.\d+)?)\s*(?:([KMGT])(?:i?B)?|B)?\s*"  # compiled when used: not on enqueue
 SIZE_UNITS = {"": 0, "K": 1, "M": 2, "G": 3, "T": 4}
 
 
@@ -218,6 +217,8 @@ class Job:
             eta_s = round(elapsed_s * (total - done) / done, 1)
         elif total and done >= total:
             eta_s = 0.0
+        from queuectl.progress import number  # its parsers are for runners, not enqueues
+
         return {
             "done": number(done),
             "total": number(total),
@@ -297,7 +298,7 @@ def parse_memory(value: object, what: str = "memory") -> int:
     """Bytes from 536870912 or "512M" (K, M, G, T: powers of 1024; "512MiB" too)."""
     if isinstance(value, int) and not isinstance(value, bool):
         count = value
-    elif isinstance(value, str) and (match := SIZE.fullmatch(value)):
+    elif isinstance(value, str) and (match := re.fullmatch(SIZE, value, re.IGNORECASE)):
         unit = SIZE_UNITS[(match.group(2) or "").upper()]
         count = round(float(match.group(1)) * 1024**unit)
     else:

@@ -1,4 +1,7 @@
-"""`queuectl enqueue`: one job, a list, a stream of JSON Lines, or an array."""
+"""`queuectl enqueue`: one job, a list, a stream of JSON Lines, or an array.
+
+A plain command is the common case and starts a process each time: the readers of JSON input
+(`jobinput`) load only for JSON."""
 
 from __future__ import annotations
 
@@ -11,7 +14,6 @@ from typing import Any
 import click
 
 from queuectl.cli import Session
-from queuectl.cli.jobinput import parse_jobs_text, parse_json_words, stream_job_lines
 from queuectl.cli.params import enqueue_options, options_as_fields
 from queuectl.errors import InvalidInputError
 from queuectl.models import Job, new_job
@@ -85,6 +87,8 @@ def enqueue(
         )
         return
     if file is not None:
+        from queuectl.cli.jobinput import parse_jobs_text, stream_job_lines
+
         stream, text = stream_job_lines(file)
         if stream is not None:  # JSON Lines: one transaction, in the memory of one batch
             if overrides:
@@ -97,6 +101,8 @@ def enqueue(
     elif ctx.meta.get("dashdash"):
         items = [{"command": command_from_words(words)}]
     else:
+        from queuectl.cli.jobinput import parse_json_words
+
         items = parse_json_words(words)
     where = "line" if file is not None and len(items) > 1 else "job"
     cwd = os.getcwd()
@@ -158,6 +164,8 @@ def enqueue_array(
     elif dashdash:
         items = [{"command": command_from_words(words)}]
     else:
+        from queuectl.cli.jobinput import parse_json_words
+
         items = parse_json_words(words)
     if len(items) != 1:
         raise InvalidInputError("--array repeats one job: give one, not a list")
