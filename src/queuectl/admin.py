@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import builtins
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from queuectl import config as config_keys
@@ -39,10 +38,11 @@ from queuectl.store import (
     Token,
     Totals,
 )
-from queuectl.usage import Usage
 
 if TYPE_CHECKING:
+    from queuectl.explain import QueueFlow
     from queuectl.runner.recovery import Recovered
+    from queuectl.usage import Usage
 
 #: The roles of API tokens, each allowed what the one before it is, and more.
 ROLES = ("read", "operate", "admin")
@@ -54,17 +54,6 @@ BULK_ACTIONS = ("cancel", "retry", "hold", "release", "delete")
 UNCHANGED: Any = object()
 #: `status` shows the progress of at most this many running jobs (the newest).
 STATUS_PROGRESS_JOBS = 50
-
-
-@dataclass(frozen=True)
-class QueueFlow:
-    """A queue's limits (None: none) against what runs and started now."""
-
-    concurrency: int | None
-    running: int
-    rate_jobs: int | None
-    started_in_window: int
-    window_opens_at_ms: int | None
 
 
 class Admin:
@@ -280,6 +269,8 @@ class Admin:
 
     def queue_flow(self, name: str) -> QueueFlow:
         """A queue's limits and where it stands against them now (for `explain`)."""
+        from queuectl.explain import QueueFlow
+
         settings = self._store.queue_settings().get(name)
         if settings is None:
             return QueueFlow(None, 0, None, 0, None)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from queuectl.durations import local_text, ms_to_iso
@@ -10,6 +11,17 @@ from queuectl.models import CANCELLED, COMPLETED, DEAD, PROCESSING, Job
 if TYPE_CHECKING:
     from queuectl.queue import Queue
     from queuectl.store import Runner
+
+
+@dataclass(frozen=True)
+class QueueFlow:
+    """A queue's limits (None: none) against what runs and started now."""
+
+    concurrency: int | None
+    running: int
+    rate_jobs: int | None
+    started_in_window: int
+    window_opens_at_ms: int | None
 
 
 def _in(ms: int) -> str:

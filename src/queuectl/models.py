@@ -12,7 +12,6 @@ from typing import Any, TypeGuard
 
 from queuectl.durations import ms_to_iso, parse_duration, parse_iso
 from queuectl.errors import InvalidInputError
-from queuectl.progress import number
 
 PENDING = "pending"
 PROCESSING = "processing"
@@ -70,7 +69,7 @@ MAX_CPUS = 65536.0
 MAX_PROCS = 4_194_304
 #: The limits a job can have, in the order they are named; a runner says which it enforces.
 LIMITS = ("memory", "cpus", "max_procs")
-SIZE = re.compile(r"\s*(\d+(?:\.\d+)?)\s*(?:([KMGT])(?:i?B)?|B)?\s*", re.IGNORECASE)
+SIZE = r"\s*(\d+(?:\.\d+)?)\s*(?:([KMGT])(?:i?B)?|B)?\s*"  # compiled when used: not on enqueue
 SIZE_UNITS = {"": 0, "K": 1, "M": 2, "G": 3, "T": 4}
 
 
@@ -218,6 +217,8 @@ class Job:
             eta_s = round(elapsed_s * (total - done) / done, 1)
         elif total and done >= total:
             eta_s = 0.0
+        from queuectl.progress import number  # its parsers are for runners, not enqueues
+
         return {
             "done": number(done),
             "total": number(total),
@@ -297,7 +298,7 @@ def parse_memory(value: object, what: str = "memory") -> int:
     """Bytes from 536870912 or "512M" (K, M, G, T: powers of 1024; "512MiB" too)."""
     if isinstance(value, int) and not isinstance(value, bool):
         count = value
-    elif isinstance(value, str) and (match := SIZE.fullmatch(value)):
+    elif isinstance(value, str) and (match := re.fullmatch(SIZE, value, re.IGNORECASE)):
         unit = SIZE_UNITS[(match.group(2) or "").upper()]
         count = round(float(match.group(1)) * 1024**unit)
     else:
@@ -472,13 +473,8 @@ def _new_job(data: dict[str, Any], default_cwd: str | None = None) -> NewJob:
     if data.get("delay") is not None:
         job.delay_s = parse_duration(data["delay"], "delay")
     if data.get("depends_on") is not None:
-        deps = data["depends_on"]
-        if isinstance(deps, str):
-            deps = [deps]
-        if not isinstance(deps, list):
-            raise InvalidInputError("depends_on: expected a list of job ids")
         ids: list[str] = []
-        for dep in deps:
+        for dep in _one_or_list(data["depends_on"], "depends_on", "job ids"):
             dep_id, on = _dependency(dep)
             ids.append(dep_id)
             if on != COMPLETED:
@@ -500,11 +496,7 @@ def _new_job(data: dict[str, Any], default_cwd: str | None = None) -> NewJob:
     if data.get("batch") is not None:
         job.batch = validate_id(data["batch"], "batch")
     if data.get("after_batch") is not None:
-        names = data["after_batch"]
-        if isinstance(names, str):
-            names = [names]
-        if not isinstance(names, list):
-            raise InvalidInputError("after_batch: expected a list of batch names")
+        names = _one_or_list(data["after_batch"], "after_batch", "batch names")
         job.after_batch = list(dict.fromkeys(validate_id(n, "after_batch") for n in names))
     if data.get("held") is not None:
         if not isinstance(data["held"], bool):
@@ -533,17 +525,22 @@ def _new_job(data: dict[str, Any], default_cwd: str | None = None) -> NewJob:
     if data.get("max_procs") is not None:
         job.max_procs = parse_max_procs(data["max_procs"])
     if data.get("requires") is not None:
-        tags = data["requires"]
-        if isinstance(tags, str):
-            tags = [tags]
-        if not isinstance(tags, list):
-            raise InvalidInputError("requires: expected a list of tags")
+        tags = _one_or_list(data["requires"], "requires", "tags")
         job.requires = sorted({validate_tag(t, "requires") for t in tags})
     if data.get("silence_timeout") is not None:
         job.silence_timeout = parse_duration(data["silence_timeout"], "silence_timeout")
         if job.silence_timeout <= 0:
             raise InvalidInputError("silence_timeout: must be more than 0")
     return job
+
+
+def _one_or_list(value: object, what: str, items: str) -> list[Any]:
+    """A list field that also takes its one item alone (a string)."""
+    if isinstance(value, str):
+        return [value]
+    if not isinstance(value, list):
+        raise InvalidInputError(f"{what}: expected a list of {items}")
+    return value
 
 
 def parse_deadline(value: object, what: str) -> tuple[int | None, float | None]:

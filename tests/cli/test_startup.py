@@ -130,6 +130,32 @@ def test_only_several_words_after_dashdash_load_shlex(tmp_path: Path) -> None:
     assert "shlex" in loaded_by(db, "enqueue", "--", "echo", "a b")
 
 
+#: What `enqueue --command` has no use for: the readers of JSON jobs, the progress parser, the
+#: modules of other commands (reading jobs, changing many, drawing them), and the store's flows
+#: of runners and of changes (the store makes a flow at its first use).
+NOT_FOR_A_PLAIN_ENQUEUE = {
+    "queuectl.cli.jobinput",
+    "queuectl.progress",
+    "queuectl.cli.jobs",
+    "queuectl.cli.bulk",
+    "queuectl.cli.render",
+    "queuectl.explain",
+    "queuectl.store.exchange",
+    "queuectl.store.settle",
+    "queuectl.store.actions",
+    "queuectl.store.reads",
+    "queuectl.lifecycle",
+}
+
+
+def test_a_plain_command_loads_no_json_reader_nor_other_commands(tmp_path: Path) -> None:
+    db = tmp_path / "queue.db"
+    loaded_by(db, "enqueue", "--command", "true")
+    loaded = modules_loaded_by(db, "enqueue", "--command", "true")
+    assert sorted(loaded & NOT_FOR_A_PLAIN_ENQUEUE) == []
+    assert "queuectl.cli.jobinput" in modules_loaded_by(db, "enqueue", '{"command": "true"}')
+
+
 @pytest.mark.parametrize("argv", [("--help",), ("--version",), ("enqueue", "--help")])
 def test_help_and_version_do_not_open_the_store(tmp_path: Path, argv: tuple[str, ...]) -> None:
     loaded = modules_loaded_by(tmp_path / "queue.db", *argv)

@@ -654,7 +654,7 @@ MUTANTS: list[Mutant] = [
         "tree-cgroup-not-killed",
         "runner/tree.py",
         "        self.killed.add(path)\n        with contextlib.suppress(OSError):\n"
-        '            _write(f"{path}/cgroup.kill", "1")',
+        '            limits.write_file(f"{path}/cgroup.kill", "1")',
         "        self.killed.add(path)\n        with contextlib.suppress(OSError):\n            pass",
         "a job's cgroup is not killed: what left its process group outlives its end",
         ("tests/runner/test_tree.py", "-k", "cgroup"),
@@ -711,7 +711,7 @@ MUTANTS: list[Mutant] = [
     Mutant(
         "limits-no-cpu-quota-v1",
         "runner/limits.py",
-        '        _write(f"{path}/cpu.cfs_quota_us", str(_quota(limits.cpus)))',
+        '        write_file(f"{path}/cpu.cfs_quota_us", str(_quota(limits.cpus)))',
         "        pass",
         "cpus is not enforced",
         ("tests/runner/test_limits_executor.py", "-k", "throttle"),

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from typing import Any
 
 from queuectl.lifecycle import Fence, Outcome, Settlement
 from queuectl.runner.liveness import host_name, process_started
@@ -118,118 +119,37 @@ def gone(c: Claim) -> Outcome:
 
 
 def settle(
-    store: Store,
-    job_id: str,
-    exit_code: int | None = 0,
-    *,
-    owner: str = OWNER,
-    error: str | None = None,
-    output: bytes | None = None,
-    dropped: int = 0,
-    duration_ms: int | None = 100,
-    attempt: int | None = None,
-    token: int | None = None,
-    rules: bool = False,
+    store: Store, job_id: str, exit_code: int | None = 0, *, owner: str = OWNER, **how: Any
 ) -> Settlement | None:
-    """Report the end of an attempt of `job_id` (see `outcome`); how the store settled it, or
-    None when it was fenced out (not, or no longer, `owner`'s)."""
-    ended = outcome(
-        store,
-        job_id,
-        exit_code,
-        error=error,
-        output=output,
-        dropped=dropped,
-        duration_ms=duration_ms,
-        attempt=attempt,
-        token=token,
-        rules=rules,
-    )
-    done = exchange(store, [ended], 0, None, owner)
+    """Report the end of an attempt of `job_id` (`how`: `outcome`'s keywords); how the store
+    settled it, or None when it was fenced out (not, or no longer, `owner`'s)."""
+    done = exchange(store, [outcome(store, job_id, exit_code, **how)], 0, None, owner)
     assert done.claims == []
     return done.settled.get(job_id)
 
 
-def settled(
-    store: Store,
-    job_id: str,
-    exit_code: int | None = 0,
-    *,
-    owner: str = OWNER,
-    error: str | None = None,
-    output: bytes | None = None,
-    dropped: int = 0,
-    duration_ms: int | None = 100,
-    attempt: int | None = None,
-    token: int | None = None,
-    rules: bool = False,
-) -> Settlement:
+def settled(store: Store, job_id: str, exit_code: int | None = 0, **how: Any) -> Settlement:
     """As `settle`, for an attempt that must settle."""
-    found = settle(
-        store,
-        job_id,
-        exit_code,
-        owner=owner,
-        error=error,
-        output=output,
-        dropped=dropped,
-        duration_ms=duration_ms,
-        attempt=attempt,
-        token=token,
-        rules=rules,
-    )
+    found = settle(store, job_id, exit_code, **how)
     assert found is not None, f"the end of {job_id}'s attempt was fenced out"
     return found
 
 
-def finish(
-    store: Store,
-    job_id: str,
-    exit_code: int | None = 0,
-    *,
-    owner: str = OWNER,
-    error: str | None = None,
-    output: bytes | None = None,
-    dropped: int = 0,
-    duration_ms: int | None = 100,
-) -> str:
-    """Report the end of the running attempt of `job_id`, which must settle; its new state."""
-    return settled(
-        store,
-        job_id,
-        exit_code,
-        owner=owner,
-        error=error,
-        output=output,
-        dropped=dropped,
-        duration_ms=duration_ms,
-    ).state
+def finish(store: Store, job_id: str, exit_code: int | None = 0, **how: Any) -> str:
+    """Report the end of the running attempt of `job_id` (as `settle`), which must settle; its
+    new state."""
+    return settled(store, job_id, exit_code, **how).state
 
 
 def run(
-    store: Store,
-    job_id: str,
-    exit_code: int | None = 0,
-    *,
-    owner: str = OWNER,
-    error: str | None = None,
-    output: bytes | None = None,
-    duration_ms: int | None = 100,
+    store: Store, job_id: str, exit_code: int | None = 0, *, owner: str = OWNER, **how: Any
 ) -> str:
-    """Claim `job_id`, which must be the only due job of its queue, and end its attempt; its
-    new state."""
+    """Claim `job_id`, which must be the only due job of its queue, and end its attempt (as
+    `settle`); its new state."""
     job = store.get(job_id)
     assert job is not None, f"no job {job_id}"
     assert claim(store, 1, [job.queue], owner) == [job_id]
-    return finish(
-        store,
-        job_id,
-        exit_code,
-        owner=owner,
-        error=error,
-        output=output,
-        duration_ms=duration_ms,
-    )
+    return finish(store, job_id, exit_code, owner=owner, **how)
 
 
 def runner_row(

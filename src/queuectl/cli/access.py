@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from queuectl.cli import Group, Session
-from queuectl.cli.params import UTF8
+from queuectl.cli.params import UTF8, limit_option
 
 
 @click.group(cls=Group)
@@ -35,15 +35,11 @@ def token_add(session: Session, name: str, role: str) -> None:
 @click.pass_obj
 def token_list(session: Session, as_json: bool) -> None:
     """The tokens: name, role, when made (never the tokens themselves)."""
-    from queuectl.cli.render import local_time, print_json, print_table
+    from queuectl.cli.render import json_or_empty, local_time, print_table
     from queuectl.shapes import token_dict
 
     tokens = [token_dict(t) for t in session.existing_queue.tokens()]
-    if as_json:
-        print_json(tokens)
-        return
-    if not tokens:
-        click.echo("no tokens (the one serve uses is an admin token)", err=True)
+    if json_or_empty(tokens, as_json, "no tokens (the one serve uses is an admin token)"):
         return
     rows = [(t["name"], t["role"], local_time(t["created_at"])) for t in tokens]
     print_table(None, ["NAME", "ROLE", "CREATED"], rows)
@@ -60,14 +56,7 @@ def token_revoke(session: Session, name: str) -> None:
 
 @click.command()
 @click.option("--since", help="Only the last 10m, 2h, 7d...")
-@click.option(
-    "--limit",
-    "-n",
-    type=click.IntRange(min=1),
-    default=100,
-    show_default=True,
-    help="At most this many, the newest.",
-)
+@limit_option(100, "At most this many, the newest.", least=1)
 @click.option(
     "--expire",
     is_flag=True,
@@ -82,15 +71,11 @@ def audit(session: Session, since: str | None, limit: int, expire: bool, as_json
         count = session.existing_queue.expire_audit()
         click.echo(f"deleted {count} audit entr{'y' if count == 1 else 'ies'}", err=True)
         return
-    from queuectl.cli.render import local_time, print_json, print_table
+    from queuectl.cli.render import json_or_empty, local_time, print_table
     from queuectl.shapes import audit_dict
 
     entries = [audit_dict(e) for e in session.existing_queue.audit(since, limit)]
-    if as_json:
-        print_json(entries)
-        return
-    if not entries:
-        click.echo("no audit entries", err=True)
+    if json_or_empty(entries, as_json, "no audit entries"):
         return
     rows = [
         (

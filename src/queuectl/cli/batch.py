@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from queuectl.cli import Group, Session
+from queuectl.cli.params import limit_option
 
 if TYPE_CHECKING:
     from queuectl.queue import Queue
@@ -46,14 +47,10 @@ def _state(got: dict[str, Any]) -> str:
 @click.pass_obj
 def batch_list(session: Session, as_json: bool) -> None:
     """Every batch, oldest first, with its progress."""
-    from queuectl.cli.render import local_time, print_json, print_table
+    from queuectl.cli.render import json_or_empty, local_time, print_table
 
     found = session.existing_queue.batches()
-    if as_json:
-        print_json(found)
-        return
-    if not found:
-        click.echo("no batch yet", err=True)
+    if json_or_empty(found, as_json, "no batch yet"):
         return
     print_table(
         None,
@@ -77,14 +74,7 @@ def batch_list(session: Session, as_json: bool) -> None:
 
 @batch.command("show")
 @click.argument("name")
-@click.option(
-    "--limit",
-    "-n",
-    type=click.IntRange(min=0),
-    default=50,
-    show_default=True,
-    help="Show at most this many of its jobs (0 = all).",
-)
+@limit_option(50, "Show at most this many of its jobs (0 = all).")
 @click.option("--json", "as_json", is_flag=True, help="Print the batch and its jobs as JSON.")
 @click.pass_obj
 def batch_show(session: Session, name: str, limit: int, as_json: bool) -> None:

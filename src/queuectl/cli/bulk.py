@@ -10,29 +10,19 @@ from contextlib import contextmanager
 import click
 
 from queuectl.cli import Session, complete
-from queuectl.cli.params import JOB_REF, UTF8
+from queuectl.cli.params import (
+    UTF8,
+    job_ids_argument,
+    queue_option,
+    states_option,
+)
 from queuectl.models import CANCELLED
 
 
 @click.command()
-@click.argument(
-    "job_ids", nargs=-1, metavar="[ID...]", type=JOB_REF, shell_complete=complete.job_ids
-)
-@click.option(
-    "--queue",
-    "-q",
-    type=UTF8,
-    help="Every pending, failed and running job of this queue.",
-    shell_complete=complete.queues,
-)
-@click.option(
-    "--state",
-    "-s",
-    "states",
-    multiple=True,
-    help="With --queue or --search: only jobs in this state (repeatable).",
-    shell_complete=complete.states,
-)
+@job_ids_argument()
+@queue_option("Every pending, failed and running job of this queue.")
+@states_option("With --queue or --search: only jobs in this state (repeatable).")
 @click.option("--search", type=UTF8, help="Every job whose id, command or last error has TEXT.")
 @click.option("--all", "every", is_flag=True, help="Every pending, failed and running job.")
 @click.option("--batch", metavar="NAME", help="Every pending, failed and running job of a batch.")
@@ -98,26 +88,9 @@ def cancel(
 
 
 @click.command()
-@click.argument(
-    "job_ids", nargs=-1, metavar="[ID...]", type=JOB_REF, shell_complete=complete.job_ids
-)
-@click.option(
-    "--state",
-    "-s",
-    "states",
-    multiple=True,
-    help="Every job in this state (repeatable).",
-    shell_complete=complete.states,
-)
-@click.option(
-    "--queue",
-    "-q",
-    "queues",
-    multiple=True,
-    type=UTF8,
-    help="Every job of this queue (repeatable).",
-    shell_complete=complete.queues,
-)
+@job_ids_argument()
+@states_option("Every job in this state (repeatable).")
+@queue_option("Every job of this queue (repeatable).", multiple=True)
 @click.option("--search", type=UTF8, help="Every job whose id, command or last error has TEXT.")
 @click.option("--batch", metavar="NAME", help="Every such job of this batch.")
 @click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation (a filter).")

@@ -8,77 +8,57 @@ from typing import Any
 import click
 
 from queuectl.cli import Session, complete
-from queuectl.cli.params import JOB_REF, UTF8
+from queuectl.cli.params import JOB_REF, UTF8, after_option, job_ids_argument, queue_option
 
 #: The options of `edit` that `none` clears.
 CLEARED = frozenset({"timeout", "memory", "cpus", "max_procs"})
 
 
-def _targets(job_ids: tuple[str, ...], queue: str | None, batch: str | None, verb: str) -> None:
-    if sum(map(bool, (job_ids, queue is not None, batch is not None))) > 1:
-        raise click.UsageError("give job ids, --queue or --batch, not two of them")
-    if not job_ids and queue is None and batch is None:
-        raise click.UsageError(f"give the ids of the jobs to {verb}, --queue Q or --batch B")
+def _hold_or_release(verb: str, done: str, whose: str, doc: str) -> click.Command:
+    """The `hold` or `release` command: the jobs named (all or none), or every `whose` job
+    of a --queue or a --batch."""
+
+    @click.command(verb, help=doc)
+    @job_ids_argument("ID...")
+    @queue_option(f"Every {whose} job of this queue.")
+    @click.option("--batch", metavar="NAME", help=f"Every {whose} job of this batch.")
+    @click.pass_obj
+    def command(
+        session: Session, job_ids: tuple[str, ...], queue: str | None, batch: str | None
+    ) -> None:
+        if sum(map(bool, (job_ids, queue is not None, batch is not None))) > 1:
+            raise click.UsageError("give job ids, --queue or --batch, not two of them")
+        if not job_ids and queue is None and batch is None:
+            raise click.UsageError(f"give the ids of the jobs to {verb}, --queue Q or --batch B")
+        for kind, name in (("queue", queue), ("batch", batch)):
+            if name is not None:
+                count = getattr(session.queue, f"{verb}_{kind}")(name)
+                click.echo(
+                    f"{done} {count} job{'s' if count != 1 else ''} of {kind} {name!r}", err=True
+                )
+                return
+        for job in getattr(session.queue, verb)(*dict.fromkeys(job_ids)):
+            click.echo(f"{done} {job.id} ({job.state})", err=True)
+
+    return command
 
 
-@click.command()
-@click.argument("job_ids", nargs=-1, metavar="ID...", type=JOB_REF, shell_complete=complete.job_ids)
-@click.option(
-    "--queue",
-    "-q",
-    type=UTF8,
-    help="Every pending or failed job of this queue.",
-    shell_complete=complete.queues,
-)
-@click.option("--batch", metavar="NAME", help="Every pending or failed job of this batch.")
-@click.pass_obj
-def hold(session: Session, job_ids: tuple[str, ...], queue: str | None, batch: str | None) -> None:
+hold = _hold_or_release(
+    "hold",
+    "held",
+    "pending or failed",
     """Hold waiting jobs: no runner takes them until `release`.
 
     A job stays pending or failed while held. Holding a running or finished job is refused
     (exit 1), and then none of those named is held.
-    """
-    _targets(job_ids, queue, batch, "hold")
-    if batch is not None:
-        held = session.queue.hold_batch(batch)
-        click.echo(f"held {held} job{'s' if held != 1 else ''} of batch {batch!r}", err=True)
-        return
-    if queue is not None:
-        held = session.queue.hold_queue(queue)
-        click.echo(f"held {held} job{'s' if held != 1 else ''} of queue {queue!r}", err=True)
-        return
-    jobs = session.queue.hold(*dict.fromkeys(job_ids))
-    for job in jobs:
-        click.echo(f"held {job.id} ({job.state})", err=True)
-
-
-@click.command()
-@click.argument("job_ids", nargs=-1, metavar="ID...", type=JOB_REF, shell_complete=complete.job_ids)
-@click.option(
-    "--queue",
-    "-q",
-    type=UTF8,
-    help="Every held job of this queue.",
-    shell_complete=complete.queues,
+    """,
 )
-@click.option("--batch", metavar="NAME", help="Every held job of this batch.")
-@click.pass_obj
-def release(
-    session: Session, job_ids: tuple[str, ...], queue: str | None, batch: str | None
-) -> None:
-    """Release held jobs: runners may take them again (at once if they are due)."""
-    _targets(job_ids, queue, batch, "release")
-    if batch is not None:
-        done = session.queue.release_batch(batch)
-        click.echo(f"released {done} job{'s' if done != 1 else ''} of batch {batch!r}", err=True)
-        return
-    if queue is not None:
-        done = session.queue.release_queue(queue)
-        click.echo(f"released {done} job{'s' if done != 1 else ''} of queue {queue!r}", err=True)
-        return
-    jobs = session.queue.release(*dict.fromkeys(job_ids))
-    for job in jobs:
-        click.echo(f"released {job.id} ({job.state})", err=True)
+release = _hold_or_release(
+    "release",
+    "released",
+    "held",
+    "Release held jobs: runners may take them again (at once if they are due).",
+)
 
 
 @click.command()
@@ -98,13 +78,7 @@ def release(
 @click.option(
     "--lock", "lock_key", metavar="KEY", help="Never run while another job holding KEY runs."
 )
-@click.option(
-    "--after",
-    multiple=True,
-    metavar="ID",
-    shell_complete=complete.job_ids,
-    help="Run after this job completed (repeatable; replaces its dependencies).",
-)
+@after_option("--after", "Run after this job completed (repeatable; replaces its dependencies).")
 @click.option("--expires", metavar="D|TIME", help="Cancel it if not started within D or by TIME.")
 @click.option("--memory", metavar="SIZE|none", help="Its memory limit (512M, 4G; none: clear it).")
 @click.option("--cpus", metavar="N|none", help="Its CPU limit, in CPUs (1.5; none: clear it).")

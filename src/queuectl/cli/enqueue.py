@@ -1,4 +1,7 @@
-"""`queuectl enqueue`: one job, a list, a stream of JSON Lines, or an array."""
+"""`queuectl enqueue`: one job, a list, a stream of JSON Lines, or an array.
+
+A plain command is the common case and starts a process each time: the readers of JSON input
+(`jobinput`) load only for JSON."""
 
 from __future__ import annotations
 
@@ -11,10 +14,9 @@ from typing import Any
 import click
 
 from queuectl.cli import Session
-from queuectl.cli.jobinput import parse_jobs_text, parse_json_words, stream_job_lines
 from queuectl.cli.params import enqueue_options, options_as_fields
 from queuectl.errors import InvalidInputError
-from queuectl.models import new_job
+from queuectl.models import Job, new_job
 
 
 class EnqueueCommand(click.Command):
@@ -85,6 +87,8 @@ def enqueue(
         )
         return
     if file is not None:
+        from queuectl.cli.jobinput import parse_jobs_text, stream_job_lines
+
         stream, text = stream_job_lines(file)
         if stream is not None:  # JSON Lines: one transaction, in the memory of one batch
             if overrides:
@@ -97,6 +101,8 @@ def enqueue(
     elif ctx.meta.get("dashdash"):
         items = [{"command": command_from_words(words)}]
     else:
+        from queuectl.cli.jobinput import parse_json_words
+
         items = parse_json_words(words)
     where = "line" if file is not None and len(items) > 1 else "job"
     cwd = os.getcwd()
@@ -158,31 +164,15 @@ def enqueue_array(
     elif dashdash:
         items = [{"command": command_from_words(words)}]
     else:
+        from queuectl.cli.jobinput import parse_json_words
+
         items = parse_json_words(words)
     if len(items) != 1:
         raise InvalidInputError("--array repeats one job: give one, not a list")
     job = {**items[0], **overrides}
-    import shutil
-    import tempfile
-
-    with tempfile.TemporaryFile("w+", encoding="utf-8") as spool:
-        separator = "[\n"
-
-        def each(jobs: list[Any]) -> None:
-            nonlocal separator
-            if as_json:
-                for one in jobs:
-                    text = json.dumps(one.to_dict(), indent=2, ensure_ascii=False)
-                    spool.write(separator + "  " + text.replace("\n", "\n  "))
-                    separator = ",\n"
-            else:
-                spool.write("".join(f"{one.id}\n" for one in jobs))
-
-        base, count = session.queue.enqueue_array(spec, job, each)
-        if as_json:
-            spool.write("\n]\n" if count else "[]\n")
-        spool.seek(0)
-        shutil.copyfileobj(spool, sys.stdout)
+    with Spool(as_json) as spool:
+        base, count = session.queue.enqueue_array(spec, job, spool.add)
+        spool.print()
     click.echo(f"batch {base}: {count} job{'s' if count != 1 else ''}", err=True)
 
 
@@ -191,8 +181,6 @@ def enqueue_stream(
 ) -> None:
     """Enqueue a stream of jobs; their ids (or JSON) are spooled to a temporary file and
     printed once the transaction has committed, so a refused stream prints nothing."""
-    import shutil
-    import tempfile
     from collections import deque
 
     # The id and unique key each job asked for, until its batch is stored: a job whose key
@@ -205,26 +193,53 @@ def enqueue_stream(
             asked.append((item.get("id"), item.get("unique_key")))
             yield label, item
 
-    with tempfile.TemporaryFile("w+", encoding="utf-8") as spool:
-        separator = "[\n"  # print_json's layout of a list, one job at a time
+    with Spool(as_json) as spool:
 
-        def each(jobs: list[Any]) -> None:
-            nonlocal separator
+        def each(jobs: list[Job]) -> None:
             for job in jobs:
                 if note := _held_key_note(*asked.popleft(), job.id):
                     notes.append(note)
-            if as_json:
-                for job in jobs:
-                    text = json.dumps(job.to_dict(), indent=2, ensure_ascii=False)
-                    spool.write(separator + "  " + text.replace("\n", "\n  "))
-                    separator = ",\n"
-            else:
-                spool.write("".join(f"{job.id}\n" for job in jobs))
+            spool.add(jobs)
 
         session.queue.enqueue_stream(remembered(), each)
-        if as_json:
-            spool.write("\n]\n")
         for note in notes:
             click.echo(note, err=True)
-        spool.seek(0)
-        shutil.copyfileobj(spool, sys.stdout)
+        spool.print()
+
+
+class Spool:
+    """What an enqueue of many jobs prints (their ids, or a JSON array laid out as print_json
+    lays one out, a job at a time), kept in a temporary file until the transaction has
+    committed: a refused enqueue prints nothing, and memory stays that of one batch."""
+
+    def __init__(self, as_json: bool) -> None:
+        import tempfile
+
+        self.as_json = as_json
+        self.file = tempfile.TemporaryFile("w+", encoding="utf-8")  # noqa: SIM115 - __exit__ closes it
+        self.count = 0
+
+    def __enter__(self) -> Spool:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.file.close()
+
+    def add(self, jobs: list[Job]) -> None:
+        """Keep a batch of jobs (before the commit)."""
+        if not self.as_json:
+            self.file.write("".join(f"{job.id}\n" for job in jobs))
+            return
+        for job in jobs:
+            text = json.dumps(job.to_dict(), indent=2, ensure_ascii=False)
+            self.file.write(("," if self.count else "[") + "\n  " + text.replace("\n", "\n  "))
+            self.count += 1
+
+    def print(self) -> None:
+        """Print what was kept (once committed)."""
+        import shutil
+
+        if self.as_json:
+            self.file.write("\n]\n" if self.count else "[]\n")
+        self.file.seek(0)
+        shutil.copyfileobj(self.file, sys.stdout)

@@ -76,15 +76,11 @@ for _param in hook_add.params:
 @click.pass_obj
 def hook_list(session: Session, as_json: bool) -> None:
     """The hooks: their events, queue and command."""
-    from queuectl.cli.render import print_json, print_table
+    from queuectl.cli.render import json_or_empty, print_table
     from queuectl.shapes import hook_dict
 
     hooks = [hook_dict(h) for h in session.existing_queue.hooks()]
-    if as_json:
-        print_json(hooks)
-        return
-    if not hooks:
-        click.echo("no hooks", err=True)
+    if json_or_empty(hooks, as_json, "no hooks"):
         return
     rows = [(h["name"], ",".join(h["on"]), h["queue"] or "*", h["job"]["command"]) for h in hooks]
     print_table(None, ["NAME", "ON", "QUEUE", "COMMAND"], rows, elastic=("COMMAND",))

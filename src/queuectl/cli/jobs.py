@@ -8,7 +8,14 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from queuectl.cli import Session, complete
-from queuectl.cli.params import JOB_REF, UTF8
+from queuectl.cli.params import (
+    JOB_REF,
+    UTF8,
+    job_ids_argument,
+    limit_option,
+    queue_option,
+    states_option,
+)
 from queuectl.models import Job
 
 if TYPE_CHECKING:
@@ -17,31 +24,9 @@ if TYPE_CHECKING:
 
 
 @click.command("list")
-@click.option(
-    "--state",
-    "-s",
-    "states",
-    multiple=True,
-    help="Only jobs in this state (repeatable: any of them; running = processing).",
-    shell_complete=complete.states,
-)
-@click.option(
-    "--queue",
-    "-q",
-    "queues",
-    multiple=True,
-    type=UTF8,
-    help="Only jobs of this queue (repeatable: any of them).",
-    shell_complete=complete.queues,
-)
-@click.option(
-    "--limit",
-    "-n",
-    type=click.IntRange(min=0),
-    default=50,
-    show_default=True,
-    help="At most this many (0 = all).",
-)
+@states_option("Only jobs in this state (repeatable: any of them; running = processing).")
+@queue_option("Only jobs of this queue (repeatable: any of them).", multiple=True)
+@limit_option(50, "At most this many (0 = all).")
 @click.option(
     "--search",
     type=UTF8,
@@ -185,9 +170,7 @@ def _say_if_never_run(queue: Any, job_id: str) -> None:
 
 
 @click.command()
-@click.argument(
-    "job_ids", nargs=-1, metavar="[ID...]", type=JOB_REF, shell_complete=complete.job_ids
-)
+@job_ids_argument()
 @click.option("--timeout", help="Give up after this long (exit 124).")
 @click.option("--batch", metavar="NAME", help="Wait for every job of this batch.")
 @click.pass_obj

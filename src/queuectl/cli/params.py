@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import os
 import re
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import click
 
 from queuectl.cli import Session, complete
 from queuectl.errors import InvalidInputError
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 
 class Utf8Text(click.ParamType):  # type: ignore[type-arg]  # (generic only from click 8.2)
@@ -87,6 +90,47 @@ def parse_env(pairs: tuple[str, ...]) -> dict[str, str]:
     return env
 
 
+def job_ids_argument(metavar: str = "[ID...]") -> Callable[[F], F]:
+    """The jobs a command acts on: any number of ids, each resolved as JOB_REF resolves one."""
+    return click.argument(
+        "job_ids", nargs=-1, metavar=metavar, type=JOB_REF, shell_complete=complete.job_ids
+    )
+
+
+def states_option(help: str) -> Callable[[F], F]:
+    """--state, repeatable (`states`), its values completed."""
+    return click.option(
+        "--state", "-s", "states", multiple=True, help=help, shell_complete=complete.states
+    )
+
+
+def queue_option(help: str, multiple: bool = False) -> Callable[[F], F]:
+    """--queue: a queue's name (`queue`), or with `multiple` repeatable (`queues`)."""
+    names = ("--queue", "-q", "queues") if multiple else ("--queue", "-q")
+    return click.option(
+        *names, multiple=multiple, type=UTF8, help=help, shell_complete=complete.queues
+    )
+
+
+def limit_option(default: int, help: str, least: int = 0) -> Callable[[F], F]:
+    """--limit/-n: at most this many rows."""
+    return click.option(
+        "--limit",
+        "-n",
+        type=click.IntRange(min=least),
+        default=default,
+        show_default=True,
+        help=help,
+    )
+
+
+def after_option(flag: str, help: str) -> Callable[[F], F]:
+    """A repeatable option naming a job this one depends on (its ids completed)."""
+    return click.option(
+        flag, multiple=True, metavar="ID", shell_complete=complete.job_ids, help=help
+    )
+
+
 def enqueue_options(function: Any) -> Any:
     """The options shared by `enqueue` and `schedule add`."""
     for option in reversed(
@@ -108,13 +152,7 @@ def enqueue_options(function: Any) -> Any:
                 "--run-at",
                 help="Start no sooner than this ISO-8601 time (local time unless it has an offset).",
             ),
-            click.option(
-                "--after",
-                multiple=True,
-                metavar="ID",
-                shell_complete=complete.job_ids,
-                help="Run after this job completed (repeatable).",
-            ),
+            after_option("--after", "Run after this job completed (repeatable)."),
             click.option("--unique-key", help="Return the existing job holding this key instead."),
             click.option(
                 "--lock",
@@ -162,20 +200,8 @@ def enqueue_options(function: Any) -> Any:
                 metavar="NAME",
                 help="Run once every job of this batch completed (repeatable).",
             ),
-            click.option(
-                "--after-any",
-                multiple=True,
-                metavar="ID",
-                shell_complete=complete.job_ids,
-                help="Run after this job finished, in any state (repeatable).",
-            ),
-            click.option(
-                "--after-failure",
-                multiple=True,
-                metavar="ID",
-                shell_complete=complete.job_ids,
-                help="Run only if this job ends dead (repeatable).",
-            ),
+            after_option("--after-any", "Run after this job finished, in any state (repeatable)."),
+            after_option("--after-failure", "Run only if this job ends dead (repeatable)."),
             click.option(
                 "--hold", is_flag=True, default=None, help="Enqueue it held: run after a release."
             ),

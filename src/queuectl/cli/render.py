@@ -135,6 +135,18 @@ def print_json(value: Any) -> None:
     sys.stdout.write(json.dumps(value, indent=2, ensure_ascii=False) + "\n")
 
 
+def json_or_empty(items: Sequence[Any], as_json: bool, empty: str) -> bool:
+    """What a listing prints before its table: with --json the whole list; for an empty list
+    the line `empty` on stderr. True when that was all there is to print."""
+    if as_json:
+        print_json(items)
+        return True
+    if not items:
+        print(empty, file=sys.stderr)
+        return True
+    return False
+
+
 def cell(value: Any) -> Any:
     """A table cell: rich Text as given, anything else as plain text with controls visible."""
     from rich.text import Text

@@ -64,16 +64,12 @@ def schedule_add(
 @click.pass_obj
 def schedule_list(session: Session, as_json: bool) -> None:
     """The schedules, with their last and next enqueue times."""
-    from queuectl.cli.render import local_time, print_json, print_table
+    from queuectl.cli.render import json_or_empty, local_time, print_table
     from queuectl.schedule import describe_every
     from queuectl.shapes import schedule_dict
 
     schedules = [schedule_dict(s) for s in session.existing_queue.schedules()]
-    if as_json:
-        print_json(schedules)
-        return
-    if not schedules:
-        click.echo("no schedules", err=True)
+    if json_or_empty(schedules, as_json, "no schedules"):
         return
     rows = [
         (

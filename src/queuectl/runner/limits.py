@@ -192,15 +192,15 @@ class Limiter:
         """The attempt has ended (its processes killed): remove its v1 cgroups. Its v2 cgroup
         is the tree's, which never gives it to another job."""
         for path in dict.fromkeys(cgroups.v1.values()):
-            if not _remove(path):
+            if not remove_empty(path):
                 _kill_v1(path)
-                if not _remove(path):
+                if not remove_empty(path):
                     self.pending.append(path)
         cgroups.v1 = {}
 
     def _remove_pending(self) -> None:
         if self.pending:
-            self.pending = [path for path in self.pending if not _remove(path)]
+            self.pending = [path for path in self.pending if not remove_empty(path)]
 
     def close(self) -> None:
         """The runner stops: remove what it made, once the killed processes are gone."""
@@ -213,7 +213,7 @@ class Limiter:
                 break
             time.sleep(0.01)
         for base in dict.fromkeys(self.v1.values()):
-            _remove(base)
+            remove_empty(base)
 
 
 def make(v2: str | None) -> Limiter:
@@ -280,7 +280,9 @@ def _enable_v2(base: str) -> set[str]:
 
 def _subtree(cgroup: str, controllers: set[str]) -> bool:
     try:
-        _write(f"{cgroup}/cgroup.subtree_control", " ".join(f"+{c}" for c in sorted(controllers)))
+        write_file(
+            f"{cgroup}/cgroup.subtree_control", " ".join(f"+{c}" for c in sorted(controllers))
+        )
     except OSError:
         return False
     return True
@@ -299,7 +301,7 @@ def _vacate(own: str, leaf: str) -> bool:
         os.mkdir(leaf)
         for pid in pids:
             with contextlib.suppress(ProcessLookupError):
-                _write(f"{leaf}/cgroup.procs", str(pid))
+                write_file(f"{leaf}/cgroup.procs", str(pid))
     except OSError:
         return False
     return True
@@ -316,16 +318,16 @@ def _parent(pid: int) -> int | None:
 
 def _set_v2(path: str, name: str, limits: Limits) -> None:
     if name == "memory":
-        _write(f"{path}/memory.max", str(limits.memory))
+        write_file(f"{path}/memory.max", str(limits.memory))
         with contextlib.suppress(FileNotFoundError):  # no swap accounting: no swap to limit
-            _write(f"{path}/memory.swap.max", "0")
+            write_file(f"{path}/memory.swap.max", "0")
         # The OOM killer ends the whole attempt, not one of its processes at random.
         with contextlib.suppress(FileNotFoundError):
-            _write(f"{path}/memory.oom.group", "1")
+            write_file(f"{path}/memory.oom.group", "1")
     elif name == "cpus":
-        _write(f"{path}/cpu.max", f"{_quota(limits.cpus)} {CPU_PERIOD_US}")
+        write_file(f"{path}/cpu.max", f"{_quota(limits.cpus)} {CPU_PERIOD_US}")
     else:
-        _write(f"{path}/pids.max", str(limits.max_procs))
+        write_file(f"{path}/pids.max", str(limits.max_procs))
 
 
 # -- cgroup v1
@@ -372,27 +374,27 @@ def _probe_v1(base: str, controller: str) -> bool:
         os.mkdir(probe)
         if controller in V1_FILES:
             limit_file = f"{probe}/{V1_FILES[controller]}"
-            _write(limit_file, _read(limit_file).strip())
+            write_file(limit_file, _read(limit_file).strip())
         elif not os.path.exists(f"{probe}/cpuacct.usage"):
             raise OSError("no cpuacct.usage")
     except OSError:
-        _remove(probe)
-        _remove(base)
+        remove_empty(probe)
+        remove_empty(base)
         return False
-    _remove(probe)
+    remove_empty(probe)
     return True
 
 
 def _set_v1(path: str, name: str, limits: Limits) -> None:
     if name == "memory":
-        _write(f"{path}/memory.limit_in_bytes", str(limits.memory))
+        write_file(f"{path}/memory.limit_in_bytes", str(limits.memory))
         with contextlib.suppress(FileNotFoundError):  # no swap accounting: no swap to limit
-            _write(f"{path}/memory.memsw.limit_in_bytes", str(limits.memory))
+            write_file(f"{path}/memory.memsw.limit_in_bytes", str(limits.memory))
     elif name == "cpus":
-        _write(f"{path}/cpu.cfs_period_us", str(CPU_PERIOD_US))
-        _write(f"{path}/cpu.cfs_quota_us", str(_quota(limits.cpus)))
+        write_file(f"{path}/cpu.cfs_period_us", str(CPU_PERIOD_US))
+        write_file(f"{path}/cpu.cfs_quota_us", str(_quota(limits.cpus)))
     else:
-        _write(f"{path}/pids.max", str(limits.max_procs))
+        write_file(f"{path}/pids.max", str(limits.max_procs))
 
 
 def _kill_v1(path: str) -> None:
@@ -418,12 +420,7 @@ def _remove_stale(place: str) -> None:
             continue
         if os.path.exists(f"/proc/{parts[1]}"):
             continue
-        base = f"{place}/{name}"
-        with contextlib.suppress(OSError):
-            for child in os.listdir(base):
-                if os.path.isdir(f"{base}/{child}"):
-                    _remove(f"{base}/{child}")
-        _remove(base)
+        remove_cgroup(f"{place}/{name}")
 
 
 # -- files
@@ -433,7 +430,8 @@ def _quota(cpus: float | None) -> int:
     return max(MIN_QUOTA_US, round((cpus or 0) * CPU_PERIOD_US))
 
 
-def _write(path: str, text: str) -> None:
+def write_file(path: str, text: str) -> None:
+    """Write `text` into a cgroup file (one write, no creating, no buffering)."""
     fd = os.open(path, os.O_WRONLY)
     try:
         os.write(fd, text.encode())
@@ -475,7 +473,7 @@ def _keyed(path: str) -> dict[str, int]:
     return found
 
 
-def _remove(path: str) -> bool:
+def remove_empty(path: str) -> bool:
     """Remove an empty cgroup; False while processes remain in it."""
     try:
         os.rmdir(path)
@@ -484,3 +482,12 @@ def _remove(path: str) -> bool:
     except OSError:
         return False
     return True
+
+
+def remove_cgroup(base: str) -> None:
+    """Remove `base` and the cgroups beneath it (those that are empty)."""
+    with contextlib.suppress(OSError):
+        for name in os.listdir(base):
+            if os.path.isdir(f"{base}/{name}"):
+                remove_empty(f"{base}/{name}")
+    remove_empty(base)

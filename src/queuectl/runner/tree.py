@@ -128,14 +128,6 @@ def cgroup_of(pid: int | str) -> str | None:
     return None
 
 
-def _write(path: str, text: str) -> None:
-    fd = os.open(path, os.O_WRONLY)
-    try:
-        os.write(fd, text.encode())
-    finally:
-        os.close(fd)
-
-
 def populated(cgroup: str) -> bool:
     try:
         with open(f"{cgroup}/cgroup.events") as handle:
@@ -193,11 +185,11 @@ class CgroupTree(Tree):
             os.mkdir(probe)
             if not os.path.exists(f"{probe}/cgroup.kill"):
                 raise OSError("no cgroup.kill")
-            _write(f"{probe}/cgroup.procs", "0")  # "0": the writer itself
-            _write(f"{own}/cgroup.procs", "0")
+            limits.write_file(f"{probe}/cgroup.procs", "0")  # "0": the writer itself
+            limits.write_file(f"{own}/cgroup.procs", "0")
         except OSError:
             with contextlib.suppress(OSError):
-                _write(f"{own}/cgroup.procs", "0")
+                limits.write_file(f"{own}/cgroup.procs", "0")
             with contextlib.suppress(OSError):
                 os.rmdir(probe)
             with contextlib.suppress(OSError):
@@ -299,11 +291,11 @@ class CgroupTree(Tree):
                 self.spent.append(path)
             else:
                 self._forget(path)
-                _remove(path)
+                limits.remove_empty(path)
             return None
         self._kill(path)
         self._forget(path)
-        if _remove(path):
+        if limits.remove_empty(path):
             self.killed.discard(path)
         else:
             self.dying[path] = time.monotonic()
@@ -321,7 +313,7 @@ class CgroupTree(Tree):
     def _kill(self, path: str) -> None:
         self.killed.add(path)
         with contextlib.suppress(OSError):
-            _write(f"{path}/cgroup.kill", "1")
+            limits.write_file(f"{path}/cgroup.kill", "1")
 
     def _forget(self, path: str) -> None:
         """Close what is open of a cgroup that no job will use again."""
@@ -332,7 +324,7 @@ class CgroupTree(Tree):
 
     def poll(self, now: float) -> None:
         if self.dying and now >= self.next_removal:
-            removed = [path for path in self.dying if _remove(path)]
+            removed = [path for path in self.dying if limits.remove_empty(path)]
             for path in removed:
                 del self.dying[path]
             self.killed.difference_update(removed)
@@ -347,23 +339,12 @@ class CgroupTree(Tree):
         for path in list({*self.dirs, *self.events}):
             self._forget(path)
         with contextlib.suppress(OSError):
-            _write(f"{self.base}/cgroup.kill", "1")
+            limits.write_file(f"{self.base}/cgroup.kill", "1")
         give_up = time.monotonic() + EMPTY_WAIT_S
         while populated(self.base) and time.monotonic() < give_up:
             time.sleep(0.01)
-        remove_cgroup(self.base)
+        limits.remove_cgroup(self.base)
         self.limiter.close()
-
-
-def _remove(path: str) -> bool:
-    """Remove an empty cgroup; False while processes remain in it."""
-    try:
-        os.rmdir(path)
-    except FileNotFoundError:
-        return True
-    except OSError:
-        return False
-    return True
 
 
 def _remove_stale(own: str) -> None:
@@ -371,16 +352,7 @@ def _remove_stale(own: str) -> None:
     for base in glob.glob(f"{own}/queuectl-*-*"):
         pid = os.path.basename(base).split("-")[1]
         if pid.isdigit() and not os.path.exists(f"/proc/{pid}") and not populated(base):
-            remove_cgroup(base)
-
-
-def remove_cgroup(base: str) -> None:
-    """Remove `base` and the job cgroups beneath it (those that are empty)."""
-    with contextlib.suppress(OSError):
-        for name in os.listdir(base):
-            if os.path.isdir(f"{base}/{name}"):
-                _remove(f"{base}/{name}")
-    _remove(base)
+            limits.remove_cgroup(base)
 
 
 # -- what a dead runner left
@@ -408,7 +380,7 @@ def kill_attempts(attempts: set[tuple[str, int]], wait_s: float = EMPTY_WAIT_S) 
         cgroup = cgroup_of(pid)
         if cgroup is not None and os.path.basename(os.path.dirname(cgroup)).startswith("queuectl-"):
             with contextlib.suppress(OSError):
-                _write(f"{cgroup}/cgroup.kill", "1")
+                limits.write_file(f"{cgroup}/cgroup.kill", "1")
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.kill(pid, signal.SIGKILL)
     count = len(found)

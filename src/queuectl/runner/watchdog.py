@@ -20,13 +20,13 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from queuectl.runner.limits import remove_cgroup
 from queuectl.runner.tree import (
     EMPTY_WAIT_S,
     Tree,
     kill_attempts,
     populated,
     read_start,
-    remove_cgroup,
 )
 
 # After a read, let the runner's lines pile up for this long: a busy runner then wakes its

@@ -4,41 +4,27 @@ and firing schedules."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from queuectl import lifecycle
 from queuectl.config import DEFAULTS
 from queuectl.errors import QueuectlError
 from queuectl.models import new_job
 from queuectl.store import rows
-from queuectl.store.actions import Actions
 from queuectl.store.dialect import Dialect, Flow, operation
-from queuectl.store.enqueue import Enqueue
 from queuectl.store.records import Firing, Housekeeping, Runner, Schedule
-from queuectl.store.settle import Settle
+
+if TYPE_CHECKING:
+    from queuectl.store.actions import Actions
+    from queuectl.store.enqueue import Enqueue
+    from queuectl.store.settle import Settle
 
 #: How long the per-minute counts of what attempts cost are kept (for `status --since`).
 USAGE_KEPT_MS = 7 * 86_400_000
 
 
-class Maintenance(Flow):
-    """What runners do besides the exchange, and what keeps the store tidy."""
-
-    def __init__(self, db: Dialect, enqueue: Enqueue, settle: Settle, actions: Actions) -> None:
-        super().__init__(db)
-        self.enqueue, self.settle, self.actions = enqueue, settle, actions
-
-    @operation(runner=True)
-    def expire(self, states: Sequence[str], finished_before_ms: int, batch: int) -> int:
-        return self.actions.delete_finished(states, finished_before_ms, 0, batch)[0]
-
-    @operation(runner=True)
-    def forget_finished_minutes(self, before_ms: int) -> None:
-        with self.db.transaction() as conn:
-            conn.execute(self.db.q["forget_finished_minutes"], {"since": before_ms})
-            conn.execute(self.db.q["forget_usage_minutes"], {"since": before_ms - USAGE_KEPT_MS})
-
-    # -- runners and leases
+class Registry(Flow):
+    """The runners registered: their registration, heartbeats (which renew their leases), and
+    the list readers show. Needs no other flow, so a reader of runners loads no more."""
 
     @operation(runner=True)
     def register_runner(self, runner: Runner) -> None:
@@ -97,6 +83,24 @@ class Maintenance(Flow):
             for r in conn.execute(self.db.q["runners_listed"]).fetchall()
         ]
 
+
+class Maintenance(Flow):
+    """What runners do besides the exchange, and what keeps the store tidy."""
+
+    def __init__(self, db: Dialect, enqueue: Enqueue, settle: Settle, actions: Actions) -> None:
+        super().__init__(db)
+        self.enqueue, self.settle, self.actions = enqueue, settle, actions
+
+    @operation(runner=True)
+    def expire(self, states: Sequence[str], finished_before_ms: int, batch: int) -> int:
+        return self.actions.delete_finished(states, finished_before_ms, 0, batch)[0]
+
+    @operation(runner=True)
+    def forget_finished_minutes(self, before_ms: int) -> None:
+        with self.db.transaction() as conn:
+            conn.execute(self.db.q["forget_finished_minutes"], {"since": before_ms})
+            conn.execute(self.db.q["forget_usage_minutes"], {"since": before_ms - USAGE_KEPT_MS})
+
     @operation(runner=True)
     def housekeeping(
         self, owner: str, queues: Sequence[str] | None, tags: Sequence[str] = ()
@@ -144,6 +148,8 @@ class Maintenance(Flow):
 
     @operation(runner=True)
     def reap(self, dead_owners: Sequence[str], exclude: Sequence[str] = ()) -> list[str]:
+        from queuectl.lifecycle import Outcome  # runners reap; readers of runners load none of it
+
         now = self.db.now()
         expired = {"now": now, "exclude": self.db.array(exclude)}
         dying = {**expired, "owners": self.db.array(dead_owners)}
@@ -166,7 +172,7 @@ class Maintenance(Flow):
             for row in conn.execute(self.db.q["expired_jobs"], expired).fetchall():
                 victims[(row["id"], row["attempts"], row["token"], row["lease_owner"])] = None
             for job_id, attempt, token, owner in victims:
-                lost = lifecycle.Outcome(job_id, attempt, None, "worker lost", None, token=token)
+                lost = Outcome(job_id, attempt, None, "worker lost", None, token=token)
                 recovered += self.settle.settle(conn, owner, [lost], now)
             if recovered:
                 self.db.wake(conn)

@@ -1,138 +1,156 @@
 """SQLStore: the Store composed of its flows over one dialect; it holds no logic of its own.
 
-Each flow is a module (enqueue, exchange, flowcontrol, actions, reads, maintenance, admin);
+Each flow is a module (enqueue, exchange, flowcontrol, actions, reads, maintenance, admin...);
 the store wires them to the dialect and lends their methods out under the Store's names.
 """
 
 from __future__ import annotations
 
+import importlib
+import threading
 from typing import TYPE_CHECKING, Any
 
-from queuectl.store.access import Access
-from queuectl.store.actions import Actions
-from queuectl.store.admin import Admin
-from queuectl.store.batches import Batches
-from queuectl.store.control import Control
 from queuectl.store.dialect import Dialect
-from queuectl.store.enqueue import Enqueue
-from queuectl.store.exchange import Exchanger
-from queuectl.store.flowcontrol import FlowControl
-from queuectl.store.hooks import Hooks
-from queuectl.store.maintenance import Maintenance
-from queuectl.store.reads import Reads
 from queuectl.store.records import Ledger
-from queuectl.store.settings import Settings
-from queuectl.store.settle import Settle
 
 if TYPE_CHECKING:
     from queuectl.clock import Clock
     from queuectl.store import Listener
 
+#: Each flow: its module under store/, its class, and the flows it is made with (after the
+#: dialect), so that flows which share one (the settle's hooks, the settings) share it.
+FLOWS: dict[str, tuple[str, str, tuple[str, ...]]] = {
+    "settings": ("settings", "Settings", ()),
+    "enqueue": ("enqueue", "Enqueue", ()),
+    "hooks": ("hooks", "Hooks", ("settings", "enqueue")),
+    "settle": ("settle", "Settle", ("settings", "hooks")),
+    "flowcontrol": ("flowcontrol", "FlowControl", ()),
+    "exchange": ("exchange", "Exchanger", ("settle", "flowcontrol")),
+    "actions": ("actions", "Actions", ("enqueue", "settle", "hooks")),
+    "reads": ("reads", "Reads", ()),
+    "registry": ("maintenance", "Registry", ()),
+    "maintenance": ("maintenance", "Maintenance", ("enqueue", "settle", "actions")),
+    "admin": ("admin", "Admin", ("settings",)),
+    "access": ("access", "Access", ()),
+    "batches": ("batches", "Batches", ()),
+    "control": ("control", "Control", ("settle", "hooks")),
+}
+
+#: The Store's methods each flow lends, under the same names (but RENAMED).
+LENDS: dict[str, tuple[str, ...]] = {
+    "enqueue": ("enqueue_many", "enqueue_batches"),
+    "exchange": ("finish_and_claim", "save_progress", "release", "save_output", "owned_jobs"),
+    "registry": ("register_runner", "heartbeat", "unregister_runner", "runners"),
+    "maintenance": (
+        "housekeeping",
+        "reap",
+        "expire",
+        "forget_finished_minutes",
+        "next_schedule_ms",
+        "fire_schedules",
+        "request_stop",
+        "withdraw_stop",
+        "schedules",
+        "add_schedule",
+        "remove_schedule",
+    ),
+    "reads": (
+        "get",
+        "ids_with_prefix",
+        "list_jobs",
+        "search_jobs",
+        "output",
+        "history",
+        "counts",
+        "done_since",
+        "finished_per_minute",
+        "attempts_by_queue",
+        "recent_durations",
+        "oldest_due",
+        "totals",
+        "dependencies",
+        "finished_since",
+        "usage_totals",
+        "cpu_since",
+        "conditions",
+    ),
+    "flowcontrol": (
+        "queue_settings",
+        "window_starts",
+        "lock_holder",
+        "set_limits",
+        "set_job_defaults",
+    ),
+    "batches": ("batches", "batch_waits", "set_batch_limit"),
+    "actions": ("cancel", "cancel_all", "requeue", "purge", "bulk"),
+    "admin": (
+        "config",
+        "queues",
+        "hooks",
+        "set_config",
+        "set_paused",
+        "add_hook",
+        "remove_hook",
+        "reset",
+    ),
+    "access": (
+        "add_token",
+        "tokens",
+        "revoke_token",
+        "token_role",
+        "record_audit",
+        "audit",
+        "expire_audit",
+    ),
+    "control": (
+        "expire_unstarted",
+        "queue_defaults",
+        "hold",
+        "release_held",
+        "hold_queue",
+        "release_queue",
+        "hold_batch",
+        "release_batch",
+        "list_held",
+        "edit",
+        "set_queue_defaults",
+    ),
+}
+#: The Store's names that are not the flow's.
+RENAMED = {"release_held": "release"}
+LENDER = {method: flow for flow, methods in LENDS.items() for method in methods}
+
 
 class SQLStore:
-    """The Store over one dialect (see store/__init__.py for what each method promises)."""
+    """The Store over one dialect (see store/__init__.py for what each method promises).
+
+    A flow is made, and its module loaded, when one of its methods is first asked for: an
+    enqueue loads the enqueue flow and the runners' registry, not the exchange, the bulk
+    actions or the admin's. The method is then kept on the store, so later calls go straight
+    to the flow.
+    """
 
     def __init__(self, db: Dialect) -> None:
         self.db = db
-        settings = Settings(db)
-        enqueue = Enqueue(db)
-        settle = Settle(db, settings, Hooks(db, settings, enqueue))
-        flow = FlowControl(db)
-        exchanger = Exchanger(db, settle, flow)
-        actions = Actions(db, enqueue, settle, settle.hooks)
-        reads = Reads(db)
-        maintenance = Maintenance(db, enqueue, settle, actions)
-        admin = Admin(db, settings)
-        access = Access(db)
-        batches = Batches(db)
-        control = Control(db, settle, settle.hooks)
+        self._flows: dict[str, Any] = {}
+        self._making = threading.RLock()  # threads share a store: each flow is made once
 
-        # -- what a runner needs
-        self.finish_and_claim = exchanger.finish_and_claim
-        self.save_progress = exchanger.save_progress
-        self.release = exchanger.release
-        self.save_output = exchanger.save_output
-        self.owned_jobs = exchanger.owned_jobs
-        self.register_runner = maintenance.register_runner
-        self.heartbeat = maintenance.heartbeat
-        self.unregister_runner = maintenance.unregister_runner
-        self.housekeeping = maintenance.housekeeping
-        self.reap = maintenance.reap
-        self.expire = maintenance.expire
-        self.forget_finished_minutes = maintenance.forget_finished_minutes
-        self.next_schedule_ms = maintenance.next_schedule_ms
-        self.fire_schedules = maintenance.fire_schedules
-        self.config = admin.config
-        self.expire_unstarted = control.expire_unstarted
+    def __getattr__(self, name: str) -> Any:
+        flow = LENDER.get(name)
+        if flow is None:
+            raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+        method = getattr(self.flow(flow), RENAMED.get(name, name))
+        setattr(self, name, method)
+        return method
 
-        # -- what reads need
-        self.get = reads.get
-        self.ids_with_prefix = reads.ids_with_prefix
-        self.list_jobs = reads.list_jobs
-        self.search_jobs = reads.search_jobs
-        self.output = reads.output
-        self.history = reads.history
-        self.counts = reads.counts
-        self.done_since = reads.done_since
-        self.finished_per_minute = reads.finished_per_minute
-        self.attempts_by_queue = reads.attempts_by_queue
-        self.recent_durations = reads.recent_durations
-        self.oldest_due = reads.oldest_due
-        self.totals = reads.totals
-        self.dependencies = reads.dependencies
-        self.finished_since = reads.finished_since
-        self.usage_totals = reads.usage_totals
-        self.cpu_since = reads.cpu_since
-        self.runners = maintenance.runners
-        self.queues = admin.queues
-        self.queue_settings = flow.queue_settings
-        self.window_starts = flow.window_starts
-        self.lock_holder = flow.lock_holder
-        self.schedules = maintenance.schedules
-        self.hooks = admin.hooks
-        self.batches = batches.batches
-        self.batch_waits = batches.batch_waits
-        self.conditions = reads.conditions
-        self.queue_defaults = control.queue_defaults
-
-        # -- what admin needs
-        self.enqueue_many = enqueue.enqueue_many
-        self.enqueue_batches = enqueue.enqueue_batches
-        self.cancel = actions.cancel
-        self.cancel_all = actions.cancel_all
-        self.requeue = actions.requeue
-        self.purge = actions.purge
-        self.bulk = actions.bulk
-        self.request_stop = maintenance.request_stop
-        self.withdraw_stop = maintenance.withdraw_stop
-        self.set_config = admin.set_config
-        self.set_paused = admin.set_paused
-        self.set_limits = flow.set_limits
-        self.set_job_defaults = flow.set_job_defaults
-        self.add_schedule = maintenance.add_schedule
-        self.remove_schedule = maintenance.remove_schedule
-        self.add_hook = admin.add_hook
-        self.remove_hook = admin.remove_hook
-        self.reset = admin.reset
-        self.set_batch_limit = batches.set_batch_limit
-
-        # -- who may call the API, and what they did
-        self.add_token = access.add_token
-        self.tokens = access.tokens
-        self.revoke_token = access.revoke_token
-        self.token_role = access.token_role
-        self.record_audit = access.record_audit
-        self.audit = access.audit
-        self.expire_audit = access.expire_audit
-        self.hold = control.hold
-        self.release_held = control.release
-        self.hold_queue = control.hold_queue
-        self.release_queue = control.release_queue
-        self.hold_batch = control.hold_batch
-        self.release_batch = control.release_batch
-        self.list_held = control.list_held
-        self.edit = control.edit
-        self.set_queue_defaults = control.set_queue_defaults
+    def flow(self, name: str) -> Any:
+        """The flow `name` (a key of FLOWS), made with the flows it uses at its first use."""
+        with self._making:
+            if name not in self._flows:
+                module, cls, uses = FLOWS[name]
+                flow_class = getattr(importlib.import_module(f"queuectl.store.{module}"), cls)
+                self._flows[name] = flow_class(self.db, *(self.flow(used) for used in uses))
+            return self._flows[name]
 
     @property
     def kind(self) -> str:
