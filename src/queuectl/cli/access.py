@@ -85,6 +85,8 @@ def audit(session: Session, since: str | None, limit: int, expire: bool, as_json
     from queuectl.cli.render import local_time, print_json, print_table
     from queuectl.shapes import audit_dict
 
+    # more than a store's LIMIT (a signed 64-bit integer) can hold is all of them
+    limit = min(limit, 2**63 - 1)
     entries = [audit_dict(e) for e in session.existing_queue.audit(since, limit)]
     if as_json:
         print_json(entries)
