@@ -187,3 +187,20 @@ def test_hold_and_release_a_batch(cli: Cli, queue: Queue) -> None:
     assert not queue.get(other).held
     assert cli("release", "--batch", "hb").returncode == 0
     assert not any(j.held for j in queue.list(batch="hb"))
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="edit --after sets the job's wait to its new dependencies only: a wait for a batch "
+    "(--after-batch) is dropped and the job runs before the batch finished",
+)
+@pytest.mark.backends("sqlite")  # the edit's own count, the same SQL on both stores
+def test_edit_after_keeps_a_wait_for_a_batch(queue: Queue) -> None:
+    queue.enqueue("true", queue="nowhere", batch="eb", held=True)
+    done = queue.enqueue("true", queue="done-q").id
+    fake_runner.run(queue._store, done, 0)
+    job = queue.enqueue("true", queue="waits", after_batch=["eb"]).id
+    queue.edit(job, depends_on=[done])
+    fake_runner.register_live(queue._store)
+    assert fake_runner.claims(queue._store, 1, ["waits"]) == []
+    assert queue.explain(job)["reason"] == "waiting_for_dependency"
