@@ -163,9 +163,9 @@ def test_a_progress_file_that_is_a_fifo_does_not_freeze_the_runner(
         for n in range(3):
             (tmp_path / f"ping{n}").touch()
             pong = f"pong{n}".encode()
-            wait_until(lambda pong=pong: pong in queue.output(fifo), 6, pong.decode())
+            wait_until(lambda pong=pong: pong in queue.output(fifo), 4, pong.decode())
         after = queue.enqueue("echo after").id
-        wait_until(lambda: queue.get(after).state == "completed", 6, "the next job to run")
+        wait_until(lambda: queue.get(after).state == "completed", 4, "the next job to run")
     finally:
         go.touch()
         # a reader blocked on the FIFO (the runner) is let go by a writer that opens and leaves
