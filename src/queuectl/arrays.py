@@ -7,10 +7,14 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from queuectl.errors import InvalidInputError
+from queuectl.flow import MAX_LIMIT
 
 #: More jobs than this in one array is surely a slip of the keyboard.
 MAX_ARRAY = 10_000_000
-_PART = re.compile(r"(\d{1,12})(?:-(\d{1,12})(?::(\d{1,12}))?)?")
+# ASCII digits only: \d and str.isdigit() also take other scripts' digits and superscripts,
+# which int() reads as numbers or refuses with a ValueError.
+_PART = re.compile(r"([0-9]{1,12})(?:-([0-9]{1,12})(?::([0-9]{1,12}))?)?")
+_LIMIT = re.compile(r"[0-9]{1,12}")
 
 
 @dataclass(frozen=True)
@@ -35,9 +39,10 @@ def parse_array(spec: str) -> ArraySpec:
     text, _, limit_text = spec.strip().partition("%")
     limit: int | None = None
     if limit_text or spec.strip().endswith("%"):
-        if not limit_text.isdigit() or int(limit_text) < 1:
+        if not _LIMIT.fullmatch(limit_text) or not 1 <= int(limit_text) <= MAX_LIMIT:
             raise InvalidInputError(
-                f"--array {spec!r}: %N must be a positive whole number of jobs at once"
+                f"--array {spec!r}: %N must be a whole number of jobs at once, "
+                f"from 1 to {MAX_LIMIT}"
             )
         limit = int(limit_text)
     ranges: list[tuple[int, int, int]] = []

@@ -32,13 +32,18 @@ def meaning(code: int) -> str | None:
     return None
 
 
+def printable(text: str) -> str:
+    """`text` without terminal styles and control characters (NUL included, which no
+    PostgreSQL text holds), each run of whitespace one space."""
+    return " ".join(_CONTROLS.sub("", _STYLES.sub("", text)).split())
+
+
 def last_line(output: bytes | None) -> str | None:
     """The last non-empty line of an attempt's output, stripped and bounded."""
     if not output:
         return None
     for raw in reversed(output[-64 * 1024 :].splitlines()):
-        text = _STYLES.sub("", raw.decode("utf-8", "replace"))
-        line = " ".join(_CONTROLS.sub("", text).split())
+        line = printable(raw.decode("utf-8", "replace"))
         if line.replace("\ufffd", ""):  # bytes that are no text say nothing
             if len(line) > LINE_LIMIT:
                 line = line[: LINE_LIMIT - 1] + "…"

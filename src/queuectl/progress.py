@@ -8,6 +8,7 @@ import re
 from typing import Any
 
 from queuectl.errors import InvalidInputError
+from queuectl.exits import printable
 
 #: What a runner gives each attempt so that `queuectl progress` finds its attempt: the claim
 #: token (never repeated for a job, unlike the attempt number) and the file it reads reports from.
@@ -34,7 +35,7 @@ def parse(text: str) -> Report:
         raise InvalidInputError(f"progress: expected DONE/TOTAL or P%, got {head!r}")
     if not math.isfinite(done) or not math.isfinite(total) or done > total:
         raise InvalidInputError(f"progress: done must be between 0 and the total, got {head!r}")
-    text = " ".join(message.split())[:MAX_MESSAGE]
+    text = printable(message)[:MAX_MESSAGE]
     return done, total, text or None
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 
 class DependencyIn(BaseModel):
@@ -372,6 +372,15 @@ class BulkFilterIn(BaseModel):
     state: list[str] | None = None
     queue: list[str] | None = None
     search: str | None = Field(default=None, max_length=500)
+
+    @field_validator("search")
+    @classmethod
+    def _no_nul(cls, value: str | None) -> str | None:
+        # SQLite's LIKE ends a pattern at a NUL byte: "\0" would match every job, and a bulk
+        # action act on all of them without the `all: true` an empty filter needs.
+        if value is not None and "\x00" in value:
+            raise ValueError("must not contain a NUL byte")
+        return value
 
 
 class BulkIn(BaseModel):

@@ -74,6 +74,8 @@ def audit(session: Session, since: str | None, limit: int, expire: bool, as_json
     from queuectl.cli.render import json_or_empty, local_time, print_table
     from queuectl.shapes import audit_dict
 
+    # more than a store's LIMIT (a signed 64-bit integer) can hold is all of them
+    limit = min(limit, 2**63 - 1)
     entries = [audit_dict(e) for e in session.existing_queue.audit(since, limit)]
     if json_or_empty(entries, as_json, "no audit entries"):
         return

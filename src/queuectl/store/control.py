@@ -26,7 +26,7 @@ from queuectl.store.dialect import Dialect, Flow, operation
 from queuectl.store.hooks import Hooks
 from queuectl.store.reads import FAR_FUTURE
 from queuectl.store.records import BULK_BATCH, Page, QueueDefaults
-from queuectl.store.settle import Settle
+from queuectl.store.settle import Settle, batch_ends
 
 WAITING = (PENDING, FAILED)
 #: How many expired jobs one transaction of the runners' maintenance cancels.
@@ -293,9 +293,12 @@ class Control(Flow):
             }
             if expired:
                 cascaded = self.settle.cascade(conn, expired, CANCELLED, now)
+                done = [row for row in rows if row["id"] in expired]
                 if self.hooks.any(conn):
-                    done = [row for row in rows if row["id"] in expired]
                     self.hooks.fire_cancelled(conn, done, cascaded, now)
+                # as any cancel: a batch this finished fires its hooks and lets go of the
+                # jobs waiting for it (cancelled, naming it)
+                self.settle.finish_batches(conn, batch_ends(done) + batch_ends(cascaded), now)
         return [job_id for job_id in ids if job_id in expired]
 
 

@@ -276,6 +276,7 @@ class Enqueue(Flow):
                 elif not met and cancelled_by is None:
                     cancelled_by = f"dependency {dep} is {states[dep]}"
         for name in job.after_batch:
+            conn.execute(db.q["lock_batch"], {"name": name})
             found = conn.execute(db.q["batch_state"], {"name": name}).fetchone()
             if found is None:
                 raise InvalidInputError(f"after_batch: no batch {name!r}")

@@ -55,16 +55,21 @@ DELETE FROM batch_deps WHERE batch = %(name)s::text RETURNING job_id
 UPDATE jobs SET waiting_on = waiting_on - 1
 WHERE id = ANY(%(ids)s::text[]) AND state = 'pending' AND waiting_on > 0
 
+-- name: lock_batch
+-- A batch a new job waits for, locked until our commit: it cannot finish between batch_state's
+-- read and our commit, or its finishing would miss the job being inserted and leave it waiting
+-- forever. Apart from batch_state: a statement that waited for the lock sees the batch's row
+-- as committed, but every other table (its counts) as before the wait.
+SELECT 1 FROM batches WHERE name = %(name)s::text FOR SHARE
+
 -- name: batch_state
--- A batch a new job waits for: whether it is finished, and whether all of it completed. FOR
--- SHARE: it cannot finish between this read and our commit, or its finishing would miss the
--- job being inserted and leave it waiting forever.
+-- A batch a new job waits for (locked by lock_batch): whether it is finished, and whether all
+-- of it completed.
 SELECT name, finished_at,
        NOT EXISTS (SELECT 1 FROM batch_counts
                    WHERE batch_counts.batch = batches.name
                      AND state IN ('dead', 'cancelled') AND n > 0) AS completed
 FROM batches WHERE name = %(name)s::text
-FOR SHARE
 
 -- name: insert_batch_dep
 INSERT INTO batch_deps (batch, job_id) VALUES (%(batch)s, %(job_id)s) ON CONFLICT DO NOTHING

@@ -50,6 +50,10 @@ DELETE FROM batch_deps WHERE batch = :name RETURNING job_id
 UPDATE jobs SET waiting_on = waiting_on - 1
 WHERE id IN (SELECT value FROM json_each(:ids)) AND +state = 'pending' AND waiting_on > 0
 
+-- name: lock_batch
+-- Nothing to lock: the enqueue's write transaction holds the store.
+SELECT 1 FROM batches WHERE name = :name
+
 -- name: batch_state
 -- A batch a new job waits for: whether it is finished, and whether all of it completed.
 SELECT name, finished_at,
