@@ -150,9 +150,6 @@ def test_queue_defaults_refuse_bad_values_and_keep_the_old(cli: Cli, queue: Queu
     assert queue.queues()["dq"] == before
 
 
-@pytest.mark.xfail(
-    strict=True, reason="edit refuses --memory and --cpus (CLI), and Queue.edit/PATCH refuse them"
-)
 @pytest.mark.backends("sqlite")
 def test_edit_changes_memory_and_cpus(cli: Cli, queue: Queue) -> None:
     job = queue.enqueue("true", queue="nowhere").id
@@ -164,7 +161,6 @@ def test_edit_changes_memory_and_cpus(cli: Cli, queue: Queue) -> None:
     assert queue.get(job).memory == 1 << 30
 
 
-@pytest.mark.xfail(strict=True, reason="edit --expires with a bad value names --run-at")
 @pytest.mark.backends("sqlite")
 def test_a_bad_expires_is_named_as_expires(cli: Cli, queue: Queue) -> None:
     job = queue.enqueue("true", queue="nowhere").id
@@ -173,7 +169,6 @@ def test_a_bad_expires_is_named_as_expires(cli: Cli, queue: Queue) -> None:
         assert "--run-at" not in line, line
 
 
-@pytest.mark.xfail(strict=True, reason="hold and release have no --batch form")
 @pytest.mark.backends("sqlite")
 def test_hold_and_release_a_batch(cli: Cli, queue: Queue) -> None:
     queue.enqueue_array("1-3", {"id": "hb", "command": "true", "queue": "nowhere"})
@@ -185,12 +180,6 @@ def test_hold_and_release_a_batch(cli: Cli, queue: Queue) -> None:
     assert not any(j.held for j in queue.list(batch="hb"))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="edit --after sets the job's wait to its new dependencies only: a wait for a batch "
-    "(--after-batch) is dropped and the job runs before the batch finished",
-)
-@pytest.mark.backends("sqlite")  # the edit's own count, the same SQL on both stores
 def test_edit_after_keeps_a_wait_for_a_batch(queue: Queue) -> None:
     queue.enqueue("true", queue="nowhere", batch="eb", held=True)
     done = queue.enqueue("true", queue="done-q").id

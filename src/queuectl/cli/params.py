@@ -267,18 +267,19 @@ def options_as_fields(options: dict[str, Any]) -> dict[str, Any]:
     return {key: value for key, value in fields.items() if value is not None}
 
 
-def local_run_at(value: str | None) -> str | None:
+def local_run_at(value: str | None, option: str = "--run-at") -> str | None:
     """--run-at without an offset is local time: pinned here as UTC, which the job JSON reads
     a time without an offset as."""
     if value is None:
         return None
     from queuectl.durations import ms_to_iso, parse_iso
 
-    return ms_to_iso(parse_iso(value, "--run-at", naive_is_local=True))
+    return ms_to_iso(parse_iso(value, option, naive_is_local=True))
 
 
 def local_expires(value: str | None) -> str | None:
-    """--expires as a duration, or a time read as --run-at reads one."""
-    if value is None or not any(c in value for c in "T:-"):
+    """--expires as a duration, or a time read as --run-at reads one (a date has two dashes or
+    a T, a time of day a colon: `-1s` is a duration, refused as one)."""
+    if value is None or not ("T" in value or ":" in value or value.count("-") >= 2):
         return value
-    return local_run_at(value)
+    return local_run_at(value, "--expires")

@@ -13,13 +13,13 @@ from queuectl.errors import InvalidInputError, NotFoundError, WrongStateError
 from queuectl.models import (
     CANCELLED,
     COMPLETED,
-    DEAD,
     FAILED,
     FINISHED_STATES,
     PENDING,
     PROCESSING,
     Job,
     NewJob,
+    condition_met,
 )
 from queuectl.store import rows as rows_
 from queuectl.store.dialect import Dialect, Flow, operation
@@ -174,7 +174,9 @@ class Control(Flow):
         }
         with db.transaction() as conn:
             if "depends_on" in given:
-                params["waiting"] = self._new_dependencies(conn, job_id, job.depends_on)
+                params["waiting"] = self._new_dependencies(
+                    conn, job_id, job.depends_on, job.conditions
+                ) + self._batches_waited(conn, job_id)
             if conn.execute(db.q["edit_job"], params).fetchone() is None:
                 now_job = self._job(conn, job_id)
                 if now_job is None:
@@ -195,17 +197,24 @@ class Control(Flow):
         row = conn.execute(self.db.q["jobs_by_ids"], (self.db.array([job_id]),)).fetchone()
         return None if row is None else rows_.job(row, self.db.from_json)
 
-    def _new_dependencies(self, conn: Any, job_id: str, deps: Sequence[str]) -> int:
-        """How many of a job's new dependencies are not completed, read as enqueue reads them
-        (locked on PostgreSQL); refused if one is missing, dead or cancelled, or depends on the
-        job itself (a cycle that would never run)."""
+    def _new_dependencies(
+        self, conn: Any, job_id: str, deps: Sequence[str], conditions: dict[str, str]
+    ) -> int:
+        """How many of a job's new dependencies have not met their condition yet, read as
+        enqueue reads them (locked on PostgreSQL); refused if one is missing or can never meet
+        it, or depends on the job itself (a cycle that would never run)."""
         db = self.db
         states = {r["id"]: r["state"] for r in conn.execute(db.q["dep_states"], (db.array(deps),))}
+        unmet = 0
         for dep in deps:
             if dep not in states:
                 raise InvalidInputError(f"depends_on: no job {dep!r}")
-            if states[dep] in (DEAD, CANCELLED):
-                raise InvalidInputError(f"depends_on: {dep!r} is {states[dep]}; it never completes")
+            met = condition_met(conditions.get(dep, COMPLETED), states[dep])
+            if met is False:
+                raise InvalidInputError(
+                    f"depends_on: {dep!r} is {states[dep]}; it never meets the condition"
+                )
+            unmet += met is None
         seen, level = {job_id}, [job_id]
         while level:
             edges = conn.execute(db.q["dependants_of"], (db.array(level),)).fetchall()
@@ -216,7 +225,19 @@ class Control(Flow):
         looped = [dep for dep in deps if dep in seen]
         if looped:
             raise InvalidInputError(f"depends_on: {looped[0]!r} waits for {job_id!r} already")
-        return sum(1 for dep in deps if states[dep] != COMPLETED)
+        return unmet
+
+    def _batches_waited(self, conn: Any, job_id: str) -> int:
+        """How many of the batches a job waits for (--after-batch) have not finished: an edit
+        of its dependencies keeps those waits. Each batch is locked as enqueue locks it, so
+        its end cannot slip between this count and the edit."""
+        db = self.db
+        waiting = 0
+        for row in conn.execute(db.q["batch_waits"], {"id": job_id}).fetchall():
+            conn.execute(db.q["lock_batch"], {"name": row["batch"]})
+            found = conn.execute(db.q["batch_state"], {"name": row["batch"]}).fetchone()
+            waiting += found is not None and found["finished_at"] is None
+        return waiting
 
     @operation()
     def list_held(
