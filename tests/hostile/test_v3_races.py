@@ -10,8 +10,6 @@ import threading
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from tests.hostile.conftest import Shared
 from tests.support.runners import wait_until
 
@@ -34,16 +32,8 @@ def stuck(target: str) -> list[str]:
 
 
 def test_a_dependant_enqueued_as_its_dependency_ends_is_let_go(
-    shared: Shared, request: pytest.FixtureRequest, tmp_path: Path
+    shared: Shared, tmp_path: Path
 ) -> None:
-    if shared.target.startswith("postgresql://"):
-        request.applymarker(
-            pytest.mark.xfail(
-                strict=True,
-                reason="PostgreSQL: a job enqueued --after A as A is settled may wait forever "
-                "(the settlement's has_dependants is read before its lock wait)",
-            )
-        )
     q = shared.queue
     firsts: list[str] = []
     thens: list[str] = []

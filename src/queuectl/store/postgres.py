@@ -325,6 +325,8 @@ class PostgresDialect(Dialect):
         conn = self._conn()
         self._local.committing = True  # from here a lost connection leaves the outcome unknown
         with conn.pipeline(), conn.transaction():
+            if settle:
+                conn.execute(self.q["pg_lock_settling"], ([row["id"] for row in settle],))
             settling = [
                 (row["id"], conn.execute(self.q["pg_settle_fenced"], row)) for row in settle
             ]

@@ -99,6 +99,12 @@ SELECT (EXISTS (
             WHERE batch_limited AND state IN ('pending', 'failed') AND waiting_on = 0))
        AND {startable} AS value
 
+-- name: pg_lock_settling
+-- The jobs about to be settled, locked in id order before the settlements: each settlement
+-- then reads the dependants with a snapshot taken after any wait here, so an edge committed
+-- by an enqueue that held the job (dep_states, FOR SHARE) is seen and its job let go.
+SELECT id FROM jobs WHERE id = ANY(%s::text[]) ORDER BY id FOR UPDATE
+
 -- name: pg_settle_fenced
 -- One outcome in one statement, decided ahead by the runner (lifecycle.settle_ours, from the
 -- retry rules its claim returned): the job, only if still processing under this owner and

@@ -5,9 +5,11 @@
 -- The attempts still ours among those named; the caller compares each claim's token.
 -- FOR UPDATE, in id order (one lock order for every settler, so two cannot deadlock): the rows
 -- stay ours until commit, so a concurrent cancel or reap cannot slip in before the settlement.
--- has_dependants spares the update of dependants when there are none (the common case).
+-- has_dependants is always true here: this statement's snapshot is taken before it waits for
+-- a row locked by an enqueue of a dependant (dep_states, FOR SHARE), so it could miss the edge
+-- that enqueue committed; the update of dependants, a later statement, sees it.
 SELECT id, attempts, token, max_retries, max_retries_set, no_retry_exit_codes, queue, batch,
-       EXISTS (SELECT 1 FROM job_deps WHERE dep_id = jobs.id) AS has_dependants
+       true AS has_dependants
 FROM jobs
 WHERE id = ANY(%s) AND state = 'processing' AND lease_owner = %s
 ORDER BY id
