@@ -8,6 +8,7 @@ import pytest
 from queuectl import Queue
 from queuectl.errors import InvalidInputError, NotFoundError
 from queuectl.lifecycle import Fence, Outcome
+from queuectl.models import ALL_LIMITS, limits_mask
 from queuectl.store import Claim
 
 
@@ -130,6 +131,22 @@ def test_a_batch_limit_and_a_queue_limit_both_hold(queue: Queue) -> None:
     queue.enqueue_array("1-4%3", {"command": "true", "id": "a", "queue": "q"})
     assert len(claim(queue, "r1")) == 1
     assert claim(queue, "r2") == []
+
+
+def test_a_limited_batch_keeps_to_the_runners_limits_and_tags(queue: Queue) -> None:
+    queue.enqueue_array("1-2%2", {"command": "true", "id": "mem", "memory": "64M"})
+    queue.enqueue_array("1-2%2", {"command": "true", "id": "gpu", "requires": ["gpu"]})
+
+    def take(owner: str, enforces: int, tags: list[str]) -> list[str]:
+        store = queue._store
+        got = store.finish_and_claim(owner, [], 50, None, 30, enforces=enforces, tags=tags)
+        return sorted(c.id for c in got.claims)
+
+    no_memory = ALL_LIMITS & ~limits_mask(["memory"])
+    # a runner that enforces no memory limit and has no tag takes neither batch's jobs
+    assert take("r1", no_memory, []) == []
+    assert take("r2", ALL_LIMITS, []) == ["mem.1", "mem.2"]
+    assert take("r3", no_memory, ["gpu"]) == ["gpu.1", "gpu.2"]
 
 
 def _settle_as_a_runner(queue: Queue, claim_: Claim, exit_code: int = 0) -> None:

@@ -90,7 +90,13 @@ class FlowControl(Flow):
         batch_room = self._batch_room(conn, want)
         for name, allowed in batch_room.items():
             if allowed:
-                found = {"batch": name, "queues": params["queues"], "n": allowed + FLOW_SLACK}
+                found = {
+                    "batch": name,
+                    "queues": params["queues"],
+                    "n": allowed + FLOW_SLACK,
+                    "enforces": params["enforces"],
+                    "tags": params["tags"],
+                }
                 for c in conn.execute(q["flow_batch_candidates"], found).fetchall():
                     in_batch[c["seq"]] = name
                     candidates.append(c)

@@ -255,7 +255,8 @@ FROM batches WHERE name = ANY(%(names)s::text[])
 
 -- name: flow_batch_candidates
 -- A limited batch's first jobs that may start, in the served queues not paused, skipping those
--- whose lock is held.
+-- whose lock is held, and those whose limits this runner does not enforce or whose tags it
+-- lacks.
 SELECT seq, queue, priority, run_at, lock_key, batch FROM jobs
 WHERE batch = %(batch)s::text AND batch_limited AND state IN ('pending', 'failed')
   AND waiting_on = 0 AND NOT scheduled
@@ -264,5 +265,7 @@ WHERE batch = %(batch)s::text AND batch_limited AND state IN ('pending', 'failed
   AND (lock_key IS NULL OR NOT EXISTS (
       SELECT 1 FROM jobs AS held
       WHERE held.lock_key = jobs.lock_key AND held.lease_owner IS NOT NULL))
+  AND {enforced}  -- limits: only jobs whose every limit this runner enforces
+  AND {requires_met}
 ORDER BY priority DESC, run_at, seq
 LIMIT %(n)s::bigint

@@ -237,7 +237,8 @@ FROM batches WHERE name IN (SELECT value FROM json_each(:names))
 
 -- name: flow_batch_candidates
 -- A limited batch's first jobs that may start, in the served queues not paused, skipping those
--- whose lock is held.
+-- whose lock is held, and those whose limits this runner does not enforce or whose tags it
+-- lacks.
 SELECT seq, queue, priority, run_at, lock_key, batch FROM jobs INDEXED BY jobs_batch_waiting
 WHERE batch = :batch AND batch_limited = 1 AND state IN ('pending', 'failed')
   AND waiting_on = 0 AND scheduled = 0
@@ -247,5 +248,7 @@ WHERE batch = :batch AND batch_limited = 1 AND state IN ('pending', 'failed')
       SELECT 1 FROM jobs AS held
       WHERE held.lock_key = jobs.lock_key AND held.lock_key IS NOT NULL
         AND held.lease_owner IS NOT NULL))
+  AND {enforced}  -- limits: only jobs whose every limit this runner enforces
+  AND {requires_met}
 ORDER BY priority DESC, run_at, seq
 LIMIT :n
