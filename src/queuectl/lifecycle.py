@@ -132,4 +132,6 @@ def settle_params(
         "id": outcome.job_id,
         "owner": owner,
         "token": outcome.token,
+        "cpu_ms": outcome.cpu_ms,
+        "max_rss_bytes": outcome.max_rss_bytes,
     }

@@ -784,11 +784,37 @@ MUTANTS: list[Mutant] = [
     ),
     Mutant(
         "usage-minute-not-counted",
-        "store/migrations/sqlite/0013_resources.sql",
+        "store/migrations/sqlite/0018_fewer_triggers.sql",
         "(SELECT new.finished_at / 60000 AS minute UNION ALL SELECT -1)",
         "(SELECT -1 AS minute)",
         "status --since counts no CPU time",
-        ("tests/runner/test_limits_runner.py", "-k", "records_its_cost and sqlite"),
+        ("tests/store/test_usage.py", "-k", "sqlite and plain"),
+    ),
+    Mutant(
+        "sqlite-claim-keeps-last-cost",
+        "store/sql/sqlite/exchange.sql",
+        "updated_at = :now,\n    cpu_ms = NULL, max_rss_bytes = NULL  -- this attempt's, once settled\n",
+        "updated_at = :now\n",
+        "an attempt cancelled or lost counts what the attempt before it cost",
+        ("tests/store/test_usage.py", "-k", "sqlite and plain"),
+    ),
+    Mutant(
+        "sqlite-batch-claim-ignores-tags",
+        "store/sql/sqlite/flowcontrol.sql",
+        "  AND {requires_met}\nORDER BY priority DESC, run_at, seq\nLIMIT :n",
+        "ORDER BY priority DESC, run_at, seq\nLIMIT :n",
+        "a limited batch's job is claimed by a runner without the tags it requires",
+        ("tests/workflow/test_batches_store.py", "-k", "limits_and_tags and sqlite"),
+    ),
+    Mutant(
+        "pg-batch-claim-ignores-limits",
+        "store/sql/postgres/flowcontrol.sql",
+        "lease_owner IS NOT NULL))\n"
+        "  AND {enforced}  -- limits: only jobs whose every limit this runner enforces\n"
+        "  AND {requires_met}\nORDER BY",
+        "lease_owner IS NOT NULL))\n  AND {requires_met}\nORDER BY",
+        "a limited batch's job is claimed by a runner that does not enforce its limits",
+        ("tests/workflow/test_batches_store.py", "-k", "limits_and_tags and postgres"),
     ),
     Mutant(
         "attempt-cost-not-reported",

@@ -262,6 +262,10 @@ class ProgressFiles(Periodic):
             if attempt.progress_file is None or attempt.abandoned:
                 continue
             try:
+                # A stat first: most jobs write no report, and a file unchanged is not opened.
+                info = os.stat(attempt.progress_file)
+                if (info.st_size, info.st_mtime_ns) == attempt.progress_seen or not info.st_size:
+                    continue
                 with open(attempt.progress_file, "rb") as handle:
                     info = os.fstat(handle.fileno())
                     seen = (info.st_size, info.st_mtime_ns)

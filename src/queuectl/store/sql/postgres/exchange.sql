@@ -14,7 +14,8 @@ UPDATE jobs
 SET state = 'processing', attempts = attempts + 1, token = token + 1,
     lease_owner = %(owner)s::text,
     lease_expires_at = %(lease_until)s::bigint, started_at = %(now)s::bigint,
-    updated_at = %(now)s::bigint
+    updated_at = %(now)s::bigint,
+    cpu_ms = NULL, max_rss_bytes = NULL  -- this attempt's, once settled
 FROM picked
 WHERE jobs.seq = picked.seq
 RETURNING jobs.id, jobs.attempts, jobs.token, jobs.command, jobs.cwd, jobs.env, jobs.timeout,

@@ -23,7 +23,8 @@ SET state = %(state)s::text, run_at = COALESCE(%(run_at)s::bigint, run_at),
     last_error = %(last_error)s::text,
     duration_ms = COALESCE(%(duration_ms)s::bigint,
                            GREATEST(0, %(finished_at)s::bigint - started_at)),
-    updated_at = %(now)s::bigint, lease_owner = NULL, lease_expires_at = NULL
+    updated_at = %(now)s::bigint, lease_owner = NULL, lease_expires_at = NULL,
+    cpu_ms = %(cpu_ms)s::bigint, max_rss_bytes = %(max_rss_bytes)s::bigint  -- counted (0018)
 WHERE id = %(id)s AND state = 'processing' AND lease_owner = %(owner)s
   AND token = %(token)s::bigint
 

@@ -14,7 +14,8 @@ WHERE scheduled = 1 AND state IN ('pending', 'failed') AND run_at <= ?
 -- A held job is still `scheduled` (promote_due skips it): never a candidate here.
 UPDATE jobs
 SET state = 'processing', attempts = attempts + 1, token = token + 1, lease_owner = :owner,
-    lease_expires_at = :lease_until, started_at = :now, updated_at = :now
+    lease_expires_at = :lease_until, started_at = :now, updated_at = :now,
+    cpu_ms = NULL, max_rss_bytes = NULL  -- this attempt's, once settled
 WHERE seq IN (
     SELECT seq FROM jobs INDEXED BY jobs_claim
     WHERE state IN ('pending', 'failed') AND waiting_on = 0 AND scheduled = 0

@@ -77,7 +77,8 @@ picked AS (
 )
 UPDATE jobs
 SET state = 'processing', attempts = attempts + 1, token = token + 1, lease_owner = :owner,
-    lease_expires_at = :lease_until, started_at = :now, updated_at = :now
+    lease_expires_at = :lease_until, started_at = :now, updated_at = :now,
+    cpu_ms = NULL, max_rss_bytes = NULL  -- this attempt's, once settled
 WHERE seq IN (SELECT seq FROM picked) AND state IN ('pending', 'failed')
   AND (expires_at IS NULL OR expires_at > :now)  -- expired: cancelled by maintenance
 RETURNING id, attempts, token, command, cwd, env, timeout, queue, priority, run_at, seq,
@@ -162,7 +163,8 @@ WHERE lock_key IN (SELECT value FROM json_each(:keys)) AND lease_owner IS NOT NU
 -- name: flow_claim
 UPDATE jobs
 SET state = 'processing', attempts = attempts + 1, token = token + 1, lease_owner = :owner,
-    lease_expires_at = :lease_until, started_at = :now, updated_at = :now
+    lease_expires_at = :lease_until, started_at = :now, updated_at = :now,
+    cpu_ms = NULL, max_rss_bytes = NULL  -- this attempt's, once settled
 WHERE seq IN (SELECT value FROM json_each(:seqs)) AND state IN ('pending', 'failed')
   AND (expires_at IS NULL OR expires_at > :now)  -- expired: cancelled by maintenance
 RETURNING id, attempts, token, command, cwd, env, timeout, queue, priority, run_at, seq,

@@ -14,7 +14,8 @@ UPDATE jobs
 SET state = :state, run_at = COALESCE(:run_at, run_at), scheduled = COALESCE(:run_at > :now, 0),
     finished_at = :finished_at, exit_code = :exit_code, last_error = :last_error,
     duration_ms = COALESCE(:duration_ms, MAX(0, :finished_at - started_at)),
-    updated_at = :now, lease_owner = NULL, lease_expires_at = NULL
+    updated_at = :now, lease_owner = NULL, lease_expires_at = NULL,
+    cpu_ms = :cpu_ms, max_rss_bytes = :max_rss_bytes  -- counted by jobs_ended (0018)
 WHERE id = :id AND state = 'processing' AND lease_owner = :owner AND token = :token
 
 -- name: let_go
