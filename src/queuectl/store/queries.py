@@ -24,8 +24,29 @@ def load_queries(dialect: str) -> dict[str, str]:
         for name, body in zip(parts[1::2], parts[2::2], strict=True):
             if name in queries:
                 raise ValueError(f"{dialect}/{file} defines {name!r} again")
-            queries[name] = body.strip().rstrip(";")
+            queries[name] = strip_comments(body).strip().rstrip(";")
     return queries
+
+
+def strip_comments(sql: str) -> str:
+    """The SQL without its `--` comments (outside quoted strings) and blank lines: what is sent
+    to the server. The comments are for readers; sent, a statement with its included blocks
+    grows past what the PostgreSQL driver caches the parsing of (4 KiB), and is parsed again
+    at every execution, a statement the runner sends each exchange among them."""
+    kept: list[str] = []
+    quoted = False
+    for line in sql.splitlines():
+        end = len(line)
+        for i, char in enumerate(line):
+            if char == "'":
+                quoted = not quoted  # a doubled '' inside a string toggles twice
+            elif not quoted and line.startswith("--", i):
+                end = i
+                break
+        text = line[:end].rstrip()
+        if text:
+            kept.append(text)
+    return "\n".join(kept)
 
 
 def _migration_files(dialect: str) -> list[str]:
