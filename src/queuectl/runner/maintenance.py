@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import os
+import stat
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
@@ -266,14 +267,18 @@ class ProgressFiles(Periodic):
                 info = os.stat(attempt.progress_file)
                 if (info.st_size, info.st_mtime_ns) == attempt.progress_seen or not info.st_size:
                     continue
-                with open(attempt.progress_file, "rb") as handle:
-                    info = os.fstat(handle.fileno())
+                # Never blocking: the job owns the path and may make it a FIFO or a device.
+                fd = os.open(attempt.progress_file, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+                try:
+                    info = os.fstat(fd)
                     seen = (info.st_size, info.st_mtime_ns)
-                    if seen == attempt.progress_seen or not info.st_size:
+                    if not stat.S_ISREG(info.st_mode) or seen == attempt.progress_seen:
                         continue
                     attempt.progress_seen = seen
                     start = max(0, info.st_size - PROGRESS_TAIL)
-                    data = os.pread(handle.fileno(), info.st_size - start, start)
+                    data = os.pread(fd, info.st_size - start, start)
+                finally:
+                    os.close(fd)
             except OSError:
                 continue  # none written yet
             lines = [line for line in data.decode("utf-8", "replace").splitlines() if line.strip()]
