@@ -6,8 +6,12 @@ Queue.bulk, state dead and a search) of N dead ones, on both stores, in seconds.
     python -m bench.bulk --n 300000 [--kinds sqlite postgres] [--ops cancel retry ...] [--probe]
 
 `--probe`: while each call runs, another process enqueues, claims and settles jobs of a queue of
-its own, one at a time; the longest of those turns (an enqueue and an exchange, and their 99th
-percentile) says how long the bulk change made other writers wait.
+its own, one at a time; the longest of its enqueues and of its exchanges (a claim with the
+settlement of the job before), and the 99th percentile of both, say how long the bulk change
+made other writers wait; on SQLite, so does the longest of its waits for the write lock alone
+(the time from asking for it to having it, without the work or the commit). Every write transaction of the call itself is timed too (from the
+moment it has the write lock to its commit), and the longest is given: how long the call held
+SQLite's write lock at a time, at most (on PostgreSQL, its row locks).
 
 Each measurement runs on a store of its own holding the N jobs, built with direct SQL (as
 bench.reads builds its big stores; enqueue_many would take minutes): every tenth job has a
@@ -27,12 +31,17 @@ import json
 import sqlite3
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from bench.stores import Scratch, fresh_store
 
-OPS = ("cancel", "retry", "purge", "expire", "filter-retry")
+OPS = ("cancel", "retry", "purge", "expire", "filter-retry", "idle")
+#: How long the `idle` measurement lets the probe run with no bulk change: its waits then are
+#: the floor the host's load alone gives.
+IDLE_S = 5.0
 #: The state the jobs of each measurement are built in.
 BUILT_STATE = {
     "cancel": "pending",
@@ -40,6 +49,7 @@ BUILT_STATE = {
     "purge": "completed",
     "expire": "completed",
     "filter-retry": "dead",
+    "idle": "dead",
 }
 COLUMNS = (
     "id, command, state, queue, priority, attempts, max_retries, run_at, depends_on, "
@@ -143,13 +153,36 @@ def build_pg(target: str, state: str, n: int) -> float:
     return time.perf_counter() - started
 
 
+#: How long each write transaction of the last call held the write lock, seconds.
+TRANSACTIONS: list[float] = []
+
+
+def _timed_transactions(queue: Any) -> None:
+    """Time every write transaction the queue's store makes, into TRANSACTIONS."""
+    db = queue._store.db
+    plain = db.transaction
+
+    @contextmanager
+    def timed() -> Iterator[Any]:
+        with plain() as conn:  # the lock taken: from here to the commit it is held
+            started = time.perf_counter()
+            yield conn
+        TRANSACTIONS.append(time.perf_counter() - started)
+
+    db.transaction = timed
+
+
 def run(op: str, target: str) -> int:
     """The bulk call of `op` on the store; how many jobs it changed."""
     from queuectl import Queue
     from queuectl.models import CANCELLED, COMPLETED
     from queuectl.runner.maintenance import EXPIRY_BATCH
 
+    if op == "idle":
+        time.sleep(IDLE_S)
+        return 0
     with Queue(target) as queue:
+        _timed_transactions(queue)
         if op == "cancel":
             return queue.cancel_all()
         if op == "retry":
@@ -184,6 +217,7 @@ def measure(kind: str, op: str, n: int, scratch: Scratch, probe: bool = False) -
         build_s = build(target, BUILT_STATE[op], n)
         prober = Prober(target) if probe else None
         BATCHES.clear()
+        TRANSACTIONS.clear()
         started = time.perf_counter()
         changed = run(op, target)
         seconds = time.perf_counter() - started
@@ -191,6 +225,10 @@ def measure(kind: str, op: str, n: int, scratch: Scratch, probe: bool = False) -
         if BATCHES:
             claims["batch_max_ms"] = round(max(BATCHES) * 1000, 1)
             claims["batches"] = len(BATCHES)
+        if TRANSACTIONS:
+            claims["tx_max_ms"] = round(max(TRANSACTIONS) * 1000, 1)
+            claims["tx_p99_ms"] = round(_p99(TRANSACTIONS) * 1000, 1)
+            claims["transactions"] = len(TRANSACTIONS)
         if kind == "sqlite":
             for suffix in ("", "-wal", "-shm"):
                 Path(target + suffix).unlink(missing_ok=True)
@@ -222,31 +260,66 @@ class Prober:
 
     def stop(self) -> dict[str, Any]:
         self.done.set()
-        times: list[float] = sorted(self.results.get(timeout=60))
+        enqueues, claims, waits = self.results.get(timeout=60)
         self.process.join(30)
+        waited = {}
+        if waits:
+            waited = {
+                "wait_max_ms": round(max(waits) * 1000, 1),
+                "wait_p99_ms": round(_p99(waits) * 1000, 1),
+            }
         return {
-            "claims": len(times),
-            "claim_max_ms": round(times[-1] * 1000, 1),
-            "claim_p99_ms": round(times[int(len(times) * 0.99)] * 1000, 1),
+            **waited,
+            "claims": len(claims),
+            "claim_max_ms": round(max(claims) * 1000, 1),
+            "claim_p99_ms": round(_p99(claims) * 1000, 1),
+            "enqueue_max_ms": round(max(enqueues) * 1000, 1),
+            "enqueue_p99_ms": round(_p99(enqueues) * 1000, 1),
         }
+
+
+def _p99(times: list[float]) -> float:
+    ordered = sorted(times)
+    return ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))]
 
 
 def _probe(target: str, done: Any, ready: Any, results: Any) -> None:
     from queuectl import Queue
     from queuectl.lifecycle import Outcome
 
-    times: list[float] = []
+    enqueues: list[float] = []
+    claims: list[float] = []
+    waits = _time_lock_waits()
     with Queue(target) as queue:
         store = queue._store
         held: list[Outcome] = []
         while not done.is_set():
             started = time.perf_counter()
             queue.enqueue("true", queue="probe")
-            claims = store.finish_and_claim("probe", held, 1, ["probe"], 30).claims
-            times.append(time.perf_counter() - started)
-            held = [Outcome(c.id, c.attempt, 0, None, 1, None, token=c.token) for c in claims]
+            enqueued = time.perf_counter()
+            got = store.finish_and_claim("probe", held, 1, ["probe"], 30).claims
+            enqueues.append(enqueued - started)
+            claims.append(time.perf_counter() - enqueued)
+            held = [Outcome(c.id, c.attempt, 0, None, 1, None, token=c.token) for c in got]
             ready.set()
-    results.put(times)
+    results.put((enqueues, claims, waits))
+
+
+def _time_lock_waits() -> list[float]:
+    """On SQLite, how long each of this process's writes waited for the write lock (from
+    asking for it to having it), into the list returned."""
+    from queuectl.store import sqlite
+
+    waits: list[float] = []
+    plain = sqlite._begin_immediate
+
+    def timed(conn: Any, turns: Any) -> None:
+        started = time.perf_counter()
+        plain(conn, turns)
+        waits.append(time.perf_counter() - started)
+
+    sqlite._begin_immediate = timed  # type: ignore[assignment]
+    return waits
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -276,22 +349,33 @@ def main(argv: list[str] | None = None) -> int:
 def render(results: dict[str, Any]) -> str:
     """A markdown table: seconds of each call on each store and size."""
     lines = [
-        "| call | store | jobs | seconds | changed | claims meanwhile: max / p99 ms"
-        " | longest batch, ms |",
-        "|---|---|---|---|---|---|---|",
+        "| call | store | jobs | seconds | changed | its longest transaction / p99, ms"
+        " | another's enqueue meanwhile: max / p99 ms | another's claim: max / p99 ms"
+        " | another's wait for the lock: max / p99 ms |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for kind, by_op in results.items():
         for op, rows in by_op.items():
             for row in rows:
+                enqueued = (
+                    f"{row['enqueue_max_ms']} / {row['enqueue_p99_ms']}" if "claims" in row else "-"
+                )
                 probed = (
                     f"{row['claim_max_ms']} / {row['claim_p99_ms']} ({row['claims']:,})"
                     if "claims" in row
                     else "-"
                 )
-                batch = f"{row['batch_max_ms']} ({row['batches']:,})" if "batches" in row else "-"
+                held = (
+                    f"{row['tx_max_ms']} / {row['tx_p99_ms']} ({row['transactions']:,})"
+                    if "transactions" in row
+                    else "-"
+                )
+                waited = (
+                    f"{row['wait_max_ms']} / {row['wait_p99_ms']}" if "wait_max_ms" in row else "-"
+                )
                 lines.append(
                     f"| {op} | {kind} | {row['n']:,} | {row['seconds']:.2f} | {row['changed']:,}"
-                    f" | {probed} | {batch} |"
+                    f" | {held} | {enqueued} | {probed} | {waited} |"
                 )
     return "\n".join(lines)
 

@@ -129,6 +129,36 @@ def build_big_sqlite(path: Path, stored: int) -> float:
     return time.perf_counter() - started
 
 
+#: Text that a few of the big store's jobs hold (NEEDLES of them, spread over it): in their
+#: command, and in their last error.
+NEEDLE_COMMAND = "render-scene-needle"
+NEEDLE_ERROR = "Segfault-needle"
+NEEDLES = 5
+
+
+def plant_needles(target: str, kind: str, stored: int) -> None:
+    """Give NEEDLES jobs of the store a command holding NEEDLE_COMMAND and NEEDLES others a
+    last error holding NEEDLE_ERROR (by direct SQL, as the store was built; statements without
+    parameters, so a % is sent as it is)."""
+    step = max(1, stored // NEEDLES)
+    command = (
+        f"UPDATE jobs SET command = './{NEEDLE_COMMAND} --frame ' || seq WHERE seq % {step} = 1"
+    )
+    error = f"UPDATE jobs SET last_error = 'exit 139: {NEEDLE_ERROR}' WHERE seq % {step} = 2"
+    if kind == "sqlite":
+        with sqlite3.connect(target, isolation_level=None) as conn:
+            conn.execute(command)
+            conn.execute(error)
+            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        return
+    import psycopg
+
+    with psycopg.connect(target, autocommit=True) as conn:
+        conn.execute(command)
+        conn.execute(error)
+        conn.execute("VACUUM ANALYZE jobs")
+
+
 #: The reads the targets bound by 20 ms and by 1.2x the same read on an empty store.
 SUMMARY = ("status", "queue list", "GET /api/status", "GET /api/queues", "GET /metrics")
 BOUND_MS = 20.0
@@ -140,8 +170,11 @@ CLI_READS = {"status": ["status"], "queue list": ["queue", "list"]}
 CLI_RUNS = 11
 
 
-def reads(targets: list[str], stored: int, repeat: int = 51) -> list[dict[str, float]]:
-    """Median server time in ms of each read, on each store."""
+def reads(
+    targets: list[str], stored: int, repeat: int = 51, only: str | None = None
+) -> list[dict[str, float]]:
+    """Median server time in ms of each read (those whose name holds `only`), on each
+    store."""
     from fastapi.testclient import TestClient
 
     from queuectl import Queue
@@ -169,11 +202,16 @@ def reads(targets: list[str], stored: int, repeat: int = 51) -> list[dict[str, f
             "/metrics",
             "/api/jobs?limit=50",
             "/api/stats/throughput",
-            # A search: one that matches nothing reads its whole window of jobs (the worst
-            # case), an old id's prefix, and text every job's command holds (a page at once).
+            # Searches: one that matches nothing (without an index it reads every job), a
+            # few jobs by their command's text and by their last error's, an old id's prefix,
+            # text every job's command holds (a page at once), and two characters (too few
+            # for a trigram index: a bounded window of jobs is read).
             "/api/jobs?limit=50&search=no-such-text",
+            f"/api/jobs?limit=50&search={NEEDLE_COMMAND}",
+            f"/api/jobs?limit=50&search={NEEDLE_ERROR}",
             "/api/jobs?limit=50&search=delayed-1",
             "/api/jobs?limit=50&search=TRUE&state=pending",
+            "/api/jobs?limit=50&search=zq",
         ):
             calls[f"GET {path}"] = [
                 lambda c=c, p=path: c.get(p).raise_for_status() for c in clients
@@ -202,12 +240,16 @@ def reads(targets: list[str], stored: int, repeat: int = 51) -> list[dict[str, f
             ]
         found: list[dict[str, float]] = [{} for _ in targets]
         for name, each in calls.items():
+            if only is not None and only not in name:
+                continue
             for into, ms in zip(found, median_ms(each, repeat), strict=True):
                 into[name] = ms
     return found
 
 
-def measure(kind: str, stored: int, scratch: Scratch, repeat: int = 51) -> dict[str, Any]:
+def measure(
+    kind: str, stored: int, scratch: Scratch, repeat: int = 51, only: str | None = None
+) -> dict[str, Any]:
     """Each read on an empty store of this kind, on one of the big one's shape with a few jobs,
     and on one holding `stored` jobs (the three in turns), and the ratios."""
     with ExitStack() as stack:
@@ -221,8 +263,10 @@ def measure(kind: str, stored: int, scratch: Scratch, repeat: int = 51) -> dict[
             else:
                 build_big_pg(shape, SHAPE_JOBS)
                 build_s = build_big_pg(target, stored)
-            on_empty, on_shape, on_big = reads([empty, shape, target], stored, repeat)
-            cli = cli_reads([empty, shape, target])
+            plant_needles(shape, kind, SHAPE_JOBS)
+            plant_needles(target, kind, stored)
+            on_empty, on_shape, on_big = reads([empty, shape, target], stored, repeat, only)
+            cli = cli_reads([empty, shape, target]) if only is None else {}
         finally:
             small.unlink(missing_ok=True)
             big.unlink(missing_ok=True)
@@ -300,6 +344,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--file-lines", type=int, default=0, help="enqueue --file of this many lines (0: skip)"
     )
+    parser.add_argument(
+        "--only", metavar="TEXT", help="only the reads whose name holds TEXT (no CLI reads)"
+    )
     args = parser.parse_args(argv)
     scratch = Scratch()
     results: dict[str, Any] = {}
@@ -307,7 +354,9 @@ def main(argv: list[str] | None = None) -> int:
         for kind in args.kinds:
             results[kind] = {}
             for stored in args.stored:
-                results[kind][str(stored)] = found = measure(kind, stored, scratch, args.repeat)
+                results[kind][str(stored)] = found = measure(
+                    kind, stored, scratch, args.repeat, args.only
+                )
                 print(f"{kind} {stored:,}: {json.dumps(found)}", file=sys.stderr, flush=True)
             if args.file_lines:
                 with fresh_store(kind, scratch) as target:

@@ -473,35 +473,41 @@ class Admin:
         queue: str | Sequence[str] | None = None,
         search: str | None = None,
         *,
+        batch: str | None = None,
+        held: bool = False,
         all: bool = False,
         dry_run: bool = False,
         progress: Callable[[int, int], None] | None = None,
     ) -> dict[str, int]:
         """Cancel, retry, hold, release or delete (`action`) every job matching the filter
-        (any of the states and queues, and `search` as in `search`), in batches that each
-        commit; `progress(matched, changed)` after each. An empty filter needs `all=True`.
-        {"matched", "changed"}: jobs whose state forbids the action are matched, not changed;
-        `dry_run`: {"matched"} only, nothing changed."""
+        (any of the states and queues, of `batch`, only held ones, and `search` as in
+        `search`), in batches that each commit; `progress(matched, changed)` after each. An
+        empty filter needs `all=True`. {"matched", "changed"}: jobs whose state forbids the
+        action are matched, not changed; `dry_run`: {"matched"} only, nothing changed."""
         if action not in BULK_ACTIONS:
             raise InvalidInputError(f"action: {action!r} is not one of {', '.join(BULK_ACTIONS)}")
-        from queuectl.store.actions import BULK_ACTIONS as CHANGES
-
-        if action not in CHANGES:
-            raise InvalidInputError(f"action: {action} is not supported yet")
         states = parse_states(state)
         queues = [validate_id(name, "queue") for name in name_list(queue) or ()] or None
-        if not (states or queues or search) and not all:
+        if batch is not None:
+            validate_id(batch, "batch")
+        if not (states or queues or search or batch is not None or held) and not all:
             raise InvalidInputError(
-                "filter: an empty filter matches every job; give a state, a queue or a search, "
-                "or all: true"
+                "filter: an empty filter matches every job; give a state, a queue, a batch or "
+                "a search, or all: true"
             )
-        if dry_run:
-            if not search:
-                return {"matched": self.count(states, queues)}
-            return {"matched": self._store.bulk(None, states, queues, search)[0]}
+        if dry_run and not (search or batch is not None or held):
+            return {"matched": self.count(states, queues)}
         matched, changed = self._store.bulk(
-            action, states, queues, search or None, progress=progress
+            None if dry_run else action,
+            states,
+            queues,
+            search or None,
+            progress=None if dry_run else progress,
+            in_batch=batch,
+            held=held,
         )
+        if dry_run:
+            return {"matched": matched}
         return {"matched": matched, "changed": changed}
 
     def reset(self, all: bool = False) -> dict[str, int]:

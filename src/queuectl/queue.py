@@ -315,17 +315,22 @@ class Queue:
         state: str | Sequence[str] | None = None,
         queue: str | Sequence[str] | None = None,
         limit: int | None = None,
+        batch: str | None = None,
+        held: bool = False,
     ) -> builtins.list[Job]:
         """Jobs, newest first, whose id starts with `text` or whose command or last error
-        holds it (ASCII letters in any case), in any of the states and queues given; every
-        match (None) or the newest `limit`."""
+        holds it (ASCII letters in any case), in any of the states and queues given, of
+        `batch` if given, only held ones if `held`; every match (None) or the newest
+        `limit`."""
         if not text:
             raise InvalidInputError("search: give some text to look for")
         found: builtins.list[Job] = []
         cursor: str | None = None
         while limit is None or len(found) < limit:
             want = SEARCH_PAGE if limit is None else min(SEARCH_PAGE, limit - len(found))
-            jobs, cursor = self.page(state, queue, want, cursor, search=text)
+            jobs, cursor = self.page(
+                state, queue, want, cursor, search=text, batch=batch, held=held
+            )
             found.extend(jobs)
             if cursor is None:
                 break
@@ -360,16 +365,18 @@ class Queue:
         if batch is not None:
             validate_id(batch, "batch")
         if search:
-            if batch is not None:
-                raise InvalidInputError("search: not within a batch yet; give one of them")
             page = self._store.search_jobs(
-                search, states, name_list(queue), SEARCH_PAGE if limit is None else limit, before
+                search,
+                states,
+                name_list(queue),
+                SEARCH_PAGE if limit is None else limit,
+                before,
+                batch=batch,
+                held=held,
             )
             return page.jobs, None if page.next_before is None else str(page.next_before)
         if held:
-            if batch is not None:
-                raise InvalidInputError("held: not within a batch yet; give one of them")
-            page = self._store.list_held(states, name_list(queue), limit, before)
+            page = self._store.list_held(states, name_list(queue), limit, before, batch)
         else:
             page = self._store.list_jobs(states, name_list(queue), limit, before, batch)
         return page.jobs, None if page.next_before is None else str(page.next_before)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from queuectl import Queue
@@ -48,9 +49,6 @@ def test_bulk_refusals(client: Any, queue: Queue) -> None:
     assert queue.get("x").state == "pending"
     everything = bulk(client, filter={}, action="cancel", all=True)
     assert everything.json() == {"matched": 1, "changed": 1}
-    hold = bulk(client, filter={"state": ["pending"]}, action="hold")
-    assert hold.status_code == 422
-    assert "not supported yet" in hold.json()["error"]
     assert bulk(client, filter={"state": ["nope"]}, action="cancel").status_code == 422
     assert bulk(client, filter={"state": ["dead"]}, action="explode").status_code == 422
     assert bulk(client, filter={"owner": "me"}, action="cancel").status_code == 422
@@ -88,7 +86,11 @@ def test_bulk_retry_of_thousands_commits_batch_by_batch(queue: Queue) -> None:
 
     matched, changed = store.bulk("retry", ["dead"], ["bulk"], None, batch=500, progress=during)
     assert (matched, changed) == (3000, 3000)
-    assert [s[:2] for s in seen] == [(500 * n, 500 * n) for n in range(1, 7)]
+    # Batches of at most 500, sized by how long each took: every one counted, all retried.
+    steps = [b[0] - a[0] for a, b in zip([(0, 0, 0), *seen], seen, strict=False)]
+    assert all(0 < step <= 500 for step in steps), steps
+    assert seen[-1][:2] == (3000, 3000)
+    assert all(s[0] == s[1] for s in seen)
     assert all(s[2] == 1 for s in seen)  # a claim went through between every two batches
     assert queue.count("dead", "bulk") == 0
     assert {queue.get(i).state for i in dead} == {"dead"}  # another queue's: untouched
@@ -116,3 +118,83 @@ def test_cli_bulk_forms(cli: Any, queue: Queue) -> None:
     both = cli("requeue", "p1", "--state", "dead")
     assert both.returncode == 2
     assert "not both" in both.stderr
+
+
+def test_bulk_hold_and_release_by_filter(client: Any, queue: Queue) -> None:
+    dead = run_once(queue, "render frames", 1, id="dead", queue="gpu")
+    queue.enqueue("render a", id="a", queue="gpu")
+    queue.enqueue("render b", id="b", queue="gpu")
+    queue.enqueue("render c", id="c", queue="cpu")
+    queue.enqueue("encode d", id="d", queue="gpu")
+    filt = {"queue": ["gpu"], "search": "render"}
+    assert bulk(client, filter=filt, action="hold", dry_run=True).json() == {"matched": 3}
+    got = bulk(client, filter=filt, action="hold")
+    assert got.json() == {"matched": 3, "changed": 2}  # the dead one: matched, not held
+    assert [queue.get(i).held for i in ("a", "b", "c", "d", dead)] == [
+        True,
+        True,
+        False,
+        False,
+        False,
+    ]
+    again = bulk(client, filter=filt, action="hold")
+    assert again.json() == {"matched": 3, "changed": 0}  # held already: none twice
+    held = bulk(client, filter={"held": True}, action="release", dry_run=True)
+    assert held.json() == {"matched": 2}
+    got = bulk(client, filter={"queue": ["gpu"], "held": True}, action="release")
+    assert got.json() == {"matched": 2, "changed": 2}
+    assert not any(queue.get(i).held for i in ("a", "b"))
+
+
+def test_bulk_filters_by_batch(client: Any, queue: Queue) -> None:
+    for n in range(3):
+        queue.enqueue("true", id=f"in-{n}", batch="nightly")
+    queue.enqueue("true", id="out", queue="default")
+    counted = bulk(client, filter={"batch": "nightly"}, action="cancel", dry_run=True)
+    assert counted.json() == {"matched": 3}
+    got = bulk(client, filter={"batch": "nightly", "search": "in-1"}, action="hold")
+    assert got.json() == {"matched": 1, "changed": 1}
+    got = bulk(client, filter={"batch": "nightly"}, action="cancel")
+    assert got.json() == {"matched": 3, "changed": 3}
+    assert queue.get("out").state == "pending"
+    assert bulk(client, filter={"batch": "bad name!"}, action="cancel").status_code == 422
+
+
+def test_cli_hold_and_release_by_filter(cli: Any, queue: Queue) -> None:
+    queue.enqueue("render a", id="a", queue="gpu")
+    queue.enqueue("render b", id="b", queue="gpu")
+    queue.enqueue("render c", id="c", queue="cpu")
+    dead = run_once(queue, "render d", 1, id="d", queue="old")
+    held = cli("hold", "--search", "render", "--queue", "gpu")
+    assert held.returncode == 0, held.stderr
+    assert held.stderr == "held 2 jobs\n"
+    assert [queue.get(i).held for i in ("a", "b", "c", dead)] == [True, True, False, False]
+    held = cli("hold", "--search", "render")
+    assert held.stderr == "held 1 job; 3 matched in a state it does not apply to\n"
+    released = cli("release", "--state", "pending", "--queue", "gpu")
+    assert released.returncode == 0, released.stderr
+    assert released.stderr == "released 2 jobs\n"  # only held jobs are matched
+    assert [queue.get(i).held for i in "abc"] == [False, False, True]
+    nothing = cli("release", "--search", "no-such-text")
+    assert (nothing.returncode, nothing.stderr) == (0, "no job matches: nothing to do\n")
+    both = cli("hold", "a", "--search", "render")
+    assert both.returncode == 2
+    assert "not both" in both.stderr
+    assert not queue.get("a").held
+
+
+def test_cli_list_combines_search_held_and_batch(cli: Any, queue: Queue) -> None:
+    for n in range(3):
+        queue.enqueue(f"render {n}", id=f"r{n}", batch="film")
+    queue.enqueue("render 9", id="r9")
+    queue.hold("r1", "r9")
+    listed = lambda *args: cli("list", "--json", *args).stdout  # noqa: E731
+    ids = lambda *args: [job["id"] for job in json.loads(listed(*args))]  # noqa: E731
+    assert ids("--search", "render", "--batch", "film") == ["r2", "r1", "r0"]
+    assert ids("--search", "render", "--held") == ["r9", "r1"]
+    assert ids("--search", "render", "--held", "--batch", "film") == ["r1"]
+    assert ids("--held", "--batch", "film") == ["r1"]
+    assert ids("--batch", "film", "--state", "pending") == ["r2", "r1", "r0"]
+    bad = cli("list", "--batch", "not a name!")
+    assert bad.returncode == 2
+    assert bad.stderr.count("\n") == 1

@@ -118,7 +118,7 @@ def test_a_read_token_sees_everything_and_is_offered_no_action(live, page, queue
         expect(page.locator(hidden).first).to_be_hidden()
     page.locator('#counts .card[data-state="dead"]').click()
     expect(page.locator("#bulk")).to_be_visible()
-    for button in ("#bulk-cancel", "#bulk-retry", "#bulk-delete"):
+    for button in ("#bulk-cancel", "#bulk-retry", "#bulk-hold", "#bulk-release", "#bulk-delete"):
         expect(page.locator(button)).to_be_hidden()
     page.locator('#jobs tr[data-id="dead-1"]').click()
     expect(page.locator("#detail")).to_be_visible()
@@ -136,4 +136,32 @@ def test_an_operate_token_may_retry_but_not_delete(live, page, queue: Queue) -> 
     expect(page.locator("#bulk-delete")).to_be_hidden()
     expect(page.locator('#dlq tr[data-id="dead-1"] button.retry')).to_be_visible()
     expect(page.locator("#dlq-purge")).to_be_hidden()
+    assert page.errors == []
+
+
+def test_a_bulk_hold_then_release_of_the_jobs_a_search_finds(live, page, queue: Queue) -> None:
+    for n in range(40):
+        queue.enqueue(f"./render --frame {n}", id=f"frame-{n}", delay="1h")
+    queue.enqueue("./encode", id="encode", delay="1h")
+    open_dashboard(page, live().url)
+    page.fill("#search", "render")
+    expect(page.locator("#bulk")).to_be_visible()
+    asked: list[str] = []
+
+    def accept(dialog: Any) -> None:
+        asked.append(dialog.message)
+        dialog.accept()
+
+    page.on("dialog", accept)
+    page.click("#bulk-hold")
+    expect(page.locator("#bulk-message")).to_have_text("held 40 of 40", timeout=20_000)
+    assert all(queue.get(f"frame-{n}").held for n in range(40))
+    assert not queue.get("encode").held
+    page.click("#bulk-release")
+    expect(page.locator("#bulk-message")).to_have_text("released 40 of 40", timeout=20_000)
+    assert asked == [
+        'Hold the 40 jobs that match search "render"?',
+        'Release the 40 held jobs that match search "render"?',
+    ]
+    assert not any(queue.get(f"frame-{n}").held for n in range(40))
     assert page.errors == []

@@ -846,10 +846,35 @@ MUTANTS: list[Mutant] = [
     Mutant(
         "bulk-one-batch",
         "store/actions.py",
-        "self._bulk_match(states, queues, text, after, upto, batch, window)",
-        "self._bulk_match(states, queues, text, after, upto, batch * 100, window)",
+        "self._bulk_match(found, after, upto, pacer.size, window)",
+        "self._bulk_match(found, after, upto, pacer.size * 100, window)",
         "a bulk change holds the write lock for all its jobs at once: claims wait for it",
         ("tests/api/test_bulk_api.py", "-k", "thousands"),
+    ),
+    Mutant(
+        "bulk-no-recheck",
+        "store/actions.py",
+        "            ids = self._still_matched(conn, ids, found)\n            if not ids:\n"
+        "                return 0\n            params = {",
+        "            if not ids:\n                return 0\n            params = {",
+        "a bulk hold, release or delete acts on a job another client moved out of the filter",
+        ("tests/store/test_bulk_filter.py",),
+    ),
+    Mutant(
+        "search-no-prefix-walk",
+        "store/reads.py",
+        "walks = [self._text_walk(conn, params), prefixed]",
+        "walks = [self._text_walk(conn, params)]",
+        "a search for an id start that many ids share finds only the jobs whose text holds it",
+        ("tests/store/test_search_jobs.py", "-k", "prefix_that"),
+    ),
+    Mutant(
+        "turns-no-waiter",
+        "store/turns.py",
+        "return None if kind == fcntl.F_UNLCK else int(pid)",
+        "return None",
+        "a SQLite writer never lets a waiting one go first: a bulk change starves claims",
+        ("tests/store/test_turns.py",),
     ),
     Mutant(
         "roles-operate-enqueues",

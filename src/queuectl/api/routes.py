@@ -199,6 +199,8 @@ def bulk(request: Request, queue: QueueDep, body: schemas.BulkIn) -> dict[str, A
         [name for name in body.filter.state or () if name],
         [name for name in body.filter.queue or () if name],
         body.filter.search or None,
+        batch=body.filter.batch or None,
+        held=body.filter.held,
         all=body.all,
         dry_run=body.dry_run,
     )

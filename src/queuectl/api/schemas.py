@@ -365,12 +365,15 @@ class HookOut(BaseModel):
 
 
 class BulkFilterIn(BaseModel):
-    """Which jobs: any of `state`, any of `queue`, and `search` (as GET /api/jobs's)."""
+    """Which jobs: any of `state`, any of `queue`, those of `batch`, only `held` ones, and
+    `search` (as GET /api/jobs's)."""
 
     model_config = ConfigDict(extra="forbid")
 
     state: list[str] | None = None
     queue: list[str] | None = None
+    batch: str | None = None
+    held: bool = False
     search: str | None = Field(default=None, max_length=500)
 
     @field_validator("search")

@@ -135,11 +135,16 @@ def bulk_change(
     queues: str | tuple[str, ...] | None,
     search: str | None,
     yes: bool,
+    held: bool = False,
+    batch: str | None = None,
 ) -> None:
-    """`action` on every job the filter matches, after a question with their count (on a
-    terminal; --yes elsewhere), with a progress line; says how many were changed."""
+    """`action` on every job the filter matches (`held`: only held ones; of `batch` if
+    given), after a question with their count (on a terminal; --yes elsewhere), with a
+    progress line; says how many were changed."""
     queue = session.queue
-    counted = queue.bulk(action, states, queues, search, dry_run=True)["matched"]
+    counted = queue.bulk(action, states, queues, search, batch=batch, held=held, dry_run=True)[
+        "matched"
+    ]
     if not counted:
         click.echo("no job matches: nothing to do", err=True)
         return
@@ -148,7 +153,7 @@ def bulk_change(
         confirm(yes, f"{verb} the {counted:,} job{'s' if counted != 1 else ''} that match?")
     with progress_line(done, counted) as progress:
         shown = None if progress is None else (lambda matched, changed: progress(changed))
-        found = queue.bulk(action, states, queues, search, progress=shown)
+        found = queue.bulk(action, states, queues, search, batch=batch, held=held, progress=shown)
     left = found["matched"] - found["changed"]
     said = f"{done} {found['changed']:,} job{'s' if found['changed'] != 1 else ''}"
     click.echo(

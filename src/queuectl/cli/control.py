@@ -22,10 +22,39 @@ def _hold_or_release(verb: str, done: str, whose: str, doc: str) -> click.Comman
     @job_ids_argument("ID...")
     @queue_option(f"Every {whose} job of this queue.")
     @click.option("--batch", metavar="NAME", help=f"Every {whose} job of this batch.")
+    @click.option(
+        "--state",
+        "-s",
+        "states",
+        multiple=True,
+        help="Only jobs in this state (pending or failed; repeatable): a filter.",
+        shell_complete=complete.states,
+    )
+    @click.option(
+        "--search",
+        type=UTF8,
+        help=f"{verb.capitalize()} every job whose id, command or last error has TEXT: a filter.",
+    )
+    @click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation (a filter).")
     @click.pass_obj
     def command(
-        session: Session, job_ids: tuple[str, ...], queue: str | None, batch: str | None
+        session: Session,
+        job_ids: tuple[str, ...],
+        queue: str | None,
+        batch: str | None,
+        states: tuple[str, ...],
+        search: str | None,
+        yes: bool,
     ) -> None:
+        if states or search is not None:
+            if job_ids:
+                raise click.UsageError("give job ids or a filter (--state, --search), not both")
+            from queuectl.cli.bulk import bulk_change
+
+            bulk_change(
+                session, verb, done, states, queue, search, yes, held=verb == "release", batch=batch
+            )
+            return
         if sum(map(bool, (job_ids, queue is not None, batch is not None))) > 1:
             raise click.UsageError("give job ids, --queue or --batch, not two of them")
         if not job_ids and queue is None and batch is None:
@@ -50,14 +79,16 @@ hold = _hold_or_release(
     """Hold waiting jobs: no runner takes them until `release`.
 
     A job stays pending or failed while held. Holding a running or finished job is refused
-    (exit 1), and then none of those named is held.
+    (exit 1), and then none of those named is held. With a filter (--state, --search, with
+    --queue or --batch), every matching job that waits is held, the others left as they are.
     """,
 )
 release = _hold_or_release(
     "release",
     "released",
     "held",
-    "Release held jobs: runners may take them again (at once if they are due).",
+    """Release held jobs: runners may take them again (at once if they are due). With a filter
+    (--state, --search, with --queue or --batch), every matching held job.""",
 )
 
 

@@ -34,6 +34,7 @@ if TYPE_CHECKING:
 )
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON array of jobs.")
 @click.option("--held", is_flag=True, help="Only held jobs.")
+@click.option("--batch", metavar="NAME", type=UTF8, help="Only jobs of this batch.")
 @click.pass_obj
 def list_jobs(
     session: Session,
@@ -43,17 +44,19 @@ def list_jobs(
     search: str | None,
     as_json: bool,
     held: bool,
+    batch: str | None,
 ) -> None:
-    """List jobs, newest first."""
+    """List jobs, newest first; the filters combine."""
     from queuectl.cli.render import print_jobs
 
     queue = session.existing_queue
     if search is not None:
-        print_jobs(queue.search(search, states, queues, limit or None), as_json)
+        found = queue.search(search, states, queues, limit or None, batch=batch, held=held)
+        print_jobs(found, as_json)
         return
-    jobs = queue.list(state=states, queue=queues, limit=limit or None, held=held)
+    jobs = queue.list(state=states, queue=queues, limit=limit or None, batch=batch, held=held)
     print_jobs(jobs, as_json)
-    if limit and len(jobs) == limit and not as_json and not held:
+    if limit and len(jobs) == limit and not as_json and not held and batch is None:
         total = queue.count(states, queues)
         if total > limit:
             click.echo(f"{limit} of {total} shown; --limit 0 for all", err=True)

@@ -253,11 +253,16 @@ class ReadStore(BaseStore, Protocol):
         queues: Sequence[str] | None,
         limit: int,
         before: int | None,
+        window: int = ...,
+        batch: str | None = None,
+        held: bool = False,
     ) -> Page:
         """Jobs newest first whose id starts with `text` or whose command or last error holds
-        it (ASCII letters in any case), in any of `states` and `queues`; reads a bounded
-        window of jobs before `before` (None: from the newest), so a page may be short, or
-        empty, with a position to read on from."""
+        it (ASCII letters in any case), in any of `states` and `queues`, of `batch` if given,
+        only held ones if `held`. Text the store's index can look up (three characters or
+        more) is found from it, a whole page at once; otherwise a bounded window of jobs
+        before `before` (None: from the newest) is read, so a page may be short, or empty,
+        with a position to read on from."""
         ...
 
     def output(self, job_id: str, nth: int | None = None) -> Output | None:
@@ -423,12 +428,16 @@ class AdminStore(BaseStore, Protocol):
         text: str | None,
         batch: int = BULK_BATCH // 2,
         progress: Callable[[int, int], None] | None = None,
+        window: int = ...,
+        in_batch: str | None = None,
+        held: bool = False,
     ) -> tuple[int, int]:
-        """Cancel, retry (run again) or delete (`action`; None: only count) every job that
-        matches the filter (states, queues, search text as search_jobs; None: any) when it
-        begins, `batch` a transaction, found outside them; jobs whose state forbids the action
-        are matched, not changed. `progress(matched, changed)` after each batch. (matched,
-        changed)."""
+        """Cancel, retry (run again), hold, release or delete (`action`; None: only count)
+        every job that matches the filter (states, queues, search text as search_jobs; None:
+        any; of the batch `in_batch`; only held ones) when it begins, at most `batch` a
+        transaction (fewer if one would take long), found outside them; jobs whose state
+        forbids the action are matched, not changed. `progress(matched, changed)` after each
+        batch. (matched, changed)."""
         ...
 
     def request_stop(self) -> int:
@@ -519,8 +528,9 @@ class AdminStore(BaseStore, Protocol):
         queues: Sequence[str] | None,
         limit: int | None,
         before: int | None,
+        batch: str | None = None,
     ) -> Page:
-        """Held jobs, newest first, filtered as list_jobs filters."""
+        """Held jobs, newest first, filtered as list_jobs filters (of `batch` if given)."""
         ...
 
     def edit(self, job_id: str, job: NewJob, fields: Sequence[str], by: str) -> Job:

@@ -3,7 +3,11 @@ transaction each."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 
 from queuectl.errors import ConflictError, NotFoundError, WrongStateError
@@ -31,14 +35,67 @@ from queuectl.store.settle import Settle, batch_ends
 BULK_ACTIONS: dict[str, frozenset[str]] = {
     "cancel": CANCELLABLE_STATES,
     "retry": frozenset({COMPLETED, DEAD, CANCELLED, FAILED}),
+    "hold": frozenset({PENDING, FAILED}),
+    "release": frozenset({PENDING, FAILED}),
     "delete": FINISHED_STATES,
 }
-#: Jobs `bulk` changes per transaction: half of BULK_BATCH, since each of its batches reads
-#: and writes whole jobs, whatever their state, so that a claim waits little for one.
+#: Jobs `bulk` changes per transaction at most: half of BULK_BATCH, since each of its batches
+#: reads and writes whole jobs, whatever their state.
 FILTER_BATCH = BULK_BATCH // 2
+#: How long one transaction of a bulk change aims to take: its batches are sized from how long
+#: the last ones took, so that the write lock (all of SQLite's; the rows and the counters on
+#: PostgreSQL) is never held long, whatever a job costs to change and however loaded the host.
+BULK_HOLD_S = 0.04
+#: The size of a bulk change's first batch: small, since nothing is known yet of what one job
+#: costs; the next ones at most double.
+BULK_FIRST = 50
 #: The jobs (by seq) one statement of a bulk change's search reads at most while it looks for
 #: the next matches: a filter that matches few of many jobs is read a window at a time.
 BULK_WINDOW = 100_000
+
+
+@dataclass(frozen=True, slots=True)
+class BulkFilter:
+    """Which jobs a bulk change acts on: any of `states` and `queues` (None: any), those of
+    the batch `in_batch`, only held ones, and those `text` finds as search_jobs does."""
+
+    states: Sequence[str] | None = None
+    queues: Sequence[str] | None = None
+    text: str | None = None
+    in_batch: str | None = None
+    held: bool = False
+
+    def params(self, db: Dialect) -> dict[str, Any]:
+        return {
+            "states": None if not self.states else db.array(self.states),
+            "queues": None if not self.queues else db.array(self.queues),
+            "text": self.text or None,
+            "pattern": contains_pattern(self.text or ""),
+            "in_batch": self.in_batch,
+            "held": self.held,
+        }
+
+
+class Pacer:
+    """The sizes of a bulk change's batches, from how long its transactions took: each aims at
+    `target_s` (a batch is sized from the time per job of the last one), starts at `first`
+    jobs, at most doubles from one batch to the next, and never exceeds `most`."""
+
+    def __init__(
+        self,
+        most: int,
+        target_s: float = BULK_HOLD_S,
+        first: int = BULK_FIRST,
+    ) -> None:
+        self.most, self.target_s = max(1, most), target_s
+        self.size = max(1, min(first, self.most))
+
+    def took(self, jobs: int, seconds: float) -> None:
+        """A transaction of `jobs` jobs took `seconds`: the next batch's size follows."""
+        if jobs <= 0:
+            return
+        fits = int(self.target_s * jobs / max(seconds, 1e-6))
+        self.size = max(1, min(self.most, 2 * self.size, fits))
 
 
 class Actions(Flow):
@@ -47,6 +104,20 @@ class Actions(Flow):
     def __init__(self, db: Dialect, enqueue: Enqueue, settle: Settle, hooks: Hooks) -> None:
         super().__init__(db)
         self.enqueue, self.settle, self.hooks = enqueue, settle, hooks
+        self._held = threading.local()
+
+    @contextmanager
+    def _timed(self) -> Iterator[Any]:
+        """A write transaction of a bulk change; how long it held the write lock (from taking
+        it to the commit, not the wait for it) is then `held_s()`."""
+        with self.db.transaction() as conn:
+            started = time.monotonic()
+            yield conn
+        self._held.s = time.monotonic() - started
+
+    def held_s(self) -> float:
+        """How long this thread's last transaction of a bulk change held the write lock."""
+        return float(getattr(self._held, "s", 0.0))
 
     @operation(replayable=False)
     def cancel(self, job_ids: Sequence[str]) -> list[Job]:
@@ -91,7 +162,7 @@ class Actions(Flow):
     ) -> tuple[int, int, int]:
         """One batch of cancel_all, in a transaction of its own (see _bulk)."""
         now = self.db.now()
-        with self.db.transaction() as conn:
+        with self._timed() as conn:
             ids, after = self._bulk_ids(conn, state, queue, after, upto, batch, in_batch)
             if not ids:
                 return 0, after, 0
@@ -177,7 +248,7 @@ class Actions(Flow):
         in_batch: str | None = None,
     ) -> tuple[int, int, list[str]]:
         """One batch of a bulk requeue, in a transaction of its own (see _bulk)."""
-        with self.db.transaction() as conn:
+        with self._timed() as conn:
             ids, after = self._bulk_ids(conn, state, queue, after, upto, batch, in_batch)
             if not ids:
                 return 0, after, []
@@ -274,28 +345,32 @@ class Actions(Flow):
         progress: Callable[[int], None] | None,
     ) -> int:
         """Change every job in `states` (of `queue`, None: of every queue) that exists now, a
-        batch of at most `batch` at a time, each batch a transaction of its own: other clients'
-        enqueues and claims go on between them. `step(state, queue, after, upto, batch)` changes
-        the next batch of jobs in `state` after the cursor `after` (a seq) up to `upto`, and says
-        how many it found, the new cursor and how many jobs it changed; `progress` gets the
-        running total after each batch. A job can move between the states meanwhile (a runner
-        claims or settles it) behind a cursor: the walks start again until one finds nothing.
-        With one state there is no such move: a job found in it again was changed by this walk
-        and came back (retried, run and dead again), so it is not changed twice. How many jobs
+        batch of at most `batch` at a time (fewer if a transaction would take long: see
+        Pacer), each batch a transaction of its own: other clients' enqueues and claims go on
+        between them. `step(state, queue, after, upto, size)` changes the next batch of at most
+        `size` jobs in `state` after the cursor `after` (a seq) up to `upto`, and says how many
+        it found, the new cursor and how many jobs it changed; `progress` gets the running
+        total after each batch. A job can move between the states meanwhile (a runner claims
+        or settles it) behind a cursor: the walks start again until one finds nothing. With
+        one state there is no such move: a job found in it again was changed by this walk and
+        came back (retried, run and dead again), so it is not changed twice. How many jobs
         were changed."""
         upto = self._newest_seq()
+        pacer = Pacer(batch)
         done = 0
         while True:
             found_any = False
             for state in states:
                 after = 0
                 while True:
-                    found, after, changed = step(state, queue, after, upto, batch)
+                    size = pacer.size
+                    found, after, changed = step(state, queue, after, upto, size)
+                    pacer.took(found, self.held_s())
                     found_any = found_any or found > 0
                     done += changed
                     if changed and progress is not None:
                         progress(done)
-                    if found < batch:
+                    if found < size:
                         break
             if not found_any or len(states) == 1:
                 return done
@@ -340,80 +415,117 @@ class Actions(Flow):
         batch: int = FILTER_BATCH,
         progress: Callable[[int, int], None] | None = None,
         window: int = BULK_WINDOW,
+        in_batch: str | None = None,
+        held: bool = False,
     ) -> tuple[int, int]:
         """Apply `action` (a key of BULK_ACTIONS; None: only count) to every job that existed
         when it began and matches the filter, oldest first: each batch of at most `batch`
-        matches is read outside any write transaction, then changed in a short transaction of
-        its own (those whose state now allows it), so claims and enqueues go on between
-        batches. `progress(matched, changed)` after each batch. How many jobs matched, and how
-        many were changed."""
+        matches (fewer if a transaction would take long: see Pacer) is read outside any write
+        transaction, then changed in a short transaction of its own (those that still match
+        and whose state now allows it), so claims and enqueues go on between batches. Each
+        job is matched once: the walk goes by seq, which no change moves.
+        `progress(matched, changed)` after each batch. How many jobs matched, and how many
+        were changed."""
+        found = BulkFilter(states, queues, text, in_batch, held)
         allowed = sorted(
             BULK_ACTIONS[action] & set(states or BULK_ACTIONS[action]) if action else ()
         )
-        change = {"cancel": self._bulk_cancel, "retry": self._bulk_retry}.get(
-            action or "", self._bulk_delete
-        )
+        change = {
+            "cancel": self._bulk_cancel,
+            "retry": self._bulk_retry,
+            "hold": self._bulk_hold,
+            "release": self._bulk_release,
+        }.get(action or "", self._bulk_delete)
         upto = self._newest_seq()
+        pacer = Pacer(batch) if allowed else Pacer(batch, first=batch)
         after = matched = changed = 0
         while after < upto:
-            ids, after = self._bulk_match(states, queues, text, after, upto, batch, window)
+            ids, after = self._bulk_match(found, after, upto, pacer.size, window)
             if not ids:
                 continue
             matched += len(ids)
             if allowed:
-                changed += change(ids, allowed)
+                changed += change(ids, allowed, found)
+                pacer.took(len(ids), self.held_s())
             if progress is not None:
                 progress(matched, changed)
         return matched, changed
 
     @operation()
     def _bulk_match(
-        self,
-        states: Sequence[str] | None,
-        queues: Sequence[str] | None,
-        text: str | None,
-        after: int,
-        upto: int,
-        batch: int,
-        window: int,
+        self, found: BulkFilter, after: int, upto: int, batch: int, window: int
     ) -> tuple[list[str], int]:
         """The ids of the next batch of a bulk change (see bulk), and the cursor after it: the
         last id found if the batch is full, else the end of the window read."""
         end = min(upto, after + window)
-        params = {
-            "states": None if not states else self.db.array(states),
-            "queues": None if not queues else self.db.array(queues),
-            "text": text or None,
-            "pattern": contains_pattern(text or ""),
-            "after": after,
-            "upto": end,
-            "batch": batch,
-        }
+        params = {**found.params(self.db), "after": after, "upto": end, "batch": batch}
         rows = self.db.connection().execute(self.db.q["bulk_match"], params).fetchall()
         if len(rows) < batch:
             return [row["id"] for row in rows], end
         return [row["id"] for row in rows], int(rows[-1]["seq"])
 
+    def _still_matched(self, conn: Any, ids: Sequence[str], found: BulkFilter) -> list[str]:
+        """The jobs of `ids` the filter still matches, in this transaction (locked on
+        PostgreSQL): one changed by another client since it was found is left alone."""
+        params = {**found.params(self.db), "ids": self.db.array(ids)}
+        return [row["id"] for row in conn.execute(self.db.q["bulk_recheck"], params)]
+
     @operation(replayable=False)
-    def _bulk_cancel(self, ids: Sequence[str], allowed: Sequence[str]) -> int:
+    def _bulk_cancel(self, ids: Sequence[str], allowed: Sequence[str], found: BulkFilter) -> int:
         now = self.db.now()
-        with self.db.transaction() as conn:
+        with self._timed() as conn:
+            ids = self._still_matched(conn, ids, found)
+            if not ids:
+                return 0
             locked = conn.execute(self.db.q["locked_jobs"], (self.db.array(ids),)).fetchall()
             rows = [row for row in locked if row["state"] in allowed]
             cancelled, _ = self._cancel_rows(conn, rows, now)
         return len(cancelled)
 
     @operation(replayable=False)
-    def _bulk_retry(self, ids: Sequence[str], allowed: Sequence[str]) -> int:
-        with self.db.transaction() as conn:
+    def _bulk_retry(self, ids: Sequence[str], allowed: Sequence[str], found: BulkFilter) -> int:
+        with self._timed() as conn:
+            ids = self._still_matched(conn, ids, found)
+            if not ids:
+                return 0
             jobs = [job for job in self.enqueue.jobs_by_ids(conn, ids) if job.state in allowed]
             return len(self._requeue_jobs(conn, jobs, allowed, named=False)) if jobs else 0
 
+    @operation(replayable=False)
+    def _bulk_hold(self, ids: Sequence[str], allowed: Sequence[str], found: BulkFilter) -> int:
+        return self._bulk_change("bulk_hold", ids, allowed, found)
+
+    @operation(replayable=False)
+    def _bulk_release(self, ids: Sequence[str], allowed: Sequence[str], found: BulkFilter) -> int:
+        return self._bulk_change("bulk_release", ids, allowed, found, wake=True)
+
     @operation()
-    def _bulk_delete(self, ids: Sequence[str], allowed: Sequence[str]) -> int:
-        params = {"ids": self.db.array(ids), "states": self.db.array(allowed)}
-        with self.db.transaction() as conn:
-            return len(conn.execute(self.db.q["bulk_delete"], params).fetchall())
+    def _bulk_delete(self, ids: Sequence[str], allowed: Sequence[str], found: BulkFilter) -> int:
+        return self._bulk_change("bulk_delete", ids, allowed, found)
+
+    def _bulk_change(
+        self,
+        name: str,
+        ids: Sequence[str],
+        allowed: Sequence[str],
+        found: BulkFilter,
+        wake: bool = False,
+    ) -> int:
+        """One statement `name` on those of `ids` still matched and in `allowed`; how many it
+        changed."""
+        with self._timed() as conn:
+            ids = self._still_matched(conn, ids, found)
+            if not ids:
+                return 0
+            params = {
+                "ids": self.db.array(ids),
+                "states": self.db.array(allowed),
+                "now": self.db.now(),
+            }
+            changed = len(conn.execute(self.db.q[name], params).fetchall())
+            if changed and wake:
+                self.db.wake(conn)
+        return changed
 
     def purge(
         self,

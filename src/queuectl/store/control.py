@@ -246,11 +246,13 @@ class Control(Flow):
         queues: Sequence[str] | None,
         limit: int | None,
         before: int | None,
+        batch: str | None = None,
     ) -> Page:
-        """Held jobs, newest first, as list_jobs lists jobs."""
+        """Held jobs, newest first, as list_jobs lists jobs (of `batch` if given)."""
         conn = self.db.connection()
-        params = {"limit": FAR_FUTURE if limit is None else limit}
+        params: dict[str, Any] = {"limit": FAR_FUTURE if limit is None else limit}
         params["before"] = FAR_FUTURE if before is None else before
+        params["batch"] = batch
         any_: list[str | None] = [None]
         walks = [
             conn.execute(self.db.q["list_held"], {**params, "state": state, "queue": queue})

@@ -17,6 +17,11 @@ FAR_FUTURE = 2**62
 #: The jobs (by seq) one search reads at most, newest first: a search that matches few jobs
 #: answers within this window, with a cursor to read on past it, instead of reading them all.
 SEARCH_WINDOW = 500_000
+#: The characters of each entry of the text index: a search for fewer cannot use it.
+TRIGRAM = 3
+#: The ids that start with a search's text that it takes from the id index; a prefix more
+#: share is searched by the bounded walk instead.
+PREFIX_IDS = 1000
 #: `list_jobs` by (state given, queue given): one query per combination, each walking its index.
 LIST_QUERIES = {
     (False, False): "list_jobs",
@@ -24,6 +29,27 @@ LIST_QUERIES = {
     (False, True): "list_jobs_by_queue",
     (True, True): "list_jobs_by_queue_state",
 }
+
+
+def trigram_match(text: str) -> str:
+    """The full-text query (SQLite's FTS5) for the rows that hold every trigram of `text`
+    needed to cover it: one every three characters, and the last. Each is quoted, so that no
+    character of the text is read as query syntax."""
+    starts = sorted({*range(0, len(text) - TRIGRAM + 1, TRIGRAM), len(text) - TRIGRAM})
+    quoted = ('"' + text[i : i + TRIGRAM].replace('"', '""') + '"' for i in starts)
+    return " AND ".join(quoted)
+
+
+def _newest(walks: Sequence[Sequence[Any]], limit: int) -> list[Any]:
+    """The newest `limit` rows of walks that are each newest first, each job once."""
+    merged = heapq.merge(*walks, key=lambda row: int(row["seq"]), reverse=True)
+    rows: list[Any] = []
+    for row in merged:
+        if len(rows) == limit:
+            break
+        if not rows or rows[-1]["seq"] != row["seq"]:
+            rows.append(row)
+    return rows
 
 
 def contains_pattern(text: str) -> str:
@@ -34,6 +60,9 @@ def contains_pattern(text: str) -> str:
 
 class Reads(Flow):
     """What the CLI, the API and metrics read; none of it writes but the counters' compaction."""
+
+    #: Whether the store has its text index (see _text_index); None: not asked yet.
+    text_index: bool | None = None
 
     @operation()
     def get(self, job_id: str) -> Job | None:
@@ -103,40 +132,75 @@ class Reads(Flow):
         limit: int,
         before: int | None,
         window: int = SEARCH_WINDOW,
+        batch: str | None = None,
+        held: bool = False,
     ) -> Page:
         conn = self.db.connection()
+        # A lone name is a Sequence[str] too, of letters: take it as the one name it is.
+        states = [states] if isinstance(states, str) else states
+        queues = [queues] if isinstance(queues, str) else queues
+        params: dict[str, Any] = {
+            "states": self.db.array(states) if states else None,
+            "queues": self.db.array(queues) if queues else None,
+            "in_batch": batch,
+            "held": held,
+            "text": text,
+            "pattern": contains_pattern(text),
+            "limit": limit,
+        }
+        if len(text) >= TRIGRAM and self._text_index(conn):
+            # The ids that start with the text come from the id index, when few do. A prefix
+            # many ids share (their first characters are the time they were made) is found by
+            # walking a window of jobs newest first, which soon finds such common matches.
+            bounds = (text, text + "\U0010ffff", PREFIX_IDS + 1)
+            ids = [row["id"] for row in conn.execute(self.db.q["ids_from"], bounds)]
+            if len(ids) <= PREFIX_IDS:
+                params.update(before=FAR_FUTURE if before is None else before, floor=0)
+                walks = [self._text_walk(conn, params)]
+                if ids:
+                    given = {**params, "ids": self.db.array(ids)}
+                    walks.append(conn.execute(self.db.q["search_ids"], given).fetchall())
+                return self._page(_newest(walks, limit), limit, None)
+            before = int(self.db.value(conn, "newest_seq")) + 1 if before is None else before
+            floor = max(0, before - window)
+            params.update(before=before, floor=floor)
+            prefixed = conn.execute(self.db.q["search_prefix"], params).fetchall()
+            walks = [self._text_walk(conn, params), prefixed]
+            return self._page(_newest(walks, limit), limit, self._read_on(conn, floor))
         if before is None:
             before = int(self.db.value(conn, "newest_seq")) + 1
         floor = max(0, before - window)
-        params: dict[str, Any] = {
-            "text": text,
-            "pattern": contains_pattern(text),
-            "before": before,
-            "floor": floor,
-            "limit": limit,
-        }
-        any_: list[str | None] = [None]
-        walks = [
-            conn.execute(
-                self.db.q["search_jobs"], {**params, "state": state, "queue": queue}
-            ).fetchall()
-            for state in dict.fromkeys(states or any_)
-            for queue in dict.fromkeys(queues or any_)
-        ]
-        merged = heapq.merge(*walks, key=lambda row: int(row["seq"]), reverse=True)
-        rows: list[Any] = []
-        for row in merged:
-            if len(rows) == limit:
-                break
-            if not rows or rows[-1]["seq"] != row["seq"]:
-                rows.append(row)
-        if limit > 0 and len(rows) == limit:
-            next_before: int | None = int(rows[-1]["seq"])
-        elif floor > int(self.db.value(conn, "oldest_seq")):
-            next_before = floor  # the window ended before the page filled: read on past it
-        else:
-            next_before = None
-        return Page([rows_.job(r, self.db.from_json) for r in rows], next_before)
+        params.update(before=before, floor=floor)
+        rows = conn.execute(self.db.q["search_jobs"], params).fetchall()
+        return self._page(rows, limit, self._read_on(conn, floor))
+
+    def _text_walk(self, conn: Any, params: dict[str, Any]) -> list[Any]:
+        """The jobs whose command or last error holds the text, found through the index."""
+        found = {**params, "match": trigram_match(params["text"])}
+        if self.db.kind == "postgres":
+            # Each text wants its own plan (the trigram indexes for rare text, the newest-first
+            # walk for text most jobs hold): a prepared statement's generic plan, which the
+            # driver would use after a few searches, takes one for all.
+            return list(conn.execute(self.db.q["search_text"], found, prepare=False).fetchall())
+        return list(conn.execute(self.db.q["search_text"], found).fetchall())
+
+    def _read_on(self, conn: Any, floor: int) -> int | None:
+        """Where a search that read a window down to `floor` reads on, if older jobs remain."""
+        return floor if floor > int(self.db.value(conn, "oldest_seq")) else None
+
+    def _page(self, rows: Sequence[Any], limit: int, read_on: int | None) -> Page:
+        """A page of a search: the next one starts below its last job if it is full, else
+        where the window it read ended (`read_on`; None: no more)."""
+        full = limit > 0 and len(rows) == limit
+        jobs = [rows_.job(r, self.db.from_json) for r in rows]
+        return Page(jobs, int(rows[-1]["seq"]) if full else read_on)
+
+    def _text_index(self, conn: Any) -> bool:
+        """Whether the store has the text index of migration 0020 (PostgreSQL may lack
+        pg_trgm), asked once."""
+        if self.text_index is None:
+            self.text_index = bool(int(self.db.value(conn, "text_index")))
+        return self.text_index
 
     @operation()
     def output(self, job_id: str, nth: int | None = None) -> Output | None:

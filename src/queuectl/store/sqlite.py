@@ -27,11 +27,14 @@ from queuectl.store import lockholder
 from queuectl.store.dialect import Dialect
 from queuectl.store.queries import migrations, newest_migration
 from queuectl.store.rows import PER_JOB_COLUMNS, JobRow
+from queuectl.store.turns import Turns
 from queuectl.store.wakeup import SocketWakeup
 
 T = TypeVar("T")
 BUSY_TIMEOUT_S = 10.0
 BUSY_RETRIES = 5
+#: The longest a writer that finds the write lock taken sleeps before it tries again.
+LOCK_POLL_S = 0.002
 #: Rows of one multi-row INSERT of a bulk enqueue (a JobRow's parameters each; SQLite allows
 #: 32,766 in a statement).
 ROWS_PER_INSERT = 100
@@ -96,6 +99,34 @@ def _busy_timeout_s() -> float:
         return BUSY_TIMEOUT_S
 
 
+def _begin_immediate(conn: sqlite3.Connection, turns: Turns) -> None:
+    """`BEGIN IMMEDIATE`, after the processes that waited for the write lock have had it (see
+    turns.py), waiting for it (up to the busy timeout) by trying again every LOCK_POLL_S at
+    most. SQLite's own busy handler sleeps longer and longer between tries (up to 100 ms) and
+    takes the lock only if it is free when it wakes: beside a writer that commits and begins
+    again at once it could miss every gap between two transactions for seconds."""
+    turns.after_waiters()
+    conn.execute("PRAGMA busy_timeout = 0")
+    try:
+        deadline = None
+        delay = LOCK_POLL_S / 8
+        while True:
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+                return
+            except sqlite3.OperationalError as exc:
+                now = time.monotonic()
+                deadline = now + _busy_timeout_s() if deadline is None else deadline
+                if not _busy(exc) or now >= deadline:
+                    raise
+            turns.wait()
+            time.sleep(delay * (0.5 + random.random()))
+            delay = min(delay * 2, LOCK_POLL_S)
+    finally:
+        turns.done()
+        conn.execute(f"PRAGMA busy_timeout = {round(_busy_timeout_s() * 1000)}")
+
+
 def _switch_to_wal(conn: sqlite3.Connection) -> None:
     """`PRAGMA journal_mode = WAL`, retried for up to the busy timeout with jittered backoff.
 
@@ -130,6 +161,7 @@ class SQLiteDialect(Dialect):
         self._local = threading.local()
         self._identity: tuple[int, int] | None = None
         self._wakeup = SocketWakeup(path)
+        self._turns = Turns(path)
         self._create_file()
 
     # -- connections and transactions
@@ -202,7 +234,7 @@ class SQLiteDialect(Dialect):
         """One IMMEDIATE transaction; runners are woken after it commits, if it asked to."""
         conn = self.conn
         self._local.wake = False
-        conn.execute("BEGIN IMMEDIATE")
+        _begin_immediate(conn, self._turns)
         try:
             # A newer queuectl may have migrated the file since this process opened it: its
             # writes could break the new schema's rules, so they stop here, on one line.
@@ -229,6 +261,7 @@ class SQLiteDialect(Dialect):
             conn.close()
             self._local.conn = None
         self._wakeup.close()
+        self._turns.close()
 
     # -- what the flows need
 

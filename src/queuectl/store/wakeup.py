@@ -29,7 +29,7 @@ def wakeup_folder(db_path: str) -> str:
     return os.path.join(RUNTIME_ROOT, f"queuectl-{os.getuid()}", digest)
 
 
-def _private_folder(path: str) -> bool:
+def private_folder(path: str) -> bool:
     """Create the folder 0700 if needed; refuse to use one someone else could write into."""
     try:
         os.makedirs(path, mode=0o700, exist_ok=True)
@@ -83,7 +83,7 @@ class SocketWakeup:
 
     def bind(self, name: str) -> socket.socket | None:
         """The socket one runner waits on; None if the folder is not private (polling only)."""
-        if not _private_folder(self.folder):
+        if not private_folder(self.folder):
             return None
         import socket
 

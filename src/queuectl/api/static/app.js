@@ -437,10 +437,11 @@
 
   // -- acting on every job the filter matches: counted first, confirmed, then done
 
-  const BULK_DONE = { cancel: "cancelled", retry: "retried", delete: "deleted" };
+  const BULK_DONE = { cancel: "cancelled", retry: "retried", hold: "held", release: "released", delete: "deleted" };
 
   async function bulk(action) {
-    const filter = filterBody();
+    // Release acts on the held jobs the filter matches: the others are not counted.
+    const filter = action === "release" ? { ...filterBody(), held: true } : filterBody();
     const message = $("bulk-message");
     message.className = "muted";
     message.textContent = "counting…";
@@ -448,8 +449,9 @@
       const counted = await api("POST", "/api/jobs/bulk", { filter, action, dry_run: true });
       const n = counted.matched;
       if (!n) { message.textContent = "no job matches"; return; }
-      const verb = action === "retry" ? "Retry" : action === "delete" ? "Delete" : "Cancel";
-      if (!confirm(`${verb} the ${n} job${n === 1 ? "" : "s"} that match ${describeFilter(filter)}?`)) {
+      const verb = action[0].toUpperCase() + action.slice(1);
+      const which = action === "release" ? "held job" : "job";
+      if (!confirm(`${verb} the ${n} ${which}${n === 1 ? "" : "s"} that match ${describeFilter(filter)}?`)) {
         message.textContent = "";
         return;
       }

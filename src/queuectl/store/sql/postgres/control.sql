@@ -78,6 +78,7 @@ RETURNING id
 SELECT {job_columns} FROM jobs
 WHERE held AND (%(queue)s::text IS NULL OR queue = %(queue)s::text)
   AND (%(state)s::text IS NULL OR state = %(state)s::text) AND seq < %(before)s::bigint
+  AND (%(batch)s::text IS NULL OR batch = %(batch)s::text)
 ORDER BY seq DESC LIMIT %(limit)s::bigint
 
 -- name: edit_job

@@ -130,19 +130,58 @@ GROUP BY queue, bound_bytes ORDER BY queue, bound_bytes
 -- name: cpu_since
 -- CPU milliseconds of the attempts that ended from the minute of an instant on.
 SELECT SUM(cpu_ms) AS value FROM usage_minutes WHERE minute >= %(since)s::bigint / 60000
+-- name: job_filter
+-- What a search or a bulk change asks of a job besides its text: NULL filters match any;
+-- `in_batch` a batch's name; `held`: only held jobs.
+(%(states)s::text[] IS NULL OR state = ANY(%(states)s::text[]))
+  AND (%(queues)s::text[] IS NULL OR queue = ANY(%(queues)s::text[]))
+  AND (%(in_batch)s::text IS NULL OR batch = %(in_batch)s::text)
+  AND (NOT %(held)s::boolean OR held)
+
+-- name: text_filter
+-- A job whose id starts with the text, or whose command or last error holds it (ASCII
+-- letters in any case, as SQLite's LIKE; `pattern` is the text as a LIKE pattern); NULL text:
+-- any job.
+(%(text)s::text IS NULL OR starts_with(id, %(text)s::text)
+ OR command ILIKE %(pattern)s::text ESCAPE '\'
+ OR last_error ILIKE %(pattern)s::text ESCAPE '\')
+
 -- name: search_jobs
--- Jobs whose id starts with the text, or whose command or last error holds it (ASCII letters
--- in any case, as SQLite's LIKE), newest first, among the jobs of seq [floor, before): a
--- bounded walk of the primary key, so a search that matches nothing reads at most that window,
--- never the whole store. `state` and `queue` NULL: any.
+-- The jobs a search finds, newest first, among the jobs of seq [floor, before): a bounded
+-- walk of the primary key, so a search that matches nothing reads at most that window, never
+-- the whole store. Without the trigram indexes of migration 0020, or for an id prefix that
+-- many jobs share.
+SELECT {job_columns} FROM jobs
+WHERE seq < %(before)s::bigint AND seq >= %(floor)s::bigint AND {job_filter} AND {text_filter}
+ORDER BY seq DESC LIMIT %(limit)s::bigint
+
+-- name: search_text
+-- The jobs whose command or last error holds the text, newest first, in seq [floor, before), found
+-- through the trigram indexes of migration 0020 (each ILIKE alone, so that both can be used).
+SELECT {job_columns} FROM jobs
+WHERE seq < %(before)s::bigint AND seq >= %(floor)s::bigint AND {job_filter}
+  AND (command ILIKE %(pattern)s::text ESCAPE '\' OR last_error ILIKE %(pattern)s::text ESCAPE '\')
+ORDER BY seq DESC LIMIT %(limit)s::bigint
+
+-- name: search_ids
+-- The jobs named (those whose id starts with the text), as search_text.
+SELECT {job_columns} FROM jobs
+WHERE id = ANY(%(ids)s::text[]) AND seq < %(before)s::bigint AND {job_filter}
+ORDER BY seq DESC LIMIT %(limit)s::bigint
+
+-- name: search_prefix
+-- The jobs whose id starts with the text, newest first, among the jobs of seq [floor,
+-- before): for a prefix that many ids share (their first characters are the time they were
+-- made), a walk of the primary key that soon finds the newest of them.
 SELECT {job_columns} FROM jobs
 WHERE seq < %(before)s::bigint AND seq >= %(floor)s::bigint
-  AND (%(state)s::text IS NULL OR state = %(state)s::text)
-  AND (%(queue)s::text IS NULL OR queue = %(queue)s::text)
-  AND (starts_with(id, %(text)s::text)
-       OR command ILIKE %(pattern)s::text ESCAPE '\'
-       OR last_error ILIKE %(pattern)s::text ESCAPE '\')
+  AND starts_with(id, %(text)s::text) AND {job_filter}
 ORDER BY seq DESC LIMIT %(limit)s::bigint
+
+-- name: text_index
+-- Whether the trigram indexes of migration 0020 are there (pg_trgm could be made).
+SELECT (to_regclass('jobs_command_trgm') IS NOT NULL
+        AND to_regclass('jobs_error_trgm') IS NOT NULL)::int AS value
 
 -- name: oldest_seq
 SELECT COALESCE(MIN(seq), 0) AS value FROM jobs

@@ -67,7 +67,7 @@ RETURNING id
 -- next to the rest, and their own index holds them.
 SELECT {job_columns} FROM jobs INDEXED BY jobs_held
 WHERE held = 1 AND (:queue IS NULL OR queue = :queue) AND (:state IS NULL OR state = :state)
-  AND seq < :before
+  AND seq < :before AND (:batch IS NULL OR batch = :batch)
 ORDER BY seq DESC LIMIT :limit
 
 -- name: edit_job

@@ -110,17 +110,59 @@ GROUP BY queue, bound_bytes ORDER BY queue, bound_bytes
 -- name: cpu_since
 -- CPU milliseconds of the attempts that ended from the minute of an instant on.
 SELECT SUM(cpu_ms) AS value FROM usage_minutes WHERE minute >= :since / 60000
+-- name: job_filter
+-- What a search or a bulk change asks of a job besides its text: NULL filters match any;
+-- `states` and `queues` are JSON lists; `in_batch` a batch's name; `held` 1: only held jobs.
+(:states IS NULL OR state IN (SELECT value FROM json_each(:states)))
+  AND (:queues IS NULL OR queue IN (SELECT value FROM json_each(:queues)))
+  AND (:in_batch IS NULL OR batch = :in_batch)
+  AND (:held = 0 OR held = 1)
+
+-- name: text_filter
+-- A job whose id starts with the text, or whose command or last error holds it (ASCII
+-- letters in any case; `pattern` is the text as a LIKE pattern); NULL text: any job.
+(:text IS NULL OR substr(id, 1, length(:text)) = :text
+ OR command LIKE :pattern ESCAPE '\' OR last_error LIKE :pattern ESCAPE '\')
+
 -- name: search_jobs
--- Jobs whose id starts with the text, or whose command or last error holds it (ASCII letters
--- in any case), newest first, among the jobs of seq [floor, before): a bounded walk of the
--- primary key, so a search that matches nothing reads at most that window, never the whole
--- store. `state` and `queue` NULL: any.
+-- The jobs a search finds, newest first, among the jobs of seq [floor, before): a bounded
+-- walk of the primary key, so a search that matches nothing reads at most that window, never
+-- the whole store. For text the index cannot look up (shorter than a trigram), or an id
+-- prefix that many jobs share.
 SELECT {job_columns} FROM jobs
-WHERE seq < :before AND seq >= :floor
-  AND (:state IS NULL OR state = :state) AND (:queue IS NULL OR queue = :queue)
-  AND (substr(id, 1, length(:text)) = :text
-       OR command LIKE :pattern ESCAPE '\' OR last_error LIKE :pattern ESCAPE '\')
+WHERE seq < :before AND seq >= :floor AND {job_filter} AND {text_filter}
 ORDER BY seq DESC LIMIT :limit
+
+-- name: search_text
+-- The jobs whose command or last error holds the text, newest first, in seq [floor, before): the
+-- candidates that hold each of the text's trigrams (`match`, from the index of migration
+-- 0020), walked newest first, each checked as search_jobs checks it, until a page is full.
+WITH hits(hit) AS (
+    SELECT rowid FROM jobs_text
+    WHERE jobs_text MATCH :match AND rowid < :before AND rowid >= :floor
+    ORDER BY rowid DESC)
+SELECT {job_columns} FROM hits CROSS JOIN jobs ON jobs.seq = hits.hit
+WHERE {job_filter} AND {text_filter}
+ORDER BY hits.hit DESC LIMIT :limit
+
+-- name: search_ids
+-- The jobs named (a JSON list: those whose id starts with the text), as search_text.
+SELECT {job_columns} FROM jobs
+WHERE id IN (SELECT value FROM json_each(:ids)) AND seq < :before AND {job_filter}
+ORDER BY seq DESC LIMIT :limit
+
+-- name: search_prefix
+-- The jobs whose id starts with the text, newest first, among the jobs of seq [floor,
+-- before): for a prefix that many ids share (their first characters are the time they were
+-- made), a walk of the primary key that soon finds the newest of them.
+SELECT {job_columns} FROM jobs
+WHERE seq < :before AND seq >= :floor AND substr(id, 1, length(:text)) = :text
+  AND {job_filter}
+ORDER BY seq DESC LIMIT :limit
+
+-- name: text_index
+-- Whether the index of migration 0020 is there (always, on SQLite).
+SELECT COUNT(*) AS value FROM sqlite_master WHERE name = 'jobs_text'
 
 -- name: oldest_seq
 SELECT COALESCE(MIN(seq), 0) AS value FROM jobs
