@@ -24,6 +24,7 @@ from queuectl.models import (
     parse_memory,
     parse_states,
     validate_id,
+    validate_search,
 )
 from queuectl.shapes import runner_dict
 from queuectl.store import (
@@ -490,6 +491,8 @@ class Admin:
         queues = [validate_id(name, "queue") for name in name_list(queue) or ()] or None
         if batch is not None:
             validate_id(batch, "batch")
+        if search:
+            validate_search(search)
         if not (states or queues or search or batch is not None or held) and not all:
             raise InvalidInputError(
                 "filter: an empty filter matches every job; give a state, a queue, a batch or "

@@ -556,6 +556,14 @@ def parse_deadline(value: object, what: str) -> tuple[int | None, float | None]:
     return None, seconds
 
 
+def validate_search(text: str) -> str:
+    """A search's text: any but a NUL byte, at which SQLite's LIKE ends its pattern (a search
+    for it would match every job, and a bulk change by it act on every job)."""
+    if "\x00" in text:
+        raise InvalidInputError("search: must not contain a NUL byte")
+    return text
+
+
 def validate_tag(value: object, what: str = "tag") -> str:
     """A runner's tag, or a job's required one: as an id, `[A-Za-z0-9._:-]{1,128}`."""
     return validate_id(value, what)

@@ -27,6 +27,7 @@ from queuectl.models import (
     new_job,
     parse_states,
     validate_id,
+    validate_search,
 )
 from queuectl.shapes import attempt_dict, batch_dict
 from queuectl.store import Attempt, Output, Store, open_store
@@ -366,7 +367,7 @@ class Queue:
             validate_id(batch, "batch")
         if search:
             page = self._store.search_jobs(
-                search,
+                validate_search(search),
                 states,
                 name_list(queue),
                 SEARCH_PAGE if limit is None else limit,

@@ -197,9 +197,6 @@ def test_a_bulk_search_with_a_nul_is_refused_and_changes_nothing(
     assert app_client.post("/api/jobs/bulk", json=body, headers=headers).json() == {"matched": 3}
 
 
-@pytest.mark.xfail(
-    strict=True, reason='Queue.bulk(search="\\0") acts on every job of a SQLite store'
-)
 @pytest.mark.backends("sqlite")
 def test_queue_bulk_with_a_nul_search_acts_on_no_job(queue: Queue) -> None:
     for n in range(3):
@@ -212,9 +209,6 @@ def test_queue_bulk_with_a_nul_search_acts_on_no_job(queue: Queue) -> None:
     assert {j.state for j in queue.list()} == {"pending"}
 
 
-@pytest.mark.xfail(
-    strict=True, reason="bulk has no batch filter, and hold/release are 'not supported yet'"
-)
 @pytest.mark.backends("sqlite")
 def test_bulk_filters_by_batch_and_holds_and_releases(app_client: TestClient, queue: Queue) -> None:
     queue.enqueue_array("1-3", {"id": "bb", "command": "true", "queue": "bbq"})

@@ -196,7 +196,7 @@ class Reads(Flow):
         return Page(jobs, int(rows[-1]["seq"]) if full else read_on)
 
     def _text_index(self, conn: Any) -> bool:
-        """Whether the store has the text index of migration 0020 (PostgreSQL may lack
+        """Whether the store has the text index of migration 0019 (PostgreSQL may lack
         pg_trgm), asked once."""
         if self.text_index is None:
             self.text_index = bool(int(self.db.value(conn, "text_index")))

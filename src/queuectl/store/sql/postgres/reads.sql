@@ -149,7 +149,7 @@ SELECT SUM(cpu_ms) AS value FROM usage_minutes WHERE minute >= %(since)s::bigint
 -- name: search_jobs
 -- The jobs a search finds, newest first, among the jobs of seq [floor, before): a bounded
 -- walk of the primary key, so a search that matches nothing reads at most that window, never
--- the whole store. Without the trigram indexes of migration 0020, or for an id prefix that
+-- the whole store. Without the trigram indexes of migration 0019, or for an id prefix that
 -- many jobs share.
 SELECT {job_columns} FROM jobs
 WHERE seq < %(before)s::bigint AND seq >= %(floor)s::bigint AND {job_filter} AND {text_filter}
@@ -157,7 +157,7 @@ ORDER BY seq DESC LIMIT %(limit)s::bigint
 
 -- name: search_text
 -- The jobs whose command or last error holds the text, newest first, in seq [floor, before), found
--- through the trigram indexes of migration 0020 (each ILIKE alone, so that both can be used).
+-- through the trigram indexes of migration 0019 (each ILIKE alone, so that both can be used).
 SELECT {job_columns} FROM jobs
 WHERE seq < %(before)s::bigint AND seq >= %(floor)s::bigint AND {job_filter}
   AND (command ILIKE %(pattern)s::text ESCAPE '\' OR last_error ILIKE %(pattern)s::text ESCAPE '\')
@@ -179,7 +179,7 @@ WHERE seq < %(before)s::bigint AND seq >= %(floor)s::bigint
 ORDER BY seq DESC LIMIT %(limit)s::bigint
 
 -- name: text_index
--- Whether the trigram indexes of migration 0020 are there (pg_trgm could be made).
+-- Whether the trigram indexes of migration 0019 are there (pg_trgm could be made).
 SELECT (to_regclass('jobs_command_trgm') IS NOT NULL
         AND to_regclass('jobs_error_trgm') IS NOT NULL)::int AS value
 

@@ -136,7 +136,7 @@ ORDER BY seq DESC LIMIT :limit
 -- name: search_text
 -- The jobs whose command or last error holds the text, newest first, in seq [floor, before): the
 -- candidates that hold each of the text's trigrams (`match`, from the index of migration
--- 0020), walked newest first, each checked as search_jobs checks it, until a page is full.
+-- 0019), walked newest first, each checked as search_jobs checks it, until a page is full.
 WITH hits(hit) AS (
     SELECT rowid FROM jobs_text
     WHERE jobs_text MATCH :match AND rowid < :before AND rowid >= :floor
@@ -161,7 +161,7 @@ WHERE seq < :before AND seq >= :floor AND substr(id, 1, length(:text)) = :text
 ORDER BY seq DESC LIMIT :limit
 
 -- name: text_index
--- Whether the index of migration 0020 is there (always, on SQLite).
+-- Whether the index of migration 0019 is there (always, on SQLite).
 SELECT COUNT(*) AS value FROM sqlite_master WHERE name = 'jobs_text'
 
 -- name: oldest_seq
