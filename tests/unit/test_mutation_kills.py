@@ -202,7 +202,7 @@ def test_settle_ours_with_nothing_ours_decides_nothing() -> None:
 
 
 def test_settle_params_are_the_statements_parameters() -> None:
-    ended = Outcome("job", 2, 1, None, 700, token=7)
+    ended = Outcome("job", 2, 1, None, 700, token=7, cpu_ms=40, max_rss_bytes=1 << 20)
     params = lifecycle.settle_params(
         ended, Settlement("failed", T0 + 4000, "exit code 1"), "r1", T0 + 5, T0
     )
@@ -217,6 +217,8 @@ def test_settle_params_are_the_statements_parameters() -> None:
         "id": "job",
         "owner": "r1",
         "token": 7,
+        "cpu_ms": 40,
+        "max_rss_bytes": 1 << 20,
     }
 
 
