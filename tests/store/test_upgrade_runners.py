@@ -190,3 +190,19 @@ def test_a_runner_stops_when_a_newer_queuectl_upgrades_the_store(
         sql(target, f"PRAGMA user_version = {future}")
     assert runner.wait(15) == 1
     assert f"written by a newer queuectl (schema {future}" in runner.log()
+
+
+@pytest.mark.backends("sqlite")  # PostgreSQL's exchange leaves the check to the heartbeat
+def test_a_runner_whose_exchange_meets_a_newer_schema_stops_too(
+    queue: Queue,
+    target: str,
+    start_runner: Callable[..., RunnerProcess],  # noqa: F811 - the imported fixture
+) -> None:
+    """A heartbeat every 100 s: the exchange, polling every 0.2 s, meets the schema first (it
+    took the refusal for an outage and retried forever)."""
+    queue.set_config("lease_seconds", 300)
+    runner = start_runner(env={"QUEUECTL_POLL_S": "0.2"})
+    future = migrations("sqlite")[-1][0] + 1
+    sql(target, f"PRAGMA user_version = {future}")
+    assert runner.wait(15) == 1
+    assert f"written by a newer queuectl (schema {future}" in runner.log()

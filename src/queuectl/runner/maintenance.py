@@ -94,11 +94,7 @@ class Heartbeat(Periodic):
         try:
             stop = runner.store.heartbeat(runner.id, float(runner.config["lease_seconds"]))
         except NewerSchemaError as exc:
-            # A newer queuectl's rules (limits, locks, fences) are not known here: claim
-            # nothing more; the running jobs end as in any stop.
-            runner.log("newer_schema", f"{exc}: stopping", important=True)
-            runner.exit_code = 1
-            runner.begin_stop(now, "the store was upgraded by a newer queuectl")
+            runner.newer_schema(now, exc)
             return
         if stop is None:
             runner.reregister()

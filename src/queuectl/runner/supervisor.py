@@ -24,7 +24,7 @@ import tempfile
 import time
 from typing import Any
 
-from queuectl.errors import InvalidInputError, StoreError
+from queuectl.errors import InvalidInputError, NewerSchemaError, StoreError
 from queuectl.lifecycle import Fence, Outcome, Settlement
 from queuectl.models import COMPLETED, DEAD, limits_mask
 from queuectl.runner import executor
@@ -183,6 +183,9 @@ class Supervisor:
                     claims = self._settle_and_claim(now)
                     self._spawn(claims)
                     self.maintenance.run_due(now)
+                except NewerSchemaError as exc:
+                    self.newer_schema(now, exc)
+                    self._store_lost(now, exc)
                 except StoreError as exc:
                     self._store_lost(now, exc)
                 else:
@@ -327,6 +330,16 @@ class Supervisor:
             self.may_have_work = True
             self.next_claim_at = 0.0
             self.log("resumed", "stop request withdrawn: taking jobs again", important=True)
+
+    def newer_schema(self, now: float, exc: NewerSchemaError) -> None:
+        """A newer queuectl migrated the store: its rules (limits, locks, fences) are not
+        known here, so claim nothing more; the running jobs end as in any stop. Whichever of
+        the exchange or the heartbeat meets it first."""
+        if self.stopping:
+            return
+        self.log("newer_schema", f"{exc}: stopping", important=True)
+        self.exit_code = 1
+        self.begin_stop(now, "the store was upgraded by a newer queuectl")
 
     def begin_stop(self, now: float, why: str) -> None:
         if self.stopping:
