@@ -1,5 +1,5 @@
 -- Changes claims: a claim keeps to queue limits and job locks.
--- Flow control (SPEC 9.2): per-queue concurrency and rate limits, and a job's lock.
+-- Flow control: per-queue concurrency and rate limits, and a job's lock.
 -- A queue's limits live on its settings row (NULL: no limit); rate_ms is the window's length.
 -- Claimers of a limited queue lock that row FOR UPDATE, so counts are read one at a time.
 ALTER TABLE queues ADD COLUMN concurrency INTEGER;

@@ -1,5 +1,5 @@
 -- Changes claims: a settlement fires the hooks of the events it makes.
--- Hooks (SPEC 9.9): a job reaching an event enqueues a hook job in the same transaction.
+-- Hooks: a job reaching an event enqueues a hook job in the same transaction.
 CREATE TABLE hooks (
     name TEXT PRIMARY KEY,
     events JSONB NOT NULL,         -- list of completed, failed, dead, cancelled

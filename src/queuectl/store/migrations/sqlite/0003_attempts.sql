@@ -1,5 +1,5 @@
 -- Changes claims: a settlement writes the attempt's history, no longer `job_output`.
--- Every attempt is remembered with its own output (SPEC 9.3): `attempts` replaces `job_output`.
+-- Every attempt is remembered with its own output: `attempts` replaces `job_output`.
 -- `seq` orders a job's attempts across requeues (which start its attempt numbers again at 1).
 CREATE TABLE attempts (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
