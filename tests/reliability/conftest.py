@@ -62,12 +62,14 @@ def job_command(log: Path, work: str = "sleep 0.01", on_term: str | None = None)
 
 
 def _children(pid: int) -> list[int]:
-    """The live processes whose parent is `pid`."""
+    """The processes whose parent is `pid`, zombies too: a job that has ended but that its
+    stopped runner has not collected is still in flight (its result is not recorded). Under
+    load a job can end while /proc is read, so only counting live ones could miss all."""
     found = []
     for name in os.listdir("/proc"):
         if name.isdigit():
             fields = _stat(int(name))
-            if fields is not None and fields[0] not in ("Z", "X") and int(fields[1]) == pid:
+            if fields is not None and fields[0] != "X" and int(fields[1]) == pid:
                 found.append(int(name))
     return found
 

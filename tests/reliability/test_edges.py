@@ -337,6 +337,8 @@ def test_a_store_outage_does_not_delay_a_jobs_timeout(
     request: pytest.FixtureRequest,
 ) -> None:
     pid_file = tmp_path / "pid"
+    # Heartbeats every half second: the runner surely writes to the store during the outage.
+    queue.set_config("lease_seconds", 1.5)
     queue.enqueue(f"echo $$ > {pid_file}; exec sleep 60", id="slow", timeout=1, max_retries=0)
     runner = start_runner()
     runner.logged("started slow")

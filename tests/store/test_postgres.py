@@ -246,7 +246,7 @@ class Proxy:
 def test_a_runner_call_waits_out_a_blip_and_gives_up_soon_on_an_outage(url: str) -> None:
     from psycopg.conninfo import conninfo_to_dict
 
-    from queuectl.store.postgres import RUNNER_RETRY_S
+    from queuectl.store.dialect import RUNNER_PATIENCE_S
 
     port = int(conninfo_to_dict(url).get("port") or 5432)
     proxy = Proxy(port)
@@ -255,18 +255,18 @@ def test_a_runner_call_waits_out_a_blip_and_gives_up_soon_on_an_outage(url: str)
     try:
         store.enqueue_many([new_job({"command": "true", "id": "a"})])
         proxy.cut()
-        threading.Timer(RUNNER_RETRY_S / 2, proxy.up.set).start()
+        threading.Timer(RUNNER_PATIENCE_S / 2, proxy.up.set).start()
         started = time.monotonic()
         claims = store.finish_and_claim("r1", [], 1, None, 30).claims
         assert [c.id for c in claims] == ["a"]
-        assert time.monotonic() - started >= RUNNER_RETRY_S / 4
+        assert time.monotonic() - started >= RUNNER_PATIENCE_S / 4
         # a longer outage: the runner gets the error soon, so its loop goes on killing and
         # collecting its jobs, and it tries again on its next turn
         proxy.cut()
         started = time.monotonic()
         with pytest.raises(StoreError):
             store.heartbeat("r1", 30)
-        assert time.monotonic() - started < RUNNER_RETRY_S + 5
+        assert time.monotonic() - started < RUNNER_PATIENCE_S + 5
         # a client call does not wait: one reconnect, then a one-line error
         with pytest.raises(
             StoreError, match=r"^cannot connect to PostgreSQL at 127\.0\.0\.1:\d+ \("

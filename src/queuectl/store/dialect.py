@@ -36,6 +36,11 @@ if TYPE_CHECKING:
 
 P = ParamSpec("P")
 T = TypeVar("T")
+#: How long an operation a runner calls waits for the store (a lock another process holds, a
+#: server that went away) before it fails. Short: the runner's one loop must go on timing out,
+#: killing and collecting its jobs, so it gets the StoreError soon and tries again on its next
+#: turn (it outlives a restart that way).
+RUNNER_PATIENCE_S = 1.0
 _INCLUDE = re.compile(r"\{([a-z_][a-z0-9_]*)\}")
 #: Reading the counts folds their deltas into the base once more than this many piled up.
 COMPACT_AFTER_DELTAS = 1000

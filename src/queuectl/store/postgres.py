@@ -28,16 +28,12 @@ from psycopg.types.json import Jsonb
 
 from queuectl.clock import Clock
 from queuectl.errors import InvalidInputError, NewerSchemaError, QueuectlError, StoreError
-from queuectl.store.dialect import AtOnce, Dialect
+from queuectl.store.dialect import RUNNER_PATIENCE_S, AtOnce, Dialect
 from queuectl.store.queries import migrations, newest_migration
 from queuectl.store.rows import INSERT_COLUMNS, JSON_COLUMNS, JobRow
 from queuectl.urls import redact_url
 
 T = TypeVar("T")
-#: How long the methods a runner calls keep retrying while the server is unreachable. Short:
-#: the runner's one loop must go on timing out, killing and collecting its jobs, so it gets
-#: the StoreError soon and tries again on its next turn (it outlives a restart that way).
-RUNNER_RETRY_S = 1.0
 #: Deadlocks and serialisation failures roll the whole transaction back; it is run again.
 CONFLICT_RETRIES = 5
 CLOCK_RESYNC_S = 60.0
@@ -205,12 +201,12 @@ class PostgresDialect(Dialect):
 
     def attempt(self, call: Callable[[], T], runner: bool, replayable: bool) -> T:
         """Driver errors stop here: a conflict is retried, a broken connection is reopened once
-        (or, for a runner, for RUNNER_RETRY_S with backoff), anything else becomes a StoreError.
+        (or, for a runner, for RUNNER_PATIENCE_S with backoff), anything else becomes a StoreError.
 
         A connection lost while COMMIT was in flight leaves the outcome unknown; an operation
         that is not `replayable` (running it twice would differ from once) then reports that.
         """
-        retry_s = RUNNER_RETRY_S if runner else 0.0
+        retry_s = RUNNER_PATIENCE_S if runner else 0.0
         conflicts = 0
         reopened = False
         deadline: float | None = None

@@ -24,7 +24,7 @@ from typing import Any, TypeVar
 from queuectl.clock import Clock, SystemClock
 from queuectl.errors import InvalidInputError, NewerSchemaError, StoreError
 from queuectl.store import lockholder
-from queuectl.store.dialect import Dialect
+from queuectl.store.dialect import RUNNER_PATIENCE_S, Dialect
 from queuectl.store.queries import migrations, newest_migration
 from queuectl.store.rows import PER_JOB_COLUMNS, JobRow
 from queuectl.store.turns import Turns
@@ -99,9 +99,9 @@ def _busy_timeout_s() -> float:
         return BUSY_TIMEOUT_S
 
 
-def _begin_immediate(conn: sqlite3.Connection, turns: Turns) -> None:
+def _begin_immediate(conn: sqlite3.Connection, turns: Turns, patience_s: float) -> None:
     """`BEGIN IMMEDIATE`, after the processes that waited for the write lock have had it (see
-    turns.py), waiting for it (up to the busy timeout) by trying again every LOCK_POLL_S at
+    turns.py), waiting for it (up to `patience_s`) by trying again every LOCK_POLL_S at
     most. SQLite's own busy handler sleeps longer and longer between tries (up to 100 ms) and
     takes the lock only if it is free when it wakes: beside a writer that commits and begins
     again at once it could miss every gap between two transactions for seconds."""
@@ -116,7 +116,7 @@ def _begin_immediate(conn: sqlite3.Connection, turns: Turns) -> None:
                 return
             except sqlite3.OperationalError as exc:
                 now = time.monotonic()
-                deadline = now + _busy_timeout_s() if deadline is None else deadline
+                deadline = now + patience_s if deadline is None else deadline
                 if not _busy(exc) or now >= deadline:
                     raise
             turns.wait()
@@ -234,7 +234,9 @@ class SQLiteDialect(Dialect):
         """One IMMEDIATE transaction; runners are woken after it commits, if it asked to."""
         conn = self.conn
         self._local.wake = False
-        _begin_immediate(conn, self._turns)
+        give_up_at = getattr(self._local, "give_up_at", None)
+        patience_s = _busy_timeout_s() if give_up_at is None else give_up_at - time.monotonic()
+        _begin_immediate(conn, self._turns, max(0.0, patience_s))
         try:
             # A newer queuectl may have migrated the file since this process opened it: its
             # writes could break the new schema's rules, so they stop here, on one line.
@@ -267,25 +269,39 @@ class SQLiteDialect(Dialect):
 
     def attempt(self, call: Callable[[], T], runner: bool, replayable: bool) -> T:
         """Driver errors stop here: a lock becomes a bounded retry, anything else a StoreError.
-        A runner's calls first check that the file is still the one it opened."""
-        for attempt in range(BUSY_RETRIES + 1):
-            try:
-                if runner:
-                    self._check_file()
-                return call()
-            except sqlite3.OperationalError as exc:
-                if _busy(exc) and attempt < BUSY_RETRIES and not _holder_stopped(self.path):
-                    time.sleep(0.01 * (2**attempt) * (0.5 + random.random()))
-                    continue
-                raise _translate(exc, self.path) from None
-            except sqlite3.Error as exc:
-                raise _translate(exc, self.path) from None
-            except UnicodeEncodeError:
-                # Undecodable bytes (argv) arrive as surrogates, which no stored text can hold.
-                raise InvalidInputError(
-                    "text that is not UTF-8 cannot be stored or looked up"
-                ) from None
-        raise AssertionError("unreachable")
+        A runner's calls first check that the file is still the one it opened, and wait for
+        the lock RUNNER_PATIENCE_S in all."""
+        patience_s = min(RUNNER_PATIENCE_S, _busy_timeout_s()) if runner else _busy_timeout_s()
+        outer = getattr(self._local, "give_up_at", None)  # an operation within another
+        give_up_at = time.monotonic() + patience_s
+        self._local.give_up_at = give_up_at if outer is None else min(outer, give_up_at)
+        try:
+            for attempt in range(BUSY_RETRIES + 1):
+                try:
+                    if runner:
+                        self._check_file()
+                    return call()
+                except sqlite3.OperationalError as exc:
+                    if (
+                        _busy(exc)
+                        and attempt < BUSY_RETRIES
+                        and time.monotonic() < self._local.give_up_at
+                        and not _holder_stopped(self.path)
+                    ):
+                        time.sleep(0.01 * (2**attempt) * (0.5 + random.random()))
+                        continue
+                    raise _translate(exc, self.path) from None
+                except sqlite3.Error as exc:
+                    raise _translate(exc, self.path) from None
+                except UnicodeEncodeError:
+                    # Undecodable bytes (argv) arrive as surrogates, which no stored text can
+                    # hold.
+                    raise InvalidInputError(
+                        "text that is not UTF-8 cannot be stored or looked up"
+                    ) from None
+            raise AssertionError("unreachable")
+        finally:
+            self._local.give_up_at = outer
 
     def connection(self) -> sqlite3.Connection:
         return self.conn
