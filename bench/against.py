@@ -242,6 +242,8 @@ def run(args: Any) -> dict[str, Any]:
     scratch = Scratch()
     cells: dict[str, list[Any]] = {}
     limits: dict[str, float] = {}
+    huey: dict[str, float] = {}
+    with_huey = (not args.only or "huey" in args.only) and peers.huey_available() is None
     try:
         chosen = [
             m
@@ -256,6 +258,17 @@ def run(args: Any) -> dict[str, Any]:
                 found = measure(lambda t=total: peers.xargs_drain(args.n, t, timeout_s))
                 if "seconds" in found:
                     limits[str(total)] = min(limits.get(str(total), 1e9), found["seconds"])
+            # The peer every drain must stay ahead of, at each W of the drains, in the same
+            # rounds (unless not installed, or --only leaves it out).
+            for workers in sorted({m.limit for m in chosen if m.group == "drain"}):
+                if with_huey:
+                    log(f"huey W={workers} {of}")
+                    found = measure(
+                        lambda w=workers: peers.huey_drain(args.n, w, scratch, timeout_s)
+                    )
+                    if "seconds" in found:
+                        key = str(workers)
+                        huey[key] = min(huey.get(key, 1e9), found["seconds"])
             for m in chosen:
                 row = cells.setdefault(m.key, [None] * len(subjects))
                 for i, who in enumerate(subjects):
@@ -273,6 +286,7 @@ def run(args: Any) -> dict[str, Any]:
         ],
         "cells": cells,
         "limits": limits,
+        "huey": huey,
         "meta": {
             "n": args.n,
             "workers": args.workers,
@@ -354,11 +368,16 @@ def figures(results: dict[str, Any]) -> list[Figure]:
         seconds = limits.get(str(workers))
         return f"; `xargs -P {workers}`: {seconds:.2f} s" if seconds else ""
 
+    def peer(workers: int) -> str:
+        seconds = results.get("huey", {}).get(str(workers))
+        return f"; huey: {seconds:.2f} s" if seconds else ""
+
     n = f"{meta['n']:,}"
     for kind, name in KINDS.items():
         for workers in meta["workers"]:
             add(
-                f"drain of {n} `true` jobs, {name}, W={workers}{spawn_limit(workers)}",
+                f"drain of {n} `true` jobs, {name}, W={workers}{spawn_limit(workers)}"
+                f"{peer(workers)}",
                 f"drain {kind} W={workers}",
                 drain,
             )
