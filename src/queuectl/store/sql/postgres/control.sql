@@ -72,15 +72,6 @@ SET state = 'cancelled', last_error = 'expired before it started',
 WHERE id = ANY(%(ids)s::text[]) AND state IN ('pending', 'failed') AND lease_owner IS NULL
 RETURNING id
 
--- name: list_held
--- Held jobs, newest first, of one queue and state or any (`list --held`): held jobs are few
--- next to the rest, and their own index holds them.
-SELECT {job_columns} FROM jobs
-WHERE held AND (%(queue)s::text IS NULL OR queue = %(queue)s::text)
-  AND (%(state)s::text IS NULL OR state = %(state)s::text) AND seq < %(before)s::bigint
-  AND (%(batch)s::text IS NULL OR batch = %(batch)s::text)
-ORDER BY seq DESC LIMIT %(limit)s::bigint
-
 -- name: edit_job
 -- The whole edit in one statement, only while the job waits (pending or failed, its last
 -- attempt's processes gone): a claim that locked the row first wins (this then finds it

@@ -185,3 +185,12 @@ SELECT (to_regclass('jobs_command_trgm') IS NOT NULL
 
 -- name: oldest_seq
 SELECT COALESCE(MIN(seq), 0) AS value FROM jobs
+
+-- name: list_held
+-- Held jobs, newest first, of one queue and state or any (`list --held`): held jobs are few
+-- next to the rest, and their own index holds them.
+SELECT {job_columns} FROM jobs
+WHERE held AND (%(queue)s::text IS NULL OR queue = %(queue)s::text)
+  AND (%(state)s::text IS NULL OR state = %(state)s::text) AND seq < %(before)s::bigint
+  AND (%(batch)s::text IS NULL OR batch = %(batch)s::text)
+ORDER BY seq DESC LIMIT %(limit)s::bigint

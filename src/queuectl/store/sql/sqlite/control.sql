@@ -62,14 +62,6 @@ WHERE id IN (SELECT value FROM json_each(:ids)) AND +state IN ('pending', 'faile
   AND lease_owner IS NULL
 RETURNING id
 
--- name: list_held
--- Held jobs, newest first, of one queue and state or any (`list --held`): held jobs are few
--- next to the rest, and their own index holds them.
-SELECT {job_columns} FROM jobs INDEXED BY jobs_held
-WHERE held = 1 AND (:queue IS NULL OR queue = :queue) AND (:state IS NULL OR state = :state)
-  AND seq < :before AND (:batch IS NULL OR batch = :batch)
-ORDER BY seq DESC LIMIT :limit
-
 -- name: edit_job
 -- The whole edit in one statement, only while the job waits (pending or failed, its last
 -- attempt's processes gone): a claim sees the job before or after it, never a mix. A field

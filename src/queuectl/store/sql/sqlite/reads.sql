@@ -166,3 +166,11 @@ SELECT COUNT(*) AS value FROM sqlite_master WHERE name = 'jobs_text'
 
 -- name: oldest_seq
 SELECT COALESCE(MIN(seq), 0) AS value FROM jobs
+
+-- name: list_held
+-- Held jobs, newest first, of one queue and state or any (`list --held`): held jobs are few
+-- next to the rest, and their own index holds them.
+SELECT {job_columns} FROM jobs INDEXED BY jobs_held
+WHERE held = 1 AND (:queue IS NULL OR queue = :queue) AND (:state IS NULL OR state = :state)
+  AND seq < :before AND (:batch IS NULL OR batch = :batch)
+ORDER BY seq DESC LIMIT :limit
