@@ -112,11 +112,6 @@ WHERE expires_at IS NOT NULL AND expires_at <= %(now)s::bigint
   AND state IN ('pending', 'failed')
 LIMIT 1
 
--- name: queue_defaults
--- The queues whose jobs take defaults (a runner reads them at most once a second).
-SELECT name, default_timeout, default_max_retries FROM queues
-WHERE default_timeout IS NOT NULL OR default_max_retries IS NOT NULL
-
 -- name: set_queue_defaults
 -- A default kept is the row's own at this write: two settings at once each keep the other's.
 INSERT INTO queues (name, paused, default_timeout, default_max_retries)
