@@ -31,6 +31,7 @@ from queuectl.store import (
     AuditEntry,
     Bucket,
     Hook,
+    JobFilter,
     QueueDefaults,
     QueueSettings,
     Runner,
@@ -106,7 +107,7 @@ class Admin:
         {"id", "queue", "progress"}."""
         return [
             {"id": job.id, "queue": job.queue, "progress": report}
-            for job in self._store.list_jobs([PROCESSING], None, limit, None).jobs
+            for job in self._store.list_jobs(JobFilter(states=[PROCESSING]), limit).jobs
             if (report := job.progress_dict()) is not None
         ]
 
@@ -259,12 +260,11 @@ class Admin:
         retries = None
         if max_retries is not UNCHANGED and max_retries not in (None, "none"):
             retries = new_job({"command": "true", "max_retries": max_retries}).max_retries
+        kept = {"timeout": timeout, "max_retries": max_retries}
         self._store.set_queue_defaults(
             name,
-            seconds,
-            retries,
-            keep_timeout=timeout is UNCHANGED,
-            keep_max_retries=max_retries is UNCHANGED,
+            QueueDefaults(seconds, retries),
+            [field for field, value in kept.items() if value is UNCHANGED],
         )
         return self.queues()[name]
 
@@ -500,14 +500,9 @@ class Admin:
             )
         if dry_run and not (search or batch is not None or held):
             return {"matched": self.count(states, queues)}
+        where = JobFilter(states, queues, search or None, batch, held)
         matched, changed = self._store.bulk(
-            None if dry_run else action,
-            states,
-            queues,
-            search or None,
-            progress=None if dry_run else progress,
-            in_batch=batch,
-            held=held,
+            None if dry_run else action, where, progress=None if dry_run else progress
         )
         if dry_run:
             return {"matched": matched}

@@ -20,14 +20,12 @@ class InvalidInputError(QueuectlError):
 class NotFoundError(QueuectlError):
     """A job, schedule or config key that does not exist."""
 
-    exit_code = 1
     http_status = 404
 
 
 class ConflictError(QueuectlError):
     """The operation conflicts with the current state (duplicate id, wrong state)."""
 
-    exit_code = 1
     http_status = 409
 
 
@@ -42,7 +40,6 @@ class WrongStateError(ConflictError):
 class StoreError(QueuectlError):
     """The store cannot be opened or written (corrupt file, full disk, newer schema...)."""
 
-    exit_code = 1
     http_status = 503
 
 

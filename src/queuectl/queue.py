@@ -30,7 +30,7 @@ from queuectl.models import (
     validate_search,
 )
 from queuectl.shapes import attempt_dict, batch_dict
-from queuectl.store import Attempt, Output, Store, open_store
+from queuectl.store import Attempt, JobFilter, Output, Store, open_store
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -365,21 +365,12 @@ class Queue:
             before = int(cursor)
         if batch is not None:
             validate_id(batch, "batch")
-        if search:
-            page = self._store.search_jobs(
-                validate_search(search),
-                states,
-                name_list(queue),
-                SEARCH_PAGE if limit is None else limit,
-                before,
-                batch=batch,
-                held=held,
-            )
-            return page.jobs, None if page.next_before is None else str(page.next_before)
-        if held:
-            page = self._store.list_held(states, name_list(queue), limit, before, batch)
+        text = validate_search(search) if search else None
+        where = JobFilter(states, name_list(queue), text, batch, held)
+        if text:
+            page = self._store.search_jobs(where, SEARCH_PAGE if limit is None else limit, before)
         else:
-            page = self._store.list_jobs(states, name_list(queue), limit, before, batch)
+            page = self._store.list_jobs(where, limit, before)
         return page.jobs, None if page.next_before is None else str(page.next_before)
 
     def attempt_output(self, job_id: str, nth: int | None = None) -> Output:

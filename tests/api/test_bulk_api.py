@@ -6,6 +6,7 @@ import json
 from typing import Any
 
 from queuectl import Queue
+from queuectl.store import JobFilter
 from tests.api.conftest import claim, run_once
 
 
@@ -84,7 +85,9 @@ def test_bulk_retry_of_thousands_commits_batch_by_batch(queue: Queue) -> None:
             got = other._store.finish_and_claim("other-runner", [], 1, ["bulk"], 30).claims
             seen.append((matched, changed, len(got)))
 
-    matched, changed = store.bulk("retry", ["dead"], ["bulk"], None, batch=500, progress=during)
+    matched, changed = store.bulk(
+        "retry", JobFilter(["dead"], ["bulk"]), batch=500, progress=during
+    )
     assert (matched, changed) == (3000, 3000)
     # Batches of at most 500, sized by how long each took: every one counted, all retried.
     steps = [b[0] - a[0] for a, b in zip([(0, 0, 0), *seen], seen, strict=False)]

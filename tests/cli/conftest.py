@@ -46,7 +46,7 @@ def make(store: Store, job_id: str, state: str, **fields: Any) -> None:
 def dump(store: Store) -> str:
     """Everything a command could change: jobs, their history and output, config, queues and
     their limits, schedules and hooks."""
-    jobs = [job.to_dict() for job in store.list_jobs(None, None, None, None).jobs]
+    jobs = [job.to_dict() for job in store.list_jobs().jobs]
     outputs = {
         job["id"]: [repr(a) for a in store.history(job["id"])]
         + [repr(store.output(job["id"], a.attempt)) for a in store.history(job["id"])]

@@ -35,7 +35,7 @@ def fill(cli: Cli, store: Store) -> None:
 
 
 def job_count(store: Store) -> int:
-    return len(store.list_jobs(None, None, None, None).jobs)
+    return len(store.list_jobs().jobs)
 
 
 @pytest.fixture

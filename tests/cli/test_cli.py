@@ -53,7 +53,7 @@ def show(store: Store, job_id: str) -> dict[str, Any]:
 
 def ids(store: Store) -> list[str]:
     """The ids of every job, newest first, read in-process."""
-    return [job.id for job in store.list_jobs(None, None, None, None).jobs]
+    return [job.id for job in store.list_jobs().jobs]
 
 
 # -- enqueue, the three ways

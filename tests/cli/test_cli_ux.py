@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from queuectl.store import Store
+from queuectl.store import JobFilter, Store
 from tests.cli.conftest import make
 from tests.cli.terminal import in_terminal
 from tests.support.cli import QUEUECTL
@@ -254,7 +254,7 @@ def test_dlq_purge_says_how_many_it_will_delete(target: str, store: Store) -> No
     answered = in_terminal(target, "dlq", "purge", typed="n\n")
     assert "delete 3 dead jobs?" in answered.stderr
     assert answered.returncode == 1
-    assert len(store.list_jobs(["dead"], None, None, None).jobs) == 3
+    assert len(store.list_jobs(JobFilter(states=["dead"])).jobs) == 3
 
 
 @pytest.mark.parametrize("spelling", [["dlq", "clear"], ["dlq:clear"], ["dlq", "purge"]])

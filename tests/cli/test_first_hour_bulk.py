@@ -8,7 +8,7 @@ from collections.abc import Callable
 
 from queuectl.durations import now_ms
 from queuectl.models import new_job
-from queuectl.store import Store, open_store
+from queuectl.store import JobFilter, Store, open_store
 from tests.cli.conftest import dump, finish, make
 from tests.cli.terminal import in_terminal
 from tests.support.clock import FakeClock
@@ -17,7 +17,7 @@ Cli = Callable[..., subprocess.CompletedProcess[str]]
 
 
 def ids(store: Store, state: str | None = None) -> set[str]:
-    return {job.id for job in store.list_jobs(state and [state], None, None, None).jobs}
+    return {job.id for job in store.list_jobs(JobFilter(states=state and [state])).jobs}
 
 
 # -- purge

@@ -202,7 +202,7 @@ def test_each_state_says_when_and_what_next(cli: Cli, target: str, store: Store)
 def test_a_hook_job_says_what_made_it(cli: Cli, target: str, store: Store) -> None:
     ok(cli("hook", "add", "page", "--on", "dead", "--command", "notify-me"))
     make(store, "broken", "dead")
-    [hook_job] = [j for j in store.list_jobs(None, None, None, None).jobs if j.made_by]
+    [hook_job] = [j for j in store.list_jobs().jobs if j.made_by]
     summary = rows(in_terminal(target, "show", hook_job.id, env=PARIS).text)
     assert summary["made by"] == "hook page: dead of broken"
     assert "made by" not in rows(in_terminal(target, "show", "broken", env=PARIS).text)

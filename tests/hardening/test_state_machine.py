@@ -114,7 +114,7 @@ class Model:
 def snapshot(queue: Queue) -> str:
     """Every job with its lease, and its output: what a fenced-out writer must not change."""
     jobs = []
-    for job in queue._store.list_jobs(None, None, None, None).jobs:
+    for job in queue._store.list_jobs().jobs:
         jobs.append(
             {
                 **job.to_dict(),
@@ -155,7 +155,7 @@ class QueueMachine(RuleBasedStateMachine):
                     self.store.finish_and_claim(m.owner, [gone], 0, None, LEASE_S)
             for state in FINISHED:
                 self.queue.purge(state, 0)
-            assert self.store.list_jobs(None, None, None, None).jobs == []
+            assert self.store.list_jobs().jobs == []
         finally:
             self.queue.close()
 
@@ -396,7 +396,7 @@ class QueueMachine(RuleBasedStateMachine):
 
     @invariant()
     def store_agrees_with_the_model(self) -> None:
-        jobs = [job for job in self.store.list_jobs(None, None, None, None).jobs]
+        jobs = [job for job in self.store.list_jobs().jobs]
         ids = [job.id for job in jobs]
         assert len(ids) == len(set(ids)), "a job is listed twice"
         assert set(ids) == set(self.model)
@@ -437,7 +437,7 @@ class QueueMachine(RuleBasedStateMachine):
         # the trigger-kept counters (migration 0004) against a count of every stored job
         counts: dict[str, dict[str, int]] = {}
         attempts: dict[str, dict[str, int]] = {}
-        for job in self.store.list_jobs(None, None, None, None).jobs:
+        for job in self.store.list_jobs().jobs:
             per_state = counts.setdefault(job.queue, {})
             per_state[job.state] = per_state.get(job.state, 0) + 1
             summed = attempts.setdefault(job.queue, {})

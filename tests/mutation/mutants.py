@@ -846,8 +846,8 @@ MUTANTS: list[Mutant] = [
     Mutant(
         "bulk-one-batch",
         "store/actions.py",
-        "self._bulk_match(found, after, upto, pacer.size, window)",
-        "self._bulk_match(found, after, upto, pacer.size * 100, window)",
+        "self._bulk_match(where, after, upto, pacer.size, window)",
+        "self._bulk_match(where, after, upto, pacer.size * 100, window)",
         "a bulk change holds the write lock for all its jobs at once: claims wait for it",
         ("tests/api/test_bulk_api.py", "-k", "thousands"),
     ),

@@ -22,7 +22,7 @@ import pytest
 from queuectl import Queue
 from queuectl.explain import explain_job
 from queuectl.models import new_job
-from queuectl.store import Hook, Store, open_store
+from queuectl.store import Hook, JobFilter, Store, open_store
 from tests.store.test_counters import check_exact
 from tests.support import fake_runner
 from tests.support.clock import FakeClock
@@ -262,7 +262,7 @@ def test_a_bulk_cancel_cascades_and_fires_each_hook_once(store: Store, clock: Fa
     assert claim_due(store, owner="r3", want=1) == ["pa2"]  # runs while cancelled
     assert store.cancel_all("default", batch=4) == 7 * 3 + 2
     hooked = sorted(
-        job.made_by for job in store.list_jobs(None, ["notes"], None, None).jobs if job.made_by
+        job.made_by for job in store.list_jobs(JobFilter(queues=["notes"])).jobs if job.made_by
     )
     assert hooked == sorted(
         f"hook note: cancelled of {job_id}" for job_id in every("default", store)
@@ -274,7 +274,7 @@ def test_a_bulk_cancel_cascades_and_fires_each_hook_once(store: Store, clock: Fa
 
 
 def every(queue: str, store: Store) -> list[str]:
-    return [job.id for job in store.list_jobs(None, [queue], None, None).jobs]
+    return [job.id for job in store.list_jobs(JobFilter(queues=[queue])).jobs]
 
 
 def test_a_named_cancel_of_a_job_and_its_dependant_cancels_both(store: Store) -> None:

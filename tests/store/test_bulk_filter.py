@@ -4,7 +4,8 @@ another client changes between the search for a batch and its change."""
 from __future__ import annotations
 
 from queuectl import Queue
-from queuectl.store.actions import Actions, BulkFilter
+from queuectl.store import JobFilter
+from queuectl.store.actions import Actions
 
 
 def test_a_job_changed_since_it_was_found_is_changed_only_if_it_still_matches(
@@ -14,7 +15,7 @@ def test_a_job_changed_since_it_was_found_is_changed_only_if_it_still_matches(
         queue.enqueue(f"deploy {name}", id=name, queue="ci")
     actions = queue._store.bulk.__self__
     assert isinstance(actions, Actions)
-    found = BulkFilter(queues=["ci"], text="deploy")
+    found = JobFilter(queues=["ci"], text="deploy")
     ids, _ = actions._bulk_match(found, 0, actions._newest_seq(), 10, 1000)
     assert sorted(ids) == ["a", "b", "c", "d"]
     # Meanwhile, other clients: one moved to another queue, one given another command, one
@@ -37,11 +38,16 @@ def test_every_job_a_filter_matches_is_changed_once_over_many_batches(queue: Que
     queue.enqueue_many([{"command": f"encode {n}", "queue": "gpu"} for n in range(30)])
     seen: list[tuple[int, int]] = []
     matched, changed = queue._store.bulk(
-        "hold", None, ["gpu"], "render", batch=7, progress=lambda m, c: seen.append((m, c))
+        "hold",
+        JobFilter(queues=["gpu"], text="render"),
+        batch=7,
+        progress=lambda m, c: seen.append((m, c)),
     )
     assert (matched, changed) == (120, 120)
     assert len(seen) >= 120 // 7
     assert len(queue.list(held=True, limit=None)) == 120
-    again = queue._store.bulk("release", None, ["gpu"], "render", batch=7, held=True)
+    again = queue._store.bulk(
+        "release", JobFilter(queues=["gpu"], text="render", held=True), batch=7
+    )
     assert again == (120, 120)
     assert queue.list(held=True, limit=None) == []

@@ -92,7 +92,7 @@ def test_processes_claim_every_job_exactly_once(target: str, store: Store) -> No
     assert sorted(claimed) == ids
     assert set(claimed.values()) == {1}
     assert store.counts() == {"default": {"completed": 2000}}
-    assert all(job.attempts == 1 for job in store.list_jobs(None, None, None, None).jobs)
+    assert all(job.attempts == 1 for job in store.list_jobs().jobs)
 
 
 COMPACTOR = r"""
@@ -127,7 +127,7 @@ def test_counts_stay_exact_while_processes_claim_and_compact(
 def test_processes_enqueue_at_once(target: str, store: Store) -> None:
     names = [f"p{n}" for n in range(8)]
     outputs = results(start(ENQUEUER, target, names))
-    jobs = [job for job in store.list_jobs(None, None, None, None).jobs]
+    jobs = [job for job in store.list_jobs().jobs]
     [holder] = [job.id for job in jobs if job.unique_key == "shared"]
     assert {out.strip() for out in outputs} == {holder}
     jobs = [job for job in jobs if job.id != holder]

@@ -15,7 +15,7 @@ import pytest
 from queuectl.errors import QueuectlError
 from queuectl.lifecycle import Outcome
 from queuectl.models import STATES, Job, new_job
-from queuectl.store import Hook, Runner, Store
+from queuectl.store import Hook, JobFilter, Runner, Store
 from tests.support import fake_runner
 from tests.support.clock import FakeClock
 from tests.support.fake_runner import claims
@@ -34,7 +34,7 @@ def compaction(request: pytest.FixtureRequest, store: Store, backend: str) -> st
 
 
 def every_job(store: Store) -> list[Job]:
-    return store.list_jobs(None, None, None, None).jobs
+    return store.list_jobs().jobs
 
 
 def check_exact(store: Store, clock: FakeClock) -> None:
@@ -65,10 +65,12 @@ def check_exact(store: Store, clock: FakeClock) -> None:
             ]
             states = None if state is None else [state]
             queues = None if queue is None else [queue]
-            page = store.list_jobs(states, queues, 2, None)
+            page = store.list_jobs(JobFilter(states=states, queues=queues), 2)
             assert [job.id for job in page.jobs] == want[:2], (state, queue)
             if page.next_before is not None:
-                rest = store.list_jobs(states, queues, None, page.next_before).jobs
+                rest = store.list_jobs(
+                    JobFilter(states=states, queues=queues), None, page.next_before
+                ).jobs
                 assert [job.id for job in rest] == want[2:], (state, queue)
 
 

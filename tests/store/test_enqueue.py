@@ -65,5 +65,5 @@ def test_a_bad_batch_anywhere_changes_nothing(
     with pytest.raises(error) as raised:
         enqueue(store, *batches)
     assert str(raised.value).startswith(message)
-    assert [job.id for job in store.list_jobs(None, None, None, None).jobs] == ["old"]
+    assert [job.id for job in store.list_jobs().jobs] == ["old"]
     assert store.counts() == {"default": {"pending": 1}}

@@ -131,7 +131,7 @@ CLAIMER = r"""
 import sys, time
 sys.path.insert(0, sys.argv[1])
 from queuectl.lifecycle import Fence, Outcome
-from queuectl.store import open_store
+from queuectl.store import JobFilter, open_store
 from tests.support.clock import FakeClock
 
 target, owner, want = sys.argv[2], sys.argv[3], int(sys.argv[4])
@@ -142,7 +142,7 @@ while True:
     claims = store.finish_and_claim(owner, outcomes, want, None, 300).claims
     counts = store.counts()
     running = {q: per.get("processing", 0) for q, per in counts.items()}
-    locked = sum(1 for j in store.list_jobs(["processing"], None, None, None).jobs if j.lock)
+    locked = sum(1 for j in store.list_jobs(JobFilter(states=["processing"])).jobs if j.lock)
     print(running.get("limited", 0), locked, flush=True)
     if not claims and not any(per.get("pending") for per in counts.values()):
         break

@@ -156,7 +156,7 @@ def test_expire_deletes_exactly_what_is_old_enough_in_batches(
     assert store.expire(["completed", "cancelled"], cutoff, 2) == 2
     assert store.expire(["completed", "cancelled"], cutoff, 2) == 1
     assert store.expire(["completed", "cancelled"], cutoff, 2) == 0
-    left = {job.id for job in store.list_jobs(None, None, None, None).jobs}
+    left = {job.id for job in store.list_jobs().jobs}
     assert left == {"dead", "new", "running"}
 
 

@@ -33,7 +33,7 @@ def add(store: Store, job_id: str, **fields: Any) -> Job:
 
 def hook_jobs(store: Store) -> list[Job]:
     """The hook jobs, oldest first."""
-    jobs = store.list_jobs(None, None, None, None).jobs
+    jobs = store.list_jobs().jobs
     return [job for job in reversed(jobs) if job.made_by is not None]
 
 
@@ -273,7 +273,7 @@ def test_reset_deletes_every_job_and_keeps_the_settings(store: Store, clock: Fak
     deleted = store.reset(False)
 
     assert deleted == {"jobs": 4, "attempts": 1}  # done, its hook job, child, waiting
-    assert store.list_jobs(None, None, None, None).jobs == []
+    assert store.list_jobs().jobs == []
     assert store.counts() == {}, "the counters were not emptied with the jobs"
     assert store.history("done") == []
     assert store.output("done") is None
@@ -299,7 +299,7 @@ def test_reset_all_restores_the_defaults(store: Store, clock: FakeClock) -> None
         "queues": 1,
         "config": 1,
     }
-    assert store.list_jobs(None, None, None, None).jobs == []
+    assert store.list_jobs().jobs == []
     assert (store.hooks(), store.schedules(), store.queues()) == ([], [], {})
     assert store.config() == DEFAULTS
     add(store, "after", queue="z")
@@ -312,7 +312,7 @@ def test_reset_is_refused_while_a_runner_is_registered(store: Store, clock: Fake
     store.register_runner(Runner("r9", "host", 1, 1, None, 0, 0))
     with pytest.raises(ConflictError, match="queuectl worker stop"):
         store.reset(True)
-    assert len(store.list_jobs(None, None, None, None).jobs) == 4
+    assert len(store.list_jobs().jobs) == 4
     assert [h.name for h in store.hooks()] == ["h"]
 
 

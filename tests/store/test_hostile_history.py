@@ -137,7 +137,7 @@ def test_expire_keeps_a_job_finished_at_the_boundary_instant_and_every_unfinishe
     clock.advance(3600 * 24 * 365)
     assert store.expire(["completed", "cancelled"], clock.now_ms(), 100) == 0
     assert store.expire(["dead"], clock.now_ms(), 100) == 1
-    left = {job.id for job in store.list_jobs(None, None, None, None).jobs}
+    left = {job.id for job in store.list_jobs().jobs}
     assert left == {"retried", "running", "later"}, "never a failed, running or pending job"
 
 

@@ -58,7 +58,7 @@ def test_expiry_racing_two_runners_deletes_only_finished_jobs(target: str) -> No
     done.set()
     expirer.join(30)
     assert sum(settled) == 200 * 2 + 20, "every attempt's result was written"
-    left = {job.id: job.state for job in setup.list_jobs(None, None, None, None).jobs}
+    left = {job.id: job.state for job in setup.list_jobs().jobs}
     assert {i: s for i, s in left.items() if not i.startswith("ok")} == {
         **{f"dead{n}": "dead" for n in range(20)},
         **{f"later{n}": "pending" for n in range(20)},

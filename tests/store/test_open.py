@@ -128,7 +128,7 @@ def one_round(ctx: ForkServerContext, target: str, folder: Path, backend: str) -
         schema = store.describe()["schema_version"]
         if schema != migrations(backend)[-1][0]:
             problems.append(f"schema version {schema}")
-        jobs = store.list_jobs(None, None, None, None).jobs
+        jobs = store.list_jobs().jobs
         if len(jobs) != 3:
             problems.append(f"{len(jobs)} jobs instead of 3")
     finally:

@@ -115,7 +115,7 @@ def test_processes_claiming_concurrently_take_each_job_exactly_once(url: str) ->
         assert len(set(every)) == 2000
         assert sum(1 for ids in taken if ids) >= 2, "the claims were not concurrent"
         assert store.counts() == {"default": {"completed": 2000}}
-        jobs = store.list_jobs(None, None, None, None).jobs
+        jobs = store.list_jobs().jobs
         assert {job.attempts for job in jobs} == {1}
     finally:
         store.close()

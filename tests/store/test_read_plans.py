@@ -38,6 +38,7 @@ from queuectl.models import new_job
 from queuectl.queue import Queue
 from queuectl.runner.liveness import host_name, process_started
 from queuectl.store import DURATION_BOUNDS_MS, Runner, open_store
+from queuectl.store.records import EVERY_JOB
 
 OWNER = "plans-runner"
 QUEUES = ("default", "mail", "video", "reports", "sync")
@@ -147,7 +148,7 @@ def build(target: str, stored: int) -> Stored:
         assert sorted(c.id for c in claims) == [f"running-{n}" for n in range(1, 8)]
         for claim in [first, *claims]:
             store.save_output(OWNER, claim.id, claim.attempt, b"working\n" * 10)
-        newest = store.list_jobs(None, None, 1, None).next_before
+        newest = store.list_jobs(EVERY_JOB, 1).next_before
         assert newest is not None
     finally:
         store.close()

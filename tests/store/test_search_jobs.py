@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from queuectl import Queue
+from queuectl.store import JobFilter
 from queuectl.store.reads import PREFIX_IDS, trigram_match
 from tests.api.conftest import run_once
 
@@ -39,13 +40,13 @@ def test_a_search_reads_a_bounded_window_and_says_where_to_read_on(queue: Queue)
     queue.enqueue_many([{"command": f"hay {n}"} for n in range(30)])
     queue.enqueue("needle two", id="n2")
     store = queue._store
-    first = store.search_jobs("ne", None, None, 10, None, window=10)
+    first = store.search_jobs(JobFilter(text="ne"), 10, None, window=10)
     assert [j.id for j in first.jobs] == ["n2"]  # only the newest ten jobs were read
     assert first.next_before is not None
     seen = [j.id for j in first.jobs]
     before = first.next_before
     while before is not None:
-        page = store.search_jobs("ne", None, None, 10, before, window=10)
+        page = store.search_jobs(JobFilter(text="ne"), 10, before, window=10)
         seen += [j.id for j in page.jobs]
         before = page.next_before
     assert seen == ["n2", "n1"]  # read on to the oldest, then no cursor
@@ -58,13 +59,13 @@ def test_a_search_by_the_index_finds_every_match_in_one_page(queue: Queue) -> No
     queue.enqueue_many([{"command": f"hay {n}"} for n in range(30)])
     queue.enqueue("needle two", id="n2")
     store = queue._store
-    page = store.search_jobs("NEEDLE", None, None, 10, None, window=10)
+    page = store.search_jobs(JobFilter(text="NEEDLE"), 10, None, window=10)
     assert [j.id for j in page.jobs] == ["n2", "n1"]
     assert page.next_before is None
-    first = store.search_jobs("needle", None, None, 1, None, window=10)
+    first = store.search_jobs(JobFilter(text="needle"), 1, None, window=10)
     assert [j.id for j in first.jobs] == ["n2"]
     assert first.next_before is not None
-    rest = store.search_jobs("needle", None, None, 10, first.next_before, window=10)
+    rest = store.search_jobs(JobFilter(text="needle"), 10, first.next_before, window=10)
     assert [j.id for j in rest.jobs] == ["n1"]
     assert rest.next_before is None
 
@@ -138,13 +139,13 @@ def test_a_prefix_that_many_ids_share_is_searched_a_window_at_a_time(queue: Queu
     queue.enqueue_many([{"command": "true", "id": f"many-{n:04d}"} for n in range(many)])
     queue.enqueue("echo many-things", id="x-last")
     store = queue._store
-    first = store.search_jobs("many-", None, None, 3, None)
+    first = store.search_jobs(JobFilter(text="many-"), 3, None)
     assert [j.id for j in first.jobs] == ["x-last", f"many-{many - 1:04d}", f"many-{many - 2:04d}"]
     seen: list[str] = []
     before = None
     pages = 0
     while True:
-        page = store.search_jobs("many-", None, None, 2000, before, window=400)
+        page = store.search_jobs(JobFilter(text="many-"), 2000, before, window=400)
         seen += [j.id for j in page.jobs]
         pages += 1
         if page.next_before is None:

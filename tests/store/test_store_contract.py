@@ -23,6 +23,7 @@ from queuectl.errors import (
 from queuectl.lifecycle import Fence, Outcome
 from queuectl.models import Job, new_job
 from queuectl.store import Runner, Schedule, Store, open_store
+from queuectl.store.records import EVERY_JOB, JobFilter
 from tests.support import fake_runner
 from tests.support.claims import token_of
 from tests.support.clock import FakeClock
@@ -120,9 +121,7 @@ def test_a_bulk_batch_stores_each_job_as_returned(store: Store) -> None:
     assert jobs[-1].id == "given"
     for job in jobs:
         assert store.get(job.id) == job
-    assert [job.id for job in store.list_jobs(None, None, None, None).jobs] == [
-        job.id for job in reversed(jobs)
-    ]
+    assert [job.id for job in store.list_jobs().jobs] == [job.id for job in reversed(jobs)]
 
 
 def test_a_bulk_batch_of_like_jobs_stores_each_in_order(store: Store) -> None:
@@ -135,7 +134,7 @@ def test_a_bulk_batch_of_like_jobs_stores_each_in_order(store: Store) -> None:
     jobs = add(store, *fields)
     assert [job.command for job in jobs[:1100]] == [f"echo {n}" for n in range(1100)]
     assert [job.id for job in jobs[1105:]] == [f"given-{n * 7919 % 1000:03}" for n in range(1000)]
-    assert store.list_jobs(None, None, None, None).jobs == list(reversed(jobs))
+    assert store.list_jobs().jobs == list(reversed(jobs))
     assert store.counts() == {"default": {"pending": 2100}, "short": {"pending": 5}}
     with pytest.raises(DuplicateJobError, match="'given-007'"):
         add(store, *({"id": f"new-{n}"} for n in range(50)), {"id": "given-007"})
@@ -167,7 +166,7 @@ def test_duplicate_id_error_names_the_existing_job(store: Store) -> None:
     add(store, {"id": "z"})
     with pytest.raises(DuplicateJobError, match="'z' already exists"):
         add(store, {"id": "a-new"}, {"id": "b-new"}, {"id": "z"}, {"id": "c-new"})
-    assert [j.id for j in store.list_jobs(None, None, None, None).jobs] == ["z"]
+    assert [j.id for j in store.list_jobs().jobs] == ["z"]
 
 
 def test_duplicate_id_in_a_batch_with_dependencies(store: Store) -> None:
@@ -804,7 +803,7 @@ def test_purge_by_state_and_age(store: Store, clock: FakeClock) -> None:
     assert output(store, "old") is None
     assert store.get("new") is not None
     assert store.purge(["completed", "dead"], clock.now_ms() + 1) == 2
-    assert [j.id for j in store.list_jobs(None, None, None, None).jobs] == ["p"]
+    assert [j.id for j in store.list_jobs().jobs] == ["p"]
 
 
 # -- reads
@@ -814,20 +813,22 @@ def test_list_jobs_newest_first_with_filters_and_pages(store: Store) -> None:
     add(store, {"id": "a"}, {"id": "b", "queue": "q"}, {"id": "c"}, {"id": "d", "queue": "q"})
     claim(store)
     ids = lambda page: [job.id for job in page.jobs]  # noqa: E731
-    assert ids(store.list_jobs(None, None, None, None)) == ["d", "c", "b", "a"]
-    assert ids(store.list_jobs(["pending"], None, None, None)) == ["d", "c", "b"]
-    assert ids(store.list_jobs(None, ["q"], None, None)) == ["d", "b"]
-    assert ids(store.list_jobs(["pending"], ["q"], 1, None)) == ["d"]
-    assert ids(store.list_jobs(["pending", "processing"], ["q", "default"], None, None)) == [
+    assert ids(store.list_jobs()) == ["d", "c", "b", "a"]
+    assert ids(store.list_jobs(JobFilter(states=["pending"]))) == ["d", "c", "b"]
+    assert ids(store.list_jobs(JobFilter(queues=["q"]))) == ["d", "b"]
+    assert ids(store.list_jobs(JobFilter(states=["pending"], queues=["q"]), 1)) == ["d"]
+    assert ids(
+        store.list_jobs(JobFilter(states=["pending", "processing"], queues=["q", "default"]))
+    ) == [
         "d",
         "c",
         "b",
         "a",
     ]
-    assert ids(store.list_jobs(["processing"], ["q", "default"], None, None)) == ["a"]
-    first = store.list_jobs(None, None, 2, None)
+    assert ids(store.list_jobs(JobFilter(states=["processing"], queues=["q", "default"]))) == ["a"]
+    first = store.list_jobs(EVERY_JOB, 2)
     assert ids(first) == ["d", "c"]
-    assert ids(store.list_jobs(None, None, 2, first.next_before)) == ["b", "a"]
+    assert ids(store.list_jobs(EVERY_JOB, 2, first.next_before)) == ["b", "a"]
 
 
 def test_list_jobs_union_is_one_newest_first_order_across_pages(store: Store) -> None:
@@ -836,16 +837,16 @@ def test_list_jobs_union_is_one_newest_first_order_across_pages(store: Store) ->
     assert claim(store, 2) == ["a", "b"]
     ids = lambda page: [job.id for job in page.jobs]  # noqa: E731
     states, queues = ["pending", "processing", "pending"], ["x", "y"]
-    assert ids(store.list_jobs(states, queues, None, None)) == list("hgfdcba")
+    assert ids(store.list_jobs(JobFilter(states=states, queues=queues))) == list("hgfdcba")
     pages, before = [], None
     while True:
-        page = store.list_jobs(states, queues, 3, before)
+        page = store.list_jobs(JobFilter(states=states, queues=queues), 3, before)
         pages.append(ids(page))
         if page.next_before is None:
             break
         before = page.next_before
     assert pages == [list("hgf"), list("dcb"), list("a")]
-    assert ids(store.list_jobs(["processing", "dead"], None, 1, None)) == ["b"]
+    assert ids(store.list_jobs(JobFilter(states=["processing", "dead"]), 1)) == ["b"]
 
 
 def test_counts(store: Store, clock: FakeClock) -> None:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING, Any, Protocol
 
-from queuectl.models import ALL_LIMITS
 from queuectl.store.records import (
     BULK_BATCH,
     DURATION_BOUNDS_MS,
@@ -25,6 +24,7 @@ from queuectl.store.records import (
     Firing,
     Hook,
     Housekeeping,
+    JobFilter,
     Ledger,
     Output,
     Page,
@@ -37,7 +37,7 @@ from queuectl.store.records import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterable, Sequence
+    from collections.abc import Callable, Collection, Iterable, Sequence
 
     from queuectl.clock import Clock
     from queuectl.lifecycle import Outcome
@@ -59,6 +59,7 @@ __all__ = [
     "Firing",
     "Hook",
     "Housekeeping",
+    "JobFilter",
     "Ledger",
     "Listener",
     "Output",
@@ -81,7 +82,8 @@ class BaseStore(Protocol):
     """What every role shares: the store's clock, its schema, closing it.
 
     Each method is one transaction (or one read). Every instant written comes from `now()`,
-    the store's clock (the database server's on PostgreSQL).
+    the store's clock (the database server's on PostgreSQL). A parameter's default is shown
+    as `...`: its value is the flow's that implements the method, written there once.
     """
 
     @property
@@ -136,9 +138,9 @@ class RunnerStore(BaseStore, Protocol):
         want: int,
         queues: Sequence[str] | None,
         lease_s: float,
-        ledger: Ledger | None = None,
-        enforces: int = ALL_LIMITS,
-        tags: Sequence[str] = (),
+        ledger: Ledger | None = ...,
+        enforces: int = ...,
+        tags: Sequence[str] = ...,
     ) -> Exchange:
         """Settle finished attempts still ours, then claim up to `want` due jobs (of `queues`,
         None: every queue; whose required tags are all among `tags`), leased to `owner` for
@@ -147,13 +149,13 @@ class RunnerStore(BaseStore, Protocol):
         (models.limits_mask) has every one it runs under."""
         ...
 
-    def release(self, owner: str, job_id: str, token: int, ledger: Ledger | None = None) -> bool:
+    def release(self, owner: str, job_id: str, token: int, ledger: Ledger | None = ...) -> bool:
         """Give back a job stopped by its runner's shutdown: pending again, attempt returned.
         Fenced; whether it was still ours."""
         ...
 
     def save_output(
-        self, owner: str, job_id: str, token: int, data: bytes, dropped: int = 0
+        self, owner: str, job_id: str, token: int, data: bytes, dropped: int = ...
     ) -> bool:
         """Store the running attempt's output so far (its tail, after `dropped` bytes), or all
         of it once the attempt was cancelled while it ran. Fenced; whether it was still ours."""
@@ -183,13 +185,13 @@ class RunnerStore(BaseStore, Protocol):
     def unregister_runner(self, owner: str) -> None: ...
 
     def housekeeping(
-        self, owner: str, queues: Sequence[str] | None, tags: Sequence[str] = ()
+        self, owner: str, queues: Sequence[str] | None, tags: Sequence[str] = ...
     ) -> Housekeeping:
         """Everything a runner (serving `queues`, None: every queue) checks as a matter of
         routine, read at once; folds the counters' deltas into their base if many piled up."""
         ...
 
-    def reap(self, dead_owners: Sequence[str], exclude: Sequence[str] = ()) -> list[str]:
+    def reap(self, dead_owners: Sequence[str], exclude: Sequence[str] = ...) -> list[str]:
         """Unregister runners known dead and recover their jobs, and those of any expired
         lease but the leases of the runners in `exclude`, as failed attempts (`worker lost`);
         the jobs recovered."""
@@ -235,37 +237,22 @@ class ReadStore(BaseStore, Protocol):
         ...
 
     def list_jobs(
-        self,
-        states: Sequence[str] | None,
-        queues: Sequence[str] | None,
-        limit: int | None,
-        before: int | None,
-        batch: str | None = None,
+        self, where: JobFilter = ..., limit: int | None = ..., before: int | None = ...
     ) -> Page:
-        """Jobs newest first, in any of `states` and `queues` (None or empty: any), of `batch`
-        if given; `before` continues a previous page."""
+        """Up to `limit` (None: all) jobs that `where` takes, newest first; `before` continues
+        a previous page."""
         ...
 
     def search_jobs(
-        self,
-        text: str,
-        states: Sequence[str] | None,
-        queues: Sequence[str] | None,
-        limit: int,
-        before: int | None,
-        window: int = ...,
-        batch: str | None = None,
-        held: bool = False,
+        self, where: JobFilter, limit: int, before: int | None, window: int = ...
     ) -> Page:
-        """Jobs newest first whose id starts with `text` or whose command or last error holds
-        it (ASCII letters in any case), in any of `states` and `queues`, of `batch` if given,
-        only held ones if `held`. Text the store's index can look up (three characters or
-        more) is found from it, a whole page at once; otherwise a bounded window of jobs
-        before `before` (None: from the newest) is read, so a page may be short, or empty,
-        with a position to read on from."""
+        """Jobs newest first that `where` takes, its text (given) included. Text the store's
+        index can look up (three characters or more) is found from it, a whole page at once;
+        otherwise a bounded window of jobs before `before` (None: from the newest) is read,
+        so a page may be short, or empty, with a position to read on from."""
         ...
 
-    def output(self, job_id: str, nth: int | None = None) -> Output | None:
+    def output(self, job_id: str, nth: int | None = ...) -> Output | None:
         """The output of the job's last attempt, or of the `nth` of all the attempts it ever
         made, oldest first (None: no such attempt)."""
         ...
@@ -345,7 +332,7 @@ class ReadStore(BaseStore, Protocol):
         """The id of the running job holding the lock, if any."""
         ...
 
-    def batches(self, name: str | None = None) -> list[Batch]:
+    def batches(self, name: str | None = ...) -> list[Batch]:
         """Every batch, oldest first, or the one named (an empty list if none)."""
         ...
 
@@ -384,10 +371,10 @@ class AdminStore(BaseStore, Protocol):
 
     def cancel_all(
         self,
-        queue: str | None = None,
-        batch: int = BULK_BATCH,
-        progress: Callable[[int], None] | None = None,
-        in_batch: str | None = None,
+        queue: str | None = ...,
+        batch: int = ...,
+        progress: Callable[[int], None] | None = ...,
+        in_batch: str | None = ...,
     ) -> int:
         """Cancel every job that may still run (of `queue`, None: of every queue; of the batch
         `in_batch` if given, whatever its queue) as it began,
@@ -399,10 +386,10 @@ class AdminStore(BaseStore, Protocol):
         self,
         job_ids: Sequence[str] | None,
         states: Sequence[str],
-        queue: str | None = None,
-        batch: int = BULK_BATCH,
-        progress: Callable[[int], None] | None = None,
-        in_batch: str | None = None,
+        queue: str | None = ...,
+        batch: int = ...,
+        progress: Callable[[int], None] | None = ...,
+        in_batch: str | None = ...,
     ) -> list[str]:
         """Move finished jobs in `states` back to pending with attempts 0, history kept: the
         named ones (each must be in one of `states`; all or none), or with None every such job
@@ -413,8 +400,8 @@ class AdminStore(BaseStore, Protocol):
         self,
         states: Sequence[str],
         finished_before_ms: int,
-        batch: int = BULK_BATCH,
-        progress: Callable[[int], None] | None = None,
+        batch: int = ...,
+        progress: Callable[[int], None] | None = ...,
     ) -> int:
         """Delete jobs in `states` that finished before the instant, with their history,
         `batch` a transaction as cancel_all does; how many."""
@@ -423,21 +410,16 @@ class AdminStore(BaseStore, Protocol):
     def bulk(
         self,
         action: str | None,
-        states: Sequence[str] | None,
-        queues: Sequence[str] | None,
-        text: str | None,
-        batch: int = BULK_BATCH // 2,
-        progress: Callable[[int, int], None] | None = None,
+        where: JobFilter,
+        batch: int = ...,
+        progress: Callable[[int, int], None] | None = ...,
         window: int = ...,
-        in_batch: str | None = None,
-        held: bool = False,
     ) -> tuple[int, int]:
         """Cancel, retry (run again), hold, release or delete (`action`; None: only count)
-        every job that matches the filter (states, queues, search text as search_jobs; None:
-        any; of the batch `in_batch`; only held ones) when it begins, at most `batch` a
-        transaction (fewer if one would take long), found outside them; jobs whose state
-        forbids the action are matched, not changed. `progress(matched, changed)` after each
-        batch. (matched, changed)."""
+        every job that `where` takes when it begins, at most `batch` a transaction (fewer if
+        one would take long), found outside them; jobs whose state forbids the action are
+        matched, not changed. `progress(matched, changed)` after each batch. (matched,
+        changed)."""
         ...
 
     def request_stop(self) -> int:
@@ -458,8 +440,8 @@ class AdminStore(BaseStore, Protocol):
         concurrency: int | None,
         rate: tuple[int, int] | None,
         *,
-        keep_concurrency: bool = False,
-        keep_rate: bool = False,
+        keep_concurrency: bool = ...,
+        keep_rate: bool = ...,
     ) -> None:
         """Set a queue's concurrency and rate (jobs, window ms); None removes a limit, keep_X
         leaves that limit as the row has it when written (not as it was read before)."""
@@ -522,17 +504,6 @@ class AdminStore(BaseStore, Protocol):
         """Release every held job of a batch, `size` a transaction."""
         ...
 
-    def list_held(
-        self,
-        states: Sequence[str] | None,
-        queues: Sequence[str] | None,
-        limit: int | None,
-        before: int | None,
-        batch: str | None = None,
-    ) -> Page:
-        """Held jobs, newest first, filtered as list_jobs filters (of `batch` if given)."""
-        ...
-
     def edit(self, job_id: str, job: NewJob, fields: Sequence[str], by: str) -> Job:
         """Change the `fields` (names of NewJob input: command, priority, queue, run_at or
         delay, env (merged), timeout, max_retries, lock, depends_on, expires, memory, cpus,
@@ -541,16 +512,11 @@ class AdminStore(BaseStore, Protocol):
         ...
 
     def set_queue_defaults(
-        self,
-        queue: str,
-        timeout: float | None,
-        max_retries: int | None,
-        *,
-        keep_timeout: bool = False,
-        keep_max_retries: bool = False,
+        self, queue: str, defaults: QueueDefaults, keep: Collection[str] = ...
     ) -> None:
-        """Set a queue's defaults for its jobs that set none (None: no default; `keep_*`:
-        the one stored stays); runners apply them to the attempts they start from then on."""
+        """Set a queue's defaults for its jobs that set none (None: no default; those named in
+        `keep`, fields of QueueDefaults, stay as stored); runners apply them to the attempts
+        they start from then on."""
         ...
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 from queuectl.errors import ConflictError
 from queuectl.store.dialect import Flow, operation
 from queuectl.store.records import AuditEntry, Token
@@ -37,15 +39,7 @@ class Access(Flow):
 
     @operation(replayable=False)
     def record_audit(self, entry: AuditEntry) -> None:
-        params = {
-            "at": entry.at_ms or self.db.now(),
-            "token": entry.token,
-            "client": entry.client,
-            "method": entry.method,
-            "route": entry.route,
-            "target": entry.target,
-            "status": entry.status,
-        }
+        params = {**dataclasses.asdict(entry), "at": entry.at_ms or self.db.now()}
         with self.db.transaction() as conn:
             conn.execute(self.db.q["audit_add"], params)
 

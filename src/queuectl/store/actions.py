@@ -28,7 +28,7 @@ from queuectl.store.dialect import Dialect, Flow, operation
 from queuectl.store.enqueue import Enqueue
 from queuectl.store.hooks import Hooks
 from queuectl.store.reads import contains_pattern
-from queuectl.store.records import BULK_BATCH
+from queuectl.store.records import BULK_BATCH, JobFilter
 from queuectl.store.settle import Settle, batch_ends
 
 #: The states in which each action of `bulk` changes a job; others are matched, not changed.
@@ -54,26 +54,30 @@ BULK_FIRST = 50
 BULK_WINDOW = 100_000
 
 
+def filter_params(where: JobFilter, db: Dialect) -> dict[str, Any]:
+    """The parameters of the statements that find a bulk change's jobs."""
+    return {
+        "states": None if not where.states else db.array(where.states),
+        "queues": None if not where.queues else db.array(where.queues),
+        "text": where.text or None,
+        "pattern": contains_pattern(where.text or ""),
+        "in_batch": where.batch,
+        "held": where.held,
+    }
+
+
 @dataclass(frozen=True, slots=True)
-class BulkFilter:
-    """Which jobs a bulk change acts on: any of `states` and `queues` (None: any), those of
-    the batch `in_batch`, only held ones, and those `text` finds as search_jobs does."""
+class Step:
+    """One batch of a bulk change's walk (see Actions._bulk): at most `size` jobs in `state`
+    after the cursor `after` (a seq) up to `upto`, of `queue` (None: of every queue), or of
+    the batch `in_batch` if given (the queue is not looked at then)."""
 
-    states: Sequence[str] | None = None
-    queues: Sequence[str] | None = None
-    text: str | None = None
-    in_batch: str | None = None
-    held: bool = False
-
-    def params(self, db: Dialect) -> dict[str, Any]:
-        return {
-            "states": None if not self.states else db.array(self.states),
-            "queues": None if not self.queues else db.array(self.queues),
-            "text": self.text or None,
-            "pattern": contains_pattern(self.text or ""),
-            "in_batch": self.in_batch,
-            "held": self.held,
-        }
+    state: str
+    queue: str | None
+    in_batch: str | None
+    after: int
+    upto: int
+    size: int
 
 
 class Pacer:
@@ -143,27 +147,15 @@ class Actions(Flow):
         progress: Callable[[int], None] | None = None,
         in_batch: str | None = None,
     ) -> int:
-        def step(
-            state: str, queue: str | None, after: int, upto: int, batch: int
-        ) -> tuple[int, int, int]:
-            return self._cancel_batch(state, queue, after, upto, batch, in_batch)
-
-        return self._bulk(sorted(CANCELLABLE_STATES), queue, batch, step, progress)
+        states = sorted(CANCELLABLE_STATES)
+        return self._bulk(states, queue, in_batch, batch, self._cancel_batch, progress)
 
     @operation()
-    def _cancel_batch(
-        self,
-        state: str,
-        queue: str | None,
-        after: int,
-        upto: int,
-        batch: int,
-        in_batch: str | None = None,
-    ) -> tuple[int, int, int]:
+    def _cancel_batch(self, step: Step) -> tuple[int, int, int]:
         """One batch of cancel_all, in a transaction of its own (see _bulk)."""
         now = self.db.now()
         with self._timed() as conn:
-            ids, after = self._bulk_ids(conn, state, queue, after, upto, batch, in_batch)
+            ids, after = self._bulk_ids(conn, step)
             if not ids:
                 return 0, after, 0
             locked = conn.execute(self.db.q["locked_jobs"], (self.db.array(ids),)).fetchall()
@@ -214,16 +206,12 @@ class Actions(Flow):
         if job_ids is None:
             done: list[str] = []
 
-            def step(
-                state: str, queue: str | None, after: int, upto: int, batch: int
-            ) -> tuple[int, int, int]:
-                found, after, requeued = self._requeue_batch(
-                    states, state, queue, after, upto, batch, in_batch
-                )
+            def requeue_batch(step: Step) -> tuple[int, int, int]:
+                found, after, requeued = self._requeue_batch(states, step)
                 done.extend(requeued)
                 return found, after, len(requeued)
 
-            self._bulk(states, queue, batch, step, progress)
+            self._bulk(states, queue, in_batch, batch, requeue_batch, progress)
             return done
         with self.db.transaction() as conn:
             found = {job.id: job for job in self.enqueue.jobs_by_ids(conn, job_ids)}
@@ -237,19 +225,10 @@ class Actions(Flow):
             return self._requeue_jobs(conn, [found[i] for i in dict.fromkeys(job_ids)], states)
 
     @operation(replayable=False)
-    def _requeue_batch(
-        self,
-        states: Sequence[str],
-        state: str,
-        queue: str | None,
-        after: int,
-        upto: int,
-        batch: int,
-        in_batch: str | None = None,
-    ) -> tuple[int, int, list[str]]:
+    def _requeue_batch(self, states: Sequence[str], step: Step) -> tuple[int, int, list[str]]:
         """One batch of a bulk requeue, in a transaction of its own (see _bulk)."""
         with self._timed() as conn:
-            ids, after = self._bulk_ids(conn, state, queue, after, upto, batch, in_batch)
+            ids, after = self._bulk_ids(conn, step)
             if not ids:
                 return 0, after, []
             jobs = [job for job in self.enqueue.jobs_by_ids(conn, ids) if job.state in states]
@@ -340,21 +319,21 @@ class Actions(Flow):
         self,
         states: Sequence[str],
         queue: str | None,
+        in_batch: str | None,
         batch: int,
-        step: Callable[[str, str | None, int, int, int], tuple[int, int, int]],
+        change: Callable[[Step], tuple[int, int, int]],
         progress: Callable[[int], None] | None,
     ) -> int:
-        """Change every job in `states` (of `queue`, None: of every queue) that exists now, a
-        batch of at most `batch` at a time (fewer if a transaction would take long: see
-        Pacer), each batch a transaction of its own: other clients' enqueues and claims go on
-        between them. `step(state, queue, after, upto, size)` changes the next batch of at most
-        `size` jobs in `state` after the cursor `after` (a seq) up to `upto`, and says how many
-        it found, the new cursor and how many jobs it changed; `progress` gets the running
-        total after each batch. A job can move between the states meanwhile (a runner claims
-        or settles it) behind a cursor: the walks start again until one finds nothing. With
-        one state there is no such move: a job found in it again was changed by this walk and
-        came back (retried, run and dead again), so it is not changed twice. How many jobs
-        were changed."""
+        """Change every job in `states` (of `queue`, None: of every queue; of the batch
+        `in_batch` if given) that exists now, a batch of at most `batch` at a time (fewer if a
+        transaction would take long: see Pacer), each batch a transaction of its own: other
+        clients' enqueues and claims go on between them. `change(step)` changes the jobs of
+        one Step, and says how many it found, the new cursor and how many jobs it changed;
+        `progress` gets the running total after each batch. A job can move between the states
+        meanwhile (a runner claims or settles it) behind a cursor: the walks start again until
+        one finds nothing. With one state there is no such move: a job found in it again was
+        changed by this walk and came back (retried, run and dead again), so it is not changed
+        twice. How many jobs were changed."""
         upto = self._newest_seq()
         pacer = Pacer(batch)
         done = 0
@@ -364,7 +343,8 @@ class Actions(Flow):
                 after = 0
                 while True:
                     size = pacer.size
-                    found, after, changed = step(state, queue, after, upto, size)
+                    step = Step(state, queue, in_batch, after, upto, size)
+                    found, after, changed = change(step)
                     pacer.took(found, self.held_s())
                     found_any = found_any or found > 0
                     done += changed
@@ -379,44 +359,30 @@ class Actions(Flow):
     def _newest_seq(self) -> int:
         return int(self.db.value(self.db.connection(), "newest_seq"))
 
-    def _bulk_ids(
-        self,
-        conn: Any,
-        state: str,
-        queue: str | None,
-        after: int,
-        upto: int,
-        batch: int,
-        in_batch: str | None = None,
-    ) -> tuple[list[str], int]:
-        """The ids of the next batch of a bulk change (see _bulk), and the cursor after it;
-        `in_batch`: only the jobs of that batch (the queue is not looked at)."""
+    def _bulk_ids(self, conn: Any, step: Step) -> tuple[list[str], int]:
+        """The ids of a step's jobs (see _bulk), and the cursor after them."""
         params: dict[str, Any] = {
-            "state": state,
-            "queue": queue,
-            "after": after,
-            "upto": upto,
-            "batch": batch,
+            "state": step.state,
+            "queue": step.queue,
+            "after": step.after,
+            "upto": step.upto,
+            "batch": step.size,
         }
-        if in_batch is not None:
-            params["in_batch"] = in_batch
+        if step.in_batch is not None:
+            params["in_batch"] = step.in_batch
             name = "bulk_batch_of_batch"
         else:
-            name = "bulk_batch" if queue is None else "bulk_batch_of_queue"
+            name = "bulk_batch" if step.queue is None else "bulk_batch_of_queue"
         rows = conn.execute(self.db.q[name], params).fetchall()
-        return [row["id"] for row in rows], int(rows[-1]["seq"]) if rows else after
+        return [row["id"] for row in rows], int(rows[-1]["seq"]) if rows else step.after
 
     def bulk(
         self,
         action: str | None,
-        states: Sequence[str] | None,
-        queues: Sequence[str] | None,
-        text: str | None,
+        where: JobFilter,
         batch: int = FILTER_BATCH,
         progress: Callable[[int, int], None] | None = None,
         window: int = BULK_WINDOW,
-        in_batch: str | None = None,
-        held: bool = False,
     ) -> tuple[int, int]:
         """Apply `action` (a key of BULK_ACTIONS; None: only count) to every job that existed
         when it began and matches the filter, oldest first: each batch of at most `batch`
@@ -426,9 +392,8 @@ class Actions(Flow):
         job is matched once: the walk goes by seq, which no change moves.
         `progress(matched, changed)` after each batch. How many jobs matched, and how many
         were changed."""
-        found = BulkFilter(states, queues, text, in_batch, held)
         allowed = sorted(
-            BULK_ACTIONS[action] & set(states or BULK_ACTIONS[action]) if action else ()
+            BULK_ACTIONS[action] & set(where.states or BULK_ACTIONS[action]) if action else ()
         )
         change = {
             "cancel": self._bulk_cancel,
@@ -440,12 +405,12 @@ class Actions(Flow):
         pacer = Pacer(batch) if allowed else Pacer(batch, first=batch)
         after = matched = changed = 0
         while after < upto:
-            ids, after = self._bulk_match(found, after, upto, pacer.size, window)
+            ids, after = self._bulk_match(where, after, upto, pacer.size, window)
             if not ids:
                 continue
             matched += len(ids)
             if allowed:
-                changed += change(ids, allowed, found)
+                changed += change(ids, allowed, where)
                 pacer.took(len(ids), self.held_s())
             if progress is not None:
                 progress(matched, changed)
@@ -453,25 +418,25 @@ class Actions(Flow):
 
     @operation()
     def _bulk_match(
-        self, found: BulkFilter, after: int, upto: int, batch: int, window: int
+        self, found: JobFilter, after: int, upto: int, batch: int, window: int
     ) -> tuple[list[str], int]:
         """The ids of the next batch of a bulk change (see bulk), and the cursor after it: the
         last id found if the batch is full, else the end of the window read."""
         end = min(upto, after + window)
-        params = {**found.params(self.db), "after": after, "upto": end, "batch": batch}
+        params = {**filter_params(found, self.db), "after": after, "upto": end, "batch": batch}
         rows = self.db.connection().execute(self.db.q["bulk_match"], params).fetchall()
         if len(rows) < batch:
             return [row["id"] for row in rows], end
         return [row["id"] for row in rows], int(rows[-1]["seq"])
 
-    def _still_matched(self, conn: Any, ids: Sequence[str], found: BulkFilter) -> list[str]:
+    def _still_matched(self, conn: Any, ids: Sequence[str], found: JobFilter) -> list[str]:
         """The jobs of `ids` the filter still matches, in this transaction (locked on
         PostgreSQL): one changed by another client since it was found is left alone."""
-        params = {**found.params(self.db), "ids": self.db.array(ids)}
+        params = {**filter_params(found, self.db), "ids": self.db.array(ids)}
         return [row["id"] for row in conn.execute(self.db.q["bulk_recheck"], params)]
 
     @operation(replayable=False)
-    def _bulk_cancel(self, ids: Sequence[str], allowed: Sequence[str], found: BulkFilter) -> int:
+    def _bulk_cancel(self, ids: Sequence[str], allowed: Sequence[str], found: JobFilter) -> int:
         now = self.db.now()
         with self._timed() as conn:
             ids = self._still_matched(conn, ids, found)
@@ -483,7 +448,7 @@ class Actions(Flow):
         return len(cancelled)
 
     @operation(replayable=False)
-    def _bulk_retry(self, ids: Sequence[str], allowed: Sequence[str], found: BulkFilter) -> int:
+    def _bulk_retry(self, ids: Sequence[str], allowed: Sequence[str], found: JobFilter) -> int:
         with self._timed() as conn:
             ids = self._still_matched(conn, ids, found)
             if not ids:
@@ -492,15 +457,15 @@ class Actions(Flow):
             return len(self._requeue_jobs(conn, jobs, allowed, named=False)) if jobs else 0
 
     @operation(replayable=False)
-    def _bulk_hold(self, ids: Sequence[str], allowed: Sequence[str], found: BulkFilter) -> int:
+    def _bulk_hold(self, ids: Sequence[str], allowed: Sequence[str], found: JobFilter) -> int:
         return self._bulk_change("bulk_hold", ids, allowed, found)
 
     @operation(replayable=False)
-    def _bulk_release(self, ids: Sequence[str], allowed: Sequence[str], found: BulkFilter) -> int:
+    def _bulk_release(self, ids: Sequence[str], allowed: Sequence[str], found: JobFilter) -> int:
         return self._bulk_change("bulk_release", ids, allowed, found, wake=True)
 
     @operation()
-    def _bulk_delete(self, ids: Sequence[str], allowed: Sequence[str], found: BulkFilter) -> int:
+    def _bulk_delete(self, ids: Sequence[str], allowed: Sequence[str], found: JobFilter) -> int:
         return self._bulk_change("bulk_delete", ids, allowed, found)
 
     def _bulk_change(
@@ -508,7 +473,7 @@ class Actions(Flow):
         name: str,
         ids: Sequence[str],
         allowed: Sequence[str],
-        found: BulkFilter,
+        found: JobFilter,
         wake: bool = False,
     ) -> int:
         """One statement `name` on those of `ids` still matched and in `allowed`; how many it

@@ -3,9 +3,7 @@ their deadline."""
 
 from __future__ import annotations
 
-import heapq
-import itertools
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import Any
 
 from queuectl.durations import ms_to_iso
@@ -24,8 +22,7 @@ from queuectl.models import (
 from queuectl.store import rows as rows_
 from queuectl.store.dialect import Dialect, Flow, operation
 from queuectl.store.hooks import Hooks
-from queuectl.store.reads import FAR_FUTURE
-from queuectl.store.records import BULK_BATCH, Page, QueueDefaults
+from queuectl.store.records import BULK_BATCH, QueueDefaults
 from queuectl.store.settle import Settle, batch_ends
 
 WAITING = (PENDING, FAILED)
@@ -239,32 +236,6 @@ class Control(Flow):
             waiting += found is not None and found["finished_at"] is None
         return waiting
 
-    @operation()
-    def list_held(
-        self,
-        states: Sequence[str] | None,
-        queues: Sequence[str] | None,
-        limit: int | None,
-        before: int | None,
-        batch: str | None = None,
-    ) -> Page:
-        """Held jobs, newest first, as list_jobs lists jobs (of `batch` if given)."""
-        conn = self.db.connection()
-        params: dict[str, Any] = {"limit": FAR_FUTURE if limit is None else limit}
-        params["before"] = FAR_FUTURE if before is None else before
-        params["batch"] = batch
-        any_: list[str | None] = [None]
-        walks = [
-            conn.execute(self.db.q["list_held"], {**params, "state": state, "queue": queue})
-            for state in dict.fromkeys(states or any_)
-            for queue in dict.fromkeys(queues or any_)
-        ]
-        merged = heapq.merge(*walks, key=lambda row: int(row["seq"]), reverse=True)
-        found = list(itertools.islice(merged, params["limit"]))
-        more = limit is not None and limit > 0 and len(found) == limit
-        jobs = [rows_.job(r, self.db.from_json) for r in found]
-        return Page(jobs, found[-1]["seq"] if more else None)
-
     # -- queues' defaults for their jobs
 
     @operation()
@@ -273,20 +244,14 @@ class Control(Flow):
 
     @operation()
     def set_queue_defaults(
-        self,
-        queue: str,
-        timeout: float | None,
-        max_retries: int | None,
-        *,
-        keep_timeout: bool = False,
-        keep_max_retries: bool = False,
+        self, queue: str, defaults: QueueDefaults, keep: Collection[str] = ()
     ) -> None:
         params = {
             "name": queue,
-            "timeout": timeout,
-            "max_retries": max_retries,
-            "keep_timeout": keep_timeout,
-            "keep_max_retries": keep_max_retries,
+            "timeout": defaults.timeout,
+            "max_retries": defaults.max_retries,
+            "keep_timeout": "timeout" in keep,
+            "keep_max_retries": "max_retries" in keep,
         }
         with self.db.transaction() as conn:
             conn.execute(self.db.q["set_queue_defaults"], params)

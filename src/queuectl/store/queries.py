@@ -1,5 +1,5 @@
-"""Named SQL blocks (`-- name: claim`) from store/sql/<dialect>/*.sql, loaded once per dialect,
-and the migrations."""
+"""Named SQL blocks (`-- name: claim`) from store/sql/<dialect>/*.sql and, for what both
+dialects run as written, store/sql/shared/*.sql, loaded once per dialect; and the migrations."""
 
 from __future__ import annotations
 
@@ -11,20 +11,25 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 _NAME = re.compile(r"^--\s*name:\s*([a-z_][a-z0-9_]*)\s*$", re.MULTILINE)
 
 
+#: The folder of the statements that both dialects run as written, each kept once.
+SHARED = "shared"
+
+
 @cache
 def load_queries(dialect: str) -> dict[str, str]:
-    """The named queries of one dialect, from every file of store/sql/<dialect>/ (one a flow),
-    name -> SQL text."""
+    """The named queries of one dialect, from every file of store/sql/<dialect>/ and of
+    store/sql/shared/ (one a flow), name -> SQL text."""
     # A plain read: importlib.resources would cost the CLI's start-up its imports.
-    folder = os.path.join(HERE, "sql", dialect)
     queries: dict[str, str] = {}
-    for file in sorted(name for name in os.listdir(folder) if name.endswith(".sql")):
-        with open(os.path.join(folder, file), encoding="utf-8") as handle:
-            parts = _NAME.split(handle.read())
-        for name, body in zip(parts[1::2], parts[2::2], strict=True):
-            if name in queries:
-                raise ValueError(f"{dialect}/{file} defines {name!r} again")
-            queries[name] = strip_comments(body).strip().rstrip(";")
+    for part in (SHARED, dialect):
+        folder = os.path.join(HERE, "sql", part)
+        for file in sorted(name for name in os.listdir(folder) if name.endswith(".sql")):
+            with open(os.path.join(folder, file), encoding="utf-8") as handle:
+                parts = _NAME.split(handle.read())
+            for name, body in zip(parts[1::2], parts[2::2], strict=True):
+                if name in queries:
+                    raise ValueError(f"{part}/{file} defines {name!r} again")
+                queries[name] = strip_comments(body).strip().rstrip(";")
     return queries
 
 

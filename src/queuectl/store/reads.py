@@ -10,7 +10,16 @@ from typing import Any
 from queuectl.models import CANCELLED, COMPLETED, DEAD, FINISHED_STATES, Job
 from queuectl.store import rows as rows_
 from queuectl.store.dialect import Flow, operation
-from queuectl.store.records import OVER_ALL_BOUNDS, Attempt, Bucket, Output, Page, Totals
+from queuectl.store.records import (
+    EVERY_JOB,
+    OVER_ALL_BOUNDS,
+    Attempt,
+    Bucket,
+    JobFilter,
+    Output,
+    Page,
+    Totals,
+)
 from queuectl.usage import Usage
 
 FAR_FUTURE = 2**62
@@ -52,6 +61,11 @@ def _newest(walks: Sequence[Sequence[Any]], limit: int) -> list[Any]:
     return rows
 
 
+def _names(names: Sequence[str] | None) -> Sequence[str] | None:
+    """A lone name is a Sequence[str] too, of letters: take it as the one name it is."""
+    return [names] if isinstance(names, str) else names
+
+
 def contains_pattern(text: str) -> str:
     """A LIKE pattern (escaped by a backslash) for the values that hold `text` as it is."""
     escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
@@ -77,26 +91,22 @@ class Reads(Flow):
 
     @operation()
     def list_jobs(
-        self,
-        states: Sequence[str] | None,
-        queues: Sequence[str] | None,
-        limit: int | None,
-        before: int | None,
-        batch: str | None = None,
+        self, where: JobFilter = EVERY_JOB, limit: int | None = None, before: int | None = None
     ) -> Page:
-        # A lone name is a Sequence[str] too, of letters: take it as the one name it is.
-        states = [states] if isinstance(states, str) else states
-        queues = [queues] if isinstance(queues, str) else queues
+        states, queues = _names(where.states), _names(where.queues)
         params: dict[str, Any] = {
             "limit": FAR_FUTURE if limit is None else limit,
             "before": FAR_FUTURE if before is None else before,
+            "batch": where.batch,
         }
         conn = self.db.connection()
         any_: list[str | None] = [None]
         # Several states or queues (`list --state a --state b`, the union): one walk of an index
         # per pair, merged newest first. One query over all of them could walk no index in
         # `seq` order, and would read every matching job to sort them.
-        if batch is None:
+        if where.held:  # held jobs are few next to the rest, and their own index holds them
+            names = dict.fromkeys(LIST_QUERIES, "list_held")
+        elif where.batch is None:
             names = LIST_QUERIES
         else:  # a batch's own index, the queue a filter of it
             names = dict.fromkeys(LIST_QUERIES, "list_jobs_by_batch")
@@ -105,45 +115,25 @@ class Reads(Flow):
         walks = [
             conn.execute(
                 self.db.q[names[state is not None, queue is not None]],
-                {**params, "state": state, "queue": queue, "batch": batch},
+                {**params, "state": state, "queue": queue},
             ).fetchall()
             for state in dict.fromkeys(states or any_)
             for queue in dict.fromkeys(queues or any_)
         ]
-        merged = heapq.merge(*walks, key=lambda row: int(row["seq"]), reverse=True)
-        rows: list[Any] = []
-        for row in merged:
-            if len(rows) == params["limit"]:
-                break
-            # a job that changed state between two walks is seen twice, or not at all
-            if not rows or rows[-1]["seq"] != row["seq"]:
-                rows.append(row)
-        more = limit is not None and limit > 0 and len(rows) == limit
-        return Page(
-            [rows_.job(r, self.db.from_json) for r in rows], rows[-1]["seq"] if more else None
-        )
+        # a job that changed state between two walks is seen twice, or not at all
+        return self._page(_newest(walks, params["limit"]), params["limit"], None)
 
     @operation()
     def search_jobs(
-        self,
-        text: str,
-        states: Sequence[str] | None,
-        queues: Sequence[str] | None,
-        limit: int,
-        before: int | None,
-        window: int = SEARCH_WINDOW,
-        batch: str | None = None,
-        held: bool = False,
+        self, where: JobFilter, limit: int, before: int | None, window: int = SEARCH_WINDOW
     ) -> Page:
         conn = self.db.connection()
-        # A lone name is a Sequence[str] too, of letters: take it as the one name it is.
-        states = [states] if isinstance(states, str) else states
-        queues = [queues] if isinstance(queues, str) else queues
+        states, queues, text = _names(where.states), _names(where.queues), where.text or ""
         params: dict[str, Any] = {
             "states": self.db.array(states) if states else None,
             "queues": self.db.array(queues) if queues else None,
-            "in_batch": batch,
-            "held": held,
+            "in_batch": where.batch,
+            "held": where.held,
             "text": text,
             "pattern": contains_pattern(text),
             "limit": limit,

@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from queuectl.lifecycle import Settlement
     from queuectl.models import Job
 
@@ -217,6 +219,24 @@ class QueueDefaults:
 
     timeout: float | None
     max_retries: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class JobFilter:
+    """Which jobs a listing, a search or a bulk change takes: those in any of `states` and
+    `queues` (None or empty: any), of the batch `batch` (None: any), only held ones if
+    `held`, and those whose id starts with `text` or whose command or last error holds it
+    (ASCII letters in any case; None: any). A listing leaves the text to search_jobs."""
+
+    states: Sequence[str] | None = None
+    queues: Sequence[str] | None = None
+    text: str | None = None
+    batch: str | None = None
+    held: bool = False
+
+
+#: The filter that takes every job.
+EVERY_JOB = JobFilter()
 
 
 @dataclass(frozen=True)

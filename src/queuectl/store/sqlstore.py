@@ -111,7 +111,6 @@ LENDS: dict[str, tuple[str, ...]] = {
         "release_queue",
         "hold_batch",
         "release_batch",
-        "list_held",
         "edit",
         "set_queue_defaults",
     ),

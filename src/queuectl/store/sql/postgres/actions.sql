@@ -32,9 +32,6 @@ RETURNING id
 -- change and a runner cannot deadlock): what is read is what the transaction changes.
 SELECT {job_columns} FROM jobs WHERE id = ANY(%s::text[]) ORDER BY id FOR UPDATE
 
--- name: newest_seq
-SELECT COALESCE(MAX(seq), 0) AS value FROM jobs
-
 -- name: bulk_batch
 -- The next jobs of a bulk change in one state, oldest first: after a cursor (`after`), up to
 -- the newest job when the change began (`upto`). Each batch walks on from where the last one

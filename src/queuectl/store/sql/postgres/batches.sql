@@ -39,12 +39,7 @@ ORDER BY state, seq LIMIT %(batch)s::bigint
 -- completed.
 UPDATE batches SET finished_at = %(now)s::bigint
 WHERE name = ANY(%(names)s::text[]) AND finished_at IS NULL
-  AND NOT EXISTS (SELECT 1 FROM batch_counts
-                  WHERE batch_counts.batch = batches.name
-                    AND state IN ('pending', 'processing', 'failed') AND n > 0)
-RETURNING name, NOT EXISTS (SELECT 1 FROM batch_counts
-                            WHERE batch_counts.batch = batches.name
-                              AND state IN ('dead', 'cancelled') AND n > 0) AS completed
+{batch_finish_tail}
 
 -- name: batch_release_deps
 -- The jobs waiting for a batch that just finished, no longer waiting for it.

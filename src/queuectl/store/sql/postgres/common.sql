@@ -3,13 +3,6 @@
 -- Instants are epoch milliseconds on the database's clock. Names starting `pg_` exist
 -- only in this dialect (migration lock, clock, LISTEN/NOTIFY, counter compaction).
 
--- name: job_columns
-seq, id, command, state, queue, priority, attempts, max_retries, timeout, run_at, depends_on,
-no_retry_exit_codes, unique_key, cwd, env, created_at, updated_at, started_at, finished_at,
-exit_code, last_error, duration_ms, lease_owner, lease_expires_at, lock_key, made_by,
-memory, cpus, max_procs, batch, held, expires_at, edits, requires, silence_timeout, progress,
-token
-
 -- name: pg_now_ms
 -- clock_timestamp(), not now(): the instant of the read, not of the transaction's start.
 SELECT (extract(epoch FROM clock_timestamp()) * 1000)::bigint AS value
@@ -40,15 +33,6 @@ LISTEN queuectl_wakeup
 -- name: pg_notify
 -- Inside a transaction it is delivered at commit, and not at all on rollback.
 NOTIFY queuectl_wakeup
-
--- name: savepoint
-SAVEPOINT fire
-
--- name: release_savepoint
-RELEASE SAVEPOINT fire
-
--- name: rollback_savepoint
-ROLLBACK TO SAVEPOINT fire
 
 -- name: verify
 -- PostgreSQL guards its own pages (WAL, optional checksums): nothing for queuectl to walk.

@@ -72,15 +72,6 @@ SET state = 'cancelled', last_error = 'expired before it started',
 WHERE id = ANY(%(ids)s::text[]) AND state IN ('pending', 'failed') AND lease_owner IS NULL
 RETURNING id
 
--- name: list_held
--- Held jobs, newest first, of one queue and state or any (`list --held`): held jobs are few
--- next to the rest, and their own index holds them.
-SELECT {job_columns} FROM jobs
-WHERE held AND (%(queue)s::text IS NULL OR queue = %(queue)s::text)
-  AND (%(state)s::text IS NULL OR state = %(state)s::text) AND seq < %(before)s::bigint
-  AND (%(batch)s::text IS NULL OR batch = %(batch)s::text)
-ORDER BY seq DESC LIMIT %(limit)s::bigint
-
 -- name: edit_job
 -- The whole edit in one statement, only while the job waits (pending or failed, its last
 -- attempt's processes gone): a claim that locked the row first wins (this then finds it
@@ -120,11 +111,6 @@ SELECT 1 AS value FROM jobs
 WHERE expires_at IS NOT NULL AND expires_at <= %(now)s::bigint
   AND state IN ('pending', 'failed')
 LIMIT 1
-
--- name: queue_defaults
--- The queues whose jobs take defaults (a runner reads them at most once a second).
-SELECT name, default_timeout, default_max_retries FROM queues
-WHERE default_timeout IS NOT NULL OR default_max_retries IS NOT NULL
 
 -- name: set_queue_defaults
 -- A default kept is the row's own at this write: two settings at once each keep the other's.

@@ -1,25 +1,9 @@
 -- Named queries of the PostgreSQL store for enqueue (store/enqueue.py).
 
--- name: insert_jobs
--- A batch with no unique_key and no dependency: nothing to decide, rows go straight in. The
--- columns, and the values' order, are those of store/rows.py's JobRow.
-INSERT INTO jobs ({insert_columns})
-VALUES ({insert_values})
-
 -- name: pg_copy_jobs
 -- insert_jobs' columns for a batch, streamed: one statement, so the counters' statement
 -- trigger appends one delta row per queue and state of the batch, not one per job.
 COPY jobs ({insert_columns}) FROM STDIN
-
--- name: insert_job
--- A job whose unique_key an active job holds is not inserted (no row returned): the caller
--- then looks up the holder. The index predicate makes this the arbiter of the conflict.
-INSERT INTO jobs ({insert_columns})
-VALUES ({insert_values})
-ON CONFLICT (unique_key)
-    WHERE unique_key IS NOT NULL AND state IN ('pending', 'processing', 'failed')
-    DO NOTHING
-RETURNING seq
 
 -- name: insert_dep
 INSERT INTO job_deps (dep_id, job_id, cond) VALUES (%s, %s, %s) ON CONFLICT DO NOTHING

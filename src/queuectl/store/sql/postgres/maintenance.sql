@@ -74,21 +74,6 @@ WHERE lease_owner = %s AND state <> 'processing'
 -- name: unregister_runner
 DELETE FROM runners WHERE id = %s
 
--- name: runners_before_migration
--- The runners as a store of any schema lists them: read before migrating (see
--- refuse_older_runners), so only the columns every schema has.
-SELECT id, host, pid, pid_started, workers, queues, started_at, heartbeat_at, stop_requested
-FROM runners ORDER BY started_at
-
--- name: runners_listed
--- (`runners` serves the check before a migration too, on the schema it migrates from.)
-SELECT id, host, pid, pid_started, workers, queues, started_at, heartbeat_at, stop_requested,
-       enforces, tags
-FROM runners ORDER BY started_at
-
--- name: running_jobs
-SELECT lease_owner, id FROM jobs WHERE state = 'processing' ORDER BY lease_owner, started_at
-
 -- name: request_stop
 UPDATE runners SET stop_requested = TRUE
 
@@ -109,9 +94,6 @@ ON CONFLICT (name) DO UPDATE SET cron = excluded.cron, every_s = excluded.every_
 -- name: delete_schedule
 DELETE FROM schedules WHERE name = %s
 
--- name: schedules
-SELECT name, cron, every_s, tz, job, created_at, last_at, next_at FROM schedules ORDER BY name
-
 -- name: due_schedules
 -- SKIP LOCKED: a slot another runner is firing right now is its to fire; once it commits,
 -- the schedule's next_at is past this one's `now` and it is not due here any more.
@@ -122,9 +104,6 @@ FOR UPDATE SKIP LOCKED
 -- name: advance_schedule
 UPDATE schedules SET last_at = %(now)s::bigint, next_at = %(next_at)s::bigint
 WHERE name = %(name)s
-
--- name: next_schedule
-SELECT MIN(next_at) AS value FROM schedules
 
 -- name: forget_finished_minutes
 -- The rows of minutes no read looks at any more.

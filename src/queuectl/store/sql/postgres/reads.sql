@@ -120,13 +120,6 @@ SELECT state, COUNT(*) AS n FROM jobs
 WHERE finished_at >= %s::bigint AND state IN ('completed', 'dead', 'cancelled')
 GROUP BY state
 
--- name: usage_totals
--- What the attempts that ended cost since the store began (minute -1), per queue and bucket
--- of peak memory (-1: none recorded, -2: above every bound).
-SELECT queue, bound_bytes, SUM(n) AS n, SUM(cpu_ms) AS cpu_ms, SUM(peak_bytes) AS peak_bytes
-FROM usage_minutes WHERE minute = -1
-GROUP BY queue, bound_bytes ORDER BY queue, bound_bytes
-
 -- name: cpu_since
 -- CPU milliseconds of the attempts that ended from the minute of an instant on.
 SELECT SUM(cpu_ms) AS value FROM usage_minutes WHERE minute >= %(since)s::bigint / 60000
@@ -183,5 +176,11 @@ ORDER BY seq DESC LIMIT %(limit)s::bigint
 SELECT (to_regclass('jobs_command_trgm') IS NOT NULL
         AND to_regclass('jobs_error_trgm') IS NOT NULL)::int AS value
 
--- name: oldest_seq
-SELECT COALESCE(MIN(seq), 0) AS value FROM jobs
+-- name: list_held
+-- Held jobs, newest first, of one queue and state or any (`list --held`): held jobs are few
+-- next to the rest, and their own index holds them.
+SELECT {job_columns} FROM jobs
+WHERE held AND (%(queue)s::text IS NULL OR queue = %(queue)s::text)
+  AND (%(state)s::text IS NULL OR state = %(state)s::text) AND seq < %(before)s::bigint
+  AND (%(batch)s::text IS NULL OR batch = %(batch)s::text)
+ORDER BY seq DESC LIMIT %(limit)s::bigint

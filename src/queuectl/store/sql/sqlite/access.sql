@@ -3,9 +3,6 @@
 -- name: token_add
 INSERT INTO api_tokens (name, role, digest, created_at) VALUES (?, ?, ?, ?)
 
--- name: token_list
-SELECT name, role, created_at FROM api_tokens ORDER BY name
-
 -- name: token_revoke
 DELETE FROM api_tokens WHERE name = ?
 

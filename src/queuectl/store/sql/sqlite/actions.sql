@@ -28,9 +28,6 @@ RETURNING id
 -- nothing more to lock.
 SELECT {job_columns} FROM jobs WHERE id IN (SELECT value FROM json_each(?))
 
--- name: newest_seq
-SELECT COALESCE(MAX(seq), 0) AS value FROM jobs
-
 -- name: bulk_batch
 -- The next jobs of a bulk change in one state, oldest first: after a cursor (`after`), up to
 -- the newest job when the change began (`upto`). Each batch walks on from where the last one

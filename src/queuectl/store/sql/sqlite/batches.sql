@@ -34,12 +34,7 @@ ORDER BY seq LIMIT :batch
 -- `completed`: every job of it completed.
 UPDATE batches SET finished_at = :now
 WHERE name IN (SELECT value FROM json_each(:names)) AND finished_at IS NULL
-  AND NOT EXISTS (SELECT 1 FROM batch_counts
-                  WHERE batch_counts.batch = batches.name
-                    AND state IN ('pending', 'processing', 'failed') AND n > 0)
-RETURNING name, NOT EXISTS (SELECT 1 FROM batch_counts
-                            WHERE batch_counts.batch = batches.name
-                              AND state IN ('dead', 'cancelled') AND n > 0) AS completed
+{batch_finish_tail}
 
 -- name: batch_release_deps
 -- The jobs waiting for a batch that just finished, no longer waiting for it.

@@ -62,14 +62,6 @@ WHERE id IN (SELECT value FROM json_each(:ids)) AND +state IN ('pending', 'faile
   AND lease_owner IS NULL
 RETURNING id
 
--- name: list_held
--- Held jobs, newest first, of one queue and state or any (`list --held`): held jobs are few
--- next to the rest, and their own index holds them.
-SELECT {job_columns} FROM jobs INDEXED BY jobs_held
-WHERE held = 1 AND (:queue IS NULL OR queue = :queue) AND (:state IS NULL OR state = :state)
-  AND seq < :before AND (:batch IS NULL OR batch = :batch)
-ORDER BY seq DESC LIMIT :limit
-
 -- name: edit_job
 -- The whole edit in one statement, only while the job waits (pending or failed, its last
 -- attempt's processes gone): a claim sees the job before or after it, never a mix. A field
@@ -103,11 +95,6 @@ DELETE FROM job_deps WHERE job_id = :id
 SELECT 1 AS value FROM jobs INDEXED BY jobs_expiring
 WHERE expires_at IS NOT NULL AND expires_at <= :now AND state IN ('pending', 'failed')
 LIMIT 1
-
--- name: queue_defaults
--- The queues whose jobs take defaults (a runner reads them at most once a second).
-SELECT name, default_timeout, default_max_retries FROM queues
-WHERE default_timeout IS NOT NULL OR default_max_retries IS NOT NULL
 
 -- name: set_queue_defaults
 -- A default kept is the row's own at this write: two settings at once each keep the other's.

@@ -1,11 +1,5 @@
 -- Named queries of the SQLite store for enqueue (store/enqueue.py).
 
--- name: insert_jobs
--- A batch with no unique_key and no dependency: nothing to decide, rows go straight in. The
--- columns, and the values' order, are those of store/rows.py's JobRow.
-INSERT INTO jobs ({insert_columns})
-VALUES ({insert_values})
-
 -- name: sqlite_insert_jobs_shared
 -- Rows of insert_jobs that differ only in id and command, as most of a bulk enqueue's do: the
 -- other columns bound once for the statement, the store repeating the (id, command) pair after
@@ -43,16 +37,6 @@ SELECT queue, 'enqueued', '', state, 0, COUNT(*), 0 FROM jobs
 WHERE id IN (SELECT value FROM json_each(?))
 GROUP BY queue, state
 ON CONFLICT (queue, what, outcome, state, bound_ms) DO UPDATE SET n = n + excluded.n
-
--- name: insert_job
--- A job whose unique_key an active job holds is not inserted (no row returned): the caller
--- then looks up the holder. The index predicate makes this the arbiter of the conflict.
-INSERT INTO jobs ({insert_columns})
-VALUES ({insert_values})
-ON CONFLICT (unique_key)
-    WHERE unique_key IS NOT NULL AND state IN ('pending', 'processing', 'failed')
-    DO NOTHING
-RETURNING seq
 
 -- name: insert_dep
 INSERT OR IGNORE INTO job_deps (dep_id, job_id, cond) VALUES (?, ?, ?)

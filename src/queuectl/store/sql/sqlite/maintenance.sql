@@ -65,21 +65,6 @@ WHERE lease_owner = ? AND lease_owner IS NOT NULL AND state <> 'processing'
 -- name: unregister_runner
 DELETE FROM runners WHERE id = ?
 
--- name: runners_before_migration
--- The runners as a store of any schema lists them: read before migrating (see
--- refuse_older_runners), so only the columns every schema has.
-SELECT id, host, pid, pid_started, workers, queues, started_at, heartbeat_at, stop_requested
-FROM runners ORDER BY started_at
-
--- name: runners_listed
--- (`runners` serves the check before a migration too, on the schema it migrates from.)
-SELECT id, host, pid, pid_started, workers, queues, started_at, heartbeat_at, stop_requested,
-       enforces, tags
-FROM runners ORDER BY started_at
-
--- name: running_jobs
-SELECT lease_owner, id FROM jobs WHERE state = 'processing' ORDER BY lease_owner, started_at
-
 -- name: request_stop
 UPDATE runners SET stop_requested = 1
 
@@ -99,18 +84,12 @@ ON CONFLICT (name) DO UPDATE SET cron = excluded.cron, every_s = excluded.every_
 -- name: delete_schedule
 DELETE FROM schedules WHERE name = ?
 
--- name: schedules
-SELECT name, cron, every_s, tz, job, created_at, last_at, next_at FROM schedules ORDER BY name
-
 -- name: due_schedules
 SELECT name, cron, every_s, tz, job, created_at, last_at, next_at FROM schedules
 WHERE next_at <= ? ORDER BY next_at
 
 -- name: advance_schedule
 UPDATE schedules SET last_at = :now, next_at = :next_at WHERE name = :name
-
--- name: next_schedule
-SELECT MIN(next_at) AS value FROM schedules
 
 -- name: forget_finished_minutes
 -- The rows of minutes no read looks at any more.

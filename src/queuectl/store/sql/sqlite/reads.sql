@@ -100,13 +100,6 @@ WHERE finished_at >= ? AND finished_at IS NOT NULL
   AND +state IN ('completed', 'dead', 'cancelled')
 GROUP BY state
 
--- name: usage_totals
--- What the attempts that ended cost since the store began (minute -1), per queue and bucket
--- of peak memory (-1: none recorded, -2: above every bound).
-SELECT queue, bound_bytes, SUM(n) AS n, SUM(cpu_ms) AS cpu_ms, SUM(peak_bytes) AS peak_bytes
-FROM usage_minutes WHERE minute = -1
-GROUP BY queue, bound_bytes ORDER BY queue, bound_bytes
-
 -- name: cpu_since
 -- CPU milliseconds of the attempts that ended from the minute of an instant on.
 SELECT SUM(cpu_ms) AS value FROM usage_minutes WHERE minute >= :since / 60000
@@ -164,5 +157,10 @@ ORDER BY seq DESC LIMIT :limit
 -- Whether the index of migration 0019 is there (always, on SQLite).
 SELECT COUNT(*) AS value FROM sqlite_master WHERE name = 'jobs_text'
 
--- name: oldest_seq
-SELECT COALESCE(MIN(seq), 0) AS value FROM jobs
+-- name: list_held
+-- Held jobs, newest first, of one queue and state or any (`list --held`): held jobs are few
+-- next to the rest, and their own index holds them.
+SELECT {job_columns} FROM jobs INDEXED BY jobs_held
+WHERE held = 1 AND (:queue IS NULL OR queue = :queue) AND (:state IS NULL OR state = :state)
+  AND seq < :before AND (:batch IS NULL OR batch = :batch)
+ORDER BY seq DESC LIMIT :limit
