@@ -52,6 +52,18 @@ class Outcome:
     def succeeded(self) -> bool:
         return self.error is None and self.exit_code == 0
 
+    def gone(self) -> Outcome:
+        """The same attempt as abandoned: nothing to settle, its processes are gone."""
+        return Outcome(
+            self.job_id,
+            self.attempt,
+            self.exit_code,
+            self.error,
+            None,
+            abandoned=True,
+            token=self.token,
+        )
+
 
 @dataclass(frozen=True)
 class Settlement:

@@ -439,8 +439,8 @@ MUTANTS: list[Mutant] = [
     Mutant(
         "core-bulk-cursor-skips",
         "store/actions.py",
-        'return [row["id"] for row in rows], int(rows[-1]["seq"]) if rows else after',
-        'return [row["id"] for row in rows], int(rows[-1]["seq"]) + 1 if rows else after',
+        'return [row["id"] for row in rows], int(rows[-1]["seq"]) if rows else step.after',
+        'return [row["id"] for row in rows], int(rows[-1]["seq"]) + 1 if rows else step.after',
         "each batch of a bulk change skips the job after the last one it read",
         ("tests/store/test_actions.py", "-k", "batch"),
     ),
@@ -645,8 +645,8 @@ MUTANTS: list[Mutant] = [
     Mutant(
         "tree-leftovers-not-killed",
         "runner/tree.py",
-        "if not name.isdigit() or _marker(int(name)) not in attempts:",
-        "if not name.isdigit() or _marker(int(name)) not in attempts or True:",
+        "if not name.isdigit() or (marks := _marks(int(name))) is None:",
+        "if not name.isdigit() or (marks := _marks(int(name))) is None or True:",
         "a dead runner's job processes are not found, so not killed before its slot is freed",
         ("tests/reliability/test_leftovers.py",),
     ),
@@ -819,10 +819,20 @@ MUTANTS: list[Mutant] = [
     Mutant(
         "attempt-cost-not-reported",
         "runner/supervisor.py",
-        "                    cpu_ms=attempt.cpu_ms,\n",
-        "                    cpu_ms=None,\n",
+        "            cpu_ms=attempt.cpu_ms,\n",
+        "            cpu_ms=None,\n",
         "the history has no CPU time",
         ("tests/runner/test_limits_runner.py", "-k", "records_its_cost and sqlite"),
+    ),
+    Mutant(
+        "tree-marker-ignores-runner",
+        "runner/tree.py",
+        "        if (runner, job_id, token) not in attempts and (\n"
+        "            runner is not None or (job_id, token) not in unnamed\n"
+        "        ):",
+        "        if (job_id, token) not in unnamed:",
+        "a dead runner's watchdog kills another store's job of the same id and claim token",
+        ("tests/runner/test_watchdog_claims.py", "-k", "another_store"),
     ),
     Mutant(
         "tree-marker-by-attempt-number",

@@ -8,7 +8,7 @@ import signal
 from pathlib import Path
 
 from queuectl import Queue
-from tests.support.runners import alive, wait_until
+from tests.support.runners import RunnerProcess, alive, wait_until
 
 
 def _children(pid: int) -> list[int]:
@@ -57,3 +57,47 @@ def test_a_dead_runners_watchdog_spares_the_next_attempt_one_of_the_same_number(
     assert job is not None
     assert job.state == "processing"
     second.send(signal.SIGTERM)
+
+
+def _same_job_in_two_stores(
+    queue: Queue, start_runner, tmp_path: Path, *args: str
+) -> tuple[RunnerProcess, int, RunnerProcess, int]:
+    """Job `same` under claim token 1 in `queue`'s store and in a SQLite store of its own, each
+    run by a runner of its store on this host: (ours, its pid, theirs, its pid)."""
+    ours, theirs = tmp_path / "ours", tmp_path / "theirs"
+    other = tmp_path / "other.db"
+    queue.enqueue(command=f"echo $$ >> {ours}; exec sleep 600", id="same")
+    with Queue(str(other)) as other_queue:
+        other_queue.enqueue(command=f"echo $$ >> {theirs}; exec sleep 600", id="same")
+    runner = start_runner("-n", "1", *args)
+    bystander = start_runner("-n", "1", env={"QUEUECTL_DB": str(other)}, register=False)
+    wait_until(lambda: len(_pids(ours)) == 1 and len(_pids(theirs)) == 1, 30, "both jobs")
+    return runner, _pids(ours)[0], bystander, _pids(theirs)[0]
+
+
+def test_a_dead_runners_watchdog_spares_a_job_of_the_same_id_in_another_store(
+    queue: Queue, start_runner, tmp_path: Path
+) -> None:
+    runner, ours, bystander, theirs = _same_job_in_two_stores(queue, start_runner, tmp_path)
+    watchdog = _watchdog_of(runner.pid)
+    runner.send(signal.SIGKILL)
+    wait_until(lambda: not alive(watchdog), 10, "the dead runner's watchdog to finish")
+    assert not alive(ours), "the dead runner's job outlived it"
+    assert alive(theirs), "its watchdog killed another store's job of the same id and token"
+    bystander.send(signal.SIGTERM)
+
+
+def test_a_frozen_runners_jobs_killed_by_a_sibling_spare_another_stores_job(
+    queue: Queue, start_runner, tmp_path: Path
+) -> None:
+    queue.set_config("lease_seconds", 1)
+    runner, ours, bystander, theirs = _same_job_in_two_stores(queue, start_runner, tmp_path)
+    runner.send(signal.SIGSTOP)  # frozen past its lease: a sibling kills its jobs' processes
+    sibling = start_runner("-n", "1")
+    try:
+        wait_until(lambda: not alive(ours), 30, "the sibling to kill the frozen runner's job")
+        assert alive(theirs), "the sibling killed another store's job of the same id and token"
+    finally:
+        runner.send(signal.SIGKILL)
+        sibling.send(signal.SIGTERM)
+        bystander.send(signal.SIGTERM)

@@ -69,7 +69,7 @@ def kill_leftovers(store: Store, runners: list[Runner], now_ms: int, lease_s: fl
     # Stopped for one lease, not the two that make it dead: its jobs' leases have run out, so
     # they are about to be run elsewhere.
     gone = [r for r in runners if is_local(r) and _gone_or_stopped(r, now_ms, lease_s)]
-    left = {item for r in gone for item in store.owned_jobs(r.id).items()}
+    left = {(r.id, job_id, token) for r in gone for job_id, token in store.owned_jobs(r.id).items()}
     return kill_attempts(left) if left else 0
 
 

@@ -33,7 +33,7 @@ from queuectl.runner.liveness import host_name, process_started
 from queuectl.runner.log import EventLog
 from queuectl.runner.maintenance import READ_MIN_S, TICK_S, maintenance_of
 from queuectl.runner.slots import Slots
-from queuectl.runner.tree import open_tree
+from queuectl.runner.tree import RUNNER_ENV, open_tree
 from queuectl.runner.watchdog import Watchdog
 from queuectl.store import Claim, Runner, Store, open_store
 
@@ -79,6 +79,7 @@ class Supervisor:
         self.poll_s = poll_s
         self.id = f"{host_name()}-{os.getpid()}-{os.urandom(2).hex()}"
         self.base_env = dict(os.environ)
+        self.base_env[RUNNER_ENV] = self.id  # which of this host's runners a process is for
         if target is not None:  # `queuectl progress` inside a job reports to this store
             self.base_env["QUEUECTL_DB"] = target
         self.progress_dir: str | None = None  # where jobs' progress files are (see ProgressFiles)
@@ -122,7 +123,7 @@ class Supervisor:
             # SIGHUP (its terminal closed, an SSH session dropped) is a graceful stop too.
             for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGCHLD)
         }
-        self.watchdog = Watchdog(self.log)
+        self.watchdog = Watchdog(self.log, self.id)
         self.tree = open_tree({self.watchdog.pid})
         executor.probe(self.tree)
         selector = self.selector = selectors.DefaultSelector()
@@ -437,6 +438,23 @@ class Supervisor:
         output = executor.tail(attempt, int(self.config["output_limit"]))
         dropped = max(0, executor.output_size(attempt) - len(output))
         ended = time.monotonic()
+        fence = None
+        if claim.max_retries is not None:
+            fence = Fence(claim.attempt, claim.token, claim.max_retries, claim.no_retry_exit_codes)
+        outcome = Outcome(
+            claim.id,
+            claim.attempt,
+            attempt.exit_code,
+            attempt.error,
+            duration_ms=round((ended - attempt.started_mono) * 1000),
+            output=output,
+            ended_mono=ended,
+            output_dropped=dropped,
+            fence=fence,
+            token=claim.token,
+            cpu_ms=attempt.cpu_ms,
+            max_rss_bytes=attempt.max_rss_bytes,
+        )
         if attempt.abandoned:
             # Cancelled (or lost): no settlement follows, but a cancelled attempt's history
             # keeps what it printed; the store refuses the output of an attempt not ours.
@@ -444,39 +462,8 @@ class Supervisor:
             with contextlib.suppress(StoreError):
                 self.store.save_output(self.id, claim.id, claim.token, output, dropped)
             # Its processes are gone: the outcome says so, and lets go of what they held.
-            self.unsent.append(
-                Outcome(
-                    claim.id,
-                    claim.attempt,
-                    attempt.exit_code,
-                    attempt.error,
-                    None,
-                    abandoned=True,
-                    token=claim.token,
-                )
-            )
-        else:
-            fence = None
-            if claim.max_retries is not None:
-                fence = Fence(
-                    claim.attempt, claim.token, claim.max_retries, claim.no_retry_exit_codes
-                )
-            self.unsent.append(
-                Outcome(
-                    claim.id,
-                    claim.attempt,
-                    attempt.exit_code,
-                    attempt.error,
-                    duration_ms=round((ended - attempt.started_mono) * 1000),
-                    output=output,
-                    ended_mono=ended,
-                    output_dropped=dropped,
-                    fence=fence,
-                    token=claim.token,
-                    cpu_ms=attempt.cpu_ms,
-                    max_rss_bytes=attempt.max_rss_bytes,
-                )
-            )
+            outcome = outcome.gone()
+        self.unsent.append(outcome)
         executor.close(attempt)
 
     def _settle_and_claim(self, now: float) -> list[Claim]:
@@ -511,17 +498,7 @@ class Supervisor:
                     # Cancelled as it ended by itself: nothing else will say that its processes
                     # are gone, and until then its lease holds its lock, its queue's slot and
                     # its job (requeued meanwhile). The store ignores it for an attempt reaped.
-                    self.unsent.append(
-                        Outcome(
-                            outcome.job_id,
-                            outcome.attempt,
-                            outcome.exit_code,
-                            outcome.error,
-                            None,
-                            abandoned=True,
-                            token=outcome.token,
-                        )
-                    )
+                    self.unsent.append(outcome.gone())
         if want:
             self.may_have_work = len(exchange.claims) == want
             if not self.may_have_work:

@@ -27,6 +27,9 @@ SCAN_EVERY_S = 0.2  # how often a running job's descendants are looked for
 DYING_SCAN_S = 0.05  # how often an ended job's remaining processes are looked for again
 SLOW_DYING_SCAN_S = 1.0  # the same, once they have outlived EMPTY_WAIT_S
 EMPTY_WAIT_S = 2.0  # how long a stopping runner waits for its killed cgroups to empty
+#: The variable that names, in a job's environment, the runner that started it.
+RUNNER_ENV = "QUEUECTL_RUNNER_ID"
+RUNNER_ENV_PREFIX = f"{RUNNER_ENV}=".encode()
 ENDED_KEPT = 1000  # ended attempts remembered, to recognise their late orphans by environment
 ENDED_CGROUPS_KEPT = 32  # ended jobs' empty cgroups kept for reuse (slots need fewer)
 NO_CGROUP_ENV = "QUEUECTL_NO_CGROUP"  # "1": the subreaper even where cgroups are writable
@@ -358,19 +361,29 @@ def _remove_stale(own: str) -> None:
 # -- what a dead runner left
 
 
-def kill_attempts(attempts: set[tuple[str, int]], wait_s: float = EMPTY_WAIT_S) -> int:
-    """SIGKILL every process of this host started for one of `attempts` (job id, claim token), and
-    the job cgroup each is in; wait (up to `wait_s`) until they are gone. How many were found.
+def kill_attempts(attempts: set[tuple[str, str, int]], wait_s: float = EMPTY_WAIT_S) -> int:
+    """SIGKILL every process of this host started for one of `attempts` (runner id, job id,
+    claim token), and the job cgroup each is in; wait (up to `wait_s`) until they are gone. How
+    many were found.
 
     For the jobs of a runner that died here: its watchdog kills them, but nothing orders that
     before another runner frees their slots and locks. A process is known by the
-    QUEUECTL_JOB_ID and QUEUECTL_CLAIM_TOKEN in its environment, which every descendant inherits
-    (not by its attempt number: a requeued job's attempts are numbered from 1 again);
-    one that cleared them dies with its job's cgroup, where there is one.
+    QUEUECTL_RUNNER_ID, QUEUECTL_JOB_ID and QUEUECTL_CLAIM_TOKEN in its environment, which every
+    descendant inherits (not by its attempt number: a requeued job's attempts are numbered from
+    1 again; and not by job and token alone: another store's runner on this host may run a job
+    of the same id under the same token); one that cleared them dies with its job's cgroup,
+    where there is one. A process that an older queuectl started names no runner: its job and
+    token answer, as they did then.
     """
+    unnamed = {(job_id, token) for _, job_id, token in attempts}
     found: dict[int, int] = {}
     for name in os.listdir("/proc"):
-        if not name.isdigit() or _marker(int(name)) not in attempts:
+        if not name.isdigit() or (marks := _marks(int(name))) is None:
+            continue
+        runner, job_id, token = marks
+        if (runner, job_id, token) not in attempts and (
+            runner is not None or (job_id, token) not in unnamed
+        ):
             continue
         pid = int(name)
         info = read_start(pid)
@@ -432,22 +445,31 @@ def _children(pid: int) -> list[int]:
     return found
 
 
-def _marker(pid: int) -> tuple[str, int] | None:
-    """The job and claim token a process was started for, from its environment."""
+def _marks(pid: int) -> tuple[str | None, str, int] | None:
+    """The runner, job and claim token a process was started for, from its environment (no
+    runner for one an older queuectl started)."""
     try:
         with open(f"/proc/{pid}/environ", "rb") as handle:
             words = handle.read().split(b"\0")
     except OSError:
         return None
-    job_id = token = None
+    runner = job_id = token = None
     for word in words:
         if word.startswith(b"QUEUECTL_JOB_ID="):
             job_id = word[16:].decode(errors="replace")
         elif word.startswith(b"QUEUECTL_CLAIM_TOKEN="):
             token = word[21:].decode(errors="replace")
+        elif word.startswith(RUNNER_ENV_PREFIX):
+            runner = word[len(RUNNER_ENV_PREFIX) :].decode(errors="replace")
     if job_id is None or token is None or not token.isdigit():
         return None
-    return job_id, int(token)
+    return runner, job_id, int(token)
+
+
+def _marker(pid: int) -> tuple[str, int] | None:
+    """The job and claim token a process was started for, from its environment."""
+    marks = _marks(pid)
+    return None if marks is None else (marks[1], marks[2])
 
 
 @dataclass

@@ -38,11 +38,11 @@ BATCH_S = 0.05
 class Watchdog:
     """The runner's end: starts the watchdog, and tells it (in batches) what dies with it."""
 
-    def __init__(self, log: Callable[..., Any]) -> None:
+    def __init__(self, log: Callable[..., Any], runner_id: str) -> None:
         self.log = log
         self.lines: list[bytes] = []
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "queuectl.runner.watchdog"],
+            [sys.executable, "-m", "queuectl.runner.watchdog", runner_id],
             stdin=subprocess.PIPE,
             start_new_session=True,
             close_fds=True,
@@ -88,7 +88,8 @@ def main() -> None:
     fd = sys.stdin.fileno()
     groups: set[int] = set()
     processes: set[tuple[int, int]] = set()
-    attempts: set[tuple[str, int]] = set()
+    runner_id = sys.argv[1]
+    attempts: set[tuple[str, str, int]] = set()
     cgroups: list[str] = []
     pending = b""
     while chunk := os.read(fd, 1 << 16):
@@ -97,9 +98,9 @@ def main() -> None:
             if word[:2] in (b"+a", b"-a"):
                 job_id, token = word[2:].decode().rsplit(":", 1)
                 if word[:1] == b"+":
-                    attempts.add((job_id, int(token)))
+                    attempts.add((runner_id, job_id, int(token)))
                 else:
-                    attempts.discard((job_id, int(token)))
+                    attempts.discard((runner_id, job_id, int(token)))
             elif word[:2] in (b"+p", b"-p"):
                 number, start = word[2:].split(b":")
                 entry = (int(number), int(start))
