@@ -276,9 +276,12 @@ class NewJob:
         return now_ms + round((self.delay_s or 0) * 1000)
 
     def expires_at(self, now_ms: int) -> int | None:
-        """When the job is cancelled if it has not started by then (None: never)."""
+        """When the job is cancelled if it has not started by then (None: never). An instant
+        already past is refused, as a duration of zero is: such a job could never run."""
         if self.expires_in_s is not None:
             return now_ms + round(self.expires_in_s * 1000)
+        if self.expires_at_ms is not None and self.expires_at_ms <= now_ms:
+            raise InvalidInputError(f"expires: {ms_to_iso(self.expires_at_ms)} has passed")
         return self.expires_at_ms
 
 

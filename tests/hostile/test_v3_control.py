@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from queuectl import Queue
+from queuectl.errors import InvalidInputError
 from tests.support import fake_runner
 from tests.support.cli import QUEUECTL, assert_clean_error
 
@@ -29,6 +30,7 @@ BAD_EDITS: list[tuple[list[str], int]] = [
     (["--command", "   "], 2),
     (["--delay", "1s", "--run-at", "2030-01-01"], 2),
     (["--expires", "0"], 2),
+    (["--expires", "2020-01-01T00:00:00Z"], 2),  # passed: the job could never run
     (["--after", "victim"], 2),  # itself
     # atomic: the valid change is not made either
     (["--priority", "5", "--after", "nosuch"], 2),
@@ -167,6 +169,18 @@ def test_a_bad_expires_is_named_as_expires(cli: Cli, queue: Queue) -> None:
     for command in (["edit", job], ["enqueue", "-c", "true"]):
         line = assert_clean_error(cli(*command, "--expires", "-1s"), 2)
         assert "--run-at" not in line, line
+
+
+def test_an_expiry_already_past_is_refused(cli: Cli, queue: Queue) -> None:
+    before = queue.status()["counts"]
+    line = assert_clean_error(cli("enqueue", "--expires", "2020-01-01T00:00:00Z", "--", "true"), 2)
+    assert "expires: 2020-01-01" in line, line
+    assert "has passed" in line, line
+    with pytest.raises(InvalidInputError):
+        queue.enqueue_many(
+            [{"command": "true"}, {"command": "true", "expires": "2020-01-01T00:00:00Z"}]
+        )
+    assert queue.status()["counts"] == before  # all or nothing
 
 
 @pytest.mark.backends("sqlite")
