@@ -10,8 +10,6 @@ import socket
 import subprocess
 from pathlib import Path
 
-import pytest
-
 from queuectl import Queue
 from tests.support.cli import QUEUECTL
 from tests.support.runners import alive, wait_until
@@ -204,11 +202,6 @@ def test_env_all_gives_the_job_the_enqueuers_environment_but_its_secrets(
     assert queue.output("named") == b"from the shell|enqueuer|t0ken||"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="out of descriptors, executor.start raises (the pipe, the output's memfd, the "
-    "cgroup's directory) out of the runner's loop: the runner exits 1 with its jobs",
-)
 def test_a_runner_out_of_descriptors_fails_the_jobs_it_cannot_start_and_lives_on(
     queue: Queue, start_runner
 ) -> None:

@@ -51,7 +51,7 @@ class Attempt:
 
     claim: Claim
     pid: int | None  # also its process group: each command leads a session of its own
-    output: BinaryIO  # the unnamed file the command writes to
+    output: BinaryIO | None  # the unnamed file the command writes to (None: none was made)
     started_at_ms: int
     started_mono: float
     deadline: float | None  # monotonic instant of its timeout
@@ -115,7 +115,10 @@ def start(
     if progress_dir is not None:
         env["QUEUECTL_PROGRESS_FILE"] = os.path.join(progress_dir, f"{claim.id}.{claim.token}")
     timeout_s = (default_timeout_s or None) if claim.timeout is None else (claim.timeout or None)
-    output = _output_file()
+    try:
+        output: BinaryIO | None = _output_file()
+    except OSError as exc:  # out of descriptors or memory: this job fails, the runner lives on
+        output, failed = None, f"cannot start: {exc.strerror or exc}"
     started_at_ms = time.time_ns() // 1_000_000
     mono = time.monotonic()
     attempt = Attempt(
@@ -132,6 +135,9 @@ def start(
         attempt.silence_s, attempt.last_output = claim.silence_timeout, mono
     if progress_dir is not None:
         attempt.progress_file = env["QUEUECTL_PROGRESS_FILE"]
+    if output is None:
+        attempt.error = failed
+        return attempt
     if tree is not None:
         attempt.tree = tree
         attempt.job = tree.new_job(claim.id, claim.token)
@@ -143,9 +149,13 @@ def start(
             attempt.error = f"cannot start: cannot set the job's limits: {exc.strerror or exc}"
             return attempt
     global _DEVNULL
-    if _DEVNULL is None:
-        _DEVNULL = os.open(os.devnull, os.O_RDONLY)
-    pipe_r, out = os.pipe2(os.O_CLOEXEC) if hasattr(os, "pipe2") else os.pipe()
+    try:
+        if _DEVNULL is None:
+            _DEVNULL = os.open(os.devnull, os.O_RDONLY)
+        pipe_r, out = os.pipe2(os.O_CLOEXEC) if hasattr(os, "pipe2") else os.pipe()
+    except OSError as exc:
+        attempt.error = f"cannot start: {exc.strerror or exc}"
+        return attempt
     if hasattr(fcntl, "F_SETPIPE_SZ"):
         with contextlib.suppress(OSError):  # above /proc/sys/fs/pipe-max-size: keep the default
             fcntl.fcntl(pipe_r, fcntl.F_SETPIPE_SZ, PIPE_BYTES)
@@ -234,7 +244,7 @@ def probe(tree: Tree) -> None:
 def pump(attempt: Attempt, keep: int, slack: int) -> bool:
     """Move what the command wrote from its pipe to the output file, freeing all but the last
     `keep` bytes once `slack` more have piled up. False once the pipe has ended."""
-    if attempt.pipe is None:
+    if attempt.pipe is None or attempt.output is None:
         return False
     out = attempt.output.fileno()
     moved = 0
@@ -276,7 +286,7 @@ def _output_file() -> BinaryIO:
 
 def trim(attempt: Attempt, keep: int) -> None:
     """Free the output's memory before its last `keep` bytes (Linux); its size stays."""
-    if _fallocate is None:
+    if _fallocate is None or attempt.output is None:
         return
     fd = attempt.output.fileno()
     end = os.fstat(fd).st_size - keep
@@ -356,6 +366,8 @@ def terminate(attempt: Attempt, now: float, error: str | None) -> None:
 
 def tail(attempt: Attempt, limit: int) -> bytes:
     """The last `limit` bytes the command wrote."""
+    if attempt.output is None:
+        return b""
     fd = attempt.output.fileno()
     size = os.fstat(fd).st_size
     if size == 0 or limit <= 0:
@@ -365,9 +377,10 @@ def tail(attempt: Attempt, limit: int) -> bytes:
 
 
 def output_size(attempt: Attempt) -> int:
-    return os.fstat(attempt.output.fileno()).st_size
+    return 0 if attempt.output is None else os.fstat(attempt.output.fileno()).st_size
 
 
 def close(attempt: Attempt) -> None:
     close_pipe(attempt)
-    attempt.output.close()
+    if attempt.output is not None:
+        attempt.output.close()
