@@ -147,6 +147,20 @@ def json_or_empty(items: Sequence[Any], as_json: bool, empty: str) -> bool:
     return False
 
 
+def print_listing(
+    items: Sequence[Any],
+    as_json: bool,
+    empty: str,
+    columns: Sequence[str],
+    rows: Sequence[Sequence[Any]],
+    elastic: Sequence[str] = (),
+) -> None:
+    """A listing: with --json the whole list; for an empty list the line `empty` on stderr;
+    else the table of `rows`, a row an item."""
+    if not json_or_empty(items, as_json, empty):
+        print_table(None, columns, rows, elastic=elastic)
+
+
 def cell(value: Any) -> Any:
     """A table cell: rich Text as given, anything else as plain text with controls visible."""
     from rich.text import Text
