@@ -7,7 +7,7 @@ from typing import Any
 import click
 
 from queuectl.cli import Group, Session, complete
-from queuectl.cli.params import UTF8, enqueue_options, listing, template_job
+from queuectl.cli.params import enqueue_options, listing, removal, template_job
 
 
 @click.group(cls=Group)
@@ -74,9 +74,7 @@ def hook_list(session: Session, as_json: bool) -> None:
     )
 
 
-@hook.command("remove")
-@click.argument("name", type=UTF8, shell_complete=complete.hooks)
-@click.pass_obj
+@removal(hook, complete.hooks)
 def hook_remove(session: Session, name: str) -> None:
     """Remove a hook (hook jobs it already enqueued stay)."""
     session.existing_queue.remove_hook(name)

@@ -108,6 +108,17 @@ def listing(group: click.Group, help: str) -> Callable[[Callable[..., None]], cl
     return make
 
 
+def removal(group: click.Group, names: Any) -> Callable[[Callable[..., None]], click.Command]:
+    """The `remove NAME` command of `group`, given the session and the name (completed by
+    `names`)."""
+
+    def make(function: Callable[..., None]) -> click.Command:
+        name = click.argument("name", type=UTF8, shell_complete=names)
+        return group.command("remove")(name(click.pass_obj(function)))
+
+    return make
+
+
 def states_option(help: str) -> Callable[[F], F]:
     """--state, repeatable (`states`), its values completed."""
     return click.option(

@@ -7,7 +7,7 @@ from typing import Any
 import click
 
 from queuectl.cli import Group, Session, complete
-from queuectl.cli.params import UTF8, enqueue_options, listing, template_job
+from queuectl.cli.params import enqueue_options, listing, removal, template_job
 
 
 @click.group(cls=Group)
@@ -72,9 +72,7 @@ def schedule_list(session: Session, as_json: bool) -> None:
     print_listing(schedules, as_json, "no schedules", columns, rows, elastic=("COMMAND",))
 
 
-@schedule.command("remove")
-@click.argument("name", type=UTF8, shell_complete=complete.schedules)
-@click.pass_obj
+@removal(schedule, complete.schedules)
 def schedule_remove(session: Session, name: str) -> None:
     """Remove a schedule (jobs it already enqueued stay)."""
     session.queue.remove_schedule(name)
