@@ -3,7 +3,8 @@ entries, tokens and batches, as the CLI's --json and the HTTP API give them."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import dataclasses
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from queuectl.durations import ms_to_iso
@@ -32,42 +33,17 @@ def runner_dict(runner: Runner) -> dict[str, Any]:
 
 def attempt_dict(attempt: Attempt) -> dict[str, Any]:
     """An attempt as a job's history entry in `show --json`."""
-    return {
-        "attempt": attempt.attempt,
-        "runner": attempt.runner,
-        "host": attempt.host,
-        "started_at": ms_to_iso(attempt.started_at_ms),
-        "finished_at": ms_to_iso(attempt.finished_at_ms),
-        "exit_code": attempt.exit_code,
-        "error": attempt.error,
-        "duration_ms": attempt.duration_ms,
-        "cpu_ms": attempt.cpu_ms,
-        "max_rss_bytes": attempt.max_rss_bytes,
-    }
+    return record_json(attempt, omit=("token",))
 
 
 def schedule_dict(schedule: Schedule) -> dict[str, Any]:
     """A schedule as JSON (`schedule list --json`, the HTTP API)."""
-    return {
-        "name": schedule.name,
-        "cron": schedule.cron,
-        "every": schedule.every_s,
-        "tz": schedule.tz,
-        "job": schedule.job,
-        "last_at": ms_to_iso(schedule.last_at_ms),
-        "next_at": ms_to_iso(schedule.next_at_ms),
-    }
+    return record_json(schedule, omit=("created_at_ms",), renamed={"every_s": "every"})
 
 
 def hook_dict(hook: Hook) -> dict[str, Any]:
     """A hook as JSON (`hook list --json`, the HTTP API)."""
-    return {
-        "name": hook.name,
-        "on": list(hook.events),
-        "queue": hook.queue,
-        "job": hook.job,
-        "created_at": ms_to_iso(hook.created_at_ms),
-    }
+    return record_json(hook, renamed={"events": "on"})
 
 
 def audit_dict(entry: AuditEntry) -> dict[str, Any]:
@@ -85,7 +61,24 @@ def audit_dict(entry: AuditEntry) -> dict[str, Any]:
 
 def token_dict(token: Token) -> dict[str, Any]:
     """A token as `token list --json` shows it (never the token itself)."""
-    return {"name": token.name, "role": token.role, "created_at": ms_to_iso(token.created_at_ms)}
+    return record_json(token)
+
+
+def record_json(
+    record: Any, omit: Sequence[str] = (), renamed: Mapping[str, str] | None = None
+) -> dict[str, Any]:
+    """A record's fields as JSON, in their order, but those in `omit`: an instant `X_at_ms`
+    as ISO-8601 text under `X_at`, a field in `renamed` under its new name."""
+    found: dict[str, Any] = {}
+    for field in dataclasses.fields(record):
+        value = getattr(record, field.name)
+        if field.name in omit:
+            continue
+        if field.name.endswith("_at_ms"):
+            found[field.name.removesuffix("_ms")] = ms_to_iso(value)
+        else:
+            found[(renamed or {}).get(field.name, field.name)] = value
+    return found
 
 
 def batch_dict(batch: Batch, now_ms: int) -> dict[str, Any]:

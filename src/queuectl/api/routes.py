@@ -6,7 +6,8 @@ from __future__ import annotations
 import json
 import threading
 import time
-from typing import Annotated, Any
+from collections.abc import Callable
+from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, Body, Depends, Query, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -37,6 +38,7 @@ MAX_SEARCH = 500
 #: it is validated, stored and answered, far more than its text in the body.
 MAX_JOBS_PER_REQUEST = 1000
 THROUGHPUT_CACHE_S = 5.0
+F = TypeVar("F", bound=Callable[..., Any])
 
 router = APIRouter(
     prefix="/api", dependencies=[Depends(require_token)], responses=ERRORS, route_class=JsonRoute
@@ -45,6 +47,29 @@ open_router = APIRouter(prefix="/api", responses=ERRORS)  # /api/health: no toke
 metrics_router = APIRouter(dependencies=[Depends(require_token)], responses=ERRORS)
 
 QueueDep = Annotated[Queue, Depends(get_queue)]
+
+
+def job_change(
+    route: Callable[..., Callable[[F], F]], path: str, **options: Any
+) -> Callable[[F], F]:
+    """A route (`router.post`, ...) that changes one job and answers it (fields a job lacks
+    left out): 404 if there is none, 409 if its state does not allow the change."""
+    return route(
+        path,
+        tags=["jobs"],
+        response_model=schemas.JobOut,
+        response_model_exclude_unset=True,
+        responses={**NOT_FOUND, **CONFLICT},
+        **options,
+    )
+
+
+def queue_settings(
+    route: Callable[..., Callable[[F], F]], path: str, model: Any
+) -> Callable[[F], F]:
+    """A route (`router.get`, ...) that answers queues' settings as `model` (of QueueOut; a
+    limit or default a queue lacks left out)."""
+    return route(path, tags=["queues"], response_model=model, response_model_exclude_unset=True)
 
 
 # -- jobs
@@ -155,26 +180,14 @@ def output(
     return Response(queue.output(job_id, attempt), media_type="text/plain; charset=utf-8")
 
 
-@router.post(
-    "/jobs/{job_id}/cancel",
-    tags=["jobs"],
-    response_model=schemas.JobOut,
-    response_model_exclude_unset=True,
-    responses={**NOT_FOUND, **CONFLICT},
-)
+@job_change(router.post, "/jobs/{job_id}/cancel")
 def cancel(queue: QueueDep, job_id: str) -> dict[str, Any]:
     """Cancel a pending, failed or running job (a running process is killed); 409 otherwise."""
     queue.cancel(job_id)
     return queue.get(job_id).to_dict()
 
 
-@router.post(
-    "/jobs/{job_id}/retry",
-    tags=["jobs"],
-    response_model=schemas.JobOut,
-    response_model_exclude_unset=True,
-    responses={**NOT_FOUND, **CONFLICT},
-)
+@job_change(router.post, "/jobs/{job_id}/retry")
 def retry(queue: QueueDep, job_id: str) -> dict[str, Any]:
     """Run a completed, dead or cancelled job again from attempt 0 (its history is kept), or
     a failed job waiting for its retry at once; 409 in any other state."""
@@ -240,12 +253,9 @@ def cancel_batch(queue: QueueDep, name: str) -> dict[str, Any]:
     return {"cancelled": queue.cancel_all(batch=name)}
 
 
-@router.patch(
+@job_change(
+    router.patch,
     "/jobs/{job_id}",
-    tags=["jobs"],
-    response_model=schemas.JobOut,
-    response_model_exclude_unset=True,
-    responses={**NOT_FOUND, **CONFLICT},
     openapi_extra={
         "requestBody": {
             "required": True,
@@ -261,25 +271,13 @@ def edit(queue: QueueDep, job_id: str, payload: Annotated[Any, Body()]) -> dict[
     return queue.edit(job_id, by="api", **payload).to_dict()
 
 
-@router.post(
-    "/jobs/{job_id}/hold",
-    tags=["jobs"],
-    response_model=schemas.JobOut,
-    response_model_exclude_unset=True,
-    responses={**NOT_FOUND, **CONFLICT},
-)
+@job_change(router.post, "/jobs/{job_id}/hold")
 def hold(queue: QueueDep, job_id: str) -> dict[str, Any]:
     """Hold a pending or failed job: no runner takes it until released; 409 otherwise."""
     return queue.hold(job_id)[0].to_dict()
 
 
-@router.post(
-    "/jobs/{job_id}/release",
-    tags=["jobs"],
-    response_model=schemas.JobOut,
-    response_model_exclude_unset=True,
-    responses={**NOT_FOUND, **CONFLICT},
-)
+@job_change(router.post, "/jobs/{job_id}/release")
 def release(queue: QueueDep, job_id: str) -> dict[str, Any]:
     """Release a held job; 409 if it is running or finished."""
     return queue.release(job_id)[0].to_dict()
@@ -381,23 +379,13 @@ def config_set(queue: QueueDep, key: str, body: schemas.ConfigValueIn) -> dict[s
     return {"key": canonical_key(key), "value": stored}
 
 
-@router.get(
-    "/queues",
-    tags=["queues"],
-    response_model=dict[str, schemas.QueueOut],
-    response_model_exclude_unset=True,
-)
+@queue_settings(router.get, "/queues", dict[str, schemas.QueueOut])
 def queues(queue: QueueDep) -> dict[str, Any]:
     """Named queues: whether paused, their limits, their counts per state."""
     return queue.queues()
 
 
-@router.put(
-    "/queues/{name}",
-    tags=["queues"],
-    response_model=schemas.QueueOut,
-    response_model_exclude_unset=True,
-)
+@queue_settings(router.put, "/queues/{name}", schemas.QueueOut)
 def set_queue(queue: QueueDep, name: str, body: schemas.QueueLimitsIn) -> dict[str, Any]:
     """Set a queue's concurrency and rate limits, and its jobs' defaults (memory, cpus,
     max_procs, timeout, max_retries); the queue need not have jobs."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from queuectl.cli import Group, Session
-from queuectl.cli.params import UTF8, limit_option
+from queuectl.cli.params import UTF8, limit_option, listing
 
 
 @click.group(cls=Group)
@@ -30,19 +30,16 @@ def token_add(session: Session, name: str, role: str) -> None:
     click.echo(f"token {name} ({role}): keep it now, it cannot be shown again", err=True)
 
 
-@token.command("list")
-@click.option("--json", "as_json", is_flag=True, help="Print the tokens as JSON.")
-@click.pass_obj
+@listing(token, "Print the tokens as JSON.")
 def token_list(session: Session, as_json: bool) -> None:
     """The tokens: name, role, when made (never the tokens themselves)."""
-    from queuectl.cli.render import json_or_empty, local_time, print_table
+    from queuectl.cli.render import local_time, print_listing
     from queuectl.shapes import token_dict
 
     tokens = [token_dict(t) for t in session.existing_queue.tokens()]
-    if json_or_empty(tokens, as_json, "no tokens (the one serve uses is an admin token)"):
-        return
     rows = [(t["name"], t["role"], local_time(t["created_at"])) for t in tokens]
-    print_table(None, ["NAME", "ROLE", "CREATED"], rows)
+    empty = "no tokens (the one serve uses is an admin token)"
+    print_listing(tokens, as_json, empty, ["NAME", "ROLE", "CREATED"], rows)
 
 
 @token.command("revoke")

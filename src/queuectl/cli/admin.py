@@ -8,6 +8,7 @@ from typing import Any
 import click
 
 from queuectl.cli import Group, Session, complete
+from queuectl.cli.params import listing
 
 
 @click.command()
@@ -124,24 +125,16 @@ def config() -> None:
     """See and change the queue's configuration (shared by every runner)."""
 
 
-@config.command("list")
-@click.option("--json", "as_json", is_flag=True, help="Print an object of key to value.")
-@click.pass_obj
+@listing(config, "Print an object of key to value.")
 def config_list(session: Session, as_json: bool) -> None:
     """Every key with its value."""
-    values = session.existing_queue.config()
-    if as_json:
-        click.echo(json.dumps(values, indent=2))
-        return
-    from queuectl.cli.render import print_table
+    from queuectl.cli.render import print_listing
     from queuectl.config import KEYS
 
-    print_table(
-        None,
-        ["KEY", "VALUE", "DEFAULT", "MEANING"],
-        [(key, values[key], KEYS[key].default, KEYS[key].help) for key in KEYS],
-        wrap=("MEANING",),
-    )
+    values = session.existing_queue.config()  # every key, always
+    rows = [(key, values[key], KEYS[key].default, KEYS[key].help) for key in KEYS]
+    columns = ["KEY", "VALUE", "DEFAULT", "MEANING"]
+    print_listing(values, as_json, "no keys", columns, rows, wrap=("MEANING",))
 
 
 @config.command("get")
@@ -169,9 +162,7 @@ def queue() -> None:
     """Named queues: list them, pause and resume them, limit them."""
 
 
-@queue.command("list")
-@click.option("--json", "as_json", is_flag=True, help="Print the queues as JSON.")
-@click.pass_obj
+@listing(queue, "Print the queues as JSON.")
 def queue_list(session: Session, as_json: bool) -> None:
     """Named queues with their limits and counts per state."""
     from queuectl.cli.render import print_json, print_table, short_state_text, state_text

@@ -7,8 +7,7 @@ from typing import Any
 import click
 
 from queuectl.cli import Group, Session, complete
-from queuectl.cli.jobinput import parse_jobs_text
-from queuectl.cli.params import UTF8, enqueue_options, options_as_fields
+from queuectl.cli.params import enqueue_options, listing, removal, template_job
 
 
 @click.group(cls=Group)
@@ -45,17 +44,8 @@ def hook_add(
     The hook job sees QUEUECTL_EVENT, QUEUECTL_EVENT_JOB, QUEUECTL_EVENT_QUEUE,
     QUEUECTL_EVENT_ATTEMPT, QUEUECTL_EVENT_EXIT_CODE and QUEUECTL_EVENT_ERROR.
     """
-    if (command is None) == (job_json is None):
-        raise click.UsageError("give exactly one of --command CMD or a JSON job")
-    if job_json is not None:
-        items = parse_jobs_text(job_json)
-        if len(items) != 1:
-            raise click.UsageError("a hook takes one JSON job object")
-        job = items[0]
-    else:
-        job = {"command": command}
     only_queue = options.pop("queue")  # --queue filters the events; --job-queue places the job
-    job = {**job, **options_as_fields(options)}
+    job = template_job("hook", command, job_json, options)
     if job_queue is not None:
         job["queue"] = job_queue
     from queuectl.hook import validate_hook
@@ -71,24 +61,20 @@ for _param in hook_add.params:
         _param.help = "Only jobs of this queue fire the hook (default: every queue)."
 
 
-@hook.command("list")
-@click.option("--json", "as_json", is_flag=True, help="Print the hooks as JSON.")
-@click.pass_obj
+@listing(hook, "Print the hooks as JSON.")
 def hook_list(session: Session, as_json: bool) -> None:
     """The hooks: their events, queue and command."""
-    from queuectl.cli.render import json_or_empty, print_table
+    from queuectl.cli.render import print_listing
     from queuectl.shapes import hook_dict
 
     hooks = [hook_dict(h) for h in session.existing_queue.hooks()]
-    if json_or_empty(hooks, as_json, "no hooks"):
-        return
     rows = [(h["name"], ",".join(h["on"]), h["queue"] or "*", h["job"]["command"]) for h in hooks]
-    print_table(None, ["NAME", "ON", "QUEUE", "COMMAND"], rows, elastic=("COMMAND",))
+    print_listing(
+        hooks, as_json, "no hooks", ["NAME", "ON", "QUEUE", "COMMAND"], rows, elastic=("COMMAND",)
+    )
 
 
-@hook.command("remove")
-@click.argument("name", type=UTF8, shell_complete=complete.hooks)
-@click.pass_obj
+@removal(hook, complete.hooks)
 def hook_remove(session: Session, name: str) -> None:
     """Remove a hook (hook jobs it already enqueued stay)."""
     session.existing_queue.remove_hook(name)

@@ -97,6 +97,28 @@ def job_ids_argument(metavar: str = "[ID...]") -> Callable[[F], F]:
     )
 
 
+def listing(group: click.Group, help: str) -> Callable[[Callable[..., None]], click.Command]:
+    """The `list` command of `group`, given the session and --json (`as_json`, its help
+    `help`)."""
+
+    def make(function: Callable[..., None]) -> click.Command:
+        as_json = click.option("--json", "as_json", is_flag=True, help=help)
+        return group.command("list")(as_json(click.pass_obj(function)))
+
+    return make
+
+
+def removal(group: click.Group, names: Any) -> Callable[[Callable[..., None]], click.Command]:
+    """The `remove NAME` command of `group`, given the session and the name (completed by
+    `names`)."""
+
+    def make(function: Callable[..., None]) -> click.Command:
+        name = click.argument("name", type=UTF8, shell_complete=names)
+        return group.command("remove")(name(click.pass_obj(function)))
+
+    return make
+
+
 def states_option(help: str) -> Callable[[F], F]:
     """--state, repeatable (`states`), its values completed."""
     return click.option(
@@ -225,6 +247,23 @@ def enqueue_options(function: Any) -> Any:
     ):
         function = option(function)
     return function
+
+
+def template_job(
+    kind: str, command: str | None, job_json: str | None, options: dict[str, Any]
+) -> dict[str, Any]:
+    """The job a schedule or a hook (`kind`) enqueues, as JSON fields: --command CMD or one
+    JSON job object, with the enqueue options given."""
+    if (command is None) == (job_json is None):
+        raise click.UsageError("give exactly one of --command CMD or a JSON job")
+    if job_json is None:
+        return {"command": command, **options_as_fields(options)}
+    from queuectl.cli.jobinput import parse_jobs_text
+
+    items = parse_jobs_text(job_json)
+    if len(items) != 1:
+        raise click.UsageError(f"a {kind} takes one JSON job object")
+    return {**items[0], **options_as_fields(options)}
 
 
 def options_as_fields(options: dict[str, Any]) -> dict[str, Any]:

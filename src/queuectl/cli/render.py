@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import re
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -135,7 +135,7 @@ def print_json(value: Any) -> None:
     sys.stdout.write(json.dumps(value, indent=2, ensure_ascii=False) + "\n")
 
 
-def json_or_empty(items: Sequence[Any], as_json: bool, empty: str) -> bool:
+def json_or_empty(items: Collection[Any], as_json: bool, empty: str) -> bool:
     """What a listing prints before its table: with --json the whole list; for an empty list
     the line `empty` on stderr. True when that was all there is to print."""
     if as_json:
@@ -145,6 +145,21 @@ def json_or_empty(items: Sequence[Any], as_json: bool, empty: str) -> bool:
         print(empty, file=sys.stderr)
         return True
     return False
+
+
+def print_listing(
+    items: Collection[Any],
+    as_json: bool,
+    empty: str,
+    columns: Sequence[str],
+    rows: Sequence[Sequence[Any]],
+    elastic: Sequence[str] = (),
+    wrap: Sequence[str] = (),
+) -> None:
+    """A listing: with --json the whole list (or object); when it is empty the line `empty`
+    on stderr; else the table of `rows`, a row an item."""
+    if not json_or_empty(items, as_json, empty):
+        print_table(None, columns, rows, elastic=elastic, wrap=wrap)
 
 
 def cell(value: Any) -> Any:
@@ -485,9 +500,8 @@ def _output_text(job_id: str, attempt: int, kept: int, dropped: int) -> str:
 def _bytes(count: int) -> str:
     if count < 1000:
         return f"{count} byte{'s' if count != 1 else ''}"
-    if count < 1_000_000:
-        return f"{count / 1000:.1f} kB"
-    return f"{count / 1_000_000:.1f} MB"
+    kilo = count < 1_000_000
+    return f"{count / 1000:.1f} kB" if kilo else f"{count / 1_000_000:.1f} MB"
 
 
 def _span(ms: int) -> str:

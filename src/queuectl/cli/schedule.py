@@ -7,8 +7,7 @@ from typing import Any
 import click
 
 from queuectl.cli import Group, Session, complete
-from queuectl.cli.jobinput import parse_jobs_text
-from queuectl.cli.params import UTF8, enqueue_options, options_as_fields
+from queuectl.cli.params import enqueue_options, listing, removal, template_job
 
 
 @click.group(cls=Group)
@@ -39,16 +38,7 @@ def schedule_add(
     """Add (or replace) schedule NAME: (--cron EXPR | --every DURATION) (--command CMD | JSON)."""
     from queuectl.cli.render import local_time, local_zone, zone_name
 
-    if (command is None) == (job_json is None):
-        raise click.UsageError("give exactly one of --command CMD or a JSON job")
-    if job_json is not None:
-        items = parse_jobs_text(job_json)
-        if len(items) != 1:
-            raise click.UsageError("a schedule takes one JSON job object")
-        job = items[0]
-    else:
-        job = {"command": command}
-    job = {**job, **options_as_fields(options)}
+    job = template_job("schedule", command, job_json, options)
     from queuectl.schedule import validate_schedule
 
     validate_schedule(name, cron, every, tz, job)  # bad input is refused before the store opens
@@ -59,18 +49,14 @@ def schedule_add(
     click.echo(said, err=True)
 
 
-@schedule.command("list")
-@click.option("--json", "as_json", is_flag=True, help="Print the schedules as JSON.")
-@click.pass_obj
+@listing(schedule, "Print the schedules as JSON.")
 def schedule_list(session: Session, as_json: bool) -> None:
     """The schedules, with their last and next enqueue times."""
-    from queuectl.cli.render import json_or_empty, local_time, print_table
+    from queuectl.cli.render import local_time, print_listing
     from queuectl.schedule import describe_every
     from queuectl.shapes import schedule_dict
 
     schedules = [schedule_dict(s) for s in session.existing_queue.schedules()]
-    if json_or_empty(schedules, as_json, "no schedules"):
-        return
     rows = [
         (
             s["name"],
@@ -83,12 +69,10 @@ def schedule_list(session: Session, as_json: bool) -> None:
         for s in schedules
     ]
     columns = ["NAME", "WHEN", "TZ", "COMMAND", "LAST", "NEXT"]
-    print_table(None, columns, rows, elastic=("COMMAND",))
+    print_listing(schedules, as_json, "no schedules", columns, rows, elastic=("COMMAND",))
 
 
-@schedule.command("remove")
-@click.argument("name", type=UTF8, shell_complete=complete.schedules)
-@click.pass_obj
+@removal(schedule, complete.schedules)
 def schedule_remove(session: Session, name: str) -> None:
     """Remove a schedule (jobs it already enqueued stay)."""
     session.queue.remove_schedule(name)

@@ -16,9 +16,19 @@ if TYPE_CHECKING:
 BULK_BATCH = 1000
 
 
+@dataclass(frozen=True, kw_only=True)
+class Limits:
+    """The limits of what an attempt may use (None: none): bytes of memory, CPUs, processes."""
+
+    memory: int | None = None
+    cpus: float | None = None
+    max_procs: int | None = None
+
+
 @dataclass(frozen=True)
-class Claim:
-    """A job taken by a runner: what it needs to run one attempt."""
+class Claim(Limits):
+    """A job taken by a runner: what it needs to run one attempt, and the limits it runs
+    under: its own, else its queue's defaults."""
 
     id: str
     attempt: int
@@ -35,10 +45,6 @@ class Claim:
     #: read them (the store then reads them when it settles).
     max_retries: int | None = None
     no_retry_exit_codes: list[int] = field(default_factory=list)
-    #: The limits it runs under: its own, else its queue's defaults (None: none).
-    memory: int | None = None
-    cpus: float | None = None
-    max_procs: int | None = None
     #: Seconds without output after which the attempt is killed (None: never).
     silence_timeout: float | None = None
 
@@ -195,19 +201,15 @@ class Totals:
 
 
 @dataclass(frozen=True)
-class QueueSettings:
-    """A queue's settings row: paused, its limits (None: none), and its jobs
-    running now."""
+class QueueSettings(Limits):
+    """A queue's settings row: paused, its limits (None: none), its jobs running now, and the
+    defaults for its jobs' limits."""
 
     paused: bool
     concurrency: int | None
     rate_jobs: int | None
     rate_ms: int | None
     running: int
-    #: Defaults for its jobs' limits (None: none).
-    memory: int | None = None
-    cpus: float | None = None
-    max_procs: int | None = None
     #: Defaults for the queue's jobs that set none of their own (None: none).
     default_timeout: float | None = None
     default_max_retries: int | None = None

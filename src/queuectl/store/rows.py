@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import replace
-from typing import TYPE_CHECKING, Any, NamedTuple
+from dataclasses import fields, replace
+from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
 
-from queuectl.models import Job, NewJob
+from queuectl.models import LIMITS, Job, NewJob
 from queuectl.store.records import Claim, Hook, QueueDefaults, Runner, Schedule
 
 if TYPE_CHECKING:
@@ -20,6 +20,7 @@ if TYPE_CHECKING:
 
 #: A JSON column's value as a query parameter (the dialect's encoding).
 Json = Any
+R = TypeVar("R", Runner, Schedule, Hook)
 
 
 class JobRow(NamedTuple):
@@ -190,8 +191,8 @@ def claims(
             # own reading of them, where the end of its batch is seen (not decided ahead).
             None if r["batch"] is not None else r["max_retries"],
             list(from_json(r["no_retry_exit_codes"])),
-            *_limits(r, from_json),
             r["silence_timeout"],
+            **_limits(r, from_json),
         )
         for r in rows
     ]
@@ -210,17 +211,17 @@ def claims(
     return found
 
 
-def _limits(row: Any, from_json: Callable[[Any], Any]) -> tuple[Any, Any, Any]:
+def _limits(row: Any, from_json: Callable[[Any], Any]) -> dict[str, Any]:
     """A claimed job's limits: its own, else its queue's defaults (`queue_limits`, a JSON
     array, only for a queue that has some)."""
-    own = (row["memory"], row["cpus"], row["max_procs"])
+    own = {name: row[name] for name in LIMITS}
     if row["queue_limits"] is None:
         return own
     defaults = from_json(row["queue_limits"])
-    found = [
-        mine if mine is not None else theirs for mine, theirs in zip(own, defaults, strict=True)
-    ]
-    return found[0], found[1], found[2]
+    return {
+        name: theirs if own[name] is None else own[name]
+        for name, theirs in zip(LIMITS, defaults, strict=True)
+    }
 
 
 def runner(
@@ -231,15 +232,10 @@ def runner(
     tags: list[str] | None = None,
 ) -> Runner:
     """The one mapping of a `runners` row (or its JSON object) to a Runner."""
-    return Runner(
-        id=row["id"],
-        host=row["host"],
-        pid=row["pid"],
-        pid_started=row["pid_started"],
-        workers=row["workers"],
+    return _record(
+        Runner,
+        row,
         queues=None if queues is None else list(queues),
-        started_at_ms=row["started_at"],
-        heartbeat_at_ms=row["heartbeat_at"],
         stop_requested=bool(row["stop_requested"]),
         running=running,
         enforces=list(enforces or []),
@@ -248,26 +244,22 @@ def runner(
 
 
 def schedule(row: Any, from_json: Callable[[Any], Any]) -> Schedule:
-    return Schedule(
-        name=row["name"],
-        cron=row["cron"],
-        every_s=row["every_s"],
-        tz=row["tz"],
-        job=dict(from_json(row["job"])),
-        created_at_ms=row["created_at"],
-        last_at_ms=row["last_at"],
-        next_at_ms=row["next_at"],
-    )
+    return _record(Schedule, row, job=dict(from_json(row["job"])))
 
 
 def hook(row: Any, from_json: Callable[[Any], Any]) -> Hook:
-    return Hook(
-        name=row["name"],
-        events=list(from_json(row["events"])),
-        queue=row["queue"],
-        job=dict(from_json(row["job"])),
-        created_at_ms=row["created_at"],
+    return _record(
+        Hook, row, events=list(from_json(row["events"])), job=dict(from_json(row["job"]))
     )
+
+
+def _record(cls: type[R], row: Any, **given: Any) -> R:
+    """A record of the fields `given`, the others read from the columns of `row` of the same
+    name (an instant `X_at_ms` from the column `X_at`)."""
+    for f in fields(cls):
+        if f.name not in given:
+            given[f.name] = row[f.name.removesuffix("_ms") if f.name.endswith("_at_ms") else f.name]
+    return cls(**given)
 
 
 def new_id() -> str:

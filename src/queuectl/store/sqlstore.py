@@ -15,7 +15,6 @@ from queuectl.store.records import Ledger
 
 if TYPE_CHECKING:
     from queuectl.clock import Clock
-    from queuectl.store import Listener
 
 #: Each flow: its module under store/, its class, and the flows it is made with (after the
 #: dialect), so that flows which share one (the settle's hooks, the settings) share it.
@@ -118,6 +117,8 @@ LENDS: dict[str, tuple[str, ...]] = {
 #: The Store's names that are not the flow's.
 RENAMED = {"release_held": "release"}
 LENDER = {method: flow for flow, methods in LENDS.items() for method in methods}
+#: The Store's methods that the dialect itself answers.
+DIALECT_LENDS = frozenset({"now", "migrate", "describe", "verify", "listener", "close"})
 
 
 class SQLStore:
@@ -136,9 +137,12 @@ class SQLStore:
 
     def __getattr__(self, name: str) -> Any:
         flow = LENDER.get(name)
-        if flow is None:
+        if name in DIALECT_LENDS:
+            method = getattr(self.db, name)
+        elif flow is None:
             raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
-        method = getattr(self.flow(flow), RENAMED.get(name, name))
+        else:
+            method = getattr(self.flow(flow), RENAMED.get(name, name))
         setattr(self, name, method)
         return method
 
@@ -168,24 +172,6 @@ class SQLStore:
     def compact_after(self, value: int) -> None:
         self.db.compact_after = value
 
-    def now(self) -> int:
-        return self.db.now()
-
     def ledger(self) -> Ledger:
         """A new ledger for one runner's claims, to pass to finish_and_claim and release."""
         return Ledger()
-
-    def migrate(self) -> int:
-        return self.db.migrate()
-
-    def describe(self) -> dict[str, Any]:
-        return self.db.describe()
-
-    def verify(self) -> None:
-        self.db.verify()
-
-    def listener(self, name: str) -> Listener | None:
-        return self.db.listener(name)
-
-    def close(self) -> None:
-        self.db.close()

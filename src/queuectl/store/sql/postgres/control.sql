@@ -1,59 +1,51 @@
 -- Named queries of the PostgreSQL store for control before a job runs: hold, release, edit
 -- and the expiry of jobs not started in time (store/control.py).
 
--- name: hold_jobs
--- A held job stays `scheduled` until released, out of every claim's index, and promote_due
--- skips it. A claim that locked the row first wins: this then sees it processing.
+-- name: hold_set
+-- What holding writes: a held job stays `scheduled` until released, out of every claim's
+-- index, and promote_due skips it.
 UPDATE jobs SET held = true, scheduled = true, updated_at = %(now)s::bigint
+
+-- name: release_set
+-- What releasing writes: scheduled again, the next promote_due lets it be claimed once its
+-- run_at has come.
+UPDATE jobs SET held = false, scheduled = true, updated_at = %(now)s::bigint
+
+-- name: hold_jobs
+-- A claim that locked the row first wins: this then sees it processing.
+{hold_set}
 WHERE id = ANY(%(ids)s::text[]) AND state IN ('pending', 'failed') AND NOT held
 RETURNING id
 
 -- name: release_jobs
--- Scheduled again: the next promote_due lets it be claimed once its run_at has come.
-UPDATE jobs SET held = false, scheduled = true, updated_at = %(now)s::bigint
-WHERE id = ANY(%(ids)s::text[]) AND held
-RETURNING id
+{release_set} WHERE id = ANY(%(ids)s::text[]) AND held RETURNING id
 
 -- name: hold_queue_batch
 -- The next batch of a queue's jobs in one state held, after the cursor `after` (a seq). The
 -- batch is picked once (ARRAY): as `seq IN (...)` the planner may rescan the locking subquery
 -- for each row, each rescan skipping the rows this statement changed and picking more, so one
 -- statement held the whole queue, in time quadratic in its size.
-UPDATE jobs SET held = true, scheduled = true, updated_at = %(now)s::bigint
-WHERE seq = ANY(ARRAY(
-    SELECT seq FROM jobs
+{hold_set} WHERE seq = ANY(ARRAY(SELECT seq FROM jobs
     WHERE queue = %(queue)s AND state = %(state)s AND seq > %(after)s::bigint AND NOT held
-    ORDER BY seq LIMIT %(batch)s::bigint
-    FOR UPDATE SKIP LOCKED))
-  AND state = %(state)s
-RETURNING seq
+    ORDER BY seq LIMIT %(batch)s::bigint FOR UPDATE SKIP LOCKED))
+  AND state = %(state)s RETURNING seq
 
 -- name: release_queue_batch
-UPDATE jobs SET held = false, scheduled = true, updated_at = %(now)s::bigint
-WHERE seq = ANY(ARRAY(
-    SELECT seq FROM jobs WHERE queue = %(queue)s AND held
-    ORDER BY seq LIMIT %(batch)s::bigint))
-RETURNING seq
+{release_set} WHERE seq = ANY(ARRAY(SELECT seq FROM jobs
+    WHERE queue = %(queue)s AND held ORDER BY seq LIMIT %(batch)s::bigint)) RETURNING seq
 
 -- name: hold_in_batch
 -- The next of a batch's jobs in one state held, after the cursor `after` (a seq), picked once
 -- as hold_queue_batch picks them; one a claim holds is left to it.
-UPDATE jobs SET held = true, scheduled = true, updated_at = %(now)s::bigint
-WHERE seq = ANY(ARRAY(
-    SELECT seq FROM jobs
+{hold_set} WHERE seq = ANY(ARRAY(SELECT seq FROM jobs
     WHERE batch = %(batch)s AND state = %(state)s AND seq > %(after)s::bigint AND NOT held
-    ORDER BY seq LIMIT %(size)s::bigint
-    FOR UPDATE SKIP LOCKED))
-  AND state = %(state)s
-RETURNING seq
+    ORDER BY seq LIMIT %(size)s::bigint FOR UPDATE SKIP LOCKED))
+  AND state = %(state)s RETURNING seq
 
 -- name: release_in_batch
-UPDATE jobs SET held = false, scheduled = true, updated_at = %(now)s::bigint
-WHERE seq = ANY(ARRAY(
-    SELECT seq FROM jobs
+{release_set} WHERE seq = ANY(ARRAY(SELECT seq FROM jobs
     WHERE batch = %(batch)s AND state = %(state)s AND seq > %(after)s::bigint AND held
-    ORDER BY seq LIMIT %(size)s::bigint))
-RETURNING seq
+    ORDER BY seq LIMIT %(size)s::bigint)) RETURNING seq
 
 -- name: unstarted_past_deadline
 -- A batch of the jobs whose deadline passed before they started, to cancel, locked in id

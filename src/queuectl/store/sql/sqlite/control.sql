@@ -1,52 +1,45 @@
 -- Named queries of the SQLite store for control before a job runs: hold, release, edit and
 -- the expiry of jobs not started in time (store/control.py).
 
--- name: hold_jobs
--- A held job stays `scheduled` until released, out of every claim's index, and promote_due
--- skips it (`+state`: each row found by its id).
+-- name: hold_set
+-- What holding writes: a held job stays `scheduled` until released, out of every claim's
+-- index, and promote_due skips it.
 UPDATE jobs SET held = 1, scheduled = 1, updated_at = :now
+
+-- name: release_set
+-- What releasing writes: scheduled again, the next promote_due lets it be claimed once its
+-- run_at has come.
+UPDATE jobs SET held = 0, scheduled = 1, updated_at = :now
+
+-- name: hold_jobs
+-- (`+state`: each row found by its id.)
+{hold_set}
 WHERE id IN (SELECT value FROM json_each(:ids)) AND +state IN ('pending', 'failed') AND held = 0
 RETURNING id
 
 -- name: release_jobs
--- Scheduled again: the next promote_due lets it be claimed once its run_at has come.
-UPDATE jobs SET held = 0, scheduled = 1, updated_at = :now
-WHERE id IN (SELECT value FROM json_each(:ids)) AND held = 1
-RETURNING id
+{release_set} WHERE id IN (SELECT value FROM json_each(:ids)) AND held = 1 RETURNING id
 
 -- name: hold_queue_batch
 -- The next batch of a queue's jobs in one state held, after the cursor `after` (a seq).
-UPDATE jobs SET held = 1, scheduled = 1, updated_at = :now
-WHERE seq IN (
-    SELECT seq FROM jobs INDEXED BY jobs_by_queue_state
+{hold_set} WHERE seq IN (SELECT seq FROM jobs INDEXED BY jobs_by_queue_state
     WHERE queue = :queue AND state = :state AND seq > :after AND held = 0
-    ORDER BY seq LIMIT :batch)
-RETURNING seq
+    ORDER BY seq LIMIT :batch) RETURNING seq
 
 -- name: release_queue_batch
-UPDATE jobs SET held = 0, scheduled = 1, updated_at = :now
-WHERE seq IN (
-    SELECT seq FROM jobs INDEXED BY jobs_held
-    WHERE queue = :queue AND held = 1
-    ORDER BY seq LIMIT :batch)
-RETURNING seq
+{release_set} WHERE seq IN (SELECT seq FROM jobs INDEXED BY jobs_held
+    WHERE queue = :queue AND held = 1 ORDER BY seq LIMIT :batch) RETURNING seq
 
 -- name: hold_in_batch
 -- The next of a batch's jobs in one state held, after the cursor `after` (a seq).
-UPDATE jobs SET held = 1, scheduled = 1, updated_at = :now
-WHERE seq IN (
-    SELECT seq FROM jobs INDEXED BY jobs_by_batch
+{hold_set} WHERE seq IN (SELECT seq FROM jobs INDEXED BY jobs_by_batch
     WHERE batch = :batch AND state = :state AND seq > :after AND held = 0
-    ORDER BY seq LIMIT :size)
-RETURNING seq
+    ORDER BY seq LIMIT :size) RETURNING seq
 
 -- name: release_in_batch
-UPDATE jobs SET held = 0, scheduled = 1, updated_at = :now
-WHERE seq IN (
-    SELECT seq FROM jobs INDEXED BY jobs_by_batch
+{release_set} WHERE seq IN (SELECT seq FROM jobs INDEXED BY jobs_by_batch
     WHERE batch = :batch AND state = :state AND seq > :after AND held = 1
-    ORDER BY seq LIMIT :size)
-RETURNING seq
+    ORDER BY seq LIMIT :size) RETURNING seq
 
 -- name: unstarted_past_deadline
 -- A batch of the jobs whose deadline passed before they started, to cancel.
