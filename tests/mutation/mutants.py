@@ -922,8 +922,8 @@ MUTANTS: list[Mutant] = [
     Mutant(
         "pg-hold-stays-claimable",
         "store/sql/postgres/control.sql",
-        "UPDATE jobs SET held = true, scheduled = true, updated_at = %(now)s::bigint\nWHERE id",
-        "UPDATE jobs SET held = true, updated_at = %(now)s::bigint\nWHERE id",
+        "UPDATE jobs SET held = true, scheduled = true, updated_at = %(now)s::bigint\n",
+        "UPDATE jobs SET held = true, updated_at = %(now)s::bigint\n",
         "a held job stays in the claim's index: a runner runs it",
         ("tests/workflow/test_hold_jobs.py", "-k", "race and postgres"),
     ),

@@ -16,6 +16,7 @@ at once on this host (the pid is gone) or after the lease elsewhere.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import selectors
 import shutil
@@ -110,6 +111,7 @@ class Supervisor:
     def run(self) -> int:
         """Serve until stopped; 0 after a graceful stop."""
         self.store = open_store(self.target, durable=False)
+        self.store.preload()
         self.progress_dir = tempfile.mkdtemp(prefix="queuectl-progress-")
         self.ledger = self.store.ledger()  # what this runner's claims hold between exchanges
         self.config = self.store.config()
@@ -189,6 +191,12 @@ class Supervisor:
                     self._store_lost(now, exc)
                 except StoreError as exc:
                     self._store_lost(now, exc)
+                except OSError as exc:
+                    if exc.errno not in (errno.EMFILE, errno.ENFILE):
+                        raise
+                    # Out of descriptors (what a call opens: a socket, a file to import):
+                    # running jobs go on, and once some end the store is tried again.
+                    self._store_lost(now, StoreError(f"out of file descriptors ({exc})"))
                 else:
                     self._store_back()
             if self._done(now):

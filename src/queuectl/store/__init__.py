@@ -131,6 +131,11 @@ class RunnerStore(BaseStore, Protocol):
         """A new ledger for one runner's claims, to pass to finish_and_claim and release."""
         ...
 
+    def preload(self) -> None:
+        """Make every flow now (each loads its module): a long-lived runner then never needs
+        a file descriptor to import one, when it may have none to spare."""
+        ...
+
     def finish_and_claim(
         self,
         owner: str,

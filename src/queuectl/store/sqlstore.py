@@ -175,3 +175,7 @@ class SQLStore:
     def ledger(self) -> Ledger:
         """A new ledger for one runner's claims, to pass to finish_and_claim and release."""
         return Ledger()
+
+    def preload(self) -> None:
+        for name in FLOWS:
+            self.flow(name)
