@@ -313,9 +313,9 @@ def _time_lock_waits() -> list[float]:
     waits: list[float] = []
     plain = sqlite._begin_immediate
 
-    def timed(conn: Any, turns: Any) -> None:
+    def timed(conn: Any, *args: Any) -> None:
         started = time.perf_counter()
-        plain(conn, turns)
+        plain(conn, *args)
         waits.append(time.perf_counter() - started)
 
     sqlite._begin_immediate = timed  # type: ignore[assignment]
