@@ -324,9 +324,9 @@ class PostgresDialect(Dialect):
         self._local.committing = True  # from here a lost connection leaves the outcome unknown
         with conn.pipeline(), conn.transaction():
             if settle:
-                ids = [row["id"] for row in settle]
-                conn.execute(self.q["pg_lock_settling"], (ids,))
-                conn.execute(self.q["pg_lock_settling_batches"], (ids,))
+                conn.execute(self.q["pg_lock_settling"], ([row["id"] for row in settle],))
+                for row in settle:
+                    conn.execute(self.q["pg_lock_settling_batch"], row)
             settling = [
                 (row["id"], conn.execute(self.q["pg_settle_fenced"], row)) for row in settle
             ]

@@ -106,15 +106,14 @@ SELECT (EXISTS (
 -- by an enqueue that held the job (dep_states, FOR SHARE) is seen and its job let go.
 SELECT id FROM jobs WHERE id = ANY(%s::text[]) ORDER BY id FOR UPDATE
 
--- name: pg_lock_settling_batches
--- The batches of the jobs about to be settled, locked in name order after them (the order of
--- the counters' trigger): each settlement then counts, in a later statement, every change of
--- its batch committed before, so the one that would finish the batch is seen (pg_settle_fenced
--- leaves it to the plain settlement, which finishes the batch and fires its hooks).
-SELECT name FROM batches
-WHERE name IN (SELECT batch FROM jobs WHERE id = ANY(%s::text[]) AND batch IS NOT NULL)
-ORDER BY name
-FOR UPDATE
+-- name: pg_lock_settling_batch
+-- The batch of a job about to be settled, locked after every such job (the order of the
+-- counters' trigger): each settlement then counts, in a later statement, every change of its
+-- batch committed before, so the one that would finish the batch is seen (pg_settle_fenced
+-- leaves it to the plain settlement, which finishes the batch and fires its hooks). One job a
+-- statement, in id order: a statement of one parameter is planned once (a list's length makes
+-- the plan for each list look cheaper, so it would be planned again at each exchange).
+SELECT name FROM batches WHERE name = (SELECT batch FROM jobs WHERE id = %(id)s) FOR UPDATE
 
 -- name: pg_settle_fenced
 -- One outcome in one statement, decided ahead by the runner (lifecycle.settle_ours, from the

@@ -113,7 +113,10 @@ WITH room AS (
         - (SELECT COUNT(*) FROM jobs AS dying
            WHERE dying.lease_owner IS NOT NULL AND dying.state <> 'processing'
              AND dying.batch = batches.name))) AS n
-    FROM batches WHERE name = ANY(%(batches)s::text[]) AND concurrency IS NOT NULL
+    -- a list the planner cannot count (see dependants_of), as in its generic plan: the plan
+    -- is made once, not again at each claim
+    FROM batches WHERE name = ANY(ARRAY(SELECT unnest(%(batches)s::text[])))
+      AND concurrency IS NOT NULL
 ),
 heads AS (
     SELECT head.* FROM room CROSS JOIN LATERAL (
