@@ -30,16 +30,18 @@ class FlowControl(Flow):
         order, then those of the limited batches with a job that may start, so claimers of a
         limited queue or batch take turns and each counts what the previous one committed.
         With concurrency limits only (of queues, or else of batches) and no job taking a lock,
-        one statement then counts and claims. Otherwise a lock key is taken (an advisory lock on PostgreSQL, skipped when
-        another claimer has it) before its holder is looked up in a new statement, and
-        candidates of four kinds are chosen in claim order until `want`: a limited queue's
-        within its room, a limited batch's within its own, one job per lock.
+        one statement then counts and claims. Otherwise a lock key is taken (an advisory lock
+        on PostgreSQL, skipped when another claimer has it) before its holder is looked up in
+        a new statement, and candidates of four kinds are chosen in claim order until `want`:
+        a limited queue's within its room, a limited batch's within its own, one job per lock.
         """
         db, q = self.db, self.db.q
         now, want = params["now"], params["want"]
         locking = {"queues": params["queues"], "names": db.array([]), "batches": db.array([])}
         limits = conn.execute(q["flow_lock_queues"], locking).fetchall()
-        batches = conn.execute(q["flow_lock_batches"], locking).fetchall()
+        batches: list[Any] = []  # none to read when the limited queues' rows say so
+        if not limits or any(r["batches_due"] for r in limits):
+            batches = conn.execute(q["flow_lock_batches"], locking).fetchall()
         names = [r["name"] for r in limits]
         ledger.counted = counted_names(limits, batches, params["enforces"])
         if ledger.counted is not None:
@@ -230,10 +232,11 @@ class FlowControl(Flow):
 
 def counted_names(limits: Sequence[Any], batches: Sequence[Any], enforces: int) -> list[str] | None:
     """What one statement can count and claim under (None: it cannot): the limited queues
-    among `flow_lock_queues` rows (flow_claim_counted), if they have concurrency limits only;
-    else the limited batches with a job that may start among `flow_lock_batches` rows, each
-    as BATCH_SLOT + its name (flow_claim_batches), for a runner that enforces every limit.
-    Neither while a job with a lock may start."""
+    among `flow_lock_queues` rows (flow_claim_counted), if they have concurrency limits only
+    and no limited batch has a job that may start; else the limited batches with such a job
+    among `flow_lock_batches` rows (none: not read), each as BATCH_SLOT + its name
+    (flow_claim_batches), for a runner that enforces every limit. Neither while a job with
+    a lock may start."""
     live = [
         r
         for r in limits
@@ -242,11 +245,10 @@ def counted_names(limits: Sequence[Any], batches: Sequence[Any], enforces: int) 
     waiting = [BATCH_SLOT + r["name"] for r in batches if r["waiting"]]
     if any(r["locks_due"] for r in [*live, *batches]):
         return None
-    if live and not waiting:
-        return None if any(r["rate_jobs"] is not None for r in live) else [r["name"] for r in live]
-    if waiting and not live and enforces == ALL_LIMITS:
-        return waiting
-    return None
+    if live:
+        held = any(r["rate_jobs"] is not None or r["batches_due"] for r in live)
+        return None if held or waiting else [r["name"] for r in live]
+    return waiting if waiting and enforces == ALL_LIMITS else None
 
 
 def split_counted(counted: Sequence[str]) -> tuple[list[str], list[str]]:

@@ -339,19 +339,23 @@ class PostgresDialect(Dialect):
                     queues, batches = split_counted(counted)
                     flow = {**params, "names": queues, "batches": batches}
                     limits = conn.execute(self.q["flow_lock_queues"], flow)
-                    locked = conn.execute(self.q["flow_lock_batches"], flow)
-                    claim = "pg_flow_claim_batches_started" if batches else "pg_flow_claim_started"
+                    if batches:
+                        locked = conn.execute(self.q["flow_lock_batches"], flow)
+                        claim = "pg_flow_claim_batches_started"
+                    else:
+                        claim = "pg_flow_claim_started"
                     claimed = conn.execute(self.q[claim], flow)
                 due = conn.execute(self.q["next_due"], (now,))
         self._local.committing = False
         settled = {job_id for job_id, cursor in settling if cursor.fetchone() is not None}
         answer = [] if claimed is None else claimed.fetchall()
         next_due = None if due is None else _scalar(due)
-        if limits is None or locked is None:  # the plain claim: see flow_held_back
+        if limits is None:  # the plain claim takes nothing where flow control may apply
             held_back = bool(answer and answer[0]["held_back"])
             rows = [row for row in answer if row["id"] is not None]  # nulls: nothing claimed
             return AtOnce(settled, rows, next_due, held_back, None)
-        return AtOnce(settled, answer, next_due, False, limits.fetchall(), locked.fetchall())
+        batch_limits = None if locked is None else locked.fetchall()
+        return AtOnce(settled, answer, next_due, False, limits.fetchall(), batch_limits)
 
     def flow_may_apply(self, conn: psycopg.Connection[Any], params: dict[str, Any]) -> bool:
         # A statement after the claim has a later snapshot than the claim's: a job with a lock

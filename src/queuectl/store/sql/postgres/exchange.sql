@@ -112,7 +112,9 @@ SELECT id FROM jobs WHERE id = ANY(%s::text[]) ORDER BY id FOR UPDATE
 -- batch committed before, so the one that would finish the batch is seen (pg_settle_fenced
 -- leaves it to the plain settlement, which finishes the batch and fires its hooks). One job a
 -- statement, in id order: a statement of one parameter is planned once (a list's length makes
--- the plan for each list look cheaper, so it would be planned again at each exchange).
+-- the plan for each list look cheaper, so it would be planned again at each exchange). Not in
+-- name order: two exchanges that each settle jobs of the same two batches may deadlock; the
+-- server then fails one, which is run again.
 SELECT name FROM batches WHERE name = (SELECT batch FROM jobs WHERE id = %(id)s) FOR UPDATE
 
 -- name: pg_settle_fenced

@@ -30,8 +30,12 @@ SELECT * FROM claimed
 -- without limits are not locked, except those in `names` (the queues a claim sent in the same
 -- round trip counts: each is locked before it is counted, even if its limit changed since the
 -- runner last looked). The limits come from the locked rows, so they are current; `locks_due`
--- (any job with a lock that may start) is only a hint for choosing the claim.
-SELECT name, paused, concurrency, rate_jobs, rate_ms, {flow_locks_due} AS locks_due
+-- (any job with a lock that may start) and `batches_due` (any job of a limited batch) are only
+-- hints for choosing the claim.
+SELECT name, paused, concurrency, rate_jobs, rate_ms, {flow_locks_due} AS locks_due,
+       EXISTS (SELECT 1 FROM jobs
+               WHERE batch_limited AND state IN ('pending', 'failed') AND waiting_on = 0)
+           AS batches_due
 FROM queues
 WHERE ((concurrency IS NOT NULL OR rate_jobs IS NOT NULL) AND NOT paused
        OR name = ANY(%(names)s::text[]))

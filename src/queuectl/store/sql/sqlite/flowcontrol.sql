@@ -8,8 +8,12 @@
 -- batch's, the first job of each free lock, and the rest.
 -- name: flow_lock_queues
 -- The limited queues this runner serves, with their limits; SQLite has one writer, so
--- nothing more to lock. `locks_due`: whether any job with a lock may start.
-SELECT name, paused, concurrency, rate_jobs, rate_ms, {flow_locks_due} AS locks_due
+-- nothing more to lock. `locks_due`: whether any job with a lock may start; `batches_due`:
+-- any job of a limited batch.
+SELECT name, paused, concurrency, rate_jobs, rate_ms, {flow_locks_due} AS locks_due,
+       EXISTS (SELECT 1 FROM jobs INDEXED BY jobs_batch_waiting
+               WHERE batch_limited = 1 AND state IN ('pending', 'failed') AND waiting_on = 0)
+           AS batches_due
 FROM queues
 WHERE (concurrency IS NOT NULL OR rate_jobs IS NOT NULL) AND paused = 0
   AND (:queues IS NULL OR name IN (SELECT value FROM json_each(:queues)))
