@@ -93,3 +93,17 @@ def test_the_last_jobs_settled_at_once_by_two_runners_finish_their_batch(target:
     finally:
         for q in queues:
             q.close()
+
+
+def test_a_second_limited_array_starts_beside_one_counted_already(queue: Queue) -> None:
+    first, _ = queue.enqueue_array("1-3%1", {"command": "true"})
+    store = queue._store
+    taken = store.finish_and_claim("r1", [], 5, None, LEASE_S).claims
+    assert [c.id for c in taken] == [f"{first}.1"]
+    # The runner's next claim counts the array in one statement; it is full.
+    assert store.finish_and_claim("r1", [], 5, None, LEASE_S).claims == []
+    second, _ = queue.enqueue_array("1-3%1", {"command": "true"})
+    taken = store.finish_and_claim("r1", [], 5, None, LEASE_S).claims
+    assert [c.id for c in taken] == [f"{second}.1"]
+    taken = store.finish_and_claim("r1", outcomes(taken), 5, None, LEASE_S).claims
+    assert [c.id for c in taken] == [f"{second}.2"]
