@@ -93,7 +93,7 @@ class FlowControl(Flow):
         # The jobs of batches with a concurrency limit (the others' candidates leave them out),
         # each batch within its room, as a limited queue is.
         in_batch: dict[int, str] = {}  # seq: its limited batch
-        batch_room = self._batch_room(conn, batches, want)
+        batch_room = self._batch_room(conn, [r for r in batches if r["waiting"]], want)
         for name, allowed in batch_room.items():
             if allowed:
                 found = {

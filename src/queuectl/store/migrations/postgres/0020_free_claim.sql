@@ -9,3 +9,6 @@ CREATE INDEX jobs_free_claim ON jobs (priority DESC, run_at, seq)
 -- filled), not through every job of the batch.
 CREATE INDEX jobs_dying_batch ON jobs (batch)
     WHERE lease_owner IS NOT NULL AND state <> 'processing' AND batch IS NOT NULL;
+-- The limited batches not finished, which a claim locks: not every batch that ever ran.
+CREATE INDEX batches_open_limited ON batches (name)
+    WHERE concurrency IS NOT NULL AND finished_at IS NULL;

@@ -284,29 +284,21 @@ DELETE FROM queue_starts WHERE queue = %(queue)s
 SELECT id AS value FROM jobs WHERE lock_key = %(key)s AND lease_owner IS NOT NULL
 
 -- name: flow_lock_batches
--- The limited batches with a job that may start (`waiting`), found by skipping from one batch
--- to the next in jobs_batch_waiting (a probe per batch, however many jobs each has waiting),
--- and those in `batches` (those a claim sent in the same round trip counts); their rows FOR
--- UPDATE in name order, after the queues' (see flow_lock_queues): claimers of a limited batch
--- take turns, and each counts what the previous one committed, in a later statement. With
--- `locks_due`, as flow_lock_queues has it (there may be no limited queue to say it).
--- (ORDER BY ... LIMIT 1, not MIN: that reads jobs_batch_waiting in order even where the
--- planner has no statistics, and might otherwise walk every waiting job for the minimum.)
-WITH RECURSIVE waiting AS (
-    (SELECT batch FROM jobs
-     WHERE batch_limited AND state IN ('pending', 'failed') AND waiting_on = 0
-     ORDER BY batch LIMIT 1)
-    UNION ALL
-    SELECT (SELECT batch FROM jobs
-            WHERE batch_limited AND state IN ('pending', 'failed') AND waiting_on = 0
-              AND batch > waiting.batch
-            ORDER BY batch LIMIT 1)
-    FROM waiting WHERE waiting.batch IS NOT NULL
-)
-SELECT name, concurrency, name IN (SELECT batch FROM waiting WHERE batch IS NOT NULL) AS waiting,
+-- The limited batches not finished (few: found through batches_open_limited, however many
+-- ended before), and those in `batches` (those a claim sent in the same round trip counts),
+-- each with whether it has jobs pending or failed (`waiting`: from its counts, a hint for
+-- choosing the claim, as a job of it may wait on another); their rows FOR UPDATE in name order,
+-- after the queues' (see flow_lock_queues): claimers of a limited batch take turns, and each
+-- counts what the previous one committed, in a later statement. With `locks_due`, as
+-- flow_lock_queues has it (there may be no limited queue to say it). Not a skip from batch
+-- to batch through the waiting jobs: a store without statistics read them all in a sort.
+SELECT name, concurrency,
+       EXISTS (SELECT 1 FROM batch_counts
+               WHERE batch_counts.batch = batches.name AND state IN ('pending', 'failed')
+                 AND n > 0) AS waiting,
        {flow_locks_due} AS locks_due
 FROM batches
-WHERE name IN (SELECT batch FROM waiting WHERE batch IS NOT NULL
+WHERE name IN (SELECT name FROM batches WHERE concurrency IS NOT NULL AND finished_at IS NULL
                UNION SELECT unnest(%(batches)s::text[]))
   AND concurrency IS NOT NULL
 ORDER BY name
