@@ -3,7 +3,8 @@
 One process settles and claims N no-op jobs two at a time on a fresh database whose
 `log_min_duration_statement` is 0, then reads the server's log (it must be readable: `--log`)
 and prints the server time of each statement, by its SQL block's first comment line, per job.
-With `--limited` the queue has a concurrency limit of 2 (the claim under flow control).
+With `--limited` the queue has a concurrency limit of 2 (the claim under flow control); with
+`--array` the jobs are an array limited to 2 at once instead (`--array 1-N%2`).
 """
 
 from __future__ import annotations
@@ -65,6 +66,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.statements", description=__doc__)
     parser.add_argument("--jobs", type=int, default=2000)
     parser.add_argument("--limited", action="store_true", help="a concurrency limit of 2")
+    parser.add_argument("--array", action="store_true", help="an array limited to 2 at once")
     parser.add_argument("--log", type=Path, default=DEFAULT_LOG, help="the server's log file")
     args = parser.parse_args(argv)
     from queuectl import Queue
@@ -73,7 +75,10 @@ def main(argv: list[str] | None = None) -> int:
         with Queue(target) as queue:
             if args.limited:
                 queue.set_queue("default", concurrency=2)
-            queue.enqueue_many([{"command": "true"}] * args.jobs)
+            if args.array:
+                queue.enqueue_array(f"1-{args.jobs}%2", {"command": "true"})
+            else:
+                queue.enqueue_many([{"command": "true"}] * args.jobs)
         database = urlsplit(target).path.lstrip("/")
         with _pg_admin() as admin:
             admin.execute(f'ALTER DATABASE "{database}" SET log_min_duration_statement = 0')

@@ -77,13 +77,13 @@ def test_a_default_max_retries_decides_the_retry_and_none_clears_it(
 def test_a_batch_jobs_failure_is_retried_as_its_queues_default_says(
     fake: tuple[Queue, FakeClock],
 ) -> None:
-    # A batch job's claim carries no retry rules: the store reads them where it settles.
+    # A batch job's claim carries its queue's default, as any job's does.
     queue, _ = fake
     queue.set_queue_defaults("q", max_retries=0)
     queue.enqueue("false", id="a", queue="q", batch="b")
     store = queue._store
     [claim] = store.finish_and_claim("r1", [], 1, ["q"], LEASE_S).claims
-    assert claim.max_retries is None
+    assert claim.max_retries == 0
     outcome = Outcome("a", claim.attempt, 1, None, 5, token=claim.token)
     assert store.finish_and_claim("r1", [outcome], 0, None, LEASE_S).settled["a"].state == "dead"
 

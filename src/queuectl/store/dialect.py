@@ -49,19 +49,22 @@ COMPACT_AFTER_DELTAS = 1000
 class AtOnce(NamedTuple):
     """What a pipelined settle-and-claim sent back: the settlements applied (job ids), the
     rows claimed, when the next delayed job falls due, whether flow control may have held a
-    job back from the plain claim, and the limits found (None: the plain claim ran)."""
+    job back from the plain claim, and the limits found (None: the plain claim ran): the
+    queues' and the batches' (flow_lock_queues and flow_lock_batches rows)."""
 
     settled: set[str]
     rows: list[Any]
     next_due: int | None
     held_back: bool
     limits: list[Any] | None
+    batches: list[Any] | None = None
 
 
 class SettleAtOnce(Protocol):
     """The one-round-trip exchange a dialect may offer: apply settlements decided ahead (each
     only if its attempt is still ours, `settle` rows of `pg_settle_fenced`), and claim as
-    `claim` does (or as flow_claim_counted over `counted`), in one transaction."""
+    `claim` does (or as flow_claim_counted over `counted`, see flowcontrol.counted_names), in
+    one transaction."""
 
     def __call__(
         self, settle: Sequence[dict[str, Any]], params: dict[str, Any], counted: list[str] | None

@@ -107,7 +107,7 @@ class Exchanger(Flow):
         else:
             assert counted is not None
             hold(ledger, answer.rows, counted)
-            ledger.counted = counted_names(answer.limits)
+            ledger.counted = counted_names(answer.limits, answer.batches or [], params["enforces"])
             more = ledger.counted != counted
         defaults = self.settle.settings.queue_defaults(db.connection()) if answer.rows else None
         claims = rows.claims(answer.rows, db.from_json, defaults)

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from queuectl.flow import window_opens_at
-from queuectl.models import LIMITS
+from queuectl.models import ALL_LIMITS, LIMITS
 from queuectl.store.dialect import Flow, operation
 from queuectl.store.records import Ledger, QueueSettings
 
@@ -27,22 +27,28 @@ class FlowControl(Flow):
         start (None: no rate holds one back).
 
         Limited queues' rows are locked first (PostgreSQL; SQLite's writer is alone), in name
-        order, so claimers of a limited queue take turns and each counts what the previous one
-        committed. With concurrency limits only and no job taking a lock, one statement then
-        counts and claims. Otherwise a lock key is taken (an advisory lock on PostgreSQL,
-        skipped when another claimer has it) before its holder is looked up in a new statement,
-        and candidates of three kinds are chosen in claim order until `want`: a limited queue's
-        within its room, one job per lock.
+        order, then those of the limited batches with a job that may start, so claimers of a
+        limited queue or batch take turns and each counts what the previous one committed.
+        With concurrency limits only (of queues, or else of batches) and no job taking a lock,
+        one statement then counts and claims. Otherwise a lock key is taken (an advisory lock
+        on PostgreSQL, skipped when another claimer has it) before its holder is looked up in
+        a new statement, and candidates of four kinds are chosen in claim order until `want`:
+        a limited queue's within its room, a limited batch's within its own, one job per lock.
         """
         db, q = self.db, self.db.q
         now, want = params["now"], params["want"]
-        locking = {"queues": params["queues"], "names": db.array([])}
+        locking = {"queues": params["queues"], "names": db.array([]), "batches": db.array([])}
         limits = conn.execute(q["flow_lock_queues"], locking).fetchall()
+        batches: list[Any] = []  # none to read when the limited queues' rows say so
+        if not limits or any(r["batches_due"] for r in limits):
+            batches = conn.execute(q["flow_lock_batches"], locking).fetchall()
         names = [r["name"] for r in limits]
-        ledger.counted = counted_names(limits)
+        ledger.counted = counted_names(limits, batches, params["enforces"])
         if ledger.counted is not None:
-            counted = {**params, "names": db.array(names)}
-            taken = conn.execute(q["flow_claim_counted"], counted).fetchall()
+            queues, limited = split_counted(ledger.counted)
+            counted = {**params, "names": db.array(queues), "batches": db.array(limited)}
+            one = "flow_claim_batches" if limited else "flow_claim_counted"
+            taken = conn.execute(q[one], counted).fetchall()
             hold(ledger, taken, names)
             return taken, None
         room: dict[str, int] = {}
@@ -87,7 +93,7 @@ class FlowControl(Flow):
         # The jobs of batches with a concurrency limit (the others' candidates leave them out),
         # each batch within its room, as a limited queue is.
         in_batch: dict[int, str] = {}  # seq: its limited batch
-        batch_room = self._batch_room(conn, want)
+        batch_room = self._batch_room(conn, [r for r in batches if r["waiting"]], want)
         for name, allowed in batch_room.items():
             if allowed:
                 found = {
@@ -126,9 +132,6 @@ class FlowControl(Flow):
             claim = {**params, "seqs": db.array(chosen)}
             rows = conn.execute(q["flow_claim"], claim).fetchall()
         hold(ledger, rows, names)
-        for r in rows:  # a limited batch's slot, where no queue's is held: freeing it wakes
-            if r["batch_limited"] and ledger.held.get(r["id"], (None, None))[0] is None:
-                ledger.held[r["id"]] = (BATCH_SLOT + r["batch"], r["lock_key"])
         started = [{"queue": r["queue"], "now": now} for r in rows if r["queue"] in windows]
         db.many(conn, "flow_record_start", started)
         opens = [
@@ -137,11 +140,9 @@ class FlowControl(Flow):
         ]
         return rows, min((at for at in opens if at is not None), default=None)
 
-    def _batch_room(self, conn: Any, want: int) -> dict[str, int]:
-        """How many more jobs each limited batch with a job that may start can start now (its
-        row locked first on PostgreSQL, after the queues', so its claimers take turns)."""
+    def _batch_room(self, conn: Any, limited: Sequence[Any], want: int) -> dict[str, int]:
+        """How many more jobs each limited batch (flow_lock_batches rows, locked) can start."""
         db = self.db
-        limited = conn.execute(db.q["flow_lock_batches"], {}).fetchall()
         if not limited:
             return {}
         names = {"names": db.array([r["name"] for r in limited])}
@@ -229,23 +230,40 @@ class FlowControl(Flow):
         return None if value is None else str(value)
 
 
-def counted_names(limits: Sequence[Any]) -> list[str] | None:
-    """The limited queues among `flow_lock_queues` rows when one statement can count and
-    claim them (concurrency limits only, no job with a lock due); None otherwise."""
+def counted_names(limits: Sequence[Any], batches: Sequence[Any], enforces: int) -> list[str] | None:
+    """What one statement can count and claim under (None: it cannot): the limited queues
+    among `flow_lock_queues` rows (flow_claim_counted), if they have concurrency limits only
+    and no limited batch has a job that may start; else the limited batches with such a job
+    among `flow_lock_batches` rows (none: not read), each as BATCH_SLOT + its name
+    (flow_claim_batches), for a runner that enforces every limit. Neither while a job with
+    a lock may start."""
     live = [
         r
         for r in limits
         if not r["paused"] and (r["concurrency"] is not None or r["rate_jobs"] is not None)
     ]
-    if not live or any(r["rate_jobs"] is not None or r["locks_due"] for r in live):
+    waiting = [BATCH_SLOT + r["name"] for r in batches if r["waiting"]]
+    if any(r["locks_due"] for r in [*live, *batches]):
         return None
-    return [r["name"] for r in live]
+    if live:
+        held = any(r["rate_jobs"] is not None or r["batches_due"] for r in live)
+        return None if held or waiting else [r["name"] for r in live]
+    return waiting if waiting and enforces == ALL_LIMITS else None
+
+
+def split_counted(counted: Sequence[str]) -> tuple[list[str], list[str]]:
+    """The queues and the batches of `counted_names`."""
+    queues = [name for name in counted if not name.startswith(BATCH_SLOT)]
+    batches = [name[len(BATCH_SLOT) :] for name in counted if name.startswith(BATCH_SLOT)]
+    return queues, batches
 
 
 def hold(ledger: Ledger, rows: Sequence[Any], limited: Sequence[str]) -> None:
-    """Note the claims that take a limited queue's slot or a lock, to know when settling
-    them frees one."""
+    """Note the claims that take a limited queue's slot (else a limited batch's) or a lock,
+    to know when settling them frees one."""
     for r in rows:
         queue = r["queue"] if r["queue"] in limited else None
+        if queue is None and r["batch_limited"]:  # freeing the batch's slot wakes, as a queue's
+            queue = BATCH_SLOT + r["batch"]
         if queue is not None or r["lock_key"] is not None:
             ledger.held[r["id"]] = (queue, r["lock_key"])

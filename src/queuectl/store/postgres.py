@@ -29,6 +29,7 @@ from psycopg.types.json import Jsonb
 from queuectl.clock import Clock
 from queuectl.errors import InvalidInputError, NewerSchemaError, QueuectlError, StoreError
 from queuectl.store.dialect import RUNNER_PATIENCE_S, AtOnce, Dialect
+from queuectl.store.flowcontrol import split_counted
 from queuectl.store.queries import migrations, newest_migration
 from queuectl.store.rows import INSERT_COLUMNS, JSON_COLUMNS, JobRow
 from queuectl.urls import redact_url
@@ -315,26 +316,35 @@ class PostgresDialect(Dialect):
         # together, one round trip where waiting for each answer took eight or more. Nothing
         # sent depends on an answer: settlements were decided ahead, the attempts claimed
         # start in the claim's own statement, and a claim under concurrency limits counts the
-        # queues the last flow claim found limited, locked by the statement before it (their
-        # limits are rechecked, and the limits found decide whether the general claim runs).
+        # queues and batches the last flow claim found limited, locked by the statements before
+        # it (their limits are rechecked, and the limits found decide whether the general
+        # claim runs).
         now = params["now"]
         conn = self._conn()
         self._local.committing = True  # from here a lost connection leaves the outcome unknown
         with conn.pipeline(), conn.transaction():
             if settle:
                 conn.execute(self.q["pg_lock_settling"], ([row["id"] for row in settle],))
+                for row in settle:
+                    conn.execute(self.q["pg_lock_settling_batch"], row)
             settling = [
                 (row["id"], conn.execute(self.q["pg_settle_fenced"], row)) for row in settle
             ]
-            claimed = due = limits = None
+            claimed = due = limits = locked = None
             if params["want"] > 0:
                 conn.execute(self.q["promote_due"], (now,))
                 if counted is None:
                     claimed = conn.execute(self.q["pg_claim_started"], params)
                 else:
-                    flow = {**params, "names": self.array(counted)}
+                    queues, batches = split_counted(counted)
+                    flow = {**params, "names": queues, "batches": batches}
                     limits = conn.execute(self.q["flow_lock_queues"], flow)
-                    claimed = conn.execute(self.q["pg_flow_claim_started"], flow)
+                    if batches:
+                        locked = conn.execute(self.q["flow_lock_batches"], flow)
+                        claim = "pg_flow_claim_batches_started"
+                    else:
+                        claim = "pg_flow_claim_started"
+                    claimed = conn.execute(self.q[claim], flow)
                 due = conn.execute(self.q["next_due"], (now,))
         self._local.committing = False
         settled = {job_id for job_id, cursor in settling if cursor.fetchone() is not None}
@@ -344,7 +354,8 @@ class PostgresDialect(Dialect):
             held_back = bool(answer and answer[0]["held_back"])
             rows = [row for row in answer if row["id"] is not None]  # nulls: nothing claimed
             return AtOnce(settled, rows, next_due, held_back, None)
-        return AtOnce(settled, answer, next_due, False, limits.fetchall())
+        batch_limits = None if locked is None else locked.fetchall()
+        return AtOnce(settled, answer, next_due, False, limits.fetchall(), batch_limits)
 
     def flow_may_apply(self, conn: psycopg.Connection[Any], params: dict[str, Any]) -> bool:
         # A statement after the claim has a later snapshot than the claim's: a job with a lock

@@ -257,8 +257,9 @@ class Ledger:
     #: The claimed jobs that hold a limited queue's slot or a lock, with which: (queue or None,
     #: lock key or None); settling one frees it, which may call for a wakeup.
     held: dict[str, tuple[str | None, str | None]] = field(default_factory=dict)
-    #: The limited queues a claim counts in one statement (flow_claim_counted), as the last
-    #: flow claim found them; None where it could not (no limit, a rate, a lock due).
+    #: The limited queues a claim counts in one statement (flow_claim_counted), or the limited
+    #: batches (flowcontrol.BATCH_SLOT + name, flow_claim_batches), as the last flow claim found
+    #: them; None where it could not (no limit, a rate, a lock due).
     counted: list[str] | None = None
 
 

@@ -187,9 +187,7 @@ def claims(
             r["timeout"],
             r["queue"],
             r["priority"],
-            # A batch job's claim carries no retry rules: its outcome is settled by the store's
-            # own reading of them, where the end of its batch is seen (not decided ahead).
-            None if r["batch"] is not None else r["max_retries"],
+            r["max_retries"],
             list(from_json(r["no_retry_exit_codes"])),
             r["silence_timeout"],
             **_limits(r, from_json),
@@ -204,8 +202,7 @@ def claims(
             timeout, max_retries = found[i].timeout, found[i].max_retries
             if timeout is None:
                 timeout = default.timeout
-            # A batch job's claim carries no retry rules, a default neither (see above).
-            if not r["max_retries_set"] and default.max_retries is not None and r["batch"] is None:
+            if not r["max_retries_set"] and default.max_retries is not None:
                 max_retries = default.max_retries
             found[i] = replace(found[i], timeout=timeout, max_retries=max_retries)
     return found

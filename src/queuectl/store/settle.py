@@ -164,8 +164,8 @@ class Settle:
             return []  # nothing to decide, nor any configuration to read for it
         if any(o.fence is None or o.abandoned for o in outcomes):
             return None
-        # Hooks on batches alone leave it be: a batch job's claim gives no retry rules, so no
-        # batch ends among the outcomes decided here.
+        # Hooks on batches alone leave it be: the one-round-trip settlement leaves the job whose
+        # end may finish its batch to the plain one (see pg_settle_fenced).
         if self.hooks.on_jobs(self.db.connection()):
             return None
         ours = {o.job_id: o.fence for o in outcomes if o.fence is not None}

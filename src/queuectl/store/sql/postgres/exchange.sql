@@ -106,6 +106,17 @@ SELECT (EXISTS (
 -- by an enqueue that held the job (dep_states, FOR SHARE) is seen and its job let go.
 SELECT id FROM jobs WHERE id = ANY(%s::text[]) ORDER BY id FOR UPDATE
 
+-- name: pg_lock_settling_batch
+-- The batch of a job about to be settled, locked after every such job (the order of the
+-- counters' trigger): each settlement then counts, in a later statement, every change of its
+-- batch committed before, so the one that would finish the batch is seen (pg_settle_fenced
+-- leaves it to the plain settlement, which finishes the batch and fires its hooks). One job a
+-- statement, in id order: a statement of one parameter is planned once (a list's length makes
+-- the plan for each list look cheaper, so it would be planned again at each exchange). Not in
+-- name order: two exchanges that each settle jobs of the same two batches may deadlock; the
+-- server then fails one, which is run again.
+SELECT name FROM batches WHERE name = (SELECT batch FROM jobs WHERE id = %(id)s) FOR UPDATE
+
 -- name: pg_settle_fenced
 -- One outcome in one statement, decided ahead by the runner (lifecycle.settle_ours, from the
 -- retry rules its claim returned): the job, only if still processing under this owner and
@@ -116,6 +127,11 @@ WITH settled AS ({settle_job}
       -- a job that others wait on for something else than its completion is left to the
       -- plain settlement, which cancels those whose condition it fails (see cascade)
       AND NOT EXISTS (SELECT 1 FROM job_deps WHERE dep_id = %(id)s AND cond <> 'completed')
+      -- nor the last job of its batch that may still run: its end may finish the batch
+      AND (jobs.batch IS NULL
+           OR (SELECT SUM(n) FROM batch_counts
+               WHERE batch_counts.batch = jobs.batch
+                 AND batch_counts.state IN ('pending', 'processing', 'failed')) > 1)
     RETURNING id, state
 ),
 finished AS ({finish_attempt}

@@ -1,17 +1,25 @@
 -- Named queries of the PostgreSQL store for flow control: the claim under limits and locks, and
 -- the limits (store/flowcontrol.py).
 
--- The claim when a served queue has a limit or a due job a lock.
--- The flow locks the limited queues' rows; with concurrency limits only and no job taking a
--- lock, flow_claim_counted then counts and claims in one statement. Otherwise it reads their
--- counts, then picks among three kinds of candidates in claim order: each limited queue's
--- first jobs, the first job of each free lock, and the rest. SKIP LOCKED alone cannot protect
--- a count, hence the row locks.
+-- The claim when a served queue has a limit, a limited batch a job that may start, or a due
+-- job a lock. The flow locks the limited queues' rows, then the limited batches'; with
+-- concurrency limits only and no job taking a lock, flow_claim_counted then counts and claims
+-- in one statement. Otherwise it reads their counts, then picks among four kinds of
+-- candidates in claim order: each limited queue's first jobs, each limited batch's, the first
+-- job of each free lock, and the rest. SKIP LOCKED alone cannot protect a count, hence the
+-- row locks.
 -- name: pg_flow_claim_started
 -- `flow_claim_counted` and the history rows of the attempts it starts, in one statement: the
--- claim of a runner whose last look found only concurrency limits (`names`), sent in the
--- round trip of its settlements after `flow_lock_queues` (see finish_and_claim).
+-- claim of a runner whose last look found only queues' concurrency limits (`names`), sent in
+-- the round trip of its settlements after `flow_lock_queues` (see finish_and_claim).
 WITH claimed AS ({flow_claim_counted}),
+started AS ({pg_attempts_of_claimed})
+SELECT * FROM claimed
+
+-- name: pg_flow_claim_batches_started
+-- The same for `flow_claim_batches`: the claim of a runner whose last look found only
+-- batches' concurrency limits (`batches`), after `flow_lock_queues` and `flow_lock_batches`.
+WITH claimed AS ({flow_claim_batches}),
 started AS ({pg_attempts_of_claimed})
 SELECT * FROM claimed
 
@@ -22,21 +30,23 @@ SELECT * FROM claimed
 -- without limits are not locked, except those in `names` (the queues a claim sent in the same
 -- round trip counts: each is locked before it is counted, even if its limit changed since the
 -- runner last looked). The limits come from the locked rows, so they are current; `locks_due`
--- (any job with a lock that may start) is only a hint for choosing the claim.
-SELECT name, paused, concurrency, rate_jobs, rate_ms,
+-- (any job with a lock that may start) and `batches_due` (any job of a limited batch) are only
+-- hints for choosing the claim.
+SELECT name, paused, concurrency, rate_jobs, rate_ms, {flow_locks_due} AS locks_due,
        EXISTS (SELECT 1 FROM jobs
-               WHERE lock_key IS NOT NULL AND state IN ('pending', 'failed')
-                 AND waiting_on = 0)
-       -- a job of a limited batch may start: the general claim keeps to its batch's limit
-       OR EXISTS (SELECT 1 FROM jobs
-                  WHERE batch_limited AND state IN ('pending', 'failed')
-                    AND waiting_on = 0) AS locks_due
+               WHERE batch_limited AND state IN ('pending', 'failed') AND waiting_on = 0)
+           AS batches_due
 FROM queues
 WHERE ((concurrency IS NOT NULL OR rate_jobs IS NOT NULL) AND NOT paused
        OR name = ANY(%(names)s::text[]))
   AND (%(queues)s::text[] IS NULL OR name = ANY(%(queues)s::text[]))
 ORDER BY name
 FOR UPDATE OF queues
+
+-- name: flow_locks_due
+-- (an expression) Whether a job with a lock may start: only the general claim takes those.
+EXISTS (SELECT 1 FROM jobs
+        WHERE lock_key IS NOT NULL AND state IN ('pending', 'failed') AND waiting_on = 0)
 
 -- name: flow_claim_counted
 -- The whole claim in one statement when the served limited queues have only concurrency
@@ -92,7 +102,55 @@ picked AS (
     SELECT seq FROM heads ORDER BY priority DESC, run_at, seq LIMIT %(want)s::bigint
 )
 {pg_start_picked}, jobs.lock_key, jobs.max_retries, jobs.no_retry_exit_codes, jobs.batch,
-    jobs.max_retries_set
+    jobs.batch_limited, jobs.max_retries_set
+
+-- name: flow_claim_batches
+-- The whole claim in one statement when limited batches have jobs that may start, no served
+-- queue has a limit and no job takes a lock: each limited batch in `batches` (locked by
+-- flow_lock_batches) gives its first jobs, at most its room, and the jobs of no limited batch
+-- their first `want`, all locked as found (SKIP LOCKED, as in flow_claim_counted); the first
+-- `want` of them in claim order are claimed. Only in queues without limits: a limit set since
+-- the runner last looked holds all back, and the limits found send it to the general claim.
+WITH room AS (
+    SELECT name, GREATEST(0, LEAST(%(want)s::bigint, concurrency
+        - (SELECT COUNT(*) FROM jobs WHERE jobs.batch = batches.name AND state = 'processing')
+        - (SELECT COUNT(*) FROM jobs AS dying
+           WHERE dying.lease_owner IS NOT NULL AND dying.state <> 'processing'
+             AND dying.batch = batches.name))) AS n
+    -- a list the planner cannot count (see dependants_of), as in its generic plan: the plan
+    -- is made once, not again at each claim
+    FROM batches WHERE name = ANY(ARRAY(SELECT unnest(%(batches)s::text[])))
+      AND concurrency IS NOT NULL
+),
+heads AS (
+    SELECT head.* FROM room CROSS JOIN LATERAL (
+        SELECT seq, priority, run_at FROM jobs
+        WHERE jobs.batch = room.name AND batch_limited AND {flow_claimable}
+        ORDER BY priority DESC, run_at, seq LIMIT room.n
+        FOR UPDATE SKIP LOCKED) AS head
+),
+free AS (
+    SELECT seq, priority, run_at FROM jobs WHERE NOT batch_limited AND {flow_claimable}
+    ORDER BY priority DESC, run_at, seq LIMIT %(want)s::bigint
+    FOR UPDATE SKIP LOCKED
+),
+picked AS (
+    SELECT seq FROM (SELECT * FROM heads UNION ALL SELECT * FROM free) AS found
+    ORDER BY priority DESC, run_at, seq LIMIT %(want)s::bigint
+)
+{pg_start_picked}, jobs.lock_key, jobs.max_retries, jobs.no_retry_exit_codes, jobs.batch,
+    jobs.batch_limited, jobs.max_retries_set
+
+-- name: flow_claimable
+-- (an expression) A job that flow_claim_batches may take: it may start now, takes no lock,
+-- is of a served queue with no limit and not paused, not expired (see maintenance), and of
+-- this runner's tags; for a runner that enforces every limit (the others: the general claim).
+state IN ('pending', 'failed') AND waiting_on = 0 AND NOT scheduled AND lock_key IS NULL
+AND queue NOT IN (SELECT name FROM queues
+                  WHERE paused OR concurrency IS NOT NULL OR rate_jobs IS NOT NULL)
+AND (%(queues)s::text[] IS NULL OR queue = ANY(%(queues)s::text[]))
+AND (expires_at IS NULL OR expires_at > %(now)s::bigint)
+AND %(enforces)s::integer = 7 AND {requires_met}
 
 -- name: flow_queues
 -- The running count of each limited queue (a statement after the lock, see flow_lock_queues),
@@ -226,21 +284,22 @@ DELETE FROM queue_starts WHERE queue = %(queue)s
 SELECT id AS value FROM jobs WHERE lock_key = %(key)s AND lease_owner IS NOT NULL
 
 -- name: flow_lock_batches
--- The limited batches with a job that may start, found by skipping from one batch to the next
--- in jobs_batch_waiting (a probe per batch, however many jobs each has waiting); their rows
--- FOR UPDATE in name order, after the queues' (see flow_lock_queues): claimers of a limited
--- batch take turns, and each counts what the previous one committed, in a later statement.
-WITH RECURSIVE waiting AS (
-    SELECT MIN(batch) AS batch FROM jobs
-    WHERE batch_limited AND state IN ('pending', 'failed') AND waiting_on = 0
-    UNION ALL
-    SELECT (SELECT MIN(batch) FROM jobs
-            WHERE batch_limited AND state IN ('pending', 'failed') AND waiting_on = 0
-              AND batch > waiting.batch)
-    FROM waiting WHERE waiting.batch IS NOT NULL
-)
-SELECT name, concurrency FROM batches
-WHERE name IN (SELECT batch FROM waiting WHERE batch IS NOT NULL)
+-- The limited batches not finished (few: found through batches_open_limited, however many
+-- ended before), and those in `batches` (those a claim sent in the same round trip counts),
+-- each with whether it has jobs pending or failed (`waiting`: from its counts, a hint for
+-- choosing the claim, as a job of it may wait on another); their rows FOR UPDATE in name order,
+-- after the queues' (see flow_lock_queues): claimers of a limited batch take turns, and each
+-- counts what the previous one committed, in a later statement. With `locks_due`, as
+-- flow_lock_queues has it (there may be no limited queue to say it). Not a skip from batch
+-- to batch through the waiting jobs: a store without statistics read them all in a sort.
+SELECT name, concurrency,
+       EXISTS (SELECT 1 FROM batch_counts
+               WHERE batch_counts.batch = batches.name AND state IN ('pending', 'failed')
+                 AND n > 0) AS waiting,
+       {flow_locks_due} AS locks_due
+FROM batches
+WHERE name IN (SELECT name FROM batches WHERE concurrency IS NOT NULL AND finished_at IS NULL
+               UNION SELECT unnest(%(batches)s::text[]))
   AND concurrency IS NOT NULL
 ORDER BY name
 FOR UPDATE OF batches

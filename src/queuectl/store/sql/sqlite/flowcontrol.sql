@@ -1,26 +1,28 @@
 -- Named queries of the SQLite store for flow control: the claim under limits and locks, and the
 -- limits (store/flowcontrol.py).
 
--- The claim when a served queue has a limit or a due job a lock.
--- The flow reads the limited queues; with concurrency limits only and no job taking a lock,
--- flow_claim_counted claims in one statement. Otherwise it picks among three kinds of
--- candidates in claim order: each limited queue's first jobs, the first job of each free
--- lock, and the rest.
+-- The claim when a served queue has a limit, a limited batch a job that may start, or a due
+-- job a lock. The flow reads the limited queues and batches; with concurrency limits only and
+-- no job taking a lock, flow_claim_counted claims in one statement. Otherwise it picks among
+-- four kinds of candidates in claim order: each limited queue's first jobs, each limited
+-- batch's, the first job of each free lock, and the rest.
 -- name: flow_lock_queues
 -- The limited queues this runner serves, with their limits; SQLite has one writer, so
--- nothing more to lock. `locks_due`: whether any job with a lock may start.
-SELECT name, paused, concurrency, rate_jobs, rate_ms,
-       EXISTS (SELECT 1 FROM jobs INDEXED BY jobs_lock_waiting
-               WHERE lock_key IS NOT NULL AND state IN ('pending', 'failed')
-                 AND waiting_on = 0)
-       -- a job of a limited batch may start: the general claim keeps to its batch's limit
-       OR EXISTS (SELECT 1 FROM jobs INDEXED BY jobs_batch_waiting
-                  WHERE batch_limited = 1 AND state IN ('pending', 'failed')
-                    AND waiting_on = 0) AS locks_due
+-- nothing more to lock. `locks_due`: whether any job with a lock may start; `batches_due`:
+-- any job of a limited batch.
+SELECT name, paused, concurrency, rate_jobs, rate_ms, {flow_locks_due} AS locks_due,
+       EXISTS (SELECT 1 FROM jobs INDEXED BY jobs_batch_waiting
+               WHERE batch_limited = 1 AND state IN ('pending', 'failed') AND waiting_on = 0)
+           AS batches_due
 FROM queues
 WHERE (concurrency IS NOT NULL OR rate_jobs IS NOT NULL) AND paused = 0
   AND (:queues IS NULL OR name IN (SELECT value FROM json_each(:queues)))
 ORDER BY name
+
+-- name: flow_locks_due
+-- (an expression) Whether a job with a lock may start: only the general claim takes those.
+EXISTS (SELECT 1 FROM jobs INDEXED BY jobs_lock_waiting
+        WHERE lock_key IS NOT NULL AND state IN ('pending', 'failed') AND waiting_on = 0)
 
 -- name: flow_claim_counted
 -- The whole claim in one statement when the served limited queues have only concurrency
@@ -82,8 +84,66 @@ SET state = 'processing', attempts = attempts + 1, token = token + 1, lease_owne
 WHERE seq IN (SELECT seq FROM picked) AND state IN ('pending', 'failed')
   AND (expires_at IS NULL OR expires_at > :now)  -- expired: cancelled by maintenance
 RETURNING id, attempts, token, command, cwd, env, timeout, queue, priority, run_at, seq,
-          lock_key, max_retries, no_retry_exit_codes, batch, max_retries_set, silence_timeout,
-          {claimed_limits}
+          lock_key, max_retries, no_retry_exit_codes, batch, batch_limited, max_retries_set,
+          silence_timeout, {claimed_limits}
+
+-- name: flow_claim_batches
+-- The whole claim in one statement when limited batches have jobs that may start, no served
+-- queue has a limit and no job takes a lock: each limited batch in `batches` gives its first
+-- jobs (at most `want`, then cut to its room), and the jobs of no limited batch their first
+-- `want`; the first `want` of them in claim order are claimed. Only in queues without
+-- limits: a limit set since the runner last looked holds all back, and the limits found send
+-- it to the general claim.
+WITH room AS (
+    SELECT name, MAX(0, MIN(:want, concurrency - (
+        SELECT COUNT(*) FROM jobs INDEXED BY jobs_by_batch
+        WHERE jobs.batch = batches.name AND jobs.state = 'processing') - (
+        SELECT COUNT(*) FROM jobs AS dying INDEXED BY jobs_dying
+        WHERE dying.lease_owner IS NOT NULL AND dying.state <> 'processing'
+          AND dying.batch = batches.name))) AS n
+    FROM batches
+    WHERE name IN (SELECT value FROM json_each(:batches)) AND concurrency IS NOT NULL
+),
+heads AS (
+    SELECT jobs.seq, jobs.priority, jobs.run_at, room.n,
+           ROW_NUMBER() OVER (PARTITION BY room.name ORDER BY priority DESC, run_at, seq)
+               AS place
+    FROM room JOIN jobs ON jobs.seq IN (
+        SELECT seq FROM jobs AS head INDEXED BY jobs_batch_waiting
+        WHERE head.batch = room.name AND batch_limited = 1 AND {flow_claimable}
+        ORDER BY priority DESC, run_at, seq
+        LIMIT :want)
+    WHERE room.n > 0
+    UNION ALL
+    SELECT seq, priority, run_at, 1, 1 FROM (
+        SELECT seq, priority, run_at FROM jobs INDEXED BY jobs_free_claim
+        WHERE batch_limited = 0 AND {flow_claimable}
+        ORDER BY priority DESC, run_at, seq
+        LIMIT :want)
+),
+picked AS (
+    SELECT seq FROM heads WHERE place <= n ORDER BY priority DESC, run_at, seq LIMIT :want
+)
+UPDATE jobs
+SET state = 'processing', attempts = attempts + 1, token = token + 1, lease_owner = :owner,
+    lease_expires_at = :lease_until, started_at = :now, updated_at = :now,
+    cpu_ms = NULL, max_rss_bytes = NULL  -- this attempt's, once settled
+WHERE seq IN (SELECT seq FROM picked) AND state IN ('pending', 'failed')
+  AND (expires_at IS NULL OR expires_at > :now)  -- expired: cancelled by maintenance
+RETURNING id, attempts, token, command, cwd, env, timeout, queue, priority, run_at, seq,
+          lock_key, max_retries, no_retry_exit_codes, batch, batch_limited, max_retries_set,
+          silence_timeout, {claimed_limits}
+
+-- name: flow_claimable
+-- (an expression) A job that flow_claim_batches may take: it may start now, takes no lock,
+-- is of a served queue with no limit and not paused, not expired (see maintenance), and of
+-- this runner's tags; for a runner that enforces every limit (the others: the general claim).
+state IN ('pending', 'failed') AND waiting_on = 0 AND scheduled = 0 AND lock_key IS NULL
+AND queue NOT IN (SELECT name FROM queues
+                  WHERE paused = 1 OR concurrency IS NOT NULL OR rate_jobs IS NOT NULL)
+AND (:queues IS NULL OR queue IN (SELECT value FROM json_each(:queues)))
+AND (expires_at IS NULL OR expires_at > :now)
+AND :enforces = 7 AND {requires_met}
 
 -- name: flow_queues
 -- The running count of each limited queue, with the cancelled attempts still dying.
@@ -141,7 +201,7 @@ LIMIT :want
 
 -- name: flow_free_candidates
 -- Jobs with neither a limit nor a lock.
-SELECT seq, queue, priority, run_at, lock_key FROM jobs INDEXED BY jobs_claim
+SELECT seq, queue, priority, run_at, lock_key FROM jobs INDEXED BY jobs_free_claim
 WHERE state IN ('pending', 'failed') AND waiting_on = 0 AND scheduled = 0
   AND lock_key IS NULL AND batch_limited = 0
   AND queue NOT IN (SELECT name FROM queues
@@ -209,9 +269,10 @@ SELECT id AS value FROM jobs INDEXED BY jobs_lock_held
 WHERE lock_key = :key AND lease_owner IS NOT NULL
 
 -- name: flow_lock_batches
--- The limited batches with a job that may start, found by skipping from one batch to the next
--- in jobs_batch_waiting (a probe per batch, however many jobs each has waiting), with their
--- limits; SQLite has one writer, so nothing more to lock.
+-- The limited batches with a job that may start (`waiting`), found by skipping from one batch
+-- to the next in jobs_batch_waiting (a probe per batch, however many jobs each has waiting),
+-- and those in `batches`, with their limits; SQLite has one writer, so nothing more to lock.
+-- With `locks_due`, as flow_lock_queues has it (there may be no limited queue to say it).
 WITH RECURSIVE waiting(batch) AS (
     SELECT (SELECT batch FROM jobs INDEXED BY jobs_batch_waiting
             WHERE batch_limited = 1 AND state IN ('pending', 'failed') AND waiting_on = 0
@@ -223,10 +284,14 @@ WITH RECURSIVE waiting(batch) AS (
             ORDER BY batch LIMIT 1)
     FROM waiting WHERE waiting.batch IS NOT NULL
 )
-SELECT batches.name, batches.concurrency
-FROM waiting JOIN batches ON batches.name = waiting.batch
-WHERE batches.concurrency IS NOT NULL
-ORDER BY batches.name
+SELECT name, concurrency,
+       name IN (SELECT batch FROM waiting WHERE batch IS NOT NULL) AS waiting,
+       {flow_locks_due} AS locks_due
+FROM batches
+WHERE name IN (SELECT batch FROM waiting WHERE batch IS NOT NULL
+               UNION SELECT value FROM json_each(:batches))
+  AND concurrency IS NOT NULL
+ORDER BY name
 
 -- name: flow_batches_running
 -- What of each batch named runs now, the cancelled attempts still dying counted.
