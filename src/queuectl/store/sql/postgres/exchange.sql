@@ -11,11 +11,7 @@ WHERE scheduled AND state IN ('pending', 'failed') AND run_at <= %s::bigint
 -- `picked` (seq) start an attempt under this runner; a statement that includes it may return
 -- more columns after it.
 UPDATE jobs
-SET state = 'processing', attempts = attempts + 1, token = token + 1,
-    lease_owner = %(owner)s::text,
-    lease_expires_at = %(lease_until)s::bigint, started_at = %(now)s::bigint,
-    updated_at = %(now)s::bigint,
-    cpu_ms = NULL, max_rss_bytes = NULL  -- this attempt's, once settled
+{start_attempt_set}
 FROM picked
 WHERE jobs.seq = picked.seq
 RETURNING jobs.id, jobs.attempts, jobs.token, jobs.command, jobs.cwd, jobs.env, jobs.timeout,
@@ -209,3 +205,12 @@ SET progress = jsonb_build_object('done', %(done)s::float8, 'total', %(total)s::
                                   'message', %(message)s::text, 'at', %(now)s::bigint,
                                   'token', token)
 WHERE id = %(id)s AND state = 'processing' AND token = %(token)s::bigint
+
+-- name: start_attempt_set
+-- What every claim writes on the jobs it starts: an attempt under this runner, its lease, a
+-- new claim token.
+SET state = 'processing', attempts = attempts + 1, token = token + 1,
+    lease_owner = %(owner)s::text,
+    lease_expires_at = %(lease_until)s::bigint, started_at = %(now)s::bigint,
+    updated_at = %(now)s::bigint,
+    cpu_ms = NULL, max_rss_bytes = NULL  -- this attempt's, once settled

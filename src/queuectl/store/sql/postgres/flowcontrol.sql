@@ -232,11 +232,7 @@ SELECT lock_key FROM jobs WHERE lock_key = ANY(%(keys)s::text[]) AND lease_owner
 
 -- name: flow_claim
 UPDATE jobs
-SET state = 'processing', attempts = attempts + 1, token = token + 1,
-    lease_owner = %(owner)s::text,
-    lease_expires_at = %(lease_until)s::bigint, started_at = %(now)s::bigint,
-    updated_at = %(now)s::bigint,
-    cpu_ms = NULL, max_rss_bytes = NULL  -- this attempt's, once settled
+{start_attempt_set}
 WHERE seq = ANY(%(seqs)s::bigint[]) AND state IN ('pending', 'failed')
   AND (expires_at IS NULL OR expires_at > %(now)s::bigint)  -- expired: see maintenance
 RETURNING id, attempts, token, command, cwd, env, timeout, queue, priority, run_at, seq,

@@ -13,9 +13,7 @@ WHERE scheduled = 1 AND state IN ('pending', 'failed') AND run_at <= ?
 -- behind its enqueuer's (another host's, or before a step), and must not hold it back.
 -- A held job is still `scheduled` (promote_due skips it): never a candidate here.
 UPDATE jobs
-SET state = 'processing', attempts = attempts + 1, token = token + 1, lease_owner = :owner,
-    lease_expires_at = :lease_until, started_at = :now, updated_at = :now,
-    cpu_ms = NULL, max_rss_bytes = NULL  -- this attempt's, once settled
+{start_attempt_set}
 WHERE seq IN (
     SELECT seq FROM jobs INDEXED BY jobs_claim
     WHERE state IN ('pending', 'failed') AND waiting_on = 0 AND scheduled = 0
@@ -123,3 +121,10 @@ UPDATE jobs
 SET progress = json_object('done', :done, 'total', :total, 'message', :message, 'at', :now,
                            'token', token)
 WHERE id = :id AND state = 'processing' AND token = :token
+
+-- name: start_attempt_set
+-- What every claim writes on the jobs it starts: an attempt under this runner, its lease, a
+-- new claim token.
+SET state = 'processing', attempts = attempts + 1, token = token + 1, lease_owner = :owner,
+    lease_expires_at = :lease_until, started_at = :now, updated_at = :now,
+    cpu_ms = NULL, max_rss_bytes = NULL  -- this attempt's, once settled

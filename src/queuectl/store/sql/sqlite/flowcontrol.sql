@@ -77,15 +77,7 @@ heads AS (
 picked AS (
     SELECT seq FROM heads WHERE place <= n ORDER BY priority DESC, run_at, seq LIMIT :want
 )
-UPDATE jobs
-SET state = 'processing', attempts = attempts + 1, token = token + 1, lease_owner = :owner,
-    lease_expires_at = :lease_until, started_at = :now, updated_at = :now,
-    cpu_ms = NULL, max_rss_bytes = NULL  -- this attempt's, once settled
-WHERE seq IN (SELECT seq FROM picked) AND state IN ('pending', 'failed')
-  AND (expires_at IS NULL OR expires_at > :now)  -- expired: cancelled by maintenance
-RETURNING id, attempts, token, command, cwd, env, timeout, queue, priority, run_at, seq,
-          lock_key, max_retries, no_retry_exit_codes, batch, batch_limited, max_retries_set,
-          silence_timeout, {claimed_limits}
+{sqlite_flow_start_picked}
 
 -- name: flow_claim_batches
 -- The whole claim in one statement when limited batches have jobs that may start, no served
@@ -124,15 +116,7 @@ heads AS (
 picked AS (
     SELECT seq FROM heads WHERE place <= n ORDER BY priority DESC, run_at, seq LIMIT :want
 )
-UPDATE jobs
-SET state = 'processing', attempts = attempts + 1, token = token + 1, lease_owner = :owner,
-    lease_expires_at = :lease_until, started_at = :now, updated_at = :now,
-    cpu_ms = NULL, max_rss_bytes = NULL  -- this attempt's, once settled
-WHERE seq IN (SELECT seq FROM picked) AND state IN ('pending', 'failed')
-  AND (expires_at IS NULL OR expires_at > :now)  -- expired: cancelled by maintenance
-RETURNING id, attempts, token, command, cwd, env, timeout, queue, priority, run_at, seq,
-          lock_key, max_retries, no_retry_exit_codes, batch, batch_limited, max_retries_set,
-          silence_timeout, {claimed_limits}
+{sqlite_flow_start_picked}
 
 -- name: flow_claimable
 -- (an expression) A job that flow_claim_batches may take: it may start now, takes no lock,
@@ -222,9 +206,7 @@ WHERE lock_key IN (SELECT value FROM json_each(:keys)) AND lease_owner IS NOT NU
 
 -- name: flow_claim
 UPDATE jobs
-SET state = 'processing', attempts = attempts + 1, token = token + 1, lease_owner = :owner,
-    lease_expires_at = :lease_until, started_at = :now, updated_at = :now,
-    cpu_ms = NULL, max_rss_bytes = NULL  -- this attempt's, once settled
+{start_attempt_set}
 WHERE seq IN (SELECT value FROM json_each(:seqs)) AND state IN ('pending', 'failed')
   AND (expires_at IS NULL OR expires_at > :now)  -- expired: cancelled by maintenance
 RETURNING id, attempts, token, command, cwd, env, timeout, queue, priority, run_at, seq,
@@ -319,3 +301,14 @@ WHERE batch = :batch AND batch_limited = 1 AND state IN ('pending', 'failed')
   AND {requires_met}
 ORDER BY priority DESC, run_at, seq
 LIMIT :n
+
+-- name: sqlite_flow_start_picked
+-- The end of the flow claims that pick their jobs in a CTE `picked` (seq): those still
+-- waiting and not expired start an attempt; each is returned with its limits.
+UPDATE jobs
+{start_attempt_set}
+WHERE seq IN (SELECT seq FROM picked) AND state IN ('pending', 'failed')
+  AND (expires_at IS NULL OR expires_at > :now)  -- expired: cancelled by maintenance
+RETURNING id, attempts, token, command, cwd, env, timeout, queue, priority, run_at, seq,
+          lock_key, max_retries, no_retry_exit_codes, batch, batch_limited, max_retries_set,
+          silence_timeout, {claimed_limits}
