@@ -224,7 +224,7 @@ def test_against_head_installs_it_and_compares_both(tmp_path: Path) -> None:
 @pytest.mark.timeout(120)
 def test_bulk_changes_run_on_both_stores() -> None:
     run = subprocess.run(
-        [sys.executable, "-m", "bench.bulk", "--n", "200", "--ops", "cancel", "purge"],
+        [sys.executable, "-m", "bench.bulk", "--n", "200", "--ops", "cancel", "purge", "--probe"],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -235,3 +235,18 @@ def test_bulk_changes_run_on_both_stores() -> None:
     assert len(rows) == 4, run.stdout
     # | call | store | jobs | seconds | changed | ...: every job asked was changed
     assert all(line.split("|")[5].strip() == "200" for line in rows), run.stdout
+
+
+@pytest.mark.timeout(120)
+def test_the_backlog_probe_runs_on_both_stores() -> None:
+    run = subprocess.run(
+        [sys.executable, "-m", "bench.backlog", "--backlog", "200", "--claims", "5"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=110,
+    )
+    assert run.returncode == 0, run.stderr[-2000:]
+    rows = [json.loads(line.split(None, 1)[1]) for line in run.stdout.splitlines()]
+    assert [row["backlog"] for row in rows] == [0, 200, 0, 200], run.stdout
+    assert all(0 < row["median_ms"] <= row["max_ms"] for row in rows), run.stdout
