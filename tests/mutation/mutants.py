@@ -45,10 +45,18 @@ MUTANTS: list[Mutant] = [
     Mutant(
         "sqlite-claim-lowest-priority-first",
         "store/sql/sqlite/exchange.sql",
-        "    ORDER BY priority DESC, run_at, seq\n    LIMIT :want)\nRETURNING id, attempts, token,",
-        "    ORDER BY priority, run_at, seq\n    LIMIT :want)\nRETURNING id, attempts, token,",
+        "json_each(:queues)))\n      AND {sqlite_claim_candidate}\n    ORDER BY priority DESC,",
+        "json_each(:queues)))\n      AND {sqlite_claim_candidate}\n    ORDER BY priority,",
         "the plain claim takes the lowest priority first",
         _contract("claim_order", "claim_one_at_a_time"),
+    ),
+    Mutant(
+        "sqlite-claim-one-queue-lowest-priority-first",
+        "store/sql/sqlite/exchange.sql",
+        "WHERE queue = :queue AND {sqlite_claim_candidate}\n    ORDER BY priority DESC,",
+        "WHERE queue = :queue AND {sqlite_claim_candidate}\n    ORDER BY priority,",
+        "a runner of one queue takes its lowest priority first",
+        _contract("some_queues"),
     ),
     Mutant(
         "sqlite-fence-ignores-owner",
@@ -212,8 +220,8 @@ MUTANTS: list[Mutant] = [
     Mutant(
         "pg-claim-lowest-priority-first",
         "store/sql/postgres/exchange.sql",
-        "    ORDER BY priority DESC, run_at, seq\n    LIMIT %(want)s::bigint\n    FOR UPDATE SKIP LOCKED\n)",
-        "    ORDER BY priority, run_at, seq\n    LIMIT %(want)s::bigint\n    FOR UPDATE SKIP LOCKED\n)",
+        "ANY(%(queues)s::text[]))\n      AND {pg_claim_candidate}\n    ORDER BY priority DESC,",
+        "ANY(%(queues)s::text[]))\n      AND {pg_claim_candidate}\n    ORDER BY priority,",
         "the plain claim takes the lowest priority first",
         _contract("claim_order", "claim_one_at_a_time"),
     ),
@@ -938,7 +946,7 @@ MUTANTS: list[Mutant] = [
     Mutant(
         "sqlite-claim-starts-expired",
         "store/sql/sqlite/exchange.sql",
-        "      AND (expires_at IS NULL OR expires_at > :now)  -- expired: cancelled by maintenance\n",
+        "AND (expires_at IS NULL OR expires_at > :now)  -- expired: cancelled by maintenance\n",
         "",
         "the plain claim starts a job past its deadline",
         ("tests/workflow/test_expires_jobs.py", "-k", "never_claimed and sqlite"),

@@ -325,6 +325,20 @@ def test_claim_one_at_a_time_follows_the_same_order(store: Store) -> None:
     assert claim(store) == []
 
 
+def test_a_runner_of_some_queues_claims_in_the_same_order_and_only_theirs(
+    store: Store, clock: FakeClock
+) -> None:
+    # One queue is claimed from that queue's own index, several from the common one: the
+    # order and the queues kept are the same either way.
+    add(store, {"id": "b-high", "queue": "b", "priority": 9}, {"id": "a-old", "queue": "a"})
+    clock.advance(1)
+    add(store, {"id": "a-high", "queue": "a", "priority": 5}, {"id": "c-new", "queue": "c"})
+    add(store, {"id": "a-early", "queue": "a", "run_at": "2020-01-01T00:00:00Z"})
+    assert [claim(store, 1, ["a"])[0] for _ in range(3)] == ["a-high", "a-early", "a-old"]
+    assert claim(store, 1, ["a"]) == []
+    assert claim(store, 10, ["c", "b"]) == ["b-high", "c-new"]
+
+
 def test_claim_several_at_once(store: Store, clock: FakeClock) -> None:
     add(store, *({"id": f"j{n:02}"} for n in range(10)))
     claims = store.finish_and_claim("r1", [], 4, None, LEASE_S).claims

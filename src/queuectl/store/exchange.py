@@ -45,6 +45,8 @@ class Exchanger(Flow):
             "now": now,
             "lease_until": now + round(lease_s * 1000),
             "queues": None if queues is None else db.array(queues),
+            # a runner of one queue claims from that queue's own index (claim_one_queue)
+            "queue": queues[0] if queues is not None and len(queues) == 1 else None,
             "want": want,
             "enforces": enforces,
             "tags": db.array(tags),  # a job's required tags are among them
@@ -61,7 +63,8 @@ class Exchanger(Flow):
                 settled = self.settle.settle(conn, owner, outcomes, now)
             if want > 0:
                 conn.execute(db.q["promote_due"], (now,))
-                found = conn.execute(db.q["claim"], params).fetchall()
+                claim = "claim" if params["queue"] is None else "claim_one_queue"
+                found = conn.execute(db.q[claim], params).fetchall()
                 claims, next_due = self._claim(conn, params, ledger, found)
             if _wakes(ledger, _freed(ledger, outcomes, settled), claims):
                 db.wake(conn)

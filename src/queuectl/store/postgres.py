@@ -334,7 +334,12 @@ class PostgresDialect(Dialect):
             if params["want"] > 0:
                 conn.execute(self.q["promote_due"], (now,))
                 if counted is None:
-                    claimed = conn.execute(self.q["pg_claim_started"], params)
+                    plain = (
+                        "pg_claim_started"
+                        if params["queue"] is None
+                        else "pg_claim_one_queue_started"
+                    )
+                    claimed = conn.execute(self.q[plain], params)
                 else:
                     queues, batches = split_counted(counted)
                     flow = {**params, "names": queues, "batches": batches}

@@ -26,26 +26,20 @@ RETURNING jobs.id, jobs.attempts, jobs.token, jobs.command, jobs.cwd, jobs.env, 
 -- A held job is still `scheduled` (promote_due skips it): never a candidate here.
 WITH picked AS (
     SELECT seq FROM jobs
-    WHERE state IN ('pending', 'failed') AND waiting_on = 0 AND NOT scheduled
-      AND queue NOT IN (SELECT name FROM queues WHERE paused)
-      AND (%(queues)s::text[] IS NULL OR queue = ANY(%(queues)s::text[]))
-      AND (expires_at IS NULL OR expires_at > %(now)s::bigint)  -- expired: cancelled by maintenance
-      AND {requires_met}  -- a runner's tags
-      AND NOT EXISTS (
-          SELECT 1 FROM queues
-          WHERE (concurrency IS NOT NULL OR rate_jobs IS NOT NULL) AND NOT paused
-            AND (%(queues)s::text[] IS NULL OR name = ANY(%(queues)s::text[])))
-      AND NOT EXISTS (
-          SELECT 1 FROM jobs AS locked
-          WHERE locked.lock_key IS NOT NULL AND locked.state IN ('pending', 'failed')
-            AND locked.waiting_on = 0)
-      -- Limits: only jobs whose every limit this runner enforces.
-      AND {enforced}
-      -- nor while a job of a batch with a concurrency limit may start
-      AND NOT EXISTS (
-          SELECT 1 FROM jobs AS limited
-          WHERE limited.batch_limited AND limited.state IN ('pending', 'failed')
-            AND limited.waiting_on = 0)
+    WHERE (%(queues)s::text[] IS NULL OR queue = ANY(%(queues)s::text[]))
+      AND {pg_claim_candidate}
+    ORDER BY priority DESC, run_at, seq
+    LIMIT %(want)s::bigint
+    FOR UPDATE SKIP LOCKED
+)
+{pg_start_picked}, jobs.max_retries, jobs.no_retry_exit_codes, jobs.batch, jobs.max_retries_set
+
+-- name: claim_one_queue
+-- `claim` for a runner of one queue (`queue`): read from that queue's own entries
+-- (jobs_queue_claim) in claim order, so a backlog of other queues is never walked.
+WITH picked AS (
+    SELECT seq FROM jobs
+    WHERE queue = %(queue)s::text AND {pg_claim_candidate}
     ORDER BY priority DESC, run_at, seq
     LIMIT %(want)s::bigint
     FOR UPDATE SKIP LOCKED
@@ -66,6 +60,13 @@ FROM claimed
 -- flow control may have held a job back (`flow_held_back`, in the claim's own snapshot); when
 -- nothing was claimed, one row of nulls says it.
 WITH claimed AS ({claim}),
+started AS ({pg_attempts_of_claimed}),
+held AS ({flow_held_back})
+SELECT claimed.*, held.value AS held_back FROM held LEFT JOIN claimed ON TRUE
+
+-- name: pg_claim_one_queue_started
+-- `pg_claim_started` for a runner of one queue.
+WITH claimed AS ({claim_one_queue}),
 started AS ({pg_attempts_of_claimed}),
 held AS ({flow_held_back})
 SELECT claimed.*, held.value AS held_back FROM held LEFT JOIN claimed ON TRUE
@@ -214,3 +215,25 @@ SET state = 'processing', attempts = attempts + 1, token = token + 1,
     lease_expires_at = %(lease_until)s::bigint, started_at = %(now)s::bigint,
     updated_at = %(now)s::bigint,
     cpu_ms = NULL, max_rss_bytes = NULL  -- this attempt's, once settled
+
+-- name: pg_claim_candidate
+-- (an expression) A job the plain claim may take, whichever index it is read from.
+state IN ('pending', 'failed') AND waiting_on = 0 AND NOT scheduled
+AND queue NOT IN (SELECT name FROM queues WHERE paused)
+AND (expires_at IS NULL OR expires_at > %(now)s::bigint)  -- expired: cancelled by maintenance
+AND {requires_met}  -- a runner's tags
+AND NOT EXISTS (
+    SELECT 1 FROM queues
+    WHERE (concurrency IS NOT NULL OR rate_jobs IS NOT NULL) AND NOT paused
+      AND (%(queues)s::text[] IS NULL OR name = ANY(%(queues)s::text[])))
+AND NOT EXISTS (
+    SELECT 1 FROM jobs AS locked
+    WHERE locked.lock_key IS NOT NULL AND locked.state IN ('pending', 'failed')
+      AND locked.waiting_on = 0)
+-- Limits: only jobs whose every limit this runner enforces.
+AND {enforced}
+-- nor while a job of a batch with a concurrency limit may start
+AND NOT EXISTS (
+    SELECT 1 FROM jobs AS limited
+    WHERE limited.batch_limited AND limited.state IN ('pending', 'failed')
+      AND limited.waiting_on = 0)

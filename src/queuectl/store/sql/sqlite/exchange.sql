@@ -16,24 +16,22 @@ UPDATE jobs
 {start_attempt_set}
 WHERE seq IN (
     SELECT seq FROM jobs INDEXED BY jobs_claim
-    WHERE state IN ('pending', 'failed') AND waiting_on = 0 AND scheduled = 0
-      AND queue NOT IN (SELECT name FROM queues WHERE paused = 1)
-      AND (:queues IS NULL OR queue IN (SELECT value FROM json_each(:queues)))
-      AND (expires_at IS NULL OR expires_at > :now)  -- expired: cancelled by maintenance
-      AND {requires_met}  -- a runner's tags
-      AND NOT EXISTS (
-          SELECT 1 FROM queues
-          WHERE (concurrency IS NOT NULL OR rate_jobs IS NOT NULL) AND paused = 0
-            AND (:queues IS NULL OR name IN (SELECT value FROM json_each(:queues))))
-      AND NOT EXISTS (
-          SELECT 1 FROM jobs INDEXED BY jobs_lock_waiting
-          WHERE lock_key IS NOT NULL AND state IN ('pending', 'failed') AND waiting_on = 0)
-      -- nor while a job of a batch with a concurrency limit may start
-      AND NOT EXISTS (
-          SELECT 1 FROM jobs INDEXED BY jobs_batch_waiting
-          WHERE batch_limited = 1 AND state IN ('pending', 'failed') AND waiting_on = 0)
-      -- Limits: only jobs whose every limit this runner enforces.
-      AND {enforced}
+    WHERE (:queues IS NULL OR queue IN (SELECT value FROM json_each(:queues)))
+      AND {sqlite_claim_candidate}
+    ORDER BY priority DESC, run_at, seq
+    LIMIT :want)
+RETURNING id, attempts, token, command, cwd, env, timeout, queue, priority, run_at, seq,
+          max_retries, no_retry_exit_codes, batch, max_retries_set, silence_timeout,
+          {claimed_limits}
+
+-- name: claim_one_queue
+-- `claim` for a runner of one queue (`queue`): read from that queue's own entries in claim
+-- order, so a backlog of other queues is never walked.
+UPDATE jobs
+{start_attempt_set}
+WHERE seq IN (
+    SELECT seq FROM jobs INDEXED BY jobs_queue_claim
+    WHERE queue = :queue AND {sqlite_claim_candidate}
     ORDER BY priority DESC, run_at, seq
     LIMIT :want)
 RETURNING id, attempts, token, command, cwd, env, timeout, queue, priority, run_at, seq,
@@ -128,3 +126,23 @@ WHERE id = :id AND state = 'processing' AND token = :token
 SET state = 'processing', attempts = attempts + 1, token = token + 1, lease_owner = :owner,
     lease_expires_at = :lease_until, started_at = :now, updated_at = :now,
     cpu_ms = NULL, max_rss_bytes = NULL  -- this attempt's, once settled
+
+-- name: sqlite_claim_candidate
+-- (an expression) A job the plain claim may take, whichever index it is read from.
+state IN ('pending', 'failed') AND waiting_on = 0 AND scheduled = 0
+AND queue NOT IN (SELECT name FROM queues WHERE paused = 1)
+AND (expires_at IS NULL OR expires_at > :now)  -- expired: cancelled by maintenance
+AND {requires_met}  -- a runner's tags
+AND NOT EXISTS (
+    SELECT 1 FROM queues
+    WHERE (concurrency IS NOT NULL OR rate_jobs IS NOT NULL) AND paused = 0
+      AND (:queues IS NULL OR name IN (SELECT value FROM json_each(:queues))))
+AND NOT EXISTS (
+    SELECT 1 FROM jobs INDEXED BY jobs_lock_waiting
+    WHERE lock_key IS NOT NULL AND state IN ('pending', 'failed') AND waiting_on = 0)
+-- nor while a job of a batch with a concurrency limit may start
+AND NOT EXISTS (
+    SELECT 1 FROM jobs INDEXED BY jobs_batch_waiting
+    WHERE batch_limited = 1 AND state IN ('pending', 'failed') AND waiting_on = 0)
+-- Limits: only jobs whose every limit this runner enforces.
+AND {enforced}
