@@ -224,7 +224,7 @@ def test_against_head_installs_it_and_compares_both(tmp_path: Path) -> None:
 @pytest.mark.timeout(120)
 def test_bulk_changes_run_on_both_stores() -> None:
     run = subprocess.run(
-        [sys.executable, "-m", "bench.bulk", "--n", "200", "--ops", "cancel", "purge", "--probe"],
+        [sys.executable, "-m", "bench.bulk", "--n", "200", "--ops", "cancel", "purge"],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -235,6 +235,24 @@ def test_bulk_changes_run_on_both_stores() -> None:
     assert len(rows) == 4, run.stdout
     # | call | store | jobs | seconds | changed | ...: every job asked was changed
     assert all(line.split("|")[5].strip() == "200" for line in rows), run.stdout
+
+
+@pytest.mark.timeout(120)
+def test_the_bulk_probe_runs_on_both_stores() -> None:
+    # retry touches only dead jobs, never the probe's own (it enqueues and claims beside the
+    # call), so the count is the call's alone
+    run = subprocess.run(
+        [sys.executable, "-m", "bench.bulk", "--n", "200", "--ops", "retry", "--probe"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=110,
+    )
+    assert run.returncode == 0, run.stderr[-2000:]
+    rows = [line for line in run.stdout.splitlines() if line.startswith("| retry |")]
+    assert len(rows) == 2, run.stdout
+    assert all(line.split("|")[5].strip() == "200" for line in rows), run.stdout
+    assert all(line.split("|")[8].strip() != "-" for line in rows), run.stdout  # claims timed
 
 
 @pytest.mark.timeout(120)
