@@ -221,50 +221,42 @@ def test_against_head_installs_it_and_compares_both(tmp_path: Path) -> None:
     print(f"--against HEAD took {time.monotonic() - started:.0f} s")
 
 
-@pytest.mark.timeout(120)
-def test_bulk_changes_run_on_both_stores() -> None:
+def bench_module(module: str, *args: str) -> str:
+    """`python -m bench.MODULE ARGS...`'s output, once it has exited 0."""
     run = subprocess.run(
-        [sys.executable, "-m", "bench.bulk", "--n", "200", "--ops", "cancel", "purge"],
+        [sys.executable, "-m", f"bench.{module}", *args],
         cwd=ROOT,
         capture_output=True,
         text=True,
         timeout=110,
     )
     assert run.returncode == 0, run.stderr[-2000:]
-    rows = [line for line in run.stdout.splitlines() if line.startswith("| ") and "200" in line]
-    assert len(rows) == 4, run.stdout
+    return run.stdout
+
+
+@pytest.mark.timeout(120)
+def test_bulk_changes_run_on_both_stores() -> None:
+    out = bench_module("bulk", "--n", "200", "--ops", "cancel", "purge")
+    rows = [line for line in out.splitlines() if line.startswith("| ") and "200" in line]
+    assert len(rows) == 4, out
     # | call | store | jobs | seconds | changed | ...: every job asked was changed
-    assert all(line.split("|")[5].strip() == "200" for line in rows), run.stdout
+    assert all(line.split("|")[5].strip() == "200" for line in rows), out
 
 
 @pytest.mark.timeout(120)
 def test_the_bulk_probe_runs_on_both_stores() -> None:
     # retry touches only dead jobs, never the probe's own (it enqueues and claims beside the
     # call), so the count is the call's alone
-    run = subprocess.run(
-        [sys.executable, "-m", "bench.bulk", "--n", "200", "--ops", "retry", "--probe"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=110,
-    )
-    assert run.returncode == 0, run.stderr[-2000:]
-    rows = [line for line in run.stdout.splitlines() if line.startswith("| retry |")]
-    assert len(rows) == 2, run.stdout
-    assert all(line.split("|")[5].strip() == "200" for line in rows), run.stdout
-    assert all(line.split("|")[8].strip() != "-" for line in rows), run.stdout  # claims timed
+    out = bench_module("bulk", "--n", "200", "--ops", "retry", "--probe")
+    rows = [line for line in out.splitlines() if line.startswith("| retry |")]
+    assert len(rows) == 2, out
+    assert all(line.split("|")[5].strip() == "200" for line in rows), out
+    assert all(line.split("|")[8].strip() != "-" for line in rows), out  # claims timed
 
 
 @pytest.mark.timeout(120)
 def test_the_backlog_probe_runs_on_both_stores() -> None:
-    run = subprocess.run(
-        [sys.executable, "-m", "bench.backlog", "--backlog", "200", "--claims", "5"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=110,
-    )
-    assert run.returncode == 0, run.stderr[-2000:]
-    rows = [json.loads(line.split(None, 1)[1]) for line in run.stdout.splitlines()]
-    assert [row["backlog"] for row in rows] == [0, 200, 0, 200], run.stdout
-    assert all(0 < row["median_ms"] <= row["max_ms"] for row in rows), run.stdout
+    out = bench_module("backlog", "--backlog", "200", "--claims", "5")
+    rows = [json.loads(line.split(None, 1)[1]) for line in out.splitlines()]
+    assert [row["backlog"] for row in rows] == [0, 200, 0, 200], out
+    assert all(0 < row["median_ms"] <= row["max_ms"] for row in rows), out
